@@ -1,0 +1,1 @@
+//! crossline-collector library.

@@ -1,0 +1,195 @@
+//! Agent configuration (`agent.toml`), validated.
+//!
+//! Only `gateway`, `domestic` and `registry` are required; every section has defaults that work.
+//! A relative path is relative to the folder of the file it is written in.
+
+use crate::registry::{IpNet, Registry};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The validated agent configuration, with its registry loaded.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// File the config was read from.
+    pub path: PathBuf,
+    /// Gateway id, e.g. `gw-bj-01` (lower-case letters, digits, `-`, `_`).
+    pub gateway: String,
+    /// The China side of the line. Never empty.
+    pub domestic: Vec<IpNet>,
+    /// Absolute path of the registry file.
+    pub registry_path: PathBuf,
+    pub registry: Registry,
+    pub capture: CaptureConfig,
+    pub uplink: Option<UplinkConfig>,
+    pub metrics: MetricsConfig,
+    pub detect: DetectConfig,
+}
+
+/// `[capture]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureConfig {
+    /// Interfaces for `run` (live). Default: none (offline only).
+    pub interfaces: Vec<String>,
+    /// Default 65535.
+    pub snaplen: u32,
+    /// Kernel buffer per handle, bytes. Default 64 MiB.
+    pub buffer_bytes: u64,
+    /// Shard workers. Default: number of cores (at least 1).
+    pub workers: usize,
+    /// Flow capacity per worker. Default 1,000,000.
+    pub flows_per_worker: usize,
+    /// Capacity of each capture -> worker channel, in batches. Default 256.
+    pub queue_batches: usize,
+    /// BPF filter applied to live handles. Default none.
+    pub filter: Option<String>,
+    pub tcp_established_timeout: Duration,
+    /// Default 5 s (SYN floods).
+    pub tcp_unestablished_timeout: Duration,
+    pub tcp_closed_timeout: Duration,
+    pub udp_timeout: Duration,
+    pub icmp_timeout: Duration,
+    /// A running record is emitted for flows older than this. Default 300 s.
+    pub active_timeout: Duration,
+    /// Bounded IP fragment map entries per worker. Default 4096.
+    pub fragment_entries: usize,
+    /// Bytes of a TLS ClientHello reassembled per flow. Default 16 KiB.
+    pub tls_reassembly_bytes: usize,
+    /// DNS name cache entries (shared). Default 65536.
+    pub dns_cache_entries: usize,
+}
+
+/// `[uplink]`: stream events to a collector. Absent section = no uplink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UplinkConfig {
+    /// `https://host:port` of the collector ingest endpoint.
+    pub collector: String,
+    /// Server name expected in the collector's certificate. Default: host of `collector`.
+    pub server_name: Option<String>,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub spool_dir: PathBuf,
+    /// Default 1 GiB.
+    pub spool_max_bytes: u64,
+    /// Default 16 MiB.
+    pub spool_segment_bytes: u64,
+    pub fsync: FsyncPolicy,
+    /// Events per batch. Default 500.
+    pub batch_events: usize,
+    /// Longest wait before a partial batch is sent. Default 1 s.
+    pub batch_interval: Duration,
+    /// Send flow records, not only alerts and stats. Default true.
+    pub send_flows: bool,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+/// When the spool calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every appended batch (default).
+    Always,
+    /// At most once per interval.
+    Interval(Duration),
+    /// Never (the OS decides).
+    Never,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `/metrics` listen address for `run`. Default none.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[detect]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectConfig {
+    /// Repeats of an alert identity within this interval are folded. Default 300 s.
+    pub fold_interval: Duration,
+    /// Minimum export bytes for verdict alerts. Default 0 (off).
+    pub min_export_bytes: u64,
+    /// Key for hashing personal identifiers before counting. Default: a fixed development key,
+    /// with a warning from `check`.
+    pub pi_key: Vec<u8>,
+    /// Payload bytes scanned per flow and direction. Default 64 KiB.
+    pub pi_scan_bytes: usize,
+    /// Raise severity one step for green-channel enterprises (routing flag). Default false.
+    pub green_channel_raise: bool,
+    /// MaxMind-format country database. Default none.
+    pub geoip: Option<PathBuf>,
+    /// Warn this many days before a filing expires. Default 60 (working days converted to
+    /// calendar days is left to the operator).
+    pub expiry_warning_days: u32,
+    /// Volume surge: k in baseline + k·σ. Default 3.
+    pub surge_k: f64,
+    /// Volume surge: bytes in an hour below this never surge. Default 100 MB.
+    pub surge_floor_bytes: u64,
+    /// Line misuse: distinct foreign sources reaching one domestic service. Default 50.
+    pub misuse_sources: u32,
+    /// Content signatures (negative-list categories, important-data markers).
+    pub signatures: Vec<Signature>,
+}
+
+/// A content rule: a byte pattern that marks a data category in cleartext payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub id: String,
+    pub kind: SignatureKind,
+    /// Literal bytes (UTF-8 text in the config).
+    pub pattern: Vec<u8>,
+    /// Negative-list category / catalogue entry the signature stands for.
+    pub category: String,
+    /// Scenarios approved to carry this category (negative list only).
+    pub approved_scenarios: Vec<String>,
+}
+
+/// What a signature marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureKind {
+    NegativeList,
+    ImportantData,
+}
+
+/// Defaults for every section, used when a section or key is absent.
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            snaplen: 65_535,
+            buffer_bytes: 64 << 20,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            flows_per_worker: 1_000_000,
+            queue_batches: 256,
+            filter: None,
+            tcp_established_timeout: Duration::from_secs(300),
+            tcp_unestablished_timeout: Duration::from_secs(5),
+            tcp_closed_timeout: Duration::from_secs(2),
+            udp_timeout: Duration::from_secs(60),
+            icmp_timeout: Duration::from_secs(30),
+            active_timeout: Duration::from_secs(300),
+            fragment_entries: 4096,
+            tls_reassembly_bytes: 16 << 10,
+            dns_cache_entries: 65_536,
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            fold_interval: Duration::from_secs(300),
+            min_export_bytes: 0,
+            pi_key: b"crossline-development-key-change-me".to_vec(),
+            pi_scan_bytes: 64 << 10,
+            green_channel_raise: false,
+            geoip: None,
+            expiry_warning_days: 60,
+            surge_k: 3.0,
+            surge_floor_bytes: 100_000_000,
+            misuse_sources: 50,
+            signatures: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! Shared event types: the EVE-style JSON lines that the agent writes and the collector ingests.
+//!
+//! Field names follow Suricata's EVE JSON where one exists (`timestamp`, `event_type`, `flow_id`,
+//! `src_ip`, `dest_port`, `app_proto`, `flow.pkts_toserver`, `tls.sni`, ...), so operators can
+//! read crossline output with the tools they already use. `DESIGN.md` ("Events") is the contract.
+//! Every field that does not apply to an event type is left out of the JSON, not written as null,
+//! except `alert.scenario` and `alert.enterprise`, which are always present (null when unknown).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One line of crossline output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// RFC 3339 UTC time with milliseconds, e.g. `2026-03-02T09:14:07.118Z`.
+    pub timestamp: String,
+    /// What kind of event this is.
+    pub event_type: EventType,
+    /// Gateway id of the agent that saw it.
+    pub gateway: String,
+    /// Agent-local flow id (unique per agent run and worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<u64>,
+    /// `TCP`, `UDP`, `ICMP`, `IPv6-ICMP` or the IP protocol number as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// Initiator address (TCP SYN sender where seen, else the first packet's sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    /// Community ID v1 (`1:...`), to join with Zeek and Suricata logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    /// Application protocol detected: `tls`, `quic`, `http`, `dns`, `ssh`, `smtp`, `ftp`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic: Option<TlsMeta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpMeta>,
+    /// Name of the far end learned from DNS answers seen on the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowRecord>,
+    /// `export` when the initiator is domestic, `import` when it is foreign (the domestic end is
+    /// still the exporter of `export_bytes`), `internal` / `external` when not cross-border.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
+    /// Bytes sent by the domestic endpoint (whole frames, as on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Alert>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Stats>,
+}
+
+impl Event {
+    /// An event with only the common header set.
+    pub fn new(event_type: EventType, timestamp: String, gateway: String) -> Event {
+        Event {
+            timestamp,
+            event_type,
+            gateway,
+            flow_id: None,
+            proto: None,
+            src_ip: None,
+            src_port: None,
+            dest_ip: None,
+            dest_port: None,
+            community_id: None,
+            app_proto: None,
+            tls: None,
+            quic: None,
+            http: None,
+            dns_name: None,
+            flow: None,
+            direction: None,
+            export_bytes: None,
+            verdict: None,
+            alert: None,
+            stats: None,
+        }
+    }
+}
+
+/// `event_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Flow,
+    Alert,
+    Stats,
+}
+
+/// TLS or QUIC ClientHello metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsMeta {
+    /// Server name as offered. With ECH this is the outer (cover) name and is never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// The ClientHello offered Encrypted Client Hello (extension 0xfe0d).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ech: bool,
+    /// JA4 client fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    /// QUIC version (`1`, `2`) for QUIC flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// HTTP/1.x request metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+}
+
+/// The `flow` object of a flow event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowRecord {
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    /// RFC 3339 time of the first packet.
+    pub start: String,
+    /// RFC 3339 time of the last packet.
+    pub end: String,
+    /// Seconds between first and last packet.
+    #[serde(default)]
+    pub age: u64,
+    /// TCP state at the end: `new`, `established`, `closed`; `new` for other protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Why the record was written: `fin`, `rst`, `timeout`, `active_timeout` (a running record
+    /// of a long flow; more will follow), `evicted` (table full), `shutdown` (end of capture).
+    pub reason: String,
+    /// The flow was picked up in the middle (no SYN seen).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub midstream: bool,
+    /// An alert was raised on this flow.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alerted: bool,
+}
+
+/// Direction of a flow relative to the domestic side of the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Domestic initiator, foreign responder.
+    Export,
+    /// Foreign initiator, domestic responder (a download of data held in China is still export).
+    Import,
+    /// Both endpoints domestic.
+    Internal,
+    /// Neither endpoint domestic.
+    External,
+}
+
+/// Classification result of a flow (DESIGN.md "Classification of a flow").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub status: VerdictStatus,
+    #[serde(default)]
+    pub scenario: Option<String>,
+    #[serde(default)]
+    pub enterprise: Option<String>,
+    /// Where the far end's name came from: `tls`, `quic`, `http`, `dns`; absent when matched by
+    /// address only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_source: Option<String>,
+    /// The flow offered ECH, so its outer SNI was not used for matching.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ech: bool,
+}
+
+/// `verdict.status` values, in the order they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    Unfiled,
+    RecipientNotFiled,
+    ServiceNotFiled,
+    FilingExpired,
+    OutsideWindow,
+    Filed,
+    NotCrossBorder,
+}
+
+impl VerdictStatus {
+    /// The JSON / label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictStatus::Unfiled => "unfiled",
+            VerdictStatus::RecipientNotFiled => "recipient_not_filed",
+            VerdictStatus::ServiceNotFiled => "service_not_filed",
+            VerdictStatus::FilingExpired => "filing_expired",
+            VerdictStatus::OutsideWindow => "outside_window",
+            VerdictStatus::Filed => "filed",
+            VerdictStatus::NotCrossBorder => "not_cross_border",
+        }
+    }
+
+    /// The alert a flow with this verdict raises, if any.
+    pub fn alert_kind(self) -> Option<AlertKind> {
+        match self {
+            VerdictStatus::Unfiled => Some(AlertKind::UnfiledExport),
+            VerdictStatus::RecipientNotFiled => Some(AlertKind::RecipientNotFiled),
+            VerdictStatus::ServiceNotFiled => Some(AlertKind::ServiceNotFiled),
+            VerdictStatus::FilingExpired => Some(AlertKind::FilingExpired),
+            VerdictStatus::OutsideWindow => Some(AlertKind::OutsideWindow),
+            VerdictStatus::Filed | VerdictStatus::NotCrossBorder => None,
+        }
+    }
+}
+
+/// An alert (`event_type = "alert"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub scenario: Option<String>,
+    pub enterprise: Option<String>,
+    /// One human sentence; never contains a raw personal identifier.
+    pub summary: String,
+    /// DOMAIN.md rule id, e.g. `XB-001`.
+    #[serde(default)]
+    pub rule: String,
+    /// Far end as matched: host name if known, else address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// Responder service, e.g. `tcp/443`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Occurrences folded into this alert (1 for a first occurrence).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// Export bytes covered by this alert.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Masked evidence, e.g. `110105********002X`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// Estimated distinct persons, where the alert is about persons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persons: Option<u64>,
+    /// This alert folds repeats of an earlier one (alert shaping).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub followup: bool,
+    /// Route to the green-channel service desk (measure 七).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub green_channel: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Alert kinds of DOMAIN.md section 3; the serde names are the `alert.kind` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    UnfiledExport,
+    RecipientNotFiled,
+    CountryMismatch,
+    FilingExpired,
+    FilingExpiring,
+    VolumeCapExceeded,
+    OutsideWindow,
+    ServiceNotFiled,
+    PersonalInfoCleartext,
+    PersonsThreshold,
+    VolumeSurge,
+    NegativeListCategory,
+    OpaqueTunnel,
+    LineMisuse,
+    ImportantDataMarker,
+    SensorGap,
+}
+
+impl AlertKind {
+    /// Every kind, in rule order.
+    pub const ALL: [AlertKind; 16] = [
+        AlertKind::UnfiledExport,
+        AlertKind::RecipientNotFiled,
+        AlertKind::CountryMismatch,
+        AlertKind::FilingExpired,
+        AlertKind::FilingExpiring,
+        AlertKind::VolumeCapExceeded,
+        AlertKind::OutsideWindow,
+        AlertKind::ServiceNotFiled,
+        AlertKind::PersonalInfoCleartext,
+        AlertKind::PersonsThreshold,
+        AlertKind::VolumeSurge,
+        AlertKind::NegativeListCategory,
+        AlertKind::OpaqueTunnel,
+        AlertKind::LineMisuse,
+        AlertKind::ImportantDataMarker,
+        AlertKind::SensorGap,
+    ];
+
+    /// The JSON / label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::UnfiledExport => "unfiled_export",
+            AlertKind::RecipientNotFiled => "recipient_not_filed",
+            AlertKind::CountryMismatch => "country_mismatch",
+            AlertKind::FilingExpired => "filing_expired",
+            AlertKind::FilingExpiring => "filing_expiring",
+            AlertKind::VolumeCapExceeded => "volume_cap_exceeded",
+            AlertKind::OutsideWindow => "outside_window",
+            AlertKind::ServiceNotFiled => "service_not_filed",
+            AlertKind::PersonalInfoCleartext => "personal_info_cleartext",
+            AlertKind::PersonsThreshold => "persons_threshold",
+            AlertKind::VolumeSurge => "volume_surge",
+            AlertKind::NegativeListCategory => "negative_list_category",
+            AlertKind::OpaqueTunnel => "opaque_tunnel",
+            AlertKind::LineMisuse => "line_misuse",
+            AlertKind::ImportantDataMarker => "important_data_marker",
+            AlertKind::SensorGap => "sensor_gap",
+        }
+    }
+
+    /// DOMAIN.md rule id.
+    pub fn rule(self) -> &'static str {
+        match self {
+            AlertKind::UnfiledExport => "XB-001",
+            AlertKind::RecipientNotFiled => "XB-002",
+            AlertKind::CountryMismatch => "XB-003",
+            AlertKind::FilingExpired | AlertKind::FilingExpiring => "XB-004",
+            AlertKind::VolumeCapExceeded => "XB-005",
+            AlertKind::OutsideWindow => "XB-006",
+            AlertKind::ServiceNotFiled => "XB-007",
+            AlertKind::PersonalInfoCleartext => "XB-008",
+            AlertKind::PersonsThreshold => "XB-009",
+            AlertKind::VolumeSurge => "XB-010",
+            AlertKind::NegativeListCategory => "XB-011",
+            AlertKind::OpaqueTunnel => "XB-012",
+            AlertKind::LineMisuse => "XB-013",
+            AlertKind::ImportantDataMarker => "XB-014",
+            AlertKind::SensorGap => "XB-015",
+        }
+    }
+
+    /// Default severity from DOMAIN.md section 3 (some kinds raise or lower it per case).
+    pub fn default_severity(self) -> Severity {
+        match self {
+            AlertKind::UnfiledExport
+            | AlertKind::RecipientNotFiled
+            | AlertKind::FilingExpired
+            | AlertKind::PersonalInfoCleartext
+            | AlertKind::PersonsThreshold
+            | AlertKind::NegativeListCategory
+            | AlertKind::OpaqueTunnel => Severity::High,
+            AlertKind::CountryMismatch
+            | AlertKind::VolumeCapExceeded
+            | AlertKind::ServiceNotFiled
+            | AlertKind::VolumeSurge
+            | AlertKind::LineMisuse
+            | AlertKind::SensorGap => Severity::Med,
+            AlertKind::OutsideWindow => Severity::Low,
+            AlertKind::FilingExpiring => Severity::Info,
+            AlertKind::ImportantDataMarker => Severity::Crit,
+        }
+    }
+}
+
+/// Alert severity, ordered `info < low < med < high < crit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Med,
+    High,
+    Crit,
+}
+
+impl Severity {
+    /// The JSON / label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Med => "med",
+            Severity::High => "high",
+            Severity::Crit => "crit",
+        }
+    }
+
+    /// One step up, saturating at `crit`.
+    pub fn raised(self) -> Severity {
+        match self {
+            Severity::Info => Severity::Low,
+            Severity::Low => Severity::Med,
+            Severity::Med => Severity::High,
+            Severity::High | Severity::Crit => Severity::Crit,
+        }
+    }
+}
+
+/// The final (or periodic, live) `stats` event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets that could not be decoded, by reason (`truncated_ipv4`, `bad_ip_version`, ...).
+    #[serde(default)]
+    pub decode_errors: BTreeMap<String, u64>,
+    /// Packets that decoded but carry no flow (ARP, non-IP, ...), by reason.
+    #[serde(default)]
+    pub ignored: BTreeMap<String, u64>,
+    /// Flows created.
+    pub flows: u64,
+    /// Flows picked up mid-stream (no SYN seen).
+    #[serde(default)]
+    pub flows_midstream: u64,
+    /// Flows evicted because the table was full.
+    pub evictions: u64,
+    /// Drops: `kernel`, `interface`, `queue`, `fragment_table`.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+    /// Flow records and alerts written.
+    #[serde(default)]
+    pub flow_events: u64,
+    #[serde(default)]
+    pub alerts: BTreeMap<String, u64>,
+    /// Verdict counts of cross-border flows.
+    #[serde(default)]
+    pub verdicts: BTreeMap<String, u64>,
+    /// Files read (offline) and any that could not be read completely.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_errors: Vec<String>,
+}
+
+/// Format a Unix time in microseconds as RFC 3339 UTC with milliseconds.
+pub fn format_timestamp_micros(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let millis = micros.rem_euclid(1_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = crate::time::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_format() {
+        assert_eq!(format_timestamp_micros(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_timestamp_micros(1_772_442_847_118_000),
+            "2026-03-02T09:14:07.118Z"
+        );
+    }
+
+    #[test]
+    fn design_md_example_alert_parses() {
+        let line = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"alert","gateway":"gw-bj-01","flow_id":4822,"alert":{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"x"}}"#;
+        let e: Event = serde_json::from_str(line).expect("parses");
+        assert_eq!(e.alert.as_ref().map(|a| a.kind), Some(AlertKind::UnfiledExport));
+        let back = serde_json::to_string(&e).expect("serialises");
+        assert!(back.contains(r#""scenario":null"#), "{back}");
+    }
+}
