@@ -1,0 +1,155 @@
+//! The boundary between the data plane (capture, decode, flows, L7 taps) and the analysis
+//! (classification against the registry, detectors, personal-information scanning).
+//!
+//! Each shard worker owns one [`Analysis`] value and one flow table. The worker calls
+//! [`Analysis::on_payload`] for packets that carry transport payload, [`Analysis::on_flow_record`]
+//! whenever it writes a flow record (close, timeout, eviction, active timeout, end of capture)
+//! and [`Analysis::on_tick`] about once per second of packet time. Nothing here is shared between
+//! workers except what the analysis itself puts behind an `Arc` (the compiled registry, the
+//! persons counters).
+
+use crossline_config::event::Event;
+use std::net::IpAddr;
+
+/// Why a flow record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    Fin,
+    Rst,
+    Timeout,
+    /// A running record of a long flow; the flow stays in the table.
+    ActiveTimeout,
+    /// Evicted because the table was full.
+    Evicted,
+    /// End of capture (offline) or shutdown (live).
+    Shutdown,
+}
+
+impl EndReason {
+    /// The `flow.reason` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Timeout => "timeout",
+            EndReason::ActiveTimeout => "active_timeout",
+            EndReason::Evicted => "evicted",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What the data plane knows about a flow when it writes a record. `fwd` is initiator ->
+/// responder. Counters are totals since the flow started (also for active-timeout records).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowSummary<'a> {
+    pub flow_id: u64,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 50 ESP, ...).
+    pub ip_proto: u8,
+    pub initiator: IpAddr,
+    pub initiator_port: u16,
+    pub responder: IpAddr,
+    pub responder_port: u16,
+    pub pkts_fwd: u64,
+    pub pkts_rev: u64,
+    /// Whole frames as captured on the wire (pcap original length), DESIGN.md byte rule.
+    pub bytes_fwd: u64,
+    pub bytes_rev: u64,
+    /// Transport payload bytes (for entropy / tunnel heuristics).
+    pub payload_fwd: u64,
+    pub payload_rev: u64,
+    /// Unix microseconds of the first and last packet.
+    pub first_micros: i64,
+    pub last_micros: i64,
+    pub reason: EndReason,
+    /// Picked up without seeing a SYN.
+    pub midstream: bool,
+    /// `tls`, `quic`, `http`, `dns`, `ssh`, `smtp`, `ftp`, `wireguard`, `openvpn`, `ipsec`, ...
+    pub app_proto: Option<&'static str>,
+    /// SNI from a TLS ClientHello over TCP.
+    pub tls_sni: Option<&'a str>,
+    /// SNI from a decrypted QUIC Initial.
+    pub quic_sni: Option<&'a str>,
+    /// The ClientHello (TLS or QUIC) offered ECH: the SNI above is an outer/cover name.
+    pub ech: bool,
+    /// HTTP/1.x Host header (lower case, port stripped).
+    pub http_host: Option<&'a str>,
+    /// A name that DNS answers seen on the line resolved to the responder address.
+    pub dns_name: Option<&'a str>,
+}
+
+/// Per-packet view handed to [`Analysis::on_payload`].
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadView<'a> {
+    pub initiator: IpAddr,
+    pub responder: IpAddr,
+    pub ip_proto: u8,
+    pub responder_port: u16,
+    /// The packet was sent by the initiator.
+    pub from_initiator: bool,
+    /// The flow's L7 is known to be encrypted (TLS, QUIC, SSH, ...); scanners may skip it.
+    pub encrypted: bool,
+    pub payload: &'a [u8],
+    pub now_micros: i64,
+}
+
+/// Analysis plugged into a shard worker. Implemented by the classifier/detector; the data plane
+/// has a no-op implementation for pure flow metering.
+pub trait Analysis: Send {
+    /// Per-flow state kept inside the flow table entry. Keep it small (the whole flow entry
+    /// budget is 256 bytes); put rare large state behind an `Option<Box<_>>`.
+    type FlowState: Default + Send;
+
+    /// Called for every packet with a non-empty transport payload. Must not allocate.
+    fn on_payload(&mut self, state: &mut Self::FlowState, view: &PayloadView<'_>);
+
+    /// Called when a flow record is written. `event` is the finished EVE flow event; the
+    /// analysis fills `direction`, `export_bytes`, `verdict` (and may set `flow.alerted`), and
+    /// pushes any alerts to `out` (before or after the flow event is written; order is not
+    /// part of the contract). For `ActiveTimeout` records the counters are running totals.
+    fn on_flow_record(
+        &mut self,
+        state: &mut Self::FlowState,
+        summary: &FlowSummary<'_>,
+        event: &mut Event,
+        out: &mut Vec<Event>,
+    );
+
+    /// Called about once per second of packet time (offline) or wall time (live), and once at
+    /// the end with the final stats. Detectors that work on time (surges, expiry warnings,
+    /// sensor gaps) emit here.
+    fn on_tick(&mut self, now_micros: i64, health: &Health, out: &mut Vec<Event>);
+}
+
+/// Data-plane health figures passed to [`Analysis::on_tick`], totals since start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Health {
+    pub packets: u64,
+    pub drops_kernel: u64,
+    pub drops_interface: u64,
+    pub drops_queue: u64,
+    pub evictions: u64,
+    pub flows_active: u64,
+    pub flow_capacity: u64,
+}
+
+/// Analysis that does nothing: flow metering only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoAnalysis;
+
+impl Analysis for NoAnalysis {
+    type FlowState = ();
+
+    fn on_payload(&mut self, _state: &mut (), _view: &PayloadView<'_>) {}
+
+    fn on_flow_record(
+        &mut self,
+        _state: &mut (),
+        _summary: &FlowSummary<'_>,
+        _event: &mut Event,
+        _out: &mut Vec<Event>,
+    ) {
+    }
+
+    fn on_tick(&mut self, _now_micros: i64, _health: &Health, _out: &mut Vec<Event>) {}
+}

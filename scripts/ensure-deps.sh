@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages crossline needs, only when they are missing.
+#   scripts/ensure-deps.sh build   libpcap-dev (to build and run the agent)
+#   scripts/ensure-deps.sh test    + tshark, tcpdump, tcpreplay, iproute2, Prometheus,
+#                                  Alertmanager, Chromium (for the test suite)
+set -euo pipefail
+
+want=(libpcap-dev)
+if [ "${1:-build}" = test ]; then
+    want+=(tshark tcpdump tcpreplay iproute2 prometheus prometheus-alertmanager chromium)
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "crossline: installing missing Debian packages: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+        echo "crossline: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# wireshark-common asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "crossline: installed ${missing[*]}" >&2
