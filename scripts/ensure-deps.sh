@@ -7,7 +7,7 @@ set -euo pipefail
 
 want=(libpcap-dev)
 if [ "${1:-build}" = test ]; then
-    want+=(tshark tcpdump tcpreplay iproute2 prometheus prometheus-alertmanager chromium)
+    want+=(tshark tcpdump tcpreplay iproute2 prometheus prometheus-alertmanager chromium fonts-noto-cjk)
 fi
 
 missing=()

@@ -3,3 +3,19 @@
 #![deny(unsafe_code)]
 
 pub mod analysis;
+pub mod capture;
+pub mod classify;
+pub mod decode;
+pub mod detect;
+pub mod dns_cache;
+pub mod flow;
+pub mod l7;
+pub mod metrics;
+pub mod pipeline;
+pub mod report;
+pub mod sink;
+pub mod stats;
+pub mod taps;
+pub mod testgen;
+pub mod uplink;
+pub mod worker;

@@ -1,1 +1,307 @@
-fn main() {}
+//! `crossline-collector`: command line glue around the library.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crossline_collector::{pki, server, util};
+use crossline_config::collector::{load_collector, CollectorConfigError};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "crossline-collector",
+    version,
+    about = "crossline collector: mTLS ingest, store, incidents, notifications, metrics, API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector.
+    Run {
+        /// Collector config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print a summary (exit 2 with every error when invalid).
+    Check {
+        /// Collector config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Certificates: a private CA, the server certificate, gateway client certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create DIR/ca.pem, ca.key, server.pem, server.key.
+    Init {
+        /// Output folder.
+        dir: PathBuf,
+        /// Extra server name or IP address (repeatable); localhost, 127.0.0.1 and ::1 are always in.
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Validity of the server certificate in days (the CA gets at least 3650).
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue DIR/ID.pem and DIR/ID.key for a gateway (certificate CN = gateway id).
+    Issue {
+        /// Folder holding ca.pem and ca.key.
+        dir: PathBuf,
+        /// Gateway id.
+        #[arg(long)]
+        gateway: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print the SHA-256 hex of a token read from stdin (for `sha256 = "..."`).
+    Hash,
+    /// Print a new random token and the config snippet for it.
+    New {
+        /// regulator, operator or enterprise.
+        #[arg(long)]
+        role: String,
+        /// Enterprise id (role enterprise).
+        #[arg(long)]
+        enterprise: Option<String>,
+        /// Gateway id (role operator; repeatable).
+        #[arg(long = "gateway")]
+        gateways: Vec<String>,
+        /// Name written to the audit log.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("crossline-collector: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(
+    path: &std::path::Path,
+) -> anyhow::Result<Result<crossline_config::collector::CollectorConfig, Vec<String>>> {
+    match load_collector(path) {
+        Ok(c) => Ok(Ok(c)),
+        Err(CollectorConfigError::Invalid(list)) => Ok(Err(list)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { config } => {
+            let c = match load(&config)? {
+                Ok(c) => c,
+                Err(list) => {
+                    for l in list {
+                        eprintln!("{l}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let mut problems = Vec::new();
+            for (what, p) in [
+                ("tls.ca", &c.tls.ca),
+                ("tls.cert", &c.tls.cert),
+                ("tls.key", &c.tls.key),
+            ] {
+                if !p.exists() {
+                    problems.push(format!("{}: {what} {} does not exist (create it with `crossline-collector pki init`)", config.display(), p.display()));
+                }
+            }
+            if problems.is_empty() {
+                if let Err(e) = crossline_collector::tls::ingest_server_config(
+                    &c.tls.ca,
+                    &c.tls.cert,
+                    &c.tls.key,
+                ) {
+                    problems.push(format!("{}: {e}", config.display()));
+                }
+            }
+            if !problems.is_empty() {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                return Ok(ExitCode::from(2));
+            }
+            println!("config {} is valid", config.display());
+            println!(
+                "  ingest    https://{} (client certificates from {})",
+                c.listen,
+                c.tls.ca.display()
+            );
+            println!(
+                "  api       {}://{}",
+                if c.api_tls.is_some() { "https" } else { "http" },
+                c.api_listen
+            );
+            println!("  database  {}", c.database.display());
+            println!("  gateways  {}", c.gateways.join(", "));
+            match (&c.registry_path, &c.registry) {
+                (Some(p), Some(r)) => println!(
+                    "  registry  {} ({} enterprises, {} scenarios)",
+                    p.display(),
+                    r.enterprises.len(),
+                    r.scenarios.len()
+                ),
+                _ => println!("  registry  none (label values capped at 1000 distinct)"),
+            }
+            println!(
+                "  tokens    {}",
+                c.tokens
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.role.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "  receivers {}",
+                c.receivers
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name, r.kind.channel()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("  routes    {}", c.routes.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config } => {
+            let c = match load(&config)? {
+                Ok(c) => Arc::new(c),
+                Err(list) => {
+                    eprintln!("Invalid configuration:");
+                    for l in list {
+                        eprintln!("{l}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("collector")
+                .build()
+                .context("starting the tokio runtime")?;
+            rt.block_on(async move {
+                let stop = async {
+                    let mut term = match tokio::signal::unix::signal(
+                        tokio::signal::unix::SignalKind::terminate(),
+                    ) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("crossline-collector: cannot watch SIGTERM: {e}");
+                            let _ = tokio::signal::ctrl_c().await;
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                };
+                server::run(c, stop, |_| {}).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki(PkiCommand::Init {
+            dir,
+            sans,
+            days,
+            force,
+        }) => {
+            pki::init(&dir, &sans, days, force)?;
+            println!(
+                "wrote {0}/ca.pem, {0}/ca.key, {0}/server.pem, {0}/server.key",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki(PkiCommand::Issue {
+            dir,
+            gateway,
+            days,
+            force,
+        }) => {
+            pki::issue(&dir, &gateway, days, force)?;
+            println!("wrote {0}/{1}.pem, {0}/{1}.key", dir.display(), gateway);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Hash) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the token from stdin")?;
+            let t = s.trim();
+            if t.is_empty() {
+                anyhow::bail!("no token on stdin");
+            }
+            println!("{}", util::sha256_hex(t.as_bytes()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::New {
+            role,
+            enterprise,
+            gateways,
+            name,
+        }) => {
+            match role.as_str() {
+                "regulator" | "operator" | "enterprise" => {}
+                other => anyhow::bail!(
+                    "unknown role {other:?} (expected regulator, operator, enterprise)"
+                ),
+            }
+            if role == "enterprise" && enterprise.is_none() {
+                anyhow::bail!("role enterprise needs --enterprise ID");
+            }
+            if role == "operator" && gateways.is_empty() {
+                anyhow::bail!("role operator needs at least one --gateway ID");
+            }
+            let mut bytes = [0u8; 32];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
+            let token = format!("xl_{}", util::hex(&bytes));
+            let name = name.unwrap_or_else(|| format!("{role}-{}", &util::hex(&bytes[..3])));
+            println!("token: {token}");
+            println!();
+            println!("[[token]]");
+            println!("name = {name:?}");
+            println!("role = {role:?}");
+            println!("sha256 = {:?}", util::sha256_hex(token.as_bytes()));
+            if let Some(e) = enterprise {
+                println!("enterprise = {e:?}");
+            }
+            if !gateways.is_empty() {
+                println!("gateways = {gateways:?}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -3,7 +3,9 @@
 
 /// Characters of a USCC in value order (no I, O, S, V, Z).
 const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 fn uscc_value(c: u8) -> Option<u32> {
@@ -68,7 +70,11 @@ pub fn check_uscc(code: &str) -> Result<(), UsccError> {
     if bytes[16] != org_check {
         return Err(UsccError::OrganisationCheck(char::from(org_check)));
     }
-    let sum: u32 = values[..17].iter().zip(USCC_WEIGHTS).map(|(v, w)| v * w).sum();
+    let sum: u32 = values[..17]
+        .iter()
+        .zip(USCC_WEIGHTS)
+        .map(|(v, w)| v * w)
+        .sum();
     let check = (31 - sum % 31) % 31;
     let expected = USCC_CHARSET[check as usize];
     if bytes[17] != expected {
@@ -100,6 +106,29 @@ pub fn uscc_check_char(first17: &str) -> Option<char> {
         sum += uscc_value(*b)? * w;
     }
     Some(char::from(USCC_CHARSET[((31 - sum % 31) % 31) as usize]))
+}
+
+/// Complete the first 16 characters of a USCC (registration authority, entity type, region
+/// code and the 8-character organisation code body) with the organisation code check
+/// (position 17) and the final check character (position 18). `None` when a character is
+/// outside the USCC charset.
+pub fn uscc_complete(first16: &str) -> Option<String> {
+    let bytes = first16.as_bytes();
+    if bytes.len() != 16 {
+        return None;
+    }
+    let mut org_sum = 0;
+    for (b, w) in bytes[8..].iter().zip(ORG_WEIGHTS) {
+        org_sum += gb11714_value(uscc_value(*b)?, bytes) * w;
+    }
+    let org_check = match 11 - (org_sum % 11) {
+        10 => 'X',
+        11 => '0',
+        n => char::from(b'0' + n as u8),
+    };
+    let first17 = format!("{first16}{org_check}");
+    let check = uscc_check_char(&first17)?;
+    Some(format!("{first17}{check}"))
 }
 
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -170,14 +199,20 @@ mod tests {
     #[test]
     fn domain_md_examples() {
         assert_eq!(check_uscc("91350100M000100Y43"), Ok(()));
-        assert_eq!(
-            check_uscc("91350100M000100Y44"),
-            Err(UsccError::Check('3'))
-        );
+        assert_eq!(check_uscc("91350100M000100Y44"), Err(UsccError::Check('3')));
         assert!(resident_id_check(b"11010519491231002X"));
         assert!(resident_id_check(b"440524188001010014"));
         assert!(!resident_id_check(b"110105194912310021"));
         assert!(resident_id_plausible(b"11010519491231002X"));
+        assert_eq!(
+            uscc_complete("91350100M000100").map(|_| ()),
+            None,
+            "15 characters are refused"
+        );
+        assert_eq!(
+            uscc_complete("91350100M000100Y").as_deref(),
+            Some("91350100M000100Y43")
+        );
         assert!(luhn_valid(b"4111111111111111"));
         assert!(luhn_valid(b"6222000000000000004"));
         assert!(!luhn_valid(b"4111111111111112"));

@@ -492,7 +492,10 @@ mod tests {
     fn design_md_example_alert_parses() {
         let line = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"alert","gateway":"gw-bj-01","flow_id":4822,"alert":{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"x"}}"#;
         let e: Event = serde_json::from_str(line).expect("parses");
-        assert_eq!(e.alert.as_ref().map(|a| a.kind), Some(AlertKind::UnfiledExport));
+        assert_eq!(
+            e.alert.as_ref().map(|a| a.kind),
+            Some(AlertKind::UnfiledExport)
+        );
         let back = serde_json::to_string(&e).expect("serialises");
         assert!(back.contains(r#""scenario":null"#), "{back}");
     }

@@ -7,10 +7,20 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod check;
 pub mod checks;
+pub mod collector;
+pub mod diag;
 pub mod event;
+pub mod load;
+pub mod parse;
+pub mod raw;
 pub mod registry;
 pub mod time;
 
 pub use agent::AgentConfig;
+pub use check::{check_command, today_beijing};
+pub use diag::{ConfigError, Diagnostic};
+pub use load::{load_agent_config, load_registry};
+pub use parse::{parse_byte_size, parse_duration};
 pub use registry::Registry;

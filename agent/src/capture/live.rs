@@ -1,0 +1,158 @@
+//! Live capture on an interface through libpcap: immediate mode, kernel buffer size, snaplen,
+//! optional BPF filter, non-blocking reads (an empty read returns [`Status::Timeout`] at once;
+//! the capture thread then naps for a millisecond) so the capture thread sees shutdown and can
+//! flush partial batches and tick the clock. Several handles on one interface are joined into one `PACKET_FANOUT` group
+//! ([`super::fanout`]); when that fails, a single handle is used and the software dispatcher
+//! spreads flows over the workers alone.
+
+use super::counter::WrapCounter;
+use super::{ts_micros, CaptureError, DropTotals, PacketSource, RawPacket, Status};
+use crossline_config::agent::CaptureConfig;
+use pcap::{Active, Capture};
+use std::os::fd::AsRawFd;
+
+/// Read timeout of live handles, milliseconds (only used by libpcap before non-blocking mode
+/// is set).
+pub const READ_TIMEOUT_MS: i32 = 100;
+
+/// One live libpcap handle.
+pub struct LiveHandle {
+    interface: String,
+    cap: Capture<Active>,
+    linktype: i32,
+    received: WrapCounter,
+    kernel: WrapCounter,
+    interface_drops: WrapCounter,
+}
+
+impl std::fmt::Debug for LiveHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHandle")
+            .field("interface", &self.interface)
+            .field("linktype", &self.linktype)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_handle(cfg: &CaptureConfig, interface: &str) -> Result<LiveHandle, CaptureError> {
+    let err = |e: pcap::Error| CaptureError::Interface {
+        interface: interface.to_string(),
+        message: e.to_string(),
+    };
+    let mut cap = Capture::from_device(interface)
+        .map_err(err)?
+        .immediate_mode(true)
+        .promisc(true)
+        .snaplen(i32::try_from(cfg.snaplen).unwrap_or(i32::MAX))
+        .buffer_size(i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX))
+        .timeout(READ_TIMEOUT_MS)
+        .open()
+        .map_err(err)?
+        // Non-blocking: libpcap's poll() can block without a timeout in immediate mode, and
+        // the capture thread must see shutdown and keep the coarse clock ticking.
+        .setnonblock()
+        .map_err(err)?;
+    if let Some(f) = &cfg.filter {
+        cap.filter(f, true).map_err(err)?;
+    }
+    let linktype = cap.get_datalink().0;
+    Ok(LiveHandle {
+        interface: interface.to_string(),
+        cap,
+        linktype,
+        received: WrapCounter::new(),
+        kernel: WrapCounter::new(),
+        interface_drops: WrapCounter::new(),
+    })
+}
+
+/// Open `handles` handles on `interface` in one fanout group (`group`). Returns the handles
+/// and whether fanout is active (false: one handle, software dispatch only).
+pub fn open_group(
+    cfg: &CaptureConfig,
+    interface: &str,
+    handles: usize,
+    group: u16,
+) -> Result<(Vec<LiveHandle>, bool), CaptureError> {
+    let first = open_handle(cfg, interface)?;
+    if handles <= 1 {
+        return Ok((vec![first], false));
+    }
+    if super::fanout::join_hash_group(first.cap.as_raw_fd(), group).is_err() {
+        return Ok((vec![first], false));
+    }
+    let mut out = vec![first];
+    for _ in 1..handles {
+        let h = match open_handle(cfg, interface) {
+            Ok(h) => h,
+            Err(_) => break,
+        };
+        if super::fanout::join_hash_group(h.cap.as_raw_fd(), group).is_err() {
+            break;
+        }
+        out.push(h);
+    }
+    Ok((out, true))
+}
+
+impl LiveHandle {
+    /// Interface name.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+}
+
+impl PacketSource for LiveHandle {
+    fn read(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RawPacket<'_>),
+    ) -> Result<Status, CaptureError> {
+        let mut n = 0;
+        while n < max {
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    f(RawPacket {
+                        ts_micros: ts_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                        orig_len: p.header.len,
+                        data: p.data,
+                        linktype: self.linktype,
+                    });
+                    n += 1;
+                }
+                Err(pcap::Error::TimeoutExpired) => break,
+                Err(pcap::Error::NoMorePackets) => {
+                    return Ok(if n > 0 {
+                        Status::Packets(n)
+                    } else {
+                        Status::End
+                    })
+                }
+                Err(e) => {
+                    return Err(CaptureError::Read {
+                        source_name: self.interface.clone(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(if n > 0 {
+            Status::Packets(n)
+        } else {
+            Status::Timeout
+        })
+    }
+
+    fn drops(&mut self) -> DropTotals {
+        if let Ok(s) = self.cap.stats() {
+            self.received.update(s.received);
+            self.kernel.update(s.dropped);
+            self.interface_drops.update(s.if_dropped);
+        }
+        DropTotals {
+            received: self.received.total(),
+            kernel: self.kernel.total(),
+            interface: self.interface_drops.total(),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Packet capture behind a small trait: offline pcap/pcapng files ([`offline`]) and live
+//! libpcap handles ([`live`]), with drop counters that survive libpcap's 32-bit wrap
+//! ([`counter::WrapCounter`]). Another backend (AF_XDP, AF_PACKET TPACKET_V3) only has to
+//! implement [`PacketSource`].
+
+pub mod counter;
+pub mod fanout;
+pub mod live;
+pub mod offline;
+
+/// One captured packet, borrowed from the capture buffer until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    /// Capture time, Unix microseconds.
+    pub ts_micros: i64,
+    /// Length on the wire (pcap `len`), which can exceed `data.len()`.
+    pub orig_len: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+    /// Link type (DLT) of the source.
+    pub linktype: i32,
+}
+
+/// Result of one read call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// This many packets were handed to the callback (at least one).
+    Packets(usize),
+    /// No packet within the read timeout (live).
+    Timeout,
+    /// The source is exhausted (offline: end of the last file).
+    End,
+}
+
+/// Errors of a capture source.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// A capture file could not be opened.
+    #[error("cannot read capture file {path}: {message}")]
+    Open {
+        /// The file.
+        path: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// A live interface could not be opened or configured.
+    #[error("cannot capture on interface {interface}: {message}")]
+    Interface {
+        /// The interface.
+        interface: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// A read failed.
+    #[error("capture read error on {source_name}: {message}")]
+    Read {
+        /// File or interface.
+        source_name: String,
+        /// libpcap's message.
+        message: String,
+    },
+}
+
+/// Kernel and interface drop totals of a live source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropTotals {
+    /// Packets received by the filter.
+    pub received: u64,
+    /// Dropped by the kernel (no buffer room).
+    pub kernel: u64,
+    /// Dropped by the interface or driver.
+    pub interface: u64,
+}
+
+/// A source of packets.
+pub trait PacketSource {
+    /// Read up to `max` packets, handing each to `f` (the bytes are only valid during the
+    /// call). A recoverable per-file error (a file cut short) is recorded by the
+    /// implementation, which moves on to the next file.
+    fn read(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RawPacket<'_>),
+    ) -> Result<Status, CaptureError>;
+
+    /// Drop totals so far (live sources; offline returns zeros).
+    fn drops(&mut self) -> DropTotals {
+        DropTotals::default()
+    }
+}
+
+/// Convert a `timeval`-style pair into Unix microseconds.
+pub fn ts_micros(sec: i64, usec: i64) -> i64 {
+    sec.saturating_mul(1_000_000).saturating_add(usec)
+}

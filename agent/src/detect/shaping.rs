@@ -1,0 +1,163 @@
+//! Alert shaping: the first occurrence of an alert identity is emitted at once; repeats within
+//! `detect.fold_interval` are counted and emitted as ONE follow-up alert (`followup: true`,
+//! `count`, `bytes`) when the interval ends, at the next tick.
+//!
+//! The identity is (kind, enterprise or source prefix, recipient, service). Shaping is per
+//! worker: with N workers the same identity can be emitted up to N times per interval (flows are
+//! sharded by their 5-tuple, so repeats from one host pair mostly land on one worker).
+
+use crossline_config::event::Event;
+use foldhash::HashMap;
+
+#[derive(Debug)]
+struct Fold {
+    first_micros: i64,
+    count: u64,
+    bytes: u64,
+    last: Option<Event>,
+}
+
+/// Per-worker alert folding.
+#[derive(Debug)]
+pub struct Shaper {
+    fold_micros: i64,
+    entries: HashMap<String, Fold>,
+}
+
+impl Shaper {
+    /// A shaper folding repeats within `fold_micros`; 0 disables folding.
+    pub fn new(fold_micros: i64) -> Shaper {
+        Shaper {
+            fold_micros,
+            entries: HashMap::default(),
+        }
+    }
+
+    /// Offer an alert with identity `key` at time `now`: emitted to `out` when it is the first
+    /// of its interval, else folded.
+    pub fn offer(&mut self, key: String, alert: Event, now: i64, out: &mut Vec<Event>) {
+        if self.fold_micros <= 0 {
+            out.push(alert);
+            return;
+        }
+        match self.entries.get_mut(&key) {
+            Some(f) if now - f.first_micros < self.fold_micros => {
+                f.count += 1;
+                f.bytes += alert.alert.as_ref().map_or(0, |a| a.bytes);
+                f.last = Some(alert);
+            }
+            _ => {
+                // First occurrence (or the previous interval ended without a tick).
+                if let Some(old) = self.entries.remove(&key) {
+                    emit_followup(old, out);
+                }
+                out.push(alert);
+                self.entries.insert(
+                    key,
+                    Fold {
+                        first_micros: now,
+                        count: 0,
+                        bytes: 0,
+                        last: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Emit the follow-ups of intervals that ended by `now`.
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
+        let fold = self.fold_micros;
+        let ended: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, f)| now - f.first_micros >= fold)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ended {
+            if let Some(f) = self.entries.remove(&k) {
+                emit_followup(f, out);
+            }
+        }
+    }
+
+    /// Emit every pending follow-up (end of capture / shutdown).
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        let mut all: Vec<Fold> = self.entries.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.first_micros);
+        for f in all {
+            emit_followup(f, out);
+        }
+    }
+
+    /// Identities currently being folded.
+    pub fn pending(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+fn emit_followup(f: Fold, out: &mut Vec<Event>) {
+    if f.count == 0 {
+        return;
+    }
+    if let Some(mut e) = f.last {
+        if let Some(a) = e.alert.as_mut() {
+            a.followup = true;
+            a.count = f.count;
+            a.bytes = f.bytes;
+            let times = if f.count == 1 { "time" } else { "times" };
+            a.summary = format!("{} (repeated {} more {times})", a.summary, f.count);
+            a.evidence.clear();
+        }
+        out.push(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossline_config::event::{Alert, AlertKind, EventType, Severity};
+
+    fn ev(bytes: u64) -> Event {
+        let mut e = Event::new(EventType::Alert, "t".into(), "gw".into());
+        e.alert = Some(Alert {
+            kind: AlertKind::UnfiledExport,
+            severity: Severity::High,
+            scenario: None,
+            enterprise: None,
+            summary: "s".into(),
+            rule: "XB-001".into(),
+            recipient: None,
+            service: None,
+            count: 1,
+            bytes,
+            evidence: vec![],
+            persons: None,
+            followup: false,
+            green_channel: false,
+        });
+        e
+    }
+
+    #[test]
+    fn folds_repeats_into_one_followup() {
+        let mut s = Shaper::new(300_000_000);
+        let mut out = Vec::new();
+        s.offer("k".into(), ev(10), 0, &mut out);
+        s.offer("k".into(), ev(20), 1_000_000, &mut out);
+        s.offer("k".into(), ev(30), 2_000_000, &mut out);
+        s.offer("other".into(), ev(5), 2_000_000, &mut out);
+        assert_eq!(out.len(), 2);
+        s.tick(299_000_000, &mut out);
+        assert_eq!(out.len(), 2);
+        s.tick(300_000_000, &mut out);
+        assert_eq!(out.len(), 3);
+        let a = out[2].alert.as_ref().expect("alert");
+        assert!(a.followup);
+        assert_eq!((a.count, a.bytes), (2, 50));
+        // "other" had no repeats: no follow-up, and a new occurrence is first again.
+        s.offer("k".into(), ev(1), 301_000_000, &mut out);
+        assert_eq!(out.len(), 4);
+        assert!(!out[3].alert.as_ref().expect("alert").followup);
+    }
+}

@@ -1,0 +1,276 @@
+//! Bidirectional flow tracking per worker: keys, the bounded table, TCP state, timeouts.
+//!
+//! [`FlowTracker::on_packet`] applies one decoded packet to the table and reports finished
+//! flows through a callback; [`FlowTracker::expire`] writes idle flows out with bounded work
+//! per call. Time is always passed in (packet time offline, a coarse clock live).
+//!
+//! Rules, chosen to match tshark's conversation table where it matters:
+//! - the key is the innermost (addresses, ports, protocol), without VLAN or tunnel ids;
+//! - initiator = the SYN sender; a SYN-ACK seen first means its *receiver* initiated; else the
+//!   first packet's sender (TCP without SYN/SYN-ACK first counts as mid-stream);
+//! - a TCP SYN (without ACK) on a closed flow, or from the initiator with a different initial
+//!   sequence number, ends the old flow and starts a new one (port reuse, like `tcp.stream`);
+//! - FIN both ways or RST closes a flow; it stays for `tcp_closed_timeout` to collect trailing
+//!   ACKs, then its record is written with reason `fin` / `rst`;
+//! - when the table is full a flow is evicted (reason `evicted`): the stalest closed flow,
+//!   else the stalest half-open TCP flow, else the stalest flow of any class.
+
+pub mod key;
+pub mod table;
+
+use crate::analysis::EndReason;
+use crate::decode::{ip_proto, tcp_flags, Decoded};
+use crossline_config::agent::CaptureConfig;
+pub use key::FlowKey;
+pub use table::{Flow, FlowTable, TcpState, TimeoutClass, CLASSES};
+
+/// Counters of flow-table events since the last read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrackerCounters {
+    /// Flows created.
+    pub created: u64,
+    /// Flows created mid-stream.
+    pub midstream: u64,
+    /// Flows evicted.
+    pub evicted: u64,
+    /// Flows removed (any reason).
+    pub removed: u64,
+}
+
+/// A flow table with the tracking rules above.
+#[derive(Debug)]
+pub struct FlowTracker<S, L> {
+    table: FlowTable<S, L>,
+    active_timeout: i64,
+    next_id: u64,
+    id_step: u64,
+    /// Counters since the last [`FlowTracker::take_counters`].
+    counters: TrackerCounters,
+}
+
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl<S: Default, L: Default> FlowTracker<S, L> {
+    /// Tracker for worker `worker` of `workers`; flow ids are `worker + 1 + k * workers`, unique
+    /// across the workers of one run.
+    pub fn new(cfg: &CaptureConfig, worker: usize, workers: usize) -> Self {
+        let mut t = [0i64; CLASSES];
+        t[TimeoutClass::TcpUnestablished as usize] = micros(cfg.tcp_unestablished_timeout);
+        t[TimeoutClass::TcpEstablished as usize] = micros(cfg.tcp_established_timeout);
+        t[TimeoutClass::TcpClosed as usize] = micros(cfg.tcp_closed_timeout);
+        t[TimeoutClass::Udp as usize] = micros(cfg.udp_timeout);
+        t[TimeoutClass::Other as usize] = micros(cfg.icmp_timeout);
+        FlowTracker {
+            table: FlowTable::new(cfg.flows_per_worker, t),
+            active_timeout: micros(cfg.active_timeout).max(1),
+            next_id: worker as u64 + 1,
+            id_step: workers.max(1) as u64,
+            counters: TrackerCounters::default(),
+        }
+    }
+
+    /// The table.
+    pub fn table(&self) -> &FlowTable<S, L> {
+        &self.table
+    }
+
+    /// The flow in slot `idx`.
+    pub fn flow_mut(&mut self, idx: u32) -> &mut Flow<S, L> {
+        self.table.get_mut(idx)
+    }
+
+    /// Read and reset the counters.
+    pub fn take_counters(&mut self) -> TrackerCounters {
+        std::mem::take(&mut self.counters)
+    }
+
+    /// Apply one packet. `emit` receives every flow record due (port reuse, eviction, active
+    /// timeout). Returns the flow's slot and whether the packet came from the initiator.
+    pub fn on_packet(
+        &mut self,
+        d: &Decoded,
+        ts: i64,
+        orig_len: u32,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> (u32, bool) {
+        let (key, src_is_lo) = FlowKey::from_decoded(d);
+        let is_tcp = d.proto == ip_proto::TCP;
+        let flags = d.tcp_flags;
+        let pure_syn = is_tcp && flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        let syn_ack = is_tcp
+            && flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
+
+        let mut found = self.table.find(&key);
+        if let (Some(idx), true) = (found, pure_syn) {
+            let f = self.table.get(idx);
+            let from_init = f.initiator_is_lo == src_is_lo;
+            let reuse = match f.tcp.state {
+                TcpState::ClosedFin | TcpState::ClosedRst => true,
+                _ => from_init && f.tcp.syn_seen && f.tcp.syn_seq != d.tcp_seq,
+            };
+            if reuse {
+                let reason = match f.tcp.state {
+                    TcpState::ClosedFin => EndReason::Fin,
+                    TcpState::ClosedRst => EndReason::Rst,
+                    _ => EndReason::Timeout,
+                };
+                let mut old = self.table.remove(idx);
+                self.counters.removed += 1;
+                emit(&mut old, reason);
+                found = None;
+            }
+        }
+
+        let idx = match found {
+            Some(idx) => idx,
+            None => {
+                if self.table.is_full() {
+                    if let Some(victim) = self.table.eviction_candidate() {
+                        let mut old = self.table.remove(victim);
+                        self.counters.removed += 1;
+                        self.counters.evicted += 1;
+                        emit(&mut old, EndReason::Evicted);
+                    }
+                }
+                // Initiator: SYN sender; SYN-ACK receiver; else the sender.
+                let initiator_is_lo = if syn_ack { !src_is_lo } else { src_is_lo };
+                let midstream = is_tcp && !pure_syn && !syn_ack;
+                let id = self.next_id;
+                self.next_id += self.id_step;
+                let mut flow = Flow {
+                    key,
+                    flow_id: id,
+                    first_micros: ts,
+                    last_micros: ts,
+                    next_active_micros: ts.saturating_add(self.active_timeout),
+                    initiator_is_lo,
+                    midstream,
+                    ..Flow::default()
+                };
+                if midstream {
+                    flow.tcp.state = TcpState::Established;
+                }
+                self.counters.created += 1;
+                if midstream {
+                    self.counters.midstream += 1;
+                }
+                let class = class_of(d.proto, flow.tcp.state);
+                match self.table.insert(flow, class) {
+                    Some(i) => i,
+                    // Cannot happen (eviction made room and the key was absent); fall back to
+                    // the stalest slot rather than panicking on traffic.
+                    None => return (self.table.stalest().unwrap_or(0), true),
+                }
+            }
+        };
+
+        let f = self.table.get_mut(idx);
+        let from_init = f.initiator_is_lo == src_is_lo;
+        let dir = usize::from(!from_init);
+        f.pkts[dir] += 1;
+        f.bytes[dir] += u64::from(orig_len);
+        f.payload[dir] += u64::from(d.payload_len);
+        if ts > f.last_micros {
+            f.last_micros = ts;
+        }
+        if is_tcp {
+            let t = &mut f.tcp;
+            if pure_syn && from_init && !t.syn_seen {
+                t.syn_seen = true;
+                t.syn_seq = d.tcp_seq;
+                t.next_seq = d.tcp_seq.wrapping_add(1);
+            }
+            if syn_ack && !from_init {
+                t.synack_seen = true;
+            }
+            if flags & tcp_flags::RST != 0 {
+                t.state = TcpState::ClosedRst;
+            } else if t.state != TcpState::ClosedRst {
+                if flags & tcp_flags::FIN != 0 {
+                    t.fin[dir] = true;
+                }
+                if t.fin[0] && t.fin[1] {
+                    t.state = TcpState::ClosedFin;
+                } else if t.state == TcpState::New && t.syn_seen && t.synack_seen {
+                    t.state = TcpState::Established;
+                } else if t.state == TcpState::New && !t.syn_seen && f.pkts[0] > 0 && f.pkts[1] > 0
+                {
+                    // SYN-ACK first: the SYN was missed, traffic flows both ways.
+                    t.state = TcpState::Established;
+                }
+            }
+        }
+        let class = class_of(d.proto, f.tcp.state);
+        let due = ts >= f.next_active_micros;
+        if due {
+            f.next_active_micros = ts.saturating_add(self.active_timeout);
+        }
+        self.table.touch(idx, class);
+        if due {
+            emit(self.table.get_mut(idx), EndReason::ActiveTimeout);
+        }
+        (idx, from_init)
+    }
+
+    /// Write out up to `max` flows whose idle timeout passed at `now`. Returns how many.
+    pub fn expire(
+        &mut self,
+        now: i64,
+        max: usize,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(idx) = self.table.expired(now) else {
+                break;
+            };
+            let mut f = self.table.remove(idx);
+            self.counters.removed += 1;
+            let reason = match f.tcp.state {
+                TcpState::ClosedFin => EndReason::Fin,
+                TcpState::ClosedRst => EndReason::Rst,
+                _ => EndReason::Timeout,
+            };
+            emit(&mut f, reason);
+            n += 1;
+        }
+        n
+    }
+
+    /// Write out every flow (end of capture / shutdown), oldest first.
+    pub fn drain(&mut self, emit: &mut impl FnMut(&mut Flow<S, L>, EndReason)) {
+        let mut all = self.table.all();
+        all.sort_by_key(|i| {
+            let f = self.table.get(*i);
+            (f.first_micros, f.flow_id)
+        });
+        for idx in all {
+            let mut f = self.table.remove(idx);
+            self.counters.removed += 1;
+            let reason = match f.tcp.state {
+                TcpState::ClosedFin => EndReason::Fin,
+                TcpState::ClosedRst => EndReason::Rst,
+                _ => EndReason::Shutdown,
+            };
+            emit(&mut f, reason);
+        }
+    }
+}
+
+/// Timeout class for a protocol and TCP state.
+pub fn class_of(proto: u8, state: TcpState) -> TimeoutClass {
+    match proto {
+        ip_proto::TCP => match state {
+            TcpState::New => TimeoutClass::TcpUnestablished,
+            TcpState::Established => TimeoutClass::TcpEstablished,
+            TcpState::ClosedFin | TcpState::ClosedRst => TimeoutClass::TcpClosed,
+        },
+        ip_proto::UDP => TimeoutClass::Udp,
+        _ => TimeoutClass::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+//! The per-worker flow table: a hash map from [`FlowKey`] to a slot in a slab, plus one
+//! intrusive LRU list per timeout class.
+//!
+//! Every flow of a class has the same idle timeout, and a flow moves to the tail of its class
+//! list on every packet, so each list is ordered by expiry time: expiry only ever looks at the
+//! five list heads (O(1) per expired flow, bounded work per tick), and the eviction candidate
+//! when the table is full is a list head too: the stalest closed flow, else the stalest
+//! half-open TCP flow (SYN floods evict themselves), else the stalest flow of any class. Slots are
+//! allocated lazily up to the hard capacity and reused through a free list; nothing allocates
+//! per packet once a flow exists.
+
+use super::key::FlowKey;
+use std::collections::HashMap;
+
+const NIL: u32 = u32::MAX;
+
+/// Idle-timeout class of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum TimeoutClass {
+    /// TCP before the handshake completed (SYN floods).
+    #[default]
+    TcpUnestablished = 0,
+    /// TCP established (or picked up mid-stream).
+    TcpEstablished = 1,
+    /// TCP after FIN both ways or RST.
+    TcpClosed = 2,
+    /// UDP.
+    Udp = 3,
+    /// ICMP and every other protocol.
+    Other = 4,
+}
+
+/// Number of timeout classes.
+pub const CLASSES: usize = 5;
+
+/// TCP state of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpState {
+    /// Handshake not complete (or not TCP).
+    #[default]
+    New,
+    /// SYN and SYN-ACK seen, or picked up mid-stream with traffic.
+    Established,
+    /// FIN seen in both directions.
+    ClosedFin,
+    /// RST seen.
+    ClosedRst,
+}
+
+/// TCP tracking of one flow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpTrack {
+    /// Current state.
+    pub state: TcpState,
+    /// FIN seen from initiator / responder.
+    pub fin: [bool; 2],
+    /// A SYN from the initiator was seen.
+    pub syn_seen: bool,
+    /// A SYN-ACK from the responder was seen.
+    pub synack_seen: bool,
+    /// Sequence number of the initiator's SYN (valid when `syn_seen`).
+    pub syn_seq: u32,
+    /// Next in-order sequence number of the initiator's stream for the L7 reassembly
+    /// (valid when `syn_seen`).
+    pub next_seq: u32,
+}
+
+/// One tracked flow. Index 0 of the per-direction arrays is initiator -> responder.
+#[derive(Debug, Default)]
+pub struct Flow<S, L> {
+    /// The normalised key.
+    pub key: FlowKey,
+    /// Agent-local flow id.
+    pub flow_id: u64,
+    /// First packet, Unix micros.
+    pub first_micros: i64,
+    /// Last packet, Unix micros.
+    pub last_micros: i64,
+    /// When the next active-timeout record is due.
+    pub next_active_micros: i64,
+    /// Packets per direction.
+    pub pkts: [u64; 2],
+    /// Frame bytes (pcap original length) per direction.
+    pub bytes: [u64; 2],
+    /// Transport payload bytes per direction.
+    pub payload: [u64; 2],
+    /// The initiator is the key's `lo` endpoint.
+    pub initiator_is_lo: bool,
+    /// Picked up mid-stream (TCP without a SYN first).
+    pub midstream: bool,
+    /// TCP state.
+    pub tcp: TcpTrack,
+    /// Application protocol detected so far.
+    pub app_proto: Option<&'static str>,
+    /// Bits of L7 taps that are finished for this flow (owned by the taps).
+    pub l7_done: u8,
+    /// Rare L7 state (reassembly buffers, QUIC state, found metadata), boxed.
+    pub l7: Option<Box<L>>,
+    /// Analysis state.
+    pub state: S,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) class: TimeoutClass,
+    pub(crate) live: bool,
+}
+
+impl<S, L> Flow<S, L> {
+    /// Timeout class the flow is listed under.
+    pub fn class(&self) -> TimeoutClass {
+        self.class
+    }
+}
+
+/// Per-worker flow table with a hard capacity.
+#[derive(Debug)]
+pub struct FlowTable<S, L> {
+    map: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    slots: Vec<Flow<S, L>>,
+    free: Vec<u32>,
+    heads: [u32; CLASSES],
+    tails: [u32; CLASSES],
+    capacity: usize,
+    timeouts: [i64; CLASSES],
+}
+
+impl<S: Default, L> FlowTable<S, L> {
+    /// A table holding at most `capacity` flows, with idle timeouts in microseconds indexed by
+    /// [`TimeoutClass`].
+    pub fn new(capacity: usize, timeouts_micros: [i64; CLASSES]) -> Self {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
+        let initial = capacity.min(1 << 14);
+        FlowTable {
+            map: HashMap::with_capacity_and_hasher(initial, foldhash::fast::RandomState::default()),
+            slots: Vec::with_capacity(initial),
+            free: Vec::new(),
+            heads: [NIL; CLASSES],
+            tails: [NIL; CLASSES],
+            capacity,
+            timeouts: timeouts_micros,
+        }
+    }
+
+    /// Number of flows in the table.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// True when an insert needs an eviction first.
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.capacity
+    }
+
+    /// Hard capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Slot of the flow with `key`.
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    /// The flow in slot `idx`. Panics on a slot that was never handed out (a logic error, not
+    /// an input error).
+    pub fn get(&self, idx: u32) -> &Flow<S, L> {
+        &self.slots[idx as usize]
+    }
+
+    /// The flow in slot `idx`, mutable.
+    pub fn get_mut(&mut self, idx: u32) -> &mut Flow<S, L> {
+        &mut self.slots[idx as usize]
+    }
+
+    /// Insert a new flow (the caller evicts first when [`FlowTable::is_full`]). Returns its
+    /// slot, or `None` when the table is full or the key is present.
+    pub fn insert(&mut self, mut flow: Flow<S, L>, class: TimeoutClass) -> Option<u32> {
+        if self.is_full() || self.map.contains_key(&flow.key) {
+            return None;
+        }
+        flow.live = true;
+        flow.class = class;
+        flow.prev = NIL;
+        flow.next = NIL;
+        let key = flow.key;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = flow;
+                i
+            }
+            None => {
+                self.slots.push(flow);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, idx);
+        self.link_tail(idx, class);
+        Some(idx)
+    }
+
+    /// Move the flow to the tail of `class` (call on every packet, after updating
+    /// `last_micros`).
+    pub fn touch(&mut self, idx: u32, class: TimeoutClass) {
+        self.unlink(idx);
+        self.link_tail(idx, class);
+    }
+
+    /// Remove the flow in `idx` and return it.
+    pub fn remove(&mut self, idx: u32) -> Flow<S, L>
+    where
+        L: Default,
+    {
+        self.unlink(idx);
+        let flow = std::mem::take(&mut self.slots[idx as usize]);
+        self.map.remove(&flow.key);
+        self.free.push(idx);
+        flow
+    }
+
+    /// A flow whose idle timeout has passed at `now`, if any.
+    pub fn expired(&self, now_micros: i64) -> Option<u32> {
+        for c in 0..CLASSES {
+            let h = self.heads[c];
+            if h != NIL {
+                let f = &self.slots[h as usize];
+                if f.last_micros.saturating_add(self.timeouts[c]) <= now_micros {
+                    return Some(h);
+                }
+            }
+        }
+        None
+    }
+
+    /// The flow to evict when the table is full: the least recently seen TCP flow that is
+    /// closed, else the least recently seen TCP flow that never completed its handshake (so a
+    /// SYN flood evicts its own half-open flows, not established ones), else the least
+    /// recently seen flow of any class.
+    pub fn eviction_candidate(&self) -> Option<u32> {
+        for class in [TimeoutClass::TcpClosed, TimeoutClass::TcpUnestablished] {
+            let h = self.heads[class as usize];
+            if h != NIL {
+                return Some(h);
+            }
+        }
+        self.stalest()
+    }
+
+    /// The least recently seen flow.
+    pub fn stalest(&self) -> Option<u32> {
+        self.heads
+            .iter()
+            .filter(|h| **h != NIL)
+            .min_by_key(|h| self.slots[**h as usize].last_micros)
+            .copied()
+    }
+
+    /// Slots of every flow (for the final drain; allocates once).
+    pub fn all(&self) -> Vec<u32> {
+        self.map.values().copied().collect()
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next, class) = {
+            let f = &self.slots[idx as usize];
+            (f.prev, f.next, f.class as usize)
+        };
+        if prev == NIL {
+            if self.heads[class] == idx {
+                self.heads[class] = next;
+            }
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            if self.tails[class] == idx {
+                self.tails[class] = prev;
+            }
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        let f = &mut self.slots[idx as usize];
+        f.prev = NIL;
+        f.next = NIL;
+    }
+
+    fn link_tail(&mut self, idx: u32, class: TimeoutClass) {
+        let c = class as usize;
+        let tail = self.tails[c];
+        {
+            let f = &mut self.slots[idx as usize];
+            f.class = class;
+            f.prev = tail;
+            f.next = NIL;
+        }
+        if tail == NIL {
+            self.heads[c] = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.tails[c] = idx;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> FlowKey {
+        FlowKey {
+            lo: [10, 0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            hi: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            lo_port: 1000 + u16::from(n),
+            hi_port: 443,
+            proto: 6,
+            v6: false,
+        }
+    }
+
+    fn flow(n: u8, last: i64) -> Flow<(), ()> {
+        Flow {
+            key: key(n),
+            last_micros: last,
+            ..Flow::default()
+        }
+    }
+
+    const T: [i64; CLASSES] = [5_000_000, 300_000_000, 2_000_000, 60_000_000, 30_000_000];
+
+    #[test]
+    fn expiry_follows_class_timeouts_with_time_passed_in() {
+        let mut t: FlowTable<(), ()> = FlowTable::new(10, T);
+        let a = t
+            .insert(flow(1, 0), TimeoutClass::TcpEstablished)
+            .expect("room");
+        let b = t
+            .insert(flow(2, 1_000_000), TimeoutClass::Udp)
+            .expect("room");
+        let c = t
+            .insert(flow(3, 2_000_000), TimeoutClass::TcpUnestablished)
+            .expect("room");
+        assert_eq!(t.expired(6_999_999), None, "nothing idle long enough yet");
+        assert_eq!(t.expired(7_000_000), Some(c), "unestablished TCP: 5 s");
+        t.remove(c);
+        assert_eq!(t.expired(60_999_999), None);
+        assert_eq!(t.expired(61_000_000), Some(b), "UDP: 60 s");
+        t.remove(b);
+        assert_eq!(t.expired(299_999_999), None);
+        assert_eq!(t.expired(300_000_000), Some(a), "established: 300 s");
+        t.remove(a);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn touch_moves_a_flow_behind_others() {
+        let mut t: FlowTable<(), ()> = FlowTable::new(10, T);
+        let a = t.insert(flow(1, 0), TimeoutClass::Udp).expect("room");
+        let b = t.insert(flow(2, 10), TimeoutClass::Udp).expect("room");
+        t.get_mut(a).last_micros = 50_000_000;
+        t.touch(a, TimeoutClass::Udp);
+        assert_eq!(t.expired(60_000_010), Some(b));
+        t.remove(b);
+        assert_eq!(t.expired(60_000_010), None, "a was seen later");
+        assert_eq!(t.expired(110_000_000), Some(a));
+    }
+
+    #[test]
+    fn eviction_picks_the_stalest_across_classes() {
+        let mut t: FlowTable<(), ()> = FlowTable::new(3, T);
+        t.insert(flow(1, 30), TimeoutClass::TcpEstablished)
+            .expect("room");
+        let old = t.insert(flow(2, 10), TimeoutClass::Udp).expect("room");
+        t.insert(flow(3, 20), TimeoutClass::Other).expect("room");
+        assert!(t.is_full());
+        assert!(t.insert(flow(4, 40), TimeoutClass::Udp).is_none(), "full");
+        assert_eq!(t.stalest(), Some(old));
+        assert_eq!(
+            t.eviction_candidate(),
+            Some(old),
+            "no closed or half-open flow"
+        );
+        let gone = t.remove(old);
+        assert_eq!(gone.key, key(2));
+        let n = t
+            .insert(flow(4, 40), TimeoutClass::Udp)
+            .expect("room after eviction");
+        assert_eq!(n, old, "slot reused");
+        assert_eq!(t.find(&key(4)), Some(n));
+        assert_eq!(t.find(&key(2)), None);
+    }
+
+    #[test]
+    fn half_open_flows_are_evicted_before_established_ones() {
+        let mut t: FlowTable<(), ()> = FlowTable::new(3, T);
+        let est = t
+            .insert(flow(1, 0), TimeoutClass::TcpEstablished)
+            .expect("room");
+        let syn = t
+            .insert(flow(2, 50), TimeoutClass::TcpUnestablished)
+            .expect("room");
+        t.insert(flow(3, 60), TimeoutClass::Udp).expect("room");
+        assert_eq!(t.stalest(), Some(est));
+        assert_eq!(t.eviction_candidate(), Some(syn));
+        let closed = t.insert(flow(4, 70), TimeoutClass::TcpClosed);
+        assert!(closed.is_none(), "full");
+        t.remove(syn);
+        let closed = t
+            .insert(flow(4, 70), TimeoutClass::TcpClosed)
+            .expect("room");
+        assert_eq!(
+            t.eviction_candidate(),
+            Some(closed),
+            "closed flows go first"
+        );
+    }
+
+    #[test]
+    fn entry_size_budget() {
+        // Flow entry + map entry (key + u32 index) must stay within the 256-byte budget for
+        // the no-op analysis; the L7 state is boxed.
+        // Map: (key, index) per bucket plus one control byte, at up to 7/8 load.
+        let entry = std::mem::size_of::<Flow<(), crate::taps::L7State>>();
+        let map = (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7;
+        println!("flow entry {entry} B + map {map} B = {} B", entry + map);
+        assert!(entry + map <= 256, "{} bytes per flow", entry + map);
+    }
+}

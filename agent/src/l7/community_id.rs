@@ -1,0 +1,217 @@
+//! Community ID v1 flow hash (Corelight specification), seed 0.
+//!
+//! The ID lets an operator join our events with Zeek, Suricata or Arkime records of the same
+//! flow: `"1:" + base64(SHA-1(seed | src ip | dst ip | proto | 0 | src port | dst port))`, where
+//! the endpoints are ordered so both directions give the same value. For ICMP and ICMPv6 the
+//! "ports" are the message type and code, mapped so a request and its reply share an ID; for
+//! protocols without ports the port fields are left out.
+
+use std::net::IpAddr;
+
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
+const PROTO_SCTP: u8 = 132;
+
+/// Community ID v1 (seed 0) of a flow. For TCP, UDP and SCTP pass the ports; for ICMP (1) and
+/// ICMPv6 (58) pass the message type as `a_port` and the code as `b_port` of the packet sent
+/// by `a`. Mixed address families give an ID over the raw bytes (never equal to a real flow's).
+pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16) -> String {
+    let (mut src_port, mut dst_port) = (a_port, b_port);
+    let mut one_way = false;
+    let has_ports = match ip_proto {
+        PROTO_TCP | PROTO_UDP | PROTO_SCTP => true,
+        PROTO_ICMP | PROTO_ICMPV6 => {
+            let (sp, dp, ow) = icmp_ports(ip_proto == PROTO_ICMPV6, a_port, b_port);
+            (src_port, dst_port, one_way) = (sp, dp, ow);
+            true
+        }
+        _ => false,
+    };
+    let (a_buf, a_len) = ip_bytes(&a);
+    let (b_buf, b_len) = ip_bytes(&b);
+    let a_bytes = a_buf.get(..a_len).unwrap_or(&[]);
+    let b_bytes = b_buf.get(..b_len).unwrap_or(&[]);
+    let ordered = one_way || (a_bytes, src_port) <= (b_bytes, dst_port);
+    let (first, second, p1, p2) = if ordered {
+        (a_bytes, b_bytes, src_port, dst_port)
+    } else {
+        (b_bytes, a_bytes, dst_port, src_port)
+    };
+
+    let mut input = [0u8; 2 + 16 + 16 + 2 + 4];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        if let Some(dst) = input.get_mut(len..len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            len += bytes.len();
+        }
+    };
+    push(&0u16.to_be_bytes()); // seed
+    push(first);
+    push(second);
+    push(&[ip_proto, 0]);
+    if has_ports {
+        push(&p1.to_be_bytes());
+        push(&p2.to_be_bytes());
+    }
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        input.get(..len).unwrap_or(&[]),
+    );
+    let mut out = String::with_capacity(30);
+    out.push_str("1:");
+    base64_into(&mut out, digest.as_ref());
+    out
+}
+
+/// Network-order address bytes in a fixed buffer, and how many are used.
+fn ip_bytes(ip: &IpAddr) -> ([u8; 16], usize) {
+    let mut buf = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => {
+            if let Some(dst) = buf.get_mut(..4) {
+                dst.copy_from_slice(&v4.octets());
+            }
+            (buf, 4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), 16),
+    }
+}
+
+/// The spec's ICMP type/code → port mapping: `(src port, dst port, one_way)`. Request/reply
+/// pairs map the destination port to the counterpart type; other messages keep the code and
+/// are one-way (not reordered).
+fn icmp_ports(v6: bool, icmp_type: u16, code: u16) -> (u16, u16, bool) {
+    let counterpart = if v6 {
+        match icmp_type {
+            128 => Some(129), // echo request / reply
+            129 => Some(128),
+            133 => Some(134), // router solicitation / advertisement
+            134 => Some(133),
+            135 => Some(136), // neighbor solicitation / advertisement
+            136 => Some(135),
+            130 => Some(131), // multicast listener query / report
+            131 => Some(130),
+            139 => Some(140), // node information query / response
+            140 => Some(139),
+            144 => Some(145), // home agent address discovery request / reply
+            145 => Some(144),
+            _ => None,
+        }
+    } else {
+        match icmp_type {
+            8 => Some(0), // echo / echo reply
+            0 => Some(8),
+            13 => Some(14), // timestamp / reply
+            14 => Some(13),
+            15 => Some(16), // information request / reply
+            16 => Some(15),
+            10 => Some(9), // router solicitation / advertisement
+            9 => Some(10),
+            17 => Some(18), // address mask request / reply
+            18 => Some(17),
+            _ => None,
+        }
+    };
+    match counterpart {
+        Some(other) => (icmp_type, other, false),
+        None => (icmp_type, code, true),
+    }
+}
+
+/// Standard base64 with padding.
+fn base64_into(out: &mut String, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sym = |v: u32| char::from(ALPHABET.get((v & 63) as usize).copied().unwrap_or(b'A'));
+    for chunk in bytes.chunks(3) {
+        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (b(0) << 16) | (b(1) << 8) | b(2);
+        out.push(sym(n >> 18));
+        out.push(sym(n >> 12));
+        out.push(if chunk.len() > 1 { sym(n >> 6) } else { '=' });
+        out.push(if chunk.len() > 2 { sym(n) } else { '=' });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip literal")
+    }
+
+    #[test]
+    fn spec_tcp_example_both_directions() {
+        let a = ip("128.232.110.120");
+        let b = ip("66.35.250.204");
+        let want = "1:LQU9qZlK+B5F3KDmev6m5PMibrg=";
+        assert_eq!(community_id(6, a, 34855, b, 80), want);
+        assert_eq!(community_id(6, b, 80, a, 34855), want);
+    }
+
+    /// Further examples from the specification's README (UDP, ICMP echo, ICMPv6 neighbour
+    /// solicitation).
+    #[test]
+    fn spec_udp_icmp_examples() {
+        assert_eq!(
+            community_id(17, ip("192.168.1.52"), 54585, ip("8.8.8.8"), 53),
+            "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
+        );
+        assert_eq!(
+            community_id(1, ip("192.168.0.89"), 8, ip("192.168.0.1"), 0),
+            "1:X0snYXpgwiv9TZtqg64sgzUn6Dk="
+        );
+        assert_eq!(
+            community_id(
+                58,
+                ip("fe80::200:86ff:fe05:80da"),
+                135,
+                ip("fe80::260:97ff:fe07:69ea"),
+                0
+            ),
+            "1:dGHyGvjMfljg6Bppwm3bg0LO8TY="
+        );
+    }
+
+    #[test]
+    fn icmp_request_and_reply_share_an_id() {
+        let a = ip("192.168.0.89");
+        let b = ip("192.168.0.1");
+        let req = community_id(1, a, 8, b, 0);
+        let reply = community_id(1, b, 0, a, 0);
+        assert_eq!(req, reply);
+        assert!(req.starts_with("1:") && req.len() == 30, "{req}");
+        // One-way messages (destination unreachable) keep their orientation.
+        assert_ne!(community_id(1, a, 3, b, 1), community_id(1, b, 3, a, 1));
+        let v6a = ip("fe80::200:86ff:fe05:80da");
+        let v6b = ip("fe80::260:97ff:fe07:69ea");
+        assert_eq!(
+            community_id(58, v6a, 135, v6b, 0),
+            community_id(58, v6b, 136, v6a, 0)
+        );
+    }
+
+    #[test]
+    fn base64_padding() {
+        let mut s = String::new();
+        base64_into(&mut s, b"f");
+        assert_eq!(s, "Zg==");
+        s.clear();
+        base64_into(&mut s, b"fo");
+        assert_eq!(s, "Zm8=");
+        s.clear();
+        base64_into(&mut s, b"foobar");
+        assert_eq!(s, "Zm9vYmFy");
+    }
+
+    #[test]
+    fn portless_protocol_is_symmetric() {
+        let a = ip("10.0.0.1");
+        let b = ip("203.0.113.9");
+        assert_eq!(community_id(50, a, 0, b, 0), community_id(50, b, 0, a, 0));
+        assert_ne!(community_id(50, a, 0, b, 0), community_id(47, a, 0, b, 0));
+    }
+}

@@ -1,0 +1,900 @@
+//! The data-plane pipeline: capture thread(s) -> bounded channels -> shard workers -> writer.
+//!
+//! A capture thread reads packets, decodes them (link layer, tunnels, IP, transport) into a
+//! `Copy` [`Decoded`] value, attributes non-first IP fragments through a bounded fragment map,
+//! picks the worker by a symmetric hash of the direction-normalised flow key, and appends the
+//! packet metadata plus its transport payload to that worker's current [`Batch`] (64 packets;
+//! batch buffers are recycled through a return channel, so nothing allocates per packet once
+//! warm). Offline the capture thread blocks when a worker queue is full (nothing is lost);
+//! live it never blocks: a full queue is a counted drop.
+//!
+//! Entry points: [`run_offline`] (files) and [`run_live`] (interfaces, until a shutdown flag).
+//! Both are generic over the [`Analysis`] built per worker by a factory closure, and take extra
+//! [`EventSink`]s (e.g. the uplink spool) next to the JSON-lines output.
+//!
+//! IP fragments: every fragment frame is counted in its flow (the bytes were on the wire).
+//! The first fragment carries the ports; later fragments are attributed through the map keyed
+//! by (source, destination, identification, protocol) of the fragmenting IP layer. Later
+//! fragments that arrive before their first fragment are held (time and length only, at most
+//! 64 per datagram) and attributed when it arrives; those whose first fragment never comes are
+//! counted under `stats.ignored.fragment_unattributed`. The map is bounded
+//! (`fragment_entries` × workers per capture thread); a first fragment that finds it full
+//! (after purging entries older than 30 s) is counted under `stats.drops.fragment_table`.
+
+use crate::analysis::Analysis;
+use crate::capture::live::LiveHandle;
+use crate::capture::offline::OfflineFiles;
+use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
+use crate::decode::{decode, Decoded, Frag, FragKey, Ignored, Outcome};
+use crate::dns_cache::DnsCache;
+use crate::flow::FlowKey;
+use crate::sink::{EventSink, Writer, WriterMsg};
+use crate::stats::{CaptureCounters, LiveStats};
+use crate::worker::{Worker, WorkerContext};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
+use crossline_config::AgentConfig;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::stats::LiveStats as PipelineStats;
+
+/// Live: a periodic `stats` event every this many 100 ms ticks (60 s).
+const LIVE_STATS_TICKS: u32 = 600;
+
+/// How long a live capture thread naps when its handle had nothing to read.
+const IDLE_NAP: Duration = Duration::from_millis(1);
+
+/// Packets per batch.
+pub const BATCH_PACKETS: usize = 64;
+const FRAGMENT_MAX_AGE_MICROS: i64 = 30_000_000;
+
+/// Errors that stop a pipeline run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A capture file or interface could not be used.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Writing events failed.
+    #[error("writing events: {0}")]
+    Output(#[from] std::io::Error),
+    /// Nothing to capture from.
+    #[error("no capture interfaces configured ([capture] interfaces is empty)")]
+    NoInterfaces,
+}
+
+/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
+#[derive(Debug, Clone, Copy)]
+pub struct PacketMeta {
+    /// Capture time, Unix micros.
+    pub ts_micros: i64,
+    /// Frame length on the wire.
+    pub orig_len: u32,
+    /// Offset of the payload in the batch's `data`.
+    pub payload_start: u32,
+    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
+    pub dec: Decoded,
+}
+
+/// A batch of packets for one worker. An empty batch is a clock tick.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
+    pub now: i64,
+    /// Packets.
+    pub metas: Vec<PacketMeta>,
+    /// Payload bytes of the packets, back to back.
+    pub data: Vec<u8>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            now: 0,
+            metas: Vec::with_capacity(BATCH_PACKETS),
+            data: Vec::with_capacity(BATCH_PACKETS * 256),
+        }
+    }
+
+    /// Empty the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.now = 0;
+        self.metas.clear();
+        self.data.clear();
+    }
+}
+
+/// Fragment map entry of one datagram.
+#[derive(Debug, Clone)]
+enum FragEntry {
+    /// The first fragment was seen: its flow tuple attributes the later ones.
+    Known { dec: Decoded, seen_micros: i64 },
+    /// Later fragments arrived before the first one: (time, frame length) of each, held until
+    /// the first fragment names the flow (at most [`PENDING_FRAGMENTS`]).
+    Pending {
+        frames: Vec<(i64, u32)>,
+        seen_micros: i64,
+    },
+}
+
+impl FragEntry {
+    fn seen(&self) -> i64 {
+        match self {
+            FragEntry::Known { seen_micros, .. } | FragEntry::Pending { seen_micros, .. } => {
+                *seen_micros
+            }
+        }
+    }
+}
+
+/// Most out-of-order fragments held per datagram while waiting for its first fragment.
+const PENDING_FRAGMENTS: usize = 64;
+
+/// Whether a full queue blocks (offline) or drops (live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// Block until the worker has room: nothing is dropped.
+    Block,
+    /// Drop and count when the worker queue is full.
+    DropWhenFull,
+}
+
+/// Decodes packets and dispatches them to the workers (one per capture thread).
+pub struct Dispatcher {
+    senders: Vec<Sender<Batch>>,
+    pool: Receiver<Batch>,
+    current: Vec<Batch>,
+    frags: HashMap<FragKey, FragEntry, foldhash::fast::RandomState>,
+    frag_capacity: usize,
+    shard_hasher: foldhash::fast::RandomState,
+    counters: CaptureCounters,
+    stats: Arc<LiveStats>,
+    mode: QueueMode,
+    dec: Decoded,
+    now: i64,
+    last_tick: i64,
+    since_flush: usize,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("workers", &self.senders.len())
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher feeding `senders` (one per worker). `shard_hasher` must be shared by every
+    /// dispatcher of a run so a flow always reaches the same worker.
+    pub fn new(
+        senders: Vec<Sender<Batch>>,
+        pool: Receiver<Batch>,
+        shard_hasher: foldhash::fast::RandomState,
+        frag_capacity: usize,
+        stats: Arc<LiveStats>,
+        mode: QueueMode,
+    ) -> Self {
+        let n = senders.len();
+        Dispatcher {
+            senders,
+            pool,
+            current: (0..n).map(|_| Batch::new()).collect(),
+            frags: HashMap::with_hasher(Default::default()),
+            frag_capacity: frag_capacity.max(1),
+            shard_hasher,
+            counters: CaptureCounters::default(),
+            stats,
+            mode,
+            dec: Decoded::default(),
+            now: 0,
+            last_tick: 0,
+            since_flush: 0,
+        }
+    }
+
+    /// Decode and dispatch one packet.
+    pub fn on_packet(&mut self, p: RawPacket<'_>) {
+        self.counters.packets += 1;
+        self.counters.bytes += u64::from(p.orig_len);
+        self.now = p.ts_micros;
+        self.since_flush += 1;
+        if self.since_flush >= 1024 {
+            self.since_flush = 0;
+            self.counters.flush(&self.stats);
+        }
+        match decode(p.linktype, p.data, &mut self.dec) {
+            Ok(()) => {}
+            Err(Outcome::Error(e)) => {
+                self.counters.decode_errors[e.index()] += 1;
+                return;
+            }
+            Err(Outcome::Ignored(r)) => {
+                self.counters.ignored[r.index()] += 1;
+                return;
+            }
+        }
+        let mut dec = self.dec;
+        let mut pending = None;
+        match dec.frag {
+            Frag::None => {}
+            Frag::First(k) => pending = self.remember_fragment(k, &dec, p.ts_micros),
+            Frag::Later(k) => match self.frags.get_mut(&k) {
+                Some(FragEntry::Known { dec: first, .. }) => dec = later_fragment(first, k),
+                Some(FragEntry::Pending { frames, .. }) => {
+                    if frames.len() < PENDING_FRAGMENTS {
+                        frames.push((p.ts_micros, p.orig_len));
+                    } else {
+                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
+                    }
+                    return;
+                }
+                None => {
+                    if self.make_room(p.ts_micros) {
+                        let mut frames = Vec::with_capacity(4);
+                        frames.push((p.ts_micros, p.orig_len));
+                        self.frags.insert(
+                            k,
+                            FragEntry::Pending {
+                                frames,
+                                seen_micros: p.ts_micros,
+                            },
+                        );
+                    } else {
+                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
+                    }
+                    return;
+                }
+            },
+        }
+        self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
+        // Fragments that arrived before this first fragment now have a flow.
+        if let (Some(frames), Frag::First(k)) = (pending, dec.frag) {
+            let later = later_fragment(&dec, k);
+            for (ts, len) in frames {
+                self.dispatch(ts, len, &[], later);
+            }
+        }
+        // Offline: let idle workers see time pass about once per second of packet time.
+        if self.now - self.last_tick >= 1_000_000 || self.now < self.last_tick {
+            self.tick(self.now);
+        }
+    }
+
+    /// Append one packet to its worker's batch.
+    fn dispatch(&mut self, ts: i64, orig_len: u32, data: &[u8], mut dec: Decoded) {
+        let (key, _) = FlowKey::from_decoded(&dec);
+        let shard = (self.shard_hasher.hash_one(key) % self.senders.len() as u64) as usize;
+        let payload = data
+            .get(dec.payload_off as usize..)
+            .and_then(|s| s.get(..dec.payload_len as usize))
+            .unwrap_or(&[]);
+        dec.payload_len = payload.len() as u32;
+        let b = &mut self.current[shard];
+        let start = b.data.len() as u32;
+        b.data.extend_from_slice(payload);
+        b.metas.push(PacketMeta {
+            ts_micros: ts,
+            orig_len,
+            payload_start: start,
+            dec,
+        });
+        if b.metas.len() >= BATCH_PACKETS {
+            self.send(shard);
+        }
+    }
+
+    /// Remember a first fragment's flow for its later fragments. A known key means a new
+    /// datagram reusing the IP id (it replaces the entry). Returns the fragments of this
+    /// datagram that arrived before it, now attributable.
+    fn remember_fragment(&mut self, k: FragKey, dec: &Decoded, ts: i64) -> Option<Vec<(i64, u32)>> {
+        let known = FragEntry::Known {
+            dec: *dec,
+            seen_micros: ts,
+        };
+        if let Some(e) = self.frags.get_mut(&k) {
+            let old = std::mem::replace(e, known);
+            return match old {
+                FragEntry::Pending { frames, .. } => Some(frames),
+                FragEntry::Known { .. } => None,
+            };
+        }
+        if self.make_room(ts) {
+            self.frags.insert(k, known);
+        } else {
+            self.counters.drops_fragment += 1;
+        }
+        None
+    }
+
+    /// True when the fragment map has room for one more entry, after purging entries older
+    /// than 30 s of packet time if it was full. Purged pending fragments are counted as
+    /// unattributed.
+    fn make_room(&mut self, ts: i64) -> bool {
+        if self.frags.len() < self.frag_capacity {
+            return true;
+        }
+        let mut lost = 0u64;
+        self.frags.retain(|_, e| {
+            let keep = ts - e.seen() < FRAGMENT_MAX_AGE_MICROS && e.seen() <= ts;
+            if let (false, FragEntry::Pending { frames, .. }) = (keep, &*e) {
+                lost += frames.len() as u64;
+            }
+            keep
+        });
+        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost;
+        self.frags.len() < self.frag_capacity
+    }
+
+    fn send(&mut self, shard: usize) {
+        let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
+        let mut b = std::mem::replace(&mut self.current[shard], fresh);
+        b.now = self.now;
+        let n = b.metas.len() as u64;
+        match self.mode {
+            QueueMode::Block => {
+                let _ = self.senders[shard].send(b);
+            }
+            QueueMode::DropWhenFull => match self.senders[shard].try_send(b) {
+                Ok(()) => {}
+                Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
+                    self.counters.drops_queue += n;
+                    b.clear();
+                    self.current[shard] = b;
+                }
+            },
+        }
+    }
+
+    /// Send partial batches and let every worker see `now` (an empty batch is a tick).
+    pub fn tick(&mut self, now: i64) {
+        self.now = now;
+        self.last_tick = now;
+        for shard in 0..self.senders.len() {
+            self.send(shard);
+        }
+        self.counters.flush(&self.stats);
+    }
+
+    /// Flush everything and close the worker channels. Fragments still waiting for their
+    /// first fragment are counted as unattributed.
+    pub fn finish(mut self) {
+        let lost: usize = self
+            .frags
+            .values()
+            .map(|e| match e {
+                FragEntry::Pending { frames, .. } => frames.len(),
+                FragEntry::Known { .. } => 0,
+            })
+            .sum();
+        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost as u64;
+        let now = self.now;
+        self.tick(now);
+    }
+}
+
+/// The decoded form of a later fragment of the datagram whose first fragment decoded to
+/// `first`: same flow, no flags, no payload.
+fn later_fragment(first: &Decoded, k: FragKey) -> Decoded {
+    let mut d = *first;
+    d.frag = Frag::Later(k);
+    d.tcp_flags = 0;
+    d.payload_off = 0;
+    d.payload_len = 0;
+    d
+}
+
+/// Options of an offline run.
+#[derive(Debug, Clone, Default)]
+pub struct OfflineOptions {
+    /// Override `capture.workers`.
+    pub workers: Option<usize>,
+    /// Draw a progress bar on stderr (only if stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Result of a run.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The final stats (also written as the last event).
+    pub stats: Stats,
+    /// The live counters.
+    pub live: Arc<LiveStats>,
+}
+
+/// How many workers and capture threads a run has, and how full queues behave.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    workers: usize,
+    mode: QueueMode,
+    dispatchers: usize,
+}
+
+/// Spawn workers, run `produce` (which feeds the dispatchers it is given) on the calling
+/// thread, then drain, write the final stats event and finish the sinks.
+fn run_pipeline<A, F, P>(
+    cfg: &AgentConfig,
+    shape: Shape,
+    sinks: Vec<Box<dyn EventSink>>,
+    stats: Arc<LiveStats>,
+    factory: F,
+    produce: P,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+    P: FnOnce(Vec<Dispatcher>) -> Result<i64, PipelineError> + Send,
+{
+    let Shape {
+        workers,
+        mode,
+        dispatchers,
+    } = shape;
+    let workers = workers.max(1);
+    let writer = Writer::start(sinks, stats.clone(), 64)?;
+    let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
+    stats.flow_capacity.store(
+        (cfg.capture.flows_per_worker * workers) as u64,
+        Ordering::Relaxed,
+    );
+    let ctx = WorkerContext {
+        gateway: cfg.gateway.clone(),
+        capture: cfg.capture.clone(),
+        workers,
+        stats: stats.clone(),
+        dns,
+    };
+    let queue = cfg.capture.queue_batches.max(1);
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);
+    let mut senders = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(queue);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let shard_hasher = foldhash::fast::RandomState::default();
+    let frag_capacity = cfg.capture.fragment_entries * workers;
+    let dispatchers: Vec<Dispatcher> = (0..dispatchers.max(1))
+        .map(|_| {
+            Dispatcher::new(
+                senders.clone(),
+                pool_rx.clone(),
+                shard_hasher,
+                frag_capacity,
+                stats.clone(),
+                mode,
+            )
+        })
+        .collect();
+    drop(senders);
+    let factory = &factory;
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(workers);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let ctx = ctx.clone();
+            let recycle = pool_tx.clone();
+            let wtx = writer.sender();
+            let h = std::thread::Builder::new()
+                .name(format!("crossline-worker-{i}"))
+                .spawn_scoped(s, move || {
+                    let w = Worker::new(i, ctx, factory(i));
+                    w.run(rx, recycle, wtx);
+                });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => return Err(PipelineError::Output(e)),
+            }
+        }
+        // Live: push buffered output to the sinks about once a second.
+        if mode == QueueMode::DropWhenFull {
+            let ftx = writer.sender();
+            let done = &done;
+            let gateway = cfg.gateway.clone();
+            s.spawn(move || {
+                let (mut n, mut f) = (0u32, 0u32);
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    n += 1;
+                    f += 1;
+                    if f == 10 {
+                        f = 0;
+                        let _ = ftx.try_send(WriterMsg::Flush);
+                    }
+                    if n == LIVE_STATS_TICKS {
+                        n = 0;
+                        let e = Event::new(
+                            EventType::Stats,
+                            format_timestamp_micros(wall_micros()),
+                            gateway.clone(),
+                        );
+                        let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));
+                    }
+                }
+            });
+        }
+        let r = produce(dispatchers);
+        done.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+        r
+    });
+    drop(pool_tx);
+    // The workers are done; every event they produced is queued before this message.
+    // The writer fills in the counters when it gets there, after every earlier event.
+    let last = *result.as_ref().unwrap_or(&0);
+    let tx = writer.sender();
+    let e = Event::new(
+        EventType::Stats,
+        format_timestamp_micros(last),
+        cfg.gateway.clone(),
+    );
+    let _ = tx.send(WriterMsg::Stats(Box::new(e)));
+    drop(tx);
+    let write_result = writer.finish();
+    result?;
+    write_result?;
+    Ok(RunSummary {
+        stats: stats.snapshot(),
+        live: stats,
+    })
+}
+
+/// Run the pipeline over capture files, in order. The output sinks (JSON lines and any extra
+/// ones) get every flow record and alert, then a final `stats` event.
+pub fn run_offline<A, F>(
+    cfg: &AgentConfig,
+    files: &[PathBuf],
+    sinks: Vec<Box<dyn EventSink>>,
+    options: &OfflineOptions,
+    factory: F,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+{
+    run_offline_with_stats(
+        cfg,
+        files,
+        sinks,
+        options,
+        Arc::new(LiveStats::new()),
+        factory,
+    )
+}
+
+/// [`run_offline`] with counters the caller holds (e.g. to serve `/metrics` while the run
+/// lasts).
+pub fn run_offline_with_stats<A, F>(
+    cfg: &AgentConfig,
+    files: &[PathBuf],
+    sinks: Vec<Box<dyn EventSink>>,
+    options: &OfflineOptions,
+    stats: Arc<LiveStats>,
+    factory: F,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+{
+    let mut source = OfflineFiles::open(files)?;
+    let workers = options.workers.unwrap_or(cfg.capture.workers).max(1);
+    let progress = options.progress && std::io::stderr().is_terminal();
+    let stats2 = stats.clone();
+    let shape = Shape {
+        workers,
+        mode: QueueMode::Block,
+        dispatchers: 1,
+    };
+    run_pipeline(cfg, shape, sinks, stats.clone(), factory, move |mut ds| {
+        let mut d = ds.remove(0);
+        let mut bar = Progress::new(progress, source.total_bytes);
+        loop {
+            let st = source.read(1024, &mut |p| d.on_packet(p))?;
+            bar.update(stats2.packets.load(Ordering::Relaxed), source.bytes_read);
+            if st == Status::End {
+                break;
+            }
+        }
+        bar.done();
+        let last = d.now;
+        d.finish();
+        for e in source.file_errors.drain(..) {
+            stats2.file_error(e);
+        }
+        Ok(last)
+    })
+}
+
+/// Run live capture on `cfg.capture.interfaces` until `shutdown` is set, then flush every
+/// flow and write the final stats event. Counters are visible in `stats` while running.
+pub fn run_live<A, F>(
+    cfg: &AgentConfig,
+    sinks: Vec<Box<dyn EventSink>>,
+    stats: Arc<LiveStats>,
+    shutdown: Arc<AtomicBool>,
+    factory: F,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+{
+    if cfg.capture.interfaces.is_empty() {
+        return Err(PipelineError::NoInterfaces);
+    }
+    let workers = cfg.capture.workers.max(1);
+    // One fanout group per interface, one handle per worker when fanout works.
+    let mut handles: Vec<LiveHandle> = Vec::new();
+    let pid = std::process::id() as u16;
+    for (i, iface) in cfg.capture.interfaces.iter().enumerate() {
+        let group = pid.wrapping_add(i as u16);
+        let (hs, fanout) = crate::capture::live::open_group(&cfg.capture, iface, workers, group)?;
+        eprintln!(
+            "crossline-agent: capturing on {iface}: {} handle(s), fanout {}",
+            hs.len(),
+            if fanout {
+                "on"
+            } else {
+                "off (software dispatch)"
+            }
+        );
+        handles.extend(hs);
+    }
+    let n = handles.len();
+    let stats2 = stats.clone();
+    let shape = Shape {
+        workers,
+        mode: QueueMode::DropWhenFull,
+        dispatchers: n,
+    };
+    run_pipeline(cfg, shape, sinks, stats, factory, move |ds| {
+        std::thread::scope(|s| {
+            let mut joins = Vec::new();
+            for (mut h, mut d) in handles.into_iter().zip(ds) {
+                let shutdown = shutdown.clone();
+                let stats = stats2.clone();
+                joins.push(s.spawn(move || -> Result<i64, PipelineError> {
+                    let r = capture_loop(&mut h, &mut d, &shutdown, &stats);
+                    if r.is_err() {
+                        // One interface failed: stop the others too, and still write every
+                        // flow seen so far.
+                        shutdown.store(true, Ordering::Relaxed);
+                    }
+                    d.finish();
+                    r.map(|()| wall_micros())
+                }));
+            }
+            let mut first = Ok(0);
+            for j in joins {
+                let r = j.join().unwrap_or(Ok(0));
+                match (&first, r) {
+                    (Ok(a), Ok(b)) => first = Ok((*a).max(b)),
+                    (Ok(_), Err(e)) => first = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+            first
+        })
+    })
+}
+
+/// The coarse clock: wall time in Unix micros.
+pub fn wall_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn capture_loop(
+    h: &mut LiveHandle,
+    d: &mut Dispatcher,
+    shutdown: &AtomicBool,
+    stats: &LiveStats,
+) -> Result<(), PipelineError> {
+    let mut last_flush = Instant::now();
+    let mut last_drops = crate::capture::DropTotals::default();
+    while !shutdown.load(Ordering::Relaxed) {
+        let st = h.read(256, &mut |p| d.on_packet(p))?;
+        if st == Status::End {
+            break;
+        }
+        if st == Status::Timeout {
+            std::thread::sleep(IDLE_NAP);
+        }
+        if st == Status::Timeout || last_flush.elapsed() >= Duration::from_millis(100) {
+            last_flush = Instant::now();
+            d.tick(wall_micros());
+            let drops = h.drops();
+            stats
+                .drops_kernel
+                .fetch_add(drops.kernel - last_drops.kernel, Ordering::Relaxed);
+            stats
+                .drops_interface
+                .fetch_add(drops.interface - last_drops.interface, Ordering::Relaxed);
+            last_drops = drops;
+        }
+    }
+    let drops = h.drops();
+    stats
+        .drops_kernel
+        .fetch_add(drops.kernel - last_drops.kernel, Ordering::Relaxed);
+    stats
+        .drops_interface
+        .fetch_add(drops.interface - last_drops.interface, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A hand-written progress bar on stderr: packets, MB, rate, ETA by file bytes.
+struct Progress {
+    enabled: bool,
+    total: u64,
+    start: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64) -> Self {
+        let now = Instant::now();
+        Progress {
+            enabled,
+            total,
+            start: now,
+            last: now,
+        }
+    }
+
+    fn update(&mut self, packets: u64, bytes: u64) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let frac = if self.total > 0 {
+            (bytes as f64 / self.total as f64).min(1.0)
+        } else {
+            0.0
+        };
+        let eta = if frac > 0.0 {
+            secs * (1.0 - frac) / frac
+        } else {
+            0.0
+        };
+        let width = 30usize;
+        let filled = ((frac * width as f64) as usize).min(width);
+        eprint!(
+            "\r[{}{}] {:5.1}% {} pkts {:.1} MB {:.0} pkt/s ETA {:.0}s   ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            frac * 100.0,
+            packets,
+            bytes as f64 / 1e6,
+            packets as f64 / secs,
+            eta
+        );
+    }
+
+    fn done(&mut self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::NoAnalysis;
+    use crate::sink::MemorySink;
+    use crossline_config::agent::CaptureConfig;
+
+    /// An Ethernet frame with an IPv4 fragment: id, offset (8-byte units), more-fragments.
+    fn frag(id: u16, offset: u16, more: bool, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        let ff = offset | if more { 0x2000 } else { 0 };
+        f.extend_from_slice(&ff.to_be_bytes());
+        f.extend_from_slice(&[64, 17, 0, 0, 10, 0, 0, 1, 198, 51, 100, 7]);
+        f.extend_from_slice(body);
+        f
+    }
+
+    fn run(frames: &[Vec<u8>]) -> (Vec<Event>, Stats) {
+        let stats = Arc::new(LiveStats::new());
+        let sink = MemorySink::default();
+        let events = sink.events.clone();
+        let writer = Writer::start(vec![Box::new(sink)], stats.clone(), 16).expect("writer");
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let (ptx, prx) = crossbeam_channel::bounded(16);
+        let mut d = Dispatcher::new(
+            vec![tx],
+            prx,
+            foldhash::fast::RandomState::default(),
+            16,
+            stats.clone(),
+            QueueMode::Block,
+        );
+        let ctx = WorkerContext {
+            gateway: "gw-test".into(),
+            capture: CaptureConfig::default(),
+            workers: 1,
+            stats: stats.clone(),
+            dns: Arc::new(DnsCache::new(16)),
+        };
+        let wtx = writer.sender();
+        let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));
+        for (i, f) in frames.iter().enumerate() {
+            d.on_packet(RawPacket {
+                ts_micros: 1_000_000 + i as i64,
+                orig_len: f.len() as u32,
+                data: f,
+                linktype: crate::decode::linktype::ETHERNET,
+            });
+        }
+        d.finish();
+        h.join().expect("worker");
+        writer.finish().expect("writer");
+        let events = events.lock().expect("events").clone();
+        (events, stats.snapshot())
+    }
+
+    #[test]
+    fn fragments_before_their_first_fragment_are_attributed_when_it_arrives() {
+        // UDP 40000 -> 53 with 40 payload bytes, split 16 / 24 / 8 bytes of IP payload.
+        let mut udp = vec![0x9c, 0x40, 0x00, 0x35, 0x00, 48, 0, 0];
+        udp.extend_from_slice(&[0xab; 8]);
+        let first = frag(7, 0, true, &udp);
+        let second = frag(7, 2, true, &[0xcd; 24]);
+        let third = frag(7, 5, false, &[0xef; 8]);
+        // A datagram whose first fragment never comes.
+        let orphan = frag(8, 2, false, &[0x11; 8]);
+        let (events, stats) = run(&[third.clone(), second.clone(), orphan, first.clone()]);
+        let flows: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.event_type == EventType::Flow)
+            .collect();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        let f = flows[0].flow.as_ref().expect("flow");
+        assert_eq!(flows[0].dest_port, Some(53));
+        assert_eq!(f.pkts_toserver, 3, "all three fragments counted");
+        assert_eq!(
+            f.bytes_toserver,
+            (first.len() + second.len() + third.len()) as u64
+        );
+        assert_eq!(stats.ignored.get("fragment_unattributed"), Some(&1));
+        assert_eq!(stats.packets, 4);
+    }
+
+    #[test]
+    fn ip_id_reuse_with_another_flow_starts_a_new_datagram() {
+        let udp_a = [
+            0x9c, 0x40, 0x00, 0x35, 0x00, 24, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        let udp_b = [
+            0x9c, 0x41, 0x00, 0x35, 0x00, 24, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        let frames = [
+            frag(9, 0, true, &udp_a),
+            frag(9, 2, false, &[0; 8]),
+            frag(9, 0, true, &udp_b),
+            frag(9, 2, false, &[0; 8]),
+        ];
+        let (events, _) = run(&frames);
+        let mut pkts: Vec<(Option<u16>, u64)> = events
+            .iter()
+            .filter_map(|e| Some((e.src_port, e.flow.as_ref()?.pkts_toserver)))
+            .collect();
+        pkts.sort();
+        assert_eq!(pkts, vec![(Some(40000), 2), (Some(40001), 2)]);
+    }
+}

@@ -1,0 +1,236 @@
+//! Shared data-plane counters ([`LiveStats`]) and the per-thread local counters that are
+//! flushed into them once per batch, never per packet.
+//!
+//! `LiveStats` is shared as `Arc<LiveStats>` between capture threads, workers, the writer and
+//! the metrics exporter. Every counter is a monotonic `AtomicU64` (total since start), except
+//! `flows_active`, a gauge.
+
+use crate::decode::{DecodeError, Ignored};
+use crossline_config::event::{AlertKind, Event, EventType, Stats, VerdictStatus};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Every `VerdictStatus`, in declaration order (index = position).
+pub const VERDICTS: [VerdictStatus; 7] = [
+    VerdictStatus::Unfiled,
+    VerdictStatus::RecipientNotFiled,
+    VerdictStatus::ServiceNotFiled,
+    VerdictStatus::FilingExpired,
+    VerdictStatus::OutsideWindow,
+    VerdictStatus::Filed,
+    VerdictStatus::NotCrossBorder,
+];
+
+/// Data-plane counters, totals since start.
+#[derive(Debug, Default)]
+pub struct LiveStats {
+    /// Packets read from capture.
+    pub packets: AtomicU64,
+    /// Bytes (pcap original length) read from capture.
+    pub bytes: AtomicU64,
+    /// Undecodable packets, total.
+    pub decode_errors_total: AtomicU64,
+    /// Undecodable packets by reason (index: [`DecodeError::index`]).
+    pub decode_errors: [AtomicU64; DecodeError::COUNT],
+    /// Packets without a flow by reason (index: [`Ignored::index`]).
+    pub ignored: [AtomicU64; Ignored::COUNT],
+    /// Drops reported by the kernel (pcap `ps_drop`).
+    pub drops_kernel: AtomicU64,
+    /// Drops reported by the interface/driver (pcap `ps_ifdrop`).
+    pub drops_interface: AtomicU64,
+    /// Packets dropped because a worker queue was full (live only).
+    pub drops_queue: AtomicU64,
+    /// First fragments not remembered because the fragment map was full.
+    pub drops_fragment: AtomicU64,
+    /// Flows created.
+    pub flows_created: AtomicU64,
+    /// Flows in the tables now (gauge).
+    pub flows_active: AtomicU64,
+    /// Flows picked up mid-stream.
+    pub flows_midstream: AtomicU64,
+    /// Flows evicted because a table was full.
+    pub evictions: AtomicU64,
+    /// Flow events written.
+    pub flow_events: AtomicU64,
+    /// Alerts written, per kind (index: position in [`AlertKind::ALL`]).
+    pub alerts: [AtomicU64; AlertKind::ALL.len()],
+    /// Flow records written, per verdict (index: position in [`VERDICTS`]).
+    pub verdicts: [AtomicU64; VERDICTS.len()],
+    /// Total flow table capacity (all workers).
+    pub flow_capacity: AtomicU64,
+    /// Files that could not be read completely (offline).
+    pub file_errors: Mutex<Vec<String>>,
+}
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl LiveStats {
+    /// All zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Count an event the writer is about to write.
+    pub fn count_written(&self, event: &Event) {
+        match event.event_type {
+            EventType::Flow => {
+                self.flow_events.fetch_add(1, Ordering::Relaxed);
+                if let Some(v) = &event.verdict {
+                    if let Some(i) = VERDICTS.iter().position(|s| *s == v.status) {
+                        self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            EventType::Alert => {
+                if let Some(a) = &event.alert {
+                    if let Some(i) = AlertKind::ALL.iter().position(|k| *k == a.kind) {
+                        self.alerts[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            EventType::Stats => {}
+        }
+    }
+
+    /// Record a file that could not be read completely.
+    pub fn file_error(&self, message: String) {
+        if let Ok(mut v) = self.file_errors.lock() {
+            v.push(message);
+        }
+    }
+
+    /// The counters as the `stats` event body. Zero counts are left out of the maps.
+    pub fn snapshot(&self) -> Stats {
+        let mut decode_errors = BTreeMap::new();
+        for e in DecodeError::ALL {
+            let n = load(&self.decode_errors[e.index()]);
+            if n > 0 {
+                decode_errors.insert(e.as_str().to_string(), n);
+            }
+        }
+        let mut ignored = BTreeMap::new();
+        for r in Ignored::ALL {
+            let n = load(&self.ignored[r.index()]);
+            if n > 0 {
+                ignored.insert(r.as_str().to_string(), n);
+            }
+        }
+        let mut drops = BTreeMap::new();
+        for (name, c) in [
+            ("kernel", &self.drops_kernel),
+            ("interface", &self.drops_interface),
+            ("queue", &self.drops_queue),
+            ("fragment_table", &self.drops_fragment),
+        ] {
+            drops.insert(name.to_string(), load(c));
+        }
+        let mut alerts = BTreeMap::new();
+        for (i, k) in AlertKind::ALL.iter().enumerate() {
+            let n = load(&self.alerts[i]);
+            if n > 0 {
+                alerts.insert(k.as_str().to_string(), n);
+            }
+        }
+        let mut verdicts = BTreeMap::new();
+        for (i, s) in VERDICTS.iter().enumerate() {
+            let n = load(&self.verdicts[i]);
+            if n > 0 {
+                verdicts.insert(s.as_str().to_string(), n);
+            }
+        }
+        Stats {
+            packets: load(&self.packets),
+            bytes: load(&self.bytes),
+            decode_errors,
+            ignored,
+            flows: load(&self.flows_created),
+            flows_midstream: load(&self.flows_midstream),
+            evictions: load(&self.evictions),
+            drops,
+            flow_events: load(&self.flow_events),
+            alerts,
+            verdicts,
+            file_errors: self
+                .file_errors
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Per-thread counters of a capture thread, flushed into [`LiveStats`] per batch.
+#[derive(Debug, Default, Clone)]
+pub struct CaptureCounters {
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Decode errors by reason.
+    pub decode_errors: [u64; DecodeError::COUNT],
+    /// Ignored packets by reason.
+    pub ignored: [u64; Ignored::COUNT],
+    /// Queue-full drops.
+    pub drops_queue: u64,
+    /// Fragment map overflow.
+    pub drops_fragment: u64,
+}
+
+impl CaptureCounters {
+    /// Add the local counts to `stats` and reset them.
+    pub fn flush(&mut self, stats: &LiveStats) {
+        let r = Ordering::Relaxed;
+        stats.packets.fetch_add(self.packets, r);
+        stats.bytes.fetch_add(self.bytes, r);
+        let mut errs = 0;
+        for (i, n) in self.decode_errors.iter().enumerate() {
+            if *n > 0 {
+                stats.decode_errors[i].fetch_add(*n, r);
+                errs += n;
+            }
+        }
+        stats.decode_errors_total.fetch_add(errs, r);
+        for (i, n) in self.ignored.iter().enumerate() {
+            if *n > 0 {
+                stats.ignored[i].fetch_add(*n, r);
+            }
+        }
+        stats.drops_queue.fetch_add(self.drops_queue, r);
+        stats.drops_fragment.fetch_add(self.drops_fragment, r);
+        *self = CaptureCounters::default();
+    }
+}
+
+/// Per-worker counters, flushed into [`LiveStats`] per batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WorkerCounters {
+    /// Flows created.
+    pub flows_created: u64,
+    /// Flows picked up mid-stream.
+    pub flows_midstream: u64,
+    /// Flows evicted.
+    pub evictions: u64,
+    /// Change of the number of flows in the table since the last flush.
+    pub active_delta: i64,
+}
+
+impl WorkerCounters {
+    /// Add the local counts to `stats` and reset them.
+    pub fn flush(&mut self, stats: &LiveStats) {
+        let r = Ordering::Relaxed;
+        stats.flows_created.fetch_add(self.flows_created, r);
+        stats.flows_midstream.fetch_add(self.flows_midstream, r);
+        stats.evictions.fetch_add(self.evictions, r);
+        if self.active_delta >= 0 {
+            stats.flows_active.fetch_add(self.active_delta as u64, r);
+        } else {
+            stats
+                .flows_active
+                .fetch_sub(self.active_delta.unsigned_abs(), r);
+        }
+        *self = WorkerCounters::default();
+    }
+}

@@ -1,0 +1,339 @@
+//! Adapter between the flow table and the L7 parsers ([`crate::l7`]): per-flow L7 state, the
+//! bounded in-order reassembly of the client's first bytes, QUIC Initial state, banner
+//! detection, and the DNS answers feeding the shared [`DnsCache`].
+//!
+//! State lives behind `Option<Box<L7State>>` in the flow entry and is only allocated when a
+//! flow has something to buffer (a ClientHello or HTTP head split over segments, QUIC
+//! Initials) or a result was found; buffers are freed as soon as the ClientHello / request is
+//! found or the byte cap (`capture.tls_reassembly_bytes`) is hit. Flows whose taps are all done
+//! cost one byte of flags (`Flow::l7_done`). The client stream is reassembled in order only: a
+//! gap ends the attempt (retransmitted bytes are skipped).
+
+use crate::decode::{ip_proto, Decoded};
+use crate::dns_cache::DnsCache;
+use crate::flow::Flow;
+use crate::l7::quic::{looks_like_initial, QuicInitial};
+use crate::l7::tls::ClientHello;
+use crate::l7::{banner, community_id, dns, http, tls, Parse};
+use crossline_config::event::{HttpMeta, TlsMeta};
+use std::sync::Arc;
+
+const TLS_DONE: u8 = 0x01;
+const HTTP_DONE: u8 = 0x02;
+const QUIC_DONE: u8 = 0x04;
+const BANNER_FWD: u8 = 0x08;
+const BANNER_REV: u8 = 0x10;
+const SEQ_KNOWN: u8 = 0x20;
+/// Client datagrams fed to the QUIC Initial reassembly before giving up.
+const QUIC_MAX_DATAGRAMS: u64 = 16;
+/// Client datagrams without anything that looks like an Initial before giving up.
+const QUIC_MAX_PROBES: u64 = 3;
+
+/// Client packets within which a ClientHello after a cleartext start is still looked for.
+const LATE_HELLO_PACKETS: u64 = 64;
+
+/// Ports whose payload is parsed as DNS (DNS, mDNS, LLMNR).
+pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// Per-flow L7 state (boxed in the flow entry).
+#[derive(Debug, Default)]
+pub struct L7State {
+    /// TLS ClientHello found over TCP.
+    pub tls: Option<TlsMeta>,
+    /// ClientHello found in QUIC Initials.
+    pub quic: Option<TlsMeta>,
+    /// HTTP/1.x request found.
+    pub http: Option<HttpMeta>,
+    /// In-order bytes of the client's stream (TLS/HTTP reassembly).
+    buf: Vec<u8>,
+    /// QUIC Initial reassembly.
+    quic_state: Option<Box<QuicInitial>>,
+}
+
+impl L7State {
+    fn has_results(&self) -> bool {
+        self.tls.is_some() || self.quic.is_some() || self.http.is_some()
+    }
+}
+
+/// The L7 taps of one worker.
+#[derive(Debug)]
+pub struct Taps {
+    /// Shared DNS name cache.
+    pub dns: Arc<DnsCache>,
+    /// Reassembly cap per flow.
+    pub reassembly_bytes: usize,
+}
+
+fn meta(ch: ClientHello, version: Option<u32>) -> TlsMeta {
+    TlsMeta {
+        sni: ch.sni,
+        alpn: ch.alpn,
+        ech: ch.ech,
+        ja4: (!ch.ja4.is_empty()).then_some(ch.ja4),
+        version,
+    }
+}
+
+/// `a` is before `b` in TCP sequence space.
+fn seq_before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl Taps {
+    /// Taps with a shared cache.
+    pub fn new(dns: Arc<DnsCache>, reassembly_bytes: usize) -> Self {
+        Taps {
+            dns,
+            reassembly_bytes: reassembly_bytes.max(512),
+        }
+    }
+
+    /// Look at one packet's payload (non-empty). `from_initiator` tells the direction.
+    pub fn on_payload<S>(
+        &mut self,
+        flow: &mut Flow<S, L7State>,
+        dec: &Decoded,
+        payload: &[u8],
+        from_initiator: bool,
+        now_micros: i64,
+    ) {
+        let proto = flow.key.proto;
+        let (init_port, resp_port) = if flow.initiator_is_lo {
+            (flow.key.lo_port, flow.key.hi_port)
+        } else {
+            (flow.key.hi_port, flow.key.lo_port)
+        };
+        if DNS_PORTS.contains(&init_port) || DNS_PORTS.contains(&resp_port) {
+            self.dns_answers(flow, proto, payload, now_micros);
+        }
+        // Banners: the first payload of each direction.
+        let bit = if from_initiator {
+            BANNER_FWD
+        } else {
+            BANNER_REV
+        };
+        if flow.l7_done & bit == 0 {
+            flow.l7_done |= bit;
+            if flow.app_proto.is_none() {
+                flow.app_proto = banner::detect(payload, from_initiator, proto, resp_port);
+            }
+        }
+        if !from_initiator {
+            return;
+        }
+        match proto {
+            ip_proto::TCP if flow.l7_done & (TLS_DONE | HTTP_DONE) != TLS_DONE | HTTP_DONE => {
+                self.client_stream(flow, dec.tcp_seq, payload);
+            }
+            ip_proto::TCP => self.late_client_hello(flow, payload),
+            ip_proto::UDP if flow.l7_done & QUIC_DONE == 0 => self.quic(flow, payload),
+            _ => {}
+        }
+    }
+
+    fn dns_answers<S>(&mut self, flow: &mut Flow<S, L7State>, proto: u8, payload: &[u8], now: i64) {
+        let cache = &self.dns;
+        // `parse_answers` reports the name the client asked for first, then the CNAME
+        // target owning the record; the cache keeps one name per address, the asked one.
+        let mut last: Option<std::net::IpAddr> = None;
+        let mut insert = |name: &str, ip: std::net::IpAddr, ttl: u32| {
+            if last != Some(ip) {
+                cache.insert(ip, name, ttl, now);
+            }
+            last = Some(ip);
+        };
+        let ok = if proto == ip_proto::TCP {
+            let mut any = false;
+            for msg in dns::split_tcp_messages(payload) {
+                any |= dns::parse_answers(msg, &mut insert).is_ok();
+            }
+            any
+        } else {
+            dns::parse_answers(payload, &mut insert).is_ok()
+        };
+        if ok && flow.app_proto.is_none() {
+            flow.app_proto = Some("dns");
+        }
+    }
+
+    /// In-order reassembly of the client's first bytes for the TLS and HTTP parsers.
+    fn client_stream<S>(&mut self, flow: &mut Flow<S, L7State>, seq: u32, payload: &[u8]) {
+        if flow.l7_done & SEQ_KNOWN == 0 {
+            flow.l7_done |= SEQ_KNOWN;
+            if !flow.tcp.syn_seen {
+                flow.tcp.next_seq = seq;
+            }
+        }
+        let expected = flow.tcp.next_seq;
+        let data = if seq == expected {
+            payload
+        } else if seq_before(seq, expected) {
+            // Retransmission or overlap: keep only bytes beyond what we have.
+            let skip = expected.wrapping_sub(seq) as usize;
+            match payload.get(skip..) {
+                Some(rest) if !rest.is_empty() => rest,
+                _ => return,
+            }
+        } else {
+            // A gap (lost or reordered segment): give up on this flow's client stream.
+            self.stop_stream(flow);
+            return;
+        };
+        flow.tcp.next_seq = expected.wrapping_add(data.len() as u32);
+        let buffered = flow.l7.as_ref().is_some_and(|l| !l.buf.is_empty());
+        if !buffered {
+            if self.parse_stream(flow, data) {
+                return;
+            }
+            let cap = self.reassembly_bytes;
+            let l7 = flow.l7.get_or_insert_with(Box::default);
+            l7.buf.extend_from_slice(&data[..data.len().min(cap)]);
+        } else {
+            let cap = self.reassembly_bytes;
+            let Some(l7) = flow.l7.as_mut() else { return };
+            let room = cap.saturating_sub(l7.buf.len());
+            l7.buf.extend_from_slice(&data[..data.len().min(room)]);
+            let buf = std::mem::take(&mut l7.buf);
+            let finished = self.parse_stream(flow, &buf);
+            if let Some(l7) = flow.l7.as_mut() {
+                if !finished {
+                    l7.buf = buf;
+                }
+            }
+        }
+        if flow
+            .l7
+            .as_ref()
+            .is_some_and(|l| l.buf.len() >= self.reassembly_bytes)
+        {
+            self.stop_stream(flow);
+        }
+    }
+
+    /// Run the TLS and HTTP parsers on the client stream prefix `data`. Returns true when no
+    /// more bytes are needed.
+    fn parse_stream<S>(&mut self, flow: &mut Flow<S, L7State>, data: &[u8]) -> bool {
+        if flow.l7_done & TLS_DONE == 0 {
+            match tls::parse_client_hello(data) {
+                Parse::Found(ch) => {
+                    flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
+                    flow.app_proto = Some("tls");
+                    self.stop_stream(flow);
+                    return true;
+                }
+                Parse::NotThisProtocol => flow.l7_done |= TLS_DONE,
+                Parse::NeedMore => {}
+            }
+        }
+        if flow.l7_done & HTTP_DONE == 0 {
+            match http::parse_request(data) {
+                Parse::Found(req) => {
+                    flow.l7.get_or_insert_with(Box::default).http = Some(HttpMeta {
+                        hostname: req.host,
+                        http_method: Some(req.method),
+                    });
+                    flow.app_proto = Some("http");
+                    self.stop_stream(flow);
+                    return true;
+                }
+                Parse::NotThisProtocol => flow.l7_done |= HTTP_DONE,
+                Parse::NeedMore => {}
+            }
+        }
+        if flow.l7_done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
+            self.stop_stream(flow);
+            return true;
+        }
+        false
+    }
+
+    /// Stop reassembling the client stream and free the buffer (and the box if empty).
+    fn stop_stream<S>(&mut self, flow: &mut Flow<S, L7State>) {
+        flow.l7_done |= TLS_DONE | HTTP_DONE;
+        release(flow);
+    }
+
+    /// A ClientHello after a cleartext start (SMTP/IMAP/POP3 STARTTLS, HTTP CONNECT): once the
+    /// stream reassembly is over without TLS, a client segment that starts like a handshake
+    /// record is parsed on its own, for the first [`LATE_HELLO_PACKETS`] client packets.
+    fn late_client_hello<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
+        if flow.pkts[0] > LATE_HELLO_PACKETS
+            || !payload.starts_with(&[0x16, 0x03])
+            || flow.l7.as_ref().is_some_and(|l| l.tls.is_some())
+        {
+            return;
+        }
+        if let Parse::Found(ch) = tls::parse_client_hello(payload) {
+            flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
+            if flow.app_proto.is_none() {
+                flow.app_proto = Some("tls");
+            }
+        }
+    }
+
+    fn quic<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
+        let has_state = flow.l7.as_ref().is_some_and(|l| l.quic_state.is_some());
+        if !has_state {
+            if !looks_like_initial(payload) {
+                if flow.pkts[0] >= QUIC_MAX_PROBES {
+                    flow.l7_done |= QUIC_DONE;
+                }
+                return;
+            }
+            flow.l7.get_or_insert_with(Box::default).quic_state =
+                Some(Box::new(QuicInitial::new()));
+        }
+        let Some(l7) = flow.l7.as_mut() else { return };
+        let Some(q) = l7.quic_state.as_mut() else {
+            return;
+        };
+        match q.on_client_datagram(payload) {
+            Parse::Found((ch, version)) => {
+                l7.quic = Some(meta(ch, Some(version)));
+                l7.quic_state = None;
+                flow.app_proto = Some("quic");
+                flow.l7_done |= QUIC_DONE;
+            }
+            Parse::NotThisProtocol => {
+                l7.quic_state = None;
+                flow.l7_done |= QUIC_DONE;
+                release(flow);
+            }
+            Parse::NeedMore => {
+                if flow.pkts[0] >= QUIC_MAX_DATAGRAMS {
+                    l7.quic_state = None;
+                    flow.l7_done |= QUIC_DONE;
+                    release(flow);
+                }
+            }
+        }
+    }
+}
+
+/// Free the buffers; drop the box when it holds no results and no live state.
+fn release<S>(flow: &mut Flow<S, L7State>) {
+    let drop_box = match flow.l7.as_mut() {
+        Some(l7) => {
+            if flow.l7_done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
+                l7.buf = Vec::new();
+            }
+            !l7.has_results() && l7.buf.is_empty() && l7.quic_state.is_none()
+        }
+        None => false,
+    };
+    if drop_box {
+        flow.l7 = None;
+    }
+}
+
+/// Community ID v1 of a flow (`1:base64`).
+pub fn community_id<S>(flow: &Flow<S, L7State>) -> Option<String> {
+    let k = &flow.key;
+    let (a, ap, b, bp) = if flow.initiator_is_lo {
+        (k.lo_addr(), k.lo_port, k.hi_addr(), k.hi_port)
+    } else {
+        (k.hi_addr(), k.hi_port, k.lo_addr(), k.lo_port)
+    };
+    Some(community_id::community_id(k.proto, a, ap, b, bp))
+}

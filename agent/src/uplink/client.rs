@@ -1,0 +1,514 @@
+//! The network side of the uplink: mutual-TLS HTTP/1.1 client that drains the spool.
+//!
+//! Runs on its own thread with a single-threaded tokio runtime. One batch is in flight at a time,
+//! in sequence order: `POST /v1/events` with `X-Crossline-Stream`, `X-Crossline-Sequence`,
+//! `Content-Type: application/x-ndjson` and a gzip body. A 200 reply (`stored` or `duplicate`)
+//! acknowledges the batch; any other 4xx except 429 marks it as poison (moved to
+//! `spool_dir/rejected/` with the reply, counted, never retried); 429, 5xx, timeouts and
+//! connection errors are retried after an exponential backoff with full jitter.
+
+use super::{Shared, UplinkError};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for a reply before the connection is dropped and the batch retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest reply body read.
+const REPLY_LIMIT: usize = 64 << 10;
+
+/// Where batches go: parsed from `[uplink] collector`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host to connect to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Request path (`/v1/events` unless the URL names another).
+    pub path: String,
+    /// `Host` header value.
+    pub authority: String,
+    /// Name checked against the collector's certificate.
+    pub server_name: ServerName<'static>,
+}
+
+impl Endpoint {
+    /// Parse `https://host:port[/path]`; `server_name` overrides the certificate name.
+    pub fn parse(url: &str, server_name: Option<&str>) -> Result<Endpoint, UplinkError> {
+        let bad = |message: &str| UplinkError::Url {
+            url: url.to_string(),
+            message: message.to_string(),
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| bad("expected https://host:port"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, p) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in IPv6 address"))?;
+            (h, p.strip_prefix(':').unwrap_or(""))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p),
+                None => (authority, ""),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = if port.is_empty() {
+            443
+        } else {
+            port.parse::<u16>()
+                .map_err(|_| bad("port is not a number 1-65535"))?
+        };
+        let path = if path.is_empty() || path == "/" {
+            "/v1/events".to_string()
+        } else {
+            path.to_string()
+        };
+        let name = server_name.unwrap_or(host).to_string();
+        let server_name =
+            ServerName::try_from(name).map_err(|e| bad(&format!("invalid server name: {e}")))?;
+        Ok(Endpoint {
+            host: host.to_string(),
+            port,
+            path,
+            authority: authority.to_string(),
+            server_name,
+        })
+    }
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, UplinkError> {
+    std::fs::read(path).map_err(|e| UplinkError::Tls {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Build the rustls client configuration: trust only the collector CA, present the gateway's
+/// certificate and key.
+pub fn tls_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ClientConfig>, UplinkError> {
+    let tls_err = |path: &Path, message: String| UplinkError::Tls {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&read_pem(ca)?) {
+        let c = c.map_err(|e| tls_err(ca, format!("bad PEM: {e}")))?;
+        roots
+            .add(c)
+            .map_err(|e| tls_err(ca, format!("bad CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(tls_err(ca, "no CERTIFICATE block found".into()));
+    }
+    let certs = CertificateDer::pem_slice_iter(&read_pem(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(cert, format!("bad PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(tls_err(cert, "no CERTIFICATE block found".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&read_pem(key)?)
+        .map_err(|e| tls_err(key, format!("no usable private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(cert, e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key_der)
+        .map_err(|e| tls_err(key, format!("certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Exponential backoff with full jitter, bounded below by `min` and above by `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff that starts at `min` and grows to at most `max`.
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max: max.max(min),
+            attempt: 0,
+        }
+    }
+
+    /// Delay before the next attempt: uniform in `[min, min(max, min * 2^failures)]`.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .min
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let span = ceiling.saturating_sub(self.min).as_millis() as u64;
+        let jitter = if span == 0 {
+            0
+        } else {
+            rand::random::<u64>() % (span + 1)
+        };
+        self.min + Duration::from_millis(jitter)
+    }
+
+    /// Forget past failures (after a success).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Body of the network thread.
+pub(crate) fn run_thread(
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    backoff: Backoff,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("crossline-agent: uplink runtime failed to start: {e}");
+            shared.lock().last_error = Some(e.to_string());
+            return;
+        }
+    };
+    runtime.block_on(drain(shared, endpoint, tls, backoff));
+}
+
+enum Outcome {
+    Stored { duplicate: bool },
+    Retry(String),
+    Poison(String),
+}
+
+async fn drain(
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    mut backoff: Backoff,
+) {
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    // The gzip body of the batch being retried, so a retry does not compress again.
+    let mut compressed: Option<(u64, Bytes)> = None;
+    let idle_wait = Duration::from_millis(50);
+    while !shared.stop.load(Ordering::SeqCst) {
+        let next = {
+            let mut inner = shared.lock();
+            inner.seal_due(false, &shared.counters);
+            let _ = inner.spool.tick();
+            inner.spool.next_batch()
+        };
+        let batch = match next {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                compressed = None;
+                let _ = tokio::time::timeout(idle_wait, shared.wake.notified()).await;
+                continue;
+            }
+            Err(e) => {
+                shared.lock().last_error = Some(e.to_string());
+                wait_or_stop(&shared, backoff.next_delay()).await;
+                continue;
+            }
+        };
+        let ready = match sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !ready {
+            shared.counters.connected.store(0, Ordering::Relaxed);
+            let Some(connected) = unless_stopped(&shared, connect(&connector, &endpoint)).await
+            else {
+                break;
+            };
+            match connected {
+                Ok(s) => {
+                    shared.counters.connected.store(1, Ordering::Relaxed);
+                    sender = Some(s);
+                }
+                Err(e) => {
+                    sender = None;
+                    shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    shared.lock().last_error = Some(e);
+                    wait_or_stop(&shared, backoff.next_delay()).await;
+                    continue;
+                }
+            }
+        }
+        let body = match &compressed {
+            Some((seq, body)) if *seq == batch.seq => body.clone(),
+            _ => {
+                let body = gzip(&batch.payload);
+                compressed = Some((batch.seq, body.clone()));
+                body
+            }
+        };
+        let stream = shared.lock().spool.stream_id();
+        let Some(s) = sender.as_mut() else { continue };
+        let request =
+            tokio::time::timeout(REQUEST_TIMEOUT, post(s, &endpoint, stream, batch.seq, body));
+        let Some(result) = unless_stopped(&shared, request).await else {
+            break;
+        };
+        let outcome = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                sender = None;
+                Outcome::Retry(e)
+            }
+            Err(_) => {
+                sender = None;
+                Outcome::Retry(format!("no reply within {REQUEST_TIMEOUT:?}"))
+            }
+        };
+        match outcome {
+            Outcome::Stored { duplicate } => {
+                backoff.reset();
+                compressed = None;
+                let counter = if duplicate {
+                    &shared.counters.duplicate
+                } else {
+                    &shared.counters.acked
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .last_ack_ms
+                    .store(super::spool::unix_ms_now(), Ordering::Relaxed);
+                let mut inner = shared.lock();
+                if let Err(e) = inner.spool.ack(batch.seq) {
+                    inner.last_error = Some(e.to_string());
+                }
+            }
+            Outcome::Poison(reply) => {
+                backoff.reset();
+                compressed = None;
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let mut inner = shared.lock();
+                match inner.spool.reject(&batch, &reply) {
+                    Ok(path) => eprintln!(
+                        "crossline-agent: collector refused batch {} ({}); moved to {}",
+                        batch.seq,
+                        reply.lines().next().unwrap_or(""),
+                        path.display()
+                    ),
+                    Err(e) => {
+                        // Could not move it aside: still never retry a poison batch forever.
+                        let _ = inner.spool.ack(batch.seq);
+                        inner.last_error = Some(e.to_string());
+                    }
+                }
+            }
+            Outcome::Retry(reason) => {
+                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                shared.lock().last_error = Some(reason);
+                wait_or_stop(&shared, backoff.next_delay()).await;
+            }
+        }
+    }
+    shared.counters.connected.store(0, Ordering::Relaxed);
+}
+
+/// Run `fut` to completion unless the uplink is stopped first (then `None`; a batch in flight
+/// stays in the spool and is sent again, as a duplicate if the collector had stored it).
+async fn unless_stopped<F: std::future::Future>(shared: &Shared, fut: F) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Sleep for `delay`, waking early when the uplink is being stopped.
+async fn wait_or_stop(shared: &Shared, delay: Duration) {
+    let deadline = tokio::time::Instant::now() + delay;
+    while !shared.stop.load(Ordering::SeqCst) && tokio::time::Instant::now() < deadline {
+        let step = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(step.min(Duration::from_millis(100))).await;
+    }
+}
+
+async fn connect(
+    connector: &tokio_rustls::TlsConnector,
+    endpoint: &Endpoint,
+) -> Result<SendRequest<Full<Bytes>>, String> {
+    let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| format!("connect {}:{}: {e}", endpoint.host, endpoint.port))?;
+    let _ = tcp.set_nodelay(true);
+    let tls = connector
+        .connect(endpoint.server_name.clone(), tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {}: {e}", endpoint.authority))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| format!("HTTP handshake with {}: {e}", endpoint.authority))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn post(
+    sender: &mut SendRequest<Full<Bytes>>,
+    endpoint: &Endpoint,
+    stream: u64,
+    seq: u64,
+    body: Bytes,
+) -> Result<Outcome, String> {
+    let request = hyper::Request::post(endpoint.path.as_str())
+        .header(hyper::header::HOST, endpoint.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(hyper::header::CONTENT_ENCODING, "gzip")
+        .header("x-crossline-stream", stream.to_string())
+        .header("x-crossline-sequence", seq.to_string())
+        .body(Full::new(body))
+        .map_err(|e| format!("building request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("POST {}: {e}", endpoint.path))?;
+    let status = response.status().as_u16();
+    let reply = match Limited::new(response.into_body(), REPLY_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(e) => return Err(format!("reading reply: {e}")),
+    };
+    Ok(classify(status, reply))
+}
+
+fn classify(status: u16, reply: String) -> Outcome {
+    match status {
+        200..=299 => Outcome::Stored {
+            duplicate: reply_status(&reply).as_deref() == Some("duplicate"),
+        },
+        429 | 500..=599 => Outcome::Retry(format!("HTTP {status}: {}", reply.trim())),
+        400..=499 => Outcome::Poison(format!("HTTP {status}\n{reply}")),
+        _ => Outcome::Retry(format!("unexpected HTTP {status}")),
+    }
+}
+
+fn reply_status(reply: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(reply).ok()?;
+    Some(v.get("status")?.as_str()?.to_string())
+}
+
+fn gzip(payload: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(payload.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(payload);
+    Bytes::from(enc.finish().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms() {
+        let e = Endpoint::parse("https://collector.example:8443", None).expect("valid");
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("collector.example", 8443, "/v1/events")
+        );
+        let e = Endpoint::parse("https://127.0.0.1:9/v2/x", Some("collector")).expect("valid");
+        assert_eq!((e.port, e.path.as_str()), (9, "/v2/x"));
+        assert_eq!(
+            format!("{:?}", e.server_name),
+            format!("{:?}", ServerName::try_from("collector").expect("name"))
+        );
+        let e = Endpoint::parse("https://[::1]:7000", None).expect("valid");
+        assert_eq!((e.host.as_str(), e.port), ("::1", 7000));
+        for bad in [
+            "http://x:1",
+            "https://:1",
+            "https://x:99999",
+            "https://[::1",
+        ] {
+            assert!(Endpoint::parse(bad, None).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_within_bounds() {
+        let min = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        let mut b = Backoff::new(min, max);
+        let mut ceilings_hit = false;
+        for attempt in 0..40 {
+            let d = b.next_delay();
+            assert!(d >= min && d <= max, "attempt {attempt}: {d:?}");
+            let ceiling = min.saturating_mul(1 << attempt.min(20)).min(max);
+            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
+            ceilings_hit |= d > Duration::from_millis(1000);
+        }
+        assert!(ceilings_hit, "never grew past 1 s in 40 attempts");
+        b.reset();
+        assert!(b.next_delay() == min);
+    }
+
+    #[test]
+    fn replies_are_classified() {
+        assert!(matches!(
+            classify(200, r#"{"status":"duplicate"}"#.into()),
+            Outcome::Stored { duplicate: true }
+        ));
+        assert!(matches!(
+            classify(200, r#"{"status":"stored"}"#.into()),
+            Outcome::Stored { duplicate: false }
+        ));
+        assert!(matches!(classify(429, String::new()), Outcome::Retry(_)));
+        assert!(matches!(classify(503, String::new()), Outcome::Retry(_)));
+        assert!(matches!(classify(400, "bad".into()), Outcome::Poison(_)));
+        assert!(matches!(classify(403, "gw".into()), Outcome::Poison(_)));
+        assert!(matches!(classify(413, "big".into()), Outcome::Poison(_)));
+    }
+
+    #[test]
+    fn gzip_round_trip() {
+        use std::io::Read;
+        let body = gzip(b"{\"x\":1}\n");
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut out)
+            .expect("gunzip");
+        assert_eq!(out, "{\"x\":1}\n");
+    }
+}

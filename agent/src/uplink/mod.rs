@@ -1,0 +1,415 @@
+//! Uplink: stream events to the collector, at least once, through a disk spool.
+//!
+//! The writer thread hands every serialised event to an [`UplinkSink`]. The sink groups events
+//! into batches (at most `batch_events` events, [`MAX_BATCH_BYTES`] or `batch_interval` old;
+//! flow records and alerts in separate batches so that flows can give way when the disk is full)
+//! and appends each batch to the [`spool::Spool`]. It never waits for the network: capture is
+//! never blocked by a slow or absent collector, only by the local disk.
+//!
+//! A network task on its own thread and tokio runtime ([`client`]) reads batches back in
+//! sequence order and POSTs them over mutual TLS, one in flight at a time, with exponential
+//! backoff and full jitter between failures. The collector deduplicates by
+//! (gateway, stream, sequence), so a batch resent after a crash or a lost reply is stored once.
+
+pub mod client;
+pub mod session;
+pub mod spool;
+
+use crossline_config::agent::UplinkConfig;
+use crossline_config::event::EventType;
+use spool::{BatchKind, Spool, SpoolError, SpoolOptions, SpoolStats};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A batch is sealed once its payload reaches this size, whatever `batch_events` says, so that
+/// it stays well below the collector's request limit (8 MiB by default).
+pub const MAX_BATCH_BYTES: usize = 2 << 20;
+
+/// Errors of the uplink, at the crate boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// The spool could not be opened or written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// `[uplink] collector` is not an `https://host:port` URL.
+    #[error("uplink collector URL {url:?}: {message}")]
+    Url {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A certificate, key or CA file could not be used.
+    #[error("uplink TLS {path}: {message}")]
+    Tls {
+        /// The PEM file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The network thread could not be started.
+    #[error("uplink: cannot start the network thread: {0}")]
+    Thread(std::io::Error),
+    /// [`Uplink::finish`] ran out of time; the batches stay in the spool for the next run.
+    #[error(
+        "uplink: {batches} batches ({events} events) not acknowledged by the collector after \
+         {waited:?}{last}; they stay in the spool {dir} and are sent by the next run",
+        last = last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    )]
+    Unacknowledged {
+        /// Batches still pending.
+        batches: u64,
+        /// Events in them.
+        events: u64,
+        /// How long `finish` waited.
+        waited: Duration,
+        /// The spool directory.
+        dir: PathBuf,
+        /// The last network error, if any.
+        last_error: Option<String>,
+    },
+}
+
+/// Counters of the network side, shared with `/metrics`.
+#[derive(Debug, Default)]
+pub struct UplinkCounters {
+    /// Batches the collector stored.
+    pub acked: AtomicU64,
+    /// Batches the collector already had (resent after a lost reply or a crash).
+    pub duplicate: AtomicU64,
+    /// Batches refused for good (moved to `rejected/`).
+    pub rejected: AtomicU64,
+    /// Failed attempts that will be retried (connect errors, 429, 5xx, timeouts).
+    pub retried: AtomicU64,
+    /// 1 while a TLS connection to the collector is up.
+    pub connected: AtomicU64,
+    /// Unix ms of the last acknowledgement.
+    pub last_ack_ms: AtomicU64,
+    /// Batches or events that could not be written to the spool (disk errors).
+    pub spool_errors: AtomicU64,
+}
+
+/// A point-in-time view of the uplink for metrics and summaries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UplinkSnapshot {
+    /// Spool gauges and counters.
+    pub spool: SpoolStats,
+    /// Batches acknowledged as stored.
+    pub acked: u64,
+    /// Batches acknowledged as duplicates.
+    pub duplicate: u64,
+    /// Batches rejected.
+    pub rejected: u64,
+    /// Attempts retried.
+    pub retried: u64,
+    /// Connection up.
+    pub connected: bool,
+    /// Spool write errors.
+    pub spool_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    events: u32,
+    since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    spool: Spool,
+    /// Index 0: flows, 1: alerts + stats.
+    pending: [Pending; 2],
+    batch_events: u32,
+    batch_interval: Duration,
+    last_error: Option<String>,
+}
+
+impl Inner {
+    fn seal(&mut self, which: usize, counters: &UplinkCounters) -> bool {
+        let kind = if which == 0 {
+            BatchKind::Flows
+        } else {
+            BatchKind::Alerts
+        };
+        let p = &mut self.pending[which];
+        if p.events == 0 {
+            return false;
+        }
+        let result = self
+            .spool
+            .append(kind, p.events, &p.buf, spool::unix_ms_now());
+        p.buf.clear();
+        p.events = 0;
+        p.since = None;
+        match result {
+            Ok(seq) => seq.is_some(),
+            Err(e) => {
+                let n = counters.spool_errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    eprintln!(
+                        "crossline-agent: uplink spool write failed ({} so far): {e}",
+                        n + 1
+                    );
+                }
+                self.last_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Seal partial batches older than the batch interval (or all, with `all`).
+    fn seal_due(&mut self, all: bool, counters: &UplinkCounters) -> bool {
+        let mut sealed = false;
+        for which in 0..2 {
+            let due = match self.pending[which].since {
+                Some(t) => all || t.elapsed() >= self.batch_interval,
+                None => false,
+            };
+            if due {
+                sealed |= self.seal(which, counters);
+            }
+        }
+        sealed
+    }
+}
+
+/// State shared by the sink, the network thread and the metrics endpoint.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    wake: tokio::sync::Notify,
+    stop: AtomicBool,
+    counters: UplinkCounters,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The running uplink: spool + network thread. Dropping it stops the network thread after
+/// sealing partial batches into the spool (nothing is lost; the next run sends the rest).
+#[derive(Debug)]
+pub struct Uplink {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    send_flows: bool,
+}
+
+impl Uplink {
+    /// Open the spool, load the TLS identity and start the network thread.
+    pub fn start(config: &UplinkConfig) -> Result<Uplink, UplinkError> {
+        let endpoint = client::Endpoint::parse(&config.collector, config.server_name.as_deref())?;
+        let tls = client::tls_config(&config.ca, &config.cert, &config.key)?;
+        let spool = Spool::open(SpoolOptions {
+            dir: config.spool_dir.clone(),
+            max_bytes: config.spool_max_bytes,
+            segment_bytes: config.spool_segment_bytes,
+            fsync: config.fsync,
+        })?;
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                spool,
+                pending: Default::default(),
+                batch_events: config.batch_events.clamp(1, u32::MAX as usize) as u32,
+                batch_interval: config.batch_interval,
+                last_error: None,
+            }),
+            wake: tokio::sync::Notify::new(),
+            stop: AtomicBool::new(false),
+            counters: UplinkCounters::default(),
+        });
+        let backoff = client::Backoff::new(config.backoff_min, config.backoff_max);
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("uplink".into())
+            .spawn(move || client::run_thread(thread_shared, endpoint, tls, backoff))
+            .map_err(UplinkError::Thread)?;
+        Ok(Uplink {
+            shared,
+            thread: Some(thread),
+            send_flows: config.send_flows,
+        })
+    }
+
+    /// A sink for the writer thread.
+    pub fn sink(&self) -> UplinkSink {
+        UplinkSink {
+            shared: Arc::clone(&self.shared),
+            send_flows: self.send_flows,
+        }
+    }
+
+    /// A handle for metrics and progress reports.
+    pub fn handle(&self) -> UplinkHandle {
+        UplinkHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Seal partial batches, then wait until the collector has acknowledged everything in the
+    /// spool or `timeout` passes. Stops the network thread either way.
+    pub fn finish(mut self, timeout: Duration) -> Result<UplinkSnapshot, UplinkError> {
+        let started = Instant::now();
+        {
+            let mut inner = self.shared.lock();
+            inner.seal_due(true, &self.shared.counters);
+            let _ = inner.spool.sync();
+        }
+        self.shared.wake.notify_one();
+        let outcome = loop {
+            let (pending, events, dir, last_error) = {
+                let inner = self.shared.lock();
+                let s = inner.spool.stats();
+                (
+                    s.unacked_batches,
+                    s.unacked_events,
+                    inner.spool.dir().to_path_buf(),
+                    inner.last_error.clone(),
+                )
+            };
+            if pending == 0 {
+                break Ok(());
+            }
+            if started.elapsed() >= timeout {
+                break Err(UplinkError::Unacknowledged {
+                    batches: pending,
+                    events,
+                    waited: started.elapsed(),
+                    dir,
+                    last_error,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.stop_thread();
+        outcome.map(|()| self.handle().snapshot())
+    }
+
+    fn stop_thread(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        {
+            let mut inner = self.shared.lock();
+            inner.seal_due(true, &self.shared.counters);
+            let _ = inner.spool.sync();
+        }
+        self.stop_thread();
+    }
+}
+
+/// A cheap, cloneable view of a running uplink.
+#[derive(Debug, Clone)]
+pub struct UplinkHandle {
+    shared: Arc<Shared>,
+}
+
+impl UplinkHandle {
+    /// Current figures.
+    pub fn snapshot(&self) -> UplinkSnapshot {
+        let spool = self.shared.lock().spool.stats();
+        let c = &self.shared.counters;
+        UplinkSnapshot {
+            spool,
+            acked: c.acked.load(Ordering::Relaxed),
+            duplicate: c.duplicate.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            connected: c.connected.load(Ordering::Relaxed) != 0,
+            spool_errors: c.spool_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer-thread side of the uplink: groups events into batches and appends them to the
+/// spool. Never touches the network.
+#[derive(Debug)]
+pub struct UplinkSink {
+    shared: Arc<Shared>,
+    send_flows: bool,
+}
+
+impl UplinkSink {
+    /// Queue one serialised event (`line`, with or without its trailing newline).
+    pub fn push(&mut self, event_type: EventType, line: &[u8]) {
+        let which = match event_type {
+            EventType::Flow if !self.send_flows => return,
+            EventType::Flow => 0,
+            EventType::Alert | EventType::Stats => 1,
+        };
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let shared = &*self.shared;
+        let mut inner = shared.lock();
+        let full = {
+            let batch_events = inner.batch_events;
+            let p = &mut inner.pending[which];
+            p.buf.extend_from_slice(line);
+            p.buf.push(b'\n');
+            p.events += 1;
+            if p.since.is_none() {
+                p.since = Some(Instant::now());
+            }
+            p.events >= batch_events || p.buf.len() >= MAX_BATCH_BYTES
+        };
+        let mut sealed = false;
+        if full {
+            sealed |= inner.seal(which, &shared.counters);
+        }
+        sealed |= inner.seal_due(false, &shared.counters);
+        drop(inner);
+        if sealed {
+            shared.wake.notify_one();
+        }
+    }
+
+    /// Seal partial batches into the spool and sync it (end of capture, shutdown).
+    pub fn flush_all(&mut self) -> std::io::Result<()> {
+        let mut inner = self.shared.lock();
+        let sealed = inner.seal_due(true, &self.shared.counters);
+        inner.spool.sync().map_err(std::io::Error::other)?;
+        drop(inner);
+        if sealed {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl crate::sink::EventSink for UplinkSink {
+    fn write(
+        &mut self,
+        event: &crossline_config::event::Event,
+        line: &[u8],
+    ) -> std::io::Result<()> {
+        self.push(event.event_type, line);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut inner = self.shared.lock();
+        let sealed = inner.seal_due(false, &self.shared.counters);
+        inner.spool.tick().map_err(std::io::Error::other)?;
+        drop(inner);
+        if sealed {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.flush_all()
+    }
+}

@@ -1,0 +1,119 @@
+//! The glue `main.rs` uses: start the uplink (when `[uplink]` is configured) and `/metrics`
+//! (when a listen address is given) around a pipeline run, and wind them down after it.
+
+use super::{Uplink, UplinkError};
+use crate::metrics::{MetricsError, MetricsServer, Telemetry};
+use crate::sink::EventSink;
+use crate::stats::LiveStats;
+use crossline_config::AgentConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `analyze` waits for the collector to acknowledge the spool after the capture ends
+/// (after any `--linger`).
+pub const OFFLINE_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long `run` waits at shutdown for the collector to acknowledge the spool.
+pub const LIVE_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors starting a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The uplink could not start.
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// Uplink + `/metrics` around one pipeline run.
+#[derive(Debug)]
+pub struct Session {
+    uplink: Option<Uplink>,
+    telemetry: Arc<Telemetry>,
+    server: Option<MetricsServer>,
+}
+
+impl Session {
+    /// Start the uplink if `cfg.uplink` is set and `/metrics` on `metrics_listen` if given.
+    pub fn start(
+        cfg: &AgentConfig,
+        metrics_listen: Option<SocketAddr>,
+    ) -> Result<Session, SessionError> {
+        let uplink = cfg.uplink.as_ref().map(Uplink::start).transpose()?;
+        let telemetry = Arc::new(Telemetry::new(uplink.as_ref().map(Uplink::handle)));
+        let server = metrics_listen
+            .map(|addr| telemetry.serve(addr))
+            .transpose()?;
+        if let Some(s) = &server {
+            eprintln!(
+                "crossline-agent: metrics on http://{}/metrics",
+                s.local_addr()
+            );
+        }
+        Ok(Session {
+            uplink,
+            telemetry,
+            server,
+        })
+    }
+
+    /// Extra sinks for the writer (the uplink's spool), to add next to the JSON-lines output.
+    pub fn sinks(&self) -> Vec<Box<dyn EventSink>> {
+        self.uplink
+            .iter()
+            .map(|u| Box::new(u.sink()) as Box<dyn EventSink>)
+            .collect()
+    }
+
+    /// The telemetry behind `/metrics` (attach the live counters and registry to it).
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// After an offline run: keep `/metrics` up and the uplink draining for `linger`, then wait
+    /// up to `ack_timeout` until the collector has acknowledged everything.
+    pub fn finish_offline(
+        self,
+        live: Arc<LiveStats>,
+        linger: Option<Duration>,
+        ack_timeout: Duration,
+    ) -> Result<(), UplinkError> {
+        self.telemetry.set_live(live);
+        if let Some(l) = linger {
+            std::thread::sleep(l);
+        }
+        let result = match self.uplink {
+            Some(u) => u.finish(ack_timeout).map(|s| print_summary(&s)),
+            None => Ok(()),
+        };
+        drop(self.server);
+        result
+    }
+
+    /// After a live run: seal partial batches into the spool and give the collector up to
+    /// [`LIVE_DRAIN_TIMEOUT`] to acknowledge them; what is left is sent by the next start.
+    pub fn finish_live(self) {
+        if let Some(u) = self.uplink {
+            match u.finish(LIVE_DRAIN_TIMEOUT) {
+                Ok(s) => print_summary(&s),
+                Err(e) => eprintln!("crossline-agent: {e}"),
+            }
+        }
+        drop(self.server);
+    }
+}
+
+fn print_summary(s: &super::UplinkSnapshot) {
+    eprintln!(
+        "crossline-agent: uplink: {} batches acknowledged ({} stored, {} duplicate, {} rejected, \
+         {} retries)",
+        s.acked + s.duplicate + s.rejected,
+        s.acked,
+        s.duplicate,
+        s.rejected,
+        s.retried
+    );
+}

@@ -1,0 +1,324 @@
+//! Shard worker: owns one flow table, the L7 taps and one [`Analysis`]; turns packet batches
+//! into flow records and sends finished events to the writer thread.
+//!
+//! Per packet the worker updates the flow (no allocation once the flow exists), runs the L7
+//! taps while they still want bytes, and calls [`Analysis::on_payload`] for packets with
+//! payload. After each batch it expires idle flows (bounded work), calls
+//! [`Analysis::on_tick`] about once per second of packet time, flushes its local counters into
+//! [`LiveStats`] and hands the batch buffers back for reuse.
+
+use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::flow::{Flow, FlowTracker, TcpState};
+use crate::pipeline::Batch;
+use crate::sink::WriterMsg;
+use crate::stats::{LiveStats, WorkerCounters};
+use crate::taps::{self, L7State, Taps};
+use crossbeam_channel::{Receiver, Sender};
+use crossline_config::agent::CaptureConfig;
+use crossline_config::event::{format_timestamp_micros, Event, EventType, FlowRecord};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Most idle flows written out per batch (bounded work per tick).
+pub const EXPIRE_PER_BATCH: usize = 4096;
+const TICK_MICROS: i64 = 1_000_000;
+
+/// Everything a worker needs besides its analysis.
+#[derive(Debug, Clone)]
+pub struct WorkerContext {
+    /// Gateway id for events.
+    pub gateway: String,
+    /// Capture settings (timeouts, capacity).
+    pub capture: CaptureConfig,
+    /// Number of workers.
+    pub workers: usize,
+    /// Shared counters.
+    pub stats: Arc<LiveStats>,
+    /// Shared DNS cache.
+    pub dns: Arc<crate::dns_cache::DnsCache>,
+}
+
+/// One shard worker.
+pub struct Worker<A: Analysis> {
+    index: usize,
+    tracker: FlowTracker<A::FlowState, L7State>,
+    analysis: A,
+    taps: Taps,
+    ctx: WorkerContext,
+    events: Vec<Event>,
+    scratch: Vec<Event>,
+    counters: WorkerCounters,
+    next_tick: Option<i64>,
+    now: i64,
+}
+
+impl<A: Analysis> std::fmt::Debug for Worker<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("flows", &self.tracker.table().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Analysis> Worker<A> {
+    /// Worker `index` with its analysis.
+    pub fn new(index: usize, ctx: WorkerContext, analysis: A) -> Self {
+        let tracker = FlowTracker::new(&ctx.capture, index, ctx.workers);
+        let taps = Taps::new(ctx.dns.clone(), ctx.capture.tls_reassembly_bytes);
+        Worker {
+            index,
+            tracker,
+            analysis,
+            taps,
+            ctx,
+            events: Vec::new(),
+            scratch: Vec::new(),
+            counters: WorkerCounters::default(),
+            next_tick: None,
+            now: 0,
+        }
+    }
+
+    /// Run until `rx` closes: process batches, return them through `recycle`, send events to
+    /// `writer`; then write every remaining flow (reason `shutdown`) and a final tick.
+    pub fn run(mut self, rx: Receiver<Batch>, recycle: Sender<Batch>, writer: Sender<WriterMsg>) {
+        for mut batch in rx {
+            self.process(&batch);
+            batch.clear();
+            let _ = recycle.try_send(batch);
+            self.flush(&writer);
+        }
+        self.finish(&writer);
+    }
+
+    /// Apply one batch.
+    pub fn process(&mut self, batch: &Batch) {
+        for m in &batch.metas {
+            let start = m.payload_start as usize;
+            let len = m.dec.payload_len as usize;
+            let payload = batch.data.get(start..start + len).unwrap_or(&[]);
+            let (idx, from_init) = {
+                let Worker {
+                    tracker,
+                    analysis,
+                    ctx,
+                    events,
+                    scratch,
+                    ..
+                } = self;
+                tracker.on_packet(&m.dec, m.ts_micros, m.orig_len, &mut |f, r| {
+                    record(analysis, ctx, events, scratch, f, r)
+                })
+            };
+            if !payload.is_empty() {
+                let flow = self.tracker.flow_mut(idx);
+                self.taps
+                    .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                let (init, resp, resp_port) = endpoints(flow);
+                let encrypted = matches!(
+                    flow.app_proto,
+                    Some("tls" | "quic" | "ssh" | "wireguard" | "openvpn" | "ipsec")
+                );
+                let view = PayloadView {
+                    initiator: init,
+                    responder: resp,
+                    ip_proto: flow.key.proto,
+                    responder_port: resp_port,
+                    from_initiator: from_init,
+                    encrypted,
+                    payload,
+                    now_micros: m.ts_micros,
+                };
+                self.analysis.on_payload(&mut flow.state, &view);
+            }
+        }
+        if batch.now != 0 {
+            self.now = batch.now;
+        }
+        self.housekeeping();
+    }
+
+    fn housekeeping(&mut self) {
+        let now = self.now;
+        {
+            let Worker {
+                tracker,
+                analysis,
+                ctx,
+                events,
+                scratch,
+                ..
+            } = self;
+            tracker.expire(now, EXPIRE_PER_BATCH, &mut |f, r| {
+                record(analysis, ctx, events, scratch, f, r)
+            });
+        }
+        let tick_due = match self.next_tick {
+            None => true,
+            // Time went backwards by more than a tick: restart the schedule.
+            Some(t) => now >= t || now < t - 2 * TICK_MICROS,
+        };
+        if tick_due && now != 0 {
+            self.next_tick = Some(now + TICK_MICROS);
+            let health = self.health();
+            self.analysis.on_tick(now, &health, &mut self.events);
+        }
+    }
+
+    fn health(&self) -> Health {
+        let s = &self.ctx.stats;
+        let r = Ordering::Relaxed;
+        Health {
+            packets: s.packets.load(r),
+            drops_kernel: s.drops_kernel.load(r),
+            drops_interface: s.drops_interface.load(r),
+            drops_queue: s.drops_queue.load(r),
+            evictions: s.evictions.load(r),
+            flows_active: s.flows_active.load(r),
+            flow_capacity: s.flow_capacity.load(r),
+        }
+    }
+
+    fn flush(&mut self, writer: &Sender<WriterMsg>) {
+        let c = self.tracker.take_counters();
+        self.counters.flows_created += c.created;
+        self.counters.flows_midstream += c.midstream;
+        self.counters.evictions += c.evicted;
+        self.counters.active_delta += c.created as i64 - c.removed as i64;
+        self.counters.flush(&self.ctx.stats);
+        if !self.events.is_empty() {
+            let events = std::mem::take(&mut self.events);
+            let _ = writer.send(WriterMsg::Events(events));
+        }
+    }
+
+    /// Write every remaining flow and the final tick, then flush.
+    pub fn finish(mut self, writer: &Sender<WriterMsg>) {
+        {
+            let Worker {
+                tracker,
+                analysis,
+                ctx,
+                events,
+                scratch,
+                ..
+            } = &mut self;
+            tracker.drain(&mut |f, r| record(analysis, ctx, events, scratch, f, r));
+        }
+        self.flush(writer);
+        let health = self.health();
+        let now = self.now;
+        self.analysis.on_tick(now, &health, &mut self.events);
+        self.flush(writer);
+    }
+}
+
+/// The initiator, responder and responder port of a flow.
+fn endpoints<S, L>(f: &Flow<S, L>) -> (std::net::IpAddr, std::net::IpAddr, u16) {
+    if f.initiator_is_lo {
+        (f.key.lo_addr(), f.key.hi_addr(), f.key.hi_port)
+    } else {
+        (f.key.hi_addr(), f.key.lo_addr(), f.key.lo_port)
+    }
+}
+
+/// The EVE `proto` spelling of an IP protocol number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        1 => "ICMP".into(),
+        58 => "IPv6-ICMP".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
+fn record<A: Analysis>(
+    analysis: &mut A,
+    ctx: &WorkerContext,
+    events: &mut Vec<Event>,
+    scratch: &mut Vec<Event>,
+    f: &mut Flow<A::FlowState, L7State>,
+    reason: EndReason,
+) {
+    let (init, resp, resp_port) = endpoints(f);
+    let init_port = if f.initiator_is_lo {
+        f.key.lo_port
+    } else {
+        f.key.hi_port
+    };
+    let dns_name = ctx.dns.lookup(resp, f.last_micros);
+    let l7 = f.l7.as_deref();
+    let tls = l7.and_then(|l| l.tls.clone());
+    let quic = l7.and_then(|l| l.quic.clone());
+    let http = l7.and_then(|l| l.http.clone());
+    let summary = FlowSummary {
+        flow_id: f.flow_id,
+        ip_proto: f.key.proto,
+        initiator: init,
+        initiator_port: init_port,
+        responder: resp,
+        responder_port: resp_port,
+        pkts_fwd: f.pkts[0],
+        pkts_rev: f.pkts[1],
+        bytes_fwd: f.bytes[0],
+        bytes_rev: f.bytes[1],
+        payload_fwd: f.payload[0],
+        payload_rev: f.payload[1],
+        first_micros: f.first_micros,
+        last_micros: f.last_micros,
+        reason,
+        midstream: f.midstream,
+        app_proto: f.app_proto,
+        tls_sni: tls.as_ref().and_then(|t| t.sni.as_deref()),
+        quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
+        ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
+        http_host: http.as_ref().and_then(|h| h.hostname.as_deref()),
+        dns_name: dns_name.as_deref(),
+    };
+    let state = if f.key.proto == crate::decode::ip_proto::TCP {
+        match f.tcp.state {
+            TcpState::New => "new",
+            TcpState::Established => "established",
+            TcpState::ClosedFin | TcpState::ClosedRst => "closed",
+        }
+    } else {
+        "new"
+    };
+    let mut e = Event::new(
+        EventType::Flow,
+        format_timestamp_micros(f.last_micros),
+        ctx.gateway.clone(),
+    );
+    e.flow_id = Some(f.flow_id);
+    e.proto = Some(proto_name(f.key.proto));
+    e.src_ip = Some(init.to_string());
+    e.src_port = Some(init_port);
+    e.dest_ip = Some(resp.to_string());
+    e.dest_port = Some(resp_port);
+    e.community_id = taps::community_id(f);
+    e.app_proto = f.app_proto.map(str::to_string);
+    e.dns_name = dns_name.as_deref().map(str::to_string);
+    e.flow = Some(FlowRecord {
+        pkts_toserver: f.pkts[0],
+        pkts_toclient: f.pkts[1],
+        bytes_toserver: f.bytes[0],
+        bytes_toclient: f.bytes[1],
+        start: format_timestamp_micros(f.first_micros),
+        end: format_timestamp_micros(f.last_micros),
+        age: u64::try_from((f.last_micros - f.first_micros) / 1_000_000).unwrap_or(0),
+        state: Some(state.to_string()),
+        reason: reason.as_str().to_string(),
+        midstream: f.midstream,
+        alerted: false,
+    });
+    e.tls = tls.clone();
+    e.quic = quic.clone();
+    e.http = http.clone();
+    scratch.clear();
+    analysis.on_flow_record(&mut f.state, &summary, &mut e, scratch);
+    events.push(e);
+    events.append(scratch);
+}

@@ -1,0 +1,346 @@
+//! No allocation per packet on the hot path.
+//!
+//! A counting global allocator wraps `System`. A shard [`Worker`] with the real
+//! [`Classifier`] (registry from `examples/registry.toml`, domestic 10.0.0.0/8) is warmed with a
+//! generated capture: cross-border TLS, HTTP (with personal information in the clear), QUIC,
+//! DNS, plain UDP and flows, handshakes and first payloads included, so flow entries, L7
+//! state, classifier state and caches exist. Then more packets of those already-known flows
+//! (data both ways, cleartext with identifiers, repeated DNS answers) go through
+//! `Worker::process` with counting switched on for this thread, and the test asserts zero
+//! allocations. Afterwards the flow records are checked to prove the measured packets really
+//! landed in the known flows.
+//!
+//! Counting is per thread (a thread-local switch), so the test harness's own threads do not
+//! disturb the count.
+// The counting allocator needs `unsafe impl GlobalAlloc`; this is the only unsafe code in the
+// tests, and it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use crossbeam_channel::unbounded;
+use crossline_agent::decode::{decode, Frag};
+use crossline_agent::detect::{Classifier, DetectShared};
+use crossline_agent::dns_cache::DnsCache;
+use crossline_agent::pipeline::{Batch, PacketMeta, BATCH_PACKETS};
+use crossline_agent::sink::WriterMsg;
+use crossline_agent::stats::LiveStats;
+use crossline_agent::testgen::{self, frame, L4};
+use crossline_agent::worker::{Worker, WorkerContext};
+use crossline_config::event::{Event, EventType};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counter has no effect on memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Count allocations made by this thread while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+/// One generated frame with its capture time.
+type Frame = (i64, Vec<u8>);
+
+/// Decode frames into worker batches the way the dispatcher does (one worker).
+fn batches(frames: &[Frame]) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut b = Batch::default();
+    for (ts, f) in frames {
+        let mut dec = crossline_agent::decode::Decoded::default();
+        decode(crossline_agent::decode::linktype::ETHERNET, f, &mut dec).expect("frame decodes");
+        assert!(matches!(dec.frag, Frag::None));
+        let start = dec.payload_off as usize;
+        let payload = &f[start..start + dec.payload_len as usize];
+        let payload_start = b.data.len() as u32;
+        b.data.extend_from_slice(payload);
+        b.metas.push(PacketMeta {
+            ts_micros: *ts,
+            orig_len: f.len() as u32,
+            payload_start,
+            dec,
+        });
+        b.now = *ts;
+        if b.metas.len() == BATCH_PACKETS {
+            out.push(std::mem::take(&mut b));
+        }
+    }
+    if !b.metas.is_empty() {
+        out.push(b);
+    }
+    out
+}
+
+fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
+    L4::Tcp {
+        seq,
+        ack,
+        syn,
+        fin: false,
+        psh: !syn,
+    }
+}
+
+/// A TCP connection being generated: sequence numbers per side.
+struct Conn {
+    client: SocketAddr,
+    server: SocketAddr,
+    cseq: u32,
+    sseq: u32,
+}
+
+impl Conn {
+    fn open(client: SocketAddr, server: SocketAddr, ts: &mut i64, out: &mut Vec<Frame>) -> Conn {
+        let (cseq, sseq) = (1000, 9000);
+        for (src, dst, l4) in [
+            (client, server, tcp(cseq, None, true)),
+            (server, client, tcp(sseq, Some(cseq + 1), true)),
+            (client, server, tcp(cseq + 1, Some(sseq + 1), false)),
+        ] {
+            *ts += 100;
+            out.push((*ts, frame(None, src, dst, l4, b"")));
+        }
+        Conn {
+            client,
+            server,
+            cseq: cseq + 1,
+            sseq: sseq + 1,
+        }
+    }
+
+    fn client_sends(&mut self, data: &[u8], ts: &mut i64, out: &mut Vec<Frame>) {
+        *ts += 100;
+        let l4 = tcp(self.cseq, Some(self.sseq), false);
+        out.push((*ts, frame(None, self.client, self.server, l4, data)));
+        self.cseq = self.cseq.wrapping_add(data.len() as u32);
+    }
+
+    fn server_sends(&mut self, data: &[u8], ts: &mut i64, out: &mut Vec<Frame>) {
+        *ts += 100;
+        let l4 = tcp(self.sseq, Some(self.cseq), false);
+        out.push((*ts, frame(None, self.server, self.client, l4, data)));
+        self.sseq = self.sseq.wrapping_add(data.len() as u32);
+    }
+}
+
+fn udp(src: SocketAddr, dst: SocketAddr, data: &[u8], ts: &mut i64, out: &mut Vec<Frame>) {
+    *ts += 100;
+    out.push((*ts, frame(None, src, dst, L4::Udp, data)));
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("socket address literal")
+}
+
+/// The warm-up capture and the packets of the same flows that are measured afterwards.
+struct Traffic {
+    warm: Vec<Frame>,
+    measured: Vec<Frame>,
+}
+
+fn traffic() -> Traffic {
+    // Capture time: a Monday morning in Beijing, inside the example filings' windows.
+    let mut ts = testgen::beijing_micros(2026, 3, 2, 10, 0, 0);
+    let mut warm = Vec::new();
+    let mut measured = Vec::new();
+    let encrypted = testgen::noise(1200, 11);
+    let pi = testgen::pi_records(40, 3);
+    let resolver = sa("10.0.0.53:53");
+    let dns_client = sa("10.20.3.4:40053");
+    let answer = testgen::dns_response(
+        7,
+        "api.partner.example",
+        None,
+        &[IpAddr::from([198, 51, 100, 7])],
+        300,
+    );
+    let query = testgen::dns_query(7, "api.partner.example", false);
+    let mut conns = Vec::new();
+    for k in 0..8u16 {
+        // TLS to a filed recipient and to an unfiled one.
+        let mut c = Conn::open(
+            sa(&format!("10.20.3.{}:{}", 10 + k, 50_000 + k)),
+            sa(if k % 2 == 0 {
+                "198.51.100.7:443"
+            } else {
+                "203.0.113.50:443"
+            }),
+            &mut ts,
+            &mut warm,
+        );
+        let hello = testgen::tls_client_hello(Some("api.partner.example"), false);
+        c.client_sends(&hello, &mut ts, &mut warm);
+        c.server_sends(&encrypted, &mut ts, &mut warm);
+        c.client_sends(&encrypted, &mut ts, &mut warm);
+        conns.push((c, false));
+        // Cleartext HTTP carrying personal information.
+        let mut h = Conn::open(
+            sa(&format!("10.30.1.{}:{}", 10 + k, 51_000 + k)),
+            sa("203.0.113.80:80"),
+            &mut ts,
+            &mut warm,
+        );
+        let post = testgen::http_post("upload.unfiled.example", "/records", &pi);
+        h.client_sends(&post, &mut ts, &mut warm);
+        h.server_sends(&testgen::http_ok(20), &mut ts, &mut warm);
+        conns.push((h, true));
+    }
+    // QUIC to a foreign server.
+    let qc = sa("10.20.3.40:55000");
+    let qs = sa("198.51.100.9:443");
+    for d in testgen::quic_initials("eval.compute.example") {
+        udp(qc, qs, &d, &mut ts, &mut warm);
+    }
+    udp(qs, qc, &encrypted, &mut ts, &mut warm);
+    // DNS and plain UDP: one exchange each.
+    udp(dns_client, resolver, &query, &mut ts, &mut warm);
+    udp(resolver, dns_client, &answer, &mut ts, &mut warm);
+    let (uc, us) = (sa("10.40.0.2:6000"), sa("192.0.2.77:7000"));
+    udp(uc, us, &encrypted, &mut ts, &mut warm);
+    udp(us, uc, &encrypted, &mut ts, &mut warm);
+
+    // Measured: 30 more rounds on every known flow.
+    for round in 0..30 {
+        for (c, cleartext) in conns.iter_mut() {
+            if *cleartext {
+                c.client_sends(&pi[..1000], &mut ts, &mut measured);
+            } else {
+                c.client_sends(&encrypted, &mut ts, &mut measured);
+            }
+            c.server_sends(&encrypted[..200], &mut ts, &mut measured);
+        }
+        udp(qc, qs, &encrypted, &mut ts, &mut measured);
+        udp(qs, qc, &encrypted, &mut ts, &mut measured);
+        udp(dns_client, resolver, &query, &mut ts, &mut measured);
+        udp(resolver, dns_client, &answer, &mut ts, &mut measured);
+        udp(uc, us, &encrypted[..100 + round], &mut ts, &mut measured);
+        udp(us, uc, &encrypted, &mut ts, &mut measured);
+    }
+    Traffic { warm, measured }
+}
+
+#[test]
+fn known_flows_are_processed_without_allocating() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/agent.toml"
+    ));
+    let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
+        .expect("examples/agent.toml is valid");
+    let stats = Arc::new(LiveStats::new());
+    let ctx = WorkerContext {
+        gateway: cfg.gateway.clone(),
+        capture: cfg.capture.clone(),
+        workers: 1,
+        stats,
+        dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
+    };
+    let shared = DetectShared::new(&cfg).expect("detector state");
+    let mut worker = Worker::new(0, ctx, Classifier::new(shared, 0));
+
+    let t = traffic();
+    let warm = batches(&t.warm);
+    let measured = batches(&t.measured);
+    let warm_span = t.warm.last().expect("warm").0 - t.warm[0].0;
+    let measured_end = t.measured.last().expect("measured").0;
+    // The measured packets stay within the first second, before the worker's first tick is due
+    // (a tick is once a second, not per packet), and far from any flow timeout.
+    assert!(measured_end - t.warm[0].0 < 1_000_000, "{warm_span}");
+
+    for b in &warm {
+        worker.process(b);
+    }
+    let n: usize = measured.iter().map(|b| b.metas.len()).sum();
+    let allocations = allocations_during(|| {
+        for b in &measured {
+            worker.process(b);
+        }
+    });
+    assert!(n >= 1000, "measured {n} packets");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while processing {n} packets of known flows"
+    );
+
+    // The measured packets really went to the known flows: every flow record carries its warm
+    // and measured packets (30 rounds, one packet each way per round).
+    let (tx, rx) = unbounded();
+    worker.finish(&tx);
+    drop(tx);
+    let events: Vec<Event> = rx
+        .iter()
+        .flat_map(|m| match m {
+            WriterMsg::Events(v) => v,
+            _ => Vec::new(),
+        })
+        .collect();
+    let flows: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::Flow)
+        .collect();
+    assert_eq!(flows.len(), 16 + 3, "one record per flow, none split");
+    for f in &flows {
+        let rec = f.flow.as_ref().expect("flow record");
+        assert!(
+            rec.pkts_toserver >= 31 && rec.pkts_toclient >= 31,
+            "{:?}:{:?} -> {:?}:{:?}: {} / {} packets",
+            f.src_ip,
+            f.src_port,
+            f.dest_ip,
+            f.dest_port,
+            rec.pkts_toserver,
+            rec.pkts_toclient
+        );
+        assert_eq!(rec.reason, "shutdown");
+    }
+    let alerts = events
+        .iter()
+        .filter(|e| e.event_type == EventType::Alert)
+        .count();
+    assert!(
+        alerts > 0,
+        "the classifier ran: unfiled exports raise alerts"
+    );
+}

@@ -1,0 +1,1050 @@
+//! Classification and detection end to end: labelled pcap files written by
+//! `crossline_agent::testgen` go through the real pipeline (`pipeline::run_offline`) with the
+//! real [`Classifier`], and the events that come out are checked against the labels: every
+//! verdict, every alert kind, precedence, names, ECH, VLAN, IPv6, windows at the minute edges,
+//! expiry, caps over two days, personal information, surges, hot reload in mid-capture.
+
+use crossline_agent::analysis::{Analysis, FlowSummary, Health, PayloadView};
+use crossline_agent::detect::{Classifier, DetectShared, FlowState};
+use crossline_agent::pipeline::{run_offline, OfflineOptions};
+use crossline_agent::sink::{EventSink, MemorySink};
+use crossline_agent::testgen::{
+    beijing_micros, http_post, noise, tls_client_hello, Generator, Label, Side, TcpFlow,
+};
+use crossline_config::event::{
+    Alert, AlertKind, Direction, Event, EventType, Severity, VerdictStatus,
+};
+use crossline_config::time::Date;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const REGISTRY: &str = r#"
+[[enterprise]]
+id = "acme"
+name = "Acme Pharma"
+uscc = "91110108MA01PH7K91"
+green_channel = true
+
+[[enterprise]]
+id = "beta"
+name = "Beta Motors"
+uscc = "91110113MA02AUT85J"
+
+[[scenario]]
+id = "S-A"
+enterprise = "acme"
+basis = "standard_contract"
+filing_ref = "F-A"
+recipient = { name = "Example CRO GmbH", country = "DE" }
+activity = "academic_cooperation"
+data = ["personal"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.1.0.0/16"]
+destinations = ["*.cro.example", "198.51.100.0/24", "api.partner.example"]
+services = ["tcp/443"]
+window = { days = "mon-fri", hours = "08:00-20:00" }
+
+[[scenario]]
+id = "S-B"
+enterprise = "acme"
+basis = "standard_contract"
+filing_ref = "F-B"
+recipient = { name = "Example CRO GmbH", country = "DE" }
+activity = "academic_cooperation"
+data = ["personal"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.1.2.0/24"]
+destinations = ["198.51.100.0/24"]
+services = ["tcp/443"]
+caps = { bytes_per_day = "20 KB" }
+
+[[scenario]]
+id = "S-C"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-C"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.1.0.0/16"]
+destinations = ["x.cro.example"]
+services = ["tcp/443"]
+
+[[scenario]]
+id = "S-E"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-E"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.3.0.0/16"]
+destinations = ["203.0.113.0/24"]
+
+[[scenario]]
+id = "S-D"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-D"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.3.0.0/16"]
+destinations = ["203.0.113.0/24"]
+
+[[scenario]]
+id = "S-X"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-X"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-03-02
+sources = ["10.4.0.0/16"]
+destinations = ["203.0.113.0/24"]
+
+[[scenario]]
+id = "S-N"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-N"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.5.0.0/16"]
+destinations = ["203.0.113.0/24"]
+window = { days = "mon", hours = "22:00-06:00" }
+
+[[scenario]]
+id = "S-Q"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-Q"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.6.0.0/16"]
+destinations = ["203.0.113.0/24"]
+
+[[scenario]]
+id = "S-P"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-P"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["personal"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["10.7.0.0/16"]
+destinations = ["203.0.113.0/24"]
+persons_per_year = 10
+
+[[scenario]]
+id = "S-6"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-6"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-12-31
+sources = ["fd00:1::/32"]
+destinations = ["2001:db8::/32"]
+services = ["udp/443", "tcp/8000-8010"]
+"#;
+
+/// A scratch directory per test, removed at the end when the test passes.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p =
+            std::env::temp_dir().join(format!("crossline-detect-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+struct Outcome {
+    events: Vec<Event>,
+    shared: Arc<DetectShared>,
+}
+
+fn today() -> Date {
+    Date::new(2026, 3, 1).expect("date")
+}
+
+fn config(dir: &Path, registry: &str, extra: &str) -> crossline_config::AgentConfig {
+    std::fs::write(dir.join("registry.toml"), registry).expect("write registry");
+    let agent = format!(
+        "gateway = \"gw-test\"\ndomestic = [\"10.0.0.0/8\", \"fd00::/8\"]\nregistry = \"registry.toml\"\n{extra}\n"
+    );
+    std::fs::write(dir.join("agent.toml"), agent).expect("write agent.toml");
+    match crossline_config::load_agent_config(&dir.join("agent.toml"), today()) {
+        Ok((c, _)) => c,
+        Err(e) => panic!("test config invalid:\n{e}"),
+    }
+}
+
+/// Run the pipeline over `gen`'s capture with `factory` building the analysis.
+fn run_with<A: Analysis, F: Fn(usize, Arc<DetectShared>) -> A + Sync>(
+    dir: &Path,
+    cfg: &crossline_config::AgentConfig,
+    gen: &Generator,
+    workers: usize,
+    factory: F,
+) -> Outcome {
+    let pcap = dir.join("capture.pcap");
+    gen.write(&pcap).expect("write pcap");
+    let shared = DetectShared::new(cfg).expect("detect state");
+    let sink = MemorySink::default();
+    let events = Arc::clone(&sink.events);
+    let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(sink)];
+    let options = OfflineOptions {
+        workers: Some(workers),
+        progress: false,
+    };
+    let s2 = Arc::clone(&shared);
+    run_offline(cfg, &[pcap], sinks, &options, move |i| {
+        factory(i, Arc::clone(&s2))
+    })
+    .expect("pipeline run");
+    let events = events.lock().expect("events").clone();
+    Outcome { events, shared }
+}
+
+fn run(dir: &Path, registry: &str, extra: &str, gen: &Generator, workers: usize) -> Outcome {
+    let cfg = config(dir, registry, extra);
+    run_with(dir, &cfg, gen, workers, |i, s| Classifier::new(s, i))
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn same_flow(e: &Event, l: &Label) -> bool {
+    e.src_ip.as_deref() == Some(&l.src.ip().to_string())
+        && e.src_port == Some(l.src.port())
+        && e.dest_ip.as_deref() == Some(&l.dst.ip().to_string())
+        && e.dest_port == Some(l.dst.port())
+}
+
+impl Outcome {
+    /// The last flow record of a labelled flow.
+    fn flow(&self, l: &Label) -> &Event {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e.event_type == EventType::Flow && same_flow(e, l))
+            .unwrap_or_else(|| panic!("no flow event for {} ({} -> {})", l.name, l.src, l.dst))
+    }
+
+    fn alerts(&self, l: &Label) -> Vec<&Alert> {
+        self.events
+            .iter()
+            .filter(|e| same_flow(e, l))
+            .filter_map(|e| e.alert.as_ref())
+            .collect()
+    }
+
+    fn all_alerts(&self, kind: AlertKind) -> Vec<&Alert> {
+        self.events
+            .iter()
+            .filter_map(|e| e.alert.as_ref())
+            .filter(|a| a.kind == kind)
+            .collect()
+    }
+
+    /// Check every label's verdict, scenario and alerts.
+    fn check_labels(&self, labels: &[Label]) {
+        let mut failures = Vec::new();
+        for l in labels {
+            let e = self.flow(l);
+            let v = e.verdict.as_ref().expect("verdict");
+            if let Some(want) = l.verdict {
+                if v.status != want {
+                    failures.push(format!(
+                        "{}: verdict {:?}, expected {want:?}",
+                        l.name, v.status
+                    ));
+                }
+            }
+            if l.scenario.is_some() && v.scenario != l.scenario {
+                failures.push(format!(
+                    "{}: scenario {:?}, expected {:?}",
+                    l.name, v.scenario, l.scenario
+                ));
+            }
+            let kinds: Vec<AlertKind> = self.alerts(l).iter().map(|a| a.kind).collect();
+            for k in &l.alerts {
+                if !kinds.contains(k) {
+                    failures.push(format!("{}: missing alert {k:?} (got {kinds:?})", l.name));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
+
+fn label(name: &str, v: VerdictStatus) -> Label {
+    Label::new(name, Some(v))
+}
+
+/// Monday 2 March 2026 at a Beijing time.
+fn mon(h: u32, m: u32, s: u32) -> i64 {
+    beijing_micros(2026, 3, 2, h, m, s)
+}
+
+fn tcp(gen: &mut Generator, c: &str, s: &str, t: i64, payload: &[u8], l: Label) {
+    gen.tcp(
+        &TcpFlow::new(addr(c), addr(s), t)
+            .send(payload.to_vec())
+            .reply(b"ok".to_vec()),
+        l,
+    );
+}
+
+#[test]
+fn every_verdict_by_address_port_and_time() {
+    use VerdictStatus::*;
+    let dir = Dir::new("verdicts");
+    let mut g = Generator::new();
+    let data = b"shipment manifest batch 7";
+    tcp(
+        &mut g,
+        "10.1.5.5:40001",
+        "198.51.100.7:443",
+        mon(10, 0, 0),
+        data,
+        label("filed", Filed).scenario("S-A"),
+    );
+    tcp(
+        &mut g,
+        "10.1.2.3:40002",
+        "198.51.100.7:443",
+        mon(10, 0, 1),
+        data,
+        label("longest prefix", Filed).scenario("S-B"),
+    );
+    tcp(
+        &mut g,
+        "10.3.1.1:40003",
+        "203.0.113.5:443",
+        mon(10, 0, 2),
+        data,
+        label("lowest id", Filed).scenario("S-D"),
+    );
+    tcp(
+        &mut g,
+        "10.99.0.1:40004",
+        "198.51.100.7:22",
+        mon(10, 0, 3),
+        data,
+        label("unfiled", Unfiled).alerts(&[AlertKind::UnfiledExport]),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:40005",
+        "192.0.2.1:443",
+        mon(10, 0, 4),
+        data,
+        label("recipient", RecipientNotFiled)
+            .scenario("S-A")
+            .alerts(&[AlertKind::RecipientNotFiled]),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:40006",
+        "198.51.100.7:8443",
+        mon(10, 0, 5),
+        data,
+        label("service", ServiceNotFiled).alerts(&[AlertKind::ServiceNotFiled]),
+    );
+    // Expiry: S-X's last valid day is 2026-03-02 (Beijing).
+    tcp(
+        &mut g,
+        "10.4.0.9:40007",
+        "203.0.113.9:443",
+        mon(23, 59, 59) - 10_000,
+        data,
+        label("last valid day", Filed).scenario("S-X"),
+    );
+    tcp(
+        &mut g,
+        "10.4.0.9:40008",
+        "203.0.113.9:443",
+        beijing_micros(2026, 3, 3, 0, 0, 0),
+        data,
+        label("day after", FilingExpired).alerts(&[AlertKind::FilingExpired]),
+    );
+    // Window edges (S-A mon-fri 08:00-20:00).
+    tcp(
+        &mut g,
+        "10.1.5.5:40009",
+        "198.51.100.7:443",
+        mon(19, 59, 59) - 10_000,
+        data,
+        label("19:59:59", Filed).scenario("S-A"),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:40010",
+        "198.51.100.7:443",
+        mon(20, 0, 0),
+        data,
+        label("20:00:00", OutsideWindow).alerts(&[AlertKind::OutsideWindow]),
+    );
+    // Window across midnight (S-N Monday 22:00 - Tuesday 06:00).
+    tcp(
+        &mut g,
+        "10.5.0.9:40011",
+        "203.0.113.9:443",
+        mon(23, 59, 59) - 10_000,
+        data,
+        label("mon 23:59:59", Filed).scenario("S-N"),
+    );
+    tcp(
+        &mut g,
+        "10.5.0.9:40012",
+        "203.0.113.9:443",
+        beijing_micros(2026, 3, 3, 0, 0, 0),
+        data,
+        label("tue 00:00:00", Filed).scenario("S-N"),
+    );
+    tcp(
+        &mut g,
+        "10.5.0.9:40013",
+        "203.0.113.9:443",
+        beijing_micros(2026, 3, 3, 6, 0, 0),
+        data,
+        label("tue 06:00:00", OutsideWindow),
+    );
+    // The foreign side opens the connection: the domestic end is still the exporter.
+    g.tcp(
+        &TcpFlow::new(
+            addr("198.51.100.7:50000"),
+            addr("10.1.2.3:443"),
+            mon(11, 0, 0),
+        )
+        .send(b"GET /dataset".to_vec())
+        .reply(vec![b'r'; 3000]),
+        label("foreign-initiated", Filed).scenario("S-B"),
+    );
+    // VLAN tag and IPv6.
+    g.tcp(
+        &TcpFlow::new(
+            addr("10.1.2.4:40014"),
+            addr("198.51.100.8:443"),
+            mon(11, 0, 1),
+        )
+        .send(data.to_vec())
+        .vlan(120),
+        label("vlan", Filed).scenario("S-B"),
+    );
+    tcp(
+        &mut g,
+        "[fd00:1::5]:40015",
+        "[2001:db8::7]:8005",
+        mon(11, 0, 2),
+        data,
+        label("ipv6", Filed).scenario("S-6"),
+    );
+    tcp(
+        &mut g,
+        "[fd00:1::5]:40016",
+        "[2001:db8::7]:8011",
+        mon(11, 0, 3),
+        data,
+        label("ipv6 port", ServiceNotFiled),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:40017",
+        "10.9.9.9:443",
+        mon(11, 0, 4),
+        data,
+        label("internal", NotCrossBorder),
+    );
+
+    let out = run(&dir.0, REGISTRY, "", &g, 2);
+    out.check_labels(&g.labels);
+
+    let f = out.flow(&g.labels[13]);
+    assert_eq!(f.direction, Some(Direction::Import));
+    // Export bytes are what the domestic responder sent (3000 bytes of payload + headers).
+    let toclient = f.flow.as_ref().map(|r| r.bytes_toclient);
+    assert_eq!(f.export_bytes, toclient);
+    assert!(f.export_bytes.unwrap_or(0) > 3000);
+    let internal = out.flow(&g.labels[17]);
+    assert_eq!(internal.direction, Some(Direction::Internal));
+    assert!(out.alerts(&g.labels[17]).is_empty());
+    // Filed flows raise no verdict alert.
+    assert!(
+        out.alerts(&g.labels[0]).is_empty(),
+        "{:?}",
+        out.alerts(&g.labels[0])
+    );
+    let unfiled = out.alerts(&g.labels[3]);
+    assert_eq!(unfiled[0].severity, Severity::High);
+    assert_eq!(unfiled[0].service.as_deref(), Some("tcp/22"));
+}
+
+#[test]
+fn names_from_sni_http_dns_and_ech() {
+    use VerdictStatus::*;
+    let dir = Dir::new("names");
+    let mut g = Generator::new();
+    let t = mon(10, 0, 0);
+    let hello = |sni: &str, ech: bool| tls_client_hello(Some(sni), ech);
+    tcp(
+        &mut g,
+        "10.1.5.5:41001",
+        "192.0.2.1:443",
+        t,
+        &hello("x.cro.example", false),
+        label("exact over wildcard", Filed).scenario("S-C"),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:41002",
+        "192.0.2.1:443",
+        t + 1000,
+        &hello("y.cro.example", false),
+        label("wildcard", Filed).scenario("S-A"),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:41003",
+        "192.0.2.1:443",
+        t + 2000,
+        &hello("cro.example", false),
+        label("bare parent", RecipientNotFiled),
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:41004",
+        "192.0.2.1:443",
+        t + 3000,
+        &hello("y.cro.example", true),
+        label("ech outer sni", RecipientNotFiled),
+    );
+    // DNS says y.cro.example is 192.0.2.77; an ECH flow to that address matches by DNS name.
+    g.dns_answer(
+        addr("10.1.5.5:5353"),
+        addr("10.0.0.53:53"),
+        t + 4000,
+        "y.cro.example",
+        None,
+        &["192.0.2.77".parse().expect("ip")],
+    );
+    tcp(
+        &mut g,
+        "10.1.5.5:41005",
+        "192.0.2.77:443",
+        t + 10_000,
+        &hello("cover.example", true),
+        label("ech + dns", Filed).scenario("S-A"),
+    );
+    // HTTP Host header.
+    tcp(
+        &mut g,
+        "10.1.5.5:41007",
+        "192.0.2.2:443",
+        t + 40_000,
+        &http_post("api.partner.example", "/v1/upload", b"{}"),
+        label("http host", Filed).scenario("S-A"),
+    );
+
+    // QUIC Initials: the SNI is found, but S-A files tcp/443 only.
+    let quic: Vec<(Side, Vec<u8>)> = crossline_agent::testgen::quic_initials("api.partner.example")
+        .into_iter()
+        .map(|d| (Side::Client, d))
+        .collect();
+    g.udp(
+        addr("10.1.5.5:41008"),
+        addr("192.0.2.3:443"),
+        t + 50_000,
+        1000,
+        None,
+        &quic,
+        label("quic", ServiceNotFiled).scenario("S-A"),
+    );
+    let out = run(&dir.0, REGISTRY, "", &g, 1);
+    out.check_labels(&g.labels);
+    let v = |i: usize| out.flow(&g.labels[i]).verdict.clone().expect("verdict");
+    assert_eq!(v(6).name_source.as_deref(), Some("quic"));
+    assert_eq!(v(0).name_source.as_deref(), Some("tls"));
+    assert!(v(3).ech);
+    assert_eq!((v(4).name_source.as_deref(), v(4).ech), (Some("dns"), true));
+    assert_eq!(v(5).name_source.as_deref(), Some("http"));
+}
+
+#[test]
+fn personal_information_split_glued_and_bad_checks() {
+    let dir = Dir::new("pi");
+    let mut g = Generator::new();
+    let body = b"{\"id\":\"11010519491231002X\",\"tel\":\"+8613812345678\",\"card\":\"6222000000000000004\",\"bad\":\"110105194912310021\",\"glued\":\"9138123456781\"}";
+    // Segments of 7 bytes: every identifier is split across packets.
+    let mut f = TcpFlow::new(
+        addr("10.99.0.1:42001"),
+        addr("198.51.100.7:80"),
+        mon(10, 0, 0),
+    )
+    .send(http_post("upload.example", "/x", body));
+    f.mss = 7;
+    g.tcp(
+        &f,
+        Label::new("pi", Some(VerdictStatus::Unfiled)).alerts(&[AlertKind::PersonalInfoCleartext]),
+    );
+    // Filed scenario with personal data: medium.
+    tcp(
+        &mut g,
+        "10.1.2.3:42002",
+        "198.51.100.7:443",
+        mon(10, 0, 1),
+        b"mail alice@example.com",
+        Label::new("filed pi", Some(VerdictStatus::Filed)),
+    );
+    let out = run(&dir.0, REGISTRY, "", &g, 1);
+    out.check_labels(&g.labels);
+    let pi: Vec<&Alert> = out
+        .alerts(&g.labels[0])
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::PersonalInfoCleartext)
+        .collect();
+    assert_eq!(pi.len(), 1);
+    assert_eq!(pi[0].severity, Severity::High);
+    assert_eq!(
+        pi[0].evidence,
+        vec!["110105********002X", "138****5678", "6222***********0004"]
+    );
+    assert!(
+        pi[0]
+            .summary
+            .contains("1 resident ID number, 1 mobile number, 1 bank card number"),
+        "{}",
+        pi[0].summary
+    );
+    let json: String = out
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect();
+    for raw in [
+        "11010519491231002X",
+        "13812345678",
+        "6222000000000000004",
+        "alice@example.com",
+    ] {
+        assert!(!json.contains(raw), "raw identifier {raw} in the output");
+    }
+    let filed: Vec<&Alert> = out
+        .alerts(&g.labels[1])
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::PersonalInfoCleartext)
+        .collect();
+    assert_eq!(filed.len(), 1);
+    assert_eq!(
+        (filed[0].severity, filed[0].evidence.clone()),
+        (Severity::Med, vec!["a***@example.com".to_string()])
+    );
+}
+
+#[test]
+fn caps_over_two_days_and_surge_vs_quiet_scenario() {
+    let dir = Dir::new("volume");
+    let mut g = Generator::new();
+    let chunk = vec![b'd'; 8000];
+    // S-B: 20 KB a day. Day 1: three flows of ~8 KB -> cap passed on the third; 2x on the 5th.
+    for i in 0..5u16 {
+        tcp(
+            &mut g,
+            &format!("10.1.2.3:{}", 43000 + i),
+            "198.51.100.7:443",
+            mon(10, i.into(), 0),
+            &chunk,
+            Label::new("cap day 1", None),
+        );
+    }
+    // Day 2: two flows, below the cap again.
+    for i in 0..2u16 {
+        tcp(
+            &mut g,
+            &format!("10.1.2.3:{}", 43100 + i),
+            "198.51.100.7:443",
+            beijing_micros(2026, 3, 3, 10, i.into(), 0),
+            &chunk,
+            Label::new("cap day 2", None),
+        );
+    }
+    // Surge: S-D sends ~12 KB at Monday 10:00 for three weeks, then ~60 KB in week four.
+    let week = 7 * 86_400 * 1_000_000i64;
+    for w in 0..3 {
+        tcp(
+            &mut g,
+            &format!("10.3.1.1:{}", 43200 + w),
+            "203.0.113.5:443",
+            mon(10, 30, 0) + i64::from(w) * week,
+            &vec![b'x'; 12_000 + 500 * w as usize],
+            Label::new("baseline", None),
+        );
+    }
+    tcp(
+        &mut g,
+        "10.3.1.1:43300",
+        "203.0.113.5:443",
+        mon(10, 30, 0) + 3 * week,
+        &vec![b'x'; 60_000],
+        Label::new("surge", Some(VerdictStatus::Filed)),
+    );
+    // A quiet scenario waking up with the same volume: no baseline, no surge.
+    tcp(
+        &mut g,
+        "10.6.1.1:43301",
+        "203.0.113.5:443",
+        mon(10, 30, 0) + 3 * week,
+        &vec![b'x'; 60_000],
+        Label::new("quiet", Some(VerdictStatus::Filed)),
+    );
+    let out = run(
+        &dir.0,
+        REGISTRY,
+        "[detect]\nsurge_floor_bytes = \"20 KB\"\n",
+        &g,
+        2,
+    );
+    out.check_labels(&g.labels);
+    let caps = out.all_alerts(AlertKind::VolumeCapExceeded);
+    let sev: Vec<Severity> = caps.iter().map(|a| a.severity).collect();
+    assert_eq!(sev, vec![Severity::Med, Severity::High], "{caps:?}");
+    assert!(
+        caps[0].summary.contains("2026-03-02"),
+        "{}",
+        caps[0].summary
+    );
+    let surges = out.all_alerts(AlertKind::VolumeSurge);
+    assert_eq!(surges.len(), 1, "{surges:?}");
+    assert_eq!(surges[0].scenario.as_deref(), Some("S-D"));
+    assert!(out.alerts(&g.labels[g.labels.len() - 1]).is_empty());
+}
+
+#[test]
+fn tunnels_misuse_signatures_persons_expiry_country_gap_and_folding() {
+    let dir = Dir::new("misc");
+    let mut g = Generator::new();
+    let t = mon(10, 0, 0);
+    // WireGuard handshake initiation (148 bytes, type 1) to an unfiled port of a filed host.
+    let mut wg = vec![1u8, 0, 0, 0];
+    wg.extend(noise(144, 3));
+    g.udp(
+        addr("10.3.1.1:51820"),
+        addr("203.0.113.50:51820"),
+        t,
+        1000,
+        None,
+        &[(Side::Client, wg), (Side::Server, noise(92, 4))],
+        Label::new("wireguard", Some(VerdictStatus::Filed)).alerts(&[AlertKind::OpaqueTunnel]),
+    );
+    // Random bytes over TCP with no protocol.
+    tcp(
+        &mut g,
+        "10.3.1.1:44001",
+        "203.0.113.51:9999",
+        t,
+        &noise(2000, 5),
+        Label::new("entropy", Some(VerdictStatus::Filed)).alerts(&[AlertKind::OpaqueTunnel]),
+    );
+    tcp(
+        &mut g,
+        "10.3.1.1:44002",
+        "203.0.113.51:9999",
+        t + 1000,
+        &vec![b'a'; 2000],
+        Label::new("low entropy", Some(VerdictStatus::Filed)),
+    );
+    // Five foreign sources reach the same domestic service.
+    for i in 1..=5u8 {
+        tcp(
+            &mut g,
+            &format!("192.0.2.{i}:5000"),
+            "10.1.2.3:8080",
+            t + i64::from(i) * 10_000,
+            b"GET / HTTP/1.1\r\n\r\n",
+            Label::new("misuse", None),
+        );
+    }
+    // Signatures.
+    tcp(
+        &mut g,
+        "10.1.2.3:44003",
+        "198.51.100.9:443",
+        t + 100_000,
+        b"rows VIN_BATCH_EXPORT rows",
+        Label::new("negative list", Some(VerdictStatus::Filed))
+            .alerts(&[AlertKind::NegativeListCategory]),
+    );
+    tcp(
+        &mut g,
+        "10.1.2.3:44004",
+        "198.51.100.9:443",
+        t + 200_000,
+        b"SURVEY-GRADE-GEODATA tile 7",
+        Label::new("important", Some(VerdictStatus::Filed))
+            .alerts(&[AlertKind::ImportantDataMarker]),
+    );
+    // Persons: S-P declares 10 persons a year; 12 distinct mobile numbers.
+    let phones: Vec<u8> = (0..12)
+        .flat_map(|i| format!("tel 1390000{i:04};").into_bytes())
+        .collect();
+    tcp(
+        &mut g,
+        "10.7.0.5:44005",
+        "203.0.113.9:443",
+        t + 300_000,
+        &phones,
+        Label::new("persons", Some(VerdictStatus::Filed)),
+    );
+    // Country: 198.51.100.128/25 is in the US, S-B files DE.
+    tcp(
+        &mut g,
+        "10.1.2.3:44006",
+        "198.51.100.200:443",
+        t + 400_000,
+        b"data",
+        Label::new("country", Some(VerdictStatus::Filed)).alerts(&[AlertKind::CountryMismatch]),
+    );
+    // Repeated unfiled exports: one alert at once, one follow-up with the count at the end.
+    for i in 0..4u16 {
+        tcp(
+            &mut g,
+            &format!("10.99.0.1:{}", 44100 + i),
+            "198.51.100.7:22",
+            t + 500_000 + i64::from(i) * 1000,
+            b"x",
+            Label::new("repeat", Some(VerdictStatus::Unfiled)),
+        );
+    }
+    // Many open flows in a tiny table: evictions -> sensor gap.
+    for i in 0..40u16 {
+        let f = TcpFlow {
+            close: false,
+            ..TcpFlow::new(
+                addr(&format!("10.8.0.1:{}", 45000 + i)),
+                addr("203.0.113.99:443"),
+                t + 2_000_000 + i64::from(i) * 1000,
+            )
+        };
+        g.tcp(&f.send(b"hi".to_vec()), Label::new("evict", None));
+    }
+    let net = |s: &str, l| {
+        crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
+    };
+    crossline_agent::testgen::write_mmdb(
+        &dir.0.join("geo.mmdb"),
+        &[
+            (net("198.51.100.0", 25), "DE"),
+            (net("198.51.100.128", 25), "US"),
+        ],
+    )
+    .expect("mmdb");
+    let mut registry = REGISTRY.to_string();
+    registry.push_str(
+        r#"
+[[scenario]]
+id = "S-SOON"
+enterprise = "beta"
+basis = "standard_contract"
+filing_ref = "F-SOON"
+recipient = { name = "Example Partner", country = "JP" }
+activity = "manufacturing"
+data = ["none"]
+valid_from = 2026-01-01
+valid_until = 2026-03-31
+sources = ["10.9.0.0/16"]
+destinations = ["203.0.113.0/24"]
+"#,
+    );
+    let extra = r#"
+[capture]
+flows_per_worker = 16
+
+[detect]
+misuse_sources = 5
+geoip = "geo.mmdb"
+
+[[detect.signature]]
+id = "vin"
+kind = "negative_list"
+pattern = "VIN_BATCH_EXPORT"
+category = "automotive/vin"
+approved_scenarios = ["S-D"]
+
+[[detect.signature]]
+id = "geo"
+kind = "important_data"
+pattern = "SURVEY-GRADE-GEODATA"
+category = "important/geographic-survey"
+"#;
+    let out = run(&dir.0, &registry, extra, &g, 1);
+    out.check_labels(&g.labels);
+    assert_eq!(out.all_alerts(AlertKind::LineMisuse).len(), 1);
+    let p = out.all_alerts(AlertKind::PersonsThreshold);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].enterprise.as_deref(), p[0].persons),
+        (Some("beta"), Some(12))
+    );
+    // S-X ends on the capture day itself (0 days left), S-SOON 29 days later; once each.
+    let soon: Vec<Option<&str>> = out
+        .all_alerts(AlertKind::FilingExpiring)
+        .iter()
+        .map(|a| a.scenario.as_deref())
+        .collect();
+    assert_eq!(soon, vec![Some("S-X"), Some("S-SOON")]);
+    assert!(!out.all_alerts(AlertKind::SensorGap).is_empty());
+    let imp = out.all_alerts(AlertKind::ImportantDataMarker);
+    assert_eq!(imp[0].severity, Severity::Crit);
+    let repeats: Vec<&Alert> = out
+        .all_alerts(AlertKind::UnfiledExport)
+        .into_iter()
+        .filter(|a| a.service.as_deref() == Some("tcp/22"))
+        .collect();
+    assert_eq!(repeats.len(), 2, "{repeats:?}");
+    assert!(!repeats[0].followup);
+    assert!(repeats[1].followup);
+    assert_eq!(repeats[1].count, 3);
+    assert!(out.shared.pi_found() >= 12);
+}
+
+/// Swaps the registry when packet time passes `at` (deterministic "reload in mid-capture").
+struct ReloadAt {
+    inner: Classifier,
+    at: i64,
+    path: PathBuf,
+    done: bool,
+}
+
+impl Analysis for ReloadAt {
+    type FlowState = FlowState;
+
+    fn on_payload(&mut self, s: &mut FlowState, v: &PayloadView<'_>) {
+        self.inner.on_payload(s, v);
+    }
+
+    fn on_flow_record(
+        &mut self,
+        s: &mut FlowState,
+        f: &FlowSummary<'_>,
+        e: &mut Event,
+        out: &mut Vec<Event>,
+    ) {
+        self.inner.on_flow_record(s, f, e, out);
+    }
+
+    fn on_tick(&mut self, now: i64, h: &Health, out: &mut Vec<Event>) {
+        if !self.done && now >= self.at {
+            self.done = true;
+            self.inner
+                .shared()
+                .registry()
+                .reload_from_at(&self.path, today())
+                .expect("reload");
+        }
+        self.inner.on_tick(now, h, out);
+    }
+}
+
+#[test]
+fn hot_reload_in_mid_capture_keeps_counters() {
+    let dir = Dir::new("reload");
+    let mut g = Generator::new();
+    let chunk = vec![b'd'; 8000];
+    // Before the reload: 10.1.2.3 -> 203.0.113.7 is not a filed recipient; S-B counts bytes.
+    tcp(
+        &mut g,
+        "10.1.2.3:46001",
+        "203.0.113.7:443",
+        mon(10, 0, 0),
+        b"x",
+        Label::new("before", Some(VerdictStatus::RecipientNotFiled)),
+    );
+    tcp(
+        &mut g,
+        "10.1.2.3:46002",
+        "198.51.100.7:443",
+        mon(10, 0, 1),
+        &chunk,
+        Label::new("S-B before", Some(VerdictStatus::Filed)),
+    );
+    // After (10:05): the new registry files 203.0.113.0/24 for S-B.
+    tcp(
+        &mut g,
+        "10.1.2.3:46003",
+        "203.0.113.7:443",
+        mon(10, 10, 0),
+        b"x",
+        Label::new("after", Some(VerdictStatus::Filed)).scenario("S-B"),
+    );
+    tcp(
+        &mut g,
+        "10.1.2.3:46004",
+        "198.51.100.7:443",
+        mon(10, 10, 1),
+        &chunk,
+        Label::new("S-B after", Some(VerdictStatus::Filed)),
+    );
+    let cfg = config(&dir.0, REGISTRY, "");
+    let new_registry = REGISTRY.replace(
+        "sources = [\"10.1.2.0/24\"]\ndestinations = [\"198.51.100.0/24\"]",
+        "sources = [\"10.1.2.0/24\"]\ndestinations = [\"198.51.100.0/24\", \"203.0.113.0/24\"]",
+    );
+    assert_ne!(new_registry, REGISTRY);
+    let path2 = dir.0.join("registry-2.toml");
+    std::fs::write(&path2, new_registry).expect("write");
+    let bad = dir.0.join("bad.toml");
+    std::fs::write(&bad, "[[scenario]]\nid = 5\n").expect("write");
+    let at = mon(10, 5, 0);
+    let out = run_with(&dir.0, &cfg, &g, 1, |i, s| ReloadAt {
+        inner: Classifier::new(s, i),
+        at,
+        path: path2.clone(),
+        done: false,
+    });
+    out.check_labels(&g.labels);
+    let reg = out.shared.registry();
+    assert_eq!(reg.generation(), 2);
+    // A bad file is refused, the old one stays.
+    assert!(reg.reload_from_at(&bad, today()).is_err());
+    assert_eq!((reg.generation(), reg.reload_failures()), (2, 1));
+    // S-B's daily bytes span the reload: both 8 KB flows (and the small one) are counted.
+    let u = out.shared.scenario_usage();
+    let sb = u.iter().find(|u| u.scenario == "S-B").expect("S-B usage");
+    assert!(sb.export_bytes > 16_000, "{sb:?}");
+    assert_eq!(sb.cap, Some(20_000));
+}

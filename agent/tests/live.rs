@@ -1,0 +1,318 @@
+//! Live capture end to end: a network namespace with a veth pair, `crossline-agent run` on the
+//! host end, `tcpreplay` of a real capture from inside the namespace, SIGTERM, and a
+//! comparison of the live flows with `crossline-agent analyze` on the same file.
+//!
+//! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
+//! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
+
+use crossline_config::event::{Event, EventType};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("live test cannot run (CI=true): {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Removes the namespace and the host veth on drop.
+struct Netns {
+    ns: String,
+    host: String,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        sh(&["ip", "link", "del", &self.host]);
+        sh(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+fn setup(ns: &str, host: &str, peer: &str) -> Netns {
+    let guard = Netns {
+        ns: ns.to_string(),
+        host: host.to_string(),
+    };
+    for cmd in [
+        vec!["ip", "netns", "add", ns],
+        vec![
+            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
+        ],
+        vec!["ip", "link", "set", peer, "netns", ns],
+        vec!["ip", "link", "set", host, "mtu", "9000", "up"],
+        vec![
+            "ip", "netns", "exec", ns, "ip", "link", "set", peer, "mtu", "9000", "up",
+        ],
+    ] {
+        assert!(sh(&cmd), "setup step failed: {cmd:?}");
+    }
+    // Keep the kernel's own IPv6 chatter (router solicitations, MLD) off the link.
+    sh(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
+    ]);
+    guard
+}
+
+/// frames/bytes per direction of TCP/UDP flows, summed per 5-tuple (initiator order kept
+/// canonical by sorting the endpoints).
+type Key = (String, String, u16, String, u16);
+
+fn flows(path: &Path) -> (HashMap<Key, [u64; 4]>, Option<Event>) {
+    let text = std::fs::read_to_string(path).expect("events file");
+    let mut m: HashMap<Key, [u64; 4]> = HashMap::new();
+    let mut stats = None;
+    for line in text.lines() {
+        let e: Event = serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+        if e.event_type == EventType::Stats {
+            stats = Some(e);
+            continue;
+        }
+        if e.event_type != EventType::Flow {
+            continue;
+        }
+        let Some(f) = e.flow.as_ref() else { continue };
+        if f.reason == "active_timeout" || !matches!(e.proto.as_deref(), Some("TCP" | "UDP")) {
+            continue;
+        }
+        let a = (
+            e.src_ip.clone().unwrap_or_default(),
+            e.src_port.unwrap_or(0),
+        );
+        let b = (
+            e.dest_ip.clone().unwrap_or_default(),
+            e.dest_port.unwrap_or(0),
+        );
+        let (lo, hi, c) = if a <= b {
+            (
+                a,
+                b,
+                [
+                    f.pkts_toserver,
+                    f.bytes_toserver,
+                    f.pkts_toclient,
+                    f.bytes_toclient,
+                ],
+            )
+        } else {
+            (
+                b,
+                a,
+                [
+                    f.pkts_toclient,
+                    f.bytes_toclient,
+                    f.pkts_toserver,
+                    f.bytes_toserver,
+                ],
+            )
+        };
+        let k = (e.proto.clone().unwrap_or_default(), lo.0, lo.1, hi.0, hi.1);
+        let v = m.entry(k).or_default();
+        for i in 0..4 {
+            v[i] += c[i];
+        }
+    }
+    (m, stats)
+}
+
+#[test]
+fn live_capture_on_veth_matches_offline() {
+    if !is_root() {
+        return skip("not root");
+    }
+    for tool in ["ip", "tcpreplay"] {
+        if !have(tool) {
+            return skip(&format!("{tool} not installed"));
+        }
+    }
+    let shared = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
+    if !shared.is_dir() {
+        return skip("../shared not found");
+    }
+    let pcap = shared.join("corpus/real/ndpi__teams.pcap");
+    let id = std::process::id() % 100_000;
+    let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
+    let _guard = setup(&ns, &host, &peer);
+
+    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-live-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!(
+            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\", \"192.168.0.0/16\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 2\n"
+        ),
+    )
+    .expect("agent.toml");
+    std::fs::write(
+        dir.join("registry.toml"),
+        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
+    )
+    .expect("registry.toml");
+    let live_out = dir.join("live.jsonl");
+    let offline_out = dir.join("offline.jsonl");
+    let bin = env!("CARGO_BIN_EXE_crossline-agent");
+
+    let mut agent = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(dir.join("agent.toml"))
+        .arg("--out")
+        .arg(&live_out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    // Wait for "capturing on ..." on stderr.
+    let stderr = agent.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let ready = l.contains("capturing on");
+                log.push(l);
+                if ready {
+                    break;
+                }
+            }
+            Err(_) if Instant::now() > deadline => {
+                let _ = agent.kill();
+                panic!("agent did not start capturing: {log:?}");
+            }
+            Err(_) => {
+                if let Ok(Some(st)) = agent.try_wait() {
+                    panic!("agent exited early ({st}): {log:?}");
+                }
+            }
+        }
+    }
+    let replay = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "tcpreplay",
+            "-q",
+            "--pps=4000",
+            "-i",
+            &peer,
+        ])
+        .arg(&pcap)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(
+        replay.status.success(),
+        "tcpreplay failed: {}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sh(&["kill", "-TERM", &agent.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(st)) = agent.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("agent did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "agent exit status {status}: {log:?}");
+    // Two workers on one interface: two handles joined into one PACKET_FANOUT group.
+    assert!(
+        log.iter().any(|l| l.contains("2 handle(s), fanout on")),
+        "fanout not active: {log:?}"
+    );
+
+    let st = Command::new(bin)
+        .args(["analyze", "--config"])
+        .arg(dir.join("agent.toml"))
+        .arg("--out")
+        .arg(&offline_out)
+        .arg(&pcap)
+        .output()
+        .expect("analyze runs");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+
+    let (live, live_stats) = flows(&live_out);
+    let (offline, _) = flows(&offline_out);
+    let live_stats = live_stats.expect("final stats event written on SIGTERM");
+    let s = live_stats.stats.as_ref().expect("stats");
+    println!(
+        "live: {} packets, {} flows, drops {:?}; offline: {} TCP/UDP conversations",
+        s.packets,
+        s.flows,
+        s.drops,
+        offline.len()
+    );
+    let mut equal = 0;
+    let mut diff = Vec::new();
+    for (k, v) in &offline {
+        match live.get(k) {
+            Some(l) if l == v => equal += 1,
+            other => diff.push(format!("{k:?} offline={v:?} live={other:?}")),
+        }
+    }
+    let extra = live.keys().filter(|k| !offline.contains_key(*k)).count();
+    println!(
+        "{equal} of {} conversations identical live and offline; {extra} live-only",
+        offline.len()
+    );
+    for d in &diff {
+        println!("DIFF {d}");
+    }
+    assert_eq!(
+        s.drops.get("kernel").copied().unwrap_or(0),
+        0,
+        "kernel drops"
+    );
+    assert!(diff.is_empty(), "{} conversations differ", diff.len());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,198 @@
+//! The self-check report in a real browser: headless Chromium loads the file offline, must log
+//! no script or console error, renders the three charts, prints on A4, and leaves a screenshot
+//! at `<target>/report-screenshot.png` (Chinese) and `<target>/report-screenshot-en.png`.
+//!
+//! Chromium is `/usr/bin/chromium` (Debian package `chromium`). When it is missing the test
+//! panics under `CI=true` and prints SKIPPED otherwise.
+
+use crossline_agent::report::{render, sample, Lang, ReportData};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn chromium() -> Option<PathBuf> {
+    let candidates = [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ];
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+fn target_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent()
+        .map_or_else(|| tmp.to_path_buf(), Path::to_path_buf)
+}
+
+/// Run Chromium headless with a fresh profile; kill it after `limit`.
+fn run_chromium(browser: &Path, args: &[String], limit: Duration) -> Output {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "chromium-profile-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).expect("profile dir");
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("wait for chromium") {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("chromium did not finish within {limit:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let out = child.wait_with_output().expect("chromium output");
+    let _ = std::fs::remove_dir_all(&profile);
+    out
+}
+
+/// Lines of Chromium's log that report a page error.
+fn page_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("Uncaught")
+                || l.contains(":CONSOLE")
+                || l.contains("ERR_FILE_NOT_FOUND")
+                || l.contains("Page load failed")
+                || (l.contains("net::ERR_") && !l.contains("dbus"))
+        })
+        .collect()
+}
+
+fn write_report(lang: Lang, name: &str) -> PathBuf {
+    let (events, _) = sample::events();
+    let mut data = ReportData::new();
+    for e in &events {
+        data.add(e);
+    }
+    let html = render(&data, &sample::registry(), lang);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, html).expect("write report");
+    path
+}
+
+#[test]
+fn report_renders_in_headless_chromium_without_errors() {
+    let Some(browser) = chromium() else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromium not found (apt-get install -y chromium)");
+        }
+        eprintln!("SKIPPED: chromium not found (apt-get install -y chromium)");
+        return;
+    };
+    let limit = Duration::from_secs(120);
+    for (lang, file, shot, title) in [
+        (
+            Lang::Zh,
+            "report-zh.html",
+            "report-screenshot.png",
+            "数据出境自查报告",
+        ),
+        (
+            Lang::En,
+            "report-en.html",
+            "report-screenshot-en.png",
+            "Cross-border data export self-check",
+        ),
+    ] {
+        let report = write_report(lang, file);
+        let url = format!("file://{}", report.display());
+
+        // 1. The DOM as rendered: the page loaded, charts are there, no error was logged.
+        let out = run_chromium(&browser, &["--dump-dom".into(), url.clone()], limit);
+        let dom = String::from_utf8_lossy(&out.stdout);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "chromium failed: {log}");
+        assert!(dom.contains(title), "{lang:?} title rendered");
+        assert_eq!(dom.matches("<svg").count(), 3, "three charts in the DOM");
+        assert!(dom.contains("id=\"export-not-filed\""));
+        let errors = page_errors(&log);
+        assert!(errors.is_empty(), "page errors: {errors:#?}");
+
+        // 2. A screenshot a person can look at.
+        let png = target_dir().join(shot);
+        let _ = std::fs::remove_file(&png);
+        let out = run_chromium(
+            &browser,
+            &[
+                format!("--screenshot={}", png.display()),
+                "--window-size=1280,2400".into(),
+                url.clone(),
+            ],
+            limit,
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot: {e}; {log}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+        // A blank or unstyled page compresses to a few KB; the report has charts and colour.
+        assert!(
+            bytes.len() > 60_000,
+            "screenshot too small ({} B)",
+            bytes.len()
+        );
+        eprintln!("screenshot: {}", png.display());
+
+        // 3. Printing: A4 pages (595 x 842 pt).
+        let pdf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{file}.pdf"));
+        let _ = std::fs::remove_file(&pdf);
+        let out = run_chromium(
+            &browser,
+            &[
+                format!("--print-to-pdf={}", pdf.display()),
+                "--no-pdf-header-footer".into(),
+                url,
+            ],
+            limit,
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        let doc = std::fs::read(&pdf).unwrap_or_else(|e| panic!("no PDF: {e}; {log}"));
+        let text = String::from_utf8_lossy(&doc);
+        assert!(text.starts_with("%PDF"), "a PDF file");
+        let boxes: Vec<(f64, f64)> = text
+            .match_indices("/MediaBox [0 0 ")
+            .filter_map(|(i, m)| {
+                let rest = &text[i + m.len()..];
+                let end = rest.find(']')?;
+                let mut it = rest[..end].split_whitespace().map(str::parse::<f64>);
+                Some((it.next()?.ok()?, it.next()?.ok()?))
+            })
+            .collect();
+        assert!(!boxes.is_empty(), "pages in the PDF");
+        for (w, h) in &boxes {
+            assert!(
+                (w - 595.3).abs() < 1.5 && (h - 841.9).abs() < 1.5,
+                "A4 page, got {w} x {h}"
+            );
+        }
+        eprintln!("{file}: {} A4 pages when printed", boxes.len());
+    }
+}

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# bench/run.sh — offline throughput and memory benchmark of crossline-agent against peer tools,
+# all measured in the same run on the same capture (see bench/README.md).
+#
+#   bench/run.sh                 full run on bench/out/bench.pcap (~10.5 M packets)
+#   QUICK=1 bench/run.sh         first 1 M packets only (bench/out/slice1m.pcap), fast iteration
+#   RUNS=5 bench/run.sh          counted runs per tool (default 3; the median is reported)
+#   PEERS="tcpdump softflowd"    which peers to run (default: tcpdump softflowd ndpiReader,
+#                                plus argus / pmacctd when installed)
+#   SKIP_MEMORY=1                skip the flow-table and SYN-flood memory examples
+#
+# Every tool runs pinned with taskset: the peers and the one-worker agent on CPU 1 only
+# (capture thread, worker and writer share that CPU), the two-worker agent on CPUs 0 and 1.
+# Wall time and peak RSS come from /usr/bin/time. The capture is read once first so it sits in
+# the page cache. Exit status 0 even when a target is missed: the table says PASS / MISS.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+OUT="$HERE/out"
+SHARED="${SHARED:-$ROOT/../shared}"
+RUNS="${RUNS:-3}"
+QUICK="${QUICK:-0}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
+BIN="$CARGO_TARGET_DIR/release/crossline-agent"
+EXAMPLES="$CARGO_TARGET_DIR/release/examples"
+CONFIG="$HERE/agent-bench.toml"
+mkdir -p "$OUT"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# --- 1. tools -------------------------------------------------------------------------------
+need_pkgs=()
+command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
+command -v softflowd >/dev/null || need_pkgs+=(softflowd)
+command -v ndpiReader >/dev/null || need_pkgs+=(libndpi-bin)
+command -v editcap >/dev/null || need_pkgs+=(wireshark-common)
+command -v capinfos >/dev/null || need_pkgs+=(wireshark-common)
+command -v tcprewrite >/dev/null || need_pkgs+=(tcpreplay)
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+command -v taskset >/dev/null || need_pkgs+=(util-linux)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing missing packages: ${need_pkgs[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2
+  fi
+fi
+
+# --- 2. build (release) ----------------------------------------------------------------------
+log "building release binaries into $CARGO_TARGET_DIR"
+(cd "$ROOT" && cargo build --release -p crossline-agent --bin crossline-agent \
+   --example bench_flows --example bench_flood --example bench_micro >&2)
+
+# --- 3. input --------------------------------------------------------------------------------
+FULL="$OUT/bench.pcap"
+if [ ! -s "$FULL" ]; then
+  log "building $FULL with make-bench-pcap.sh (a few minutes)"
+  "$SHARED/bench/make-bench-pcap.sh" "$FULL"
+fi
+PCAP="$FULL"
+if [ "$QUICK" = 1 ]; then
+  PCAP="$OUT/slice1m.pcap"
+  if [ ! -s "$PCAP" ]; then
+    log "cutting the first 1,000,000 packets into $PCAP"
+    editcap -r "$FULL" "$PCAP" 1-1000000
+  fi
+fi
+INFO="$PCAP.info"
+if [ ! -s "$INFO" ] || [ "$INFO" -ot "$PCAP" ]; then
+  log "capinfos $PCAP"
+  capinfos -T -r -c -d "$PCAP" | awk -F'\t' '{print $2 "\t" $3}' >"$INFO"
+fi
+PKTS="$(cut -f1 "$INFO")"
+DATA_BYTES="$(cut -f2 "$INFO")"
+log "input: $PCAP, $PKTS packets, $DATA_BYTES data bytes"
+
+log "warming the page cache"
+cat "$PCAP" >/dev/null
+
+# --- 4. timed runs ---------------------------------------------------------------------------
+RES="$OUT/results.tsv"
+: >"$RES"
+# run NAME CPUS CMD... : RUNS counted runs; appends "NAME wall maxrss_kb" lines to $RES.
+run() {
+  local name="$1" cpus="$2"; shift 2
+  local i t
+  for i in $(seq 1 "$RUNS"); do
+    t="$OUT/time.$name.$i"
+    if ! /usr/bin/time -f '%e %M' -o "$t" taskset -c "$cpus" "$@" >"$OUT/stdout.$name" 2>"$OUT/stderr.$name"; then
+      log "$name run $i exited non-zero (see $OUT/stderr.$name)"
+    fi
+    printf '%s\t%s\n' "$name" "$(tail -n1 "$t" | tr ' ' '\t')" >>"$RES"
+    log "$name run $i: $(tail -n1 "$t") (wall s, max RSS kB)"
+  done
+}
+
+PEERS="${PEERS:-tcpdump softflowd ndpiReader $(command -v argus >/dev/null && echo argus) $(command -v pmacctd >/dev/null && echo pmacctd)}"
+cd "$(dirname "$PCAP")"
+P="$(basename "$PCAP")"
+for peer in $PEERS; do
+  case "$peer" in
+    tcpdump) run tcpdump 1 tcpdump -nr "$P" -w /dev/null ;;
+    ndpiReader) run ndpiReader 1 ndpiReader -i "$P" -q -n 1 ;;
+    softflowd)
+      rm -f /tmp/sfd.ctl /tmp/sfd.pid
+      run softflowd 1 timeout 300 softflowd -r "$P" -n 127.0.0.1:9 -v 9 -6 -m 2000000 \
+        -c /tmp/sfd.ctl -p /tmp/sfd.pid ;;
+    argus) run argus 1 argus -X -r "$P" -w /dev/null ;;
+    pmacctd)
+      cat >"$OUT/pmacctd.conf" <<EOF
+daemonize: false
+pcap_savefile: $P
+pcap_savefile_wait: false
+aggregate: src_host, dst_host, src_port, dst_port, proto
+plugins: print
+print_output: csv
+print_output_file: /dev/null
+print_refresh_time: 86400
+plugin_pipe_size: 1073741824
+plugin_buffer_size: 10485760
+EOF
+      run pmacctd 1 pmacctd -f "$OUT/pmacctd.conf" ;;
+    *) log "unknown peer $peer, skipped" ;;
+  esac
+done
+run agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
+run agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
+cd "$ROOT"
+
+# --- 5. memory examples ----------------------------------------------------------------------
+MEM="$OUT/memory.txt"
+: >"$MEM"
+if [ "${SKIP_MEMORY:-0}" != 1 ]; then
+  log "flow table at 1,000,000 concurrent flows (bench_flows)"
+  taskset -c 1 "$EXAMPLES/bench_flows" 1000000 | tee -a "$MEM" >&2
+  FLOOD_N=10000000
+  [ "$QUICK" = 1 ] && FLOOD_N=1000000
+  log "SYN flood of $FLOOD_N distinct flows against a 100,000-flow cap (bench_flood)"
+  taskset -c 1 "$EXAMPLES/bench_flood" "$FLOOD_N" 100000 | tee -a "$MEM" >&2
+fi
+
+# --- 6. table --------------------------------------------------------------------------------
+python3 - "$RES" "$PKTS" "$DATA_BYTES" "$OUT/events-1w.json" "$OUT/events-2w.json" "$MEM" "$PCAP" <<'PY'
+import json, statistics, sys
+res, pkts, data, ev1, ev2, mem, pcap = sys.argv[1:8]
+pkts, data = int(pkts), int(data)
+runs = {}
+for line in open(res):
+    name, wall, rss = line.rstrip("\n").split("\t")[:3]
+    runs.setdefault(name, []).append((float(wall), int(rss)))
+rows = {}
+for name, rs in runs.items():
+    walls = sorted(w for w, _ in rs)
+    med = statistics.median(walls)
+    rows[name] = dict(min=walls[0], med=med, max=walls[-1], mpps=pkts / med / 1e6,
+                      gbps=data * 8 / med / 1e9, rss=max(r for _, r in rs) / 1024)
+td = rows.get("tcpdump")
+a1 = rows.get("agent-1w")
+print()
+print(f"input: {pcap}  packets {pkts:,}  data bytes {data:,}  runs per tool: {len(next(iter(runs.values())))}")
+print()
+hdr = ("tool", "wall s min/med/max", "Mpps", "Gbit/s", "peak RSS MiB", "x tcpdump", "agent-1w / tool")
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join("---" for _ in hdr) + "|")
+for name, r in rows.items():
+    vs_td = f"{r['mpps'] / td['mpps']:.3f}" if td else "-"
+    vs_a1 = f"{a1['mpps'] / r['mpps']:.2f}" if a1 else "-"
+    print(f"| {name} | {r['min']:.2f} / {r['med']:.2f} / {r['max']:.2f} | {r['mpps']:.3f} | "
+          f"{r['gbps']:.2f} | {r['rss']:.1f} | {vs_td} | {vs_a1} |")
+print()
+
+def final_stats(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 65536))
+            last = f.read().splitlines()[-1]
+        return json.loads(last).get("stats", json.loads(last))
+    except Exception as e:  # report, don't hide
+        return {"error": str(e)}
+
+for label, path in (("agent-1w", ev1), ("agent-2w", ev2)):
+    s = final_stats(path)
+    if "error" in s:
+        print(f"{label}: cannot read final stats from {path}: {s['error']}")
+        continue
+    print(f"{label}: packets {s.get('packets')}, flows {s.get('flows')}, "
+          f"events {s.get('flow_events')}, evictions {s.get('evictions')}, "
+          f"drops {s.get('drops')}, verdicts {s.get('verdicts')}")
+print()
+checks = []
+if td and a1:
+    checks.append(("agent 1 worker >= 0.5 x tcpdump pps", a1["mpps"] / td["mpps"], 0.5))
+a2 = rows.get("agent-2w")
+if a1 and a2:
+    checks.append(("agent 2 workers >= 1.6 x agent 1 worker", a2["mpps"] / a1["mpps"], 1.6))
+if a1:
+    checks.append(("agent peak RSS <= 300 MiB (1 worker)", 300 / a1["rss"], 1.0))
+if a2:
+    checks.append(("agent peak RSS <= 300 MiB (2 workers)", 300 / a2["rss"], 1.0))
+for text, got, want in checks:
+    print(f"{'PASS' if got >= want else 'MISS'}  {text}: {got:.3f} (need >= {want})")
+try:
+    m = open(mem).read().strip()
+    if m:
+        print()
+        print(m)
+except OSError:
+    pass
+PY

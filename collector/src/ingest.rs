@@ -1,0 +1,514 @@
+//! `POST /v1/events`: validate a batch of JSON lines from one agent, store it durably, then
+//! acknowledge.
+//!
+//! The whole batch is refused on any error (nothing half-stored): 400 malformed line or missing
+//! headers, 403 event for another gateway (or a certificate for an unknown gateway), 413 body
+//! over the limit (checked on the wire and again after gunzip), 415 unsupported encoding or
+//! content type, 429 per-gateway rate or concurrency limit, 503 store unavailable. The error body
+//! is `{"error": "..."}` naming the line and what was expected.
+
+use crate::metrics::{reason, Metrics};
+use crate::store::{Batch, BatchEvent, IngestOutcome, Store};
+use crate::util::{now_ms, parse_rfc3339_ms};
+use bytes::Bytes;
+use crossline_config::collector::CollectorConfig;
+use crossline_config::event::{Event, EventType};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// Header carrying the agent's spool id.
+pub const STREAM_HEADER: &str = "x-crossline-stream";
+/// Header carrying the batch number within the stream.
+pub const SEQUENCE_HEADER: &str = "x-crossline-sequence";
+
+/// Per-gateway limits: an events/s token bucket and a concurrent-request cap.
+#[derive(Debug)]
+pub struct Limiter {
+    rate: f64,
+    burst: f64,
+    concurrent: usize,
+    state: Mutex<HashMap<String, GatewayState>>,
+}
+
+#[derive(Debug)]
+struct GatewayState {
+    tokens: f64,
+    last: Instant,
+    inflight: Arc<Semaphore>,
+}
+
+/// Why a request was limited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LimitExceeded {
+    /// Too many events per second; retry after this many seconds.
+    Rate(u64),
+    /// Too many requests in flight.
+    Concurrency,
+}
+
+impl Limiter {
+    /// A limiter with the configured rate, burst and concurrency.
+    pub fn new(rate: f64, burst: f64, concurrent: usize) -> Limiter {
+        Limiter {
+            rate,
+            burst,
+            concurrent,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take a concurrency permit for the gateway.
+    pub fn enter(&self, gateway: &str) -> Result<tokio::sync::OwnedSemaphorePermit, LimitExceeded> {
+        let sem = {
+            let mut st = self.state.lock().map_err(|_| LimitExceeded::Concurrency)?;
+            let s = st
+                .entry(gateway.to_string())
+                .or_insert_with(|| GatewayState {
+                    tokens: self.burst,
+                    last: Instant::now(),
+                    inflight: Arc::new(Semaphore::new(self.concurrent)),
+                });
+            s.inflight.clone()
+        };
+        sem.try_acquire_owned()
+            .map_err(|_| LimitExceeded::Concurrency)
+    }
+
+    /// Take `events` tokens (at most `burst`, so a big batch can pass on a full bucket).
+    pub fn take(&self, gateway: &str, events: usize, now: Instant) -> Result<(), LimitExceeded> {
+        let mut st = self.state.lock().map_err(|_| LimitExceeded::Rate(1))?;
+        let s = st
+            .entry(gateway.to_string())
+            .or_insert_with(|| GatewayState {
+                tokens: self.burst,
+                last: now,
+                inflight: Arc::new(Semaphore::new(self.concurrent)),
+            });
+        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * self.rate).min(self.burst);
+        s.last = now;
+        let cost = (events as f64).min(self.burst);
+        if s.tokens + 1e-9 < cost {
+            let wait = ((cost - s.tokens) / self.rate).ceil().max(1.0);
+            return Err(LimitExceeded::Rate(wait as u64));
+        }
+        s.tokens -= cost;
+        Ok(())
+    }
+}
+
+/// The ingest service shared by every connection.
+#[derive(Debug)]
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    config: Arc<CollectorConfig>,
+    limiter: Limiter,
+}
+
+/// A response with a JSON body.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    json_response(status, &json!({ "error": message.into() }))
+}
+
+/// A refusal: status, metric reason, message.
+type Refusal = (StatusCode, &'static str, String);
+
+fn header_u64(h: &HeaderMap, name: &str) -> Result<u64, String> {
+    let v = h
+        .get(name)
+        .ok_or_else(|| format!("missing header {name}: expected an unsigned 64-bit integer"))?;
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("header {name}: {v:?} is not an unsigned 64-bit integer"))
+}
+
+/// Decode (gunzip when asked, bounded) and parse the body into events.
+fn decode(body: &[u8], gzip: bool, max: u64, gateway: &str) -> Result<Vec<BatchEvent>, Refusal> {
+    let owned;
+    let data: &[u8] = if gzip {
+        let mut out = Vec::new();
+        let mut dec = flate2::read::GzDecoder::new(body).take(max + 1);
+        dec.read_to_end(&mut out).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                reason::MALFORMED,
+                format!("body: invalid gzip stream: {e}"),
+            )
+        })?;
+        if out.len() as u64 > max {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                reason::TOO_LARGE,
+                format!("body: more than {max} bytes after gunzip"),
+            ));
+        }
+        owned = out;
+        &owned
+    } else {
+        body
+    };
+    let mut events = Vec::new();
+    for (i, raw) in data.split(|b| *b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let text = std::str::from_utf8(line).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                reason::MALFORMED,
+                format!("line {line_no}: not UTF-8 ({e}); expected one JSON event per line"),
+            )
+        })?;
+        let event: Event = serde_json::from_str(text).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                reason::MALFORMED,
+                format!("line {line_no}: {e}; expected a crossline event (flow, alert or stats)"),
+            )
+        })?;
+        if event.gateway != gateway {
+            return Err((
+                StatusCode::FORBIDDEN,
+                reason::WRONG_GATEWAY,
+                format!(
+                    "line {line_no}: event for gateway {:?}, but the client certificate is for {gateway:?}",
+                    event.gateway
+                ),
+            ));
+        }
+        let Some(ts_ms) = parse_rfc3339_ms(&event.timestamp) else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                reason::MALFORMED,
+                format!(
+                    "line {line_no}: timestamp {:?} is not RFC 3339 (expected e.g. 2026-03-02T09:14:07.118Z)",
+                    event.timestamp
+                ),
+            ));
+        };
+        let missing = match event.event_type {
+            EventType::Alert if event.alert.is_none() => Some("alert"),
+            EventType::Stats if event.stats.is_none() => Some("stats"),
+            _ => None,
+        };
+        if let Some(field) = missing {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                reason::MALFORMED,
+                format!("line {line_no}: event_type {field:?} needs an `{field}` object"),
+            ));
+        }
+        events.push(BatchEvent {
+            event,
+            ts_ms,
+            json: text.to_string(),
+        });
+    }
+    Ok(events)
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Read a body of at most `max` bytes. A larger body is drained (up to 4 times the limit, for
+/// at most 10 s) so that the client can read the 413 instead of a reset connection.
+async fn read_body(mut body: Incoming, max: u64) -> Result<Bytes, BodyError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    let drain_cap = max.saturating_mul(4);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(None) => break,
+            Err(_) if seen > max => return Err(BodyError::TooLarge),
+            Err(_) => return Err(BodyError::Read("timed out".into())),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len() as u64);
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else if seen > drain_cap {
+                return Err(BodyError::TooLarge);
+            }
+        }
+    }
+    if seen > max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(buf.freeze())
+}
+
+impl Ingest {
+    /// The service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        config: Arc<CollectorConfig>,
+    ) -> Ingest {
+        let l = &config.limits;
+        let limiter = Limiter::new(
+            l.events_per_second_per_gateway,
+            l.burst,
+            l.concurrent_per_gateway,
+        );
+        Ingest {
+            store,
+            metrics,
+            config,
+            limiter,
+        }
+    }
+
+    /// Handle one request from the gateway named by the client certificate (`None` when the
+    /// certificate has no CN).
+    pub async fn handle(
+        self: Arc<Self>,
+        gateway: Option<Arc<str>>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let path = req.uri().path();
+        if path == "/v1/health" && req.method() == Method::GET {
+            return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
+        }
+        if path != "/v1/events" {
+            return Ok(error(
+                StatusCode::NOT_FOUND,
+                format!("no endpoint {path}; expected POST /v1/events"),
+            ));
+        }
+        if req.method() != Method::POST {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "expected POST");
+            r.headers_mut()
+                .insert("allow", HeaderValue::from_static("POST"));
+            return Ok(r);
+        }
+        Ok(match self.events(gateway, req).await {
+            Ok(r) => r,
+            Err((status, why, message)) => {
+                self.metrics.rejected(why);
+                let mut r = error(status, message);
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    r.headers_mut()
+                        .insert("retry-after", HeaderValue::from_static("1"));
+                }
+                r
+            }
+        })
+    }
+
+    async fn events(
+        &self,
+        gateway: Option<Arc<str>>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let bad = |m: String| (StatusCode::BAD_REQUEST, reason::MALFORMED, m);
+        let Some(gateway) = gateway.filter(|g| self.config.gateways.iter().any(|x| **x == **g))
+        else {
+            return Err((
+                StatusCode::FORBIDDEN,
+                reason::UNKNOWN_GATEWAY,
+                "the client certificate names no gateway listed in the collector config".into(),
+            ));
+        };
+        let h = req.headers();
+        let stream = header_u64(h, STREAM_HEADER).map_err(bad)?;
+        let sequence = header_u64(h, SEQUENCE_HEADER).map_err(bad)?;
+        if sequence == 0 {
+            return Err(bad(format!(
+                "header {SEQUENCE_HEADER}: sequences start at 1"
+            )));
+        }
+        match h.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?")) {
+            None => {
+                return Err(bad(
+                    "missing header content-type: expected application/x-ndjson".into(),
+                ))
+            }
+            Some(ct) => {
+                let base = ct.split(';').next().unwrap_or("").trim();
+                if !base.eq_ignore_ascii_case("application/x-ndjson") {
+                    return Err((
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        reason::UNSUPPORTED,
+                        format!(
+                            "content-type {ct:?} is not supported; expected application/x-ndjson"
+                        ),
+                    ));
+                }
+            }
+        }
+        let gzip = match h
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(e) if e == "identity" => false,
+            Some(e) if e == "gzip" => true,
+            Some(e) => {
+                return Err((
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    reason::UNSUPPORTED,
+                    format!("content-encoding {e:?} is not supported; expected gzip or none"),
+                ))
+            }
+        };
+        let max = self.config.limits.max_body;
+        let declared = h
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let _permit = self.limiter.enter(&gateway).map_err(|_| {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                reason::CONCURRENCY,
+                format!(
+                    "more than {} concurrent requests from gateway {gateway:?}",
+                    self.config.limits.concurrent_per_gateway
+                ),
+            )
+        })?;
+        let body = read_body(req.into_body(), max).await.map_err(|e| match e {
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                reason::TOO_LARGE,
+                match declared {
+                    Some(len) => format!("body of {len} bytes is over the limit of {max} bytes"),
+                    None => format!("body is over the limit of {max} bytes"),
+                },
+            ),
+            BodyError::Read(m) => bad(format!("body could not be read: {m}")),
+        })?;
+        let gw = gateway.clone();
+        let events = tokio::task::spawn_blocking(move || decode(&body, gzip, max, &gw))
+            .await
+            .map_err(|e| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reason::STORE,
+                    format!("decoder failed: {e}"),
+                )
+            })??;
+        if let Err(LimitExceeded::Rate(_) | LimitExceeded::Concurrency) =
+            self.limiter.take(&gateway, events.len(), Instant::now())
+        {
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                reason::RATE_LIMITED,
+                format!(
+                    "gateway {gateway:?} is over its rate of {} events/s; retry later",
+                    self.config.limits.events_per_second_per_gateway
+                ),
+            ));
+        }
+        let batch = Arc::new(Batch {
+            gateway: gateway.to_string(),
+            stream,
+            sequence,
+            received_at_ms: now_ms(),
+            events,
+        });
+        let store = self.store.clone();
+        let b = batch.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.ingest(b))
+            .await
+            .map_err(|e| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reason::STORE,
+                    format!("store task failed: {e}"),
+                )
+            })?
+            .map_err(|e| {
+                eprintln!("crossline-collector: ingest from {gateway}: {e}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reason::STORE,
+                    format!("store unavailable: {e}"),
+                )
+            })?;
+        let now_secs = batch.received_at_ms as f64 / 1000.0;
+        Ok(match outcome {
+            IngestOutcome::Stored(n) => {
+                self.metrics.stored(&batch, now_secs);
+                json_response(StatusCode::OK, &json!({"status": "stored", "events": n}))
+            }
+            IngestOutcome::Duplicate => {
+                self.metrics.duplicate(&gateway, now_secs);
+                json_response(StatusCode::OK, &json!({"status": "duplicate"}))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn token_bucket_refills() {
+        let l = Limiter::new(100.0, 200.0, 2);
+        let t0 = Instant::now();
+        assert!(l.take("gw", 150, t0).is_ok());
+        assert!(l.take("gw", 100, t0).is_err());
+        assert!(
+            l.take("other", 200, t0).is_ok(),
+            "gateways have separate buckets"
+        );
+        assert!(l.take("gw", 100, t0 + Duration::from_secs(1)).is_ok());
+        // A batch bigger than the burst passes on a full bucket only.
+        assert!(l.take("big", 1000, t0).is_ok());
+        assert!(l.take("big", 1000, t0).is_err());
+    }
+
+    #[test]
+    fn bad_line_is_named() {
+        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}"#;
+        let body = format!("{ok}\n{{\"timestamp\":1}}\n{ok}\n");
+        let err = decode(body.as_bytes(), false, 1 << 20, "gw").expect_err("bad line");
+        assert_eq!(err.0, StatusCode::BAD_REQUEST);
+        assert!(err.2.starts_with("line 2: "), "{}", err.2);
+        let fine = decode(format!("{ok}\n{ok}\n").as_bytes(), false, 1 << 20, "gw").expect("ok");
+        assert_eq!(fine.len(), 2);
+        let other = decode(ok.as_bytes(), false, 1 << 20, "gw-b").expect_err("wrong gateway");
+        assert_eq!(other.0, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b' '; 4 << 20]).expect("compress");
+        let gz = enc.finish().expect("finish");
+        assert!(gz.len() < 64 << 10);
+        let err = decode(&gz, true, 1 << 20, "gw").expect_err("bomb");
+        assert_eq!(err.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let truncated = &gz[..gz.len() / 2];
+        let err = decode(truncated, true, 8 << 20, "gw").expect_err("truncated");
+        assert_eq!(err.0, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,321 @@
+//! The running collector: the mutual-TLS ingest listener, the API/metrics listener, the
+//! notification worker and the maintenance loop (auto-resolve, retention), with graceful shutdown.
+
+use crate::api::Api;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::tls::{self, TlsError};
+use crate::util::now_ms;
+use crossline_config::collector::CollectorConfig;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// Start-up errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TLS files.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The database.
+    #[error("database {path}: {source}")]
+    Store {
+        /// Database file.
+        path: String,
+        /// The error.
+        source: StoreError,
+    },
+    /// The task opening the database failed.
+    #[error("opening the database: {0}")]
+    StoreTask(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Metrics registration failed (a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Ingest listener.
+    pub ingest: SocketAddr,
+    /// API listener.
+    pub api: SocketAddr,
+}
+
+/// Serve connections from `listener` until shutdown; `conn_guard` is held by every connection so
+/// the caller can wait for them to finish.
+async fn serve<S, F>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+    conn_guard: mpsc::Sender<()>,
+    make_service: S,
+) where
+    S: Fn(Option<Arc<str>>) -> F + Clone + Send + Sync + 'static,
+    F: Fn(
+            hyper::Request<hyper::body::Incoming>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn Future<
+                        Output = Result<
+                            hyper::Response<http_body_util::Full<bytes::Bytes>>,
+                            std::convert::Infallible,
+                        >,
+                    > + Send,
+            >,
+        > + Send
+        + Sync
+        + 'static,
+{
+    let acceptor = tls.map(TlsAcceptor::from);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("crossline-collector: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let mut sd = shutdown.clone();
+        let guard = conn_guard.clone();
+        let make_service = make_service.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(75))
+                    .keep_alive(true);
+                b
+            };
+            match acceptor {
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                eprintln!(
+                                    "crossline-collector: TLS handshake from {peer} refused: {e}"
+                                );
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let gateway: Option<Arc<str>> = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(tls::gateway_of)
+                        .map(Arc::from);
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service_fn(make_service(gateway)));
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = sd.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                        }
+                    }
+                }
+                None => {
+                    let conn =
+                        builder.serve_connection(TokioIo::new(tcp), service_fn(make_service(None)));
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = sd.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Run the collector until `stop` completes. `on_bound` is called once the listeners are bound.
+pub async fn run(
+    config: Arc<CollectorConfig>,
+    stop: impl Future<Output = ()>,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), ServerError> {
+    let ingest_tls = tls::ingest_server_config(&config.tls.ca, &config.tls.cert, &config.tls.key)?;
+    let api_tls = match &config.api_tls {
+        Some(t) => Some(tls::api_server_config(&t.cert, &t.key)?),
+        None => None,
+    };
+    let db = config.database.clone();
+    let cfg = config.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open(&db, cfg))
+            .await
+            .map_err(|e| ServerError::StoreTask(e.to_string()))?
+            .map_err(|source| ServerError::Store {
+                path: config.database.display().to_string(),
+                source,
+            })?,
+    );
+    let metrics = Arc::new(Metrics::new(&config)?);
+    let ingest_listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+    let api_listener = TcpListener::bind(config.api_listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.api_listen,
+            source,
+        })?;
+    let bound = Bound {
+        ingest: ingest_listener.local_addr().unwrap_or(config.listen),
+        api: api_listener.local_addr().unwrap_or(config.api_listen),
+    };
+
+    let (sd_tx, sd_rx) = watch::channel(false);
+    let (guard_tx, mut guard_rx) = mpsc::channel::<()>(1);
+
+    let ingest = Arc::new(Ingest::new(store.clone(), metrics.clone(), config.clone()));
+    let make_ingest = move |gw: Option<Arc<str>>| {
+        let ingest = ingest.clone();
+        move |req| {
+            let ingest = ingest.clone();
+            let gw = gw.clone();
+            Box::pin(ingest.handle(gw, req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+        }
+    };
+    tokio::spawn(serve(
+        ingest_listener,
+        Some(ingest_tls),
+        sd_rx.clone(),
+        guard_tx.clone(),
+        make_ingest,
+    ));
+
+    let api = Arc::new(Api::new(store.clone(), metrics.clone(), config.clone()));
+    let make_api = move |_gw: Option<Arc<str>>| {
+        let api = api.clone();
+        move |req| {
+            let api = api.clone();
+            Box::pin(api.handle(req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+        }
+    };
+    tokio::spawn(serve(
+        api_listener,
+        api_tls,
+        sd_rx.clone(),
+        guard_tx.clone(),
+        make_api,
+    ));
+    drop(guard_tx);
+
+    let notifier = Arc::new(Notifier::new(
+        config.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    let notify_task = tokio::spawn(notifier.run(sd_rx.clone()));
+    let maintenance = tokio::spawn(maintain(config.clone(), store.clone(), sd_rx));
+
+    eprintln!(
+        "crossline-collector: ingest listening on {} (mTLS), api on {} ({})",
+        bound.ingest,
+        bound.api,
+        if config.api_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    );
+    on_bound(bound);
+
+    stop.await;
+    eprintln!("crossline-collector: shutting down");
+    let _ = sd_tx.send(true);
+    // Every connection holds a guard; recv() returns None once all are gone.
+    let _ = tokio::time::timeout(Duration::from_secs(15), guard_rx.recv()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), notify_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), maintenance).await;
+    Ok(())
+}
+
+async fn maintain(
+    config: Arc<CollectorConfig>,
+    store: Arc<dyn Store>,
+    mut sd: watch::Receiver<bool>,
+) {
+    let tick = config
+        .retention
+        .interval
+        .min(Duration::from_secs(60))
+        .max(Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = 0i64;
+    loop {
+        tokio::select! {
+            _ = sd.changed() => return,
+            _ = interval.tick() => {}
+        }
+        let now = now_ms();
+        let quiet = i64::try_from(config.incidents.quiet_period.as_millis()).unwrap_or(i64::MAX);
+        let keep = i64::try_from(config.retention.flows.as_millis()).unwrap_or(i64::MAX);
+        let every = i64::try_from(config.retention.interval.as_millis()).unwrap_or(i64::MAX);
+        let run_retention = now - last_retention >= every;
+        let s = store.clone();
+        let r = tokio::task::spawn_blocking(move || -> Result<(usize, usize), StoreError> {
+            let resolved = s.auto_resolve(now.saturating_sub(quiet), now)?;
+            let expired = if run_retention {
+                s.expire_flows(now.saturating_sub(keep))?
+            } else {
+                0
+            };
+            Ok((resolved, expired))
+        })
+        .await;
+        match r {
+            Ok(Ok((resolved, expired))) => {
+                if run_retention {
+                    last_retention = now;
+                }
+                if resolved > 0 {
+                    eprintln!("crossline-collector: auto-resolved {resolved} quiet incident(s)");
+                }
+                if expired > 0 {
+                    eprintln!("crossline-collector: retention deleted {expired} flow record(s)");
+                }
+            }
+            Ok(Err(e)) => eprintln!("crossline-collector: maintenance: {e}"),
+            Err(e) => eprintln!("crossline-collector: maintenance task: {e}"),
+        }
+    }
+}

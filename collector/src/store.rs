@@ -1,0 +1,1349 @@
+//! The durable store: batches, flow records, alerts, incidents, the notification outbox and the
+//! audit log.
+//!
+//! [`Store`] is a synchronous trait so that a PostgreSQL backend can follow; callers run it on a
+//! blocking thread (`tokio::task::spawn_blocking`), never on the reactor. [`SqliteStore`] keeps
+//! one SQLite file in WAL mode with `synchronous=FULL`: a batch is acknowledged only after its
+//! transaction is on disk. One batch is one transaction: its events, alerts, the incidents they
+//! open or extend and the outbox rows for those incidents are committed together or not at all.
+//! Dedupe is the primary key of `batches` (gateway, stream, sequence).
+
+use crate::incident::{self, IncidentNotice};
+use crate::util::{format_ms, sha256_hex};
+use crossline_config::collector::{CollectorConfig, Role};
+use crossline_config::event::{Event, EventType};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema on disk is newer than this binary.
+    #[error("database schema version {found} is newer than this collector ({known})")]
+    SchemaTooNew {
+        /// Version on disk.
+        found: i64,
+        /// Latest version known.
+        known: i64,
+    },
+    /// The group commit this batch was part of failed.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// A lock was poisoned by a panic on another thread.
+    #[error("store unavailable (poisoned lock)")]
+    Poisoned,
+}
+
+/// One event of a batch, parsed and with its original line.
+#[derive(Debug, Clone)]
+pub struct BatchEvent {
+    /// The parsed event.
+    pub event: Event,
+    /// Its timestamp, Unix ms.
+    pub ts_ms: i64,
+    /// The JSON line as received.
+    pub json: String,
+}
+
+/// A batch as received from one agent.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Gateway id (from the client certificate).
+    pub gateway: String,
+    /// Spool id of the agent.
+    pub stream: u64,
+    /// Batch number within the stream.
+    pub sequence: u64,
+    /// Arrival time, Unix ms.
+    pub received_at_ms: i64,
+    /// The events.
+    pub events: Vec<BatchEvent>,
+}
+
+/// Result of storing a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Committed durably; number of events.
+    Stored(usize),
+    /// (gateway, stream, sequence) was already stored; nothing was written.
+    Duplicate,
+}
+
+/// What a caller may see (API roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything (regulator).
+    All,
+    /// These gateways only (operator).
+    Gateways(Vec<String>),
+    /// This enterprise only (enterprise).
+    Enterprise(String),
+}
+
+impl Scope {
+    /// The scope of a token.
+    pub fn of(token: &crossline_config::collector::Token) -> Scope {
+        match token.role {
+            Role::Regulator => Scope::All,
+            Role::Operator => Scope::Gateways(token.gateways.clone()),
+            Role::Enterprise => Scope::Enterprise(token.enterprise.clone().unwrap_or_default()),
+        }
+    }
+
+    /// SQL condition on a table with `gateway` and `enterprise` columns; pushes its parameters.
+    fn condition(&self, alias: &str, params: &mut Vec<SqlValue>) -> String {
+        match self {
+            Scope::All => "1=1".to_string(),
+            Scope::Gateways(g) => {
+                if g.is_empty() {
+                    return "0=1".to_string();
+                }
+                let marks = vec!["?"; g.len()].join(",");
+                params.extend(g.iter().map(|x| SqlValue::Text(x.clone())));
+                format!("{alias}gateway IN ({marks})")
+            }
+            Scope::Enterprise(e) => {
+                params.push(SqlValue::Text(e.clone()));
+                format!("{alias}enterprise = ?")
+            }
+        }
+    }
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Gateway id.
+    pub gateway: Option<String>,
+    /// Enterprise id.
+    pub enterprise: Option<String>,
+    /// Alert kind.
+    pub kind: Option<String>,
+    /// Minimum severity.
+    pub severity: Option<String>,
+    /// From (Unix ms, inclusive).
+    pub since_ms: Option<i64>,
+    /// To (Unix ms, exclusive).
+    pub until_ms: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+    /// Page offset.
+    pub offset: u32,
+}
+
+/// Filters of `GET /api/v1/incidents`.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// `open`, `notified`, `acknowledged`, `resolved`.
+    pub status: Option<String>,
+    /// Grade label.
+    pub grade: Option<String>,
+    /// Enterprise id.
+    pub enterprise: Option<String>,
+    /// Gateway id.
+    pub gateway: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Page offset.
+    pub offset: u32,
+}
+
+/// A lifecycle action from the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// open/notified -> acknowledged.
+    Acknowledge,
+    /// any -> resolved.
+    Resolve,
+}
+
+/// A lifecycle action with who did it, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// What to do.
+    pub action: Transition,
+    /// Token name.
+    pub actor: &'a str,
+    /// Token role.
+    pub role: &'a str,
+    /// Free-text comment.
+    pub comment: &'a str,
+    /// When, Unix ms.
+    pub now_ms: i64,
+}
+
+/// Result of a lifecycle action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransitionOutcome {
+    /// Not found in scope.
+    NotFound,
+    /// The incident is not in a state that allows it (e.g. acknowledge a resolved one).
+    Conflict(String),
+    /// Done; the incident as it is now.
+    Done(Value),
+}
+
+/// A notification due for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// Receiver name.
+    pub receiver: String,
+    /// `firing` or `resolved`.
+    pub event: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The incident as it is now.
+    pub incident: IncidentNotice,
+}
+
+/// Gauge values computed from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// Open (not resolved) incidents by (grade, severity).
+    pub open: Vec<(String, String, i64)>,
+    /// Open/notified incidents past their deadline, by grade.
+    pub overdue: Vec<(String, i64)>,
+    /// Undelivered outbox rows.
+    pub outbox_pending: i64,
+}
+
+/// Persistence behind the collector.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Store a batch durably and atomically (or report a duplicate).
+    fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError>;
+    /// Alerts in scope matching the filter, newest first.
+    fn alerts(&self, scope: &Scope, filter: &AlertFilter) -> Result<Vec<Value>, StoreError>;
+    /// One alert, if in scope.
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError>;
+    /// Incidents in scope matching the filter, newest first.
+    fn incidents(&self, scope: &Scope, filter: &IncidentFilter) -> Result<Vec<Value>, StoreError>;
+    /// One incident with its report fields, if in scope.
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError>;
+    /// Acknowledge or resolve, with an audit record.
+    fn transition(
+        &self,
+        scope: &Scope,
+        id: i64,
+        change: &Change<'_>,
+    ) -> Result<TransitionOutcome, StoreError>;
+    /// Export bytes by scenario and verdict, alert counts by kind, open incidents.
+    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError>;
+    /// The audit log, newest first.
+    fn audit(&self, limit: u32, offset: u32) -> Result<Vec<Value>, StoreError>;
+    /// Notifications due at `now_ms`.
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Mark a notification delivered (and the incident `notified` when it was `open`).
+    fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
+    /// Record a failed attempt and when to try next.
+    fn mark_failed(&self, id: i64, next_ms: i64, error: &str) -> Result<(), StoreError>;
+    /// Incidents not resolved (for periodic Alertmanager re-sends).
+    fn unresolved_incidents(&self) -> Result<Vec<IncidentNotice>, StoreError>;
+    /// Resolve incidents without a new alert since `quiet_before_ms`; returns how many.
+    fn auto_resolve(&self, quiet_before_ms: i64, now_ms: i64) -> Result<usize, StoreError>;
+    /// Delete flow and stats records older than `before_ms`; returns how many.
+    fn expire_flows(&self, before_ms: i64) -> Result<usize, StoreError>;
+    /// Gauge values.
+    fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
+    /// Whether a batch is stored (tests and tools).
+    fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError>;
+}
+
+/// Numbered migrations; each is applied once, in a transaction, at start.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r"
+CREATE TABLE batches (
+  gateway TEXT NOT NULL, stream INTEGER NOT NULL, sequence INTEGER NOT NULL,
+  received_at INTEGER NOT NULL, events INTEGER NOT NULL,
+  PRIMARY KEY (gateway, stream, sequence)) WITHOUT ROWID;
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, timestamp TEXT NOT NULL, event_type TEXT NOT NULL,
+  gateway TEXT NOT NULL, flow_id INTEGER, proto TEXT, src_ip TEXT, src_port INTEGER,
+  dest_ip TEXT, dest_port INTEGER, app_proto TEXT, sni TEXT, host TEXT, export_bytes INTEGER,
+  verdict TEXT, scenario TEXT, enterprise TEXT, json TEXT NOT NULL);
+CREATE INDEX events_ts ON events (ts);
+CREATE INDEX events_enterprise ON events (enterprise, ts);
+CREATE TABLE alerts (
+  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, timestamp TEXT NOT NULL, gateway TEXT NOT NULL,
+  flow_id INTEGER, proto TEXT, src_ip TEXT, src_port INTEGER, dest_ip TEXT, dest_port INTEGER,
+  sni TEXT, kind TEXT NOT NULL, severity TEXT NOT NULL, severity_rank INTEGER NOT NULL,
+  scenario TEXT, enterprise TEXT, summary TEXT NOT NULL, rule TEXT NOT NULL, recipient TEXT,
+  service TEXT, count INTEGER NOT NULL, bytes INTEGER NOT NULL, persons INTEGER,
+  evidence TEXT NOT NULL, followup INTEGER NOT NULL, green_channel INTEGER NOT NULL,
+  incident_id INTEGER, json TEXT NOT NULL);
+CREATE INDEX alerts_ts ON alerts (ts);
+CREATE INDEX alerts_enterprise ON alerts (enterprise, ts);
+CREATE INDEX alerts_gateway ON alerts (gateway, ts);
+CREATE TABLE incidents (
+  id INTEGER PRIMARY KEY, gateway TEXT NOT NULL, enterprise TEXT, kind TEXT NOT NULL,
+  recipient TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL,
+  severity_rank INTEGER NOT NULL, grade TEXT NOT NULL, discovered_at INTEGER NOT NULL,
+  last_alert_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, deadline_at INTEGER NOT NULL,
+  alert_count INTEGER NOT NULL, bytes INTEGER NOT NULL, persons INTEGER NOT NULL,
+  green_channel INTEGER NOT NULL, ciio INTEGER NOT NULL, summary TEXT NOT NULL,
+  acknowledged_at INTEGER, acknowledged_by TEXT, resolved_at INTEGER, resolved_by TEXT,
+  comment TEXT);
+CREATE INDEX incidents_key ON incidents (gateway, kind, recipient, status);
+CREATE INDEX incidents_status ON incidents (status);
+CREATE TABLE incident_alerts (
+  incident_id INTEGER NOT NULL, alert_id INTEGER NOT NULL,
+  PRIMARY KEY (incident_id, alert_id)) WITHOUT ROWID;
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL, receiver TEXT NOT NULL,
+  event TEXT NOT NULL, created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER, last_error TEXT);
+CREATE INDEX outbox_due ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, token TEXT NOT NULL, role TEXT NOT NULL,
+  action TEXT NOT NULL, target TEXT NOT NULL, comment TEXT NOT NULL);
+",
+];
+
+/// SQLite implementation of [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    config: Arc<CollectorConfig>,
+    group: Mutex<GroupState>,
+    group_done: Condvar,
+}
+
+/// Group commit: batches waiting for the writer are committed together, one savepoint each,
+/// so concurrent gateways share one fsync and a bad batch rolls back only itself.
+#[derive(Debug, Default)]
+struct GroupState {
+    next_ticket: u64,
+    queue: Vec<(u64, Arc<Batch>)>,
+    done: HashMap<u64, Result<IngestOutcome, String>>,
+    leader: bool,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(c)
+}
+
+impl SqliteStore {
+    /// Open (or create) the database and apply pending migrations.
+    pub fn open(path: &Path, config: Arc<CollectorConfig>) -> Result<SqliteStore, StoreError> {
+        let mut writer = open(path)?;
+        migrate(&mut writer)?;
+        let reader = open(path)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            config,
+            group: Mutex::new(GroupState::default()),
+            group_done: Condvar::new(),
+        })
+    }
+
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.reader.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Commit a group of batches in one transaction, one savepoint per batch.
+    fn commit_group(&self, work: &[(u64, Arc<Batch>)]) -> Vec<Result<IngestOutcome, String>> {
+        let run = || -> Result<Vec<Result<IngestOutcome, String>>, StoreError> {
+            let mut c = self.writer()?;
+            let mut tx = c.transaction()?;
+            let mut out = Vec::with_capacity(work.len());
+            for (_, b) in work {
+                let sp = tx.savepoint()?;
+                match store_batch(&sp, &self.config, b) {
+                    Ok(o) => {
+                        sp.commit()?;
+                        out.push(Ok(o));
+                    }
+                    // Dropping the savepoint rolls this batch back, and only this batch.
+                    Err(e) => out.push(Err(e.to_string())),
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        };
+        match run() {
+            Ok(v) => v,
+            Err(e) => work.iter().map(|_| Err(e.to_string())).collect(),
+        }
+    }
+}
+
+fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![i as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn opt_u64(v: Option<u64>) -> Option<i64> {
+    v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
+}
+
+fn sni_of(e: &Event) -> Option<&str> {
+    e.tls
+        .as_ref()
+        .and_then(|t| t.sni.as_deref())
+        .or_else(|| e.quic.as_ref().and_then(|t| t.sni.as_deref()))
+}
+
+fn store_batch(
+    tx: &Connection,
+    cfg: &CollectorConfig,
+    batch: &Batch,
+) -> Result<IngestOutcome, StoreError> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO batches (gateway, stream, sequence, received_at, events)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            batch.gateway,
+            batch.stream as i64,
+            batch.sequence as i64,
+            batch.received_at_ms,
+            batch.events.len() as i64
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(IngestOutcome::Duplicate);
+    }
+    let mut ev_stmt = tx.prepare_cached(
+        "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
+           dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise,
+           json) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+    )?;
+    let mut al_stmt = tx.prepare_cached(
+        "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
+           dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
+           recipient, service, count, bytes, persons, evidence, followup, green_channel, json)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
+           ?23,?24,?25,?26)",
+    )?;
+    for be in &batch.events {
+        let e = &be.event;
+        match (e.event_type, &e.alert) {
+            (EventType::Alert, Some(a)) => {
+                let evidence = serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into());
+                al_stmt.execute(params![
+                    be.ts_ms,
+                    e.timestamp,
+                    e.gateway,
+                    opt_u64(e.flow_id),
+                    e.proto,
+                    e.src_ip,
+                    e.src_port,
+                    e.dest_ip,
+                    e.dest_port,
+                    sni_of(e),
+                    a.kind.as_str(),
+                    a.severity.as_str(),
+                    a.severity as i64,
+                    a.scenario,
+                    a.enterprise,
+                    a.summary,
+                    if a.rule.is_empty() {
+                        a.kind.rule()
+                    } else {
+                        a.rule.as_str()
+                    },
+                    a.recipient,
+                    a.service,
+                    opt_u64(Some(a.count)),
+                    opt_u64(Some(a.bytes)),
+                    opt_u64(a.persons),
+                    evidence,
+                    a.followup,
+                    a.green_channel,
+                    be.json,
+                ])?;
+                let alert_id = tx.last_insert_rowid();
+                incident::on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
+            }
+            _ => {
+                let (verdict, scenario, enterprise) = match &e.verdict {
+                    Some(v) => (
+                        Some(v.status.as_str()),
+                        v.scenario.as_deref(),
+                        v.enterprise.as_deref(),
+                    ),
+                    None => (None, None, None),
+                };
+                let event_type = match e.event_type {
+                    EventType::Flow => "flow",
+                    EventType::Alert => "alert",
+                    EventType::Stats => "stats",
+                };
+                ev_stmt.execute(params![
+                    be.ts_ms,
+                    e.timestamp,
+                    event_type,
+                    e.gateway,
+                    opt_u64(e.flow_id),
+                    e.proto,
+                    e.src_ip,
+                    e.src_port,
+                    e.dest_ip,
+                    e.dest_port,
+                    e.app_proto,
+                    sni_of(e),
+                    e.http.as_ref().and_then(|h| h.hostname.as_deref()),
+                    opt_u64(e.export_bytes),
+                    verdict,
+                    scenario,
+                    enterprise,
+                    be.json,
+                ])?;
+            }
+        }
+    }
+    Ok(IngestOutcome::Stored(batch.events.len()))
+}
+
+/// Column list of alert rows as returned by the API (`timestamp` as the agent wrote it).
+const ALERT_COLUMNS: &str =
+    "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
+  recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
+  src_ip, src_port, dest_ip, dest_port, sni, incident_id";
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let evidence: String = r.get(14)?;
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "timestamp": r.get::<_, String>(1)?,
+        "gateway": r.get::<_, String>(2)?,
+        "kind": r.get::<_, String>(3)?,
+        "severity": r.get::<_, String>(4)?,
+        "scenario": r.get::<_, Option<String>>(5)?,
+        "enterprise": r.get::<_, Option<String>>(6)?,
+        "summary": r.get::<_, String>(7)?,
+        "rule": r.get::<_, String>(8)?,
+        "recipient": r.get::<_, Option<String>>(9)?,
+        "service": r.get::<_, Option<String>>(10)?,
+        "count": r.get::<_, i64>(11)?,
+        "bytes": r.get::<_, i64>(12)?,
+        "persons": r.get::<_, Option<i64>>(13)?,
+        "evidence": serde_json::from_str::<Value>(&evidence).unwrap_or(Value::Array(vec![])),
+        "followup": r.get::<_, bool>(15)?,
+        "green_channel": r.get::<_, bool>(16)?,
+        "flow_id": r.get::<_, Option<i64>>(17)?,
+        "proto": r.get::<_, Option<String>>(18)?,
+        "src_ip": r.get::<_, Option<String>>(19)?,
+        "src_port": r.get::<_, Option<i64>>(20)?,
+        "dest_ip": r.get::<_, Option<String>>(21)?,
+        "dest_port": r.get::<_, Option<i64>>(22)?,
+        "sni": r.get::<_, Option<String>>(23)?,
+        "incident_id": r.get::<_, Option<i64>>(24)?,
+    }))
+}
+
+/// Column list of incident rows.
+const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
+  discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
+  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment";
+
+fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let opt_time = |v: Option<i64>| v.map(format_ms);
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "gateway": r.get::<_, String>(1)?,
+        "enterprise": r.get::<_, Option<String>>(2)?,
+        "kind": r.get::<_, String>(3)?,
+        "recipient": r.get::<_, String>(4)?,
+        "status": r.get::<_, String>(5)?,
+        "severity": r.get::<_, String>(6)?,
+        "grade": r.get::<_, String>(7)?,
+        "discovered_at": format_ms(r.get(8)?),
+        "last_alert_at": format_ms(r.get(9)?),
+        "deadline_at": format_ms(r.get(10)?),
+        "alert_count": r.get::<_, i64>(11)?,
+        "bytes": r.get::<_, i64>(12)?,
+        "persons": r.get::<_, i64>(13)?,
+        "green_channel": r.get::<_, bool>(14)?,
+        "ciio": r.get::<_, bool>(15)?,
+        "summary": r.get::<_, String>(16)?,
+        "acknowledged_at": opt_time(r.get(17)?),
+        "acknowledged_by": r.get::<_, Option<String>>(18)?,
+        "resolved_at": opt_time(r.get(19)?),
+        "resolved_by": r.get::<_, Option<String>>(20)?,
+        "comment": r.get::<_, Option<String>>(21)?,
+    }))
+}
+
+fn incident_report(
+    c: &Connection,
+    cfg: &CollectorConfig,
+    mut inc: Value,
+    id: i64,
+) -> Result<Value, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json
+         FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+         WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT 1000",
+    )?;
+    let mut alert_ids = Vec::new();
+    let mut tuples = Vec::new();
+    let mut snis = Vec::new();
+    let mut hashes = Vec::new();
+    let rows = stmt.query_map(params![id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    for row in rows {
+        let (aid, proto, src, sport, dst, dport, sni, js) = row?;
+        alert_ids.push(aid);
+        let t = json!({"proto": proto, "src_ip": src, "src_port": sport, "dest_ip": dst,
+                       "dest_port": dport});
+        if src.is_some() && !tuples.contains(&t) && tuples.len() < 100 {
+            tuples.push(t);
+        }
+        if let Some(s) = sni {
+            if !snis.contains(&s) {
+                snis.push(s);
+            }
+        }
+        hashes.push(json!({"alert_id": aid, "sha256": sha256_hex(js.as_bytes())}));
+    }
+    let enterprise = inc
+        .get("enterprise")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let info = enterprise
+        .as_deref()
+        .and_then(|e| cfg.registry.as_ref().and_then(|r| r.enterprise(e)));
+    let report = json!({
+        "unit": info.map(|i| i.name.clone()).or(enterprise.clone()),
+        "uscc": info.map(|i| i.uscc.clone()),
+        "system": "international leased line",
+        "line": inc.get("gateway").cloned(),
+        "time": {"discovered_at": inc.get("discovered_at").cloned(),
+                 "last_alert_at": inc.get("last_alert_at").cloned()},
+        "place": inc.get("gateway").cloned(),
+        "type": inc.get("kind").cloned(),
+        "impact": {"export_bytes": inc.get("bytes").cloned(),
+                   "persons_estimate": inc.get("persons").cloned()},
+        "five_tuples": tuples,
+        "sni": snis,
+        "alert_ids": alert_ids,
+        "evidence_hashes": hashes,
+        "discovered_at": inc.get("discovered_at").cloned(),
+        "level": inc.get("grade").cloned(),
+        "deadline_at": inc.get("deadline_at").cloned(),
+    });
+    if let Value::Object(m) = &mut inc {
+        m.insert("report".into(), report);
+    }
+    Ok(inc)
+}
+
+impl Store for SqliteStore {
+    fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError> {
+        let mut g = self.group.lock().map_err(|_| StoreError::Poisoned)?;
+        let ticket = g.next_ticket;
+        g.next_ticket += 1;
+        g.queue.push((ticket, batch));
+        loop {
+            if let Some(r) = g.done.remove(&ticket) {
+                return r.map_err(StoreError::Commit);
+            }
+            if !g.leader {
+                // Lead: take everything queued so far and commit it as one group.
+                g.leader = true;
+                let work = std::mem::take(&mut g.queue);
+                drop(g);
+                let results = self.commit_group(&work);
+                g = self.group.lock().map_err(|_| StoreError::Poisoned)?;
+                g.leader = false;
+                for ((t, _), r) in work.iter().zip(results) {
+                    g.done.insert(*t, r);
+                }
+                self.group_done.notify_all();
+                continue;
+            }
+            g = self.group_done.wait(g).map_err(|_| StoreError::Poisoned)?;
+        }
+    }
+
+    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<Value>, StoreError> {
+        let mut p = Vec::new();
+        let mut conds = vec![scope.condition("", &mut p)];
+        if let Some(g) = &f.gateway {
+            conds.push("gateway = ?".into());
+            p.push(SqlValue::Text(g.clone()));
+        }
+        if let Some(e) = &f.enterprise {
+            conds.push("enterprise = ?".into());
+            p.push(SqlValue::Text(e.clone()));
+        }
+        if let Some(k) = &f.kind {
+            conds.push("kind = ?".into());
+            p.push(SqlValue::Text(k.clone()));
+        }
+        if let Some(s) = &f.severity {
+            let rank = crossline_config::collector::parse_severity(s).map_or(99, |s| s as i64);
+            conds.push("severity_rank >= ?".into());
+            p.push(SqlValue::Integer(rank));
+        }
+        if let Some(s) = f.since_ms {
+            conds.push("ts >= ?".into());
+            p.push(SqlValue::Integer(s));
+        }
+        if let Some(u) = f.until_ms {
+            conds.push("ts < ?".into());
+            p.push(SqlValue::Integer(u));
+        }
+        p.push(SqlValue::Integer(i64::from(f.limit)));
+        p.push(SqlValue::Integer(i64::from(f.offset)));
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {} ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?",
+            conds.join(" AND ")
+        );
+        let c = self.reader()?;
+        let mut stmt = c.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(p), alert_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+        let mut p = Vec::new();
+        let cond = scope.condition("", &mut p);
+        p.push(SqlValue::Integer(id));
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {cond} AND id = ?");
+        let c = self.reader()?;
+        Ok(c.query_row(&sql, params_from_iter(p), alert_row)
+            .optional()?)
+    }
+
+    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<Value>, StoreError> {
+        let mut p = Vec::new();
+        let mut conds = vec![scope.condition("", &mut p)];
+        for (col, v) in [
+            ("status", &f.status),
+            ("grade", &f.grade),
+            ("enterprise", &f.enterprise),
+            ("gateway", &f.gateway),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{col} = ?"));
+                p.push(SqlValue::Text(v.clone()));
+            }
+        }
+        p.push(SqlValue::Integer(i64::from(f.limit)));
+        p.push(SqlValue::Integer(i64::from(f.offset)));
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {} ORDER BY id DESC LIMIT ? OFFSET ?",
+            conds.join(" AND ")
+        );
+        let c = self.reader()?;
+        let mut stmt = c.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(p), incident_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+        let mut p = Vec::new();
+        let cond = scope.condition("", &mut p);
+        p.push(SqlValue::Integer(id));
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {cond} AND id = ?");
+        let c = self.reader()?;
+        let Some(inc) = c
+            .query_row(&sql, params_from_iter(p), incident_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(incident_report(&c, &self.config, inc, id)?))
+    }
+
+    fn transition(
+        &self,
+        scope: &Scope,
+        id: i64,
+        change: &Change<'_>,
+    ) -> Result<TransitionOutcome, StoreError> {
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        let mut p = Vec::new();
+        let cond = scope.condition("", &mut p);
+        p.push(SqlValue::Integer(id));
+        let status: Option<String> = tx
+            .query_row(
+                &format!("SELECT status FROM incidents WHERE {cond} AND id = ?"),
+                params_from_iter(p),
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(status) = status else {
+            return Ok(TransitionOutcome::NotFound);
+        };
+        let Change {
+            action,
+            actor,
+            role,
+            comment,
+            now_ms,
+        } = *change;
+        let name = match action {
+            Transition::Acknowledge => "acknowledge",
+            Transition::Resolve => "resolve",
+        };
+        match action {
+            Transition::Acknowledge => {
+                if status == "resolved" || status == "acknowledged" {
+                    return Ok(TransitionOutcome::Conflict(format!(
+                        "incident {id} is {status}; only open or notified incidents can be acknowledged"
+                    )));
+                }
+                tx.execute(
+                    "UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?1,
+                       acknowledged_by = ?2, comment = ?3 WHERE id = ?4",
+                    params![now_ms, actor, comment, id],
+                )?;
+            }
+            Transition::Resolve => {
+                if status == "resolved" {
+                    return Ok(TransitionOutcome::Conflict(format!(
+                        "incident {id} is already resolved"
+                    )));
+                }
+                incident::resolve(&tx, &self.config, id, now_ms, actor, comment)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO audit (at, token, role, action, target, comment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now_ms, actor, role, name, format!("incident/{id}"), comment],
+        )?;
+        let inc = tx.query_row(
+            &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
+            params![id],
+            incident_row,
+        )?;
+        tx.commit()?;
+        Ok(TransitionOutcome::Done(inc))
+    }
+
+    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError> {
+        let c = self.reader()?;
+        let mut p = vec![SqlValue::Text(enterprise.to_string())];
+        let cond = scope.condition("", &mut p);
+        let mut by_scenario: Map<String, Value> = Map::new();
+        {
+            let mut stmt = c.prepare(&format!(
+                "SELECT COALESCE(scenario, 'none'), COALESCE(verdict, 'none'),
+                   SUM(COALESCE(export_bytes, 0)), COUNT(*)
+                 FROM events WHERE enterprise = ? AND event_type = 'flow' AND {cond}
+                 GROUP BY 1, 2 ORDER BY 1, 2"
+            ))?;
+            let rows = stmt.query_map(params_from_iter(p.clone()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (s, v, bytes, flows) = row?;
+                let entry = by_scenario
+                    .entry(s)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = entry {
+                    m.insert(v, json!({"export_bytes": bytes, "flows": flows}));
+                }
+            }
+        }
+        let mut alerts_by_kind = Map::new();
+        {
+            let mut stmt = c.prepare(&format!(
+                "SELECT kind, COUNT(*) FROM alerts WHERE enterprise = ? AND {cond}
+                 GROUP BY kind ORDER BY kind"
+            ))?;
+            let rows = stmt.query_map(params_from_iter(p.clone()), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (k, n) = row?;
+                alerts_by_kind.insert(k, json!(n));
+            }
+        }
+        let open: Vec<Value> = {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents
+                 WHERE enterprise = ? AND status != 'resolved' AND {cond} ORDER BY id DESC LIMIT 1000"
+            ))?;
+            let rows = stmt.query_map(params_from_iter(p), incident_row)?;
+            rows.collect::<Result<_, _>>()?
+        };
+        Ok(json!({
+            "enterprise": enterprise,
+            "export_bytes": by_scenario,
+            "alerts_by_kind": alerts_by_kind,
+            "open_incidents": open.len(),
+            "incidents": open,
+        }))
+    }
+
+    fn audit(&self, limit: u32, offset: u32) -> Result<Vec<Value>, StoreError> {
+        let c = self.reader()?;
+        let mut stmt = c.prepare(
+            "SELECT id, at, token, role, action, target, comment FROM audit
+             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = stmt.query_map(params![limit, offset], |r| {
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "at": format_ms(r.get(1)?),
+                "token": r.get::<_, String>(2)?,
+                "role": r.get::<_, String>(3)?,
+                "action": r.get::<_, String>(4)?,
+                "target": r.get::<_, String>(5)?,
+                "comment": r.get::<_, String>(6)?,
+            }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let c = self.reader()?;
+        let mut stmt = c.prepare_cached(
+            "SELECT id, incident_id, receiver, event, attempts FROM outbox
+             WHERE delivered_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows: Vec<(i64, i64, String, String, u32)> = stmt
+            .query_map(params![now_ms, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, incident_id, receiver, event, attempts) in rows {
+            if let Some(incident) = incident::notice(&c, incident_id)? {
+                out.push(OutboxItem {
+                    id,
+                    receiver,
+                    event,
+                    attempts,
+                    incident,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        tx.execute(
+            "UPDATE outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL
+             WHERE id = ?2",
+            params![now_ms, id],
+        )?;
+        tx.execute(
+            "UPDATE incidents SET status = 'notified' WHERE status = 'open' AND id =
+               (SELECT incident_id FROM outbox WHERE id = ?1 AND event = 'firing')",
+            params![id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn mark_failed(&self, id: i64, next_ms: i64, error: &str) -> Result<(), StoreError> {
+        let c = self.writer()?;
+        c.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?1, last_error = ?2
+             WHERE id = ?3",
+            params![next_ms, error, id],
+        )?;
+        Ok(())
+    }
+
+    fn unresolved_incidents(&self) -> Result<Vec<IncidentNotice>, StoreError> {
+        let c = self.reader()?;
+        let ids: Vec<i64> = {
+            let mut stmt =
+                c.prepare("SELECT id FROM incidents WHERE status != 'resolved' ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(n) = incident::notice(&c, id)? {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    fn auto_resolve(&self, quiet_before_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM incidents WHERE status != 'resolved' AND last_seen_at < ?1",
+            )?;
+            let rows = stmt.query_map(params![quiet_before_ms], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            incident::resolve(
+                &tx,
+                &self.config,
+                *id,
+                now_ms,
+                "auto",
+                "no new alert within the quiet period",
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
+    fn expire_flows(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let c = self.writer()?;
+        Ok(c.execute(
+            "DELETE FROM events WHERE ts < ?1 AND event_type IN ('flow', 'stats')",
+            params![before_ms],
+        )?)
+    }
+
+    fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError> {
+        let c = self.reader()?;
+        let mut g = Gauges::default();
+        {
+            let mut stmt = c.prepare_cached(
+                "SELECT grade, severity, COUNT(*) FROM incidents WHERE status != 'resolved'
+                 GROUP BY 1, 2",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            g.open = rows.collect::<Result<_, _>>()?;
+        }
+        {
+            let mut stmt = c.prepare_cached(
+                "SELECT grade, COUNT(*) FROM incidents
+                 WHERE status IN ('open', 'notified') AND deadline_at < ?1 GROUP BY 1",
+            )?;
+            let rows = stmt.query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            g.overdue = rows.collect::<Result<_, _>>()?;
+        }
+        g.outbox_pending = c.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(g)
+    }
+
+    fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError> {
+        let c = self.reader()?;
+        Ok(c.query_row(
+            "SELECT 1 FROM batches WHERE gateway = ?1 AND stream = ?2 AND sequence = ?3",
+            params![gateway, stream as i64, sequence as i64],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossline_config::collector::parse_collector;
+    use crossline_config::event::{Alert, AlertKind, Severity};
+
+    fn config(extra: &str) -> Arc<CollectorConfig> {
+        let text = format!(
+            "gateways = [\"gw-a\"]\n\
+             [[receiver]]\nname = \"all\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"s\"\n\
+             [[receiver]]\nname = \"green\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/g\"\nsecret = \"s\"\n\
+             [[route]]\nreceivers = [\"all\"]\n\
+             [[route]]\ngreen_channel = true\nmin_severity = \"high\"\nreceivers = [\"green\"]\n{extra}"
+        );
+        Arc::new(parse_collector(&text, Path::new("/tmp/c.toml")).expect("config"))
+    }
+
+    fn temp_store(tag: &str, cfg: Arc<CollectorConfig>) -> (SqliteStore, std::path::PathBuf) {
+        let p = std::env::temp_dir().join(format!(
+            "crossline-store-{tag}-{}-{}.db",
+            std::process::id(),
+            crate::util::now_ms()
+        ));
+        (SqliteStore::open(&p, cfg).expect("open"), p)
+    }
+
+    fn alert(
+        ts_ms: i64,
+        kind: AlertKind,
+        recipient: &str,
+        persons: Option<u64>,
+        green: bool,
+    ) -> BatchEvent {
+        let mut e = Event::new(EventType::Alert, format_ms(ts_ms), "gw-a".into());
+        e.alert = Some(Alert {
+            kind,
+            severity: Severity::High,
+            scenario: None,
+            enterprise: Some("acme".into()),
+            summary: "s".into(),
+            rule: String::new(),
+            recipient: Some(recipient.into()),
+            service: None,
+            count: 1,
+            bytes: 10,
+            evidence: Vec::new(),
+            persons,
+            followup: false,
+            green_channel: green,
+        });
+        let json = serde_json::to_string(&e).expect("json");
+        BatchEvent {
+            event: e,
+            ts_ms,
+            json,
+        }
+    }
+
+    fn batch(seq: u64, events: Vec<BatchEvent>) -> Batch {
+        Batch {
+            gateway: "gw-a".into(),
+            stream: 9,
+            sequence: seq,
+            received_at_ms: crate::util::now_ms(),
+            events,
+        }
+    }
+
+    fn outbox(p: &Path) -> Vec<(i64, String, String)> {
+        let c = Connection::open(p).expect("open");
+        let mut s = c
+            .prepare("SELECT incident_id, receiver, event FROM outbox ORDER BY id")
+            .expect("prepare");
+        let rows = s
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
+    #[test]
+    fn grouping_window_regrade_and_routing() {
+        let cfg = config("");
+        let (store, path) = temp_store("group", cfg);
+        let t0 = 1_772_442_847_118;
+        let hour = 3_600_000;
+        let b = batch(
+            1,
+            vec![
+                alert(
+                    t0,
+                    AlertKind::PersonsThreshold,
+                    "x.example",
+                    Some(10),
+                    false,
+                ),
+                alert(
+                    t0 + 10 * 60_000,
+                    AlertKind::PersonsThreshold,
+                    "x.example",
+                    Some(20),
+                    false,
+                ),
+                // Another recipient: another incident.
+                alert(t0, AlertKind::PersonsThreshold, "y.example", None, false),
+                // Outside the 1 h window after the last alert: another incident.
+                alert(
+                    t0 + 10 * 60_000 + hour + 1,
+                    AlertKind::PersonsThreshold,
+                    "x.example",
+                    None,
+                    false,
+                ),
+            ],
+        );
+        assert_eq!(
+            store.ingest(Arc::new(b.clone())).expect("ingest"),
+            IngestOutcome::Stored(4)
+        );
+        assert_eq!(
+            store.ingest(Arc::new(b)).expect("again"),
+            IngestOutcome::Duplicate
+        );
+        let list = store
+            .incidents(
+                &Scope::All,
+                &IncidentFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("list");
+        assert_eq!(list.len(), 3);
+        let first = store
+            .incident(&Scope::All, 1)
+            .expect("get")
+            .expect("exists");
+        assert_eq!(first["alert_count"], 2);
+        assert_eq!(first["persons"], 20);
+        assert_eq!(first["grade"], "compliance");
+        assert_eq!(
+            outbox(&path).len(),
+            3,
+            "one firing per new incident to `all`"
+        );
+
+        // The persons estimate crosses 1,000,000: regraded to major with a 4 h deadline, and
+        // notified again.
+        let b2 = batch(
+            2,
+            vec![alert(
+                t0 + 20 * 60_000,
+                AlertKind::PersonsThreshold,
+                "x.example",
+                Some(1_500_000),
+                false,
+            )],
+        );
+        store.ingest(Arc::new(b2)).expect("ingest");
+        let first = store
+            .incident(&Scope::All, 1)
+            .expect("get")
+            .expect("exists");
+        assert_eq!(first["grade"], "major");
+        assert_eq!(first["deadline_at"], format_ms(t0 + 4 * hour));
+        assert_eq!(outbox(&path).len(), 4);
+
+        // Green channel, high severity: routed to both receivers.
+        let b3 = batch(
+            3,
+            vec![alert(t0, AlertKind::UnfiledExport, "z.example", None, true)],
+        );
+        store.ingest(Arc::new(b3)).expect("ingest");
+        let rows = outbox(&path);
+        let receivers: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.0 == 4)
+            .map(|r| r.1.as_str())
+            .collect();
+        assert_eq!(receivers, ["all", "green"]);
+        let n = crate::incident::notice(&store.reader().expect("reader"), 4)
+            .expect("notice")
+            .expect("exists");
+        assert_eq!(n.receiver_route(), "green_channel");
+
+        // Quiet period: everything resolves and `resolved` rows are queued.
+        let now = crate::util::now_ms();
+        assert_eq!(store.auto_resolve(now + 1, now).expect("resolve"), 4);
+        assert_eq!(store.auto_resolve(now + 1, now).expect("again"), 0);
+        let resolved = outbox(&path).iter().filter(|r| r.2 == "resolved").count();
+        assert_eq!(resolved, 5);
+        let g = store.gauges(now).expect("gauges");
+        assert!(g.open.is_empty());
+        assert_eq!(
+            g.outbox_pending, 11,
+            "6 firing + 5 resolved rows, none delivered"
+        );
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_refuse_newer_schema() {
+        let cfg = config("");
+        let (store, path) = temp_store("migrate", cfg.clone());
+        drop(store);
+        let again = SqliteStore::open(&path, cfg.clone()).expect("reopen");
+        drop(again);
+        let c = Connection::open(&path).expect("open");
+        let v: i64 = c
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        c.execute("INSERT INTO schema_version (version) VALUES (999)", [])
+            .expect("bump");
+        drop(c);
+        assert!(matches!(
+            SqliteStore::open(&path, cfg),
+            Err(StoreError::SchemaTooNew { found: 999, .. })
+        ));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn concurrent_group_commits_store_each_batch_once() {
+        let cfg = config("");
+        let (store, path) = temp_store("groupcommit", cfg);
+        let store = Arc::new(store);
+        let t0 = 1_772_442_847_118;
+        let mut threads = Vec::new();
+        for t in 0..8u64 {
+            let store = store.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut stored = 0;
+                for seq in 1..=20u64 {
+                    // Threads t and t+4 send the same sequences: half are duplicates.
+                    let mut b = batch(
+                        seq,
+                        vec![alert(t0, AlertKind::UnfiledExport, "r", None, false)],
+                    );
+                    b.stream = t % 4;
+                    if store.ingest(Arc::new(b)).expect("ingest") == IngestOutcome::Stored(1) {
+                        stored += 1;
+                    }
+                }
+                stored
+            }));
+        }
+        let stored: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert_eq!(stored, 80, "each (stream, sequence) stored exactly once");
+        let c = Connection::open(&path).expect("open");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 80);
+        drop(c);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+}

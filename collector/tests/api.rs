@@ -1,0 +1,515 @@
+//! The role-scoped API against the real binary: every endpoint with no token, a bad token and
+//! each role's token; ids and filters of another enterprise answer 404 or nothing, and no other
+//! enterprise's data ever appears. Also incident grading, the OpenAPI document and retention.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+
+const REG: &str = "tok-regulator";
+const OPS: &str = "tok-operator-gw-a";
+const YANJING: &str = "tok-yanjing";
+const SHUNYI: &str = "tok-shunyi";
+
+fn registry_path() -> std::path::PathBuf {
+    std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/registry.toml"
+    ))
+    .to_path_buf()
+}
+
+fn tokens() -> String {
+    let t = |name: &str, role: &str, tok: &str, extra: &str| {
+        format!(
+            "[[token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n{extra}",
+            crossline_collector::util::sha256_hex(tok.as_bytes())
+        )
+    };
+    [
+        t("cac", "regulator", REG, ""),
+        t("noc", "operator", OPS, "gateways = [\"gw-a\"]\n"),
+        t(
+            "yanjing",
+            "enterprise",
+            YANJING,
+            "enterprise = \"yanjing-pharma\"\n",
+        ),
+        t(
+            "shunyi",
+            "enterprise",
+            SHUNYI,
+            "enterprise = \"shunyi-motors\"\n",
+        ),
+    ]
+    .concat()
+}
+
+fn alert_with(
+    gateway: &str,
+    flow_id: u64,
+    kind: &str,
+    enterprise: Option<&str>,
+    persons: Option<u64>,
+) -> String {
+    let mut v: Value = serde_json::from_str(&alert_line(
+        gateway,
+        flow_id,
+        kind,
+        "high",
+        enterprise,
+        "203.0.113.50",
+    ))
+    .expect("json");
+    if let Some(p) = persons {
+        v["alert"]["persons"] = serde_json::json!(p);
+    }
+    if let Some(e) = enterprise {
+        v["alert"]["scenario"] = serde_json::json!(format!("SC-{e}"));
+    }
+    v.to_string()
+}
+
+struct Setup {
+    dir: TempDir,
+    c: Collector,
+}
+
+fn setup() -> Setup {
+    let dir = TempDir::new("api");
+    let pki = make_pki(dir.path(), &["gw-a", "gw-b"]);
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}registry = {:?}\n[retention]\nflows = \"100000d\"\n{}",
+        base_config(&["gw-a", "gw-b"]),
+        registry_path().display().to_string(),
+        tokens()
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let a = gateway_client(&pki, "gw-a");
+    let b = gateway_client(&pki, "gw-b");
+    let batch_a = [
+        alert_with("gw-a", 1, "unfiled_export", Some("yanjing-pharma"), None),
+        alert_with(
+            "gw-a",
+            2,
+            "recipient_not_filed",
+            Some("shunyi-motors"),
+            None,
+        ),
+        alert_with("gw-a", 3, "unfiled_export", None, None),
+        flow_line(
+            "gw-a",
+            4,
+            Some("yanjing-pharma"),
+            Some("SA-x"),
+            "filed",
+            1000,
+        ),
+        flow_line(
+            "gw-a",
+            5,
+            Some("shunyi-motors"),
+            None,
+            "recipient_not_filed",
+            7,
+        ),
+    ]
+    .join("\n");
+    let r = post_batch(c.ingest, &a, 1, 1, batch_a.as_bytes(), false).expect("post a");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    let batch_b = [
+        alert_with(
+            "gw-b",
+            6,
+            "recipient_not_filed",
+            Some("shunyi-motors"),
+            None,
+        ),
+        alert_with(
+            "gw-b",
+            7,
+            "persons_threshold",
+            Some("jinrong-bank"),
+            Some(2_000_000),
+        ),
+        flow_line("gw-b", 8, Some("jinrong-bank"), None, "unfiled", 50),
+    ]
+    .join("\n");
+    let r = post_batch(c.ingest, &b, 1, 1, batch_b.as_bytes(), false).expect("post b");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    Setup { dir, c }
+}
+
+fn get(api: SocketAddr, path: &str, token: &str) -> (u16, Value) {
+    let r = api_get(api, path, Some(token));
+    let v = if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    };
+    (r.status, v)
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn field_set(v: &[Value], key: &str) -> Vec<String> {
+    let mut s: Vec<String> = v
+        .iter()
+        .map(|x| x[key].as_str().unwrap_or("null").to_string())
+        .collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// Find the id of the alert / incident of an enterprise (as regulator).
+fn id_of(api: SocketAddr, what: &str, enterprise: &str) -> i64 {
+    let (_, v) = get(api, &format!("/api/v1/{what}?enterprise={enterprise}"), REG);
+    items(&v)[0]["id"].as_i64().expect("id")
+}
+
+#[test]
+fn tenant_isolation_across_every_endpoint() {
+    let s = setup();
+    let api = s.c.api;
+    let shunyi_alert = id_of(api, "alerts", "shunyi-motors");
+    let shunyi_incident = id_of(api, "incidents", "shunyi-motors");
+    let yanjing_alert = id_of(api, "alerts", "yanjing-pharma");
+    let yanjing_incident = id_of(api, "incidents", "yanjing-pharma");
+    let jinrong_incident = id_of(api, "incidents", "jinrong-bank");
+
+    // No token / bad token: 401 on every API endpoint.
+    let endpoints = [
+        "/api/v1/alerts".to_string(),
+        format!("/api/v1/alerts/{yanjing_alert}"),
+        "/api/v1/incidents".to_string(),
+        format!("/api/v1/incidents/{yanjing_incident}"),
+        "/api/v1/enterprises/yanjing-pharma/summary".to_string(),
+        "/api/v1/audit".to_string(),
+    ];
+    for e in &endpoints {
+        assert_eq!(api_get(api, e, None).status, 401, "{e} without token");
+        assert_eq!(
+            api_get(api, e, Some("wrong")).status,
+            401,
+            "{e} with a bad token"
+        );
+    }
+    for action in ["acknowledge", "resolve"] {
+        let p = format!("/api/v1/incidents/{yanjing_incident}/{action}");
+        assert_eq!(http(api, "POST", &p, &[], b"{}").status, 401);
+    }
+
+    // Regulator: everything.
+    let (st, v) = get(api, "/api/v1/alerts", REG);
+    assert_eq!(st, 200);
+    assert_eq!(items(&v).len(), 5);
+    assert_eq!(
+        field_set(&items(&v), "enterprise"),
+        ["jinrong-bank", "null", "shunyi-motors", "yanjing-pharma"]
+    );
+    let (_, v) = get(api, "/api/v1/audit", REG);
+    assert!(v["items"].is_array());
+
+    // Grading: 2,000,000 persons is `major`; jinrong-bank is a CIIO: 1 h deadline.
+    let (st, inc) = get(api, &format!("/api/v1/incidents/{jinrong_incident}"), REG);
+    assert_eq!(st, 200);
+    assert_eq!(inc["grade"], "major");
+    assert_eq!(inc["ciio"], true);
+    assert_eq!(inc["discovered_at"], "2026-03-02T09:14:07.118Z");
+    assert_eq!(inc["deadline_at"], "2026-03-02T10:14:07.118Z");
+    assert_eq!(inc["report"]["uscc"], "91110102MA03BNK260");
+    assert_eq!(inc["report"]["line"], "gw-b");
+    assert_eq!(inc["report"]["level"], "major");
+    assert_eq!(inc["report"]["alert_ids"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        inc["report"]["evidence_hashes"][0]["sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    let (_, y) = get(api, &format!("/api/v1/incidents/{yanjing_incident}"), REG);
+    assert_eq!(y["grade"], "compliance");
+    assert_eq!(y["deadline_at"], "2026-03-17T09:14:07.118Z");
+    assert_eq!(y["green_channel"], true);
+
+    // Enterprise yanjing-pharma: only its own rows, whatever the filter.
+    let others = ["shunyi-motors", "jinrong-bank"];
+    let mut seen = Vec::new();
+    for path in [
+        "/api/v1/alerts".to_string(),
+        "/api/v1/alerts?enterprise=shunyi-motors".to_string(),
+        "/api/v1/alerts?gateway=gw-b".to_string(),
+        "/api/v1/alerts?enterprise=jinrong-bank&gateway=gw-b&kind=persons_threshold".to_string(),
+        "/api/v1/incidents".to_string(),
+        "/api/v1/incidents?enterprise=shunyi-motors".to_string(),
+        "/api/v1/incidents?gateway=gw-b&status=open".to_string(),
+        "/api/v1/enterprises/yanjing-pharma/summary".to_string(),
+        format!("/api/v1/alerts/{yanjing_alert}"),
+        format!("/api/v1/incidents/{yanjing_incident}"),
+    ] {
+        let r = api_get(api, &path, Some(YANJING));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        for o in others {
+            assert!(!r.text().contains(o), "{path} leaked {o}: {}", r.text());
+        }
+        seen.push(r.json());
+    }
+    assert_eq!(items(&seen[0]).len(), 1);
+    assert_eq!(
+        field_set(&items(&seen[0]), "enterprise"),
+        ["yanjing-pharma"]
+    );
+    assert!(items(&seen[1]).is_empty());
+    assert!(items(&seen[2]).is_empty());
+    assert!(items(&seen[3]).is_empty());
+    assert_eq!(items(&seen[4]).len(), 1);
+    assert!(items(&seen[5]).is_empty());
+    assert!(items(&seen[6]).is_empty());
+    let summary = &seen[7];
+    assert_eq!(
+        summary["export_bytes"]["SA-x"]["filed"]["export_bytes"],
+        1000
+    );
+    assert_eq!(summary["alerts_by_kind"]["unfiled_export"], 1);
+    assert_eq!(summary["open_incidents"], 1);
+    // Other enterprises' ids: 404, exactly like ids that do not exist.
+    for path in [
+        format!("/api/v1/alerts/{shunyi_alert}"),
+        format!("/api/v1/incidents/{shunyi_incident}"),
+        format!("/api/v1/incidents/{jinrong_incident}"),
+        "/api/v1/alerts/999999".to_string(),
+        "/api/v1/enterprises/shunyi-motors/summary".to_string(),
+        "/api/v1/enterprises/no-such-enterprise/summary".to_string(),
+    ] {
+        let r = api_get(api, &path, Some(YANJING));
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert_eq!(r.json(), serde_json::json!({"error": "not found"}));
+    }
+    let auth = |t: &str| [("Authorization", format!("Bearer {t}"))];
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{shunyi_incident}/acknowledge"),
+        &auth(YANJING),
+        b"{}",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{yanjing_incident}/resolve"),
+        &auth(YANJING),
+        b"{}",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(get(api, "/api/v1/audit", YANJING).0, 403);
+
+    // Enterprise shunyi-motors sees its two alerts (two gateways) and nothing of yanjing.
+    let r = api_get(api, "/api/v1/alerts", Some(SHUNYI));
+    assert!(!r.text().contains("yanjing-pharma") && !r.text().contains("jinrong-bank"));
+    assert_eq!(items(&r.json()).len(), 2);
+    assert_eq!(
+        api_get(
+            api,
+            &format!("/api/v1/alerts/{yanjing_alert}"),
+            Some(SHUNYI)
+        )
+        .status,
+        404
+    );
+
+    // Operator of gw-a: gw-a only.
+    let (_, v) = get(api, "/api/v1/alerts", OPS);
+    assert_eq!(field_set(&items(&v), "gateway"), ["gw-a"]);
+    assert_eq!(items(&v).len(), 3);
+    let (_, v) = get(api, "/api/v1/alerts?gateway=gw-b", OPS);
+    assert!(items(&v).is_empty());
+    assert_eq!(
+        get(api, &format!("/api/v1/incidents/{jinrong_incident}"), OPS).0,
+        404
+    );
+    let (st, v) = get(api, "/api/v1/enterprises/jinrong-bank/summary", OPS);
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["open_incidents"], 0,
+        "gw-b data leaked to the gw-a operator: {v}"
+    );
+    assert_eq!(get(api, "/api/v1/audit", OPS).0, 403);
+    // The operator acknowledges a gw-a incident (audit-logged), not a gw-b one.
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{yanjing_incident}/acknowledge"),
+        &auth(OPS),
+        br#"{"comment":"looking"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "acknowledged");
+    assert_eq!(r.json()["acknowledged_by"], "noc");
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{yanjing_incident}/acknowledge"),
+        &auth(OPS),
+        b"{}",
+    );
+    assert_eq!(r.status, 409);
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{jinrong_incident}/acknowledge"),
+        &auth(OPS),
+        b"{}",
+    );
+    assert_eq!(r.status, 404);
+    let (_, audit) = get(api, "/api/v1/audit", REG);
+    assert_eq!(items(&audit).len(), 1);
+    assert_eq!(audit["items"][0]["token"], "noc");
+    assert_eq!(
+        audit["items"][0]["target"],
+        format!("incident/{yanjing_incident}")
+    );
+
+    // Bad filters are refused with a message.
+    let r = api_get(api, "/api/v1/alerts?severity=urgent", Some(REG));
+    assert_eq!(r.status, 400);
+    let r = api_get(api, "/api/v1/alerts?colour=red", Some(REG));
+    assert_eq!(r.status, 400);
+    let r = api_get(api, "/api/v1/alerts?since=2026-03-03T00:00:00Z", Some(REG));
+    assert!(items(&r.json()).is_empty());
+    let r = api_get(
+        api,
+        "/api/v1/alerts?severity=high&limit=2&offset=1",
+        Some(REG),
+    );
+    assert_eq!(items(&r.json()).len(), 2);
+}
+
+#[test]
+fn openapi_and_metrics_with_registry_labels() {
+    let s = setup();
+    let api = s.c.api;
+    let r = api_get(api, "/openapi.json", None);
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for p in [
+        "/v1/events",
+        "/v1/health",
+        "/metrics",
+        "/healthz",
+        "/openapi.json",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{id}",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/api/v1/incidents/{id}/acknowledge",
+        "/api/v1/incidents/{id}/resolve",
+        "/api/v1/enterprises/{id}/summary",
+        "/api/v1/audit",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    assert_eq!(api_get(api, "/healthz", None).status, 200);
+    let m = api_get(api, "/metrics", None).text();
+    // Scenario "SA-x" is not in the registry: `other`; a registered enterprise keeps its id.
+    assert!(
+        m.contains("crossline_export_bytes_total{enterprise=\"yanjing-pharma\",gateway=\"gw-a\",scenario=\"other\",verdict=\"filed\"} 1000"),
+        "{m}"
+    );
+    // Agent stats are cumulative: the counters grow by the difference.
+    let pki = s.dir.path().join("pki");
+    let a = gateway_client(&pki, "gw-a");
+    for (seq, packets, kernel) in [(2u64, 100u64, 5u64), (3, 150, 9)] {
+        let line = serde_json::json!({
+            "timestamp": "2026-03-02T09:15:00.000Z", "event_type": "stats", "gateway": "gw-a",
+            "stats": {"packets": packets, "bytes": 1, "flows": 1, "evictions": 0,
+                      "drops": {"kernel": kernel, "made_up": 2}}
+        })
+        .to_string();
+        let r = post_batch(s.c.ingest, &a, 1, seq, line.as_bytes(), false).expect("stats");
+        assert_eq!(r.json()["status"], "stored");
+    }
+    let m = api_get(api, "/metrics", None).text();
+    for needle in [
+        "crossline_agent_stats_packets_total{gateway=\"gw-a\"} 150",
+        "crossline_agent_stats_drops_total{gateway=\"gw-a\",kind=\"kernel\"} 9",
+        "crossline_agent_stats_drops_total{gateway=\"gw-a\",kind=\"other\"} 2",
+        "crossline_agent_last_seen_timestamp_seconds{gateway=\"gw-b\"}",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    assert!(
+        m.contains("crossline_incidents_open{grade=\"major\",severity=\"high\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("crossline_incidents_overdue{grade=\"major\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn retention_deletes_old_flows_and_keeps_alerts() {
+    let dir = TempDir::new("retention");
+    let pki = make_pki(dir.path(), &["gw-a"]);
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}[retention]\nflows = \"30d\"\ninterval = \"1s\"\n",
+        base_config(&["gw-a"])
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let client = gateway_client(&pki, "gw-a");
+    let now = crossline_collector::util::format_ms(crossline_collector::util::now_ms());
+    let recent =
+        flow_line("gw-a", 2, None, None, "unfiled", 5).replace("2026-03-02T09:14:07.118Z", &now);
+    let body = [
+        flow_line("gw-a", 1, None, None, "unfiled", 5)
+            .replace("2026-03-02T09:14:07.118Z", "2020-01-01T00:00:00.000Z"),
+        recent,
+        alert_line("gw-a", 3, "unfiled_export", "high", None, "x")
+            .replace("2026-03-02T09:14:07.118Z", "2020-01-01T00:00:00.000Z"),
+    ]
+    .join("\n");
+    let r = post_batch(c.ingest, &client, 1, 1, body.as_bytes(), false).expect("post");
+    assert_eq!(r.json()["status"], "stored");
+    wait_for(10, "retention of the old flow", || {
+        count(dir.path(), "events") == 1
+    });
+    let kept: i64 = db(dir.path())
+        .query_row("SELECT flow_id FROM events", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(kept, 2);
+    assert_eq!(count(dir.path(), "alerts"), 1, "alerts are kept");
+    assert_eq!(count(dir.path(), "incidents"), 1, "incidents are kept");
+}
+
+#[test]
+fn api_over_tls_when_configured() {
+    let dir = TempDir::new("apitls");
+    let pki = make_pki(dir.path(), &[]);
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}[api_tls]\ncert = \"pki/server.pem\"\nkey = \"pki/server.key\"\n{}",
+        base_config(&["gw-a"]),
+        tokens()
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let anon = client_config(&pki.join("ca.pem"), None);
+    let r = https(c.api, &anon, "GET", "/healthz", &[], b"").expect("https healthz");
+    assert_eq!(r.status, 200);
+    let auth = [("Authorization", format!("Bearer {REG}"))];
+    let r = https(c.api, &anon, "GET", "/api/v1/alerts", &auth, b"").expect("https api");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = https(c.api, &anon, "GET", "/api/v1/alerts", &[], b"").expect("https api");
+    assert_eq!(r.status, 401);
+}

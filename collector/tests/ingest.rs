@@ -1,0 +1,336 @@
+//! Ingest over real mutual TLS against the real binary: handshake refusals, batch refusals that
+//! store nothing, duplicates, limits, and `promtool check metrics`.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn setup(tag: &str, extra: &str) -> (TempDir, std::path::PathBuf, Collector) {
+    let dir = TempDir::new(tag);
+    let pki = make_pki(dir.path(), &["gw-a", "gw-b", "gw-unlisted"]);
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(&cfg, format!("{}{extra}", base_config(&["gw-a", "gw-b"])))
+        .expect("write config");
+    let c = Collector::start(&cfg);
+    (dir, pki, c)
+}
+
+fn stored_counts(dir: &Path) -> (i64, i64, i64) {
+    (
+        count(dir, "batches"),
+        count(dir, "events"),
+        count(dir, "alerts"),
+    )
+}
+
+#[test]
+fn handshake_refused_without_valid_client_certificate() {
+    let (dir, pki, c) = setup("tls", "");
+    let line = flow_line("gw-a", 1, None, None, "unfiled", 10);
+
+    // No client certificate.
+    let anon = client_config(&pki.join("ca.pem"), None);
+    let r = post_batch(c.ingest, &anon, 1, 1, line.as_bytes(), false);
+    assert!(
+        r.is_err(),
+        "no client certificate must be refused, got {r:?}"
+    );
+
+    // A certificate from another CA (same gateway name).
+    let other = TempDir::new("other-ca");
+    let other_pki = make_pki(other.path(), &["gw-a"]);
+    let cert = std::fs::read(other_pki.join("gw-a.pem")).expect("cert");
+    let key = std::fs::read(other_pki.join("gw-a.key")).expect("key");
+    let foreign = client_config(&pki.join("ca.pem"), Some((&cert, &key)));
+    let r = post_batch(c.ingest, &foreign, 1, 1, line.as_bytes(), false);
+    assert!(
+        r.is_err(),
+        "a certificate from another CA must be refused, got {r:?}"
+    );
+
+    // An expired certificate from the right CA.
+    let expired = crossline_collector::pki::issue_pem(
+        &pki,
+        "gw-a",
+        crossline_collector::pki::Validity {
+            not_before_day: 18_000, // 2019-04-14
+            not_after_day: 18_400,  // 2020-05-18
+        },
+    )
+    .expect("issue expired");
+    let old = client_config(
+        &pki.join("ca.pem"),
+        Some((expired.cert_pem.as_bytes(), expired.key_pem.as_bytes())),
+    );
+    let r = post_batch(c.ingest, &old, 1, 1, line.as_bytes(), false);
+    assert!(
+        r.is_err(),
+        "an expired certificate must be refused, got {r:?}"
+    );
+
+    // The real one works, proving the refusals were about the certificates.
+    let good = gateway_client(&pki, "gw-a");
+    let r = post_batch(c.ingest, &good, 1, 1, line.as_bytes(), false).expect("valid cert");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "stored");
+    assert_eq!(stored_counts(dir.path()), (1, 1, 0));
+
+    // Health on the ingest port.
+    let r = https(c.ingest, &good, "GET", "/v1/health", &[], b"").expect("health");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn refused_batches_store_nothing() {
+    let (dir, pki, c) = setup("refuse", "[limits]\nmax_body = \"64 KiB\"\n");
+    let a = gateway_client(&pki, "gw-a");
+    let good = flow_line("gw-a", 1, None, None, "unfiled", 10);
+    let alert = alert_line("gw-a", 2, "unfiled_export", "high", None, "203.0.113.50");
+
+    // gw-a's certificate submitting gw-b's events: 403.
+    let body = format!(
+        "{good}\n{}\n",
+        flow_line("gw-b", 3, None, None, "unfiled", 10)
+    );
+    let r = post_batch(c.ingest, &a, 1, 1, body.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("line 2: ")),
+        "{}",
+        r.text()
+    );
+
+    // A certificate for a gateway not in the config: 403.
+    let unlisted = gateway_client(&pki, "gw-unlisted");
+    let r = post_batch(
+        c.ingest,
+        &unlisted,
+        1,
+        1,
+        flow_line("gw-unlisted", 1, None, None, "unfiled", 1).as_bytes(),
+        false,
+    )
+    .expect("response");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Garbage body.
+    let r = post_batch(c.ingest, &a, 1, 1, b"\x00\x01 not json at all", false).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("line 1: ")));
+
+    // A bad line in the middle, with an alert before it: nothing stored, not even the alert.
+    let body =
+        format!("{alert}\n{good}\n{{\"timestamp\":\"x\",\"event_type\":\"flow\"}}\n{good}\n");
+    let r = post_batch(c.ingest, &a, 1, 1, body.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("line 3: ")),
+        "{}",
+        r.text()
+    );
+
+    // Unknown event type.
+    let bad_type = good.replace("\"event_type\":\"flow\"", "\"event_type\":\"dns\"");
+    let r = post_batch(c.ingest, &a, 1, 1, bad_type.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Truncated gzip.
+    let gz = gzip(format!("{alert}\n{good}\n").repeat(50).as_bytes());
+    let r = post_batch(c.ingest, &a, 1, 1, &gz[..gz.len() - 10], true).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Oversized on the wire, and a gzip bomb (small on the wire, large after gunzip).
+    let big = format!("{good}\n").repeat(65 * 1024 / good.len() + 10);
+    let r = post_batch(c.ingest, &a, 1, 1, big.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 413, "{}", r.text());
+    let bomb = gzip(&vec![b'\n'; 4 << 20]);
+    assert!(bomb.len() < 64 << 10);
+    let r = post_batch(c.ingest, &a, 1, 1, &bomb, true).expect("response");
+    assert_eq!(r.status, 413, "{}", r.text());
+
+    // Unsupported encoding; missing headers.
+    let h = vec![
+        ("X-Crossline-Stream", "1".to_string()),
+        ("X-Crossline-Sequence", "1".to_string()),
+        ("Content-Type", "application/x-ndjson".to_string()),
+        ("Content-Encoding", "br".to_string()),
+    ];
+    let r = https(c.ingest, &a, "POST", "/v1/events", &h, good.as_bytes()).expect("response");
+    assert_eq!(r.status, 415, "{}", r.text());
+    let h = vec![("Content-Type", "application/x-ndjson".to_string())];
+    let r = https(c.ingest, &a, "POST", "/v1/events", &h, good.as_bytes()).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("x-crossline-stream"), "{}", r.text());
+
+    assert_eq!(
+        stored_counts(dir.path()),
+        (0, 0, 0),
+        "a refused batch stored something"
+    );
+    assert_eq!(count(dir.path(), "incidents"), 0);
+    assert_eq!(count(dir.path(), "outbox"), 0);
+
+    // The same (stream, sequence) is still free: the refusals did not consume it.
+    let body = format!("{alert}\n{good}\n");
+    let r = post_batch(c.ingest, &a, 1, 1, body.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status": "stored", "events": 2})
+    );
+    // Replayed, gzip this time: duplicate, stored once.
+    let r = post_batch(c.ingest, &a, 1, 1, &gzip(body.as_bytes()), true).expect("response");
+    assert_eq!(r.json(), serde_json::json!({"status": "duplicate"}));
+    // Same sequence on another stream, and on another gateway, are new batches.
+    let r = post_batch(c.ingest, &a, 2, 1, body.as_bytes(), false).expect("response");
+    assert_eq!(r.json()["status"], "stored");
+    let b = gateway_client(&pki, "gw-b");
+    let body_b = flow_line("gw-b", 1, None, None, "filed", 5);
+    let r = post_batch(c.ingest, &b, 1, 1, body_b.as_bytes(), false).expect("response");
+    assert_eq!(r.json()["status"], "stored");
+    assert_eq!(stored_counts(dir.path()), (3, 3, 2));
+
+    // Metrics: rejections counted by reason, promtool finds nothing.
+    let m = http(c.api, "GET", "/metrics", &[], b"").text();
+    for needle in [
+        "crossline_ingest_batches_total{result=\"stored\"} 3",
+        "crossline_ingest_batches_total{result=\"duplicate\"} 1",
+        "crossline_ingest_rejections_total{reason=\"wrong_gateway\"} 1",
+        "crossline_ingest_rejections_total{reason=\"unknown_gateway\"} 1",
+        "crossline_ingest_rejections_total{reason=\"too_large\"} 2",
+        "crossline_ingest_rejections_total{reason=\"unsupported_media\"} 1",
+        "crossline_ingest_events_total{event_type=\"alert\"} 2",
+        "crossline_export_bytes_total{enterprise=\"none\",gateway=\"gw-a\",scenario=\"none\",verdict=\"unfiled\"} 20",
+        "crossline_alerts_total{enterprise=\"none\",gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 2",
+        "crossline_incidents_open{grade=\"compliance\",severity=\"high\"} 1",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    assert!(!m.contains("203.0.113"), "an address leaked into a label");
+    promtool_check(&m);
+}
+
+/// Run `promtool check metrics` on an exposition; panic on any finding.
+fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let mut child = match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("promtool not found: {e}");
+            }
+            eprintln!("SKIPPED promtool check: promtool not found ({e})");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics found problems:\n{text}"
+    );
+}
+
+#[test]
+fn rate_and_concurrency_limits_answer_429() {
+    let (dir, pki, c) = setup(
+        "rate",
+        "[limits]\nevents_per_second_per_gateway = 1\nburst = 5\n",
+    );
+    let a = gateway_client(&pki, "gw-a");
+    let b = gateway_client(&pki, "gw-b");
+    let five = format!("{}\n", flow_line("gw-a", 1, None, None, "filed", 1)).repeat(5);
+    let r = post_batch(c.ingest, &a, 1, 1, five.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_batch(c.ingest, &a, 1, 2, five.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    // Another gateway is not starved by gw-a.
+    let five_b = five.replace("gw-a", "gw-b");
+    let r = post_batch(c.ingest, &b, 1, 1, five_b.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(count(dir.path(), "batches"), 2);
+    assert!(!crossline_collector::util::now_ms().is_negative());
+}
+
+#[test]
+fn check_command_reports_errors_with_positions() {
+    let dir = TempDir::new("check");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "gateways = [\"gw-a\"]\nlisten = \"here\"\n[[token]]\nname = \"x\"\nrole = \"boss\"\nsha256 = \"00\"\n").expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:10: "), "{err}");
+    assert!(err.contains("bad.toml:5:8: "), "{err}");
+    // token hash reads stdin; token new prints a token whose hash is in its snippet.
+    let mut child = std::process::Command::new(BIN)
+        .args(["token", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("token hash");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"abc\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let snippet = run_bin(&["token", "new", "--role", "operator", "--gateway", "gw-a"]);
+    let token = snippet
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("token line");
+    let hash = crossline_collector::util::sha256_hex(token.as_bytes());
+    assert!(
+        snippet.contains(&format!("sha256 = \"{hash}\"")),
+        "{snippet}"
+    );
+    assert!(snippet.contains("gateways = [\"gw-a\"]"), "{snippet}");
+    // pki init refuses to overwrite.
+    make_pki(dir.path(), &[]);
+    let again = std::process::Command::new(BIN)
+        .args([
+            "pki",
+            "init",
+            dir.path().join("pki").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("pki/ca.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,157 @@
+//! `crossline-agent check --config FILE`: validate an agent config and its registry, print a
+//! summary (stdout) or every error (stderr).
+
+use crate::agent::AgentConfig;
+use crate::load::load_agent_config;
+use crate::registry::{Basis, Exemption};
+use crate::time::{shanghai, Date};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Today's Beijing calendar date from the system clock. For command-line tools only; library
+/// code takes the date as a parameter.
+pub fn today_beijing() -> Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    shanghai(i64::try_from(secs).unwrap_or(i64::MAX)).date
+}
+
+/// Run the `check` command: returns the process exit code (0 valid, 2 invalid).
+pub fn check_command(path: &Path, today: Date) -> i32 {
+    match load_agent_config(path, today) {
+        Ok((config, warnings)) => {
+            print!("{}", summary(&config, &warnings, today));
+            0
+        }
+        Err(e) => {
+            for d in &e.errors {
+                eprintln!("{d}");
+            }
+            let n = e.errors.len();
+            eprintln!(
+                "{n} error{} in {} (and the registry it names); nothing was started",
+                if n == 1 { "" } else { "s" },
+                path.display()
+            );
+            2
+        }
+    }
+}
+
+/// The text `check` prints for a valid configuration.
+pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today: Date) -> String {
+    let reg = &config.registry;
+    let mut out = String::new();
+    let domestic: Vec<String> = config.domestic.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "config OK: {}", config.path.display());
+    let _ = writeln!(out, "gateway:      {}", config.gateway);
+    let _ = writeln!(
+        out,
+        "domestic:     {} prefix{} ({})",
+        domestic.len(),
+        if domestic.len() == 1 { "" } else { "es" },
+        domestic.join(", ")
+    );
+    let _ = writeln!(out, "registry:     {}", config.registry_path.display());
+    let _ = writeln!(
+        out,
+        "enterprises:  {} ({} green channel, {} FTZ, {} CIIO)",
+        reg.enterprises.len(),
+        reg.enterprises.iter().filter(|e| e.green_channel).count(),
+        reg.enterprises.iter().filter(|e| e.ftz).count(),
+        reg.enterprises.iter().filter(|e| e.ciio).count(),
+    );
+    let green: Vec<&str> = reg
+        .enterprises
+        .iter()
+        .filter(|e| e.green_channel)
+        .map(|e| e.id.as_str())
+        .collect();
+    if !green.is_empty() {
+        let _ = writeln!(out, "  green channel: {}", green.join(", "));
+    }
+    let ftz: Vec<&str> = reg
+        .enterprises
+        .iter()
+        .filter(|e| e.ftz)
+        .map(|e| e.id.as_str())
+        .collect();
+    if !ftz.is_empty() {
+        let _ = writeln!(out, "  FTZ:           {}", ftz.join(", "));
+    }
+    let _ = writeln!(out, "scenarios:    {}", reg.scenarios.len());
+    let mut by_basis: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_article: BTreeMap<Exemption, usize> = BTreeMap::new();
+    for s in &reg.scenarios {
+        *by_basis.entry(s.basis.as_str()).or_default() += 1;
+        if let Basis::Exemption(a) = s.basis {
+            *by_article.entry(a).or_default() += 1;
+        }
+    }
+    for (basis, n) in &by_basis {
+        if *basis == "exemption" {
+            let articles: Vec<String> = by_article
+                .iter()
+                .map(|(a, n)| format!("{} {n}", a.as_str()))
+                .collect();
+            let _ = writeln!(out, "  {basis:<20} {n:>5}  ({})", articles.join(", "));
+        } else {
+            let _ = writeln!(out, "  {basis:<20} {n:>5}");
+        }
+    }
+    let horizon = i64::from(config.detect.expiry_warning_days);
+    let mut expiring: Vec<_> = reg
+        .scenarios
+        .iter()
+        .filter(|s| {
+            let left = s.valid_until.days_since_epoch() - today.days_since_epoch();
+            (0..=horizon).contains(&left)
+        })
+        .collect();
+    expiring.sort_by_key(|s| (s.valid_until, s.id.clone()));
+    let expired = reg
+        .scenarios
+        .iter()
+        .filter(|s| s.valid_until < today)
+        .count();
+    let _ = writeln!(
+        out,
+        "expiring within {horizon} days of {today}: {}{}",
+        expiring.len(),
+        if expired > 0 {
+            format!(" (and {expired} already expired)")
+        } else {
+            String::new()
+        }
+    );
+    for s in expiring {
+        let left = s.valid_until.days_since_epoch() - today.days_since_epoch();
+        let _ = writeln!(
+            out,
+            "  {} ({}, {}) valid until {} ({left} days left)",
+            s.id, s.enterprise, s.filing_ref, s.valid_until
+        );
+    }
+    let _ = writeln!(
+        out,
+        "uplink:       {}",
+        config
+            .uplink
+            .as_ref()
+            .map_or("none (events stay local)".to_string(), |u| u
+                .collector
+                .clone())
+    );
+    let _ = writeln!(out, "signatures:   {}", config.detect.signatures.len());
+    if warnings.is_empty() {
+        let _ = writeln!(out, "warnings:     none");
+    } else {
+        let _ = writeln!(out, "warnings:     {}", warnings.len());
+        for w in warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
+    out
+}
