@@ -25,7 +25,7 @@ use crate::analysis::Analysis;
 use crate::capture::live::LiveHandle;
 use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, Decoded, Frag, FragKey, Ignored, Outcome};
+use crate::decode::{decode, ip_proto, Decoded, Frag, FragKey, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
@@ -41,8 +41,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-pub use crate::stats::LiveStats as PipelineStats;
 
 /// Live: a periodic `stats` event every this many 100 ms ticks (60 s).
 const LIVE_STATS_TICKS: u32 = 600;
@@ -154,6 +152,7 @@ pub struct Dispatcher {
     shard_hasher: foldhash::fast::RandomState,
     counters: CaptureCounters,
     stats: Arc<LiveStats>,
+    dns: Option<Arc<DnsCache>>,
     mode: QueueMode,
     dec: Decoded,
     now: i64,
@@ -191,12 +190,19 @@ impl Dispatcher {
             shard_hasher,
             counters: CaptureCounters::default(),
             stats,
+            dns: None,
             mode,
             dec: Decoded::default(),
             now: 0,
             last_tick: 0,
             since_flush: 0,
         }
+    }
+
+    /// Learn DNS answers into `cache` as packets pass (in capture order).
+    pub fn with_dns_cache(mut self, cache: Arc<DnsCache>) -> Self {
+        self.dns = Some(cache);
+        self
     }
 
     /// Decode and dispatch one packet.
@@ -252,6 +258,20 @@ impl Dispatcher {
                     return;
                 }
             },
+        }
+        if let Some(cache) = &self.dns {
+            let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
+            if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
+                && dec.payload_len > 0
+                && (dns_port(dec.src_port) || dns_port(dec.dst_port))
+            {
+                let payload = p
+                    .data
+                    .get(dec.payload_off as usize..)
+                    .and_then(|s| s.get(..dec.payload_len as usize))
+                    .unwrap_or(&[]);
+                crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
+            }
         }
         self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
         // Fragments that arrived before this first fragment now have a flow.
@@ -448,7 +468,7 @@ where
         capture: cfg.capture.clone(),
         workers,
         stats: stats.clone(),
-        dns,
+        dns: dns.clone(),
     };
     let queue = cfg.capture.queue_batches.max(1);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);
@@ -471,11 +491,14 @@ where
                 stats.clone(),
                 mode,
             )
+            .with_dns_cache(dns.clone())
         })
         .collect();
     drop(senders);
     let factory = &factory;
     let done = AtomicBool::new(false);
+    let barrier = std::sync::Barrier::new(workers);
+    let barrier = &barrier;
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in receivers.into_iter().enumerate() {
@@ -486,7 +509,7 @@ where
                 .name(format!("crossline-worker-{i}"))
                 .spawn_scoped(s, move || {
                     let w = Worker::new(i, ctx, factory(i));
-                    w.run(rx, recycle, wtx);
+                    w.run_with_barrier(rx, recycle, wtx, Some(barrier));
                 });
             match h {
                 Ok(h) => handles.push(h),

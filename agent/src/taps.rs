@@ -132,27 +132,25 @@ impl Taps {
         }
     }
 
-    fn dns_answers<S>(&mut self, flow: &mut Flow<S, L7State>, proto: u8, payload: &[u8], now: i64) {
-        let cache = &self.dns;
-        // `parse_answers` reports the name the client asked for first, then the CNAME
-        // target owning the record; the cache keeps one name per address, the asked one.
-        let mut last: Option<std::net::IpAddr> = None;
-        let mut insert = |name: &str, ip: std::net::IpAddr, ttl: u32| {
-            if last != Some(ip) {
-                cache.insert(ip, name, ttl, now);
-            }
-            last = Some(ip);
-        };
+    /// Mark DNS flows (the answers themselves are learnt by the capture thread, in packet
+    /// order, through [`learn_dns`]).
+    fn dns_answers<S>(
+        &mut self,
+        flow: &mut Flow<S, L7State>,
+        proto: u8,
+        payload: &[u8],
+        _now: i64,
+    ) {
+        if flow.app_proto.is_some() {
+            return;
+        }
+        let mut ignore = |_: &str, _: std::net::IpAddr, _: u32| {};
         let ok = if proto == ip_proto::TCP {
-            let mut any = false;
-            for msg in dns::split_tcp_messages(payload) {
-                any |= dns::parse_answers(msg, &mut insert).is_ok();
-            }
-            any
+            dns::split_tcp_messages(payload).any(|m| dns::parse_answers(m, &mut ignore).is_ok())
         } else {
-            dns::parse_answers(payload, &mut insert).is_ok()
+            dns::parse_answers(payload, &mut ignore).is_ok()
         };
-        if ok && flow.app_proto.is_none() {
+        if ok {
             flow.app_proto = Some("dns");
         }
     }
@@ -324,6 +322,32 @@ fn release<S>(flow: &mut Flow<S, L7State>) {
     };
     if drop_box {
         flow.l7 = None;
+    }
+}
+
+/// Put the A/AAAA answers of a DNS response (UDP payload, or TCP payload holding whole
+/// length-prefixed messages) into `cache` at `now_micros`. Returns true when a response was
+/// parsed. `parse_answers` reports the name the client asked for first, then the CNAME target
+/// owning the record; the cache keeps one name per address: the asked one.
+///
+/// Called by the capture thread, which sees packets in order, so an answer is in the cache
+/// before any packet that follows it is handed to a worker (a lock per answer, not per packet).
+pub fn learn_dns(cache: &DnsCache, proto: u8, payload: &[u8], now_micros: i64) -> bool {
+    let mut last: Option<std::net::IpAddr> = None;
+    let mut insert = |name: &str, ip: std::net::IpAddr, ttl: u32| {
+        if last != Some(ip) {
+            cache.insert(ip, name, ttl, now_micros);
+        }
+        last = Some(ip);
+    };
+    if proto == ip_proto::TCP {
+        let mut any = false;
+        for msg in dns::split_tcp_messages(payload) {
+            any |= dns::parse_answers(msg, &mut insert).is_ok();
+        }
+        any
+    } else {
+        dns::parse_answers(payload, &mut insert).is_ok()
     }
 }
 

@@ -864,7 +864,7 @@ pub fn demo_capture() -> Generator {
             "orders, large daily volume",
             V::Filed,
             Some("EX-2026-0120"),
-            &[],
+            &[K::VolumeCapExceeded],
         ),
     );
     // Unfiled export: SSH from a host no scenario lists.

@@ -289,6 +289,15 @@ fn known_flows_are_processed_without_allocating() {
     // (a tick is once a second, not per packet), and far from any flow timeout.
     assert!(measured_end - t.warm[0].0 < 1_000_000, "{warm_span}");
 
+    // The counter itself works: one allocation is seen.
+    let probe = allocations_during(|| {
+        std::hint::black_box(Vec::<u8>::with_capacity(16));
+    });
+    assert_eq!(
+        probe, 1,
+        "the counting allocator must see this thread's allocations"
+    );
+
     for b in &warm {
         worker.process(b);
     }

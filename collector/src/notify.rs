@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -170,6 +171,23 @@ pub struct Notifier {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     hostname: String,
+    /// TLS client configs of `https://` receivers, by receiver name.
+    tls: HashMap<String, Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client config trusting the CAs of one PEM file.
+fn tls_client(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in crate::tls::load_certs(ca).map_err(|e| e.to_string())? {
+        roots.add(c).map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl Notifier {
@@ -185,17 +203,79 @@ impl Notifier {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
+        let mut tls = HashMap::new();
+        for r in &config.receivers {
+            if let Some(ca) = &r.ca {
+                match tls_client(ca) {
+                    Ok(c) => {
+                        tls.insert(r.name.clone(), c);
+                    }
+                    Err(e) => eprintln!(
+                        "crossline-collector: receiver {}: CA {}: {e}; its deliveries will fail",
+                        r.name,
+                        ca.display()
+                    ),
+                }
+            }
+        }
         Notifier {
             client,
             config,
             store,
             metrics,
             hostname,
+            tls,
         }
+    }
+
+    /// POST over TLS to an `https://` URL, trusting the receiver's CA.
+    async fn post_https(
+        &self,
+        url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        req: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, NotifyError> {
+        let t = |m: String| NotifyError::Transport(format!("{url}: {m}"));
+        let uri = req.uri().clone();
+        let host = uri.host().ok_or_else(|| t("no host".into()))?.to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let name = rustls_pki_types::ServerName::try_from(bare.clone())
+            .map_err(|e| t(format!("bad server name: {e}")))?;
+        let tcp = tokio::net::TcpStream::connect((bare.as_str(), port))
+            .await
+            .map_err(|e| t(e.to_string()))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| t(format!("TLS: {e}")))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| t(e.to_string()))?;
+        tokio::spawn(conn);
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|e| t(format!("{e}")))?;
+        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&authority) {
+            parts.headers.insert(hyper::header::HOST, v);
+        }
+        sender
+            .send_request(hyper::Request::from_parts(parts, body))
+            .await
+            .map_err(|e| t(e.to_string()))
     }
 
     async fn post(
         &self,
+        receiver: &str,
         url: &str,
         body: Vec<u8>,
         headers: &[(&str, String)],
@@ -207,11 +287,19 @@ impl Notifier {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| NotifyError::Transport(format!("bad request for {url}: {e}")))?;
-        let fut = self.client.request(req);
-        let resp = tokio::time::timeout(self.config.notify.timeout, fut)
-            .await
-            .map_err(|_| NotifyError::Transport(format!("{url}: timed out")))?
-            .map_err(|e| NotifyError::Transport(format!("{url}: {e}")))?;
+        let resp = if url.starts_with("https://") {
+            let tls = self.tls.get(receiver).cloned().ok_or_else(|| {
+                NotifyError::Transport(format!("{url}: no usable CA for receiver {receiver:?}"))
+            })?;
+            tokio::time::timeout(self.config.notify.timeout, self.post_https(url, tls, req))
+                .await
+                .map_err(|_| NotifyError::Transport(format!("{url}: timed out")))??
+        } else {
+            tokio::time::timeout(self.config.notify.timeout, self.client.request(req))
+                .await
+                .map_err(|_| NotifyError::Transport(format!("{url}: timed out")))?
+                .map_err(|e| NotifyError::Transport(format!("{url}: {e}")))?
+        };
         let status = resp.status();
         let body = tokio::time::timeout(self.config.notify.timeout, resp.into_body().collect())
             .await
@@ -282,7 +370,8 @@ impl Notifier {
                 let body =
                     serde_json::to_vec(&json!([alertmanager_alert(&item.incident, resolved)]))
                         .unwrap_or_default();
-                self.post(&format!("{url}/api/v2/alerts"), body, &[]).await
+                self.post(&r.name, &format!("{url}/api/v2/alerts"), body, &[])
+                    .await
             }
             ReceiverKind::Webhook { url, secret } => {
                 let body = serde_json::to_vec(&webhook_body(&item.incident, &r.name, &item.event))
@@ -290,6 +379,7 @@ impl Notifier {
                 let ts = (now_ms() / 1000).to_string();
                 let sig = signature(secret.as_bytes(), &ts, &body);
                 self.post(
+                    &r.name,
                     url,
                     body,
                     &[
@@ -338,6 +428,12 @@ impl Notifier {
                 Ok(()) => {
                     delivered += 1;
                     tokio::task::spawn_blocking(move || store.mark_delivered(id, now_ms())).await
+                }
+                Err(e @ NotifyError::UnknownReceiver(_)) => {
+                    eprintln!("crossline-collector: notification {id} dropped: {e}");
+                    let msg = e.to_string();
+                    tokio::task::spawn_blocking(move || store.mark_dropped(id, now_ms(), &msg))
+                        .await
                 }
                 Err(e) => {
                     let next = now_ms()
@@ -400,7 +496,9 @@ impl Notifier {
                 continue;
             }
             let body = serde_json::to_vec(&Value::Array(alerts)).unwrap_or_default();
-            let ok = self.post(&format!("{url}/api/v2/alerts"), body, &[]).await;
+            let ok = self
+                .post(&r.name, &format!("{url}/api/v2/alerts"), body, &[])
+                .await;
             self.metrics.notification("alertmanager", ok.is_ok());
         }
     }

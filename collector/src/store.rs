@@ -4,9 +4,11 @@
 //! [`Store`] is a synchronous trait so that a PostgreSQL backend can follow; callers run it on a
 //! blocking thread (`tokio::task::spawn_blocking`), never on the reactor. [`SqliteStore`] keeps
 //! one SQLite file in WAL mode with `synchronous=FULL`: a batch is acknowledged only after its
-//! transaction is on disk. One batch is one transaction: its events, alerts, the incidents they
-//! open or extend and the outbox rows for those incidents are committed together or not at all.
-//! Dedupe is the primary key of `batches` (gateway, stream, sequence).
+//! transaction is on disk. A batch is atomic: its events, alerts, the incidents they open or
+//! extend and the outbox rows for those incidents are committed together or not at all. Batches
+//! that arrive while the writer is busy are group-committed: one transaction (one fsync), one
+//! savepoint per batch, so a failing batch rolls back only itself. Dedupe is the primary key of
+//! `batches` (gateway, stream, sequence).
 
 use crate::incident::{self, IncidentNotice};
 use crate::util::{format_ms, sha256_hex};
@@ -245,6 +247,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<(), StoreError>;
     /// Record a failed attempt and when to try next.
     fn mark_failed(&self, id: i64, next_ms: i64, error: &str) -> Result<(), StoreError>;
+    /// Give up on a notification that can never be delivered (its receiver is no longer
+    /// configured): it leaves the pending set, with the reason kept in `last_error`.
+    fn mark_dropped(&self, id: i64, now_ms: i64, reason: &str) -> Result<(), StoreError>;
     /// Incidents not resolved (for periodic Alertmanager re-sends).
     fn unresolved_incidents(&self) -> Result<Vec<IncidentNotice>, StoreError>;
     /// Resolve incidents without a new alert since `quiet_before_ms`; returns how many.
@@ -1000,6 +1005,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn mark_dropped(&self, id: i64, now_ms: i64, reason: &str) -> Result<(), StoreError> {
+        let c = self.writer()?;
+        c.execute(
+            "UPDATE outbox SET delivered_at = ?1, last_error = ?2 WHERE id = ?3",
+            params![now_ms, format!("dropped: {reason}"), id],
+        )?;
+        Ok(())
+    }
+
     fn unresolved_incidents(&self) -> Result<Vec<IncidentNotice>, StoreError> {
         let c = self.reader()?;
         let ids: Vec<i64> = {
@@ -1284,6 +1298,11 @@ mod tests {
             g.outbox_pending, 11,
             "6 firing + 5 resolved rows, none delivered"
         );
+        store
+            .mark_dropped(1, now, "receiver removed")
+            .expect("drop");
+        assert_eq!(store.gauges(now).expect("gauges").outbox_pending, 10);
+        assert_eq!(store.due_notifications(now, 100).expect("due").len(), 10);
         drop(store);
         let _ = std::fs::remove_file(&path);
     }

@@ -26,6 +26,11 @@ type Sink = Arc<Mutex<Vec<Received>>>;
 
 /// Serve HTTP on `listener` with hyper, recording every request and answering 200.
 fn spawn_sink(listener: TcpListener) -> Sink {
+    spawn_sink_tls(listener, None)
+}
+
+/// [`spawn_sink`], over TLS when a server config is given.
+fn spawn_sink_tls(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Sink {
     let sink: Sink = Arc::new(Mutex::new(Vec::new()));
     let s2 = sink.clone();
     listener.set_nonblocking(true).expect("nonblocking");
@@ -41,6 +46,7 @@ fn spawn_sink(listener: TcpListener) -> Sink {
                     continue;
                 };
                 let sink = s2.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
@@ -74,9 +80,23 @@ fn spawn_sink(listener: TcpListener) -> Sink {
                             }
                         },
                     );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .await;
+                    let b = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(cfg) => {
+                            let Ok(stream) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await
+                            else {
+                                return;
+                            };
+                            let _ = b
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                                .await;
+                        }
+                        None => {
+                            let _ = b
+                                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -357,4 +377,39 @@ fn incident_reaches_webhook_through_real_alertmanager() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+#[test]
+fn webhook_over_https_trusts_the_configured_ca() {
+    let dir = TempDir::new("https-hook");
+    let pki = make_pki(dir.path(), &["gw-a"]);
+    let server_tls = crossline_collector::tls::api_server_config(
+        &pki.join("server.pem"),
+        &pki.join("server.key"),
+    )
+    .expect("server tls");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sink = spawn_sink_tls(listener, Some(server_tls));
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}[notify]\nretry_min = \"200ms\"\nretry_max = \"1s\"\n\
+         [[receiver]]\nname = \"secure\"\ntype = \"webhook\"\nurl = \"https://127.0.0.1:{port}/secure\"\n\
+         secret = \"k\"\nca = \"pki/ca.pem\"\n",
+        base_config(&["gw-a"])
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let client = gateway_client(&pki, "gw-a");
+    let body = alert_line("gw-a", 1, "opaque_tunnel", "high", None, "203.0.113.7");
+    let r = post_batch(c.ingest, &client, 1, 1, body.as_bytes(), false).expect("post");
+    assert_eq!(r.json()["status"], "stored");
+    wait_for(15, "https webhook delivery", || {
+        !sink.lock().expect("lock").is_empty()
+    });
+    let got = sink.lock().expect("lock")[0].clone();
+    assert_eq!(got.path, "/secure");
+    verify_signature("k", &got);
+    let v: Value = serde_json::from_slice(&got.body).expect("json");
+    assert_eq!(v["commonLabels"]["kind"], "opaque_tunnel");
 }

@@ -252,6 +252,8 @@ pub struct Receiver {
     pub name: String,
     /// Kind and address.
     pub kind: ReceiverKind,
+    /// CA file (PEM) trusted for an `https://` URL; required with https.
+    pub ca: Option<PathBuf>,
 }
 
 /// Where a receiver delivers.
@@ -474,6 +476,7 @@ struct RawReceiver {
     address: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     secret: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -876,13 +879,24 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         };
         let check_url = |p: &mut Problems, v: &Option<Spanned<String>>| {
             if let Some(u) = v {
-                if !u.get_ref().starts_with("http://") {
+                let url = u.get_ref();
+                if url.starts_with("https://") {
+                    if r.ca.is_none() {
+                        p.at(
+                            u.span(),
+                            format!(
+                                "url {url:?} is https: add `ca = \"FILE\"` (PEM of the CA that signed the receiver's certificate)"
+                            ),
+                        );
+                    }
+                } else if url.starts_with("http://") {
+                    if let Some(ca) = &r.ca {
+                        p.at(ca.span(), "`ca` is only used with an https:// url");
+                    }
+                } else {
                     p.at(
                         u.span(),
-                        format!(
-                            "url {:?} must start with http:// (https receivers are not supported yet)",
-                            u.get_ref()
-                        ),
+                        format!("url {url:?} must start with http:// or https://"),
                     );
                 }
             }
@@ -932,8 +946,15 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
                 None
             }
         };
+        if let (Some(ca), "syslog") = (&r.ca, r.kind.get_ref().as_str()) {
+            p.at(ca.span(), "`ca` is only used with an https:// url");
+        }
         if let Some(kind) = kind {
-            receivers.push(Receiver { name, kind });
+            receivers.push(Receiver {
+                name,
+                kind,
+                ca: r.ca.as_ref().map(|c| rel(c.get_ref())),
+            });
         }
     }
 
@@ -1226,5 +1247,21 @@ mod tests {
             "gateways = []\n[[incidents.grade_rule]]\nkind = [\"nope\"]\ngrade = \"Major!\"\n";
         let err = parse_collector(bad, Path::new("c.toml")).expect_err("invalid");
         assert_eq!(err.to_string().lines().count(), 2, "{err}");
+    }
+
+    #[test]
+    fn https_receivers_need_a_ca() {
+        let base =
+            "gateways = []\n[[receiver]]\nname = \"r\"\ntype = \"webhook\"\nsecret = \"s\"\n";
+        let ok = format!("{base}url = \"https://hooks.example:8443/x\"\nca = \"ca.pem\"\n");
+        let c = parse_collector(&ok, Path::new("/etc/c/c.toml")).expect("valid");
+        assert_eq!(c.receivers[0].ca, Some(PathBuf::from("/etc/c/ca.pem")));
+        let no_ca = format!("{base}url = \"https://hooks.example/x\"\n");
+        let err = parse_collector(&no_ca, Path::new("c.toml")).expect_err("needs ca");
+        assert!(err.to_string().contains("add `ca"), "{err}");
+        let ca_http = format!("{base}url = \"http://hooks.example/x\"\nca = \"ca.pem\"\n");
+        assert!(parse_collector(&ca_http, Path::new("c.toml")).is_err());
+        let ftp = format!("{base}url = \"ftp://hooks.example/x\"\n");
+        assert!(parse_collector(&ftp, Path::new("c.toml")).is_err());
     }
 }

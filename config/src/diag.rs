@@ -136,6 +136,23 @@ impl<'a> Diagnostics<'a> {
         self.warnings.push(d);
     }
 
+    /// An empty collector for the same file (same line map and base), for another thread.
+    pub fn fork(&self) -> Diagnostics<'a> {
+        Diagnostics {
+            file: self.file.clone(),
+            map: self.map.clone(),
+            base: self.base,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Take over the errors and warnings of a fork.
+    pub fn absorb(&mut self, other: Diagnostics<'a>) {
+        self.errors.extend(other.errors);
+        self.warnings.extend(other.warnings);
+    }
+
     /// Record a TOML syntax or structure error from the deserializer.
     pub fn toml_error(&mut self, e: &toml::de::Error) {
         let span = e.span().unwrap_or(0..0);

@@ -126,7 +126,15 @@ fn registry_from_str(
         .map(|s| s.id.get_ref().clone())
         .chain(raw.broken_scenarios.iter().cloned())
         .collect();
-    let registry = validate_registry(&mut d, path, raw, domestic, today, warning_days);
+    let registry = validate_registry(
+        &mut d,
+        path,
+        raw,
+        domestic,
+        today,
+        warning_days,
+        parse_threads(),
+    );
     d.sort();
     RegistryOutcome {
         registry: Some(registry),
@@ -339,6 +347,46 @@ fn destination_order(a: &Destination, b: &Destination) -> std::cmp::Ordering {
     }
 }
 
+/// Registries with at least this many scenarios have them checked on several threads.
+const PARALLEL_MIN_SCENARIOS: usize = 2000;
+
+/// A scenario checked on its own (phase one of [`validate_registry`]); the checks that need
+/// the other scenarios (duplicate ids and coverage) run afterwards, in file order.
+struct CheckedScenario {
+    base: usize,
+    id: String,
+    id_span: Range<usize>,
+    id_ok: bool,
+    scenario: Option<Scenario>,
+}
+
+fn check_scenarios(
+    d: &mut Diagnostics,
+    raw: Vec<RawScenario>,
+    enterprises: &HashMap<String, (usize, usize)>,
+    broken_enterprises: &[String],
+    domestic: &[IpNet],
+) -> Vec<CheckedScenario> {
+    let mut out = Vec::with_capacity(raw.len());
+    for s in raw {
+        d.set_base(s.base);
+        let base = s.base;
+        let id_span = span(&s.id);
+        let id = s.id.get_ref().clone();
+        let id_ok = check_id(d, "scenario.id", &s.id);
+        let scenario = validate_scenario(d, s, enterprises, broken_enterprises, domestic);
+        out.push(CheckedScenario {
+            base,
+            id,
+            id_span,
+            id_ok,
+            scenario,
+        });
+    }
+    d.set_base(0);
+    out
+}
+
 fn validate_registry(
     d: &mut Diagnostics,
     path: &Path,
@@ -346,6 +394,7 @@ fn validate_registry(
     domestic: &[IpNet],
     today: Date,
     warning_days: u32,
+    threads: usize,
 ) -> Registry {
     // Enterprises.
     let mut enterprises = Vec::with_capacity(raw.enterprise.len());
@@ -388,12 +437,59 @@ fn validate_registry(
     let mut scenario_lines: HashMap<String, usize> = HashMap::new();
     // (enterprise, sorted sources, sorted destinations, sorted services) -> (scenario id, line)
     let mut fingerprints: HashMap<Coverage, (String, usize)> = HashMap::new();
-    for s in raw.scenario {
-        d.set_base(s.base);
-        let id_span = span(&s.id);
-        let id = s.id.get_ref().clone();
+    // Phase one: each scenario on its own, on several threads for large registries.
+    let mut raw_scenarios = raw.scenario;
+    let checked: Vec<CheckedScenario> =
+        if threads > 1 && raw_scenarios.len() >= PARALLEL_MIN_SCENARIOS {
+            let per = raw_scenarios.len().div_ceil(threads);
+            let mut parts = Vec::with_capacity(threads);
+            while raw_scenarios.len() > per {
+                parts.push(raw_scenarios.split_off(raw_scenarios.len() - per));
+            }
+            parts.push(raw_scenarios);
+            parts.reverse();
+            let (index, broken) = (&enterprise_index, &raw.broken_enterprises);
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| {
+                        let mut local = d.fork();
+                        scope.spawn(move || {
+                            let out = check_scenarios(&mut local, part, index, broken, domestic);
+                            (out, local)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            });
+            let mut all = Vec::new();
+            for result in results {
+                match result {
+                    Ok((out, local)) => {
+                        all.extend(out);
+                        d.absorb(local);
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        } else {
+            check_scenarios(
+                d,
+                raw_scenarios,
+                &enterprise_index,
+                &raw.broken_enterprises,
+                domestic,
+            )
+        };
+    // Phase two, in file order: duplicate ids, duplicate coverage, expiry.
+    for c in checked {
+        d.set_base(c.base);
+        let CheckedScenario {
+            id, id_span, id_ok, ..
+        } = c;
         let mut duplicate = false;
-        if check_id(d, "scenario.id", &s.id) {
+        if id_ok {
             if let Some(&first_line) = scenario_lines.get(&id) {
                 d.error(
                     &id_span,
@@ -406,9 +502,7 @@ fn validate_registry(
                 scenario_lines.insert(id.clone(), d.line_of(&id_span));
             }
         }
-        let Some(scenario) =
-            validate_scenario(d, s, &enterprise_index, &raw.broken_enterprises, domestic)
-        else {
+        let Some(scenario) = c.scenario else {
             continue;
         };
         if duplicate {
@@ -1615,8 +1709,51 @@ mod tests {
         assert!(parallel.errors.is_empty(), "{:?}", parallel.errors);
         let mut d = Diagnostics::new(path, &text);
         let raw: RawRegistry = toml::from_str(&text).expect("valid");
-        let serial = validate_registry(&mut d, path, raw, &[], today, 60);
+        let serial = validate_registry(&mut d, path, raw, &[], today, 60, 1);
         assert_eq!(parallel.registry, Some(serial));
+    }
+
+    #[test]
+    fn parallel_validation_reports_what_serial_validation_reports() {
+        let mut text = big_registry(3000);
+        // Mistakes spread over the file: a duplicate id far from its first use, an unknown
+        // enterprise, a bad prefix, duplicate coverage across the thread split, a cap of zero.
+        text = text.replacen("id = \"S-2900\"", "id = \"S-10\"", 1);
+        text = text.replacen(
+            "id = \"S-1700\"\nenterprise = \"acme\"",
+            "id = \"S-1700\"\nenterprise = \"nobody\"",
+            1,
+        );
+        text = text.replacen("10.4.0.0/24", "10.4.0.1/24", 1);
+        text = text.replacen("\"r2999.example\"", "\"r0.example\"", 1);
+        text = text.replacen("\"10.11.249.0/24\"", "\"10.0.0.0/24\"", 1);
+        let today = Date::new(2026, 11, 27).expect("valid");
+        let path = Path::new("big.toml");
+        let run = |threads: usize| {
+            let mut d = Diagnostics::new(path, &text);
+            let raw: RawRegistry = toml::from_str(&text).expect("valid");
+            let reg = validate_registry(&mut d, path, raw, &[], today, 60, threads);
+            d.sort();
+            (reg, d.errors, d.warnings)
+        };
+        let serial = run(1);
+        assert_eq!(serial.1.len(), 3, "{:?}", serial.1);
+        assert!(serial.1[0]
+            .message
+            .contains("10.4.0.1/24 has host bits set"));
+        assert!(serial.1[1]
+            .message
+            .contains("unknown enterprise \"nobody\""));
+        assert!(serial.1[2]
+            .message
+            .contains("duplicate id \"S-10\", expected unique ids (first defined on line 167)"));
+        assert_eq!(serial.2.len(), 1, "{:?}", serial.2);
+        assert!(serial.2[0].message.contains(
+            "\"S-2999\" has the same sources, destinations and services as scenario \"S-0\""
+        ));
+        for threads in [2, 3, 4] {
+            assert_eq!(run(threads), serial, "{threads} threads");
+        }
     }
 
     #[test]

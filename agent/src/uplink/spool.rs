@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Record magic: `CLS1` little-endian.
 const MAGIC: u32 = u32::from_le_bytes(*b"CLS1");
@@ -794,11 +794,6 @@ pub fn unix_ms_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Age of a Unix-ms instant relative to `now_ms`, as a duration (zero if in the future).
-pub fn age(since_ms: u64, now_ms: u64) -> Duration {
-    Duration::from_millis(now_ms.saturating_sub(since_ms))
 }
 
 #[cfg(test)]
