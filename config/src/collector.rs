@@ -146,9 +146,10 @@ pub struct GradeRule {
 pub const GRADE_COMPLIANCE: &str = "compliance";
 
 impl IncidentConfig {
-    /// The default grade rules (DOMAIN.md section 4): important data is especially serious;
-    /// persons >= 100M / 10M / 1M are especially serious / serious / major; everything else is a
-    /// compliance finding.
+    /// The default grade rules (DOMAIN.md section 4): persons >= 100M / 10M / 1M are especially
+    /// serious / serious / major (较大, "以上" inclusive); an important-data marker is major (较大:
+    /// important data lost with a serious threat; core data, which would be 特别重大, is not
+    /// visible to a traffic signature); everything else is a compliance finding.
     pub fn default_grade_rules() -> Vec<GradeRule> {
         let rule = |kinds: Vec<AlertKind>, min_persons: Option<u64>, grade: &str| GradeRule {
             kinds,
@@ -158,14 +159,10 @@ impl IncidentConfig {
             deadline: None,
         };
         vec![
-            rule(
-                vec![AlertKind::ImportantDataMarker],
-                None,
-                "especially_serious",
-            ),
             rule(Vec::new(), Some(100_000_000), "especially_serious"),
             rule(Vec::new(), Some(10_000_000), "serious"),
             rule(Vec::new(), Some(1_000_000), "major"),
+            rule(vec![AlertKind::ImportantDataMarker], None, "major"),
         ]
     }
 
@@ -1179,9 +1176,11 @@ mod tests {
             g(AlertKind::PersonsThreshold, 10_000_000, true),
             ("serious".to_string(), Duration::from_secs(3600))
         );
+        // An important-data marker is 较大 (major), unless the persons figure grades it higher.
+        assert_eq!(g(AlertKind::ImportantDataMarker, 0, false).0, "major");
         assert_eq!(
-            g(AlertKind::ImportantDataMarker, 0, false).0,
-            "especially_serious"
+            g(AlertKind::ImportantDataMarker, 10_000_000, false).0,
+            "serious"
         );
     }
 

@@ -56,7 +56,7 @@ pub enum UplinkError {
     /// [`Uplink::finish`] ran out of time; the batches stay in the spool for the next run.
     #[error(
         "uplink: {batches} batches ({events} events) not acknowledged by the collector after \
-         {waited:?}{last}; they stay in the spool {dir} and are sent by the next run",
+         {waited:?}{last}; they stay in the spool at {dir} and are sent by the next run",
         last = last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
     )]
     Unacknowledged {
