@@ -495,6 +495,67 @@ pub fn format_timestamp_micros(micros: i64) -> String {
     )
 }
 
+/// Parse an RFC 3339 time (`2026-03-02T09:14:07.118Z`, or with a `+08:00` offset) to Unix
+/// microseconds. The inverse of [`format_timestamp_micros`]; `None` for anything else.
+pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(part.iter().fold(0i64, |a, d| a * 10 + i64::from(d - b'0')))
+    };
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || b.get(13) != Some(&b':') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(16) != Some(&b':') {
+        return None;
+    }
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = u8::try_from(num(5..7)?).ok()?;
+    let day = u8::try_from(num(8..10)?).ok()?;
+    let date = crate::time::Date::new(year, month, day)?;
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !b.get(i).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut digits = 0;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            if digits < 6 {
+                micros = micros * 10 + i64::from(d - b'0');
+                digits += 1;
+            }
+            i += 1;
+        }
+        while digits < 6 {
+            micros *= 10;
+            digits += 1;
+        }
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
+            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let secs = date.days_since_epoch() * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+    Some(secs * 1_000_000 + micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +590,21 @@ mod tests {
         }
         assert_eq!(format_timestamp_micros(-1), "1969-12-31T23:59:59.999Z");
         assert!(format_timestamp_micros(-100_000_000_000_000_000).starts_with('-'));
+    }
+
+    #[test]
+    fn timestamp_parse() {
+        let t = 1_772_442_847_118_000;
+        assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.118Z"), Some(t));
+        assert_eq!(parse_timestamp_micros(&format_timestamp_micros(t)), Some(t));
+        assert_eq!(
+            parse_timestamp_micros("2026-03-02T17:14:07.118+08:00"),
+            Some(t)
+        );
+        assert_eq!(parse_timestamp_micros("2026-02-30T09:14:07Z"), None);
+        assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.Z"), None);
+        assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.118"), None);
+        assert_eq!(parse_timestamp_micros("yesterday"), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! number of patterns stored. A wildcard `*.example.com` matches `a.example.com` and
 //! `a.b.example.com`, never the bare `example.com`.
 
+use super::lists::ValueLists;
 use crossline_config::registry::HostPattern;
 use foldhash::HashMap;
 
@@ -13,24 +14,15 @@ pub const MAX_NAME: usize = 253;
 /// Exact and wildcard host patterns, each carrying a sorted list of `u32` values.
 #[derive(Debug, Clone, Default)]
 pub struct HostMatcher {
-    /// Name -> index into `lists` / `ranges`.
+    /// Name -> index into `lists`.
     exact: HashMap<Box<str>, u32>,
     suffix: HashMap<Box<str>, u32>,
-    lists: Vec<Vec<u32>>,
-    /// Per list: (start, len) in `flat`, after [`HostMatcher::freeze`].
-    ranges: Vec<(u32, u32)>,
-    flat: Vec<u32>,
+    lists: ValueLists,
 }
 
-fn add(map: &mut HashMap<Box<str>, u32>, lists: &mut Vec<Vec<u32>>, key: &str, value: u32) {
-    let i = *map.entry(key.into()).or_insert_with(|| {
-        lists.push(Vec::new());
-        (lists.len() - 1) as u32
-    });
-    let list = &mut lists[i as usize];
-    if let Err(pos) = list.binary_search(&value) {
-        list.insert(pos, value);
-    }
+fn add(map: &mut HashMap<Box<str>, u32>, lists: &mut ValueLists, key: &str, value: u32) {
+    let i = *map.entry(key.into()).or_insert_with(|| lists.push_list());
+    lists.insert(i, value);
 }
 
 /// Lower-case `name` into `buf` and strip one trailing dot; `None` when it is empty, too long
@@ -49,7 +41,6 @@ pub fn normalise<'b>(name: &str, buf: &'b mut [u8; MAX_NAME]) -> Option<&'b str>
 impl HostMatcher {
     /// Store `value` under a pattern.
     pub fn insert(&mut self, pattern: &HostPattern, value: u32) {
-        self.ranges.clear();
         match pattern {
             HostPattern::Exact(h) => add(&mut self.exact, &mut self.lists, h, value),
             HostPattern::Suffix(s) => add(&mut self.suffix, &mut self.lists, s, value),
@@ -58,19 +49,11 @@ impl HostMatcher {
 
     /// Pack the value lists into one array (better locality for lookups).
     pub fn freeze(&mut self) {
-        self.flat.clear();
-        self.ranges.clear();
-        for l in &self.lists {
-            self.ranges.push((self.flat.len() as u32, l.len() as u32));
-            self.flat.extend_from_slice(l);
-        }
+        self.lists.freeze();
     }
 
     fn values(&self, i: u32) -> &[u32] {
-        match self.ranges.get(i as usize) {
-            Some(&(start, n)) => &self.flat[start as usize..(start + n) as usize],
-            None => &self.lists[i as usize],
-        }
+        self.lists.get(i)
     }
 
     /// Whether no pattern is stored.

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod hosts;
+pub mod lists;
 pub mod prefix;
 
 pub use crate::detect::{Classifier, DetectShared};

@@ -8,6 +8,7 @@
 //! stored prefix containing the address is reported, shortest first. Values are small sorted
 //! lists of `u32` (scenario indices); the caller decides what "longest" means for it.
 
+use super::lists::ValueLists;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
 use std::net::IpAddr;
@@ -26,11 +27,8 @@ struct Family {
 pub struct PrefixTable {
     v4: Family,
     v6: Family,
-    /// Value lists while building; frozen into `flat` by [`PrefixTable::freeze`].
-    lists: Vec<Vec<u32>>,
-    /// Per list: (start, len) in `flat`.
-    ranges: Vec<(u32, u32)>,
-    flat: Vec<u32>,
+    /// One value list per stored prefix.
+    lists: ValueLists,
 }
 
 fn mask(bits: u128, width: u8, len: u8) -> u128 {
@@ -68,19 +66,11 @@ impl PrefixTable {
     /// Pack the value lists into one array (better locality for lookups). Called after the
     /// last insert; inserting again is allowed and re-packs.
     pub fn freeze(&mut self) {
-        self.flat.clear();
-        self.ranges.clear();
-        for l in &self.lists {
-            self.ranges.push((self.flat.len() as u32, l.len() as u32));
-            self.flat.extend_from_slice(l);
-        }
+        self.lists.freeze();
     }
 
     fn values(&self, i: u32) -> &[u32] {
-        match self.ranges.get(i as usize) {
-            Some(&(start, n)) => &self.flat[start as usize..(start + n) as usize],
-            None => &self.lists[i as usize],
-        }
+        self.lists.get(i)
     }
 
     /// Add `value` to the list of `net` (kept sorted, no duplicates).
@@ -93,23 +83,18 @@ impl PrefixTable {
             &mut self.v6
         };
         let key = (len, mask(bits, width, len));
-        self.ranges.clear();
         let idx = match fam.map.get(&key) {
-            Some(&i) => i as usize,
+            Some(&i) => i,
             None => {
-                self.lists.push(Vec::new());
-                let i = self.lists.len() - 1;
-                fam.map.insert(key, i as u32);
+                let i = self.lists.push_list();
+                fam.map.insert(key, i);
                 if let Err(pos) = fam.lens.binary_search(&len) {
                     fam.lens.insert(pos, len);
                 }
                 i
             }
         };
-        let list = &mut self.lists[idx];
-        if let Err(pos) = list.binary_search(&value) {
-            list.insert(pos, value);
-        }
+        self.lists.insert(idx, value);
     }
 
     /// Call `f(prefix_len, values)` for every stored prefix containing `addr`, shortest first.

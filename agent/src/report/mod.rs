@@ -768,63 +768,7 @@ fn mask_run(run: &[u8]) -> Option<String> {
     }
 }
 
-/// Parse an RFC 3339 time (`2026-03-02T09:14:07.118Z`, or with a `+08:00` offset) to Unix
-/// microseconds.
-pub fn parse_time_micros(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(part.iter().fold(0i64, |a, d| a * 10 + i64::from(d - b'0')))
-    };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || b.get(13) != Some(&b':') {
-        return None;
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(16) != Some(&b':') {
-        return None;
-    }
-    let year = i32::try_from(num(0..4)?).ok()?;
-    let month = u8::try_from(num(5..7)?).ok()?;
-    let day = u8::try_from(num(8..10)?).ok()?;
-    let date = Date::new(year, month, day)?;
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut micros = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let mut digits = 0;
-        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            if digits < 6 {
-                micros = micros * 10 + i64::from(d - b'0');
-                digits += 1;
-            }
-            i += 1;
-        }
-        while digits < 6 {
-            micros *= 10;
-            digits += 1;
-        }
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
-            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if *sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return None,
-    };
-    let secs = date.days_since_epoch() * 86_400 + hh * 3600 + mm * 60 + ss - offset;
-    Some(secs * 1_000_000 + micros)
-}
+pub use crossline_config::event::parse_timestamp_micros as parse_time_micros;
 
 /// A sink that aggregates events and writes the HTML report at the end.
 #[derive(Debug)]
