@@ -156,8 +156,11 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_detect(Arc::clone(&shared));
+            // Packet and flow counters are live on /metrics while the capture is read.
+            let stats = Arc::new(LiveStats::new());
+            session.telemetry().set_live(Arc::clone(&stats));
             let factory = move |i| Classifier::new(Arc::clone(&shared), i);
-            match pipeline::run_offline(&cfg, &pcaps, sinks, &options, factory) {
+            match pipeline::run_offline_with_stats(&cfg, &pcaps, sinks, &options, stats, factory) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
                         eprintln!("crossline-agent: warning: {e}");
