@@ -6,6 +6,10 @@
 #   RATES="100000 200000" bench/live.sh      packets/s steps to try (ascending)
 #   LIVE_PACKETS=200000 bench/live.sh        packets replayed per step (from bench.pcap)
 #   WORKERS=1                                agent workers (default 1, pinned like tcpdump)
+#   LOOP=5                                   replay the slice this many times per step (default 5,
+#                                            so a step outlasts the 64 MiB kernel buffers)
+#   SNAPLEN=2048                             agent capture.snaplen (default: the agent's default)
+#   TOOLS="agent"                            which tools to run (default "tcpdump agent")
 #
 # tcpreplay (pinned to CPU 0) sends the first LIVE_PACKETS packets of bench/out/bench.pcap into
 # veth end `clb0` (root namespace); the tool under test captures on the peer `clb1` inside
@@ -23,6 +27,8 @@ BIN="$CARGO_TARGET_DIR/release/crossline-agent"
 RATES="${RATES:-50000 100000 150000 200000 300000 400000 500000 700000 1000000}"
 LIVE_PACKETS="${LIVE_PACKETS:-200000}"
 WORKERS="${WORKERS:-1}"
+LOOP="${LOOP:-5}"
+TOOLS="${TOOLS:-tcpdump agent}"
 NS=clbench
 A=clb0
 B=clb1
@@ -65,6 +71,7 @@ registry = "$ROOT/examples/registry.toml"
 [capture]
 interfaces = ["$B"]
 workers = $WORKERS
+${SNAPLEN:+snaplen = $SNAPLEN}
 [detect]
 pi_key = "6265e7c1f0a94b7d8e3a2c5b1d0f9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e"
 EOF
@@ -74,7 +81,7 @@ CPUS=1
 # replay RATE -> prints "sent achieved_pps"
 replay() {
   local out
-  out="$(taskset -c 0 tcpreplay -i "$A" --pps="$1" "$PCAP" 2>&1 || true)"
+  out="$(taskset -c 0 tcpreplay -i "$A" --loop="$LOOP" --pps="$1" "$PCAP" 2>&1 || true)"
   local sent rated
   sent="$(sed -n 's/.*Successful packets: *\([0-9]*\).*/\1/p' <<<"$out" | head -n1)"
   rated="$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -n1)"
@@ -125,7 +132,7 @@ PY
 
 RES="$OUT/live.tsv"
 : >"$RES"
-for tool in tcpdump agent; do
+for tool in $TOOLS; do
   best=0
   for rate in $RATES; do
     read -r sent rated seen dropped < <("trial_$tool" "$rate")

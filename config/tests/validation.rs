@@ -459,7 +459,7 @@ const REGISTRY_CASES: &[Case] = &[
         (21, 1),
         &["unknown field `colour`", "persons_per_year"],
     ),
-    case("syntax", 21, "persons_per_year = ", (21, 20), &["invalid"]),
+    case("syntax", 21, "persons_per_year = ", (21, 20), &["expected"]),
     case(
         "missing key",
         10,
