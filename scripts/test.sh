@@ -14,4 +14,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo build (binaries for the end-to-end suites)" >&2
 cargo build --workspace --bins
 echo "== cargo test" >&2
+# The full output (corpus agreement tables, latency figures, screenshot paths) is kept.
+mkdir -p target
 cargo test --workspace -- --nocapture 2>&1 | tee target/test-output.log
