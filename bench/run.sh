@@ -158,6 +158,7 @@ pkts, data = int(pkts), int(data)
 runs = {}
 for line in open(res):
     f = line.rstrip("\n").split("\t")
+    name = f[0]
     cpu = float(f[3]) + float(f[4]) if len(f) >= 5 else float("nan")
     runs.setdefault(name, []).append((float(f[1]), int(f[2]), cpu))
 rows = {}

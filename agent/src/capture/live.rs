@@ -1,5 +1,5 @@
-//! Live capture on an interface through libpcap: immediate mode, kernel buffer size, snaplen,
-//! optional BPF filter, non-blocking reads (an empty read returns [`Status::Timeout`] at once;
+//! Live capture on an interface through libpcap (TPACKET_V3: no immediate mode), kernel buffer
+//! size, snaplen, optional BPF filter, non-blocking reads (an empty read returns [`Status::Timeout`] at once;
 //! the capture thread then naps for a millisecond) so the capture thread sees shutdown and can
 //! flush partial batches and tick the clock. Several handles on one interface are joined into one `PACKET_FANOUT` group
 //! ([`super::fanout`]); when that fails, a single handle is used and the software dispatcher
@@ -39,9 +39,15 @@ fn open_handle(cfg: &CaptureConfig, interface: &str) -> Result<LiveHandle, Captu
         interface: interface.to_string(),
         message: e.to_string(),
     };
+    // No immediate mode (bench/README.md, live benchmark): in immediate mode libpcap uses
+    // TPACKET_V2, whose ring slots are fixed-size and sized for the snaplen, so 64 MiB at the
+    // default snaplen of 65535 is only about 1,000 packets and a burst is dropped in the kernel
+    // (the agent lost 1% at 300 kpps on a veth where tcpdump lost nothing at 400 kpps). Without
+    // it libpcap uses TPACKET_V3 (variable-size frames in blocks): the same 64 MiB holds
+    // hundreds of thousands of small packets. Blocks are handed over when full or after the
+    // read timeout, so packets reach the workers at most `READ_TIMEOUT_MS` late.
     let mut cap = Capture::from_device(interface)
         .map_err(err)?
-        .immediate_mode(true)
         .promisc(true)
         .snaplen(i32::try_from(cfg.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX))

@@ -123,6 +123,25 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             }
         }
 
+        if let Some(idx) = found {
+            // The flow's idle timeout passed before this packet: write it out first, so the
+            // result never depends on when the periodic expiry last ran (batch boundaries,
+            // worker count).
+            let f = self.table.get(idx);
+            let timeout = self.table.timeout(class_of(d.proto, f.tcp.state));
+            if f.last_micros.saturating_add(timeout) <= ts {
+                let reason = match f.tcp.state {
+                    TcpState::ClosedFin => EndReason::Fin,
+                    TcpState::ClosedRst => EndReason::Rst,
+                    _ => EndReason::Timeout,
+                };
+                let mut old = self.table.remove(idx);
+                self.counters.removed += 1;
+                emit(&mut old, reason);
+                found = None;
+            }
+        }
+
         let idx = match found {
             Some(idx) => idx,
             None => {

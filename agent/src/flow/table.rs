@@ -210,6 +210,11 @@ impl<S: Default, L> FlowTable<S, L> {
         self.link_tail(idx, class);
     }
 
+    /// Idle timeout of a class, in microseconds.
+    pub fn timeout(&self, class: TimeoutClass) -> i64 {
+        self.timeouts[class as usize]
+    }
+
     /// Remove the flow in `idx` and return it.
     pub fn remove(&mut self, idx: u32) -> Flow<S, L>
     where

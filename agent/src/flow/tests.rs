@@ -223,3 +223,30 @@ fn active_timeout_writes_a_running_record_and_keeps_the_flow() {
     assert_eq!(out[0].1, EndReason::ActiveTimeout);
     assert_eq!(t.table().len(), 1, "flow kept");
 }
+
+#[test]
+fn idle_timeout_splits_a_flow_even_without_a_periodic_expiry() {
+    // UDP timeout 60 s by default. No `expire` call between the packets: the split must not
+    // depend on when the periodic expiry runs (batch boundaries, number of workers).
+    let mut t: FlowTracker<(), ()> = FlowTracker::new(&cfg(16), 0, 1);
+    let mut udp = pkt(1, 5000, 2, 53, 0, 0);
+    udp.proto = ip_proto::UDP;
+    let mut out = Records::new();
+    let second = 1_000_000;
+    run(
+        &mut t,
+        &[
+            (udp, 0),
+            (udp, 59 * second),
+            (udp, 119 * second),
+            (udp, 179 * second + 1),
+        ],
+        &mut out,
+    );
+    // 59 s -> 119 s is exactly 60 s idle: due (same rule as `expire`, `last + timeout <= now`).
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].1, EndReason::Timeout);
+    assert_eq!(out[0].2, [2, 0], "first flow: the packets at 0 s and 59 s");
+    assert_eq!(out[1].2, [1, 0], "second flow: the packet at 119 s");
+    assert_eq!(t.table().len(), 1);
+}
