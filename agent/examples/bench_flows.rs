@@ -9,7 +9,7 @@
 
 use crossline_agent::decode::{ip_proto, tcp_flags, Decoded};
 use crossline_agent::detect::FlowState;
-use crossline_agent::flow::{Flow, FlowKey, FlowTracker};
+use crossline_agent::flow::{Flow, FlowTracker};
 use crossline_agent::taps::L7State;
 use crossline_config::agent::CaptureConfig;
 use std::hint::black_box;
@@ -68,7 +68,8 @@ fn main() {
     let after = rss_bytes();
     let flows = tracker.table().len();
     let entry = std::mem::size_of::<Flow<FlowState, L7State>>();
-    let map = std::mem::size_of::<(FlowKey, u32)>() + 1;
+    // Index-only hash table: a u32 slot index plus one control byte per bucket.
+    let map = std::mem::size_of::<u32>() + 1;
     let per_flow = (after.saturating_sub(before)) as f64 / flows.max(1) as f64;
     println!(
         "flow table: {flows} flows, {emitted} records emitted while filling, insert {:.1} ns/flow ({:.2} M flows/s)",

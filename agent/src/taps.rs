@@ -11,7 +11,7 @@
 
 use crate::decode::{ip_proto, Decoded};
 use crate::dns_cache::DnsCache;
-use crate::flow::Flow;
+use crate::flow::{AppProto, Flow};
 use crate::l7::quic::{looks_like_initial, QuicInitial};
 use crate::l7::tls::ClientHello;
 use crate::l7::{banner, community_id, dns, http, tls, Parse};
@@ -116,7 +116,12 @@ impl Taps {
         if flow.l7_done & bit == 0 {
             flow.l7_done |= bit;
             if flow.app_proto.is_none() {
-                flow.app_proto = banner::detect(payload, from_initiator, proto, resp_port);
+                flow.app_proto = AppProto::from_option(banner::detect(
+                    payload,
+                    from_initiator,
+                    proto,
+                    resp_port,
+                ));
             }
         }
         if !from_initiator {
@@ -151,7 +156,7 @@ impl Taps {
             dns::parse_answers(payload, &mut ignore).is_ok()
         };
         if ok {
-            flow.app_proto = Some("dns");
+            flow.app_proto = AppProto::from_name("dns");
         }
     }
 
@@ -216,7 +221,7 @@ impl Taps {
             match tls::parse_client_hello(data) {
                 Parse::Found(ch) => {
                     flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
-                    flow.app_proto = Some("tls");
+                    flow.app_proto = AppProto::from_name("tls");
                     self.stop_stream(flow);
                     return true;
                 }
@@ -231,7 +236,7 @@ impl Taps {
                         hostname: req.host,
                         http_method: Some(req.method),
                     });
-                    flow.app_proto = Some("http");
+                    flow.app_proto = AppProto::from_name("http");
                     self.stop_stream(flow);
                     return true;
                 }
@@ -265,7 +270,7 @@ impl Taps {
         if let Parse::Found(ch) = tls::parse_client_hello(payload) {
             flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
             if flow.app_proto.is_none() {
-                flow.app_proto = Some("tls");
+                flow.app_proto = AppProto::from_name("tls");
             }
         }
     }
@@ -290,7 +295,7 @@ impl Taps {
             Parse::Found((ch, version)) => {
                 l7.quic = Some(meta(ch, Some(version)));
                 l7.quic_state = None;
-                flow.app_proto = Some("quic");
+                flow.app_proto = AppProto::from_name("quic");
                 flow.l7_done |= QUIC_DONE;
             }
             Parse::NotThisProtocol => {

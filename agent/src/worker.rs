@@ -136,7 +136,7 @@ impl<A: Analysis> Worker<A> {
                     .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
                 let (init, resp, resp_port) = endpoints(flow);
                 let encrypted = matches!(
-                    flow.app_proto,
+                    flow.app_proto.name(),
                     Some("tls" | "quic" | "ssh" | "wireguard" | "openvpn" | "ipsec")
                 );
                 let view = PayloadView {
@@ -301,7 +301,7 @@ fn record<A: Analysis>(
         last_micros: f.last_micros,
         reason,
         midstream: f.midstream,
-        app_proto: f.app_proto,
+        app_proto: f.app_proto.name(),
         tls_sni: tls.as_ref().and_then(|t| t.sni.as_deref()),
         quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
         ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
@@ -329,7 +329,7 @@ fn record<A: Analysis>(
     e.dest_ip = Some(resp.to_string());
     e.dest_port = Some(resp_port);
     e.community_id = taps::community_id(f);
-    e.app_proto = f.app_proto.map(str::to_string);
+    e.app_proto = f.app_proto.name().map(str::to_string);
     e.dns_name = dns_name.as_deref().map(str::to_string);
     e.flow = Some(FlowRecord {
         pkts_toserver: f.pkts[0],

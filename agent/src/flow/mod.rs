@@ -22,7 +22,7 @@ use crate::analysis::EndReason;
 use crate::decode::{ip_proto, tcp_flags, Decoded};
 use crossline_config::agent::CaptureConfig;
 pub use key::FlowKey;
-pub use table::{Flow, FlowTable, TcpState, TimeoutClass, CLASSES};
+pub use table::{AppProto, Flow, FlowTable, TcpState, TimeoutClass, APP_PROTOS, CLASSES};
 
 /// Counters of flow-table events since the last read.
 #[derive(Debug, Default, Clone, Copy)]
@@ -163,7 +163,6 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                     flow_id: id,
                     first_micros: ts,
                     last_micros: ts,
-                    next_active_micros: ts.saturating_add(self.active_timeout),
                     initiator_is_lo,
                     midstream,
                     ..Flow::default()
@@ -222,9 +221,15 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             }
         }
         let class = class_of(d.proto, f.tcp.state);
-        let due = ts >= f.next_active_micros;
+        let next_active = self
+            .active_timeout
+            .saturating_mul(i64::from(f.active_records) + 1);
+        let due = ts.saturating_sub(f.first_micros) >= next_active;
         if due {
-            f.next_active_micros = ts.saturating_add(self.active_timeout);
+            // Catch up with the grid, so a flow that was quiet for several intervals gets one
+            // record now, not one per packet until it catches up.
+            let intervals = ts.saturating_sub(f.first_micros) / self.active_timeout;
+            f.active_records = u32::try_from(intervals).unwrap_or(u32::MAX);
         }
         self.table.touch(idx, class);
         if due {

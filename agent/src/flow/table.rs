@@ -1,5 +1,5 @@
-//! The per-worker flow table: a hash map from [`FlowKey`] to a slot in a slab, plus one
-//! intrusive LRU list per timeout class.
+//! The per-worker flow table: an index-only hash table of slots in a slab (the key is stored
+//! once, in the slot, and compared there), plus one intrusive LRU list per timeout class.
 //!
 //! Every flow of a class has the same idle timeout, and a flow moves to the tail of its class
 //! list on every packet, so each list is ordered by expiry time: expiry only ever looks at the
@@ -10,7 +10,8 @@
 //! per packet once a flow exists.
 
 use super::key::FlowKey;
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
 
@@ -66,6 +67,60 @@ pub struct TcpTrack {
     pub next_seq: u32,
 }
 
+/// Names an [`AppProto`] can hold: every `app_proto` the L7 taps and banners report.
+pub const APP_PROTOS: [&str; 12] = [
+    "tls",
+    "quic",
+    "http",
+    "dns",
+    "ssh",
+    "smtp",
+    "ftp",
+    "wireguard",
+    "openvpn",
+    "ipsec",
+    "rdp",
+    "sip",
+];
+
+/// An application protocol name stored in one byte: 0 = none yet, `i + 1` = `APP_PROTOS[i]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppProto(u8);
+
+impl AppProto {
+    /// No protocol detected.
+    pub const NONE: AppProto = AppProto(0);
+
+    /// The id of a known name; a name outside [`APP_PROTOS`] is kept as none (and caught by
+    /// the test that every banner name is listed).
+    pub fn from_name(name: &str) -> AppProto {
+        APP_PROTOS
+            .iter()
+            .position(|p| *p == name)
+            .map_or(AppProto::NONE, |i| AppProto(i as u8 + 1))
+    }
+
+    /// The id of an optional name.
+    pub fn from_option(name: Option<&str>) -> AppProto {
+        name.map_or(AppProto::NONE, AppProto::from_name)
+    }
+
+    /// The name, if any.
+    pub fn name(self) -> Option<&'static str> {
+        APP_PROTOS.get(usize::from(self.0).checked_sub(1)?).copied()
+    }
+
+    /// No protocol detected yet.
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// A protocol was detected.
+    pub fn is_some(self) -> bool {
+        self.0 != 0
+    }
+}
+
 /// One tracked flow. Index 0 of the per-direction arrays is initiator -> responder.
 #[derive(Debug, Default)]
 pub struct Flow<S, L> {
@@ -77,8 +132,10 @@ pub struct Flow<S, L> {
     pub first_micros: i64,
     /// Last packet, Unix micros.
     pub last_micros: i64,
-    /// When the next active-timeout record is due.
-    pub next_active_micros: i64,
+    /// Active-timeout records written so far: the next is due at
+    /// `first_micros + (active_records + 1) * active_timeout` (a u32 instead of an i64 deadline
+    /// keeps the entry small).
+    pub active_records: u32,
     /// Packets per direction.
     pub pkts: [u64; 2],
     /// Frame bytes (pcap original length) per direction.
@@ -91,8 +148,8 @@ pub struct Flow<S, L> {
     pub midstream: bool,
     /// TCP state.
     pub tcp: TcpTrack,
-    /// Application protocol detected so far.
-    pub app_proto: Option<&'static str>,
+    /// Application protocol detected so far (one byte, not a 16-byte `&str`).
+    pub app_proto: AppProto,
     /// Bits of L7 taps that are finished for this flow (owned by the taps).
     pub l7_done: u8,
     /// Rare L7 state (reassembly buffers, QUIC state, found metadata), boxed.
@@ -115,7 +172,11 @@ impl<S, L> Flow<S, L> {
 /// Per-worker flow table with a hard capacity.
 #[derive(Debug)]
 pub struct FlowTable<S, L> {
-    map: HashMap<FlowKey, u32, foldhash::fast::RandomState>,
+    /// Slot indices, hashed by the key stored in the slot (5 bytes per bucket instead of a
+    /// second copy of the 38-byte key).
+    map: HashTable<u32>,
+    /// Keyed with a per-process random seed (hash flooding).
+    hasher: foldhash::fast::RandomState,
     slots: Vec<Flow<S, L>>,
     free: Vec<u32>,
     heads: [u32; CLASSES],
@@ -131,7 +192,8 @@ impl<S: Default, L> FlowTable<S, L> {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         let initial = capacity.min(1 << 14);
         FlowTable {
-            map: HashMap::with_capacity_and_hasher(initial, foldhash::fast::RandomState::default()),
+            map: HashTable::with_capacity(initial),
+            hasher: foldhash::fast::RandomState::default(),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
             heads: [NIL; CLASSES],
@@ -163,7 +225,12 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// Slot of the flow with `key`.
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+        let slots = &self.slots;
+        self.map
+            .find(self.hasher.hash_one(key), |&i| {
+                slots[i as usize].key == *key
+            })
+            .copied()
     }
 
     /// The flow in slot `idx`. Panics on a slot that was never handed out (a logic error, not
@@ -180,7 +247,7 @@ impl<S: Default, L> FlowTable<S, L> {
     /// Insert a new flow (the caller evicts first when [`FlowTable::is_full`]). Returns its
     /// slot, or `None` when the table is full or the key is present.
     pub fn insert(&mut self, mut flow: Flow<S, L>, class: TimeoutClass) -> Option<u32> {
-        if self.is_full() || self.map.contains_key(&flow.key) {
+        if self.is_full() || self.find(&flow.key).is_some() {
             return None;
         }
         flow.live = true;
@@ -198,7 +265,10 @@ impl<S: Default, L> FlowTable<S, L> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.map.insert(key, idx);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.map.insert_unique(hasher.hash_one(key), idx, |&i| {
+            hasher.hash_one(slots[i as usize].key)
+        });
         self.link_tail(idx, class);
         Some(idx)
     }
@@ -221,8 +291,11 @@ impl<S: Default, L> FlowTable<S, L> {
         L: Default,
     {
         self.unlink(idx);
+        let hash = self.hasher.hash_one(self.slots[idx as usize].key);
+        if let Ok(entry) = self.map.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
         let flow = std::mem::take(&mut self.slots[idx as usize]);
-        self.map.remove(&flow.key);
         self.free.push(idx);
         flow
     }
@@ -266,7 +339,7 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// Slots of every flow (for the final drain; allocates once).
     pub fn all(&self) -> Vec<u32> {
-        self.map.values().copied().collect()
+        self.map.iter().copied().collect()
     }
 
     fn unlink(&mut self, idx: u32) {

@@ -250,3 +250,72 @@ fn idle_timeout_splits_a_flow_even_without_a_periodic_expiry() {
     assert_eq!(out[1].2, [1, 0], "second flow: the packet at 119 s");
     assert_eq!(t.table().len(), 1);
 }
+
+#[test]
+fn app_proto_names_round_trip_and_cover_every_banner() {
+    assert!(AppProto::NONE.name().is_none());
+    for name in APP_PROTOS {
+        assert_eq!(AppProto::from_name(name).name(), Some(name));
+    }
+    // Every name the banner detector can return must fit in the one-byte id.
+    let samples: [(&[u8], bool, u8, u16); 4] = [
+        (b"SSH-2.0-OpenSSH_9.6\r\n", false, ip_proto::TCP, 22),
+        (
+            b"220 mail.example ESMTP ready\r\n",
+            false,
+            ip_proto::TCP,
+            25,
+        ),
+        (b"220 FTP server ready\r\n", false, ip_proto::TCP, 21),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            true,
+            ip_proto::TCP,
+            80,
+        ),
+    ];
+    for (payload, from_init, proto, port) in samples {
+        let name = crate::l7::banner::detect(payload, from_init, proto, port).expect("detected");
+        assert!(
+            AppProto::from_name(name).is_some(),
+            "{name} not in APP_PROTOS"
+        );
+    }
+    assert_eq!(std::mem::size_of::<AppProto>(), 1);
+}
+
+#[test]
+fn active_timeout_after_a_quiet_stretch_writes_one_record_not_one_per_packet() {
+    // Active timeout 300 s, established TCP idle timeout 300 s: packets at most 250 s apart keep
+    // the flow alive. A record is due when a packet crosses the next multiple of 300 s after the
+    // first packet, once per crossing, never once per packet.
+    let mut t = FlowTracker::<(), ()>::new(&cfg(10), 0, 1);
+    let mut out = Records::new();
+    let s = 1_000_000i64;
+    let pkts = vec![
+        (pkt(1, 5000, 2, 80, S, 1), 0),
+        (pkt(2, 80, 1, 5000, SA, 1), 1),
+        (pkt(1, 5000, 2, 80, A, 2), 250 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 500 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 750 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 950 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 951 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 1_100 * s),
+        (pkt(1, 5000, 2, 80, A, 2), 1_200 * s),
+    ];
+    run(&mut t, &pkts, &mut out);
+    let running: Vec<u64> = out
+        .iter()
+        .filter(|r| r.1 == EndReason::ActiveTimeout)
+        .map(|r| r.2[0])
+        .collect();
+    // The grid is 300 s, 600 s, 900 s, 1200 s from the first packet: the packets at 500 s,
+    // 750 s, 950 s and 1200 s each close one interval; 951 s and 1100 s close none.
+    assert_eq!(running.len(), 4, "{out:?}");
+    assert_eq!(
+        running,
+        vec![3, 4, 5, 8],
+        "initiator packets so far at each record"
+    );
+    assert_eq!(t.table().len(), 1, "flow kept");
+}
