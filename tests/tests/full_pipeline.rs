@@ -398,27 +398,37 @@ fn full_pipeline_agent_collector_prometheus_alertmanager() {
         ("enterprise", enterprise.as_str()),
     ];
     let exprs = dashboard_and_rule_exprs(&root).expect("read dashboards");
-    let mut failures = Vec::new();
-    let mut empty_ok = Vec::new();
-    for (origin, expr) in &exprs {
-        let q = substitute_grafana(expr, &vars);
-        assert!(!q.contains('$'), "{origin}: unsubstituted variable in {q}");
-        match prometheus_query(prom_addr, &q) {
-            Err(e) => failures.push(format!("{origin}: {e}")),
-            Ok(0) => {
-                let guaranteed = !has_filter(&q)
-                    && metric_names(&q)
-                        .iter()
-                        .all(|m| GUARANTEED.contains(&m.as_str()));
-                if guaranteed {
-                    failures.push(format!("{origin}: no data for {q}"));
-                } else {
-                    empty_ok.push(origin.clone());
+    // `rate()` and `increase()` need two scrapes of a counter after it appeared: on a loaded
+    // machine the first evaluation can come too early, so evaluate again (at the 1 s scrape
+    // interval) until every expression passes or 30 s have gone by; the last round is judged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (failures, empty_ok) = loop {
+        let mut failures = Vec::new();
+        let mut empty_ok = Vec::new();
+        for (origin, expr) in &exprs {
+            let q = substitute_grafana(expr, &vars);
+            assert!(!q.contains('$'), "{origin}: unsubstituted variable in {q}");
+            match prometheus_query(prom_addr, &q) {
+                Err(e) => failures.push(format!("{origin}: {e}")),
+                Ok(0) => {
+                    let guaranteed = !has_filter(&q)
+                        && metric_names(&q)
+                            .iter()
+                            .all(|m| GUARANTEED.contains(&m.as_str()));
+                    if guaranteed {
+                        failures.push(format!("{origin}: no data for {q}"));
+                    } else {
+                        empty_ok.push(origin.clone());
+                    }
                 }
+                Ok(_) => {}
             }
-            Ok(_) => {}
         }
-    }
+        if failures.is_empty() || std::time::Instant::now() >= deadline {
+            break (failures, empty_ok);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     assert!(
         failures.is_empty(),
         "{} of {} expressions failed:\n{}",
