@@ -111,14 +111,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                 _ => from_init && f.tcp.syn_seen && f.tcp.syn_seq != d.tcp_seq,
             };
             if reuse {
-                let reason = match f.tcp.state {
-                    TcpState::ClosedFin => EndReason::Fin,
-                    TcpState::ClosedRst => EndReason::Rst,
-                    _ => EndReason::Timeout,
-                };
-                let mut old = self.table.remove(idx);
-                self.counters.removed += 1;
-                emit(&mut old, reason);
+                self.close(idx, EndReason::Timeout, emit);
                 found = None;
             }
         }
@@ -130,14 +123,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             let f = self.table.get(idx);
             let timeout = self.table.timeout(class_of(d.proto, f.tcp.state));
             if f.last_micros.saturating_add(timeout) <= ts {
-                let reason = match f.tcp.state {
-                    TcpState::ClosedFin => EndReason::Fin,
-                    TcpState::ClosedRst => EndReason::Rst,
-                    _ => EndReason::Timeout,
-                };
-                let mut old = self.table.remove(idx);
-                self.counters.removed += 1;
-                emit(&mut old, reason);
+                self.close(idx, EndReason::Timeout, emit);
                 found = None;
             }
         }
@@ -250,14 +236,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             let Some(idx) = self.table.expired(now) else {
                 break;
             };
-            let mut f = self.table.remove(idx);
-            self.counters.removed += 1;
-            let reason = match f.tcp.state {
-                TcpState::ClosedFin => EndReason::Fin,
-                TcpState::ClosedRst => EndReason::Rst,
-                _ => EndReason::Timeout,
-            };
-            emit(&mut f, reason);
+            self.close(idx, EndReason::Timeout, emit);
             n += 1;
         }
         n
@@ -271,15 +250,26 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             (f.first_micros, f.flow_id)
         });
         for idx in all {
-            let mut f = self.table.remove(idx);
-            self.counters.removed += 1;
-            let reason = match f.tcp.state {
-                TcpState::ClosedFin => EndReason::Fin,
-                TcpState::ClosedRst => EndReason::Rst,
-                _ => EndReason::Shutdown,
-            };
-            emit(&mut f, reason);
+            self.close(idx, EndReason::Shutdown, emit);
         }
+    }
+
+    /// Remove the flow in `idx` and write its record: `fin` / `rst` when the TCP connection
+    /// closed, else `otherwise` (timeout, shutdown).
+    fn close(
+        &mut self,
+        idx: u32,
+        otherwise: EndReason,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) {
+        let mut f = self.table.remove(idx);
+        self.counters.removed += 1;
+        let reason = match f.tcp.state {
+            TcpState::ClosedFin => EndReason::Fin,
+            TcpState::ClosedRst => EndReason::Rst,
+            _ => otherwise,
+        };
+        emit(&mut f, reason);
     }
 }
 
