@@ -393,6 +393,7 @@ fn synthetic_flow(
         enterprise: None,
         name_source: None,
         ech: false,
+        exclude: None,
     });
     e
 }
@@ -441,6 +442,9 @@ fn memory_stays_bounded_and_totals_stay_exact() {
             persons: None,
             followup: false,
             green_channel: false,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
         });
         data.add(&a);
     }

@@ -1151,6 +1151,9 @@ mod tests {
             persons,
             followup: false,
             green_channel: green,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
         });
         let json = serde_json::to_string(&e).expect("json");
         BatchEvent {

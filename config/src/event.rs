@@ -193,6 +193,9 @@ pub struct Verdict {
     /// The flow offered ECH, so its outer SNI was not used for matching.
     #[serde(default, skip_serializing_if = "is_false")]
     pub ech: bool,
+    /// Name of the `[[exclude]]` entry that matched (status `excluded` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
 }
 
 /// `verdict.status` values, in the order they are checked.
@@ -203,9 +206,13 @@ pub enum VerdictStatus {
     RecipientNotFiled,
     ServiceNotFiled,
     FilingExpired,
+    /// The flow's date is before every candidate filing's `valid_from`.
+    FilingNotYetValid,
     OutsideWindow,
     Filed,
     NotCrossBorder,
+    /// Matched an `[[exclude]]` entry of the agent config: infrastructure traffic, not an export.
+    Excluded,
 }
 
 impl VerdictStatus {
@@ -216,9 +223,11 @@ impl VerdictStatus {
             VerdictStatus::RecipientNotFiled => "recipient_not_filed",
             VerdictStatus::ServiceNotFiled => "service_not_filed",
             VerdictStatus::FilingExpired => "filing_expired",
+            VerdictStatus::FilingNotYetValid => "filing_not_yet_valid",
             VerdictStatus::OutsideWindow => "outside_window",
             VerdictStatus::Filed => "filed",
             VerdictStatus::NotCrossBorder => "not_cross_border",
+            VerdictStatus::Excluded => "excluded",
         }
     }
 
@@ -229,8 +238,9 @@ impl VerdictStatus {
             VerdictStatus::RecipientNotFiled => Some(AlertKind::RecipientNotFiled),
             VerdictStatus::ServiceNotFiled => Some(AlertKind::ServiceNotFiled),
             VerdictStatus::FilingExpired => Some(AlertKind::FilingExpired),
+            VerdictStatus::FilingNotYetValid => Some(AlertKind::FilingNotYetValid),
             VerdictStatus::OutsideWindow => Some(AlertKind::OutsideWindow),
-            VerdictStatus::Filed | VerdictStatus::NotCrossBorder => None,
+            VerdictStatus::Filed | VerdictStatus::NotCrossBorder | VerdictStatus::Excluded => None,
         }
     }
 }
@@ -272,6 +282,15 @@ pub struct Alert {
     /// Route to the green-channel service desk (measure 七).
     #[serde(default, skip_serializing_if = "is_false")]
     pub green_channel: bool,
+    /// `filing_expiring`: working days left; `filing_not_yet_valid`: calendar days until it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// `valid_from` (YYYY-MM-DD) of the scenario the alert is about, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    /// `valid_until` (YYYY-MM-DD) of the scenario the alert is about, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
 }
 
 fn one() -> u64 {
@@ -290,6 +309,7 @@ pub enum AlertKind {
     RecipientNotFiled,
     CountryMismatch,
     FilingExpired,
+    FilingNotYetValid,
     FilingExpiring,
     VolumeCapExceeded,
     OutsideWindow,
@@ -306,11 +326,12 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, in rule order.
-    pub const ALL: [AlertKind; 16] = [
+    pub const ALL: [AlertKind; 17] = [
         AlertKind::UnfiledExport,
         AlertKind::RecipientNotFiled,
         AlertKind::CountryMismatch,
         AlertKind::FilingExpired,
+        AlertKind::FilingNotYetValid,
         AlertKind::FilingExpiring,
         AlertKind::VolumeCapExceeded,
         AlertKind::OutsideWindow,
@@ -332,6 +353,7 @@ impl AlertKind {
             AlertKind::RecipientNotFiled => "recipient_not_filed",
             AlertKind::CountryMismatch => "country_mismatch",
             AlertKind::FilingExpired => "filing_expired",
+            AlertKind::FilingNotYetValid => "filing_not_yet_valid",
             AlertKind::FilingExpiring => "filing_expiring",
             AlertKind::VolumeCapExceeded => "volume_cap_exceeded",
             AlertKind::OutsideWindow => "outside_window",
@@ -353,7 +375,9 @@ impl AlertKind {
             AlertKind::UnfiledExport => "XB-001",
             AlertKind::RecipientNotFiled => "XB-002",
             AlertKind::CountryMismatch => "XB-003",
-            AlertKind::FilingExpired | AlertKind::FilingExpiring => "XB-004",
+            AlertKind::FilingExpired | AlertKind::FilingNotYetValid | AlertKind::FilingExpiring => {
+                "XB-004"
+            }
             AlertKind::VolumeCapExceeded => "XB-005",
             AlertKind::OutsideWindow => "XB-006",
             AlertKind::ServiceNotFiled => "XB-007",
@@ -374,6 +398,7 @@ impl AlertKind {
             AlertKind::UnfiledExport
             | AlertKind::RecipientNotFiled
             | AlertKind::FilingExpired
+            | AlertKind::FilingNotYetValid
             | AlertKind::PersonalInfoCleartext
             | AlertKind::PersonsThreshold
             | AlertKind::NegativeListCategory

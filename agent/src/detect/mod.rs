@@ -440,6 +440,9 @@ impl Classifier {
             persons: None,
             followup: false,
             green_channel: green,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
         });
         e
     }
@@ -656,6 +659,7 @@ impl Analysis for Classifier {
                 c.name_source.map(|n| n.as_str().to_string())
             },
             ech: c.ech,
+            exclude: None,
         });
         if c.status == VerdictStatus::NotCrossBorder {
             state.last_record_micros = s.last_micros;
@@ -743,7 +747,17 @@ impl Analysis for Classifier {
                             tx().scen_id
                         )
                     }
-                    VerdictStatus::Filed | VerdictStatus::NotCrossBorder => String::new(),
+                    VerdictStatus::FilingNotYetValid => {
+                        match c.scenario.map(|i| compiled.scenario(i)) {
+                            Some(sc) => {
+                                format!("scenario {} is valid only from {}", sc.id, sc.valid_from)
+                            }
+                            None => "the filing is not valid yet on this date".to_string(),
+                        }
+                    }
+                    VerdictStatus::Filed
+                    | VerdictStatus::NotCrossBorder
+                    | VerdictStatus::Excluded => String::new(),
                 };
                 let mut e = self.alert(
                     kind,

@@ -135,6 +135,9 @@ mod tests {
             persons: None,
             followup: false,
             green_channel: false,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
         });
         e
     }

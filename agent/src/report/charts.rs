@@ -16,15 +16,18 @@ pub const VERDICT_COLORS: [&str; VERDICTS] = [
     "#e67e22", // recipient_not_filed
     "#d4a72c", // service_not_filed
     "#8e44ad", // filing_expired
+    "#b07cc6", // filing_not_yet_valid
     "#4f81bd", // outside_window
     "#2e8b57", // filed
     "#aab2bd", // not_cross_border
+    "#7f8c8d", // excluded
 ];
 
 /// Stacking order, bottom to top: filed first, the most serious on top.
-pub const STACK_ORDER: [VerdictStatus; 6] = [
+pub const STACK_ORDER: [VerdictStatus; 7] = [
     VerdictStatus::Filed,
     VerdictStatus::OutsideWindow,
+    VerdictStatus::FilingNotYetValid,
     VerdictStatus::FilingExpired,
     VerdictStatus::ServiceNotFiled,
     VerdictStatus::RecipientNotFiled,

@@ -190,9 +190,9 @@ pub struct Strings {
     pub method_points: [&'static str; 5],
     pub severities: [&'static str; 5],
     /// Indexed like `VerdictStatus` (unfiled .. not_cross_border).
-    pub verdicts: [&'static str; 7],
+    pub verdicts: [&'static str; 9],
     /// Indexed like `AlertKind::ALL`.
-    pub kinds: [KindText; 16],
+    pub kinds: [KindText; 17],
     pub basis: BasisText,
     pub exemption_prefix: &'static str,
     /// CAC Order 16 article of each exemption: art3, art4, art5_contract, art5_hr,
@@ -221,9 +221,11 @@ pub fn verdict_index(v: VerdictStatus) -> usize {
         VerdictStatus::RecipientNotFiled => 1,
         VerdictStatus::ServiceNotFiled => 2,
         VerdictStatus::FilingExpired => 3,
-        VerdictStatus::OutsideWindow => 4,
-        VerdictStatus::Filed => 5,
-        VerdictStatus::NotCrossBorder => 6,
+        VerdictStatus::FilingNotYetValid => 4,
+        VerdictStatus::OutsideWindow => 5,
+        VerdictStatus::Filed => 6,
+        VerdictStatus::NotCrossBorder => 7,
+        VerdictStatus::Excluded => 8,
     }
 }
 
@@ -367,9 +369,11 @@ pub static ZH: Strings = Strings {
         "接收方未备案",
         "服务未备案",
         "备案已失效",
+        "备案尚未生效",
         "时间窗口外",
         "已备案",
         "非跨境",
+        "已排除（基础设施）",
     ],
     kinds: [
         KindText {
@@ -395,6 +399,12 @@ pub static ZH: Strings = Strings {
             meaning: "传输发生在备案有效期之外。",
             basis: "《促进和规范数据跨境流动规定》第九条",
             action: "停止依赖该备案的传输，重新申报安全评估或重新备案标准合同；评估结果到期前 60 个工作日内可申请延期 3 年。",
+        },
+        KindText {
+            name: "备案尚未生效",
+            meaning: "传输发生在备案有效期开始之前。",
+            basis: "《促进和规范数据跨境流动规定》第九条",
+            action: "在备案生效之日前暂停该传输，或核实备案的生效日期是否登记正确。",
         },
         KindText {
             name: "备案即将到期",
@@ -595,9 +605,11 @@ pub static EN: Strings = Strings {
         "Recipient not filed",
         "Service not filed",
         "Filing expired",
+        "Filing not yet valid",
         "Outside window",
         "Filed",
         "Not cross-border",
+        "Excluded (infrastructure)",
     ],
     kinds: [
         KindText {
@@ -623,6 +635,12 @@ pub static EN: Strings = Strings {
             meaning: "Transfers happened outside the filing's validity.",
             basis: "CAC Order 16 Art. 9",
             action: "Stop relying on the filing; re-apply for the assessment or re-file the contract. An assessment can be extended by 3 years when requested in the 60 working days before expiry.",
+        },
+        KindText {
+            name: "Filing not yet valid",
+            meaning: "Transfers happened before the filing's validity begins.",
+            basis: "CAC Order 16 Art. 9",
+            action: "Hold the transfer until the filing's start date, or check that the start date was registered correctly.",
         },
         KindText {
             name: "Filing expiring",

@@ -58,7 +58,7 @@ pub const RUNNING_CAPACITY: usize = 1_000_000;
 pub const MAX_TEXT: usize = 200;
 
 /// Number of verdict slots (every `VerdictStatus`).
-pub const VERDICTS: usize = 7;
+pub const VERDICTS: usize = 9;
 
 /// Errors of the report sink.
 #[derive(Debug, thiserror::Error)]

@@ -208,6 +208,7 @@ fn flow(f: &FlowSpec<'_>) -> Event {
         enterprise: f.enterprise.map(Into::into),
         name_source: f.sni.map(|_| "tls".to_owned()),
         ech: false,
+        exclude: None,
     });
     e
 }
@@ -245,6 +246,9 @@ fn alert(a: &AlertSpec<'_>) -> Event {
         persons: a.persons,
         followup: false,
         green_channel: false,
+        days_left: None,
+        valid_from: None,
+        valid_until: None,
     });
     e
 }
