@@ -72,6 +72,8 @@ pub struct AgentMetrics {
     scenario_cap: IntGaugeVec,
     persons_estimate: IntGaugeVec,
     persons_limit: IntGaugeVec,
+    build_info: IntGaugeVec,
+    start_time: prometheus::Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -200,6 +202,16 @@ impl AgentMetrics {
                 "Persons threshold that applies to the enterprise this year.",
                 &["enterprise"],
             ),
+            build_info: gv(
+                "build_info",
+                "Always 1; the labels carry the agent version and the configured gateway id.",
+                &["version", "gateway"],
+            ),
+            start_time: prometheus::Gauge::with_opts(opts(
+                "start_time_seconds",
+                "Unix time the agent started (its metrics were set up).",
+            ))
+            .expect("valid metric literal"),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
@@ -228,6 +240,8 @@ impl AgentMetrics {
             Box::new(m.scenario_cap.clone()),
             Box::new(m.persons_estimate.clone()),
             Box::new(m.persons_limit.clone()),
+            Box::new(m.build_info.clone()),
+            Box::new(m.start_time.clone()),
         ];
         for collector in collectors {
             m.registry
@@ -252,7 +266,20 @@ impl AgentMetrics {
         for k in ["flow", "alert"] {
             m.spool_dropped.with_label_values(&[k]);
         }
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         m
+    }
+
+    /// Set `build_info{version, gateway}` (one series: the version of this binary).
+    pub fn set_gateway(&self, gateway: &str) {
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), gateway])
+            .set(1);
     }
 
     /// Copy the data-plane counters.
@@ -567,6 +594,11 @@ impl Telemetry {
         }
     }
 
+    /// Label `build_info` with the configured gateway id.
+    pub fn set_gateway(&self, gateway: &str) {
+        self.metrics.set_gateway(gateway);
+    }
+
     /// The metrics (for tests and summaries).
     pub fn metrics(&self) -> &AgentMetrics {
         &self.metrics
@@ -606,6 +638,41 @@ mod tests {
         s.packets.store(5, Ordering::Relaxed);
         m.observe_live(&s);
         assert!(m.render().contains("crossline_agent_packets_total 10\n"));
+    }
+
+    #[test]
+    fn build_info_and_start_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let m = AgentMetrics::new();
+        assert!(
+            !m.render().contains("crossline_agent_build_info{"),
+            "no series before the gateway is known"
+        );
+        m.set_gateway("gw-bj-01");
+        m.set_gateway("gw-bj-02");
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("crossline_agent_build_info{"))
+            .collect();
+        assert_eq!(
+            series,
+            [format!(
+                "crossline_agent_build_info{{gateway=\"gw-bj-02\",version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )]
+        );
+        let start: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("crossline_agent_start_time_seconds "))
+            .and_then(|v| v.parse().ok())
+            .expect("start time series");
+        assert!(
+            start >= before.floor() && start < before + 60.0,
+            "{start} vs {before}"
+        );
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct CaptureConfig {
     pub queue_batches: usize,
     /// BPF filter applied to live handles. Default none.
     pub filter: Option<String>,
+    /// User `run` switches to when started as root, keeping only `CAP_NET_RAW`. Default none:
+    /// `crossline` when that user exists; `"root"` keeps root.
+    pub user: Option<String>,
     pub tcp_established_timeout: Duration,
     /// Default 5 s (SYN floods).
     pub tcp_unestablished_timeout: Duration,
@@ -163,6 +166,7 @@ impl Default for CaptureConfig {
             flows_per_worker: 1_000_000,
             queue_batches: 256,
             filter: None,
+            user: None,
             tcp_established_timeout: Duration::from_secs(300),
             tcp_unestablished_timeout: Duration::from_secs(5),
             tcp_closed_timeout: Duration::from_secs(2),

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod check;
 pub mod checks;
+pub mod cli_docs;
 pub mod collector;
 pub mod diag;
 pub mod event;

@@ -1341,6 +1341,21 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             out.filter = Some(f.get_ref().clone());
         }
     }
+    if let Some(u) = &c.user {
+        let v = u.get_ref();
+        let first_ok = v.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_');
+        let rest_ok = v
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
+        if first_ok && rest_ok && v.len() <= 32 {
+            out.user = Some(v.clone());
+        } else {
+            d.error(
+                &span(u),
+                format!("capture.user: {v:?} is not a user name, expected at most 32 of a-z 0-9 _ - starting with a letter or _ (such as \"crossline\")"),
+            );
+        }
+    }
     let timeouts: [(&str, &Option<V>, &mut Duration); 6] = [
         (
             "capture.tcp_established_timeout",

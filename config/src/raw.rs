@@ -159,6 +159,7 @@ pub struct RawCapture {
     pub flows_per_worker: Option<Spanned<i64>>,
     pub queue_batches: Option<Spanned<i64>>,
     pub filter: Option<S>,
+    pub user: Option<S>,
     pub tcp_established_timeout: Option<V>,
     pub tcp_unestablished_timeout: Option<V>,
     pub tcp_closed_timeout: Option<V>,
