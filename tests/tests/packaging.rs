@@ -1,0 +1,438 @@
+//! Debian packages: `scripts/package-deb.sh` builds crossline-agent and crossline-collector
+//! from the debug binaries; their contents are checked after `dpkg-deb -x` (files, modes,
+//! conffiles, control fields, the shipped configuration), `systemd-analyze verify` passes on
+//! the units, and, as root, both packages are installed with the real `dpkg -i` into an
+//! overlay of the running system inside a private mount namespace (the host's /etc and /usr
+//! are untouched): service users, config modes, man pages, the hardening score, the operator's
+//! PKI steps from docs/deploy.md checked as the service users, and `dpkg --purge`.
+//!
+//! Needs dpkg-deb, readelf and systemd-analyze (and unshare, chroot, overlayfs and root for
+//! the install test); otherwise SKIPPED, or a failure under `CI=true`.
+
+use crossline_e2e::{binaries, in_ci, repo_root, skip, TempDir};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed: {text}");
+    text
+}
+
+/// Build both packages from the debug binaries into `out`; (agent.deb, collector.deb).
+fn build_packages(out: &Path) -> Option<(PathBuf, PathBuf)> {
+    for tool in ["dpkg-deb", "readelf", "strip", "systemd-analyze"] {
+        if !have(tool) {
+            skip(&format!(
+                "{tool} not installed (scripts/ensure-deps.sh test installs it)"
+            ));
+            return None;
+        }
+    }
+    let (agent, _) = binaries()?;
+    let bin_dir = agent.parent().expect("bin dir").to_path_buf();
+    let listed = run(Command::new(repo_root().join("scripts/package-deb.sh"))
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .arg("--out")
+        .arg(out)
+        .args(["--compression", "gzip"]));
+    let debs: Vec<PathBuf> = listed.lines().map(PathBuf::from).collect();
+    assert_eq!(debs.len(), 2, "{listed}");
+    for d in &debs {
+        assert!(d.is_file(), "{} missing: {listed}", d.display());
+    }
+    let name = |d: &PathBuf| {
+        d.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    assert!(name(&debs[0]).starts_with("crossline-agent_"), "{listed}");
+    assert!(
+        name(&debs[1]).starts_with("crossline-collector_"),
+        "{listed}"
+    );
+    Some((debs[0].clone(), debs[1].clone()))
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name))
+        .trim()
+        .to_string()
+}
+
+/// `systemd-analyze verify` of `units` in `root` (needs /bin/kill and the system targets
+/// there: taken from the host). Returns (success, output).
+fn verify(root: &Path, units: &[PathBuf]) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.display()))
+        .args(units)
+        .output()
+        .expect("systemd-analyze runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.trim().is_empty(), text)
+}
+
+#[test]
+fn packages_hold_binaries_units_configs_docs_and_verify() {
+    let tmp = TempDir::new("packaging");
+    let Some((agent_deb, collector_deb)) = build_packages(&tmp.path().join("debs")) else {
+        return;
+    };
+
+    // Control fields.
+    assert_eq!(field(&agent_deb, "Package"), "crossline-agent");
+    let depends = field(&agent_deb, "Depends");
+    for dep in ["libc6", "libpcap0.8", "adduser"] {
+        assert!(
+            depends.contains(dep),
+            "agent Depends lacks {dep}: {depends}"
+        );
+    }
+    let depends = field(&collector_deb, "Depends");
+    assert!(
+        !depends.contains("libpcap"),
+        "collector does not link libpcap: {depends}"
+    );
+    assert_eq!(
+        field(&collector_deb, "Version"),
+        field(&agent_deb, "Version")
+    );
+
+    // Conffiles: the configuration in /etc/crossline, nothing else.
+    let control = tmp.path().join("control");
+    run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&agent_deb)
+        .arg(&control));
+    let conffiles = std::fs::read_to_string(control.join("conffiles")).expect("conffiles");
+    assert_eq!(
+        conffiles.lines().collect::<Vec<_>>(),
+        ["/etc/crossline/agent.toml", "/etc/crossline/registry.toml"]
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let p = control.join(script);
+        assert_eq!(mode(&p), 0o755, "{script}");
+        let text = std::fs::read_to_string(&p).expect("script");
+        assert!(!text.contains('@'), "unsubstituted placeholder in {script}");
+    }
+    let postinst = std::fs::read_to_string(control.join("postinst")).expect("postinst");
+    assert!(
+        postinst.contains("adduser --system --group") && postinst.contains(" crossline >"),
+        "{postinst}"
+    );
+
+    // Files and modes.
+    let root = tmp.path().join("root");
+    for deb in [&agent_deb, &collector_deb] {
+        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
+    }
+    for (path, want) in [
+        ("usr/bin/crossline-agent", 0o755),
+        ("usr/bin/crossline-collector", 0o755),
+        ("usr/lib/systemd/system/crossline-agent.service", 0o644),
+        ("usr/lib/systemd/system/crossline-collector.service", 0o644),
+        ("etc/crossline/agent.toml", 0o644),
+        ("etc/crossline/registry.toml", 0o644),
+        ("etc/crossline/collector.toml", 0o644),
+        ("usr/share/man/man1/crossline-agent.1.gz", 0o644),
+        ("usr/share/man/man1/crossline-agent-run.1.gz", 0o644),
+        (
+            "usr/share/man/man1/crossline-collector-pki-init.1.gz",
+            0o644,
+        ),
+        (
+            "usr/share/bash-completion/completions/crossline-agent",
+            0o644,
+        ),
+        (
+            "usr/share/zsh/vendor-completions/_crossline-collector",
+            0o644,
+        ),
+        (
+            "usr/share/fish/vendor_completions.d/crossline-agent.fish",
+            0o644,
+        ),
+        ("usr/share/doc/crossline-agent/deploy.md", 0o644),
+        ("usr/share/doc/crossline-collector/metrics.md", 0o644),
+        (
+            "usr/share/doc/crossline-collector/examples/prometheus.yml",
+            0o644,
+        ),
+        ("usr/share/doc/crossline-agent/copyright", 0o644),
+    ] {
+        assert_eq!(mode(&root.join(path)), want, "{path}");
+    }
+    // No hidden `generate` page; binaries stripped (no .debug_info section).
+    assert!(!root
+        .join("usr/share/man/man1/crossline-agent-generate.1.gz")
+        .exists());
+    let sections = run(Command::new("readelf")
+        .arg("-S")
+        .arg(root.join("usr/bin/crossline-agent")));
+    assert!(!sections.contains(".debug_info"), "agent not stripped");
+
+    // The shipped configuration keeps state out of /etc and is valid once the PKI is there.
+    let agent_toml = std::fs::read_to_string(root.join("etc/crossline/agent.toml")).expect("cfg");
+    assert!(
+        agent_toml.contains("spool_dir = \"/var/lib/crossline/agent/spool\""),
+        "{agent_toml}"
+    );
+    let collector_toml =
+        std::fs::read_to_string(root.join("etc/crossline/collector.toml")).expect("cfg");
+    assert!(
+        collector_toml.contains("database = \"/var/lib/crossline/collector/collector.db\""),
+        "{collector_toml}"
+    );
+    let agent = root.join("usr/bin/crossline-agent");
+    let collector = root.join("usr/bin/crossline-collector");
+    let pki = root.join("etc/crossline/pki");
+    run(Command::new(&collector).args(["pki", "init"]).arg(&pki));
+    run(Command::new(&collector)
+        .args(["pki", "issue"])
+        .arg(&pki)
+        .args(["--gateway", "gw-change-me"]));
+    std::fs::copy(pki.join("gw-change-me.pem"), pki.join("gateway.pem")).expect("copy");
+    std::fs::copy(pki.join("gw-change-me.key"), pki.join("gateway.key")).expect("copy");
+    let check = run(Command::new(&agent)
+        .args(["check", "--config"])
+        .arg(root.join("etc/crossline/agent.toml")));
+    assert!(check.contains("uplink:"), "{check}");
+    run(Command::new(&collector)
+        .args(["check", "--config"])
+        .arg(root.join("etc/crossline/collector.toml")));
+
+    // The units verify; a broken copy does not (the check is real).
+    let host_units = Path::new("/lib/systemd/system");
+    let units_dir = root.join("usr/lib/systemd/system");
+    for entry in std::fs::read_dir(host_units).expect("host units") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "target") {
+            if let Some(n) = p.file_name() {
+                std::fs::copy(&p, units_dir.join(n)).expect("copy target");
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("bin")).expect("bin");
+    std::fs::copy("/bin/kill", root.join("bin/kill")).expect("kill");
+    let units = [
+        units_dir.join("crossline-agent.service"),
+        units_dir.join("crossline-collector.service"),
+    ];
+    let (ok, text) = verify(&root, &units);
+    assert!(ok, "systemd-analyze verify: {text}");
+    let broken = units_dir.join("crossline-broken.service");
+    let unit = std::fs::read_to_string(&units[0]).expect("unit");
+    std::fs::write(
+        &broken,
+        unit.replace("ProtectSystem=strict", "ProtectSystem=stricter")
+            .replace(
+                "/usr/bin/crossline-agent run",
+                "/usr/bin/crossline-nothing run",
+            ),
+    )
+    .expect("write");
+    let (ok, text) = verify(&root, &[broken]);
+    assert!(!ok, "a broken unit verified: {text}");
+    assert!(text.contains("crossline-nothing"), "{text}");
+}
+
+/// Shell run inside `unshare --mount`: overlay of / on a tmpfs, `dpkg -i` in a chroot, the
+/// operator's steps, `dpkg --purge`. Results land in $OUT as files.
+const INSTALL: &str = r#"
+set -eu
+T="$WORK/ovl"
+mkdir -p "$T"
+mount -t tmpfs tmpfs "$T"
+mkdir "$T/u" "$T/w" "$T/m"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$T/u,workdir=$T/w" "$T/m"
+mount -t proc proc "$T/m/proc"
+mkdir -p "$T/m/tmp/debs"
+cp "$AGENT_DEB" "$COLLECTOR_DEB" "$T/m/tmp/debs/"
+C="chroot $T/m"
+$C sh -c 'dpkg -i /tmp/debs/*.deb' > "$OUT/install.log" 2>&1
+$C getent passwd crossline crossline-collector > "$OUT/passwd"
+$C sh -c 'stat -c "%n %a %U %G" /etc/crossline/*.toml /var/lib/crossline /var/lib/crossline/*' > "$OUT/modes"
+$C man -w crossline-agent crossline-agent-run crossline-collector-pki-init > "$OUT/man" 2>&1
+systemd-analyze verify --man=no --root="$T/m" "$T/m/usr/lib/systemd/system/crossline-agent.service" "$T/m/usr/lib/systemd/system/crossline-collector.service" > "$OUT/verify" 2>&1 && echo 0 > "$OUT/verify.rc" || echo 1 > "$OUT/verify.rc"
+for u in agent collector; do
+    systemd-analyze security --offline=true --root="$T/m" "$T/m/usr/lib/systemd/system/crossline-$u.service" > "$OUT/security-$u" 2>&1 || true
+done
+# docs/deploy.md, collector host: CA, server certificate, key readable by the service group.
+$C crossline-collector pki init /etc/crossline/pki > /dev/null
+$C chgrp crossline-collector /etc/crossline/pki/server.key
+$C chmod 0640 /etc/crossline/pki/server.key
+# docs/deploy.md, gateway: its certificate and key, key readable by the service group.
+$C crossline-collector pki issue /etc/crossline/pki --gateway gw-change-me > /dev/null
+$C install -m 0644 /etc/crossline/pki/gw-change-me.pem /etc/crossline/pki/gateway.pem
+$C install -m 0640 -g crossline /etc/crossline/pki/gw-change-me.key /etc/crossline/pki/gateway.key
+$C setpriv --reuid=crossline --regid=crossline --init-groups crossline-agent check --config /etc/crossline/agent.toml > "$OUT/agent-check" 2>&1 && echo 0 > "$OUT/agent-check.rc" || echo $? > "$OUT/agent-check.rc"
+$C setpriv --reuid=crossline-collector --regid=crossline-collector --init-groups crossline-collector check --config /etc/crossline/collector.toml > "$OUT/collector-check" 2>&1 && echo 0 > "$OUT/collector-check.rc" || echo $? > "$OUT/collector-check.rc"
+# Reinstall (upgrade path) is idempotent, then purge.
+$C sh -c 'dpkg -i /tmp/debs/*.deb' > "$OUT/reinstall.log" 2>&1
+$C dpkg --purge crossline-agent crossline-collector > "$OUT/purge.log" 2>&1
+$C sh -c 'ls -A /etc/crossline; ls -A /var/lib/crossline 2>&1; ls /usr/bin/crossline-agent 2>&1' > "$OUT/after-purge" 2>&1 || true
+"#;
+
+#[test]
+fn packages_install_with_dpkg_into_an_overlay_root() {
+    if !is_root() {
+        skip("not root: dpkg -i into an overlay needs root");
+        return;
+    }
+    for tool in ["unshare", "chroot", "setpriv", "systemd-analyze"] {
+        if !have(tool) {
+            skip(&format!("{tool} not installed"));
+            return;
+        }
+    }
+    let tmp = TempDir::new("install");
+    let Some((agent_deb, collector_deb)) = build_packages(&tmp.path().join("debs")) else {
+        return;
+    };
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out");
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", INSTALL])
+        .env("WORK", tmp.path())
+        .env("OUT", &out_dir)
+        .env("AGENT_DEB", &agent_deb)
+        .env("COLLECTOR_DEB", &collector_deb)
+        .status()
+        .expect("unshare runs");
+    let read = |name: &str| std::fs::read_to_string(out_dir.join(name)).unwrap_or_default();
+    if !status.success() && read("install.log").is_empty() {
+        // No overlay or mount namespace here (a restricted container).
+        if in_ci() {
+            panic!("overlay install could not start: {status}");
+        }
+        skip("cannot mount an overlay of / here");
+        return;
+    }
+    assert!(
+        status.success(),
+        "install script failed ({status}); install.log: {}\npurge.log: {}",
+        read("install.log"),
+        read("purge.log")
+    );
+
+    // Service users: system accounts without a login shell.
+    let passwd = read("passwd");
+    for user in ["crossline", "crossline-collector"] {
+        let line = passwd
+            .lines()
+            .find(|l| l.starts_with(&format!("{user}:")))
+            .unwrap_or_else(|| panic!("no user {user}: {passwd}"));
+        let f: Vec<&str> = line.split(':').collect();
+        let uid: u32 = f[2].parse().expect("uid");
+        assert!(uid > 0 && uid < 1000, "{user} is not a system user: {line}");
+        assert_eq!(f[6], "/usr/sbin/nologin", "{line}");
+    }
+    assert!(
+        !std::fs::read_to_string("/etc/passwd")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("crossline:")),
+        "the host's /etc/passwd was changed"
+    );
+
+    // Secrets readable by the service group only; state owned by the service users.
+    let modes = read("modes");
+    for want in [
+        "/etc/crossline/agent.toml 640 root crossline",
+        "/etc/crossline/collector.toml 640 root crossline-collector",
+        "/var/lib/crossline 755 root root",
+        "/var/lib/crossline/agent 750 crossline crossline",
+        "/var/lib/crossline/collector 750 crossline-collector crossline-collector",
+    ] {
+        assert!(
+            modes.lines().any(|l| l == want),
+            "missing {want:?} in:\n{modes}"
+        );
+    }
+    let man = read("man");
+    assert_eq!(man.lines().count(), 3, "man -w: {man}");
+    assert!(
+        man.contains("/usr/share/man/man1/crossline-agent-run.1.gz"),
+        "{man}"
+    );
+    assert_eq!(
+        read("verify.rc").trim(),
+        "0",
+        "systemd-analyze verify: {}",
+        read("verify")
+    );
+    for u in ["agent", "collector"] {
+        let report = read(&format!("security-{u}"));
+        let score: f64 = report
+            .lines()
+            .find_map(|l| {
+                let rest = l.split("Overall exposure level for").nth(1)?;
+                rest.split(':')
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no exposure level in: {report}"));
+        eprintln!("systemd-analyze security crossline-{u}.service: {score}");
+        assert!(
+            score <= 2.0,
+            "crossline-{u}.service exposure {score}: {report}"
+        );
+    }
+    // The service users can read what their unit's ExecStartPre reads.
+    assert_eq!(
+        read("agent-check.rc").trim(),
+        "0",
+        "agent check as crossline: {}",
+        read("agent-check")
+    );
+    assert_eq!(
+        read("collector-check.rc").trim(),
+        "0",
+        "collector check as crossline-collector: {}",
+        read("collector-check")
+    );
+    let after = read("after-purge");
+    assert!(
+        after.contains("No such file") && !after.contains("agent.toml"),
+        "purge left: {after}"
+    );
+}
