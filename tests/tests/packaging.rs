@@ -436,3 +436,117 @@ fn packages_install_with_dpkg_into_an_overlay_root() {
         "purge left: {after}"
     );
 }
+
+/// docs/metrics.md lists exactly the series both binaries export: the agent's from its metric
+/// set, the collector's from the names registered in collector/src/metrics.rs.
+#[test]
+fn metrics_reference_lists_every_series() {
+    use std::collections::BTreeSet;
+    let m = crossline_agent::metrics::AgentMetrics::new();
+    m.set_gateway("gw-doc");
+    // Labelled gauges only render once they hold a series.
+    m.observe_scenarios(&[crossline_agent::detect::ScenarioUsage {
+        scenario: "SA-1".into(),
+        enterprise: "acme".into(),
+        day: crossline_config::time::Date::new(2026, 3, 2).expect("date"),
+        export_bytes: 1,
+        cap: Some(2),
+    }]);
+    m.observe_persons(&[crossline_agent::detect::PersonsUsage {
+        enterprise: "acme".into(),
+        year: 2026,
+        estimate: 1,
+        limit: 2,
+    }]);
+    let mut exported: BTreeSet<String> = m
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    assert!(exported.len() > 20, "{exported:?}");
+    let source = std::fs::read_to_string(repo_root().join("collector/src/metrics.rs"))
+        .expect("collector/src/metrics.rs");
+    let before = exported.len();
+    for piece in source.split('"').skip(1).step_by(2) {
+        if piece.starts_with("crossline_")
+            && piece.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            exported.insert(piece.to_string());
+        }
+    }
+    assert!(exported.len() > before + 10, "collector names not found");
+    let doc =
+        std::fs::read_to_string(repo_root().join("docs/metrics.md")).expect("docs/metrics.md");
+    let documented: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|n| n.starts_with("crossline_"))
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<_> = exported.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&exported).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/metrics.md: undocumented {missing:?}, documented but not exported {stale:?}"
+    );
+}
+
+/// The example Prometheus config scrapes the ports the binaries listen on by default: the
+/// collector's `api_listen` default and the packaged agent config's `[metrics] listen`.
+#[test]
+fn example_prometheus_config_scrapes_the_default_ports() {
+    let tmp = TempDir::new("promports");
+    let root = repo_root();
+    // A collector config with nothing but the required keys: its defaults.
+    let collector_toml = tmp.path().join("collector.toml");
+    std::fs::write(&collector_toml, "gateways = [\"gw-a\"]\n").expect("write");
+    let collector = crossline_config::collector::load_collector(&collector_toml)
+        .unwrap_or_else(|e| panic!("minimal collector config: {e:?}"));
+    let (agent, _) = crossline_config::load_agent_config(
+        &root.join("packaging/etc/agent.toml"),
+        crossline_config::today_beijing(),
+    )
+    .unwrap_or_else(|e| panic!("packaged agent.toml: {e}"));
+    let agent_port = agent
+        .metrics
+        .listen
+        .expect("packaged agent.toml sets [metrics] listen")
+        .port();
+    let collector_port = collector.api_listen.port();
+    let prom = std::fs::read_to_string(root.join("dashboards/prometheus/prometheus.yml"))
+        .expect("prometheus.yml");
+    let mut job = "";
+    let mut seen = Vec::new();
+    for line in prom.lines() {
+        let t = line.trim();
+        if let Some(j) = t.strip_prefix("- job_name:") {
+            job = j.trim();
+        }
+        if let Some(list) = t.strip_prefix("- targets:") {
+            for target in list
+                .trim_matches(|c| c == ' ' || c == '[' || c == ']')
+                .split(',')
+            {
+                let target = target.trim().trim_matches('"');
+                let port: u16 = target
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("target without port: {target}"));
+                // Jobs other than crossline's are not checked (their ports are theirs).
+                let want = match job {
+                    "crossline-agent" => agent_port,
+                    "crossline-collector" => collector_port,
+                    _ => continue,
+                };
+                assert_eq!(port, want, "{job} target {target}");
+                seen.push(job.to_string());
+            }
+        }
+    }
+    assert!(seen.iter().any(|j| j == "crossline-agent"), "{prom}");
+    assert!(seen.iter().any(|j| j == "crossline-collector"), "{prom}");
+}
