@@ -415,3 +415,75 @@ fn a_malformed_user_name_is_a_config_error_with_its_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// As under crossline-agent.service (`User=`, `AmbientCapabilities=CAP_NET_RAW`): a plain user
+/// holding only CAP_NET_RAW captures, with fanout, and stops cleanly on SIGTERM.
+#[test]
+fn a_plain_user_with_ambient_cap_net_raw_captures_like_the_unit() {
+    if !is_root() {
+        return skip("not root (setpriv needs it to hand over the capability)");
+    }
+    if !have("setpriv") {
+        return skip("setpriv not installed");
+    }
+    let dir = temp_dir("ambient");
+    let config = write_config(
+        &dir,
+        "interfaces = [\"lo\"]\nworkers = 2\nuser = \"nobody\"",
+    );
+    let mut agent = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all,+net_raw",
+            "--ambient-caps=+net_raw",
+            "--bounding-set=-all,+net_raw",
+            BIN,
+            "run",
+            "--out",
+            "/dev/null",
+            "--config",
+        ])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    let stderr = agent.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let done = line.contains("capturing on");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("running as uid 65534 with CAP_NET_RAW")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("capturing on lo: 2 handle(s), fanout on")),
+        "{log:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).expect("status");
+    assert_eq!(mask(&status, "CapEff"), 1 << 13, "{status}");
+    assert!(sh(&["kill", "-TERM", &agent.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        if let Ok(Some(st)) = agent.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("agent did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    log.extend(lines);
+    assert!(st.success(), "exit {st}: {log:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
