@@ -303,6 +303,33 @@ $C install -m 0644 /etc/crossline/pki/gw-change-me.pem /etc/crossline/pki/gatewa
 $C install -m 0640 -g crossline /etc/crossline/pki/gw-change-me.key /etc/crossline/pki/gateway.key
 $C setpriv --reuid=crossline --regid=crossline --init-groups crossline-agent check --config /etc/crossline/agent.toml > "$OUT/agent-check" 2>&1 && echo 0 > "$OUT/agent-check.rc" || echo $? > "$OUT/agent-check.rc"
 $C setpriv --reuid=crossline-collector --regid=crossline-collector --init-groups crossline-collector check --config /etc/crossline/collector.toml > "$OUT/collector-check" 2>&1 && echo 0 > "$OUT/collector-check.rc" || echo $? > "$OUT/collector-check.rc"
+# Both services started as their units start them (service user; the agent with ambient
+# CAP_NET_RAW alone), in this private network namespace: the agent captures on lo and streams to
+# the collector with the certificates above.
+ip link set lo up
+$C sed -i -e 's|^collector = .*|collector = "https://localhost:9470"|' -e 's|^interfaces = \[\]|interfaces = ["lo"]|' /etc/crossline/agent.toml
+$C setpriv --reuid=crossline-collector --regid=crossline-collector --init-groups --inh-caps=-all --bounding-set=-all crossline-collector run --config /etc/crossline/collector.toml > "$OUT/collector.log" 2>&1 &
+CPID=$!
+$C setpriv --reuid=crossline --regid=crossline --init-groups --inh-caps=-all,+net_raw --ambient-caps=+net_raw --bounding-set=-all,+net_raw crossline-agent run --config /etc/crossline/agent.toml > /dev/null 2> "$OUT/agent.log" &
+APID=$!
+trap 'kill $APID $CPID 2>/dev/null || true' EXIT
+scrape() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null || true; }
+i=0
+while [ $i -lt 60 ]; do
+    scrape 9184 > "$OUT/agent-metrics"
+    scrape 9471 > "$OUT/collector-metrics"
+    if grep -q '^crossline_agent_last_seen_timestamp_seconds{gateway="gw-change-me"}' "$OUT/collector-metrics"; then
+        break
+    fi
+    sleep 0.5
+    i=$((i + 1))
+done
+cat /proc/$APID/status > "$OUT/agent-status" 2>&1 || true
+$C stat -c "%n %U" /var/lib/crossline/agent/spool > "$OUT/spool-owner" 2>&1 || true
+kill -TERM $APID $CPID
+wait $APID && echo 0 > "$OUT/agent.rc" || echo $? > "$OUT/agent.rc"
+wait $CPID && echo 0 > "$OUT/collector.rc" || echo $? > "$OUT/collector.rc"
+trap - EXIT
 # Reinstall (upgrade path) is idempotent, then purge.
 $C sh -c 'dpkg -i /tmp/debs/*.deb' > "$OUT/reinstall.log" 2>&1
 $C dpkg --purge crossline-agent crossline-collector > "$OUT/purge.log" 2>&1
@@ -328,7 +355,15 @@ fn packages_install_with_dpkg_into_an_overlay_root() {
     let out_dir = tmp.path().join("out");
     std::fs::create_dir_all(&out_dir).expect("out");
     let status = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", INSTALL])
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            INSTALL,
+        ])
         .env("WORK", tmp.path())
         .env("OUT", &out_dir)
         .env("AGENT_DEB", &agent_deb)
@@ -430,6 +465,57 @@ fn packages_install_with_dpkg_into_an_overlay_root() {
         "collector check as crossline-collector: {}",
         read("collector-check")
     );
+    // Running as the units run them: the agent as crossline with CAP_NET_RAW alone, its spool
+    // in /var/lib/crossline, connected to the collector, which stored its batches.
+    let agent_log = read("agent.log");
+    let agent_metrics = read("agent-metrics");
+    let collector_metrics = read("collector-metrics");
+    let context = format!(
+        "agent log:\n{agent_log}\ncollector log:\n{}\nagent metrics:\n{agent_metrics}\ncollector metrics:\n{collector_metrics}",
+        read("collector.log")
+    );
+    assert!(agent_log.contains("capturing on lo"), "{context}");
+    let status = read("agent-status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+    let crossline_uid = passwd
+        .lines()
+        .find(|l| l.starts_with("crossline:"))
+        .and_then(|l| l.split(':').nth(2))
+        .unwrap_or("?");
+    assert_eq!(
+        uid_line.split_whitespace().skip(1).collect::<Vec<_>>(),
+        [crossline_uid; 4],
+        "{status}"
+    );
+    assert!(
+        status.lines().any(|l| l == "CapEff:\t0000000000002000"),
+        "{status}"
+    );
+    assert_eq!(
+        read("spool-owner").trim(),
+        "/var/lib/crossline/agent/spool crossline",
+        "{context}"
+    );
+    assert!(
+        agent_metrics.contains("crossline_agent_build_info{gateway=\"gw-change-me\",version=\""),
+        "{context}"
+    );
+    assert!(
+        agent_metrics.contains("crossline_agent_uplink_connected 1"),
+        "{context}"
+    );
+    assert!(
+        collector_metrics
+            .contains("crossline_agent_last_seen_timestamp_seconds{gateway=\"gw-change-me\"}"),
+        "{context}"
+    );
+    assert_eq!(read("agent.rc").trim(), "0", "agent exit: {context}");
+    assert_eq!(
+        read("collector.rc").trim(),
+        "0",
+        "collector exit: {context}"
+    );
+
     let after = read("after-purge");
     assert!(
         after.contains("No such file") && !after.contains("agent.toml"),
