@@ -77,7 +77,11 @@ pub fn generate_command(cmd: clap::Command, what: Generated, dir: &Path) -> i32 
             0
         }
         Err(e) => {
-            eprintln!("cannot write {what:?} files: {e}");
+            let what = match what {
+                Generated::Man => "man pages",
+                Generated::Completions => "shell completions",
+            };
+            eprintln!("cannot write {what}: {e}");
             1
         }
     }
