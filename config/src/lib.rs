@@ -12,6 +12,7 @@ pub mod checks;
 pub mod collector;
 pub mod diag;
 pub mod event;
+pub mod holidays;
 pub mod load;
 pub mod parse;
 pub mod raw;
