@@ -1016,9 +1016,13 @@ fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
     );
     // A foreign client from a filed address: filed by the address.
     g.tcp(
-        &TcpFlow::new(addr("203.0.113.200:50003"), addr("10.11.0.9:443"), t + 70_000)
-            .send(tls_client_hello(Some("anything.example"), false))
-            .reply(vec![b'r'; 2000]),
+        &TcpFlow::new(
+            addr("203.0.113.200:50003"),
+            addr("10.11.0.9:443"),
+            t + 70_000,
+        )
+        .send(tls_client_hello(Some("anything.example"), false))
+        .reply(vec![b'r'; 2000]),
         label("foreign initiator from a filed prefix", Filed).scenario("S-CDN"),
     );
     let out = run(&dir.0, &registry, "", &g, 1);
@@ -1107,7 +1111,11 @@ fn filing_not_yet_valid_before_valid_from_and_dates_on_expiry_alerts() {
         (a[0].valid_from.as_deref(), a[0].valid_until.as_deref()),
         (Some("2026-04-01"), Some("2029-03-31"))
     );
-    assert!(a[0].summary.contains("starts on 2026-04-01"), "{}", a[0].summary);
+    assert!(
+        a[0].summary.contains("starts on 2026-04-01"),
+        "{}",
+        a[0].summary
+    );
     assert!(!a[0].summary.contains("expired"), "{}", a[0].summary);
     let e: Vec<&Alert> = out
         .alerts(&g.labels[2])
@@ -1159,7 +1167,10 @@ fn excluded_resolver_traffic_is_counted_not_alerted() {
         t + 5_000_000,
         1000,
         None,
-        &[(Side::Client, vec![0x23; 48]), (Side::Server, vec![0x24; 48])],
+        &[
+            (Side::Client, vec![0x23; 48]),
+            (Side::Server, vec![0x24; 48]),
+        ],
         Label::new("ntp", Some(Excluded)),
     );
     // The same host exports to another address: still unfiled.
@@ -1253,16 +1264,29 @@ workdays = ["2027-01-01"]
         (7, "exclude.prefixes: \"8.8.8.300/32\""),
         (11, "exclude.name: duplicate name \"resolvers\""),
         (12, "exclude.services: \"dns/53\""),
-        (15, "exclude \"everything\": no `prefixes`, `hosts` or `services`"),
-        (19, "exclude.prefixes: 10.1.0.0/16 overlaps the domestic prefix 10.0.0.0/8"),
-        (20, "exclude.hosts: \"*.Bad.example\" has upper-case letters"),
-        (24, "holidays.off: \"2027-02-06..2027-02-01\" ends before it starts"),
+        (
+            15,
+            "exclude \"everything\": no `prefixes`, `hosts` or `services`",
+        ),
+        (
+            19,
+            "exclude.prefixes: 10.1.0.0/16 overlaps the domestic prefix 10.0.0.0/8",
+        ),
+        (
+            20,
+            "exclude.hosts: \"*.Bad.example\" has upper-case letters",
+        ),
+        (
+            24,
+            "holidays.off: \"2027-02-06..2027-02-01\" ends before it starts",
+        ),
         (24, "holidays.off: \"2028-01-01\" is not in 2027"),
         (25, "holidays.workdays: 2027-01-01 is also listed in `off`"),
     ] {
         let want = format!("{file}:{line}:");
         assert!(
-            text.lines().any(|l| l.starts_with(&want) && l.contains(what)),
+            text.lines()
+                .any(|l| l.starts_with(&want) && l.contains(what)),
             "no `{what}` at line {line} in:\n{text}"
         );
     }
@@ -1300,7 +1324,11 @@ fn filing_expiring_once_per_level_over_a_month_in_working_days() {
     let expiring: Vec<(String, Option<i64>)> = out
         .events
         .iter()
-        .filter(|e| e.alert.as_ref().is_some_and(|a| a.kind == AlertKind::FilingExpiring))
+        .filter(|e| {
+            e.alert
+                .as_ref()
+                .is_some_and(|a| a.kind == AlertKind::FilingExpiring)
+        })
         .map(|e| {
             let day = crossline_config::event::parse_timestamp_micros(&e.timestamp)
                 .map(|t| crossline_config::time::shanghai(t.div_euclid(1_000_000)).date);
@@ -1321,7 +1349,11 @@ fn filing_expiring_once_per_level_over_a_month_in_working_days() {
         ]
     );
     let a = out.all_alerts(AlertKind::FilingExpiring);
-    assert!(a[1].summary.contains("30 working days left"), "{}", a[1].summary);
+    assert!(
+        a[1].summary.contains("30 working days left"),
+        "{}",
+        a[1].summary
+    );
     assert_eq!(a[1].valid_until.as_deref(), Some("2026-04-15"));
 }
 
@@ -1365,6 +1397,10 @@ off = ["2027-01-01"]
     let a = out.all_alerts(AlertKind::FilingExpiring);
     // 21-25 and 28-31 December, 4-8 and 11-15 January: 19 working days.
     assert_eq!(a[0].days_left, Some(19));
-    assert!(a[0].summary.contains("19 working days left"), "{}", a[0].summary);
+    assert!(
+        a[0].summary.contains("19 working days left"),
+        "{}",
+        a[0].summary
+    );
     assert_eq!(out.shared.calendar_fallbacks(), 0);
 }

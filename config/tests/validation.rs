@@ -1048,8 +1048,13 @@ fn check_summary_lists_what_an_operator_needs() {
         "security_assessment      2",
         "exemption                9  (art3 2, art4 1, art5_contract 3, art5_hr 1, art5_emergency 1, art5_small 1)",
         "ftz_negative_list        2",
-        "expiring within 60 days of 2026-11-27: 1",
-        "CERT-2024-0009 (xuanwu-shop, FICTIONAL-CERT-2024-0009) valid until 2027-01-15 (49 days left)",
+        // Working days since expiry warnings count them; 2027 has no built-in schedule, so this
+        // filing's figure is in calendar days and says so.
+        "expiring within 60 working days of 2026-11-27: 1",
+        "CERT-2024-0009 (xuanwu-shop, FICTIONAL-CERT-2024-0009) valid until 2027-01-15 (49 calendar days left: no holiday schedule for 2027)",
+        "working days: holiday schedules for 2024, 2025, 2026",
+        "no schedule for 2027",
+        "exclude:      1 entry (public-resolvers)",
         "warnings:     2",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
