@@ -45,6 +45,7 @@ impl Drop for Dir {
 struct Outcome {
     events: Vec<Event>,
     shared: Arc<DetectShared>,
+    live: Arc<crossline_agent::stats::LiveStats>,
 }
 
 fn today() -> Date {
@@ -82,12 +83,16 @@ fn run_with<A: Analysis, F: Fn(usize, Arc<DetectShared>) -> A + Sync>(
         progress: false,
     };
     let s2 = Arc::clone(&shared);
-    run_offline(cfg, &[pcap], sinks, &options, move |i| {
+    let summary = run_offline(cfg, &[pcap], sinks, &options, move |i| {
         factory(i, Arc::clone(&s2))
     })
     .expect("pipeline run");
     let events = events.lock().expect("events").clone();
-    Outcome { events, shared }
+    Outcome {
+        events,
+        shared,
+        live: summary.live,
+    }
 }
 
 fn run(dir: &Path, registry: &str, extra: &str, gen: &Generator, workers: usize) -> Outcome {
@@ -1223,6 +1228,17 @@ services = ["udp/123"]
     assert_eq!(stats.excluded.get("resolvers"), Some(&3), "{stats:?}");
     assert_eq!(stats.excluded.get("ntp"), Some(&1), "{stats:?}");
     assert_eq!(stats.verdicts.get("excluded"), Some(&4), "{stats:?}");
+    // And on /metrics, labelled by entry name.
+    let m = crossline_agent::metrics::AgentMetrics::new();
+    m.observe_live(&out.live);
+    let text = m.render();
+    for line in [
+        "crossline_agent_excluded_flows_total{exclude=\"resolvers\"} 3",
+        "crossline_agent_excluded_flows_total{exclude=\"ntp\"} 1",
+        "crossline_agent_verdicts_total{verdict=\"excluded\"} 4",
+    ] {
+        assert!(text.contains(line), "no {line} in\n{text}");
+    }
 }
 
 #[test]
