@@ -159,3 +159,58 @@ fn real_chrome_quic_matches_wildcard_not_bare_parent() {
     let v = verdict_of(&flows, "110.213.53.115", 443);
     assert_eq!(v.status, VerdictStatus::RecipientNotFiled, "{v:?}");
 }
+
+/// `ndpi__android.pcap`: one Google front-end address (216.239.38.120) answers DNS queries for
+/// clients1, mtalk, android.clients, www and accounts.google.com, and the phone opens TLS
+/// connections to it naming each. With `www.google.com` filed, only the flows whose own SNI is
+/// that name are filed; a flow naming another host is not, whatever DNS last said about the
+/// address.
+#[test]
+fn real_cdn_address_sni_decides_over_the_dns_name() {
+    let Some(dir) = corpus() else { return };
+    let pcap = dir.join("ndpi__android.pcap");
+    let registry = format!(
+        "{ENTERPRISE}{}",
+        scenario("\"192.168.2.0/24\"", "\"www.google.com\"", "\"tcp/443\"")
+    );
+    let flows = run("cdn-sni", &pcap, "\"192.168.2.0/24\"", &registry);
+    let front: Vec<&Event> = flows
+        .iter()
+        .filter(|e| e.dest_ip.as_deref() == Some("216.239.38.120") && e.dest_port == Some(443))
+        .collect();
+    let sni = |e: &Event| e.tls.as_ref().and_then(|t| t.sni.clone());
+    // The capture does exercise the conflict: a flow DNS names www.google.com whose own SNI
+    // is another host.
+    let conflicting: Vec<&&Event> = front
+        .iter()
+        .filter(|e| {
+            e.dns_name.as_deref() == Some("www.google.com")
+                && sni(e).is_some_and(|s| s != "www.google.com")
+        })
+        .collect();
+    assert!(
+        !conflicting.is_empty(),
+        "no flow with a DNS name www.google.com and another SNI: {front:#?}"
+    );
+    let mut filed = 0;
+    for e in &front {
+        let v = e.verdict.as_ref().expect("verdict");
+        match sni(e).as_deref() {
+            Some("www.google.com") => {
+                assert_eq!(
+                    (v.status, v.name_source.as_deref()),
+                    (VerdictStatus::Filed, Some("tls")),
+                    "{e:?}"
+                );
+                filed += 1;
+            }
+            Some(_) => assert_eq!(
+                (v.status, v.name_source.as_deref()),
+                (VerdictStatus::RecipientNotFiled, None),
+                "{e:?}"
+            ),
+            None => {}
+        }
+    }
+    assert_eq!(filed, 2, "{front:#?}");
+}
