@@ -1040,6 +1040,14 @@ fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
     // The alert names the flow's own host, not the DNS name of the address.
     let a = out.alerts(&g.labels[0]);
     assert_eq!(a[0].recipient.as_deref(), Some("a.cdn-other.com"), "{a:?}");
+    // For a foreign initiator the recipient is its address, not the domestic server's name.
+    let a = out.alerts(&g.labels[4]);
+    assert_eq!(a[0].recipient.as_deref(), Some("192.0.2.44"), "{a:?}");
+    assert!(
+        !a[0].summary.contains("assets.example-filed.com"),
+        "{}",
+        a[0].summary
+    );
 }
 
 #[test]

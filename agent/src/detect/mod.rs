@@ -807,10 +807,12 @@ impl Analysis for Classifier {
                         let sc = c.scenario.map(|i| compiled.scenario(i));
                         let day = shanghai(judge.div_euclid(1_000_000)).date;
                         match sc {
-                            Some(sc) if day < sc.valid_from => {
-                                format!("scenario {} is valid only from {}", sc.id, sc.valid_from)
-                            }
-                            Some(sc) => format!("scenario {} expired on {}", sc.id, sc.valid_until),
+                            Some(sc) => format!(
+                                "scenario {} expired on {} ({} days before this flow)",
+                                sc.id,
+                                sc.valid_until,
+                                day.days_since_epoch() - sc.valid_until.days_since_epoch()
+                            ),
                             None => "the filing is not valid on this date".to_string(),
                         }
                     }
@@ -1374,8 +1376,16 @@ fn event_alerted(event: &mut Event) {
 }
 
 /// The far end as matched: the matched name, else the best name known (never an ECH outer
-/// SNI), else the address. The flag tells whether it is a name.
+/// SNI), else the address. The flag tells whether it is a name. When the foreign end initiated
+/// the flow, every name describes the domestic server: the recipient is the foreign address.
 fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
+    if c.direction == Direction::Import {
+        return (
+            c.foreign
+                .map_or_else(|| s.initiator.to_string(), |ip| ip.to_string()),
+            false,
+        );
+    }
     let sni_ok = !s.ech;
     let name = match c.name_source {
         Some(NameSource::Tls) => s.tls_sni,
