@@ -1192,8 +1192,21 @@ fn excluded_resolver_traffic_is_counted_not_alerted() {
         "10.99.0.1:49001",
         "192.0.2.80:443",
         t + 6_000_000,
-        b"payroll export",
+        b"payroll export tel 13912345678",
         label("export", Unfiled).alerts(&[AlertKind::UnfiledExport]),
+    );
+    // A datagram to the resolver carrying a mobile number: excluded, not scanned.
+    g.udp(
+        addr("10.99.0.1:5399"),
+        addr("1.1.1.1:53"),
+        t + 6_500_000,
+        1000,
+        None,
+        &[(
+            Side::Client,
+            b"\x12\x34 tel 13987654321 13911112222".to_vec(),
+        )],
+        Label::new("resolver with digits", Some(Excluded)),
     );
     // Another service on the resolver's address is not the resolver.
     tcp(
@@ -1233,17 +1246,20 @@ services = ["udp/123"]
         .rev()
         .find_map(|e| e.stats.as_ref())
         .expect("final stats event");
-    assert_eq!(stats.excluded.get("resolvers"), Some(&3), "{stats:?}");
+    assert_eq!(stats.excluded.get("resolvers"), Some(&4), "{stats:?}");
     assert_eq!(stats.excluded.get("ntp"), Some(&1), "{stats:?}");
-    assert_eq!(stats.verdicts.get("excluded"), Some(&4), "{stats:?}");
+    assert_eq!(stats.verdicts.get("excluded"), Some(&5), "{stats:?}");
+    // Only the export's mobile number was counted; the resolver datagram's were not scanned.
+    assert_eq!(out.shared.pi_found(), 1);
+    assert!(out.alerts(&g.labels[5]).is_empty());
     // And on /metrics, labelled by entry name.
     let m = crossline_agent::metrics::AgentMetrics::new();
     m.observe_live(&out.live);
     let text = m.render();
     for line in [
-        "crossline_agent_excluded_flows_total{exclude=\"resolvers\"} 3",
+        "crossline_agent_excluded_flows_total{exclude=\"resolvers\"} 4",
         "crossline_agent_excluded_flows_total{exclude=\"ntp\"} 1",
-        "crossline_agent_verdicts_total{verdict=\"excluded\"} 4",
+        "crossline_agent_verdicts_total{verdict=\"excluded\"} 5",
     ] {
         assert!(text.contains(line), "no {line} in\n{text}");
     }

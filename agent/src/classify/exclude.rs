@@ -72,6 +72,19 @@ impl Exclusions {
     }
 }
 
+impl Exclusions {
+    /// Whether an entry without `hosts` matches a foreign address and responder service: such
+    /// flows are known to be excluded from their first packet, so their payload is not scanned
+    /// for personal information (entries with `hosts` are decided when the record is written).
+    pub fn matches_by_address(&self, foreign: std::net::IpAddr, ip_proto: u8, port: u16) -> bool {
+        self.entries.iter().any(|e| {
+            e.hosts.is_empty()
+                && (e.prefixes.is_empty() || e.prefixes.iter().any(|p| p.contains(foreign)))
+                && (e.services.is_empty() || service_in(&e.services, ip_proto, port))
+        })
+    }
+}
+
 fn service_in(services: &[Service], ip_proto: u8, port: u16) -> bool {
     match transport_of(ip_proto) {
         Some(t) => services.iter().any(|s| s.matches(t, port)),

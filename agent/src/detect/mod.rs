@@ -344,6 +344,8 @@ const F_DIR_KNOWN: u8 = 1;
 const F_CROSS: u8 = 2;
 const F_EXPORT_FROM_INITIATOR: u8 = 4;
 const F_SAMPLED: u8 = 8;
+/// Cross-border and matched by an address-only `[[exclude]]` entry: not scanned.
+const F_EXCLUDED: u8 = 16;
 
 /// Interval of the data plane's ticks.
 const TICK_MICROS: i64 = 1_000_000;
@@ -620,12 +622,22 @@ impl Analysis for Classifier {
             state.flags |= F_DIR_KNOWN;
             if i != r {
                 state.flags |= F_CROSS;
+                let foreign = if i { view.responder } else { view.initiator };
+                if !self.shared.exclusions.is_empty()
+                    && self.shared.exclusions.matches_by_address(
+                        foreign,
+                        view.ip_proto,
+                        view.responder_port,
+                    )
+                {
+                    state.flags |= F_EXCLUDED;
+                }
             }
             if i {
                 state.flags |= F_EXPORT_FROM_INITIATOR;
             }
         }
-        if state.flags & F_CROSS == 0 {
+        if state.flags & (F_CROSS | F_EXCLUDED) != F_CROSS {
             return;
         }
         let export_from_initiator = state.flags & F_EXPORT_FROM_INITIATOR != 0;
