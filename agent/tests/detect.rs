@@ -1290,6 +1290,10 @@ name = "inside"
 prefixes = ["10.1.0.0/16"]
 hosts = ["*.Bad.example"]
 
+[[exclude]]
+name = "all"
+services = ["any"]
+
 [[holidays]]
 year = 2027
 off = ["2027-01-01", "2027-02-06..2027-02-01", "2028-01-01"]
@@ -1297,6 +1301,18 @@ workdays = ["2027-01-01"]
 "#;
     let path = dir.0.join("agent.toml");
     std::fs::write(&path, agent).expect("write agent.toml");
+    // An entry matching everything is valid but warned about.
+    let broad = "gateway = \"gw-test\"\ndomestic = [\"10.0.0.0/8\", \"fd00::/8\"]\nregistry = \"registry.toml\"\n\n[[exclude]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n";
+    let broad_path = dir.0.join("broad.toml");
+    std::fs::write(&broad_path, broad).expect("write broad.toml");
+    let (_, warnings) =
+        crossline_config::load_agent_config(&broad_path, today()).expect("valid with a warning");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.line == 6 && w.message.contains("matches every cross-border flow")),
+        "{warnings:?}"
+    );
     let err = crossline_config::load_agent_config(&path, today()).expect_err("invalid");
     let text = err.to_string();
     let file = path.display().to_string();
@@ -1310,18 +1326,18 @@ workdays = ["2027-01-01"]
         ),
         (
             19,
-            "exclude.prefixes: 10.1.0.0/16 overlaps the domestic prefix 10.0.0.0/8",
+            "exclude.prefixes: 10.1.0.0/16 lies inside the domestic prefix 10.0.0.0/8",
         ),
         (
             20,
             "exclude.hosts: \"*.Bad.example\" has upper-case letters",
         ),
         (
-            24,
+            28,
             "holidays.off: \"2027-02-06..2027-02-01\" ends before it starts",
         ),
-        (24, "holidays.off: \"2028-01-01\" is not in 2027"),
-        (25, "holidays.workdays: 2027-01-01 is also listed in `off`"),
+        (28, "holidays.off: \"2028-01-01\" is not in 2027"),
+        (29, "holidays.workdays: 2027-01-01 is also listed in `off`"),
     ] {
         let want = format!("{file}:{line}:");
         assert!(

@@ -1285,7 +1285,8 @@ fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgen
 }
 
 /// `[[exclude]]` entries: a unique name, at least one of `prefixes`, `hosts`, `services`, every
-/// value valid, and no prefix on the China side (it is matched against the foreign endpoint).
+/// value valid, and no prefix inside the China side (it is matched against the foreign
+/// endpoint).
 fn exclude_config(d: &mut Diagnostics, raw: &RawAgent, domestic: &[IpNet]) -> Vec<Exclude> {
     let mut out = Vec::with_capacity(raw.exclude.len());
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -1314,10 +1315,10 @@ fn exclude_config(d: &mut Diagnostics, raw: &RawAgent, domestic: &[IpNet]) -> Ve
         for p in &e.prefixes {
             match parse_ip_net(p.get_ref()) {
                 Ok(n) => {
-                    if let Some(dom) = domestic.iter().find(|dn| dn.covers(&n) || n.covers(dn)) {
+                    if let Some(dom) = domestic.iter().find(|dn| dn.covers(&n)) {
                         d.error(
                             &span(p),
-                            format!("exclude.prefixes: {n} overlaps the domestic prefix {dom}, expected a prefix of the foreign side (it is matched against the foreign endpoint)"),
+                            format!("exclude.prefixes: {n} lies inside the domestic prefix {dom}, expected a prefix of the foreign side (it is matched against the foreign endpoint, so it could never match)"),
                         );
                         ok = false;
                     } else {
@@ -1349,6 +1350,14 @@ fn exclude_config(d: &mut Diagnostics, raw: &RawAgent, domestic: &[IpNet]) -> Ve
                     ok = false;
                 }
             }
+        }
+        let any_address = prefixes.is_empty() || prefixes.iter().any(|p| p.prefix_len() == 0);
+        let any_service = services.is_empty() || services.contains(&Service::Any);
+        if ok && hosts.is_empty() && any_address && any_service {
+            d.warn(
+                &span(&e.name),
+                format!("exclude {name:?} matches every cross-border flow: no export would ever be checked; narrow its prefixes or services"),
+            );
         }
         if ok {
             out.push(Exclude {
