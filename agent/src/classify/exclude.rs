@@ -9,6 +9,9 @@
 //! unless ECH was offered, HTTP Host) when it carries one, else the name DNS answers gave for the
 //! responder address, and no name at all when the foreign end initiated the flow (the names
 //! then describe the domestic server). Entries are few: a linear scan per flow record.
+//! Entries without `hosts` are also checked once per flow at its first payload
+//! ([`Exclusions::matches_by_address`]), so that excluded traffic is not scanned for personal
+//! information.
 
 use super::hosts::{normalise, MAX_NAME};
 use super::{transport_of, Classification};
