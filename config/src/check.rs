@@ -155,6 +155,26 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             s.id, s.enterprise, s.filing_ref, s.valid_until
         );
     }
+    let mut later: Vec<_> = reg
+        .scenarios
+        .iter()
+        .filter(|s| s.valid_from > today)
+        .collect();
+    later.sort_by_key(|s| (s.valid_from, s.id.clone()));
+    if !later.is_empty() {
+        let _ = writeln!(
+            out,
+            "not yet valid on {today}: {} (traffic before valid_from is flagged filing_not_yet_valid)",
+            later.len()
+        );
+        for s in later {
+            let _ = writeln!(
+                out,
+                "  {} ({}, {}) valid from {}",
+                s.id, s.enterprise, s.filing_ref, s.valid_from
+            );
+        }
+    }
     let years: Vec<String> = calendar.years().iter().map(ToString::to_string).collect();
     let _ = writeln!(
         out,

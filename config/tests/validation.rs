@@ -1171,3 +1171,27 @@ fn bad_example_agent_lists_every_mistake_of_both_files() {
     );
     assert_eq!(crossline_config::check_command(path, today()), 2);
 }
+
+#[test]
+fn check_summary_lists_filings_not_yet_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/agent.toml"
+    ));
+    let early = Date::new(2025, 6, 1).expect("valid");
+    let (cfg, warnings) = load_agent_config(path, early).expect("valid");
+    let later = cfg
+        .registry
+        .scenarios
+        .iter()
+        .filter(|s| s.valid_from > early)
+        .count();
+    assert!(later > 0);
+    let text = crossline_config::check::summary(&cfg, &warnings, early);
+    assert!(
+        text.contains(&format!(
+            "not yet valid on 2025-06-01: {later} (traffic before valid_from is flagged filing_not_yet_valid)"
+        )),
+        "{text}"
+    );
+}
