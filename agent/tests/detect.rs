@@ -1440,7 +1440,12 @@ fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_a
     assert_eq!(a.len(), 1, "{a:?}");
     // 20 December 2026 to 15 January 2027: 26 calendar days, no schedule for 2027.
     assert_eq!(a[0].days_left, Some(26));
-    assert!(a[0].summary.contains("calendar days"), "{}", a[0].summary);
+    assert!(
+        a[0].summary.contains("26 calendar days left")
+            && a[0].summary.contains("no holiday schedule for 2027"),
+        "{}",
+        a[0].summary
+    );
     assert!(out.shared.calendar_fallbacks() >= 1);
 
     let dir2 = Dir::new("holidays-2027");

@@ -1226,8 +1226,17 @@ impl Analysis for Classifier {
                 let unit = match (working, left == 1) {
                     (true, true) => "working day",
                     (true, false) => "working days",
-                    (false, true) => "calendar day (no holiday schedule for the year)",
-                    (false, false) => "calendar days (no holiday schedule for the year)",
+                    (false, true) => "calendar day",
+                    (false, false) => "calendar days",
+                };
+                let note = if working {
+                    String::new()
+                } else {
+                    let cal = &self.shared.calendar;
+                    let year = (today.year..=sc.valid_until.year)
+                        .find(|y| !cal.covers(*y))
+                        .unwrap_or(sc.valid_until.year);
+                    format!(", counted in calendar days: no holiday schedule for {year}")
                 };
                 let ent = sc.enterprise_index as u32;
                 let mut e = self.alert(
@@ -1238,7 +1247,7 @@ impl Analysis for Classifier {
                     Some(i as u32),
                     Some(ent),
                     format!(
-                        "Filing {} ({}) of {} for transfers to {} expires on {}: {left} {unit} left (warning level {level} working days)",
+                        "Filing {} ({}) of {} for transfers to {} expires on {}: {left} {unit} left (warning level {level} working days{note})",
                         sc.id,
                         sc.filing_ref,
                         compiled.registry.enterprises[sc.enterprise_index].name,
