@@ -11,9 +11,11 @@
 //! [`crate::classify`]), fills `direction`, `export_bytes` and `verdict`, and raises alerts:
 //! the verdict's alert, `volume_cap_exceeded`, `volume_surge`, `country_mismatch`,
 //! `personal_info_cleartext`, `negative_list_category`, `important_data_marker`,
-//! `opaque_tunnel`, `line_misuse`. Per tick it emits `filing_expiring`, `persons_threshold`,
-//! `sensor_gap` (worker 0 only, since health figures are line totals) and the folded follow-ups
-//! of [`shaping`].
+//! `opaque_tunnel`, `line_misuse`. A flow matching an `[[exclude]]` entry of the agent config
+//! (see [`crate::classify::exclude`]) gets the verdict `excluded` and raises nothing. Per tick it
+//! emits `filing_expiring` (once per filing per level of working days left),
+//! `persons_threshold`, `sensor_gap` (worker 0 only, since health figures are line totals) and
+//! the folded follow-ups of [`shaping`].
 //!
 //! Long flows: counts use the deltas between the records of a flow (the flow state remembers
 //! what it already accounted), so an active-timeout record never counts bytes twice. A record is
