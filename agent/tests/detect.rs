@@ -1447,6 +1447,15 @@ fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_a
         a[0].summary
     );
     assert!(out.shared.calendar_fallbacks() >= 1);
+    let t = crossline_agent::metrics::Telemetry::new(None);
+    t.set_detect(Arc::clone(&out.shared));
+    t.refresh();
+    let text = t.metrics().render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("crossline_agent_expiry_calendar_fallbacks_total "))
+        .unwrap_or_else(|| panic!("no fallback counter in\n{text}"));
+    assert_ne!(line, "crossline_agent_expiry_calendar_fallbacks_total 0");
 
     let dir2 = Dir::new("holidays-2027");
     let extra = r#"
