@@ -57,6 +57,8 @@ pub struct AgentMetrics {
     flow_events: IntCounter,
     alerts: IntCounterVec,
     verdicts: IntCounterVec,
+    excluded_flows: IntCounterVec,
+    expiry_calendar_fallbacks: IntCounter,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
     spool_oldest_age: prometheus::Gauge,
@@ -137,6 +139,15 @@ impl AgentMetrics {
                 "verdicts_total",
                 "Flow records written, by classification verdict.",
                 &["verdict"],
+            ),
+            excluded_flows: cv(
+                "excluded_flows_total",
+                "Flow records with the verdict excluded, by [[exclude]] entry name of the agent config.",
+                &["exclude"],
+            ),
+            expiry_calendar_fallbacks: c(
+                "expiry_calendar_fallbacks_total",
+                "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
             ),
             spool_bytes: g("spool_bytes", "Bytes of the uplink spool on disk."),
             spool_unacked_batches: g(
@@ -225,6 +236,8 @@ impl AgentMetrics {
             Box::new(m.flow_events.clone()),
             Box::new(m.alerts.clone()),
             Box::new(m.verdicts.clone()),
+            Box::new(m.excluded_flows.clone()),
+            Box::new(m.expiry_calendar_fallbacks.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
             Box::new(m.spool_oldest_age.clone()),
@@ -319,6 +332,11 @@ impl AgentMetrics {
                 &self.verdicts.with_label_values(&[v.as_str()]),
                 l(&s.verdicts[i]),
             );
+        }
+        if let Ok(m) = s.excluded.lock() {
+            for (name, n) in m.iter() {
+                advance(&self.excluded_flows.with_label_values(&[name]), *n);
+            }
         }
     }
 
@@ -591,6 +609,13 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
+            for name in d.exclusions().names() {
+                self.metrics.excluded_flows.with_label_values(&[name]);
+            }
+            advance(
+                &self.metrics.expiry_calendar_fallbacks,
+                d.calendar_fallbacks(),
+            );
         }
     }
 
