@@ -11,7 +11,7 @@ use crossline_agent::uplink::session::{Session, OFFLINE_ACK_TIMEOUT};
 use crossline_config::AgentConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
@@ -49,6 +49,10 @@ enum Command {
         /// Language of the report: zh (default) or en.
         #[arg(long = "lang", default_value = "zh")]
         report_lang: crossline_agent::report::Lang,
+        /// Restore the detector's cumulative state (persons per year, caps per day, surge
+        /// baselines, expiry warnings) from DIR before, and write it there after, the run.
+        #[arg(long = "state")]
+        state: Option<PathBuf>,
     },
     /// Capture live on the configured interfaces until SIGTERM / SIGINT.
     Run {
@@ -103,6 +107,106 @@ fn report(e: &PipelineError) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Write the detector's state to `dir` (when given) and send one `sketch` event per enterprise
+/// through the uplink (when configured). Problems are warnings: the run's result stands.
+fn persist(shared: &DetectShared, dir: Option<&Path>, session: &Session) {
+    if let Some(dir) = dir {
+        match shared.save_state(dir) {
+            Ok(n) => eprintln!(
+                "crossline-agent: state: wrote {} ({n} bytes)",
+                dir.join(crossline_agent::detect::state::STATE_FILE)
+                    .display()
+            ),
+            Err(e) => eprintln!("crossline-agent: warning: {e}"),
+        }
+    }
+    let mut sinks = session.sinks();
+    send_sketches(shared, &mut sinks);
+    for s in &mut sinks {
+        if let Err(e) = s.finish() {
+            eprintln!("crossline-agent: warning: sketches not spooled: {e}");
+        }
+    }
+}
+
+/// One `sketch` event per enterprise into `sinks` (the uplink's spool).
+fn send_sketches(shared: &DetectShared, sinks: &mut [Box<dyn EventSink>]) {
+    if sinks.is_empty() {
+        return;
+    }
+    let ts = crossline_config::event::format_timestamp_micros(wall_micros());
+    for event in shared.sketches(&ts) {
+        let Ok(line) = serde_json::to_vec(&event) else {
+            continue;
+        };
+        for s in sinks.iter_mut() {
+            if let Err(e) = s.write(&event, &line) {
+                eprintln!("crossline-agent: warning: sketch not spooled: {e}");
+            }
+        }
+    }
+}
+
+fn wall_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// `run`: write the state and send sketches every `state_interval` until shutdown.
+struct StateSaver {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StateSaver {
+    fn start(
+        shared: Arc<DetectShared>,
+        dir: PathBuf,
+        interval: std::time::Duration,
+        session: &Session,
+        shutdown: Arc<AtomicBool>,
+    ) -> StateSaver {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let mut sinks = session.sinks();
+        let handle = std::thread::Builder::new()
+            .name("state".into())
+            .spawn(move || {
+                let mut next = std::time::Instant::now() + interval;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if stop2.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if std::time::Instant::now() < next {
+                        continue;
+                    }
+                    next += interval;
+                    if let Err(e) = shared.save_state(&dir) {
+                        eprintln!("crossline-agent: warning: {e}");
+                    }
+                    send_sketches(&shared, &mut sinks);
+                    for s in &mut sinks {
+                        if let Err(e) = s.flush() {
+                            eprintln!("crossline-agent: warning: sketches not spooled: {e}");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| eprintln!("crossline-agent: warning: state writer not started: {e}"))
+            .ok();
+        StateSaver { stop, handle }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -123,6 +227,7 @@ fn main() -> ExitCode {
             linger,
             report_path,
             report_lang,
+            state,
         } => {
             let cfg = match load_config(&config) {
                 Ok(c) => c,
@@ -167,15 +272,20 @@ fn main() -> ExitCode {
             };
             session.telemetry().set_detect(Arc::clone(&shared));
             session.telemetry().set_gateway(&cfg.gateway);
+            if let Some(dir) = &state {
+                shared.restore_state(dir);
+            }
             // Packet and flow counters are live on /metrics while the capture is read.
             let stats = Arc::new(LiveStats::new());
             session.telemetry().set_live(Arc::clone(&stats));
+            let detect = Arc::clone(&shared);
             let factory = move |i| Classifier::new(Arc::clone(&shared), i);
             match pipeline::run_offline_with_stats(&cfg, &pcaps, sinks, &options, stats, factory) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
                         eprintln!("crossline-agent: warning: {e}");
                     }
+                    persist(&detect, state.as_deref(), &session);
                     let live = summary.live.clone();
                     if let Err(e) = session.finish_offline(live, linger, OFFLINE_ACK_TIMEOUT) {
                         eprintln!("crossline-agent: {e}");
@@ -239,6 +349,15 @@ fn main() -> ExitCode {
             };
             session.telemetry().set_detect(Arc::clone(&shared));
             session.telemetry().set_gateway(&cfg.gateway);
+            shared.restore_state(&cfg.state_dir);
+            let saver = StateSaver::start(
+                Arc::clone(&shared),
+                cfg.state_dir.clone(),
+                cfg.state_interval,
+                &session,
+                Arc::clone(&shutdown),
+            );
+            let detect = Arc::clone(&shared);
             // Registry hot reload: SIGHUP and a change of the file (polled every second).
             let _watchers = match shared.watch_registry() {
                 Ok(w) => Some(w),
@@ -251,6 +370,8 @@ fn main() -> ExitCode {
             };
             let factory = move |i| Classifier::new(Arc::clone(&shared), i);
             let result = pipeline::run_live(&cfg, sinks, stats, shutdown, factory);
+            saver.stop();
+            persist(&detect, Some(&cfg.state_dir), &session);
             session.finish_live();
             match result {
                 Ok(_) => ExitCode::SUCCESS,

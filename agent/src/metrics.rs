@@ -59,6 +59,7 @@ pub struct AgentMetrics {
     verdicts: IntCounterVec,
     excluded_flows: IntCounterVec,
     expiry_calendar_fallbacks: IntCounter,
+    state_errors: IntCounterVec,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
     spool_oldest_age: prometheus::Gauge,
@@ -149,6 +150,11 @@ impl AgentMetrics {
                 "expiry_calendar_fallbacks_total",
                 "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
             ),
+            state_errors: cv(
+                "state_errors_total",
+                "Detector state files that could not be restored (op=load: unreadable, truncated, altered, future version, or persons of another PI key; a fresh start) or written (op=save).",
+                &["op"],
+            ),
             spool_bytes: g("spool_bytes", "Bytes of the uplink spool on disk."),
             spool_unacked_batches: g(
                 "spool_unacked_batches",
@@ -238,6 +244,7 @@ impl AgentMetrics {
             Box::new(m.verdicts.clone()),
             Box::new(m.excluded_flows.clone()),
             Box::new(m.expiry_calendar_fallbacks.clone()),
+            Box::new(m.state_errors.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
             Box::new(m.spool_oldest_age.clone()),
@@ -615,6 +622,15 @@ impl Telemetry {
             advance(
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),
+            );
+            let (load, save) = d.state_errors();
+            advance(
+                &self.metrics.state_errors.with_label_values(&["load"]),
+                load,
+            );
+            advance(
+                &self.metrics.state_errors.with_label_values(&["save"]),
+                save,
             );
         }
     }

@@ -106,7 +106,7 @@ impl LiveStats {
                     }
                 }
             }
-            EventType::Stats => {}
+            EventType::Stats | EventType::Sketch => {}
         }
     }
 

@@ -64,6 +64,8 @@ fn config() -> AgentConfig {
             enterprises: Vec::new(),
             scenarios: Vec::new(),
         },
+        state_dir: PathBuf::from("state"),
+        state_interval: std::time::Duration::from_secs(60),
         capture: CaptureConfig {
             workers: 2,
             ..CaptureConfig::default()

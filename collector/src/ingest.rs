@@ -209,6 +209,7 @@ fn decode(body: &[u8], gzip: bool, max: u64, gateway: &str) -> Result<Vec<BatchE
         let missing = match event.event_type {
             EventType::Alert if event.alert.is_none() => Some("alert"),
             EventType::Stats if event.stats.is_none() => Some("stats"),
+            EventType::Sketch if event.sketch.is_none() => Some("sketch"),
             _ => None,
         };
         if let Some(field) = missing {

@@ -328,6 +328,7 @@ impl Metrics {
                             .inc();
                     }
                 }
+                EventType::Sketch => {}
                 EventType::Stats => {
                     counts[2] += 1;
                     if let Some(s) = &e.stats {

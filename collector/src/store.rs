@@ -513,6 +513,7 @@ fn store_batch(
                     EventType::Flow => "flow",
                     EventType::Alert => "alert",
                     EventType::Stats => "stats",
+                    EventType::Sketch => "sketch",
                 };
                 ev_stmt.execute(params![
                     be.ts_ms,

@@ -21,6 +21,11 @@ pub struct AgentConfig {
     /// Absolute path of the registry file.
     pub registry_path: PathBuf,
     pub registry: Registry,
+    /// Directory of the detector's cumulative state for `run` (`state_dir`, default `state`
+    /// next to the config file).
+    pub state_dir: PathBuf,
+    /// How often `run` writes the state and sends sketches (`state_interval`, default 60 s).
+    pub state_interval: Duration,
     pub capture: CaptureConfig,
     pub uplink: Option<UplinkConfig>,
     pub metrics: MetricsConfig,

@@ -64,6 +64,8 @@ pub struct Event {
     pub alert: Option<Alert>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Stats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<Sketch>,
 }
 
 impl Event {
@@ -91,6 +93,7 @@ impl Event {
             verdict: None,
             alert: None,
             stats: None,
+            sketch: None,
         }
     }
 }
@@ -102,6 +105,8 @@ pub enum EventType {
     Flow,
     Alert,
     Stats,
+    /// Mergeable cumulative state of one enterprise as one gateway counted it ([`Sketch`]).
+    Sketch,
 }
 
 /// TLS or QUIC ClientHello metadata.
@@ -243,6 +248,63 @@ impl VerdictStatus {
             VerdictStatus::Filed | VerdictStatus::NotCrossBorder | VerdictStatus::Excluded => None,
         }
     }
+}
+
+/// The `sketch` object of a `sketch` event: what one gateway has counted so far for one
+/// enterprise, in a form the collector merges across gateways. Sent at an interval by `run`,
+/// and at the end of every `analyze`. Each sketch carries the gateway's complete figures (not a
+/// delta), so a resent or duplicated sketch never counts twice: the collector keeps each
+/// gateway's latest figure and takes the union (persons) or the sum over gateways (bytes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sketch {
+    /// Enterprise id of the registry.
+    pub enterprise: String,
+    /// Unified social credit code of the enterprise (the key persons are counted under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uscc: Option<String>,
+    /// Fingerprint of the PI HMAC key the persons were hashed with: the first 8 bytes of
+    /// SHA-256 of the key, lower-case hex. Person sketches merge only under one key.
+    pub key_fingerprint: String,
+    /// Distinct persons per Beijing year and category.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persons: Vec<PersonsSketch>,
+    /// Export bytes per scenario and Beijing day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSketch>,
+}
+
+/// Persons of one enterprise in one Beijing year and category (in [`Sketch::persons`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonsSketch {
+    /// Beijing calendar year.
+    pub year: i32,
+    /// `personal` (every identifier) or `sensitive` (bank cards).
+    pub category: String,
+    /// HyperLogLog registers, see [`crate::sketch::HyperLogLog::encode`].
+    pub registers: String,
+    /// This gateway's own estimate (for reading; the collector re-estimates the union).
+    #[serde(default)]
+    pub estimate: u64,
+    /// The yearly limit the agent applies (`persons_per_year` or the legal default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// Export bytes of one scenario on one Beijing day (in [`Sketch::volumes`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSketch {
+    /// Scenario id.
+    pub scenario: String,
+    /// Beijing calendar day, YYYY-MM-DD.
+    pub day: String,
+    /// Export bytes this gateway counted for the scenario on that day (cumulative).
+    pub bytes: u64,
+    /// The scenario's daily cap in bytes, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
 }
 
 /// An alert (`event_type = "alert"`).

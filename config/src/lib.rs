@@ -18,6 +18,7 @@ pub mod load;
 pub mod parse;
 pub mod raw;
 pub mod registry;
+pub mod sketch;
 pub mod time;
 
 pub use agent::AgentConfig;

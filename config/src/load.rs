@@ -34,6 +34,9 @@ use toml::{Spanned, Value};
 /// Filings that end within this many days of today get a warning from [`load_registry`].
 pub const EXPIRY_WARNING_DAYS: u32 = 60;
 
+/// Default of `state_interval`: how often `run` writes its state and sends sketches.
+pub const DEFAULT_STATE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The development key that [`DetectConfig::default`] uses; `check` warns when it is in use.
 pub const DEVELOPMENT_PI_KEY: &[u8] = b"crossline-development-key-change-me";
 
@@ -1079,6 +1082,26 @@ pub fn load_agent_config(
         );
     }
     let registry_path = resolve_path(path, raw.registry.get_ref());
+    let state_dir = resolve_path(
+        path,
+        raw.state_dir
+            .as_ref()
+            .map_or("state", |s| s.get_ref().as_str()),
+    );
+    let state_interval = match &raw.state_interval {
+        None => DEFAULT_STATE_INTERVAL,
+        Some(v) => match duration(&mut d, "state_interval", v) {
+            Some(t) if t >= Duration::from_secs(1) => t,
+            Some(t) => {
+                d.error(
+                    &span(v),
+                    format!("state_interval: {t:?} is too short, expected at least \"1s\""),
+                );
+                DEFAULT_STATE_INTERVAL
+            }
+            None => DEFAULT_STATE_INTERVAL,
+        },
+    };
 
     let capture = capture_config(&mut d, &raw);
     let uplink = raw
@@ -1179,6 +1202,8 @@ pub fn load_agent_config(
                 domestic,
                 registry_path,
                 registry,
+                state_dir,
+                state_interval,
                 capture,
                 uplink,
                 metrics,
@@ -1234,6 +1259,8 @@ fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgen
         merged.gateway = merged.gateway.or(part.gateway);
         merged.domestic = merged.domestic.or(part.domestic);
         merged.registry = merged.registry.or(part.registry);
+        merged.state_dir = merged.state_dir.or(part.state_dir);
+        merged.state_interval = merged.state_interval.or(part.state_interval);
         merged.capture = merged.capture.or(part.capture);
         merged.uplink = merged.uplink.or(part.uplink);
         merged.metrics = merged.metrics.or(part.metrics);
@@ -1275,6 +1302,8 @@ fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgen
         gateway: merged.gateway?,
         domestic: merged.domestic?,
         registry: merged.registry?,
+        state_dir: merged.state_dir,
+        state_interval: merged.state_interval,
         capture: merged.capture.unwrap_or_default(),
         uplink: merged.uplink,
         metrics: merged.metrics.unwrap_or_default(),

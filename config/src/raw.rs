@@ -125,6 +125,10 @@ pub struct RawAgent {
     pub gateway: S,
     pub domestic: Spanned<Vec<S>>,
     pub registry: S,
+    /// Directory of the detector's cumulative state (`run`). Default `state` next to the file.
+    pub state_dir: Option<S>,
+    /// How often `run` writes the state and sends sketches. Default 60 s.
+    pub state_interval: Option<V>,
     #[serde(default)]
     pub capture: RawCapture,
     pub uplink: Option<Spanned<RawUplink>>,
@@ -174,6 +178,8 @@ pub struct RawAgentPart {
     pub gateway: Option<S>,
     pub domestic: Option<Spanned<Vec<S>>>,
     pub registry: Option<S>,
+    pub state_dir: Option<S>,
+    pub state_interval: Option<V>,
     pub capture: Option<RawCapture>,
     pub uplink: Option<Spanned<RawUplink>>,
     pub metrics: Option<RawMetrics>,

@@ -9,6 +9,7 @@
 use super::hll::HyperLogLog;
 use crossline_config::time::Date;
 use foldhash::{HashMap, HashSet};
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// Hours of baseline kept: four weeks.
@@ -224,6 +225,128 @@ impl VolumeBook {
             .values()
             .filter_map(ScenarioVolume::latest_day)
             .max()
+    }
+}
+
+/// Saved form of one scenario's volume counters (state file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeState {
+    /// Scenario id.
+    pub scenario: String,
+    /// Enterprise id.
+    pub enterprise: String,
+    /// Daily cap in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
+    /// (Beijing day as days since 1970-01-01, bytes, cap level alerted).
+    pub days: Vec<(i64, u64, u8)>,
+    /// (Beijing hour index, bytes, surge reported).
+    pub hours: Vec<(i64, u64, bool)>,
+}
+
+/// Scenarios that left the registry keep their counters this many days after their last
+/// counted day (a reload that removes and restores a scenario loses nothing).
+pub const GONE_GRACE_DAYS: i64 = 7;
+
+impl VolumeBook {
+    /// Every scenario's counters, sorted by scenario id.
+    pub fn snapshot(&self) -> Vec<VolumeState> {
+        let mut v: Vec<VolumeState> = self
+            .scenarios
+            .iter()
+            .map(|(id, s)| VolumeState {
+                scenario: id.clone(),
+                enterprise: s.enterprise.clone(),
+                cap: s.cap,
+                days: s
+                    .days
+                    .iter()
+                    .flatten()
+                    .map(|d| (d.day.days_since_epoch(), d.bytes, d.level))
+                    .collect(),
+                hours: s.hours.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.scenario.cmp(&b.scenario));
+        v
+    }
+
+    /// Rebuild from [`VolumeBook::snapshot`]; the error names the scenario and the value.
+    pub fn from_snapshot(states: Vec<VolumeState>) -> Result<VolumeBook, String> {
+        let mut book = VolumeBook::default();
+        for st in states {
+            if st.days.len() > DAYS_KEPT {
+                return Err(format!(
+                    "scenario {:?}: {} days, expected at most {DAYS_KEPT}",
+                    st.scenario,
+                    st.days.len()
+                ));
+            }
+            if st.hours.len() > BASELINE_HOURS as usize + 1 {
+                return Err(format!(
+                    "scenario {:?}: {} hours, expected at most {}",
+                    st.scenario,
+                    st.hours.len(),
+                    BASELINE_HOURS + 1
+                ));
+            }
+            let mut v = ScenarioVolume {
+                enterprise: st.enterprise,
+                cap: st.cap,
+                hours: st.hours,
+                ..ScenarioVolume::default()
+            };
+            for (slot, &(day, bytes, level)) in st.days.iter().enumerate() {
+                if !(-1_000_000..=10_000_000).contains(&day) || level > 2 {
+                    return Err(format!(
+                        "scenario {:?}: day {day} level {level}, expected a day number and a level of 0 to 2",
+                        st.scenario
+                    ));
+                }
+                v.days[slot] = Some(DayCount {
+                    day: Date::from_days(day),
+                    bytes,
+                    level,
+                });
+            }
+            if book.scenarios.insert(st.scenario.clone(), v).is_some() {
+                return Err(format!("scenario {:?} listed twice", st.scenario));
+            }
+        }
+        Ok(book)
+    }
+
+    /// Drop the counters of scenarios not in `known` whose last counted day is more than
+    /// [`GONE_GRACE_DAYS`] before the latest day counted by any scenario. Returns how many.
+    pub fn prune(&mut self, known: &dyn Fn(&str) -> bool) -> usize {
+        let Some(latest) = self.latest_day() else {
+            return 0;
+        };
+        let before = self.scenarios.len();
+        self.scenarios.retain(|id, s| {
+            known(id)
+                || s.latest_day().is_some_and(|d| {
+                    d.days_since_epoch() + GONE_GRACE_DAYS >= latest.days_since_epoch()
+                })
+        });
+        before - self.scenarios.len()
+    }
+
+    /// Bytes per kept day of every scenario: (scenario, enterprise, day, bytes, cap).
+    pub fn all_days(&self) -> Vec<(String, String, Date, u64, Option<u64>)> {
+        let mut v: Vec<_> = self
+            .scenarios
+            .iter()
+            .flat_map(|(id, s)| {
+                s.days
+                    .iter()
+                    .flatten()
+                    .map(|d| (id.clone(), s.enterprise.clone(), d.day, d.bytes, s.cap))
+            })
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -475,6 +598,151 @@ impl PersonsBook {
     }
 }
 
+/// Saved form of one persons bucket (state file). Personal, sensitive: the registers are the
+/// only trace of the identifiers (HMAC hashes, never the identifiers themselves).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonsState {
+    /// USCC of the enterprise (absent for an unknown source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uscc: Option<String>,
+    /// The unfiled domestic source (absent for an enterprise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<IpAddr>,
+    /// Enterprise id (or `unknown:<address>`).
+    pub id: String,
+    /// Beijing calendar year.
+    pub year: i32,
+    /// HyperLogLog of every identifier ([`HyperLogLog::encode`]).
+    pub all: String,
+    /// HyperLogLog of sensitive identifiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<String>,
+    /// Limits (all, sensitive).
+    pub limits: (u64, u64),
+    /// Levels alerted (all, sensitive): 0, 80 or 100.
+    pub alerted: (u8, u8),
+}
+
+/// One owner's persons of one year, for sketches: (enterprise id, USCC, year, all, sensitive,
+/// limits).
+pub type PersonsExport = (
+    String,
+    String,
+    i32,
+    HyperLogLog,
+    Option<HyperLogLog>,
+    PersonsLimits,
+);
+
+impl PersonsBook {
+    /// Every bucket, sorted by owner.
+    pub fn snapshot(&self) -> Vec<PersonsState> {
+        let state =
+            |uscc: Option<&String>, source: Option<IpAddr>, b: &PersonsBucket| PersonsState {
+                uscc: uscc.cloned(),
+                source,
+                id: b.id.clone(),
+                year: b.year,
+                all: b.all.encode(),
+                sensitive: b.sensitive.as_ref().map(HyperLogLog::encode),
+                limits: (b.limits.all, b.limits.sensitive),
+                alerted: b.alerted,
+            };
+        let mut v: Vec<PersonsState> = self
+            .enterprises
+            .iter()
+            .map(|(u, b)| state(Some(u), None, b))
+            .chain(self.unknown.iter().map(|(ip, b)| state(None, Some(*ip), b)))
+            .collect();
+        v.sort_by(|a, b| (&a.uscc, a.source, &a.id).cmp(&(&b.uscc, b.source, &b.id)));
+        v
+    }
+
+    /// Rebuild from [`PersonsBook::snapshot`]; the error names the owner and the value.
+    pub fn from_snapshot(states: Vec<PersonsState>) -> Result<PersonsBook, String> {
+        let mut book = PersonsBook::default();
+        for st in states {
+            let who = st.id.clone();
+            let decode = |t: &str| {
+                HyperLogLog::decode(t).map_err(|e| format!("persons of {who:?} {}: {e}", st.year))
+            };
+            let level_ok = |l: u8| matches!(l, 0 | 80 | 100);
+            if !level_ok(st.alerted.0) || !level_ok(st.alerted.1) {
+                return Err(format!(
+                    "persons of {who:?}: alerted levels {:?}, expected 0, 80 or 100",
+                    st.alerted
+                ));
+            }
+            let bucket = PersonsBucket {
+                id: st.id.clone(),
+                year: st.year,
+                all: decode(&st.all)?,
+                sensitive: st.sensitive.as_deref().map(decode).transpose()?,
+                limits: PersonsLimits {
+                    all: st.limits.0,
+                    sensitive: st.limits.1,
+                },
+                alerted: st.alerted,
+                dirty: true,
+            };
+            let dup = match (st.uscc, st.source) {
+                (Some(u), None) => book.enterprises.insert(u, bucket).is_some(),
+                (None, Some(ip)) if book.unknown.len() < MAX_UNKNOWN_BUCKETS => {
+                    book.unknown.insert(ip, bucket).is_some()
+                }
+                (None, Some(_)) => false,
+                _ => {
+                    return Err(format!(
+                        "persons of {who:?}: expected exactly one of uscc and source"
+                    ))
+                }
+            };
+            if dup {
+                return Err(format!("persons of {who:?} listed twice"));
+            }
+        }
+        Ok(book)
+    }
+
+    /// Drop enterprise buckets whose USCC is not `known` and whose year is before `year`.
+    pub fn prune(&mut self, known: &dyn Fn(&str) -> bool, year: i32) -> usize {
+        let before = self.enterprises.len();
+        self.enterprises
+            .retain(|uscc, b| known(uscc) || b.year >= year);
+        before - self.enterprises.len()
+    }
+
+    /// The latest year any bucket counts.
+    pub fn latest_year(&self) -> Option<i32> {
+        self.enterprises
+            .values()
+            .chain(self.unknown.values())
+            .map(|b| b.year)
+            .max()
+    }
+
+    /// Copies of every enterprise bucket (for sketches).
+    pub fn export(&self) -> Vec<PersonsExport> {
+        let mut v: Vec<PersonsExport> = self
+            .enterprises
+            .iter()
+            .map(|(uscc, b)| {
+                (
+                    b.id.clone(),
+                    uscc.clone(),
+                    b.year,
+                    b.all.clone(),
+                    b.sensitive.clone(),
+                    b.limits,
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+        v
+    }
+}
+
 /// Distinct foreign sources per domestic service per hour.
 #[derive(Debug, Default)]
 pub struct MisuseBook {
@@ -532,6 +800,39 @@ impl ExpiryBook {
     /// True the first time for this scenario, last valid day and level.
     pub fn first(&mut self, scenario: &str, valid_until: Date, level: u32) -> bool {
         self.sent.insert((scenario.to_string(), valid_until, level))
+    }
+
+    /// Every warning sent: (scenario, last valid day as days since 1970-01-01, level), sorted.
+    pub fn snapshot(&self) -> Vec<(String, i64, u32)> {
+        let mut v: Vec<_> = self
+            .sent
+            .iter()
+            .map(|(s, d, l)| (s.clone(), d.days_since_epoch(), *l))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Rebuild from [`ExpiryBook::snapshot`].
+    pub fn from_snapshot(v: Vec<(String, i64, u32)>) -> Result<ExpiryBook, String> {
+        let mut book = ExpiryBook::default();
+        for (s, d, l) in v {
+            if !(-1_000_000..=10_000_000).contains(&d) {
+                return Err(format!("expiry warning of {s:?}: day {d} out of range"));
+            }
+            book.sent.insert((s, Date::from_days(d), l));
+        }
+        Ok(book)
+    }
+
+    /// Forget warnings of filings that ended more than [`GONE_GRACE_DAYS`] before `today`:
+    /// they can never be raised again, so the book stays bounded by the registry.
+    pub fn prune(&mut self, today: Date) -> usize {
+        let before = self.sent.len();
+        let t = today.days_since_epoch();
+        self.sent
+            .retain(|(_, d, _)| d.days_since_epoch() + GONE_GRACE_DAYS >= t);
+        before - self.sent.len()
     }
 }
 

@@ -47,6 +47,7 @@ pub mod pi;
 pub mod reload;
 pub mod shaping;
 pub mod signatures;
+pub mod state;
 
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
 use crate::classify::exclude::Exclusions;
@@ -140,6 +141,12 @@ pub struct DetectShared {
     calendar_fallbacks: AtomicU64,
     /// The fallback has been logged (once per run).
     calendar_warned: AtomicBool,
+    /// Fingerprint of the PI key (see [`state::key_fingerprint`]).
+    key_fingerprint: String,
+    /// State files that could not be restored (or persons dropped for another key).
+    state_load_errors: AtomicU64,
+    /// State writes that failed.
+    state_save_errors: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,6 +189,9 @@ impl DetectShared {
             calendar: WorkCalendar::new(&cfg.holidays),
             calendar_fallbacks: AtomicU64::new(0),
             calendar_warned: AtomicBool::new(false),
+            key_fingerprint: state::key_fingerprint(&cfg.pi_key),
+            state_load_errors: AtomicU64::new(0),
+            state_save_errors: AtomicU64::new(0),
             cfg,
             registry: Arc::new(registry),
             geoip,

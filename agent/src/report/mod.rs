@@ -358,6 +358,7 @@ impl ReportData {
         match event.event_type {
             EventType::Flow => self.add_flow(event),
             EventType::Alert => self.add_alert(event),
+            EventType::Sketch => {}
             EventType::Stats => {
                 if let Some(s) = &event.stats {
                     if self.stats.len() < 64 || self.stats.contains_key(&event.gateway) {

@@ -348,7 +348,7 @@ impl UplinkSink {
         let which = match event_type {
             EventType::Flow if !self.send_flows => return,
             EventType::Flow => 0,
-            EventType::Alert | EventType::Stats => 1,
+            EventType::Alert | EventType::Stats | EventType::Sketch => 1,
         };
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let shared = &*self.shared;
