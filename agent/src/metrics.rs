@@ -230,6 +230,9 @@ impl AgentMetrics {
             ))
             .expect("valid metric literal"),
         };
+        for op in ["load", "save"] {
+            m.state_errors.with_label_values(&[op]);
+        }
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
             Box::new(m.bytes.clone()),

@@ -406,3 +406,61 @@ fn another_pi_key_drops_persons_but_keeps_the_rest() {
     assert_eq!(count(&got, AlertKind::VolumeCapExceeded), 1, "{got:?}");
     assert_eq!(count(&got, AlertKind::VolumeSurge), 1, "{got:?}");
 }
+
+#[test]
+fn sketches_carry_registers_bytes_and_key_fingerprint() {
+    use crossline_agent::detect::Classifier;
+    use crossline_agent::pipeline::{run_offline, OfflineOptions};
+    use crossline_config::sketch::HyperLogLog;
+    use std::sync::Arc;
+    let dir = Dir::new("sketch");
+    let cfg = setup(&dir.0);
+    let (_, _, whole) = halves();
+    let pcap = dir.0.join("whole.pcap");
+    whole.write(&pcap).expect("pcap");
+    let loaded = crossline_config::load_agent_config(&cfg, Date::new(2026, 3, 1).expect("d"))
+        .expect("config")
+        .0;
+    let shared = DetectShared::new(&loaded).expect("detect");
+    let s2 = Arc::clone(&shared);
+    let options = OfflineOptions {
+        workers: Some(2),
+        progress: false,
+    };
+    run_offline(&loaded, &[pcap], Vec::new(), &options, move |i| {
+        Classifier::new(Arc::clone(&s2), i)
+    })
+    .expect("run");
+    let events = shared.sketches("2026-03-23T04:00:00.000Z");
+    assert_eq!(events.len(), 1, "one enterprise: {events:?}");
+    let line = serde_json::to_string(&events[0]).expect("json");
+    let back: Event = serde_json::from_str(&line).expect("parse back");
+    assert_eq!(back, events[0]);
+    assert_eq!(back.event_type, EventType::Sketch);
+    assert_eq!(back.gateway, "gw-a");
+    let s = back.sketch.expect("sketch");
+    assert_eq!(s.enterprise, "acme");
+    assert_eq!(s.uscc.as_deref(), Some("91110108MA01PH7K91"));
+    // The first 8 bytes of SHA-256 of the (development) key, hex.
+    assert_eq!(
+        s.key_fingerprint,
+        crossline_agent::detect::state::key_fingerprint(&loaded.detect.pi_key)
+    );
+    assert_eq!(s.key_fingerprint.len(), 16);
+    assert_eq!(s.persons.len(), 1, "{:?}", s.persons);
+    let p = &s.persons[0];
+    assert_eq!(
+        (p.year, p.category.as_str(), p.limit),
+        (2026, "personal", Some(100))
+    );
+    let h = HyperLogLog::decode(&p.registers).expect("registers");
+    assert_eq!(h.estimate(), p.estimate);
+    assert!((85..=95).contains(&p.estimate), "{}", p.estimate);
+    let cap = s
+        .volumes
+        .iter()
+        .find(|v| v.scenario == "S-CAP")
+        .expect("S-CAP bytes");
+    assert_eq!((cap.day.as_str(), cap.cap), ("2026-03-23", Some(20_000)));
+    assert!(cap.bytes > 24_000, "{}", cap.bytes);
+}

@@ -256,6 +256,14 @@ impl DetectShared {
             .collect()
     }
 
+    /// Direct access to the volume and persons counters (tools and benchmarks that fill a state
+    /// without a capture).
+    pub fn with_books<R>(&self, f: impl FnOnce(&mut VolumeBook, &mut PersonsBook) -> R) -> R {
+        let mut v = lock(&self.volume);
+        let mut p = lock(&self.persons);
+        f(&mut v, &mut p)
+    }
+
     /// Personal identifiers found so far (all workers).
     pub fn pi_found(&self) -> u64 {
         self.pi_found.load(Ordering::Relaxed)
