@@ -445,6 +445,8 @@ fn memory_stays_bounded_and_totals_stay_exact() {
             days_left: None,
             valid_from: None,
             valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
         });
         data.add(&a);
     }

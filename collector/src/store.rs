@@ -1155,6 +1155,8 @@ mod tests {
             days_left: None,
             valid_from: None,
             valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
         });
         let json = serde_json::to_string(&e).expect("json");
         BatchEvent {

@@ -353,6 +353,14 @@ pub struct Alert {
     /// `valid_until` (YYYY-MM-DD) of the scenario the alert is about, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
+    /// `enterprise` when the collector raised the alert on the enterprise-wide figure merged
+    /// from several gateways' sketches (`persons_threshold`, `volume_cap_exceeded`); absent for
+    /// an alert of one gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The gateways whose figures make up an enterprise-wide alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
 }
 
 fn one() -> u64 {

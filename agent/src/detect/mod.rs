@@ -516,6 +516,8 @@ impl Classifier {
             days_left: None,
             valid_from: None,
             valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
         });
         e
     }

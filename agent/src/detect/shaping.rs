@@ -138,6 +138,8 @@ mod tests {
             days_left: None,
             valid_from: None,
             valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
         });
         e
     }

@@ -249,6 +249,8 @@ fn alert(a: &AlertSpec<'_>) -> Event {
         days_left: None,
         valid_from: None,
         valid_until: None,
+        scope: None,
+        gateways: Vec::new(),
     });
     e
 }
