@@ -1,0 +1,339 @@
+//! `crossline-agent run` keeps its cumulative state across restarts: a network namespace with a
+//! veth pair, the first half of the traffic replayed (`tcpreplay`), the agent stopped (SIGTERM,
+//! or SIGKILL after one `state_interval`) and restarted on the same `state_dir`, the second half
+//! replayed: the persons threshold and the daily cap are passed, as in one run. Without the
+//! state, the second half alone stays under both.
+//!
+//! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
+//! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
+
+use crossline_agent::testgen::{http_post, pi_records, Generator, Label, TcpFlow};
+use crossline_config::event::{AlertKind, Event, EventType};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("live state test cannot run (CI=true): {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Netns {
+    ns: String,
+    host: String,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        sh(&["ip", "link", "del", &self.host]);
+        sh(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+fn setup(ns: &str, host: &str, peer: &str) -> Netns {
+    let guard = Netns {
+        ns: ns.to_string(),
+        host: host.to_string(),
+    };
+    for cmd in [
+        vec!["ip", "netns", "add", ns],
+        vec![
+            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
+        ],
+        vec!["ip", "link", "set", peer, "netns", ns],
+        vec!["ip", "link", "set", host, "up"],
+        vec!["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
+    ] {
+        assert!(sh(&cmd), "setup step failed: {cmd:?}");
+    }
+    sh(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
+    ]);
+    guard
+}
+
+const REGISTRY: &str = r#"
+[[enterprise]]
+id = "acme"
+name = "Acme Pharma"
+uscc = "91110108MA01PH7K91"
+
+[[scenario]]
+id = "S-CAP"
+enterprise = "acme"
+basis = "standard_contract"
+filing_ref = "F-CAP"
+recipient = { name = "Example CRO GmbH", country = "DE" }
+activity = "academic_cooperation"
+data = ["personal"]
+valid_from = 2026-01-01
+valid_until = 2030-12-31
+sources = ["10.2.0.0/16"]
+destinations = ["198.51.100.0/24"]
+caps = { bytes_per_day = "20 KB" }
+
+[[scenario]]
+id = "S-P"
+enterprise = "acme"
+basis = "standard_contract"
+filing_ref = "F-P"
+recipient = { name = "Example CRO GmbH", country = "DE" }
+activity = "academic_cooperation"
+data = ["personal"]
+valid_from = 2026-01-01
+valid_until = 2030-12-31
+sources = ["10.7.0.0/16"]
+destinations = ["198.51.100.0/24"]
+persons_per_year = 100
+"#;
+
+/// Half `n` (0 or 1): 15 person records (45 identifiers of a limit of 100) and 12 KB of a
+/// 20 KB cap.
+fn half(n: u16) -> Generator {
+    let mut g = Generator::new();
+    let t0 = 1_780_000_000_000_000i64;
+    for (i, (client, payload)) in [
+        (
+            format!("10.7.1.1:{}", 42000 + n),
+            http_post("up.cro.example", "/p", &pi_records(15, u32::from(n) + 1)),
+        ),
+        (
+            format!("10.2.1.1:{}", 43000 + n),
+            http_post("up.cro.example", "/c", &vec![b'c'; 12_000]),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        g.tcp(
+            &TcpFlow::new(
+                client.parse().expect("client"),
+                "198.51.100.7:80".parse().expect("server"),
+                t0 + i as i64 * 1000,
+            )
+            .send(payload)
+            .reply(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()),
+            Label::new("live state", None),
+        );
+    }
+    g
+}
+
+struct Agent {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn start(cfg: &Path, out: &Path) -> Agent {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossline-agent"))
+        .args(["run", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = log2.lock() {
+                l.push(line.clone());
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.contains("capturing on") => return Agent { child, log },
+            Ok(_) => {}
+            Err(_) if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("agent did not start capturing: {:?}", log.lock());
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn stop(mut a: Agent, signal: &str) -> Vec<String> {
+    assert!(sh(&["kill", signal, &a.child.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(st)) = a.child.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = a.child.kill();
+            panic!("agent did not stop on {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = a.log.lock().map(|l| l.clone()).unwrap_or_default();
+    if signal == "-TERM" {
+        assert!(status.success(), "exit {status}: {log:?}");
+    }
+    log
+}
+
+fn replay(ns: &str, peer: &str, pcap: &Path) {
+    let r = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "tcpreplay",
+            "-q",
+            "--pps=200",
+            "-i",
+            peer,
+        ])
+        .arg(pcap)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(
+        r.status.success(),
+        "tcpreplay failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+fn kinds(out: &Path) -> Vec<AlertKind> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Event>(l).ok())
+        .filter(|e| e.event_type == EventType::Alert)
+        .filter_map(|e| e.alert.map(|a| a.kind))
+        .filter(|k| {
+            matches!(
+                k,
+                AlertKind::PersonsThreshold | AlertKind::VolumeCapExceeded
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn run_restarted_after_sigterm_or_sigkill_keeps_persons_and_caps() {
+    if !is_root() {
+        return skip("not root");
+    }
+    for tool in ["ip", "tcpreplay"] {
+        if !have(tool) {
+            return skip(&format!("{tool} not installed"));
+        }
+    }
+    let id = std::process::id() % 100_000;
+    let (ns, host, peer) = (format!("csns{id}"), format!("csh{id}"), format!("csp{id}"));
+    let _guard = setup(&ns, &host, &peer);
+    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-state-live-{id}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("registry.toml"), REGISTRY).expect("registry");
+    let first = dir.join("first.pcap");
+    let second = dir.join("second.pcap");
+    half(0).write(&first).expect("pcap");
+    half(1).write(&second).expect("pcap");
+    let config = |name: &str| {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "gateway = \"gw-live\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n\
+                 state_dir = \"state-{name}\"\nstate_interval = \"1s\"\n\
+                 [capture]\ninterfaces = [\"{host}\"]\nworkers = 1\ntcp_closed_timeout = \"1s\"\n"
+            ),
+        )
+        .expect("config");
+        p
+    };
+
+    // SIGTERM between the halves: the state is written at shutdown.
+    let cfg = config("term");
+    let a = start(&cfg, &dir.join("term-1.jsonl"));
+    replay(&ns, &peer, &first);
+    std::thread::sleep(Duration::from_millis(3000));
+    let log = stop(a, "-TERM");
+    assert!(log.iter().any(|l| l.contains("state: wrote")), "{log:?}");
+    assert!(kinds(&dir.join("term-1.jsonl")).is_empty());
+    let a = start(&cfg, &dir.join("term-2.jsonl"));
+    replay(&ns, &peer, &second);
+    std::thread::sleep(Duration::from_millis(3000));
+    let log = stop(a, "-TERM");
+    let mut k = kinds(&dir.join("term-2.jsonl"));
+    k.sort();
+    assert_eq!(
+        k,
+        vec![AlertKind::VolumeCapExceeded, AlertKind::PersonsThreshold],
+        "{log:?}"
+    );
+
+    // SIGKILL after more than one state_interval: at most the last interval is lost.
+    let cfg = config("kill");
+    let a = start(&cfg, &dir.join("kill-1.jsonl"));
+    replay(&ns, &peer, &first);
+    std::thread::sleep(Duration::from_millis(3500));
+    stop(a, "-KILL");
+    assert!(dir.join("state-kill/detect.state").is_file());
+    let a = start(&cfg, &dir.join("kill-2.jsonl"));
+    replay(&ns, &peer, &second);
+    std::thread::sleep(Duration::from_millis(3000));
+    let log = stop(a, "-TERM");
+    let mut k = kinds(&dir.join("kill-2.jsonl"));
+    k.sort();
+    assert_eq!(
+        k,
+        vec![AlertKind::VolumeCapExceeded, AlertKind::PersonsThreshold],
+        "{log:?}"
+    );
+
+    // The second half alone (fresh state): under both.
+    let cfg = config("fresh");
+    let a = start(&cfg, &dir.join("fresh.jsonl"));
+    replay(&ns, &peer, &second);
+    std::thread::sleep(Duration::from_millis(3000));
+    stop(a, "-TERM");
+    assert!(kinds(&dir.join("fresh.jsonl")).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
