@@ -635,25 +635,59 @@ pub type PersonsExport = (
     PersonsLimits,
 );
 
+/// A copy of one persons bucket, taken under the lock and encoded outside it
+/// ([`PersonsCopy::encode`]), so workers counting identifiers wait for a memory copy only.
+#[derive(Debug, Clone)]
+pub struct PersonsCopy {
+    uscc: Option<String>,
+    source: Option<IpAddr>,
+    id: String,
+    year: i32,
+    all: HyperLogLog,
+    sensitive: Option<HyperLogLog>,
+    limits: PersonsLimits,
+    alerted: (u8, u8),
+}
+
+impl PersonsCopy {
+    /// The saved form.
+    pub fn encode(&self) -> PersonsState {
+        PersonsState {
+            uscc: self.uscc.clone(),
+            source: self.source,
+            id: self.id.clone(),
+            year: self.year,
+            all: self.all.encode(),
+            sensitive: self.sensitive.as_ref().map(HyperLogLog::encode),
+            limits: (self.limits.all, self.limits.sensitive),
+            alerted: self.alerted,
+        }
+    }
+}
+
 impl PersonsBook {
     /// Every bucket, sorted by owner.
     pub fn snapshot(&self) -> Vec<PersonsState> {
-        let state =
-            |uscc: Option<&String>, source: Option<IpAddr>, b: &PersonsBucket| PersonsState {
-                uscc: uscc.cloned(),
-                source,
-                id: b.id.clone(),
-                year: b.year,
-                all: b.all.encode(),
-                sensitive: b.sensitive.as_ref().map(HyperLogLog::encode),
-                limits: (b.limits.all, b.limits.sensitive),
-                alerted: b.alerted,
-            };
-        let mut v: Vec<PersonsState> = self
+        self.copies().iter().map(PersonsCopy::encode).collect()
+    }
+
+    /// Copies of every bucket, sorted by owner (see [`PersonsCopy`]).
+    pub fn copies(&self) -> Vec<PersonsCopy> {
+        let copy = |uscc: Option<&String>, source: Option<IpAddr>, b: &PersonsBucket| PersonsCopy {
+            uscc: uscc.cloned(),
+            source,
+            id: b.id.clone(),
+            year: b.year,
+            all: b.all.clone(),
+            sensitive: b.sensitive.clone(),
+            limits: b.limits,
+            alerted: b.alerted,
+        };
+        let mut v: Vec<PersonsCopy> = self
             .enterprises
             .iter()
-            .map(|(u, b)| state(Some(u), None, b))
-            .chain(self.unknown.iter().map(|(ip, b)| state(None, Some(*ip), b)))
+            .map(|(u, b)| copy(Some(u), None, b))
+            .chain(self.unknown.iter().map(|(ip, b)| copy(None, Some(*ip), b)))
             .collect();
         v.sort_by(|a, b| (&a.uscc, a.source, &a.id).cmp(&(&b.uscc, b.source, &b.id)));
         v

@@ -288,12 +288,14 @@ impl DetectShared {
     fn save_state_inner(&self, dir: &Path) -> Result<u64, String> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         self.prune_state();
+        // Copy under the lock, encode outside it.
+        let persons = lock(&self.persons).copies();
         let body = Body {
             gateway: self.gateway.clone(),
             key_fingerprint: self.key_fingerprint.clone(),
             saved_at_unix_ms: unix_ms(),
             volumes: lock(&self.volume).snapshot(),
-            persons: lock(&self.persons).snapshot(),
+            persons: persons.iter().map(|p| p.encode()).collect(),
             expiry: lock(&self.expiry).snapshot(),
         };
         let bytes = encode(&body)?;
