@@ -956,6 +956,47 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_round_trips_and_gone_scenarios_are_dropped_after_the_grace() {
+        let r = SurgeRule {
+            k: 3.0,
+            floor_bytes: u64::MAX,
+        };
+        let mut b = VolumeBook::default();
+        b.add("kept", "e", Some(100), d(2), 48, 150, r);
+        b.add("gone-old", "e", None, d(2), 48, 5, r);
+        b.add("gone-new", "e", None, d(9), 200, 5, r);
+        b.add("kept", "e", Some(100), d(10), 240, 10, r);
+        let snap = b.snapshot();
+        let mut back = VolumeBook::from_snapshot(snap.clone()).expect("round trip");
+        assert_eq!(back.snapshot(), snap);
+        // The cap level alerted on day 2 is remembered: more bytes that day raise nothing new.
+        assert_eq!(
+            back.add("kept", "e", Some(100), d(2), 48, 1, r).cap_level,
+            0
+        );
+        // "gone-old" last counted 8 days before the latest day: dropped; "gone-new" is kept.
+        let known = |id: &str| id == "kept";
+        assert_eq!(back.prune(&known), 1);
+        let ids: Vec<String> = back.snapshot().into_iter().map(|s| s.scenario).collect();
+        assert_eq!(ids, vec!["gone-new".to_string(), "kept".to_string()]);
+        // Bad snapshots are refused whole.
+        let mut bad = snap.clone();
+        bad[0].days = vec![(1, 1, 7)];
+        assert!(VolumeBook::from_snapshot(bad).is_err());
+        let mut dup = snap.clone();
+        dup.push(snap[0].clone());
+        assert!(VolumeBook::from_snapshot(dup).is_err());
+        // Expiry warnings of filings long ended are forgotten.
+        let mut e = ExpiryBook::default();
+        assert!(e.first("s", d(1), 60));
+        assert!(e.first("t", d(20), 60));
+        let mut e = ExpiryBook::from_snapshot(e.snapshot()).expect("expiry");
+        assert!(!e.first("s", d(1), 60));
+        assert_eq!(e.prune(d(10)), 1);
+        assert!(!e.first("t", d(20), 60));
+    }
+
+    #[test]
     fn misuse_threshold_once_per_hour() {
         let mut m = MisuseBook::default();
         let svc: (IpAddr, u8, u16) = ("10.0.0.1".parse().expect("ip"), 6, 443);
