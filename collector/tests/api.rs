@@ -1,6 +1,7 @@
 //! The role-scoped API against the real binary: every endpoint with no token, a bad token and
 //! each role's token; ids and filters of another enterprise answer 404 or nothing, and no other
-//! enterprise's data ever appears. Also incident grading, the OpenAPI document and retention.
+//! enterprise's data ever appears. Also incident grading, the CAC report object, the
+//! acknowledge/resolve history, time sanity, the OpenAPI document, scoped metrics and retention.
 
 mod common;
 
@@ -72,6 +73,10 @@ fn alert_with(
     v.to_string()
 }
 
+/// Line name and place of gw-b in the collector config.
+const GW_B_META: &str =
+    "[gateway.gw-b]\nline = \"CN2 Beijing-Frankfurt 10G\"\nlocation = \"Beijing Yizhuang IDC\"\n";
+
 struct Setup {
     dir: TempDir,
     c: Collector,
@@ -82,7 +87,7 @@ fn setup() -> Setup {
     let pki = make_pki(dir.path(), &["gw-a", "gw-b"]);
     let cfg = dir.path().join("collector.toml");
     let text = format!(
-        "{}registry = {:?}\n[retention]\nflows = \"100000d\"\n{}",
+        "{}registry = {:?}\n[retention]\nflows = \"100000d\"\n{}{GW_B_META}",
         base_config(&["gw-a", "gw-b"]),
         registry_path().display().to_string(),
         tokens()
@@ -225,7 +230,25 @@ fn tenant_isolation_across_every_endpoint() {
     assert_eq!(inc["discovered_at"], "2026-03-02T09:14:07.118Z");
     assert_eq!(inc["deadline_at"], "2026-03-02T10:14:07.118Z");
     assert_eq!(inc["report"]["uscc"], "91110102MA03BNK260");
-    assert_eq!(inc["report"]["line"], "gw-b");
+    // `line` and `place` come from the gateway's metadata (they used to repeat the gateway id).
+    assert_eq!(inc["report"]["gateway"], "gw-b");
+    assert_eq!(inc["report"]["line"], "CN2 Beijing-Frankfurt 10G");
+    assert_eq!(inc["report"]["place"], "Beijing Yizhuang IDC");
+    assert_eq!(
+        inc["report"]["discovered_at_beijing"],
+        "2026-03-02T17:14:07.118+08:00"
+    );
+    assert_eq!(
+        inc["report"]["deadline_at_beijing"],
+        "2026-03-02T18:14:07.118+08:00"
+    );
+    assert_eq!(inc["report"]["impact"]["persons_estimate"], 2_000_000);
+    assert_eq!(
+        inc["report"]["impact"]["persons_basis"],
+        "alert_persons_max"
+    );
+    // Uploaded months after its 1 h deadline: a late arrival, not a silent overdue.
+    assert_eq!(inc["late_arrival"], true, "{inc}");
     assert_eq!(inc["report"]["level"], "major");
     assert_eq!(inc["report"]["alert_ids"].as_array().map(Vec::len), Some(1));
     assert_eq!(
@@ -376,6 +399,42 @@ fn tenant_isolation_across_every_endpoint() {
         audit["items"][0]["target"],
         format!("incident/{yanjing_incident}")
     );
+    // Resolving keeps the acknowledge comment: both are in the history, with who and when.
+    let r = http(
+        api,
+        "POST",
+        &format!("/api/v1/incidents/{yanjing_incident}/resolve"),
+        &auth(REG),
+        br#"{"comment":"contract amended"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let h = r.json()["history"].clone();
+    assert_eq!(h.as_array().map(Vec::len), Some(2), "{h}");
+    assert_eq!(h[0]["action"], "acknowledge");
+    assert_eq!(h[0]["by"], "noc");
+    assert_eq!(h[0]["role"], "operator");
+    assert_eq!(h[0]["comment"], "looking");
+    assert_eq!(h[1]["action"], "resolve");
+    assert_eq!(h[1]["by"], "cac");
+    assert_eq!(h[1]["comment"], "contract amended");
+    assert!(h[1]["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let (_, inc) = get(api, &format!("/api/v1/incidents/{yanjing_incident}"), REG);
+    assert_eq!(inc["history"], h);
+    // The audit log filtered by incident.
+    let (st, a) = get(
+        api,
+        &format!("/api/v1/audit?incident={yanjing_incident}"),
+        REG,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(items(&a).len(), 2);
+    let (_, a) = get(
+        api,
+        &format!("/api/v1/audit?incident={jinrong_incident}"),
+        REG,
+    );
+    assert!(items(&a).is_empty(), "{a}");
+    assert_eq!(get(api, "/api/v1/audit?incident=abc", REG).0, 400);
 
     // Bad filters are refused with a message.
     let r = api_get(api, "/api/v1/alerts?severity=urgent", Some(REG));
@@ -418,12 +477,44 @@ fn openapi_and_metrics_with_registry_labels() {
         assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
     }
     assert_eq!(api_get(api, "/healthz", None).status, 200);
-    let m = api_get(api, "/metrics", None).text();
+    let m = api_get(api, "/metrics", Some(REG)).text();
     // Scenario "SA-x" is not in the registry: `other`; a registered enterprise keeps its id.
     assert!(
         m.contains("crossline_export_bytes_total{enterprise=\"yanjing-pharma\",gateway=\"gw-a\",scenario=\"other\",verdict=\"filed\"} 1000"),
         "{m}"
     );
+    assert!(m.contains("crossline_alerts_total{enterprise=\"jinrong-bank\",gateway=\"gw-b\""));
+    // Without a token, or with an enterprise token: no enterprise or scenario label anywhere,
+    // the same totals summed over them.
+    for token in [None, Some(YANJING), Some("wrong")] {
+        let m = api_get(api, "/metrics", token).text();
+        assert!(
+            !m.contains("enterprise=") && !m.contains("scenario="),
+            "{token:?} sees per-enterprise series:\n{m}"
+        );
+        for o in ["yanjing-pharma", "shunyi-motors", "jinrong-bank"] {
+            assert!(!m.contains(o), "{token:?} sees {o}");
+        }
+        assert!(
+            m.contains("crossline_export_bytes_total{gateway=\"gw-a\",verdict=\"filed\"} 1000"),
+            "{m}"
+        );
+        assert!(
+            m.contains(
+                "crossline_alerts_total{gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 2"
+            ),
+            "{m}"
+        );
+        promtool_check(&m);
+    }
+    // An operator token: per-enterprise series of its own gateway only.
+    let m = api_get(api, "/metrics", Some(OPS)).text();
+    assert!(m.contains("enterprise=\"yanjing-pharma\""), "{m}");
+    assert!(
+        !m.contains("jinrong-bank"),
+        "gw-b series leaked to the gw-a operator:\n{m}"
+    );
+    promtool_check(&m);
     // Agent stats are cumulative: the counters grow by the difference.
     let pki = s.dir.path().join("pki");
     let a = gateway_client(&pki, "gw-a");
@@ -437,7 +528,7 @@ fn openapi_and_metrics_with_registry_labels() {
         let r = post_batch(s.c.ingest, &a, 1, seq, line.as_bytes(), false).expect("stats");
         assert_eq!(r.json()["status"], "stored");
     }
-    let m = api_get(api, "/metrics", None).text();
+    let m = api_get(api, "/metrics", Some(REG)).text();
     for needle in [
         "crossline_agent_stats_packets_total{gateway=\"gw-a\"} 150",
         "crossline_agent_stats_drops_total{gateway=\"gw-a\",kind=\"kernel\"} 9",
@@ -457,12 +548,15 @@ fn openapi_and_metrics_with_registry_labels() {
 }
 
 #[test]
-fn retention_deletes_old_flows_and_keeps_alerts() {
+fn retention_deletes_by_arrival_time_and_keeps_alerts() {
+    // Retention counts from when a record arrived, not from its packets' time: a flow
+    // timestamped 2020 that arrived now is kept for the whole period, then deleted like any
+    // other; alerts and incidents are kept.
     let dir = TempDir::new("retention");
     let pki = make_pki(dir.path(), &["gw-a"]);
     let cfg = dir.path().join("collector.toml");
     let text = format!(
-        "{}[retention]\nflows = \"30d\"\ninterval = \"1s\"\n",
+        "{}[retention]\nflows = \"4s\"\ninterval = \"1s\"\n",
         base_config(&["gw-a"])
     );
     std::fs::write(&cfg, text).expect("config");
@@ -479,17 +573,61 @@ fn retention_deletes_old_flows_and_keeps_alerts() {
             .replace("2026-03-02T09:14:07.118Z", "2020-01-01T00:00:00.000Z"),
     ]
     .join("\n");
+    let posted = std::time::Instant::now();
     let r = post_batch(c.ingest, &client, 1, 1, body.as_bytes(), false).expect("post");
     assert_eq!(r.json()["status"], "stored");
-    wait_for(10, "retention of the old flow", || {
-        count(dir.path(), "events") == 1
+    // Several retention runs go by: the 2020 flow arrived just now and stays.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    if posted.elapsed() < std::time::Duration::from_secs(4) {
+        assert_eq!(
+            count(dir.path(), "events"),
+            2,
+            "a flow was deleted by its packet time"
+        );
+    }
+    wait_for(15, "retention of both flows", || {
+        count(dir.path(), "events") == 0
     });
-    let kept: i64 = db(dir.path())
-        .query_row("SELECT flow_id FROM events", [], |r| r.get(0))
-        .expect("row");
-    assert_eq!(kept, 2);
+    assert!(posted.elapsed() >= std::time::Duration::from_secs(4));
     assert_eq!(count(dir.path(), "alerts"), 1, "alerts are kept");
     assert_eq!(count(dir.path(), "incidents"), 1, "incidents are kept");
+}
+
+#[test]
+fn flows_from_an_old_capture_survive_a_restart() {
+    let dir = TempDir::new("oldcapture");
+    let pki = make_pki(dir.path(), &["gw-a"]);
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}[retention]\nflows = \"30d\"\ninterval = \"1s\"\n",
+        base_config(&["gw-a"])
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let mut c = Collector::start(&cfg);
+    let client = gateway_client(&pki, "gw-a");
+    let body = (1..=20)
+        .map(|i| {
+            flow_line("gw-a", i, None, None, "unfiled", 5)
+                .replace("2026-03-02T09:14:07.118Z", "2023-06-01T08:00:00.000Z")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = post_batch(c.ingest, &client, 1, 1, body.as_bytes(), false).expect("post");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    assert!(c.terminate().success());
+    // Retention runs at start, then every second.
+    let c = Collector::start(&cfg);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        count(dir.path(), "events"),
+        20,
+        "flows captured in 2023 and received now were deleted by their packet time"
+    );
+    let received: i64 = db(dir.path())
+        .query_row("SELECT MIN(received_at) FROM events", [], |r| r.get(0))
+        .expect("received_at");
+    assert!(crossline_collector::util::now_ms() - received < 60_000);
+    drop(c);
 }
 
 #[test]
