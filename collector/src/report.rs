@@ -235,7 +235,12 @@ pub fn attach(
         .iter()
         .map(|(n, s)| json!({"name": n, "sources": s.iter().collect::<Vec<_>>()}))
         .collect();
-    let sni: Vec<&str> = names.list.iter().map(|(n, _)| n.as_str()).collect();
+    let sni: Vec<&str> = names
+        .list
+        .iter()
+        .filter(|(_, s)| s.contains("sni"))
+        .map(|(n, _)| n.as_str())
+        .collect();
     let report = json!({
         "unit": info.map(|i| i.name.clone()).or(enterprise.clone()),
         "uscc": info.map(|i| i.uscc.clone()),

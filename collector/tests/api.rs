@@ -651,3 +651,250 @@ fn api_over_tls_when_configured() {
     let r = https(c.api, &anon, "GET", "/api/v1/alerts", &[], b"").expect("https api");
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn cac_report_names_persons_line_and_times_and_time_sanity() {
+    let dir = TempDir::new("cacreport");
+    let pki = make_pki(dir.path(), &["gw-a"]);
+    let cfg = dir.path().join("collector.toml");
+    let text = format!(
+        "{}registry = {:?}\n{}[gateway.gw-a]\nline = \"CN2 Beijing-Frankfurt 10G\"\nlocation = \"Beijing Yizhuang IDC\"\n",
+        base_config(&["gw-a"]),
+        registry_path().display().to_string(),
+        tokens()
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let api = c.api;
+    let now_ms = crossline_collector::util::now_ms();
+    let at = |ms: i64| crossline_collector::util::format_ms(ms);
+    let alert = |flow: u64, kind: &str, ts: &str, recipient: &str, evidence: &[&str]| {
+        let mut v: Value = serde_json::from_str(&alert_line(
+            "gw-a",
+            flow,
+            kind,
+            "high",
+            Some("yanjing-pharma"),
+            recipient,
+        ))
+        .expect("json");
+        v["timestamp"] = serde_json::json!(ts);
+        v["alert"]["scenario"] = serde_json::json!("SA-2026-0001");
+        if !evidence.is_empty() {
+            v["alert"]["evidence"] = serde_json::json!(evidence);
+        }
+        v.to_string()
+    };
+    let flow = |id: u64, f: &dyn Fn(&mut Value)| {
+        let mut v: Value = serde_json::from_str(&flow_line(
+            "gw-a",
+            id,
+            Some("yanjing-pharma"),
+            Some("SA-2026-0001"),
+            "filed",
+            100,
+        ))
+        .expect("json");
+        v["timestamp"] = serde_json::json!(at(now_ms));
+        f(&mut v);
+        v.to_string()
+    };
+    let body = [
+        // Two alerts with masked evidence only (3 distinct identifiers, one in both).
+        alert(
+            11,
+            "personal_info_cleartext",
+            &at(now_ms - 2000),
+            "eu.cro.example.de",
+            &["110105********002X", "110105********113Y"],
+        ),
+        alert(
+            12,
+            "personal_info_cleartext",
+            &at(now_ms - 1000),
+            "eu.cro.example.de",
+            &["110105********113Y", "320102********0021"],
+        ),
+        // The flows of those alerts: SNI on one, HTTP Host and a DNS-learned name on the other.
+        flow(11, &|_| {}),
+        flow(12, &|v| {
+            v["app_proto"] = serde_json::json!("http");
+            v.as_object_mut().expect("object").remove("tls");
+            v["http"] = serde_json::json!({"hostname": "upload.cro.example.de"});
+            v["dns_name"] = serde_json::json!("cdn.cro.example.de");
+        }),
+        // An hour ahead of the collector's clock: stored, flagged, counted.
+        alert(
+            20,
+            "opaque_tunnel",
+            &at(now_ms + 3_600_000),
+            "203.0.113.20",
+            &[],
+        ),
+        // From a 2023 capture uploaded now: its 15-day deadline passed long before it arrived.
+        alert(
+            30,
+            "unfiled_export",
+            "2023-06-01T08:00:00.000Z",
+            "203.0.113.30",
+            &[],
+        ),
+        // An absurd timestamp (a pcapng with a huge if_tsoffset): stored with its arrival time.
+        alert(
+            40,
+            "line_misuse",
+            "-290308-12-21T19:59:05.225Z",
+            "203.0.113.40",
+            &[],
+        ),
+    ]
+    .join("\n");
+    let client = gateway_client(&pki, "gw-a");
+    let r = post_batch(c.ingest, &client, 1, 1, body.as_bytes(), false).expect("post");
+    assert_eq!(
+        r.status,
+        200,
+        "one bad timestamp must not refuse the batch: {}",
+        r.text()
+    );
+    assert_eq!(r.json()["events"], 7);
+
+    let incident_of = |kind: &str| -> Value {
+        let (st, v) = get(api, "/api/v1/incidents?limit=1000", REG);
+        assert_eq!(st, 200);
+        let id = items(&v)
+            .into_iter()
+            .find(|i| i["kind"] == kind)
+            .and_then(|i| i["id"].as_i64())
+            .unwrap_or_else(|| panic!("no {kind} incident: {v}"));
+        get(api, &format!("/api/v1/incidents/{id}"), REG).1
+    };
+    let inc = incident_of("personal_info_cleartext");
+    let rep = &inc["report"];
+    assert_eq!(
+        rep["unit"], "Yanjing Biopharma (Beijing) Co., Ltd.",
+        "{rep}"
+    );
+    assert_eq!(rep["line"], "CN2 Beijing-Frankfurt 10G");
+    assert_eq!(rep["place"], "Beijing Yizhuang IDC");
+    assert_eq!(rep["impact"]["persons_estimate"], 3, "{rep}");
+    assert_eq!(
+        rep["impact"]["persons_basis"],
+        "distinct_evidence_lower_bound"
+    );
+    let names: Vec<(String, Vec<String>)> = rep["recipient"]["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name").to_string(),
+                n["sources"]
+                    .as_array()
+                    .expect("sources")
+                    .iter()
+                    .map(|s| s.as_str().expect("source").to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&(
+            "eu.cro.example.de".into(),
+            vec!["alert_recipient".into(), "sni".into()]
+        )),
+        "{names:?}"
+    );
+    assert!(names.contains(&("upload.cro.example.de".into(), vec!["http_host".into()])));
+    assert!(names.contains(&("cdn.cro.example.de".into(), vec!["dns".into()])));
+    assert_eq!(rep["sni"], serde_json::json!(["eu.cro.example.de"]));
+    assert_eq!(rep["recipient"]["country"], "DE");
+    assert_eq!(
+        rep["recipient"]["filed_recipients"][0]["name"],
+        "Example CRO GmbH"
+    );
+    let disc = rep["time"]["discovered_at"].as_str().expect("utc");
+    let disc_bj = rep["time"]["discovered_at_beijing"].as_str().expect("bj");
+    assert!(
+        disc.ends_with('Z') && disc_bj.ends_with("+08:00"),
+        "{disc} {disc_bj}"
+    );
+    assert_eq!(
+        crossline_collector::util::parse_rfc3339_ms(disc),
+        crossline_collector::util::parse_rfc3339_ms(disc_bj)
+    );
+    assert_eq!(inc["late_arrival"], false);
+
+    // Chinese rendering.
+    let (st, zh) = get(
+        api,
+        &format!("/api/v1/incidents/{}?lang=zh", inc["id"]),
+        REG,
+    );
+    assert_eq!(st, 200);
+    let text = zh["report_zh"]["text"].as_str().expect("report_zh.text");
+    for needle in [
+        "报告单位：Yanjing Biopharma (Beijing) Co., Ltd.",
+        "线路名称：CN2 Beijing-Frankfurt 10G",
+        "发生地点：Beijing Yizhuang IDC",
+        "发现时间（北京时间）：",
+        "事件类型：明文传输个人信息（personal_info_cleartext）",
+        "涉及个人信息人数（估计）：3（依据：不同证据条目数（下限））",
+        "境外接收方域名：eu.cro.example.de",
+        "接收方所在国家/地区：DE",
+    ] {
+        assert!(text.contains(needle), "report_zh lacks {needle}:\n{text}");
+    }
+    assert!(zh["report_zh"]["fields"]
+        .as_array()
+        .is_some_and(|f| f.len() > 10));
+    assert!(inc.get("report_zh").is_none(), "English by default");
+    assert_eq!(
+        get(
+            api,
+            &format!("/api/v1/incidents/{}?lang=fr", inc["id"]),
+            REG
+        )
+        .0,
+        400
+    );
+
+    // Time sanity.
+    let (_, v) = get(api, "/api/v1/alerts?kind=opaque_tunnel", REG);
+    let future = &items(&v)[0];
+    assert_eq!(future["future_timestamp"], true, "{future}");
+    assert_eq!(future["timestamp_problem"], "future");
+    assert!(future["received_at"].as_str().is_some());
+    let (_, v) = get(api, "/api/v1/alerts?kind=personal_info_cleartext", REG);
+    assert!(items(&v)
+        .iter()
+        .all(|a| a["future_timestamp"] == false && a["timestamp_problem"].is_null()));
+    let (_, v) = get(api, "/api/v1/alerts?kind=line_misuse", REG);
+    let absurd = &items(&v)[0];
+    assert_eq!(absurd["timestamp_problem"], "unparseable");
+    assert_eq!(absurd["timestamp"], "-290308-12-21T19:59:05.225Z");
+    let late = incident_of("unfiled_export");
+    assert_eq!(late["late_arrival"], true, "{late}");
+    assert_eq!(late["discovered_at"], "2023-06-01T08:00:00.000Z");
+    let absurd_inc = incident_of("line_misuse");
+    assert_eq!(absurd_inc["late_arrival"], false);
+    let disc = crossline_collector::util::parse_rfc3339_ms(
+        absurd_inc["discovered_at"].as_str().expect("time"),
+    )
+    .expect("rfc3339");
+    assert!(
+        (disc - now_ms).abs() < 60_000,
+        "arrival time used: {absurd_inc}"
+    );
+    assert_eq!(incident_of("opaque_tunnel")["late_arrival"], false);
+    let m = api_get(api, "/metrics", None).text();
+    for needle in [
+        "crossline_ingest_timestamp_problems_total{problem=\"future\"} 1",
+        "crossline_ingest_timestamp_problems_total{problem=\"unparseable\"} 1",
+        "crossline_ingest_timestamp_problems_total{problem=\"out_of_range\"} 0",
+        "crossline_incidents_late_arrival{grade=\"compliance\"} 1",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    promtool_check(&m);
+}
