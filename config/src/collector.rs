@@ -1373,6 +1373,10 @@ mod tests {
         assert!(reg.enterprise("jinrong-bank").is_some_and(|e| e.ciio));
         assert_eq!(c.tokens.len(), 3);
         assert_eq!(c.receivers.len(), 4);
+        assert!(c
+            .gateway_info("gw-bj-01")
+            .is_some_and(|g| g.line.is_some() && g.location.is_some()));
+        assert!(c.deployment_problems().is_empty());
     }
 
     #[test]
