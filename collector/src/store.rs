@@ -1381,6 +1381,68 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_upgrades_in_place() {
+        let cfg = config("");
+        let p = std::env::temp_dir().join(format!(
+            "crossline-store-upgrade-{}-{}.db",
+            std::process::id(),
+            crate::util::now_ms()
+        ));
+        {
+            // A database written by the previous collector: schema version 1 only.
+            let c = Connection::open(&p).expect("open");
+            c.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);",
+            )
+            .expect("version table");
+            c.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            c.execute_batch(
+                "INSERT INTO events (ts, timestamp, event_type, gateway, json)
+                   VALUES (1577836800000, '2020-01-01T00:00:00.000Z', 'flow', 'gw-a', '{}');
+                 INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
+                   severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
+                   alert_count, bytes, persons, green_channel, ciio, summary, acknowledged_at,
+                   acknowledged_by, resolved_at, resolved_by, comment)
+                 VALUES ('gw-a', NULL, 'unfiled_export', 'r', 'resolved', 'high', 3,
+                   'compliance', 1000, 1000, 1000, 2000, 1, 10, 0, 0, 0, 's', 1500, 'noc', 1600,
+                   'cac', 'blocked');",
+            )
+            .expect("v1 rows");
+        }
+        let store = SqliteStore::open(&p, cfg).expect("upgrade");
+        let inc = store
+            .incident(&Scope::All, 1)
+            .expect("read")
+            .expect("incident kept");
+        assert_eq!(inc["late_arrival"], false);
+        assert_eq!(inc["bytes_saturated"], false);
+        assert_eq!(inc["first_received_at"], Value::Null);
+        let h = inc["history"].as_array().expect("history");
+        assert_eq!(h.len(), 2, "{inc}");
+        assert_eq!(
+            (&h[0]["action"], &h[0]["by"]),
+            (&json!("acknowledge"), &json!("noc"))
+        );
+        assert_eq!(
+            (&h[1]["action"], &h[1]["comment"]),
+            (&json!("resolve"), &json!("blocked"))
+        );
+        // The 2020 flow counts from the upgrade, not from its packet time.
+        let now = crate::util::now_ms();
+        assert_eq!(store.expire_flows(now - 60_000).expect("retention"), 0);
+        assert_eq!(store.expire_flows(now + 60_000).expect("retention"), 1);
+        let c = Connection::open(&p).expect("open");
+        let v: i64 = c
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, 2);
+        drop(c);
+        drop(store);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
     fn concurrent_group_commits_store_each_batch_once() {
         let cfg = config("");
         let (store, path) = temp_store("groupcommit", cfg);
