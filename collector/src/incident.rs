@@ -196,7 +196,7 @@ pub fn on_alert(
                                 ELSE bytes + ?4 END,
                    persons = ?5, severity = ?6, severity_rank = ?7, grade = ?8,
                    deadline_at = ?9, green_channel = MAX(green_channel, ?10),
-                   late_arrival = (?9 < COALESCE(first_received_at, ?3))
+                   late_arrival = (?9 < COALESCE(first_received_at, ?9))
                  WHERE id = ?11",
                 params![
                     discovered,

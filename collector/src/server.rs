@@ -218,6 +218,16 @@ pub async fn run(
             })?,
     );
     let metrics = Arc::new(Metrics::new(&config)?);
+    if let Some(limit) = open_file_limit() {
+        // Two listeners, the database (WAL: three files per connection) and notifier sockets.
+        let need = 2 * config.limits.max_connections as u64 + 64;
+        if limit < need {
+            eprintln!(
+                "crossline-collector: warning: open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
+                config.limits.max_connections
+            );
+        }
+    }
     let ingest_listener =
         TcpListener::bind(config.listen)
             .await
@@ -369,4 +379,11 @@ async fn maintain(
             Err(e) => eprintln!("crossline-collector: maintenance task: {e}"),
         }
     }
+}
+
+/// The soft open-file limit of this process (Linux `/proc/self/limits`), if readable.
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
