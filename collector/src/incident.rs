@@ -154,6 +154,7 @@ pub fn on_alert(
         .persons
         .map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
     let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
+    let future = be.time_flag == Some(crate::store::TimeFlag::Future);
 
     let existing: Option<(i64, i64, i64, String)> = tx
         .query_row(
@@ -196,7 +197,8 @@ pub fn on_alert(
                                 ELSE bytes + ?4 END,
                    persons = ?5, severity = ?6, severity_rank = ?7, grade = ?8,
                    deadline_at = ?9, green_channel = MAX(green_channel, ?10),
-                   late_arrival = (?9 < COALESCE(first_received_at, ?9))
+                   late_arrival = (?9 < COALESCE(first_received_at, ?9)),
+                   future_timestamp = MAX(future_timestamp, ?12)
                  WHERE id = ?11",
                 params![
                     discovered,
@@ -209,7 +211,8 @@ pub fn on_alert(
                     grade,
                     discovered.saturating_add(ms(deadline)),
                     green,
-                    id
+                    id,
+                    future
                 ],
             )?;
             if grade != old_grade {
@@ -229,9 +232,9 @@ pub fn on_alert(
                 "INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
                    severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
                    alert_count, bytes, persons, green_channel, ciio, summary, first_received_at,
-                   late_arrival)
+                   late_arrival, future_timestamp)
                  VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, ?9, ?10, 1, ?11, ?12, ?13,
-                   ?14, ?15, ?9, ?10 < ?9)",
+                   ?14, ?15, ?9, ?10 < ?9, ?16)",
                 params![
                     e.gateway,
                     a.enterprise,
@@ -247,7 +250,8 @@ pub fn on_alert(
                     persons,
                     green,
                     ciio,
-                    a.summary
+                    a.summary,
+                    future
                 ],
             )?;
             let id = tx.last_insert_rowid();

@@ -362,6 +362,7 @@ CREATE INDEX events_flow ON events (gateway, flow_id);
 ALTER TABLE incidents ADD COLUMN first_received_at INTEGER;
 ALTER TABLE incidents ADD COLUMN late_arrival INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE incidents ADD COLUMN bytes_saturated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN future_timestamp INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE incident_history (
   id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL, at INTEGER NOT NULL,
   action TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, comment TEXT NOT NULL);
@@ -665,7 +666,7 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
   discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
   summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment, first_received_at,
-  late_arrival, bytes_saturated";
+  late_arrival, bytes_saturated, future_timestamp";
 
 fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let opt_time = |v: Option<i64>| v.map(format_ms);
@@ -695,6 +696,7 @@ fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "first_received_at": opt_time(r.get(22)?),
         "late_arrival": r.get::<_, bool>(23)?,
         "bytes_saturated": r.get::<_, bool>(24)?,
+        "future_timestamp": r.get::<_, bool>(25)?,
     }))
 }
 

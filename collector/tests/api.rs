@@ -886,7 +886,10 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         (disc - now_ms).abs() < 60_000,
         "arrival time used: {absurd_inc}"
     );
-    assert_eq!(incident_of("opaque_tunnel")["late_arrival"], false);
+    let future_inc = incident_of("opaque_tunnel");
+    assert_eq!(future_inc["late_arrival"], false);
+    assert_eq!(future_inc["future_timestamp"], true, "{future_inc}");
+    assert_eq!(late["future_timestamp"], false);
     let m = api_get(api, "/metrics", None).text();
     for needle in [
         "crossline_ingest_timestamp_problems_total{problem=\"future\"} 1",
