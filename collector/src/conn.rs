@@ -2,7 +2,8 @@
 //! cannot take from the gateways.
 //!
 //! Each listener has `limits.max_connections` slots. A connection is *pending* until it
-//! completes its TLS handshake (on the plain-HTTP API listener it stays pending), then
+//! completes a mutual-TLS handshake (on the API listener, which has no client certificates, it
+//! stays pending), then
 //! *established*. Peer addresses that completed a mutual-TLS handshake as a configured gateway
 //! are remembered as *known* (at most [`MAX_KNOWN`] addresses, for [`KNOWN_FOR`]).
 //!

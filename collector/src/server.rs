@@ -147,7 +147,10 @@ async fn serve<S, F>(
                         },
                         _ = evict.notified() => return,
                     };
-                    if !slot.establish() {
+                    // Only a client certificate makes a connection worth protecting: on the API
+                    // listener (server-only TLS) anyone can finish a handshake, so its
+                    // connections stay evictable like plain HTTP ones.
+                    if !gateways.is_empty() && !slot.establish() {
                         return;
                     }
                     let gateway: Option<Arc<str>> = stream
@@ -168,6 +171,7 @@ async fn serve<S, F>(
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
+                        _ = evict.notified() => {}
                         _ = sd.changed() => {
                             conn.as_mut().graceful_shutdown();
                             let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
