@@ -2,9 +2,8 @@
 //! cannot take from the gateways.
 //!
 //! Each listener has `limits.max_connections` slots. A connection is *pending* until it
-//! completes a mutual-TLS handshake (on the API listener, which has no client certificates, it
-//! stays pending), then
-//! *established*. Peer addresses that completed a mutual-TLS handshake as a configured gateway
+//! completes a mutual-TLS handshake, then *established* (on the API listener, which has no
+//! client certificates, it stays pending). Peer addresses that completed a mutual-TLS handshake as a configured gateway
 //! are remembered as *known* (at most [`MAX_KNOWN`] addresses, for [`KNOWN_FOR`]).
 //!
 //! - Unknown peers share at most the high-water mark (3/4 of the slots); past it, and whenever
