@@ -18,6 +18,12 @@ use std::collections::BTreeSet;
 const MAX_FLOWS: usize = 50;
 /// Alerts read per incident.
 const MAX_ALERTS: i64 = 1000;
+/// A flow record belongs to an alert when its time is this close to the alert's (flows end
+/// after their alerts; long flows are cut by the agent's active timeout well before this).
+const FLOW_NEAR_MS: i64 = 86_400_000;
+
+/// (gateway, flow id, destination address, source port, alert time ms).
+type FlowKey = (String, i64, Option<String>, Option<i64>, i64);
 
 /// Unix ms as RFC 3339 in Beijing time (`2026-03-02T17:14:07.118+08:00`).
 pub fn format_beijing(ms: i64) -> String {
@@ -81,7 +87,7 @@ pub fn attach(
 ) -> Result<Value, StoreError> {
     let mut stmt = c.prepare(
         "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json,
-           a.recipient, a.persons, a.evidence, a.scenario, a.gateway, a.flow_id, a.kind
+           a.recipient, a.persons, a.evidence, a.scenario, a.gateway, a.flow_id, a.kind, a.ts
          FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
          WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT ?2",
     )?;
@@ -93,7 +99,9 @@ pub fn attach(
     let mut evidence: BTreeSet<String> = BTreeSet::new();
     let mut max_persons: Option<i64> = None;
     let mut scenarios: BTreeSet<String> = BTreeSet::new();
-    let mut flows: Vec<(String, i64)> = Vec::new();
+    // (gateway, flow id, destination, source port, alert time): flow ids restart with each
+    // agent run, so a flow record must also match the alert's addresses and lie near in time.
+    let mut flows: Vec<FlowKey> = Vec::new();
     let mut kinds: BTreeSet<String> = BTreeSet::new();
     let rows = stmt.query_map(params![id, MAX_ALERTS], |r| {
         Ok((
@@ -113,12 +121,13 @@ pub fn attach(
                 r.get::<_, String>(12)?,
                 r.get::<_, Option<i64>>(13)?,
                 r.get::<_, String>(14)?,
+                r.get::<_, i64>(15)?,
             ),
         ))
     })?;
     for row in rows {
         let (aid, proto, src, sport, dst, dport, sni, js, more) = row?;
-        let (recipient, persons, ev, scenario, gateway, flow_id, kind) = more;
+        let (recipient, persons, ev, scenario, gateway, flow_id, kind, ts) = more;
         alert_ids.push(aid);
         let t = json!({"proto": proto, "src_ip": src, "src_port": sport, "dest_ip": dst,
                        "dest_port": dport});
@@ -132,6 +141,12 @@ pub fn attach(
             names.add(r, "alert_recipient");
             if r.parse::<std::net::IpAddr>().is_ok() && !addresses.contains(r) {
                 addresses.push(r.clone());
+            }
+        }
+        if let Some(f) = flow_id {
+            let key = (gateway, f, dst.clone(), sport, ts);
+            if flows.len() < MAX_FLOWS && !flows.iter().any(|k| k.0 == key.0 && k.1 == key.1) {
+                flows.push(key);
             }
         }
         if let Some(d) = dst {
@@ -154,11 +169,6 @@ pub fn attach(
         if let Some(s) = scenario {
             scenarios.insert(s);
         }
-        if let Some(f) = flow_id {
-            if flows.len() < MAX_FLOWS && !flows.contains(&(gateway.clone(), f)) {
-                flows.push((gateway, f));
-            }
-        }
         kinds.insert(kind);
         hashes.push(json!({"alert_id": aid, "sha256": sha256_hex(js.as_bytes())}));
     }
@@ -166,10 +176,13 @@ pub fn attach(
     {
         let mut fstmt = c.prepare_cached(
             "SELECT json FROM events WHERE gateway = ?1 AND flow_id = ?2 AND event_type = 'flow'
+               AND dest_ip IS ?3 AND src_port IS ?4 AND ts BETWEEN ?5 - ?6 AND ?5 + ?6
              LIMIT 4",
         )?;
-        for (gw, f) in &flows {
-            let rows = fstmt.query_map(params![gw, f], |r| r.get::<_, String>(0))?;
+        for (gw, f, dst, sport, ts) in &flows {
+            let rows = fstmt.query_map(params![gw, f, dst, sport, ts, FLOW_NEAR_MS], |r| {
+                r.get::<_, String>(0)
+            })?;
             for js in rows {
                 if let Ok(v) = serde_json::from_str::<Value>(&js?) {
                     names.add_event_json(&v);

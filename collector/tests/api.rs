@@ -696,6 +696,11 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         ))
         .expect("json");
         v["timestamp"] = serde_json::json!(at(now_ms));
+        // The five-tuple of the alerts (alert_line).
+        v["src_ip"] = serde_json::json!("10.30.1.9");
+        v["src_port"] = serde_json::json!(40000);
+        v["dest_ip"] = serde_json::json!("203.0.113.50");
+        v["dest_port"] = serde_json::json!(22);
         f(&mut v);
         v.to_string()
     };
@@ -722,6 +727,11 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
             v.as_object_mut().expect("object").remove("tls");
             v["http"] = serde_json::json!({"hostname": "upload.cro.example.de"});
             v["dns_name"] = serde_json::json!("cdn.cro.example.de");
+        }),
+        // Flow id 11 again, from another agent run (flow ids restart): another far end.
+        flow(11, &|v| {
+            v["dest_ip"] = serde_json::json!("192.0.2.99");
+            v["tls"] = serde_json::json!({"sni": "unrelated.example"});
         }),
         // An hour ahead of the collector's clock: stored, flagged, counted.
         alert(
@@ -757,7 +767,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         "one bad timestamp must not refuse the batch: {}",
         r.text()
     );
-    assert_eq!(r.json()["events"], 7);
+    assert_eq!(r.json()["events"], 8);
 
     let incident_of = |kind: &str| -> Value {
         let (st, v) = get(api, "/api/v1/incidents?limit=1000", REG);
@@ -807,6 +817,11 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
     );
     assert!(names.contains(&("upload.cro.example.de".into(), vec!["http_host".into()])));
     assert!(names.contains(&("cdn.cro.example.de".into(), vec!["dns".into()])));
+    assert_eq!(
+        names.len(),
+        3,
+        "a flow of another run lent its name: {names:?}"
+    );
     assert_eq!(rep["sni"], serde_json::json!(["eu.cro.example.de"]));
     assert_eq!(rep["recipient"]["country"], "DE");
     assert_eq!(
