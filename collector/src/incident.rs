@@ -51,6 +51,8 @@ pub struct IncidentNotice {
     pub bytes: i64,
     /// Persons estimate (largest seen).
     pub persons: i64,
+    /// The deadline had passed before the first alert arrived.
+    pub late_arrival: bool,
 }
 
 impl IncidentNotice {
@@ -311,7 +313,8 @@ pub fn resolve(
 pub fn notice(c: &Connection, id: i64) -> Result<Option<IncidentNotice>, StoreError> {
     Ok(c.query_row(
         "SELECT id, gateway, enterprise, kind, recipient, severity, grade, status, discovered_at,
-           deadline_at, resolved_at, summary, green_channel, alert_count, bytes, persons
+           deadline_at, resolved_at, summary, green_channel, alert_count, bytes, persons,
+           late_arrival
          FROM incidents WHERE id = ?1",
         params![id],
         |r| {
@@ -332,6 +335,7 @@ pub fn notice(c: &Connection, id: i64) -> Result<Option<IncidentNotice>, StoreEr
                 alert_count: r.get(13)?,
                 bytes: r.get(14)?,
                 persons: r.get(15)?,
+                late_arrival: r.get(16)?,
             })
         },
     )

@@ -359,6 +359,8 @@ fn incident_reaches_webhook_through_real_alertmanager() {
         assert_eq!(labels["gateway"], "gw-a");
         assert_eq!(labels["enterprise"], "acme");
         assert_eq!(labels["receiver_route"], "default");
+        // Uploaded long after its deadline: the receivers are told it arrived late.
+        assert_eq!(v["alerts"][0]["annotations"]["late_arrival"], "true", "{v}");
         assert!(v["alerts"][0]["annotations"]["deadline_at"]
             .as_str()
             .is_some_and(|d| d.ends_with('Z')));
