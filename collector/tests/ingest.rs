@@ -271,7 +271,7 @@ fn check_command_reports_errors_with_positions() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("max_body = 1048576 bytes is smaller than the largest batch an agent sends (8388608 bytes"),
+        err.contains("small.toml:3:12: [limits] max_body = 1048576 bytes is smaller than the largest batch an agent sends (8388608 bytes"),
         "{err}"
     );
     std::fs::write(&small, "gateways = [\"gw-a\"]\n").expect("write");

@@ -70,6 +70,8 @@ pub struct CollectorConfig {
     pub gateway_info: Vec<GatewayInfo>,
     /// `[time]`: clock sanity of incoming events.
     pub time: TimeConfig,
+    /// See [`CollectorConfig::deployment_problems`].
+    pub deployment: Vec<String>,
 }
 
 impl CollectorConfig {
@@ -78,20 +80,11 @@ impl CollectorConfig {
         self.gateway_info.iter().find(|g| g.id == id)
     }
 
-    /// Settings that parse but cannot work with the agents (for `check`): a `max_body`
-    /// smaller than the largest batch an agent sends makes every such batch a 413.
+    /// Settings that parse but cannot work with the agents, as `FILE:LINE:COLUMN: message`
+    /// (`check` refuses them, `run` warns): a `max_body` smaller than the largest batch an
+    /// agent sends makes every such batch a 413.
     pub fn deployment_problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.limits.max_body < MAX_AGENT_BATCH_BODY {
-            out.push(format!(
-                "{}: [limits] max_body = {} bytes is smaller than the largest batch an agent sends ({} bytes = 8 MiB); expected at least {}",
-                self.path.display(),
-                self.limits.max_body,
-                MAX_AGENT_BATCH_BODY,
-                MAX_AGENT_BATCH_BODY
-            ));
-        }
-        out
+        self.deployment.clone()
     }
 }
 
@@ -744,6 +737,18 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
             })
         }
     };
+    let mut deployment = Vec::new();
+    if max_body < MAX_AGENT_BATCH_BODY {
+        let (line, col) = raw
+            .limits
+            .max_body
+            .as_ref()
+            .map_or((1, 1), |s| line_col(text, s.span().start));
+        deployment.push(format!(
+            "{}:{line}:{col}: [limits] max_body = {max_body} bytes is smaller than the largest batch an agent sends ({MAX_AGENT_BATCH_BODY} bytes = 8 MiB); expected at least {MAX_AGENT_BATCH_BODY}",
+            path.display()
+        ));
+    }
     let positive = |p: &mut Problems, v: &Option<Spanned<f64>>, default: f64, what: &str| match v {
         None => default,
         Some(s) if *s.get_ref() > 0.0 && s.get_ref().is_finite() => *s.get_ref(),
@@ -1176,6 +1181,7 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         notify,
         gateway_info,
         time,
+        deployment,
     })
 }
 
@@ -1434,6 +1440,7 @@ mod tests {
         assert_eq!((c.time.min_year, c.time.max_year), (1990, 2100));
         let problems = c.deployment_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("c.toml:3:12: "), "{problems:?}");
         assert!(
             problems[0].contains("1048576") && problems[0].contains("8388608"),
             "{problems:?}"
