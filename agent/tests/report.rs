@@ -173,7 +173,7 @@ fn every_finding_kind_with_counts_basis_and_action() {
         let zh_card = finding(&zh, *kind);
         assert!(zh_card.contains("涉及依据") && zh_card.contains("处理建议"));
     }
-    // Legal bases as DOMAIN.md section 3 gives them.
+    // Legal bases as docs/legal.md gives them.
     let unfiled = finding(&en, AlertKind::UnfiledExport);
     assert!(unfiled.contains("Measure 14; PIPL Art. 38; CAC Order 16 Arts. 7–8"));
     assert!(unfiled.contains("security assessment") && unfiled.contains("standard contract"));

@@ -123,7 +123,7 @@ pub struct IncidentConfig {
     pub report_deadline: Duration,
     /// Reporting deadline for a CIIO enterprise. Default 1 h.
     pub ciio_report_deadline: Duration,
-    /// Grade rules, first match wins; the default set follows DOMAIN.md section 4.
+    /// Grade rules, first match wins; the default set follows docs/legal.md.
     pub grade_rules: Vec<GradeRule>,
 }
 
@@ -146,7 +146,7 @@ pub struct GradeRule {
 pub const GRADE_COMPLIANCE: &str = "compliance";
 
 impl IncidentConfig {
-    /// The default grade rules (DOMAIN.md section 4): persons >= 100M / 10M / 1M are especially
+    /// The default grade rules (docs/legal.md, incidents): persons >= 100M / 10M / 1M are especially
     /// serious / serious / major (较大, "以上" inclusive); an important-data marker is major (较大:
     /// important data lost with a serious threat; core data, which would be 特别重大, is not
     /// visible to a traffic signature); everything else is a compliance finding.
