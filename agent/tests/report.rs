@@ -1003,7 +1003,7 @@ const INLINE_TAGS: [&str; 8] = ["span", "b", "i", "em", "a", "strong", "small", 
 
 /// The text a reader sees: element content without tags, `<style>` and attributes (tooltips in
 /// `title` attributes are not text; SVG `<title>` elements, shown on hover, are). Block
-/// boundaries become line breaks, entities are decoded.
+/// boundaries become line breaks, inline ones spaces; entities are decoded.
 fn visible_text(html: &str) -> String {
     let mut html = html.to_owned();
     while let Some(a) = html.find("<style>") {
@@ -1021,9 +1021,12 @@ fn visible_text(html: &str) -> String {
             .next()
             .unwrap_or("")
             .to_ascii_lowercase();
-        if !INLINE_TAGS.contains(&tag.as_str()) {
-            out.push('\n');
-        }
+        // Inline elements sit next to each other with spacing (chips, badges): a space.
+        out.push(if INLINE_TAGS.contains(&tag.as_str()) {
+            ' '
+        } else {
+            '\n'
+        });
         rest = &rest[close..];
     }
     out.push_str(rest);
@@ -1108,10 +1111,32 @@ fn allowed_tokens(registry: &crossline_config::Registry, events: &[Event]) -> Ve
     t
 }
 
+/// `text` with every whole occurrence of a token replaced by a space. An occurrence counts only
+/// when it is not glued to a Latin letter on either side, so a short token (a country
+/// code, `IP`) cannot take a bite out of an English word and hide it.
 fn without_tokens(text: &str, tokens: &[String]) -> String {
     let mut text = text.to_owned();
     for tok in tokens {
-        text = text.replace(tok.as_str(), " ");
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find(tok.as_str()) {
+            let before = rest[..i].chars().next_back();
+            let after = rest[i + tok.len()..].chars().next();
+            let glued = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+            let word_edge_start = tok.starts_with(|c: char| c.is_ascii_alphabetic());
+            let word_edge_end = tok.ends_with(|c: char| c.is_ascii_alphabetic());
+            if (word_edge_start && glued(before)) || (word_edge_end && glued(after)) {
+                let step = rest[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..i + step]);
+                rest = &rest[i + step..];
+            } else {
+                out.push_str(&rest[..i]);
+                out.push(' ');
+                rest = &rest[i + tok.len()..];
+            }
+        }
+        out.push_str(rest);
+        text = out;
     }
     text
 }
@@ -1260,6 +1285,9 @@ fn language_checks_catch_mixed_text() {
     assert!(cjk_in_english("Beta: 北京贝塔零售有限公司 exported", &tokens).is_empty());
     assert!(!english_in_chinese("10.30.1.9 sent 19.0 kB to 203.0.113.50", &tokens).is_empty());
     assert!(!english_in_chinese("采集时长 5m 41s", &tokens).is_empty());
+    // A token inside a word does not hide it: "DE" (a filed country) in "DEtails".
+    assert!(!english_in_chinese("备案 DEtails", &tokens).is_empty());
+    assert!(english_in_chinese("Example CRO GmbH DE", &tokens).is_empty());
     assert!(english_in_chinese(
         "经 tcp/22 向 203.0.113.50 发送 19.0 KB：该来源未列入任何备案。",
         &tokens
@@ -1559,5 +1587,78 @@ fn every_chart_mark_has_a_legend() {
         let a = html.find("id=\"scenarios\"").expect("scenario table");
         let table = &html[a..a + html[a..].find("</section>").expect("end")];
         assert!(table.contains("class=\"bar\"") && table.contains("class=\"legend\""));
+    }
+}
+
+/// The bundled demo capture (`examples/demo.pcap`, every alert kind of the demo registry) through
+/// the real binary in both languages: each report speaks only its language, has no doubled
+/// clause, and its events' alert kinds all appear as findings.
+#[test]
+fn demo_capture_reports_speak_their_language() {
+    let bin = env!("CARGO_BIN_EXE_crossline-agent");
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-demo");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = root.join("examples/agent.toml");
+    let (cfg, _) =
+        crossline_config::load_agent_config(&config, time::Date::new(2026, 11, 16).expect("date"))
+            .expect("example config loads");
+    for lang in ["zh", "en"] {
+        let report = dir.join(format!("report-{lang}.html"));
+        let events_path = dir.join(format!("events-{lang}.jsonl"));
+        let out = std::process::Command::new(bin)
+            .arg("analyze")
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&events_path)
+            .arg("--report")
+            .arg(&report)
+            .args(["--lang", lang])
+            .arg(root.join("examples/demo.pcap"))
+            .output()
+            .expect("run crossline-agent");
+        assert!(
+            out.status.success(),
+            "analyze failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events: Vec<Event> = std::fs::read_to_string(&events_path)
+            .expect("events")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event parses"))
+            .collect();
+        let html = std::fs::read_to_string(&report).expect("report");
+        let text = visible_text(&html);
+        let tokens = allowed_tokens(&cfg.registry, &events);
+        let bad = if lang == "en" {
+            cjk_in_english(&text, &tokens)
+        } else {
+            english_in_chinese(&text, &tokens)
+        };
+        assert!(bad.is_empty(), "{lang}: {bad:#?}");
+        let doubled = doubled_clauses(&text);
+        assert!(doubled.is_empty(), "{lang}: {doubled:#?}");
+        let kinds: std::collections::BTreeSet<AlertKind> = events
+            .iter()
+            .filter_map(|e| e.alert.as_ref().map(|a| a.kind))
+            .collect();
+        assert!(kinds.len() >= 10, "the demo raises most kinds: {kinds:?}");
+        for k in kinds {
+            assert!(
+                html.contains(&format!("id=\"{}\"><header>", k.as_str())),
+                "{lang}: no finding card for {}",
+                k.as_str()
+            );
+        }
+        // Every filing the registry holds is looked up, never called "not in registry".
+        let unregistered = if lang == "en" {
+            "not in registry"
+        } else {
+            "未登记"
+        };
+        let a = html.find("id=\"validity\"").expect("validity section");
+        let validity = &html[a..a + html[a..].find("</section>").expect("end")];
+        assert!(!validity.contains(unregistered), "{lang}: {validity}");
     }
 }

@@ -139,7 +139,12 @@ pub fn shown_line(s: &Strings, shown: usize, total: u64, at_least: bool, why: &s
     if why.is_empty() {
         format!("<p class=\"cut\">{}</p>", esc(&text))
     } else {
-        format!("<p class=\"cut\">{} {}</p>", esc(&text), esc(why))
+        format!(
+            "<p class=\"cut\">{}{}{}</p>",
+            esc(&text),
+            s.sentence_gap,
+            esc(why)
+        )
     }
 }
 
@@ -368,8 +373,9 @@ fn header(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings)
     if !names.is_empty() {
         let _ = write!(
             out,
-            "<div>{}: {}{}</div>",
+            "<div>{}{}{}{}</div>",
             esc(s.enterprises_in_registry),
+            s.colon,
             names.join("<br>"),
             if more > 0 {
                 format!(" · {}", esc(&fill(s.and_more, &[&more.to_string()])))
@@ -380,12 +386,19 @@ fn header(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings)
     }
     if !data.gateways.is_empty() {
         let gws: Vec<String> = data.gateways.iter().map(|g| esc(g)).collect();
-        let _ = write!(out, "<div>{}: {}</div>", esc(s.gateways), gws.join(", "));
+        let _ = write!(
+            out,
+            "<div>{}{}{}</div>",
+            esc(s.gateways),
+            s.colon,
+            gws.join(s.list_sep)
+        );
     }
     let _ = writeln!(
         out,
-        "<div>{}: {}</div></div></header>",
+        "<div>{}{}{}</div></div></header>",
         esc(s.generated),
+        s.colon,
         fmt_beijing(now_micros)
     );
 }
@@ -556,9 +569,11 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
         let ranked = targets.ranked();
         let names: Vec<&str> = ranked.iter().map(|(r, _)| *r).collect();
         let first = fill(s.advice_unfiled, &[&fmt_int(n), &name_list(s, &names, 3)]);
-        // Chinese sentences follow each other without a space.
-        let gap = if first.ends_with('。') { "" } else { " " };
-        items.push(format!("{first}{gap}{}", route_sentence(data, s)));
+        items.push(format!(
+            "{first}{}{}",
+            s.sentence_gap,
+            route_sentence(data, s)
+        ));
     }
 
     // Filings used before they start or after they end.
@@ -906,8 +921,9 @@ fn charts_section(out: &mut String, data: &ReportData, s: &Strings) {
         "<section class=\"keep\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>{}{}</section>",
         esc(s.chart_time_title),
         esc(&format!(
-            "{} {}",
+            "{}{}{}",
             s.chart_time_note,
+            s.sentence_gap,
             fill(s.chart_bin, &[&fmt_width(data.series.width_secs(), s)])
         )),
         charts::legend(s, &present),
@@ -1355,10 +1371,12 @@ fn persons_section(out: &mut String, data: &ReportData, registry: &Registry, s: 
         }
         let _ = write!(
             out,
-            "</div><div class=\"small\">{}: {} · {}: 100,000 / 1,000,000 / 10,000*</div></div>",
+            "</div><div class=\"small\">{}{}{} · {}{}100,000 / 1,000,000 / 10,000*</div></div>",
             esc(s.persons_declared),
+            s.colon,
             declared.map_or("–".to_owned(), fmt_int),
-            esc(s.thresholds)
+            esc(s.thresholds),
+            s.colon
         );
     }
     let _ = write!(

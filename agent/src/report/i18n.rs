@@ -140,6 +140,10 @@ pub struct Strings {
     pub advice_more: &'static str,
     /// Separator of the items of a list of names.
     pub list_sep: &'static str,
+    /// Between a label and its value.
+    pub colon: &'static str,
+    /// Between two sentences.
+    pub sentence_gap: &'static str,
     /// Unit names: day, hour, minute, second.
     pub units: [&'static str; 4],
     /// `{0}` shown, `{1}` total: the line under a cut table or list.
@@ -371,6 +375,8 @@ pub static ZH: Strings = Strings {
     advice_expiring: "备案 {0}（{1}）将于 {2} 到期：现在申请延期或准备续签。",
     advice_more: "另有 {0} 个备案存在同类问题，见下文。",
     list_sep: "、",
+    colon: "：",
+    sentence_gap: "",
     units: ["天", "小时", "分钟", "秒"],
     shown_of: "显示 {0} 项，共 {1} 项。",
     shown_of_at_least: "显示 {0} 项，共至少 {1} 项。",
@@ -666,6 +672,8 @@ pub static EN: Strings = Strings {
     advice_expiring: "Filing {0} ({1}) expires on {2}: request the extension or prepare the renewal now.",
     advice_more: "Filings with the same kind of finding not listed here: {0}; see below.",
     list_sep: ", ",
+    colon: ": ",
+    sentence_gap: " ",
     units: ["d", "h", "min", "s"],
     shown_of: "{0} of {1} shown.",
     shown_of_at_least: "{0} of at least {1} shown.",
