@@ -1662,3 +1662,37 @@ fn demo_capture_reports_speak_their_language() {
         assert!(!validity.contains(unregistered), "{lang}: {validity}");
     }
 }
+
+/// English counts agree with their nouns in the lead sentence.
+#[test]
+fn lead_sentence_counts_agree() {
+    let registry = sample::registry();
+    let t0 = 1_772_442_847_000_000i64;
+    let mut one = ReportData::new();
+    one.add(&synthetic_flow(
+        1,
+        5_000,
+        "a.example",
+        VerdictStatus::Unfiled,
+        t0,
+    ));
+    let en = visible_text(&render(&one, &registry, Lang::En));
+    assert!(
+        en.contains("One export is not covered by any filing."),
+        "{en}"
+    );
+    let mut two = ReportData::new();
+    for i in 0..2 {
+        two.add(&synthetic_flow(
+            i,
+            5_000,
+            "a.example",
+            VerdictStatus::Unfiled,
+            t0,
+        ));
+    }
+    let en = visible_text(&render(&two, &registry, Lang::En));
+    assert!(en.contains("2 exports to one recipient are not covered by any filing."));
+    let zh = visible_text(&render(&two, &registry, Lang::Zh));
+    assert!(zh.contains("2 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。"));
+}

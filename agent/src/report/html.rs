@@ -776,10 +776,16 @@ fn conclusion(out: &mut String, data: &ReportData, registry: &Registry, s: &Stri
     let (class, lead) = if uncovered > 0 {
         (
             "bad",
-            fill(
-                s.verdict_uncovered,
-                &[&fmt_int(uncovered), &recipients_text],
-            ),
+            match (uncovered, recipients) {
+                (1, _) => s.verdict_uncovered_one.to_owned(),
+                (_, 1) if !data.unfiled_recipients_overflow => {
+                    fill(s.verdict_uncovered_one_recipient, &[&fmt_int(uncovered)])
+                }
+                _ => fill(
+                    s.verdict_uncovered,
+                    &[&fmt_int(uncovered), &recipients_text],
+                ),
+            },
         )
     } else if deviating > 0 {
         ("warn", fill(s.verdict_deviation, &[&fmt_int(deviating)]))

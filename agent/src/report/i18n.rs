@@ -94,6 +94,10 @@ pub struct Strings {
     pub conclusion: &'static str,
     /// `{0}` exports, `{1}` recipients.
     pub verdict_uncovered: &'static str,
+    /// `verdict_uncovered` for exports to a single recipient: `{0}` exports.
+    pub verdict_uncovered_one_recipient: &'static str,
+    /// `verdict_uncovered` for a single export.
+    pub verdict_uncovered_one: &'static str,
     /// `{0}` exports.
     pub verdict_deviation: &'static str,
     /// `{0}` cross-border exports.
@@ -350,6 +354,8 @@ pub static ZH: Strings = Strings {
     enterprises_in_registry: "登记企业",
     conclusion: "结论",
     verdict_uncovered: "{0} 次数据出境（发往 {1} 个接收方）未被任何已备案场景覆盖。",
+    verdict_uncovered_one_recipient: "{0} 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。",
+    verdict_uncovered_one: "1 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。",
     verdict_deviation: "所有出境均有备案，但 {0} 次出境不符合备案条件（服务、时间窗口、有效期或生效日期），各备案的处理办法见下。",
     verdict_clean: "观测到的 {0} 次跨境出境均由有效备案覆盖。",
     verdict_no_exports: "本次采集未观测到跨境出境流量。",
@@ -475,7 +481,7 @@ pub static ZH: Strings = Strings {
     green_channel: "绿色通道（措施七）",
     ftz: "自贸试验区（措施六）",
     section_expiring: "即将到期、已过期或尚未生效的备案",
-    section_expiring_note: "以采集结束日为准；安全评估结果有效期 3 年，可在到期前 60 个工作日内申请延期（第九条）。",
+    section_expiring_note: "以采集结束日为准，列出 90 个自然日（约 60 个工作日）内到期的备案；安全评估结果有效期 3 年，可在到期前 60 个工作日内申请延期（第九条）。",
     none_expiring: "没有 90 天内到期、已过期或尚未生效的备案。",
     section_findings: "发现（按告警类型）",
     section_findings_note: "证据均为告警携带的脱敏形式；报告不包含任何原始个人标识。",
@@ -647,6 +653,8 @@ pub static EN: Strings = Strings {
     enterprises_in_registry: "Enterprises registered",
     conclusion: "Conclusion",
     verdict_uncovered: "{0} exports to {1} recipients are not covered by any filing.",
+    verdict_uncovered_one_recipient: "{0} exports to one recipient are not covered by any filing.",
+    verdict_uncovered_one: "One export is not covered by any filing.",
     verdict_deviation: "Every export has a filing, but {0} exports break its conditions (service, time window, validity or start date); the steps for each filing follow.",
     verdict_clean: "All {0} cross-border exports observed are covered by valid filings.",
     verdict_no_exports: "No cross-border exports were observed in this capture.",
@@ -772,7 +780,7 @@ pub static EN: Strings = Strings {
     green_channel: "green channel (Measure 7)",
     ftz: "free trade zone (Measure 6)",
     section_expiring: "Filings expiring soon, expired or not yet valid",
-    section_expiring_note: "Judged on the last day of the capture; an assessment result is valid 3 years and may be extended in the 60 working days before expiry (Art. 9).",
+    section_expiring_note: "Judged on the last day of the capture; filings ending within 90 calendar days (about 60 working days) are listed. An assessment result is valid 3 years and may be extended when requested in the 60 working days before expiry (Art. 9).",
     none_expiring: "No filing expires within 90 days, has expired or has yet to take effect.",
     section_findings: "Findings by alert kind",
     section_findings_note: "Evidence is shown masked, exactly as the alerts carry it; the report holds no raw personal identifier.",
