@@ -389,3 +389,89 @@ fn printed_report_keeps_headings_with_their_content_and_ids_whole() {
         );
     }
 }
+
+/// Print one probe page: a spacer of `spacer_mm`, then a section as the report writes it
+/// (heading and note, then a table). Returns the last two text lines of page 1.
+fn probe_page_end(
+    browser: &Path,
+    pdftotext: &Path,
+    style: &str,
+    spacer_mm: u32,
+    name: &str,
+) -> Vec<String> {
+    let rows: String = (0..30)
+        .map(|i| format!("<tr><td>row {i}</td><td>value {i}</td></tr>"))
+        .collect();
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{style}</style></head><body><main>\
+         <div style=\"height:{spacer_mm}mm\"></div><section><div class=\"head\"><h2>Probe heading</h2>\
+         <p class=\"note\">The note under the heading.</p></div><table><tbody>{rows}</tbody></table>\
+         </section></main></body></html>"
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let page = dir.join(format!("{name}-{spacer_mm}.html"));
+    std::fs::write(&page, html).expect("probe page");
+    let pdf = page.with_extension("pdf");
+    let _ = std::fs::remove_file(&pdf);
+    run_chromium(
+        browser,
+        &[
+            format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer".into(),
+            format!("file://{}", page.display()),
+        ],
+        Duration::from_secs(60),
+    );
+    page_tails(pdftotext, &pdf, 1).remove(0)
+}
+
+/// The report's print CSS keeps a section heading with its note and first table rows wherever
+/// the section starts on the page: a heading placed at every height near the bottom of page 1 is
+/// never the last line of the page, alone or with only its note. The same probe with a bare
+/// `@page` style does leave the heading at the bottom, so the check can fail.
+#[test]
+fn print_css_keeps_a_heading_with_its_first_rows() {
+    let (Some(browser), Some((pdftotext, _))) = (chromium(), poppler()) else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("chromium or poppler-utils not found (scripts/ensure-deps.sh test)");
+        }
+        eprintln!(
+            "SKIPPED: chromium or pdftotext not found (apt-get install -y chromium poppler-utils)"
+        );
+        return;
+    };
+    let (events, _) = sample::events();
+    let mut data = ReportData::new();
+    for e in &events {
+        data.add(e);
+    }
+    let html = render(&data, &sample::registry(), Lang::En);
+    let css = &html[html.find("<style>").expect("style") + 7..html.find("</style>").expect("end")];
+    let orphaned = |tail: &[String]| {
+        tail.last().is_some_and(|l| l == "Probe heading")
+            || (tail.len() == 2
+                && tail[0] == "Probe heading"
+                && tail[1] == "The note under the heading.")
+    };
+    for spacer in (230..=260).step_by(3) {
+        let tail = probe_page_end(&browser, &pdftotext, css, spacer, "probe-report");
+        assert!(
+            !orphaned(&tail),
+            "heading {spacer} mm down page 1 is left at the page end: {tail:?}"
+        );
+    }
+    let bare = "@page{size:A4;margin:12mm}body{margin:0;font-size:14px}h2{margin:0}";
+    let caught = (251..=257).step_by(3).any(|spacer| {
+        orphaned(&probe_page_end(
+            &browser,
+            &pdftotext,
+            bare,
+            spacer,
+            "probe-bare",
+        ))
+    });
+    assert!(
+        caught,
+        "without the report's CSS the probe heading should be orphaned"
+    );
+}
