@@ -730,7 +730,7 @@ pub static EN: Strings = Strings {
     capture_span: "Capture span (Beijing time)",
     packets: "Packets",
     flows: "Flows",
-    cross_border_flows: "Cross-border flows",
+    cross_border_flows: "cross-border",
     export_filed: "Export, filed",
     export_not_filed: "Export, not filed",
     duration: "duration",
