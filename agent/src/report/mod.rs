@@ -11,6 +11,12 @@
 //! cannot leak one even if an upstream component forgot to mask it; they are HTML-escaped when
 //! rendered.
 //!
+//! Flows with the verdict `excluded` (infrastructure traffic named by an `[[exclude]]` entry)
+//! are counted per entry apart from the exports and never become findings. Every sentence is
+//! rendered in the report's language from the data and the alerts' fields (an alert's English
+//! `summary` is only the English report's tooltip); every cut table or list says how much of it
+//! is shown.
+//!
 //! Use: `crossline-agent analyze --config agent.toml --report report.html [--lang zh|en] PCAP...`
 //! (Chinese by default). The file has no script and no external asset: inline CSS, three inline
 //! SVG charts (export bytes over time stacked by verdict, top recipients, a day × hour heat map
