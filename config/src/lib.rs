@@ -12,9 +12,11 @@ pub mod checks;
 pub mod collector;
 pub mod diag;
 pub mod event;
+pub mod limits;
 pub mod load;
 pub mod parse;
 pub mod raw;
+pub mod read;
 pub mod registry;
 pub mod time;
 

@@ -76,12 +76,12 @@ pub fn parse_registry(
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+    crate::read::read_config_text(path).map_err(|e| ConfigError {
         errors: vec![Diagnostic {
             file: path.to_path_buf(),
             line: 1,
             column: 1,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", e.reason()),
         }],
     })
 }
@@ -1103,12 +1103,13 @@ pub fn load_agent_config(
     let mut registry_warnings = Vec::new();
     let mut registry = None;
     let mut scenario_ids = Vec::new();
-    match std::fs::read_to_string(&registry_path) {
+    match crate::read::read_config_text(&registry_path) {
         Err(e) => d.error(
             &span(&raw.registry),
             format!(
-                "registry: cannot read {}: {e}, expected a registry file (relative paths are relative to this file's folder)",
-                registry_path.display()
+                "registry: cannot read {}: {}, expected a registry file (relative paths are relative to this file's folder)",
+                registry_path.display(),
+                e.reason()
             ),
         ),
         Ok(reg_text) => {

@@ -93,9 +93,9 @@ impl Endpoint {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, UplinkError> {
-    std::fs::read(path).map_err(|e| UplinkError::Tls {
+    crossline_config::read::read_config_file(path).map_err(|e| UplinkError::Tls {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: e.reason(),
     })
 }
 
