@@ -1394,6 +1394,9 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
     out
 }
 
+/// Default `uplink.batch_bytes`: 2 MiB, a quarter of the largest body a collector accepts.
+pub const DEFAULT_BATCH_BYTES: usize = 2 << 20;
+
 fn uplink_config(
     d: &mut Diagnostics,
     path: &Path,
@@ -1497,6 +1500,27 @@ fn uplink_config(
             500
         }) as usize,
     };
+    let batch_bytes = match &raw.batch_bytes {
+        None => DEFAULT_BATCH_BYTES,
+        Some(v) => match byte_size(d, "uplink.batch_bytes", v) {
+            Some(n) if (1024..=crate::limits::MAX_BATCH_BODY as u64).contains(&n) => n as usize,
+            Some(n) => {
+                d.error(
+                    &span(v),
+                    format!(
+                        "uplink.batch_bytes: {n} bytes, expected 1 KiB to {} bytes (8 MiB, the largest batch body a collector accepts)",
+                        crate::limits::MAX_BATCH_BODY
+                    ),
+                );
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+            None => {
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+        },
+    };
     let mut dur = |d: &mut Diagnostics, key: &str, v: &Option<V>, default: Duration| -> Duration {
         match v {
             None => default,
@@ -1558,6 +1582,7 @@ fn uplink_config(
         spool_segment_bytes,
         fsync,
         batch_events,
+        batch_bytes,
         batch_interval,
         send_flows: raw.send_flows.unwrap_or(true),
         backoff_min,
