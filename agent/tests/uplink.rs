@@ -1045,3 +1045,60 @@ fn no_batch_is_built_larger_than_batch_bytes() {
     }
     assert!(seen.len() >= 200 * (alert_line(0).len() + 1) / 4096);
 }
+
+#[test]
+fn an_event_the_collector_would_refuse_is_dropped_alone_and_counted() {
+    use crossline_agent::sink::EventSink;
+    use crossline_agent::uplink::validate::Reason;
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::{format_timestamp_micros, parse_timestamp_micros, Event};
+    let tmp = TempDir::new("invalid");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    let srv = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
+    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 100)).expect("start uplink");
+    let mut sink = up.sink();
+    // What a pcapng with if_tsoffset = -2^62 produced: year -290308.
+    let absurd = format_timestamp_micros(-(1i64 << 62));
+    assert!(
+        parse_timestamp_micros(&absurd).is_none(),
+        "the collector's parser reads {absurd}: test is moot"
+    );
+    let mut events = Vec::new();
+    for i in 0..6 {
+        let mut e: Event = serde_json::from_str(&alert_line(i)).expect("alert");
+        match i {
+            2 => e.timestamp = absurd.clone(),
+            3 => e.timestamp = "2107-01-01T00:00:00.000Z".to_string(),
+            4 => {
+                if let Some(a) = e.alert.as_mut() {
+                    a.bytes = u64::MAX;
+                }
+            }
+            _ => {}
+        }
+        events.push(e);
+    }
+    for e in &events {
+        let line = serde_json::to_vec(e).expect("serialise");
+        sink.write(e, &line).expect("write");
+    }
+    sink.finish().expect("finish");
+    drop(sink);
+    let snap = up
+        .finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen = srv.seen.lock().expect("seen").clone();
+    let stored: Vec<String> = seen.iter().flat_map(|s| s.events.clone()).collect();
+    let line = |i: usize| serde_json::to_string(&events[i]).expect("serialise");
+    assert_eq!(
+        stored,
+        vec![line(0), line(1), line(5)],
+        "the valid events of the batch must all arrive"
+    );
+    assert!(seen.iter().all(|s| s.status == 200));
+    assert_eq!(snap.invalid[Reason::TimestampUnparsable.index()], 1);
+    assert_eq!(snap.invalid[Reason::TimestampOutOfRange.index()], 1);
+    assert_eq!(snap.invalid[Reason::NumberOutOfRange.index()], 1);
+    assert_eq!(snap.rejected, 0);
+}

@@ -572,23 +572,35 @@ impl Spool {
                 .map_err(io_err(&path))?;
             self.journal = Some(f);
         }
-        let Some(f) = self.journal.as_mut() else {
-            return Ok(());
-        };
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(line);
         if !line.ends_with(b"\n") {
             buf.push(b'\n');
         }
-        let written = f.write_all(&buf);
         let n = buf.len() as u64;
+        let written = loop {
+            let Some(f) = self.journal.as_mut() else {
+                break Ok(());
+            };
+            match f.write_all(&buf) {
+                Ok(()) => break Ok(()),
+                Err(e) => {
+                    let _ = f.set_len(self.journal_len);
+                    // A full disk: flows give way to alerts here too.
+                    if is_disk_full(&e) && self.evict_oldest_flow_segment()? {
+                        continue;
+                    }
+                    break Err(e);
+                }
+            }
+        };
         self.scratch = buf;
-        if let Err(e) = written {
-            let _ = f.set_len(self.journal_len);
-            return Err(io_err(&path)(e));
-        }
+        written.map_err(io_err(&path))?;
         self.journal_len += n;
+        let Some(f) = self.journal.as_ref() else {
+            return Ok(());
+        };
         if self.opts.fsync == FsyncPolicy::Always {
             f.sync_data().map_err(io_err(&path))?;
         } else {
