@@ -381,6 +381,25 @@ fn append_rate_and_recovery_time() {
             started.elapsed()
         ));
     }
+    // Alert lines go to the journal one write (and, with fsync = "always", one fsync) each.
+    let line = alert_line(1);
+    for (name, fsync) in [
+        ("never", FsyncPolicy::Never),
+        ("always", FsyncPolicy::Always),
+    ] {
+        let dir = tmp.0.join(format!("journal-{name}"));
+        let mut s = Spool::open(opts(&dir, 4 << 30, 16 << 20, fsync)).expect("open");
+        let n = 500;
+        let started = Instant::now();
+        for _ in 0..n {
+            s.journal(line.as_bytes()).expect("journal");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        figures.push(format!(
+            "alert journal, fsync={name}: {:.0} alerts/s",
+            f64::from(n) / secs
+        ));
+    }
     for f in figures {
         eprintln!("spool figure: {f}");
     }

@@ -190,9 +190,20 @@ fn sigkill_right_after_alerts_are_emitted_loses_none_with_any_fsync_setting() {
         let status = run2.wait(Duration::from_secs(90)).expect("restart exits");
         assert!(status.success(), "restart failed:\n{}", run2.output());
         let lost = missing(&emitted, &col);
+        let flows_emitted = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"event_type\":\"flow\""))
+            .count();
+        let flows_stored = metric_sum(
+            &col.metrics().expect("collector metrics"),
+            "crossline_ingest_events_total",
+            "event_type=\"flow\"",
+        );
         figures.push(format!(
             "fsync={fsync}: SIGKILL after {} alerts emitted: {} lost, {} reached the collector \
-             after the restart",
+             after the restart; flow records: {flows_emitted} in the output file, {flows_stored} \
+             stored (the batch being filled is lost)",
             emitted.len(),
             lost.len(),
             emitted.len() - lost.len()

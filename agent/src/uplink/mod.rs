@@ -25,8 +25,10 @@
 //!   emitted, in the JSON-lines output or the spool.
 //!
 //! `fsync` only matters when the machine itself stops (power cut, kernel crash): `always` loses
-//! nothing written, an interval up to that interval of records and journal lines, `never` what
-//! the kernel had not written back yet (by default up to about 30 s).
+//! no sealed batch (the alert lines of the batch still being filled, at most `batch_interval`
+//! of them, are synced when it is sealed: syncing each line would cap alerts at a few hundred a
+//! second), an interval up to that interval of records and journal lines, `never` what the
+//! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
 pub mod session;
@@ -284,15 +286,16 @@ impl Uplink {
         let spool = match Spool::open(opts.clone()) {
             Ok(s) => s,
             Err(e) if e.is_disk_full() => {
+                let spool = Spool::in_memory(opts);
                 eprintln!(
                     "crossline-agent: WARNING: the uplink spool cannot be written ({e}); the disk \
                      is full, so batches are kept IN MEMORY for this run only (at most {} bytes, \
                      lost if the agent stops before the collector has them; \
                      crossline_agent_spool_in_memory = 1). Free space in {} and restart the agent.",
-                    config.spool_max_bytes,
+                    spool.max_bytes(),
                     config.spool_dir.display()
                 );
-                Spool::in_memory(opts)
+                spool
             }
             Err(e) => return Err(e.into()),
         };

@@ -38,10 +38,12 @@
 //! parts without all their siblings (a torn write) are dropped and the batch is kept. Either way
 //! every event is sent under exactly one sequence number.
 //!
-//! Durability: a record is written with one `write` as soon as the batch is sealed, so a killed
-//! process (SIGKILL) loses nothing that was appended, whatever `fsync` says; `fsync` decides what
-//! a power cut or kernel crash can lose: `always` nothing appended, an interval up to that much,
-//! `never` whatever the kernel had not written back (typically up to 30 s).
+//! Durability: a record is written with one `write` as soon as the batch is sealed, and an alert
+//! line is written to `alerts.journal` as soon as the sink gets it, so a killed process
+//! (SIGKILL) loses no alert and no sealed batch, whatever `fsync` says. `fsync` decides what a
+//! power cut or kernel crash can lose: `always` no sealed batch (alert lines of the batch being
+//! filled, at most `batch_interval` of them, are synced when it is sealed), an interval up to
+//! that much, `never` whatever the kernel had not written back (typically up to 30 s).
 //!
 //! `lock` holds an advisory lock (`flock`) for as long as the spool is open, with the holder's
 //! pid in it: a second agent on the same spool is refused with a message naming both.
@@ -61,6 +63,9 @@ pub const HEADER_LEN: usize = 33;
 const PART_PREFIX: usize = 10;
 /// Share of `spool_max_bytes` that flow batches may fill; the rest is kept for alerts.
 pub const FLOW_SHARE_PERCENT: u64 = 75;
+/// Upper bound of a spool kept in memory (see [`Spool::in_memory`]), whatever
+/// `spool_max_bytes` says.
+pub const IN_MEMORY_MAX_BYTES: u64 = 64 << 20;
 /// Sequences reserved per durable state write.
 const RESERVE_BLOCK: u64 = 1024;
 /// Largest payload accepted in one record (a sanity bound for scanning, too).
@@ -403,7 +408,8 @@ impl Spool {
     /// A spool that keeps its segments in memory, for when the disk is full at start-up: a new
     /// stream (the one on disk cannot record what this one hands out), nothing on disk touched,
     /// nothing kept across a restart. The batches already on disk stay there for the next start.
-    pub fn in_memory(opts: SpoolOptions) -> Spool {
+    pub fn in_memory(mut opts: SpoolOptions) -> Spool {
+        opts.max_bytes = opts.max_bytes.min(IN_MEMORY_MAX_BYTES);
         let mut s = Spool::empty(opts, new_stream(), 0, u64::MAX, None);
         s.in_memory = true;
         s.stats.in_memory = true;
@@ -556,9 +562,12 @@ impl Spool {
         self.opts.dir.join("alerts.journal")
     }
 
-    /// Write one alert line to `alerts.journal` at once (fsync per the policy), before it waits
-    /// in memory for its batch to fill: a killed process loses no alert it had handed over.
-    /// The batch that carries these lines is appended with [`Spool::append_journaled`].
+    /// Write one alert line to `alerts.journal` at once, before it waits in memory for its
+    /// batch to fill: a killed process loses no alert it had handed over. The journal is not
+    /// synced line by line (that would cap alerts at a few hundred a second on a disk that takes
+    /// milliseconds per fsync); it is synced with the segments: when its batch is sealed
+    /// (`fsync = "always"`) or at the interval. The batch that carries these lines is appended
+    /// with [`Spool::append_journaled`].
     pub fn journal(&mut self, line: &[u8]) -> Result<(), SpoolError> {
         if self.in_memory {
             return Ok(());
@@ -598,14 +607,8 @@ impl Spool {
         self.scratch = buf;
         written.map_err(io_err(&path))?;
         self.journal_len += n;
-        let Some(f) = self.journal.as_ref() else {
-            return Ok(());
-        };
-        if self.opts.fsync == FsyncPolicy::Always {
-            f.sync_data().map_err(io_err(&path))?;
-        } else {
-            self.dirty = true;
-        }
+        // Synced with the next sync of the segments (the seal of its batch, or the interval).
+        self.dirty = true;
         Ok(())
     }
 
@@ -1232,6 +1235,11 @@ impl Spool {
     /// Whether the spool runs in memory (see [`Spool::in_memory`]).
     pub fn is_in_memory(&self) -> bool {
         self.in_memory
+    }
+
+    /// Upper bound of all segments together (`spool_max_bytes`, or less in memory).
+    pub fn max_bytes(&self) -> u64 {
+        self.opts.max_bytes
     }
 
     /// Current counters and gauges.
