@@ -267,16 +267,25 @@ fn full_spool_gives_flows_away_before_alerts() {
     );
     // Every alert that was stored is still there to send, in order.
     let mut alert_batches = 0;
+    let mut flow_batches = 0;
     let mut last = 0;
     while let Some(b) = s.next_batch().expect("read") {
         assert!(b.seq > last, "out of order");
         last = b.seq;
         if b.kind == BatchKind::Alerts {
             alert_batches += 1;
+        } else {
+            flow_batches += 1;
         }
         s.ack(b.seq).expect("ack");
     }
     assert_eq!(alert_batches, alerts_stored);
+    // An alert is refused only once no flow record is left to give way.
+    assert!(
+        st.dropped_alerts == 0 || flow_batches == 0,
+        "{} alert events refused while {flow_batches} flow batches stayed on disk",
+        st.dropped_alerts
+    );
     eprintln!(
         "full spool of 20 records: flows kept {flows_stored}/40, alerts kept {alerts_stored}/30, \
          dropped flows {} events, dropped alerts {} events",
