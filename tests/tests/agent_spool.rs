@@ -475,3 +475,158 @@ fn a_full_spool_disk_keeps_every_alert_and_a_full_disk_at_start_still_runs() {
     assert!(lost.is_empty(), "{lost:?}");
     drop(disk);
 }
+
+#[test]
+fn a_403_while_the_collector_config_is_wrong_keeps_every_alert_until_it_is_fixed() {
+    let Some((agent, collector)) = binaries() else {
+        return;
+    };
+    let tmp = TempDir::new("spool-403");
+    let dir = tmp.path();
+    let setup =
+        Collector::setup(&collector, &dir.join("collector"), &["gw-bj-01"], "").expect("setup");
+    // The collector's gateway list is wrong for a while: the agent's certificate is refused.
+    let good = std::fs::read_to_string(&setup.config).expect("collector config");
+    let wrong = good.replace("gateways = [\"gw-bj-01\"]", "gateways = [\"gw-bj-99\"]");
+    assert_ne!(good, wrong);
+    std::fs::write(&setup.config, &wrong).expect("write wrong config");
+    let mut col = Collector::start(&collector, &setup, "collector-wrong.log").expect("collector");
+    let cfg = agent_config(
+        dir,
+        setup.ingest,
+        &setup.dir.join("pki"),
+        "spool_dir = \"spool\"\nbatch_interval = \"100ms\"",
+    );
+    let out = dir.join("events.jsonl");
+    let mut cmd = Command::new(&agent);
+    cmd.arg("analyze")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg(demo_pcap().expect("demo"));
+    let mut run = Proc::spawn("agent", cmd, &dir.join("agent.log")).expect("agent");
+    let refused = wait_for(Duration::from_secs(60), || {
+        let m = col.metrics().ok()?;
+        let n = metric_sum(&m, "crossline_ingest_rejections_total", "");
+        (n >= 2.0).then_some(n)
+    });
+    assert!(
+        refused.is_some(),
+        "the collector refused nothing:\n{}",
+        run.output()
+    );
+    // Fixed: the same collector, the right gateway list.
+    col.proc.terminate(Duration::from_secs(5));
+    std::fs::write(&setup.config, &good).expect("write fixed config");
+    let col = Collector::start(&collector, &setup, "collector-fixed.log").expect("collector");
+    let status = run.wait(Duration::from_secs(90)).expect("agent exits");
+    let log = run.output();
+    assert!(status.success(), "agent:\n{log}");
+    assert!(log.contains("HTTP 403"), "no 403 seen:\n{log}");
+    let emitted = emitted_alerts(&out);
+    assert!(!emitted.is_empty());
+    let lost = missing(&emitted, &col);
+    assert!(lost.is_empty(), "alerts lost to a 403: {lost:?}\n{log}");
+    assert!(
+        !dir.join("spool/rejected").exists(),
+        "a batch was set aside"
+    );
+    eprintln!(
+        "403 for {} refusals, then fixed: {} of {} alerts stored",
+        refused.unwrap_or(0.0),
+        emitted.len() - lost.len(),
+        emitted.len()
+    );
+}
+
+#[test]
+fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
+    use crossline_agent::uplink::spool::{BatchKind, Spool, SpoolOptions};
+    let Some((agent, collector)) = binaries() else {
+        return;
+    };
+    let tmp = TempDir::new("spool-400");
+    let dir = tmp.path();
+    let setup =
+        Collector::setup(&collector, &dir.join("collector"), &["gw-bj-01"], "").expect("setup");
+    let col = Collector::start(&collector, &setup, "collector.log").expect("collector");
+    let cfg = agent_config(
+        dir,
+        setup.ingest,
+        &setup.dir.join("pki"),
+        "spool_dir = \"spool\"",
+    );
+    // A batch left by an agent whose events the collector does not all understand (a field
+    // from a newer version on line 2).
+    let alert = |i: u32, extra: &str| {
+        format!(
+            r#"{{"timestamp":"2026-03-02T09:14:0{i}.118Z","event_type":"alert","gateway":"gw-bj-01","flow_id":{i},{extra}"alert":{{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"spooled {i}","rule":"XB-001","count":1,"bytes":100}}}}"#
+        )
+    };
+    let lines = [
+        alert(1, ""),
+        alert(2, r#""from_the_future":true,"#),
+        alert(3, ""),
+    ];
+    let payload: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    {
+        let mut s = Spool::open(SpoolOptions {
+            dir: dir.join("spool"),
+            max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            fsync: crossline_config::agent::FsyncPolicy::Always,
+        })
+        .expect("spool");
+        s.append(BatchKind::Alerts, 3, payload.as_bytes(), 1)
+            .expect("append")
+            .expect("stored");
+    }
+    let empty = dir.join("empty.pcap");
+    repeat_pcap(&demo_pcap().expect("demo"), &empty, 0, 0).expect("empty capture");
+    let mut cmd = Command::new(&agent);
+    cmd.arg("analyze")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("events.jsonl"))
+        .arg(&empty);
+    let mut run = Proc::spawn("agent", cmd, &dir.join("agent.log")).expect("agent");
+    let status = run.wait(Duration::from_secs(90)).expect("agent exits");
+    let log = run.output();
+    assert!(status.success(), "agent:\n{log}");
+    assert!(
+        log.contains("collector refused line 2 of batch 1"),
+        "the refusal is not logged with its line:\n{log}"
+    );
+    let stored: Vec<String> = col
+        .alerts()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["summary"].as_str().map(String::from))
+        .collect();
+    let mut stored = stored;
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec!["spooled 1".to_string(), "spooled 3".to_string()],
+        "the neighbours of the refused line must be stored"
+    );
+    let rejected: Vec<PathBuf> = std::fs::read_dir(dir.join("spool/rejected"))
+        .expect("rejected dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let events = rejected
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".ndjson"))
+        .expect("set-aside event");
+    assert_eq!(
+        std::fs::read_to_string(events).expect("read"),
+        format!("{}\n", lines[1])
+    );
+    let reply = std::fs::read_to_string(events.with_extension("reply.txt")).expect("reply");
+    assert!(
+        reply.contains("HTTP 400") && reply.contains("line 2"),
+        "{reply}"
+    );
+}
