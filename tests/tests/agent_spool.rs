@@ -630,3 +630,97 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
         "{reply}"
     );
 }
+
+#[test]
+fn a_batch_over_the_collectors_max_body_is_split_and_stored_once() {
+    use crossline_agent::uplink::spool::{BatchKind, Spool, SpoolOptions};
+    use crossline_config::event::{Event, EventType, FlowRecord};
+    let Some((agent, collector)) = binaries() else {
+        return;
+    };
+    let tmp = TempDir::new("spool-413");
+    let dir = tmp.path();
+    // The collector's default max_body is 8 MiB (limits::MAX_BATCH_BODY).
+    let setup =
+        Collector::setup(&collector, &dir.join("collector"), &["gw-bj-01"], "").expect("setup");
+    let col = Collector::start(&collector, &setup, "collector.log").expect("collector");
+    let cfg = agent_config(
+        dir,
+        setup.ingest,
+        &setup.dir.join("pki"),
+        "spool_dir = \"spool\"",
+    );
+    // A 9 MiB batch of flow records, as an agent with a larger batch limit could have left.
+    let mut payload = Vec::new();
+    let mut n = 0u32;
+    while payload.len() < 9 << 20 {
+        let mut e = Event::new(
+            EventType::Flow,
+            "2026-03-02T09:14:07.118Z".into(),
+            "gw-bj-01".into(),
+        );
+        e.flow_id = Some(u64::from(n));
+        e.src_ip = Some("10.1.2.3".into());
+        e.dest_ip = Some("192.0.2.7".into());
+        e.src_port = Some(40000);
+        e.dest_port = Some(443);
+        e.proto = Some("TCP".into());
+        e.flow = Some(FlowRecord {
+            pkts_toserver: 3,
+            pkts_toclient: 2,
+            bytes_toserver: 300,
+            bytes_toclient: 200,
+            start: "2026-03-02T09:14:06.118Z".into(),
+            end: "2026-03-02T09:14:07.118Z".into(),
+            reason: "timeout".into(),
+            ..FlowRecord::default()
+        });
+        serde_json::to_writer(&mut payload, &e).expect("serialise");
+        payload.push(b'\n');
+        n += 1;
+    }
+    {
+        let mut s = Spool::open(SpoolOptions {
+            dir: dir.join("spool"),
+            max_bytes: 1 << 30,
+            segment_bytes: 64 << 20,
+            fsync: crossline_config::agent::FsyncPolicy::Always,
+        })
+        .expect("spool");
+        s.append(BatchKind::Flows, n, &payload, 1)
+            .expect("append")
+            .expect("stored");
+    }
+    let empty = dir.join("empty.pcap");
+    repeat_pcap(&demo_pcap().expect("demo"), &empty, 0, 0).expect("empty capture");
+    let mut cmd = Command::new(&agent);
+    cmd.arg("analyze")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("events.jsonl"))
+        .arg(&empty);
+    let mut run = Proc::spawn("agent", cmd, &dir.join("agent.log")).expect("agent");
+    let status = run.wait(Duration::from_secs(120)).expect("agent exits");
+    let log = run.output();
+    assert!(status.success(), "agent:\n{log}");
+    assert!(
+        log.contains("as too large") && log.contains("split into batches"),
+        "no split logged:\n{log}"
+    );
+    let m = col.metrics().expect("metrics");
+    let stored = metric_sum(&m, "crossline_ingest_events_total", "event_type=\"flow\"");
+    assert_eq!(
+        stored,
+        f64::from(n),
+        "every flow record of the split batch stored exactly once"
+    );
+    assert!(
+        !dir.join("spool/rejected").exists(),
+        "a batch was set aside"
+    );
+    eprintln!(
+        "a {} byte batch of {n} flow records: 413, split, {stored} stored",
+        payload.len()
+    );
+}
