@@ -58,6 +58,17 @@ fn payload(tag: &str, events: u32, pad: usize) -> Vec<u8> {
     out
 }
 
+/// Copy the regular files of a spool directory (not the lock), as a killed process leaves them.
+fn copy_files(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_file() && e.file_name() != "lock" {
+            fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .expect("read spool dir")
@@ -1129,4 +1140,112 @@ fn an_event_the_collector_would_refuse_is_dropped_alone_and_counted() {
     assert_eq!(snap.invalid[Reason::TimestampOutOfRange.index()], 1);
     assert_eq!(snap.invalid[Reason::NumberOutOfRange.index()], 1);
     assert_eq!(snap.rejected, 0);
+}
+
+#[test]
+fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
+    let tmp = TempDir::new("journal");
+    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Never);
+    let lines = [alert_line(1), alert_line(2), alert_line(3)];
+    {
+        let mut s = Spool::open(o.clone()).expect("open");
+        // Batch 1 sealed normally (its lines went through the journal first).
+        s.journal(lines[0].as_bytes()).expect("journal");
+        s.append_journaled(1, format!("{}\n", lines[0]).as_bytes(), 1)
+            .expect("append")
+            .expect("stored");
+        // Two more alerts handed over, their batch not sealed yet: the process is killed.
+        s.journal(lines[1].as_bytes()).expect("journal");
+        s.journal(lines[2].as_bytes()).expect("journal");
+        // What a SIGKILL leaves: the files as they are now (the process keeps the lock).
+        copy_files(&tmp.0, &tmp.0.join("killed"));
+    }
+    let o = opts(&tmp.0.join("killed"), 1 << 20, 1 << 20, FsyncPolicy::Never);
+    // A line cut by the kill is not sent.
+    let journal = tmp.0.join("killed/alerts.journal");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .expect("journal");
+    std::io::Write::write_all(&mut f, b"{\"timestamp\":\"2026-03-02T09:").expect("cut line");
+    drop(f);
+    let mut s = Spool::open(o.clone()).expect("reopen after the kill");
+    assert_eq!(s.stats().journal_recovered, 2);
+    let mut got = Vec::new();
+    while let Some(b) = s.next_batch().expect("read") {
+        got.push(String::from_utf8(b.payload.clone()).expect("utf8"));
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(
+        got,
+        vec![
+            format!("{}\n", lines[0]),
+            format!("{}\n{}\n", lines[1], lines[2])
+        ]
+    );
+    assert!(!journal.exists(), "journal left behind after recovery");
+
+    // A kill between the append of a batch and the truncation of its journal: the journal
+    // holds exactly the newest batch, which must not be spooled a second time.
+    s.journal(lines[0].as_bytes()).expect("journal");
+    let payload = format!("{}\n", lines[0]);
+    s.append(BatchKind::Alerts, 1, payload.as_bytes(), 5)
+        .expect("append")
+        .expect("stored");
+    copy_files(&tmp.0.join("killed"), &tmp.0.join("killed-2"));
+    drop(s);
+    let mut s = Spool::open(opts(
+        &tmp.0.join("killed-2"),
+        1 << 20,
+        1 << 20,
+        FsyncPolicy::Never,
+    ))
+    .expect("reopen");
+    assert_eq!(s.stats().journal_recovered, 0);
+    assert_eq!(s.pending(), 1, "the batch was spooled twice");
+    let b = s.next_batch().expect("read").expect("pending");
+    assert_eq!(b.payload, payload.as_bytes());
+}
+
+#[test]
+fn an_in_memory_spool_works_without_touching_the_disk() {
+    let tmp = TempDir::new("memory");
+    let dir = tmp.0.join("never-created");
+    let mut s = Spool::in_memory(opts(&dir, 1 << 30, 4096, FsyncPolicy::Always));
+    assert!(s.is_in_memory() && s.stats().in_memory);
+    assert_eq!(
+        s.max_bytes(),
+        crossline_agent::uplink::spool::IN_MEMORY_MAX_BYTES,
+        "an in-memory spool must be bounded below spool_max_bytes"
+    );
+    for i in 0..10 {
+        s.journal(alert_line(i).as_bytes()).expect("journal");
+        s.append_journaled(1, format!("{}\n", alert_line(i)).as_bytes(), 1)
+            .expect("append")
+            .expect("stored");
+    }
+    s.append(BatchKind::Flows, 4, &payload("f", 4, 10), 1)
+        .expect("append")
+        .expect("stored");
+    let first = s.next_batch().expect("read").expect("pending");
+    assert_eq!(first.payload, format!("{}\n", alert_line(0)).as_bytes());
+    s.ack(first.seq).expect("ack");
+    let mut rest = 0;
+    let mut split = false;
+    while let Some(b) = s.next_batch().expect("read") {
+        if b.kind == BatchKind::Flows && !split {
+            let parts = s.split(&b, 2).expect("split").expect("parts");
+            assert!(parts[0] > b.seq);
+            split = true;
+            continue;
+        }
+        rest += b.events;
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(rest, 9 + 4, "9 alerts and the 4 flows of the split batch");
+    assert!(
+        !dir.exists(),
+        "an in-memory spool wrote to {}",
+        dir.display()
+    );
 }
