@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::pipeline::{self, OfflineOptions, PipelineError};
 use crossline_agent::sink::{EventSink, JsonLinesSink};
@@ -65,6 +65,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write man pages or shell completions into DIR (packaging).
+    #[command(hide = true)]
+    Generate {
+        what: crossline_config::cli_docs::Generated,
+        dir: PathBuf,
+    },
 }
 
 /// Load the config or print every problem and exit 2.
@@ -100,6 +106,10 @@ fn report(e: &PipelineError) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Generate { what, dir } => {
+            let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::Check { config } => {
             let code = crossline_config::check_command(&config, crossline_config::today_beijing());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -157,6 +167,7 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_detect(Arc::clone(&shared));
+            session.telemetry().set_gateway(&cfg.gateway);
             // Packet and flow counters are live on /metrics while the capture is read.
             let stats = Arc::new(LiveStats::new());
             session.telemetry().set_live(Arc::clone(&stats));
@@ -181,6 +192,20 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            // Least privilege before any thread starts or file is created (agent/src/privilege.rs).
+            match crossline_agent::privilege::drop_privileges(
+                cfg.capture.user.as_deref(),
+                &cfg.capture.interfaces,
+            ) {
+                Ok(o) => eprintln!(
+                    "crossline-agent: {}",
+                    crossline_agent::privilege::describe(&o)
+                ),
+                Err(e) => {
+                    eprintln!("crossline-agent: {e}");
+                    return ExitCode::from(1);
+                }
+            }
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -215,6 +240,7 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_detect(Arc::clone(&shared));
+            session.telemetry().set_gateway(&cfg.gateway);
             // Registry hot reload: SIGHUP and a change of the file (polled every second).
             let _watchers = match shared.watch_registry() {
                 Ok(w) => Some(w),

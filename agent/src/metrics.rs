@@ -64,6 +64,8 @@ pub struct AgentMetrics {
     flow_events: IntCounter,
     alerts: IntCounterVec,
     verdicts: IntCounterVec,
+    excluded_flows: IntCounterVec,
+    expiry_calendar_fallbacks: IntCounter,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
     spool_oldest_age: prometheus::Gauge,
@@ -82,6 +84,8 @@ pub struct AgentMetrics {
     scenario_cap: IntGaugeVec,
     persons_estimate: IntGaugeVec,
     persons_limit: IntGaugeVec,
+    build_info: IntGaugeVec,
+    start_time: prometheus::Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -145,6 +149,15 @@ impl AgentMetrics {
                 "verdicts_total",
                 "Flow records written, by classification verdict.",
                 &["verdict"],
+            ),
+            excluded_flows: cv(
+                "excluded_flows_total",
+                "Flow records with the verdict excluded, by [[exclude]] entry name of the agent config.",
+                &["exclude"],
+            ),
+            expiry_calendar_fallbacks: c(
+                "expiry_calendar_fallbacks_total",
+                "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
             ),
             spool_bytes: g("spool_bytes", "Bytes of the uplink spool on disk."),
             spool_unacked_batches: g(
@@ -227,6 +240,16 @@ impl AgentMetrics {
                 "Persons threshold that applies to the enterprise this year.",
                 &["enterprise"],
             ),
+            build_info: gv(
+                "build_info",
+                "Always 1; the labels carry the agent version and the configured gateway id.",
+                &["version", "gateway"],
+            ),
+            start_time: prometheus::Gauge::with_opts(opts(
+                "start_time_seconds",
+                "Unix time the agent started (its metrics were set up).",
+            ))
+            .expect("valid metric literal"),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
@@ -240,6 +263,8 @@ impl AgentMetrics {
             Box::new(m.flow_events.clone()),
             Box::new(m.alerts.clone()),
             Box::new(m.verdicts.clone()),
+            Box::new(m.excluded_flows.clone()),
+            Box::new(m.expiry_calendar_fallbacks.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
             Box::new(m.spool_oldest_age.clone()),
@@ -258,6 +283,8 @@ impl AgentMetrics {
             Box::new(m.scenario_cap.clone()),
             Box::new(m.persons_estimate.clone()),
             Box::new(m.persons_limit.clone()),
+            Box::new(m.build_info.clone()),
+            Box::new(m.start_time.clone()),
         ];
         for collector in collectors {
             m.registry
@@ -287,7 +314,20 @@ impl AgentMetrics {
         for r in crate::uplink::validate::Reason::ALL {
             m.uplink_invalid.with_label_values(&[r.as_str()]);
         }
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         m
+    }
+
+    /// Set `build_info{version, gateway}` (one series: the version of this binary).
+    pub fn set_gateway(&self, gateway: &str) {
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), gateway])
+            .set(1);
     }
 
     /// Copy the data-plane counters.
@@ -327,6 +367,11 @@ impl AgentMetrics {
                 &self.verdicts.with_label_values(&[v.as_str()]),
                 l(&s.verdicts[i]),
             );
+        }
+        if let Ok(m) = s.excluded.lock() {
+            for (name, n) in m.iter() {
+                advance(&self.excluded_flows.with_label_values(&[name]), *n);
+            }
         }
     }
 
@@ -614,7 +659,19 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
+            for name in d.exclusions().names() {
+                self.metrics.excluded_flows.with_label_values(&[name]);
+            }
+            advance(
+                &self.metrics.expiry_calendar_fallbacks,
+                d.calendar_fallbacks(),
+            );
         }
+    }
+
+    /// Label `build_info` with the configured gateway id.
+    pub fn set_gateway(&self, gateway: &str) {
+        self.metrics.set_gateway(gateway);
     }
 
     /// The metrics (for tests and summaries).
@@ -656,6 +713,41 @@ mod tests {
         s.packets.store(5, Ordering::Relaxed);
         m.observe_live(&s);
         assert!(m.render().contains("crossline_agent_packets_total 10\n"));
+    }
+
+    #[test]
+    fn build_info_and_start_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let m = AgentMetrics::new();
+        assert!(
+            !m.render().contains("crossline_agent_build_info{"),
+            "no series before the gateway is known"
+        );
+        m.set_gateway("gw-bj-01");
+        m.set_gateway("gw-bj-02");
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("crossline_agent_build_info{"))
+            .collect();
+        assert_eq!(
+            series,
+            [format!(
+                "crossline_agent_build_info{{gateway=\"gw-bj-02\",version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )]
+        );
+        let start: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("crossline_agent_start_time_seconds "))
+            .and_then(|v| v.parse().ok())
+            .expect("start time series");
+        assert!(
+            start >= before.floor() && start < before + 60.0,
+            "{start} vs {before}"
+        );
     }
 
     #[test]

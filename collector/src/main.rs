@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use crossline_collector::{pki, server, util};
 use crossline_config::collector::{load_collector, CollectorConfigError};
 use std::io::Read;
@@ -41,6 +41,12 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write man pages or shell completions into DIR (packaging).
+    #[command(hide = true)]
+    Generate {
+        what: crossline_config::cli_docs::Generated,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +125,10 @@ fn load(
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Generate { what, dir } => {
+            let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Check { config } => {
             let c = match load(&config)? {
                 Ok(c) => c,

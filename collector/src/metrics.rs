@@ -200,6 +200,26 @@ impl Metrics {
             "Packets dropped by each agent, by kind (from its stats events).",
             &["gateway", "kind"],
         )?;
+        // Fleet identity: version (always 1) and start time of this collector.
+        let build_info = gauge(
+            &r,
+            "crossline_collector_build_info",
+            "Always 1; the label carries the collector version.",
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let start_time = prometheus::Gauge::new(
+            "crossline_collector_start_time_seconds",
+            "Unix time the collector started (its metrics were set up).",
+        )?;
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        r.register(Box::new(start_time))?;
 
         let grades: Vec<String> = cfg.incidents.grades().into_iter().collect();
         for g in &grades {

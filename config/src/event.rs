@@ -480,6 +480,9 @@ pub struct Stats {
     /// Verdict counts of cross-border flows.
     #[serde(default)]
     pub verdicts: BTreeMap<String, u64>,
+    /// Flow records with the verdict `excluded`, per `[[exclude]]` entry name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded: BTreeMap<String, u64>,
     /// Files read (offline) and any that could not be read completely.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_errors: Vec<String>,

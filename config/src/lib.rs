@@ -9,9 +9,11 @@
 pub mod agent;
 pub mod check;
 pub mod checks;
+pub mod cli_docs;
 pub mod collector;
 pub mod diag;
 pub mod event;
+pub mod holidays;
 pub mod limits;
 pub mod load;
 pub mod parse;
