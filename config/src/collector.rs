@@ -583,9 +583,9 @@ struct RawNotify {
 
 /// Read and validate a collector config file (and the registry it names).
 pub fn load_collector(path: &Path) -> Result<CollectorConfig, CollectorConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CollectorConfigError::Read {
+    let text = crate::read::read_config_text(path).map_err(|e| CollectorConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        source: e.into_io_error(),
     })?;
     parse_collector(&text, path)
 }

@@ -14,9 +14,11 @@ pub mod collector;
 pub mod diag;
 pub mod event;
 pub mod holidays;
+pub mod limits;
 pub mod load;
 pub mod parse;
 pub mod raw;
+pub mod read;
 pub mod registry;
 pub mod time;
 
