@@ -214,7 +214,11 @@ fn refused_batches_store_nothing() {
         "crossline_export_bytes_total{gateway=\"gw-a\",verdict=\"unfiled\"} 20",
         "crossline_alerts_total{gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 2",
         "crossline_incidents_open{grade=\"compliance\",severity=\"high\"} 1",
-        concat!("crossline_collector_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"} 1"),
+        concat!(
+            "crossline_collector_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
         "\ncrossline_collector_start_time_seconds 1",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}:\n{m}");

@@ -88,9 +88,8 @@ impl CollectorConfig {
     }
 }
 
-/// The largest batch body an agent builds, in bytes.
-// same value as limits::MAX_BATCH_BODY
-pub const MAX_AGENT_BATCH_BODY: u64 = 8 << 20;
+/// The largest batch body an agent builds, in bytes ([`crate::limits::MAX_BATCH_BODY`]).
+pub const MAX_AGENT_BATCH_BODY: u64 = crate::limits::MAX_BATCH_BODY as u64;
 
 /// `[gateway."ID"]`: what the incident report says about a gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -212,6 +212,18 @@ fn relative(root: &Path, p: &Path) -> String {
 }
 
 /// Broken references of one file.
+/// A document as the Debian packages install it (`/usr/share/doc/crossline-agent/deploy.md`, or
+/// `doc/deploy.md` inside the package's staging tree): its file name in `docs/`.
+fn packaged_doc(mention: &str) -> Option<&str> {
+    let rest = mention.trim_start_matches('/');
+    let name = if let Some(r) = rest.strip_prefix("usr/share/doc/crossline-") {
+        r.split_once('/')?.1
+    } else {
+        rest.strip_prefix("doc/")?
+    };
+    (!name.contains('/')).then_some(name)
+}
+
 fn check_file(root: &Path, file: &Path, names: &BTreeSet<String>, out: &mut Vec<String>) {
     let Ok(text) = std::fs::read_to_string(file) else {
         return;
@@ -225,7 +237,10 @@ fn check_file(root: &Path, file: &Path, names: &BTreeSet<String>, out: &mut Vec<
             if EXTERNAL.contains(&mention.as_str()) {
                 continue;
             }
-            let ok = if mention.contains('/') {
+            let ok = if let Some(name) = packaged_doc(&mention) {
+                // Where the Debian packages install the project's docs: the file must be in docs/.
+                root.join("docs").join(name).exists()
+            } else if mention.contains('/') {
                 let m = mention.trim_start_matches("./");
                 dir.join(m).exists() || root.join(m.trim_start_matches('/')).exists()
             } else {
