@@ -251,8 +251,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let mut sinks = vec![sink];
-            sinks.extend(session.sinks());
+            // The spool first: an event is in the spool before it is in the output.
+            let mut sinks = session.sinks();
+            sinks.push(sink);
             if let Some(path) = report_path {
                 let registry = Arc::new(cfg.registry.clone());
                 match crossline_agent::report::ReportSink::create(path, registry, report_lang) {
@@ -338,8 +339,9 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_live(stats.clone());
-            let mut sinks = vec![sink];
-            sinks.extend(session.sinks());
+            // The spool first: an event is in the spool before it is in the output.
+            let mut sinks = session.sinks();
+            sinks.push(sink);
             let shared = match DetectShared::new(&cfg) {
                 Ok(s) => s,
                 Err(e) => {

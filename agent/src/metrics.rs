@@ -39,8 +39,15 @@ pub enum MetricsError {
 
 /// Drop kinds reported as `drops{kind}`.
 pub const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
-/// Uplink results reported as `uplink_batches{result}`.
-pub const UPLINK_RESULTS: [&str; 4] = ["acked", "duplicate", "rejected", "retried"];
+/// Uplink results reported as `uplink_batches{result}` (`refused` is part of `retried`).
+pub const UPLINK_RESULTS: [&str; 6] = [
+    "acked",
+    "duplicate",
+    "rejected",
+    "retried",
+    "refused",
+    "split",
+];
 
 /// The agent's metric set.
 #[derive(Debug)]
@@ -66,7 +73,10 @@ pub struct AgentMetrics {
     spool_dropped: IntCounterVec,
     spool_torn: IntCounter,
     spool_write_errors: IntCounter,
+    spool_in_memory: IntGauge,
     uplink_batches: IntCounterVec,
+    uplink_invalid: IntCounterVec,
+    uplink_lines_rejected: IntCounter,
     uplink_connected: IntGauge,
     uplink_enabled: IntGauge,
     registry_generation: IntGauge,
@@ -167,8 +177,24 @@ impl AgentMetrics {
             .expect("valid metric literal"),
             spool_dropped: cv(
                 "spool_dropped_events_total",
-                "Events dropped because the spool was full, by kind (flows give way first).",
-                &["kind"],
+                "Events dropped for lack of space, by kind (flows give way first) and reason \
+                 (spool_full: over spool_max_bytes; disk_full: no space left on the file system; \
+                 evicted: flow records removed to make room for alerts).",
+                &["kind", "reason"],
+            ),
+            spool_in_memory: g(
+                "spool_in_memory",
+                "1 when the disk was full at start-up and the spool runs in memory (lost on exit).",
+            ),
+            uplink_invalid: cv(
+                "uplink_invalid_events_total",
+                "Events not sent because the collector would refuse them (bad timestamp, number \
+                 beyond 64-bit signed, larger than a batch), by reason; still in the JSON output.",
+                &["reason"],
+            ),
+            uplink_lines_rejected: c(
+                "uplink_lines_rejected_total",
+                "Events the collector refused by line (400); set aside in spool_dir/rejected/.",
             ),
             spool_torn: c(
                 "spool_torn_records_total",
@@ -180,7 +206,8 @@ impl AgentMetrics {
             ),
             uplink_batches: cv(
                 "uplink_batches_total",
-                "Uplink batch outcomes: acked, duplicate, rejected (moved aside), retried.",
+                "Uplink batch outcomes: acked, duplicate, rejected (moved aside), retried, refused \
+                 (a 4xx such as 403, kept and retried; also counted in retried), split (413).",
                 &["result"],
             ),
             uplink_connected: g(
@@ -254,7 +281,10 @@ impl AgentMetrics {
             Box::new(m.spool_dropped.clone()),
             Box::new(m.spool_torn.clone()),
             Box::new(m.spool_write_errors.clone()),
+            Box::new(m.spool_in_memory.clone()),
             Box::new(m.uplink_batches.clone()),
+            Box::new(m.uplink_invalid.clone()),
+            Box::new(m.uplink_lines_rejected.clone()),
             Box::new(m.uplink_connected.clone()),
             Box::new(m.uplink_enabled.clone()),
             Box::new(m.registry_generation.clone()),
@@ -287,7 +317,12 @@ impl AgentMetrics {
             m.uplink_batches.with_label_values(&[r]);
         }
         for k in ["flow", "alert"] {
-            m.spool_dropped.with_label_values(&[k]);
+            for r in crate::uplink::spool::DropReason::ALL {
+                m.spool_dropped.with_label_values(&[k, r.as_str()]);
+            }
+        }
+        for r in crate::uplink::validate::Reason::ALL {
+            m.uplink_invalid.with_label_values(&[r.as_str()]);
         }
         m.start_time.set(
             std::time::SystemTime::now()
@@ -361,20 +396,35 @@ impl AgentMetrics {
             .oldest_unacked_ms
             .map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0);
         self.spool_oldest_age.set(age);
-        advance(
-            &self.spool_dropped.with_label_values(&["flow"]),
-            u.spool.dropped_flows,
-        );
-        advance(
-            &self.spool_dropped.with_label_values(&["alert"]),
-            u.spool.dropped_alerts,
-        );
+        for (k, kind) in [
+            ("flow", crate::uplink::spool::BatchKind::Flows),
+            ("alert", crate::uplink::spool::BatchKind::Alerts),
+        ] {
+            for r in crate::uplink::spool::DropReason::ALL {
+                advance(
+                    &self.spool_dropped.with_label_values(&[k, r.as_str()]),
+                    u.spool.dropped.events(kind, r),
+                );
+            }
+        }
+        self.spool_in_memory.set(i64::from(u.spool.in_memory));
+        for r in crate::uplink::validate::Reason::ALL {
+            advance(
+                &self.uplink_invalid.with_label_values(&[r.as_str()]),
+                u.invalid[r.index()],
+            );
+        }
+        advance(&self.uplink_lines_rejected, u.lines_rejected);
         advance(&self.spool_torn, u.spool.torn_records);
         advance(&self.spool_write_errors, u.spool_errors);
-        for (result, n) in UPLINK_RESULTS
-            .iter()
-            .zip([u.acked, u.duplicate, u.rejected, u.retried])
-        {
+        for (result, n) in UPLINK_RESULTS.iter().zip([
+            u.acked,
+            u.duplicate,
+            u.rejected,
+            u.retried,
+            u.refused,
+            u.split,
+        ]) {
             advance(&self.uplink_batches.with_label_values(&[result]), n);
         }
         self.uplink_connected.set(i64::from(u.connected));

@@ -149,6 +149,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     problems.push(format!("{}: {what} {} does not exist (create it with `crossline-collector pki init`)", config.display(), p.display()));
                 }
             }
+            problems.extend(c.deployment_problems());
             if problems.is_empty() {
                 if let Err(e) = crossline_collector::tls::ingest_server_config(
                     &c.tls.ca,
@@ -216,6 +217,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            for p in c.deployment_problems() {
+                eprintln!("crossline-collector: warning: {p}");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("collector")

@@ -86,6 +86,9 @@ pub struct UplinkConfig {
     pub fsync: FsyncPolicy,
     /// Events per batch. Default 500.
     pub batch_events: usize,
+    /// A batch is sealed before its body would pass this many bytes. Default 2 MiB; at most
+    /// [`crate::limits::MAX_BATCH_BODY`] (`check` refuses more).
+    pub batch_bytes: usize,
     /// Longest wait before a partial batch is sent. Default 1 s.
     pub batch_interval: Duration,
     /// Send flow records, not only alerts and stats. Default true.

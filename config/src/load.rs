@@ -81,12 +81,12 @@ pub fn parse_registry(
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+    crate::read::read_config_text(path).map_err(|e| ConfigError {
         errors: vec![Diagnostic {
             file: path.to_path_buf(),
             line: 1,
             column: 1,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", e.reason()),
         }],
     })
 }
@@ -1130,12 +1130,13 @@ pub fn load_agent_config(
     let mut registry_warnings = Vec::new();
     let mut registry = None;
     let mut scenario_ids = Vec::new();
-    match std::fs::read_to_string(&registry_path) {
+    match crate::read::read_config_text(&registry_path) {
         Err(e) => d.error(
             &span(&raw.registry),
             format!(
-                "registry: cannot read {}: {e}, expected a registry file (relative paths are relative to this file's folder)",
-                registry_path.display()
+                "registry: cannot read {}: {}, expected a registry file (relative paths are relative to this file's folder)",
+                registry_path.display(),
+                e.reason()
             ),
         ),
         Ok(reg_text) => {
@@ -1611,6 +1612,9 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
     out
 }
 
+/// Default `uplink.batch_bytes`: 2 MiB, a quarter of the largest body a collector accepts.
+pub const DEFAULT_BATCH_BYTES: usize = 2 << 20;
+
 fn uplink_config(
     d: &mut Diagnostics,
     path: &Path,
@@ -1714,6 +1718,27 @@ fn uplink_config(
             500
         }) as usize,
     };
+    let batch_bytes = match &raw.batch_bytes {
+        None => DEFAULT_BATCH_BYTES,
+        Some(v) => match byte_size(d, "uplink.batch_bytes", v) {
+            Some(n) if (1024..=crate::limits::MAX_BATCH_BODY as u64).contains(&n) => n as usize,
+            Some(n) => {
+                d.error(
+                    &span(v),
+                    format!(
+                        "uplink.batch_bytes: {n} bytes, expected 1 KiB to {} bytes (8 MiB, the largest batch body a collector accepts)",
+                        crate::limits::MAX_BATCH_BODY
+                    ),
+                );
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+            None => {
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+        },
+    };
     let mut dur = |d: &mut Diagnostics, key: &str, v: &Option<V>, default: Duration| -> Duration {
         match v {
             None => default,
@@ -1775,6 +1800,7 @@ fn uplink_config(
         spool_segment_bytes,
         fsync,
         batch_events,
+        batch_bytes,
         batch_interval,
         send_flows: raw.send_flows.unwrap_or(true),
         backoff_min,

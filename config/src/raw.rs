@@ -225,6 +225,7 @@ pub struct RawUplink {
     pub spool_segment_bytes: Option<V>,
     pub fsync: Option<S>,
     pub batch_events: Option<Spanned<i64>>,
+    pub batch_bytes: Option<V>,
     pub batch_interval: Option<V>,
     pub send_flows: Option<bool>,
     pub backoff_min: Option<V>,

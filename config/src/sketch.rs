@@ -140,7 +140,7 @@ impl HyperLogLog {
                 h.registers.copy_from_slice(&raw);
             }
             "s" => {
-                if raw.len() % 3 != 0 {
+                if !raw.len().is_multiple_of(3) {
                     return Err(format!(
                         "sparse registers: {} bytes, expected a multiple of 3",
                         raw.len()
@@ -198,7 +198,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 /// Decode standard base64 with padding; the error names the offending position.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(format!(
             "base64 of {} characters, expected a multiple of 4",
             bytes.len()

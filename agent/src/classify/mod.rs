@@ -4,7 +4,7 @@
 //! whose cost does not grow with the number of scenarios: longest-prefix tables (one hash table
 //! per prefix length present, see [`prefix`]) for the domestic side, the scenario sources and
 //! the CIDR destinations, hash maps walked label by label for host names, and a compact array of
-//! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies DESIGN.md's order
+//! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies the order of docs/legal.md
 //! ("first miss wins"):
 //!
 //! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled`

@@ -317,7 +317,7 @@ impl DetectShared {
     }
 }
 
-/// Yearly person limits of an enterprise (DOMAIN.md section 1, O16 arts. 5(4), 7, 8):
+/// Yearly person limits of an enterprise (docs/legal.md, O16 arts. 5(4), 7, 8):
 /// the largest `persons_per_year` any of its scenarios declares; else 1,000,000 (the
 /// security-assessment threshold) when it files by standard contract, certification or
 /// security assessment; else 100,000 (the art. 5(4) exemption ceiling). Sensitive personal
