@@ -92,8 +92,7 @@ fn write_file(path: &Path, data: &str, secret: bool) -> Result<(), PkiError> {
 }
 
 fn serial() -> rcgen::SerialNumber {
-    let mut b = [0u8; 16];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut b[..]);
+    let mut b: [u8; 16] = rand::random();
     b[0] &= 0x7f;
     rcgen::SerialNumber::from_slice(&b)
 }
