@@ -404,7 +404,7 @@ pub fn valid_gateway_id(s: &str) -> bool {
 
 /// Decode a hex string (even length, `0-9a-fA-F`).
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |b: u8| -> Option<u8> {
