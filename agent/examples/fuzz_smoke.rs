@@ -341,7 +341,8 @@ fn main() {
         }
     }
 
-    let decode_seeds = capture_frames(&agent.join("../tests/corpus"));
+    let mut decode_seeds = capture_frames(&agent.join("../tests/corpus"));
+    decode_seeds.extend(read_dir_files(&fuzz.join("decode")));
 
     let targets = [
         Target {
