@@ -12,21 +12,25 @@
 //! Both are generic over the [`Analysis`] built per worker by a factory closure, and take extra
 //! [`EventSink`]s (e.g. the uplink spool) next to the JSON-lines output.
 //!
-//! IP fragments: every fragment frame is counted in its flow (the bytes were on the wire).
-//! The first fragment carries the ports; later fragments are attributed through the map keyed
-//! by (source, destination, identification, protocol) of the fragmenting IP layer. Later
-//! fragments that arrive before their first fragment are held (time and length only, at most
-//! 64 per datagram) and attributed when it arrives; those whose first fragment never comes are
-//! counted under `stats.ignored.fragment_unattributed`. The map is bounded
-//! (`fragment_entries` × workers per capture thread); a first fragment that finds it full
-//! (after purging entries older than 30 s) is counted under `stats.drops.fragment_table`.
+//! IP fragments: the capture path sees them as they are on the wire (no kernel reassembly).
+//! Every fragment frame is counted in its flow (the bytes were on the wire). The first fragment
+//! carries the ports; later fragments are attributed through [`FragTable`], keyed by (source,
+//! destination, identification, protocol) of the fragmenting IP layer, and carry their slice of
+//! the datagram as payload (for the personal-information scanner; the L7 taps skip them). Later
+//! fragments that arrive before their first fragment are held (counts only) and attributed when
+//! it arrives; those whose first fragment never comes are counted under
+//! `stats.ignored.fragment_unattributed` (packets) and `fragment_unattributed_bytes`. The map
+//! is bounded (`fragment_entries` × workers per capture thread, 30 s of packet time); a
+//! complete datagram leaves it at once, and a full map evicts its oldest entry, counted under
+//! `stats.drops.fragment_table`.
 
 use crate::analysis::Analysis;
 use crate::capture::live::LiveHandle;
 use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, ip_proto, Decoded, Frag, FragKey, Ignored, Outcome};
+use crate::decode::{decode, ip_proto, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
+use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
@@ -34,7 +38,6 @@ use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
 use crossline_config::AgentConfig;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -50,7 +53,6 @@ const IDLE_NAP: Duration = Duration::from_millis(1);
 
 /// Packets per batch.
 pub const BATCH_PACKETS: usize = 64;
-const FRAGMENT_MAX_AGE_MICROS: i64 = 30_000_000;
 
 /// Errors that stop a pipeline run.
 #[derive(Debug, thiserror::Error)]
@@ -107,32 +109,6 @@ impl Batch {
     }
 }
 
-/// Fragment map entry of one datagram.
-#[derive(Debug, Clone)]
-enum FragEntry {
-    /// The first fragment was seen: its flow tuple attributes the later ones.
-    Known { dec: Decoded, seen_micros: i64 },
-    /// Later fragments arrived before the first one: (time, frame length) of each, held until
-    /// the first fragment names the flow (at most [`PENDING_FRAGMENTS`]).
-    Pending {
-        frames: Vec<(i64, u32)>,
-        seen_micros: i64,
-    },
-}
-
-impl FragEntry {
-    fn seen(&self) -> i64 {
-        match self {
-            FragEntry::Known { seen_micros, .. } | FragEntry::Pending { seen_micros, .. } => {
-                *seen_micros
-            }
-        }
-    }
-}
-
-/// Most out-of-order fragments held per datagram while waiting for its first fragment.
-const PENDING_FRAGMENTS: usize = 64;
-
 /// Whether a full queue blocks (offline) or drops (live).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueMode {
@@ -147,8 +123,7 @@ pub struct Dispatcher {
     senders: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
     current: Vec<Batch>,
-    frags: HashMap<FragKey, FragEntry, foldhash::fast::RandomState>,
-    frag_capacity: usize,
+    frags: FragTable,
     shard_hasher: foldhash::fast::RandomState,
     counters: CaptureCounters,
     stats: Arc<LiveStats>,
@@ -185,8 +160,7 @@ impl Dispatcher {
             senders,
             pool,
             current: (0..n).map(|_| Batch::new()).collect(),
-            frags: HashMap::with_hasher(Default::default()),
-            frag_capacity: frag_capacity.max(1),
+            frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             shard_hasher,
             counters: CaptureCounters::default(),
             stats,
@@ -213,7 +187,7 @@ impl Dispatcher {
         self.since_flush += 1;
         if self.since_flush >= 1024 {
             self.since_flush = 0;
-            self.counters.flush(&self.stats);
+            self.flush_counters();
         }
         match decode(p.linktype, p.data, &mut self.dec) {
             Ok(()) => {}
@@ -230,38 +204,16 @@ impl Dispatcher {
         let mut pending = None;
         match dec.frag {
             Frag::None => {}
-            Frag::First(k) => pending = self.remember_fragment(k, &dec, p.ts_micros),
-            Frag::Later(k) => match self.frags.get_mut(&k) {
-                Some(FragEntry::Known { dec: first, .. }) => dec = later_fragment(first, k),
-                Some(FragEntry::Pending { frames, .. }) => {
-                    if frames.len() < PENDING_FRAGMENTS {
-                        frames.push((p.ts_micros, p.orig_len));
-                    } else {
-                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
-                    }
-                    return;
-                }
-                None => {
-                    if self.make_room(p.ts_micros) {
-                        let mut frames = Vec::with_capacity(4);
-                        frames.push((p.ts_micros, p.orig_len));
-                        self.frags.insert(
-                            k,
-                            FragEntry::Pending {
-                                frames,
-                                seen_micros: p.ts_micros,
-                            },
-                        );
-                    } else {
-                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
-                    }
-                    return;
-                }
+            Frag::First(k) => pending = self.frags.on_first(k, &dec, p.ts_micros),
+            Frag::Later(k) => match self.frags.on_later(k, &dec, p.ts_micros, p.orig_len) {
+                Later::Attributed(first) => dec = later_fragment(&first, &dec),
+                Later::Held => return,
             },
         }
         if let Some(cache) = &self.dns {
             let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
             if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
+                && !matches!(dec.frag, Frag::Later(_))
                 && dec.payload_len > 0
                 && (dns_port(dec.src_port) || dns_port(dec.dst_port))
             {
@@ -275,9 +227,13 @@ impl Dispatcher {
         }
         self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
         // Fragments that arrived before this first fragment now have a flow.
-        if let (Some(frames), Frag::First(k)) = (pending, dec.frag) {
-            let later = later_fragment(&dec, k);
-            for (ts, len) in frames {
+        if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
+            let mut later = dec;
+            later.frag = Frag::Later(k);
+            later.tcp_flags = 0;
+            later.payload_off = 0;
+            later.payload_len = 0;
+            for (ts, len) in held.frames() {
                 self.dispatch(ts, len, &[], later);
             }
         }
@@ -310,48 +266,6 @@ impl Dispatcher {
         }
     }
 
-    /// Remember a first fragment's flow for its later fragments. A known key means a new
-    /// datagram reusing the IP id (it replaces the entry). Returns the fragments of this
-    /// datagram that arrived before it, now attributable.
-    fn remember_fragment(&mut self, k: FragKey, dec: &Decoded, ts: i64) -> Option<Vec<(i64, u32)>> {
-        let known = FragEntry::Known {
-            dec: *dec,
-            seen_micros: ts,
-        };
-        if let Some(e) = self.frags.get_mut(&k) {
-            let old = std::mem::replace(e, known);
-            return match old {
-                FragEntry::Pending { frames, .. } => Some(frames),
-                FragEntry::Known { .. } => None,
-            };
-        }
-        if self.make_room(ts) {
-            self.frags.insert(k, known);
-        } else {
-            self.counters.drops_fragment += 1;
-        }
-        None
-    }
-
-    /// True when the fragment map has room for one more entry, after purging entries older
-    /// than 30 s of packet time if it was full. Purged pending fragments are counted as
-    /// unattributed.
-    fn make_room(&mut self, ts: i64) -> bool {
-        if self.frags.len() < self.frag_capacity {
-            return true;
-        }
-        let mut lost = 0u64;
-        self.frags.retain(|_, e| {
-            let keep = ts - e.seen() < FRAGMENT_MAX_AGE_MICROS && e.seen() <= ts;
-            if let (false, FragEntry::Pending { frames, .. }) = (keep, &*e) {
-                lost += frames.len() as u64;
-            }
-            keep
-        });
-        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost;
-        self.frags.len() < self.frag_capacity
-    }
-
     fn send(&mut self, shard: usize) {
         let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
         let mut b = std::mem::replace(&mut self.current[shard], fresh);
@@ -379,34 +293,37 @@ impl Dispatcher {
         for shard in 0..self.senders.len() {
             self.send(shard);
         }
+        self.flush_counters();
+    }
+
+    fn flush_counters(&mut self) {
+        let f = self.frags.take_counters();
+        self.counters.drops_fragment += f.evicted;
+        self.counters.ignored[Ignored::FragmentUnattributed.index()] += f.unattributed_pkts;
+        self.counters.fragment_unattributed_bytes += f.unattributed_bytes;
         self.counters.flush(&self.stats);
     }
 
     /// Flush everything and close the worker channels. Fragments still waiting for their
     /// first fragment are counted as unattributed.
     pub fn finish(mut self) {
-        let lost: usize = self
-            .frags
-            .values()
-            .map(|e| match e {
-                FragEntry::Pending { frames, .. } => frames.len(),
-                FragEntry::Known { .. } => 0,
-            })
-            .sum();
-        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost as u64;
+        self.frags.finish();
         let now = self.now;
         self.tick(now);
     }
 }
 
-/// The decoded form of a later fragment of the datagram whose first fragment decoded to
-/// `first`: same flow, no flags, no payload.
-fn later_fragment(first: &Decoded, k: FragKey) -> Decoded {
+/// The decoded form of a later fragment (`this`) of the datagram whose first fragment decoded
+/// to `first`: the first fragment's flow, no flags, this fragment's own payload and position.
+fn later_fragment(first: &Decoded, this: &Decoded) -> Decoded {
     let mut d = *first;
-    d.frag = Frag::Later(k);
+    d.frag = this.frag;
+    d.frag_offset = this.frag_offset;
+    d.frag_len = this.frag_len;
+    d.frag_more = this.frag_more;
     d.tcp_flags = 0;
-    d.payload_off = 0;
-    d.payload_len = 0;
+    d.payload_off = this.payload_off;
+    d.payload_len = this.payload_len;
     d
 }
 

@@ -43,8 +43,10 @@ pub struct LiveStats {
     pub drops_interface: AtomicU64,
     /// Packets dropped because a worker queue was full (live only).
     pub drops_queue: AtomicU64,
-    /// First fragments not remembered because the fragment map was full.
+    /// Fragment map entries evicted because the map was full.
     pub drops_fragment: AtomicU64,
+    /// Frame bytes of IP fragments never attributed to a flow.
+    pub fragment_unattributed_bytes: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
     /// Flows in the tables now (gauge).
@@ -120,6 +122,10 @@ impl LiveStats {
                 ignored.insert(r.as_str().to_string(), n);
             }
         }
+        let n = load(&self.fragment_unattributed_bytes);
+        if n > 0 {
+            ignored.insert("fragment_unattributed_bytes".to_string(), n);
+        }
         let mut drops = BTreeMap::new();
         for (name, c) in [
             ("kernel", &self.drops_kernel),
@@ -177,8 +183,10 @@ pub struct CaptureCounters {
     pub ignored: [u64; Ignored::COUNT],
     /// Queue-full drops.
     pub drops_queue: u64,
-    /// Fragment map overflow.
+    /// Fragment map evictions.
     pub drops_fragment: u64,
+    /// Frame bytes of unattributed fragments.
+    pub fragment_unattributed_bytes: u64,
 }
 
 impl CaptureCounters {
@@ -202,6 +210,9 @@ impl CaptureCounters {
         }
         stats.drops_queue.fetch_add(self.drops_queue, r);
         stats.drops_fragment.fetch_add(self.drops_fragment, r);
+        stats
+            .fragment_unattributed_bytes
+            .fetch_add(self.fragment_unattributed_bytes, r);
         *self = CaptureCounters::default();
     }
 }

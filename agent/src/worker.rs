@@ -132,8 +132,12 @@ impl<A: Analysis> Worker<A> {
             };
             if !payload.is_empty() {
                 let flow = self.tracker.flow_mut(idx);
-                self.taps
-                    .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                // A later IP fragment carries a slice of the datagram, not a transport segment:
+                // only the analysis (PI scanner) sees it, in capture order.
+                if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
+                    self.taps
+                        .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                }
                 let (init, resp, resp_port) = endpoints(flow);
                 let encrypted = matches!(
                     flow.app_proto.name(),

@@ -187,6 +187,12 @@ pub struct Decoded {
     /// Length of the transport payload present in the capture.
     pub payload_len: u32,
     pub frag: Frag,
+    /// Fragments only: offset of this fragment's data in the datagram, bytes.
+    pub frag_offset: u32,
+    /// Fragments only: IP payload bytes of this fragment (from the IP header, not the capture).
+    pub frag_len: u32,
+    /// Fragments only: more fragments follow (MF flag).
+    pub frag_more: bool,
     /// Encapsulation layers removed to reach this flow (0 = plain IP over the link).
     pub tunnel_depth: u8,
 }
@@ -446,6 +452,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     let mut frag = Frag::None;
+    let (mut frag_offset, mut frag_len, mut frag_more) = (0u32, 0u32, false);
     let proto;
     let end; // end of the IP payload within `frame`
     if !v6 {
@@ -477,6 +484,9 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
         let offset = ff & 0x1fff;
         let more = ff & 0x2000 != 0;
         if offset != 0 || more {
+            frag_offset = u32::from(offset) * 8;
+            frag_len = total.saturating_sub(ihl) as u32;
+            frag_more = more;
             let key = FragKey {
                 src,
                 dst,
@@ -544,6 +554,10 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
                     let more = e[3] & 1 == 1;
                     let id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
                     if off != 0 || more {
+                        frag_offset = u32::from(off) * 8;
+                        // Payload length counts from the end of the fixed header.
+                        frag_len = (40 + plen).saturating_sub(c.pos() - pos) as u32;
+                        frag_more = more;
                         let key = FragKey {
                             src,
                             dst,
@@ -574,14 +588,18 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     out.dst = dst;
     out.proto = proto;
     out.frag = frag;
+    out.frag_offset = frag_offset;
+    out.frag_len = frag_len;
+    out.frag_more = frag_more;
     out.tunnel_depth = 0;
     let l4 = c.pos();
     if let Frag::Later(_) = frag {
-        // No transport header here; the payload is not parsed.
+        // No transport header here: the payload is this fragment's slice of the datagram
+        // (scanned in order after the first fragment's transport payload).
         out.src_port = 0;
         out.dst_port = 0;
         out.payload_off = l4 as u32;
-        out.payload_len = 0;
+        out.payload_len = end.saturating_sub(l4) as u32;
         return Ok(());
     }
     let body = frame.get(l4..end).unwrap_or(&[]);

@@ -15,6 +15,7 @@
 //! - when the table is full a flow is evicted (reason `evicted`): the stalest closed flow,
 //!   else the stalest half-open TCP flow, else the stalest flow of any class.
 
+pub mod frag;
 pub mod key;
 pub mod table;
 
