@@ -28,7 +28,7 @@ use crate::analysis::Analysis;
 use crate::capture::live::LiveHandle;
 use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, ip_proto, Decoded, Frag, Ignored, Outcome};
+use crate::decode::{decode, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
@@ -183,6 +183,11 @@ impl Dispatcher {
     pub fn on_packet(&mut self, p: RawPacket<'_>) {
         self.counters.packets += 1;
         self.counters.bytes += u64::from(p.orig_len);
+        if !crate::capture::ts_sane(p.ts_micros) {
+            // Never let an absurd time reach a flow, the clock or an event.
+            self.counters.decode_errors[DecodeError::BadTimestamp.index()] += 1;
+            return;
+        }
         self.now = p.ts_micros;
         self.since_flush += 1;
         if self.since_flush >= 1024 {
@@ -525,7 +530,7 @@ where
     A: Analysis,
     F: Fn(usize) -> A + Sync,
 {
-    let mut source = OfflineFiles::open(files)?;
+    let mut source = OfflineFiles::open(files, cfg.capture.filter.as_deref())?;
     let workers = options.workers.unwrap_or(cfg.capture.workers).max(1);
     let progress = options.progress && std::io::stderr().is_terminal();
     let stats2 = stats.clone();

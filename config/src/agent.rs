@@ -41,7 +41,7 @@ pub struct CaptureConfig {
     pub flows_per_worker: usize,
     /// Capacity of each capture -> worker channel, in batches. Default 256.
     pub queue_batches: usize,
-    /// BPF filter applied to live handles. Default none.
+    /// BPF filter applied to live handles and to offline capture files. Default none.
     pub filter: Option<String>,
     pub tcp_established_timeout: Duration,
     /// Default 5 s (SYN floods).

@@ -59,11 +59,14 @@ pub enum DecodeError {
     UnsupportedLinktype,
     /// More encapsulation layers than [`MAX_DEPTH`].
     TooDeep,
+    /// Capture time outside 1990-01-01..2100-01-01 (counted by the capture path, before
+    /// decoding; see [`crate::capture::ts_sane`]).
+    BadTimestamp,
 }
 
 impl DecodeError {
     /// Every reason, in a fixed order (index with [`DecodeError::index`]).
-    pub const ALL: [DecodeError; 13] = [
+    pub const ALL: [DecodeError; 14] = [
         DecodeError::TruncatedLink,
         DecodeError::TruncatedShim,
         DecodeError::TruncatedIpv4,
@@ -77,6 +80,7 @@ impl DecodeError {
         DecodeError::BadTcpHeaderLength,
         DecodeError::UnsupportedLinktype,
         DecodeError::TooDeep,
+        DecodeError::BadTimestamp,
     ];
 
     /// Number of reasons.
@@ -103,6 +107,7 @@ impl DecodeError {
             DecodeError::BadTcpHeaderLength => "bad_tcp_header_length",
             DecodeError::UnsupportedLinktype => "unsupported_linktype",
             DecodeError::TooDeep => "too_deep",
+            DecodeError::BadTimestamp => "bad_timestamp",
         }
     }
 }

@@ -128,3 +128,72 @@ pub fn fragment_ipv4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// A pcapng file: one section, interfaces (link type Ethernet, optional `if_tsoffset` in
+/// seconds) and enhanced packet blocks (microsecond timestamps).
+#[derive(Debug, Default)]
+pub struct Pcapng {
+    ifaces: Vec<Option<i64>>,
+    packets: Vec<(u32, i64, Vec<u8>)>,
+}
+
+fn block(out: &mut Vec<u8>, ty: u32, body: &[u8]) {
+    let mut body = body.to_vec();
+    while body.len() % 4 != 0 {
+        body.push(0);
+    }
+    let len = (12 + body.len()) as u32;
+    out.extend_from_slice(&ty.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
+impl Pcapng {
+    /// Add an interface; returns its id.
+    pub fn iface(&mut self, tsoffset_secs: Option<i64>) -> u32 {
+        self.ifaces.push(tsoffset_secs);
+        (self.ifaces.len() - 1) as u32
+    }
+
+    /// Add a packet on interface `iface` at `ts_micros` (before the interface's offset).
+    pub fn packet(&mut self, iface: u32, ts_micros: i64, frame: Vec<u8>) {
+        self.packets.push((iface, ts_micros, frame));
+    }
+
+    /// The file bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        block(&mut out, 0x0A0D_0D0A, &shb);
+        for off in &self.ifaces {
+            let mut idb = Vec::new();
+            idb.extend_from_slice(&1u16.to_le_bytes());
+            idb.extend_from_slice(&0u16.to_le_bytes());
+            idb.extend_from_slice(&65_535u32.to_le_bytes());
+            if let Some(o) = off {
+                idb.extend_from_slice(&14u16.to_le_bytes());
+                idb.extend_from_slice(&8u16.to_le_bytes());
+                idb.extend_from_slice(&o.to_le_bytes());
+                idb.extend_from_slice(&[0, 0, 0, 0]);
+            }
+            block(&mut out, 1, &idb);
+        }
+        for (iface, ts, frame) in &self.packets {
+            let mut epb = Vec::new();
+            let t = *ts as u64;
+            epb.extend_from_slice(&iface.to_le_bytes());
+            epb.extend_from_slice(&((t >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(t as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(frame);
+            block(&mut out, 6, &epb);
+        }
+        out
+    }
+}
