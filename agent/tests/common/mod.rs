@@ -97,7 +97,7 @@ pub fn events(bytes: &[u8]) -> Vec<Event> {
 /// Split an Ethernet + IPv4 (no options) frame into fragments of at most `chunk` bytes of IP
 /// payload (`chunk` a multiple of 8), with IP identification `id`.
 pub fn fragment_ipv4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
-    assert_eq!(chunk % 8, 0, "fragment size must be a multiple of 8");
+    assert!(chunk.is_multiple_of(8), "fragment size must be a multiple of 8");
     let (eth, rest) = frame.split_at(14);
     let (hdr, payload) = rest.split_at(20);
     let mut out = Vec::new();
@@ -139,7 +139,7 @@ pub struct Pcapng {
 
 fn block(out: &mut Vec<u8>, ty: u32, body: &[u8]) {
     let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let len = (12 + body.len()) as u32;
