@@ -128,6 +128,7 @@ pub struct Dispatcher {
     counters: CaptureCounters,
     stats: Arc<LiveStats>,
     dns: Option<Arc<DnsCache>>,
+    dns_tcp: crate::taps::DnsTcpStreams,
     mode: QueueMode,
     dec: Decoded,
     now: i64,
@@ -165,6 +166,7 @@ impl Dispatcher {
             counters: CaptureCounters::default(),
             stats,
             dns: None,
+            dns_tcp: Default::default(),
             mode,
             dec: Decoded::default(),
             now: 0,
@@ -227,7 +229,11 @@ impl Dispatcher {
                     .get(dec.payload_off as usize..)
                     .and_then(|s| s.get(..dec.payload_len as usize))
                     .unwrap_or(&[]);
-                crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
+                if dec.proto == ip_proto::TCP {
+                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros);
+                } else {
+                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
+                }
             }
         }
         self.dispatch(p.ts_micros, p.orig_len, p.data, dec);

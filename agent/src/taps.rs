@@ -366,3 +366,98 @@ pub fn community_id<S>(flow: &Flow<S, L7State>) -> Option<String> {
     };
     Some(community_id::community_id(k.proto, a, ap, b, bp))
 }
+
+/// Most DNS-over-TCP directions with an unfinished message held per capture thread.
+pub const DNS_TCP_STREAMS: usize = 256;
+/// Most bytes of an unfinished DNS-over-TCP message held per direction.
+pub const DNS_TCP_HELD_BYTES: usize = 16 << 10;
+
+#[derive(Debug)]
+struct DnsTcpHeld {
+    next_seq: u32,
+    buf: Vec<u8>,
+}
+
+/// DNS over TCP as the capture thread sees it (RFC 7766): a message, or its two-byte length
+/// prefix, may be cut anywhere by segment boundaries (some servers send the prefix in its own
+/// segment). The unfinished tail of a direction is held (at most [`DNS_TCP_HELD_BYTES`], for at
+/// most [`DNS_TCP_STREAMS`] directions; beyond that the oldest is dropped and counted) and
+/// completed by the next in-order segment; a gap drops it. Nothing is allocated unless a
+/// message is actually cut.
+#[derive(Debug, Default)]
+pub struct DnsTcpStreams {
+    held: std::collections::HashMap<
+        (crate::flow::FlowKey, bool),
+        DnsTcpHeld,
+        foldhash::fast::RandomState,
+    >,
+    order: std::collections::VecDeque<(crate::flow::FlowKey, bool)>,
+    /// Unfinished messages dropped (gap, too long, too many streams).
+    pub dropped: u64,
+}
+
+impl DnsTcpStreams {
+    /// Learn the answers of one TCP segment's `payload` (sequence number `seq`) of the
+    /// direction `dec` describes. Returns true when a response was parsed.
+    pub fn learn(
+        &mut self,
+        cache: &DnsCache,
+        dec: &Decoded,
+        payload: &[u8],
+        now_micros: i64,
+    ) -> bool {
+        let (key, src_is_lo) = crate::flow::FlowKey::from_decoded(dec);
+        let id = (key, src_is_lo);
+        let seq = dec.tcp_seq;
+        let mut joined;
+        let data: &[u8] = match self.held.remove(&id) {
+            Some(h) if h.next_seq == seq => {
+                joined = h.buf;
+                joined.extend_from_slice(payload);
+                &joined
+            }
+            Some(_) => {
+                self.dropped += 1;
+                payload
+            }
+            None => payload,
+        };
+        let mut any = false;
+        let mut msgs = dns::split_tcp_messages(data);
+        for msg in msgs.by_ref() {
+            any |= learn_dns(cache, ip_proto::UDP, msg, now_micros);
+        }
+        let rest = data.get(msgs.consumed()..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            let wanted = match rest {
+                [a, b, ..] => 2 + usize::from(u16::from_be_bytes([*a, *b])),
+                _ => 2,
+            };
+            if wanted > DNS_TCP_HELD_BYTES {
+                self.dropped += 1;
+            } else {
+                if self.held.len() >= DNS_TCP_STREAMS {
+                    while let Some(old) = self.order.pop_front() {
+                        if self.held.remove(&old).is_some() {
+                            self.dropped += 1;
+                            break;
+                        }
+                    }
+                }
+                self.held.insert(
+                    id,
+                    DnsTcpHeld {
+                        next_seq: seq.wrapping_add(payload.len() as u32),
+                        buf: rest.to_vec(),
+                    },
+                );
+                self.order.push_back(id);
+                if self.order.len() > 2 * DNS_TCP_STREAMS {
+                    let held = &self.held;
+                    self.order.retain(|k| held.contains_key(k));
+                }
+            }
+        }
+        any
+    }
+}

@@ -135,3 +135,136 @@ fn capture_filter_applies_offline() {
         "error must name the filter and the file: {stderr}"
     );
 }
+
+fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
+    L4::Tcp {
+        seq,
+        ack,
+        syn,
+        fin: false,
+        psh: !syn,
+    }
+}
+
+/// DNS over TCP whose answer has its two-byte length prefix in a segment of its own (RFC 7766
+/// allows it): the name is learned and names the flow that follows to the answered address.
+#[test]
+fn dns_over_tcp_with_the_length_prefix_in_its_own_segment_names_the_next_flow() {
+    use crossline_agent::testgen::{dns_query, dns_response};
+    let (c, s) = (sa("10.20.0.5:40000"), sa("203.0.113.53:53"));
+    let addr: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
+    let q = dns_query(7, "files.partner.example", false);
+    let a = dns_response(7, "files.partner.example", None, &[addr], 300);
+    let mut qm = (q.len() as u16).to_be_bytes().to_vec();
+    qm.extend_from_slice(&q);
+    let prefix = (a.len() as u16).to_be_bytes();
+    let mut pcap = PcapWriter::default();
+    let mut t = T0;
+    let mut push = |f: Vec<u8>| {
+        t += 1000;
+        pcap.push(t, f);
+    };
+    push(frame(None, c, s, tcp(100, None, true), b""));
+    push(frame(None, s, c, tcp(500, Some(101), true), b""));
+    push(frame(None, c, s, tcp(101, Some(501), false), b""));
+    push(frame(None, c, s, tcp(101, Some(501), false), &qm));
+    push(frame(
+        None,
+        s,
+        c,
+        tcp(501, Some(101 + qm.len() as u32), false),
+        &prefix,
+    ));
+    // The rest of the answer, cut once more in the middle.
+    let (a1, a2) = a.split_at(a.len() / 2);
+    push(frame(
+        None,
+        s,
+        c,
+        tcp(503, Some(101 + qm.len() as u32), false),
+        a1,
+    ));
+    let seq2 = 503 + a1.len() as u32;
+    push(frame(
+        None,
+        s,
+        c,
+        tcp(seq2, Some(101 + qm.len() as u32), false),
+        a2,
+    ));
+    // The flow that follows, to the answered address.
+    let (c2, s2) = (sa("10.20.0.5:41000"), std::net::SocketAddr::new(addr, 443));
+    push(frame(None, c2, s2, tcp(9000, None, true), b""));
+    push(frame(None, s2, c2, tcp(7000, Some(9001), true), b""));
+    push(frame(
+        None,
+        c2,
+        s2,
+        tcp(9001, Some(7001), false),
+        &[0x42; 300],
+    ));
+    let dir = common::config_dir("dnstcp", "");
+    let path = dir.join("dnstcp.pcap");
+    pcap.write(&path).expect("write capture");
+    let (out, stderr, ok) = common::analyze(&dir, &[path.as_path()], 1, "events.json");
+    assert!(ok, "analyze failed: {stderr}");
+    let events = common::events(&out);
+    let next = flows_to(&events, 443);
+    assert_eq!(next.len(), 1, "{events:?}");
+    assert_eq!(
+        next[0].dns_name.as_deref(),
+        Some("files.partner.example"),
+        "the flow after the answer is named by it"
+    );
+}
+
+/// Personal information in later IPv4 fragments: an identifier wholly inside the second
+/// fragment, and one straddling the first and second fragments, each raise
+/// `personal_info_cleartext` on their flow.
+#[test]
+fn personal_information_in_later_fragments_is_found() {
+    use crossline_agent::testgen::resident_id;
+    let mut pcap = PcapWriter::default();
+    // UDP payload offsets: the first fragment (1,480 bytes of IP payload) carries payload
+    // bytes 0..1472.
+    let cases = [(41000u16, 1600usize), (41001, 1465)];
+    for (i, (port, at)) in cases.iter().enumerate() {
+        let id = resident_id(1234 + i as u32);
+        let mut body = vec![b'a'; 2400];
+        body[*at - 1] = b' ';
+        body[*at..*at + id.len()].copy_from_slice(id.as_bytes());
+        body[*at + id.len()] = b' ';
+        let f = frame(
+            None,
+            sa(&format!("10.20.0.5:{port}")),
+            sa("203.0.113.80:9000"),
+            L4::Udp,
+            &body,
+        );
+        for (k, fr) in common::fragment_ipv4(&f, 1480, 100 + i as u16)
+            .into_iter()
+            .enumerate()
+        {
+            pcap.push(T0 + i as i64 * 10_000 + k as i64 * 100, fr);
+        }
+    }
+    let dir = common::config_dir("pifrag", "");
+    let path = dir.join("pifrag.pcap");
+    pcap.write(&path).expect("write capture");
+    let (out, stderr, ok) = common::analyze(&dir, &[path.as_path()], 1, "events.json");
+    assert!(ok, "analyze failed: {stderr}");
+    let events = common::events(&out);
+    for (port, at) in cases {
+        let hit = events.iter().any(|e| {
+            e.event_type == EventType::Alert
+                && e.src_port == Some(port)
+                && e.alert.as_ref().is_some_and(|a| {
+                    a.kind == crossline_config::event::AlertKind::PersonalInfoCleartext
+                })
+        });
+        assert!(
+            hit,
+            "no personal_info_cleartext for the identifier at offset {at}"
+        );
+    }
+}

@@ -97,7 +97,10 @@ pub fn events(bytes: &[u8]) -> Vec<Event> {
 /// Split an Ethernet + IPv4 (no options) frame into fragments of at most `chunk` bytes of IP
 /// payload (`chunk` a multiple of 8), with IP identification `id`.
 pub fn fragment_ipv4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
-    assert!(chunk.is_multiple_of(8), "fragment size must be a multiple of 8");
+    assert!(
+        chunk.is_multiple_of(8),
+        "fragment size must be a multiple of 8"
+    );
     let (eth, rest) = frame.split_at(14);
     let (hdr, payload) = rest.split_at(20);
     let mut out = Vec::new();
