@@ -166,7 +166,7 @@ fn main() -> ExitCode {
                         eprintln!("crossline-agent: warning: {e}");
                     }
                     if let Some(n) = summary.stats.decode_errors.get("bad_timestamp") {
-                        eprintln!("crossline-agent: warning: {n} packet(s) with a capture time outside 1990-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
+                        eprintln!("crossline-agent: warning: {n} packet(s) with a capture time outside 1970-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
                     }
                     let live = summary.live.clone();
                     if let Err(e) = session.finish_offline(live, linger, OFFLINE_ACK_TIMEOUT) {

@@ -79,6 +79,9 @@ pub struct PacketMeta {
     pub payload_start: u32,
     /// Decoded headers (`dec.payload_len` bytes of payload were copied).
     pub dec: Decoded,
+    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
+    /// a flow this packet creates, the same whatever the number of workers.
+    pub seq: u64,
 }
 
 /// A batch of packets for one worker. An empty batch is a clock tick.
@@ -86,6 +89,9 @@ pub struct PacketMeta {
 pub struct Batch {
     /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
     pub now: i64,
+    /// Sent by [`Dispatcher::tick`]: every worker gets one at the same `now`, so timeouts and
+    /// the analysis' ticks run at the same packet times whatever the number of workers.
+    pub tick: bool,
     /// Packets.
     pub metas: Vec<PacketMeta>,
     /// Payload bytes of the packets, back to back.
@@ -96,6 +102,7 @@ impl Batch {
     fn new() -> Self {
         Batch {
             now: 0,
+            tick: false,
             metas: Vec::with_capacity(BATCH_PACKETS),
             data: Vec::with_capacity(BATCH_PACKETS * 256),
         }
@@ -104,6 +111,7 @@ impl Batch {
     /// Empty the batch, keeping its buffers.
     pub fn clear(&mut self) {
         self.now = 0;
+        self.tick = false;
         self.metas.clear();
         self.data.clear();
     }
@@ -134,6 +142,8 @@ pub struct Dispatcher {
     now: i64,
     last_tick: i64,
     since_flush: usize,
+    next_seq: u64,
+    seq_step: u64,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -172,7 +182,17 @@ impl Dispatcher {
             now: 0,
             last_tick: 0,
             since_flush: 0,
+            next_seq: 1,
+            seq_step: 1,
         }
+    }
+
+    /// Number this dispatcher's packets `index + 1 + k * count` (several capture threads of
+    /// one run), so flow ids stay unique across them.
+    pub fn with_id_space(mut self, index: usize, count: usize) -> Self {
+        self.next_seq = index as u64 + 1;
+        self.seq_step = count.max(1) as u64;
+        self
     }
 
     /// Learn DNS answers into `cache` as packets pass (in capture order).
@@ -263,6 +283,8 @@ impl Dispatcher {
             .and_then(|s| s.get(..dec.payload_len as usize))
             .unwrap_or(&[]);
         dec.payload_len = payload.len() as u32;
+        let seq = self.next_seq;
+        self.next_seq += self.seq_step;
         let b = &mut self.current[shard];
         let start = b.data.len() as u32;
         b.data.extend_from_slice(payload);
@@ -271,6 +293,7 @@ impl Dispatcher {
             orig_len,
             payload_start: start,
             dec,
+            seq,
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard);
@@ -302,6 +325,7 @@ impl Dispatcher {
         self.now = now;
         self.last_tick = now;
         for shard in 0..self.senders.len() {
+            self.current[shard].tick = true;
             self.send(shard);
         }
         self.flush_counters();
@@ -385,7 +409,25 @@ where
         dispatchers,
     } = shape;
     let workers = workers.max(1);
-    let writer = Writer::start(sinks, stats.clone(), 64)?;
+    let writer = if mode == QueueMode::Block {
+        // Offline: events in a deterministic order (the reorder window is the longest idle
+        // timeout plus a minute).
+        let c = &cfg.capture;
+        let longest = [
+            c.tcp_established_timeout,
+            c.tcp_unestablished_timeout,
+            c.tcp_closed_timeout,
+            c.udp_timeout,
+            c.icmp_timeout,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+        let window = i64::try_from(longest.as_micros()).unwrap_or(i64::MAX / 2) + 60_000_000;
+        Writer::start_ordered(sinks, stats.clone(), 64, workers, window)?
+    } else {
+        Writer::start(sinks, stats.clone(), 64)?
+    };
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
     stats.flow_capacity.store(
         (cfg.capture.flows_per_worker * workers) as u64,
@@ -409,8 +451,9 @@ where
     }
     let shard_hasher = foldhash::fast::RandomState::default();
     let frag_capacity = cfg.capture.fragment_entries * workers;
-    let dispatchers: Vec<Dispatcher> = (0..dispatchers.max(1))
-        .map(|_| {
+    let n_dispatchers = dispatchers.max(1);
+    let dispatchers: Vec<Dispatcher> = (0..n_dispatchers)
+        .map(|i| {
             Dispatcher::new(
                 senders.clone(),
                 pool_rx.clone(),
@@ -420,6 +463,7 @@ where
                 mode,
             )
             .with_dns_cache(dns.clone())
+            .with_id_space(i, n_dispatchers)
         })
         .collect();
     drop(senders);
@@ -786,7 +830,7 @@ mod tests {
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));
         for (i, f) in frames.iter().enumerate() {
             d.on_packet(RawPacket {
-                ts_micros: 1_000_000 + i as i64,
+                ts_micros: 1_772_416_800_000_000 + i as i64,
                 orig_len: f.len() as u32,
                 data: f,
                 linktype: crate::decode::linktype::ETHERNET,

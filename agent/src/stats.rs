@@ -47,6 +47,8 @@ pub struct LiveStats {
     pub drops_fragment: AtomicU64,
     /// Frame bytes of IP fragments never attributed to a flow.
     pub fragment_unattributed_bytes: AtomicU64,
+    /// Events that reached the ordered writer after the reorder window (written at once).
+    pub reorder_late: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
     /// Flows in the tables now (gauge).

@@ -88,7 +88,7 @@ type Frame = (i64, Vec<u8>);
 fn batches(frames: &[Frame]) -> Vec<Batch> {
     let mut out = Vec::new();
     let mut b = Batch::default();
-    for (ts, f) in frames {
+    for (seq, (ts, f)) in frames.iter().enumerate() {
         let mut dec = crossline_agent::decode::Decoded::default();
         decode(crossline_agent::decode::linktype::ETHERNET, f, &mut dec).expect("frame decodes");
         assert!(matches!(dec.frag, Frag::None));
@@ -101,6 +101,7 @@ fn batches(frames: &[Frame]) -> Vec<Batch> {
             orig_len: f.len() as u32,
             payload_start,
             dec,
+            seq: seq as u64 + 1,
         });
         b.now = *ts;
         if b.metas.len() == BATCH_PACKETS {
@@ -321,7 +322,7 @@ fn known_flows_are_processed_without_allocating() {
     let events: Vec<Event> = rx
         .iter()
         .flat_map(|m| match m {
-            WriterMsg::Events(v) => v,
+            WriterMsg::Events(v) | WriterMsg::Keyed { events: v, .. } => v,
             _ => Vec::new(),
         })
         .collect();

@@ -83,7 +83,7 @@ fn packets_with_absurd_times_are_counted_and_dropped() {
         );
     }
     assert!(
-        stderr.contains("5 packet(s) with a capture time outside 1990-01-01..2100-01-01"),
+        stderr.contains("5 packet(s) with a capture time outside 1970-01-01..2100-01-01"),
         "summary line missing: {stderr}"
     );
 }

@@ -59,7 +59,7 @@ pub enum DecodeError {
     UnsupportedLinktype,
     /// More encapsulation layers than [`MAX_DEPTH`].
     TooDeep,
-    /// Capture time outside 1990-01-01..2100-01-01 (counted by the capture path, before
+    /// Capture time outside 1970-01-01..2100-01-01 (counted by the capture path, before
     /// decoding; see [`crate::capture::ts_sane`]).
     BadTimestamp,
 }

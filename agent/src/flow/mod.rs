@@ -96,6 +96,30 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         orig_len: u32,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
     ) -> (u32, bool) {
+        self.apply(d, ts, orig_len, None, emit)
+    }
+
+    /// [`FlowTracker::on_packet`], with the flow id a flow created by this packet gets (the
+    /// capture path numbers packets, so flow ids do not depend on the number of workers).
+    pub fn on_packet_with_id(
+        &mut self,
+        d: &Decoded,
+        ts: i64,
+        orig_len: u32,
+        new_id: u64,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> (u32, bool) {
+        self.apply(d, ts, orig_len, Some(new_id), emit)
+    }
+
+    fn apply(
+        &mut self,
+        d: &Decoded,
+        ts: i64,
+        orig_len: u32,
+        new_id: Option<u64>,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> (u32, bool) {
         let (key, src_is_lo) = FlowKey::from_decoded(d);
         let is_tcp = d.proto == ip_proto::TCP;
         let flags = d.tcp_flags;
@@ -143,8 +167,11 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                 // Initiator: SYN sender; SYN-ACK receiver; else the sender.
                 let initiator_is_lo = if syn_ack { !src_is_lo } else { src_is_lo };
                 let midstream = is_tcp && !pure_syn && !syn_ack;
-                let id = self.next_id;
-                self.next_id += self.id_step;
+                let id = new_id.unwrap_or_else(|| {
+                    let id = self.next_id;
+                    self.next_id += self.id_step;
+                    id
+                });
                 let mut flow = Flow {
                     key,
                     flow_id: id,
