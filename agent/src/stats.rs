@@ -49,6 +49,10 @@ pub struct LiveStats {
     pub fragment_unattributed_bytes: AtomicU64,
     /// Events that reached the ordered writer after the reorder window (written at once).
     pub reorder_late: AtomicU64,
+    /// Heap bytes of per-flow reassembly buffers now (gauge, all workers).
+    pub reassembly_bytes: AtomicU64,
+    /// Flows parsed without reassembly because `capture.reassembly_budget` was spent.
+    pub reassembly_refused: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
     /// Flows in the tables now (gauge).
@@ -134,6 +138,7 @@ impl LiveStats {
             ("interface", &self.drops_interface),
             ("queue", &self.drops_queue),
             ("fragment_table", &self.drops_fragment),
+            ("reassembly_budget", &self.reassembly_refused),
         ] {
             drops.insert(name.to_string(), load(c));
         }

@@ -71,7 +71,9 @@ impl<A: Analysis> Worker<A> {
     /// Worker `index` with its analysis.
     pub fn new(index: usize, ctx: WorkerContext, analysis: A) -> Self {
         let tracker = FlowTracker::new(&ctx.capture, index, ctx.workers);
-        let taps = Taps::new(ctx.dns.clone(), ctx.capture.tls_reassembly_bytes);
+        let budget =
+            taps::ReassemblyBudget::new(ctx.capture.reassembly_budget, Arc::clone(&ctx.stats));
+        let taps = Taps::new(ctx.dns.clone(), ctx.capture.tls_reassembly_bytes, budget);
         Worker {
             index,
             tracker,

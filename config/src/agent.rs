@@ -55,6 +55,9 @@ pub struct CaptureConfig {
     pub fragment_entries: usize,
     /// Bytes of a TLS ClientHello reassembled per flow. Default 16 KiB.
     pub tls_reassembly_bytes: usize,
+    /// Global byte budget of the per-flow reassembly buffers (TLS, HTTP, QUIC Initials), all
+    /// workers together. Past it, flows are parsed without reassembly (counted). Default 64 MiB.
+    pub reassembly_budget: u64,
     /// DNS name cache entries (shared). Default 65536.
     pub dns_cache_entries: usize,
 }
@@ -171,6 +174,7 @@ impl Default for CaptureConfig {
             active_timeout: Duration::from_secs(300),
             fragment_entries: 4096,
             tls_reassembly_bytes: 16 << 10,
+            reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
         }
     }

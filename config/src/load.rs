@@ -1390,6 +1390,11 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             }
         }
     }
+    if let Some(v) = &c.reassembly_budget {
+        if let Some(n) = byte_size(d, "capture.reassembly_budget", v) {
+            out.reassembly_budget = n;
+        }
+    }
     out
 }
 
