@@ -165,6 +165,18 @@ fn main() -> ExitCode {
                     for e in &summary.stats.file_errors {
                         eprintln!("crossline-agent: warning: {e}");
                     }
+                    let d = &summary.stats.drops;
+                    if let (Some(&gaps), Some(&acks)) =
+                        (d.get("capture_loss_gaps"), d.get("capture_loss_acks"))
+                    {
+                        if gaps > 0 {
+                            eprintln!(
+                                "crossline-agent: estimated capture loss: {gaps} of {acks} TCP acknowledgements ({:.2}%) covered segments the capture never saw ({} bytes)",
+                                gaps as f64 * 100.0 / acks.max(1) as f64,
+                                d.get("capture_loss_bytes").copied().unwrap_or(0)
+                            );
+                        }
+                    }
                     if let Some(n) = summary.stats.decode_errors.get("bad_timestamp") {
                         eprintln!("crossline-agent: warning: {n} packet(s) with a capture time outside 1970-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
                     }

@@ -324,11 +324,12 @@ impl Dispatcher {
     pub fn tick(&mut self, now: i64) {
         self.now = now;
         self.last_tick = now;
+        // Counters first: a worker's tick reads the line totals up to this packet.
+        self.flush_counters();
         for shard in 0..self.senders.len() {
             self.current[shard].tick = true;
             self.send(shard);
         }
-        self.flush_counters();
     }
 
     fn flush_counters(&mut self) {
@@ -471,16 +472,23 @@ where
     let done = AtomicBool::new(false);
     let barrier = std::sync::Barrier::new(workers);
     let barrier = &barrier;
+    // Offline: workers meet on every tick (see `Worker::with_tick_barrier`).
+    let tick_barrier =
+        (mode == QueueMode::Block).then(|| Arc::new(std::sync::Barrier::new(workers)));
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in receivers.into_iter().enumerate() {
             let ctx = ctx.clone();
             let recycle = pool_tx.clone();
             let wtx = writer.sender();
+            let tb = tick_barrier.clone();
             let h = std::thread::Builder::new()
                 .name(format!("crossline-worker-{i}"))
                 .spawn_scoped(s, move || {
-                    let w = Worker::new(i, ctx, factory(i));
+                    let mut w = Worker::new(i, ctx, factory(i));
+                    if let Some(b) = tb {
+                        w = w.with_tick_barrier(b);
+                    }
                     w.run_with_barrier(rx, recycle, wtx, Some(barrier));
                 });
             match h {

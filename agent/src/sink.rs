@@ -94,7 +94,7 @@ impl EventSink for MemorySink {
 pub enum WriterMsg {
     /// Events to write, in order.
     Events(Vec<Event>),
-    /// Events of a shard worker with their order keys (capture time, flow id), and the
+    /// Events of a shard worker with their order keys (capture time, flow id, position), and the
     /// worker's watermark: the packet time up to which it has written out idle flows. An
     /// ordered writer ([`Writer::start_ordered`]) holds events until every worker's watermark
     /// has passed their key by the reorder window; a plain writer writes them as they come.
@@ -106,7 +106,7 @@ pub enum WriterMsg {
         /// The events.
         events: Vec<Event>,
         /// One key per event.
-        keys: Vec<(i64, u64)>,
+        keys: Vec<(i64, u64, u32)>,
     },
     /// Flush every sink now (live: periodically).
     Flush,
@@ -174,7 +174,7 @@ impl Writer {
 /// One held event: its key, serialised line and the event.
 #[derive(Debug)]
 struct Held {
-    key: (i64, u64),
+    key: (i64, u64, u32),
     line: Vec<u8>,
     event: Event,
 }
@@ -203,7 +203,7 @@ struct Reorder {
     window: i64,
     heap: std::collections::BinaryHeap<std::cmp::Reverse<Held>>,
     /// Events released so far were keyed below this.
-    released: (i64, u64),
+    released: (i64, u64, u32),
 }
 
 impl Reorder {
@@ -212,7 +212,7 @@ impl Reorder {
             watermarks: vec![i64::MIN; workers.max(1)],
             window: window.max(0),
             heap: std::collections::BinaryHeap::new(),
-            released: (i64::MIN, 0),
+            released: (i64::MIN, 0, 0),
         }
     }
 
@@ -292,7 +292,10 @@ fn writer_loop(
                             first_error.get_or_insert(io::Error::other(e));
                             continue;
                         }
-                        let key = keys.get(i).copied().unwrap_or((i64::MAX, u64::MAX));
+                        let key = keys
+                            .get(i)
+                            .copied()
+                            .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
                         if key < r.released {
                             // Later than the reorder window allows (a flow evicted long
                             // after its last packet): written at once.

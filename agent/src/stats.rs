@@ -53,6 +53,11 @@ pub struct LiveStats {
     pub reassembly_bytes: AtomicU64,
     /// Flows parsed without reassembly because `capture.reassembly_budget` was spent.
     pub reassembly_refused: AtomicU64,
+    /// TCP acknowledgements checked for capture loss.
+    pub capture_loss_acks: AtomicU64,
+    /// Acknowledgements covering sequence space never captured, and the bytes they covered.
+    pub capture_loss_gaps: AtomicU64,
+    pub capture_loss_bytes: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
     /// Flows in the tables now (gauge).
@@ -139,6 +144,9 @@ impl LiveStats {
             ("queue", &self.drops_queue),
             ("fragment_table", &self.drops_fragment),
             ("reassembly_budget", &self.reassembly_refused),
+            ("capture_loss_gaps", &self.capture_loss_gaps),
+            ("capture_loss_bytes", &self.capture_loss_bytes),
+            ("capture_loss_acks", &self.capture_loss_acks),
         ] {
             drops.insert(name.to_string(), load(c));
         }
@@ -235,6 +243,10 @@ pub struct WorkerCounters {
     pub evictions: u64,
     /// Change of the number of flows in the table since the last flush.
     pub active_delta: i64,
+    /// Capture-loss figures (see [`LiveStats::capture_loss_gaps`]).
+    pub loss_acks: u64,
+    pub loss_gaps: u64,
+    pub loss_bytes: u64,
 }
 
 impl WorkerCounters {
@@ -244,6 +256,9 @@ impl WorkerCounters {
         stats.flows_created.fetch_add(self.flows_created, r);
         stats.flows_midstream.fetch_add(self.flows_midstream, r);
         stats.evictions.fetch_add(self.evictions, r);
+        stats.capture_loss_acks.fetch_add(self.loss_acks, r);
+        stats.capture_loss_gaps.fetch_add(self.loss_gaps, r);
+        stats.capture_loss_bytes.fetch_add(self.loss_bytes, r);
         if self.active_delta >= 0 {
             stats.flows_active.fetch_add(self.active_delta as u64, r);
         } else {

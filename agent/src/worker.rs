@@ -49,14 +49,27 @@ pub struct Worker<A: Analysis> {
     ctx: WorkerContext,
     events: Vec<Event>,
     /// Order key of each event in `events` (see [`WriterMsg::Keyed`]).
-    keys: Vec<(i64, u64)>,
+    keys: Vec<(i64, u64, u32)>,
     scratch: Vec<Event>,
     counters: WorkerCounters,
     next_tick: Option<i64>,
     now: i64,
     /// `now` of the last tick batch: flows idle since before it are written out.
     expire_now: i64,
+    /// Offline: every worker waits here on each tick batch, after flushing its counters, so
+    /// the line totals the analysis' tick reads are exactly those of the packets before it.
+    tick_barrier: Option<Arc<std::sync::Barrier>>,
+    /// Capture-loss interval (worker 0): start time and the totals (acks, gaps) at its start.
+    loss_start: Option<i64>,
+    loss_base: (u64, u64),
+    /// Gaps of intervals whose loss ratio passed `capture.loss_alert_ratio`.
+    loss_flagged: u64,
 }
+
+/// Length of a capture-loss interval, packet time.
+pub const LOSS_INTERVAL_MICROS: i64 = 60_000_000;
+/// Fewest acknowledgements in an interval for its loss ratio to count.
+pub const LOSS_MIN_ACKS: u64 = 100;
 
 impl<A: Analysis> std::fmt::Debug for Worker<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,7 +100,17 @@ impl<A: Analysis> Worker<A> {
             next_tick: None,
             now: 0,
             expire_now: 0,
+            tick_barrier: None,
+            loss_start: None,
+            loss_base: (0, 0),
+            loss_flagged: 0,
         }
+    }
+
+    /// Wait at `barrier` (shared by every worker of an offline run) on each tick batch.
+    pub fn with_tick_barrier(mut self, barrier: Arc<std::sync::Barrier>) -> Self {
+        self.tick_barrier = Some(barrier);
+        self
     }
 
     /// Run until `rx` closes: process batches, return them through `recycle`, send events to
@@ -198,6 +221,11 @@ impl<A: Analysis> Worker<A> {
         if !tick {
             return;
         }
+        if let Some(b) = self.tick_barrier.clone() {
+            self.flush_counters();
+            b.wait();
+        }
+        self.capture_loss(now, false);
         let tick_due = match self.next_tick {
             None => true,
             // Time went backwards by more than a tick: restart the schedule.
@@ -207,7 +235,7 @@ impl<A: Analysis> Worker<A> {
             self.next_tick = Some(now + TICK_MICROS);
             let health = self.health();
             self.analysis.on_tick(now, &health, &mut self.events);
-            self.keys.resize(self.events.len(), (now, 0));
+            push_keys(&mut self.keys, self.events.len(), now, 0);
         }
     }
 
@@ -222,16 +250,52 @@ impl<A: Analysis> Worker<A> {
             evictions: s.evictions.load(r),
             flows_active: s.flows_active.load(r),
             flow_capacity: s.flow_capacity.load(r),
+            capture_loss: self.loss_flagged,
         }
     }
 
-    fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
+    /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
+    /// keep its gaps when its estimated loss ratio passed the configured one.
+    fn capture_loss(&mut self, now: i64, force: bool) {
+        if self.index != 0 || now == 0 {
+            return;
+        }
+        let s = &self.ctx.stats;
+        let totals = (
+            s.capture_loss_acks.load(Ordering::Relaxed),
+            s.capture_loss_gaps.load(Ordering::Relaxed),
+        );
+        let Some(start) = self.loss_start else {
+            self.loss_start = Some(now);
+            self.loss_base = totals;
+            return;
+        };
+        if !force && now - start < LOSS_INTERVAL_MICROS && now >= start {
+            return;
+        }
+        let acks = totals.0.saturating_sub(self.loss_base.0);
+        let gaps = totals.1.saturating_sub(self.loss_base.1);
+        if acks >= LOSS_MIN_ACKS && gaps as f64 > self.ctx.capture.loss_alert_ratio * acks as f64 {
+            self.loss_flagged += gaps;
+        }
+        self.loss_start = Some(now);
+        self.loss_base = totals;
+    }
+
+    fn flush_counters(&mut self) {
         let c = self.tracker.take_counters();
         self.counters.flows_created += c.created;
         self.counters.flows_midstream += c.midstream;
         self.counters.evictions += c.evicted;
         self.counters.active_delta += c.created as i64 - c.removed as i64;
+        self.counters.loss_acks += c.loss_acks;
+        self.counters.loss_gaps += c.loss_gaps;
+        self.counters.loss_bytes += c.loss_bytes;
         self.counters.flush(&self.ctx.stats);
+    }
+
+    fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
+        self.flush_counters();
         // Events, or on a tick the watermark alone, so the writer can release ordered events.
         if !self.events.is_empty() || tick {
             let _ = writer.send(WriterMsg::Keyed {
@@ -274,11 +338,25 @@ impl<A: Analysis> Worker<A> {
             });
         }
         self.flush(writer, false);
-        let health = self.health();
         let now = self.now;
+        self.capture_loss(now, true);
+        let health = self.health();
         self.analysis.on_tick(now, &health, &mut self.events);
-        self.keys.resize(self.events.len(), (now, 0));
+        push_keys(&mut self.keys, self.events.len(), now, 0);
         self.flush(writer, false);
+    }
+}
+
+/// Key the events `keys.len()..n` as (time, flow id, position among them): events with the
+/// same time and flow id keep the order the analysis gave them.
+fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u64) {
+    let first = keys.len();
+    for i in first..n {
+        keys.push((
+            micros,
+            flow_id,
+            u32::try_from(i - first).unwrap_or(u32::MAX),
+        ));
     }
 }
 
@@ -307,7 +385,7 @@ fn record<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
     events: &mut Vec<Event>,
-    keys: &mut Vec<(i64, u64)>,
+    keys: &mut Vec<(i64, u64, u32)>,
     scratch: &mut Vec<Event>,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
@@ -393,5 +471,5 @@ fn record<A: Analysis>(
     events.push(e);
     events.append(scratch);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
-    keys.resize(events.len(), (f.last_micros, f.flow_id));
+    push_keys(keys, events.len(), f.last_micros, f.flow_id);
 }

@@ -268,3 +268,76 @@ fn personal_information_in_later_fragments_is_found() {
         );
     }
 }
+
+/// Capture loss offline, as Zeek's capture_loss counts it: segments the receiver acknowledged
+/// but the capture never saw. A flow missing every third data segment raises `sensor_gap` and
+/// counts the gaps and bytes; the same flow captured whole counts none and raises nothing.
+#[test]
+fn acknowledged_segments_never_captured_are_capture_loss() {
+    let run = |drop_every: Option<u32>, tag: &str| {
+        let (c, s) = (sa("10.20.0.5:40000"), sa("198.51.100.7:9000"));
+        let mut pcap = PcapWriter::default();
+        let mut t = T0;
+        let mut push = |f: Vec<u8>| {
+            t += 1000;
+            pcap.push(t, f);
+        };
+        push(frame(None, c, s, tcp(100, None, true), b""));
+        push(frame(None, s, c, tcp(500, Some(101), true), b""));
+        push(frame(None, c, s, tcp(101, Some(501), false), b""));
+        let mut missed = (0u64, 0u64);
+        for i in 0..300u32 {
+            let seq = 101 + i * 100;
+            if drop_every.is_some_and(|n| i % n == 1) {
+                missed.0 += 1;
+                missed.1 += 100;
+            } else {
+                push(frame(None, c, s, tcp(seq, Some(501), false), &[b'x'; 100]));
+            }
+            // The server acknowledges everything it got, every segment.
+            push(frame(None, s, c, tcp(501, Some(seq + 100), false), b""));
+        }
+        let dir = common::config_dir(tag, "");
+        let path = dir.join("loss.pcap");
+        pcap.write(&path).expect("write capture");
+        let (out, stderr, ok) = common::analyze(&dir, &[path.as_path()], 1, "events.json");
+        assert!(ok, "analyze failed: {stderr}");
+        (common::events(&out), stderr, missed)
+    };
+    let (events, stderr, (segments, bytes)) = run(Some(3), "loss");
+    let stats = final_stats(&events);
+    assert_eq!(
+        stats.drops.get("capture_loss_gaps"),
+        Some(&segments),
+        "{:?}",
+        stats.drops
+    );
+    assert_eq!(stats.drops.get("capture_loss_bytes"), Some(&bytes));
+    let gap_alert = events.iter().find(|e| {
+        e.alert.as_ref().is_some_and(|a| {
+            a.kind == crossline_config::event::AlertKind::SensorGap
+                && a.summary.contains(&format!(
+                    "{segments} acknowledged TCP segments never captured"
+                ))
+        })
+    });
+    assert!(
+        gap_alert.is_some(),
+        "no sensor_gap for the loss: {events:?}"
+    );
+    assert!(
+        stderr.contains("estimated capture loss: 100 of"),
+        "{stderr}"
+    );
+
+    let (events, _, _) = run(None, "noloss");
+    let stats = final_stats(&events);
+    assert_eq!(stats.drops.get("capture_loss_gaps"), Some(&0));
+    assert!(
+        !events.iter().any(|e| e
+            .alert
+            .as_ref()
+            .is_some_and(|a| a.kind == crossline_config::event::AlertKind::SensorGap)),
+        "no loss, no sensor_gap"
+    );
+}

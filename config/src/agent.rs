@@ -60,6 +60,9 @@ pub struct CaptureConfig {
     pub reassembly_budget: u64,
     /// DNS name cache entries (shared). Default 65536.
     pub dns_cache_entries: usize,
+    /// Estimated capture loss (acknowledgements covering sequence space never captured, per
+    /// acknowledgement) above which an interval raises `sensor_gap`. Default 0.1.
+    pub loss_alert_ratio: f64,
 }
 
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
@@ -176,6 +179,7 @@ impl Default for CaptureConfig {
             tls_reassembly_bytes: 16 << 10,
             reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
+            loss_alert_ratio: 0.1,
         }
     }
 }

@@ -187,6 +187,11 @@ pub struct Decoded {
     /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10).
     pub tcp_flags: u8,
     pub tcp_seq: u32,
+    /// TCP acknowledgement number (meaningful when the ACK flag is set).
+    pub tcp_ack: u32,
+    /// TCP payload length on the wire (from the IP header; more than `payload_len` when the
+    /// capture cut the packet). Meaningful for unfragmented TCP only.
+    pub tcp_wire_len: u32,
     /// Offset of the transport payload from the start of the frame.
     pub payload_off: u32,
     /// Length of the transport payload present in the capture.
@@ -460,6 +465,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     let (mut frag_offset, mut frag_len, mut frag_more) = (0u32, 0u32, false);
     let proto;
     let end; // end of the IP payload within `frame`
+    let wire_end; // end of the IP payload on the wire (past the capture when cut by snaplen)
     if !v6 {
         let h = c
             .peek(20)
@@ -486,6 +492,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
         } else {
             (pos + total).min(frame.len())
         };
+        wire_end = if total == 0 { end } else { pos + total };
         let offset = ff & 0x1fff;
         let more = ff & 0x2000 != 0;
         if offset != 0 || more {
@@ -520,6 +527,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
         } else {
             (pos + 40 + plen).min(frame.len())
         };
+        wire_end = if plen == 0 { end } else { pos + 40 + plen };
         let mut nh = h[6];
         // Extension headers.
         loop {
@@ -597,6 +605,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     out.frag_len = frag_len;
     out.frag_more = frag_more;
     out.tunnel_depth = 0;
+    out.tcp_wire_len = wire_end as u32;
     let l4 = c.pos();
     if let Frag::Later(_) = frag {
         // No transport header here: the payload is this fragment's slice of the datagram
@@ -649,10 +658,13 @@ fn transport(
             out.src_port = u16::from_be_bytes([body[0], body[1]]);
             out.dst_port = u16::from_be_bytes([body[2], body[3]]);
             out.tcp_seq = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+            out.tcp_ack = u32::from_be_bytes([body[8], body[9], body[10], body[11]]);
             out.tcp_flags = body[13];
             let poff = (l4 + doff).min(end);
             out.payload_off = poff as u32;
             out.payload_len = (end - poff) as u32;
+            // `tcp_wire_len` holds the IP payload's end on the wire (set by `ip`).
+            out.tcp_wire_len = (out.tcp_wire_len as usize).saturating_sub(l4 + doff) as u32;
             Ok(())
         }
         ip_proto::UDP => {

@@ -36,6 +36,12 @@ pub struct TrackerCounters {
     pub evicted: u64,
     /// Flows removed (any reason).
     pub removed: u64,
+    /// TCP acknowledgements checked for capture loss.
+    pub loss_acks: u64,
+    /// Acknowledgements that covered sequence space never captured (Zeek's capture_loss
+    /// "gaps"), and the bytes they covered.
+    pub loss_gaps: u64,
+    pub loss_bytes: u64,
 }
 
 /// A flow table with the tracking rules above.
@@ -209,6 +215,35 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         }
         if is_tcp {
             let t = &mut f.tcp;
+            // Capture loss (as Zeek's capture_loss counts it): an ACK for sequence space of
+            // the other direction beyond anything captured means segments the receiver got
+            // and the sensor did not see.
+            let len = d
+                .tcp_wire_len
+                .wrapping_add(u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0));
+            let end = d.tcp_seq.wrapping_add(len);
+            let bit = 1u8 << dir;
+            if !matches!(d.frag, crate::decode::Frag::None) {
+                // A fragmented segment's length is not known here: start over.
+                t.seen &= !bit;
+            } else if t.seen & bit == 0 || seq_after(end, t.seen_end[dir]) {
+                t.seen_end[dir] = end;
+                t.seen |= bit;
+            }
+            let other = 1 - dir;
+            if flags & tcp_flags::ACK != 0
+                && flags & tcp_flags::RST == 0
+                && t.seen & (1 << other) != 0
+            {
+                self.counters.loss_acks += 1;
+                let gap = d.tcp_ack.wrapping_sub(t.seen_end[other]);
+                // Only a forward ACK within a sane window counts (not a wild number).
+                if gap != 0 && gap < LOSS_MAX_GAP {
+                    self.counters.loss_gaps += 1;
+                    self.counters.loss_bytes += u64::from(gap);
+                    t.seen_end[other] = d.tcp_ack;
+                }
+            }
             if pure_syn && from_init && !t.syn_seen {
                 t.syn_seen = true;
                 t.syn_seq = d.tcp_seq;
@@ -299,6 +334,14 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         };
         emit(&mut f, reason);
     }
+}
+
+/// Largest acknowledged gap taken as capture loss (a larger jump is not taken as real).
+const LOSS_MAX_GAP: u32 = 1 << 30;
+
+/// `a` is after `b` in TCP sequence space.
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// Timeout class for a protocol and TCP state.
