@@ -148,7 +148,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            let shared = match DetectShared::new(&cfg) {
+            // Alerts are shaped once, at the writer, in capture-time order (the same events
+            // whatever the number of workers): the classifiers do not fold.
+            let fold = cfg.detect.fold_interval;
+            let mut unfolded = cfg.clone();
+            unfolded.detect.fold_interval = std::time::Duration::ZERO;
+            let shared = match DetectShared::new(&unfolded) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("crossline-agent: {e}");
@@ -160,7 +165,15 @@ fn main() -> ExitCode {
             let stats = Arc::new(LiveStats::new());
             session.telemetry().set_live(Arc::clone(&stats));
             let factory = move |i| Classifier::new(Arc::clone(&shared), i);
-            match pipeline::run_offline_with_stats(&cfg, &pcaps, sinks, &options, stats, factory) {
+            match pipeline::run_offline_shaped(
+                &cfg,
+                &pcaps,
+                sinks,
+                &options,
+                stats,
+                Some(fold),
+                factory,
+            ) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
                         eprintln!("crossline-agent: warning: {e}");

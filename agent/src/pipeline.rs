@@ -53,6 +53,8 @@ const IDLE_NAP: Duration = Duration::from_millis(1);
 
 /// Packets per batch.
 pub const BATCH_PACKETS: usize = 64;
+/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
+pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
 
 /// Errors that stop a pipeline run.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,9 @@ pub struct Batch {
     /// Sent by [`Dispatcher::tick`]: every worker gets one at the same `now`, so timeouts and
     /// the analysis' ticks run at the same packet times whatever the number of workers.
     pub tick: bool,
+    /// Time epoch: incremented each time packet time goes back by more than a second (the
+    /// next of several capture files is older). Events are ordered by epoch first.
+    pub epoch: u32,
     /// Packets.
     pub metas: Vec<PacketMeta>,
     /// Payload bytes of the packets, back to back.
@@ -103,6 +108,7 @@ impl Batch {
         Batch {
             now: 0,
             tick: false,
+            epoch: 0,
             metas: Vec::with_capacity(BATCH_PACKETS),
             data: Vec::with_capacity(BATCH_PACKETS * 256),
         }
@@ -112,6 +118,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.now = 0;
         self.tick = false;
+        self.epoch = 0;
         self.metas.clear();
         self.data.clear();
     }
@@ -144,6 +151,7 @@ pub struct Dispatcher {
     since_flush: usize,
     next_seq: u64,
     seq_step: u64,
+    epoch: u32,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -184,6 +192,7 @@ impl Dispatcher {
             since_flush: 0,
             next_seq: 1,
             seq_step: 1,
+            epoch: 0,
         }
     }
 
@@ -209,6 +218,12 @@ impl Dispatcher {
             // Never let an absurd time reach a flow, the clock or an event.
             self.counters.decode_errors[DecodeError::BadTimestamp.index()] += 1;
             return;
+        }
+        if self.now != 0 && p.ts_micros < self.now.saturating_sub(EPOCH_BACKSTEP_MICROS) {
+            // Time went back (the next, older capture file): close this epoch's batches.
+            let now = self.now;
+            self.tick(now);
+            self.epoch += 1;
         }
         self.now = p.ts_micros;
         self.since_flush += 1;
@@ -304,6 +319,7 @@ impl Dispatcher {
         let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
         let mut b = std::mem::replace(&mut self.current[shard], fresh);
         b.now = self.now;
+        b.epoch = self.epoch;
         let n = b.metas.len() as u64;
         match self.mode {
             QueueMode::Block => {
@@ -387,6 +403,8 @@ struct Shape {
     workers: usize,
     mode: QueueMode,
     dispatchers: usize,
+    /// Offline: shape alerts at the writer with this fold interval.
+    fold_micros: Option<i64>,
 }
 
 /// Spawn workers, run `produce` (which feeds the dispatchers it is given) on the calling
@@ -408,24 +426,15 @@ where
         workers,
         mode,
         dispatchers,
+        fold_micros,
     } = shape;
     let workers = workers.max(1);
     let writer = if mode == QueueMode::Block {
-        // Offline: events in a deterministic order (the reorder window is the longest idle
-        // timeout plus a minute).
-        let c = &cfg.capture;
-        let longest = [
-            c.tcp_established_timeout,
-            c.tcp_unestablished_timeout,
-            c.tcp_closed_timeout,
-            c.udp_timeout,
-            c.icmp_timeout,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or_default();
-        let window = i64::try_from(longest.as_micros()).unwrap_or(i64::MAX / 2) + 60_000_000;
-        Writer::start_ordered(sinks, stats.clone(), 64, workers, window)?
+        // Offline: events in a deterministic order. Each worker's watermark already accounts
+        // for its oldest flow and pending records; the window only covers packet time going
+        // back a little within an epoch.
+        let window = EPOCH_BACKSTEP_MICROS;
+        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, fold_micros)?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
     };
@@ -472,22 +481,23 @@ where
     let done = AtomicBool::new(false);
     let barrier = std::sync::Barrier::new(workers);
     let barrier = &barrier;
-    // Offline: workers meet on every tick (see `Worker::with_tick_barrier`).
-    let tick_barrier =
-        (mode == QueueMode::Block).then(|| Arc::new(std::sync::Barrier::new(workers)));
+    // Offline: workers meet on every tick and write flow records in one order (see
+    // `TickSync`).
+    let tick_sync =
+        (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in receivers.into_iter().enumerate() {
             let ctx = ctx.clone();
             let recycle = pool_tx.clone();
             let wtx = writer.sender();
-            let tb = tick_barrier.clone();
+            let tb = tick_sync.clone();
             let h = std::thread::Builder::new()
                 .name(format!("crossline-worker-{i}"))
                 .spawn_scoped(s, move || {
                     let mut w = Worker::new(i, ctx, factory(i));
                     if let Some(b) = tb {
-                        w = w.with_tick_barrier(b);
+                        w = w.with_tick_sync(b);
                     }
                     w.run_with_barrier(rx, recycle, wtx, Some(barrier));
                 });
@@ -588,6 +598,26 @@ where
     A: Analysis,
     F: Fn(usize) -> A + Sync,
 {
+    run_offline_shaped(cfg, files, sinks, options, stats, None, factory)
+}
+
+/// [`run_offline_with_stats`], shaping alerts once at the writer, in capture-time order, with
+/// `fold` (`detect.fold_interval`) instead of in each worker: the events are then the same
+/// whatever the number of workers. The analyses built by `factory` must not fold themselves
+/// (a classifier built with a zero `fold_interval`).
+pub fn run_offline_shaped<A, F>(
+    cfg: &AgentConfig,
+    files: &[PathBuf],
+    sinks: Vec<Box<dyn EventSink>>,
+    options: &OfflineOptions,
+    stats: Arc<LiveStats>,
+    fold: Option<Duration>,
+    factory: F,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+{
     let mut source = OfflineFiles::open(files, cfg.capture.filter.as_deref())?;
     let workers = options.workers.unwrap_or(cfg.capture.workers).max(1);
     let progress = options.progress && std::io::stderr().is_terminal();
@@ -596,6 +626,7 @@ where
         workers,
         mode: QueueMode::Block,
         dispatchers: 1,
+        fold_micros: fold.map(|f| i64::try_from(f.as_micros()).unwrap_or(i64::MAX)),
     };
     run_pipeline(cfg, shape, sinks, stats.clone(), factory, move |mut ds| {
         let mut d = ds.remove(0);
@@ -657,6 +688,7 @@ where
         workers,
         mode: QueueMode::DropWhenFull,
         dispatchers: n,
+        fold_micros: None,
     };
     run_pipeline(cfg, shape, sinks, stats, factory, move |ds| {
         std::thread::scope(|s| {

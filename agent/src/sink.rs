@@ -101,6 +101,8 @@ pub enum WriterMsg {
     Keyed {
         /// Index of the worker.
         worker: usize,
+        /// Time epoch of the events and the watermark (see `pipeline::Batch::epoch`).
+        epoch: u32,
         /// Packet time up to which the worker expired its flows.
         watermark: i64,
         /// The events.
@@ -141,15 +143,19 @@ impl Writer {
     /// Events are held in a reorder buffer until every worker's watermark is `window_micros`
     /// past them (the longest idle timeout plus a margin: a flow record is written at most that
     /// long after its last packet), and all of them before a `stats` event.
+    /// With `fold_micros`, alerts are also shaped here, once for all workers, in that order
+    /// ([`crate::detect::shaping`]); the classifiers then must not fold.
     pub fn start_ordered(
         sinks: Vec<Box<dyn EventSink>>,
         stats: Arc<LiveStats>,
         capacity: usize,
         workers: usize,
         window_micros: i64,
+        fold_micros: Option<i64>,
     ) -> io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
-        let reorder = Reorder::new(workers, window_micros);
+        let mut reorder = Reorder::new(workers, window_micros);
+        reorder.shaper = fold_micros.map(crate::detect::shaping::Shaper::new);
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
             .spawn(move || writer_loop(rx, sinks, &stats, Some(reorder)))?;
@@ -174,7 +180,7 @@ impl Writer {
 /// One held event: its key, serialised line and the event.
 #[derive(Debug)]
 struct Held {
-    key: (i64, u64, u32),
+    key: (u32, i64, u64, u32),
     line: Vec<u8>,
     event: Event,
 }
@@ -199,30 +205,38 @@ impl Ord for Held {
 /// The reorder buffer of an ordered writer.
 #[derive(Debug)]
 struct Reorder {
-    watermarks: Vec<i64>,
+    watermarks: Vec<(u32, i64)>,
     window: i64,
     heap: std::collections::BinaryHeap<std::cmp::Reverse<Held>>,
     /// Events released so far were keyed below this.
-    released: (i64, u64, u32),
+    released: (u32, i64, u64, u32),
+    /// Alert shaping in release order (offline `analyze`).
+    shaper: Option<crate::detect::shaping::Shaper>,
 }
 
 impl Reorder {
     fn new(workers: usize, window: i64) -> Self {
         Reorder {
-            watermarks: vec![i64::MIN; workers.max(1)],
+            watermarks: vec![(0, i64::MIN); workers.max(1)],
             window: window.max(0),
             heap: std::collections::BinaryHeap::new(),
-            released: (i64::MIN, 0, 0),
+            released: (0, i64::MIN, 0, 0),
+            shaper: None,
         }
     }
 
     /// Events whose key is below every worker's watermark minus the window, in order.
     fn ready(&mut self, all: bool) -> Vec<Held> {
-        let low = self.watermarks.iter().copied().min().unwrap_or(i64::MIN);
-        let limit = low.saturating_sub(self.window);
+        let low = self
+            .watermarks
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or((0, i64::MIN));
+        let limit = (low.0, low.1.saturating_sub(self.window));
         let mut out = Vec::new();
         while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
-            if !all && top.key.0 >= limit {
+            if !all && (top.key.0, top.key.1) >= limit {
                 break;
             }
             if let Some(std::cmp::Reverse(h)) = self.heap.pop() {
@@ -231,6 +245,43 @@ impl Reorder {
             }
         }
         out
+    }
+}
+
+/// Write released events, through the shaper when there is one.
+fn release(
+    r: &mut Reorder,
+    held: Vec<Held>,
+    end: bool,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    let Some(shaper) = r.shaper.as_mut() else {
+        for h in held {
+            write_line(sinks, stats, &h.event, &h.line, first_error);
+        }
+        return;
+    };
+    let mut out = Vec::new();
+    for h in held {
+        shaper.tick(h.key.1, &mut out);
+        match crate::detect::shaping::identity(&h.event) {
+            Some(id) => shaper.offer(id, h.event, h.key.1, &mut out),
+            None => out.push(h.event),
+        }
+    }
+    if end {
+        shaper.flush(&mut out);
+    }
+    let mut line = Vec::new();
+    for e in out {
+        line.clear();
+        if let Err(err) = serde_json::to_writer(&mut line, &e) {
+            first_error.get_or_insert(io::Error::other(err));
+            continue;
+        }
+        write_line(sinks, stats, &e, &line, first_error);
     }
 }
 
@@ -271,6 +322,7 @@ fn writer_loop(
             }
             WriterMsg::Keyed {
                 worker,
+                epoch,
                 watermark,
                 events,
                 keys,
@@ -292,13 +344,14 @@ fn writer_loop(
                             first_error.get_or_insert(io::Error::other(e));
                             continue;
                         }
-                        let key = keys
-                            .get(i)
-                            .copied()
-                            .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
+                        let (t, id, pos) =
+                            keys.get(i)
+                                .copied()
+                                .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
+                        let key = (epoch, t, id, pos);
                         if key < r.released {
-                            // Later than the reorder window allows (a flow evicted long
-                            // after its last packet): written at once.
+                            // Behind what was already written (a worker's watermark was
+                            // wrong): written at once, counted (`stats.drops.reorder_late`).
                             stats
                                 .reorder_late
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -312,18 +365,16 @@ fn writer_loop(
                         }));
                     }
                     if let Some(w) = r.watermarks.get_mut(worker) {
-                        *w = (*w).max(watermark);
+                        *w = (*w).max((epoch, watermark));
                     }
-                    for h in r.ready(false) {
-                        write_line(&mut sinks, stats, &h.event, &h.line, &mut first_error);
-                    }
+                    let held = r.ready(false);
+                    release(r, held, false, &mut sinks, stats, &mut first_error);
                 }
             },
             WriterMsg::Stats(mut event) => {
                 if let Some(r) = reorder.as_mut() {
-                    for h in r.ready(true) {
-                        write_line(&mut sinks, stats, &h.event, &h.line, &mut first_error);
-                    }
+                    let held = r.ready(true);
+                    release(r, held, true, &mut sinks, stats, &mut first_error);
                 }
                 event.stats = Some(stats.snapshot());
                 line.clear();
@@ -350,9 +401,8 @@ fn writer_loop(
         }
     }
     if let Some(r) = reorder.as_mut() {
-        for h in r.ready(true) {
-            write_line(&mut sinks, stats, &h.event, &h.line, &mut first_error);
-        }
+        let held = r.ready(true);
+        release(r, held, true, &mut sinks, stats, &mut first_error);
     }
     for sink in sinks.iter_mut() {
         if let Err(e) = sink.finish() {

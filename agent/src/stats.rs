@@ -147,6 +147,7 @@ impl LiveStats {
             ("capture_loss_gaps", &self.capture_loss_gaps),
             ("capture_loss_bytes", &self.capture_loss_bytes),
             ("capture_loss_acks", &self.capture_loss_acks),
+            ("reorder_late", &self.reorder_late),
         ] {
             drops.insert(name.to_string(), load(c));
         }

@@ -56,14 +56,99 @@ pub struct Worker<A: Analysis> {
     now: i64,
     /// `now` of the last tick batch: flows idle since before it are written out.
     expire_now: i64,
-    /// Offline: every worker waits here on each tick batch, after flushing its counters, so
-    /// the line totals the analysis' tick reads are exactly those of the packets before it.
-    tick_barrier: Option<Arc<std::sync::Barrier>>,
+    /// Time epoch of the batches (see [`Batch::epoch`]).
+    epoch: u32,
+    /// Offline: the workers of a run meet on every tick batch (see [`TickSync`]).
+    sync: Option<Arc<TickSync>>,
+    /// Offline: flow records due since the last tick (the flows are owned here), written at
+    /// the next tick in the order of all workers together.
+    deferred: Deferred<A::FlowState>,
+    /// The writer, once running (records handed over in chunks during long turns).
+    writer: Option<Sender<WriterMsg>>,
     /// Capture-loss interval (worker 0): start time and the totals (acks, gaps) at its start.
     loss_start: Option<i64>,
     loss_base: (u64, u64),
     /// Gaps of intervals whose loss ratio passed `capture.loss_alert_ratio`.
     loss_flagged: u64,
+}
+
+/// Flow records waiting for the next tick (offline), with the smallest last packet time.
+#[derive(Debug)]
+struct Deferred<S> {
+    list: Vec<(Flow<S, L7State>, EndReason)>,
+    min: i64,
+}
+
+impl<S> Default for Deferred<S> {
+    fn default() -> Self {
+        Deferred {
+            list: Vec::new(),
+            min: i64::MAX,
+        }
+    }
+}
+
+impl<S: Default> Deferred<S> {
+    fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
+        self.min = self.min.min(f.last_micros);
+        self.list.push((std::mem::take(f), r));
+    }
+}
+
+/// What the workers of an offline run share to stay in step: a barrier on every tick batch
+/// and a turnstile that lets the worker holding the smallest (last packet time, flow id) write
+/// its next flow record. Flow records then reach the analysis (and its shared counters: caps,
+/// surges, misuse, persons) in one order whatever the number of workers, and the line totals a
+/// tick reads are exactly those of the packets before it.
+#[derive(Debug)]
+pub struct TickSync {
+    workers: usize,
+    barrier: std::sync::Barrier,
+    heads: std::sync::Mutex<Vec<Option<(i64, u64, usize)>>>,
+    turn: std::sync::Condvar,
+}
+
+impl TickSync {
+    /// For `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        TickSync {
+            workers,
+            barrier: std::sync::Barrier::new(workers),
+            heads: std::sync::Mutex::new(vec![None; workers]),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    fn set_head(&self, me: usize, head: Option<(i64, u64, usize)>) {
+        let mut h = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = h.get_mut(me) {
+            *slot = head;
+        }
+        self.turn.notify_all();
+    }
+
+    /// Block until this worker's head is the smallest of all.
+    fn wait_turn(&self, me: usize) {
+        let mut h = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let mine = h.get(me).copied().flatten();
+            let min = h.iter().flatten().min().copied();
+            if mine.is_none() || mine == min {
+                return;
+            }
+            h = self
+                .turn
+                .wait(h)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
 }
 
 /// Length of a capture-loss interval, packet time.
@@ -100,16 +185,20 @@ impl<A: Analysis> Worker<A> {
             next_tick: None,
             now: 0,
             expire_now: 0,
-            tick_barrier: None,
+            epoch: 0,
+            sync: None,
+            deferred: Deferred::default(),
+            writer: None,
             loss_start: None,
             loss_base: (0, 0),
             loss_flagged: 0,
         }
     }
 
-    /// Wait at `barrier` (shared by every worker of an offline run) on each tick batch.
-    pub fn with_tick_barrier(mut self, barrier: Arc<std::sync::Barrier>) -> Self {
-        self.tick_barrier = Some(barrier);
+    /// Offline: meet the other workers of the run (sharing `sync`) on each tick batch, and
+    /// write flow records in one order across all of them.
+    pub fn with_tick_sync(mut self, sync: Arc<TickSync>) -> Self {
+        self.sync = Some(sync);
         self
     }
 
@@ -130,6 +219,7 @@ impl<A: Analysis> Worker<A> {
         writer: Sender<WriterMsg>,
         barrier: Option<&std::sync::Barrier>,
     ) {
+        self.writer = Some(writer.clone());
         for mut batch in rx {
             self.process(&batch);
             let tick = batch.tick;
@@ -145,11 +235,23 @@ impl<A: Analysis> Worker<A> {
 
     /// Apply one batch.
     pub fn process(&mut self, batch: &Batch) {
+        if batch.epoch != self.epoch {
+            // Older packets follow (the next capture file): nothing expires until this epoch's
+            // first tick. Offline, the flows of the previous file end here (their records are
+            // written at the next tick, in order): they would otherwise wait for the end.
+            self.epoch = batch.epoch;
+            self.expire_now = i64::MIN;
+            if self.sync.is_some() {
+                let deferred = &mut self.deferred;
+                self.tracker.drain(&mut |f, r| deferred.push(f, r));
+            }
+        }
         for m in &batch.metas {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
             let (idx, from_init) = {
+                let ordered = self.sync.is_some();
                 let Worker {
                     tracker,
                     analysis,
@@ -157,10 +259,15 @@ impl<A: Analysis> Worker<A> {
                     events,
                     keys,
                     scratch,
+                    deferred,
                     ..
                 } = self;
                 tracker.on_packet_with_id(&m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
-                    record(analysis, ctx, events, keys, scratch, f, r)
+                    if ordered && r != EndReason::ActiveTimeout {
+                        deferred.push(f, r);
+                    } else {
+                        record(analysis, ctx, events, keys, scratch, f, r)
+                    }
                 })
             };
             if !payload.is_empty() {
@@ -203,6 +310,28 @@ impl<A: Analysis> Worker<A> {
     /// every worker alike, never at batch boundaries (which depend on the number of workers).
     fn housekeeping(&mut self, tick: bool) {
         let now = self.now;
+        if let Some(sync) = self.sync.clone() {
+            if tick {
+                let expire_now = self.expire_now;
+                let deferred = &mut self.deferred;
+                self.tracker.expire(expire_now, usize::MAX, &mut |f, r| {
+                    deferred.push(f, r);
+                });
+                self.flush_counters();
+                sync.barrier.wait();
+                self.ordered_records(&sync);
+                self.capture_loss(now, false);
+                // One worker after the other, in index order: shared tick work (expiry
+                // warnings, person-count crossings) lands on the same worker every run.
+                for i in 0..sync.workers {
+                    if i == self.index {
+                        self.tick(now);
+                    }
+                    sync.barrier.wait();
+                }
+            }
+            return;
+        }
         {
             let expire_now = self.expire_now;
             let Worker {
@@ -221,11 +350,58 @@ impl<A: Analysis> Worker<A> {
         if !tick {
             return;
         }
-        if let Some(b) = self.tick_barrier.clone() {
-            self.flush_counters();
-            b.wait();
-        }
         self.capture_loss(now, false);
+        self.tick(now);
+    }
+
+    /// Write the deferred flow records of every worker in one order, (last packet time, flow
+    /// id), taking turns through `sync`; returns when every worker is done.
+    fn ordered_records(&mut self, sync: &TickSync) {
+        let mut list = std::mem::take(&mut self.deferred.list);
+        list.sort_by_key(|(f, _)| (f.last_micros, f.flow_id));
+        let me = self.index;
+        let head = |l: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize| {
+            l.get(i).map(|(f, _)| (f.last_micros, f.flow_id, me))
+        };
+        sync.set_head(me, head(&list, 0));
+        sync.barrier.wait();
+        for i in 0..list.len() {
+            sync.wait_turn(me);
+            let next = head(&list, i + 1);
+            if let Some((f, r)) = list.get_mut(i) {
+                let Worker {
+                    analysis,
+                    ctx,
+                    events,
+                    keys,
+                    scratch,
+                    ..
+                } = self;
+                record(analysis, ctx, events, keys, scratch, f, *r);
+            }
+            sync.set_head(me, next);
+            // What is left of the list still bounds this worker's watermark.
+            self.deferred.min = next.map_or(i64::MAX, |n| n.0);
+            // Hand long runs of records over in chunks (the end of a capture drains the table).
+            if self.events.len() >= DRAIN_CHUNK {
+                if let Some(w) = &self.writer {
+                    let _ = w.send(WriterMsg::Keyed {
+                        worker: me,
+                        epoch: self.epoch,
+                        watermark: self.watermark(),
+                        events: std::mem::take(&mut self.events),
+                        keys: std::mem::take(&mut self.keys),
+                    });
+                }
+            }
+        }
+        drop(list);
+        self.deferred.min = i64::MAX;
+        sync.barrier.wait();
+    }
+
+    /// The analysis' tick, about once a second.
+    fn tick(&mut self, now: i64) {
         let tick_due = match self.next_tick {
             None => true,
             // Time went backwards by more than a tick: restart the schedule.
@@ -252,6 +428,18 @@ impl<A: Analysis> Worker<A> {
             flow_capacity: s.flow_capacity.load(r),
             capture_loss: self.loss_flagged,
         }
+    }
+
+    /// Packet time below which this worker will write no more events (in its epoch): the
+    /// last tick, the least recently seen flow in its table, its deferred records, less the
+    /// backward step of packet time allowed within an epoch.
+    fn watermark(&self) -> i64 {
+        let t = self.tracker.table();
+        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros);
+        self.expire_now
+            .min(stalest)
+            .min(self.deferred.min)
+            .saturating_sub(crate::pipeline::EPOCH_BACKSTEP_MICROS)
     }
 
     /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
@@ -300,7 +488,8 @@ impl<A: Analysis> Worker<A> {
         if !self.events.is_empty() || tick {
             let _ = writer.send(WriterMsg::Keyed {
                 worker: self.index,
-                watermark: self.expire_now,
+                epoch: self.epoch,
+                watermark: self.watermark(),
                 events: std::mem::take(&mut self.events),
                 keys: std::mem::take(&mut self.keys),
             });
@@ -310,7 +499,31 @@ impl<A: Analysis> Worker<A> {
     /// Write every remaining flow and the final tick, then flush.
     pub fn finish(mut self, writer: &Sender<WriterMsg>) {
         let index = self.index;
-        let watermark = self.expire_now;
+        let watermark = self.watermark();
+        let epoch = self.epoch;
+        if let Some(sync) = self.sync.clone() {
+            // Offline: every remaining flow in the one order of all workers, then the final
+            // ticks one worker after the other.
+            let deferred = &mut self.deferred;
+            self.tracker.drain(&mut |f, r| deferred.push(f, r));
+            self.writer = Some(writer.clone());
+            self.flush_counters();
+            sync.barrier.wait();
+            self.ordered_records(&sync);
+            self.flush(writer, false);
+            let now = self.now;
+            self.capture_loss(now, true);
+            for i in 0..sync.workers {
+                if i == self.index {
+                    let health = self.health();
+                    self.analysis.on_tick(now, &health, &mut self.events);
+                    push_keys(&mut self.keys, self.events.len(), now, 0);
+                }
+                sync.barrier.wait();
+            }
+            self.flush(writer, false);
+            return;
+        }
         {
             let Worker {
                 tracker,
@@ -330,6 +543,7 @@ impl<A: Analysis> Worker<A> {
                 if events.len() >= DRAIN_CHUNK {
                     let _ = writer.send(WriterMsg::Keyed {
                         worker: index,
+                        epoch,
                         watermark,
                         events: std::mem::take(events),
                         keys: std::mem::take(keys),
