@@ -341,3 +341,74 @@ fn acknowledged_segments_never_captured_are_capture_loss() {
         "no loss, no sensor_gap"
     );
 }
+
+/// `analyze` of `pcaps` with the example configuration and `workers` workers: the output bytes.
+fn analyze_example(pcaps: &[std::path::PathBuf], workers: usize, out: &std::path::Path) -> Vec<u8> {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let o = common::bin()
+        .arg("analyze")
+        .arg("--config")
+        .arg(root.join("examples/agent.toml"))
+        .arg("--workers")
+        .arg(workers.to_string())
+        .arg("--out")
+        .arg(out)
+        .args(pcaps)
+        .output()
+        .expect("run crossline-agent");
+    assert!(
+        o.status.success(),
+        "analyze failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read(out).expect("events file")
+}
+
+/// Offline analysis is reproducible: the same capture and configuration give byte-identical
+/// events whatever the number of workers and however their threads are scheduled (two runs
+/// each with 1, 2 and 3 workers): the demo capture, a real capture whose repeated alerts are
+/// folded, and several real captures in one run (packet time going back between files).
+#[test]
+fn analyze_is_byte_identical_whatever_the_number_of_workers() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut cases: Vec<(&str, Vec<std::path::PathBuf>)> =
+        vec![("demo", vec![root.join("examples/demo.pcap")])];
+    if let Some(shared) = common::shared() {
+        let real = shared.join("corpus/real");
+        cases.push(("gnutella", vec![real.join("ndpi__gnutella.pcap")]));
+        cases.push((
+            "several",
+            [
+                "ndpi__wechat.pcap",
+                "ndpi__alexa-app.pcapng",
+                "ndpi__gnutella.pcap",
+                "ndpi__teams.pcap",
+            ]
+            .iter()
+            .map(|f| real.join(f))
+            .collect(),
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("crossline-determinism-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (name, pcaps) in cases {
+        let reference = analyze_example(&pcaps, 1, &dir.join(format!("{name}-ref.json")));
+        let events = common::events(&reference);
+        assert!(
+            events.iter().any(|e| e.event_type == EventType::Alert),
+            "{name}: the capture raises alerts"
+        );
+        for (run, workers) in [1, 2, 2, 3].into_iter().enumerate() {
+            let out = dir.join(format!("{name}-{run}-{workers}.json"));
+            let bytes = analyze_example(&pcaps, workers, &out);
+            assert!(
+                bytes == reference,
+                "{name}: {workers} worker(s), run {run}: events differ from the first run \
+                 (compare {} with {})",
+                out.display(),
+                dir.join(format!("{name}-ref.json")).display()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
