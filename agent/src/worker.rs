@@ -357,19 +357,35 @@ impl<A: Analysis> Worker<A> {
     /// Write the deferred flow records of every worker in one order, (last packet time, flow
     /// id), taking turns through `sync`; returns when every worker is done.
     fn ordered_records(&mut self, sync: &TickSync) {
+        self.ordered_records_with(sync, Vec::new());
+    }
+
+    /// [`Worker::ordered_records`], merged with the flows still in the table at the slots of
+    /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
+    fn ordered_records_with(&mut self, sync: &TickSync, table: Vec<(i64, u64, u32)>) {
         let mut list = std::mem::take(&mut self.deferred.list);
         list.sort_by_key(|(f, _)| (f.last_micros, f.flow_id));
         let me = self.index;
-        let head = |l: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize| {
-            l.get(i).map(|(f, _)| (f.last_micros, f.flow_id, me))
+        let (mut i, mut j) = (0usize, 0usize);
+        let head = |list: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize, j: usize| {
+            let a = list.get(i).map(|(f, _)| (f.last_micros, f.flow_id));
+            let b = table.get(j).map(|t| (t.0, t.1));
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(|(t, id)| (t, id, me))
         };
-        sync.set_head(me, head(&list, 0));
+        sync.set_head(me, head(&list, i, j));
         sync.barrier.wait();
-        for i in 0..list.len() {
+        while let Some(h) = head(&list, i, j) {
             sync.wait_turn(me);
-            let next = head(&list, i + 1);
-            if let Some((f, r)) = list.get_mut(i) {
+            let from_list = list
+                .get(i)
+                .is_some_and(|(f, _)| (f.last_micros, f.flow_id, me) == h);
+            {
                 let Worker {
+                    tracker,
                     analysis,
                     ctx,
                     events,
@@ -377,8 +393,21 @@ impl<A: Analysis> Worker<A> {
                     scratch,
                     ..
                 } = self;
-                record(analysis, ctx, events, keys, scratch, f, *r);
+                if from_list {
+                    if let Some((f, r)) = list.get_mut(i) {
+                        record(analysis, ctx, events, keys, scratch, f, *r);
+                    }
+                    i += 1;
+                } else {
+                    if let Some(&(_, _, slot)) = table.get(j) {
+                        tracker.close_at(slot, &mut |f, r| {
+                            record(analysis, ctx, events, keys, scratch, f, r)
+                        });
+                    }
+                    j += 1;
+                }
             }
+            let next = head(&list, i, j);
             sync.set_head(me, next);
             // What is left of the list still bounds this worker's watermark.
             self.deferred.min = next.map_or(i64::MAX, |n| n.0);
@@ -504,12 +533,13 @@ impl<A: Analysis> Worker<A> {
         if let Some(sync) = self.sync.clone() {
             // Offline: every remaining flow in the one order of all workers, then the final
             // ticks one worker after the other.
-            let deferred = &mut self.deferred;
-            self.tracker.drain(&mut |f, r| deferred.push(f, r));
+            // The table's flows are written straight from the table, in order with the deferred
+            // records (moving a full table out first would double its memory at the end).
+            let table = self.tracker.drain_order();
             self.writer = Some(writer.clone());
             self.flush_counters();
             sync.barrier.wait();
-            self.ordered_records(&sync);
+            self.ordered_records_with(&sync, table);
             self.flush(writer, false);
             let now = self.now;
             self.capture_loss(now, true);

@@ -317,6 +317,28 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         }
     }
 
+    /// (last packet time, flow id, slot) of every flow, in that order (an ordered drain that
+    /// writes the records one at a time, without moving the flows out first).
+    pub fn drain_order(&self) -> Vec<(i64, u64, u32)> {
+        let mut all: Vec<(i64, u64, u32)> = self
+            .table
+            .all()
+            .into_iter()
+            .map(|i| {
+                let f = self.table.get(i);
+                (f.last_micros, f.flow_id, i)
+            })
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Remove the flow in `idx` and write its record (reason `shutdown` unless the TCP
+    /// connection closed).
+    pub fn close_at(&mut self, idx: u32, emit: &mut impl FnMut(&mut Flow<S, L>, EndReason)) {
+        self.close(idx, EndReason::Shutdown, emit);
+    }
+
     /// Remove the flow in `idx` and write its record: `fin` / `rst` when the TCP connection
     /// closed, else `otherwise` (timeout, shutdown).
     fn close(
