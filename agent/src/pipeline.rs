@@ -434,7 +434,15 @@ where
         // for its oldest flow and pending records; the window only covers packet time going
         // back a little within an epoch.
         let window = EPOCH_BACKSTEP_MICROS;
-        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, fold_micros)?
+        Writer::start_ordered(
+            sinks,
+            stats.clone(),
+            64,
+            workers,
+            window,
+            fold_micros,
+            cfg.domestic.clone(),
+        )?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
     };

@@ -152,10 +152,12 @@ impl Writer {
         workers: usize,
         window_micros: i64,
         fold_micros: Option<i64>,
+        domestic: Vec<crossline_config::registry::IpNet>,
     ) -> io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let mut reorder = Reorder::new(workers, window_micros);
         reorder.shaper = fold_micros.map(crate::detect::shaping::Shaper::new);
+        reorder.domestic = domestic;
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
             .spawn(move || writer_loop(rx, sinks, &stats, Some(reorder)))?;
@@ -212,6 +214,8 @@ struct Reorder {
     released: (u32, i64, u64, u32),
     /// Alert shaping in release order (offline `analyze`).
     shaper: Option<crate::detect::shaping::Shaper>,
+    /// Domestic prefixes (the shaping identity's source side).
+    domestic: Vec<crossline_config::registry::IpNet>,
 }
 
 impl Reorder {
@@ -222,6 +226,7 @@ impl Reorder {
             heap: std::collections::BinaryHeap::new(),
             released: (0, i64::MIN, 0, 0),
             shaper: None,
+            domestic: Vec::new(),
         }
     }
 
@@ -266,7 +271,7 @@ fn release(
     let mut out = Vec::new();
     for h in held {
         shaper.tick(h.key.1, &mut out);
-        match crate::detect::shaping::identity(&h.event) {
+        match crate::detect::shaping::identity(&h.event, &r.domestic) {
             Some(id) => shaper.offer(id, h.event, h.key.1, &mut out),
             None => out.push(h.event),
         }

@@ -10,6 +10,7 @@
 //! packet time, never the wall clock.
 
 use crossline_config::event::Event;
+use crossline_config::registry::IpNet;
 use foldhash::HashMap;
 use std::net::IpAddr;
 
@@ -31,13 +32,23 @@ pub struct Shaper {
 }
 
 /// The shaping identity of an alert event: kind, enterprise (or the /24 or /64 of the flow's
-/// source), recipient, service. None for events that are not alerts or are follow-ups.
-pub fn identity(e: &Event) -> Option<String> {
+/// domestic endpoint, per `domestic`; the source when neither is), recipient, service. None
+/// for events that are not alerts or are follow-ups.
+pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     let a = e.alert.as_ref()?;
     if a.followup {
         return None;
     }
-    let who = match (&a.enterprise, e.src_ip.as_deref().map(str::parse::<IpAddr>)) {
+    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<IpAddr>().ok());
+    let (src, dst) = (parse(e.src_ip.as_deref()), parse(e.dest_ip.as_deref()));
+    let is_domestic =
+        |ip: Option<IpAddr>| ip.is_some_and(|ip| domestic.iter().any(|n| n.contains(ip)));
+    let local = if !is_domestic(src) && is_domestic(dst) {
+        dst
+    } else {
+        src
+    };
+    let who = match (&a.enterprise, local.map(Ok::<IpAddr, ()>)) {
         (Some(ent), _) => ent.clone(),
         (None, Some(Ok(IpAddr::V4(v)))) => {
             let o = v.octets();
