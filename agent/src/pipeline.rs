@@ -8,6 +8,15 @@
 //! warm). Offline the capture thread blocks when a worker queue is full (nothing is lost);
 //! live it never blocks: a full queue is a counted drop.
 //!
+//! Offline, the result does not depend on the number of workers: flow ids are packet numbers of
+//! the capture thread, timeouts and analysis ticks run at its tick times, the workers write
+//! their flow records in one global order ([`crate::worker::TickSync`]), and an ordered writer
+//! puts the events in (time epoch, packet time, flow id) order; `analyze` also shapes alerts
+//! there ([`run_offline_shaped`]). Packet time going back by more than a second (the next,
+//! older capture file) starts a new epoch and ends the previous file's flows. Packets whose
+//! time is before the Unix epoch or after 2099 are counted (`decode_errors.bad_timestamp`) and
+//! dropped one by one.
+//!
 //! Entry points: [`run_offline`] (files) and [`run_live`] (interfaces, until a shutdown flag).
 //! Both are generic over the [`Analysis`] built per worker by a factory closure, and take extra
 //! [`EventSink`]s (e.g. the uplink spool) next to the JSON-lines output.

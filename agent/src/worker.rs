@@ -3,9 +3,19 @@
 //!
 //! Per packet the worker updates the flow (no allocation once the flow exists), runs the L7
 //! taps while they still want bytes, and calls [`Analysis::on_payload`] for packets with
-//! payload. After each batch it expires idle flows (bounded work), calls
-//! [`Analysis::on_tick`] about once per second of packet time, flushes its local counters into
-//! [`LiveStats`] and hands the batch buffers back for reuse.
+//! payload. It expires idle flows up to the time of the capture thread's last tick batch and
+//! calls [`Analysis::on_tick`] about once per second of packet time, on tick batches only
+//! (their times are the same whatever the number of workers); after each batch it flushes its
+//! local counters into [`LiveStats`] and hands the batch buffers back for reuse.
+//!
+//! Offline (`analyze`), the workers of a run share a [`TickSync`]: flow records (other than
+//! running active-timeout records) are deferred to the next tick; on each tick batch the
+//! workers meet, write the records of all of them in one (last packet time, flow id) order
+//! through a turnstile, then tick one after the other. The analysis' shared counters (caps,
+//! surges, misuse, persons, expiry warnings) therefore see the same sequence whatever the number
+//! of workers, and the events (with order keys and a watermark for the ordered writer,
+//! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
+//! from the capture thread's packet numbers. Live, records are written as they come.
 
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
 use crate::flow::{Flow, FlowTracker, TcpState};
