@@ -6,7 +6,7 @@
 //! per packet. Entries expire by TTL in packet time (offline) or coarse wall time (live); the
 //! TTL is clamped to [`MIN_TTL_SECS`, `MAX_TTL_SECS`] so a zero TTL still names the flow that
 //! follows the answer. When a shard is full, expired entries are purged; if none expired, the
-//! entry closest to expiry is replaced. Each address keeps its last [`HISTORY`] names with the
+//! entry closest to expiry is replaced. Each address keeps its last 16 names with the
 //! packet time each was learned, so a flow record looks its name up as of its own packet time
 //! ([`DnsCache::lookup_as_of`]), not as of wherever the capture thread has got to.
 
