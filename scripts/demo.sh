@@ -81,6 +81,11 @@ key = "pki/server.key"
 name = "demo-regulator"
 role = "regulator"
 sha256 = "$TOKEN_SHA"
+
+# The line and place named in each incident's CAC report.
+[gateway."$GATEWAY"]
+line = "Example CN2 Beijing-Frankfurt 10G"
+location = "Beijing, Yizhuang data centre, meet-me room 2"
 EOF
 
 # The example agent config, with absolute registry path and an [uplink] to the demo collector.

@@ -2,12 +2,16 @@
 # Install the Debian packages crossline needs, only when they are missing.
 #   scripts/ensure-deps.sh build   libpcap-dev (to build and run the agent)
 #   scripts/ensure-deps.sh test    + tshark, tcpdump, tcpreplay, iproute2, Prometheus,
-#                                  Alertmanager, Chromium (for the test suite)
+#                                  Alertmanager, Chromium, poppler-utils, packaging tools (for the test suite)
 set -euo pipefail
 
 want=(libpcap-dev)
 if [ "${1:-build}" = test ]; then
-    want+=(tshark tcpdump tcpreplay iproute2 prometheus prometheus-alertmanager chromium fonts-noto-cjk)
+    want+=(tshark tcpdump tcpreplay iproute2 prometheus prometheus-alertmanager chromium fonts-noto-cjk
+           poppler-utils)
+    # Packaging tests: readelf/strip, systemd-analyze, adduser and man in the
+    # overlay install, unshare/setpriv.
+    want+=(binutils systemd adduser man-db util-linux)
 fi
 
 missing=()

@@ -52,7 +52,7 @@ pub struct FlowSummary<'a> {
     pub responder_port: u16,
     pub pkts_fwd: u64,
     pub pkts_rev: u64,
-    /// Whole frames as captured on the wire (pcap original length), DESIGN.md byte rule.
+    /// Whole frames as captured on the wire (pcap original length), the byte rule of docs/events.md.
     pub bytes_fwd: u64,
     pub bytes_rev: u64,
     /// Transport payload bytes (for entropy / tunnel heuristics).

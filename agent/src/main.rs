@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::pipeline::{self, OfflineOptions, PipelineError};
 use crossline_agent::sink::{EventSink, JsonLinesSink};
@@ -65,6 +65,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write man pages or shell completions into DIR (packaging).
+    #[command(hide = true)]
+    Generate {
+        what: crossline_config::cli_docs::Generated,
+        dir: PathBuf,
+    },
 }
 
 /// Load the config or print every problem and exit 2.
@@ -100,6 +106,10 @@ fn report(e: &PipelineError) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Generate { what, dir } => {
+            let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Command::Check { config } => {
             let code = crossline_config::check_command(&config, crossline_config::today_beijing());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
@@ -136,8 +146,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let mut sinks = vec![sink];
-            sinks.extend(session.sinks());
+            // The spool first: an event is in the spool before it is in the output.
+            let mut sinks = session.sinks();
+            sinks.push(sink);
             if let Some(path) = report_path {
                 let registry = Arc::new(cfg.registry.clone());
                 match crossline_agent::report::ReportSink::create(path, registry, report_lang) {
@@ -161,6 +172,7 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_detect(Arc::clone(&shared));
+            session.telemetry().set_gateway(&cfg.gateway);
             // Packet and flow counters are live on /metrics while the capture is read.
             let stats = Arc::new(LiveStats::new());
             session.telemetry().set_live(Arc::clone(&stats));
@@ -208,6 +220,20 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            // Least privilege before any thread starts or file is created (agent/src/privilege.rs).
+            match crossline_agent::privilege::drop_privileges(
+                cfg.capture.user.as_deref(),
+                &cfg.capture.interfaces,
+            ) {
+                Ok(o) => eprintln!(
+                    "crossline-agent: {}",
+                    crossline_agent::privilege::describe(&o)
+                ),
+                Err(e) => {
+                    eprintln!("crossline-agent: {e}");
+                    return ExitCode::from(1);
+                }
+            }
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -231,8 +257,9 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_live(stats.clone());
-            let mut sinks = vec![sink];
-            sinks.extend(session.sinks());
+            // The spool first: an event is in the spool before it is in the output.
+            let mut sinks = session.sinks();
+            sinks.push(sink);
             let shared = match DetectShared::new(&cfg) {
                 Ok(s) => s,
                 Err(e) => {
@@ -241,6 +268,7 @@ fn main() -> ExitCode {
                 }
             };
             session.telemetry().set_detect(Arc::clone(&shared));
+            session.telemetry().set_gateway(&cfg.gateway);
             // Registry hot reload: SIGHUP and a change of the file (polled every second).
             let _watchers = match shared.watch_registry() {
                 Ok(w) => Some(w),

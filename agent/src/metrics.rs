@@ -39,8 +39,15 @@ pub enum MetricsError {
 
 /// Drop kinds reported as `drops{kind}`.
 pub const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
-/// Uplink results reported as `uplink_batches{result}`.
-pub const UPLINK_RESULTS: [&str; 4] = ["acked", "duplicate", "rejected", "retried"];
+/// Uplink results reported as `uplink_batches{result}` (`refused` is part of `retried`).
+pub const UPLINK_RESULTS: [&str; 6] = [
+    "acked",
+    "duplicate",
+    "rejected",
+    "retried",
+    "refused",
+    "split",
+];
 
 /// The agent's metric set.
 #[derive(Debug)]
@@ -57,13 +64,18 @@ pub struct AgentMetrics {
     flow_events: IntCounter,
     alerts: IntCounterVec,
     verdicts: IntCounterVec,
+    excluded_flows: IntCounterVec,
+    expiry_calendar_fallbacks: IntCounter,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
     spool_oldest_age: prometheus::Gauge,
     spool_dropped: IntCounterVec,
     spool_torn: IntCounter,
     spool_write_errors: IntCounter,
+    spool_in_memory: IntGauge,
     uplink_batches: IntCounterVec,
+    uplink_invalid: IntCounterVec,
+    uplink_lines_rejected: IntCounter,
     uplink_connected: IntGauge,
     uplink_enabled: IntGauge,
     registry_generation: IntGauge,
@@ -72,6 +84,8 @@ pub struct AgentMetrics {
     scenario_cap: IntGaugeVec,
     persons_estimate: IntGaugeVec,
     persons_limit: IntGaugeVec,
+    build_info: IntGaugeVec,
+    start_time: prometheus::Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -136,6 +150,15 @@ impl AgentMetrics {
                 "Flow records written, by classification verdict.",
                 &["verdict"],
             ),
+            excluded_flows: cv(
+                "excluded_flows_total",
+                "Flow records with the verdict excluded, by [[exclude]] entry name of the agent config.",
+                &["exclude"],
+            ),
+            expiry_calendar_fallbacks: c(
+                "expiry_calendar_fallbacks_total",
+                "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
+            ),
             spool_bytes: g("spool_bytes", "Bytes of the uplink spool on disk."),
             spool_unacked_batches: g(
                 "spool_unacked_batches",
@@ -148,8 +171,24 @@ impl AgentMetrics {
             .expect("valid metric literal"),
             spool_dropped: cv(
                 "spool_dropped_events_total",
-                "Events dropped because the spool was full, by kind (flows give way first).",
-                &["kind"],
+                "Events dropped for lack of space, by kind (flows give way first) and reason \
+                 (spool_full: over spool_max_bytes; disk_full: no space left on the file system; \
+                 evicted: flow records removed to make room for alerts).",
+                &["kind", "reason"],
+            ),
+            spool_in_memory: g(
+                "spool_in_memory",
+                "1 when the disk was full at start-up and the spool runs in memory (lost on exit).",
+            ),
+            uplink_invalid: cv(
+                "uplink_invalid_events_total",
+                "Events not sent because the collector would refuse them (bad timestamp, number \
+                 beyond 64-bit signed, larger than a batch), by reason; still in the JSON output.",
+                &["reason"],
+            ),
+            uplink_lines_rejected: c(
+                "uplink_lines_rejected_total",
+                "Events the collector refused by line (400); set aside in spool_dir/rejected/.",
             ),
             spool_torn: c(
                 "spool_torn_records_total",
@@ -161,7 +200,8 @@ impl AgentMetrics {
             ),
             uplink_batches: cv(
                 "uplink_batches_total",
-                "Uplink batch outcomes: acked, duplicate, rejected (moved aside), retried.",
+                "Uplink batch outcomes: acked, duplicate, rejected (moved aside), retried, refused \
+                 (a 4xx such as 403, kept and retried; also counted in retried), split (413).",
                 &["result"],
             ),
             uplink_connected: g(
@@ -200,6 +240,16 @@ impl AgentMetrics {
                 "Persons threshold that applies to the enterprise this year.",
                 &["enterprise"],
             ),
+            build_info: gv(
+                "build_info",
+                "Always 1; the labels carry the agent version and the configured gateway id.",
+                &["version", "gateway"],
+            ),
+            start_time: prometheus::Gauge::with_opts(opts(
+                "start_time_seconds",
+                "Unix time the agent started (its metrics were set up).",
+            ))
+            .expect("valid metric literal"),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
@@ -213,13 +263,18 @@ impl AgentMetrics {
             Box::new(m.flow_events.clone()),
             Box::new(m.alerts.clone()),
             Box::new(m.verdicts.clone()),
+            Box::new(m.excluded_flows.clone()),
+            Box::new(m.expiry_calendar_fallbacks.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
             Box::new(m.spool_oldest_age.clone()),
             Box::new(m.spool_dropped.clone()),
             Box::new(m.spool_torn.clone()),
             Box::new(m.spool_write_errors.clone()),
+            Box::new(m.spool_in_memory.clone()),
             Box::new(m.uplink_batches.clone()),
+            Box::new(m.uplink_invalid.clone()),
+            Box::new(m.uplink_lines_rejected.clone()),
             Box::new(m.uplink_connected.clone()),
             Box::new(m.uplink_enabled.clone()),
             Box::new(m.registry_generation.clone()),
@@ -228,6 +283,8 @@ impl AgentMetrics {
             Box::new(m.scenario_cap.clone()),
             Box::new(m.persons_estimate.clone()),
             Box::new(m.persons_limit.clone()),
+            Box::new(m.build_info.clone()),
+            Box::new(m.start_time.clone()),
         ];
         for collector in collectors {
             m.registry
@@ -250,9 +307,27 @@ impl AgentMetrics {
             m.uplink_batches.with_label_values(&[r]);
         }
         for k in ["flow", "alert"] {
-            m.spool_dropped.with_label_values(&[k]);
+            for r in crate::uplink::spool::DropReason::ALL {
+                m.spool_dropped.with_label_values(&[k, r.as_str()]);
+            }
         }
+        for r in crate::uplink::validate::Reason::ALL {
+            m.uplink_invalid.with_label_values(&[r.as_str()]);
+        }
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         m
+    }
+
+    /// Set `build_info{version, gateway}` (one series: the version of this binary).
+    pub fn set_gateway(&self, gateway: &str) {
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), gateway])
+            .set(1);
     }
 
     /// Copy the data-plane counters.
@@ -293,6 +368,11 @@ impl AgentMetrics {
                 l(&s.verdicts[i]),
             );
         }
+        if let Ok(m) = s.excluded.lock() {
+            for (name, n) in m.iter() {
+                advance(&self.excluded_flows.with_label_values(&[name]), *n);
+            }
+        }
     }
 
     /// Copy the uplink figures; `now_ms` is the wall clock in Unix milliseconds.
@@ -306,20 +386,35 @@ impl AgentMetrics {
             .oldest_unacked_ms
             .map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0);
         self.spool_oldest_age.set(age);
-        advance(
-            &self.spool_dropped.with_label_values(&["flow"]),
-            u.spool.dropped_flows,
-        );
-        advance(
-            &self.spool_dropped.with_label_values(&["alert"]),
-            u.spool.dropped_alerts,
-        );
+        for (k, kind) in [
+            ("flow", crate::uplink::spool::BatchKind::Flows),
+            ("alert", crate::uplink::spool::BatchKind::Alerts),
+        ] {
+            for r in crate::uplink::spool::DropReason::ALL {
+                advance(
+                    &self.spool_dropped.with_label_values(&[k, r.as_str()]),
+                    u.spool.dropped.events(kind, r),
+                );
+            }
+        }
+        self.spool_in_memory.set(i64::from(u.spool.in_memory));
+        for r in crate::uplink::validate::Reason::ALL {
+            advance(
+                &self.uplink_invalid.with_label_values(&[r.as_str()]),
+                u.invalid[r.index()],
+            );
+        }
+        advance(&self.uplink_lines_rejected, u.lines_rejected);
         advance(&self.spool_torn, u.spool.torn_records);
         advance(&self.spool_write_errors, u.spool_errors);
-        for (result, n) in UPLINK_RESULTS
-            .iter()
-            .zip([u.acked, u.duplicate, u.rejected, u.retried])
-        {
+        for (result, n) in UPLINK_RESULTS.iter().zip([
+            u.acked,
+            u.duplicate,
+            u.rejected,
+            u.retried,
+            u.refused,
+            u.split,
+        ]) {
             advance(&self.uplink_batches.with_label_values(&[result]), n);
         }
         self.uplink_connected.set(i64::from(u.connected));
@@ -564,7 +659,19 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
+            for name in d.exclusions().names() {
+                self.metrics.excluded_flows.with_label_values(&[name]);
+            }
+            advance(
+                &self.metrics.expiry_calendar_fallbacks,
+                d.calendar_fallbacks(),
+            );
         }
+    }
+
+    /// Label `build_info` with the configured gateway id.
+    pub fn set_gateway(&self, gateway: &str) {
+        self.metrics.set_gateway(gateway);
     }
 
     /// The metrics (for tests and summaries).
@@ -606,6 +713,41 @@ mod tests {
         s.packets.store(5, Ordering::Relaxed);
         m.observe_live(&s);
         assert!(m.render().contains("crossline_agent_packets_total 10\n"));
+    }
+
+    #[test]
+    fn build_info_and_start_time() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let m = AgentMetrics::new();
+        assert!(
+            !m.render().contains("crossline_agent_build_info{"),
+            "no series before the gateway is known"
+        );
+        m.set_gateway("gw-bj-01");
+        m.set_gateway("gw-bj-02");
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("crossline_agent_build_info{"))
+            .collect();
+        assert_eq!(
+            series,
+            [format!(
+                "crossline_agent_build_info{{gateway=\"gw-bj-02\",version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )]
+        );
+        let start: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("crossline_agent_start_time_seconds "))
+            .and_then(|v| v.parse().ok())
+            .expect("start time series");
+        assert!(
+            start >= before.floor() && start < before + 60.0,
+            "{start} vs {before}"
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct LiveStats {
     pub flow_capacity: AtomicU64,
     /// Files that could not be read completely (offline).
     pub file_errors: Mutex<Vec<String>>,
+    /// Flow records with the verdict `excluded`, per `[[exclude]]` entry name (names come from
+    /// the agent config, so the map is bounded; locked only for excluded records).
+    pub excluded: Mutex<BTreeMap<String, u64>>,
 }
 
 fn load(a: &AtomicU64) -> u64 {
@@ -96,6 +99,16 @@ impl LiveStats {
                 if let Some(v) = &event.verdict {
                     if let Some(i) = VERDICTS.iter().position(|s| *s == v.status) {
                         self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(name) = &v.exclude {
+                        if let Ok(mut m) = self.excluded.lock() {
+                            match m.get_mut(name) {
+                                Some(n) => *n += 1,
+                                None => {
+                                    m.insert(name.clone(), 1);
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -177,6 +190,7 @@ impl LiveStats {
             flow_events: load(&self.flow_events),
             alerts,
             verdicts,
+            excluded: self.excluded.lock().map(|m| m.clone()).unwrap_or_default(),
             file_errors: self
                 .file_errors
                 .lock()

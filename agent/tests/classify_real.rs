@@ -55,13 +55,23 @@ services = [{services}]
 
 /// Run `pcap` with `domestic` and the registry text; return the flow events.
 fn run(name: &str, pcap: &Path, domestic: &str, registry: &str) -> Vec<Event> {
+    run_all(name, pcap, domestic, registry, "")
+        .into_iter()
+        .filter(|e| e.event_type == EventType::Flow)
+        .collect()
+}
+
+/// Run `pcap` with `domestic`, the registry text and `extra` agent config; return every event.
+fn run_all(name: &str, pcap: &Path, domestic: &str, registry: &str, extra: &str) -> Vec<Event> {
     let dir = std::env::temp_dir().join(format!("crossline-real-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("registry.toml"), registry).expect("write");
     std::fs::write(
         dir.join("agent.toml"),
-        format!("gateway = \"gw-real\"\ndomestic = [{domestic}]\nregistry = \"registry.toml\"\n"),
+        format!(
+            "gateway = \"gw-real\"\ndomestic = [{domestic}]\nregistry = \"registry.toml\"\n{extra}\n"
+        ),
     )
     .expect("write");
     let today = Date::new(2026, 3, 1).expect("date");
@@ -84,9 +94,6 @@ fn run(name: &str, pcap: &Path, domestic: &str, registry: &str) -> Vec<Event> {
     let _ = std::fs::remove_dir_all(&dir);
     let events = events.lock().expect("events").clone();
     events
-        .into_iter()
-        .filter(|e| e.event_type == EventType::Flow)
-        .collect()
 }
 
 fn verdict_of<'a>(flows: &'a [Event], dest: &str, port: u16) -> &'a Verdict {
@@ -163,4 +170,134 @@ fn real_chrome_quic_matches_wildcard_not_bare_parent() {
     let flows = run("quic-bare", &pcap, domestic, &bare);
     let v = verdict_of(&flows, "110.213.53.115", 443);
     assert_eq!(v.status, VerdictStatus::RecipientNotFiled, "{v:?}");
+}
+
+/// `ndpi__android.pcap`: one Google front-end address (216.239.38.120) answers DNS queries for
+/// clients1, mtalk, android.clients, www and accounts.google.com, and the phone opens TLS
+/// connections to it naming each. With `www.google.com` filed, only the flows whose own SNI is
+/// that name are filed; a flow naming another host is not, whatever DNS last said about the
+/// address.
+#[test]
+fn real_cdn_address_sni_decides_over_the_dns_name() {
+    let Some(dir) = corpus() else { return };
+    let pcap = dir.join("ndpi__android.pcap");
+    let registry = format!(
+        "{ENTERPRISE}{}",
+        scenario("\"192.168.2.0/24\"", "\"www.google.com\"", "\"tcp/443\"")
+    );
+    let flows = run("cdn-sni", &pcap, "\"192.168.2.0/24\"", &registry);
+    let front: Vec<&Event> = flows
+        .iter()
+        .filter(|e| e.dest_ip.as_deref() == Some("216.239.38.120") && e.dest_port == Some(443))
+        .collect();
+    let sni = |e: &Event| e.tls.as_ref().and_then(|t| t.sni.clone());
+    // The capture does exercise the conflict: a flow DNS names www.google.com whose own SNI
+    // is another host.
+    let conflicting: Vec<&&Event> = front
+        .iter()
+        .filter(|e| {
+            e.dns_name.as_deref() == Some("www.google.com")
+                && sni(e).is_some_and(|s| s != "www.google.com")
+        })
+        .collect();
+    assert!(
+        !conflicting.is_empty(),
+        "no flow with a DNS name www.google.com and another SNI: {front:#?}"
+    );
+    let mut filed = 0;
+    for e in &front {
+        let v = e.verdict.as_ref().expect("verdict");
+        match sni(e).as_deref() {
+            Some("www.google.com") => {
+                assert_eq!(
+                    (v.status, v.name_source.as_deref()),
+                    (VerdictStatus::Filed, Some("tls")),
+                    "{e:?}"
+                );
+                filed += 1;
+            }
+            Some(_) => assert_eq!(
+                (v.status, v.name_source.as_deref()),
+                (VerdictStatus::RecipientNotFiled, None),
+                "{e:?}"
+            ),
+            None => {}
+        }
+    }
+    assert_eq!(filed, 2, "{front:#?}");
+}
+
+/// `ndpi__android.pcap` seen from a line whose China side is the phone (192.168.2.16): its DNS
+/// queries to 192.168.2.1 and its NTP exchange are declared infrastructure; they come out
+/// `excluded`, counted per entry, with no alert, while its TLS exports stay unfiled.
+#[test]
+fn real_resolver_and_ntp_traffic_is_excluded_and_counted() {
+    let Some(dir) = corpus() else { return };
+    let pcap = dir.join("ndpi__android.pcap");
+    let registry = format!(
+        "{ENTERPRISE}{}",
+        scenario("\"192.168.2.16/32\"", "\"198.18.0.0/15\"", "\"tcp/443\"")
+    );
+    let extra = r#"
+[[exclude]]
+name = "resolver"
+prefixes = ["192.168.2.1/32"]
+services = ["udp/53", "tcp/53"]
+
+[[exclude]]
+name = "ntp"
+services = ["udp/123"]
+"#;
+    let events = run_all("exclude", &pcap, "\"192.168.2.16/32\"", &registry, extra);
+    let flows: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::Flow)
+        .collect();
+    let is = |e: &Event, ip: &str, port: u16| {
+        e.proto.as_deref() == Some("UDP")
+            && e.dest_ip.as_deref() == Some(ip)
+            && e.dest_port == Some(port)
+    };
+    let dns: Vec<&&Event> = flows.iter().filter(|e| is(e, "192.168.2.1", 53)).collect();
+    let ntp: Vec<&&Event> = flows
+        .iter()
+        .filter(|e| is(e, "216.239.35.8", 123))
+        .collect();
+    // tshark -z conv,udp lists 21 conversations with 192.168.2.1:53.
+    assert_eq!(dns.len(), 21);
+    assert_eq!(ntp.len(), 1);
+    for (e, name) in dns
+        .iter()
+        .map(|e| (e, "resolver"))
+        .chain(ntp.iter().map(|e| (e, "ntp")))
+    {
+        let v = e.verdict.as_ref().expect("verdict");
+        assert_eq!(
+            (v.status, v.exclude.as_deref()),
+            (VerdictStatus::Excluded, Some(name)),
+            "{e:?}"
+        );
+    }
+    // No alert is about an excluded flow.
+    let excluded_ids: Vec<Option<u64>> = dns.iter().chain(ntp.iter()).map(|e| e.flow_id).collect();
+    for a in events.iter().filter(|e| e.event_type == EventType::Alert) {
+        assert!(
+            a.flow_id.is_none() || !excluded_ids.contains(&a.flow_id),
+            "{a:?}"
+        );
+    }
+    // The TLS exports to Google are still judged (no filed destination covers them).
+    let tls_unfiled = flows
+        .iter()
+        .filter(|e| e.dest_port == Some(443))
+        .filter(|e| e.verdict.as_ref().map(|v| v.status) == Some(VerdictStatus::RecipientNotFiled))
+        .count();
+    assert!(tls_unfiled > 10, "{tls_unfiled}");
+    let stats = events
+        .iter()
+        .rev()
+        .find_map(|e| e.stats.as_ref())
+        .expect("stats");
+    assert_eq!(stats.excluded.get("resolver"), Some(&(dns.len() as u64)));
+    assert_eq!(stats.excluded.get("ntp"), Some(&1));
 }

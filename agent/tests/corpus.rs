@@ -8,7 +8,7 @@
 //!
 //! - `tunnel_outer`: tshark lists the outer UDP conversation of a VXLAN / Geneve / GRE-in-UDP /
 //!   MPLS-in-UDP / Teredo tunnel as well as the inner one; we decapsulate and meter only the
-//!   innermost flow (DESIGN.md), so the outer row has no flow of ours.
+//!   innermost flow (see README.md), so the outer row has no flow of ours.
 //! - `fragments`: tshark reassembles IP datagrams and counts one frame (the completing one)
 //!   per datagram; we count every fragment frame, because every fragment was on the wire. The
 //!   test recomputes, from the capture, what our counts become when the non-completing

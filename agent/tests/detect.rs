@@ -45,6 +45,7 @@ impl Drop for Dir {
 struct Outcome {
     events: Vec<Event>,
     shared: Arc<DetectShared>,
+    live: Arc<crossline_agent::stats::LiveStats>,
 }
 
 fn today() -> Date {
@@ -82,12 +83,16 @@ fn run_with<A: Analysis, F: Fn(usize, Arc<DetectShared>) -> A + Sync>(
         progress: false,
     };
     let s2 = Arc::clone(&shared);
-    run_offline(cfg, &[pcap], sinks, &options, move |i| {
+    let summary = run_offline(cfg, &[pcap], sinks, &options, move |i| {
         factory(i, Arc::clone(&s2))
     })
     .expect("pipeline run");
     let events = events.lock().expect("events").clone();
-    Outcome { events, shared }
+    Outcome {
+        events,
+        shared,
+        live: summary.live,
+    }
 }
 
 fn run(dir: &Path, registry: &str, extra: &str, gen: &Generator, workers: usize) -> Outcome {
@@ -898,4 +903,574 @@ fn hot_reload_in_mid_capture_keeps_counters() {
     let sb = u.iter().find(|u| u.scenario == "S-B").expect("S-B usage");
     assert!(sb.export_bytes > 16_000, "{sb:?}");
     assert_eq!(sb.cap, Some(20_000));
+}
+
+/// A registry of one enterprise whose scenarios the tests below append.
+const SMALL: &str = r#"
+[[enterprise]]
+id = "gamma"
+name = "Gamma Retail"
+uscc = "91110108MA01PH7K91"
+"#;
+
+fn scenario(id: &str, sources: &str, destinations: &str, from: &str, until: &str) -> String {
+    format!(
+        r#"
+[[scenario]]
+id = "{id}"
+enterprise = "gamma"
+basis = "security_assessment"
+filing_ref = "F-{id}"
+recipient = {{ name = "Example Retail Ltd", country = "SG" }}
+activity = "retail"
+data = ["personal"]
+valid_from = {from}
+valid_until = {until}
+sources = [{sources}]
+destinations = [{destinations}]
+services = ["tcp/80", "tcp/443"]
+"#
+    )
+}
+
+fn label_at(name: &str, v: VerdictStatus, src: &str, dst: &str, proto: u8) -> Label {
+    let mut l = Label::new(name, Some(v));
+    l.src = addr(src);
+    l.dst = addr(dst);
+    l.ip_proto = proto;
+    l
+}
+
+#[test]
+fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
+    use VerdictStatus::*;
+    let dir = Dir::new("precedence");
+    let registry = format!(
+        "{SMALL}{}",
+        scenario(
+            "S-CDN",
+            "\"10.11.0.0/16\"",
+            "\"assets.example-filed.com\", \"203.0.113.128/25\"",
+            "2026-01-01",
+            "2026-12-31"
+        )
+    );
+    let mut g = Generator::new();
+    let t = mon(10, 0, 0);
+    // A DNS answer on the line: the filed name is served from a CDN address.
+    g.dns_answer(
+        addr("10.11.0.5:5353"),
+        addr("10.0.0.53:53"),
+        t,
+        "assets.example-filed.com",
+        None,
+        &["198.51.100.40".parse().expect("ip")],
+    );
+    // The same CDN address, but the flow names another host: not the filed recipient.
+    tcp(
+        &mut g,
+        "10.11.0.5:47001",
+        "198.51.100.40:80",
+        t + 10_000,
+        &http_post("a.cdn-other.com", "/upload", b"customer rows"),
+        label("other host on a filed name's address", RecipientNotFiled)
+            .scenario("S-CDN")
+            .alerts(&[AlertKind::RecipientNotFiled]),
+    );
+    // Same for a TLS server name.
+    tcp(
+        &mut g,
+        "10.11.0.5:47002",
+        "198.51.100.40:443",
+        t + 20_000,
+        &tls_client_hello(Some("a.cdn-other.com"), false),
+        label("other sni on a filed name's address", RecipientNotFiled),
+    );
+    // A flow without a name of its own: the DNS-learned name files it.
+    tcp(
+        &mut g,
+        "10.11.0.5:47003",
+        "198.51.100.40:443",
+        t + 30_000,
+        b"\x00\x01binary upload without a name",
+        label("no own name", Filed).scenario("S-CDN"),
+    );
+    // Its own name is the filed one: filed by the flow's name.
+    tcp(
+        &mut g,
+        "10.11.0.5:47004",
+        "198.51.100.40:443",
+        t + 40_000,
+        &tls_client_hello(Some("assets.example-filed.com"), false),
+        label("own filed name", Filed).scenario("S-CDN"),
+    );
+    // A foreign client sends the filed name as SNI to a domestic server: the name describes
+    // the domestic server, never the foreign initiator.
+    g.tcp(
+        &TcpFlow::new(addr("192.0.2.44:50001"), addr("10.11.0.9:443"), t + 50_000)
+            .send(tls_client_hello(Some("assets.example-filed.com"), false))
+            .reply(vec![b'r'; 2000]),
+        label("foreign initiator with the filed sni", RecipientNotFiled)
+            .alerts(&[AlertKind::RecipientNotFiled]),
+    );
+    g.tcp(
+        &TcpFlow::new(addr("192.0.2.44:50002"), addr("10.11.0.9:80"), t + 60_000)
+            .send(http_post("assets.example-filed.com", "/pull", b"{}"))
+            .reply(vec![b'r'; 2000]),
+        label("foreign initiator with the filed host", RecipientNotFiled),
+    );
+    // A foreign client from a filed address: filed by the address.
+    g.tcp(
+        &TcpFlow::new(
+            addr("203.0.113.200:50003"),
+            addr("10.11.0.9:443"),
+            t + 70_000,
+        )
+        .send(tls_client_hello(Some("anything.example"), false))
+        .reply(vec![b'r'; 2000]),
+        label("foreign initiator from a filed prefix", Filed).scenario("S-CDN"),
+    );
+    let out = run(&dir.0, &registry, "", &g, 1);
+    out.check_labels(&g.labels);
+    let v = |i: usize| out.flow(&g.labels[i]).verdict.clone().expect("verdict");
+    assert_eq!(v(0).name_source, None, "{:?}", v(0));
+    assert_eq!(v(2).name_source.as_deref(), Some("dns"));
+    assert_eq!(v(3).name_source.as_deref(), Some("tls"));
+    assert_eq!(v(6).name_source, None);
+    // The alert names the flow's own host, not the DNS name of the address.
+    let a = out.alerts(&g.labels[0]);
+    assert_eq!(a[0].recipient.as_deref(), Some("a.cdn-other.com"), "{a:?}");
+    // For a foreign initiator the recipient is its address, not the domestic server's name.
+    let a = out.alerts(&g.labels[4]);
+    assert_eq!(a[0].recipient.as_deref(), Some("192.0.2.44"), "{a:?}");
+    assert!(
+        !a[0].summary.contains("assets.example-filed.com"),
+        "{}",
+        a[0].summary
+    );
+}
+
+#[test]
+fn filing_not_yet_valid_before_valid_from_and_dates_on_expiry_alerts() {
+    use VerdictStatus::*;
+    let dir = Dir::new("not-yet");
+    let registry = format!(
+        "{SMALL}{}{}{}",
+        scenario(
+            "S-LATER",
+            "\"10.12.0.0/16\"",
+            "\"203.0.113.0/24\"",
+            "2026-04-01",
+            "2029-03-31"
+        ),
+        scenario(
+            "S-LATER-2",
+            "\"10.12.0.0/16\"",
+            "\"203.0.113.0/24\"",
+            "2026-05-01",
+            "2029-04-30"
+        ),
+        scenario(
+            "S-OLD",
+            "\"10.13.0.0/16\"",
+            "\"203.0.113.0/24\"",
+            "2023-03-01",
+            "2026-02-28"
+        ),
+    );
+    let mut g = Generator::new();
+    tcp(
+        &mut g,
+        "10.12.0.5:48001",
+        "203.0.113.7:443",
+        mon(10, 0, 0),
+        b"orders of the day",
+        label("before valid_from", FilingNotYetValid)
+            .scenario("S-LATER")
+            .alerts(&[AlertKind::FilingNotYetValid]),
+    );
+    // On its first day the filing covers the flow.
+    tcp(
+        &mut g,
+        "10.12.0.5:48002",
+        "203.0.113.7:443",
+        beijing_micros(2026, 4, 1, 0, 0, 0),
+        b"orders of the day",
+        label("first valid day", Filed).scenario("S-LATER"),
+    );
+    tcp(
+        &mut g,
+        "10.13.0.5:48003",
+        "203.0.113.7:443",
+        mon(10, 0, 0),
+        b"orders of the day",
+        label("after valid_until", FilingExpired)
+            .scenario("S-OLD")
+            .alerts(&[AlertKind::FilingExpired]),
+    );
+    let out = run(&dir.0, &registry, "", &g, 1);
+    out.check_labels(&g.labels);
+    let a: Vec<&Alert> = out
+        .alerts(&g.labels[0])
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::FilingNotYetValid)
+        .collect();
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].rule, "XB-004");
+    assert_eq!(a[0].severity, Severity::High);
+    // 2 March to 1 April: 30 calendar days.
+    assert_eq!(a[0].days_left, Some(30));
+    assert_eq!(
+        (a[0].valid_from.as_deref(), a[0].valid_until.as_deref()),
+        (Some("2026-04-01"), Some("2029-03-31"))
+    );
+    assert!(
+        a[0].summary.contains("starts on 2026-04-01"),
+        "{}",
+        a[0].summary
+    );
+    assert!(!a[0].summary.contains("expired"), "{}", a[0].summary);
+    let e: Vec<&Alert> = out
+        .alerts(&g.labels[2])
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::FilingExpired)
+        .collect();
+    assert_eq!(
+        (e[0].valid_from.as_deref(), e[0].valid_until.as_deref()),
+        (Some("2023-03-01"), Some("2026-02-28"))
+    );
+    assert_eq!(e[0].days_left, None);
+    // A filing that has not started is never "expiring" nor "expired".
+    for a in out.all_alerts(AlertKind::FilingExpiring) {
+        assert_ne!(a.scenario.as_deref(), Some("S-LATER"), "{a:?}");
+    }
+}
+
+#[test]
+fn excluded_resolver_traffic_is_counted_not_alerted() {
+    use VerdictStatus::*;
+    let dir = Dir::new("exclude");
+    let mut g = Generator::new();
+    let t = mon(10, 0, 0);
+    // Queries to a foreign resolver.
+    for i in 0..3u16 {
+        g.dns_answer(
+            addr(&format!("10.99.0.1:{}", 5300 + i)),
+            addr("8.8.8.8:53"),
+            t + i64::from(i) * 1_000_000,
+            "www.example.org",
+            None,
+            &["192.0.2.80".parse().expect("ip")],
+        );
+        g.labels.push(
+            label_at(
+                "resolver",
+                Excluded,
+                &format!("10.99.0.1:{}", 5300 + i),
+                "8.8.8.8:53",
+                17,
+            )
+            .alerts(&[]),
+        );
+    }
+    // NTP to anywhere.
+    g.udp(
+        addr("10.99.0.1:123"),
+        addr("192.0.2.123:123"),
+        t + 5_000_000,
+        1000,
+        None,
+        &[
+            (Side::Client, vec![0x23; 48]),
+            (Side::Server, vec![0x24; 48]),
+        ],
+        Label::new("ntp", Some(Excluded)),
+    );
+    // The same host exports to another address: still unfiled.
+    tcp(
+        &mut g,
+        "10.99.0.1:49001",
+        "192.0.2.80:443",
+        t + 6_000_000,
+        b"payroll export tel 13912345678",
+        label("export", Unfiled).alerts(&[AlertKind::UnfiledExport]),
+    );
+    // A datagram to the resolver carrying a mobile number: excluded, not scanned.
+    g.udp(
+        addr("10.99.0.1:5399"),
+        addr("1.1.1.1:53"),
+        t + 6_500_000,
+        1000,
+        None,
+        &[(
+            Side::Client,
+            b"\x12\x34 tel 13987654321 13911112222".to_vec(),
+        )],
+        Label::new("resolver with digits", Some(Excluded)),
+    );
+    // Another service on the resolver's address is not the resolver.
+    tcp(
+        &mut g,
+        "10.99.0.1:49002",
+        "8.8.8.8:443",
+        t + 7_000_000,
+        b"payroll export",
+        label("resolver address, other service", Unfiled),
+    );
+    let extra = r#"
+[[exclude]]
+name = "resolvers"
+prefixes = ["8.8.8.8/32", "1.1.1.1/32"]
+services = ["udp/53", "tcp/53"]
+
+[[exclude]]
+name = "ntp"
+services = ["udp/123"]
+"#;
+    let out = run(&dir.0, REGISTRY, extra, &g, 2);
+    out.check_labels(&g.labels);
+    for l in &g.labels[..4] {
+        let f = out.flow(l);
+        let v = f.verdict.as_ref().expect("verdict");
+        assert_eq!(v.status, Excluded, "{}", l.name);
+        assert!(out.alerts(l).is_empty(), "{}: {:?}", l.name, out.alerts(l));
+        assert!(f.export_bytes.unwrap_or(0) > 0, "{}", l.name);
+    }
+    let v = |i: usize| out.flow(&g.labels[i]).verdict.clone().expect("verdict");
+    assert_eq!(v(0).exclude.as_deref(), Some("resolvers"));
+    assert_eq!(v(3).exclude.as_deref(), Some("ntp"));
+    assert_eq!(v(4).exclude, None);
+    let stats = out
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| e.stats.as_ref())
+        .expect("final stats event");
+    assert_eq!(stats.excluded.get("resolvers"), Some(&4), "{stats:?}");
+    assert_eq!(stats.excluded.get("ntp"), Some(&1), "{stats:?}");
+    assert_eq!(stats.verdicts.get("excluded"), Some(&5), "{stats:?}");
+    // Only the export's mobile number was counted; the resolver datagram's were not scanned.
+    assert_eq!(out.shared.pi_found(), 1);
+    assert!(out.alerts(&g.labels[5]).is_empty());
+    // And on /metrics, labelled by entry name.
+    let m = crossline_agent::metrics::AgentMetrics::new();
+    m.observe_live(&out.live);
+    let text = m.render();
+    for line in [
+        "crossline_agent_excluded_flows_total{exclude=\"resolvers\"} 4",
+        "crossline_agent_excluded_flows_total{exclude=\"ntp\"} 1",
+        "crossline_agent_verdicts_total{verdict=\"excluded\"} 5",
+    ] {
+        assert!(text.contains(line), "no {line} in\n{text}");
+    }
+}
+
+#[test]
+fn exclude_entries_are_validated_with_file_line_and_value() {
+    let dir = Dir::new("exclude-bad");
+    std::fs::write(dir.0.join("registry.toml"), REGISTRY).expect("write registry");
+    let agent = r#"gateway = "gw-test"
+domestic = ["10.0.0.0/8"]
+registry = "registry.toml"
+
+[[exclude]]
+name = "resolvers"
+prefixes = ["8.8.8.300/32"]
+services = ["udp/53"]
+
+[[exclude]]
+name = "resolvers"
+services = ["dns/53"]
+
+[[exclude]]
+name = "everything"
+
+[[exclude]]
+name = "inside"
+prefixes = ["10.1.0.0/16"]
+hosts = ["*.Bad.example"]
+
+[[exclude]]
+name = "all"
+services = ["any"]
+
+[[holidays]]
+year = 2027
+off = ["2027-01-01", "2027-02-06..2027-02-01", "2028-01-01"]
+workdays = ["2027-01-01"]
+"#;
+    let path = dir.0.join("agent.toml");
+    std::fs::write(&path, agent).expect("write agent.toml");
+    // An entry matching everything is valid but warned about.
+    let broad = "gateway = \"gw-test\"\ndomestic = [\"10.0.0.0/8\", \"fd00::/8\"]\nregistry = \"registry.toml\"\n\n[[exclude]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n";
+    let broad_path = dir.0.join("broad.toml");
+    std::fs::write(&broad_path, broad).expect("write broad.toml");
+    let (_, warnings) =
+        crossline_config::load_agent_config(&broad_path, today()).expect("valid with a warning");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.line == 6 && w.message.contains("matches every cross-border flow")),
+        "{warnings:?}"
+    );
+    let err = crossline_config::load_agent_config(&path, today()).expect_err("invalid");
+    let text = err.to_string();
+    let file = path.display().to_string();
+    for (line, what) in [
+        (7, "exclude.prefixes: \"8.8.8.300/32\""),
+        (11, "exclude.name: duplicate name \"resolvers\""),
+        (12, "exclude.services: \"dns/53\""),
+        (
+            15,
+            "exclude \"everything\": no `prefixes`, `hosts` or `services`",
+        ),
+        (
+            19,
+            "exclude.prefixes: 10.1.0.0/16 lies inside the domestic prefix 10.0.0.0/8",
+        ),
+        (
+            20,
+            "exclude.hosts: \"*.Bad.example\" has upper-case letters",
+        ),
+        (
+            28,
+            "holidays.off: \"2027-02-06..2027-02-01\" ends before it starts",
+        ),
+        (28, "holidays.off: \"2028-01-01\" is not in 2027"),
+        (29, "holidays.workdays: 2027-01-01 is also listed in `off`"),
+    ] {
+        let want = format!("{file}:{line}:");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&want) && l.contains(what)),
+            "no `{what}` at line {line} in:\n{text}"
+        );
+    }
+}
+
+/// One flow a day from 1 February to 3 March 2026 (31 days, across the Spring Festival) and a
+/// filing ending on 15 April 2026.
+#[test]
+fn filing_expiring_once_per_level_over_a_month_in_working_days() {
+    let dir = Dir::new("expiring-month");
+    let registry = format!(
+        "{SMALL}{}",
+        scenario(
+            "S-END",
+            "\"10.14.0.0/16\"",
+            "\"203.0.113.0/24\"",
+            "2023-04-16",
+            "2026-04-15"
+        )
+    );
+    let mut g = Generator::new();
+    let first = beijing_micros(2026, 2, 1, 10, 0, 0);
+    for day in 0..31u16 {
+        tcp(
+            &mut g,
+            &format!("10.14.0.5:{}", 40_000 + day),
+            "203.0.113.7:443",
+            first + i64::from(day) * 86_400_000_000,
+            b"daily sales",
+            Label::new("daily", Some(VerdictStatus::Filed)),
+        );
+    }
+    let out = run(&dir.0, &registry, "", &g, 2);
+    out.check_labels(&g.labels);
+    let expiring: Vec<(String, Option<i64>)> = out
+        .events
+        .iter()
+        .filter(|e| {
+            e.alert
+                .as_ref()
+                .is_some_and(|a| a.kind == AlertKind::FilingExpiring)
+        })
+        .map(|e| {
+            let day = crossline_config::event::parse_timestamp_micros(&e.timestamp)
+                .map(|t| crossline_config::time::shanghai(t.div_euclid(1_000_000)).date);
+            (
+                day.map(|d| d.to_string()).unwrap_or_default(),
+                e.alert.as_ref().and_then(|a| a.days_left),
+            )
+        })
+        .collect();
+    // 1 February: 48 working days left (the Spring Festival and its two make-up Saturdays
+    // counted), level 60 at once; 3 March: 30 left, level 30. Counting calendar days, the first
+    // warning would have come on 14 February and the second after the capture.
+    assert_eq!(
+        expiring,
+        vec![
+            ("2026-02-01".to_string(), Some(48)),
+            ("2026-03-03".to_string(), Some(30)),
+        ]
+    );
+    let a = out.all_alerts(AlertKind::FilingExpiring);
+    assert!(
+        a[1].summary.contains("30 working days left"),
+        "{}",
+        a[1].summary
+    );
+    assert_eq!(a[1].valid_until.as_deref(), Some("2026-04-15"));
+}
+
+#[test]
+fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_added() {
+    let dir = Dir::new("holidays");
+    let registry = format!(
+        "{SMALL}{}",
+        scenario(
+            "S-2027",
+            "\"10.15.0.0/16\"",
+            "\"203.0.113.0/24\"",
+            "2024-01-16",
+            "2027-01-15"
+        )
+    );
+    let mut g = Generator::new();
+    tcp(
+        &mut g,
+        "10.15.0.5:40000",
+        "203.0.113.7:443",
+        beijing_micros(2026, 12, 20, 10, 0, 0),
+        b"daily sales",
+        Label::new("december", Some(VerdictStatus::Filed)),
+    );
+    let out = run(&dir.0, &registry, "", &g, 1);
+    let a = out.all_alerts(AlertKind::FilingExpiring);
+    assert_eq!(a.len(), 1, "{a:?}");
+    // 20 December 2026 to 15 January 2027: 26 calendar days, no schedule for 2027.
+    assert_eq!(a[0].days_left, Some(26));
+    assert!(
+        a[0].summary.contains("26 calendar days left")
+            && a[0].summary.contains("no holiday schedule for 2027"),
+        "{}",
+        a[0].summary
+    );
+    assert!(out.shared.calendar_fallbacks() >= 1);
+    let t = crossline_agent::metrics::Telemetry::new(None);
+    t.set_detect(Arc::clone(&out.shared));
+    t.refresh();
+    let text = t.metrics().render();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("crossline_agent_expiry_calendar_fallbacks_total "))
+        .unwrap_or_else(|| panic!("no fallback counter in\n{text}"));
+    assert_ne!(line, "crossline_agent_expiry_calendar_fallbacks_total 0");
+
+    let dir2 = Dir::new("holidays-2027");
+    let extra = r#"
+[[holidays]]
+year = 2027
+off = ["2027-01-01"]
+"#;
+    let out = run(&dir2.0, &registry, extra, &g, 1);
+    let a = out.all_alerts(AlertKind::FilingExpiring);
+    // 21-25 and 28-31 December, 4-8 and 11-15 January: 19 working days.
+    assert_eq!(a[0].days_left, Some(19));
+    assert!(
+        a[0].summary.contains("19 working days left"),
+        "{}",
+        a[0].summary
+    );
+    assert_eq!(out.shared.calendar_fallbacks(), 0);
 }

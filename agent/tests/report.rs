@@ -109,8 +109,9 @@ fn summary_numbers_and_verdict_sentence_in_both_languages() {
     }
     assert!(en.contains("<html lang=\"en\">"));
     assert!(zh.contains("<html lang=\"zh-CN\">"));
+    // The lead sentence states what was found; the steps that follow it name the filing.
     assert!(
-        en.contains("3 exports to 2 recipients are not covered by any filing; file a standard contract or apply for a security assessment before continuing (measure 十四)."),
+        en.contains("3 exports to 2 recipients are not covered by any filing."),
         "English verdict sentence"
     );
     assert!(
@@ -118,7 +119,9 @@ fn summary_numbers_and_verdict_sentence_in_both_languages() {
         "Chinese verdict sentence"
     );
     // 121,000 persons estimated: between 100k and 1M, so the contract route is suggested.
-    assert!(en.contains("file a standard contract or obtain certification (CAC Order 16, Art. 8)"));
+    assert!(visible_text(&en).contains(
+        "About 121,000 persons' information was observed, so the route is: a standard contract filing or a certification (CAC Order 16, Art. 8)."
+    ));
     assert!(zh.contains("订立个人信息出境标准合同并备案"));
     // Chinese labels do not leak into the English report's chrome and vice versa.
     assert!(!en.contains("数据出境自查报告"));
@@ -170,9 +173,9 @@ fn every_finding_kind_with_counts_basis_and_action() {
         let zh_card = finding(&zh, *kind);
         assert!(zh_card.contains("涉及依据") && zh_card.contains("处理建议"));
     }
-    // Legal bases as DOMAIN.md section 3 gives them.
+    // Legal bases as docs/legal.md gives them.
     let unfiled = finding(&en, AlertKind::UnfiledExport);
-    assert!(unfiled.contains("Measure 十四; PIPL Art. 38; CAC Order 16 Arts. 7–8"));
+    assert!(unfiled.contains("Measure 14; PIPL Art. 38; CAC Order 16 Arts. 7–8"));
     assert!(unfiled.contains("security assessment") && unfiled.contains("standard contract"));
     assert!(unfiled.contains("203.0.113.50") && unfiled.contains("tcp/22"));
     // Enterprises are shown by their registered name.
@@ -180,7 +183,7 @@ fn every_finding_kind_with_counts_basis_and_action() {
     assert!(finding(&en, AlertKind::RecipientNotFiled).contains("PIPL Art. 39"));
     assert!(finding(&en, AlertKind::FilingExpired).contains("CAC Order 16 Art. 9"));
     assert!(finding(&en, AlertKind::PersonsThreshold).contains("CAC Order 16 Arts. 5(4), 7, 8"));
-    assert!(finding(&en, AlertKind::VolumeCapExceeded).contains("Measure 十五"));
+    assert!(finding(&en, AlertKind::VolumeCapExceeded).contains("Measure 15"));
     assert!(finding(&en, AlertKind::PersonalInfoCleartext).contains("PIPL Art. 51"));
     let zh_unfiled = finding(&zh, AlertKind::UnfiledExport);
     assert!(zh_unfiled.contains(
@@ -266,10 +269,12 @@ fn no_raw_identifier_anywhere_and_masked_forms_present() {
         for masked in sample::MASKED_IDENTIFIERS {
             assert!(html.contains(masked), "masked {masked} missing ({lang:?})");
         }
-        // The summary that carried a raw ID upstream is shown masked.
-        assert!(
-            html.contains("cleartext resident ID 110105********002X and card 6222***********0004")
-        );
+        // The summary that carried a raw ID upstream is kept masked (as the English report's
+        // tooltip; the Chinese report renders its sentences from the alert's fields instead).
+        if lang == Lang::En {
+            assert!(html
+                .contains("cleartext resident ID 110105********002X and card 6222***********0004"));
+        }
     }
 }
 
@@ -987,4 +992,707 @@ fn capture_drops_are_shown_next_to_packets() {
     assert!(en.contains("1,234 dropped"), "drops shown");
     let zh = render(&data, &sample::registry(), Lang::Zh);
     assert!(zh.contains("丢包 1,234"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Words: every sentence in the report's language, no doubled clause, cut tables say so.
+// ---------------------------------------------------------------------------------------------
+
+/// Tags whose boundaries do not split a sentence.
+const INLINE_TAGS: [&str; 8] = ["span", "b", "i", "em", "a", "strong", "small", "code"];
+
+/// The text a reader sees: element content without tags, `<style>` and attributes (tooltips in
+/// `title` attributes are not text; SVG `<title>` elements, shown on hover, are). Block
+/// boundaries become line breaks, inline ones spaces; entities are decoded.
+fn visible_text(html: &str) -> String {
+    let mut html = html.to_owned();
+    while let Some(a) = html.find("<style>") {
+        let b = html[a..].find("</style>").map_or(html.len(), |e| a + e + 8);
+        html.replace_range(a..b, "");
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html.as_str();
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('>').map_or(rest.len(), |c| open + c + 1);
+        let tag = rest[open + 1..close.saturating_sub(1)]
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        // Inline elements sit next to each other with spacing (chips, badges): a space.
+        out.push(if INLINE_TAGS.contains(&tag.as_str()) {
+            ' '
+        } else {
+            '\n'
+        });
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Strings a report may show in any language because they are data, not words of the report:
+/// everything the registry and the events supply (names, ids, filing references, countries,
+/// hosts, services, evidence, gateway and exclusion names) and technical tokens that are the same
+/// in Chinese and English text (protocol names, byte units, rule ids, alert kind keys).
+fn allowed_tokens(registry: &crossline_config::Registry, events: &[Event]) -> Vec<String> {
+    let mut t: Vec<String> = Vec::new();
+    for e in &registry.enterprises {
+        t.extend([e.id.clone(), e.name.clone(), e.uscc.clone()]);
+    }
+    for sc in &registry.scenarios {
+        t.extend([
+            sc.id.clone(),
+            sc.filing_ref.clone(),
+            sc.recipient.name.clone(),
+            sc.recipient.country.clone(),
+        ]);
+    }
+    for e in events {
+        t.push(e.gateway.clone());
+        if e.event_type == EventType::Flow {
+            t.push(crossline_agent::report::recipient_of(e));
+            t.push(crossline_agent::report::service_of(e));
+        }
+        if let Some(v) = &e.verdict {
+            t.extend(v.exclude.clone());
+        }
+        if let Some(a) = &e.alert {
+            t.extend(a.recipient.clone());
+            t.extend(a.service.clone());
+            t.extend(a.evidence.iter().cloned());
+        }
+    }
+    for k in AlertKind::ALL {
+        t.push(k.as_str().to_owned());
+        t.push(k.rule().to_owned());
+    }
+    for tech in [
+        "[[exclude]]",
+        "TLS",
+        "QUIC",
+        "SNI",
+        "HTTP",
+        "Host",
+        "DNS",
+        "IP",
+        "ECH",
+        "VPN",
+        "WireGuard",
+        "IPsec",
+        "OpenVPN",
+        "tshark",
+        "crossline",
+        "PB",
+        "TB",
+        "GB",
+        "MB",
+        "KB",
+    ] {
+        t.push(tech.to_owned());
+    }
+    t.retain(|s| !s.is_empty());
+    // The recipient chart cuts long names to 39 characters and an ellipsis.
+    let cut: Vec<String> = t
+        .iter()
+        .filter(|s| s.chars().count() > 40)
+        .map(|s| format!("{}…", s.chars().take(39).collect::<String>()))
+        .collect();
+    t.extend(cut);
+    // Longest first, so a host is removed before a shorter name inside it.
+    t.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    t.dedup();
+    t
+}
+
+/// `text` with every whole occurrence of a token replaced by a space. An occurrence counts only
+/// when it is not glued to a Latin letter on either side, so a short token (a country
+/// code, `IP`) cannot take a bite out of an English word and hide it.
+fn without_tokens(text: &str, tokens: &[String]) -> String {
+    let mut text = text.to_owned();
+    for tok in tokens {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find(tok.as_str()) {
+            let before = rest[..i].chars().next_back();
+            let after = rest[i + tok.len()..].chars().next();
+            let glued = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+            let word_edge_start = tok.starts_with(|c: char| c.is_ascii_alphabetic());
+            let word_edge_end = tok.ends_with(|c: char| c.is_ascii_alphabetic());
+            if (word_edge_start && glued(before)) || (word_edge_end && glued(after)) {
+                let step = rest[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&rest[..i + step]);
+                rest = &rest[i + step..];
+            } else {
+                out.push_str(&rest[..i]);
+                out.push(' ');
+                rest = &rest[i + tok.len()..];
+            }
+        }
+        out.push_str(rest);
+        text = out;
+    }
+    text
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3000}'..='\u{303f}'   // CJK punctuation
+        | '\u{3400}'..='\u{4dbf}' // extension A
+        | '\u{4e00}'..='\u{9fff}' // unified ideographs
+        | '\u{f900}'..='\u{faff}' // compatibility ideographs
+        | '\u{ff00}'..='\u{ffef}' // full-width forms
+    )
+}
+
+/// English report: no CJK character in the visible text once data strings are taken out.
+fn cjk_in_english(text: &str, tokens: &[String]) -> Vec<String> {
+    without_tokens(text, tokens)
+        .lines()
+        .filter(|l| l.chars().any(is_cjk))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+/// Chinese report: once data strings and technical tokens are taken out, no Latin letter is
+/// left except the byte unit `B` standing alone, so no English word, sentence or unit (`5m 41s`,
+/// `10 s`) can hide in it.
+fn english_in_chinese(text: &str, tokens: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in without_tokens(text, tokens).lines() {
+        let mut run = 0usize;
+        let mut word = String::new();
+        for c in line.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_alphabetic() {
+                run += 1;
+                word.push(c);
+            } else {
+                if run >= 1 && word != "B" {
+                    found.push(format!("{word:?} in {:?}", line.trim()));
+                }
+                run = 0;
+                word.clear();
+            }
+        }
+    }
+    found
+}
+
+/// Sentences of the visible text: split at block boundaries and at sentence ends (`. `, `; `,
+/// `。`, `；`).
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.replace(". ", ".\n").replace("; ", ";\n");
+        for part in line.split(['\n', '。', '；']) {
+            let p = part.trim();
+            if !p.is_empty() {
+                out.push(p.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A doubled clause: within one sentence, the same three words (English) or the same six
+/// Chinese characters (Chinese) twice.
+fn doubled_clauses(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for sentence in sentences(text) {
+        let words: Vec<String> = sentence
+            .split_whitespace()
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for g in words.windows(3) {
+            if g.iter().all(|w| w.chars().any(char::is_alphabetic)) && !seen.insert(g.join(" ")) {
+                found.push(format!("{:?} twice in {sentence:?}", g.join(" ")));
+            }
+        }
+        let chars: Vec<char> = sentence.chars().collect();
+        let mut seen = std::collections::HashSet::new();
+        for g in chars.windows(6) {
+            if g.iter().all(|c| ('\u{4e00}'..='\u{9fff}').contains(c)) {
+                let s: String = g.iter().collect();
+                if !seen.insert(s.clone()) {
+                    found.push(format!("{s:?} twice in {sentence:?}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn extended_data() -> (ReportData, Vec<Event>, sample::Extended) {
+    let (events, _, extended) = sample::extended_events();
+    let mut data = ReportData::new();
+    for e in &events {
+        data.add(e);
+    }
+    (data, events, extended)
+}
+
+/// Both reports, on both the sample and the extended sample: every sentence in the report's
+/// language and no doubled clause.
+#[test]
+fn each_report_speaks_only_its_language_without_doubled_clauses() {
+    let registry = sample::registry();
+    let (base_events, _) = sample::events();
+    let (_, ext_events, _) = extended_data();
+    for events in [&base_events, &ext_events] {
+        let mut data = ReportData::new();
+        for e in events {
+            data.add(e);
+        }
+        let tokens = allowed_tokens(&registry, events);
+        let en = visible_text(&render(&data, &registry, Lang::En));
+        let zh = visible_text(&render(&data, &registry, Lang::Zh));
+        let bad = cjk_in_english(&en, &tokens);
+        assert!(bad.is_empty(), "CJK in the English report: {bad:#?}");
+        let bad = english_in_chinese(&zh, &tokens);
+        assert!(bad.is_empty(), "English in the Chinese report: {bad:#?}");
+        for (lang, text) in [("en", &en), ("zh", &zh)] {
+            let bad = doubled_clauses(text);
+            assert!(bad.is_empty(), "doubled clause in {lang}: {bad:#?}");
+        }
+        // Durations and bar widths in the report's language.
+        assert!(zh.contains(" 天") || zh.contains(" 小时") || zh.contains(" 分钟"));
+        assert!(!zh.contains("min") && !en.contains("分钟"));
+    }
+}
+
+/// The checks themselves catch what they are meant to catch (so a pass above means something).
+#[test]
+fn language_checks_catch_mixed_text() {
+    let registry = sample::registry();
+    let (events, _) = sample::events();
+    let tokens = allowed_tokens(&registry, &events);
+    assert_eq!(
+        cjk_in_english("Measure 十四 applies", &tokens).len(),
+        1,
+        "a Chinese numeral in English"
+    );
+    assert!(cjk_in_english("Beta: 北京贝塔零售有限公司 exported", &tokens).is_empty());
+    assert!(!english_in_chinese("10.30.1.9 sent 19.0 kB to 203.0.113.50", &tokens).is_empty());
+    assert!(!english_in_chinese("采集时长 5m 41s", &tokens).is_empty());
+    // A token inside a word does not hide it: "DE" (a filed country) in "DEtails".
+    assert!(!english_in_chinese("备案 DEtails", &tokens).is_empty());
+    assert!(english_in_chinese("Example CRO GmbH DE", &tokens).is_empty());
+    assert!(english_in_chinese(
+        "经 tcp/22 向 203.0.113.50 发送 19.0 KB：该来源未列入任何备案。",
+        &tokens
+    )
+    .is_empty());
+    assert!(!doubled_clauses(
+        "This capture gives no person count; choose by data categories and persons: confirm data categories and person counts first."
+    )
+    .is_empty());
+    assert!(!doubled_clauses("请按数据类别与人数选择路径：先核实出境数据类别与人数。").is_empty());
+    assert!(
+        doubled_clauses("Filing SA-1 (Acme) exceeded its daily cap of 20.0 MB (days: 1).")
+            .is_empty()
+    );
+}
+
+/// The English report's sentences in English, the Chinese report's in Chinese: alert examples
+/// are rendered from the alert's fields, not from its English `summary`.
+#[test]
+fn example_sentences_are_rendered_from_fields_per_language() {
+    let (data, _, _) = sample_data();
+    let registry = sample::registry();
+    let en = render(&data, &registry, Lang::En);
+    let zh = render(&data, &registry, Lang::Zh);
+    let unfiled_en = finding(&en, AlertKind::UnfiledExport);
+    assert!(
+        unfiled_en.contains("18.2 MB to <span class=\"id\">203.0.113.50</span>")
+            || unfiled_en
+                .contains("18.2 MB to 203.0.113.50 over tcp/22: no filing lists this source."),
+        "{unfiled_en}"
+    );
+    let unfiled_zh = finding(&zh, AlertKind::UnfiledExport);
+    assert!(
+        unfiled_zh.contains("经 tcp/22 向 203.0.113.50 发送 18.2 MB：该来源未列入任何备案。"),
+        "{unfiled_zh}"
+    );
+    assert!(
+        !zh.contains("no filed scenario"),
+        "English summary in the Chinese report"
+    );
+    let expired_zh = finding(&zh, AlertKind::FilingExpired);
+    assert!(
+        expired_zh.contains("备案 SC-2025-0042 已于 2026-03-31 到期"),
+        "{expired_zh}"
+    );
+    let expired_en = finding(&en, AlertKind::FilingExpired);
+    assert!(
+        expired_en.contains("filing SC-2025-0042 expired on 2026-03-31."),
+        "{expired_en}"
+    );
+}
+
+/// The headline names the scenario and gives the step that fits the finding: a recipient outside
+/// an existing filing -> amend that filing or stop; no filing -> the route by persons; a filing
+/// not yet valid -> when it starts; an expired one -> re-apply; service, window, cap -> the
+/// matching amendment.
+#[test]
+fn headline_advice_names_the_filing_and_the_fitting_step() {
+    let registry = sample::registry();
+    let (data, _, _) = extended_data();
+    let en = render(&data, &registry, Lang::En);
+    let zh = render(&data, &registry, Lang::Zh);
+    let conclusion = |html: &str| -> String {
+        let a = html.find("id=\"conclusion\"").expect("conclusion");
+        let b = html[a..].find("</section>").expect("end") + a;
+        visible_text(&html[a..b])
+    };
+    let c = conclusion(&en);
+    for expected in [
+        "Filing SA-2026-0001 (Acme Pharma (Beijing) Co., Ltd.) does not list <script>alert(1)</script>.files.example.net among its destinations, yet its sources exported there (flows: 1): amend that filing to add the recipient, or stop the flow.",
+        "Sources that no filing lists exported data (flows: 42) to 203.0.113.50.",
+        "so the route is: a standard contract filing or a certification (CAC Order 16, Art. 8).",
+        "Filing SC-2026-0050 (Acme Pharma (Beijing) Co., Ltd.) takes effect only on 2026-04-01, yet exports relied on it before (flows: 2): hold them until 2026-04-01",
+        "Filing SC-2025-0042 (Acme Pharma (Beijing) Co., Ltd.) expired on 2026-03-31, yet exports still relied on it (flows: 1): stop them, and re-apply",
+        "Filing SA-2026-0001 (Acme Pharma (Beijing) Co., Ltd.) does not list tcp/21: add the service to the filing",
+        "Filing FTZ-2026-0003 (",
+        "exports outside its filed window (flows: 1); schedule them inside the window, or amend the window.",
+        "Filing SA-2026-0001 (Acme Pharma (Beijing) Co., Ltd.) exceeded its daily cap of 20.0 MB (days: 1)",
+        "Infrastructure flows that match the configured exclusions (flows: 8;",
+    ] {
+        assert!(c.contains(expected), "missing {expected:?} in {c}");
+    }
+    // The generic "file a standard contract or apply for a security assessment" is gone.
+    assert!(!c.contains("file a standard contract or apply for a security assessment"));
+    let c = conclusion(&zh);
+    for expected in [
+        "备案 SA-2026-0001（Acme Pharma (Beijing) Co., Ltd.）的来源发往 <script>alert(1)</script>.files.example.net，该接收方不在此备案的目的地中：变更该备案、增加此接收方，或停止该传输。",
+        "备案 SC-2026-0050（Acme Pharma (Beijing) Co., Ltd.）自 2026-04-01 起生效",
+        "备案 SC-2025-0042（Acme Pharma (Beijing) Co., Ltd.）已于 2026-03-31 到期",
+        "备案 SA-2026-0001（Acme Pharma (Beijing) Co., Ltd.）未列明服务 tcp/21",
+    ] {
+        assert!(c.contains(expected), "missing {expected:?} in {c}");
+    }
+}
+
+/// A filing that has not started is shown as such with its start date (not "expired", not
+/// "not in registry"); excluded traffic is its own table, never a finding.
+#[test]
+fn not_yet_valid_filing_and_excluded_traffic_are_reported_as_such() {
+    let registry = sample::registry();
+    let (data, _, ext) = extended_data();
+    let en = render(&data, &registry, Lang::En);
+    let a = en.find("id=\"validity\"").expect("validity section");
+    let b = en[a..].find("</section>").expect("end") + a;
+    let validity = visible_text(&en[a..b]);
+    let row = validity
+        .split("FICTIONAL-SC-2026-0050")
+        .nth(1)
+        .expect("SC-2026-0050 listed");
+    assert!(
+        row.contains("not yet valid: takes effect on 2026-04-01"),
+        "{validity}"
+    );
+    assert!(row.contains(&format!(
+        "exports before the start: {}",
+        ext.not_yet_valid_exports
+    )));
+    assert!(row.contains("hold transfers until the start"));
+    assert!(!validity.contains("not in registry"), "{validity}");
+    let expired = validity
+        .split("FICTIONAL-SC-2025-0042")
+        .nth(1)
+        .expect("SC-2025-0042");
+    assert!(expired.contains("expires in 28 days"));
+    // Not-yet-valid is its own finding with its own words, never "expired".
+    let card = finding(&en, AlertKind::FilingNotYetValid);
+    assert!(card.contains("filing SC-2026-0050 takes effect only on 2026-04-01 (29 days later)."));
+    assert!(!card.contains("re-apply"));
+
+    // Excluded traffic: a table per entry with flows and bytes, and in no finding or chart.
+    let a = en.find("id=\"excluded\"").expect("excluded section");
+    let b = en[a..].find("</section>").expect("end") + a;
+    let excluded = &en[a..b];
+    for (name, flows, bytes) in [
+        ("public-dns", ext.excluded_flows[0], ext.excluded_bytes[0]),
+        ("ntp", ext.excluded_flows[1], ext.excluded_bytes[1]),
+    ] {
+        let row = excluded
+            .split(&format!(">{name}<"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name} row in {excluded}"));
+        let row = &row[..row.find("</tr>").expect("row end")];
+        assert!(row.contains(&format!(">{}<", fmt_int(flows))), "{row}");
+        assert!(row.contains(&format!(">{}<", fmt_bytes(bytes))), "{row}");
+    }
+    assert!(!data
+        .findings
+        .values()
+        .any(|f| f.recipients.values.contains_key("203.0.113.53")));
+    assert!(
+        !data.recipients.contains_key("203.0.113.53"),
+        "excluded traffic is not an export"
+    );
+    assert_eq!(
+        data.excluded_totals(),
+        (
+            ext.excluded_flows.iter().sum(),
+            ext.excluded_bytes.iter().sum()
+        )
+    );
+}
+
+/// Every cut table or list says how much of it is shown: the examples of a finding, the top
+/// recipients, the heat map's days, the chips.
+#[test]
+fn cut_tables_say_n_of_m() {
+    let registry = sample::registry();
+    let (data, events, ext) = extended_data();
+    let en = render(&data, &registry, Lang::En);
+    let zh = render(&data, &registry, Lang::Zh);
+    // Examples: 5 of the 42 unfiled alerts.
+    let card = finding(&en, AlertKind::UnfiledExport);
+    let rows = card.matches("<tr").count() - 1;
+    assert_eq!(rows, FINDING_EXAMPLES);
+    assert!(
+        card.contains(&format!(
+            "{FINDING_EXAMPLES} of {} shown.",
+            ext.unfiled_alerts
+        )),
+        "{card}"
+    );
+    assert!(finding(&zh, AlertKind::UnfiledExport).contains(&format!(
+        "显示 {FINDING_EXAMPLES} 项，共 {} 项。",
+        ext.unfiled_alerts
+    )));
+    // Recipients: 12 of every distinct recipient of export bytes.
+    let mut recipients = std::collections::HashSet::new();
+    for e in &events {
+        if let (Some(v), Some(b)) = (&e.verdict, e.export_bytes) {
+            if b > 0
+                && !matches!(
+                    v.status,
+                    VerdictStatus::NotCrossBorder | VerdictStatus::Excluded
+                )
+            {
+                recipients.insert(crossline_agent::report::recipient_of(e));
+            }
+        }
+    }
+    assert!(recipients.len() > 12);
+    let a = en.find("id=\"recipients\"").expect("recipients chart");
+    let chart = &en[a..a + en[a..].find("</section>").expect("end")];
+    assert_eq!(chart.matches("class=\"label\"").count(), 12);
+    assert!(
+        chart.contains(&format!("12 of {} shown.", recipients.len())),
+        "{chart}"
+    );
+    // Heat map: 31 of the days with exports not covered by a filing.
+    let a = en.find("id=\"heat\"").expect("heat map");
+    let heat = &en[a..a + en[a..].find("</section>").expect("end")];
+    assert!(
+        heat.contains(&format!("31 of {} shown.", ext.heat_days)),
+        "{heat}"
+    );
+    // Every table that carries its size says "N of M" when it is cut.
+    for (i, _) in en.match_indices("data-total=\"") {
+        let attrs = &en[..i];
+        let shown: u64 = attrs[attrs.rfind("data-shown=\"").expect("shown") + 12..]
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("shown value");
+        let total: u64 = en[i + 12..]
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("total value");
+        if total > shown {
+            let after = &en[i..];
+            let end = after.find("</table>").expect("table end");
+            assert!(
+                after[end..].starts_with(&format!(
+                    "</table><p class=\"cut\">{shown} of {total} shown."
+                )),
+                "cut table without its line"
+            );
+        }
+    }
+    // Chips: more services than shown in a tally say so.
+    let mut data = ReportData::new();
+    for i in 0..20u64 {
+        let mut a = Event::new(
+            EventType::Alert,
+            format_timestamp_micros(1_772_442_847_000_000 + i as i64),
+            "gw".into(),
+        );
+        a.alert = Some(Alert {
+            kind: AlertKind::ServiceNotFiled,
+            severity: Severity::Med,
+            scenario: Some("SA-2026-0001".into()),
+            enterprise: Some("acme-pharma".into()),
+            summary: String::new(),
+            rule: "XB-007".into(),
+            recipient: Some("eu.cro.example.de".into()),
+            service: Some(format!("tcp/{}", 8000 + i)),
+            count: 1,
+            bytes: 100,
+            evidence: Vec::new(),
+            persons: None,
+            followup: false,
+            green_channel: false,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
+        });
+        data.add(&a);
+    }
+    let html = render(&data, &registry, Lang::En);
+    assert!(finding(&html, AlertKind::ServiceNotFiled).contains("12 of 20 shown."));
+}
+
+/// Every chart mark is explained: the persons bar's ticks and colours, the verdict colours of
+/// the scenario table's bars, the heat map's empty cells.
+#[test]
+fn every_chart_mark_has_a_legend() {
+    let (data, _, _) = sample_data();
+    let registry = sample::registry();
+    for (lang, threshold, declared) in [
+        (
+            Lang::En,
+            "legal threshold (100,000 and 1,000,000 persons)",
+            "declared persons per year",
+        ),
+        (Lang::Zh, "法定门槛（10 万人、100 万人）", "备案申报人数"),
+    ] {
+        let html = render(&data, &registry, lang);
+        let a = html.find("id=\"persons\"").expect("persons section");
+        let persons = &html[a..a + html[a..].find("</section>").expect("end")];
+        assert!(persons.contains("class=\"tick\""), "threshold ticks drawn");
+        assert!(
+            persons.contains("class=\"tick declared\""),
+            "declared tick drawn"
+        );
+        assert!(persons.contains(&format!("<i class=\"tick-key\"></i>{threshold}")));
+        assert!(persons.contains(&format!("<i class=\"tick-key declared\"></i>{declared}")));
+        assert!(persons.contains("<i class=\"fill-key\"></i>"));
+        let a = html.find("id=\"scenarios\"").expect("scenario table");
+        let table = &html[a..a + html[a..].find("</section>").expect("end")];
+        assert!(table.contains("class=\"bar\"") && table.contains("class=\"legend\""));
+    }
+}
+
+/// The bundled demo capture (`examples/demo.pcap`, every alert kind of the demo registry) through
+/// the real binary in both languages: each report speaks only its language, has no doubled
+/// clause, and its events' alert kinds all appear as findings.
+#[test]
+fn demo_capture_reports_speak_their_language() {
+    let bin = env!("CARGO_BIN_EXE_crossline-agent");
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-demo");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = root.join("examples/agent.toml");
+    let (cfg, _) =
+        crossline_config::load_agent_config(&config, time::Date::new(2026, 11, 16).expect("date"))
+            .expect("example config loads");
+    for lang in ["zh", "en"] {
+        let report = dir.join(format!("report-{lang}.html"));
+        let events_path = dir.join(format!("events-{lang}.jsonl"));
+        let out = std::process::Command::new(bin)
+            .arg("analyze")
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&events_path)
+            .arg("--report")
+            .arg(&report)
+            .args(["--lang", lang])
+            .arg(root.join("examples/demo.pcap"))
+            .output()
+            .expect("run crossline-agent");
+        assert!(
+            out.status.success(),
+            "analyze failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events: Vec<Event> = std::fs::read_to_string(&events_path)
+            .expect("events")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event parses"))
+            .collect();
+        let html = std::fs::read_to_string(&report).expect("report");
+        let text = visible_text(&html);
+        let tokens = allowed_tokens(&cfg.registry, &events);
+        let bad = if lang == "en" {
+            cjk_in_english(&text, &tokens)
+        } else {
+            english_in_chinese(&text, &tokens)
+        };
+        assert!(bad.is_empty(), "{lang}: {bad:#?}");
+        let doubled = doubled_clauses(&text);
+        assert!(doubled.is_empty(), "{lang}: {doubled:#?}");
+        let kinds: std::collections::BTreeSet<AlertKind> = events
+            .iter()
+            .filter_map(|e| e.alert.as_ref().map(|a| a.kind))
+            .collect();
+        assert!(kinds.len() >= 10, "the demo raises most kinds: {kinds:?}");
+        for k in kinds {
+            assert!(
+                html.contains(&format!("id=\"{}\"><header>", k.as_str())),
+                "{lang}: no finding card for {}",
+                k.as_str()
+            );
+        }
+        // Every filing the registry holds is looked up, never called "not in registry".
+        let unregistered = if lang == "en" {
+            "not in registry"
+        } else {
+            "未登记"
+        };
+        let a = html.find("id=\"validity\"").expect("validity section");
+        let validity = &html[a..a + html[a..].find("</section>").expect("end")];
+        assert!(!validity.contains(unregistered), "{lang}: {validity}");
+    }
+}
+
+/// English counts agree with their nouns in the lead sentence.
+#[test]
+fn lead_sentence_counts_agree() {
+    let registry = sample::registry();
+    let t0 = 1_772_442_847_000_000i64;
+    let mut one = ReportData::new();
+    one.add(&synthetic_flow(
+        1,
+        5_000,
+        "a.example",
+        VerdictStatus::Unfiled,
+        t0,
+    ));
+    let en = visible_text(&render(&one, &registry, Lang::En));
+    assert!(
+        en.contains("One export is not covered by any filing."),
+        "{en}"
+    );
+    let mut two = ReportData::new();
+    for i in 0..2 {
+        two.add(&synthetic_flow(
+            i,
+            5_000,
+            "a.example",
+            VerdictStatus::Unfiled,
+            t0,
+        ));
+    }
+    let en = visible_text(&render(&two, &registry, Lang::En));
+    assert!(en.contains("2 exports to one recipient are not covered by any filing."));
+    let zh = visible_text(&render(&two, &registry, Lang::Zh));
+    assert!(zh.contains("2 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。"));
 }

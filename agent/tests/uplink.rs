@@ -58,6 +58,17 @@ fn payload(tag: &str, events: u32, pad: usize) -> Vec<u8> {
     out
 }
 
+/// Copy the regular files of a spool directory (not the lock), as a killed process leaves them.
+fn copy_files(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_file() && e.file_name() != "lock" {
+            fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .expect("read spool dir")
@@ -267,16 +278,25 @@ fn full_spool_gives_flows_away_before_alerts() {
     );
     // Every alert that was stored is still there to send, in order.
     let mut alert_batches = 0;
+    let mut flow_batches = 0;
     let mut last = 0;
     while let Some(b) = s.next_batch().expect("read") {
         assert!(b.seq > last, "out of order");
         last = b.seq;
         if b.kind == BatchKind::Alerts {
             alert_batches += 1;
+        } else {
+            flow_batches += 1;
         }
         s.ack(b.seq).expect("ack");
     }
     assert_eq!(alert_batches, alerts_stored);
+    // An alert is refused only once no flow record is left to give way.
+    assert!(
+        st.dropped_alerts == 0 || flow_batches == 0,
+        "{} alert events refused while {flow_batches} flow batches stayed on disk",
+        st.dropped_alerts
+    );
     eprintln!(
         "full spool of 20 records: flows kept {flows_stored}/40, alerts kept {alerts_stored}/30, \
          dropped flows {} events, dropped alerts {} events",
@@ -381,6 +401,25 @@ fn append_rate_and_recovery_time() {
             started.elapsed()
         ));
     }
+    // Alert lines go to the journal one write (and, with fsync = "always", one fsync) each.
+    let line = alert_line(1);
+    for (name, fsync) in [
+        ("never", FsyncPolicy::Never),
+        ("always", FsyncPolicy::Always),
+    ] {
+        let dir = tmp.0.join(format!("journal-{name}"));
+        let mut s = Spool::open(opts(&dir, 4 << 30, 16 << 20, fsync)).expect("open");
+        let n = 500;
+        let started = Instant::now();
+        for _ in 0..n {
+            s.journal(line.as_bytes()).expect("journal");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        figures.push(format!(
+            "alert journal, fsync={name}: {:.0} alerts/s",
+            f64::from(n) / secs
+        ));
+    }
     for f in figures {
         eprintln!("spool figure: {f}");
     }
@@ -478,6 +517,22 @@ mod server {
     }
 
     pub fn start(pki: &Pki, addr: SocketAddr, script: Vec<u16>) -> Server {
+        start_full(
+            pki,
+            addr,
+            script.into_iter().map(|s| (s, String::new())).collect(),
+            usize::MAX,
+        )
+    }
+
+    /// As [`start`], with the reply body of each scripted status (empty: a generic one), and
+    /// `413` for any body of more than `max_events` lines (as a collector's `max_body` would).
+    pub fn start_full(
+        pki: &Pki,
+        addr: SocketAddr,
+        script: Vec<(u16, String)>,
+        max_events: usize,
+    ) -> Server {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.ca_der.clone()).expect("root");
@@ -559,19 +614,30 @@ mod server {
                                     } else {
                                         text = String::from_utf8_lossy(&body).into_owned();
                                     }
-                                    let status =
-                                        script.lock().expect("script").pop_front().unwrap_or(200);
+                                    let events: Vec<String> =
+                                        text.lines().map(String::from).collect();
+                                    let (status, body) = if events.len() > max_events {
+                                        (413, r#"{"error":"body is over the limit"}"#.to_string())
+                                    } else {
+                                        script
+                                            .lock()
+                                            .expect("script")
+                                            .pop_front()
+                                            .unwrap_or((200, String::new()))
+                                    };
                                     seen.lock().expect("seen").push(Seen {
                                         stream,
                                         seq,
-                                        events: text.lines().map(String::from).collect(),
+                                        events,
                                         status,
                                         client_cn_ok,
                                     });
-                                    let reply = if status == 200 {
-                                        r#"{"status":"stored"}"#
+                                    let reply = if !body.is_empty() {
+                                        body
+                                    } else if status == 200 {
+                                        r#"{"status":"stored"}"#.to_string()
                                     } else {
-                                        r#"{"error":"scripted"}"#
+                                        r#"{"error":"scripted"}"#.to_string()
                                     };
                                     hyper::Response::builder()
                                         .status(status)
@@ -611,6 +677,7 @@ fn uplink_config(
         spool_segment_bytes: 1 << 20,
         fsync: FsyncPolicy::Never,
         batch_events,
+        batch_bytes: 2 << 20,
         batch_interval: std::time::Duration::from_millis(50),
         send_flows: true,
         backoff_min: std::time::Duration::from_millis(20),
@@ -631,11 +698,21 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
     let tmp = TempDir::new("client");
     let pki = server::pki();
     pki.write(&tmp.0);
-    // Replies: 503, 429, then 200 for batch 1; 400 for batch 2 (poison); 200 for the rest.
-    let srv = server::start(
+    // Replies: 503, 429, then 200 for batch 1; 400 naming line 2 for batch 2 (that event is
+    // poison, the other two are not); 200 for the rest.
+    let srv = server::start_full(
         &pki,
         "127.0.0.1:0".parse().expect("addr"),
-        vec![503, 429, 200, 400],
+        vec![
+            (503, String::new()),
+            (429, String::new()),
+            (200, String::new()),
+            (
+                400,
+                r#"{"error":"line 2: unknown field `x`; expected a crossline event"}"#.into(),
+            ),
+        ],
+        usize::MAX,
     );
     let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 3)).expect("start uplink");
     let mut sink = up.sink();
@@ -646,27 +723,38 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
         .finish(std::time::Duration::from_secs(20))
         .expect("all acknowledged");
     let seen = srv.seen.lock().expect("seen").clone();
-    let seqs: Vec<(u64, u16)> = seen.iter().map(|s| (s.seq, s.status)).collect();
+    let seqs: Vec<(u64, u16, usize)> = seen
+        .iter()
+        .map(|s| (s.seq, s.status, s.events.len()))
+        .collect();
     assert_eq!(
         seqs,
-        vec![(1, 503), (1, 429), (1, 200), (2, 400), (3, 200)],
+        vec![
+            (1, 503, 3),
+            (1, 429, 3),
+            (1, 200, 3),
+            (2, 400, 3),
+            (2, 200, 2),
+            (3, 200, 3)
+        ],
         "{seen:?}"
     );
     assert!(seen
         .iter()
         .all(|s| s.client_cn_ok && s.stream == seen[0].stream && s.stream != 0));
-    assert!(
-        seen.iter().all(|s| s.events.len() == 3),
-        "batches of 3 expected"
-    );
     assert_eq!(
         seen[2].events[0],
         alert_line(0),
         "payload not delivered intact"
     );
     assert_eq!(
-        (snap.acked, snap.rejected, snap.retried),
-        (2, 1, 2),
+        seen[4].events,
+        vec![alert_line(3), alert_line(5)],
+        "the batch is resent without the refused line only"
+    );
+    assert_eq!(
+        (snap.acked, snap.rejected, snap.retried, snap.lines_rejected),
+        (3, 0, 2, 1),
         "{snap:?}"
     );
     assert_eq!(snap.spool.unacked_batches, 0);
@@ -674,16 +762,199 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
         .expect("rejected dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
-    assert_eq!(rejected.len(), 2, "batch + reply expected: {rejected:?}");
+    assert_eq!(rejected.len(), 2, "event + reply expected: {rejected:?}");
     let batch = rejected
         .iter()
         .find(|p| p.to_string_lossy().ends_with(".ndjson"))
-        .expect("batch copy");
-    assert!(fs::read_to_string(batch)
+        .expect("event copy");
+    assert_eq!(
+        fs::read_to_string(batch).expect("read"),
+        format!("{}\n", alert_line(4))
+    );
+    let reply = rejected
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".reply.txt"))
+        .expect("reply copy");
+    assert!(fs::read_to_string(reply)
         .expect("read")
-        .contains("\"flow_id\":3"));
+        .contains("line 2: unknown field"));
 }
 
+#[test]
+fn forbidden_and_other_refusals_are_retried_not_dropped() {
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::EventType;
+    let tmp = TempDir::new("forbidden");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    // The collector's gateway list is wrong for a while (403), then a 400 that names no line
+    // (a header problem), then it is fixed.
+    let srv = server::start_full(
+        &pki,
+        "127.0.0.1:0".parse().expect("addr"),
+        vec![
+            (
+                403,
+                r#"{"error":"the client certificate names no gateway listed in the collector config"}"#.into(),
+            ),
+            (403, String::new()),
+            (403, String::new()),
+            (400, r#"{"error":"missing header x-crossline-stream"}"#.into()),
+        ],
+        usize::MAX,
+    );
+    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 4)).expect("start uplink");
+    let mut sink = up.sink();
+    for i in 0..8 {
+        sink.push(EventType::Alert, alert_line(i).as_bytes());
+    }
+    drop(sink);
+    let snap = up
+        .finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen = srv.seen.lock().expect("seen").clone();
+    let stored: Vec<String> = seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .flat_map(|s| s.events.clone())
+        .collect();
+    assert_eq!(
+        stored,
+        (0..8).map(alert_line).collect::<Vec<_>>(),
+        "every event stored once, in order"
+    );
+    assert_eq!(
+        (snap.acked, snap.rejected, snap.refused, snap.retried),
+        (2, 0, 4, 4),
+        "{snap:?}"
+    );
+    assert!(!tmp.0.join("spool/rejected").exists(), "nothing set aside");
+}
+
+#[test]
+fn too_large_batches_are_split_until_they_fit_and_each_event_is_stored_once() {
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::EventType;
+    let tmp = TempDir::new("split");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    // A collector whose max_body holds 2 events: batches of 8 must be split twice.
+    let srv = server::start_full(&pki, "127.0.0.1:0".parse().expect("addr"), vec![], 2);
+    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 8)).expect("start uplink");
+    let mut sink = up.sink();
+    for i in 0..16 {
+        sink.push(EventType::Alert, alert_line(i).as_bytes());
+    }
+    drop(sink);
+    let snap = up
+        .finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen = srv.seen.lock().expect("seen").clone();
+    let mut stored: Vec<String> = seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .flat_map(|s| s.events.clone())
+        .collect();
+    stored.sort();
+    let mut expected: Vec<String> = (0..16).map(alert_line).collect();
+    expected.sort();
+    assert_eq!(stored, expected, "each event stored exactly once");
+    let mut stored_seqs: Vec<u64> = seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| s.seq)
+        .collect();
+    let n = stored_seqs.len();
+    stored_seqs.sort_unstable();
+    stored_seqs.dedup();
+    assert_eq!(stored_seqs.len(), n, "a sequence stored twice: {seen:?}");
+    let refused: Vec<u64> = seen
+        .iter()
+        .filter(|s| s.status == 413)
+        .map(|s| s.seq)
+        .collect();
+    assert!(
+        refused.iter().all(|q| !stored_seqs.contains(q)),
+        "a split batch's own sequence was reused"
+    );
+    // 2 batches of 8 -> 4 of 4 -> 8 of 2.
+    assert_eq!((snap.split, snap.rejected, n), (6, 0, 8), "{snap:?}");
+    assert!(seen.iter().all(|s| s.events.len() <= 8));
+}
+
+#[test]
+fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
+    let tmp = TempDir::new("split-crash");
+    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Always);
+    let original = payload("s", 4, 10);
+    {
+        let mut s = Spool::open(o.clone()).expect("open");
+        s.append(BatchKind::Flows, 4, &original, 1)
+            .expect("append")
+            .expect("stored");
+        let b = s.next_batch().expect("read").expect("pending");
+        let parts = s.split(&b, 2).expect("split").expect("two parts");
+        assert_eq!(parts, [2, 3]);
+    }
+    // Complete parts on disk: the original is not sent again, the parts are, in full.
+    let mut s = Spool::open(o.clone()).expect("reopen");
+    let mut sent = Vec::new();
+    while let Some(b) = s.next_batch().expect("read") {
+        assert_ne!(b.seq, 1, "the split batch was resent as well as its parts");
+        sent.extend_from_slice(&b.payload);
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(sent, original);
+    drop(s);
+
+    // A crash in the middle of writing the parts: the second part is torn. The batch is sent
+    // whole, the first part never.
+    let tmp2 = TempDir::new("split-torn");
+    let o = opts(&tmp2.0, 1 << 20, 1 << 20, FsyncPolicy::Always);
+    {
+        let mut s = Spool::open(o.clone()).expect("open");
+        s.append(BatchKind::Alerts, 4, &original, 1)
+            .expect("append")
+            .expect("stored");
+        // Keep batch 1 pending by splitting a copy of it without acknowledging: simulate the
+        // crash by cutting the newest segment after the split wrote its parts.
+        let b = s.next_batch().expect("read").expect("pending");
+        s.split(&b, 2).expect("split").expect("two parts");
+    }
+    // Put batch 1 back (as if the crash came before its acknowledgement was recorded) and tear
+    // the second part.
+    let state = tmp2.0.join("state");
+    let text = fs::read_to_string(&state).expect("state");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("acked=") {
+                "acked=0".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&state, text + "\n").expect("write state");
+    let segs = segments(&tmp2.0);
+    // The original and the parts went to the same alert segment? Either way, cut the last.
+    let last = segs.last().expect("a segment");
+    let len = fs::metadata(last).expect("stat").len();
+    let f = fs::OpenOptions::new().write(true).open(last).expect("open");
+    f.set_len(len - 3).expect("truncate");
+    drop(f);
+    let mut s = Spool::open(o).expect("reopen");
+    let mut sent = Vec::new();
+    let mut seqs = Vec::new();
+    while let Some(b) = s.next_batch().expect("read") {
+        seqs.push(b.seq);
+        sent.extend_from_slice(&b.payload);
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(seqs, vec![1], "only the original is sent: {seqs:?}");
+    assert_eq!(sent, original);
+}
 #[test]
 fn collector_down_times_out_keeps_the_spool_and_the_next_run_sends_it() {
     use crossline_agent::uplink::{Uplink, UplinkError};
@@ -701,6 +972,8 @@ fn collector_down_times_out_keeps_the_spool_and_the_next_run_sends_it() {
     for i in 0..5 {
         sink.push(EventType::Alert, alert_line(i).as_bytes());
     }
+    // The spool stays locked while anything holds it open (the sink too).
+    drop(sink);
     match up.finish(std::time::Duration::from_millis(500)) {
         Err(
             e @ UplinkError::Unacknowledged {
@@ -739,5 +1012,240 @@ fn collector_down_times_out_keeps_the_spool_and_the_next_run_sends_it() {
     eprintln!(
         "spool figure: restart drained a 1-batch backlog + 1 new batch in {:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn check_refuses_batch_settings_over_the_largest_batch_body() {
+    let tmp = TempDir::new("batch-bytes");
+    let registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/registry.toml");
+    let write = |batch_bytes: &str| -> PathBuf {
+        let p = tmp.0.join("agent.toml");
+        fs::write(
+            &p,
+            format!(
+                "gateway = \"gw-bj-01\"\ndomestic = [\"10.0.0.0/8\", \"fd00::/8\"]\n\
+                 registry = \"{}\"\n\n[uplink]\ncollector = \"https://127.0.0.1:9470\"\n\
+                 ca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\nbatch_bytes = \"{batch_bytes}\"\n",
+                registry.display()
+            ),
+        )
+        .expect("write config");
+        p
+    };
+    let today = crossline_config::today_beijing();
+    let cfg = crossline_config::load_agent_config(&write("8 MiB"), today)
+        .expect("8 MiB is the largest allowed")
+        .0;
+    assert_eq!(
+        cfg.uplink.map(|u| u.batch_bytes),
+        Some(crossline_config::limits::MAX_BATCH_BODY)
+    );
+    let e = crossline_config::load_agent_config(&write("9 MiB"), today).expect_err("9 MiB");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("uplink.batch_bytes: 9437184 bytes, expected 1 KiB to 8388608 bytes"),
+        "{msg}"
+    );
+    // The default.
+    let p = tmp.0.join("agent.toml");
+    let text = fs::read_to_string(&p).expect("read");
+    fs::write(&p, text.replace("batch_bytes = \"9 MiB\"\n", "")).expect("write");
+    let cfg = crossline_config::load_agent_config(&p, today)
+        .expect("default")
+        .0;
+    assert_eq!(cfg.uplink.map(|u| u.batch_bytes), Some(2 << 20));
+}
+
+#[test]
+fn no_batch_is_built_larger_than_batch_bytes() {
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::EventType;
+    let tmp = TempDir::new("cap");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    let srv = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
+    let mut cfg = uplink_config(&tmp.0, srv.addr, 100_000);
+    cfg.batch_bytes = 4096;
+    let up = Uplink::start(&cfg).expect("start uplink");
+    let mut sink = up.sink();
+    for i in 0..200 {
+        sink.push(EventType::Alert, alert_line(i).as_bytes());
+    }
+    drop(sink);
+    up.finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen = srv.seen.lock().expect("seen").clone();
+    let total: usize = seen.iter().map(|s| s.events.len()).sum();
+    assert_eq!(total, 200);
+    for s in &seen {
+        let body: usize = s.events.iter().map(|e| e.len() + 1).sum();
+        assert!(body <= 4096, "batch {} of {body} bytes", s.seq);
+    }
+    assert!(seen.len() >= 200 * (alert_line(0).len() + 1) / 4096);
+}
+
+#[test]
+fn an_event_the_collector_would_refuse_is_dropped_alone_and_counted() {
+    use crossline_agent::sink::EventSink;
+    use crossline_agent::uplink::validate::Reason;
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::{format_timestamp_micros, parse_timestamp_micros, Event};
+    let tmp = TempDir::new("invalid");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    let srv = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
+    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 100)).expect("start uplink");
+    let mut sink = up.sink();
+    // What a pcapng with if_tsoffset = -2^62 produced: year -290308.
+    let absurd = format_timestamp_micros(-(1i64 << 62));
+    assert!(
+        parse_timestamp_micros(&absurd).is_none(),
+        "the collector's parser reads {absurd}: test is moot"
+    );
+    let mut events = Vec::new();
+    for i in 0..6 {
+        let mut e: Event = serde_json::from_str(&alert_line(i)).expect("alert");
+        match i {
+            2 => e.timestamp = absurd.clone(),
+            3 => e.timestamp = "2107-01-01T00:00:00.000Z".to_string(),
+            4 => {
+                if let Some(a) = e.alert.as_mut() {
+                    a.bytes = u64::MAX;
+                }
+            }
+            _ => {}
+        }
+        events.push(e);
+    }
+    for e in &events {
+        let line = serde_json::to_vec(e).expect("serialise");
+        sink.write(e, &line).expect("write");
+    }
+    sink.finish().expect("finish");
+    drop(sink);
+    let snap = up
+        .finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen = srv.seen.lock().expect("seen").clone();
+    let stored: Vec<String> = seen.iter().flat_map(|s| s.events.clone()).collect();
+    let line = |i: usize| serde_json::to_string(&events[i]).expect("serialise");
+    assert_eq!(
+        stored,
+        vec![line(0), line(1), line(5)],
+        "the valid events of the batch must all arrive"
+    );
+    assert!(seen.iter().all(|s| s.status == 200));
+    assert_eq!(snap.invalid[Reason::TimestampUnparsable.index()], 1);
+    assert_eq!(snap.invalid[Reason::TimestampOutOfRange.index()], 1);
+    assert_eq!(snap.invalid[Reason::NumberOutOfRange.index()], 1);
+    assert_eq!(snap.rejected, 0);
+}
+
+#[test]
+fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
+    let tmp = TempDir::new("journal");
+    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Never);
+    let lines = [alert_line(1), alert_line(2), alert_line(3)];
+    {
+        let mut s = Spool::open(o.clone()).expect("open");
+        // Batch 1 sealed normally (its lines went through the journal first).
+        s.journal(lines[0].as_bytes()).expect("journal");
+        s.append_journaled(1, format!("{}\n", lines[0]).as_bytes(), 1)
+            .expect("append")
+            .expect("stored");
+        // Two more alerts handed over, their batch not sealed yet: the process is killed.
+        s.journal(lines[1].as_bytes()).expect("journal");
+        s.journal(lines[2].as_bytes()).expect("journal");
+        // What a SIGKILL leaves: the files as they are now (the process keeps the lock).
+        copy_files(&tmp.0, &tmp.0.join("killed"));
+    }
+    let o = opts(&tmp.0.join("killed"), 1 << 20, 1 << 20, FsyncPolicy::Never);
+    // A line cut by the kill is not sent.
+    let journal = tmp.0.join("killed/alerts.journal");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .expect("journal");
+    std::io::Write::write_all(&mut f, b"{\"timestamp\":\"2026-03-02T09:").expect("cut line");
+    drop(f);
+    let mut s = Spool::open(o.clone()).expect("reopen after the kill");
+    assert_eq!(s.stats().journal_recovered, 2);
+    let mut got = Vec::new();
+    while let Some(b) = s.next_batch().expect("read") {
+        got.push(String::from_utf8(b.payload.clone()).expect("utf8"));
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(
+        got,
+        vec![
+            format!("{}\n", lines[0]),
+            format!("{}\n{}\n", lines[1], lines[2])
+        ]
+    );
+    assert!(!journal.exists(), "journal left behind after recovery");
+
+    // A kill between the append of a batch and the truncation of its journal: the journal
+    // holds exactly the newest batch, which must not be spooled a second time.
+    s.journal(lines[0].as_bytes()).expect("journal");
+    let payload = format!("{}\n", lines[0]);
+    s.append(BatchKind::Alerts, 1, payload.as_bytes(), 5)
+        .expect("append")
+        .expect("stored");
+    copy_files(&tmp.0.join("killed"), &tmp.0.join("killed-2"));
+    drop(s);
+    let mut s = Spool::open(opts(
+        &tmp.0.join("killed-2"),
+        1 << 20,
+        1 << 20,
+        FsyncPolicy::Never,
+    ))
+    .expect("reopen");
+    assert_eq!(s.stats().journal_recovered, 0);
+    assert_eq!(s.pending(), 1, "the batch was spooled twice");
+    let b = s.next_batch().expect("read").expect("pending");
+    assert_eq!(b.payload, payload.as_bytes());
+}
+
+#[test]
+fn an_in_memory_spool_works_without_touching_the_disk() {
+    let tmp = TempDir::new("memory");
+    let dir = tmp.0.join("never-created");
+    let mut s = Spool::in_memory(opts(&dir, 1 << 30, 4096, FsyncPolicy::Always));
+    assert!(s.is_in_memory() && s.stats().in_memory);
+    assert_eq!(
+        s.max_bytes(),
+        crossline_agent::uplink::spool::IN_MEMORY_MAX_BYTES,
+        "an in-memory spool must be bounded below spool_max_bytes"
+    );
+    for i in 0..10 {
+        s.journal(alert_line(i).as_bytes()).expect("journal");
+        s.append_journaled(1, format!("{}\n", alert_line(i)).as_bytes(), 1)
+            .expect("append")
+            .expect("stored");
+    }
+    s.append(BatchKind::Flows, 4, &payload("f", 4, 10), 1)
+        .expect("append")
+        .expect("stored");
+    let first = s.next_batch().expect("read").expect("pending");
+    assert_eq!(first.payload, format!("{}\n", alert_line(0)).as_bytes());
+    s.ack(first.seq).expect("ack");
+    let mut rest = 0;
+    let mut split = false;
+    while let Some(b) = s.next_batch().expect("read") {
+        if b.kind == BatchKind::Flows && !split {
+            let parts = s.split(&b, 2).expect("split").expect("parts");
+            assert!(parts[0] > b.seq);
+            split = true;
+            continue;
+        }
+        rest += b.events;
+        s.ack(b.seq).expect("ack");
+    }
+    assert_eq!(rest, 9 + 4, "9 alerts and the 4 flows of the split batch");
+    assert!(
+        !dir.exists(),
+        "an in-memory spool wrote to {}",
+        dir.display()
     );
 }

@@ -176,6 +176,7 @@ fn main() -> anyhow::Result<()> {
                         event,
                         ts_ms,
                         json: l.to_string(),
+                        time_flag: None,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

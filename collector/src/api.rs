@@ -1,13 +1,16 @@
 //! The HTTP API and metrics listener.
 //!
-//! `GET /metrics`, `/healthz` and `/openapi.json` need no token. Everything under `/api/v1/`
-//! needs `Authorization: Bearer TOKEN`; tokens are configured as SHA-256 hashes with a role:
+//! `GET /metrics`, `/healthz` and `/openapi.json` need no token; `/metrics` carries the
+//! per-enterprise series (`enterprise` and `scenario` labels) only for a regulator token (an
+//! operator token: its own gateways), everyone else gets them summed over those labels.
+//! Everything under `/api/v1/` needs `Authorization: Bearer TOKEN`; tokens are configured as
+//! SHA-256 hashes with a role:
 //! `regulator` sees everything, `operator` its listed gateways, `enterprise` its own enterprise.
 //! Filters are intersected with the role's scope in SQL, and an id outside the scope answers 404
 //! exactly like an id that does not exist, so existence does not leak.
 
 use crate::ingest::json_response;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, View};
 use crate::store::{
     AlertFilter, Change, IncidentFilter, Scope, Store, Transition, TransitionOutcome,
 };
@@ -195,7 +198,12 @@ impl Api {
                 if let Ok(g) = self.blocking(move |s| s.gauges(now)).await {
                     self.metrics.set_gauges(&g);
                 }
-                let mut r = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                let view = match self.authenticate(&req) {
+                    Some(t) if t.role == Role::Regulator => View::Full,
+                    Some(t) if t.role == Role::Operator => View::Gateways(t.gateways.clone()),
+                    _ => View::Aggregated,
+                };
+                let mut r = Response::new(Full::new(Bytes::from(self.metrics.render(&view))));
                 r.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -307,8 +315,24 @@ impl Api {
             }
             (Method::GET, ["incidents", id]) => {
                 let id = id_of(id).ok_or_else(not_found)?;
+                check_keys(&q, &["lang"]).map_err(bad)?;
+                let zh = match q.get("lang").map(String::as_str) {
+                    None | Some("en") => false,
+                    Some("zh") => true,
+                    Some(other) => {
+                        return Err(bad(format!("lang={other:?}: expected en or zh")));
+                    }
+                };
                 match self.blocking(move |s| s.incident(&scope, id)).await? {
-                    Some(a) => Ok(json_response(StatusCode::OK, &a)),
+                    Some(mut a) => {
+                        if zh {
+                            let block = crate::report::render_zh(&a);
+                            if let Value::Object(m) = &mut a {
+                                m.insert("report_zh".into(), block);
+                            }
+                        }
+                        Ok(json_response(StatusCode::OK, &a))
+                    }
                     None => Err(not_found()),
                 }
             }
@@ -394,9 +418,17 @@ impl Api {
                         "the audit log is for regulator tokens only",
                     ));
                 }
-                check_keys(&q, &["limit", "offset"]).map_err(bad)?;
+                check_keys(&q, &["incident", "limit", "offset"]).map_err(bad)?;
                 let (limit, offset) = page(&q).map_err(bad)?;
-                let items = self.blocking(move |s| s.audit(limit, offset)).await?;
+                let incident = match q.get("incident") {
+                    None => None,
+                    Some(v) => Some(v.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
+                        bad(format!("incident={v:?} must be a positive incident id"))
+                    })?),
+                };
+                let items = self
+                    .blocking(move |s| s.audit(incident, limit, offset))
+                    .await?;
                 Ok(json_response(
                     StatusCode::OK,
                     &json!({"items": items, "limit": limit, "offset": offset}),

@@ -1,9 +1,14 @@
 //! Incidents: alerts grouped by (gateway, enterprise, kind, recipient) within the group window,
-//! graded per DOMAIN.md section 4, with a deadline, a lifecycle
+//! graded per `docs/legal.md#incidents-and-deadlines`, with a deadline, a lifecycle
 //! (open -> notified -> acknowledged -> resolved) and outbox rows for the receivers they route to.
 //!
 //! These functions run inside the caller's transaction, so an incident change and its
 //! notifications are committed together.
+//!
+//! Byte totals saturate at `i64::MAX` (the SQLite INTEGER range) and say so in
+//! `bytes_saturated`: an overflow would turn the column into a REAL and break every reader. An
+//! incident whose deadline had already passed when its first alert arrived (a late upload, an
+//! old capture) is marked `late_arrival` rather than being silently overdue.
 
 use crate::store::{BatchEvent, StoreError};
 use crossline_config::collector::{parse_kind, parse_severity, CollectorConfig};
@@ -46,6 +51,8 @@ pub struct IncidentNotice {
     pub bytes: i64,
     /// Persons estimate (largest seen).
     pub persons: i64,
+    /// The deadline had passed before the first alert arrived.
+    pub late_arrival: bool,
 }
 
 impl IncidentNotice {
@@ -149,6 +156,7 @@ pub fn on_alert(
         .persons
         .map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
     let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
+    let future = be.time_flag == Some(crate::store::TimeFlag::Future);
 
     let existing: Option<(i64, i64, i64, String)> = tx
         .query_row(
@@ -185,9 +193,14 @@ pub fn on_alert(
             )?;
             tx.execute(
                 "UPDATE incidents SET discovered_at = ?1, last_alert_at = MAX(last_alert_at, ?2),
-                   last_seen_at = ?3, alert_count = alert_count + 1, bytes = bytes + ?4,
+                   last_seen_at = ?3, alert_count = alert_count + 1,
+                   bytes_saturated = MAX(bytes_saturated, ?4 > 9223372036854775807 - bytes),
+                   bytes = CASE WHEN ?4 > 9223372036854775807 - bytes THEN 9223372036854775807
+                                ELSE bytes + ?4 END,
                    persons = ?5, severity = ?6, severity_rank = ?7, grade = ?8,
-                   deadline_at = ?9, green_channel = MAX(green_channel, ?10)
+                   deadline_at = ?9, green_channel = MAX(green_channel, ?10),
+                   late_arrival = (?9 < COALESCE(first_received_at, ?9)),
+                   future_timestamp = MAX(future_timestamp, ?12)
                  WHERE id = ?11",
                 params![
                     discovered,
@@ -200,7 +213,8 @@ pub fn on_alert(
                     grade,
                     discovered.saturating_add(ms(deadline)),
                     green,
-                    id
+                    id,
+                    future
                 ],
             )?;
             if grade != old_grade {
@@ -219,9 +233,10 @@ pub fn on_alert(
             tx.execute(
                 "INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
                    severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
-                   alert_count, bytes, persons, green_channel, ciio, summary)
+                   alert_count, bytes, persons, green_channel, ciio, summary, first_received_at,
+                   late_arrival, future_timestamp)
                  VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?8, ?9, ?10, 1, ?11, ?12, ?13,
-                   ?14, ?15)",
+                   ?14, ?15, ?9, ?10 < ?9, ?16)",
                 params![
                     e.gateway,
                     a.enterprise,
@@ -237,7 +252,8 @@ pub fn on_alert(
                     persons,
                     green,
                     ciio,
-                    a.summary
+                    a.summary,
+                    future
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -256,13 +272,32 @@ pub fn on_alert(
     Ok(())
 }
 
-/// Resolve an incident and queue `resolved` notifications.
+/// Append an entry to an incident's acknowledge/resolve history.
+pub fn record(
+    tx: &Connection,
+    id: i64,
+    now_ms: i64,
+    action: &str,
+    actor: &str,
+    role: &str,
+    comment: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, now_ms, action, actor, role, comment],
+    )?;
+    Ok(())
+}
+
+/// Resolve an incident, record it in its history and queue `resolved` notifications.
 pub fn resolve(
     tx: &Connection,
     cfg: &CollectorConfig,
     id: i64,
     now_ms: i64,
     actor: &str,
+    role: &str,
     comment: &str,
 ) -> Result<(), StoreError> {
     tx.execute(
@@ -270,6 +305,7 @@ pub fn resolve(
            comment = ?3 WHERE id = ?4",
         params![now_ms, actor, comment, id],
     )?;
+    record(tx, id, now_ms, "resolve", actor, role, comment)?;
     enqueue(tx, cfg, id, "resolved", now_ms)
 }
 
@@ -277,7 +313,8 @@ pub fn resolve(
 pub fn notice(c: &Connection, id: i64) -> Result<Option<IncidentNotice>, StoreError> {
     Ok(c.query_row(
         "SELECT id, gateway, enterprise, kind, recipient, severity, grade, status, discovered_at,
-           deadline_at, resolved_at, summary, green_channel, alert_count, bytes, persons
+           deadline_at, resolved_at, summary, green_channel, alert_count, bytes, persons,
+           late_arrival
          FROM incidents WHERE id = ?1",
         params![id],
         |r| {
@@ -298,6 +335,7 @@ pub fn notice(c: &Connection, id: i64) -> Result<Option<IncidentNotice>, StoreEr
                 alert_count: r.get(13)?,
                 bytes: r.get(14)?,
                 persons: r.get(15)?,
+                late_arrival: r.get(16)?,
             })
         },
     )

@@ -3,15 +3,22 @@
 //!
 //! The whole batch is refused on any error (nothing half-stored): 400 malformed line or missing
 //! headers, 403 event for another gateway (or a certificate for an unknown gateway), 413 body
-//! over the limit (checked on the wire and again after gunzip), 415 unsupported encoding or
-//! content type, 429 per-gateway rate or concurrency limit, 503 store unavailable. The error body
-//! is `{"error": "..."}` naming the line and what was expected.
+//! over the limit (checked on the wire and again after gunzip, every gzip member), 415
+//! unsupported encoding or content type, 429 per-gateway rate or concurrency limit, 503 store
+//! unavailable. The error body is `{"error": "..."}` naming the line and what was expected
+//! (a 413 also carries `max_body`).
+//!
+//! A bad timestamp does not refuse the batch: an event whose timestamp is not RFC 3339 or lies
+//! outside `time.min_year ..= time.max_year` is stored with its arrival time as its time and
+//! flagged (`unparseable` / `out_of_range`); one more than `time.future_skew` ahead of its
+//! arrival is stored as it is and flagged `future`. Each is counted in
+//! `crossline_ingest_timestamp_problems_total{problem}`.
 
 use crate::metrics::{reason, Metrics};
-use crate::store::{Batch, BatchEvent, IngestOutcome, Store};
+use crate::store::{Batch, BatchEvent, IngestOutcome, Store, TimeFlag};
 use crate::util::{now_ms, parse_rfc3339_ms};
 use bytes::Bytes;
-use crossline_config::collector::CollectorConfig;
+use crossline_config::collector::{CollectorConfig, TimeConfig};
 use crossline_config::event::{Event, EventType};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -112,6 +119,7 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     config: Arc<CollectorConfig>,
     limiter: Limiter,
+    window: TimeWindow,
 }
 
 /// A response with a JSON body.
@@ -130,6 +138,44 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
 /// A refusal: status, metric reason, message.
 type Refusal = (StatusCode, &'static str, String);
 
+/// The plausible time window of events and the future skew, in Unix ms.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeWindow {
+    /// First plausible instant (1 January of `min_year`, UTC).
+    pub min_ms: i64,
+    /// First implausible instant (1 January of `max_year + 1`, UTC).
+    pub end_ms: i64,
+    /// Allowed lead of an event over its arrival.
+    pub skew_ms: i64,
+}
+
+impl TimeWindow {
+    /// From the `[time]` config.
+    pub fn new(t: &TimeConfig) -> TimeWindow {
+        let day = 86_400_000i64;
+        TimeWindow {
+            min_ms: crossline_config::time::days_from_civil(t.min_year, 1, 1).saturating_mul(day),
+            end_ms: crossline_config::time::days_from_civil(t.max_year.saturating_add(1), 1, 1)
+                .saturating_mul(day),
+            skew_ms: i64::try_from(t.future_skew.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The time to store for a timestamp text received at `received_ms`, and its problem.
+    pub fn judge(&self, timestamp: &str, received_ms: i64) -> (i64, Option<TimeFlag>) {
+        match parse_rfc3339_ms(timestamp) {
+            None => (received_ms, Some(TimeFlag::Unparseable)),
+            Some(ms) if ms < self.min_ms || ms >= self.end_ms => {
+                (received_ms, Some(TimeFlag::OutOfRange))
+            }
+            Some(ms) if ms > received_ms.saturating_add(self.skew_ms) => {
+                (ms, Some(TimeFlag::Future))
+            }
+            Some(ms) => (ms, None),
+        }
+    }
+}
+
 fn header_u64(h: &HeaderMap, name: &str) -> Result<u64, String> {
     let v = h
         .get(name)
@@ -140,12 +186,21 @@ fn header_u64(h: &HeaderMap, name: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("header {name}: {v:?} is not an unsigned 64-bit integer"))
 }
 
-/// Decode (gunzip when asked, bounded) and parse the body into events.
-fn decode(body: &[u8], gzip: bool, max: u64, gateway: &str) -> Result<Vec<BatchEvent>, Refusal> {
+/// Decode (gunzip when asked, every member, bounded) and parse the body into events.
+fn decode(
+    body: &[u8],
+    gzip: bool,
+    max: u64,
+    gateway: &str,
+    received_ms: i64,
+    window: &TimeWindow,
+) -> Result<Vec<BatchEvent>, Refusal> {
     let owned;
     let data: &[u8] = if gzip {
         let mut out = Vec::new();
-        let mut dec = flate2::read::GzDecoder::new(body).take(max + 1);
+        // Concatenated gzip members (RFC 1952 section 2.2) are one stream: read them all,
+        // with the same bound on the total.
+        let mut dec = flate2::read::MultiGzDecoder::new(body).take(max + 1);
         dec.read_to_end(&mut out).map_err(|e| {
             (
                 StatusCode::BAD_REQUEST,
@@ -196,16 +251,7 @@ fn decode(body: &[u8], gzip: bool, max: u64, gateway: &str) -> Result<Vec<BatchE
                 ),
             ));
         }
-        let Some(ts_ms) = parse_rfc3339_ms(&event.timestamp) else {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                reason::MALFORMED,
-                format!(
-                    "line {line_no}: timestamp {:?} is not RFC 3339 (expected e.g. 2026-03-02T09:14:07.118Z)",
-                    event.timestamp
-                ),
-            ));
-        };
+        let (ts_ms, time_flag) = window.judge(&event.timestamp, received_ms);
         let missing = match event.event_type {
             EventType::Alert if event.alert.is_none() => Some("alert"),
             EventType::Stats if event.stats.is_none() => Some("stats"),
@@ -222,6 +268,7 @@ fn decode(body: &[u8], gzip: bool, max: u64, gateway: &str) -> Result<Vec<BatchE
             event,
             ts_ms,
             json: text.to_string(),
+            time_flag,
         });
     }
     Ok(events)
@@ -275,11 +322,13 @@ impl Ingest {
             l.burst,
             l.concurrent_per_gateway,
         );
+        let window = TimeWindow::new(&config.time);
         Ingest {
             store,
             metrics,
             config,
             limiter,
+            window,
         }
     }
 
@@ -310,7 +359,14 @@ impl Ingest {
             Ok(r) => r,
             Err((status, why, message)) => {
                 self.metrics.rejected(why);
-                let mut r = error(status, message);
+                let mut r = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    json_response(
+                        status,
+                        &json!({"error": message, "max_body": self.config.limits.max_body}),
+                    )
+                } else {
+                    error(status, message)
+                };
                 if status == StatusCode::TOO_MANY_REQUESTS {
                     r.headers_mut()
                         .insert("retry-after", HeaderValue::from_static("1"));
@@ -403,15 +459,19 @@ impl Ingest {
             BodyError::Read(m) => bad(format!("body could not be read: {m}")),
         })?;
         let gw = gateway.clone();
-        let events = tokio::task::spawn_blocking(move || decode(&body, gzip, max, &gw))
-            .await
-            .map_err(|e| {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    reason::STORE,
-                    format!("decoder failed: {e}"),
-                )
-            })??;
+        let received_at_ms = now_ms();
+        let window = self.window;
+        let events = tokio::task::spawn_blocking(move || {
+            decode(&body, gzip, max, &gw, received_at_ms, &window)
+        })
+        .await
+        .map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                reason::STORE,
+                format!("decoder failed: {e}"),
+            )
+        })??;
         if let Err(LimitExceeded::Rate(_) | LimitExceeded::Concurrency) =
             self.limiter.take(&gateway, events.len(), Instant::now())
         {
@@ -428,7 +488,7 @@ impl Ingest {
             gateway: gateway.to_string(),
             stream,
             sequence,
-            received_at_ms: now_ms(),
+            received_at_ms,
             events,
         });
         let store = self.store.clone();
@@ -469,6 +529,95 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn window() -> TimeWindow {
+        TimeWindow::new(&TimeConfig {
+            future_skew: Duration::from_secs(600),
+            min_year: 1990,
+            max_year: 2100,
+        })
+    }
+
+    fn dec(body: &[u8], gzip: bool, max: u64, gw: &str) -> Result<Vec<BatchEvent>, Refusal> {
+        decode(body, gzip, max, gw, 1_772_442_847_118, &window())
+    }
+
+    #[test]
+    fn timestamps_are_flagged_not_refused() {
+        let w = window();
+        let now = 1_772_442_847_118; // 2026-03-02T09:14:07.118Z
+        assert_eq!(w.judge("2026-03-02T09:14:07.118Z", now), (now, None));
+        assert_eq!(w.judge("2023-05-01T00:00:00Z", now).1, None);
+        // 9 minutes ahead is within the skew; 11 minutes is not.
+        assert_eq!(w.judge("2026-03-02T09:23:07.118Z", now).1, None);
+        assert_eq!(
+            w.judge("2026-03-02T09:25:07.118Z", now),
+            (now + 11 * 60_000, Some(TimeFlag::Future))
+        );
+        assert_eq!(
+            w.judge("-290308-12-21T19:59:05.225Z", now),
+            (now, Some(TimeFlag::Unparseable))
+        );
+        assert_eq!(
+            w.judge("yesterday", now),
+            (now, Some(TimeFlag::Unparseable))
+        );
+        assert_eq!(
+            w.judge("1970-01-01T00:00:00Z", now),
+            (now, Some(TimeFlag::OutOfRange))
+        );
+        assert_eq!(
+            w.judge("2101-01-01T00:00:00Z", now),
+            (now, Some(TimeFlag::OutOfRange))
+        );
+        assert_eq!(
+            w.judge("2100-12-31T23:59:59Z", now).1,
+            Some(TimeFlag::Future),
+            "2100 is in the window, but ahead of the arrival"
+        );
+        // In a batch: the bad line is stored flagged, its neighbours as they are.
+        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}"#;
+        let bad = ok.replace("2026-03-02T09:14:07.118Z", "-290308-12-21T19:59:05.225Z");
+        let events = dec(
+            format!("{ok}\n{bad}\n{ok}\n").as_bytes(),
+            false,
+            1 << 20,
+            "gw",
+        )
+        .expect("stored, not refused");
+        let flags: Vec<_> = events.iter().map(|e| e.time_flag).collect();
+        assert_eq!(flags, [None, Some(TimeFlag::Unparseable), None]);
+    }
+
+    #[test]
+    fn every_gzip_member_is_read() {
+        let line = |n: u64| {
+            format!(
+                r#"{{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{{"packets":{n},"bytes":2,"flows":0,"evictions":0}}}}"#
+            )
+        };
+        let gz = |s: &str| {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(s.as_bytes()).expect("gzip");
+            e.finish().expect("gzip")
+        };
+        let mut body = gz(&format!("{}\n", line(1)));
+        body.extend(gz(&format!("{}\n{}\n", line(2), line(3))));
+        let events = dec(&body, true, 1 << 20, "gw").expect("two members");
+        let packets: Vec<u64> = events
+            .iter()
+            .filter_map(|e| e.event.stats.as_ref().map(|s| s.packets))
+            .collect();
+        assert_eq!(packets, [1, 2, 3]);
+        // The bound covers the members together.
+        let mut bomb = gz(&" ".repeat(600 << 10));
+        bomb.extend(gz(&" ".repeat(600 << 10)));
+        assert_eq!(
+            dec(&bomb, true, 1 << 20, "gw").expect_err("over").0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
     #[test]
     fn token_bucket_refills() {
         let l = Limiter::new(100.0, 200.0, 2);
@@ -489,12 +638,12 @@ mod tests {
     fn bad_line_is_named() {
         let ok = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}"#;
         let body = format!("{ok}\n{{\"timestamp\":1}}\n{ok}\n");
-        let err = decode(body.as_bytes(), false, 1 << 20, "gw").expect_err("bad line");
+        let err = dec(body.as_bytes(), false, 1 << 20, "gw").expect_err("bad line");
         assert_eq!(err.0, StatusCode::BAD_REQUEST);
         assert!(err.2.starts_with("line 2: "), "{}", err.2);
-        let fine = decode(format!("{ok}\n{ok}\n").as_bytes(), false, 1 << 20, "gw").expect("ok");
+        let fine = dec(format!("{ok}\n{ok}\n").as_bytes(), false, 1 << 20, "gw").expect("ok");
         assert_eq!(fine.len(), 2);
-        let other = decode(ok.as_bytes(), false, 1 << 20, "gw-b").expect_err("wrong gateway");
+        let other = dec(ok.as_bytes(), false, 1 << 20, "gw-b").expect_err("wrong gateway");
         assert_eq!(other.0, StatusCode::FORBIDDEN);
     }
 
@@ -505,10 +654,10 @@ mod tests {
         enc.write_all(&vec![b' '; 4 << 20]).expect("compress");
         let gz = enc.finish().expect("finish");
         assert!(gz.len() < 64 << 10);
-        let err = decode(&gz, true, 1 << 20, "gw").expect_err("bomb");
+        let err = dec(&gz, true, 1 << 20, "gw").expect_err("bomb");
         assert_eq!(err.0, StatusCode::PAYLOAD_TOO_LARGE);
         let truncated = &gz[..gz.len() / 2];
-        let err = decode(truncated, true, 8 << 20, "gw").expect_err("truncated");
+        let err = dec(truncated, true, 8 << 20, "gw").expect_err("truncated");
         assert_eq!(err.0, StatusCode::BAD_REQUEST);
     }
 }

@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod conn;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod pki;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use crossline_collector::{pki, server, util};
 use crossline_config::collector::{load_collector, CollectorConfigError};
 use std::io::Read;
@@ -41,6 +41,12 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write man pages or shell completions into DIR (packaging).
+    #[command(hide = true)]
+    Generate {
+        what: crossline_config::cli_docs::Generated,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +125,10 @@ fn load(
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Generate { what, dir } => {
+            let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Check { config } => {
             let c = match load(&config)? {
                 Ok(c) => c,
@@ -139,6 +149,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     problems.push(format!("{}: {what} {} does not exist (create it with `crossline-collector pki init`)", config.display(), p.display()));
                 }
             }
+            problems.extend(c.deployment_problems());
             if problems.is_empty() {
                 if let Err(e) = crossline_collector::tls::ingest_server_config(
                     &c.tls.ca,
@@ -206,6 +217,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            for p in c.deployment_problems() {
+                eprintln!("crossline-collector: warning: {p}");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("collector")

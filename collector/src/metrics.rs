@@ -5,6 +5,11 @@
 //! the event model. Without a registry, enterprise and scenario values are accepted as seen up to
 //! [`MAX_SEEN_LABELS`] distinct values, then become `other`. Never an address, host name, flow id
 //! or incident id.
+//!
+//! `/metrics` is served on the API listener, which enterprises reach too. The two families with
+//! per-enterprise labels (`crossline_export_bytes_total` and `crossline_alerts_total`) are kept
+//! twice: with `enterprise`/`scenario` labels for a regulator token (an operator token: its own
+//! gateways only), and summed over those labels for everyone else ([`View`]).
 
 use crate::store::{Batch, Gauges};
 use crossline_config::collector::CollectorConfig;
@@ -36,15 +41,36 @@ pub mod reason {
     pub const STORE: &str = "store_unavailable";
 }
 
+/// What a `/metrics` caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum View {
+    /// Per-enterprise series of every gateway (regulator token).
+    Full,
+    /// Per-enterprise series of these gateways only (operator token).
+    Gateways(Vec<String>),
+    /// No per-enterprise series: the two tenant families summed over `enterprise` and
+    /// `scenario` (no token, or an enterprise token).
+    Aggregated,
+}
+
 /// Every collector metric.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    tenant: Registry,
+    public: Registry,
     batches: IntCounterVec,
     events: IntCounterVec,
     rejections: IntCounterVec,
     export_bytes: IntCounterVec,
     alerts: IntCounterVec,
+    export_bytes_public: IntCounterVec,
+    alerts_public: IntCounterVec,
+    timestamp_problems: IntCounterVec,
+    clamped: IntCounterVec,
+    incidents_late: IntGaugeVec,
+    connections_open: IntGaugeVec,
+    connections: IntCounterVec,
     incidents_open: IntGaugeVec,
     incidents_overdue: IntGaugeVec,
     notifications: IntCounterVec,
@@ -127,6 +153,8 @@ impl Metrics {
     /// Register every metric.
     pub fn new(cfg: &CollectorConfig) -> Result<Metrics, prometheus::Error> {
         let r = Registry::new();
+        let tenant = Registry::new();
+        let public = Registry::new();
         let batches = counter(
             &r,
             "crossline_ingest_batches_total",
@@ -146,17 +174,71 @@ impl Metrics {
             &["reason"],
         )?;
         let export_bytes = counter(
-            &r,
+            &tenant,
             "crossline_export_bytes_total",
             "Export bytes of flow records, by gateway, enterprise, scenario and verdict.",
             &["gateway", "enterprise", "scenario", "verdict"],
         )?;
         let alerts = counter(
-            &r,
+            &tenant,
             "crossline_alerts_total",
             "Alerts stored, by gateway, enterprise, kind and severity.",
             &["gateway", "enterprise", "kind", "severity"],
         )?;
+        let export_bytes_public = counter(
+            &public,
+            "crossline_export_bytes_total",
+            "Export bytes of flow records, by gateway and verdict (enterprise and scenario labels need a regulator or operator token).",
+            &["gateway", "verdict"],
+        )?;
+        let alerts_public = counter(
+            &public,
+            "crossline_alerts_total",
+            "Alerts stored, by gateway, kind and severity (the enterprise label needs a regulator or operator token).",
+            &["gateway", "kind", "severity"],
+        )?;
+        let timestamp_problems = counter(
+            &r,
+            "crossline_ingest_timestamp_problems_total",
+            "Events stored with a timestamp problem: future (ahead of arrival by more than time.future_skew), unparseable or out_of_range (stored with the arrival time).",
+            &["problem"],
+        )?;
+        let clamped = counter(
+            &r,
+            "crossline_ingest_values_clamped_total",
+            "Numbers from the wire above 2^63-1 stored as 2^63-1, by field.",
+            &["field"],
+        )?;
+        let incidents_late = gauge(
+            &r,
+            "crossline_incidents_late_arrival",
+            "Unresolved incidents whose deadline had passed before their first alert arrived, by grade.",
+            &["grade"],
+        )?;
+        let connections_open = gauge(
+            &r,
+            "crossline_connections_open",
+            "Open connections, by listener.",
+            &["listener"],
+        )?;
+        let connections = counter(
+            &r,
+            "crossline_connections_total",
+            "Connections by listener and outcome: accepted, evicted (closed to make room before completing its handshake), refused (listener full), handshake_timeout, handshake_failed.",
+            &["listener", "outcome"],
+        )?;
+        for p in ["future", "unparseable", "out_of_range"] {
+            timestamp_problems.with_label_values(&[p]).inc_by(0);
+        }
+        for f in CLAMP_FIELDS {
+            clamped.with_label_values(&[f]).inc_by(0);
+        }
+        for l in ["ingest", "api"] {
+            connections_open.with_label_values(&[l]).set(0);
+            for o in CONNECTION_OUTCOMES {
+                connections.with_label_values(&[l, o]).inc_by(0);
+            }
+        }
         let incidents_open = gauge(
             &r,
             "crossline_incidents_open",
@@ -200,10 +282,31 @@ impl Metrics {
             "Packets dropped by each agent, by kind (from its stats events).",
             &["gateway", "kind"],
         )?;
+        // Fleet identity: version (always 1) and start time of this collector.
+        let build_info = gauge(
+            &r,
+            "crossline_collector_build_info",
+            "Always 1; the label carries the collector version.",
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let start_time = prometheus::Gauge::new(
+            "crossline_collector_start_time_seconds",
+            "Unix time the collector started (its metrics were set up).",
+        )?;
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        r.register(Box::new(start_time))?;
 
         let grades: Vec<String> = cfg.incidents.grades().into_iter().collect();
         for g in &grades {
             incidents_overdue.with_label_values(&[g.as_str()]).set(0);
+            incidents_late.with_label_values(&[g.as_str()]).set(0);
             for s in SEVERITIES {
                 incidents_open
                     .with_label_values(&[g.as_str(), s.as_str()])
@@ -238,11 +341,20 @@ impl Metrics {
         };
         Ok(Metrics {
             registry: r,
+            tenant,
+            public,
             batches,
             events,
             rejections,
             export_bytes,
             alerts,
+            export_bytes_public,
+            alerts_public,
+            timestamp_problems,
+            clamped,
+            incidents_late,
+            connections_open,
+            connections,
             incidents_open,
             incidents_overdue,
             notifications,
@@ -284,8 +396,17 @@ impl Metrics {
         self.seen(gw, now_secs);
         let b = &self.bounds;
         let mut counts = [0u64; 3];
+        const MAX: u64 = i64::MAX as u64;
         for be in &batch.events {
             let e = &be.event;
+            if let Some(f) = be.time_flag {
+                self.timestamp_problems
+                    .with_label_values(&[f.as_str()])
+                    .inc();
+            }
+            if e.export_bytes.is_some_and(|v| v > MAX) {
+                self.clamped.with_label_values(&["export_bytes"]).inc();
+            }
             match e.event_type {
                 EventType::Flow => {
                     counts[0] += 1;
@@ -293,18 +414,42 @@ impl Metrics {
                         let ent =
                             bounded(&b.enterprises, &b.seen_enterprises, v.enterprise.as_deref());
                         let sc = bounded(&b.scenarios, &b.seen_scenarios, v.scenario.as_deref());
-                        self.export_bytes
-                            .with_label_values(&[gw, &ent, &sc, v.status.as_str()])
-                            .inc_by(bytes);
+                        saturating_inc(
+                            &self.export_bytes.with_label_values(&[
+                                gw,
+                                &ent,
+                                &sc,
+                                v.status.as_str(),
+                            ]),
+                            bytes,
+                        );
+                        saturating_inc(
+                            &self
+                                .export_bytes_public
+                                .with_label_values(&[gw, v.status.as_str()]),
+                            bytes,
+                        );
                     }
                 }
                 EventType::Alert => {
                     counts[1] += 1;
                     if let Some(a) = &e.alert {
+                        for (field, v) in [
+                            ("alert_bytes", Some(a.bytes)),
+                            ("alert_count", Some(a.count)),
+                            ("alert_persons", a.persons),
+                        ] {
+                            if v.is_some_and(|v| v > MAX) {
+                                self.clamped.with_label_values(&[field]).inc();
+                            }
+                        }
                         let ent =
                             bounded(&b.enterprises, &b.seen_enterprises, a.enterprise.as_deref());
                         self.alerts
                             .with_label_values(&[gw, &ent, a.kind.as_str(), a.severity.as_str()])
+                            .inc();
+                        self.alerts_public
+                            .with_label_values(&[gw, a.kind.as_str(), a.severity.as_str()])
                             .inc();
                     }
                 }
@@ -354,6 +499,20 @@ impl Metrics {
         }
     }
 
+    /// A connection event on a listener (`ingest` or `api`); see `crossline_connections_total`.
+    pub fn connection(&self, listener: &str, outcome: &str) {
+        self.connections
+            .with_label_values(&[listener, outcome])
+            .inc();
+    }
+
+    /// Open connections on a listener.
+    pub fn connections_open(&self, listener: &str, n: usize) {
+        self.connections_open
+            .with_label_values(&[listener])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// A notification attempt.
     pub fn notification(&self, channel: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
@@ -366,6 +525,9 @@ impl Metrics {
     pub fn set_gauges(&self, g: &Gauges) {
         for grade in &self.grades {
             self.incidents_overdue
+                .with_label_values(&[grade.as_str()])
+                .set(0);
+            self.incidents_late
                 .with_label_values(&[grade.as_str()])
                 .set(0);
             for s in SEVERITIES {
@@ -384,13 +546,40 @@ impl Metrics {
                 self.incidents_overdue.with_label_values(&[grade]).set(*n);
             }
         }
+        for (grade, n) in &g.late_arrival {
+            if self.grades.contains(grade) {
+                self.incidents_late.with_label_values(&[grade]).set(*n);
+            }
+        }
         self.outbox_pending.set(g.outbox_pending);
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    /// The text exposition format, for a caller allowed `view`.
+    pub fn render(&self, view: &View) -> String {
         let mut buf = Vec::new();
-        let families = self.registry.gather();
+        let mut families = self.registry.gather();
+        match view {
+            View::Full => families.extend(self.tenant.gather()),
+            View::Gateways(list) => {
+                for mut f in self.tenant.gather() {
+                    let kept: Vec<_> = f
+                        .take_metric()
+                        .into_iter()
+                        .filter(|m| {
+                            m.get_label().iter().any(|l| {
+                                l.name() == "gateway" && list.iter().any(|g| g == l.value())
+                            })
+                        })
+                        .collect();
+                    if !kept.is_empty() {
+                        f.set_metric(kept);
+                        families.push(f);
+                    }
+                }
+            }
+            View::Aggregated => families.extend(self.public.gather()),
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         if prometheus::TextEncoder::new()
             .encode(&families, &mut buf)
             .is_err()
@@ -399,6 +588,28 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// Fields whose values are clamped to 2^63-1 (the `field` label).
+const CLAMP_FIELDS: [&str; 4] = [
+    "alert_bytes",
+    "alert_count",
+    "alert_persons",
+    "export_bytes",
+];
+
+/// Outcomes of `crossline_connections_total`.
+pub const CONNECTION_OUTCOMES: [&str; 5] = [
+    "accepted",
+    "evicted",
+    "refused",
+    "handshake_timeout",
+    "handshake_failed",
+];
+
+/// Add to a counter without wrapping around (a wrapped counter reads as a reset).
+fn saturating_inc(c: &prometheus::IntCounter, v: u64) {
+    c.inc_by(v.min(u64::MAX - c.get()));
 }
 
 const SEVERITIES: [Severity; 5] = [

@@ -58,6 +58,8 @@ pub fn annotations(n: &IncidentNotice) -> Value {
     json!({
         "summary": n.summary,
         "deadline_at": format_ms(n.deadline_at_ms),
+        "deadline_at_beijing": crate::report::format_beijing(n.deadline_at_ms),
+        "late_arrival": n.late_arrival.to_string(),
         "discovered_at": format_ms(n.discovered_at_ms),
         "recipient": n.recipient,
         "alerts": n.alert_count.to_string(),
@@ -568,6 +570,7 @@ mod tests {
             alert_count: 1,
             bytes: 10,
             persons: 0,
+            late_arrival: false,
         };
         let m = syslog_message(&n, "firing", "host", 0);
         assert!(

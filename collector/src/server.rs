@@ -1,7 +1,9 @@
 //! The running collector: the mutual-TLS ingest listener, the API/metrics listener, the
 //! notification worker and the maintenance loop (auto-resolve, retention), with graceful shutdown.
+//! Each listener has a connection cap with slots kept for known gateways ([`crate::conn`]).
 
 use crate::api::Api;
+use crate::conn::{Admission, ConnLimit};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -59,12 +61,16 @@ pub struct Bound {
 }
 
 /// Serve connections from `listener` until shutdown; `conn_guard` is held by every connection so
-/// the caller can wait for them to finish.
+/// the caller can wait for them to finish. `gateways`: the configured gateway ids whose
+/// successful mutual-TLS handshakes make their peer address known to `limit`.
+#[allow(clippy::too_many_arguments)]
 async fn serve<S, F>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
     conn_guard: mpsc::Sender<()>,
+    limit: Arc<ConnLimit>,
+    gateways: Arc<Vec<String>>,
     make_service: S,
 ) where
     S: Fn(Option<Arc<str>>) -> F + Clone + Send + Sync + 'static,
@@ -96,7 +102,16 @@ async fn serve<S, F>(
                 }
             },
         };
+        let mut slot = match limit.admit(peer.ip(), std::time::Instant::now()) {
+            Admission::Admit(s) => s,
+            Admission::Refuse => {
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
+        let limit = limit.clone();
+        let gateways = gateways.clone();
         let acceptor = acceptor.clone();
         let mut sd = shutdown.clone();
         let guard = conn_guard.clone();
@@ -112,19 +127,32 @@ async fn serve<S, F>(
             };
             match acceptor {
                 Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                            .await
-                        {
+                    let evict = slot.evict.clone();
+                    let handshake =
+                        tokio::time::timeout(slot.handshake_timeout, acceptor.accept(tcp));
+                    let stream = tokio::select! {
+                        r = handshake => match r {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
+                                slot.count("handshake_failed");
                                 eprintln!(
                                     "crossline-collector: TLS handshake from {peer} refused: {e}"
                                 );
                                 return;
                             }
-                            Err(_) => return,
-                        };
+                            Err(_) => {
+                                slot.count("handshake_timeout");
+                                return;
+                            }
+                        },
+                        _ = evict.notified() => return,
+                    };
+                    // Only a client certificate makes a connection worth protecting: on the API
+                    // listener (server-only TLS) anyone can finish a handshake, so its
+                    // connections stay evictable like plain HTTP ones.
+                    if !gateways.is_empty() && !slot.establish() {
+                        return;
+                    }
                     let gateway: Option<Arc<str>> = stream
                         .get_ref()
                         .1
@@ -132,11 +160,18 @@ async fn serve<S, F>(
                         .and_then(|c| c.first())
                         .and_then(tls::gateway_of)
                         .map(Arc::from);
+                    if gateway
+                        .as_deref()
+                        .is_some_and(|g| gateways.iter().any(|x| x == g))
+                    {
+                        limit.remember(peer.ip(), std::time::Instant::now());
+                    }
                     let conn = builder
                         .serve_connection(TokioIo::new(stream), service_fn(make_service(gateway)));
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
+                        _ = evict.notified() => {}
                         _ = sd.changed() => {
                             conn.as_mut().graceful_shutdown();
                             let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
@@ -144,11 +179,15 @@ async fn serve<S, F>(
                     }
                 }
                 None => {
+                    // Plain HTTP: no handshake tells a known client, so the connection stays
+                    // evictable for its whole life.
+                    let evict = slot.evict.clone();
                     let conn =
                         builder.serve_connection(TokioIo::new(tcp), service_fn(make_service(None)));
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
+                        _ = evict.notified() => {}
                         _ = sd.changed() => {
                             conn.as_mut().graceful_shutdown();
                             let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
@@ -183,6 +222,16 @@ pub async fn run(
             })?,
     );
     let metrics = Arc::new(Metrics::new(&config)?);
+    if let Some(limit) = open_file_limit() {
+        // Two listeners, the database (WAL: three files per connection) and notifier sockets.
+        let need = 2 * config.limits.max_connections as u64 + 64;
+        if limit < need {
+            eprintln!(
+                "crossline-collector: warning: open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
+                config.limits.max_connections
+            );
+        }
+    }
     let ingest_listener =
         TcpListener::bind(config.listen)
             .await
@@ -213,11 +262,20 @@ pub async fn run(
             Box::pin(ingest.handle(gw, req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
         }
     };
+    let gateways = Arc::new(config.gateways.clone());
+    let l = &config.limits;
     tokio::spawn(serve(
         ingest_listener,
         Some(ingest_tls),
         sd_rx.clone(),
         guard_tx.clone(),
+        ConnLimit::new(
+            "ingest",
+            l.max_connections,
+            l.tls_handshake_timeout,
+            metrics.clone(),
+        ),
+        gateways.clone(),
         make_ingest,
     ));
 
@@ -234,6 +292,13 @@ pub async fn run(
         api_tls,
         sd_rx.clone(),
         guard_tx.clone(),
+        ConnLimit::new(
+            "api",
+            l.max_connections,
+            l.tls_handshake_timeout,
+            metrics.clone(),
+        ),
+        Arc::new(Vec::new()),
         make_api,
     ));
     drop(guard_tx);
@@ -318,4 +383,11 @@ async fn maintain(
             Err(e) => eprintln!("crossline-collector: maintenance task: {e}"),
         }
     }
+}
+
+/// The soft open-file limit of this process (Linux `/proc/self/limits`), if readable.
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }

@@ -11,7 +11,7 @@
 //! `batches` (gateway, stream, sequence).
 
 use crate::incident::{self, IncidentNotice};
-use crate::util::{format_ms, sha256_hex};
+use crate::util::format_ms;
 use crossline_config::collector::{CollectorConfig, Role};
 use crossline_config::event::{Event, EventType};
 use rusqlite::types::Value as SqlValue;
@@ -43,15 +43,40 @@ pub enum StoreError {
     Poisoned,
 }
 
+/// What was wrong with an event's timestamp (it is stored anyway, flagged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFlag {
+    /// More than `time.future_skew` after its arrival; stored with its own timestamp.
+    Future,
+    /// Not RFC 3339; stored with the arrival time as its time.
+    Unparseable,
+    /// Outside `time.min_year ..= time.max_year`; stored with the arrival time as its time.
+    OutOfRange,
+}
+
+impl TimeFlag {
+    /// The stored / JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeFlag::Future => "future",
+            TimeFlag::Unparseable => "unparseable",
+            TimeFlag::OutOfRange => "out_of_range",
+        }
+    }
+}
+
 /// One event of a batch, parsed and with its original line.
 #[derive(Debug, Clone)]
 pub struct BatchEvent {
     /// The parsed event.
     pub event: Event,
-    /// Its timestamp, Unix ms.
+    /// Its time, Unix ms: the event's timestamp, or the arrival time when that is unusable
+    /// (see `time_flag`).
     pub ts_ms: i64,
     /// The JSON line as received.
     pub json: String,
+    /// A problem with the event's own timestamp, if any.
+    pub time_flag: Option<TimeFlag>,
 }
 
 /// A batch as received from one agent.
@@ -216,6 +241,9 @@ pub struct Gauges {
     pub overdue: Vec<(String, i64)>,
     /// Undelivered outbox rows.
     pub outbox_pending: i64,
+    /// Unresolved incidents whose deadline had passed before their first alert arrived, by
+    /// grade.
+    pub late_arrival: Vec<(String, i64)>,
 }
 
 /// Persistence behind the collector.
@@ -239,8 +267,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<TransitionOutcome, StoreError>;
     /// Export bytes by scenario and verdict, alert counts by kind, open incidents.
     fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError>;
-    /// The audit log, newest first.
-    fn audit(&self, limit: u32, offset: u32) -> Result<Vec<Value>, StoreError>;
+    /// The audit log, newest first; only the entries about one incident when given.
+    fn audit(
+        &self,
+        incident: Option<i64>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Value>, StoreError>;
     /// Notifications due at `now_ms`.
     fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     /// Mark a notification delivered (and the incident `notified` when it was `open`).
@@ -254,7 +287,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn unresolved_incidents(&self) -> Result<Vec<IncidentNotice>, StoreError>;
     /// Resolve incidents without a new alert since `quiet_before_ms`; returns how many.
     fn auto_resolve(&self, quiet_before_ms: i64, now_ms: i64) -> Result<usize, StoreError>;
-    /// Delete flow and stats records older than `before_ms`; returns how many.
+    /// Delete flow and stats records received before `before_ms` (arrival time, not the
+    /// packets' time: a capture from 2023 ingested today is kept for the full period);
+    /// returns how many.
     fn expire_flows(&self, before_ms: i64) -> Result<usize, StoreError>;
     /// Gauge values.
     fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
@@ -310,6 +345,36 @@ CREATE INDEX outbox_due ON outbox (delivered_at, next_attempt_at);
 CREATE TABLE audit (
   id INTEGER PRIMARY KEY, at INTEGER NOT NULL, token TEXT NOT NULL, role TEXT NOT NULL,
   action TEXT NOT NULL, target TEXT NOT NULL, comment TEXT NOT NULL);
+",
+    // 2: arrival time and timestamp problems per stored event; late arrivals and saturated
+    // byte totals on incidents; the acknowledge/resolve history of each incident. Rows stored
+    // before this version get the upgrade time as their arrival time (retention keeps them a
+    // full period rather than deleting them by packet time).
+    r"
+ALTER TABLE events ADD COLUMN received_at INTEGER;
+ALTER TABLE events ADD COLUMN time_flag TEXT;
+ALTER TABLE alerts ADD COLUMN received_at INTEGER;
+ALTER TABLE alerts ADD COLUMN time_flag TEXT;
+UPDATE events SET received_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+UPDATE alerts SET received_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+CREATE INDEX events_received ON events (received_at);
+CREATE INDEX events_flow ON events (gateway, flow_id);
+ALTER TABLE incidents ADD COLUMN first_received_at INTEGER;
+ALTER TABLE incidents ADD COLUMN late_arrival INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN bytes_saturated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN future_timestamp INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE incident_history (
+  id INTEGER PRIMARY KEY, incident_id INTEGER NOT NULL, at INTEGER NOT NULL,
+  action TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL, comment TEXT NOT NULL);
+CREATE INDEX incident_history_incident ON incident_history (incident_id, id);
+INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
+  SELECT id, acknowledged_at, 'acknowledge', COALESCE(acknowledged_by, ''), '',
+    CASE WHEN resolved_at IS NULL THEN COALESCE(comment, '') ELSE '' END
+  FROM incidents WHERE acknowledged_at IS NOT NULL;
+INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
+  SELECT id, resolved_at, 'resolve', COALESCE(resolved_by, ''),
+    CASE WHEN resolved_by = 'auto' THEN 'system' ELSE '' END, COALESCE(comment, '')
+  FROM incidents WHERE resolved_at IS NOT NULL;
 ",
 ];
 
@@ -418,6 +483,16 @@ fn migrate(c: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `hi * 2^32 + lo`, saturating at `i64::MAX`; true when it saturated.
+fn join_halves(hi: i64, lo: i64) -> (i64, bool) {
+    match hi.checked_mul(1 << 32).and_then(|h| h.checked_add(lo)) {
+        Some(v) => (v, false),
+        None => (i64::MAX, true),
+    }
+}
+
+/// A wire u64 as a stored INTEGER: values above `i64::MAX` are clamped to it (the ingest
+/// metrics count them).
 fn opt_u64(v: Option<u64>) -> Option<i64> {
     v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
 }
@@ -451,14 +526,16 @@ fn store_batch(
     let mut ev_stmt = tx.prepare_cached(
         "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
            dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise,
-           json) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+           json, received_at, time_flag)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
     )?;
     let mut al_stmt = tx.prepare_cached(
         "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
            dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
-           recipient, service, count, bytes, persons, evidence, followup, green_channel, json)
+           recipient, service, count, bytes, persons, evidence, followup, green_channel, json,
+           received_at, time_flag)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,
-           ?23,?24,?25,?26)",
+           ?23,?24,?25,?26,?27,?28)",
     )?;
     for be in &batch.events {
         let e = &be.event;
@@ -496,6 +573,8 @@ fn store_batch(
                     a.followup,
                     a.green_channel,
                     be.json,
+                    batch.received_at_ms,
+                    be.time_flag.map(TimeFlag::as_str),
                 ])?;
                 let alert_id = tx.last_insert_rowid();
                 incident::on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
@@ -533,6 +612,8 @@ fn store_batch(
                     scenario,
                     enterprise,
                     be.json,
+                    batch.received_at_ms,
+                    be.time_flag.map(TimeFlag::as_str),
                 ])?;
             }
         }
@@ -544,10 +625,11 @@ fn store_batch(
 const ALERT_COLUMNS: &str =
     "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
   recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
-  src_ip, src_port, dest_ip, dest_port, sni, incident_id";
+  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag";
 
 fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let evidence: String = r.get(14)?;
+    let time_flag: Option<String> = r.get(26)?;
     Ok(json!({
         "id": r.get::<_, i64>(0)?,
         "timestamp": r.get::<_, String>(1)?,
@@ -574,13 +656,17 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "dest_port": r.get::<_, Option<i64>>(22)?,
         "sni": r.get::<_, Option<String>>(23)?,
         "incident_id": r.get::<_, Option<i64>>(24)?,
+        "received_at": r.get::<_, Option<i64>>(25)?.map(format_ms),
+        "future_timestamp": time_flag.as_deref() == Some("future"),
+        "timestamp_problem": time_flag,
     }))
 }
 
 /// Column list of incident rows.
 const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
   discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
-  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment";
+  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment, first_received_at,
+  late_arrival, bytes_saturated, future_timestamp";
 
 fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let opt_time = |v: Option<i64>| v.map(format_ms);
@@ -607,81 +693,11 @@ fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "resolved_at": opt_time(r.get(19)?),
         "resolved_by": r.get::<_, Option<String>>(20)?,
         "comment": r.get::<_, Option<String>>(21)?,
+        "first_received_at": opt_time(r.get(22)?),
+        "late_arrival": r.get::<_, bool>(23)?,
+        "bytes_saturated": r.get::<_, bool>(24)?,
+        "future_timestamp": r.get::<_, bool>(25)?,
     }))
-}
-
-fn incident_report(
-    c: &Connection,
-    cfg: &CollectorConfig,
-    mut inc: Value,
-    id: i64,
-) -> Result<Value, StoreError> {
-    let mut stmt = c.prepare(
-        "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json
-         FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-         WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT 1000",
-    )?;
-    let mut alert_ids = Vec::new();
-    let mut tuples = Vec::new();
-    let mut snis = Vec::new();
-    let mut hashes = Vec::new();
-    let rows = stmt.query_map(params![id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    for row in rows {
-        let (aid, proto, src, sport, dst, dport, sni, js) = row?;
-        alert_ids.push(aid);
-        let t = json!({"proto": proto, "src_ip": src, "src_port": sport, "dest_ip": dst,
-                       "dest_port": dport});
-        if src.is_some() && !tuples.contains(&t) && tuples.len() < 100 {
-            tuples.push(t);
-        }
-        if let Some(s) = sni {
-            if !snis.contains(&s) {
-                snis.push(s);
-            }
-        }
-        hashes.push(json!({"alert_id": aid, "sha256": sha256_hex(js.as_bytes())}));
-    }
-    let enterprise = inc
-        .get("enterprise")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let info = enterprise
-        .as_deref()
-        .and_then(|e| cfg.registry.as_ref().and_then(|r| r.enterprise(e)));
-    let report = json!({
-        "unit": info.map(|i| i.name.clone()).or(enterprise.clone()),
-        "uscc": info.map(|i| i.uscc.clone()),
-        "system": "international leased line",
-        "line": inc.get("gateway").cloned(),
-        "time": {"discovered_at": inc.get("discovered_at").cloned(),
-                 "last_alert_at": inc.get("last_alert_at").cloned()},
-        "place": inc.get("gateway").cloned(),
-        "type": inc.get("kind").cloned(),
-        "impact": {"export_bytes": inc.get("bytes").cloned(),
-                   "persons_estimate": inc.get("persons").cloned()},
-        "five_tuples": tuples,
-        "sni": snis,
-        "alert_ids": alert_ids,
-        "evidence_hashes": hashes,
-        "discovered_at": inc.get("discovered_at").cloned(),
-        "level": inc.get("grade").cloned(),
-        "deadline_at": inc.get("deadline_at").cloned(),
-    });
-    if let Value::Object(m) = &mut inc {
-        m.insert("report".into(), report);
-    }
-    Ok(inc)
 }
 
 impl Store for SqliteStore {
@@ -800,7 +816,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        Ok(Some(incident_report(&c, &self.config, inc, id)?))
+        Ok(Some(crate::report::attach(&c, &self.config, inc, id)?))
     }
 
     fn transition(
@@ -847,6 +863,7 @@ impl Store for SqliteStore {
                        acknowledged_by = ?2, comment = ?3 WHERE id = ?4",
                     params![now_ms, actor, comment, id],
                 )?;
+                incident::record(&tx, id, now_ms, "acknowledge", actor, role, comment)?;
             }
             Transition::Resolve => {
                 if status == "resolved" {
@@ -854,7 +871,7 @@ impl Store for SqliteStore {
                         "incident {id} is already resolved"
                     )));
                 }
-                incident::resolve(&tx, &self.config, id, now_ms, actor, comment)?;
+                incident::resolve(&tx, &self.config, id, now_ms, actor, role, comment)?;
             }
         }
         tx.execute(
@@ -862,11 +879,15 @@ impl Store for SqliteStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![now_ms, actor, role, name, format!("incident/{id}"), comment],
         )?;
-        let inc = tx.query_row(
+        let mut inc = tx.query_row(
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
             params![id],
             incident_row,
         )?;
+        let history = crate::report::history(&tx, id)?;
+        if let Value::Object(m) = &mut inc {
+            m.insert("history".into(), Value::Array(history));
+        }
         tx.commit()?;
         Ok(TransitionOutcome::Done(inc))
     }
@@ -876,10 +897,15 @@ impl Store for SqliteStore {
         let mut p = vec![SqlValue::Text(enterprise.to_string())];
         let cond = scope.condition("", &mut p);
         let mut by_scenario: Map<String, Value> = Map::new();
+        let mut any_saturated = false;
         {
+            // Stored byte counts are 0 ..= i64::MAX, so a plain SUM can overflow (an error in
+            // SQLite). Sum the high and low 32 bits apart (neither can overflow below 2^31
+            // rows) and join them with saturating arithmetic.
             let mut stmt = c.prepare(&format!(
                 "SELECT COALESCE(scenario, 'none'), COALESCE(verdict, 'none'),
-                   SUM(COALESCE(export_bytes, 0)), COUNT(*)
+                   SUM(COALESCE(export_bytes, 0) >> 32), SUM(COALESCE(export_bytes, 0) & 4294967295),
+                   COUNT(*)
                  FROM events WHERE enterprise = ? AND event_type = 'flow' AND {cond}
                  GROUP BY 1, 2 ORDER BY 1, 2"
             ))?;
@@ -889,15 +915,22 @@ impl Store for SqliteStore {
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?;
             for row in rows {
-                let (s, v, bytes, flows) = row?;
+                let (s, v, hi, lo, flows) = row?;
+                let (bytes, saturated) = join_halves(hi, lo);
+                any_saturated |= saturated;
                 let entry = by_scenario
                     .entry(s)
                     .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = entry {
-                    m.insert(v, json!({"export_bytes": bytes, "flows": flows}));
+                    let mut cell = json!({"export_bytes": bytes, "flows": flows});
+                    if saturated {
+                        cell["export_bytes_saturated"] = json!(true);
+                    }
+                    m.insert(v, cell);
                 }
             }
         }
@@ -926,19 +959,26 @@ impl Store for SqliteStore {
         Ok(json!({
             "enterprise": enterprise,
             "export_bytes": by_scenario,
+            "export_bytes_saturated": any_saturated,
             "alerts_by_kind": alerts_by_kind,
             "open_incidents": open.len(),
             "incidents": open,
         }))
     }
 
-    fn audit(&self, limit: u32, offset: u32) -> Result<Vec<Value>, StoreError> {
+    fn audit(
+        &self,
+        incident: Option<i64>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Value>, StoreError> {
         let c = self.reader()?;
         let mut stmt = c.prepare(
             "SELECT id, at, token, role, action, target, comment FROM audit
-             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+             WHERE ?1 IS NULL OR target = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
         )?;
-        let rows = stmt.query_map(params![limit, offset], |r| {
+        let target = incident.map(|i| format!("incident/{i}"));
+        let rows = stmt.query_map(params![target, limit, offset], |r| {
             Ok(json!({
                 "id": r.get::<_, i64>(0)?,
                 "at": format_ms(r.get(1)?),
@@ -1048,6 +1088,7 @@ impl Store for SqliteStore {
                 *id,
                 now_ms,
                 "auto",
+                "system",
                 "no new alert within the quiet period",
             )?;
         }
@@ -1058,7 +1099,7 @@ impl Store for SqliteStore {
     fn expire_flows(&self, before_ms: i64) -> Result<usize, StoreError> {
         let c = self.writer()?;
         Ok(c.execute(
-            "DELETE FROM events WHERE ts < ?1 AND event_type IN ('flow', 'stats')",
+            "DELETE FROM events WHERE received_at < ?1 AND event_type IN ('flow', 'stats')",
             params![before_ms],
         )?)
     }
@@ -1081,6 +1122,14 @@ impl Store for SqliteStore {
             )?;
             let rows = stmt.query_map(params![now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
             g.overdue = rows.collect::<Result<_, _>>()?;
+        }
+        {
+            let mut stmt = c.prepare_cached(
+                "SELECT grade, COUNT(*) FROM incidents
+                 WHERE status != 'resolved' AND late_arrival != 0 GROUP BY 1",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            g.late_arrival = rows.collect::<Result<_, _>>()?;
         }
         g.outbox_pending = c.query_row(
             "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
@@ -1160,6 +1209,7 @@ mod tests {
             event: e,
             ts_ms,
             json,
+            time_flag: None,
         }
     }
 
@@ -1330,6 +1380,68 @@ mod tests {
             Err(StoreError::SchemaTooNew { found: 999, .. })
         ));
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_version_1_store_upgrades_in_place() {
+        let cfg = config("");
+        let p = std::env::temp_dir().join(format!(
+            "crossline-store-upgrade-{}-{}.db",
+            std::process::id(),
+            crate::util::now_ms()
+        ));
+        {
+            // A database written by the previous collector: schema version 1 only.
+            let c = Connection::open(&p).expect("open");
+            c.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);",
+            )
+            .expect("version table");
+            c.execute_batch(MIGRATIONS[0]).expect("v1 schema");
+            c.execute_batch(
+                "INSERT INTO events (ts, timestamp, event_type, gateway, json)
+                   VALUES (1577836800000, '2020-01-01T00:00:00.000Z', 'flow', 'gw-a', '{}');
+                 INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
+                   severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
+                   alert_count, bytes, persons, green_channel, ciio, summary, acknowledged_at,
+                   acknowledged_by, resolved_at, resolved_by, comment)
+                 VALUES ('gw-a', NULL, 'unfiled_export', 'r', 'resolved', 'high', 3,
+                   'compliance', 1000, 1000, 1000, 2000, 1, 10, 0, 0, 0, 's', 1500, 'noc', 1600,
+                   'cac', 'blocked');",
+            )
+            .expect("v1 rows");
+        }
+        let store = SqliteStore::open(&p, cfg).expect("upgrade");
+        let inc = store
+            .incident(&Scope::All, 1)
+            .expect("read")
+            .expect("incident kept");
+        assert_eq!(inc["late_arrival"], false);
+        assert_eq!(inc["bytes_saturated"], false);
+        assert_eq!(inc["first_received_at"], Value::Null);
+        let h = inc["history"].as_array().expect("history");
+        assert_eq!(h.len(), 2, "{inc}");
+        assert_eq!(
+            (&h[0]["action"], &h[0]["by"]),
+            (&json!("acknowledge"), &json!("noc"))
+        );
+        assert_eq!(
+            (&h[1]["action"], &h[1]["comment"]),
+            (&json!("resolve"), &json!("blocked"))
+        );
+        // The 2020 flow counts from the upgrade, not from its packet time.
+        let now = crate::util::now_ms();
+        assert_eq!(store.expire_flows(now - 60_000).expect("retention"), 0);
+        assert_eq!(store.expire_flows(now + 60_000).expect("retention"), 1);
+        let c = Connection::open(&p).expect("open");
+        let v: i64 = c
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, 2);
+        drop(c);
+        drop(store);
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

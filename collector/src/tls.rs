@@ -37,8 +37,9 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
         path: path.display().to_string(),
         message,
     };
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(format!("cannot read certificates: {e}")))?
+    let pem = crossline_config::read::read_config_file(path)
+        .map_err(|e| err(format!("cannot read certificates: {}", e.reason())))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| err(format!("bad certificate PEM: {e}")))?;
     if certs.is_empty() {
@@ -49,10 +50,13 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// Read a private key PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+    let err = |message: String| TlsError::Pem {
         path: path.display().to_string(),
-        message: format!("cannot read private key: {e}"),
-    })
+        message,
+    };
+    let pem = crossline_config::read::read_config_file(path)
+        .map_err(|e| err(format!("cannot read private key: {}", e.reason())))?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| err(format!("cannot read private key: {e}")))
 }
 
 /// Server config for the ingest listener: client certificates required, verified against `ca`.

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::path::Path;
+use std::time::Duration;
 
 fn setup(tag: &str, extra: &str) -> (TempDir, std::path::PathBuf, Collector) {
     let dir = TempDir::new(tag);
@@ -150,6 +151,8 @@ fn refused_batches_store_nothing() {
     let big = format!("{good}\n").repeat(65 * 1024 / good.len() + 10);
     let r = post_batch(c.ingest, &a, 1, 1, big.as_bytes(), false).expect("response");
     assert_eq!(r.status, 413, "{}", r.text());
+    // The 413 says the limit, so an agent can split to fit.
+    assert_eq!(r.json()["max_body"], 64 * 1024, "{}", r.text());
     let bomb = gzip(&vec![b'\n'; 4 << 20]);
     assert!(bomb.len() < 64 << 10);
     let r = post_batch(c.ingest, &a, 1, 1, &bomb, true).expect("response");
@@ -197,7 +200,8 @@ fn refused_batches_store_nothing() {
     assert_eq!(r.json()["status"], "stored");
     assert_eq!(stored_counts(dir.path()), (3, 3, 2));
 
-    // Metrics: rejections counted by reason, promtool finds nothing.
+    // Metrics: rejections counted by reason, promtool finds nothing. Without a token the
+    // per-enterprise families come without `enterprise` and `scenario` labels.
     let m = http(c.api, "GET", "/metrics", &[], b"").text();
     for needle in [
         "crossline_ingest_batches_total{result=\"stored\"} 3",
@@ -207,51 +211,20 @@ fn refused_batches_store_nothing() {
         "crossline_ingest_rejections_total{reason=\"too_large\"} 2",
         "crossline_ingest_rejections_total{reason=\"unsupported_media\"} 1",
         "crossline_ingest_events_total{event_type=\"alert\"} 2",
-        "crossline_export_bytes_total{enterprise=\"none\",gateway=\"gw-a\",scenario=\"none\",verdict=\"unfiled\"} 20",
-        "crossline_alerts_total{enterprise=\"none\",gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 2",
+        "crossline_export_bytes_total{gateway=\"gw-a\",verdict=\"unfiled\"} 20",
+        "crossline_alerts_total{gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 2",
         "crossline_incidents_open{grade=\"compliance\",severity=\"high\"} 1",
+        concat!(
+            "crossline_collector_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+        "\ncrossline_collector_start_time_seconds 1",
     ] {
         assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
     }
     assert!(!m.contains("203.0.113"), "an address leaked into a label");
     promtool_check(&m);
-}
-
-/// Run `promtool check metrics` on an exposition; panic on any finding.
-fn promtool_check(metrics: &str) {
-    use std::io::Write;
-    let mut child = match std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("promtool not found: {e}");
-            }
-            eprintln!("SKIPPED promtool check: promtool not found ({e})");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(metrics.as_bytes())
-        .expect("write metrics");
-    let out = child.wait_with_output().expect("promtool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "promtool check metrics found problems:\n{text}"
-    );
 }
 
 #[test]
@@ -289,6 +262,35 @@ fn check_command_reports_errors_with_positions() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:2:10: "), "{err}");
     assert!(err.contains("bad.toml:5:8: "), "{err}");
+    // A max_body below the largest batch an agent sends parses, but `check` refuses it.
+    make_pki(dir.path(), &[]);
+    let small = dir.path().join("small.toml");
+    std::fs::write(
+        &small,
+        "gateways = [\"gw-a\"]\n[limits]\nmax_body = \"1 MiB\"\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config", small.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("small.toml:3:12: [limits] max_body = 1048576 bytes is smaller than the largest batch an agent sends (8388608 bytes"),
+        "{err}"
+    );
+    std::fs::write(&small, "gateways = [\"gw-a\"]\n").expect("write");
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config", small.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // token hash reads stdin; token new prints a token whose hash is in its snippet.
     let mut child = std::process::Command::new(BIN)
         .args(["token", "hash"])
@@ -314,7 +316,6 @@ fn check_command_reports_errors_with_positions() {
     );
     assert!(snippet.contains("gateways = [\"gw-a\"]"), "{snippet}");
     // pki init refuses to overwrite.
-    make_pki(dir.path(), &[]);
     let again = std::process::Command::new(BIN)
         .args([
             "pki",
@@ -333,4 +334,150 @@ fn check_command_reports_errors_with_positions() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+}
+
+#[test]
+fn every_gzip_member_of_a_body_is_stored() {
+    let (dir, pki, c) = setup("multigz", "");
+    let a = gateway_client(&pki, "gw-a");
+    let first = format!(
+        "{}\n{}\n",
+        flow_line("gw-a", 1, None, None, "unfiled", 10),
+        flow_line("gw-a", 2, None, None, "unfiled", 20)
+    );
+    let second = format!(
+        "{}\n{}\n",
+        flow_line("gw-a", 3, None, None, "unfiled", 30),
+        alert_line("gw-a", 4, "unfiled_export", "high", None, "203.0.113.50")
+    );
+    // Two gzip members back to back are one gzip stream (RFC 1952 section 2.2).
+    let mut body = gzip(first.as_bytes());
+    body.extend(gzip(second.as_bytes()));
+    let r = post_batch(c.ingest, &a, 1, 1, &body, true).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status": "stored", "events": 4})
+    );
+    assert_eq!(count(dir.path(), "events"), 3, "flows of both members");
+    assert_eq!(
+        count(dir.path(), "alerts"),
+        1,
+        "the alert of the second member"
+    );
+    let ids: Vec<i64> = {
+        let conn = db(dir.path());
+        let mut st = conn
+            .prepare("SELECT flow_id FROM events ORDER BY flow_id")
+            .expect("prepare");
+        let rows = st.query_map([], |r| r.get(0)).expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    };
+    assert_eq!(ids, [1, 2, 3]);
+}
+
+/// Open idle TCP connections to `addr` from `source` (another loopback address than the
+/// gateway's) until `stop`; returns how many were opened.
+fn flood(
+    addr: std::net::SocketAddr,
+    source: std::net::IpAddr,
+    initial: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut held = Vec::new();
+            let mut opened = 0usize;
+            let connect = || async {
+                let s = tokio::net::TcpSocket::new_v4().ok()?;
+                s.bind(std::net::SocketAddr::new(source, 0)).ok()?;
+                s.connect(addr).await.ok()
+            };
+            for _ in 0..initial {
+                if let Some(c) = connect().await {
+                    held.push(c);
+                    opened += 1;
+                }
+            }
+            // Keep flooding while the gateway posts.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(c) = connect().await {
+                    held.push(c);
+                    opened += 1;
+                }
+                if held.len() > 600 {
+                    held.drain(..300);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            opened
+        })
+    })
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn connection_flood_leaves_room_for_a_known_gateway() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::new("flood");
+    let pki = make_pki(dir.path(), &["gw-a"]);
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!("{}[limits]\nmax_connections = 64\n", base_config(&["gw-a"])),
+    )
+    .expect("config");
+    // 256 open files: without a connection cap, a flood exhausts them and accept() fails.
+    let c = Collector::start_with_nofile(&cfg, 256);
+    let a = gateway_client(&pki, "gw-a");
+    // The gateway has sent before: its address (127.0.0.1) is known.
+    let line = flow_line("gw-a", 1, None, None, "unfiled", 10);
+    let r = post_batch(c.ingest, &a, 1, 1, line.as_bytes(), false).expect("first post");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    let handle = flood(c.ingest, attacker, 400, stop.clone());
+    // Let the initial burst land.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut worst = Duration::ZERO;
+    for seq in 2..=6u64 {
+        let t = std::time::Instant::now();
+        let line = flow_line("gw-a", seq, None, None, "unfiled", 10);
+        let r =
+            post_batch(c.ingest, &a, 1, seq, line.as_bytes(), false).expect("post during flood");
+        assert_eq!(r.status, 200, "{}", r.text());
+        worst = worst.max(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let opened = handle.join().expect("flood thread");
+    eprintln!("flood: {opened} connections opened; slowest gateway POST {worst:?}");
+    assert!(opened >= 400, "the flood opened only {opened} connections");
+    assert!(
+        worst < Duration::from_secs(2),
+        "a gateway POST took {worst:?} during the flood"
+    );
+    assert_eq!(count(dir.path(), "events"), 6);
+    let m = http(c.api, "GET", "/metrics", &[], b"").text();
+    let shed = metric(
+        &m,
+        "crossline_connections_total{listener=\"ingest\",outcome=\"evicted\"}",
+    ) + metric(
+        &m,
+        "crossline_connections_total{listener=\"ingest\",outcome=\"refused\"}",
+    );
+    assert!(shed >= 300.0, "flood connections not counted:\n{m}");
+    assert!(
+        metric(&m, "crossline_connections_open{listener=\"ingest\"}") <= 64.0,
+        "{m}"
+    );
 }

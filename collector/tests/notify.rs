@@ -359,6 +359,8 @@ fn incident_reaches_webhook_through_real_alertmanager() {
         assert_eq!(labels["gateway"], "gw-a");
         assert_eq!(labels["enterprise"], "acme");
         assert_eq!(labels["receiver_route"], "default");
+        // Uploaded long after its deadline: the receivers are told it arrived late.
+        assert_eq!(v["alerts"][0]["annotations"]["late_arrival"], "true", "{v}");
         assert!(v["alerts"][0]["annotations"]["deadline_at"]
             .as_str()
             .is_some_and(|d| d.ends_with('Z')));
@@ -412,4 +414,146 @@ fn webhook_over_https_trusts_the_configured_ca() {
     verify_signature("k", &got);
     let v: Value = serde_json::from_slice(&got.body).expect("json");
     assert_eq!(v["commonLabels"]["kind"], "opaque_tunnel");
+}
+
+#[test]
+fn overflowing_byte_totals_keep_the_api_and_every_notification_working() {
+    // One gateway sends two alerts of i64::MAX bytes (their sum used to overflow the
+    // incident's INTEGER column into a REAL: 503 on every incident list, and the outbox failed
+    // on every row), and flows of 2^64-1 export bytes (the enterprise summary's SUM
+    // overflowed).
+    let dir = TempDir::new("overflow");
+    let pki = make_pki(dir.path(), &["gw-a", "gw-b"]);
+    let sink_listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
+    let hook = sink_listener.local_addr().expect("addr");
+    let sink = spawn_sink(sink_listener);
+    let cfg = dir.path().join("collector.toml");
+    let registry = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/registry.toml"
+    ));
+    let text = format!(
+        "{}registry = {:?}\n{}[notify]\nretry_min = \"200ms\"\nretry_max = \"1s\"\n\
+         [[receiver]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook}/x\"\nsecret = \"s\"\n",
+        base_config(&["gw-a", "gw-b"]),
+        registry.display().to_string(),
+        token_config(),
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let c = Collector::start(&cfg);
+    let huge = |line: String| -> String {
+        let mut v: Value = serde_json::from_str(&line).expect("json");
+        v["alert"]["bytes"] = serde_json::json!(i64::MAX);
+        v["alert"]["count"] = serde_json::json!(u64::MAX);
+        v["alert"]["persons"] = serde_json::json!(u64::MAX);
+        v.to_string()
+    };
+    let a = gateway_client(&pki, "gw-a");
+    let flow_max = |id| {
+        flow_line(
+            "gw-a",
+            id,
+            Some("yanjing-pharma"),
+            Some("SA-2026-0001"),
+            "filed",
+            u64::MAX,
+        )
+    };
+    let body = [
+        huge(alert_line(
+            "gw-a",
+            1,
+            "unfiled_export",
+            "high",
+            Some("yanjing-pharma"),
+            "x.example",
+        )),
+        huge(alert_line(
+            "gw-a",
+            2,
+            "unfiled_export",
+            "high",
+            Some("yanjing-pharma"),
+            "x.example",
+        )),
+        flow_max(3),
+        flow_max(4),
+        flow_max(5),
+    ]
+    .join("\n");
+    let r = post_batch(c.ingest, &a, 1, 1, body.as_bytes(), false).expect("post");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Another gateway's incident afterwards.
+    let b = gateway_client(&pki, "gw-b");
+    let line = alert_line("gw-b", 9, "opaque_tunnel", "high", None, "203.0.113.9");
+    let r = post_batch(c.ingest, &b, 1, 1, line.as_bytes(), false).expect("post");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let auth = [("Authorization", format!("Bearer {REGULATOR_TOKEN}"))];
+    let r = http(c.api, "GET", "/api/v1/incidents", &auth, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let items = r.json()["items"].as_array().cloned().expect("items");
+    assert_eq!(items.len(), 2);
+    let big = items
+        .iter()
+        .find(|i| i["gateway"] == "gw-a")
+        .expect("gw-a incident");
+    assert_eq!(big["alert_count"], 2);
+    assert_eq!(big["bytes"], i64::MAX, "{big}");
+    assert_eq!(big["bytes_saturated"], true, "{big}");
+    let id = big["id"].as_i64().expect("id");
+    let r = http(c.api, "GET", &format!("/api/v1/incidents/{id}"), &auth, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["report"]["impact"]["export_bytes_saturated"], true);
+    let r = http(c.api, "GET", "/api/v1/alerts", &auth, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["gateway"] == "gw-a")
+        .all(|a| a["count"] == i64::MAX && a["persons"] == i64::MAX));
+
+    // Both incidents are notified.
+    wait_for(20, "both incidents notified", || {
+        let got = sink.lock().expect("lock").clone();
+        let ids: std::collections::BTreeSet<String> = got
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter_map(|v| {
+                v["commonLabels"]["incident_id"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect();
+        ids.len() == 2
+    });
+
+    // The enterprise summary saturates and says so.
+    let r = http(
+        c.api,
+        "GET",
+        "/api/v1/enterprises/yanjing-pharma/summary",
+        &auth,
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let cell = &v["export_bytes"]["SA-2026-0001"]["filed"];
+    assert_eq!(cell["export_bytes"], i64::MAX, "{v}");
+    assert_eq!(cell["export_bytes_saturated"], true, "{v}");
+    assert_eq!(cell["flows"], 3);
+    assert_eq!(v["export_bytes_saturated"], true);
+
+    // Metrics: the clamped values are counted; the byte counter did not wrap around.
+    let m = http(c.api, "GET", "/metrics", &auth, b"").text();
+    for needle in [
+        "crossline_ingest_values_clamped_total{field=\"export_bytes\"} 3",
+        "crossline_ingest_values_clamped_total{field=\"alert_count\"} 2",
+        "crossline_ingest_values_clamped_total{field=\"alert_persons\"} 2",
+        "crossline_ingest_values_clamped_total{field=\"alert_bytes\"} 0",
+        "crossline_export_bytes_total{enterprise=\"yanjing-pharma\",gateway=\"gw-a\",scenario=\"SA-2026-0001\",verdict=\"filed\"} 18446744073709552000",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
 }

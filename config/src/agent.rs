@@ -3,7 +3,8 @@
 //! Only `gateway`, `domestic` and `registry` are required; every section has defaults that work.
 //! A relative path is relative to the folder of the file it is written in.
 
-use crate::registry::{IpNet, Registry};
+use crate::holidays::HolidayYear;
+use crate::registry::{HostPattern, IpNet, Registry, Service};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +44,9 @@ pub struct CaptureConfig {
     pub queue_batches: usize,
     /// BPF filter applied to live handles and to offline capture files. Default none.
     pub filter: Option<String>,
+    /// User `run` switches to when started as root, keeping only `CAP_NET_RAW`. Default none:
+    /// `crossline` when that user exists; `"root"` keeps root.
+    pub user: Option<String>,
     pub tcp_established_timeout: Duration,
     /// Default 5 s (SYN floods).
     pub tcp_unestablished_timeout: Duration,
@@ -83,6 +87,9 @@ pub struct UplinkConfig {
     pub fsync: FsyncPolicy,
     /// Events per batch. Default 500.
     pub batch_events: usize,
+    /// A batch is sealed before its body would pass this many bytes. Default 2 MiB; at most
+    /// [`crate::limits::MAX_BATCH_BODY`] (`check` refuses more).
+    pub batch_bytes: usize,
     /// Longest wait before a partial batch is sent. Default 1 s.
     pub batch_interval: Duration,
     /// Send flow records, not only alerts and stats. Default true.
@@ -125,8 +132,10 @@ pub struct DetectConfig {
     pub green_channel_raise: bool,
     /// MaxMind-format country database. Default none.
     pub geoip: Option<PathBuf>,
-    /// Warn this many days before a filing expires. Default 60 (working days converted to
-    /// calendar days is left to the operator).
+    /// First expiry warning level, in working days before a filing's last valid day
+    /// (CAC Order 16 art. 9: an extension is requested within 60 working days before expiry).
+    /// Default 60. `filing_expiring` is raised once per filing per level reached: this value,
+    /// then 30 and 10 working days (the levels below it).
     pub expiry_warning_days: u32,
     /// Volume surge: k in baseline + k·σ. Default 3.
     pub surge_k: f64,
@@ -136,6 +145,36 @@ pub struct DetectConfig {
     pub misuse_sources: u32,
     /// Content signatures (negative-list categories, important-data markers).
     pub signatures: Vec<Signature>,
+    /// `[[exclude]]` entries (top level of `agent.toml`): infrastructure traffic that is not a
+    /// data export. Matching cross-border flows get the verdict `excluded`.
+    pub exclude: Vec<Exclude>,
+    /// `[[holidays]]` entries (top level of `agent.toml`): holiday schedules added to (or
+    /// replacing) the years shipped in [`crate::holidays::PUBLISHED`].
+    pub holidays: Vec<HolidayYear>,
+}
+
+/// Expiry warning levels in working days for a first level of `first`: `first`, then 30 and
+/// 10 when below it, highest first.
+pub fn expiry_levels(first: u32) -> Vec<u32> {
+    let mut v = vec![first];
+    v.extend([30, 10].into_iter().filter(|l| *l < first));
+    v
+}
+
+/// An `[[exclude]]` entry: cross-border traffic that is not a data export (resolvers, NTP, the
+/// carrier's management). A flow matches when every key given matches (any value of a list):
+/// the foreign endpoint is in `prefixes`, the flow's name is in `hosts`, the responder's service
+/// is in `services`. At least one key is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclude {
+    /// Shown as `verdict.exclude` and as the metric label: unique within the file.
+    pub name: String,
+    /// Prefixes of the foreign endpoint; empty = any.
+    pub prefixes: Vec<IpNet>,
+    /// Host names (exact or `*.suffix`) of the far end; empty = any.
+    pub hosts: Vec<HostPattern>,
+    /// Responder services (`udp/53`, `udp/123`, `tcp/1000-2000`); empty = any.
+    pub services: Vec<Service>,
 }
 
 /// A content rule: a byte pattern that marks a data category in cleartext payload.
@@ -169,6 +208,7 @@ impl Default for CaptureConfig {
             flows_per_worker: 1_000_000,
             queue_batches: 256,
             filter: None,
+            user: None,
             tcp_established_timeout: Duration::from_secs(300),
             tcp_unestablished_timeout: Duration::from_secs(5),
             tcp_closed_timeout: Duration::from_secs(2),
@@ -198,6 +238,8 @@ impl Default for DetectConfig {
             surge_floor_bytes: 100_000_000,
             misuse_sources: 50,
             signatures: Vec::new(),
+            exclude: Vec::new(),
+            holidays: Vec::new(),
         }
     }
 }

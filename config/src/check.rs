@@ -2,6 +2,7 @@
 //! summary (stdout) or every error (stderr).
 
 use crate::agent::AgentConfig;
+use crate::holidays::WorkCalendar;
 use crate::load::load_agent_config;
 use crate::registry::{Basis, Exemption};
 use crate::time::{shanghai, Date};
@@ -101,14 +102,26 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {basis:<20} {n:>5}");
         }
     }
+    // Expiry in working days (CAC Order 16 art. 9), calendar days beyond the known years.
+    let calendar = WorkCalendar::new(&config.detect.holidays);
     let horizon = i64::from(config.detect.expiry_warning_days);
+    let left_of = |s: &crate::registry::Scenario| {
+        calendar
+            .working_days_after(today, s.valid_until)
+            .map_or_else(
+                || {
+                    (
+                        s.valid_until.days_since_epoch() - today.days_since_epoch(),
+                        false,
+                    )
+                },
+                |n| (n, true),
+            )
+    };
     let mut expiring: Vec<_> = reg
         .scenarios
         .iter()
-        .filter(|s| {
-            let left = s.valid_until.days_since_epoch() - today.days_since_epoch();
-            (0..=horizon).contains(&left)
-        })
+        .filter(|s| s.valid_until >= today && left_of(s).0 <= horizon)
         .collect();
     expiring.sort_by_key(|s| (s.valid_until, s.id.clone()));
     let expired = reg
@@ -118,7 +131,7 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
         .count();
     let _ = writeln!(
         out,
-        "expiring within {horizon} days of {today}: {}{}",
+        "expiring within {horizon} working days of {today}: {}{}",
         expiring.len(),
         if expired > 0 {
             format!(" (and {expired} already expired)")
@@ -127,11 +140,74 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
         }
     );
     for s in expiring {
-        let left = s.valid_until.days_since_epoch() - today.days_since_epoch();
+        let (left, working) = left_of(s);
+        let unit = if working {
+            "working days left".to_string()
+        } else {
+            format!(
+                "calendar days left: no holiday schedule for {}",
+                s.valid_until.year
+            )
+        };
         let _ = writeln!(
             out,
-            "  {} ({}, {}) valid until {} ({left} days left)",
+            "  {} ({}, {}) valid until {} ({left} {unit})",
             s.id, s.enterprise, s.filing_ref, s.valid_until
+        );
+    }
+    let mut later: Vec<_> = reg
+        .scenarios
+        .iter()
+        .filter(|s| s.valid_from > today)
+        .collect();
+    later.sort_by_key(|s| (s.valid_from, s.id.clone()));
+    if !later.is_empty() {
+        let _ = writeln!(
+            out,
+            "not yet valid on {today}: {} (traffic before valid_from is flagged filing_not_yet_valid)",
+            later.len()
+        );
+        for s in later {
+            let _ = writeln!(
+                out,
+                "  {} ({}, {}) valid from {}",
+                s.id, s.enterprise, s.filing_ref, s.valid_from
+            );
+        }
+    }
+    let years: Vec<String> = calendar.years().iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "working days: holiday schedules for {}",
+        if years.is_empty() {
+            "no year".to_string()
+        } else {
+            years.join(", ")
+        }
+    );
+    if !calendar.covers(today.year) || !calendar.covers(today.year + 1) {
+        let missing: Vec<String> = [today.year, today.year + 1]
+            .iter()
+            .filter(|y| !calendar.covers(**y))
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  no schedule for {}: expiry warnings count calendar days there; add [[holidays]] when it is published",
+            missing.join(", ")
+        );
+    }
+    let ex = &config.detect.exclude;
+    if ex.is_empty() {
+        let _ = writeln!(out, "exclude:      none");
+    } else {
+        let names: Vec<&str> = ex.iter().map(|e| e.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "exclude:      {} entr{} ({})",
+            ex.len(),
+            if ex.len() == 1 { "y" } else { "ies" },
+            names.join(", ")
         );
     }
     let _ = writeln!(

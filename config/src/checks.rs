@@ -1,4 +1,4 @@
-//! Check-character algorithms of DOMAIN.md section 6: unified social credit codes (GB 32100-2015),
+//! Check-character algorithms: unified social credit codes (GB 32100-2015),
 //! resident identity numbers (GB 11643-1999) and the Luhn check of bank card numbers.
 
 /// Characters of a USCC in value order (no I, O, S, V, Z).
@@ -189,7 +189,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

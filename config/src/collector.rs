@@ -65,6 +65,53 @@ pub struct CollectorConfig {
     pub routes: Vec<Route>,
     /// `[notify]`.
     pub notify: NotifyConfig,
+    /// `[gateway."ID"]`: optional metadata of each gateway (line name, location) for the
+    /// incident report. Gateways without an entry have none.
+    pub gateway_info: Vec<GatewayInfo>,
+    /// `[time]`: clock sanity of incoming events.
+    pub time: TimeConfig,
+    /// See [`CollectorConfig::deployment_problems`].
+    pub deployment: Vec<String>,
+}
+
+impl CollectorConfig {
+    /// Metadata of a gateway, if configured.
+    pub fn gateway_info(&self, id: &str) -> Option<&GatewayInfo> {
+        self.gateway_info.iter().find(|g| g.id == id)
+    }
+
+    /// Settings that parse but cannot work with the agents, as `FILE:LINE:COLUMN: message`
+    /// (`check` refuses them, `run` warns): a `max_body` smaller than the largest batch an
+    /// agent sends makes every such batch a 413.
+    pub fn deployment_problems(&self) -> Vec<String> {
+        self.deployment.clone()
+    }
+}
+
+/// The largest batch body an agent builds, in bytes ([`crate::limits::MAX_BATCH_BODY`]).
+pub const MAX_AGENT_BATCH_BODY: u64 = crate::limits::MAX_BATCH_BODY as u64;
+
+/// `[gateway."ID"]`: what the incident report says about a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayInfo {
+    /// Gateway id (must be in `gateways`).
+    pub id: String,
+    /// Name of the leased line, e.g. `"CN2 Beijing-Frankfurt 10G"`.
+    pub line: Option<String>,
+    /// Where the gateway taps the line, e.g. `"Beijing, Yizhuang IDC, room 3"`.
+    pub location: Option<String>,
+}
+
+/// `[time]`: clock sanity of incoming events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeConfig {
+    /// An event timestamped more than this after its arrival is stored with
+    /// `future_timestamp = true` and counted. Default 10 min.
+    pub future_skew: Duration,
+    /// Earliest plausible event year (inclusive). Default 1990.
+    pub min_year: i32,
+    /// Latest plausible event year (inclusive). Default 2100.
+    pub max_year: i32,
 }
 
 /// `[tls]`: files of the ingest listener.
@@ -98,6 +145,11 @@ pub struct Limits {
     pub burst: f64,
     /// Concurrent ingest requests per gateway. Default 4.
     pub concurrent_per_gateway: usize,
+    /// Open connections per listener (ingest and API each). Default 512.
+    pub max_connections: usize,
+    /// Time a new connection has to complete its TLS handshake. Default 10 s; past the
+    /// high-water mark (3/4 of `max_connections`) at most 1 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// `[retention]`.
@@ -123,7 +175,7 @@ pub struct IncidentConfig {
     pub report_deadline: Duration,
     /// Reporting deadline for a CIIO enterprise. Default 1 h.
     pub ciio_report_deadline: Duration,
-    /// Grade rules, first match wins; the default set follows DOMAIN.md section 4.
+    /// Grade rules, first match wins; the default set follows `docs/legal.md#incidents-and-deadlines`.
     pub grade_rules: Vec<GradeRule>,
 }
 
@@ -146,7 +198,7 @@ pub struct GradeRule {
 pub const GRADE_COMPLIANCE: &str = "compliance";
 
 impl IncidentConfig {
-    /// The default grade rules (DOMAIN.md section 4): persons >= 100M / 10M / 1M are especially
+    /// The default grade rules (`docs/legal.md#incidents-and-deadlines`): persons >= 100M / 10M / 1M are especially
     /// serious / serious / major (较大, "以上" inclusive); an important-data marker is major (较大:
     /// important data lost with a serious threat; core data, which would be 特别重大, is not
     /// visible to a traffic signature); everything else is a compliance finding.
@@ -346,6 +398,8 @@ pub struct RegistryLabels {
     pub enterprises: Vec<EnterpriseInfo>,
     /// Scenario ids with their enterprise id.
     pub scenarios: Vec<(String, String)>,
+    /// Filed recipient of each scenario: (scenario id, recipient name, ISO country code).
+    pub recipients: Vec<(String, String, String)>,
 }
 
 impl RegistryLabels {
@@ -357,6 +411,14 @@ impl RegistryLabels {
     /// Whether the scenario id is known.
     pub fn has_scenario(&self, id: &str) -> bool {
         self.scenarios.iter().any(|(s, _)| s == id)
+    }
+
+    /// Filed recipient (name, country) of a scenario.
+    pub fn recipient(&self, scenario: &str) -> Option<(&str, &str)> {
+        self.recipients
+            .iter()
+            .find(|(s, _, _)| s == scenario)
+            .map(|(_, n, c)| (n.as_str(), c.as_str()))
     }
 }
 
@@ -388,6 +450,25 @@ struct RawConfig {
     route: Vec<RawRoute>,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    gateway: std::collections::BTreeMap<String, Spanned<RawGatewayInfo>>,
+    #[serde(default)]
+    time: RawTime,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGatewayInfo {
+    line: Option<String>,
+    location: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTime {
+    future_skew: Option<Spanned<String>>,
+    min_year: Option<Spanned<i64>>,
+    max_year: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -412,6 +493,8 @@ struct RawLimits {
     events_per_second_per_gateway: Option<Spanned<f64>>,
     burst: Option<Spanned<f64>>,
     concurrent_per_gateway: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    tls_handshake_timeout: Option<Spanned<String>>,
 }
 
 /// A size written as a number of bytes or a string like `"8 MiB"`.
@@ -499,9 +582,9 @@ struct RawNotify {
 
 /// Read and validate a collector config file (and the registry it names).
 pub fn load_collector(path: &Path) -> Result<CollectorConfig, CollectorConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CollectorConfigError::Read {
+    let text = crate::read::read_config_text(path).map_err(|e| CollectorConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        source: e.into_io_error(),
     })?;
     parse_collector(&text, path)
 }
@@ -653,6 +736,18 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
             })
         }
     };
+    let mut deployment = Vec::new();
+    if max_body < MAX_AGENT_BATCH_BODY {
+        let (line, col) = raw
+            .limits
+            .max_body
+            .as_ref()
+            .map_or((1, 1), |s| line_col(text, s.span().start));
+        deployment.push(format!(
+            "{}:{line}:{col}: [limits] max_body = {max_body} bytes is smaller than the largest batch an agent sends ({MAX_AGENT_BATCH_BODY} bytes = 8 MiB); expected at least {MAX_AGENT_BATCH_BODY}",
+            path.display()
+        ));
+    }
     let positive = |p: &mut Problems, v: &Option<Spanned<f64>>, default: f64, what: &str| match v {
         None => default,
         Some(s) if *s.get_ref() > 0.0 && s.get_ref().is_finite() => *s.get_ref(),
@@ -679,11 +774,26 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
             4
         }
     };
+    let max_connections = match &raw.limits.max_connections {
+        None => 512,
+        Some(s) if *s.get_ref() >= 8 && *s.get_ref() <= 1_000_000 => *s.get_ref() as usize,
+        Some(s) => {
+            p.at(s.span(), "max_connections must be between 8 and 1000000");
+            512
+        }
+    };
+    let tls_handshake_timeout = dur(
+        &mut p,
+        &raw.limits.tls_handshake_timeout,
+        Duration::from_secs(10),
+    );
     let limits = Limits {
         max_body,
         events_per_second_per_gateway,
         burst,
         concurrent_per_gateway,
+        max_connections,
+        tls_handshake_timeout,
     };
 
     let retention = Retention {
@@ -1002,6 +1112,52 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         p.file("notify.retry_min is larger than notify.retry_max");
     }
 
+    let mut gateway_info = Vec::new();
+    for (id, g) in &raw.gateway {
+        if !gateways.contains(id) {
+            p.at(
+                g.span(),
+                format!("[gateway.{id:?}]: gateway {id:?} is not in the `gateways` list"),
+            );
+        }
+        let g = g.get_ref();
+        let clean = |v: &Option<String>| {
+            v.as_ref()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        gateway_info.push(GatewayInfo {
+            id: id.clone(),
+            line: clean(&g.line),
+            location: clean(&g.location),
+        });
+    }
+
+    let year = |p: &mut Problems, v: &Option<Spanned<i64>>, default: i32| -> i32 {
+        match v {
+            None => default,
+            Some(s) if (1970..=9999).contains(s.get_ref()) => *s.get_ref() as i32,
+            Some(s) => {
+                p.at(
+                    s.span(),
+                    format!("year {} must be between 1970 and 9999", s.get_ref()),
+                );
+                default
+            }
+        }
+    };
+    let time = TimeConfig {
+        future_skew: dur(&mut p, &raw.time.future_skew, Duration::from_secs(600)),
+        min_year: year(&mut p, &raw.time.min_year, 1990),
+        max_year: year(&mut p, &raw.time.max_year, 2100),
+    };
+    if time.min_year > time.max_year {
+        p.file(format!(
+            "time.min_year {} is after time.max_year {}",
+            time.min_year, time.max_year
+        ));
+    }
+
     if !p.list.is_empty() {
         return Err(CollectorConfigError::Invalid(p.list));
     }
@@ -1022,6 +1178,9 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         receivers,
         routes,
         notify,
+        gateway_info,
+        time,
+        deployment,
     })
 }
 
@@ -1098,6 +1257,17 @@ pub fn labels_of(registry: &crate::registry::Registry) -> RegistryLabels {
             .scenarios
             .iter()
             .map(|s| (s.id.clone(), s.enterprise.clone()))
+            .collect(),
+        recipients: registry
+            .scenarios
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.recipient.name.clone(),
+                    s.recipient.country.clone(),
+                )
+            })
             .collect(),
     }
 }
@@ -1208,6 +1378,10 @@ mod tests {
         assert!(reg.enterprise("jinrong-bank").is_some_and(|e| e.ciio));
         assert_eq!(c.tokens.len(), 3);
         assert_eq!(c.receivers.len(), 4);
+        assert!(c
+            .gateway_info("gw-bj-01")
+            .is_some_and(|g| g.line.is_some() && g.location.is_some()));
+        assert!(c.deployment_problems().is_empty());
     }
 
     #[test]
@@ -1246,6 +1420,40 @@ mod tests {
             "gateways = []\n[[incidents.grade_rule]]\nkind = [\"nope\"]\ngrade = \"Major!\"\n";
         let err = parse_collector(bad, Path::new("c.toml")).expect_err("invalid");
         assert_eq!(err.to_string().lines().count(), 2, "{err}");
+    }
+
+    #[test]
+    fn gateway_metadata_time_and_connection_limits() {
+        let text = "gateways = [\"gw-a\", \"gw-b\"]\n\
+            [limits]\nmax_body = \"1 MiB\"\nmax_connections = 64\ntls_handshake_timeout = \"3s\"\n\
+            [time]\nfuture_skew = \"5m\"\n\
+            [gateway.gw-a]\nline = \"CN2 Beijing-Frankfurt\"\nlocation = \"Beijing Yizhuang\"\n";
+        let c = parse_collector(text, Path::new("c.toml")).expect("valid");
+        let g = c.gateway_info("gw-a").expect("gw-a metadata");
+        assert_eq!(g.line.as_deref(), Some("CN2 Beijing-Frankfurt"));
+        assert_eq!(g.location.as_deref(), Some("Beijing Yizhuang"));
+        assert!(c.gateway_info("gw-b").is_none());
+        assert_eq!(c.limits.max_connections, 64);
+        assert_eq!(c.limits.tls_handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.time.future_skew, Duration::from_secs(300));
+        assert_eq!((c.time.min_year, c.time.max_year), (1990, 2100));
+        let problems = c.deployment_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("c.toml:3:12: "), "{problems:?}");
+        assert!(
+            problems[0].contains("1048576") && problems[0].contains("8388608"),
+            "{problems:?}"
+        );
+        let ok = parse_collector("gateways = []\n", Path::new("c.toml")).expect("valid");
+        assert!(ok.deployment_problems().is_empty());
+        let bad = "gateways = [\"gw-a\"]\n[gateway.gw-z]\nline = \"x\"\n[time]\nmin_year = 2200\n";
+        let err = parse_collector(bad, Path::new("c.toml")).expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("gw-z") && text.contains("not in the `gateways` list"),
+            "{text}"
+        );
+        assert!(text.contains("min_year 2200 is after"), "{text}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Field names follow Suricata's EVE JSON where one exists (`timestamp`, `event_type`, `flow_id`,
 //! `src_ip`, `dest_port`, `app_proto`, `flow.pkts_toserver`, `tls.sni`, ...), so operators can
-//! read crossline output with the tools they already use. `DESIGN.md` ("Events") is the contract.
+//! read crossline output with the tools they already use. `docs/events.md` describes every field.
 //! Every field that does not apply to an event type is left out of the JSON, not written as null,
 //! except `alert.scenario` and `alert.enterprise`, which are always present (null when unknown).
 
@@ -177,7 +177,7 @@ pub enum Direction {
     External,
 }
 
-/// Classification result of a flow (DESIGN.md "Classification of a flow").
+/// Classification result of a flow (docs/legal.md, "Verdicts").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verdict {
@@ -255,7 +255,7 @@ pub struct Alert {
     pub enterprise: Option<String>,
     /// One human sentence; never contains a raw personal identifier.
     pub summary: String,
-    /// DOMAIN.md rule id, e.g. `XB-001`.
+    /// Rule id (docs/legal.md), e.g. `XB-001`.
     #[serde(default)]
     pub rule: String,
     /// Far end as matched: host name if known, else address.
@@ -301,7 +301,7 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Alert kinds of DOMAIN.md section 3; the serde names are the `alert.kind` values.
+/// Alert kinds (docs/legal.md, "Alert kinds"); the serde names are the `alert.kind` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
@@ -369,7 +369,7 @@ impl AlertKind {
         }
     }
 
-    /// DOMAIN.md rule id.
+    /// Rule id (docs/legal.md).
     pub fn rule(self) -> &'static str {
         match self {
             AlertKind::UnfiledExport => "XB-001",
@@ -392,7 +392,7 @@ impl AlertKind {
         }
     }
 
-    /// Default severity from DOMAIN.md section 3 (some kinds raise or lower it per case).
+    /// Default severity (docs/legal.md) (some kinds raise or lower it per case).
     pub fn default_severity(self) -> Severity {
         match self {
             AlertKind::UnfiledExport
@@ -480,6 +480,9 @@ pub struct Stats {
     /// Verdict counts of cross-border flows.
     #[serde(default)]
     pub verdicts: BTreeMap<String, u64>,
+    /// Flow records with the verdict `excluded`, per `[[exclude]]` entry name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub excluded: BTreeMap<String, u64>,
     /// Files read (offline) and any that could not be read completely.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_errors: Vec<String>,

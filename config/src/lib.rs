@@ -9,12 +9,16 @@
 pub mod agent;
 pub mod check;
 pub mod checks;
+pub mod cli_docs;
 pub mod collector;
 pub mod diag;
 pub mod event;
+pub mod holidays;
+pub mod limits;
 pub mod load;
 pub mod parse;
 pub mod raw;
+pub mod read;
 pub mod registry;
 pub mod time;
 

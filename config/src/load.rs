@@ -8,14 +8,16 @@
 //! [`AgentConfig`], which cannot hold a bad state. Warnings use the same format.
 
 use crate::agent::{
-    AgentConfig, CaptureConfig, DetectConfig, FsyncPolicy, MetricsConfig, Signature, SignatureKind,
-    UplinkConfig,
+    AgentConfig, CaptureConfig, DetectConfig, Exclude, FsyncPolicy, MetricsConfig, Signature,
+    SignatureKind, UplinkConfig,
 };
 use crate::checks::check_uscc;
 use crate::diag::{ConfigError, Diagnostic, Diagnostics};
+use crate::holidays::HolidayYear;
 use crate::parse::{
-    check_country, decode_hex, looks_like_ip, parse_byte_size, parse_day, parse_days,
-    parse_duration, parse_host_pattern, parse_hours, parse_ip_net, parse_service, valid_gateway_id,
+    check_country, decode_hex, looks_like_ip, parse_byte_size, parse_date_range, parse_day,
+    parse_days, parse_duration, parse_host_pattern, parse_hours, parse_ip_net, parse_service,
+    valid_gateway_id,
 };
 use crate::raw::{RawAgent, RawRegistry, RawScenario, S, V};
 use crate::registry::{
@@ -76,12 +78,12 @@ pub fn parse_registry(
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+    crate::read::read_config_text(path).map_err(|e| ConfigError {
         errors: vec![Diagnostic {
             file: path.to_path_buf(),
             line: 1,
             column: 1,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", e.reason()),
         }],
     })
 }
@@ -1096,19 +1098,22 @@ pub fn load_agent_config(
             }
         },
     };
-    let detect = detect_config(&mut d, path, &raw);
+    let mut detect = detect_config(&mut d, path, &raw);
+    detect.exclude = exclude_config(&mut d, &raw, &domestic);
+    detect.holidays = holidays_config(&mut d, &raw);
 
     // The registry, checked against the valid domestic prefixes.
     let mut registry_errors = Vec::new();
     let mut registry_warnings = Vec::new();
     let mut registry = None;
     let mut scenario_ids = Vec::new();
-    match std::fs::read_to_string(&registry_path) {
+    match crate::read::read_config_text(&registry_path) {
         Err(e) => d.error(
             &span(&raw.registry),
             format!(
-                "registry: cannot read {}: {e}, expected a registry file (relative paths are relative to this file's folder)",
-                registry_path.display()
+                "registry: cannot read {}: {}, expected a registry file (relative paths are relative to this file's folder)",
+                registry_path.display(),
+                e.reason()
             ),
         ),
         Ok(reg_text) => {
@@ -1238,6 +1243,14 @@ fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgen
             (m @ None, p) => *m = p,
             (Some(_), None) => {}
         }
+        merged
+            .exclude
+            .get_or_insert_with(Vec::new)
+            .extend(part.exclude.unwrap_or_default());
+        merged
+            .holidays
+            .get_or_insert_with(Vec::new)
+            .extend(part.holidays.unwrap_or_default());
     }
     let missing: Vec<String> = [
         ("gateway", merged.gateway.is_none()),
@@ -1267,7 +1280,169 @@ fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgen
         uplink: merged.uplink,
         metrics: merged.metrics.unwrap_or_default(),
         detect: merged.detect.unwrap_or_default(),
+        exclude: merged.exclude.unwrap_or_default(),
+        holidays: merged.holidays.unwrap_or_default(),
     })
+}
+
+/// `[[exclude]]` entries: a unique name, at least one of `prefixes`, `hosts`, `services`, every
+/// value valid, and no prefix inside the China side (it is matched against the foreign
+/// endpoint).
+fn exclude_config(d: &mut Diagnostics, raw: &RawAgent, domestic: &[IpNet]) -> Vec<Exclude> {
+    let mut out = Vec::with_capacity(raw.exclude.len());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for e in &raw.exclude {
+        let mut ok = check_id(d, "exclude.name", &e.name);
+        let name = e.name.get_ref().clone();
+        if ok {
+            if let Some(first) = names.get(&name) {
+                d.error(
+                    &span(&e.name),
+                    format!("exclude.name: duplicate name {name:?}, expected unique names (first defined on line {first})"),
+                );
+                ok = false;
+            } else {
+                names.insert(name.clone(), d.line_of(&span(&e.name)));
+            }
+        }
+        if e.prefixes.is_empty() && e.hosts.is_empty() && e.services.is_empty() {
+            d.error(
+                &span(&e.name),
+                format!("exclude {name:?}: no `prefixes`, `hosts` or `services`, expected at least one (an entry matching everything would hide every export)"),
+            );
+            ok = false;
+        }
+        let mut prefixes = Vec::with_capacity(e.prefixes.len());
+        for p in &e.prefixes {
+            match parse_ip_net(p.get_ref()) {
+                Ok(n) => {
+                    if let Some(dom) = domestic.iter().find(|dn| dn.covers(&n)) {
+                        d.error(
+                            &span(p),
+                            format!("exclude.prefixes: {n} lies inside the domestic prefix {dom}, expected a prefix of the foreign side (it is matched against the foreign endpoint, so it could never match)"),
+                        );
+                        ok = false;
+                    } else {
+                        prefixes.push(n);
+                    }
+                }
+                Err(msg) => {
+                    d.error(&span(p), format!("exclude.prefixes: {msg}"));
+                    ok = false;
+                }
+            }
+        }
+        let mut hosts = Vec::with_capacity(e.hosts.len());
+        for h in &e.hosts {
+            match parse_host_pattern(h.get_ref()) {
+                Ok(p) => hosts.push(p),
+                Err(msg) => {
+                    d.error(&span(h), format!("exclude.hosts: {msg}"));
+                    ok = false;
+                }
+            }
+        }
+        let mut services = Vec::with_capacity(e.services.len());
+        for sv in &e.services {
+            match parse_service(sv.get_ref()) {
+                Ok(x) => services.push(x),
+                Err(msg) => {
+                    d.error(&span(sv), format!("exclude.services: {msg}"));
+                    ok = false;
+                }
+            }
+        }
+        let any_address = prefixes.is_empty() || prefixes.iter().any(|p| p.prefix_len() == 0);
+        let any_service = services.is_empty() || services.contains(&Service::Any);
+        if ok && hosts.is_empty() && any_address && any_service {
+            d.warn(
+                &span(&e.name),
+                format!("exclude {name:?} matches every cross-border flow: no export would ever be checked; narrow its prefixes or services"),
+            );
+        }
+        if ok {
+            out.push(Exclude {
+                name,
+                prefixes,
+                hosts,
+                services,
+            });
+        }
+    }
+    out
+}
+
+/// `[[holidays]]` entries: one per year, dates inside that year, no day both off and worked.
+fn holidays_config(d: &mut Diagnostics, raw: &RawAgent) -> Vec<HolidayYear> {
+    let mut out: Vec<HolidayYear> = Vec::with_capacity(raw.holidays.len());
+    let mut lines: HashMap<i64, usize> = HashMap::new();
+    for h in &raw.holidays {
+        let Some(year) = int_in(d, "holidays.year", &h.year, 1990, 2200) else {
+            continue;
+        };
+        let year = year as i32;
+        let y = i64::from(year);
+        if let Some(first) = lines.get(&y) {
+            d.error(
+                &span(&h.year),
+                format!("holidays.year: {year} is listed twice, expected one [[holidays]] entry per year (first on line {first})"),
+            );
+            continue;
+        }
+        lines.insert(y, d.line_of(&span(&h.year)));
+        let mut ok = true;
+        let mut dates = |key: &str, list: &[S], d: &mut Diagnostics| -> Vec<Date> {
+            let mut v = Vec::new();
+            for item in list {
+                match parse_date_range(item.get_ref()) {
+                    Ok((a, b)) if a.year != year || b.year != year => {
+                        d.error(
+                            &span(item),
+                            format!("holidays.{key}: {:?} is not in {year}, expected dates of the entry's year", item.get_ref()),
+                        );
+                        ok = false;
+                    }
+                    Ok((a, b)) => {
+                        for day in a.days_since_epoch()..=b.days_since_epoch() {
+                            v.push(Date::from_days(day));
+                        }
+                    }
+                    Err(msg) => {
+                        d.error(&span(item), format!("holidays.{key}: {msg}"));
+                        ok = false;
+                    }
+                }
+            }
+            v
+        };
+        let off = dates("off", &h.off, d);
+        let workdays = dates("workdays", &h.workdays, d);
+        for item in &h.workdays {
+            if let Ok((a, b)) = parse_date_range(item.get_ref()) {
+                if let Some(both) = off.iter().find(|o| a <= **o && **o <= b) {
+                    d.error(
+                        &span(item),
+                        format!("holidays.workdays: {both} is also listed in `off`, expected a day to be either off or a make-up working day"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if off.is_empty() && workdays.is_empty() && ok {
+            d.warn(
+                &span(&h.year),
+                format!("holidays: the entry for {year} lists no `off` days and no `workdays`: every Monday to Friday of {year} counts as a working day"),
+            );
+        }
+        if ok {
+            out.push(HolidayYear {
+                year,
+                off,
+                workdays,
+            });
+        }
+    }
+    out
 }
 
 fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
@@ -1341,6 +1516,21 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             out.filter = Some(f.get_ref().clone());
         }
     }
+    if let Some(u) = &c.user {
+        let v = u.get_ref();
+        let first_ok = v.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_');
+        let rest_ok = v
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
+        if first_ok && rest_ok && v.len() <= 32 {
+            out.user = Some(v.clone());
+        } else {
+            d.error(
+                &span(u),
+                format!("capture.user: {v:?} is not a user name, expected at most 32 of a-z 0-9 _ - starting with a letter or _ (such as \"crossline\")"),
+            );
+        }
+    }
     let timeouts: [(&str, &Option<V>, &mut Duration); 6] = [
         (
             "capture.tcp_established_timeout",
@@ -1410,6 +1600,9 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
     }
     out
 }
+
+/// Default `uplink.batch_bytes`: 2 MiB, a quarter of the largest body a collector accepts.
+pub const DEFAULT_BATCH_BYTES: usize = 2 << 20;
 
 fn uplink_config(
     d: &mut Diagnostics,
@@ -1514,6 +1707,27 @@ fn uplink_config(
             500
         }) as usize,
     };
+    let batch_bytes = match &raw.batch_bytes {
+        None => DEFAULT_BATCH_BYTES,
+        Some(v) => match byte_size(d, "uplink.batch_bytes", v) {
+            Some(n) if (1024..=crate::limits::MAX_BATCH_BODY as u64).contains(&n) => n as usize,
+            Some(n) => {
+                d.error(
+                    &span(v),
+                    format!(
+                        "uplink.batch_bytes: {n} bytes, expected 1 KiB to {} bytes (8 MiB, the largest batch body a collector accepts)",
+                        crate::limits::MAX_BATCH_BODY
+                    ),
+                );
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+            None => {
+                ok = false;
+                DEFAULT_BATCH_BYTES
+            }
+        },
+    };
     let mut dur = |d: &mut Diagnostics, key: &str, v: &Option<V>, default: Duration| -> Duration {
         match v {
             None => default,
@@ -1575,6 +1789,7 @@ fn uplink_config(
         spool_segment_bytes,
         fsync,
         batch_events,
+        batch_bytes,
         batch_interval,
         send_flows: raw.send_flows.unwrap_or(true),
         backoff_min,

@@ -275,6 +275,44 @@ pub fn parse_service(s: &str) -> Result<Service, String> {
     })
 }
 
+/// Parse a calendar date written `YYYY-MM-DD`.
+pub fn parse_date_text(s: &str) -> Result<crate::time::Date, String> {
+    let expected = "expected a date such as \"2027-02-06\"";
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(format!("{s:?} is not a date, {expected}"));
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    match (num(0..4), num(5..7), num(8..10)) {
+        (Some(y), Some(m), Some(d)) => crate::time::Date::new(y as i32, m as u8, d as u8)
+            .ok_or_else(|| format!("{s:?} is not a calendar date, {expected}")),
+        _ => Err(format!("{s:?} is not a date, {expected}")),
+    }
+}
+
+/// Parse a date or an inclusive range of dates, `"2027-02-06..2027-02-13"`.
+pub fn parse_date_range(s: &str) -> Result<(crate::time::Date, crate::time::Date), String> {
+    match s.split_once("..") {
+        None => parse_date_text(s).map(|d| (d, d)),
+        Some((a, b)) => {
+            let (a, b) = (parse_date_text(a)?, parse_date_text(b)?);
+            if a > b {
+                return Err(format!(
+                    "{s:?} ends before it starts, expected FIRST..LAST with FIRST <= LAST"
+                ));
+            }
+            Ok((a, b))
+        }
+    }
+}
+
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Index of a day name (`mon` = 0 .. `sun` = 6).
@@ -404,7 +442,7 @@ pub fn valid_gateway_id(s: &str) -> bool {
 
 /// Decode a hex string (even length, `0-9a-fA-F`).
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |b: u8| -> Option<u8> {

@@ -132,6 +132,38 @@ pub struct RawAgent {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub detect: RawDetect,
+    /// `[[exclude]]`.
+    #[serde(default)]
+    pub exclude: Vec<RawExclude>,
+    /// `[[holidays]]`.
+    #[serde(default)]
+    pub holidays: Vec<RawHolidays>,
+}
+
+/// `[[exclude]]`: infrastructure traffic that is not a data export.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExclude {
+    pub name: S,
+    #[serde(default)]
+    pub prefixes: Vec<S>,
+    #[serde(default)]
+    pub hosts: Vec<S>,
+    #[serde(default)]
+    pub services: Vec<S>,
+}
+
+/// `[[holidays]]`: one year's holiday schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHolidays {
+    pub year: Spanned<i64>,
+    /// Days off: `"2027-01-01"` or a range `"2027-02-06..2027-02-13"`.
+    #[serde(default)]
+    pub off: Vec<S>,
+    /// Make-up working days (weekend days worked).
+    #[serde(default)]
+    pub workdays: Vec<S>,
 }
 
 /// One section of `agent.toml` read on its own (every key optional), used to report the
@@ -146,6 +178,8 @@ pub struct RawAgentPart {
     pub uplink: Option<Spanned<RawUplink>>,
     pub metrics: Option<RawMetrics>,
     pub detect: Option<RawDetect>,
+    pub exclude: Option<Vec<RawExclude>>,
+    pub holidays: Option<Vec<RawHolidays>>,
 }
 
 /// `[capture]`; every key optional.
@@ -159,6 +193,7 @@ pub struct RawCapture {
     pub flows_per_worker: Option<Spanned<i64>>,
     pub queue_batches: Option<Spanned<i64>>,
     pub filter: Option<S>,
+    pub user: Option<S>,
     pub tcp_established_timeout: Option<V>,
     pub tcp_unestablished_timeout: Option<V>,
     pub tcp_closed_timeout: Option<V>,
@@ -186,6 +221,7 @@ pub struct RawUplink {
     pub spool_segment_bytes: Option<V>,
     pub fsync: Option<S>,
     pub batch_events: Option<Spanned<i64>>,
+    pub batch_bytes: Option<V>,
     pub batch_interval: Option<V>,
     pub send_flows: Option<bool>,
     pub backoff_min: Option<V>,

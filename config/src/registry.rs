@@ -1,4 +1,4 @@
-//! The validated registry of filed transfer scenarios (DESIGN.md "Registry").
+//! The validated registry of filed transfer scenarios (docs/registry.md).
 //!
 //! These types cannot hold a bad state: every value has been checked by [`crate::load`] and the
 //! raw serde structures in `raw.rs`. Classification compiles them into matchers.
@@ -72,7 +72,7 @@ impl Scenario {
     }
 }
 
-/// Legal basis of a filing (DOMAIN.md section 1).
+/// Legal basis of a filing (docs/legal.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Basis {
     SecurityAssessment,

@@ -96,7 +96,7 @@ fn reference_luhn(digits: &[u8]) -> bool {
             d / 10 + d % 10
         })
         .sum();
-    total % 10 == 0
+    total.is_multiple_of(10)
 }
 
 proptest! {

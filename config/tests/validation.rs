@@ -1048,8 +1048,13 @@ fn check_summary_lists_what_an_operator_needs() {
         "security_assessment      2",
         "exemption                9  (art3 2, art4 1, art5_contract 3, art5_hr 1, art5_emergency 1, art5_small 1)",
         "ftz_negative_list        2",
-        "expiring within 60 days of 2026-11-27: 1",
-        "CERT-2024-0009 (xuanwu-shop, FICTIONAL-CERT-2024-0009) valid until 2027-01-15 (49 days left)",
+        // Working days since expiry warnings count them; 2027 has no built-in schedule, so this
+        // filing's figure is in calendar days and says so.
+        "expiring within 60 working days of 2026-11-27: 1",
+        "CERT-2024-0009 (xuanwu-shop, FICTIONAL-CERT-2024-0009) valid until 2027-01-15 (49 calendar days left: no holiday schedule for 2027)",
+        "working days: holiday schedules for 2024, 2025, 2026",
+        "no schedule for 2027",
+        "exclude:      1 entry (public-resolvers)",
         "warnings:     2",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
@@ -1165,4 +1170,28 @@ fn bad_example_agent_lists_every_mistake_of_both_files() {
         "{errors:#?}"
     );
     assert_eq!(crossline_config::check_command(path, today()), 2);
+}
+
+#[test]
+fn check_summary_lists_filings_not_yet_valid() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/agent.toml"
+    ));
+    let early = Date::new(2025, 6, 1).expect("valid");
+    let (cfg, warnings) = load_agent_config(path, early).expect("valid");
+    let later = cfg
+        .registry
+        .scenarios
+        .iter()
+        .filter(|s| s.valid_from > early)
+        .count();
+    assert!(later > 0);
+    let text = crossline_config::check::summary(&cfg, &warnings, early);
+    assert!(
+        text.contains(&format!(
+            "not yet valid on 2025-06-01: {later} (traffic before valid_from is flagged filing_not_yet_valid)"
+        )),
+        "{text}"
+    );
 }

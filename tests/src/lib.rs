@@ -806,9 +806,10 @@ impl Collector {
         api_items(self.setup.api, &self.setup.token, "/api/v1/incidents")
     }
 
-    /// The collector's `/metrics` text.
+    /// The collector's `/metrics` text, as the regulator sees it (per-enterprise series need
+    /// a regulator or operator token).
     pub fn metrics(&self) -> Result<String> {
-        Ok(http_get(self.setup.api, "/metrics", None)?.body)
+        Ok(http_get(self.setup.api, "/metrics", Some(&self.setup.token))?.body)
     }
 }
 

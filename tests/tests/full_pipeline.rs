@@ -228,10 +228,12 @@ fn full_pipeline_agent_collector_prometheus_alertmanager() {
         &prom_cfg,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
-             scrape_configs:\n  - job_name: crossline-collector\n    static_configs:\n      \
+             scrape_configs:\n  - job_name: crossline-collector\n    authorization:\n      \
+             credentials: '{}'\n    static_configs:\n      \
              - targets: ['{}']\n  - job_name: crossline-agent\n    static_configs:\n      \
              - targets: ['{agent_metrics}']\n",
             rules.display(),
+            setup.token,
             setup.api
         ),
     )

@@ -4,13 +4,14 @@
 //! whose cost does not grow with the number of scenarios: longest-prefix tables (one hash table
 //! per prefix length present, see [`prefix`]) for the domestic side, the scenario sources and
 //! the CIDR destinations, hash maps walked label by label for host names, and a compact array of
-//! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies DESIGN.md's order
+//! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies the order of docs/legal.md
 //! ("first miss wins"):
 //!
 //! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled`
 //! 2. none of those lists the foreign end in `destinations` -> `recipient_not_filed`
 //! 3. none of those lists the service -> `service_not_filed`
-//! 4. none of those is valid on the flow's Beijing date -> `filing_expired`
+//! 4. none of those is valid on the flow's Beijing date -> `filing_expired`, or
+//!    `filing_not_yet_valid` when the date is before every such filing's `valid_from`
 //! 5. none of those allows the flow's Beijing time -> `outside_window`
 //! 6. `filed`, by the most specific scenario: longest source prefix, then exact host over
 //!    wildcard over CIDR, then lowest id.
@@ -22,15 +23,21 @@
 //!
 //! The domestic endpoint is always the exporter, also when the foreign side opened the
 //! connection (`direction = import`); the service is always the responder's protocol and port.
-//! Host names are tried in the order TLS SNI, QUIC SNI, HTTP Host, DNS name; a scenario takes the
-//! most specific name match (exact over wildcard over CIDR), ties going to the earlier name. When
-//! the ClientHello offered ECH the SNI (an outer, cover name) is never used.
+//! Names: the flow's own names (TLS SNI, QUIC SNI, HTTP Host, tried in that order) decide when
+//! the flow carries one; the name DNS answers gave for the responder address is used only when
+//! it carries none (a CDN or cloud address serves many names, so a filed name learned for the
+//! address never covers a flow that names another host). A scenario takes the most specific
+//! match (exact over wildcard over CIDR), ties going to the earlier name. When the ClientHello
+//! offered ECH the SNI (an outer, cover name) is never used. Every name describes the
+//! responder: when the foreign end initiated the flow (`import`), names never file it; only its
+//! address can.
 //!
 //! Time: the verdict is judged at the time of the first packet the record covers — the flow's
 //! first packet for a normal record; for records following an active-timeout record, the caller
 //! passes the last packet time of the previous record (see `detect`).
 #![warn(missing_docs)]
 
+pub mod exclude;
 pub mod hosts;
 pub mod lists;
 pub mod prefix;
@@ -122,6 +129,8 @@ struct Candidate {
     name: Option<NameSource>,
     /// Checks passed: 1 source, 2 destination, 3 service, 4 validity, 5 window.
     stage: u8,
+    /// Failed validity because the flow's date is before `valid_from`.
+    early: bool,
 }
 
 /// Reusable buffers so that classification does not allocate in the steady state.
@@ -297,6 +306,7 @@ impl Compiled {
                     dest: DestMatch::None,
                     name: None,
                     stage: 1,
+                    early: false,
                 });
             }
         });
@@ -307,20 +317,29 @@ impl Compiled {
         cands.sort_unstable_by(|a, b| a.index.cmp(&b.index).then(b.source_len.cmp(&a.source_len)));
         cands.dedup_by_key(|c| c.index);
 
-        // 2. Destinations: CIDR, then names in order of preference.
+        // 2. Destinations: CIDR, then names. The flow's own names (TLS SNI, QUIC SNI, HTTP
+        // Host) decide when the flow carries one; the DNS-learned name is only the fallback for
+        // flows without one (a CDN address serves many names). Own names and the DNS name
+        // (learned for the responder address) name the responder: when the foreign end
+        // initiated the flow they describe the domestic server, so only the address can file it.
         self.dest_nets.for_each_match(foreign, |_, vals| {
             mark(cands, vals, DestMatch::Cidr, None);
         });
-        if !self.dest_hosts.is_empty() {
+        if !self.dest_hosts.is_empty() && direction == Direction::Export {
             let sni_ok = !s.ech;
-            let names = [
+            let own = [
                 (if sni_ok { s.tls_sni } else { None }, NameSource::Tls),
                 (if sni_ok { s.quic_sni } else { None }, NameSource::Quic),
                 (s.http_host, NameSource::Http),
-                (s.dns_name, NameSource::Dns),
             ];
+            let dns = [(s.dns_name, NameSource::Dns)];
+            let names: &[(Option<&str>, NameSource)] = if own.iter().any(|(n, _)| n.is_some()) {
+                &own
+            } else {
+                &dns
+            };
             let mut buf = [0u8; MAX_NAME];
-            for (name, source) in names {
+            for &(name, source) in names {
                 let Some(name) = name else { continue };
                 let Some(name) = normalise(name, &mut buf) else {
                     continue;
@@ -351,7 +370,11 @@ impl Compiled {
                 continue;
             }
             c.stage = 3;
-            if today < rule.valid_from || today > rule.valid_until {
+            if today < rule.valid_from {
+                c.early = true;
+                continue;
+            }
+            if today > rule.valid_until {
                 continue;
             }
             c.stage = 4;
@@ -364,10 +387,12 @@ impl Compiled {
         }
 
         let furthest = cands.iter().map(|c| c.stage).max().unwrap_or(1);
+        // Step 4: "not yet valid" only when every candidate that reached it starts later.
+        let not_yet = furthest == 3 && cands.iter().all(|c| c.stage != 3 || c.early);
         let scen = &self.registry.scenarios;
         let best = cands
             .iter()
-            .filter(|c| c.stage == furthest)
+            .filter(|c| c.stage == furthest && (furthest != 3 || c.early == not_yet))
             .min_by(|a, b| {
                 b.source_len
                     .cmp(&a.source_len)
@@ -378,6 +403,7 @@ impl Compiled {
         out.status = match furthest {
             1 => VerdictStatus::RecipientNotFiled,
             2 => VerdictStatus::ServiceNotFiled,
+            3 if not_yet => VerdictStatus::FilingNotYetValid,
             3 => VerdictStatus::FilingExpired,
             4 => VerdictStatus::OutsideWindow,
             _ => VerdictStatus::Filed,

@@ -285,3 +285,77 @@ fn owner_of_source() {
     assert_eq!(c.registry.enterprises[e as usize].id, "acme");
     assert_eq!(c.owner_of("10.77.0.1".parse().expect("ip")), None);
 }
+
+#[test]
+fn own_name_decides_dns_name_only_without_one_and_never_for_a_foreign_initiator() {
+    let c = compiled();
+    let t = monday_10();
+    let mut scratch = Scratch::default();
+    // DNS says the address serves a filed name, but the flow names another host.
+    let mut f = flow("10.1.5.5", 1, "192.0.2.1", 443);
+    f.dns_name = Some("y.cro.example");
+    f.http_host = Some("a.cdn-other.example");
+    let r = c.classify(&f, t, &mut scratch);
+    assert_eq!(
+        (r.status, r.name_source),
+        (VerdictStatus::RecipientNotFiled, None)
+    );
+    // Without a name of its own, the DNS name files it.
+    f.http_host = None;
+    let r = c.classify(&f, t, &mut scratch);
+    assert_eq!(
+        (r.status, r.name_source),
+        (VerdictStatus::Filed, Some(NameSource::Dns))
+    );
+    // A foreign client naming a filed host: the name is the domestic server's.
+    let mut f = flow("192.0.2.1", 50000, "10.1.5.5", 443);
+    f.tls_sni = Some("x.cro.example");
+    let r = c.classify(&f, t, &mut scratch);
+    assert_eq!(
+        (r.direction, r.status, r.name_source),
+        (Direction::Import, VerdictStatus::RecipientNotFiled, None)
+    );
+    f.tls_sni = None;
+    f.dns_name = Some("x.cro.example");
+    assert_eq!(
+        c.classify(&f, t, &mut scratch).status,
+        VerdictStatus::RecipientNotFiled
+    );
+}
+
+#[test]
+fn not_yet_valid_only_when_every_candidate_starts_later() {
+    let extra = |id: &str, from: &str, until: &str| {
+        format!(
+            "\n[[scenario]]\nid = \"{id}\"\nenterprise = \"beta\"\nbasis = \"standard_contract\"\nfiling_ref = \"F-{id}\"\nrecipient = {{ name = \"Example Partner\", country = \"JP\" }}\nactivity = \"manufacturing\"\ndata = [\"none\"]\nvalid_from = {from}\nvalid_until = {until}\nsources = [\"10.20.0.0/16\"]\ndestinations = [\"203.0.113.0/24\"]\n"
+        )
+    };
+    let later = format!(
+        "{REGISTRY}{}{}",
+        extra("S-L1", "2026-05-01", "2028-04-30"),
+        extra("S-L2", "2026-04-01", "2028-03-31")
+    );
+    let c = Compiled::new(registry(&later), &domestic());
+    let f = flow("10.20.0.1", 1, "203.0.113.9", 443);
+    let t = monday_10();
+    // The lowest id among equals, whatever its start date.
+    assert_eq!(
+        judge(&c, &f, t),
+        (VerdictStatus::FilingNotYetValid, Some("S-L1".into()))
+    );
+    assert_eq!(
+        judge(&c, &f, beijing_micros(2026, 4, 1, 0, 0, 0)),
+        (VerdictStatus::Filed, Some("S-L2".into()))
+    );
+    // One candidate expired, one not started: expired, naming the expired one.
+    let mixed = format!(
+        "{REGISTRY}{}{}",
+        extra("S-L1", "2026-05-01", "2028-04-30"),
+        extra("S-OLD", "2023-01-01", "2026-01-31")
+    );
+    let c = Compiled::new(registry(&mixed), &domestic());
+    assert_eq!(
+        judge(&c, &f, t),
+        (VerdictStatus::FilingExpired, Some("S-OLD".into()))
+    );
+}

@@ -1,6 +1,6 @@
 //! Counters shared by all workers: daily bytes and hourly baselines per scenario (caps and
 //! surges), distinct persons per enterprise and year, foreign sources per domestic service (line
-//! misuse), and once-a-day expiry warnings.
+//! misuse), and expiry warnings sent (once per filing per level).
 //!
 //! Each book sits behind its own mutex and is touched once per flow record (or once per personal
 //! identifier found), never per packet. Scenario counters are keyed by scenario id so they
@@ -521,17 +521,17 @@ impl MisuseBook {
     }
 }
 
-/// Expiry warnings already sent: (scenario id, Beijing day).
+/// Expiry warnings already sent: (scenario id, last valid day, level in working days). Bounded
+/// by the registry: at most one entry per scenario, validity and level.
 #[derive(Debug, Default)]
 pub struct ExpiryBook {
-    sent: HashSet<(String, Date)>,
+    sent: HashSet<(String, Date, u32)>,
 }
 
 impl ExpiryBook {
-    /// True the first time for this scenario and day.
-    pub fn first(&mut self, scenario: &str, day: Date) -> bool {
-        self.sent.retain(|(_, d)| *d >= day);
-        self.sent.insert((scenario.to_string(), day))
+    /// True the first time for this scenario, last valid day and level.
+    pub fn first(&mut self, scenario: &str, valid_until: Date, level: u32) -> bool {
+        self.sent.insert((scenario.to_string(), valid_until, level))
     }
 }
 

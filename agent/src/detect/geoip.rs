@@ -5,6 +5,9 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::Path;
 
+/// Largest GeoIP database read (a city database is about 70 MiB; a country one about 10).
+pub const MAX_GEOIP_BYTES: u64 = 256 << 20;
+
 /// An opened country database.
 #[derive(Debug)]
 pub struct GeoIp {
@@ -23,10 +26,12 @@ struct Iso<'a> {
 }
 
 impl GeoIp {
-    /// Open a database file.
+    /// Open a database file: a regular file of at most [`MAX_GEOIP_BYTES`], read whole.
     pub fn open(path: &Path) -> Result<GeoIp, maxminddb::MaxMindDBError> {
+        let bytes = crossline_config::read::read_limited(path, MAX_GEOIP_BYTES)
+            .map_err(|e| maxminddb::MaxMindDBError::IoError(e.reason()))?;
         Ok(GeoIp {
-            reader: maxminddb::Reader::open_readfile(path)?,
+            reader: maxminddb::Reader::from_source(bytes)?,
         })
     }
 

@@ -11,9 +11,11 @@
 //! [`crate::classify`]), fills `direction`, `export_bytes` and `verdict`, and raises alerts:
 //! the verdict's alert, `volume_cap_exceeded`, `volume_surge`, `country_mismatch`,
 //! `personal_info_cleartext`, `negative_list_category`, `important_data_marker`,
-//! `opaque_tunnel`, `line_misuse`. Per tick it emits `filing_expiring`, `persons_threshold`,
-//! `sensor_gap` (worker 0 only, since health figures are line totals) and the folded follow-ups
-//! of [`shaping`].
+//! `opaque_tunnel`, `line_misuse`. A flow matching an `[[exclude]]` entry of the agent config
+//! (see [`crate::classify::exclude`]) gets the verdict `excluded` and raises nothing. Per tick it
+//! emits `filing_expiring` (once per filing per level of working days left),
+//! `persons_threshold`, `sensor_gap` (worker 0 only, since health figures are line totals) and
+//! the folded follow-ups of [`shaping`].
 //!
 //! Long flows: counts use the deltas between the records of a flow (the flow state remembers
 //! what it already accounted), so an active-timeout record never counts bytes twice. A record is
@@ -47,15 +49,17 @@ pub mod shaping;
 pub mod signatures;
 
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::classify::exclude::Exclusions;
 use crate::classify::{transport_of, Classification, Compiled, NameSource, Scratch};
 use counters::{
     ExpiryBook, MisuseBook, OwnerRef, PersonsBook, PersonsLimits, PersonsOwner, SurgeRule,
     VolumeBook,
 };
-use crossline_config::agent::{AgentConfig, DetectConfig, SignatureKind};
+use crossline_config::agent::{expiry_levels, AgentConfig, DetectConfig, SignatureKind};
 use crossline_config::event::{
     Alert, AlertKind, Direction, Event, EventType, Severity, Verdict, VerdictStatus,
 };
+use crossline_config::holidays::WorkCalendar;
 use crossline_config::registry::{Basis, DataCategory, Service, Transport};
 use crossline_config::time::{shanghai, Date};
 use hmac::{Hmac, Mac};
@@ -64,7 +68,7 @@ use reload::SharedRegistry;
 use sha2::Sha256;
 use signatures::SignatureSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use geoip::GeoIp;
@@ -128,6 +132,14 @@ pub struct DetectShared {
     expiry: Mutex<ExpiryBook>,
     /// Personal identifiers found (all workers).
     pi_found: AtomicU64,
+    /// `[[exclude]]` entries.
+    exclusions: Exclusions,
+    /// Working days: the shipped holiday schedules plus the config's `[[holidays]]`.
+    calendar: WorkCalendar,
+    /// Expiry computations that fell back to calendar days (a year without a schedule).
+    calendar_fallbacks: AtomicU64,
+    /// The fallback has been logged (once per run).
+    calendar_warned: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -166,6 +178,10 @@ impl DetectShared {
         Ok(Arc::new(DetectShared {
             gateway: gateway.to_string(),
             signatures: SignatureSet::new(&cfg.signatures),
+            exclusions: Exclusions::new(&cfg.exclude),
+            calendar: WorkCalendar::new(&cfg.holidays),
+            calendar_fallbacks: AtomicU64::new(0),
+            calendar_warned: AtomicBool::new(false),
             cfg,
             registry: Arc::new(registry),
             geoip,
@@ -235,6 +251,43 @@ impl DetectShared {
         self.pi_found.load(Ordering::Relaxed)
     }
 
+    /// The `[[exclude]]` entries.
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
+    }
+
+    /// The working-day calendar used for expiry warnings.
+    pub fn calendar(&self) -> &WorkCalendar {
+        &self.calendar
+    }
+
+    /// Expiry computations that fell back to calendar days because a year had no holiday
+    /// schedule (logged once, counted every time).
+    pub fn calendar_fallbacks(&self) -> u64 {
+        self.calendar_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Working days after `today` up to `until` (see [`WorkCalendar::working_days_after`]);
+    /// calendar days, counted and logged once, when the schedule of a year in between is not
+    /// known. The flag says whether working days were counted.
+    pub fn days_left(&self, today: Date, until: Date) -> (i64, bool) {
+        if let Some(n) = self.calendar.working_days_after(today, until) {
+            return (n, true);
+        }
+        self.calendar_fallbacks.fetch_add(1, Ordering::Relaxed);
+        if !self.calendar_warned.swap(true, Ordering::Relaxed) {
+            let years = self.calendar.years();
+            eprintln!(
+                "crossline-agent: warning: no holiday schedule for a year between {today} and {until} (known: {}); expiry warnings count calendar days instead of working days until one is added with [[holidays]] in the agent config",
+                match (years.first(), years.last()) {
+                    (Some(a), Some(b)) => format!("{a}-{b}"),
+                    _ => "none".to_string(),
+                }
+            );
+        }
+        (until.days_since_epoch() - today.days_since_epoch(), false)
+    }
+
     fn person_hash(&self, kind: PiKind, ident: &[u8]) -> u64 {
         let mut mac = self.hmac.clone();
         mac.update(&[kind as u8]);
@@ -246,7 +299,7 @@ impl DetectShared {
     }
 }
 
-/// Yearly person limits of an enterprise (DOMAIN.md section 1, O16 arts. 5(4), 7, 8):
+/// Yearly person limits of an enterprise (docs/legal.md, O16 arts. 5(4), 7, 8):
 /// the largest `persons_per_year` any of its scenarios declares; else 1,000,000 (the
 /// security-assessment threshold) when it files by standard contract, certification or
 /// security assessment; else 100,000 (the art. 5(4) exemption ceiling). Sensitive personal
@@ -293,6 +346,8 @@ const F_DIR_KNOWN: u8 = 1;
 const F_CROSS: u8 = 2;
 const F_EXPORT_FROM_INITIATOR: u8 = 4;
 const F_SAMPLED: u8 = 8;
+/// Cross-border and matched by an address-only `[[exclude]]` entry: not scanned.
+const F_EXCLUDED: u8 = 16;
 
 /// Interval of the data plane's ticks.
 const TICK_MICROS: i64 = 1_000_000;
@@ -569,12 +624,22 @@ impl Analysis for Classifier {
             state.flags |= F_DIR_KNOWN;
             if i != r {
                 state.flags |= F_CROSS;
+                let foreign = if i { view.responder } else { view.initiator };
+                if !self.shared.exclusions.is_empty()
+                    && self.shared.exclusions.matches_by_address(
+                        foreign,
+                        view.ip_proto,
+                        view.responder_port,
+                    )
+                {
+                    state.flags |= F_EXCLUDED;
+                }
             }
             if i {
                 state.flags |= F_EXPORT_FROM_INITIATOR;
             }
         }
-        if state.flags & F_CROSS == 0 {
+        if state.flags & (F_CROSS | F_EXCLUDED) != F_CROSS {
             return;
         }
         let export_from_initiator = state.flags & F_EXPORT_FROM_INITIATOR != 0;
@@ -641,6 +706,31 @@ impl Analysis for Classifier {
         };
         let c = self.compiled.classify(s, judge, &mut self.scratch);
         let final_record = s.reason != EndReason::ActiveTimeout;
+
+        // `[[exclude]]`: infrastructure traffic, checked before step 1. Written and counted
+        // (by the writer, per entry name), never alerted on.
+        if let Some(x) = self.shared.exclusions.matches(s, &c) {
+            event.direction = Some(c.direction);
+            event.export_bytes = Some(match c.direction {
+                Direction::Export => s.bytes_fwd,
+                _ => s.bytes_rev,
+            });
+            event.verdict = Some(Verdict {
+                status: VerdictStatus::Excluded,
+                scenario: None,
+                enterprise: None,
+                name_source: None,
+                ech: c.ech,
+                exclude: self.shared.exclusions.names().nth(x).map(str::to_string),
+            });
+            state.last_record_micros = s.last_micros;
+            state.pi_counts = [0; 4];
+            state.sig_hits = 0;
+            if final_record {
+                state.evidence = None;
+            }
+            return;
+        }
 
         let (export_bytes, export_payload) = match c.direction {
             Direction::Export => (s.bytes_fwd, s.payload_fwd),
@@ -731,10 +821,12 @@ impl Analysis for Classifier {
                         let sc = c.scenario.map(|i| compiled.scenario(i));
                         let day = shanghai(judge.div_euclid(1_000_000)).date;
                         match sc {
-                            Some(sc) if day < sc.valid_from => {
-                                format!("scenario {} is valid only from {}", sc.id, sc.valid_from)
-                            }
-                            Some(sc) => format!("scenario {} expired on {}", sc.id, sc.valid_until),
+                            Some(sc) => format!(
+                                "scenario {} expired on {} ({} days before this flow)",
+                                sc.id,
+                                sc.valid_until,
+                                day.days_since_epoch() - sc.valid_until.days_since_epoch()
+                            ),
                             None => "the filing is not valid on this date".to_string(),
                         }
                     }
@@ -748,9 +840,16 @@ impl Analysis for Classifier {
                         )
                     }
                     VerdictStatus::FilingNotYetValid => {
+                        let day = shanghai(judge.div_euclid(1_000_000)).date;
                         match c.scenario.map(|i| compiled.scenario(i)) {
                             Some(sc) => {
-                                format!("scenario {} is valid only from {}", sc.id, sc.valid_from)
+                                let n = sc.valid_from.days_since_epoch() - day.days_since_epoch();
+                                format!(
+                                    "scenario {} starts on {} ({n} day{} later): it does not cover transfers before then",
+                                    sc.id,
+                                    sc.valid_from,
+                                    if n == 1 { "" } else { "s" }
+                                )
                             }
                             None => "the filing is not valid yet on this date".to_string(),
                         }
@@ -769,6 +868,22 @@ impl Analysis for Classifier {
                     format!("{}: {why}", tx().flow_desc),
                 );
                 set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
+                if let (Some(a), Some(sc)) =
+                    (e.alert.as_mut(), c.scenario.map(|i| compiled.scenario(i)))
+                {
+                    if matches!(
+                        c.status,
+                        VerdictStatus::FilingExpired | VerdictStatus::FilingNotYetValid
+                    ) {
+                        a.valid_from = Some(sc.valid_from.to_string());
+                        a.valid_until = Some(sc.valid_until.to_string());
+                    }
+                    if c.status == VerdictStatus::FilingNotYetValid {
+                        let day = shanghai(judge.div_euclid(1_000_000)).date;
+                        a.days_left =
+                            Some(sc.valid_from.days_since_epoch() - day.days_since_epoch());
+                    }
+                }
                 alerts.push(e);
             }
         }
@@ -1086,23 +1201,47 @@ impl Analysis for Classifier {
         }
         let ts = crossline_config::event::format_timestamp_micros(now);
 
-        // Expiry warnings, checked when the Beijing day changes; once per scenario per day
-        // across workers.
+        // Expiry warnings, checked when the Beijing day changes: once per filing (and last
+        // valid day, so a renewed filing warns again) per level reached, across workers. Days
+        // left are working days (CAC Order 16 art. 9), calendar days where no holiday
+        // schedule is known (see `DetectShared::days_left`).
         let today = shanghai(now.div_euclid(1_000_000)).date;
         if self.expiry_day != Some(today) {
             self.expiry_day = Some(today);
-            let warn = i64::from(self.shared.cfg.expiry_warning_days);
+            let levels = expiry_levels(self.shared.cfg.expiry_warning_days);
+            let first = i64::from(levels[0]);
             let compiled = Arc::clone(&self.compiled);
             for (i, sc) in compiled.registry.scenarios.iter().enumerate() {
-                let left = sc.valid_until.days_since_epoch() - today.days_since_epoch();
-                if sc.valid_from > today || left < 0 || left > warn {
+                let calendar_left = sc.valid_until.days_since_epoch() - today.days_since_epoch();
+                // Working days are never more than calendar days, and N working days never
+                // span more than 2N + 30 calendar days (weekends plus the longest holidays).
+                if sc.valid_from > today || calendar_left < 0 || calendar_left > 2 * first + 30 {
                     continue;
                 }
-                if !lock(&self.shared.expiry).first(&sc.id, today) {
+                let (left, working) = self.shared.days_left(today, sc.valid_until);
+                let Some(level) = levels.iter().rev().find(|l| left <= i64::from(**l)) else {
+                    continue;
+                };
+                if !lock(&self.shared.expiry).first(&sc.id, sc.valid_until, *level) {
                     continue;
                 }
+                let unit = match (working, left == 1) {
+                    (true, true) => "working day",
+                    (true, false) => "working days",
+                    (false, true) => "calendar day",
+                    (false, false) => "calendar days",
+                };
+                let note = if working {
+                    String::new()
+                } else {
+                    let cal = &self.shared.calendar;
+                    let year = (today.year..=sc.valid_until.year)
+                        .find(|y| !cal.covers(*y))
+                        .unwrap_or(sc.valid_until.year);
+                    format!(", counted in calendar days: no holiday schedule for {year}")
+                };
                 let ent = sc.enterprise_index as u32;
-                let e = self.alert(
+                let mut e = self.alert(
                     AlertKind::FilingExpiring,
                     AlertKind::FilingExpiring.default_severity(),
                     &ts,
@@ -1110,15 +1249,19 @@ impl Analysis for Classifier {
                     Some(i as u32),
                     Some(ent),
                     format!(
-                        "Filing {} ({}) of {} for transfers to {} expires on {}: {left} day{} left to renew",
+                        "Filing {} ({}) of {} for transfers to {} expires on {}: {left} {unit} left (warning level {level} working days{note})",
                         sc.id,
                         sc.filing_ref,
                         compiled.registry.enterprises[sc.enterprise_index].name,
                         sc.recipient.name,
                         sc.valid_until,
-                        if left == 1 { "" } else { "s" }
                     ),
                 );
+                if let Some(a) = e.alert.as_mut() {
+                    a.days_left = Some(left.max(0));
+                    a.valid_from = Some(sc.valid_from.to_string());
+                    a.valid_until = Some(sc.valid_until.to_string());
+                }
                 out.push(e);
             }
         }
@@ -1257,8 +1400,16 @@ fn event_alerted(event: &mut Event) {
 }
 
 /// The far end as matched: the matched name, else the best name known (never an ECH outer
-/// SNI), else the address. The flag tells whether it is a name.
+/// SNI), else the address. The flag tells whether it is a name. When the foreign end initiated
+/// the flow, every name describes the domestic server: the recipient is the foreign address.
 fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
+    if c.direction == Direction::Import {
+        return (
+            c.foreign
+                .map_or_else(|| s.initiator.to_string(), |ip| ip.to_string()),
+            false,
+        );
+    }
     let sni_ok = !s.ech;
     let name = match c.name_source {
         Some(NameSource::Tls) => s.tls_sni,

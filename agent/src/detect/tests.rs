@@ -435,7 +435,8 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
     // Sensor gap from worker 0.
     let mut out = Vec::new();
     c.on_tick(at(10), &Health::default(), &mut out);
-    // The first tick of the day warns about S-A expiring on 2026-04-15 (44 days).
+    // The first tick of the day warns about S-A expiring on 2026-04-15: 44 calendar days, 31
+    // working days (Qingming, 4-6 April, takes Monday the 6th).
     let exp: Vec<&Alert> = out
         .iter()
         .filter_map(|e| e.alert.as_ref())
@@ -444,9 +445,14 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
     assert_eq!(exp.len(), 1);
     assert_eq!(exp[0].severity, Severity::Info);
     assert!(
-        exp[0].summary.contains("44 days left"),
+        exp[0].summary.contains("31 working days left"),
         "{}",
         exp[0].summary
+    );
+    assert_eq!(exp[0].days_left, Some(31));
+    assert_eq!(
+        (exp[0].valid_from.as_deref(), exp[0].valid_until.as_deref()),
+        (Some("2026-01-01"), Some("2026-04-15"))
     );
     let mut out = Vec::new();
     let h = Health {

@@ -276,7 +276,10 @@ fn heat_color(share: f64) -> String {
     )
 }
 
-/// Day × hour heat map of not-filed export bytes (the last 31 days that have any).
+/// Days shown in the heat map at most (the latest that have not-filed exports).
+pub const HEAT_DAYS: usize = 31;
+
+/// Day × hour heat map of not-filed export bytes (the last [`HEAT_DAYS`] days that have any).
 pub fn heat_map(heat: &BTreeMap<Date, [u64; 24]>, s: &Strings) -> String {
     let days: Vec<(&Date, &[u64; 24])> = heat
         .iter()
@@ -285,7 +288,7 @@ pub fn heat_map(heat: &BTreeMap<Date, [u64; 24]>, s: &Strings) -> String {
     if days.is_empty() {
         return format!("<p class=\"empty\">{}</p>", esc(s.no_data));
     }
-    let days = &days[days.len().saturating_sub(31)..];
+    let days = &days[days.len().saturating_sub(HEAT_DAYS)..];
     let max = days
         .iter()
         .flat_map(|(_, h)| h.iter().copied())
@@ -334,26 +337,36 @@ pub fn heat_map(heat: &BTreeMap<Date, [u64; 24]>, s: &Strings) -> String {
             );
         }
     }
-    // Scale.
+    // Scale: the grey of an hour without such exports, then light (little) to dark (the most).
     let ly = top + cell_h * days.len() as f64 + 14.0;
     let _ = write!(
         out,
-        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"end\">0</text>",
+        "<rect x=\"{:.1}\" y=\"{ly:.1}\" width=\"20\" height=\"12\" fill=\"#f1f3f5\" stroke=\"#d5dae0\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"end\">{}</text>",
+        label_w,
         label_w - 8.0,
+        ly + 10.0,
+        esc(s.legend_heat_none)
+    );
+    let x0 = label_w + 40.0;
+    let _ = write!(
+        out,
+        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\" text-anchor=\"end\">&gt; 0</text>",
+        x0 - 4.0,
         ly + 10.0
     );
     for i in 0..12 {
         let _ = write!(
             out,
             "<rect x=\"{:.1}\" y=\"{ly:.1}\" width=\"20\" height=\"12\" fill=\"{}\"/>",
-            label_w + 20.0 * f64::from(i),
+            x0 + 20.0 * f64::from(i),
             heat_color(f64::from(i) / 11.0)
         );
     }
     let _ = write!(
         out,
         "<text x=\"{:.1}\" y=\"{:.1}\" class=\"axis\">{}</text></svg>",
-        label_w + 246.0,
+        x0 + 246.0,
         ly + 10.0,
         esc(&fmt_bytes(max))
     );

@@ -7,14 +7,15 @@
 use super::charts::{self, VERDICT_COLORS};
 use super::i18n::{fill, kind_index, verdict_index, Lang, Strings};
 use super::{ReportData, ScenarioAgg, ScenarioKey, VERDICTS};
-use crossline_config::event::{AlertKind, Severity};
+use crossline_config::event::{AlertKind, Severity, VerdictStatus};
 use crossline_config::registry::{Basis, Exemption, Registry, Scenario};
 use crossline_config::time::{self, Date};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Days before expiry from which a filing is listed as expiring soon.
-pub const EXPIRY_WARNING_DAYS: i64 = 60;
+/// (Order 16 Art. 9 counts 60 *working* days, about 84 calendar days; 90 covers it.)
+pub const EXPIRY_WARNING_DAYS: i64 = 90;
 
 /// HTML-escape text for element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -80,36 +81,82 @@ pub fn fmt_beijing(micros: i64) -> String {
     )
 }
 
-/// A bin width: `10 s`, `5 min`, `3 h`, `7 d`.
-fn fmt_width(secs: i64) -> String {
+/// A bin width in the report's language: `10 s`, `5 min`, `3 h`, `7 d` (`10 秒`, `5 分钟`, ...).
+pub fn fmt_width(secs: i64, s: &Strings) -> String {
+    let [d, h, min, sec] = s.units;
     if secs % 86_400 == 0 {
-        format!("{} d", secs / 86_400)
+        format!("{} {d}", secs / 86_400)
     } else if secs % 3600 == 0 {
-        format!("{} h", secs / 3600)
+        format!("{} {h}", secs / 3600)
     } else if secs % 60 == 0 {
-        format!("{} min", secs / 60)
+        format!("{} {min}", secs / 60)
     } else {
-        format!("{secs} s")
+        format!("{secs} {sec}")
     }
 }
 
-fn fmt_duration(micros: i64) -> String {
+/// A duration in the report's language, two units at most: `62 d 23 h 15 min`, `5 min 41 s`,
+/// `3.250 s` (`62 天 23 小时 15 分钟`, `5 分钟 41 秒`, ...).
+pub fn fmt_duration(micros: i64, s: &Strings) -> String {
+    let [ud, uh, um, us] = s.units;
     let secs = micros.max(0) / 1_000_000;
-    let (d, h, m, s) = (
+    let (d, h, m, sec) = (
         secs / 86_400,
         (secs / 3600) % 24,
         (secs / 60) % 60,
         secs % 60,
     );
     if d > 0 {
-        format!("{d}d {h}h {m:02}m")
+        format!("{d} {ud} {h} {uh} {m} {um}")
     } else if h > 0 {
-        format!("{h}h {m:02}m")
+        format!("{h} {uh} {m} {um}")
     } else if m > 0 {
-        format!("{m}m {s:02}s")
+        format!("{m} {um} {sec} {us}")
     } else {
-        format!("{}.{:03}s", secs, (micros.max(0) / 1000) % 1000)
+        format!("{}.{:03} {us}", secs, (micros.max(0) / 1000) % 1000)
     }
+}
+
+/// An identifier, host or service that must not break inside: kept on one line when short,
+/// allowed to wrap anywhere only when it is too long for a column.
+pub fn id_span(value: &str) -> String {
+    let class = if value.chars().count() > 40 {
+        "id long"
+    } else {
+        "id"
+    };
+    format!("<span class=\"{class}\">{}</span>", esc(value))
+}
+
+/// The "N of M shown" line under a cut table or list (`at_least`: M is a lower bound).
+pub fn shown_line(s: &Strings, shown: usize, total: u64, at_least: bool, why: &str) -> String {
+    let template = if at_least {
+        s.shown_of_at_least
+    } else {
+        s.shown_of
+    };
+    let text = fill(template, &[&fmt_int(shown as u64), &fmt_int(total)]);
+    if why.is_empty() {
+        format!("<p class=\"cut\">{}</p>", esc(&text))
+    } else {
+        format!(
+            "<p class=\"cut\">{}{}{}</p>",
+            esc(&text),
+            s.sentence_gap,
+            esc(why)
+        )
+    }
+}
+
+/// Names joined with the language's separator: the first `max`, then "and N more".
+fn name_list(s: &Strings, names: &[&str], max: usize) -> String {
+    let shown: Vec<&str> = names.iter().take(max).copied().collect();
+    let mut out = shown.join(s.list_sep);
+    if names.len() > max {
+        out.push_str(s.list_sep);
+        out.push_str(&fill(s.and_more, &[&fmt_int((names.len() - max) as u64)]));
+    }
+    out
 }
 
 fn percent(part: u64, whole: u64) -> String {
@@ -208,14 +255,20 @@ td.nowrap{white-space:nowrap}
 tr.ent td{background:#f0f3f7;font-weight:600;border-top:2px solid var(--line)}
 tr.ent td .flags{font-weight:400;color:var(--muted);font-size:12px}
 .small{font-size:12px;color:var(--muted)}
-.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:12.5px}
+.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:12.5px;white-space:nowrap}
+.id{white-space:nowrap;word-break:keep-all;overflow-wrap:normal;hyphens:none}
+.id.long{white-space:normal;overflow-wrap:anywhere}
+.cut{font-size:12px;color:var(--muted);margin:6px 0 0}
+span.cut{margin-left:6px}
+ul.advice{margin:8px 0 0;padding-left:22px}
+ul.advice li{margin:4px 0;font-size:15px}
 .badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600;white-space:nowrap;color:#fff}
 .badge.soft{background:#eef1f4;color:var(--ink);font-weight:500}
 .sev-crit{background:#7b1e1e}.sev-high{background:#c0392b}.sev-med{background:#d68910}.sev-low{background:#4f81bd}.sev-info{background:#7f8c9a}
 .over{color:var(--bad);font-weight:600}
 .bar{display:flex;height:8px;border-radius:4px;overflow:hidden;background:#eef1f4;min-width:80px;margin-top:4px}
 .bar span{display:block;height:100%}
-.finding{border:1px solid var(--line);border-radius:10px;padding:14px 16px;margin:0 0 14px;border-left:5px solid #7f8c9a;break-inside:avoid}
+.finding{border:1px solid var(--line);border-radius:10px;padding:14px 16px;margin:0 0 14px;border-left:5px solid #7f8c9a}
 .finding.crit{border-left-color:#7b1e1e}.finding.high{border-left-color:#c0392b}.finding.med{border-left-color:#d68910}.finding.low{border-left-color:#4f81bd}
 .finding header{display:flex;align-items:center;gap:10px;flex-wrap:wrap}
 .finding .rule{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;color:var(--muted);border:1px solid var(--line);border-radius:4px;padding:0 6px}
@@ -236,6 +289,11 @@ tr.ent td .flags{font-weight:400;color:var(--muted);font-size:12px}
 .track{position:relative;height:10px;background:#eef1f4;border-radius:5px;margin:8px 0 4px}
 .track .fill{position:absolute;left:0;top:0;bottom:0;border-radius:5px}
 .track .tick{position:absolute;top:-3px;bottom:-3px;width:2px;background:var(--ink)}
+.track .tick.declared{background:#1d6fb8}
+.legend i.tick-key{width:3px;height:13px;border-radius:0;background:var(--ink)}
+.legend i.tick-key.declared{background:#1d6fb8}
+.legend i.fill-key{width:24px;background:linear-gradient(90deg,#2e8b57 0 33%,#d68910 33% 66%,#c0392b 66%)}
+.persons-legend{margin-top:10px}
 ul.method{margin:0;padding-left:20px;color:var(--muted)}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:20px}
 @media (max-width:900px){.kpis{grid-template-columns:repeat(2,1fr)}.cols{grid-template-columns:1fr}}
@@ -250,8 +308,11 @@ section{border:none;padding:6px 0;margin:0 0 8px;break-inside:auto}
 table{font-size:8.5pt}
 th,td{padding:3px 4px}
 tr{break-inside:avoid}
-h2{break-after:avoid}
+thead{display:table-header-group}
+h2,h3,h4,.head,.finding header,.finding .meaning{break-after:avoid;page-break-after:avoid}
+.head,.finding header,.finding .meaning,.nums,.cols,.chips,.legend,.person{break-inside:avoid}
 section.keep,.verdict,.person{break-inside:avoid}
+.finding{break-inside:auto}
 }
 "#;
 
@@ -268,16 +329,17 @@ pub fn render(data: &ReportData, registry: &Registry, lang: Lang) -> String {
         esc(s.title)
     );
     header(&mut out, data, registry, s);
-    conclusion(&mut out, data, s);
+    conclusion(&mut out, data, registry, s);
     kpis(&mut out, data, s);
     charts_section(&mut out, data, s);
     scenarios_section(&mut out, data, registry, s);
+    excluded_section(&mut out, data, s);
     persons_section(&mut out, data, registry, s);
     expiring_section(&mut out, data, registry, s);
-    findings_section(&mut out, data, registry, s);
+    findings_section(&mut out, data, registry, lang);
     let _ = write!(
         out,
-        "<section><h2>{}</h2><ul class=\"method\">",
+        "<section id=\"method\"><h2>{}</h2><ul class=\"method\">",
         esc(s.section_method)
     );
     for p in s.method_points {
@@ -311,8 +373,9 @@ fn header(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings)
     if !names.is_empty() {
         let _ = write!(
             out,
-            "<div>{}: {}{}</div>",
+            "<div>{}{}{}{}</div>",
             esc(s.enterprises_in_registry),
+            s.colon,
             names.join("<br>"),
             if more > 0 {
                 format!(" · {}", esc(&fill(s.and_more, &[&more.to_string()])))
@@ -323,33 +386,352 @@ fn header(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings)
     }
     if !data.gateways.is_empty() {
         let gws: Vec<String> = data.gateways.iter().map(|g| esc(g)).collect();
-        let _ = write!(out, "<div>{}: {}</div>", esc(s.gateways), gws.join(", "));
+        let _ = write!(
+            out,
+            "<div>{}{}{}</div>",
+            esc(s.gateways),
+            s.colon,
+            gws.join(s.list_sep)
+        );
     }
     let _ = writeln!(
         out,
-        "<div>{}: {}</div></div></header>",
+        "<div>{}{}{}</div></div></header>",
         esc(s.generated),
+        s.colon,
         fmt_beijing(now_micros)
     );
 }
 
-fn suggested_route(data: &ReportData, s: &Strings) -> &'static str {
-    let persons = data.persons.values().copied().max().unwrap_or(0);
-    if persons >= 1_000_000 || data.findings.contains_key(&AlertKind::ImportantDataMarker) {
-        s.route_assessment
-    } else if persons >= 100_000 {
-        s.route_contract
+/// The route sentence for exports that no filing covers, from the persons and data observed.
+fn route_sentence(data: &ReportData, s: &Strings) -> String {
+    let persons = data.persons.values().copied().max();
+    if data.findings.contains_key(&AlertKind::ImportantDataMarker) {
+        fill(s.route_important, &[s.route_assessment])
     } else {
-        s.route_contract_or_assessment
+        match persons {
+            Some(p) if p >= 1_000_000 => fill(s.route_known, &[&fmt_int(p), s.route_assessment]),
+            Some(p) if p >= 100_000 => fill(s.route_known, &[&fmt_int(p), s.route_contract]),
+            Some(p) => fill(s.route_small, &[&fmt_int(p), s.route_options]),
+            None => fill(s.route_unknown, &[s.route_options]),
+        }
     }
 }
 
-fn conclusion(out: &mut String, data: &ReportData, s: &Strings) {
+/// Per scenario id: exports with verdict `v` and the names involved (recipients or services),
+/// from the flow records, completed by what the alerts of `kind` say.
+fn per_scenario(
+    data: &ReportData,
+    v: VerdictStatus,
+    kind: AlertKind,
+) -> BTreeMap<Option<String>, (u64, Vec<String>, Option<String>)> {
+    let mut out: BTreeMap<Option<String>, (u64, Vec<String>, Option<String>)> = BTreeMap::new();
+    let vi = verdict_index(v);
+    for ((ent, sc), agg) in &data.scenarios {
+        if agg.export_flows[vi] == 0 {
+            continue;
+        }
+        let names = match v {
+            VerdictStatus::RecipientNotFiled => &agg.recipients_not_filed,
+            _ => &agg.services_not_filed,
+        };
+        let slot = out
+            .entry(sc.clone())
+            .or_insert((0, Vec::new(), ent.clone()));
+        slot.0 += agg.export_flows[vi];
+        for (n, _) in names.ranked() {
+            if !slot.1.iter().any(|x| x == n) {
+                slot.1.push(n.to_owned());
+            }
+        }
+    }
+    if let Some(f) = data.findings.get(&kind) {
+        for (id, d) in &f.by_scenario {
+            let key = Some(id.clone());
+            let from_flows = out.contains_key(&key);
+            let ent = f.enterprises.ranked().first().map(|(e, _)| (*e).to_owned());
+            let slot = out.entry(key).or_insert((0, Vec::new(), ent));
+            if !from_flows {
+                slot.0 += d.occurrences;
+            }
+            let names = match v {
+                VerdictStatus::RecipientNotFiled => &d.recipients,
+                _ => &d.services,
+            };
+            for (n, _) in names.ranked() {
+                if !slot.1.iter().any(|x| x == n) {
+                    slot.1.push(n.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Registry name of an enterprise id, else the id.
+fn enterprise_name<'a>(registry: &'a Registry, id: Option<&'a str>) -> &'a str {
+    match id {
+        Some(id) => registry.enterprise(id).map_or(id, |e| e.name.as_str()),
+        None => "–",
+    }
+}
+
+/// The enterprise of a scenario id: the registry's, else the one the data names.
+fn scenario_enterprise<'a>(
+    registry: &'a Registry,
+    id: Option<&'a str>,
+    fallback: Option<&'a str>,
+) -> &'a str {
+    let from_registry = id
+        .and_then(|id| registry.scenarios.iter().find(|sc| sc.id == id))
+        .map(|sc| sc.enterprise.as_str());
+    enterprise_name(registry, from_registry.or(fallback))
+}
+
+/// A validity date of a scenario: the registry's, else what the alerts carry.
+fn scenario_date(
+    registry: &Registry,
+    data: &ReportData,
+    kind: AlertKind,
+    id: &str,
+    until: bool,
+) -> String {
+    if let Some(sc) = registry.scenarios.iter().find(|sc| sc.id == id) {
+        return if until { sc.valid_until } else { sc.valid_from }.to_string();
+    }
+    data.findings
+        .get(&kind)
+        .and_then(|f| f.by_scenario.get(id))
+        .and_then(|d| {
+            if until {
+                d.valid_until.clone()
+            } else {
+                d.valid_from.clone()
+            }
+        })
+        .unwrap_or_else(|| "–".to_owned())
+}
+
+/// The specific steps of the conclusion: one per finding and filing, naming the filing.
+fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
+    const PER_KIND: usize = 3;
+    let mut items: Vec<String> = Vec::new();
+    let push_limited = |items: &mut Vec<String>, all: Vec<String>| {
+        let more = all.len().saturating_sub(PER_KIND);
+        items.extend(all.into_iter().take(PER_KIND));
+        if more > 0 {
+            items.push(fill(s.advice_more, &[&fmt_int(more as u64)]));
+        }
+    };
+
+    // A recipient outside an existing filing: amend that filing or stop.
+    let mut list = Vec::new();
+    for (id, (n, names, ent)) in per_scenario(
+        data,
+        VerdictStatus::RecipientNotFiled,
+        AlertKind::RecipientNotFiled,
+    ) {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let recipients = name_list(s, &refs, 3);
+        list.push(match &id {
+            Some(id) => fill(
+                s.advice_recipient,
+                &[
+                    &fmt_int(n),
+                    id,
+                    scenario_enterprise(registry, Some(id), ent.as_deref()),
+                    &recipients,
+                ],
+            ),
+            None => fill(
+                s.advice_recipient_no_filing,
+                &[
+                    &fmt_int(n),
+                    enterprise_name(registry, ent.as_deref()),
+                    &recipients,
+                ],
+            ),
+        });
+    }
+    push_limited(&mut items, list);
+
+    // No filing at all: the route by data categories and persons.
+    let unfiled_vi = verdict_index(VerdictStatus::Unfiled);
+    let (n, targets) = if data.export_flows[unfiled_vi] > 0 {
+        (data.export_flows[unfiled_vi], &data.unfiled_targets)
+    } else {
+        match data.findings.get(&AlertKind::UnfiledExport) {
+            Some(f) => (f.occurrences, &f.recipients),
+            None => (0, &data.unfiled_targets),
+        }
+    };
+    if n > 0 {
+        let ranked = targets.ranked();
+        let names: Vec<&str> = ranked.iter().map(|(r, _)| *r).collect();
+        let first = fill(s.advice_unfiled, &[&fmt_int(n), &name_list(s, &names, 3)]);
+        items.push(format!(
+            "{first}{}{}",
+            s.sentence_gap,
+            route_sentence(data, s)
+        ));
+    }
+
+    // Filings used before they start or after they end.
+    for (v, kind, template, until) in [
+        (
+            VerdictStatus::FilingNotYetValid,
+            AlertKind::FilingNotYetValid,
+            s.advice_not_yet_valid,
+            false,
+        ),
+        (
+            VerdictStatus::FilingExpired,
+            AlertKind::FilingExpired,
+            s.advice_expired,
+            true,
+        ),
+    ] {
+        let mut list = Vec::new();
+        for (id, (n, _, ent)) in per_scenario(data, v, kind) {
+            let Some(id) = id else { continue };
+            list.push(fill(
+                template,
+                &[
+                    &id,
+                    scenario_enterprise(registry, Some(&id), ent.as_deref()),
+                    &scenario_date(registry, data, kind, &id, until),
+                    &fmt_int(n),
+                ],
+            ));
+        }
+        push_limited(&mut items, list);
+    }
+
+    // A filed recipient, but another service or outside the window: the matching amendment.
+    let mut list = Vec::new();
+    for (id, (_, services, ent)) in per_scenario(
+        data,
+        VerdictStatus::ServiceNotFiled,
+        AlertKind::ServiceNotFiled,
+    ) {
+        let Some(id) = id else { continue };
+        let refs: Vec<&str> = services.iter().map(String::as_str).collect();
+        list.push(fill(
+            s.advice_service,
+            &[
+                &id,
+                scenario_enterprise(registry, Some(&id), ent.as_deref()),
+                &name_list(s, &refs, 4),
+            ],
+        ));
+    }
+    push_limited(&mut items, list);
+    let mut list = Vec::new();
+    for (id, (n, _, ent)) in
+        per_scenario(data, VerdictStatus::OutsideWindow, AlertKind::OutsideWindow)
+    {
+        let Some(id) = id else { continue };
+        list.push(fill(
+            s.advice_window,
+            &[
+                &id,
+                scenario_enterprise(registry, Some(&id), ent.as_deref()),
+                &fmt_int(n),
+            ],
+        ));
+    }
+    push_limited(&mut items, list);
+
+    // Daily caps: days over the cap from the filed bytes, else from the alerts.
+    let mut list = Vec::new();
+    let cap_alerts = data.findings.get(&AlertKind::VolumeCapExceeded);
+    let mut named: Vec<String> = Vec::new();
+    for sc in &registry.scenarios {
+        let Some(cap) = sc.bytes_per_day else {
+            continue;
+        };
+        let days = data
+            .scenarios
+            .iter()
+            .filter(|(k, _)| k.1.as_deref() == Some(sc.id.as_str()))
+            .flat_map(|(_, a)| a.filed_per_day.values())
+            .filter(|b| **b > cap)
+            .count() as u64;
+        let days = if days > 0 {
+            days
+        } else {
+            cap_alerts
+                .and_then(|f| f.by_scenario.get(&sc.id))
+                .map_or(0, |d| d.occurrences)
+        };
+        if days > 0 {
+            named.push(sc.id.clone());
+            list.push(fill(
+                s.advice_cap,
+                &[
+                    &sc.id,
+                    enterprise_name(registry, Some(&sc.enterprise)),
+                    &fmt_bytes(cap),
+                    &fmt_int(days),
+                ],
+            ));
+        }
+    }
+    if let Some(f) = cap_alerts {
+        for (id, d) in &f.by_scenario {
+            if !named.contains(id) {
+                list.push(fill(
+                    s.advice_cap,
+                    &[
+                        id,
+                        scenario_enterprise(registry, Some(id), None),
+                        "–",
+                        &fmt_int(d.occurrences),
+                    ],
+                ));
+            }
+        }
+    }
+    push_limited(&mut items, list);
+
+    // Filings about to expire.
+    let mut list = Vec::new();
+    let today = reference_date(data);
+    if let Some(f) = data.findings.get(&AlertKind::FilingExpiring) {
+        for id in f.by_scenario.keys() {
+            // An expired filing already has its step: re-apply, not extend.
+            let expired = registry
+                .scenarios
+                .iter()
+                .any(|sc| &sc.id == id && sc.valid_until < today)
+                || data
+                    .findings
+                    .get(&AlertKind::FilingExpired)
+                    .is_some_and(|e| e.by_scenario.contains_key(id));
+            if expired {
+                continue;
+            }
+            list.push(fill(
+                s.advice_expiring,
+                &[
+                    id,
+                    scenario_enterprise(registry, Some(id), None),
+                    &scenario_date(registry, data, AlertKind::FilingExpiring, id, true),
+                ],
+            ));
+        }
+    }
+    push_limited(&mut items, list);
+    items
+}
+
+fn conclusion(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {
     let verdict_kinds = [
         AlertKind::UnfiledExport,
         AlertKind::RecipientNotFiled,
         AlertKind::ServiceNotFiled,
         AlertKind::FilingExpired,
+        AlertKind::FilingNotYetValid,
         AlertKind::OutsideWindow,
     ];
     let alert_occ = |kinds: &[AlertKind]| -> u64 {
@@ -391,60 +773,68 @@ fn conclusion(out: &mut String, data: &ReportData, s: &Strings) {
     } else {
         fmt_int(recipients)
     };
-    let (class, lead, follow) = if uncovered > 0 {
+    let (class, lead) = if uncovered > 0 {
         (
             "bad",
-            fill(s.verdict_unfiled, &[&fmt_int(uncovered), &recipients_text]),
-            Some(fill(
-                if data.persons.is_empty()
-                    && !data.findings.contains_key(&AlertKind::ImportantDataMarker)
-                {
-                    s.verdict_route_unknown
-                } else {
-                    s.verdict_route
-                },
-                &[suggested_route(data, s)],
-            )),
+            match (uncovered, recipients) {
+                (1, _) => s.verdict_uncovered_one.to_owned(),
+                (_, 1) if !data.unfiled_recipients_overflow => {
+                    fill(s.verdict_uncovered_one_recipient, &[&fmt_int(uncovered)])
+                }
+                _ => fill(
+                    s.verdict_uncovered,
+                    &[&fmt_int(uncovered), &recipients_text],
+                ),
+            },
         )
     } else if deviating > 0 {
-        (
-            "warn",
-            fill(s.verdict_deviation, &[&fmt_int(deviating)]),
-            None,
-        )
+        ("warn", fill(s.verdict_deviation, &[&fmt_int(deviating)]))
     } else if exports > 0 {
         (
             if others > 0 { "warn" } else { "ok" },
             fill(s.verdict_clean, &[&fmt_int(exports)]),
-            None,
         )
     } else if data.unclassified_flows > 0 && data.unclassified_flows == data.flow_records {
         (
             "warn",
             fill(s.verdict_unclassified, &[&fmt_int(data.unclassified_flows)]),
-            None,
         )
     } else {
         (
             if others > 0 { "warn" } else { "ok" },
             s.verdict_no_exports.to_owned(),
-            None,
         )
     };
     let _ = write!(
         out,
-        "<section class=\"verdict {class}\"><h2>{}</h2><p class=\"lead\">{}</p>",
+        "<section class=\"verdict {class}\" id=\"conclusion\"><div class=\"head\"><h2>{}</h2><p class=\"lead\">{}</p></div>",
         esc(s.conclusion),
         esc(&lead)
     );
-    if let Some(f) = follow {
-        let _ = write!(out, "<p>{}</p>", esc(&f));
+    let steps = advice(data, registry, s);
+    if !steps.is_empty() {
+        out.push_str("<ul class=\"advice\">");
+        for step in steps {
+            let _ = write!(out, "<li>{}</li>", esc(&step));
+        }
+        out.push_str("</ul>");
     }
     if others > 0 {
         let _ = write!(
             out,
             "<p>{}</p>",
             esc(&fill(s.verdict_other_findings, &[&others.to_string()]))
+        );
+    }
+    let (excluded_flows, excluded_bytes) = data.excluded_totals();
+    if excluded_flows > 0 || excluded_bytes > 0 {
+        let _ = write!(
+            out,
+            "<p>{}</p>",
+            esc(&fill(
+                s.verdict_excluded,
+                &[&fmt_int(excluded_flows), &fmt_bytes(excluded_bytes)]
+            ))
         );
     }
     // One link per finding kind, most severe first.
@@ -474,7 +864,7 @@ fn kpis(out: &mut String, data: &ReportData, s: &Strings) {
         _ => "–".to_owned(),
     };
     let duration = match (data.first_micros, data.last_micros) {
-        (Some(a), Some(b)) => format!("{} {}", esc(s.duration), fmt_duration(b - a)),
+        (Some(a), Some(b)) => format!("{} {}", esc(s.duration), esc(&fmt_duration(b - a, s))),
         _ => String::new(),
     };
     let packets = stats
@@ -534,38 +924,124 @@ fn charts_section(out: &mut String, data: &ReportData, s: &Strings) {
     }
     let _ = writeln!(
         out,
-        "<section class=\"keep\"><h2>{}</h2><p class=\"note\">{}</p>{}{}</section>",
+        "<section class=\"keep\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>{}{}</section>",
         esc(s.chart_time_title),
         esc(&format!(
-            "{} {}",
+            "{}{}{}",
             s.chart_time_note,
-            fill(s.chart_bin, &[&fmt_width(data.series.width_secs())])
+            s.sentence_gap,
+            fill(s.chart_bin, &[&fmt_width(data.series.width_secs(), s)])
         )),
         charts::legend(s, &present),
         charts::time_series(&data.series, s)
     );
-    let top = data.top_recipients(12);
+    const TOP: usize = 12;
+    let top = data.top_recipients(TOP);
     let mut present = [false; VERDICTS];
     for (_, r) in &top {
         for (p, b) in present.iter_mut().zip(r.bytes) {
             *p |= b > 0;
         }
     }
+    let mut notes = String::new();
+    if top.iter().any(|(_, r)| r.error > 0) {
+        let _ = write!(
+            notes,
+            "<p class=\"small\">{}</p>",
+            esc(s.legend_lower_bound)
+        );
+    }
+    let pruned = data.recipient_floor > 0;
+    if data.recipients.len() > top.len() || pruned {
+        notes.push_str(&shown_line(
+            s,
+            top.len(),
+            data.recipients.len() as u64,
+            pruned,
+            s.recipients_kept,
+        ));
+    }
     let _ = writeln!(
         out,
-        "<section class=\"keep\"><h2>{}</h2><p class=\"note\">{}</p>{}{}</section>",
+        "<section class=\"keep\" id=\"recipients\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>{}{}{notes}</section>",
         esc(s.chart_recipients_title),
         esc(s.chart_recipients_note),
         charts::legend(s, &present),
         charts::recipients(&top, s)
     );
+    let days = data
+        .heat
+        .values()
+        .filter(|h| h.iter().any(|b| *b > 0))
+        .count();
+    let heat_cut = if days > charts::HEAT_DAYS {
+        shown_line(
+            s,
+            charts::HEAT_DAYS,
+            days as u64,
+            data.heat.len() >= super::DAY_CAPACITY,
+            s.days_kept,
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "<section class=\"keep\"><h2>{}</h2><p class=\"note\">{}</p>{}</section>",
+        "<section class=\"keep\" id=\"heat\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>{}{heat_cut}</section>",
         esc(s.chart_heat_title),
         esc(s.chart_heat_note),
         charts::heat_map(&data.heat, s)
     );
+}
+
+/// Excluded infrastructure traffic, per `[[exclude]]` entry: never a finding, never dropped.
+fn excluded_section(out: &mut String, data: &ReportData, s: &Strings) {
+    if data.excluded.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<section id=\"excluded\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>\
+         <table><thead><tr><th>{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th>{}</th></tr></thead><tbody>",
+        esc(s.section_excluded),
+        esc(s.section_excluded_note),
+        esc(s.col_exclude_entry),
+        esc(s.col_flows),
+        esc(s.col_export),
+        esc(s.recipients)
+    );
+    let mut rows: Vec<(&String, &super::ExcludedAgg)> = data.excluded.iter().collect();
+    rows.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(b.0)));
+    for (name, e) in rows {
+        let ranked = e.recipients.ranked();
+        let names: Vec<String> = ranked.iter().take(6).map(|(r, _)| id_span(r)).collect();
+        let mut cell = names.join(" ");
+        if ranked.len() > 6 || e.recipients.others > 0 {
+            let _ = write!(
+                cell,
+                " <span class=\"cut\">{}</span>",
+                esc(&fill(
+                    if e.recipients.others > 0 {
+                        s.shown_of_at_least
+                    } else {
+                        s.shown_of
+                    },
+                    &[
+                        &fmt_int(ranked.len().min(6) as u64),
+                        &fmt_int(ranked.len() as u64 + u64::from(e.recipients.others > 0))
+                    ]
+                ))
+            );
+        }
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{cell}</td></tr>",
+            id_span(name),
+            fmt_int(e.flows),
+            fmt_bytes(e.bytes)
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
 }
 
 /// The last Beijing day of the capture (today when nothing was captured).
@@ -580,11 +1056,21 @@ fn reference_date(data: &ReportData) -> Date {
 
 fn validity_badge(sc: &Scenario, today: Date, s: &Strings) -> String {
     if today < sc.valid_from {
-        return format!("<span class=\"badge soft\">{}</span>", esc(s.not_yet_valid));
+        let days = sc.valid_from.days_since_epoch() - today.days_since_epoch();
+        return format!(
+            "<span class=\"badge sev-low\">{}</span>",
+            esc(&fill(
+                s.starts_on,
+                &[&sc.valid_from.to_string(), &days.to_string()]
+            ))
+        );
     }
     let left = sc.valid_until.days_since_epoch() - today.days_since_epoch();
     if left < 0 {
-        format!("<span class=\"badge sev-high\">{}</span>", esc(s.expired))
+        format!(
+            "<span class=\"badge sev-high\">{}</span>",
+            esc(&fill(s.expired_on, &[&sc.valid_until.to_string()]))
+        )
     } else if left <= EXPIRY_WARNING_DAYS {
         format!(
             "<span class=\"badge sev-med\">{}</span>",
@@ -702,10 +1188,20 @@ fn scenarios_section(out: &mut String, data: &ReportData, registry: &Registry, s
     let today = reference_date(data);
     let _ = write!(
         out,
-        "<section><h2>{}</h2><p class=\"note\">{}</p><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
+        "<section id=\"scenarios\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
          <th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
         esc(s.section_scenarios),
         esc(s.section_scenarios_note),
+        {
+            // The bar under each export figure uses the verdict colours: say which.
+            let mut present = [false; VERDICTS];
+            for agg in data.scenarios.values() {
+                for (p, b) in present.iter_mut().zip(agg.bytes) {
+                    *p |= b > 0;
+                }
+            }
+            charts::legend(s, &present)
+        },
         esc(s.col_scenario),
         esc(s.col_basis),
         esc(s.col_recipient),
@@ -805,7 +1301,7 @@ fn scenarios_section(out: &mut String, data: &ReportData, registry: &Registry, s
 fn persons_section(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {
     let _ = write!(
         out,
-        "<section><h2>{}</h2><p class=\"note\">{}</p>",
+        "<section id=\"persons\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>",
         esc(s.section_persons),
         esc(s.section_persons_note)
     );
@@ -866,9 +1362,14 @@ fn persons_section(out: &mut String, data: &ReportData, registry: &Registry, s: 
         );
         for m in &marks {
             if *m <= scale {
+                let class = if declared == Some(*m) && *m != 100_000 && *m != 1_000_000 {
+                    "tick declared"
+                } else {
+                    "tick"
+                };
                 let _ = write!(
                     out,
-                    "<div class=\"tick\" style=\"left:{:.2}%\" title=\"{}\"></div>",
+                    "<div class=\"{class}\" style=\"left:{:.2}%\" title=\"{}\"></div>",
                     *m as f64 * 100.0 / scale as f64,
                     fmt_int(*m)
                 );
@@ -876,15 +1377,25 @@ fn persons_section(out: &mut String, data: &ReportData, registry: &Registry, s: 
         }
         let _ = write!(
             out,
-            "</div><div class=\"small\">{}: {} · {}: 100,000 / 1,000,000 / 10,000*</div></div>",
+            "</div><div class=\"small\">{}{}{} · {}{}100,000 / 1,000,000 / 10,000*</div></div>",
             esc(s.persons_declared),
+            s.colon,
             declared.map_or("–".to_owned(), fmt_int),
-            esc(s.thresholds)
+            esc(s.thresholds),
+            s.colon
         );
     }
+    let _ = write!(
+        out,
+        "</div><div class=\"legend persons-legend\"><span><i class=\"tick-key\"></i>{}</span>\
+         <span><i class=\"tick-key declared\"></i>{}</span><span><i class=\"fill-key\"></i>{}</span></div>",
+        esc(s.legend_threshold),
+        esc(s.legend_declared),
+        esc(s.legend_persons_fill)
+    );
     let _ = writeln!(
         out,
-        "</div><p class=\"small\">{}<br>{}<br>* {}</p></section>",
+        "<p class=\"small\">{}<br>{}<br>* {}</p></section>",
         esc(s.threshold_small),
         esc(s.threshold_assessment),
         esc(s.threshold_sensitive)
@@ -893,28 +1404,55 @@ fn persons_section(out: &mut String, data: &ReportData, registry: &Registry, s: 
 
 fn expiring_section(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {
     let today = reference_date(data);
+    let exports_with = |id: &str, v: VerdictStatus| -> u64 {
+        data.scenarios
+            .iter()
+            .filter(|(k, _)| k.1.as_deref() == Some(id))
+            .map(|(_, a)| a.export_flows[verdict_index(v)])
+            .sum()
+    };
+    let validity_kinds = [
+        AlertKind::FilingExpiring,
+        AlertKind::FilingExpired,
+        AlertKind::FilingNotYetValid,
+    ];
+    let named_by_alerts = |id: &str| {
+        validity_kinds.iter().any(|k| {
+            data.findings.get(k).is_some_and(|f| {
+                f.by_scenario.contains_key(id) || f.scenarios.values.contains_key(id)
+            })
+        })
+    };
+    // Every filing that expires soon, has expired, has not started yet, or that traffic or an
+    // alert found outside its validity.
     let mut rows: Vec<&Scenario> = registry
         .scenarios
         .iter()
         .filter(|sc| {
-            sc.valid_until.days_since_epoch() - today.days_since_epoch() <= EXPIRY_WARNING_DAYS
+            today < sc.valid_from
+                || sc.valid_until.days_since_epoch() - today.days_since_epoch()
+                    <= EXPIRY_WARNING_DAYS
+                || exports_with(&sc.id, VerdictStatus::FilingExpired) > 0
+                || exports_with(&sc.id, VerdictStatus::FilingNotYetValid) > 0
+                || named_by_alerts(&sc.id)
         })
         .collect();
-    // Scenarios named by expiry alerts but missing from the registry list are still mentioned.
+    // Scenarios named by validity alerts but missing from the registry are still mentioned.
     let mut extra: Vec<String> = Vec::new();
-    for kind in [AlertKind::FilingExpiring, AlertKind::FilingExpired] {
+    for kind in validity_kinds {
         if let Some(f) = data.findings.get(&kind) {
             for (id, _) in f.scenarios.ranked() {
-                if !rows.iter().any(|sc| sc.id == id) && !extra.iter().any(|e| e == id) {
+                if registry.scenarios.iter().all(|sc| sc.id != id) && !extra.iter().any(|e| e == id)
+                {
                     extra.push(id.to_owned());
                 }
             }
         }
     }
-    rows.sort_by_key(|sc| sc.valid_until);
+    rows.sort_by_key(|sc| (sc.valid_until, sc.valid_from));
     let _ = write!(
         out,
-        "<section><h2>{}</h2><p class=\"note\">{}</p>",
+        "<section id=\"validity\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>",
         esc(s.section_expiring),
         esc(s.section_expiring_note)
     );
@@ -928,34 +1466,61 @@ fn expiring_section(out: &mut String, data: &ReportData, registry: &Registry, s:
     }
     let _ = write!(
         out,
-        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         esc(s.col_scenario),
         esc(s.col_enterprise),
         esc(s.col_basis),
         esc(s.col_validity),
-        esc(s.col_status)
+        esc(s.col_status),
+        esc(s.what_to_do)
     );
     for sc in rows {
-        let ent = registry
-            .enterprise(&sc.enterprise)
-            .map_or(sc.enterprise.as_str(), |e| e.name.as_str());
+        let ent = enterprise_name(registry, Some(&sc.enterprise));
+        let before = exports_with(&sc.id, VerdictStatus::FilingNotYetValid);
+        let after = exports_with(&sc.id, VerdictStatus::FilingExpired);
+        let mut status = validity_badge(sc, today, s);
+        if before > 0 {
+            let _ = write!(
+                status,
+                "<br><span class=\"over\">{}</span>",
+                esc(&fill(s.exports_before_start, &[&fmt_int(before)]))
+            );
+        }
+        if after > 0 {
+            let _ = write!(
+                status,
+                "<br><span class=\"over\">{}</span>",
+                esc(&fill(s.exports_after_end, &[&fmt_int(after)]))
+            );
+        }
+        let left = sc.valid_until.days_since_epoch() - today.days_since_epoch();
+        let action = if today < sc.valid_from || before > 0 {
+            s.action_hold
+        } else if left < 0 || after > 0 {
+            s.action_reapply
+        } else if left <= EXPIRY_WARNING_DAYS {
+            s.action_renew
+        } else {
+            "–"
+        };
         let _ = write!(
             out,
-            "<tr><td><span class=\"mono\">{}</span><br><span class=\"small mono\">{}</span></td><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td></tr>",
-            esc(&sc.id),
-            esc(&sc.filing_ref),
+            "<tr><td>{}<br><span class=\"small\">{}</span></td><td>{}</td><td>{}</td><td class=\"nowrap\">{} – {}</td><td>{}</td><td>{}</td></tr>",
+            id_span(&sc.id),
+            id_span(&sc.filing_ref),
             esc(ent),
             esc(&basis_label(s, sc.basis)),
             sc.valid_from,
             sc.valid_until,
-            validity_badge(sc, today, s)
+            status,
+            esc(action)
         );
     }
     for id in extra {
         let _ = write!(
             out,
-            "<tr><td><span class=\"mono\">{}</span></td><td>–</td><td>–</td><td>–</td><td><span class=\"small\">{}</span></td></tr>",
-            esc(&id),
+            "<tr><td>{}</td><td>–</td><td>–</td><td>–</td><td><span class=\"small\">{}</span></td><td>–</td></tr>",
+            id_span(&id),
             esc(s.unregistered)
         );
     }
@@ -963,27 +1528,113 @@ fn expiring_section(out: &mut String, data: &ReportData, registry: &Registry, s:
 }
 
 fn chips(out: &mut String, label: &str, tally: &super::Tally, class: &str, s: &Strings) {
+    const SHOWN: usize = 12;
     if tally.values.is_empty() {
         return;
     }
     let _ = write!(out, "<div class=\"chips\"><b>{}</b>", esc(label));
-    for (value, n) in tally.ranked().into_iter().take(12) {
+    let ranked = tally.ranked();
+    for (value, n) in ranked.iter().take(SHOWN) {
         let _ = write!(
             out,
             "<span class=\"chip{class}\">{}<em>×{}</em></span>",
-            esc(value),
-            fmt_int(n)
+            id_span(value),
+            fmt_int(*n)
         );
     }
-    let hidden = tally.values.len().saturating_sub(12) as u64;
-    if hidden > 0 || tally.others > 0 {
+    // More values than shown, or more than the bounded tally could keep.
+    if ranked.len() > SHOWN || tally.others > 0 {
+        let total = ranked.len() as u64 + u64::from(tally.others > 0);
         let _ = write!(
             out,
-            "<span class=\"small\">{}</span>",
-            esc(&fill(s.and_more, &[&fmt_int(hidden + tally.others)]))
+            "<span class=\"cut\">{}</span>",
+            esc(&fill(
+                if tally.others > 0 {
+                    s.shown_of_at_least
+                } else {
+                    s.shown_of
+                },
+                &[&fmt_int(ranked.len().min(SHOWN) as u64), &fmt_int(total)]
+            ))
         );
     }
     out.push_str("</div>");
+}
+
+/// One example alert as a sentence in the report's language, from the alert's fields (never
+/// its `summary`, which is English).
+fn example_sentence(
+    kind: AlertKind,
+    e: &super::Example,
+    registry: &Registry,
+    s: &Strings,
+) -> String {
+    let sc = e
+        .scenario
+        .as_deref()
+        .and_then(|id| registry.scenarios.iter().find(|sc| sc.id == id));
+    let valid_from = e
+        .valid_from
+        .clone()
+        .or_else(|| sc.map(|sc| sc.valid_from.to_string()))
+        .unwrap_or_else(|| "–".to_owned());
+    let valid_until = e
+        .valid_until
+        .clone()
+        .or_else(|| sc.map(|sc| sc.valid_until.to_string()))
+        .unwrap_or_else(|| "–".to_owned());
+    let cap = sc
+        .and_then(|sc| sc.bytes_per_day)
+        .map_or_else(|| "–".to_owned(), fmt_bytes);
+    let bytes = fmt_bytes(e.bytes);
+    let mut why = fill(
+        s.ex_why[kind_index(kind)],
+        &[
+            e.scenario.as_deref().unwrap_or("–"),
+            &valid_from,
+            &valid_until,
+            &e.persons.map_or_else(|| "–".to_owned(), fmt_int),
+            &fmt_int(e.count),
+            &bytes,
+            &cap,
+            e.service.as_deref().unwrap_or("–"),
+        ],
+    );
+    if let Some(days) = e.days_left {
+        match kind {
+            AlertKind::FilingNotYetValid => {
+                why.push_str(&fill(s.ex_days_until, &[&days.to_string()]))
+            }
+            AlertKind::FilingExpiring => {
+                why.push_str(&fill(s.ex_working_days_left, &[&days.to_string()]));
+            }
+            _ => {}
+        }
+    }
+    let flow_kind = !matches!(
+        kind,
+        AlertKind::FilingExpiring
+            | AlertKind::PersonsThreshold
+            | AlertKind::SensorGap
+            | AlertKind::VolumeCapExceeded
+            | AlertKind::VolumeSurge
+    );
+    let mut sentence = match (&e.recipient, &e.service) {
+        (Some(r), Some(sv)) if flow_kind => {
+            format!("{}{}{why}", fill(s.ex_flow, &[&bytes, r, sv]), s.ex_join)
+        }
+        _ => why,
+    };
+    if let Some(first) = sentence.chars().next() {
+        if first.is_ascii_lowercase() {
+            sentence.replace_range(..1, &first.to_ascii_uppercase().to_string());
+        }
+    }
+    sentence.push_str(s.sentence_end);
+    if e.count > 1 {
+        let _ = write!(sentence, " ×{}", fmt_int(e.count));
+    }
+    sentence
 }
 
 /// Finding kinds, most severe first, then in rule order.
@@ -997,10 +1648,11 @@ fn findings_in_order(data: &ReportData) -> Vec<(&AlertKind, &super::FindingAgg)>
     kinds
 }
 
-fn findings_section(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {
+fn findings_section(out: &mut String, data: &ReportData, registry: &Registry, lang: Lang) {
+    let s = lang.strings();
     let _ = write!(
         out,
-        "<section id=\"findings\"><h2>{}</h2><p class=\"note\">{}</p>",
+        "<section id=\"findings\"><div class=\"head\"><h2>{}</h2><p class=\"note\">{}</p></div>",
         esc(s.section_findings),
         esc(s.section_findings_note)
     );
@@ -1070,25 +1722,43 @@ fn findings_section(out: &mut String, data: &ReportData, registry: &Registry, s:
             examples.sort_by_key(|e| e.micros);
             let _ = write!(
                 out,
-                "<table class=\"examples\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
+                "<table class=\"examples\" data-shown=\"{}\" data-total=\"{}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class=\"n\">{}</th></tr></thead><tbody>",
+                examples.len(),
+                f.alerts,
                 esc(s.col_time),
                 esc(s.col_summary),
                 esc(s.col_recipient),
                 esc(s.services),
                 esc(s.bytes)
             );
-            for e in examples {
+            for e in &examples {
+                // The agent's own English sentence stays reachable as a tooltip in the English
+                // report only.
+                let tip = if lang == Lang::En {
+                    format!(" title=\"{}\"", esc(&e.summary))
+                } else {
+                    String::new()
+                };
                 let _ = write!(
                     out,
-                    "<tr><td class=\"small\" style=\"white-space:nowrap\">{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"n\">{}</td></tr>",
+                    "<tr{tip}><td class=\"small nowrap\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
                     if e.micros > 0 { fmt_beijing(e.micros) } else { "–".to_owned() },
-                    esc(&e.summary),
-                    esc(e.recipient.as_deref().unwrap_or("–")),
-                    esc(e.service.as_deref().unwrap_or("–")),
+                    esc(&example_sentence(*kind, e, registry, s)),
+                    id_span(e.recipient.as_deref().unwrap_or("–")),
+                    id_span(e.service.as_deref().unwrap_or("–")),
                     fmt_bytes(e.bytes)
                 );
             }
             out.push_str("</tbody></table>");
+            if f.alerts > examples.len() as u64 {
+                out.push_str(&shown_line(
+                    s,
+                    examples.len(),
+                    f.alerts,
+                    false,
+                    s.examples_kept,
+                ));
+            }
         }
         out.push_str("</article>\n");
     }
@@ -1108,10 +1778,15 @@ mod tests {
         assert_eq!(fmt_bytes(3_400_000_000), "3.40 GB");
         assert_eq!(fmt_int(1_234_567), "1,234,567");
         assert_eq!(fmt_int(12), "12");
-        assert_eq!(fmt_width(30), "30 s");
-        assert_eq!(fmt_width(600), "10 min");
-        assert_eq!(fmt_width(10_800), "3 h");
-        assert_eq!(fmt_width(604_800), "7 d");
+        let (en, zh) = (Lang::En.strings(), Lang::Zh.strings());
+        assert_eq!(fmt_width(30, en), "30 s");
+        assert_eq!(fmt_width(10, zh), "10 秒");
+        assert_eq!(fmt_width(600, en), "10 min");
+        assert_eq!(fmt_width(10_800, zh), "3 小时");
+        assert_eq!(fmt_width(604_800, en), "7 d");
+        assert_eq!(fmt_duration(341_000_000, en), "5 min 41 s");
+        assert_eq!(fmt_duration(341_000_000, zh), "5 分钟 41 秒");
+        assert_eq!(fmt_duration(5_443_000_000_000, zh), "62 天 23 小时 56 分钟");
         assert_eq!(
             esc("<a href='x'>&\"</a>"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"

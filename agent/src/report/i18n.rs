@@ -2,8 +2,9 @@
 //!
 //! One [`Strings`] value per language, so the compiler checks that each label exists in both.
 //! Templates use `{0}`, `{1}`, ... placeholders filled by [`fill`]; values are HTML-escaped by the
-//! caller before they are filled in. Legal references follow DOMAIN.md: M = Beijing measure
-//! (京网办发〔2024〕17号), O16 = CAC Order 16, PIPL = Personal Information Protection Law.
+//! caller before they are filled in. Legal references are explained in `docs/legal.md`: Measure N = the Beijing measures on
+//! facilitating cross-border data flows (京网办发〔2024〕17号), O16 = CAC Order 16, PIPL = Personal
+//! Information Protection Law.
 
 use crossline_config::event::{AlertKind, VerdictStatus};
 
@@ -62,7 +63,7 @@ pub struct KindText {
     pub name: &'static str,
     /// What the finding means.
     pub meaning: &'static str,
-    /// Legal basis it concerns (DOMAIN.md section 3, "Serves").
+    /// Legal basis it concerns (see `docs/legal.md`).
     pub basis: &'static str,
     /// What to do about it: the filing route and the measure it relates to.
     pub action: &'static str,
@@ -92,16 +93,11 @@ pub struct Strings {
     pub enterprises_in_registry: &'static str,
     pub conclusion: &'static str,
     /// `{0}` exports, `{1}` recipients.
-    pub verdict_unfiled: &'static str,
-    /// Follows `verdict_unfiled` when the route can be narrowed: `{0}` route.
-    pub verdict_route: &'static str,
-    /// Like `verdict_route` when the capture gave no person count: `{0}` route.
-    pub verdict_route_unknown: &'static str,
-    /// `{0}` packets dropped during capture.
-    pub drops: &'static str,
-    pub route_assessment: &'static str,
-    pub route_contract: &'static str,
-    pub route_contract_or_assessment: &'static str,
+    pub verdict_uncovered: &'static str,
+    /// `verdict_uncovered` for exports to a single recipient: `{0}` exports.
+    pub verdict_uncovered_one_recipient: &'static str,
+    /// `verdict_uncovered` for a single export.
+    pub verdict_uncovered_one: &'static str,
     /// `{0}` exports.
     pub verdict_deviation: &'static str,
     /// `{0}` cross-border exports.
@@ -111,6 +107,92 @@ pub struct Strings {
     pub verdict_unclassified: &'static str,
     /// `{0}` number of other findings (PI, caps, ...) worth reading.
     pub verdict_other_findings: &'static str,
+    /// `{0}` flows, `{1}` bytes left out as infrastructure traffic.
+    pub verdict_excluded: &'static str,
+    /// `{0}` packets dropped during capture.
+    pub drops: &'static str,
+    /// `{0}` exports, `{1}` filing id, `{2}` enterprise, `{3}` recipients.
+    pub advice_recipient: &'static str,
+    /// `{0}` exports, `{1}` enterprise, `{2}` recipients (no filing id known).
+    pub advice_recipient_no_filing: &'static str,
+    /// `{0}` exports, `{1}` recipients.
+    pub advice_unfiled: &'static str,
+    /// `{0}` persons (below 100,000), `{1}` the route options.
+    pub route_small: &'static str,
+    /// `{0}` persons, `{1}` route.
+    pub route_known: &'static str,
+    /// `{0}` route.
+    pub route_important: &'static str,
+    /// `{0}` the route options.
+    pub route_unknown: &'static str,
+    pub route_assessment: &'static str,
+    pub route_contract: &'static str,
+    pub route_options: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` services.
+    pub advice_service: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` exports.
+    pub advice_window: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` cap, `{3}` days over the cap.
+    pub advice_cap: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` start date, `{3}` exports.
+    pub advice_not_yet_valid: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` end date, `{3}` exports.
+    pub advice_expired: &'static str,
+    /// `{0}` filing, `{1}` enterprise, `{2}` end date.
+    pub advice_expiring: &'static str,
+    /// `{0}` further filings with the same kind of finding.
+    pub advice_more: &'static str,
+    /// Separator of the items of a list of names.
+    pub list_sep: &'static str,
+    /// Between a label and its value.
+    pub colon: &'static str,
+    /// Between two sentences.
+    pub sentence_gap: &'static str,
+    /// Unit names: day, hour, minute, second.
+    pub units: [&'static str; 4],
+    /// `{0}` shown, `{1}` total: the line under a cut table or list.
+    pub shown_of: &'static str,
+    /// Like `shown_of` when the total is only known as a lower bound.
+    pub shown_of_at_least: &'static str,
+    /// Under a cut example table: which alerts were kept.
+    pub examples_kept: &'static str,
+    /// Under a cut recipient chart.
+    pub recipients_kept: &'static str,
+    /// Under a cut heat map.
+    pub days_kept: &'static str,
+    /// Legend of the `≥` marker of the recipient chart.
+    pub legend_lower_bound: &'static str,
+    pub legend_threshold: &'static str,
+    pub legend_declared: &'static str,
+    pub legend_persons_fill: &'static str,
+    pub legend_heat_none: &'static str,
+    pub section_excluded: &'static str,
+    pub section_excluded_note: &'static str,
+    pub col_exclude_entry: &'static str,
+    /// Example sentence: `{0}` bytes, `{1}` recipient, `{2}` service (a flow's part).
+    pub ex_flow: &'static str,
+    /// Example sentence, the reason, per alert kind (indexed like `AlertKind::ALL`):
+    /// `{0}` filing, `{1}` valid from, `{2}` valid until, `{3}` persons, `{4}` count,
+    /// `{5}` bytes, `{6}` daily cap, `{7}` service.
+    pub ex_why: [&'static str; 17],
+    /// `{0}` days: appended to a not-yet-valid reason.
+    pub ex_days_until: &'static str,
+    /// `{0}` working days: appended to an expiring reason.
+    pub ex_working_days_left: &'static str,
+    /// Joins the flow part and the reason.
+    pub ex_join: &'static str,
+    pub sentence_end: &'static str,
+    /// `{0}` start date, `{1}` days until then.
+    pub starts_on: &'static str,
+    /// `{0}` end date.
+    pub expired_on: &'static str,
+    /// `{0}` exports before the filing's start.
+    pub exports_before_start: &'static str,
+    /// `{0}` exports after the filing's end.
+    pub exports_after_end: &'static str,
+    pub action_hold: &'static str,
+    pub action_reapply: &'static str,
+    pub action_renew: &'static str,
     pub capture_span: &'static str,
     pub packets: &'static str,
     pub flows: &'static str,
@@ -271,18 +353,81 @@ pub static ZH: Strings = Strings {
     gateways: "网关",
     enterprises_in_registry: "登记企业",
     conclusion: "结论",
-    verdict_unfiled: "{0} 次数据出境（发往 {1} 个接收方）未被任何已备案场景覆盖。继续传输前，请订立并备案标准合同，或申报数据出境安全评估（措施十四）。",
-    verdict_route: "依据已观测到的个人信息规模，建议路径：{0}。",
-    verdict_route_unknown: "本次采集未能统计个人信息人数，请按数据类别与人数选择路径：{0}。",
-    drops: "丢包 {0}",
-    route_assessment: "申报数据出境安全评估（《促进和规范数据跨境流动规定》第七条）",
-    route_contract: "订立个人信息出境标准合同并备案，或通过个人信息保护认证（第八条）",
-    route_contract_or_assessment: "先核实出境数据类别与人数：标准合同/认证（第八条）或安全评估（第七条），如适用可援引第三至五条豁免或自贸区负面清单（措施六）",
-    verdict_deviation: "所有出境均有备案，但 {0} 次出境超出了备案条件（服务、有效期或时间窗口），请按下文调整备案或传输方式（措施十四、十五）。",
+    verdict_uncovered: "{0} 次数据出境（发往 {1} 个接收方）未被任何已备案场景覆盖。",
+    verdict_uncovered_one_recipient: "{0} 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。",
+    verdict_uncovered_one: "1 次数据出境（发往 1 个接收方）未被任何已备案场景覆盖。",
+    verdict_deviation: "所有出境均有备案，但 {0} 次出境不符合备案条件（服务、时间窗口、有效期或生效日期），各备案的处理办法见下。",
     verdict_clean: "观测到的 {0} 次跨境出境均由有效备案覆盖。",
     verdict_no_exports: "本次采集未观测到跨境出境流量。",
     verdict_unclassified: "{0} 条流没有判定结果：本次分析未启用备案比对，无法判断出境是否已备案。",
     verdict_other_findings: "另有 {0} 类发现（如个人信息明文、流量上限）需要处理，详见下文。",
+    verdict_excluded: "{0} 条基础设施流（{1}）按配置的排除项单独统计，不计入出境判定，见“已排除的基础设施流量”。",
+    drops: "丢包 {0}",
+    advice_recipient: "{0} 次出境从备案 {1}（{2}）的来源发往 {3}，该接收方不在此备案的目的地中：变更该备案、增加此接收方，或停止该传输。",
+    advice_recipient_no_filing: "{0} 次出境从{1}已备案的来源发往 {2}，其备案均未列此接收方：变更覆盖这些来源的备案、增加此接收方，或停止该传输。",
+    advice_unfiled: "{0} 次出境（发往 {1}）的来源未列入任何备案。",
+    route_small: "已观测到约 {0} 人的个人信息（下限），请按数据类别选择路径：{1}。",
+    route_known: "已观测到约 {0} 人的个人信息，应走的路径：{1}。",
+    route_important: "已观测到重要数据特征，应走的路径：{0}。",
+    route_unknown: "本次采集未能统计个人信息人数，请按数据类别与人数选择路径：{0}。",
+    route_assessment: "申报数据出境安全评估（《促进和规范数据跨境流动规定》第七条）",
+    route_contract: "订立个人信息出境标准合同并备案，或通过个人信息保护认证（第八条）",
+    route_options: "重要数据、100 万人以上个人信息或 1 万人以上敏感个人信息申报安全评估（第七条）；10 万人以上订立标准合同或通过认证（第八条）；不足 10 万人或符合第三至五条、自贸区负面清单（措施六）的，核实豁免条件",
+    advice_service: "备案 {0}（{1}）未列明服务 {2}：将该服务补充进备案，或停止以该服务传输。",
+    advice_window: "备案 {0}（{1}）：{2} 次出境发生在备案时间窗口之外：将传输安排在窗口内，或变更备案的时间窗口。",
+    advice_cap: "备案 {0}（{1}）有 {3} 天超过每日上限 {2}：变更备案的传输规模，或控制传输量。",
+    advice_not_yet_valid: "备案 {0}（{1}）自 {2} 起生效，此前已有 {3} 次出境：在 {2} 前暂停该传输；如生效日期登记有误，请更正。",
+    advice_expired: "备案 {0}（{1}）已于 {2} 到期，仍有 {3} 次出境依赖该备案：停止该传输，重新申报安全评估或重新备案标准合同。",
+    advice_expiring: "备案 {0}（{1}）将于 {2} 到期：现在申请延期或准备续签。",
+    advice_more: "另有 {0} 个备案存在同类问题，见下文。",
+    list_sep: "、",
+    colon: "：",
+    sentence_gap: "",
+    units: ["天", "小时", "分钟", "秒"],
+    shown_of: "显示 {0} 项，共 {1} 项。",
+    shown_of_at_least: "显示 {0} 项，共至少 {1} 项。",
+    examples_kept: "保留的是级别最高、字节最多的告警。",
+    recipients_kept: "按出境字节从多到少显示。",
+    days_kept: "显示有未备案出境的最近几天。",
+    legend_lower_bound: "≥：下限（该接收方曾因容量限制被移出统计）",
+    legend_threshold: "法定门槛（10 万人、100 万人）",
+    legend_declared: "备案申报人数",
+    legend_persons_fill: "色条为估计人数：绿色低于各标记，橙色达到 10 万人或申报人数，红色达到 100 万人",
+    legend_heat_none: "无",
+    section_excluded: "已排除的基础设施流量",
+    section_excluded_note: "与代理配置中 [[exclude]] 排除项匹配的跨境流（如解析服务器、时间服务器、运营商网管）。它们不是数据出境，不与备案比对，也不产生告警；在此单独列出，不会被悄悄丢弃。",
+    col_exclude_entry: "排除项",
+    ex_flow: "经 {2} 向 {1} 发送 {0}",
+    ex_why: [
+        "该来源未列入任何备案",
+        "该接收方不在备案 {0} 的目的地中",
+        "接收方地址不在备案 {0} 登记的国家",
+        "备案 {0} 已于 {2} 到期",
+        "备案 {0} 自 {1} 起才生效",
+        "备案 {0} 将于 {2} 到期",
+        "备案 {0} 单日（北京时间）出境 {5}，超过每日上限 {6}",
+        "发生在备案 {0} 的时间窗口之外",
+        "备案 {0} 未列明服务 {7}",
+        "个人信息以明文传输",
+        "本年度出境个人信息约 {3} 人，已达到门槛",
+        "备案 {0} 一小时内出境 {5}，远高于同时段基线",
+        "负面清单数据发往未获批准的接收方",
+        "隧道或无法识别的加密流量隐藏了传输内容",
+        "一小时内大量境外来源访问该境内服务",
+        "负载含重要数据特征",
+        "采集丢失 {4} 个数据包或流，期间流量未被完整观测",
+    ],
+    ex_days_until: "（{0} 天后）",
+    ex_working_days_left: "，剩余 {0} 个工作日",
+    ex_join: "：",
+    sentence_end: "。",
+    starts_on: "尚未生效：{0} 起生效（{1} 天后）",
+    expired_on: "已于 {0} 到期",
+    exports_before_start: "生效前出境 {0} 次",
+    exports_after_end: "判定为备案已失效的出境 {0} 次",
+    action_hold: "生效前暂停传输，或更正登记的生效日期",
+    action_reapply: "停止依赖该备案的传输，重新申报评估或重新备案合同",
+    action_renew: "申请延期（安全评估）或续签并备案标准合同",
     capture_span: "采集时段（北京时间）",
     packets: "数据包",
     flows: "流",
@@ -335,9 +480,9 @@ pub static ZH: Strings = Strings {
     ciio: "关键信息基础设施运营者",
     green_channel: "绿色通道（措施七）",
     ftz: "自贸试验区（措施六）",
-    section_expiring: "即将到期或已过期的备案",
-    section_expiring_note: "以采集结束日为准；安全评估结果有效期 3 年，可在到期前 60 个工作日内申请延期（第九条）。",
-    none_expiring: "没有在 60 天内到期或已过期的备案。",
+    section_expiring: "即将到期、已过期或尚未生效的备案",
+    section_expiring_note: "以采集结束日为准，列出 90 个自然日（约 60 个工作日）内到期的备案；安全评估结果有效期 3 年，可在到期前 60 个工作日内申请延期（第九条）。",
+    none_expiring: "没有 90 天内到期、已过期或尚未生效的备案。",
     section_findings: "发现（按告警类型）",
     section_findings_note: "证据均为告警携带的脱敏形式；报告不包含任何原始个人标识。",
     no_findings: "没有告警。",
@@ -358,7 +503,7 @@ pub static ZH: Strings = Strings {
     section_method: "方法与局限",
     method_points: [
         "出境字节为境内端发送的整帧字节（与 tshark 会话统计口径一致）；境外方查询或下载境内数据同样计为出境。",
-        "判定顺序：来源未备案 → 接收方未备案 → 服务未备案 → 备案失效 → 时间窗口外 → 已备案（最具体的场景）。",
+        "判定顺序：排除项 → 来源未备案 → 接收方未备案 → 服务未备案 → 备案已失效或尚未生效 → 时间窗口外 → 已备案（最具体的场景）。",
         "使用 ECH 的连接不信任外层 SNI，仅按地址或 DNS 名称匹配。",
         "流量无法证明：出境依据是否真实、是否取得单独同意、个人信息保护影响评估、关键信息基础设施身份及其他出境途径。人数与字节均为下限。",
         "本报告为合规自查辅助，不构成法律意见。",
@@ -380,7 +525,7 @@ pub static ZH: Strings = Strings {
             name: "未备案出境",
             meaning: "境内主机向境外发送数据，没有任何有效场景覆盖该来源。",
             basis: "措施十四；《个人信息保护法》第三十八条；《促进和规范数据跨境流动规定》第七、八条",
-            action: "暂停或确认该传输：核实数据类别与人数后，选择安全评估（重要数据、100 万人以上个人信息、1 万人以上敏感个人信息或关键信息基础设施运营者）、标准合同备案或认证（10 万至 100 万人、不足 1 万人敏感个人信息），或核实是否适用第三至五条豁免、自贸区负面清单（措施六）；完成后将场景登记入备案清单。",
+            action: "暂停或确认该传输：核实数据类别与人数后，选择安全评估（重要数据、100 万人以上个人信息、1 万人以上敏感个人信息或关键信息基础设施运营者）、标准合同备案或认证（10 万至 100 万人，且敏感信息不足 1 万人），或核实是否适用第三至五条豁免、自贸区负面清单（措施六）；完成后将场景登记入备案清单。",
         },
         KindText {
             name: "接收方未备案",
@@ -507,22 +652,85 @@ pub static EN: Strings = Strings {
     gateways: "Gateways",
     enterprises_in_registry: "Enterprises registered",
     conclusion: "Conclusion",
-    verdict_unfiled: "{0} exports to {1} recipients are not covered by any filing; file a standard contract or apply for a security assessment before continuing (measure 十四).",
-    verdict_route: "Given the personal information observed, the suggested route is: {0}.",
-    verdict_route_unknown: "This capture gives no person count; choose by data categories and persons: {0}.",
-    drops: "{0} dropped",
-    route_assessment: "apply for a security assessment (CAC Order 16, Art. 7)",
-    route_contract: "file a standard contract or obtain certification (CAC Order 16, Art. 8)",
-    route_contract_or_assessment: "confirm data categories and person counts first: standard contract / certification (Art. 8) or security assessment (Art. 7); where applicable an exemption (Arts. 3–5) or the FTZ negative list (measure 六)",
-    verdict_deviation: "Every export has a filing, but {0} exports fall outside its conditions (service, validity or time window); adjust the filing or the transfers as set out below (measures 十四, 十五).",
+    verdict_uncovered: "{0} exports to {1} recipients are not covered by any filing.",
+    verdict_uncovered_one_recipient: "{0} exports to one recipient are not covered by any filing.",
+    verdict_uncovered_one: "One export is not covered by any filing.",
+    verdict_deviation: "Every export has a filing, but {0} exports break its conditions (service, time window, validity or start date); the steps for each filing follow.",
     verdict_clean: "All {0} cross-border exports observed are covered by valid filings.",
     verdict_no_exports: "No cross-border exports were observed in this capture.",
     verdict_unclassified: "{0} flows carry no verdict: classification against the filings was not run, so this report cannot tell whether exports are filed.",
     verdict_other_findings: "{0} further kinds of findings (e.g. cleartext personal information, caps) need attention; see below.",
+    verdict_excluded: "Infrastructure flows that match the configured exclusions (flows: {0}; {1}) are counted apart and not judged; see \u{201c}Excluded infrastructure traffic\u{201d}.",
+    drops: "{0} dropped",
+    advice_recipient: "Filing {1} ({2}) does not list {3} among its destinations, yet its sources exported there (flows: {0}): amend that filing to add the recipient, or stop the flow.",
+    advice_recipient_no_filing: "No filing of {1} lists {2}, yet its filed sources exported there (flows: {0}): amend the filing that covers these sources to add the recipient, or stop the flow.",
+    advice_unfiled: "Sources that no filing lists exported data (flows: {0}) to {1}.",
+    route_small: "About {0} persons' information was observed (a lower bound); choose the route by the data categories: {1}.",
+    route_known: "About {0} persons' information was observed, so the route is: {1}.",
+    route_important: "Important data was observed, so the route is: {0}.",
+    route_unknown: "This capture gives no person count; choose the route by the data categories and the number of persons: {0}.",
+    route_assessment: "a security assessment (CAC Order 16, Art. 7)",
+    route_contract: "a standard contract filing or a certification (CAC Order 16, Art. 8)",
+    route_options: "a security assessment (Art. 7) for important data, from 1,000,000 persons or from 10,000 persons' sensitive information; a standard contract or certification (Art. 8) from 100,000 persons; below that, or where Arts. 3\u{2013}5 or the free-trade-zone negative list (Measure 6) apply, check the exemption",
+    advice_service: "Filing {0} ({1}) does not list {2}: add the service to the filing, or stop using it for this transfer.",
+    advice_window: "Filing {0} ({1}): exports outside its filed window (flows: {2}); schedule them inside the window, or amend the window.",
+    advice_cap: "Filing {0} ({1}) exceeded its daily cap of {2} (days: {3}): amend the filed volume, or throttle the transfers.",
+    advice_not_yet_valid: "Filing {0} ({1}) takes effect only on {2}, yet exports relied on it before (flows: {3}): hold them until {2}, or correct the start date if it was registered wrongly.",
+    advice_expired: "Filing {0} ({1}) expired on {2}, yet exports still relied on it (flows: {3}): stop them, and re-apply for the assessment or re-file the contract.",
+    advice_expiring: "Filing {0} ({1}) expires on {2}: request the extension or prepare the renewal now.",
+    advice_more: "Filings with the same kind of finding not listed here: {0}; see below.",
+    list_sep: ", ",
+    colon: ": ",
+    sentence_gap: " ",
+    units: ["d", "h", "min", "s"],
+    shown_of: "{0} of {1} shown.",
+    shown_of_at_least: "{0} of at least {1} shown.",
+    examples_kept: "Kept: the most severe alerts, then the largest.",
+    recipients_kept: "Largest export first.",
+    days_kept: "The latest days with exports not covered by a filing.",
+    legend_lower_bound: "\u{2265}: lower bound (the recipient was once pruned from the bounded table)",
+    legend_threshold: "legal threshold (100,000 and 1,000,000 persons)",
+    legend_declared: "declared persons per year",
+    legend_persons_fill: "bar: estimated persons; green below every mark, orange from 100,000 or the declared count, red from 1,000,000",
+    legend_heat_none: "none",
+    section_excluded: "Excluded infrastructure traffic",
+    section_excluded_note: "Cross-border flows that match an [[exclude]] entry of the agent configuration (resolvers, time servers, the carrier's management). Such flows carry no data export: they are not judged against the filings and raise no alert, and are listed here so that nothing is dropped silently.",
+    col_exclude_entry: "Exclusion",
+    ex_flow: "{0} to {1} over {2}",
+    ex_why: [
+        "no filing lists this source",
+        "the recipient is not a destination of filing {0}",
+        "the recipient's address lies outside the country filed in {0}",
+        "filing {0} expired on {2}",
+        "filing {0} takes effect only on {1}",
+        "filing {0} expires on {2}",
+        "filing {0} exported {5} in one Beijing day, above its daily cap of {6}",
+        "outside the filed window of filing {0}",
+        "filing {0} does not list service {7}",
+        "personal information sent unencrypted",
+        "personal information of about {3} persons exported this year reached a threshold",
+        "filing {0} exported {5} in one hour, far above its usual volume",
+        "negative-list data went to a recipient not approved for it",
+        "a tunnel or unidentified encrypted stream hides the content",
+        "many foreign sources reached this domestic service within an hour",
+        "the payload carries an important-data marker",
+        "the sensor lost {4} packets or flows, so traffic was not fully observed",
+    ],
+    ex_days_until: " ({0} days later)",
+    ex_working_days_left: "; {0} working days left",
+    ex_join: ": ",
+    sentence_end: ".",
+    starts_on: "not yet valid: takes effect on {0} (in {1} days)",
+    expired_on: "expired on {0}",
+    exports_before_start: "exports before the start: {0}",
+    exports_after_end: "exports judged expired: {0}",
+    action_hold: "hold transfers until the start, or correct the registered start date",
+    action_reapply: "stop relying on the filing; re-apply for the assessment or re-file the contract",
+    action_renew: "request the extension (assessment) or renew and file the contract",
     capture_span: "Capture span (Beijing time)",
     packets: "Packets",
     flows: "Flows",
-    cross_border_flows: "Cross-border flows",
+    cross_border_flows: "cross-border",
     export_filed: "Export, filed",
     export_not_filed: "Export, not filed",
     duration: "duration",
@@ -569,11 +777,11 @@ pub static EN: Strings = Strings {
     threshold_sensitive: "10,000 persons' sensitive PI: security assessment required (Art. 7)",
     uscc: "USCC",
     ciio: "critical information infrastructure operator",
-    green_channel: "green channel (measure 七)",
-    ftz: "free trade zone (measure 六)",
-    section_expiring: "Filings expiring soon or expired",
-    section_expiring_note: "Judged on the last day of the capture; an assessment result is valid 3 years and may be extended in the 60 working days before expiry (Art. 9).",
-    none_expiring: "No filing expires within 60 days or has expired.",
+    green_channel: "green channel (Measure 7)",
+    ftz: "free trade zone (Measure 6)",
+    section_expiring: "Filings expiring soon, expired or not yet valid",
+    section_expiring_note: "Judged on the last day of the capture; filings ending within 90 calendar days (about 60 working days) are listed. An assessment result is valid 3 years and may be extended when requested in the 60 working days before expiry (Art. 9).",
+    none_expiring: "No filing expires within 90 days, has expired or has yet to take effect.",
     section_findings: "Findings by alert kind",
     section_findings_note: "Evidence is shown masked, exactly as the alerts carry it; the report holds no raw personal identifier.",
     no_findings: "No alerts.",
@@ -594,7 +802,7 @@ pub static EN: Strings = Strings {
     section_method: "Method and limits",
     method_points: [
         "Export bytes are whole frames sent by the domestic endpoint (as tshark counts conversations); an overseas party downloading data held in China is export too.",
-        "Checks in order: source not filed → recipient not filed → service not filed → filing not valid → outside window → filed (most specific scenario).",
+        "Checks in order: exclusions → source not filed → recipient not filed → service not filed → filing expired or not yet valid → outside window → filed (most specific scenario).",
         "Connections offering ECH never match on their outer SNI; they match by address or DNS name only.",
         "Traffic cannot show the genuineness of a basis, separate consent, impact assessments, CIIO status or other export routes. Persons and bytes are lower bounds.",
         "This report supports a compliance self-check; it is not legal advice.",
@@ -615,19 +823,19 @@ pub static EN: Strings = Strings {
         KindText {
             name: "Unfiled export",
             meaning: "A domestic host sent data abroad and no valid scenario covers that source.",
-            basis: "Measure 十四; PIPL Art. 38; CAC Order 16 Arts. 7–8",
-            action: "Stop or confirm the transfer. Establish the data categories and persons, then apply for a security assessment (important data, ≥1M persons, ≥10k persons' sensitive PI, or a CIIO), file a standard contract or obtain certification (100k–1M persons, <10k sensitive), or confirm an exemption (Arts. 3–5) or the FTZ negative list (measure 六); then register the scenario.",
+            basis: "Measure 14; PIPL Art. 38; CAC Order 16 Arts. 7–8",
+            action: "Stop or confirm the transfer. Establish the data categories and persons, then apply for a security assessment (important data, ≥1M persons, ≥10k persons' sensitive PI, or a CIIO), file a standard contract or obtain certification (100k–1M persons, <10k sensitive), or confirm an exemption (Arts. 3–5) or the FTZ negative list (Measure 6); then register the scenario.",
         },
         KindText {
             name: "Recipient not filed",
             meaning: "A filed domestic host sent data to an address, SNI or name outside its filing.",
-            basis: "Measure 十四; PIPL Art. 39",
+            basis: "Measure 14; PIPL Art. 39",
             action: "For a new recipient: amend or re-file the standard contract / assessment and obtain separate consent naming it. For a misconfiguration: stop sending there.",
         },
         KindText {
             name: "Country mismatch",
             meaning: "The recipient's address lies in a country other than the filed one.",
-            basis: "Measure 十四",
+            basis: "Measure 14",
             action: "Verify where the recipient stores the data; amend the filed recipient if it changed.",
         },
         KindText {
@@ -651,25 +859,25 @@ pub static EN: Strings = Strings {
         KindText {
             name: "Daily cap exceeded",
             meaning: "A scenario exported more bytes in a day than its filed cap.",
-            basis: "Measure 十五",
+            basis: "Measure 15",
             action: "Find the cause; amend the filed volume if the business needs it, else throttle.",
         },
         KindText {
             name: "Outside window",
             meaning: "Transfers happened outside the filed days or hours.",
-            basis: "Measure 十五",
+            basis: "Measure 15",
             action: "Schedule transfers inside the filed window or amend the window.",
         },
         KindText {
             name: "Service not filed",
             meaning: "A port, protocol or application outside the filing was used.",
-            basis: "Measure 十四",
+            basis: "Measure 14",
             action: "Add the service to the filing or stop using it for the transfer.",
         },
         KindText {
             name: "Personal information in cleartext",
             meaning: "A valid resident ID, mobile or card number travelled unencrypted.",
-            basis: "Measures 十三, 十四; PIPL Art. 51",
+            basis: "Measures 13 and 14; PIPL Art. 51",
             action: "Encrypt in transit (TLS) and confirm the personal information is within the filing; financial accounts are sensitive PI (PIPL Art. 28).",
         },
         KindText {
@@ -681,19 +889,19 @@ pub static EN: Strings = Strings {
         KindText {
             name: "Volume surge",
             meaning: "Export bytes far above the 28-day same-hour-of-week baseline.",
-            basis: "Measure 十五",
+            basis: "Measure 15",
             action: "Confirm a business reason and keep a note; treat an unexplained surge as a possible leak.",
         },
         KindText {
             name: "Negative-list data",
             meaning: "Data on the FTZ negative list went to an unapproved recipient.",
-            basis: "Measure 六; CAC Order 16 Art. 6",
+            basis: "Measure 6; CAC Order 16 Art. 6",
             action: "Listed data needs the route the list requires (assessment, contract or certification) and may only go to the approved recipient.",
         },
         KindText {
             name: "Opaque tunnel",
             meaning: "WireGuard/IPsec/OpenVPN or unidentified high-entropy traffic on the line.",
-            basis: "MIIT 2017 notice; measure 十四",
+            basis: "MIIT 2017 notice; Measure 14",
             action: "International leased lines are for internal office use only: remove unapproved VPNs/tunnels or document them.",
         },
         KindText {
@@ -705,13 +913,13 @@ pub static EN: Strings = Strings {
         KindText {
             name: "Important-data marker",
             meaning: "Payload matched an important-data catalogue signature.",
-            basis: "DSL Art. 31; measure 十三",
+            basis: "DSL Art. 31; Measure 13",
             action: "Stop the transfer and report to the sector authority; exporting important data requires a security assessment.",
         },
         KindText {
             name: "Sensor gap",
             meaning: "Capture loss or agent downtime: traffic was not fully observed.",
-            basis: "Measure 十五",
+            basis: "Measure 15",
             action: "Fix the capture (buffers, queues, NIC); figures in this report are lower bounds.",
         },
     ],

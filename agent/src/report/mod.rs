@@ -11,6 +11,12 @@
 //! cannot leak one even if an upstream component forgot to mask it; they are HTML-escaped when
 //! rendered.
 //!
+//! Flows with the verdict `excluded` (infrastructure traffic named by an `[[exclude]]` entry)
+//! are counted per entry apart from the exports and never become findings. Every sentence is
+//! rendered in the report's language from the data and the alerts' fields (an alert's English
+//! `summary` is only the English report's tooltip); every cut table or list says how much of it
+//! is shown.
+//!
 //! Use: `crossline-agent analyze --config agent.toml --report report.html [--lang zh|en] PCAP...`
 //! (Chinese by default). The file has no script and no external asset: inline CSS, three inline
 //! SVG charts (export bytes over time stacked by verdict, top recipients, a day × hour heat map
@@ -56,6 +62,9 @@ pub const UNFILED_RECIPIENT_CAPACITY: usize = 10_000;
 pub const RUNNING_CAPACITY: usize = 1_000_000;
 /// Longest string kept from traffic (SNI, host names, summaries), in bytes.
 pub const MAX_TEXT: usize = 200;
+
+/// `[[exclude]]` entry names tracked separately.
+pub const EXCLUDE_CAPACITY: usize = 64;
 
 /// Number of verdict slots (every `VerdictStatus`).
 pub const VERDICTS: usize = 9;
@@ -185,6 +194,12 @@ pub struct ScenarioAgg {
     pub bytes: [u64; VERDICTS],
     /// Filed export bytes per Beijing day (for the daily cap).
     pub filed_per_day: BTreeMap<Date, u64>,
+    /// Flows with export payload per verdict.
+    pub export_flows: [u64; VERDICTS],
+    /// Recipients of `recipient_not_filed` flows charged to this scenario.
+    pub recipients_not_filed: Tally,
+    /// Services of `service_not_filed` flows charged to this scenario.
+    pub services_not_filed: Tally,
 }
 
 impl ScenarioAgg {
@@ -243,6 +258,46 @@ pub struct Example {
     pub bytes: u64,
     /// Masked evidence as the alert carries it.
     pub evidence: Vec<String>,
+    /// Occurrences folded into the alert.
+    pub count: u64,
+    /// Persons estimate carried by the alert.
+    pub persons: Option<u64>,
+    /// Days left (`filing_expiring`: working days; `filing_not_yet_valid`: calendar days).
+    pub days_left: Option<i64>,
+    /// `valid_from` of the scenario, as the alert carries it.
+    pub valid_from: Option<String>,
+    /// `valid_until` of the scenario, as the alert carries it.
+    pub valid_until: Option<String>,
+}
+
+/// What the alerts of one kind say about one scenario.
+#[derive(Debug, Clone, Default)]
+pub struct ScenarioFinding {
+    /// Occurrences (sum of `alert.count`).
+    pub occurrences: u64,
+    /// Export bytes covered.
+    pub bytes: u64,
+    /// Recipients named by these alerts.
+    pub recipients: Tally,
+    /// Services named by these alerts.
+    pub services: Tally,
+    /// Smallest `days_left` carried.
+    pub days_left: Option<i64>,
+    /// `valid_from` carried by the alerts.
+    pub valid_from: Option<String>,
+    /// `valid_until` carried by the alerts.
+    pub valid_until: Option<String>,
+}
+
+/// Flows of one `[[exclude]]` entry.
+#[derive(Debug, Clone, Default)]
+pub struct ExcludedAgg {
+    /// Final flow records.
+    pub flows: u64,
+    /// Bytes sent by the domestic end.
+    pub bytes: u64,
+    /// Far ends, by flows.
+    pub recipients: Tally,
 }
 
 /// Everything known about one alert kind.
@@ -270,6 +325,8 @@ pub struct FindingAgg {
     pub examples: Vec<Example>,
     /// Largest persons estimate carried by these alerts.
     pub persons: Option<u64>,
+    /// Per scenario id (at most [`FINDING_VALUES`]).
+    pub by_scenario: BTreeMap<String, ScenarioFinding>,
 }
 
 impl FindingAgg {
@@ -286,6 +343,7 @@ impl FindingAgg {
             scenarios: Tally::default(),
             examples: Vec::new(),
             persons: None,
+            by_scenario: BTreeMap::new(),
         }
     }
 }
@@ -328,6 +386,8 @@ pub struct ReportData {
     pub unfiled_recipients: HashSet<String>,
     /// More distinct not-filed recipients than [`UNFILED_RECIPIENT_CAPACITY`] were seen.
     pub unfiled_recipients_overflow: bool,
+    /// Recipients of `unfiled` exports (no filing lists the source), by flows.
+    pub unfiled_targets: Tally,
     /// Per (enterprise, scenario) figures.
     pub scenarios: BTreeMap<ScenarioKey, ScenarioAgg>,
     /// Per alert kind figures.
@@ -336,6 +396,9 @@ pub struct ReportData {
     pub persons: BTreeMap<String, u64>,
     /// Last `stats` event per gateway.
     pub stats: BTreeMap<String, Stats>,
+    /// Excluded infrastructure traffic per `[[exclude]]` entry name (at most
+    /// [`EXCLUDE_CAPACITY`]; later names fold into "…").
+    pub excluded: BTreeMap<String, ExcludedAgg>,
     /// Running export totals of long flows (key: hash of flow identity).
     running: HashMap<u64, u64>,
 }
@@ -398,6 +461,7 @@ impl ReportData {
         };
         let v = i18n::verdict_index(verdict.status);
         let cross_border = verdict.status != VerdictStatus::NotCrossBorder;
+        let excluded = verdict.status == VerdictStatus::Excluded;
 
         // Active-timeout records carry running totals: count only what is new.
         let reported = event.export_bytes.unwrap_or(0);
@@ -426,6 +490,26 @@ impl ReportData {
             return;
         }
         self.export_bytes[v] += bytes;
+        if excluded {
+            // Infrastructure traffic: counted apart, never part of the export figures.
+            let name = verdict
+                .exclude
+                .as_deref()
+                .map_or_else(|| "?".to_owned(), scrub);
+            let name =
+                if self.excluded.len() < EXCLUDE_CAPACITY || self.excluded.contains_key(&name) {
+                    name
+                } else {
+                    "…".to_owned()
+                };
+            let agg = self.excluded.entry(name).or_default();
+            agg.bytes += bytes;
+            if !running {
+                agg.flows += 1;
+                agg.recipients.add(&recipient_of(event), 1);
+            }
+            return;
+        }
 
         let scenario_key: ScenarioKey = (
             verdict.enterprise.as_deref().map(scrub),
@@ -442,6 +526,18 @@ impl ReportData {
         let agg = self.scenarios.entry(scenario_key).or_default();
         if !running {
             agg.flows += 1;
+            if reported > 0 {
+                agg.export_flows[v] += 1;
+                match verdict.status {
+                    VerdictStatus::RecipientNotFiled => {
+                        agg.recipients_not_filed.add(&recipient_of(event), 1);
+                    }
+                    VerdictStatus::ServiceNotFiled => {
+                        agg.services_not_filed.add(&service_of(event), 1);
+                    }
+                    _ => {}
+                }
+            }
         }
         agg.bytes[v] += bytes;
         if verdict.status == VerdictStatus::Filed {
@@ -473,6 +569,9 @@ impl ReportData {
             verdict.status,
             VerdictStatus::Unfiled | VerdictStatus::RecipientNotFiled
         );
+        if verdict.status == VerdictStatus::Unfiled && !running {
+            self.unfiled_targets.add(&recipient, 1);
+        }
         if uncovered && !self.unfiled_recipients.contains(&recipient) {
             if self.unfiled_recipients.len() < UNFILED_RECIPIENT_CAPACITY {
                 self.unfiled_recipients.insert(recipient.clone());
@@ -552,7 +651,28 @@ impl ReportData {
             f.enterprises.add(&scrub(e), 1);
         }
         if let Some(s) = &alert.scenario {
-            f.scenarios.add(&scrub(s), 1);
+            let id = scrub(s);
+            f.scenarios.add(&id, 1);
+            if f.by_scenario.len() < FINDING_VALUES || f.by_scenario.contains_key(&id) {
+                let d = f.by_scenario.entry(id).or_default();
+                d.occurrences += alert.count.max(1);
+                d.bytes += alert.bytes;
+                if let Some(r) = &recipient {
+                    d.recipients.add(r, alert.count.max(1));
+                }
+                if let Some(sv) = &service {
+                    d.services.add(sv, alert.count.max(1));
+                }
+                if let Some(left) = alert.days_left {
+                    d.days_left = Some(d.days_left.map_or(left, |l| l.min(left)));
+                }
+                if alert.valid_from.is_some() {
+                    d.valid_from = alert.valid_from.as_deref().map(scrub);
+                }
+                if alert.valid_until.is_some() {
+                    d.valid_until = alert.valid_until.as_deref().map(scrub);
+                }
+            }
         }
         if let Some(p) = alert.persons {
             f.persons = Some(f.persons.map_or(p, |q| q.max(p)));
@@ -572,6 +692,11 @@ impl ReportData {
             service,
             bytes: alert.bytes,
             evidence,
+            count: alert.count.max(1),
+            persons: alert.persons,
+            days_left: alert.days_left,
+            valid_from: alert.valid_from.as_deref().map(scrub),
+            valid_until: alert.valid_until.as_deref().map(scrub),
         };
         if f.examples.len() < FINDING_EXAMPLES {
             f.examples.push(example);
@@ -609,6 +734,7 @@ impl ReportData {
         [
             VerdictStatus::ServiceNotFiled,
             VerdictStatus::FilingExpired,
+            VerdictStatus::FilingNotYetValid,
             VerdictStatus::OutsideWindow,
         ]
         .iter()
@@ -616,9 +742,20 @@ impl ReportData {
         .sum()
     }
 
-    /// Flows with export payload (every cross-border verdict).
+    /// Flows with export payload (every cross-border verdict but `excluded`).
     pub fn exports(&self) -> u64 {
-        self.export_flows[..6].iter().sum()
+        self.export_flows[i18n::verdict_index(VerdictStatus::Filed)]
+            + NOT_FILED
+                .iter()
+                .map(|v| self.export_flows[i18n::verdict_index(*v)])
+                .sum::<u64>()
+    }
+
+    /// Excluded infrastructure traffic: (flows, bytes).
+    pub fn excluded_totals(&self) -> (u64, u64) {
+        self.excluded
+            .values()
+            .fold((0, 0), |(f, b), e| (f + e.flows, b + e.bytes))
     }
 
     /// Sum of the last `stats` event of every gateway.
@@ -653,13 +790,23 @@ impl ReportData {
 }
 
 /// Verdicts of cross-border flows that a filing does not (fully) cover.
-pub const NOT_FILED: [VerdictStatus; 5] = [
+pub const NOT_FILED: [VerdictStatus; 6] = [
     VerdictStatus::Unfiled,
     VerdictStatus::RecipientNotFiled,
     VerdictStatus::ServiceNotFiled,
     VerdictStatus::FilingExpired,
+    VerdictStatus::FilingNotYetValid,
     VerdictStatus::OutsideWindow,
 ];
+
+/// The responder service of a flow, e.g. `tcp/443`, as alerts name it.
+pub fn service_of(event: &Event) -> String {
+    let proto = event.proto.as_deref().unwrap_or("ip").to_ascii_lowercase();
+    match event.dest_port {
+        Some(p) => scrub(&format!("{proto}/{p}")),
+        None => scrub(&proto),
+    }
+}
 
 fn flow_key(event: &Event) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();

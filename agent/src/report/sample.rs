@@ -50,7 +50,8 @@ fn net(a: [u8; 4], len: u8) -> IpNet {
     IpNet::new(IpAddr::V4(Ipv4Addr::from(a)), len).expect("constant sample prefix is valid")
 }
 
-/// The sample registry: two enterprises, four scenarios (one expiring during the capture month).
+/// The sample registry: two enterprises, five scenarios (one expiring during the capture month,
+/// one starting after it).
 pub fn registry() -> Registry {
     let enterprises = vec![
         Enterprise {
@@ -131,10 +132,21 @@ pub fn registry() -> Registry {
         "bi.retail.example".into(),
     ))];
     ftz.data = vec![DataCategory::None];
+    // A contract filed for a trial that starts after the capture month.
+    let mut trial = scenario("SC-2026-0050", 0, Basis::StandardContract);
+    trial.recipient = Recipient {
+        name: "Example Trials Inc.".into(),
+        country: "US".into(),
+    };
+    trial.valid_from = date(2026, 4, 1);
+    trial.valid_until = date(2029, 3, 31);
+    trial.destinations = vec![Destination::Host(HostPattern::Exact(
+        "trials.example.com".into(),
+    ))];
     Registry {
         path: PathBuf::from("registry.toml"),
         enterprises,
-        scenarios: vec![sa, sc, ex, ftz],
+        scenarios: vec![sa, sc, ex, ftz, trial],
     }
 }
 
@@ -370,7 +382,7 @@ pub fn events() -> (Vec<Event>, Expected) {
         end: bj(3, 14, 20),
         export: 3_300_000,
         status: V::RecipientNotFiled,
-        scenario: None,
+        scenario: sa,
         enterprise: acme,
         reason: "fin",
     }));
@@ -516,7 +528,7 @@ pub fn events() -> (Vec<Event>, Expected) {
             at: bj(3, 14, 20),
             kind: AlertKind::RecipientNotFiled,
             severity: Severity::High,
-            scenario: None,
+            scenario: sa,
             enterprise: acme,
             summary: "10.20.5.5 sent 3.30 MB to <script>alert(1)</script>.files.example.net (not a filed recipient)",
             recipient: Some("<script>alert(1)</script>.files.example.net"),
@@ -660,4 +672,192 @@ pub fn events() -> (Vec<Event>, Expected) {
         cross_border_flows: flow_records - 1,
     };
     (out, expected)
+}
+
+/// What [`extended_events`] adds to [`events`].
+#[derive(Debug, Clone, Copy)]
+pub struct Extended {
+    /// `unfiled_export` alerts in all (more than the report shows as examples).
+    pub unfiled_alerts: u64,
+    /// Beijing days with exports not covered by a filing.
+    pub heat_days: u64,
+    /// Flows before `SC-2026-0050` takes effect.
+    pub not_yet_valid_exports: u64,
+    /// Excluded flows per entry: `public-dns`, `ntp`.
+    pub excluded_flows: [u64; 2],
+    /// Their bytes.
+    pub excluded_bytes: [u64; 2],
+}
+
+/// The sample plus what makes a report long and its tables cut: more unfiled alerts than
+/// examples, more recipients than the chart shows, more days than the heat map shows, exports
+/// before a filing takes effect, and excluded infrastructure traffic.
+pub fn extended_events() -> (Vec<Event>, Expected, Extended) {
+    use VerdictStatus as V;
+    let (mut out, mut expected) = events();
+    let stats = out.pop();
+    let acme = Some("acme-pharma");
+    let trial = Some("SC-2026-0050");
+    // Exports to the trial's recipient before the filing starts on 2026-04-01.
+    for i in 0..2u64 {
+        let export = 700_000 + i * 50_000;
+        let f = flow(&FlowSpec {
+            id: 600 + i,
+            src: "10.20.9.9",
+            dst: "198.51.100.150",
+            port: 443,
+            proto: "TCP",
+            sni: Some("trials.example.com"),
+            host: None,
+            start: bj(3, 11 + i as i64, 0),
+            end: bj(3, 11 + i as i64, 10),
+            export,
+            status: V::FilingNotYetValid,
+            scenario: trial,
+            enterprise: acme,
+            reason: "fin",
+        });
+        out.push(f);
+        expected.not_filed_bytes += export;
+        let mut a = alert(&AlertSpec {
+            at: bj(3, 11 + i as i64, 10),
+            kind: AlertKind::FilingNotYetValid,
+            severity: Severity::High,
+            scenario: trial,
+            enterprise: acme,
+            summary: "10.20.9.9 sent 700 kB to trials.example.com: scenario SC-2026-0050 is valid only from 2026-04-01",
+            recipient: Some("trials.example.com"),
+            service: Some("tcp/443"),
+            count: 1,
+            bytes: export,
+            evidence: &[],
+            persons: None,
+        });
+        if let Some(al) = a.alert.as_mut() {
+            al.days_left = Some(29);
+            al.valid_from = Some("2026-04-01".into());
+            al.valid_until = Some("2029-03-31".into());
+        }
+        out.push(a);
+    }
+    // Small filed exports to many CRO hosts: more recipients than the chart shows.
+    for i in 0..20u64 {
+        let export = 10_000 + i * 100;
+        let host = format!("site{i:02}.cro.example.de");
+        out.push(flow(&FlowSpec {
+            id: 700 + i,
+            src: "10.20.3.4",
+            dst: "198.51.100.7",
+            port: 443,
+            proto: "TCP",
+            sni: Some(host.as_str()),
+            host: None,
+            start: bj(2, 12, 0),
+            end: bj(2, 12, 1),
+            export,
+            status: V::Filed,
+            scenario: Some("SA-2026-0001"),
+            enterprise: acme,
+            reason: "fin",
+        }));
+        expected.filed_bytes += export;
+    }
+    // Unfiled exports on the 40 days before the sample's (from 2026-01-21): more days than the
+    // heat map shows and more unfiled alerts than examples.
+    for d in 0..40u64 {
+        let at = bj(1, 3, 0) - ((d + 1) as i64) * 86_400_000_000;
+        let export = 5_000 + d;
+        let f = flow(&FlowSpec {
+            id: 800 + d,
+            src: "10.30.1.9",
+            dst: "203.0.113.50",
+            port: 22,
+            proto: "TCP",
+            sni: None,
+            host: None,
+            start: at - 60_000_000,
+            end: at,
+            export,
+            status: V::Unfiled,
+            scenario: None,
+            enterprise: None,
+            reason: "fin",
+        });
+        out.push(f);
+        expected.not_filed_bytes += export;
+        expected.uncovered_exports += 1;
+        out.push(alert(&AlertSpec {
+            at,
+            kind: AlertKind::UnfiledExport,
+            severity: Severity::High,
+            scenario: None,
+            enterprise: None,
+            summary: "10.30.1.9 sent 5.0 kB to 203.0.113.50 (tcp/22): no filed scenario lists this source",
+            recipient: Some("203.0.113.50"),
+            service: Some("tcp/22"),
+            count: 1,
+            bytes: export,
+            evidence: &[],
+            persons: None,
+        }));
+    }
+    // Infrastructure traffic that matches `[[exclude]]` entries.
+    let mut excluded_flows = [0u64; 2];
+    let mut excluded_bytes = [0u64; 2];
+    for i in 0..8u64 {
+        let (slot, name, dst, port, proto) = if i < 5 {
+            (0, "public-dns", "203.0.113.53", 53u16, "UDP")
+        } else {
+            (1, "ntp", "192.0.2.123", 123, "UDP")
+        };
+        let export = 90 + i;
+        let mut f = flow(&FlowSpec {
+            id: 900 + 10 + i,
+            src: "10.20.0.53",
+            dst,
+            port,
+            proto,
+            sni: None,
+            host: None,
+            start: bj(2, 9, 30),
+            end: bj(2, 9, 31),
+            export,
+            status: V::Excluded,
+            scenario: None,
+            enterprise: None,
+            reason: "timeout",
+        });
+        if let Some(v) = f.verdict.as_mut() {
+            v.exclude = Some(name.into());
+            v.name_source = None;
+        }
+        out.push(f);
+        excluded_flows[slot] += 1;
+        excluded_bytes[slot] += export;
+    }
+    let flow_records = out
+        .iter()
+        .filter(|e| {
+            e.event_type == EventType::Flow
+                && e.flow
+                    .as_ref()
+                    .is_some_and(|f| f.reason != "active_timeout")
+        })
+        .count() as u64;
+    expected.flow_records = flow_records;
+    expected.cross_border_flows = flow_records - 1;
+    if let Some(mut st) = stats {
+        if let Some(x) = st.stats.as_mut() {
+            x.flows = flow_records;
+        }
+        out.push(st);
+    }
+    let extended = Extended {
+        unfiled_alerts: 2 + 40,
+        heat_days: 2 + 40,
+        not_yet_valid_exports: 2,
+        excluded_flows,
+        excluded_bytes,
+    };
+    (out, expected, extended)
 }

@@ -3,9 +3,16 @@
 //! Runs on its own thread with a single-threaded tokio runtime. One batch is in flight at a time,
 //! in sequence order: `POST /v1/events` with `X-Crossline-Stream`, `X-Crossline-Sequence`,
 //! `Content-Type: application/x-ndjson` and a gzip body. A 200 reply (`stored` or `duplicate`)
-//! acknowledges the batch; any other 4xx except 429 marks it as poison (moved to
-//! `spool_dir/rejected/` with the reply, counted, never retried); 429, 5xx, timeouts and
-//! connection errors are retried after an exponential backoff with full jitter.
+//! acknowledges the batch. A 4xx is not final unless the collector proves the batch malformed:
+//! - `400` whose error names a line (`line N: ...`): that one event is set aside in
+//!   `spool_dir/rejected/` with the reply, counted and logged; the rest of the batch is sent
+//!   again under the same sequence (the collector stored nothing of it);
+//! - `413`: the batch is split in two with new sequences ([`super::spool::Spool::split`]); a
+//!   batch of one event that is still too large is set aside;
+//! - `403` (the collector's gateway list may be briefly wrong) and every other 4xx: kept and
+//!   retried with backoff, counted as refused;
+//! - 429, 5xx, timeouts and connection errors: retried after an exponential backoff with full
+//!   jitter.
 
 use super::{Shared, UplinkError};
 use bytes::Bytes;
@@ -93,9 +100,9 @@ impl Endpoint {
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, UplinkError> {
-    std::fs::read(path).map_err(|e| UplinkError::Tls {
+    crossline_config::read::read_config_file(path).map_err(|e| UplinkError::Tls {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: e.reason(),
     })
 }
 
@@ -200,10 +207,18 @@ pub(crate) fn run_thread(
     runtime.block_on(drain(shared, endpoint, tls, backoff));
 }
 
+#[derive(Debug)]
 enum Outcome {
-    Stored { duplicate: bool },
+    Stored {
+        duplicate: bool,
+    },
     Retry(String),
-    Poison(String),
+    /// A 4xx that may pass later (403, ...): retried with backoff.
+    Refused(u16, String),
+    /// 413.
+    TooLarge(String),
+    /// 400 naming line `.0` (1-based) of the body.
+    BadLine(usize, String),
 }
 
 async fn drain(
@@ -216,6 +231,10 @@ async fn drain(
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     // The gzip body of the batch being retried, so a retry does not compress again.
     let mut compressed: Option<(u64, Bytes)> = None;
+    // The payload of a batch some lines of which were set aside after a 400, for its resend.
+    let mut trimmed: Option<(u64, Vec<u8>)> = None;
+    // Status of the last refusal logged, so a refusal repeated every backoff is logged once.
+    let mut last_refusal: Option<u16> = None;
     let idle_wait = Duration::from_millis(50);
     while !shared.stop.load(Ordering::SeqCst) {
         let next = {
@@ -224,7 +243,7 @@ async fn drain(
             let _ = inner.spool.tick();
             inner.spool.next_batch()
         };
-        let batch = match next {
+        let mut batch = match next {
             Ok(Some(b)) => b,
             Ok(None) => {
                 compressed = None;
@@ -261,6 +280,10 @@ async fn drain(
                 }
             }
         }
+        match &trimmed {
+            Some((seq, payload)) if *seq == batch.seq => batch.payload.clone_from(payload),
+            _ => trimmed = None,
+        }
         let body = match &compressed {
             Some((seq, body)) if *seq == batch.seq => body.clone(),
             _ => {
@@ -291,6 +314,8 @@ async fn drain(
             Outcome::Stored { duplicate } => {
                 backoff.reset();
                 compressed = None;
+                trimmed = None;
+                last_refusal = None;
                 let counter = if duplicate {
                     &shared.counters.duplicate
                 } else {
@@ -306,24 +331,96 @@ async fn drain(
                     inner.last_error = Some(e.to_string());
                 }
             }
-            Outcome::Poison(reply) => {
+            Outcome::TooLarge(reply) => {
                 backoff.reset();
                 compressed = None;
-                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                let mut inner = shared.lock();
-                match inner.spool.reject(&batch, &reply) {
-                    Ok(path) => eprintln!(
-                        "crossline-agent: collector refused batch {} ({}); moved to {}",
-                        batch.seq,
-                        reply.lines().next().unwrap_or(""),
-                        path.display()
-                    ),
+                trimmed = None;
+                let split = shared
+                    .lock()
+                    .spool
+                    .split(&batch, super::spool::unix_ms_now());
+                match split {
+                    Ok(Some([a, b])) => {
+                        shared.counters.split.fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "crossline-agent: collector refused batch {} of {} bytes as too \
+                             large ({}); split into batches {a} and {b}",
+                            batch.seq,
+                            batch.payload.len(),
+                            first_line(&reply)
+                        );
+                    }
+                    Ok(None) => {
+                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        set_aside_whole(&mut shared.lock(), &batch, &reply);
+                    }
                     Err(e) => {
-                        // Could not move it aside: still never retry a poison batch forever.
-                        let _ = inner.spool.ack(batch.seq);
-                        inner.last_error = Some(e.to_string());
+                        shared.lock().last_error = Some(e.to_string());
+                        shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                        wait_or_stop(&shared, backoff.next_delay()).await;
                     }
                 }
+            }
+            Outcome::BadLine(line, reply) => {
+                backoff.reset();
+                compressed = None;
+                let mut inner = shared.lock();
+                let lines: Vec<&[u8]> = batch.payload.split_inclusive(|b| *b == b'\n').collect();
+                match lines.get(line.wrapping_sub(1)) {
+                    Some(bad) => {
+                        shared
+                            .counters
+                            .lines_rejected
+                            .fetch_add(1, Ordering::Relaxed);
+                        let path = inner.spool.set_aside(batch.seq, bad, &reply);
+                        eprintln!(
+                            "crossline-agent: collector refused line {line} of batch {} ({}); \
+                             that event is set aside{}, the other {} are sent again",
+                            batch.seq,
+                            first_line(&reply),
+                            match &path {
+                                Ok(p) => format!(" in {}", p.display()),
+                                Err(e) => format!(" (could not be copied: {e})"),
+                            },
+                            lines.len() - 1
+                        );
+                        let rest: Vec<u8> = lines
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i + 1 != line)
+                            .flat_map(|(_, l)| l.iter().copied())
+                            .collect();
+                        if rest.iter().all(u8::is_ascii_whitespace) {
+                            trimmed = None;
+                            if let Err(e) = inner.spool.ack(batch.seq) {
+                                inner.last_error = Some(e.to_string());
+                            }
+                        } else {
+                            trimmed = Some((batch.seq, rest));
+                        }
+                    }
+                    None => {
+                        // A line the batch does not have: the collector says the batch is
+                        // malformed without saying where; set it aside whole.
+                        trimmed = None;
+                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        set_aside_whole(&mut inner, &batch, &reply);
+                    }
+                }
+            }
+            Outcome::Refused(status, reason) => {
+                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                if last_refusal != Some(status) {
+                    eprintln!(
+                        "crossline-agent: collector refused batch {} ({reason}); it is kept and \
+                         retried with backoff",
+                        batch.seq
+                    );
+                }
+                last_refusal = Some(status);
+                shared.lock().last_error = Some(reason);
+                wait_or_stop(&shared, backoff.next_delay()).await;
             }
             Outcome::Retry(reason) => {
                 shared.counters.retried.fetch_add(1, Ordering::Relaxed);
@@ -417,8 +514,46 @@ fn classify(status: u16, reply: String) -> Outcome {
             duplicate: reply_status(&reply).as_deref() == Some("duplicate"),
         },
         429 | 500..=599 => Outcome::Retry(format!("HTTP {status}: {}", reply.trim())),
-        400..=499 => Outcome::Poison(format!("HTTP {status}\n{reply}")),
+        413 => Outcome::TooLarge(format!("HTTP 413\n{reply}")),
+        400 => match named_line(&reply) {
+            Some(line) => Outcome::BadLine(line, format!("HTTP 400\n{reply}")),
+            None => Outcome::Refused(400, format!("HTTP 400: {}", reply.trim())),
+        },
+        401..=499 => Outcome::Refused(status, format!("HTTP {status}: {}", reply.trim())),
         _ => Outcome::Retry(format!("unexpected HTTP {status}")),
+    }
+}
+
+/// The line a collector error names: `{"error":"line 5: ..."}`.
+fn named_line(reply: &str) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_str(reply).ok()?;
+    let rest = v.get("error")?.as_str()?.strip_prefix("line ")?;
+    let digits = rest.split(':').next()?;
+    digits.trim().parse::<usize>().ok().filter(|n| *n > 0)
+}
+
+fn first_line(reply: &str) -> &str {
+    reply
+        .lines()
+        .find(|l| !l.starts_with("HTTP "))
+        .or_else(|| reply.lines().next())
+        .unwrap_or("")
+}
+
+/// Move a batch the collector refused for good to `rejected/` (or, failing that, give it up:
+/// never retry it forever).
+fn set_aside_whole(inner: &mut super::Inner, batch: &super::spool::Batch, reply: &str) {
+    match inner.spool.reject(batch, reply) {
+        Ok(path) => eprintln!(
+            "crossline-agent: collector refused batch {} ({}); moved to {}",
+            batch.seq,
+            first_line(reply),
+            path.display()
+        ),
+        Err(e) => {
+            let _ = inner.spool.ack(batch.seq);
+            inner.last_error = Some(e.to_string());
+        }
     }
 }
 
@@ -496,9 +631,27 @@ mod tests {
         ));
         assert!(matches!(classify(429, String::new()), Outcome::Retry(_)));
         assert!(matches!(classify(503, String::new()), Outcome::Retry(_)));
-        assert!(matches!(classify(400, "bad".into()), Outcome::Poison(_)));
-        assert!(matches!(classify(403, "gw".into()), Outcome::Poison(_)));
-        assert!(matches!(classify(413, "big".into()), Outcome::Poison(_)));
+        // Only a 400 naming a line is about the batch's content.
+        assert!(matches!(
+            classify(400, r#"{"error":"line 7: unknown field `x`"}"#.into()),
+            Outcome::BadLine(7, _)
+        ));
+        assert!(matches!(
+            classify(
+                400,
+                r#"{"error":"missing header x-crossline-stream"}"#.into()
+            ),
+            Outcome::Refused(400, _)
+        ));
+        assert!(matches!(
+            classify(400, r#"{"error":"line 0: x"}"#.into()),
+            Outcome::Refused(400, _)
+        ));
+        assert!(matches!(
+            classify(403, "gw".into()),
+            Outcome::Refused(403, _)
+        ));
+        assert!(matches!(classify(413, "big".into()), Outcome::TooLarge(_)));
     }
 
     #[test]

@@ -1,22 +1,44 @@
 //! Uplink: stream events to the collector, at least once, through a disk spool.
 //!
-//! The writer thread hands every serialised event to an [`UplinkSink`]. The sink groups events
-//! into batches (at most `batch_events` events, [`MAX_BATCH_BYTES`] or `batch_interval` old;
-//! flow records and alerts in separate batches so that flows can give way when the disk is full)
-//! and appends each batch to the [`spool::Spool`]. It never waits for the network: capture is
-//! never blocked by a slow or absent collector, only by the local disk.
+//! The writer thread hands every serialised event to an [`UplinkSink`]. The sink first checks
+//! that the collector will accept it ([`validate`]: an event it would refuse is dropped alone,
+//! counted, never costing its batch), then groups events into batches (at most `batch_events`
+//! events, `batch_bytes` — never more than [`MAX_BATCH_BODY`] — or `batch_interval` old; flow
+//! records and alerts in separate batches so that flows can give way when the disk is full) and
+//! appends each batch to the [`spool::Spool`]. Alert lines are written to the spool's journal
+//! at once, before they wait for their batch. It never waits for the network: capture is never
+//! blocked by a slow or absent collector, only by the local disk.
 //!
 //! A network task on its own thread and tokio runtime ([`client`]) reads batches back in
 //! sequence order and POSTs them over mutual TLS, one in flight at a time, with exponential
 //! backoff and full jitter between failures. The collector deduplicates by
 //! (gateway, stream, sequence), so a batch resent after a crash or a lost reply is stored once.
+//!
+//! # What a SIGKILL can lose
+//!
+//! Every record and journal line is written with `write(2)` before the sink returns, so it is in
+//! the kernel's page cache and survives the death of the process whatever `fsync` says:
+//! - alerts and stats events handed to the sink: nothing, with every `fsync` setting;
+//! - flow records: those of the batch still being filled (at most `batch_events` records or
+//!   `batch_interval` of them), with every `fsync` setting;
+//! - events not yet handed to the sink (inside the workers or the writer queue) were never
+//!   emitted, in the JSON-lines output or the spool.
+//!
+//! `fsync` only matters when the machine itself stops (power cut, kernel crash): `always` loses
+//! no sealed batch (the alert lines of the batch still being filled, at most `batch_interval`
+//! of them, are synced when it is sealed: syncing each line would cap alerts at a few hundred a
+//! second), an interval up to that interval of records and journal lines, `never` what the
+//! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
 pub mod session;
 pub mod spool;
 
+pub mod validate;
+
 use crossline_config::agent::UplinkConfig;
 use crossline_config::event::EventType;
+pub use crossline_config::limits::MAX_BATCH_BODY;
 use spool::{BatchKind, Spool, SpoolError, SpoolOptions, SpoolStats};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,9 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A batch is sealed once its payload reaches this size, whatever `batch_events` says, so that
-/// it stays well below the collector's request limit (8 MiB by default).
-pub const MAX_BATCH_BYTES: usize = 2 << 20;
+/// Default size at which a batch is sealed (`uplink.batch_bytes`), whatever `batch_events`
+/// says; a batch is never larger than [`MAX_BATCH_BODY`].
+pub const MAX_BATCH_BYTES: usize = crossline_config::load::DEFAULT_BATCH_BYTES;
 
 /// Errors of the uplink, at the crate boundary.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +102,20 @@ pub struct UplinkCounters {
     pub acked: AtomicU64,
     /// Batches the collector already had (resent after a lost reply or a crash).
     pub duplicate: AtomicU64,
-    /// Batches refused for good (moved to `rejected/`).
+    /// Batches refused for good (moved to `rejected/` whole).
     pub rejected: AtomicU64,
-    /// Failed attempts that will be retried (connect errors, 429, 5xx, timeouts).
+    /// Failed attempts that will be retried (connect errors, 403 and other refusals, 429, 5xx,
+    /// timeouts).
     pub retried: AtomicU64,
+    /// Of `retried`: attempts the collector refused with a 4xx other than 413 and a 400 naming
+    /// a line (403 while its gateway list is wrong, ...): kept and retried with backoff.
+    pub refused: AtomicU64,
+    /// Batches split in two after a 413.
+    pub split: AtomicU64,
+    /// Events set aside after a 400 naming their line (the rest of the batch is resent).
+    pub lines_rejected: AtomicU64,
+    /// Events not sent because the collector would refuse them, by [`validate::Reason`].
+    pub invalid: [AtomicU64; 4],
     /// 1 while a TLS connection to the collector is up.
     pub connected: AtomicU64,
     /// Unix ms of the last acknowledgement.
@@ -109,6 +141,14 @@ pub struct UplinkSnapshot {
     pub connected: bool,
     /// Spool write errors.
     pub spool_errors: u64,
+    /// Refusals retried (in `retried`).
+    pub refused: u64,
+    /// Batches split after a 413.
+    pub split: u64,
+    /// Events set aside after a 400 naming their line.
+    pub lines_rejected: u64,
+    /// Events not sent, by [`validate::Reason`].
+    pub invalid: [u64; 4],
 }
 
 #[derive(Debug, Default)]
@@ -124,8 +164,13 @@ struct Inner {
     /// Index 0: flows, 1: alerts + stats.
     pending: [Pending; 2],
     batch_events: u32,
+    batch_bytes: usize,
     batch_interval: Duration,
     last_error: Option<String>,
+    /// Reasons of [`validate::Reason`] already logged once.
+    logged_invalid: [bool; 4],
+    /// Journal write failures already logged.
+    journal_errors: u64,
 }
 
 impl Inner {
@@ -139,9 +184,11 @@ impl Inner {
         if p.events == 0 {
             return false;
         }
-        let result = self
-            .spool
-            .append(kind, p.events, &p.buf, spool::unix_ms_now());
+        let now = spool::unix_ms_now();
+        let result = match kind {
+            BatchKind::Alerts => self.spool.append_journaled(p.events, &p.buf, now),
+            BatchKind::Flows => self.spool.append(kind, p.events, &p.buf, now),
+        };
         p.buf.clear();
         p.events = 0;
         p.since = None;
@@ -158,6 +205,30 @@ impl Inner {
                 self.last_error = Some(e.to_string());
                 false
             }
+        }
+    }
+
+    fn count_invalid(
+        &mut self,
+        event_type: EventType,
+        invalid: &validate::Invalid,
+        counters: &UplinkCounters,
+    ) {
+        let i = invalid.reason.index();
+        counters.invalid[i].fetch_add(1, Ordering::Relaxed);
+        if !self.logged_invalid[i] {
+            self.logged_invalid[i] = true;
+            eprintln!(
+                "crossline-agent: uplink: {} event not sent to the collector, which would refuse \
+                 it: {invalid}; it stays in the JSON-lines output; further such events are only \
+                 counted (crossline_agent_uplink_invalid_events_total{{reason=\"{}\"}})",
+                match event_type {
+                    EventType::Flow => "flow",
+                    EventType::Alert => "alert",
+                    EventType::Stats => "stats",
+                },
+                invalid.reason.as_str()
+            );
         }
     }
 
@@ -206,19 +277,38 @@ impl Uplink {
     pub fn start(config: &UplinkConfig) -> Result<Uplink, UplinkError> {
         let endpoint = client::Endpoint::parse(&config.collector, config.server_name.as_deref())?;
         let tls = client::tls_config(&config.ca, &config.cert, &config.key)?;
-        let spool = Spool::open(SpoolOptions {
+        let opts = SpoolOptions {
             dir: config.spool_dir.clone(),
             max_bytes: config.spool_max_bytes,
             segment_bytes: config.spool_segment_bytes,
             fsync: config.fsync,
-        })?;
+        };
+        let spool = match Spool::open(opts.clone()) {
+            Ok(s) => s,
+            Err(e) if e.is_disk_full() => {
+                let spool = Spool::in_memory(opts);
+                eprintln!(
+                    "crossline-agent: WARNING: the uplink spool cannot be written ({e}); the disk \
+                     is full, so batches are kept IN MEMORY for this run only (at most {} bytes, \
+                     lost if the agent stops before the collector has them; \
+                     crossline_agent_spool_in_memory = 1). Free space in {} and restart the agent.",
+                    spool.max_bytes(),
+                    config.spool_dir.display()
+                );
+                spool
+            }
+            Err(e) => return Err(e.into()),
+        };
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 spool,
                 pending: Default::default(),
                 batch_events: config.batch_events.clamp(1, u32::MAX as usize) as u32,
+                batch_bytes: config.batch_bytes.clamp(1, MAX_BATCH_BODY),
                 batch_interval: config.batch_interval,
                 last_error: None,
+                logged_invalid: [false; 4],
+                journal_errors: 0,
             }),
             wake: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
@@ -330,6 +420,10 @@ impl UplinkHandle {
             retried: c.retried.load(Ordering::Relaxed),
             connected: c.connected.load(Ordering::Relaxed) != 0,
             spool_errors: c.spool_errors.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            split: c.split.load(Ordering::Relaxed),
+            lines_rejected: c.lines_rejected.load(Ordering::Relaxed),
+            invalid: std::array::from_fn(|i| c.invalid[i].load(Ordering::Relaxed)),
         }
     }
 }
@@ -343,7 +437,8 @@ pub struct UplinkSink {
 }
 
 impl UplinkSink {
-    /// Queue one serialised event (`line`, with or without its trailing newline).
+    /// Queue one serialised event (`line`, with or without its trailing newline). An alert or
+    /// stats line is written to the spool's journal at once.
     pub fn push(&mut self, event_type: EventType, line: &[u8]) {
         let which = match event_type {
             EventType::Flow if !self.send_flows => return,
@@ -352,9 +447,36 @@ impl UplinkSink {
         };
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let shared = &*self.shared;
+        if line.len() + 1 > MAX_BATCH_BODY {
+            let mut inner = shared.lock();
+            let invalid = validate::Invalid {
+                reason: validate::Reason::TooLarge,
+                field: "",
+                value: line.len().to_string(),
+            };
+            inner.count_invalid(event_type, &invalid, &shared.counters);
+            return;
+        }
         let mut inner = shared.lock();
+        let mut sealed = false;
+        let (batch_events, batch_bytes) = (inner.batch_events, inner.batch_bytes);
+        // Never let a batch grow past batch_bytes: seal what is there first.
+        let p = &inner.pending[which];
+        if p.events > 0 && p.buf.len() + line.len() + 1 > batch_bytes {
+            sealed |= inner.seal(which, &shared.counters);
+        }
+        if which == 1 {
+            if let Err(e) = inner.spool.journal(line) {
+                // The line still goes into the batch below: only a kill before it is sealed
+                // can lose it.
+                inner.journal_errors += 1;
+                let n = inner.journal_errors;
+                if n.is_power_of_two() {
+                    eprintln!("crossline-agent: uplink journal write failed ({n} so far): {e}");
+                }
+            }
+        }
         let full = {
-            let batch_events = inner.batch_events;
             let p = &mut inner.pending[which];
             p.buf.extend_from_slice(line);
             p.buf.push(b'\n');
@@ -362,9 +484,8 @@ impl UplinkSink {
             if p.since.is_none() {
                 p.since = Some(Instant::now());
             }
-            p.events >= batch_events || p.buf.len() >= MAX_BATCH_BYTES
+            p.events >= batch_events || p.buf.len() >= batch_bytes
         };
-        let mut sealed = false;
         if full {
             sealed |= inner.seal(which, &shared.counters);
         }
@@ -373,6 +494,23 @@ impl UplinkSink {
         if sealed {
             shared.wake.notify_one();
         }
+    }
+
+    /// Queue one event after checking that the collector will accept it ([`validate::check`]);
+    /// an event it would refuse is dropped alone, counted and (once per reason) logged.
+    pub fn push_event(&mut self, event: &crossline_config::event::Event, line: &[u8]) {
+        if event.event_type == EventType::Flow && !self.send_flows {
+            return;
+        }
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if let Err(invalid) = validate::check(event, line.len()) {
+            let shared = &*self.shared;
+            shared
+                .lock()
+                .count_invalid(event.event_type, &invalid, &shared.counters);
+            return;
+        }
+        self.push(event.event_type, line);
     }
 
     /// Seal partial batches into the spool and sync it (end of capture, shutdown).
@@ -394,7 +532,7 @@ impl crate::sink::EventSink for UplinkSink {
         event: &crossline_config::event::Event,
         line: &[u8],
     ) -> std::io::Result<()> {
-        self.push(event.event_type, line);
+        self.push_event(event, line);
         Ok(())
     }
 

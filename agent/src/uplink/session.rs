@@ -107,13 +107,38 @@ impl Session {
 }
 
 fn print_summary(s: &super::UplinkSnapshot) {
+    use super::spool::{BatchKind, DropReason};
     eprintln!(
         "crossline-agent: uplink: {} batches acknowledged ({} stored, {} duplicate, {} rejected, \
-         {} retries)",
+         {} retries, {} refusals, {} split); {} events set aside by line, {} not sent as invalid",
         s.acked + s.duplicate + s.rejected,
         s.acked,
         s.duplicate,
         s.rejected,
-        s.retried
+        s.retried,
+        s.refused,
+        s.split,
+        s.lines_rejected,
+        s.invalid.iter().sum::<u64>()
     );
+    let d = &s.spool.dropped;
+    let line = |kind| {
+        DropReason::ALL
+            .iter()
+            .map(|r| format!("{} {}", d.events(kind, *r), r.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if s.spool.dropped_flows + s.spool.dropped_alerts > 0 || s.spool.in_memory {
+        eprintln!(
+            "crossline-agent: uplink spool{}: flow events dropped: {}; alert events dropped: {}",
+            if s.spool.in_memory {
+                " (in memory)"
+            } else {
+                ""
+            },
+            line(BatchKind::Flows),
+            line(BatchKind::Alerts)
+        );
+    }
 }

@@ -82,8 +82,25 @@ pub struct Collector {
 impl Collector {
     /// Start `crossline-collector run --config CONFIG` and wait for its listeners.
     pub fn start(config: &Path) -> Collector {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config", config.to_str().expect("utf-8")])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config", config.to_str().expect("utf-8")]);
+        Collector::spawn(cmd, config)
+    }
+
+    /// [`Collector::start`] with at most `nofile` open files (`ulimit -n`).
+    pub fn start_with_nofile(config: &Path, nofile: u32) -> Collector {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" run --config \"$1\""),
+            BIN,
+            config.to_str().expect("utf-8"),
+        ]);
+        Collector::spawn(cmd, config)
+    }
+
+    fn spawn(mut cmd: Command, config: &Path) -> Collector {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -458,4 +475,41 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Run `promtool check metrics` on an exposition; panic on any finding.
+pub fn promtool_check(metrics: &str) {
+    use std::io::Write;
+    let mut child = match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("promtool not found: {e}");
+            }
+            eprintln!("SKIPPED promtool check: promtool not found ({e})");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool check metrics found problems:\n{text}"
+    );
 }
