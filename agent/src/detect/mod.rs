@@ -1312,8 +1312,9 @@ impl Analysis for Classifier {
             let iface = h.drops_interface.saturating_sub(l.drops_interface);
             let queue = h.drops_queue.saturating_sub(l.drops_queue);
             let evict = h.evictions.saturating_sub(l.evictions);
+            let loss = h.capture_loss.saturating_sub(l.capture_loss);
             self.last_health = *h;
-            if kernel + iface + queue + evict > 0 {
+            if kernel + iface + queue + evict + loss > 0 {
                 let mut e = self.alert(
                     AlertKind::SensorGap,
                     AlertKind::SensorGap.default_severity(),
@@ -1322,11 +1323,11 @@ impl Analysis for Classifier {
                     None,
                     None,
                     format!(
-                        "The sensor lost visibility since the last check: {kernel} kernel drops, {iface} interface drops, {queue} queue drops, {evict} flow evictions"
+                        "The sensor lost visibility since the last check: {kernel} kernel drops, {iface} interface drops, {queue} queue drops, {evict} flow evictions, {loss} acknowledged TCP segments never captured"
                     ),
                 );
                 if let Some(a) = e.alert.as_mut() {
-                    a.count = kernel + iface + queue + evict;
+                    a.count = kernel + iface + queue + evict + loss;
                 }
                 out.push(e);
             }

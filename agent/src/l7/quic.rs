@@ -213,6 +213,15 @@ pub struct QuicInitial {
     outcome: Option<Parse<(ClientHello, u32)>>,
 }
 
+impl QuicInitial {
+    /// Heap bytes held (the reassembly budget charges them).
+    pub fn heap_bytes(&self) -> usize {
+        self.crypto.data.capacity()
+            + self.crypto.ranges.capacity() * std::mem::size_of::<(usize, usize)>()
+            + self.scratch.capacity()
+    }
+}
+
 impl std::fmt::Debug for QuicInitial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuicInitial")
