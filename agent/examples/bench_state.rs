@@ -18,8 +18,6 @@ use crossline_agent::detect::state::STATE_FILE;
 use crossline_agent::detect::DetectShared;
 use crossline_config::sketch::HyperLogLog;
 use crossline_config::time::Date;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -167,13 +165,13 @@ fn error_bench() {
     let mut errors = Vec::new();
     for k in 0..20u8 {
         let key = [k; 32];
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("key");
+        let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
         let hash = |i: u64| {
-            let mut m = mac.clone();
+            let mut m = ring::hmac::Context::with_key(&mac);
             m.update(&[0u8]);
             m.update(format!("person-{i}").as_bytes());
-            let out = m.finalize().into_bytes();
-            u64::from_le_bytes(out[..8].try_into().expect("8 bytes"))
+            let out = m.sign();
+            u64::from_le_bytes(out.as_ref()[..8].try_into().expect("8 bytes"))
         };
         let mut a = HyperLogLog::new();
         let mut b = HyperLogLog::new();

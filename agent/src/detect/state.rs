@@ -23,7 +23,6 @@ use super::counters::{ExpiryBook, PersonsBook, PersonsState, VolumeBook, VolumeS
 use super::{lock, DetectShared};
 use crossline_config::event::{Event, EventType, PersonsSketch, Sketch, VolumeSketch};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,9 +78,13 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+fn sha256(data: &[u8]) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, data)
+}
+
 /// Fingerprint of a PI key: the first 8 bytes of its SHA-256, lower-case hex.
 pub fn key_fingerprint(key: &[u8]) -> String {
-    hex(&Sha256::digest(key)[..8])
+    hex(&sha256(key).as_ref()[..8])
 }
 
 fn unix_ms() -> u64 {
@@ -95,7 +98,7 @@ fn encode(body: &Body) -> Result<Vec<u8>, String> {
     let json = serde_json::to_vec(body).map_err(|e| format!("cannot serialise the state: {e}"))?;
     let mut out = format!(
         "{MAGIC} {FORMAT_VERSION} sha256:{}\n",
-        hex(&Sha256::digest(&json))
+        hex(sha256(&json).as_ref())
     )
     .into_bytes();
     out.extend_from_slice(&json);
@@ -138,7 +141,7 @@ fn decode(bytes: &[u8]) -> Result<Body, String> {
         .and_then(|s| s.strip_prefix("sha256:"))
         .ok_or_else(|| format!("header {header:?}: expected sha256:<hex> after the version"))?;
     let body = &bytes[nl + 1..];
-    let actual = hex(&Sha256::digest(body));
+    let actual = hex(sha256(body).as_ref());
     if actual != sum {
         return Err(format!(
             "checksum mismatch ({} body bytes, sha256 {actual}, header says {sum}): truncated or altered",
