@@ -406,8 +406,24 @@ impl Api {
                         return Err(not_found());
                     }
                 }
+                // Enterprise-wide figures span every gateway: not for an operator token
+                // limited to some gateways.
+                let wide = !matches!(scope, Scope::Gateways(_));
                 let v = self
-                    .blocking(move |s| s.enterprise_summary(&scope, &id))
+                    .blocking(move |s| {
+                        let mut v = s.enterprise_summary(&scope, &id)?;
+                        if wide {
+                            let now = crate::util::now_ms().div_euclid(1000)
+                                + crossline_config::time::SHANGHAI_OFFSET_SECS;
+                            let today =
+                                crossline_config::time::Date::from_days(now.div_euclid(86_400));
+                            let w = crate::sketch::summary(s, &id, today.year, &today.to_string())?;
+                            if let Some(m) = v.as_object_mut() {
+                                m.insert("enterprise_wide".into(), w);
+                            }
+                        }
+                        Ok(v)
+                    })
                     .await?;
                 Ok(json_response(StatusCode::OK, &v))
             }

@@ -115,6 +115,8 @@ impl Limiter {
 /// The ingest service shared by every connection.
 #[derive(Debug)]
 pub struct Ingest {
+    /// Enterprise-wide sketches (merged after their batch is stored).
+    sketches: Arc<crate::sketch::Sketches>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: Arc<CollectorConfig>,
@@ -325,11 +327,32 @@ impl Ingest {
         );
         let window = TimeWindow::new(&config.time);
         Ingest {
+            sketches: Arc::new(crate::sketch::Sketches::new(store.clone())),
             store,
             metrics,
             config,
             limiter,
             window,
+        }
+    }
+
+    /// Merge the sketches of a stored batch (see [`crate::sketch`]). A failure is logged and
+    /// counted: the batch stays stored, and the gateway's next sketch (complete figures, not a
+    /// delta) brings the merge up to date.
+    async fn merge_sketches(&self, batch: Arc<Batch>) {
+        let sketches = self.sketches.clone();
+        let now = batch.received_at_ms;
+        let r = tokio::task::spawn_blocking(move || sketches.apply(&batch, now)).await;
+        match r {
+            Ok(Ok(report)) => self.metrics.sketches(&report),
+            Ok(Err(e)) => {
+                eprintln!("crossline-collector: sketch merge: {e}");
+                self.metrics.sketch_failed();
+            }
+            Err(e) => {
+                eprintln!("crossline-collector: sketch merge task: {e}");
+                self.metrics.sketch_failed();
+            }
         }
     }
 
@@ -515,6 +538,13 @@ impl Ingest {
         Ok(match outcome {
             IngestOutcome::Stored(n) => {
                 self.metrics.stored(&batch, now_secs);
+                if batch
+                    .events
+                    .iter()
+                    .any(|e| e.event.event_type == crossline_config::event::EventType::Sketch)
+                {
+                    self.merge_sketches(batch.clone()).await;
+                }
                 json_response(StatusCode::OK, &json!({"status": "stored", "events": n}))
             }
             IngestOutcome::Duplicate => {

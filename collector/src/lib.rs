@@ -18,6 +18,7 @@ pub mod notify;
 pub mod pki;
 pub mod report;
 pub mod server;
+pub mod sketch;
 pub mod store;
 pub mod tls;
 pub mod util;

@@ -78,6 +78,11 @@ pub struct Metrics {
     last_seen: GaugeVec,
     packets: IntCounterVec,
     drops: IntCounterVec,
+    sketches: IntCounterVec,
+    enterprise_persons: IntGaugeVec,
+    enterprise_persons_limit: IntGaugeVec,
+    enterprise_bytes: IntGaugeVec,
+    enterprise_cap: IntGaugeVec,
     bounds: LabelBounds,
     grades: Vec<String>,
     /// Last cumulative stats per gateway (packets) and per (gateway, kind) (drops).
@@ -339,7 +344,47 @@ impl Metrics {
             seen_enterprises: Mutex::new(HashSet::new()),
             seen_scenarios: Mutex::new(HashSet::new()),
         };
+        let sketches = counter(
+            &r,
+            "crossline_collector_sketches_total",
+            "Agent sketch events, by result: merged, refused_key (another PI key fingerprint than the enterprise's), invalid (an entry that did not decode), failed (store error), alert (enterprise-wide alerts raised).",
+            &["result"],
+        )?;
+        for res in ["merged", "refused_key", "invalid", "failed", "alert"] {
+            sketches.with_label_values(&[res]);
+        }
+        let egauge =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                tenant.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
+        let enterprise_persons = egauge(
+            "crossline_collector_enterprise_persons",
+            "Distinct persons this Beijing year, enterprise-wide: the union of every gateway's sketch (about 0.8% standard error), by enterprise and category (personal, sensitive).",
+            &["enterprise", "category"],
+        )?;
+        let enterprise_persons_limit = egauge(
+            "crossline_collector_enterprise_persons_limit",
+            "The yearly persons limit the agents apply (persons_per_year or the legal default), by enterprise and category.",
+            &["enterprise", "category"],
+        )?;
+        let enterprise_bytes = egauge(
+            "crossline_collector_enterprise_scenario_bytes_today",
+            "Export bytes of a scenario today (Asia/Shanghai), enterprise-wide: the sum over gateways of each gateway's latest figure.",
+            &["enterprise", "scenario"],
+        )?;
+        let enterprise_cap = egauge(
+            "crossline_collector_enterprise_scenario_cap_bytes",
+            "The scenario's daily cap, for scenarios with one (from the agents' sketches).",
+            &["enterprise", "scenario"],
+        )?;
         Ok(Metrics {
+            sketches,
+            enterprise_persons,
+            enterprise_persons_limit,
+            enterprise_bytes,
+            enterprise_cap,
             registry: r,
             tenant,
             public,
@@ -384,6 +429,55 @@ impl Metrics {
         if self.bounds.gateways.contains(gateway) {
             self.last_seen.with_label_values(&[gateway]).set(now_secs);
         }
+    }
+
+    /// Sketches merged: counters, and the enterprise-wide gauges for this year and today.
+    pub fn sketches(&self, r: &crate::sketch::ApplyReport) {
+        let c = &self.sketches;
+        c.with_label_values(&["merged"]).inc_by(r.merged);
+        c.with_label_values(&["refused_key"]).inc_by(r.refused_key);
+        c.with_label_values(&["invalid"]).inc_by(r.invalid);
+        c.with_label_values(&["alert"])
+            .inc_by(r.alerts.len() as u64);
+        let now =
+            crate::util::now_ms().div_euclid(1000) + crossline_config::time::SHANGHAI_OFFSET_SECS;
+        let today = crossline_config::time::Date::from_days(now.div_euclid(86_400));
+        let b = &self.bounds;
+        for (ent, year, category, est, limit) in &r.persons {
+            if *year != today.year {
+                continue;
+            }
+            let e = bounded(&b.enterprises, &b.seen_enterprises, Some(ent));
+            self.enterprise_persons
+                .with_label_values(&[&e, category])
+                .set(i64::try_from(*est).unwrap_or(i64::MAX));
+            if let Some(l) = limit {
+                self.enterprise_persons_limit
+                    .with_label_values(&[&e, category])
+                    .set(i64::try_from(*l).unwrap_or(i64::MAX));
+            }
+        }
+        let day = today.to_string();
+        for (ent, d, scenario, bytes, cap) in &r.volumes {
+            if *d != day {
+                continue;
+            }
+            let e = bounded(&b.enterprises, &b.seen_enterprises, Some(ent));
+            let s = bounded(&b.scenarios, &b.seen_scenarios, Some(scenario));
+            self.enterprise_bytes
+                .with_label_values(&[&e, &s])
+                .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+            if let Some(c) = cap {
+                self.enterprise_cap
+                    .with_label_values(&[&e, &s])
+                    .set(i64::try_from(*c).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// A sketch merge failed (store error).
+    pub fn sketch_failed(&self) {
+        self.sketches.with_label_values(&["failed"]).inc();
     }
 
     /// A batch committed: count its events, export bytes, alerts and agent stats.

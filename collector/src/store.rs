@@ -295,6 +295,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
     /// Whether a batch is stored (tests and tools).
     fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError>;
+    /// Enterprise-wide sketches (see `crate::sketch`): establish `fingerprint` as the
+    /// enterprise's PI key fingerprint when it has none; `Some(established)` when it differs.
+    fn sketch_key(
+        &self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Every gateway's figure of an enterprise whose subject starts with `subject_prefix`.
+    fn sketch_rows(
+        &self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError>;
+    /// Insert or replace one gateway's figure.
+    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError>;
+    /// Record that `level` of `subject` was judged; true the first time.
+    fn sketch_mark(
+        &self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One gateway's latest figure for one enterprise-wide subject (`persons:<year>:<category>`
+/// with HyperLogLog registers, or `bytes:<day>:<scenario>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SketchRow {
+    /// `persons:<year>:<category>` or `bytes:<day>:<scenario>`.
+    pub subject: String,
+    /// The gateway the figure is from.
+    pub gateway: String,
+    /// Encoded registers (persons), empty for bytes.
+    pub data: String,
+    /// The gateway's estimate (persons) or bytes.
+    pub value: u64,
+    /// The limit or cap the gateway reported.
+    pub limit: Option<u64>,
+    /// When it was last updated, Unix ms.
+    pub updated_ms: i64,
 }
 
 /// Numbered migrations; each is applied once, in a transaction, at start.
@@ -375,6 +418,20 @@ INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
   SELECT id, resolved_at, 'resolve', COALESCE(resolved_by, ''),
     CASE WHEN resolved_by = 'auto' THEN 'system' ELSE '' END, COALESCE(comment, '')
   FROM incidents WHERE resolved_at IS NOT NULL;
+",
+    // N: enterprise-wide sketches (crate::sketch): each gateway's latest figure per subject,
+    // the PI key fingerprint established per enterprise, the levels already judged.
+    r"
+CREATE TABLE sketch_figures (
+  enterprise TEXT NOT NULL, subject TEXT NOT NULL, gateway TEXT NOT NULL, data TEXT NOT NULL,
+  value INTEGER NOT NULL, lim INTEGER, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (enterprise, subject, gateway)) WITHOUT ROWID;
+CREATE TABLE sketch_keys (
+  enterprise TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, gateway TEXT NOT NULL,
+  established_at INTEGER NOT NULL);
+CREATE TABLE sketch_alerted (
+  enterprise TEXT NOT NULL, subject TEXT NOT NULL, level INTEGER NOT NULL, at INTEGER NOT NULL,
+  PRIMARY KEY (enterprise, subject, level)) WITHOUT ROWID;
 ",
 ];
 
@@ -579,6 +636,9 @@ fn store_batch(
                 let alert_id = tx.last_insert_rowid();
                 incident::on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
             }
+            // Merged by `crate::sketch` once the batch is stored; not kept as an event (the
+            // merged figures are in `sketch_figures`).
+            (EventType::Sketch, _) => {}
             _ => {
                 let (verdict, scenario, enterprise) = match &e.verdict {
                     Some(v) => (
@@ -626,7 +686,8 @@ fn store_batch(
 const ALERT_COLUMNS: &str =
     "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
   recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
-  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag";
+  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag,
+  json_extract(json, '$.alert.scope'), json_extract(json, '$.alert.gateways')";
 
 fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let evidence: String = r.get(14)?;
@@ -660,6 +721,12 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "received_at": r.get::<_, Option<i64>>(25)?.map(format_ms),
         "future_timestamp": time_flag.as_deref() == Some("future"),
         "timestamp_problem": time_flag,
+        // Enterprise-wide alerts (crate::sketch): `scope` and the gateways involved.
+        "scope": r.get::<_, Option<String>>(27)?,
+        "gateways": r
+            .get::<_, Option<String>>(28)?
+            .and_then(|g| serde_json::from_str::<Value>(&g).ok())
+            .unwrap_or(Value::Array(vec![])),
     }))
 }
 
@@ -1150,6 +1217,82 @@ impl Store for SqliteStore {
         .optional()?
         .is_some())
     }
+
+    fn sketch_key(
+        &self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let c = self.writer()?;
+        c.execute(
+            "INSERT OR IGNORE INTO sketch_keys (enterprise, fingerprint, gateway, established_at) VALUES (?1, ?2, ?3, ?4)",
+            params![enterprise, fingerprint, gateway, now_ms],
+        )?;
+        let established: String = c.query_row(
+            "SELECT fingerprint FROM sketch_keys WHERE enterprise = ?1",
+            params![enterprise],
+            |r| r.get(0),
+        )?;
+        Ok((established != fingerprint).then_some(established))
+    }
+
+    fn sketch_rows(
+        &self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        let c = self.writer()?;
+        let mut st = c.prepare_cached(
+            "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures WHERE enterprise = ?1 AND substr(subject, 1, length(?2)) = ?2 ORDER BY subject, gateway",
+        )?;
+        let rows = st
+            .query_map(params![enterprise, subject_prefix], |r| {
+                Ok(SketchRow {
+                    subject: r.get(0)?,
+                    gateway: r.get(1)?,
+                    data: r.get(2)?,
+                    value: r.get::<_, i64>(3)?.max(0) as u64,
+                    limit: r.get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
+                    updated_ms: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
+        let c = self.writer()?;
+        c.execute(
+            "INSERT OR REPLACE INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                enterprise,
+                row.subject,
+                row.gateway,
+                row.data,
+                i64::try_from(row.value).unwrap_or(i64::MAX),
+                row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+                row.updated_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn sketch_mark(
+        &self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let c = self.writer()?;
+        let n = c.execute(
+            "INSERT OR IGNORE INTO sketch_alerted (enterprise, subject, level, at) VALUES (?1, ?2, ?3, ?4)",
+            params![enterprise, subject, i64::try_from(level).unwrap_or(i64::MAX), now_ms],
+        )?;
+        Ok(n == 1)
+    }
 }
 
 #[cfg(test)]
@@ -1441,7 +1584,9 @@ mod tests {
         let v: i64 = c
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
-        assert_eq!(v, 2);
+        // Every migration applied: 2 before the sketch tables (migration 3).
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(v, 3);
         drop(c);
         drop(store);
         let _ = std::fs::remove_file(&p);
