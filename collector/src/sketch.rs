@@ -186,8 +186,30 @@ impl Sketches {
                 updated_ms: now_ms,
             };
             self.store.put_sketch_row(ent, &row)?;
-            let rows = self.store.sketch_rows(ent, &subject)?;
-            let (u, _) = union(&rows);
+            // The union only grows: fold this gateway's registers into the stored union (row
+            // of gateway `*`), one decode instead of one per gateway.
+            let mut u = match rows.iter().find(|r| r.gateway == UNION) {
+                Some(r) => HyperLogLog::decode(&r.data).unwrap_or_default(),
+                None => union(&rows).0,
+            };
+            u.merge(&mine);
+            let mut rows: Vec<SketchRow> =
+                rows.into_iter().filter(|r| r.gateway != UNION).collect();
+            match rows.iter_mut().find(|r| r.gateway == gateway) {
+                Some(r) => *r = row,
+                None => rows.push(row),
+            }
+            self.store.put_sketch_row(
+                ent,
+                &SketchRow {
+                    subject: subject.clone(),
+                    gateway: UNION.to_string(),
+                    data: u.encode(),
+                    value: u.estimate(),
+                    limit: rows.iter().filter_map(|r| r.limit).max(),
+                    updated_ms: now_ms,
+                },
+            )?;
             report.persons.push((
                 ent.to_string(),
                 p.year,
@@ -195,7 +217,9 @@ impl Sketches {
                 u.estimate(),
                 rows.iter().filter_map(|r| r.limit).max(),
             ));
-            if let Some(a) = self.judge_persons(ent, gateway, p.year, &p.category, &rows, now_ms)? {
+            if let Some(a) =
+                self.judge_persons(ent, gateway, p.year, &p.category, &rows, &u, now_ms)?
+            {
                 alerts.push(a);
             }
         }
@@ -259,6 +283,7 @@ impl Sketches {
         Ok(newest)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn judge_persons(
         &self,
         ent: &str,
@@ -266,6 +291,7 @@ impl Sketches {
         year: i32,
         category: &str,
         rows: &[SketchRow],
+        union: &HyperLogLog,
         now_ms: i64,
     ) -> Result<Option<Event>, StoreError> {
         let Some(limit) = rows.iter().filter_map(|r| r.limit).max() else {
@@ -274,7 +300,13 @@ impl Sketches {
         if limit == 0 {
             return Ok(None);
         }
-        let (union, gateways) = union(rows);
+        let gateways: Vec<String> = rows
+            .iter()
+            .filter(|r| r.value > 0)
+            .map(|r| r.gateway.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let est = union.estimate();
         let pct = |e: u64| -> u64 {
             if e >= limit {
@@ -420,7 +452,16 @@ pub fn summary(
             if rows.is_empty() {
                 continue;
             }
-            let (u, gateways) = union(&rows);
+            let (u, gateways) = match rows.iter().find(|r| r.gateway == UNION) {
+                Some(r) => (
+                    HyperLogLog::decode(&r.data).unwrap_or_default(),
+                    rows.iter()
+                        .filter(|r| r.gateway != UNION && r.value > 0)
+                        .map(|r| r.gateway.clone())
+                        .collect(),
+                ),
+                None => union(&rows),
+            };
             let est = u.estimate();
             let limit = rows.iter().filter_map(|r| r.limit).max();
             persons.push(json!({
@@ -468,11 +509,14 @@ pub fn summary(
     }
 }
 
+/// Gateway name of the stored union row of a persons subject (not a valid gateway id).
+const UNION: &str = "*";
+
 /// Union of the gateways' registers, and the gateways that contributed.
 fn union(rows: &[SketchRow]) -> (HyperLogLog, Vec<String>) {
     let mut u = HyperLogLog::new();
     let mut gateways = BTreeSet::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| r.gateway != UNION) {
         if let Ok(h) = HyperLogLog::decode(&r.data) {
             if !h.is_empty() {
                 gateways.insert(r.gateway.clone());
