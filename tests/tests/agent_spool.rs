@@ -599,7 +599,10 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
     let lock = std::fs::File::open(dir.join("spool/lock")).expect("lock file");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while lock.try_lock().is_err() {
-        assert!(std::time::Instant::now() < deadline, "spool lock never released");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool lock never released"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     lock.unlock().expect("unlock");
