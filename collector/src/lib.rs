@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod console;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;
