@@ -188,3 +188,366 @@ fn query_decoding_and_documented_parameters() {
     );
     assert_eq!(r.status, 413);
 }
+
+const HOSTILE_SNI: &str = "<script>alert('sni')</script>.evil.example";
+const HOSTILE_ENTERPRISE: &str = "\"><img src=x onerror=alert(1)>";
+
+fn hostile() -> Vec<String> {
+    let mut v: Value =
+        serde_json::from_str(&alert("gw-a", 9, "unfiled_export", HOSTILE_ENTERPRISE))
+            .expect("json");
+    v["tls"] = serde_json::json!({ "sni": HOSTILE_SNI });
+    v["alert"]["recipient"] = serde_json::json!(HOSTILE_SNI);
+    vec![v.to_string()]
+}
+
+fn set_cookies(r: &Resp) -> Vec<&str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn cookie_value<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    set_cookies(r).into_iter().find_map(|c| {
+        c.split(';')
+            .next()
+            .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
+    })
+}
+
+/// The hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no csrf field in {html}"));
+    html[at + 19..].chars().take_while(|c| *c != '"').collect()
+}
+
+/// Sign in through the form; returns the session cookie value.
+fn sign_in(api: std::net::SocketAddr, token: &str) -> String {
+    let r = http(api, "GET", "/console/login", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let login = cookie_value(&r, "crossline_login")
+        .expect("login cookie")
+        .to_string();
+    let csrf = csrf_of(&r.text());
+    let body = format!("token={token}&csrf={csrf}");
+    let r = http(
+        api,
+        "POST",
+        "/console/login",
+        &[
+            ("Cookie", format!("crossline_login={login}")),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    cookie_value(&r, "crossline_session")
+        .expect("session cookie")
+        .to_string()
+}
+
+fn page(api: std::net::SocketAddr, sid: &str, path: &str) -> Resp {
+    http(
+        api,
+        "GET",
+        path,
+        &[("Cookie", format!("crossline_session={sid}"))],
+        b"",
+    )
+}
+
+fn form_post(api: std::net::SocketAddr, sid: &str, path: &str, body: &str) -> Resp {
+    http(
+        api,
+        "POST",
+        path,
+        &[
+            ("Cookie", format!("crossline_session={sid}")),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn console_sign_in_csrf_scopes_and_escaping() {
+    let s = setup(&hostile());
+    let api = s.c.api;
+    let yanjing = incident_of(api, "yanjing-pharma");
+    let shunyi = incident_of(api, "shunyi-motors");
+    let jinrong = incident_of(api, "jinrong-bank");
+
+    // Not signed in: every page sends to the sign-in form.
+    for p in [
+        "/console/incidents",
+        &format!("/console/incidents/{yanjing}"),
+    ] {
+        let r = http(api, "GET", p, &[], b"");
+        assert_eq!(r.status, 303, "{p}");
+        assert_eq!(r.header("location"), Some("/console/login"), "{p}");
+    }
+    // The sign-in form: CSP without inline script, a login CSRF cookie.
+    let r = http(api, "GET", "/console/login", &[], b"");
+    let csp = r
+        .header("content-security-policy")
+        .expect("CSP")
+        .to_string();
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(r.text().contains("lang=\"zh-CN\""), "Chinese by default");
+    // A forged sign-in without the CSRF token: refused, no session.
+    let r = http(
+        api,
+        "POST",
+        "/console/login",
+        &[(
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_string(),
+        )],
+        format!("token={REG}").as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(cookie_value(&r, "crossline_session").is_none());
+    // A wrong token: refused.
+    let r = http(api, "GET", "/console/login", &[], b"");
+    let login = cookie_value(&r, "crossline_login")
+        .expect("login cookie")
+        .to_string();
+    let csrf = csrf_of(&r.text());
+    let r = http(
+        api,
+        "POST",
+        "/console/login",
+        &[
+            ("Cookie", format!("crossline_login={login}")),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+        ],
+        format!("token=nope&csrf={csrf}").as_bytes(),
+    );
+    assert_eq!(r.status, 401);
+    assert!(cookie_value(&r, "crossline_session").is_none());
+
+    // Cookie flags of a real sign-in (plain HTTP: no Secure).
+    let r = http(api, "GET", "/console/login", &[], b"");
+    let login = cookie_value(&r, "crossline_login")
+        .expect("login cookie")
+        .to_string();
+    let csrf = csrf_of(&r.text());
+    let r = http(
+        api,
+        "POST",
+        "/console/login",
+        &[
+            ("Cookie", format!("crossline_login={login}")),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+        ],
+        format!("token={YANJING}&csrf={csrf}").as_bytes(),
+    );
+    let c = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("crossline_session="))
+        .expect("session cookie")
+        .to_string();
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(c.contains(flag), "{flag} missing: {c}");
+    }
+    assert!(!c.contains("Secure"), "{c}");
+    let ent = cookie_value(&r, "crossline_session")
+        .expect("sid")
+        .to_string();
+
+    // The enterprise sees its incident, not another enterprise's, even by URL.
+    let r = page(api, &ent, "/console/incidents");
+    assert_eq!(r.status, 200);
+    let t = r.text();
+    assert!(
+        t.contains(&format!("/console/incidents/{yanjing}\"")),
+        "{t}"
+    );
+    for other in [shunyi, jinrong] {
+        assert!(!t.contains(&format!("/console/incidents/{other}\"")), "{t}");
+    }
+    assert!(
+        !t.contains("shunyi-motors") && !t.contains("jinrong-bank"),
+        "{t}"
+    );
+    for other in [shunyi, jinrong] {
+        for p in ["", "/report"] {
+            let r = page(api, &ent, &format!("/console/incidents/{other}{p}"));
+            assert_eq!(r.status, 404, "{other}{p}: {}", r.text());
+            assert!(!r.text().contains("shunyi") && !r.text().contains("jinrong"));
+        }
+    }
+    assert_eq!(
+        page(api, &ent, &format!("/console/incidents/{yanjing}")).status,
+        200
+    );
+    assert_eq!(page(api, &ent, "/console/gateways").status, 404);
+    // An enterprise cannot act, even with its CSRF token.
+    let t = page(api, &ent, &format!("/console/incidents/{yanjing}")).text();
+    assert!(
+        !t.contains("/acknowledge\""),
+        "enterprise sees the acknowledge form"
+    );
+    let csrf = csrf_of(&t);
+    let r = form_post(
+        api,
+        &ent,
+        &format!("/console/incidents/{yanjing}/acknowledge"),
+        &format!("csrf={csrf}&cause=x&measures=y"),
+    );
+    assert_eq!(r.status, 403);
+
+    // The operator: a forged POST without (or with a wrong) CSRF token changes nothing.
+    let ops = sign_in(api, OPS);
+    for body in [
+        "cause=forged&measures=none",
+        "csrf=00&cause=forged&measures=none",
+    ] {
+        let r = form_post(
+            api,
+            &ops,
+            &format!("/console/incidents/{yanjing}/acknowledge"),
+            body,
+        );
+        assert_eq!(r.status, 403, "{body}: {}", r.text());
+    }
+    let v = api_get(api, &format!("/api/v1/incidents/{yanjing}"), Some(REG)).json();
+    assert_eq!(v["status"], "open", "{v}");
+    // With the token: acknowledged, cause and measures in the history.
+    let t = page(api, &ops, &format!("/console/incidents/{yanjing}")).text();
+    let csrf = csrf_of(&t);
+    let r = form_post(
+        api,
+        &ops,
+        &format!("/console/incidents/{yanjing}/acknowledge"),
+        &format!("csrf={csrf}&cause=test+upload&measures=blocked+at+the+proxy"),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let v = api_get(api, &format!("/api/v1/incidents/{yanjing}"), Some(REG)).json();
+    assert_eq!(v["status"], "acknowledged");
+    assert_eq!(v["acknowledged_by"], "noc");
+    assert_eq!(
+        v["history"][0]["comment"],
+        "cause: test upload\nmeasures: blocked at the proxy"
+    );
+    // The operator of gw-a cannot open the gw-b incident.
+    assert_eq!(
+        page(api, &ops, &format!("/console/incidents/{jinrong}")).status,
+        404
+    );
+
+    // Hostile SNI and enterprise name: escaped on every page that shows them.
+    let reg = sign_in(api, REG);
+    let hostile_id = incident_of(
+        api,
+        &HOSTILE_ENTERPRISE
+            .replace('"', "%22")
+            .replace('>', "%3E")
+            .replace('<', "%3C")
+            .replace(' ', "%20")
+            .replace('=', "%3D"),
+    );
+    for p in [
+        "/console/incidents".to_string(),
+        format!("/console/incidents/{hostile_id}"),
+        format!("/console/incidents/{hostile_id}/report"),
+        format!("/console/incidents/{hostile_id}/report?lang=en"),
+    ] {
+        let r = page(api, &reg, &p);
+        assert_eq!(r.status, 200, "{p}");
+        let t = r.text();
+        assert!(!t.contains("<script>alert"), "{p}: unescaped SNI\n{t}");
+        assert!(!t.contains("<img src=x"), "{p}: unescaped enterprise\n{t}");
+        assert!(
+            t.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{p}: enterprise not shown\n{t}"
+        );
+    }
+    let t = page(api, &reg, &format!("/console/incidents/{hostile_id}")).text();
+    assert!(
+        t.contains("&lt;script&gt;alert(&#39;sni&#39;)&lt;/script&gt;.evil.example"),
+        "{t}"
+    );
+
+    // Sign-out ends the session (forged sign-out refused first).
+    assert_eq!(form_post(api, &reg, "/console/logout", "").status, 403);
+    let csrf = csrf_of(&page(api, &reg, "/console/incidents").text());
+    let r = form_post(api, &reg, "/console/logout", &format!("csrf={csrf}"));
+    assert_eq!(r.status, 303);
+    assert!(set_cookies(&r)
+        .iter()
+        .any(|c| c.starts_with("crossline_session=;") && c.contains("Max-Age=0")));
+    assert_eq!(page(api, &reg, "/console/incidents").status, 303);
+}
+
+/// Over TLS the session cookie is `Secure`.
+#[test]
+fn console_cookie_secure_over_tls() {
+    let dir = TempDir::new("console-tls");
+    let pki = make_pki(dir.path(), &[]);
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[api_tls]\ncert = \"pki/server.pem\"\nkey = \"pki/server.key\"\n{}",
+            base_config(&["gw-a"]),
+            tokens()
+        ),
+    )
+    .expect("config");
+    let c = Collector::start(&cfg);
+    let anon = client_config(&pki.join("ca.pem"), None);
+    let r = https(c.api, &anon, "GET", "/console/login", &[], b"").expect("login form");
+    let login = cookie_value(&r, "crossline_login")
+        .expect("login cookie")
+        .to_string();
+    let csrf = csrf_of(&r.text());
+    let r = https(
+        c.api,
+        &anon,
+        "POST",
+        "/console/login",
+        &[
+            ("Cookie", format!("crossline_login={login}")),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+        ],
+        format!("token={REG}&csrf={csrf}").as_bytes(),
+    )
+    .expect("sign in");
+    assert_eq!(r.status, 303, "{}", r.text());
+    let c = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("crossline_session="))
+        .expect("session cookie");
+    assert!(
+        c.contains("; Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
+}
