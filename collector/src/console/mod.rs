@@ -347,6 +347,10 @@ async fn css() -> Response {
     )
 }
 
+async fn favicon() -> Response {
+    static_file("image/svg+xml", include_str!("../../static/favicon.svg"))
+}
+
 async fn js() -> Response {
     static_file(
         "text/javascript; charset=utf-8",
@@ -770,6 +774,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/console/", get(root))
         .route("/console/static/console.css", get(css))
         .route("/console/static/console.js", get(js))
+        .route("/console/static/favicon.svg", get(favicon))
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/poll", get(poll))

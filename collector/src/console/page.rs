@@ -151,7 +151,7 @@ pub fn frame(
     format!(
         r##"<!DOCTYPE html>
 <html lang="{code}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · crossline</title><link rel="stylesheet" href="/console/static/console.css"><script src="/console/static/console.js" defer></script></head>
+<title>{title} · crossline</title><link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/console/static/console.css"><script src="/console/static/console.js" defer></script></head>
 <body{body_attrs}><a class="skip" href="#main">{skip}</a><header class="top"><a class="brand" href="/console/">crossline {brand}</a>{nav}</header>
 <main id="main">{content}</main></body></html>
 "##,
