@@ -52,6 +52,9 @@ pub struct Shared {
     pub config: Arc<CollectorConfig>,
     /// Console sign-ins.
     pub sessions: crate::console::Sessions,
+    /// The full registry (filings with basis and validity) for the console, when configured
+    /// and readable.
+    pub registry: Option<crossline_config::Registry>,
 }
 
 /// The API service.
@@ -592,11 +595,24 @@ async fn fallback(State(st): Shr, parts: Parts) -> Fail {
 impl Api {
     /// The service.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: Arc<CollectorConfig>) -> Api {
+        let registry = config.registry_path.as_deref().and_then(|p| {
+            match crossline_config::load_registry(p, &[], crossline_config::today_beijing()) {
+                Ok((r, _)) => Some(r),
+                Err(e) => {
+                    eprintln!(
+                        "crossline-collector: console: registry {}: {e}; filings are not shown",
+                        p.display()
+                    );
+                    None
+                }
+            }
+        });
         let shared = Arc::new(Shared {
             store,
             metrics,
             config,
             sessions: crate::console::Sessions::default(),
+            registry,
         });
         let router = Router::new()
             .route("/healthz", get(healthz))

@@ -647,6 +647,17 @@ fn console_in_headless_chromium_per_role() {
         for p in pages {
             run.b.goto(&format!("{base}/console/{p}"));
             assert_eq!(run.b.eval("document.querySelector('h1') !== null"), true);
+            if *p == "enterprises" {
+                // Filings from the registry: the enterprise sees its own only.
+                let text = run.b.eval("document.body.innerText");
+                let text = text.as_str().unwrap_or("");
+                assert!(text.contains("FICTIONAL-BJFTZ-PHARMA-07"), "{name}: {text}");
+                assert_eq!(
+                    text.contains("FICTIONAL-BJFTZ-AUTO-12"),
+                    name == "regulator",
+                    "{name}: {text}"
+                );
+            }
             run.check(&format!("{name}-{p}"));
         }
         // English by the switch.

@@ -755,7 +755,13 @@ async fn enterprises(ctx: Ctx) -> Response {
         .await;
     match sums {
         Ok(sums) => {
-            let content = views::enterprises(ctx.lang, &ctx.shared.config, &ids, &sums);
+            let content = views::enterprises(
+                ctx.lang,
+                &ctx.shared.config,
+                ctx.shared.registry.as_ref(),
+                &ids,
+                &sums,
+            );
             ctx.page(
                 StatusCode::OK,
                 ctx.lang.t("企业与备案", "Enterprises and filings"),

@@ -707,8 +707,19 @@ pub fn gateways(
     h
 }
 
-/// Enterprises with their filed scenarios and recipients, and the store's summary of each.
-pub fn enterprises(lang: Lang, cfg: &CollectorConfig, ids: &[String], sums: &[Value]) -> String {
+/// Days before `valid_until` from which a filing is shown as expiring soon (calendar days; the
+/// agent's `filing_expiring` alert counts 60 working days).
+const EXPIRING_DAYS: i64 = 60;
+
+/// Enterprises with their filings (basis, reference, recipient, validity, caps) from the
+/// registry, and the store's summary of each (export bytes stored in the retention period).
+pub fn enterprises(
+    lang: Lang,
+    cfg: &CollectorConfig,
+    registry: Option<&crossline_config::Registry>,
+    ids: &[String],
+    sums: &[Value],
+) -> String {
     let mut h = format!(
         "<h1>{}</h1>",
         lang.t("企业与备案", "Enterprises and filings")
@@ -720,6 +731,7 @@ pub fn enterprises(lang: Lang, cfg: &CollectorConfig, ids: &[String], sums: &[Va
             lang.t("未配置备案登记。", "No registry configured.")
         );
     }
+    let today = crossline_config::today_beijing().days_since_epoch();
     for (id, sum) in ids.iter().zip(sums) {
         let info = cfg.registry.as_ref().and_then(|r| r.enterprise(id));
         let _ = write!(
@@ -733,7 +745,7 @@ pub fn enterprises(lang: Lang, cfg: &CollectorConfig, ids: &[String], sums: &[Va
             kv(&mut h, lang.t("统一社会信用代码", "USCC"), &esc(&i.uscc));
             kv(
                 &mut h,
-                "CIIO",
+                lang.t("关键信息基础设施运营者", "CIIO"),
                 if i.ciio {
                     lang.t("是", "yes")
                 } else {
@@ -747,33 +759,76 @@ pub fn enterprises(lang: Lang, cfg: &CollectorConfig, ids: &[String], sums: &[Va
             &esc(&txt(&sum["open_incidents"])),
         );
         h.push_str("</dl>");
-        let scen: Vec<&(String, String)> = cfg
-            .registry
-            .as_ref()
-            .map(|r| r.scenarios.iter().filter(|(_, e)| e == id).collect())
-            .unwrap_or_default();
         let _ = write!(
             h,
-            r#"<table><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
-            lang.t("备案场景", "Filed scenario"),
+            r#"<table><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
+            lang.t("备案场景", "Scenario"),
+            lang.t("依据 / 备案编号", "Basis / filing"),
             lang.t("接收方（国家）", "Recipient (country)"),
-            lang.t("出境字节（已备案）", "Export bytes (filed)"),
+            lang.t("有效期", "Valid"),
+            lang.t("每日上限（字节）", "Daily cap (bytes)"),
+            lang.t("每年人数上限", "Persons a year"),
+            lang.t(
+                "已存出境字节（保留期内，已备案）",
+                "Export bytes stored (retention period, filed)"
+            ),
         );
-        for (sc, _) in scen {
-            let rec = cfg
-                .registry
-                .as_ref()
-                .and_then(|r| r.recipient(sc))
-                .map_or("—".to_string(), |(n, c)| format!("{n} ({c})"));
-            let _ = write!(
-                h,
-                r#"<tr><td>{}</td><td>{}</td><td class="num">{}</td></tr>"#,
-                esc(sc),
-                esc(&rec),
-                esc(&txt(
-                    &sum["export_bytes"][sc.as_str()]["filed"]["export_bytes"]
-                )),
-            );
+        let filed = |sc: &str| esc(&txt(&sum["export_bytes"][sc]["filed"]["export_bytes"]));
+        match registry {
+            Some(r) => {
+                for sc in r.scenarios.iter().filter(|s| s.enterprise == *id) {
+                    let left = sc.valid_until.days_since_epoch() - today;
+                    let state = if left < 0 {
+                        format!(
+                            r#" <span class="tag overdue">{}</span>"#,
+                            lang.t("已过期", "expired")
+                        )
+                    } else if left <= EXPIRING_DAYS {
+                        format!(
+                            r#" <span class="tag soon">{} {left} {}</span>"#,
+                            lang.t("即将到期：剩", "expiring: "),
+                            lang.t("天", "days left")
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let _ = write!(
+                        h,
+                        r#"<tr><td>{}</td><td>{} / {}</td><td>{} ({})</td><td>{} – {}{state}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                        esc(&sc.id),
+                        esc(sc.basis.as_str()),
+                        esc(&sc.filing_ref),
+                        esc(&sc.recipient.name),
+                        esc(&sc.recipient.country),
+                        sc.valid_from,
+                        sc.valid_until,
+                        sc.bytes_per_day.map_or("—".into(), |b| b.to_string()),
+                        sc.persons_per_year.map_or("—".into(), |b| b.to_string()),
+                        filed(&sc.id),
+                    );
+                }
+            }
+            None => {
+                for (sc, _) in cfg
+                    .registry
+                    .iter()
+                    .flat_map(|r| r.scenarios.iter())
+                    .filter(|(_, e)| e == id)
+                {
+                    let rec = cfg
+                        .registry
+                        .as_ref()
+                        .and_then(|r| r.recipient(sc))
+                        .map_or("—".to_string(), |(n, c)| format!("{n} ({c})"));
+                    let _ = write!(
+                        h,
+                        r#"<tr><td>{}</td><td>—</td><td>{}</td><td>—</td><td>—</td><td>—</td><td class="num">{}</td></tr>"#,
+                        esc(sc),
+                        esc(&rec),
+                        filed(sc),
+                    );
+                }
+            }
         }
         h.push_str("</tbody></table></section>");
     }
