@@ -482,6 +482,12 @@ fn start_collector(dir: &Path) -> Collector {
             "shunyi-motors",
             &ts(300),
         ),
+        json!({
+            "timestamp": ts(1), "event_type": "stats", "gateway": "gw-a",
+            "stats": {"packets": 150, "bytes": 1, "flows": 1, "evictions": 0,
+                      "drops": {"kernel": 9}}
+        })
+        .to_string(),
     ]
     .join("\n");
     let r = post_batch(
@@ -647,6 +653,20 @@ fn console_in_headless_chromium_per_role() {
         for p in pages {
             run.b.goto(&format!("{base}/console/{p}"));
             assert_eq!(run.b.eval("document.querySelector('h1') !== null"), true);
+            if *p == "gateways" {
+                // gw-a: packets and capture drops from its stats; the operator sees gw-a only.
+                let rows = run.b.eval(
+                    "Array.from(document.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))",
+                );
+                assert_eq!(rows[0][0], "gw-a", "{rows}");
+                assert_eq!(rows[0][3], "150", "{rows}");
+                assert_eq!(rows[0][4], "9", "{rows}");
+                assert_eq!(
+                    rows.as_array().map(Vec::len),
+                    Some(if name == "regulator" { 2 } else { 1 }),
+                    "{rows}"
+                );
+            }
             if *p == "enterprises" {
                 // Filings from the registry: the enterprise sees its own only.
                 let text = run.b.eval("document.body.innerText");
