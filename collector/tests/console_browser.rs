@@ -521,6 +521,10 @@ fn start_collector(dir: &Path) -> Collector {
     c
 }
 
+fn now_ts() -> String {
+    crossline_collector::util::format_ms(crossline_collector::util::now_ms())
+}
+
 fn api_ids(api: SocketAddr, token: &str) -> BTreeSet<i64> {
     api_get(api, "/api/v1/incidents", Some(token)).json()["items"]
         .as_array()
@@ -749,8 +753,43 @@ fn console_in_headless_chromium_per_role() {
         std::fs::write(&file, &pdf).expect("write pdf");
         run.listed.push(file.display().to_string());
     }
+    // A new incident while the list is open: console.js announces it without a reload.
     run.b.goto(&format!("{base}/console/incidents"));
-    run.b.errors();
+    assert_eq!(
+        run.b
+            .eval("document.getElementById('new-incidents').hidden"),
+        true
+    );
+    let before = api_ids(c.api, REG);
+    let line = alert("gw-b", 7, "opaque_tunnel", "jinrong-bank", &now_ts());
+    let r = post_batch(
+        c.ingest,
+        &gateway_client(&dir.path().join("pki"), "gw-b"),
+        1,
+        2,
+        line.as_bytes(),
+        false,
+    )
+    .expect("post new alert");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    let fresh: Vec<i64> = api_ids(c.api, REG).difference(&before).copied().collect();
+    assert_eq!(fresh.len(), 1, "one new incident");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while run
+        .b
+        .eval("document.getElementById('new-incidents').hidden")
+        != false
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new incident was not announced"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    run.check("regulator-new-incident-announced");
+    run.b
+        .navigate_by("document.querySelector('#new-incidents a').click()");
+    assert!(run.listed_ids().contains(&fresh[0]), "new incident listed");
     run.sign_out();
 
     println!("console screenshots and PDFs:");
