@@ -401,9 +401,13 @@ fn console_sign_in_csrf_scopes_and_escaping() {
             assert!(!r.text().contains("shunyi") && !r.text().contains("jinrong"));
         }
     }
-    assert_eq!(
-        page(api, &ent, &format!("/console/incidents/{yanjing}")).status,
-        200
+    let r = page(api, &ent, &format!("/console/incidents/{yanjing}"));
+    assert_eq!(r.status, 200);
+    // The legal basis of the kind, from docs/legal.md (XB-001, unfiled_export).
+    assert!(
+        r.text().contains("XB-001 · Measure 14; PIPL Art. 38"),
+        "{}",
+        r.text()
     );
     assert_eq!(page(api, &ent, "/console/gateways").status, 404);
     // The poll behind "new incidents" gives the newest id in the scope only.

@@ -335,7 +335,10 @@ pub fn incident_list(
 /// Legal basis of a kind from docs/legal.md: (rule, basis, what to do).
 fn legal_basis(kind: &str) -> Option<(String, String, String)> {
     let needle = format!("| `{kind}` |");
-    let line = LEGAL.lines().find(|l| l.contains(&needle))?;
+    // The row of the "Alert kinds" table (other tables name kinds too).
+    let line = LEGAL
+        .lines()
+        .find(|l| l.starts_with("| XB-") && l.contains(&needle))?;
     let cols: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
     Some((
         cols.first()?.to_string(),
@@ -833,4 +836,32 @@ pub fn enterprises(
         h.push_str("</tbody></table></section>");
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_in_the_filter_is_known_and_has_a_legal_basis() {
+        for k in KINDS {
+            assert!(crate::incident::known_kind(k), "{k} is not an alert kind");
+            let (rule, basis, todo) =
+                legal_basis(k).unwrap_or_else(|| panic!("docs/legal.md has no row for {k}"));
+            assert!(rule.starts_with("XB-"), "{k}: rule {rule:?}");
+            assert!(!basis.is_empty() && !todo.is_empty(), "{k}");
+        }
+        assert!(legal_basis("no_such_kind").is_none());
+    }
+
+    #[test]
+    fn console_comment_round_trips_cause_and_measures() {
+        let c = comment_of(" upload by a test job ", "blocked\nat the proxy");
+        assert_eq!(
+            split_comment(&c),
+            Some(("upload by a test job", "blocked\nat the proxy"))
+        );
+        assert_eq!(comment_of("  ", ""), "");
+        assert_eq!(split_comment("a plain API comment"), None);
+    }
 }
