@@ -49,6 +49,11 @@ enum Command {
         /// Language of the report: zh (default) or en.
         #[arg(long = "lang", default_value = "zh")]
         report_lang: crossline_agent::report::Lang,
+        /// With an uplink: how long to wait after the capture (and --linger) for the collector to
+        /// acknowledge the spool (default `[uplink] drain_timeout`, 60s). Exit status 3 when
+        /// events stay spooled or the collector refused any.
+        #[arg(long, value_parser = crossline_config::parse_duration)]
+        drain_timeout: Option<std::time::Duration>,
     },
     /// Capture live on the configured interfaces until SIGTERM / SIGINT.
     Run {
@@ -72,6 +77,9 @@ enum Command {
         dir: PathBuf,
     },
 }
+
+/// Exit status of `analyze` when the events were written but did not all reach the collector.
+const UPLINK_INCOMPLETE: u8 = 3;
 
 /// Load the config or print every problem and exit 2.
 fn load_config(path: &Path) -> Result<AgentConfig, ExitCode> {
@@ -123,6 +131,7 @@ fn main() -> ExitCode {
             linger,
             report_path,
             report_lang,
+            drain_timeout,
         } => {
             let cfg = match load_config(&config) {
                 Ok(c) => c,
@@ -178,9 +187,12 @@ fn main() -> ExitCode {
                         eprintln!("crossline-agent: warning: {e}");
                     }
                     let live = summary.live.clone();
-                    if let Err(e) = session.finish_offline(live, linger, OFFLINE_ACK_TIMEOUT) {
+                    let drain = drain_timeout
+                        .or(cfg.uplink.as_ref().map(|u| u.drain_timeout))
+                        .unwrap_or(OFFLINE_ACK_TIMEOUT);
+                    if let Err(e) = session.finish_offline(live, linger, drain) {
                         eprintln!("crossline-agent: {e}");
-                        return ExitCode::from(1);
+                        return ExitCode::from(UPLINK_INCOMPLETE);
                     }
                     ExitCode::SUCCESS
                 }

@@ -77,8 +77,13 @@ pub enum UplinkError {
     Thread(std::io::Error),
     /// [`Uplink::finish`] ran out of time; the batches stay in the spool for the next run.
     #[error(
-        "uplink: {batches} batches ({events} events) not acknowledged by the collector after \
-         {waited:?}{last}; they stay in the spool at {dir} and are sent by the next run",
+        "uplink: {events} events ({batches} batches) not acknowledged by the collector after \
+         {waited:?}{refused}{last}; they stay in the spool at {dir} and are sent by the next run",
+        refused = if *refusals > 0 {
+            format!("; the collector refused {refusals} attempts")
+        } else {
+            String::new()
+        },
         last = last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
     )]
     Unacknowledged {
@@ -92,6 +97,23 @@ pub enum UplinkError {
         dir: PathBuf,
         /// The last network error, if any.
         last_error: Option<String>,
+        /// Attempts the collector refused (403 and other 4xx kept for a retry).
+        refusals: u64,
+    },
+    /// The collector refused batches or events for good (a 413 that cannot be split, a 400
+    /// naming a line): they were set aside in `rejected/`, not stored.
+    #[error(
+        "uplink: the collector refused {batches} batches whole and {lines} events by line; they \
+         are NOT stored and were set aside in {dir} (the refusals and the collector's reasons \
+         are logged above)"
+    )]
+    Refused {
+        /// Batches moved aside whole.
+        batches: u64,
+        /// Events set aside one by one.
+        lines: u64,
+        /// The `rejected/` directory.
+        dir: PathBuf,
     },
 }
 
@@ -373,6 +395,7 @@ impl Uplink {
                     waited: started.elapsed(),
                     dir,
                     last_error,
+                    refusals: self.shared.counters.refused.load(Ordering::Relaxed),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -408,6 +431,11 @@ pub struct UplinkHandle {
 }
 
 impl UplinkHandle {
+    /// The spool directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.shared.lock().spool.dir().to_path_buf()
+    }
+
     /// Current figures.
     pub fn snapshot(&self) -> UplinkSnapshot {
         let spool = self.shared.lock().spool.stats();
