@@ -19,6 +19,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crossline_config::logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,12 +88,12 @@ fn load_config(path: &Path) -> Result<AgentConfig, ExitCode> {
     match crossline_config::load_agent_config(path, crossline_config::today_beijing()) {
         Ok((cfg, warnings)) => {
             for w in &warnings {
-                eprintln!("{w}");
+                tracing::warn!("{w}");
             }
             Ok(cfg)
         }
         Err(e) => {
-            eprintln!("Invalid configuration:\n{e}");
+            tracing::error!("Invalid configuration:\n{e}");
             Err(ExitCode::from(2))
         }
     }
@@ -107,12 +109,13 @@ fn output_sink(out: Option<&Path>) -> anyhow::Result<Box<dyn EventSink>> {
 }
 
 fn report(e: &PipelineError) -> ExitCode {
-    eprintln!("crossline-agent: {e:#}");
+    tracing::error!("{e:#}");
     ExitCode::from(1)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.log.init();
     match cli.command {
         Command::Generate { what, dir } => {
             let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
@@ -140,7 +143,7 @@ fn main() -> ExitCode {
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e:#}");
+                    tracing::error!("{e:#}");
                     return ExitCode::from(1);
                 }
             };
@@ -151,7 +154,7 @@ fn main() -> ExitCode {
             let session = match Session::start(&cfg, metrics_listen) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -163,7 +166,7 @@ fn main() -> ExitCode {
                 match crossline_agent::report::ReportSink::create(path, registry, report_lang) {
                     Ok(r) => sinks.push(Box::new(r)),
                     Err(e) => {
-                        eprintln!("crossline-agent: {e}");
+                        tracing::error!("{e}");
                         return ExitCode::from(1);
                     }
                 }
@@ -171,7 +174,7 @@ fn main() -> ExitCode {
             let shared = match DetectShared::new(&cfg) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -184,14 +187,14 @@ fn main() -> ExitCode {
             match pipeline::run_offline_with_stats(&cfg, &pcaps, sinks, &options, stats, factory) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
-                        eprintln!("crossline-agent: warning: {e}");
+                        tracing::warn!("{e}");
                     }
                     let live = summary.live.clone();
                     let drain = drain_timeout
                         .or(cfg.uplink.as_ref().map(|u| u.drain_timeout))
                         .unwrap_or(OFFLINE_ACK_TIMEOUT);
                     if let Err(e) = session.finish_offline(live, linger, drain) {
-                        eprintln!("crossline-agent: {e}");
+                        tracing::error!("{e}");
                         return ExitCode::from(UPLINK_INCOMPLETE);
                     }
                     ExitCode::SUCCESS
@@ -209,26 +212,23 @@ fn main() -> ExitCode {
                 cfg.capture.user.as_deref(),
                 &cfg.capture.interfaces,
             ) {
-                Ok(o) => eprintln!(
-                    "crossline-agent: {}",
-                    crossline_agent::privilege::describe(&o)
-                ),
+                Ok(o) => tracing::info!("{}", crossline_agent::privilege::describe(&o)),
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             }
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e:#}");
+                    tracing::error!("{e:#}");
                     return ExitCode::from(1);
                 }
             };
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
-                    eprintln!("crossline-agent: cannot install signal handler: {e}");
+                    tracing::error!("cannot install signal handler: {e}");
                     return ExitCode::from(1);
                 }
             }
@@ -236,7 +236,7 @@ fn main() -> ExitCode {
             let session = match Session::start(&cfg, cfg.metrics.listen) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -247,7 +247,7 @@ fn main() -> ExitCode {
             let shared = match DetectShared::new(&cfg) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -257,9 +257,7 @@ fn main() -> ExitCode {
             let _watchers = match shared.watch_registry() {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    eprintln!(
-                        "crossline-agent: warning: registry reload triggers not started: {e}"
-                    );
+                    tracing::warn!("registry reload triggers not started: {e}");
                     None
                 }
             };

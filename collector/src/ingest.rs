@@ -355,10 +355,41 @@ impl Ingest {
                 .insert("allow", HeaderValue::from_static("POST"));
             return Ok(r);
         }
+        let sequence = req
+            .headers()
+            .get(SEQUENCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .chars()
+            .take(24)
+            .collect::<String>();
+        let from = gateway.clone();
         Ok(match self.events(gateway, req).await {
             Ok(r) => r,
             Err((status, why, message)) => {
                 self.metrics.rejected(why);
+                let gateway = from.as_deref().unwrap_or("(certificate without a gateway)");
+                // Back-pressure is retried by the agent and counted; a refusal is logged.
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                {
+                    tracing::debug!(
+                        gateway,
+                        sequence,
+                        status = status.as_u16(),
+                        reason = why,
+                        "batch from {gateway} deferred: {message}"
+                    );
+                } else {
+                    tracing::warn!(
+                        gateway,
+                        sequence,
+                        status = status.as_u16(),
+                        reason = why,
+                        "refused batch {sequence} from gateway {gateway}: HTTP {} {why}: {message}",
+                        status.as_u16()
+                    );
+                }
                 let mut r = if status == StatusCode::PAYLOAD_TOO_LARGE {
                     json_response(
                         status,
@@ -503,7 +534,7 @@ impl Ingest {
                 )
             })?
             .map_err(|e| {
-                eprintln!("crossline-collector: ingest from {gateway}: {e}");
+                tracing::error!("ingest from {gateway}: {e}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     reason::STORE,

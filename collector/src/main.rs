@@ -19,6 +19,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crossline_config::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,10 +106,11 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.log.init();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("crossline-collector: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(2)
         }
     }
@@ -210,15 +213,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let c = match load(&config)? {
                 Ok(c) => Arc::new(c),
                 Err(list) => {
-                    eprintln!("Invalid configuration:");
-                    for l in list {
-                        eprintln!("{l}");
-                    }
+                    tracing::error!("Invalid configuration:\n{}", list.join("\n"));
                     return Ok(ExitCode::from(2));
                 }
             };
             for p in c.deployment_problems() {
-                eprintln!("crossline-collector: warning: {p}");
+                tracing::warn!("{p}");
             }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -232,7 +232,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     ) {
                         Ok(s) => s,
                         Err(e) => {
-                            eprintln!("crossline-collector: cannot watch SIGTERM: {e}");
+                            tracing::error!("cannot watch SIGTERM: {e}");
                             let _ = tokio::signal::ctrl_c().await;
                             return;
                         }

@@ -96,7 +96,7 @@ async fn serve<S, F>(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    eprintln!("crossline-collector: accept: {e}");
+                    tracing::error!("accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -135,8 +135,8 @@ async fn serve<S, F>(
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 slot.count("handshake_failed");
-                                eprintln!(
-                                    "crossline-collector: TLS handshake from {peer} refused: {e}"
+                                tracing::warn!(
+                                    "TLS handshake from {peer} refused: {e}"
                                 );
                                 return;
                             }
@@ -226,8 +226,8 @@ pub async fn run(
         // Two listeners, the database (WAL: three files per connection) and notifier sockets.
         let need = 2 * config.limits.max_connections as u64 + 64;
         if limit < need {
-            eprintln!(
-                "crossline-collector: warning: open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
+            tracing::warn!(
+                "open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
                 config.limits.max_connections
             );
         }
@@ -311,8 +311,8 @@ pub async fn run(
     let notify_task = tokio::spawn(notifier.run(sd_rx.clone()));
     let maintenance = tokio::spawn(maintain(config.clone(), store.clone(), sd_rx));
 
-    eprintln!(
-        "crossline-collector: ingest listening on {} (mTLS), api on {} ({})",
+    tracing::info!(
+        "ingest listening on {} (mTLS), api on {} ({})",
         bound.ingest,
         bound.api,
         if config.api_tls.is_some() {
@@ -324,7 +324,7 @@ pub async fn run(
     on_bound(bound);
 
     stop.await;
-    eprintln!("crossline-collector: shutting down");
+    tracing::info!("shutting down");
     let _ = sd_tx.send(true);
     // Every connection holds a guard; recv() returns None once all are gone.
     let _ = tokio::time::timeout(Duration::from_secs(15), guard_rx.recv()).await;
@@ -373,14 +373,14 @@ async fn maintain(
                     last_retention = now;
                 }
                 if resolved > 0 {
-                    eprintln!("crossline-collector: auto-resolved {resolved} quiet incident(s)");
+                    tracing::info!("auto-resolved {resolved} quiet incident(s)");
                 }
                 if expired > 0 {
-                    eprintln!("crossline-collector: retention deleted {expired} flow record(s)");
+                    tracing::info!("retention deleted {expired} flow record(s)");
                 }
             }
-            Ok(Err(e)) => eprintln!("crossline-collector: maintenance: {e}"),
-            Err(e) => eprintln!("crossline-collector: maintenance task: {e}"),
+            Ok(Err(e)) => tracing::error!("maintenance: {e}"),
+            Err(e) => tracing::error!("maintenance task: {e}"),
         }
     }
 }

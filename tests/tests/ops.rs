@@ -16,6 +16,7 @@ fn analyze(
     cfg: &std::path::Path,
     pcap: &std::path::Path,
     drain: &str,
+    extra: &[&str],
 ) -> (std::process::ExitStatus, String, usize, Duration) {
     let events = dir.join("events.jsonl");
     let mut cmd = Command::new(agent);
@@ -25,6 +26,7 @@ fn analyze(
         .arg("--out")
         .arg(&events)
         .args(["--drain-timeout", drain])
+        .args(extra)
         .arg(pcap);
     let started = Instant::now();
     let mut run = Proc::spawn("agent", cmd, &dir.join("agent.log")).expect("agent");
@@ -59,12 +61,50 @@ fn unreachable_collector_bounded_wait_and_exit_status() {
     // A port with nothing listening.
     let ingest: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let cfg = write_agent_config(dir, "gw-bj-01", ingest, &pki.dir, "", "").expect("config");
-    let (status, log, written, elapsed) = analyze(&agent, dir, &cfg, &demo, "2s");
+    let (status, log, written, elapsed) =
+        analyze(&agent, dir, &cfg, &demo, "2s", &["--log-format", "json"]);
     assert_eq!(status.code(), Some(UPLINK_INCOMPLETE), "{log}");
     // The capture is small: the run is the drain timeout plus a few seconds, not forever.
     assert!(
         elapsed < Duration::from_secs(30),
         "took {elapsed:?}:\n{log}"
+    );
+    // JSON logs: every uplink line is an object with a timestamp, a level and its subsystem.
+    let json: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let uplink: Vec<&serde_json::Value> = json
+        .iter()
+        .filter(|v| {
+            v["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("crossline_agent::uplink"))
+        })
+        .collect();
+    assert!(
+        uplink.iter().all(|v| v["timestamp"].is_string()
+            && v["level"].is_string()
+            && v["message"].is_string()),
+        "{log}"
+    );
+    // The outage is logged once (with its reason and the backoff), not once per attempt.
+    let failing: Vec<_> = uplink
+        .iter()
+        .filter(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("backing off"))
+        })
+        .collect();
+    assert_eq!(failing.len(), 1, "{log}");
+    assert_eq!(failing[0]["level"], "WARN", "{log}");
+    assert!(
+        failing[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Connection refused")),
+        "{log}"
     );
     let spooled = spooled_events(&log).unwrap_or_else(|| panic!("no spooled count:\n{log}"));
     assert!(written > 0, "no events written");
@@ -109,7 +149,7 @@ fn forbidden_batches_are_an_error_with_the_collectors_reason() {
     std::fs::create_dir_all(&agent_dir).expect("agent dir");
     let cfg =
         write_agent_config(&agent_dir, "gw-sh-02", setup.ingest, &pki, "", "").expect("config");
-    let (status, log, written, _) = analyze(&agent, &agent_dir, &cfg, &demo, "3s");
+    let (status, log, written, _) = analyze(&agent, &agent_dir, &cfg, &demo, "3s", &[]);
     assert_eq!(status.code(), Some(UPLINK_INCOMPLETE), "{log}");
     assert!(log.contains("403"), "no status in the log:\n{log}");
     assert!(
@@ -122,5 +162,14 @@ fn forbidden_batches_are_an_error_with_the_collectors_reason() {
         !log.contains("batches acknowledged (") || log.contains("0 batches acknowledged ("),
         "a refused batch was counted as acknowledged:\n{log}"
     );
+    assert!(log.contains("connected to collector"), "{log}");
     assert!(col.alerts().expect("alerts").is_empty(), "nothing stored");
+    // The collector logs each refused batch with the gateway and the reason.
+    let col_log = col.proc.output();
+    assert!(
+        col_log.lines().any(|l| l.contains("WARN")
+            && l.contains("refused batch 1 from gateway gw-sh-02")
+            && l.contains("unknown_gateway")),
+        "{col_log}"
+    );
 }

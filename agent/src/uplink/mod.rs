@@ -219,10 +219,7 @@ impl Inner {
             Err(e) => {
                 let n = counters.spool_errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!(
-                        "crossline-agent: uplink spool write failed ({} so far): {e}",
-                        n + 1
-                    );
+                    tracing::error!("uplink spool write failed ({} so far): {e}", n + 1);
                 }
                 self.last_error = Some(e.to_string());
                 false
@@ -240,8 +237,8 @@ impl Inner {
         counters.invalid[i].fetch_add(1, Ordering::Relaxed);
         if !self.logged_invalid[i] {
             self.logged_invalid[i] = true;
-            eprintln!(
-                "crossline-agent: uplink: {} event not sent to the collector, which would refuse \
+            tracing::warn!(
+                "{} event not sent to the collector, which would refuse \
                  it: {invalid}; it stays in the JSON-lines output; further such events are only \
                  counted (crossline_agent_uplink_invalid_events_total{{reason=\"{}\"}})",
                 match event_type {
@@ -309,8 +306,8 @@ impl Uplink {
             Ok(s) => s,
             Err(e) if e.is_disk_full() => {
                 let spool = Spool::in_memory(opts);
-                eprintln!(
-                    "crossline-agent: WARNING: the uplink spool cannot be written ({e}); the disk \
+                tracing::error!(
+                    "the uplink spool cannot be written ({e}); the disk \
                      is full, so batches are kept IN MEMORY for this run only (at most {} bytes, \
                      lost if the agent stops before the collector has them; \
                      crossline_agent_spool_in_memory = 1). Free space in {} and restart the agent.",
@@ -500,7 +497,7 @@ impl UplinkSink {
                 inner.journal_errors += 1;
                 let n = inner.journal_errors;
                 if n.is_power_of_two() {
-                    eprintln!("crossline-agent: uplink journal write failed ({n} so far): {e}");
+                    tracing::error!("uplink journal write failed ({n} so far): {e}");
                 }
             }
         }

@@ -48,10 +48,7 @@ impl Session {
             .map(|addr| telemetry.serve(addr))
             .transpose()?;
         if let Some(s) = &server {
-            eprintln!(
-                "crossline-agent: metrics on http://{}/metrics",
-                s.local_addr()
-            );
+            tracing::info!("metrics on http://{}/metrics", s.local_addr());
         }
         Ok(Session {
             uplink,
@@ -99,7 +96,7 @@ impl Session {
     pub fn finish_live(self) {
         if let Some(u) = self.uplink {
             if let Err(e) = finish_uplink(u, LIVE_DRAIN_TIMEOUT) {
-                eprintln!("crossline-agent: {e}");
+                tracing::error!("{e}");
             }
         }
         drop(self.server);
@@ -126,8 +123,8 @@ fn finish_uplink(u: Uplink, timeout: Duration) -> Result<(), UplinkError> {
 
 fn print_summary(s: &super::UplinkSnapshot) {
     use super::spool::{BatchKind, DropReason};
-    eprintln!(
-        "crossline-agent: uplink: {} batches acknowledged ({} stored, {} duplicate; {} retries, \
+    tracing::info!(
+        "uplink: {} batches acknowledged ({} stored, {} duplicate; {} retries, \
          {} split); {} events left in the spool; {} not sent as invalid",
         s.acked + s.duplicate,
         s.acked,
@@ -138,10 +135,12 @@ fn print_summary(s: &super::UplinkSnapshot) {
         s.invalid.iter().sum::<u64>()
     );
     if s.refused + s.rejected + s.lines_rejected > 0 {
-        eprintln!(
-            "crossline-agent: uplink: ERROR: the collector refused {} attempts (kept and \
+        tracing::error!(
+            "uplink: the collector refused {} attempts (kept and \
              retried), {} batches whole and {} events by line (set aside, not stored)",
-            s.refused, s.rejected, s.lines_rejected
+            s.refused,
+            s.rejected,
+            s.lines_rejected
         );
     }
     let d = &s.spool.dropped;
@@ -153,8 +152,8 @@ fn print_summary(s: &super::UplinkSnapshot) {
             .join(", ")
     };
     if s.spool.dropped_flows + s.spool.dropped_alerts > 0 || s.spool.in_memory {
-        eprintln!(
-            "crossline-agent: uplink spool{}: flow events dropped: {}; alert events dropped: {}",
+        tracing::warn!(
+            "uplink spool{}: flow events dropped: {}; alert events dropped: {}",
             if s.spool.in_memory {
                 " (in memory)"
             } else {
