@@ -253,8 +253,14 @@ fn main() -> ExitCode {
             };
             session.telemetry().set_detect(Arc::clone(&shared));
             session.telemetry().set_gateway(&cfg.gateway);
-            // Registry hot reload: SIGHUP and a change of the file (polled every second).
-            let _watchers = match shared.watch_registry() {
+            // Hot reload: SIGHUP re-reads agent.toml and the registry; a change of the registry
+            // file (polled every second) reloads the registry.
+            let reloader = crossline_agent::detect::reload::ConfigReloader::new(
+                cfg.clone(),
+                Arc::clone(&shared),
+                session.uplink(),
+            );
+            let _watchers = match shared.watch(reloader) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::warn!("registry reload triggers not started: {e}");

@@ -659,8 +659,8 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
-            for name in d.exclusions().names() {
-                self.metrics.excluded_flows.with_label_values(&[name]);
+            for name in d.exclusion_names() {
+                self.metrics.excluded_flows.with_label_values(&[&name]);
             }
             advance(
                 &self.metrics.expiry_calendar_fallbacks,

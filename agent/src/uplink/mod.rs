@@ -428,6 +428,14 @@ pub struct UplinkHandle {
 }
 
 impl UplinkHandle {
+    /// New batch settings (a reloaded `agent.toml`), for the batches sealed from now on.
+    pub fn set_batching(&self, events: usize, bytes: usize, interval: Duration) {
+        let mut inner = self.shared.lock();
+        inner.batch_events = events.clamp(1, u32::MAX as usize) as u32;
+        inner.batch_bytes = bytes.clamp(1, MAX_BATCH_BODY);
+        inner.batch_interval = interval;
+    }
+
     /// The spool directory.
     pub fn spool_dir(&self) -> PathBuf {
         self.shared.lock().spool.dir().to_path_buf()

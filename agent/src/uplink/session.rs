@@ -65,6 +65,11 @@ impl Session {
             .collect()
     }
 
+    /// A handle on the uplink, if there is one.
+    pub fn uplink(&self) -> Option<super::UplinkHandle> {
+        self.uplink.as_ref().map(Uplink::handle)
+    }
+
     /// The telemetry behind `/metrics` (attach the live counters and registry to it).
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
