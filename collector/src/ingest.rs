@@ -118,6 +118,8 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: Arc<CollectorConfig>,
+    /// The gateways accepted: `config.gateways`, replaced by a SIGHUP ([`Ingest::set_gateways`]).
+    gateways: std::sync::RwLock<Arc<Vec<String>>>,
     limiter: Limiter,
     window: TimeWindow,
 }
@@ -326,9 +328,26 @@ impl Ingest {
         Ingest {
             store,
             metrics,
+            gateways: std::sync::RwLock::new(Arc::new(config.gateways.clone())),
             config,
             limiter,
             window,
+        }
+    }
+
+    /// Accept the gateways of a reloaded config from the next request on.
+    pub fn set_gateways(&self, gateways: Vec<String>) {
+        let new = Arc::new(gateways);
+        match self.gateways.write() {
+            Ok(mut g) => *g = new,
+            Err(p) => *p.into_inner() = new,
+        }
+    }
+
+    fn gateways(&self) -> Arc<Vec<String>> {
+        match self.gateways.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
         }
     }
 
@@ -413,8 +432,8 @@ impl Ingest {
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let bad = |m: String| (StatusCode::BAD_REQUEST, reason::MALFORMED, m);
-        let Some(gateway) = gateway.filter(|g| self.config.gateways.iter().any(|x| **x == **g))
-        else {
+        let known = self.gateways();
+        let Some(gateway) = gateway.filter(|g| known.iter().any(|x| **x == **g)) else {
             return Err((
                 StatusCode::FORBIDDEN,
                 reason::UNKNOWN_GATEWAY,

@@ -210,6 +210,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("collector")
+                .build()
+                .context("starting the tokio runtime")?;
+            // From here on a SIGHUP no longer ends the process: `server::run` reloads on it, and
+            // one arriving while the config is read is ignored (that read is the newest anyway).
+            let _early_hup = rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            });
             let c = match load(&config)? {
                 Ok(c) => Arc::new(c),
                 Err(list) => {
@@ -220,11 +230,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for p in c.deployment_problems() {
                 tracing::warn!("{p}");
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("collector")
-                .build()
-                .context("starting the tokio runtime")?;
             rt.block_on(async move {
                 let stop = async {
                     let mut term = match tokio::signal::unix::signal(
