@@ -122,8 +122,23 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Check { config } => {
-            let code = crossline_config::check_command(&config, crossline_config::today_beijing());
-            ExitCode::from(u8::try_from(code).unwrap_or(1))
+            let today = crossline_config::today_beijing();
+            let code = crossline_config::check_command(&config, today);
+            if code != 0 {
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
+            // The configuration is valid: now what `run` will use on this machine.
+            let Ok((cfg, _)) = crossline_config::load_agent_config(&config, today) else {
+                return ExitCode::from(2);
+            };
+            let p = crossline_agent::preflight::check(&cfg);
+            if p.errors == 0 {
+                print!("{}", p.render());
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{}", p.render());
+                ExitCode::from(2)
+            }
         }
         Command::Analyze {
             config,

@@ -185,3 +185,128 @@ fn sighup_applies_domestic_and_logs_workers_as_needing_restart() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA and a client certificate signed by it, valid for `days` more days, in `dir`.
+fn write_pki(dir: &Path, days: i64) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "check CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+    let key = KeyPair::generate().expect("client key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "gw-ops-01");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let at = |secs: i64| {
+        rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(secs.max(0) as u64)
+    };
+    client.not_before = at(now - 86_400 * 400);
+    client.not_after = at(now + 86_400 * days);
+    let client = client
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("client cert");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca");
+    std::fs::write(dir.join("gw.pem"), client.pem()).expect("cert");
+    std::fs::write(dir.join("gw.key"), key.serialize_pem()).expect("key");
+}
+
+fn check(path: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crossline-agent"))
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .expect("run check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const UPLINK: &str = "[uplink]\ncollector = \"https://127.0.0.1:7443\"\nca = \"ca.pem\"\n\
+                      cert = \"gw.pem\"\nkey = \"gw.key\"\nspool_dir = \"spool\"\n";
+
+#[test]
+fn check_fails_naming_a_filter_libpcap_refuses() {
+    let dir = temp_dir("bpf");
+    write_pki(&dir, 365);
+    let good = write_config(
+        &dir,
+        "\"10.0.0.0/8\", \"fd00::/8\"",
+        2,
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let text = std::fs::read_to_string(&good).expect("read");
+    let with_filter = |f: &str| {
+        let t = text.replace(
+            "user = \"root\"",
+            &format!("user = \"root\"\nfilter = {f:?}"),
+        );
+        std::fs::write(&good, format!("{t}\n{UPLINK}")).expect("write");
+    };
+    with_filter("tcp port 443 or udp port 53");
+    let (code, out, err) = check(&good);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("filter:       \"tcp port 443 or udp port 53\"")
+            && out.contains("interfaces:   lo")
+            && out.contains("workers:      2")
+            && out.contains("compiles for lo"),
+        "{out}"
+    );
+    // A filter the config parser accepts but libpcap does not.
+    with_filter("tcp port");
+    let (code, out, err) = check(&good);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("error    capture.filter \"tcp port\": libpcap refuses it for lo"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_names_a_missing_or_foreign_certificate_and_days_left() {
+    let dir = temp_dir("cert");
+    write_pki(&dir, 20);
+    let cfg = write_config(&dir, "\"10.0.0.0/8\", \"fd00::/8\"", 2, UPLINK);
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // 20 days left: a warning with the count, not a failure.
+    assert!(
+        out.lines().any(|l| l.contains("warning")
+            && l.contains("gw.pem")
+            && l.contains("19 days left")
+            || l.contains("warning") && l.contains("gw.pem") && l.contains("20 days left")),
+        "{out}"
+    );
+    assert!(out.contains("spool"), "{out}");
+    // Missing: named, exit 2.
+    std::fs::rename(dir.join("gw.pem"), dir.join("gw.pem.bak")).expect("rename");
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("error") && l.contains("uplink.cert") && l.contains("gw.pem")),
+        "{err}"
+    );
+    // Signed by another CA: refused, naming both files.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    write_pki(&other, 365);
+    std::fs::copy(other.join("gw.pem"), dir.join("gw.pem")).expect("copy");
+    std::fs::copy(other.join("gw.key"), dir.join("gw.key")).expect("copy");
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("not accepted with uplink.ca") && err.contains("ca.pem"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
