@@ -60,6 +60,12 @@ pub fn check(cfg: &AgentConfig) -> Preflight {
     if let Some(addr) = cfg.metrics.listen {
         match std::net::TcpListener::bind(addr) {
             Ok(_) => p.ok(format!("metrics.listen {addr}: free")),
+            // In use: `run` would fail, unless it is this agent's own listener (a `check` run
+            // next to a running agent after editing its config).
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => p.warn(format!(
+                "metrics.listen {addr}: in use ({e}); `run` cannot start while another process \
+                 (a running crossline-agent?) holds it"
+            )),
             Err(e) => p.error(format!(
                 "metrics.listen {addr}: cannot listen ({e}); expected a free local address"
             )),

@@ -81,5 +81,20 @@ fn sighup_accepts_a_new_token_and_gateway_without_restart() {
             .any(|l| l.contains("refused batch 1 from gateway gw-b") && l.contains("403")),
         "{log}"
     );
+    // A config that does not validate is logged and changes nothing.
+    std::fs::write(&cfg, "listen = 12\n").expect("config");
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    wait_for(10, "the rejected reload logged", || {
+        c.log
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("rejected on SIGHUP, keeping the running configuration"))
+    });
+    assert_eq!(api_get(c.api, "/api/v1/alerts", Some(NEW)).status, 200);
     assert!(c.terminate().success());
 }
