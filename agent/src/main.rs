@@ -218,6 +218,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, out } => {
+            // From here on a SIGHUP no longer ends the process; once the reload watcher is up it
+            // re-reads the configuration (one arriving before that is ignored: the config is
+            // being read anyway).
+            let early_hup = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, early_hup) {
+                tracing::warn!("cannot catch SIGHUP before the reload watcher starts: {e}");
+            }
             let cfg = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
