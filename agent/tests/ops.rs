@@ -209,7 +209,7 @@ fn write_pki(dir: &Path, days: i64) {
     client.not_before = at(now - 86_400 * 400);
     client.not_after = at(now + 86_400 * days);
     let client = client
-        .signed_by(&key, &ca_cert, &ca_key)
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca, &ca_key))
         .expect("client cert");
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca");
     std::fs::write(dir.join("gw.pem"), client.pem()).expect("cert");
