@@ -666,7 +666,9 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
-            self.metrics.declare_exclusions(d.exclusions().names());
+            let names = d.exclusion_names();
+            self.metrics
+                .declare_exclusions(names.iter().map(String::as_str));
             advance(
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),

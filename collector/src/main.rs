@@ -19,6 +19,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crossline_config::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -104,10 +106,11 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.log.init();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("crossline-collector: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(2)
         }
     }
@@ -207,24 +210,26 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => {
-            let c = match load(&config)? {
-                Ok(c) => Arc::new(c),
-                Err(list) => {
-                    eprintln!("Invalid configuration:");
-                    for l in list {
-                        eprintln!("{l}");
-                    }
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            for p in c.deployment_problems() {
-                eprintln!("crossline-collector: warning: {p}");
-            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("collector")
                 .build()
                 .context("starting the tokio runtime")?;
+            // From here on a SIGHUP no longer ends the process: `server::run` reloads on it, and
+            // one arriving while the config is read is ignored (that read is the newest anyway).
+            let _early_hup = rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            });
+            let c = match load(&config)? {
+                Ok(c) => Arc::new(c),
+                Err(list) => {
+                    tracing::error!("Invalid configuration:\n{}", list.join("\n"));
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for p in c.deployment_problems() {
+                tracing::warn!("{p}");
+            }
             rt.block_on(async move {
                 let stop = async {
                     let mut term = match tokio::signal::unix::signal(
@@ -232,7 +237,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     ) {
                         Ok(s) => s,
                         Err(e) => {
-                            eprintln!("crossline-collector: cannot watch SIGTERM: {e}");
+                            tracing::error!("cannot watch SIGTERM: {e}");
                             let _ = tokio::signal::ctrl_c().await;
                             return;
                         }

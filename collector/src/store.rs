@@ -248,6 +248,8 @@ pub struct Gauges {
 
 /// Persistence behind the collector.
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Use a reloaded configuration (routes, receivers, registry) from now on.
+    fn reconfigure(&self, _config: Arc<CollectorConfig>) {}
     /// Store a batch durably and atomically (or report a duplicate).
     fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError>;
     /// Alerts in scope matching the filter, newest first.
@@ -391,7 +393,8 @@ INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-    config: Arc<CollectorConfig>,
+    /// Replaced by a SIGHUP ([`Store::reconfigure`]).
+    config: std::sync::RwLock<Arc<CollectorConfig>>,
     group: Mutex<GroupState>,
     group_done: Condvar,
 }
@@ -424,10 +427,17 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            config,
+            config: std::sync::RwLock::new(config),
             group: Mutex::new(GroupState::default()),
             group_done: Condvar::new(),
         })
+    }
+
+    fn config(&self) -> Arc<CollectorConfig> {
+        match self.config.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -446,7 +456,7 @@ impl SqliteStore {
             let mut out = Vec::with_capacity(work.len());
             for (_, b) in work {
                 let sp = tx.savepoint()?;
-                match store_batch(&sp, &self.config, b) {
+                match store_batch(&sp, &self.config(), b) {
                     Ok(o) => {
                         sp.commit()?;
                         out.push(Ok(o));
@@ -709,6 +719,13 @@ fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 }
 
 impl Store for SqliteStore {
+    fn reconfigure(&self, config: Arc<CollectorConfig>) {
+        match self.config.write() {
+            Ok(mut g) => *g = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+
     fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError> {
         let mut g = self.group.lock().map_err(|_| StoreError::Poisoned)?;
         let ticket = g.next_ticket;
@@ -824,7 +841,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        Ok(Some(crate::report::attach(&c, &self.config, inc, id)?))
+        Ok(Some(crate::report::attach(&c, &self.config(), inc, id)?))
     }
 
     fn transition(
@@ -879,7 +896,7 @@ impl Store for SqliteStore {
                         "incident {id} is already resolved"
                     )));
                 }
-                incident::resolve(&tx, &self.config, id, now_ms, actor, role, comment)?;
+                incident::resolve(&tx, &self.config(), id, now_ms, actor, role, comment)?;
             }
         }
         tx.execute(
@@ -1092,7 +1109,7 @@ impl Store for SqliteStore {
         for id in &ids {
             incident::resolve(
                 &tx,
-                &self.config,
+                &self.config(),
                 *id,
                 now_ms,
                 "auto",
