@@ -15,6 +15,7 @@ pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod pg;
 pub mod pki;
 pub mod report;
 pub mod server;
