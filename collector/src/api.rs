@@ -185,7 +185,20 @@ impl Api {
         let method = req.method().clone();
         match (method.clone(), path.as_str()) {
             (Method::GET, "/healthz") => {
-                return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+                // Unhealthy while the database is unreachable (PostgreSQL store).
+                let store = self.store.clone();
+                let health = tokio::task::spawn_blocking(move || store.healthy()).await;
+                return Ok(match health {
+                    Ok(Ok(())) => json_response(StatusCode::OK, &json!({"status": "ok"})),
+                    Ok(Err(reason)) => json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"status": "unhealthy", "reason": reason}),
+                    ),
+                    Err(_) => json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({"status": "unhealthy", "reason": "store task failed"}),
+                    ),
+                });
             }
             (Method::GET, "/openapi.json") => {
                 let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));

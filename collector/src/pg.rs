@@ -51,8 +51,18 @@ use std::time::{Duration, Instant};
 const LOCK_NS: i32 = 0x0c05_511e;
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_MAINTAIN: i32 = 2;
-/// How long a claimed notification stays with the replica that claimed it.
-pub const OUTBOX_LEASE_MS: i64 = 60_000;
+/// Notifications claimed per call: the notifier sends them one after the other, so the lease
+/// covers this many deliveries.
+pub const OUTBOX_CLAIM_MAX: u32 = 25;
+
+/// How long claimed notifications stay with the replica that claimed them: every claimed row
+/// timing out (`notify.timeout` each), plus 5 s. After that a row a crashed replica had claimed
+/// is due again on the others.
+pub fn outbox_lease_ms(cfg: &CollectorConfig) -> i64 {
+    ms(cfg.notify.timeout)
+        .saturating_mul(i64::from(OUTBOX_CLAIM_MAX))
+        .saturating_add(5_000)
+}
 /// Connections kept per replica.
 const POOL_SIZE: usize = 8;
 
@@ -272,7 +282,10 @@ impl Pool {
                         (wait * 2).min(Duration::from_secs(5)),
                     );
                 }
-                Err(StoreError::Unavailable(format!("cannot connect: {e}")))
+                Err(StoreError::Unavailable(format!(
+                    "cannot connect: {}",
+                    StoreError::from(e)
+                )))
             }
         }
     }
@@ -1233,7 +1246,11 @@ impl Store for PgStore {
                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
              UPDATE outbox o SET next_attempt_at = $1 + $3 FROM due WHERE o.id = due.id
              RETURNING o.id, o.incident_id, o.receiver, o.event, o.attempts",
-            &[&now_ms, &i64::from(limit), &OUTBOX_LEASE_MS],
+            &[
+                &now_ms,
+                &i64::from(limit.min(OUTBOX_CLAIM_MAX)),
+                &outbox_lease_ms(&self.config),
+            ],
         )?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in rows {

@@ -45,12 +45,24 @@ pub enum StoreError {
     #[error("store unavailable (poisoned lock)")]
     Poisoned,
     /// PostgreSQL refused or failed an operation.
-    #[error("database error: {0}")]
+    #[error("database error: {}", pg_detail(.0))]
     Postgres(#[from] postgres::Error),
     /// The database cannot be reached (PostgreSQL down, restarting, unreachable); the caller
     /// answers 503 and the agents retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A PostgreSQL error with the server's SQLSTATE and message (its `Display` says only
+/// "db error").
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// What was wrong with an event's timestamp (it is stored anyway, flagged).
