@@ -1444,3 +1444,123 @@ impl Store for PgStore {
         }
     }
 }
+
+/// Tables copied by [`copy_from_sqlite`], parents first.
+const COPY_TABLES: &[&str] = &[
+    "batches",
+    "events",
+    "alerts",
+    "incidents",
+    "incident_alerts",
+    "outbox",
+    "audit",
+    "incident_history",
+];
+
+/// Copy an SQLite store (upgraded to the current schema first) into an empty PostgreSQL store,
+/// keeping every id; returns the rows copied per table. Refuses a PostgreSQL store that already
+/// holds batches or incidents. One transaction: all or nothing.
+pub fn copy_from_sqlite(
+    from: &std::path::Path,
+    to: &PostgresDb,
+    config: Arc<CollectorConfig>,
+) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    use rusqlite::types::Value as Lite;
+    drop(crate::store::SqliteStore::open(from, config.clone())?);
+    let lite =
+        rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let store = PgStore::open(to, config)?;
+    let mut g = store.conn()?;
+    let c = g.client()?;
+    let mut tx = c.transaction()?;
+    let used: i64 = tx
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM batches) + (SELECT COUNT(*) FROM incidents)",
+            &[],
+        )?
+        .try_get(0)?;
+    if used > 0 {
+        return Err(StoreError::Unavailable(format!(
+            "the PostgreSQL store {} already holds {used} batches/incidents; copy into an empty database",
+            to.url
+        )));
+    }
+    let mut out = Vec::new();
+    for &table in COPY_TABLES {
+        let cols: Vec<(String, String)> = tx
+            .query(
+                "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1
+                 ORDER BY ordinal_position",
+                &[&table],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()?;
+        let names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+        let marks: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| {
+                if t == "numeric" {
+                    format!("${}::TEXT::NUMERIC", i + 1)
+                } else {
+                    format!("${}", i + 1)
+                }
+            })
+            .collect();
+        let insert = tx.prepare(&format!(
+            "INSERT INTO {table} ({}) OVERRIDING SYSTEM VALUE VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        ))?;
+        let mut stmt = lite.prepare(&format!("SELECT {} FROM {table}", names.join(", ")))?;
+        let mut rows = stmt.query([])?;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let mut params: Vec<Param> = Vec::with_capacity(cols.len());
+            for (i, (name, ty)) in cols.iter().enumerate() {
+                let v: Lite = r.get(i)?;
+                let p: Param = match (ty.as_str(), v) {
+                    (_, Lite::Null) => match ty.as_str() {
+                        "bigint" => Box::new(None::<i64>),
+                        "boolean" => Box::new(None::<bool>),
+                        _ => Box::new(None::<String>),
+                    },
+                    // SQLite keeps the u64 bit pattern in an INTEGER.
+                    ("numeric", Lite::Integer(x)) => Box::new((x as u64).to_string()),
+                    ("bigint", Lite::Integer(x)) => Box::new(x),
+                    ("boolean", Lite::Integer(x)) => Box::new(x != 0),
+                    ("text", Lite::Text(s)) => Box::new(s.replace('\0', "\u{fffd}")),
+                    ("text", Lite::Integer(x)) => Box::new(x.to_string()),
+                    ("text", Lite::Real(x)) => Box::new(x.to_string()),
+                    (_, other) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "{}: table {table} column {name}: value {other:?} does not fit PostgreSQL type {ty}",
+                            from.display()
+                        )))
+                    }
+                };
+                params.push(p);
+            }
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            tx.execute(&insert, &refs)?;
+            n += 1;
+        }
+        if names.contains(&"id") {
+            tx.execute(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
+                       GREATEST((SELECT MAX(id) FROM {table}), 1), (SELECT COUNT(*) > 0 FROM {table}))"
+                ),
+                &[],
+            )?;
+        }
+        out.push((table, n));
+    }
+    tx.commit()?;
+    Ok(out)
+}

@@ -336,6 +336,10 @@ fn full_u64_stream_and_sequence(b: &Backend) {
 /// transitions are checked, audited and kept in the history.
 fn scopes_transitions_and_audit(b: &Backend) {
     let store = b.open(config(""));
+    scopes_transitions_and_audit_on(&*store);
+}
+
+fn scopes_transitions_and_audit_on(store: &dyn Store) {
     store
         .ingest(batch(
             "gw-a",
@@ -374,7 +378,7 @@ fn scopes_transitions_and_audit(b: &Backend) {
     let seen = store.incidents(&op, &f).expect("list");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["gateway"], "gw-b");
-    let a_id = all_incidents(&*store)
+    let a_id = all_incidents(store)
         .iter()
         .find(|i| i["gateway"] == "gw-a")
         .and_then(|i| i["id"].as_i64())
@@ -490,3 +494,93 @@ both!(
 both!(full_u64_stream_and_sequence, u64_sqlite, u64_postgres);
 both!(scopes_transitions_and_audit, scopes_sqlite, scopes_postgres);
 both!(nul_in_a_field_is_stored, nul_sqlite, nul_postgres);
+
+/// `migrate-store` copies an SQLite store into PostgreSQL: the same incidents, alerts, audit and
+/// batches (full u64 stream/sequence) are read back through the PostgreSQL store, and new ids
+/// continue after the copied ones.
+#[test]
+fn migrate_store_copies_sqlite_into_postgres() {
+    let Some(pg) = Postgres::start("migrate") else {
+        return;
+    };
+    let url = pg.create_db("target");
+    let lite = sqlite("migrate");
+    let Backend::Sqlite(path) = &lite else {
+        unreachable!()
+    };
+    let cfg = config("");
+    let src = lite.open(cfg.clone());
+    scopes_transitions_and_audit_on(&*src);
+    src.ingest(batch("gw-a", u64::MAX, u64::MAX - 7, vec![]))
+        .expect("top of range");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
+        .args(["migrate-store", "--from"])
+        .arg(path)
+        .args(["--to", &url, "--password-file"])
+        .arg(&pg.password_file)
+        .output()
+        .expect("run migrate-store");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("incidents: 2 rows"), "{stdout}");
+    let dst = Backend::Pg(pg, "target".into());
+    let pgs = dst.open(cfg);
+    assert_eq!(all_incidents(&*pgs), all_incidents(&*src));
+    for id in 1..=2 {
+        assert_eq!(
+            pgs.incident(&Scope::All, id).expect("pg"),
+            src.incident(&Scope::All, id).expect("sqlite")
+        );
+    }
+    assert_eq!(
+        pgs.audit(None, 10, 0).expect("audit"),
+        src.audit(None, 10, 0).expect("audit")
+    );
+    assert!(pgs.has_batch("gw-a", u64::MAX, u64::MAX - 7).expect("has"));
+    assert_eq!(
+        pgs.ingest(batch("gw-a", u64::MAX, u64::MAX - 7, vec![]))
+            .expect("again"),
+        IngestOutcome::Duplicate
+    );
+    // New rows continue after the copied ids.
+    pgs.ingest(batch(
+        "gw-a",
+        5,
+        5,
+        vec![alert(
+            "gw-a",
+            T0,
+            AlertKind::UnfiledExport,
+            "new",
+            None,
+            false,
+        )],
+    ))
+    .expect("ingest");
+    let ids: Vec<i64> = all_incidents(&*pgs)
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [3, 2, 1]);
+    // A second copy into a used database is refused.
+    let Backend::Pg(pg, _) = &dst else {
+        unreachable!()
+    };
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
+        .args(["migrate-store", "--from"])
+        .arg(path)
+        .args(["--to", &url, "--password-file"])
+        .arg(&pg.password_file)
+        .output()
+        .expect("run migrate-store");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
