@@ -1038,7 +1038,8 @@ impl Store for PgStore {
             let rows = c.query(
                 "SELECT json FROM events WHERE gateway = $1 AND flow_id = $2
                    AND event_type = 'flow' AND dest_ip IS NOT DISTINCT FROM $3
-                   AND src_port IS NOT DISTINCT FROM $4 AND ts BETWEEN $5 - $6 AND $5 + $6
+                   AND src_port IS NOT DISTINCT FROM $4
+                   AND ts BETWEEN $5::BIGINT - $6::BIGINT AND $5::BIGINT + $6::BIGINT
                  LIMIT 4",
                 &[gw, f, dst, sport, ts, &report::FLOW_NEAR_MS],
             )?;
@@ -1244,7 +1245,7 @@ impl Store for PgStore {
             "WITH due AS (
                SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1
                ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-             UPDATE outbox o SET next_attempt_at = $1 + $3 FROM due WHERE o.id = due.id
+             UPDATE outbox o SET next_attempt_at = $1::BIGINT + $3::BIGINT FROM due WHERE o.id = due.id
              RETURNING o.id, o.incident_id, o.receiver, o.event, o.attempts",
             &[
                 &now_ms,
