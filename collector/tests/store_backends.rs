@@ -584,3 +584,33 @@ fn migrate_store_copies_sqlite_into_postgres() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// Replicas starting together on an empty database: every one opens, each migration version is
+/// applied once.
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(pg) = Postgres::start("migrate-race") else {
+        return;
+    };
+    pg.create_db("fresh");
+    let b = Backend::Pg(pg, "fresh".into());
+    let cfg = config("");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| b.open(cfg.clone()))).collect();
+        for h in handles {
+            h.join().expect("replica opened");
+        }
+    });
+    let Backend::Pg(pg, db) = &b else {
+        unreachable!()
+    };
+    let versions: Vec<i64> = pg
+        .client(db)
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i64> = (1..=crossline_collector::pg::schema_versions() as i64).collect();
+    assert_eq!(versions, want);
+}
