@@ -298,6 +298,27 @@ pub struct PgStore {
     config: Arc<CollectorConfig>,
 }
 
+impl Drop for PgStore {
+    /// A client closes its connection by blocking on its own runtime, which panics on an async
+    /// worker thread (where the server drops the store at shutdown): close them on a plain
+    /// thread.
+    fn drop(&mut self) {
+        let clients: Vec<Client> = self
+            .pool
+            .slots
+            .iter_mut()
+            .filter_map(|m| {
+                m.get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+            })
+            .collect();
+        if !clients.is_empty() {
+            let _ = std::thread::spawn(move || drop(clients)).join();
+        }
+    }
+}
+
 /// The password of a [`PostgresDb`]: its file, else its environment variable, else none.
 fn password(db: &PostgresDb) -> Result<Option<String>, StoreError> {
     if let Some(f) = &db.password_file {

@@ -318,7 +318,7 @@ fn postgres_restart_mid_stream_answers_503_then_stores_everything_once() {
         return;
     };
     let cfg = write_config(dir.path(), &pg, None);
-    let c = Collector::start(&cfg);
+    let mut c = Collector::start(&cfg);
     let client = gateway_client(&pki, "gw-a");
     let health = api_get(c.api, "/healthz", None);
     assert_eq!(health.status, 200);
@@ -385,6 +385,9 @@ fn postgres_restart_mid_stream_answers_503_then_stores_everything_once() {
         "restart: {} 503s while PostgreSQL was down",
         refused.load(Ordering::Relaxed)
     );
+    // A graceful stop closes the pooled connections cleanly.
+    let status = c.terminate();
+    assert!(status.success(), "collector exit: {status}");
 }
 
 #[test]
