@@ -171,6 +171,8 @@ collector API      http://127.0.0.1:$API_PORT/api/v1/alerts   /api/v1/incidents
                    (token in $WORK/regulator.token:
                     curl -H "Authorization: Bearer \$(cat $WORK/regulator.token)" http://127.0.0.1:$API_PORT/api/v1/incidents)
 collector metrics  http://127.0.0.1:$API_PORT/metrics
+console            http://127.0.0.1:$API_PORT/console/   (sign in with the regulator token:
+                    $TOKEN   English: ?lang=en)
 collector log      $WORK/collector.log
 EOF
 

@@ -1,14 +1,16 @@
-//! Stable-toolchain fuzz smoke run for the L7 parsers (cargo-fuzz needs nightly, which this
-//! machine does not have).
+//! Stable-toolchain fuzz smoke run for the packet decoder and the L7 parsers (cargo-fuzz needs
+//! nightly, which this machine does not have).
 //!
-//! Runs every parser on random inputs and on mutated real seeds (the corpus samples in
-//! `agent/testdata` and the seeds in `agent/fuzz/corpus`) for a fixed time per target,
+//! Runs every target on random inputs and on mutated real seeds (the corpus samples in
+//! `agent/testdata`, the seeds in `agent/fuzz/corpus`, and for the decoder every frame of the
+//! captures in `tests/corpus`) for a fixed time per target,
 //! catching panics and saving any crashing input under `target/fuzz-smoke-crashes/`.
 //!
 //! ```text
 //! cargo run --release -p crossline-agent --example fuzz_smoke -- [SECONDS_PER_TARGET] [SEED] [TARGET]
 //! ```
 
+use crossline_agent::decode::{decode, linktype, Decoded, MAX_DEPTH};
 use crossline_agent::l7::quic::{self, QuicInitial};
 use crossline_agent::l7::{banner, dns, http, tls, Parse};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -195,6 +197,87 @@ fn run_http(data: &[u8]) -> u8 {
     outcome(&p)
 }
 
+/// Link types of the `decode` target's selector byte (same list as `fuzz_targets/decode.rs`).
+const LINKTYPES: [i32; 14] = [
+    linktype::ETHERNET,
+    linktype::RAW,
+    linktype::NULL,
+    linktype::LOOP,
+    linktype::LINUX_SLL,
+    linktype::LINUX_SLL2,
+    linktype::PPP,
+    linktype::PPP_HDLC,
+    linktype::C_HDLC,
+    linktype::IPV4,
+    linktype::IPV6,
+    linktype::RAW_DLT,
+    linktype::RAW_DLT_OPENBSD,
+    147, // a link type the decoder does not know
+];
+
+/// Input: selector byte (link type), then the frame.
+fn run_decode(data: &[u8]) -> u8 {
+    let Some((&sel, frame)) = data.split_first() else {
+        return 0;
+    };
+    let lt = LINKTYPES[usize::from(sel) % LINKTYPES.len()];
+    let mut d = Decoded::default();
+    let first = decode(lt, frame, &mut d);
+    if first.is_ok() {
+        let end = d.payload_off as usize + d.payload_len as usize;
+        assert!(
+            end <= frame.len(),
+            "payload {end} past frame {}",
+            frame.len()
+        );
+        assert!(usize::from(d.tunnel_depth) <= MAX_DEPTH);
+        if !d.v6 {
+            assert!(d.src[4..].iter().chain(&d.dst[4..]).all(|&b| b == 0));
+        }
+    }
+    let mut again = d;
+    assert_eq!(decode(lt, frame, &mut again), first);
+    match first {
+        Ok(()) => {
+            assert_eq!(again, d);
+            if d.tunnel_depth > 0 {
+                1
+            } else {
+                0
+            }
+        }
+        Err(_) => 2,
+    }
+}
+
+/// Every frame of the captures in `dir`, behind the selector byte of its link type.
+fn capture_frames(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+    {
+        let Ok(mut cap) = pcap::Capture::from_file(p) else {
+            continue;
+        };
+        let lt = cap.get_datalink().0;
+        let Some(sel) = LINKTYPES.iter().position(|&l| l == lt) else {
+            continue;
+        };
+        while let Ok(pkt) = cap.next_packet() {
+            let mut seed = vec![sel as u8];
+            seed.extend_from_slice(pkt.data);
+            out.push(seed);
+        }
+    }
+    out
+}
+
 fn run_banner(data: &[u8]) -> u8 {
     let Some((&sel, payload)) = data.split_first() else {
         return 0;
@@ -258,7 +341,15 @@ fn main() {
         }
     }
 
+    let mut decode_seeds = capture_frames(&agent.join("../tests/corpus"));
+    decode_seeds.extend(read_dir_files(&fuzz.join("decode")));
+
     let targets = [
+        Target {
+            name: "decode",
+            seeds: decode_seeds,
+            run: run_decode,
+        },
         Target {
             name: "tls",
             seeds: tls_seeds,

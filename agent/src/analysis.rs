@@ -131,6 +131,9 @@ pub struct Health {
     pub evictions: u64,
     pub flows_active: u64,
     pub flow_capacity: u64,
+    /// Acknowledged segments the capture never saw (capture-loss gaps), counted only for
+    /// intervals whose estimated loss ratio passed `capture.loss_alert_ratio`.
+    pub capture_loss: u64,
 }
 
 /// Analysis that does nothing: flow metering only.

@@ -159,7 +159,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            let shared = match DetectShared::new(&cfg) {
+            // Alerts are shaped once, at the writer, in capture-time order (the same events
+            // whatever the number of workers): the classifiers do not fold.
+            let fold = cfg.detect.fold_interval;
+            let mut unfolded = cfg.clone();
+            unfolded.detect.fold_interval = std::time::Duration::ZERO;
+            let shared = match DetectShared::new(&unfolded) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("crossline-agent: {e}");
@@ -172,10 +177,33 @@ fn main() -> ExitCode {
             let stats = Arc::new(LiveStats::new());
             session.telemetry().set_live(Arc::clone(&stats));
             let factory = move |i| Classifier::new(Arc::clone(&shared), i);
-            match pipeline::run_offline_with_stats(&cfg, &pcaps, sinks, &options, stats, factory) {
+            match pipeline::run_offline_shaped(
+                &cfg,
+                &pcaps,
+                sinks,
+                &options,
+                stats,
+                Some(fold),
+                factory,
+            ) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
                         eprintln!("crossline-agent: warning: {e}");
+                    }
+                    let d = &summary.stats.drops;
+                    if let (Some(&gaps), Some(&acks)) =
+                        (d.get("capture_loss_gaps"), d.get("capture_loss_acks"))
+                    {
+                        if gaps > 0 {
+                            eprintln!(
+                                "crossline-agent: estimated capture loss: {gaps} of {acks} TCP acknowledgements ({:.2}%) covered segments the capture never saw ({} bytes)",
+                                gaps as f64 * 100.0 / acks.max(1) as f64,
+                                d.get("capture_loss_bytes").copied().unwrap_or(0)
+                            );
+                        }
+                    }
+                    if let Some(n) = summary.stats.decode_errors.get("bad_timestamp") {
+                        eprintln!("crossline-agent: warning: {n} packet(s) with a capture time outside 1970-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
                     }
                     let live = summary.live.clone();
                     if let Err(e) = session.finish_offline(live, linger, OFFLINE_ACK_TIMEOUT) {

@@ -8,25 +8,38 @@
 //! warm). Offline the capture thread blocks when a worker queue is full (nothing is lost);
 //! live it never blocks: a full queue is a counted drop.
 //!
+//! Offline, the result does not depend on the number of workers: flow ids are packet numbers of
+//! the capture thread, timeouts and analysis ticks run at its tick times, the workers write
+//! their flow records in one global order ([`crate::worker::TickSync`]), and an ordered writer
+//! puts the events in (time epoch, packet time, flow id) order; `analyze` also shapes alerts
+//! there ([`run_offline_shaped`]). Packet time going back by more than a second (the next,
+//! older capture file) starts a new epoch and ends the previous file's flows. Packets whose
+//! time is before the Unix epoch or after 2099 are counted (`decode_errors.bad_timestamp`) and
+//! dropped one by one.
+//!
 //! Entry points: [`run_offline`] (files) and [`run_live`] (interfaces, until a shutdown flag).
 //! Both are generic over the [`Analysis`] built per worker by a factory closure, and take extra
 //! [`EventSink`]s (e.g. the uplink spool) next to the JSON-lines output.
 //!
-//! IP fragments: every fragment frame is counted in its flow (the bytes were on the wire).
-//! The first fragment carries the ports; later fragments are attributed through the map keyed
-//! by (source, destination, identification, protocol) of the fragmenting IP layer. Later
-//! fragments that arrive before their first fragment are held (time and length only, at most
-//! 64 per datagram) and attributed when it arrives; those whose first fragment never comes are
-//! counted under `stats.ignored.fragment_unattributed`. The map is bounded
-//! (`fragment_entries` × workers per capture thread); a first fragment that finds it full
-//! (after purging entries older than 30 s) is counted under `stats.drops.fragment_table`.
+//! IP fragments: the capture path sees them as they are on the wire (no kernel reassembly).
+//! Every fragment frame is counted in its flow (the bytes were on the wire). The first fragment
+//! carries the ports; later fragments are attributed through [`FragTable`], keyed by (source,
+//! destination, identification, protocol) of the fragmenting IP layer, and carry their slice of
+//! the datagram as payload (for the personal-information scanner; the L7 taps skip them). Later
+//! fragments that arrive before their first fragment are held (counts only) and attributed when
+//! it arrives; those whose first fragment never comes are counted under
+//! `stats.ignored.fragment_unattributed` (packets) and `fragment_unattributed_bytes`. The map
+//! is bounded (`fragment_entries` × workers per capture thread, 30 s of packet time); a
+//! complete datagram leaves it at once, and a full map evicts its oldest entry, counted under
+//! `stats.drops.fragment_table`.
 
 use crate::analysis::Analysis;
 use crate::capture::live::LiveHandle;
 use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, ip_proto, Decoded, Frag, FragKey, Ignored, Outcome};
+use crate::decode::{decode, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
+use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
@@ -34,7 +47,6 @@ use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
 use crossline_config::AgentConfig;
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -50,7 +62,8 @@ const IDLE_NAP: Duration = Duration::from_millis(1);
 
 /// Packets per batch.
 pub const BATCH_PACKETS: usize = 64;
-const FRAGMENT_MAX_AGE_MICROS: i64 = 30_000_000;
+/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
+pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
 
 /// Errors that stop a pipeline run.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +90,9 @@ pub struct PacketMeta {
     pub payload_start: u32,
     /// Decoded headers (`dec.payload_len` bytes of payload were copied).
     pub dec: Decoded,
+    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
+    /// a flow this packet creates, the same whatever the number of workers.
+    pub seq: u64,
 }
 
 /// A batch of packets for one worker. An empty batch is a clock tick.
@@ -84,6 +100,12 @@ pub struct PacketMeta {
 pub struct Batch {
     /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
     pub now: i64,
+    /// Sent by [`Dispatcher::tick`]: every worker gets one at the same `now`, so timeouts and
+    /// the analysis' ticks run at the same packet times whatever the number of workers.
+    pub tick: bool,
+    /// Time epoch: incremented each time packet time goes back by more than a second (the
+    /// next of several capture files is older). Events are ordered by epoch first.
+    pub epoch: u32,
     /// Packets.
     pub metas: Vec<PacketMeta>,
     /// Payload bytes of the packets, back to back.
@@ -94,6 +116,8 @@ impl Batch {
     fn new() -> Self {
         Batch {
             now: 0,
+            tick: false,
+            epoch: 0,
             metas: Vec::with_capacity(BATCH_PACKETS),
             data: Vec::with_capacity(BATCH_PACKETS * 256),
         }
@@ -102,36 +126,12 @@ impl Batch {
     /// Empty the batch, keeping its buffers.
     pub fn clear(&mut self) {
         self.now = 0;
+        self.tick = false;
+        self.epoch = 0;
         self.metas.clear();
         self.data.clear();
     }
 }
-
-/// Fragment map entry of one datagram.
-#[derive(Debug, Clone)]
-enum FragEntry {
-    /// The first fragment was seen: its flow tuple attributes the later ones.
-    Known { dec: Decoded, seen_micros: i64 },
-    /// Later fragments arrived before the first one: (time, frame length) of each, held until
-    /// the first fragment names the flow (at most [`PENDING_FRAGMENTS`]).
-    Pending {
-        frames: Vec<(i64, u32)>,
-        seen_micros: i64,
-    },
-}
-
-impl FragEntry {
-    fn seen(&self) -> i64 {
-        match self {
-            FragEntry::Known { seen_micros, .. } | FragEntry::Pending { seen_micros, .. } => {
-                *seen_micros
-            }
-        }
-    }
-}
-
-/// Most out-of-order fragments held per datagram while waiting for its first fragment.
-const PENDING_FRAGMENTS: usize = 64;
 
 /// Whether a full queue blocks (offline) or drops (live).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,17 +147,20 @@ pub struct Dispatcher {
     senders: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
     current: Vec<Batch>,
-    frags: HashMap<FragKey, FragEntry, foldhash::fast::RandomState>,
-    frag_capacity: usize,
+    frags: FragTable,
     shard_hasher: foldhash::fast::RandomState,
     counters: CaptureCounters,
     stats: Arc<LiveStats>,
     dns: Option<Arc<DnsCache>>,
+    dns_tcp: crate::taps::DnsTcpStreams,
     mode: QueueMode,
     dec: Decoded,
     now: i64,
     last_tick: i64,
     since_flush: usize,
+    next_seq: u64,
+    seq_step: u64,
+    epoch: u32,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -185,18 +188,29 @@ impl Dispatcher {
             senders,
             pool,
             current: (0..n).map(|_| Batch::new()).collect(),
-            frags: HashMap::with_hasher(Default::default()),
-            frag_capacity: frag_capacity.max(1),
+            frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             shard_hasher,
             counters: CaptureCounters::default(),
             stats,
             dns: None,
+            dns_tcp: Default::default(),
             mode,
             dec: Decoded::default(),
             now: 0,
             last_tick: 0,
             since_flush: 0,
+            next_seq: 1,
+            seq_step: 1,
+            epoch: 0,
         }
+    }
+
+    /// Number this dispatcher's packets `index + 1 + k * count` (several capture threads of
+    /// one run), so flow ids stay unique across them.
+    pub fn with_id_space(mut self, index: usize, count: usize) -> Self {
+        self.next_seq = index as u64 + 1;
+        self.seq_step = count.max(1) as u64;
+        self
     }
 
     /// Learn DNS answers into `cache` as packets pass (in capture order).
@@ -209,11 +223,22 @@ impl Dispatcher {
     pub fn on_packet(&mut self, p: RawPacket<'_>) {
         self.counters.packets += 1;
         self.counters.bytes += u64::from(p.orig_len);
+        if !crate::capture::ts_sane(p.ts_micros) {
+            // Never let an absurd time reach a flow, the clock or an event.
+            self.counters.decode_errors[DecodeError::BadTimestamp.index()] += 1;
+            return;
+        }
+        if self.now != 0 && p.ts_micros < self.now.saturating_sub(EPOCH_BACKSTEP_MICROS) {
+            // Time went back (the next, older capture file): close this epoch's batches.
+            let now = self.now;
+            self.tick(now);
+            self.epoch += 1;
+        }
         self.now = p.ts_micros;
         self.since_flush += 1;
         if self.since_flush >= 1024 {
             self.since_flush = 0;
-            self.counters.flush(&self.stats);
+            self.flush_counters();
         }
         match decode(p.linktype, p.data, &mut self.dec) {
             Ok(()) => {}
@@ -230,38 +255,16 @@ impl Dispatcher {
         let mut pending = None;
         match dec.frag {
             Frag::None => {}
-            Frag::First(k) => pending = self.remember_fragment(k, &dec, p.ts_micros),
-            Frag::Later(k) => match self.frags.get_mut(&k) {
-                Some(FragEntry::Known { dec: first, .. }) => dec = later_fragment(first, k),
-                Some(FragEntry::Pending { frames, .. }) => {
-                    if frames.len() < PENDING_FRAGMENTS {
-                        frames.push((p.ts_micros, p.orig_len));
-                    } else {
-                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
-                    }
-                    return;
-                }
-                None => {
-                    if self.make_room(p.ts_micros) {
-                        let mut frames = Vec::with_capacity(4);
-                        frames.push((p.ts_micros, p.orig_len));
-                        self.frags.insert(
-                            k,
-                            FragEntry::Pending {
-                                frames,
-                                seen_micros: p.ts_micros,
-                            },
-                        );
-                    } else {
-                        self.counters.ignored[Ignored::FragmentUnattributed.index()] += 1;
-                    }
-                    return;
-                }
+            Frag::First(k) => pending = self.frags.on_first(k, &dec, p.ts_micros),
+            Frag::Later(k) => match self.frags.on_later(k, &dec, p.ts_micros, p.orig_len) {
+                Later::Attributed(first) => dec = later_fragment(&first, &dec),
+                Later::Held => return,
             },
         }
         if let Some(cache) = &self.dns {
             let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
             if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
+                && !matches!(dec.frag, Frag::Later(_))
                 && dec.payload_len > 0
                 && (dns_port(dec.src_port) || dns_port(dec.dst_port))
             {
@@ -270,14 +273,22 @@ impl Dispatcher {
                     .get(dec.payload_off as usize..)
                     .and_then(|s| s.get(..dec.payload_len as usize))
                     .unwrap_or(&[]);
-                crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
+                if dec.proto == ip_proto::TCP {
+                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros);
+                } else {
+                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
+                }
             }
         }
         self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
         // Fragments that arrived before this first fragment now have a flow.
-        if let (Some(frames), Frag::First(k)) = (pending, dec.frag) {
-            let later = later_fragment(&dec, k);
-            for (ts, len) in frames {
+        if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
+            let mut later = dec;
+            later.frag = Frag::Later(k);
+            later.tcp_flags = 0;
+            later.payload_off = 0;
+            later.payload_len = 0;
+            for (ts, len) in held.frames() {
                 self.dispatch(ts, len, &[], later);
             }
         }
@@ -296,6 +307,8 @@ impl Dispatcher {
             .and_then(|s| s.get(..dec.payload_len as usize))
             .unwrap_or(&[]);
         dec.payload_len = payload.len() as u32;
+        let seq = self.next_seq;
+        self.next_seq += self.seq_step;
         let b = &mut self.current[shard];
         let start = b.data.len() as u32;
         b.data.extend_from_slice(payload);
@@ -304,58 +317,18 @@ impl Dispatcher {
             orig_len,
             payload_start: start,
             dec,
+            seq,
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard);
         }
     }
 
-    /// Remember a first fragment's flow for its later fragments. A known key means a new
-    /// datagram reusing the IP id (it replaces the entry). Returns the fragments of this
-    /// datagram that arrived before it, now attributable.
-    fn remember_fragment(&mut self, k: FragKey, dec: &Decoded, ts: i64) -> Option<Vec<(i64, u32)>> {
-        let known = FragEntry::Known {
-            dec: *dec,
-            seen_micros: ts,
-        };
-        if let Some(e) = self.frags.get_mut(&k) {
-            let old = std::mem::replace(e, known);
-            return match old {
-                FragEntry::Pending { frames, .. } => Some(frames),
-                FragEntry::Known { .. } => None,
-            };
-        }
-        if self.make_room(ts) {
-            self.frags.insert(k, known);
-        } else {
-            self.counters.drops_fragment += 1;
-        }
-        None
-    }
-
-    /// True when the fragment map has room for one more entry, after purging entries older
-    /// than 30 s of packet time if it was full. Purged pending fragments are counted as
-    /// unattributed.
-    fn make_room(&mut self, ts: i64) -> bool {
-        if self.frags.len() < self.frag_capacity {
-            return true;
-        }
-        let mut lost = 0u64;
-        self.frags.retain(|_, e| {
-            let keep = ts - e.seen() < FRAGMENT_MAX_AGE_MICROS && e.seen() <= ts;
-            if let (false, FragEntry::Pending { frames, .. }) = (keep, &*e) {
-                lost += frames.len() as u64;
-            }
-            keep
-        });
-        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost;
-        self.frags.len() < self.frag_capacity
-    }
-
     fn send(&mut self, shard: usize) {
         let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
         let mut b = std::mem::replace(&mut self.current[shard], fresh);
         b.now = self.now;
+        b.epoch = self.epoch;
         let n = b.metas.len() as u64;
         match self.mode {
             QueueMode::Block => {
@@ -376,37 +349,42 @@ impl Dispatcher {
     pub fn tick(&mut self, now: i64) {
         self.now = now;
         self.last_tick = now;
+        // Counters first: a worker's tick reads the line totals up to this packet.
+        self.flush_counters();
         for shard in 0..self.senders.len() {
+            self.current[shard].tick = true;
             self.send(shard);
         }
+    }
+
+    fn flush_counters(&mut self) {
+        let f = self.frags.take_counters();
+        self.counters.drops_fragment += f.evicted;
+        self.counters.ignored[Ignored::FragmentUnattributed.index()] += f.unattributed_pkts;
+        self.counters.fragment_unattributed_bytes += f.unattributed_bytes;
         self.counters.flush(&self.stats);
     }
 
     /// Flush everything and close the worker channels. Fragments still waiting for their
     /// first fragment are counted as unattributed.
     pub fn finish(mut self) {
-        let lost: usize = self
-            .frags
-            .values()
-            .map(|e| match e {
-                FragEntry::Pending { frames, .. } => frames.len(),
-                FragEntry::Known { .. } => 0,
-            })
-            .sum();
-        self.counters.ignored[Ignored::FragmentUnattributed.index()] += lost as u64;
+        self.frags.finish();
         let now = self.now;
         self.tick(now);
     }
 }
 
-/// The decoded form of a later fragment of the datagram whose first fragment decoded to
-/// `first`: same flow, no flags, no payload.
-fn later_fragment(first: &Decoded, k: FragKey) -> Decoded {
+/// The decoded form of a later fragment (`this`) of the datagram whose first fragment decoded
+/// to `first`: the first fragment's flow, no flags, this fragment's own payload and position.
+fn later_fragment(first: &Decoded, this: &Decoded) -> Decoded {
     let mut d = *first;
-    d.frag = Frag::Later(k);
+    d.frag = this.frag;
+    d.frag_offset = this.frag_offset;
+    d.frag_len = this.frag_len;
+    d.frag_more = this.frag_more;
     d.tcp_flags = 0;
-    d.payload_off = 0;
-    d.payload_len = 0;
+    d.payload_off = this.payload_off;
+    d.payload_len = this.payload_len;
     d
 }
 
@@ -434,6 +412,8 @@ struct Shape {
     workers: usize,
     mode: QueueMode,
     dispatchers: usize,
+    /// Offline: shape alerts at the writer with this fold interval.
+    fold_micros: Option<i64>,
 }
 
 /// Spawn workers, run `produce` (which feeds the dispatchers it is given) on the calling
@@ -455,9 +435,26 @@ where
         workers,
         mode,
         dispatchers,
+        fold_micros,
     } = shape;
     let workers = workers.max(1);
-    let writer = Writer::start(sinks, stats.clone(), 64)?;
+    let writer = if mode == QueueMode::Block {
+        // Offline: events in a deterministic order. Each worker's watermark already accounts
+        // for its oldest flow and pending records; the window only covers packet time going
+        // back a little within an epoch.
+        let window = EPOCH_BACKSTEP_MICROS;
+        Writer::start_ordered(
+            sinks,
+            stats.clone(),
+            64,
+            workers,
+            window,
+            fold_micros,
+            cfg.domestic.clone(),
+        )?
+    } else {
+        Writer::start(sinks, stats.clone(), 64)?
+    };
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
     stats.flow_capacity.store(
         (cfg.capture.flows_per_worker * workers) as u64,
@@ -481,8 +478,9 @@ where
     }
     let shard_hasher = foldhash::fast::RandomState::default();
     let frag_capacity = cfg.capture.fragment_entries * workers;
-    let dispatchers: Vec<Dispatcher> = (0..dispatchers.max(1))
-        .map(|_| {
+    let n_dispatchers = dispatchers.max(1);
+    let dispatchers: Vec<Dispatcher> = (0..n_dispatchers)
+        .map(|i| {
             Dispatcher::new(
                 senders.clone(),
                 pool_rx.clone(),
@@ -492,6 +490,7 @@ where
                 mode,
             )
             .with_dns_cache(dns.clone())
+            .with_id_space(i, n_dispatchers)
         })
         .collect();
     drop(senders);
@@ -499,16 +498,24 @@ where
     let done = AtomicBool::new(false);
     let barrier = std::sync::Barrier::new(workers);
     let barrier = &barrier;
+    // Offline: workers meet on every tick and write flow records in one order (see
+    // `TickSync`).
+    let tick_sync =
+        (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in receivers.into_iter().enumerate() {
             let ctx = ctx.clone();
             let recycle = pool_tx.clone();
             let wtx = writer.sender();
+            let tb = tick_sync.clone();
             let h = std::thread::Builder::new()
                 .name(format!("crossline-worker-{i}"))
                 .spawn_scoped(s, move || {
-                    let w = Worker::new(i, ctx, factory(i));
+                    let mut w = Worker::new(i, ctx, factory(i));
+                    if let Some(b) = tb {
+                        w = w.with_tick_sync(b);
+                    }
                     w.run_with_barrier(rx, recycle, wtx, Some(barrier));
                 });
             match h {
@@ -608,7 +615,27 @@ where
     A: Analysis,
     F: Fn(usize) -> A + Sync,
 {
-    let mut source = OfflineFiles::open(files)?;
+    run_offline_shaped(cfg, files, sinks, options, stats, None, factory)
+}
+
+/// [`run_offline_with_stats`], shaping alerts once at the writer, in capture-time order, with
+/// `fold` (`detect.fold_interval`) instead of in each worker: the events are then the same
+/// whatever the number of workers. The analyses built by `factory` must not fold themselves
+/// (a classifier built with a zero `fold_interval`).
+pub fn run_offline_shaped<A, F>(
+    cfg: &AgentConfig,
+    files: &[PathBuf],
+    sinks: Vec<Box<dyn EventSink>>,
+    options: &OfflineOptions,
+    stats: Arc<LiveStats>,
+    fold: Option<Duration>,
+    factory: F,
+) -> Result<RunSummary, PipelineError>
+where
+    A: Analysis,
+    F: Fn(usize) -> A + Sync,
+{
+    let mut source = OfflineFiles::open(files, cfg.capture.filter.as_deref())?;
     let workers = options.workers.unwrap_or(cfg.capture.workers).max(1);
     let progress = options.progress && std::io::stderr().is_terminal();
     let stats2 = stats.clone();
@@ -616,6 +643,7 @@ where
         workers,
         mode: QueueMode::Block,
         dispatchers: 1,
+        fold_micros: fold.map(|f| i64::try_from(f.as_micros()).unwrap_or(i64::MAX)),
     };
     run_pipeline(cfg, shape, sinks, stats.clone(), factory, move |mut ds| {
         let mut d = ds.remove(0);
@@ -677,6 +705,7 @@ where
         workers,
         mode: QueueMode::DropWhenFull,
         dispatchers: n,
+        fold_micros: None,
     };
     run_pipeline(cfg, shape, sinks, stats, factory, move |ds| {
         std::thread::scope(|s| {
@@ -858,7 +887,7 @@ mod tests {
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));
         for (i, f) in frames.iter().enumerate() {
             d.on_packet(RawPacket {
-                ts_micros: 1_000_000 + i as i64,
+                ts_micros: 1_772_416_800_000_000 + i as i64,
                 orig_len: f.len() as u32,
                 data: f,
                 linktype: crate::decode::linktype::ETHERNET,

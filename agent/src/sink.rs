@@ -94,6 +94,22 @@ impl EventSink for MemorySink {
 pub enum WriterMsg {
     /// Events to write, in order.
     Events(Vec<Event>),
+    /// Events of a shard worker with their order keys (capture time, flow id, position), and the
+    /// worker's watermark: the packet time up to which it has written out idle flows. An
+    /// ordered writer ([`Writer::start_ordered`]) holds events until every worker's watermark
+    /// has passed their key by the reorder window; a plain writer writes them as they come.
+    Keyed {
+        /// Index of the worker.
+        worker: usize,
+        /// Time epoch of the events and the watermark (see `pipeline::Batch::epoch`).
+        epoch: u32,
+        /// Packet time up to which the worker expired its flows.
+        watermark: i64,
+        /// The events.
+        events: Vec<Event>,
+        /// One key per event.
+        keys: Vec<(i64, u64, u32)>,
+    },
     /// Flush every sink now (live: periodically).
     Flush,
     /// A `stats` event (the final one, or a periodic one live): the writer fills in the
@@ -118,7 +134,33 @@ impl Writer {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
-            .spawn(move || writer_loop(rx, sinks, &stats))?;
+            .spawn(move || writer_loop(rx, sinks, &stats, None))?;
+        Ok(Writer { tx, handle })
+    }
+
+    /// Start a writer that writes events in a deterministic order: by (capture time, flow id,
+    /// serialised line), whatever the number of `workers` and the timing of their threads.
+    /// Events are held in a reorder buffer until every worker's watermark is `window_micros`
+    /// past them (the longest idle timeout plus a margin: a flow record is written at most that
+    /// long after its last packet), and all of them before a `stats` event.
+    /// With `fold_micros`, alerts are also shaped here, once for all workers, in that order
+    /// ([`crate::detect::shaping`]); the classifiers then must not fold.
+    pub fn start_ordered(
+        sinks: Vec<Box<dyn EventSink>>,
+        stats: Arc<LiveStats>,
+        capacity: usize,
+        workers: usize,
+        window_micros: i64,
+        fold_micros: Option<i64>,
+        domestic: Vec<crossline_config::registry::IpNet>,
+    ) -> io::Result<Writer> {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let mut reorder = Reorder::new(workers, window_micros);
+        reorder.shaper = fold_micros.map(crate::detect::shaping::Shaper::new);
+        reorder.domestic = domestic;
+        let handle = std::thread::Builder::new()
+            .name("crossline-writer".into())
+            .spawn(move || writer_loop(rx, sinks, &stats, Some(reorder)))?;
         Ok(Writer { tx, handle })
     }
 
@@ -137,10 +179,137 @@ impl Writer {
     }
 }
 
+/// One held event: its key, serialised line and the event.
+#[derive(Debug)]
+struct Held {
+    key: (u32, i64, u64, u32),
+    line: Vec<u8>,
+    event: Event,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.line == other.line
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.key, &self.line).cmp(&(other.key, &other.line))
+    }
+}
+
+/// The reorder buffer of an ordered writer.
+#[derive(Debug)]
+struct Reorder {
+    watermarks: Vec<(u32, i64)>,
+    window: i64,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Held>>,
+    /// Events released so far were keyed below this.
+    released: (u32, i64, u64, u32),
+    /// Alert shaping in release order (offline `analyze`).
+    shaper: Option<crate::detect::shaping::Shaper>,
+    /// Domestic prefixes (the shaping identity's source side).
+    domestic: Vec<crossline_config::registry::IpNet>,
+}
+
+impl Reorder {
+    fn new(workers: usize, window: i64) -> Self {
+        Reorder {
+            watermarks: vec![(0, i64::MIN); workers.max(1)],
+            window: window.max(0),
+            heap: std::collections::BinaryHeap::new(),
+            released: (0, i64::MIN, 0, 0),
+            shaper: None,
+            domestic: Vec::new(),
+        }
+    }
+
+    /// Events whose key is below every worker's watermark minus the window, in order.
+    fn ready(&mut self, all: bool) -> Vec<Held> {
+        let low = self
+            .watermarks
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or((0, i64::MIN));
+        let limit = (low.0, low.1.saturating_sub(self.window));
+        let mut out = Vec::new();
+        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
+            if !all && (top.key.0, top.key.1) >= limit {
+                break;
+            }
+            if let Some(std::cmp::Reverse(h)) = self.heap.pop() {
+                self.released = self.released.max(h.key);
+                out.push(h);
+            }
+        }
+        out
+    }
+}
+
+/// Write released events, through the shaper when there is one.
+fn release(
+    r: &mut Reorder,
+    held: Vec<Held>,
+    end: bool,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    let Some(shaper) = r.shaper.as_mut() else {
+        for h in held {
+            write_line(sinks, stats, &h.event, &h.line, first_error);
+        }
+        return;
+    };
+    let mut out = Vec::new();
+    for h in held {
+        shaper.tick(h.key.1, &mut out);
+        match crate::detect::shaping::identity(&h.event, &r.domestic) {
+            Some(id) => shaper.offer(id, h.event, h.key.1, &mut out),
+            None => out.push(h.event),
+        }
+    }
+    if end {
+        shaper.flush(&mut out);
+    }
+    let mut line = Vec::new();
+    for e in out {
+        line.clear();
+        if let Err(err) = serde_json::to_writer(&mut line, &e) {
+            first_error.get_or_insert(io::Error::other(err));
+            continue;
+        }
+        write_line(sinks, stats, &e, &line, first_error);
+    }
+}
+
+fn write_line(
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    event: &Event,
+    line: &[u8],
+    first_error: &mut Option<io::Error>,
+) {
+    stats.count_written(event);
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.write(event, line) {
+            first_error.get_or_insert(e);
+        }
+    }
+}
+
 fn writer_loop(
     rx: Receiver<WriterMsg>,
     mut sinks: Vec<Box<dyn EventSink>>,
     stats: &LiveStats,
+    mut reorder: Option<Reorder>,
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut first_error: Option<io::Error> = None;
@@ -148,20 +317,70 @@ fn writer_loop(
         match msg {
             WriterMsg::Events(events) => {
                 for event in &events {
-                    stats.count_written(event);
                     line.clear();
                     if let Err(e) = serde_json::to_writer(&mut line, event) {
                         first_error.get_or_insert(io::Error::other(e));
                         continue;
                     }
-                    for sink in sinks.iter_mut() {
-                        if let Err(e) = sink.write(event, &line) {
-                            first_error.get_or_insert(e);
-                        }
-                    }
+                    write_line(&mut sinks, stats, event, &line, &mut first_error);
                 }
             }
+            WriterMsg::Keyed {
+                worker,
+                epoch,
+                watermark,
+                events,
+                keys,
+            } => match reorder.as_mut() {
+                None => {
+                    for event in &events {
+                        line.clear();
+                        if let Err(e) = serde_json::to_writer(&mut line, event) {
+                            first_error.get_or_insert(io::Error::other(e));
+                            continue;
+                        }
+                        write_line(&mut sinks, stats, event, &line, &mut first_error);
+                    }
+                }
+                Some(r) => {
+                    for (i, event) in events.into_iter().enumerate() {
+                        let mut l = Vec::new();
+                        if let Err(e) = serde_json::to_writer(&mut l, &event) {
+                            first_error.get_or_insert(io::Error::other(e));
+                            continue;
+                        }
+                        let (t, id, pos) =
+                            keys.get(i)
+                                .copied()
+                                .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
+                        let key = (epoch, t, id, pos);
+                        if key < r.released {
+                            // Behind what was already written (a worker's watermark was
+                            // wrong): written at once, counted (`stats.drops.reorder_late`).
+                            stats
+                                .reorder_late
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            write_line(&mut sinks, stats, &event, &l, &mut first_error);
+                            continue;
+                        }
+                        r.heap.push(std::cmp::Reverse(Held {
+                            key,
+                            line: l,
+                            event,
+                        }));
+                    }
+                    if let Some(w) = r.watermarks.get_mut(worker) {
+                        *w = (*w).max((epoch, watermark));
+                    }
+                    let held = r.ready(false);
+                    release(r, held, false, &mut sinks, stats, &mut first_error);
+                }
+            },
             WriterMsg::Stats(mut event) => {
+                if let Some(r) = reorder.as_mut() {
+                    let held = r.ready(true);
+                    release(r, held, true, &mut sinks, stats, &mut first_error);
+                }
                 event.stats = Some(stats.snapshot());
                 line.clear();
                 match serde_json::to_writer(&mut line, &event) {
@@ -185,6 +404,10 @@ fn writer_loop(
                 }
             }
         }
+    }
+    if let Some(r) = reorder.as_mut() {
+        let held = r.ready(true);
+        release(r, held, true, &mut sinks, stats, &mut first_error);
     }
     for sink in sinks.iter_mut() {
         if let Err(e) = sink.finish() {

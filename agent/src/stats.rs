@@ -43,8 +43,21 @@ pub struct LiveStats {
     pub drops_interface: AtomicU64,
     /// Packets dropped because a worker queue was full (live only).
     pub drops_queue: AtomicU64,
-    /// First fragments not remembered because the fragment map was full.
+    /// Fragment map entries evicted because the map was full.
     pub drops_fragment: AtomicU64,
+    /// Frame bytes of IP fragments never attributed to a flow.
+    pub fragment_unattributed_bytes: AtomicU64,
+    /// Events that reached the ordered writer after the reorder window (written at once).
+    pub reorder_late: AtomicU64,
+    /// Heap bytes of per-flow reassembly buffers now (gauge, all workers).
+    pub reassembly_bytes: AtomicU64,
+    /// Flows parsed without reassembly because `capture.reassembly_budget` was spent.
+    pub reassembly_refused: AtomicU64,
+    /// TCP acknowledgements checked for capture loss.
+    pub capture_loss_acks: AtomicU64,
+    /// Acknowledgements covering sequence space never captured, and the bytes they covered.
+    pub capture_loss_gaps: AtomicU64,
+    pub capture_loss_bytes: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
     /// Flows in the tables now (gauge).
@@ -133,12 +146,21 @@ impl LiveStats {
                 ignored.insert(r.as_str().to_string(), n);
             }
         }
+        let n = load(&self.fragment_unattributed_bytes);
+        if n > 0 {
+            ignored.insert("fragment_unattributed_bytes".to_string(), n);
+        }
         let mut drops = BTreeMap::new();
         for (name, c) in [
             ("kernel", &self.drops_kernel),
             ("interface", &self.drops_interface),
             ("queue", &self.drops_queue),
             ("fragment_table", &self.drops_fragment),
+            ("reassembly_budget", &self.reassembly_refused),
+            ("capture_loss_gaps", &self.capture_loss_gaps),
+            ("capture_loss_bytes", &self.capture_loss_bytes),
+            ("capture_loss_acks", &self.capture_loss_acks),
+            ("reorder_late", &self.reorder_late),
         ] {
             drops.insert(name.to_string(), load(c));
         }
@@ -191,8 +213,10 @@ pub struct CaptureCounters {
     pub ignored: [u64; Ignored::COUNT],
     /// Queue-full drops.
     pub drops_queue: u64,
-    /// Fragment map overflow.
+    /// Fragment map evictions.
     pub drops_fragment: u64,
+    /// Frame bytes of unattributed fragments.
+    pub fragment_unattributed_bytes: u64,
 }
 
 impl CaptureCounters {
@@ -216,6 +240,9 @@ impl CaptureCounters {
         }
         stats.drops_queue.fetch_add(self.drops_queue, r);
         stats.drops_fragment.fetch_add(self.drops_fragment, r);
+        stats
+            .fragment_unattributed_bytes
+            .fetch_add(self.fragment_unattributed_bytes, r);
         *self = CaptureCounters::default();
     }
 }
@@ -231,6 +258,10 @@ pub struct WorkerCounters {
     pub evictions: u64,
     /// Change of the number of flows in the table since the last flush.
     pub active_delta: i64,
+    /// Capture-loss figures (see [`LiveStats::capture_loss_gaps`]).
+    pub loss_acks: u64,
+    pub loss_gaps: u64,
+    pub loss_bytes: u64,
 }
 
 impl WorkerCounters {
@@ -240,6 +271,9 @@ impl WorkerCounters {
         stats.flows_created.fetch_add(self.flows_created, r);
         stats.flows_midstream.fetch_add(self.flows_midstream, r);
         stats.evictions.fetch_add(self.evictions, r);
+        stats.capture_loss_acks.fetch_add(self.loss_acks, r);
+        stats.capture_loss_gaps.fetch_add(self.loss_gaps, r);
+        stats.capture_loss_bytes.fetch_add(self.loss_bytes, r);
         if self.active_delta >= 0 {
             stats.flows_active.fetch_add(self.active_delta as u64, r);
         } else {

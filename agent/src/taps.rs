@@ -15,7 +15,9 @@ use crate::flow::{AppProto, Flow};
 use crate::l7::quic::{looks_like_initial, QuicInitial};
 use crate::l7::tls::ClientHello;
 use crate::l7::{banner, community_id, dns, http, tls, Parse};
+use crate::stats::LiveStats;
 use crossline_config::event::{HttpMeta, TlsMeta};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const TLS_DONE: u8 = 0x01;
@@ -24,6 +26,8 @@ const QUIC_DONE: u8 = 0x04;
 const BANNER_FWD: u8 = 0x08;
 const BANNER_REV: u8 = 0x10;
 const SEQ_KNOWN: u8 = 0x20;
+/// The reassembly budget was spent when this flow needed a buffer: parsed segment by segment.
+pub const NO_REASSEMBLY: u8 = 0x40;
 /// Client datagrams fed to the QUIC Initial reassembly before giving up.
 const QUIC_MAX_DATAGRAMS: u64 = 16;
 /// Client datagrams without anything that looks like an Initial before giving up.
@@ -34,6 +38,53 @@ const LATE_HELLO_PACKETS: u64 = 64;
 
 /// Ports whose payload is parsed as DNS (DNS, mDNS, LLMNR).
 pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// The global byte budget of the per-flow reassembly buffers (TLS / HTTP client stream, QUIC
+/// Initial reassembly), shared by every worker (`capture.reassembly_budget`). A flow charges
+/// the heap bytes of its buffers as they grow and gives them back when they are freed (the
+/// ClientHello / request was found, the flow gave up, or the flow record was written). A flow
+/// whose buffer would take the total past the budget is parsed without reassembly from then
+/// on (each segment on its own) and counted (`stats.drops.reassembly_budget`). One atomic add
+/// per buffer growth, nothing per packet for flows that do not buffer.
+#[derive(Debug)]
+pub struct ReassemblyBudget {
+    limit: u64,
+    /// Bytes charged (`used`) and flows refused (`refused`) live in the shared counters.
+    stats: Arc<LiveStats>,
+}
+
+impl ReassemblyBudget {
+    /// A budget of `limit` bytes counted in `stats`.
+    pub fn new(limit: u64, stats: Arc<LiveStats>) -> Self {
+        ReassemblyBudget { limit, stats }
+    }
+
+    /// Bytes charged now (all workers).
+    pub fn used(&self) -> u64 {
+        self.stats.reassembly_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Take `n` bytes; false (nothing taken) when that would pass the limit.
+    fn charge(&self, n: u64) -> bool {
+        let used = &self.stats.reassembly_bytes;
+        let prev = used.fetch_add(n, Ordering::Relaxed);
+        if prev.saturating_add(n) > self.limit {
+            used.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, n: u64) {
+        self.stats.reassembly_bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn refuse(&self) {
+        self.stats
+            .reassembly_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Per-flow L7 state (boxed in the flow entry).
 #[derive(Debug, Default)]
@@ -48,6 +99,46 @@ pub struct L7State {
     buf: Vec<u8>,
     /// QUIC Initial reassembly.
     quic_state: Option<Box<QuicInitial>>,
+    /// Bytes charged to the reassembly budget (given back on drop).
+    charged: u64,
+    budget: Option<Arc<ReassemblyBudget>>,
+}
+
+impl Drop for L7State {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.charged);
+        }
+    }
+}
+
+impl L7State {
+    /// Heap bytes of the reassembly buffers.
+    fn heap_bytes(&self) -> u64 {
+        let q = self
+            .quic_state
+            .as_ref()
+            .map_or(0, |q| q.heap_bytes() + std::mem::size_of::<QuicInitial>());
+        (self.buf.capacity() + q) as u64
+    }
+
+    /// Charge (or give back) the difference between the buffers' heap bytes and what was
+    /// charged. False when the budget refused the growth (nothing charged).
+    fn settle(&mut self, budget: &Arc<ReassemblyBudget>) -> bool {
+        if self.budget.is_none() {
+            self.budget = Some(budget.clone());
+        }
+        let now = self.heap_bytes();
+        if now > self.charged {
+            if !budget.charge(now - self.charged) {
+                return false;
+            }
+        } else {
+            budget.release(self.charged - now);
+        }
+        self.charged = now;
+        true
+    }
 }
 
 impl L7State {
@@ -63,6 +154,8 @@ pub struct Taps {
     pub dns: Arc<DnsCache>,
     /// Reassembly cap per flow.
     pub reassembly_bytes: usize,
+    /// The global reassembly budget.
+    pub budget: Arc<ReassemblyBudget>,
 }
 
 fn meta(ch: ClientHello, version: Option<u32>) -> TlsMeta {
@@ -82,10 +175,31 @@ fn seq_before(a: u32, b: u32) -> bool {
 
 impl Taps {
     /// Taps with a shared cache.
-    pub fn new(dns: Arc<DnsCache>, reassembly_bytes: usize) -> Self {
+    pub fn new(dns: Arc<DnsCache>, reassembly_bytes: usize, budget: ReassemblyBudget) -> Self {
         Taps {
             dns,
             reassembly_bytes: reassembly_bytes.max(512),
+            budget: Arc::new(budget),
+        }
+    }
+
+    /// The buffers of `flow` grew: charge the budget; past it, stop reassembling this flow
+    /// (free its buffers) and count it.
+    fn settle<S>(&mut self, flow: &mut Flow<S, L7State>) {
+        let ok = match flow.l7.as_mut() {
+            Some(l7) => l7.settle(&self.budget),
+            None => true,
+        };
+        if !ok {
+            self.budget.refuse();
+            flow.l7_done |= TLS_DONE | HTTP_DONE | QUIC_DONE | NO_REASSEMBLY;
+            if let Some(l7) = flow.l7.as_mut() {
+                l7.buf = Vec::new();
+                l7.quic_state = None;
+                let budget = self.budget.clone();
+                l7.settle(&budget);
+            }
+            release(flow);
         }
     }
 
@@ -192,6 +306,7 @@ impl Taps {
             let cap = self.reassembly_bytes;
             let l7 = flow.l7.get_or_insert_with(Box::default);
             l7.buf.extend_from_slice(&data[..data.len().min(cap)]);
+            self.settle(flow);
         } else {
             let cap = self.reassembly_bytes;
             let Some(l7) = flow.l7.as_mut() else { return };
@@ -204,6 +319,7 @@ impl Taps {
                     l7.buf = buf;
                 }
             }
+            self.settle(flow);
         }
         if flow
             .l7
@@ -287,6 +403,11 @@ impl Taps {
             flow.l7.get_or_insert_with(Box::default).quic_state =
                 Some(Box::new(QuicInitial::new()));
         }
+        self.quic_datagram(flow, payload);
+        self.settle(flow);
+    }
+
+    fn quic_datagram<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
         let Some(l7) = flow.l7.as_mut() else { return };
         let Some(q) = l7.quic_state.as_mut() else {
             return;
@@ -320,6 +441,9 @@ fn release<S>(flow: &mut Flow<S, L7State>) {
         Some(l7) => {
             if flow.l7_done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
                 l7.buf = Vec::new();
+            }
+            if let Some(b) = l7.budget.clone() {
+                l7.settle(&b);
             }
             !l7.has_results() && l7.buf.is_empty() && l7.quic_state.is_none()
         }
@@ -365,4 +489,99 @@ pub fn community_id<S>(flow: &Flow<S, L7State>) -> Option<String> {
         (k.hi_addr(), k.hi_port, k.lo_addr(), k.lo_port)
     };
     Some(community_id::community_id(k.proto, a, ap, b, bp))
+}
+
+/// Most DNS-over-TCP directions with an unfinished message held per capture thread.
+pub const DNS_TCP_STREAMS: usize = 256;
+/// Most bytes of an unfinished DNS-over-TCP message held per direction.
+pub const DNS_TCP_HELD_BYTES: usize = 16 << 10;
+
+#[derive(Debug)]
+struct DnsTcpHeld {
+    next_seq: u32,
+    buf: Vec<u8>,
+}
+
+/// DNS over TCP as the capture thread sees it (RFC 7766): a message, or its two-byte length
+/// prefix, may be cut anywhere by segment boundaries (some servers send the prefix in its own
+/// segment). The unfinished tail of a direction is held (at most [`DNS_TCP_HELD_BYTES`], for at
+/// most [`DNS_TCP_STREAMS`] directions; beyond that the oldest is dropped and counted) and
+/// completed by the next in-order segment; a gap drops it. Nothing is allocated unless a
+/// message is actually cut.
+#[derive(Debug, Default)]
+pub struct DnsTcpStreams {
+    held: std::collections::HashMap<
+        (crate::flow::FlowKey, bool),
+        DnsTcpHeld,
+        foldhash::fast::RandomState,
+    >,
+    order: std::collections::VecDeque<(crate::flow::FlowKey, bool)>,
+    /// Unfinished messages dropped (gap, too long, too many streams).
+    pub dropped: u64,
+}
+
+impl DnsTcpStreams {
+    /// Learn the answers of one TCP segment's `payload` (sequence number `seq`) of the
+    /// direction `dec` describes. Returns true when a response was parsed.
+    pub fn learn(
+        &mut self,
+        cache: &DnsCache,
+        dec: &Decoded,
+        payload: &[u8],
+        now_micros: i64,
+    ) -> bool {
+        let (key, src_is_lo) = crate::flow::FlowKey::from_decoded(dec);
+        let id = (key, src_is_lo);
+        let seq = dec.tcp_seq;
+        let mut joined;
+        let data: &[u8] = match self.held.remove(&id) {
+            Some(h) if h.next_seq == seq => {
+                joined = h.buf;
+                joined.extend_from_slice(payload);
+                &joined
+            }
+            Some(_) => {
+                self.dropped += 1;
+                payload
+            }
+            None => payload,
+        };
+        let mut any = false;
+        let mut msgs = dns::split_tcp_messages(data);
+        for msg in msgs.by_ref() {
+            any |= learn_dns(cache, ip_proto::UDP, msg, now_micros);
+        }
+        let rest = data.get(msgs.consumed()..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            let wanted = match rest {
+                [a, b, ..] => 2 + usize::from(u16::from_be_bytes([*a, *b])),
+                _ => 2,
+            };
+            if wanted > DNS_TCP_HELD_BYTES {
+                self.dropped += 1;
+            } else {
+                if self.held.len() >= DNS_TCP_STREAMS {
+                    while let Some(old) = self.order.pop_front() {
+                        if self.held.remove(&old).is_some() {
+                            self.dropped += 1;
+                            break;
+                        }
+                    }
+                }
+                self.held.insert(
+                    id,
+                    DnsTcpHeld {
+                        next_seq: seq.wrapping_add(payload.len() as u32),
+                        buf: rest.to_vec(),
+                    },
+                );
+                self.order.push_back(id);
+                if self.order.len() > 2 * DNS_TCP_STREAMS {
+                    let held = &self.held;
+                    self.order.retain(|k| held.contains_key(k));
+                }
+            }
+        }
+        any
+    }
 }

@@ -3,9 +3,19 @@
 //!
 //! Per packet the worker updates the flow (no allocation once the flow exists), runs the L7
 //! taps while they still want bytes, and calls [`Analysis::on_payload`] for packets with
-//! payload. After each batch it expires idle flows (bounded work), calls
-//! [`Analysis::on_tick`] about once per second of packet time, flushes its local counters into
-//! [`LiveStats`] and hands the batch buffers back for reuse.
+//! payload. It expires idle flows up to the time of the capture thread's last tick batch and
+//! calls [`Analysis::on_tick`] about once per second of packet time, on tick batches only
+//! (their times are the same whatever the number of workers); after each batch it flushes its
+//! local counters into [`LiveStats`] and hands the batch buffers back for reuse.
+//!
+//! Offline (`analyze`), the workers of a run share a [`TickSync`]: flow records (other than
+//! running active-timeout records) are deferred to the next tick; on each tick batch the
+//! workers meet, write the records of all of them in one (last packet time, flow id) order
+//! through a turnstile, then tick one after the other. The analysis' shared counters (caps,
+//! surges, misuse, persons, expiry warnings) therefore see the same sequence whatever the number
+//! of workers, and the events (with order keys and a watermark for the ordered writer,
+//! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
+//! from the capture thread's packet numbers. Live, records are written as they come.
 
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
 use crate::flow::{Flow, FlowTracker, TcpState};
@@ -48,11 +58,113 @@ pub struct Worker<A: Analysis> {
     taps: Taps,
     ctx: WorkerContext,
     events: Vec<Event>,
+    /// Order key of each event in `events` (see [`WriterMsg::Keyed`]).
+    keys: Vec<(i64, u64, u32)>,
     scratch: Vec<Event>,
     counters: WorkerCounters,
     next_tick: Option<i64>,
     now: i64,
+    /// `now` of the last tick batch: flows idle since before it are written out.
+    expire_now: i64,
+    /// Time epoch of the batches (see [`Batch::epoch`]).
+    epoch: u32,
+    /// Offline: the workers of a run meet on every tick batch (see [`TickSync`]).
+    sync: Option<Arc<TickSync>>,
+    /// Offline: flow records due since the last tick (the flows are owned here), written at
+    /// the next tick in the order of all workers together.
+    deferred: Deferred<A::FlowState>,
+    /// The writer, once running (records handed over in chunks during long turns).
+    writer: Option<Sender<WriterMsg>>,
+    /// Capture-loss interval (worker 0): start time and the totals (acks, gaps) at its start.
+    loss_start: Option<i64>,
+    loss_base: (u64, u64),
+    /// Gaps of intervals whose loss ratio passed `capture.loss_alert_ratio`.
+    loss_flagged: u64,
 }
+
+/// Flow records waiting for the next tick (offline), with the smallest last packet time.
+#[derive(Debug)]
+struct Deferred<S> {
+    list: Vec<(Flow<S, L7State>, EndReason)>,
+    min: i64,
+}
+
+impl<S> Default for Deferred<S> {
+    fn default() -> Self {
+        Deferred {
+            list: Vec::new(),
+            min: i64::MAX,
+        }
+    }
+}
+
+impl<S: Default> Deferred<S> {
+    fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
+        self.min = self.min.min(f.last_micros);
+        self.list.push((std::mem::take(f), r));
+    }
+}
+
+/// What the workers of an offline run share to stay in step: a barrier on every tick batch
+/// and a turnstile that lets the worker holding the smallest (last packet time, flow id) write
+/// its next flow record. Flow records then reach the analysis (and its shared counters: caps,
+/// surges, misuse, persons) in one order whatever the number of workers, and the line totals a
+/// tick reads are exactly those of the packets before it.
+#[derive(Debug)]
+pub struct TickSync {
+    workers: usize,
+    barrier: std::sync::Barrier,
+    heads: std::sync::Mutex<Vec<Option<(i64, u64, usize)>>>,
+    turn: std::sync::Condvar,
+}
+
+impl TickSync {
+    /// For `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        TickSync {
+            workers,
+            barrier: std::sync::Barrier::new(workers),
+            heads: std::sync::Mutex::new(vec![None; workers]),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    fn set_head(&self, me: usize, head: Option<(i64, u64, usize)>) {
+        let mut h = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = h.get_mut(me) {
+            *slot = head;
+        }
+        self.turn.notify_all();
+    }
+
+    /// Block until this worker's head is the smallest of all.
+    fn wait_turn(&self, me: usize) {
+        let mut h = self
+            .heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let mine = h.get(me).copied().flatten();
+            let min = h.iter().flatten().min().copied();
+            if mine.is_none() || mine == min {
+                return;
+            }
+            h = self
+                .turn
+                .wait(h)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Length of a capture-loss interval, packet time.
+pub const LOSS_INTERVAL_MICROS: i64 = 60_000_000;
+/// Fewest acknowledgements in an interval for its loss ratio to count.
+pub const LOSS_MIN_ACKS: u64 = 100;
 
 impl<A: Analysis> std::fmt::Debug for Worker<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +179,9 @@ impl<A: Analysis> Worker<A> {
     /// Worker `index` with its analysis.
     pub fn new(index: usize, ctx: WorkerContext, analysis: A) -> Self {
         let tracker = FlowTracker::new(&ctx.capture, index, ctx.workers);
-        let taps = Taps::new(ctx.dns.clone(), ctx.capture.tls_reassembly_bytes);
+        let budget =
+            taps::ReassemblyBudget::new(ctx.capture.reassembly_budget, Arc::clone(&ctx.stats));
+        let taps = Taps::new(ctx.dns.clone(), ctx.capture.tls_reassembly_bytes, budget);
         Worker {
             index,
             tracker,
@@ -75,11 +189,27 @@ impl<A: Analysis> Worker<A> {
             taps,
             ctx,
             events: Vec::new(),
+            keys: Vec::new(),
             scratch: Vec::new(),
             counters: WorkerCounters::default(),
             next_tick: None,
             now: 0,
+            expire_now: 0,
+            epoch: 0,
+            sync: None,
+            deferred: Deferred::default(),
+            writer: None,
+            loss_start: None,
+            loss_base: (0, 0),
+            loss_flagged: 0,
         }
+    }
+
+    /// Offline: meet the other workers of the run (sharing `sync`) on each tick batch, and
+    /// write flow records in one order across all of them.
+    pub fn with_tick_sync(mut self, sync: Arc<TickSync>) -> Self {
+        self.sync = Some(sync);
+        self
     }
 
     /// Run until `rx` closes: process batches, return them through `recycle`, send events to
@@ -99,11 +229,13 @@ impl<A: Analysis> Worker<A> {
         writer: Sender<WriterMsg>,
         barrier: Option<&std::sync::Barrier>,
     ) {
+        self.writer = Some(writer.clone());
         for mut batch in rx {
             self.process(&batch);
+            let tick = batch.tick;
             batch.clear();
             let _ = recycle.try_send(batch);
-            self.flush(&writer);
+            self.flush(&writer, tick);
         }
         if let Some(b) = barrier {
             b.wait();
@@ -113,27 +245,49 @@ impl<A: Analysis> Worker<A> {
 
     /// Apply one batch.
     pub fn process(&mut self, batch: &Batch) {
+        if batch.epoch != self.epoch {
+            // Older packets follow (the next capture file): nothing expires until this epoch's
+            // first tick. Offline, the flows of the previous file end here (their records are
+            // written at the next tick, in order): they would otherwise wait for the end.
+            self.epoch = batch.epoch;
+            self.expire_now = i64::MIN;
+            if self.sync.is_some() {
+                let deferred = &mut self.deferred;
+                self.tracker.drain(&mut |f, r| deferred.push(f, r));
+            }
+        }
         for m in &batch.metas {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
             let (idx, from_init) = {
+                let ordered = self.sync.is_some();
                 let Worker {
                     tracker,
                     analysis,
                     ctx,
                     events,
+                    keys,
                     scratch,
+                    deferred,
                     ..
                 } = self;
-                tracker.on_packet(&m.dec, m.ts_micros, m.orig_len, &mut |f, r| {
-                    record(analysis, ctx, events, scratch, f, r)
+                tracker.on_packet_with_id(&m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
+                    if ordered && r != EndReason::ActiveTimeout {
+                        deferred.push(f, r);
+                    } else {
+                        record(analysis, ctx, events, keys, scratch, f, r)
+                    }
                 })
             };
             if !payload.is_empty() {
                 let flow = self.tracker.flow_mut(idx);
-                self.taps
-                    .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                // A later IP fragment carries a slice of the datagram, not a transport segment:
+                // only the analysis (PI scanner) sees it, in capture order.
+                if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
+                    self.taps
+                        .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                }
                 let (init, resp, resp_port) = endpoints(flow);
                 let encrypted = matches!(
                     flow.app_proto.name(),
@@ -155,24 +309,138 @@ impl<A: Analysis> Worker<A> {
         if batch.now != 0 {
             self.now = batch.now;
         }
-        self.housekeeping();
+        if batch.tick && batch.now != 0 {
+            self.expire_now = batch.now;
+        }
+        self.housekeeping(batch.tick);
     }
 
-    fn housekeeping(&mut self) {
+    /// Expire idle flows (bounded work) up to the time of the last tick batch, and run the
+    /// analysis' tick on tick batches: both happen at packet times the capture thread picks for
+    /// every worker alike, never at batch boundaries (which depend on the number of workers).
+    fn housekeeping(&mut self, tick: bool) {
         let now = self.now;
+        if let Some(sync) = self.sync.clone() {
+            if tick {
+                let expire_now = self.expire_now;
+                let deferred = &mut self.deferred;
+                self.tracker.expire(expire_now, usize::MAX, &mut |f, r| {
+                    deferred.push(f, r);
+                });
+                self.flush_counters();
+                sync.barrier.wait();
+                self.ordered_records(&sync);
+                self.capture_loss(now, false);
+                // One worker after the other, in index order: shared tick work (expiry
+                // warnings, person-count crossings) lands on the same worker every run.
+                for i in 0..sync.workers {
+                    if i == self.index {
+                        self.tick(now);
+                    }
+                    sync.barrier.wait();
+                }
+            }
+            return;
+        }
         {
+            let expire_now = self.expire_now;
             let Worker {
                 tracker,
                 analysis,
                 ctx,
                 events,
+                keys,
                 scratch,
                 ..
             } = self;
-            tracker.expire(now, EXPIRE_PER_BATCH, &mut |f, r| {
-                record(analysis, ctx, events, scratch, f, r)
+            tracker.expire(expire_now, EXPIRE_PER_BATCH, &mut |f, r| {
+                record(analysis, ctx, events, keys, scratch, f, r)
             });
         }
+        if !tick {
+            return;
+        }
+        self.capture_loss(now, false);
+        self.tick(now);
+    }
+
+    /// Write the deferred flow records of every worker in one order, (last packet time, flow
+    /// id), taking turns through `sync`; returns when every worker is done.
+    fn ordered_records(&mut self, sync: &TickSync) {
+        self.ordered_records_with(sync, Vec::new());
+    }
+
+    /// [`Worker::ordered_records`], merged with the flows still in the table at the slots of
+    /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
+    fn ordered_records_with(&mut self, sync: &TickSync, table: Vec<(i64, u64, u32)>) {
+        let mut list = std::mem::take(&mut self.deferred.list);
+        list.sort_by_key(|(f, _)| (f.last_micros, f.flow_id));
+        let me = self.index;
+        let (mut i, mut j) = (0usize, 0usize);
+        let head = |list: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize, j: usize| {
+            let a = list.get(i).map(|(f, _)| (f.last_micros, f.flow_id));
+            let b = table.get(j).map(|t| (t.0, t.1));
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(|(t, id)| (t, id, me))
+        };
+        sync.set_head(me, head(&list, i, j));
+        sync.barrier.wait();
+        while let Some(h) = head(&list, i, j) {
+            sync.wait_turn(me);
+            let from_list = list
+                .get(i)
+                .is_some_and(|(f, _)| (f.last_micros, f.flow_id, me) == h);
+            {
+                let Worker {
+                    tracker,
+                    analysis,
+                    ctx,
+                    events,
+                    keys,
+                    scratch,
+                    ..
+                } = self;
+                if from_list {
+                    if let Some((f, r)) = list.get_mut(i) {
+                        record(analysis, ctx, events, keys, scratch, f, *r);
+                    }
+                    i += 1;
+                } else {
+                    if let Some(&(_, _, slot)) = table.get(j) {
+                        tracker.close_at(slot, &mut |f, r| {
+                            record(analysis, ctx, events, keys, scratch, f, r)
+                        });
+                    }
+                    j += 1;
+                }
+            }
+            let next = head(&list, i, j);
+            sync.set_head(me, next);
+            // What is left of the list still bounds this worker's watermark.
+            self.deferred.min = next.map_or(i64::MAX, |n| n.0);
+            // Hand long runs of records over in chunks (the end of a capture drains the table).
+            if self.events.len() >= DRAIN_CHUNK {
+                if let Some(w) = &self.writer {
+                    let _ = w.send(WriterMsg::Keyed {
+                        worker: me,
+                        epoch: self.epoch,
+                        watermark: self.watermark(),
+                        events: std::mem::take(&mut self.events),
+                        keys: std::mem::take(&mut self.keys),
+                    });
+                }
+            }
+        }
+        drop(list);
+        self.deferred.min = i64::MAX;
+        sync.barrier.wait();
+    }
+
+    /// The analysis' tick, about once a second.
+    fn tick(&mut self, now: i64) {
         let tick_due = match self.next_tick {
             None => true,
             // Time went backwards by more than a tick: restart the schedule.
@@ -182,6 +450,7 @@ impl<A: Analysis> Worker<A> {
             self.next_tick = Some(now + TICK_MICROS);
             let health = self.health();
             self.analysis.on_tick(now, &health, &mut self.events);
+            push_keys(&mut self.keys, self.events.len(), now, 0);
         }
     }
 
@@ -196,30 +465,112 @@ impl<A: Analysis> Worker<A> {
             evictions: s.evictions.load(r),
             flows_active: s.flows_active.load(r),
             flow_capacity: s.flow_capacity.load(r),
+            capture_loss: self.loss_flagged,
         }
     }
 
-    fn flush(&mut self, writer: &Sender<WriterMsg>) {
+    /// Packet time below which this worker will write no more events (in its epoch): the
+    /// last tick, the least recently seen flow in its table, its deferred records, less the
+    /// backward step of packet time allowed within an epoch.
+    fn watermark(&self) -> i64 {
+        let t = self.tracker.table();
+        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros);
+        self.expire_now
+            .min(stalest)
+            .min(self.deferred.min)
+            .saturating_sub(crate::pipeline::EPOCH_BACKSTEP_MICROS)
+    }
+
+    /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
+    /// keep its gaps when its estimated loss ratio passed the configured one.
+    fn capture_loss(&mut self, now: i64, force: bool) {
+        if self.index != 0 || now == 0 {
+            return;
+        }
+        let s = &self.ctx.stats;
+        let totals = (
+            s.capture_loss_acks.load(Ordering::Relaxed),
+            s.capture_loss_gaps.load(Ordering::Relaxed),
+        );
+        let Some(start) = self.loss_start else {
+            self.loss_start = Some(now);
+            self.loss_base = totals;
+            return;
+        };
+        if !force && now - start < LOSS_INTERVAL_MICROS && now >= start {
+            return;
+        }
+        let acks = totals.0.saturating_sub(self.loss_base.0);
+        let gaps = totals.1.saturating_sub(self.loss_base.1);
+        if acks >= LOSS_MIN_ACKS && gaps as f64 > self.ctx.capture.loss_alert_ratio * acks as f64 {
+            self.loss_flagged += gaps;
+        }
+        self.loss_start = Some(now);
+        self.loss_base = totals;
+    }
+
+    fn flush_counters(&mut self) {
         let c = self.tracker.take_counters();
         self.counters.flows_created += c.created;
         self.counters.flows_midstream += c.midstream;
         self.counters.evictions += c.evicted;
         self.counters.active_delta += c.created as i64 - c.removed as i64;
+        self.counters.loss_acks += c.loss_acks;
+        self.counters.loss_gaps += c.loss_gaps;
+        self.counters.loss_bytes += c.loss_bytes;
         self.counters.flush(&self.ctx.stats);
-        if !self.events.is_empty() {
-            let events = std::mem::take(&mut self.events);
-            let _ = writer.send(WriterMsg::Events(events));
+    }
+
+    fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
+        self.flush_counters();
+        // Events, or on a tick the watermark alone, so the writer can release ordered events.
+        if !self.events.is_empty() || tick {
+            let _ = writer.send(WriterMsg::Keyed {
+                worker: self.index,
+                epoch: self.epoch,
+                watermark: self.watermark(),
+                events: std::mem::take(&mut self.events),
+                keys: std::mem::take(&mut self.keys),
+            });
         }
     }
 
     /// Write every remaining flow and the final tick, then flush.
     pub fn finish(mut self, writer: &Sender<WriterMsg>) {
+        let index = self.index;
+        let watermark = self.watermark();
+        let epoch = self.epoch;
+        if let Some(sync) = self.sync.clone() {
+            // Offline: every remaining flow in the one order of all workers, then the final
+            // ticks one worker after the other.
+            // The table's flows are written straight from the table, in order with the deferred
+            // records (moving a full table out first would double its memory at the end).
+            let table = self.tracker.drain_order();
+            self.writer = Some(writer.clone());
+            self.flush_counters();
+            sync.barrier.wait();
+            self.ordered_records_with(&sync, table);
+            self.flush(writer, false);
+            let now = self.now;
+            self.capture_loss(now, true);
+            for i in 0..sync.workers {
+                if i == self.index {
+                    let health = self.health();
+                    self.analysis.on_tick(now, &health, &mut self.events);
+                    push_keys(&mut self.keys, self.events.len(), now, 0);
+                }
+                sync.barrier.wait();
+            }
+            self.flush(writer, false);
+            return;
+        }
         {
             let Worker {
                 tracker,
                 analysis,
                 ctx,
                 events,
+                keys,
                 scratch,
                 ..
             } = &mut self;
@@ -228,17 +579,38 @@ impl<A: Analysis> Worker<A> {
             // (about 1.4 KB per record: +137 MiB for 100k flows in bench_flood, >1 GiB for a
             // full 1M-flow table).
             tracker.drain(&mut |f, r| {
-                record(analysis, ctx, events, scratch, f, r);
+                record(analysis, ctx, events, keys, scratch, f, r);
                 if events.len() >= DRAIN_CHUNK {
-                    let _ = writer.send(WriterMsg::Events(std::mem::take(events)));
+                    let _ = writer.send(WriterMsg::Keyed {
+                        worker: index,
+                        epoch,
+                        watermark,
+                        events: std::mem::take(events),
+                        keys: std::mem::take(keys),
+                    });
                 }
             });
         }
-        self.flush(writer);
-        let health = self.health();
+        self.flush(writer, false);
         let now = self.now;
+        self.capture_loss(now, true);
+        let health = self.health();
         self.analysis.on_tick(now, &health, &mut self.events);
-        self.flush(writer);
+        push_keys(&mut self.keys, self.events.len(), now, 0);
+        self.flush(writer, false);
+    }
+}
+
+/// Key the events `keys.len()..n` as (time, flow id, position among them): events with the
+/// same time and flow id keep the order the analysis gave them.
+fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u64) {
+    let first = keys.len();
+    for i in first..n {
+        keys.push((
+            micros,
+            flow_id,
+            u32::try_from(i - first).unwrap_or(u32::MAX),
+        ));
     }
 }
 
@@ -267,6 +639,7 @@ fn record<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
     events: &mut Vec<Event>,
+    keys: &mut Vec<(i64, u64, u32)>,
     scratch: &mut Vec<Event>,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
@@ -278,8 +651,8 @@ fn record<A: Analysis>(
         f.key.hi_port
     };
     // The name the responder had when the flow started (a long flow outlives the answer's
-    // TTL; an answer seen after the start still counts, its expiry is later).
-    let dns_name = ctx.dns.lookup(resp, f.first_micros);
+    // TTL; an answer seen after the start, up to the flow's last packet, still counts).
+    let dns_name = ctx.dns.lookup_as_of(resp, f.first_micros, f.last_micros);
     let l7 = f.l7.as_deref();
     let tls = l7.and_then(|l| l.tls.clone());
     let quic = l7.and_then(|l| l.quic.clone());
@@ -351,4 +724,6 @@ fn record<A: Analysis>(
     analysis.on_flow_record(&mut f.state, &summary, &mut e, scratch);
     events.push(e);
     events.append(scratch);
+    // Ordered by the flow's last packet time and id, with the alerts of this record.
+    push_keys(keys, events.len(), f.last_micros, f.flow_id);
 }

@@ -11,7 +11,8 @@
 //! landed in the known flows.
 //!
 //! Counting is per thread (a thread-local switch), so the test harness's own threads do not
-//! disturb the count.
+//! disturb the count. The same allocator keeps the heap bytes each thread holds, which the
+//! reassembly-budget test uses to measure memory per flow.
 // The counting allocator needs `unsafe impl GlobalAlloc`; this is the only unsafe code in the
 // tests, and it only forwards to `System`.
 #![allow(unsafe_code)]
@@ -39,6 +40,17 @@ static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Heap bytes allocated minus freed by this thread (every allocation).
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+fn live(delta: i64) {
+    let _ = LIVE.try_with(|l| l.set(l.get() + delta));
+}
+
+/// Heap bytes this thread holds (allocated minus freed by it).
+fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
 }
 
 fn note() {
@@ -51,20 +63,24 @@ fn note() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
+        live(layout.size() as i64);
         System.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note();
+        live(layout.size() as i64);
         System.alloc_zeroed(layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note();
+        live(new_size as i64 - layout.size() as i64);
         System.realloc(ptr, layout, new_size)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        live(-(layout.size() as i64));
         System.dealloc(ptr, layout)
     }
 }
@@ -88,7 +104,7 @@ type Frame = (i64, Vec<u8>);
 fn batches(frames: &[Frame]) -> Vec<Batch> {
     let mut out = Vec::new();
     let mut b = Batch::default();
-    for (ts, f) in frames {
+    for (seq, (ts, f)) in frames.iter().enumerate() {
         let mut dec = crossline_agent::decode::Decoded::default();
         decode(crossline_agent::decode::linktype::ETHERNET, f, &mut dec).expect("frame decodes");
         assert!(matches!(dec.frag, Frag::None));
@@ -101,6 +117,7 @@ fn batches(frames: &[Frame]) -> Vec<Batch> {
             orig_len: f.len() as u32,
             payload_start,
             dec,
+            seq: seq as u64 + 1,
         });
         b.now = *ts;
         if b.metas.len() == BATCH_PACKETS {
@@ -321,7 +338,7 @@ fn known_flows_are_processed_without_allocating() {
     let events: Vec<Event> = rx
         .iter()
         .flat_map(|m| match m {
-            WriterMsg::Events(v) => v,
+            WriterMsg::Events(v) | WriterMsg::Keyed { events: v, .. } => v,
             _ => Vec::new(),
         })
         .collect();
@@ -351,5 +368,119 @@ fn known_flows_are_processed_without_allocating() {
     assert!(
         alerts > 0,
         "the classifier ran: unfiled exports raise alerts"
+    );
+}
+
+/// 100,000 flows each holding a partial TLS ClientHello (a 3,000-byte record of which the
+/// first 1,000 bytes arrived): the reassembly buffers of all of them stay within
+/// `capture.reassembly_budget`, the flows past it are counted, and the heap held per flow is
+/// measured (with the budget, and with a budget large enough to never refuse, as before).
+#[test]
+fn partial_handshakes_stay_within_the_reassembly_budget() {
+    use crossline_agent::analysis::NoAnalysis;
+    const FLOWS: u32 = 100_000;
+    const BUDGET: u64 = 8 << 20;
+    let run = |budget: u64| -> (i64, u64, u64) {
+        let cfg = crossline_config::agent::CaptureConfig {
+            flows_per_worker: 2 * FLOWS as usize,
+            reassembly_budget: budget,
+            ..Default::default()
+        };
+        let stats = Arc::new(LiveStats::new());
+        let ctx = WorkerContext {
+            gateway: "gw-budget".into(),
+            capture: cfg,
+            workers: 1,
+            stats: stats.clone(),
+            dns: Arc::new(DnsCache::new(16)),
+        };
+        let before = live_bytes();
+        let mut worker = Worker::new(0, ctx, NoAnalysis);
+        // A ClientHello record announcing 3,000 bytes, cut after 1,000.
+        let mut hello = vec![
+            0x16, 0x03, 0x01, 0x0b, 0xb8, 0x01, 0x00, 0x0b, 0xb4, 0x03, 0x03,
+        ];
+        hello.resize(1000, 0x11);
+        let server = sa("198.51.100.7:443");
+        let t0 = 1_772_416_800_000_000i64;
+        let mut max_used = 0u64;
+        let mut b = Batch::default();
+        let mut seq = 0u64;
+        let tcp = |seq: u32, ack: Option<u32>, syn: bool| L4::Tcp {
+            seq,
+            ack,
+            syn,
+            fin: false,
+            psh: !syn,
+        };
+        for i in 0..FLOWS {
+            let client = SocketAddr::new(
+                IpAddr::from([10, 50, (i >> 8) as u8, i as u8]),
+                10_000 + (i % 50_000) as u16,
+            );
+            let frames = [
+                frame(None, client, server, tcp(100, None, true), b""),
+                frame(None, server, client, tcp(900, Some(101), true), b""),
+                frame(None, client, server, tcp(101, Some(901), false), &hello),
+            ];
+            for f in frames {
+                let mut dec = crossline_agent::decode::Decoded::default();
+                decode(crossline_agent::decode::linktype::ETHERNET, &f, &mut dec)
+                    .expect("frame decodes");
+                let start = dec.payload_off as usize;
+                let payload = &f[start..start + dec.payload_len as usize];
+                let payload_start = b.data.len() as u32;
+                b.data.extend_from_slice(payload);
+                seq += 1;
+                let ts = t0 + i64::from(i) * 10;
+                b.metas.push(PacketMeta {
+                    ts_micros: ts,
+                    orig_len: f.len() as u32,
+                    payload_start,
+                    dec,
+                    seq,
+                });
+                b.now = ts;
+                if b.metas.len() == BATCH_PACKETS {
+                    worker.process(&b);
+                    b.clear();
+                    max_used = max_used.max(stats.reassembly_bytes.load(Ordering::Relaxed));
+                }
+            }
+        }
+        worker.process(&b);
+        drop(b);
+        max_used = max_used.max(stats.reassembly_bytes.load(Ordering::Relaxed));
+        let held = live_bytes() - before;
+        let refused = stats.reassembly_refused.load(Ordering::Relaxed);
+        drop(worker);
+        assert_eq!(
+            stats.reassembly_bytes.load(Ordering::Relaxed),
+            0,
+            "every charge is given back when the flows are gone"
+        );
+        (held, max_used, refused)
+    };
+    let (held, max_used, refused) = run(BUDGET);
+    let (held_unbounded, _, refused_unbounded) = run(u64::MAX);
+    let per = |h: i64| h / i64::from(FLOWS);
+    eprintln!(
+        "{FLOWS} flows with a partial ClientHello: with a {BUDGET} B budget {} B heap per flow \
+         ({held} B, {refused} flows parsed without reassembly, at most {max_used} B charged); \
+         without a budget {} B per flow ({held_unbounded} B)",
+        per(held),
+        per(held_unbounded)
+    );
+    assert!(max_used <= BUDGET, "charged {max_used} > budget {BUDGET}");
+    assert!(max_used > BUDGET / 2, "the budget was used: {max_used}");
+    assert_eq!(refused_unbounded, 0);
+    assert!(
+        refused > u64::from(FLOWS) / 2,
+        "most flows must be refused at this budget: {refused}"
+    );
+    // Same table and flows both times: the difference is the buffers the budget refused.
+    assert!(
+        held_unbounded - held > i64::from(FLOWS) * 900 - BUDGET as i64,
+        "the budget must save the refused flows' buffers: {held} vs {held_unbounded}"
     );
 }

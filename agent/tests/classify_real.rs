@@ -97,9 +97,14 @@ fn run_all(name: &str, pcap: &Path, domestic: &str, registry: &str, extra: &str)
 }
 
 fn verdict_of<'a>(flows: &'a [Event], dest: &str, port: u16) -> &'a Verdict {
+    // The first flow to dest:port that carries a ClientHello (events are ordered by capture
+    // time, and a capture can start with a mid-stream flow to the same server).
+    let to_dest = |e: &&Event| e.dest_ip.as_deref() == Some(dest) && e.dest_port == Some(port);
     flows
         .iter()
-        .find(|e| e.dest_ip.as_deref() == Some(dest) && e.dest_port == Some(port))
+        .filter(to_dest)
+        .find(|e| e.tls.is_some() || e.quic.is_some())
+        .or_else(|| flows.iter().find(to_dest))
         .and_then(|e| e.verdict.as_ref())
         .unwrap_or_else(|| panic!("no flow to {dest}:{port}"))
 }

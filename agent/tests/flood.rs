@@ -4,6 +4,10 @@
 //! 1. Tracker level, checked after every packet: 200,000 SYNs from distinct sources against a
 //!    cap of 10,000 never grow the table beyond the cap, every eviction is counted, and an
 //!    established flow created before the flood (idle during it) survives.
+//! 3. IP fragment flood through the `analyze` binary: a generated capture where 1,000 incomplete
+//!    first fragments per second (datagrams that never complete) run alongside fragmented UDP
+//!    exports at ~273 datagrams per second: every export datagram is attributed in full, every
+//!    fragment-map eviction and every unattributed fragment (packets and bytes) is counted.
 //! 2. Whole data path (dispatcher → worker with the real classifier → writer → sink): the same
 //!    flood; `stats.evictions` counts every eviction, and the established flow, which carries
 //!    on after the flood and closes, is reported once, with reason `fin`, the right packet and
@@ -26,6 +30,8 @@ use crossline_config::event::{Event, EventType};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+mod common;
 
 const FLOOD: u32 = 200_000;
 const CAP: usize = 10_000;
@@ -309,5 +315,112 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
     assert!(
         others >= u64::from(FLOOD),
         "{others} events for {FLOOD} flood flows"
+    );
+}
+
+/// Fragmented exports during a flood of incomplete first fragments, through `analyze`.
+#[test]
+fn fragment_flood_leaves_every_fragmented_export_attributed() {
+    use crossline_agent::testgen::PcapWriter;
+    const SECONDS: i64 = 20;
+    const FLOOD_PPS: i64 = 1000;
+    const EXPORTS_PER_SEC: i64 = 273;
+    const ORPHANS: u32 = 500;
+    let mut pcap = PcapWriter::default();
+    // The flood: first fragments (MF set) whose remaining fragments never come.
+    let mut flood_frames = 0u64;
+    for i in 0..SECONDS * FLOOD_PPS {
+        let src = sa(&format!(
+            "203.0.{}.{}:{}",
+            (i / 250) % 250,
+            i % 250 + 1,
+            1024 + i % 60_000
+        ));
+        let f = frame(None, src, sa("10.1.0.1:53"), L4::Udp, &[0x5a; 1200]);
+        let frags = common::fragment_ipv4(&f, 512, (i % 65_536) as u16);
+        pcap.push(T0 + i * 1_000_000 / FLOOD_PPS, frags[0].clone());
+        flood_frames += 1;
+    }
+    // The exports: UDP 10.20.0.5 -> 198.51.100.7:9000, 3,000 bytes, three fragments each,
+    // the fragments 1 ms apart; every 7th datagram's fragments arrive last-first.
+    let mut export_bytes = 0u64;
+    let mut exports = 0u64;
+    for i in 0..SECONDS * EXPORTS_PER_SEC {
+        let src = sa(&format!("10.20.0.5:{}", 20_000 + i));
+        let f = frame(None, src, sa("198.51.100.7:9000"), L4::Udp, &[0x33; 3000]);
+        let mut frags = common::fragment_ipv4(&f, 1480, (i % 65_536) as u16 ^ 0x8000);
+        assert_eq!(frags.len(), 3);
+        if i % 7 == 0 {
+            frags.reverse();
+        }
+        let t = T0 + i * 1_000_000 / EXPORTS_PER_SEC;
+        for (k, fr) in frags.into_iter().enumerate() {
+            export_bytes += fr.len() as u64;
+            pcap.push(t + k as i64 * 1000, fr);
+        }
+        exports += 1;
+    }
+    // Later fragments whose first fragment never comes: unattributed, counted.
+    let mut orphan_bytes = 0u64;
+    for i in 0..ORPHANS {
+        let f = frame(
+            None,
+            sa("203.0.113.9:7"),
+            sa("10.1.0.2:7"),
+            L4::Udp,
+            &[1; 600],
+        );
+        let frags = common::fragment_ipv4(&f, 512, i as u16);
+        orphan_bytes += frags[1].len() as u64;
+        pcap.push(T0 + i64::from(i) * 10_000, frags[1].clone());
+    }
+    let dir = common::config_dir("fragflood", "");
+    let path = dir.join("flood.pcap");
+    pcap.write(&path).expect("write capture");
+    let started = std::time::Instant::now();
+    let (out, stderr, ok) = common::analyze(&dir, &[path.as_path()], 1, "events.json");
+    let elapsed = started.elapsed();
+    assert!(ok, "analyze failed: {stderr}");
+    let events = common::events(&out);
+    let mut got_bytes = 0u64;
+    let mut got_pkts = 0u64;
+    let mut flows = 0u64;
+    for e in events.iter().filter(|e| e.event_type == EventType::Flow) {
+        if e.dest_port == Some(9000) {
+            let f = e.flow.as_ref().expect("flow record");
+            got_bytes += f.bytes_toserver;
+            got_pkts += f.pkts_toserver;
+            flows += 1;
+        }
+    }
+    let stats = events
+        .iter()
+        .rev()
+        .find(|e| e.event_type == EventType::Stats)
+        .and_then(|e| e.stats.clone())
+        .expect("final stats event");
+    let evicted = stats.drops.get("fragment_table").copied().unwrap_or(0);
+    eprintln!(
+        "fragment flood: {exports} fragmented exports among {flood_frames} incomplete first \
+         fragments: {flows} export flows, {got_bytes}/{export_bytes} bytes attributed, \
+         {evicted} fragment-map evictions, analyze took {elapsed:?} for {} frames",
+        stats.packets
+    );
+    assert_eq!(flows, exports, "one flow per export datagram");
+    assert_eq!(got_pkts, exports * 3, "every fragment counted in its flow");
+    assert_eq!(got_bytes, export_bytes, "every export byte attributed");
+    assert!(
+        evicted > 0 && evicted <= flood_frames,
+        "fragment-map evictions counted: {evicted}"
+    );
+    assert_eq!(
+        stats.ignored.get("fragment_unattributed"),
+        Some(&u64::from(ORPHANS)),
+        "{:?}",
+        stats.ignored
+    );
+    assert_eq!(
+        stats.ignored.get("fragment_unattributed_bytes"),
+        Some(&orphan_bytes)
     );
 }

@@ -1,6 +1,8 @@
 //! Live capture end to end: a network namespace with a veth pair, `crossline-agent run` on the
 //! host end, `tcpreplay` of a real capture from inside the namespace, SIGTERM, and a
-//! comparison of the live flows with `crossline-agent analyze` on the same file.
+//! comparison of the live flows with `crossline-agent analyze` on the same file. A second test
+//! replays a fragment flood (incomplete first fragments at 1,000 per second) with fragmented
+//! exports among it: every export must be seen, fragments as they are on the wire.
 //!
 //! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
 //! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
@@ -11,6 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -314,5 +318,199 @@ fn live_capture_on_veth_matches_offline() {
         "kernel drops"
     );
     assert!(diff.is_empty(), "{} conversations differ", diff.len());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// CPU time (user + system) of a process so far, from /proc, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn live_fragment_flood_leaves_every_fragmented_export_visible() {
+    use crossline_agent::testgen::{frame, PcapWriter, L4};
+    if !is_root() {
+        return skip("not root");
+    }
+    for tool in ["ip", "tcpreplay"] {
+        if !have(tool) {
+            return skip(&format!("{tool} not installed"));
+        }
+    }
+    const SECONDS: i64 = 6;
+    const FLOOD_PPS: i64 = 1000;
+    const EXPORTS_PER_SEC: i64 = 50;
+    let t0 = 1_772_416_800_000_000i64;
+    let sa = |s: &str| -> std::net::SocketAddr { s.parse().expect("address") };
+    let mut pcap = PcapWriter::default();
+    for i in 0..SECONDS * FLOOD_PPS {
+        let src = sa(&format!(
+            "203.0.{}.{}:{}",
+            (i / 250) % 250,
+            i % 250 + 1,
+            1024 + i
+        ));
+        let f = frame(None, src, sa("10.1.0.1:53"), L4::Udp, &[0x5a; 1200]);
+        let first = common::fragment_ipv4(&f, 1024, (i % 65_536) as u16)
+            .into_iter()
+            .next()
+            .expect("a first fragment");
+        pcap.push(t0 + i * 1_000_000 / FLOOD_PPS, first);
+    }
+    let mut sent = 0u64;
+    let mut sent_bytes = 0u64;
+    for i in 0..SECONDS * EXPORTS_PER_SEC {
+        let src = sa(&format!("10.20.0.5:{}", 20_000 + i));
+        let f = frame(None, src, sa("198.51.100.7:9000"), L4::Udp, &[0x33; 3000]);
+        let t = t0 + i * 1_000_000 / EXPORTS_PER_SEC + 300;
+        for (k, fr) in common::fragment_ipv4(&f, 1480, 0x8000 | i as u16)
+            .into_iter()
+            .enumerate()
+        {
+            sent_bytes += fr.len() as u64;
+            pcap.push(t + k as i64 * 100, fr);
+        }
+        sent += 1;
+    }
+    let id = std::process::id() % 100_000;
+    let (ns, host, peer) = (format!("cfns{id}"), format!("cfh{id}"), format!("cfp{id}"));
+    let _guard = setup(&ns, &host, &peer);
+    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-livefrag-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pcap_path = dir.join("flood.pcap");
+    pcap.write(&pcap_path).expect("write capture");
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!(
+            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 2\nfragment_entries = 1024\n"
+        ),
+    )
+    .expect("agent.toml");
+    std::fs::write(
+        dir.join("registry.toml"),
+        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
+    )
+    .expect("registry.toml");
+    let out = dir.join("live.jsonl");
+    let bin = env!("CARGO_BIN_EXE_crossline-agent");
+    let mut agent = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(dir.join("agent.toml"))
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    let stderr = agent.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let ready = l.contains("capturing on");
+                log.push(l);
+                if ready {
+                    break;
+                }
+            }
+            Err(_) if Instant::now() > deadline => {
+                let _ = agent.kill();
+                panic!("agent did not start capturing: {log:?}");
+            }
+            Err(_) => {
+                if let Ok(Some(st)) = agent.try_wait() {
+                    panic!("agent exited early ({st}): {log:?}");
+                }
+            }
+        }
+    }
+    let cpu_before = cpu_ticks(agent.id()).unwrap_or(0);
+    let started = Instant::now();
+    let replay = Command::new("ip")
+        .args(["netns", "exec", &ns, "tcpreplay", "-q", "-i", &peer])
+        .arg(&pcap_path)
+        .output()
+        .expect("tcpreplay runs");
+    assert!(
+        replay.status.success(),
+        "tcpreplay failed: {}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let wall = started.elapsed();
+    let cpu = cpu_ticks(agent.id())
+        .unwrap_or(0)
+        .saturating_sub(cpu_before);
+    assert!(sh(&["kill", "-TERM", &agent.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(st)) = agent.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("agent did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "agent exit status {status}: {log:?}");
+    let text = std::fs::read_to_string(&out).expect("events");
+    let events: Vec<Event> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let mut seen = 0u64;
+    let mut bytes = 0u64;
+    let mut pkts = 0u64;
+    for e in events.iter().filter(|e| e.event_type == EventType::Flow) {
+        if e.dest_port == Some(9000) {
+            let f = e.flow.as_ref().expect("flow record");
+            seen += 1;
+            bytes += f.bytes_toserver;
+            pkts += f.pkts_toserver;
+        }
+    }
+    let stats = events
+        .iter()
+        .rev()
+        .find_map(|e| e.stats.clone())
+        .expect("final stats");
+    let ticks_per_sec = 100.0;
+    println!(
+        "live fragment flood: {seen} of {sent} fragmented exports seen ({bytes} of {sent_bytes} \
+         bytes, {pkts} fragments) among {} incomplete first fragments; {} packets captured, \
+         drops {:?}, unattributed {:?}; agent CPU {:.2} s over {:.1} s",
+        SECONDS * FLOOD_PPS,
+        stats.packets,
+        stats.drops,
+        stats.ignored,
+        cpu as f64 / ticks_per_sec,
+        wall.as_secs_f64()
+    );
+    assert!(
+        log.iter().any(|l| l.contains("2 handle(s), fanout on")),
+        "fanout not active: {log:?}"
+    );
+    assert_eq!(
+        stats.drops.get("kernel").copied().unwrap_or(0),
+        0,
+        "kernel drops"
+    );
+    assert_eq!(seen, sent, "every fragmented export seen");
+    assert_eq!(pkts, sent * 3, "every fragment of every export counted");
+    assert_eq!(bytes, sent_bytes);
+    assert!(
+        stats.drops.get("fragment_table").copied().unwrap_or(0) > 0,
+        "the flood made the fragment map evict (counted)"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -468,7 +468,7 @@ mod server {
         let server_key = KeyPair::generate().expect("server key");
         let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
             .expect("server params")
-            .signed_by(&server_key, &ca_cert, &ca_key)
+            .signed_by(&server_key, &rcgen::Issuer::from_params(&ca, &ca_key))
             .expect("server cert");
         let client_key = KeyPair::generate().expect("client key");
         let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
@@ -476,7 +476,7 @@ mod server {
             .distinguished_name
             .push(DnType::CommonName, "gw-test");
         let client = client
-            .signed_by(&client_key, &ca_cert, &ca_key)
+            .signed_by(&client_key, &rcgen::Issuer::from_params(&ca, &ca_key))
             .expect("client cert");
         Pki {
             ca_pem: ca_cert.pem(),

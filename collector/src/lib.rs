@@ -7,11 +7,12 @@
 //! [`store`] (the [`store::Store`] trait and its SQLite implementation), [`pg`] (the PostgreSQL
 //! implementation, for several replicas on one database), [`incident`] (grouping,
 //! grading, lifecycle), [`notify`] (outbox delivery to Alertmanager, webhooks, syslog),
-//! [`metrics`], [`api`] and [`server`] (listeners and shutdown).
+//! [`metrics`], [`api`], [`console`] (the browser console) and [`server`] (listeners and shutdown).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod conn;
+pub mod console;
 pub mod incident;
 pub mod ingest;
 pub mod metrics;

@@ -335,8 +335,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if role == "operator" && gateways.is_empty() {
                 anyhow::bail!("role operator needs at least one --gateway ID");
             }
-            let mut bytes = [0u8; 32];
-            rand::Rng::fill(&mut rand::thread_rng(), &mut bytes[..]);
+            let bytes: [u8; 32] = rand::random();
             let token = format!("xl_{}", util::hex(&bytes));
             let name = name.unwrap_or_else(|| format!("{role}-{}", &util::hex(&bytes[..3])));
             println!("token: {token}");

@@ -1015,6 +1015,37 @@ impl Store for PgStore {
         rows_to(rows, incident_row)
     }
 
+    fn incidents_by_deadline(
+        &self,
+        scope: &Scope,
+        f: &IncidentFilter,
+        kind: Option<&str>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut q = Q::default();
+        let mut conds = vec![q.scope(scope)];
+        let kind = kind.map(str::to_string);
+        for (col, v) in [
+            ("status", &f.status),
+            ("grade", &f.grade),
+            ("enterprise", &f.enterprise),
+            ("gateway", &f.gateway),
+            ("kind", &kind),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{col} = {}", q.bind(v.clone())));
+            }
+        }
+        let limit = q.bind(i64::from(f.limit));
+        let offset = q.bind(i64::from(f.offset));
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {} ORDER BY deadline_at, id
+             LIMIT {limit} OFFSET {offset}",
+            conds.join(" AND ")
+        );
+        let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
+        rows_to(rows, incident_row)
+    }
+
     fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
         let mut q = Q::default();
         let cond = q.scope(scope);

@@ -92,8 +92,7 @@ fn write_file(path: &Path, data: &str, secret: bool) -> Result<(), PkiError> {
 }
 
 fn serial() -> rcgen::SerialNumber {
-    let mut b = [0u8; 16];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut b[..]);
+    let mut b: [u8; 16] = rand::random();
     b[0] &= 0x7f;
     rcgen::SerialNumber::from_slice(&b)
 }
@@ -142,7 +141,7 @@ pub fn init(dir: &Path, extra_sans: &[String], days: u32, force: bool) -> Result
     server.serial_number = Some(serial());
     Validity::days_from_now(days).apply(&mut server);
     let server_key = KeyPair::generate()?;
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
+    let server_cert = server.signed_by(&server_key, &rcgen::Issuer::from_params(&ca, &ca_key))?;
 
     write_file(&dir.join("ca.key"), &ca_key.serialize_pem(), true)?;
     write_file(&dir.join("ca.pem"), &ca_cert.pem(), false)?;
@@ -181,8 +180,7 @@ pub fn issue_pem(dir: &Path, gateway: &str, validity: Validity) -> Result<Issued
         std::fs::read_to_string(&path).map_err(|source| PkiError::Io { path, source })
     };
     let ca_key = KeyPair::from_pem(&read("ca.key")?)?;
-    let ca_params = CertificateParams::from_ca_cert_pem(&read("ca.pem")?)?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca.pem")?, &ca_key)?;
 
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -198,7 +196,7 @@ pub fn issue_pem(dir: &Path, gateway: &str, validity: Validity) -> Result<Issued
     p.serial_number = Some(serial());
     validity.apply(&mut p);
     let key = KeyPair::generate()?;
-    let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
+    let cert = p.signed_by(&key, &issuer)?;
     Ok(Issued {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),

@@ -317,6 +317,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
     /// Whether a batch is stored (tests and tools).
     fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError>;
+    /// The console's work queue: incidents in scope matching the filter and, when given, an
+    /// alert kind, soonest deadline first (then id).
+    fn incidents_by_deadline(
+        &self,
+        scope: &Scope,
+        filter: &IncidentFilter,
+        kind: Option<&str>,
+    ) -> Result<Vec<Value>, StoreError>;
     /// Whether the database answers now (`/healthz`); the reason when it does not.
     fn healthy(&self) -> Result<(), String> {
         Ok(())
@@ -1175,6 +1183,39 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         Ok(g)
+    }
+
+    fn incidents_by_deadline(
+        &self,
+        scope: &Scope,
+        f: &IncidentFilter,
+        kind: Option<&str>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut p = Vec::new();
+        let mut conds = vec![scope.condition("", &mut p)];
+        let kind = kind.map(str::to_string);
+        for (col, v) in [
+            ("status", &f.status),
+            ("grade", &f.grade),
+            ("enterprise", &f.enterprise),
+            ("gateway", &f.gateway),
+            ("kind", &kind),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{col} = ?"));
+                p.push(SqlValue::Text(v.clone()));
+            }
+        }
+        p.push(SqlValue::Integer(i64::from(f.limit)));
+        p.push(SqlValue::Integer(i64::from(f.offset)));
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {} ORDER BY deadline_at, id LIMIT ? OFFSET ?",
+            conds.join(" AND ")
+        );
+        let c = self.reader()?;
+        let mut stmt = c.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(p), incident_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError> {

@@ -1,7 +1,5 @@
 //! Small helpers: RFC 3339 timestamps, wall clock, SHA-256 hex.
 
-use sha2::{Digest, Sha256};
-
 /// Parse an RFC 3339 timestamp (`2026-03-02T09:14:07.118Z`, `...+08:00`) into Unix milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     crossline_config::event::parse_timestamp_micros(s).map(|us| us.div_euclid(1000))
@@ -21,7 +19,7 @@ pub fn now_ms() -> i64 {
 
 /// Lower-case SHA-256 hex of some bytes.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// Lower-case hex.

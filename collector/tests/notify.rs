@@ -6,7 +6,6 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -127,11 +126,13 @@ fn verify_signature(secret: &str, r: &Received) {
         .headers
         .get("x-crossline-signature")
         .expect("signature header");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut mac = ring::hmac::Context::with_key(&key);
     mac.update(ts.as_bytes());
     mac.update(b".");
     mac.update(&r.body);
-    let want = mac.finalize().into_bytes();
+    let want = mac.sign();
+    let want = want.as_ref();
     let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(sig, &format!("sha256={hex}"), "bad signature");
     let now = crossline_collector::util::now_ms() / 1000;

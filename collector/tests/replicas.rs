@@ -238,7 +238,7 @@ fn webhook() -> (SocketAddr, Seen) {
 }
 
 #[test]
-fn sigkill_one_of_two_replicas_mid_stream_stores_and_notifies_everything_once() {
+fn sigkill_one_of_two_replicas_mid_stream_stores_everything_once_and_notifies_each_incident() {
     let Some((dir, pg, pki)) = setup("kill") else {
         return;
     };
@@ -306,8 +306,15 @@ fn sigkill_one_of_two_replicas_mid_stream_stores_and_notifies_everything_once() 
     });
     std::thread::sleep(Duration::from_secs(2));
     let s = seen.lock().expect("lock");
-    let twice: Vec<_> = s.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(twice.is_empty(), "notified more than once: {twice:?}");
+    // Each notifier sends one delivery at a time and marks it right after: the only delivery
+    // that can go out twice is the one in flight on the replica at the SIGKILL (sent, not yet
+    // marked), resent by the survivor when its lease ends.
+    let extra: u32 = s.values().map(|n| n - 1).sum();
+    assert!(
+        extra <= 1,
+        "more than the one in-flight delivery repeated: {:?}",
+        s.iter().filter(|(_, n)| **n != 1).collect::<Vec<_>>()
+    );
     assert_eq!(s.len(), ids.len(), "only firing notifications: {s:?}");
     drop(b);
 }

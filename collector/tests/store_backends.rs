@@ -375,6 +375,21 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         ..Default::default()
     };
     let op = Scope::Gateways(vec!["gw-b".into()]);
+    let queue = store
+        .incidents_by_deadline(&Scope::All, &f, Some("unfiled_export"))
+        .expect("queue");
+    assert_eq!(queue.len(), 2);
+    assert_eq!(
+        store
+            .incidents_by_deadline(&op, &f, Some("unfiled_export"))
+            .expect("queue")
+            .len(),
+        1
+    );
+    assert!(store
+        .incidents_by_deadline(&Scope::All, &f, Some("persons_threshold"))
+        .expect("queue")
+        .is_empty());
     let seen = store.incidents(&op, &f).expect("list");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["gateway"], "gw-b");

@@ -42,7 +42,7 @@ pub struct CaptureConfig {
     pub flows_per_worker: usize,
     /// Capacity of each capture -> worker channel, in batches. Default 256.
     pub queue_batches: usize,
-    /// BPF filter applied to live handles. Default none.
+    /// BPF filter applied to live handles and to offline capture files. Default none.
     pub filter: Option<String>,
     /// User `run` switches to when started as root, keeping only `CAP_NET_RAW`. Default none:
     /// `crossline` when that user exists; `"root"` keeps root.
@@ -59,8 +59,14 @@ pub struct CaptureConfig {
     pub fragment_entries: usize,
     /// Bytes of a TLS ClientHello reassembled per flow. Default 16 KiB.
     pub tls_reassembly_bytes: usize,
+    /// Global byte budget of the per-flow reassembly buffers (TLS, HTTP, QUIC Initials), all
+    /// workers together. Past it, flows are parsed without reassembly (counted). Default 64 MiB.
+    pub reassembly_budget: u64,
     /// DNS name cache entries (shared). Default 65536.
     pub dns_cache_entries: usize,
+    /// Estimated capture loss (acknowledgements covering sequence space never captured, per
+    /// acknowledgement) above which an interval raises `sensor_gap`. Default 0.1.
+    pub loss_alert_ratio: f64,
 }
 
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
@@ -211,7 +217,9 @@ impl Default for CaptureConfig {
             active_timeout: Duration::from_secs(300),
             fragment_entries: 4096,
             tls_reassembly_bytes: 16 << 10,
+            reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
+            loss_alert_ratio: 0.1,
         }
     }
 }

@@ -1580,6 +1580,24 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             }
         }
     }
+    if let Some(v) = &c.loss_alert_ratio {
+        let r = *v.get_ref();
+        if r.is_finite() && r > 0.0 && r <= 1.0 {
+            out.loss_alert_ratio = r;
+        } else {
+            d.error(
+                &span(v),
+                format!(
+                    "capture.loss_alert_ratio: {r} is not a ratio in (0, 1], expected e.g. 0.1"
+                ),
+            );
+        }
+    }
+    if let Some(v) = &c.reassembly_budget {
+        if let Some(n) = byte_size(d, "capture.reassembly_budget", v) {
+            out.reassembly_budget = n;
+        }
+    }
     out
 }
 

@@ -202,6 +202,8 @@ pub struct RawCapture {
     pub active_timeout: Option<V>,
     pub fragment_entries: Option<Spanned<i64>>,
     pub tls_reassembly_bytes: Option<V>,
+    pub reassembly_budget: Option<V>,
+    pub loss_alert_ratio: Option<Spanned<f64>>,
     pub dns_cache_entries: Option<Spanned<i64>>,
 }
 

@@ -481,8 +481,8 @@ pub fn run_ok(cmd: &mut Command) -> Result<String> {
 
 /// Hex SHA-256 of `text` (collector token files hold the hash, not the token).
 pub fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -594,6 +594,19 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
             .expect("append")
             .expect("stored");
     }
+    // The spool lock is released when every copy of its descriptor is closed; a process that
+    // another test of this binary forks at that moment holds a copy until it execs. Wait for it.
+    let lock = std::fs::File::open(dir.join("spool/lock")).expect("lock file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lock.try_lock().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool lock never released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lock.unlock().expect("unlock");
+    drop(lock);
     let empty = dir.join("empty.pcap");
     repeat_pcap(&demo_pcap().expect("demo"), &empty, 0, 0).expect("empty capture");
     let mut cmd = Command::new(&agent);

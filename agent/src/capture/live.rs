@@ -59,7 +59,11 @@ fn open_handle(cfg: &CaptureConfig, interface: &str) -> Result<LiveHandle, Captu
         .setnonblock()
         .map_err(err)?;
     if let Some(f) = &cfg.filter {
-        cap.filter(f, true).map_err(err)?;
+        cap.filter(f, true).map_err(|e| CaptureError::Filter {
+            filter: f.clone(),
+            source_name: interface.to_string(),
+            message: e.to_string(),
+        })?;
     }
     let linktype = cap.get_datalink().0;
     Ok(LiveHandle {

@@ -51,6 +51,16 @@ pub enum CaptureError {
         /// libpcap's message.
         message: String,
     },
+    /// `capture.filter` does not compile for a capture.
+    #[error("capture.filter {filter:?} is not a valid BPF filter for {source_name}: {message}")]
+    Filter {
+        /// The filter expression.
+        filter: String,
+        /// File or interface.
+        source_name: String,
+        /// libpcap's message.
+        message: String,
+    },
     /// A read failed.
     #[error("capture read error on {source_name}: {message}")]
     Read {
@@ -87,6 +97,21 @@ pub trait PacketSource {
     fn drops(&mut self) -> DropTotals {
         DropTotals::default()
     }
+}
+
+/// Earliest packet time taken as real: the Unix epoch. Not 1990: real captures written with
+/// relative time stamps start at 1970-01-01 (several in the test corpus do), and their flows
+/// are still worth metering offline; what is refused is time before the epoch (a pcapng
+/// `if_tsoffset` of -2^62 gives year -290308) or after 2099.
+pub const TS_MIN_MICROS: i64 = 0;
+/// Packet times from here on are not taken as real: 2100-01-01T00:00:00Z, Unix micros.
+pub const TS_MAX_MICROS: i64 = 4_102_444_800_000_000;
+
+/// Whether a packet time is inside the window [`TS_MIN_MICROS`, `TS_MAX_MICROS`). A packet
+/// outside it (a broken clock, a pcapng `if_tsoffset` of -2^62) is counted as
+/// `bad_timestamp` and dropped before it reaches a flow or an event.
+pub fn ts_sane(ts_micros: i64) -> bool {
+    (TS_MIN_MICROS..TS_MAX_MICROS).contains(&ts_micros)
 }
 
 /// Convert a `timeval`-style pair into Unix microseconds.

@@ -32,12 +32,22 @@ impl std::fmt::Debug for OfflineFiles {
 }
 
 impl OfflineFiles {
-    /// Open every file; the first one that cannot be opened is an error naming it.
-    pub fn open(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+    /// Open every file; the first one that cannot be opened is an error naming it. With a
+    /// `filter` (`capture.filter`), the BPF program is compiled for each file's link type and
+    /// applied by libpcap, as on a live handle; a filter that does not compile is an error
+    /// naming the filter and the file.
+    pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<Self, CaptureError> {
         let mut files = Vec::with_capacity(paths.len());
         let mut total = 0;
         for p in paths {
-            let cap = open_one(p)?;
+            let mut cap = open_one(p)?;
+            if let Some(f) = filter {
+                cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                    filter: f.to_string(),
+                    source_name: p.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
             let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
             total += size;
             files.push((p.clone(), Some(cap), size));

@@ -59,11 +59,14 @@ pub enum DecodeError {
     UnsupportedLinktype,
     /// More encapsulation layers than [`MAX_DEPTH`].
     TooDeep,
+    /// Capture time outside 1970-01-01..2100-01-01 (counted by the capture path, before
+    /// decoding; see [`crate::capture::ts_sane`]).
+    BadTimestamp,
 }
 
 impl DecodeError {
     /// Every reason, in a fixed order (index with [`DecodeError::index`]).
-    pub const ALL: [DecodeError; 13] = [
+    pub const ALL: [DecodeError; 14] = [
         DecodeError::TruncatedLink,
         DecodeError::TruncatedShim,
         DecodeError::TruncatedIpv4,
@@ -77,6 +80,7 @@ impl DecodeError {
         DecodeError::BadTcpHeaderLength,
         DecodeError::UnsupportedLinktype,
         DecodeError::TooDeep,
+        DecodeError::BadTimestamp,
     ];
 
     /// Number of reasons.
@@ -103,6 +107,7 @@ impl DecodeError {
             DecodeError::BadTcpHeaderLength => "bad_tcp_header_length",
             DecodeError::UnsupportedLinktype => "unsupported_linktype",
             DecodeError::TooDeep => "too_deep",
+            DecodeError::BadTimestamp => "bad_timestamp",
         }
     }
 }
@@ -182,11 +187,22 @@ pub struct Decoded {
     /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10).
     pub tcp_flags: u8,
     pub tcp_seq: u32,
+    /// TCP acknowledgement number (meaningful when the ACK flag is set).
+    pub tcp_ack: u32,
+    /// TCP payload length on the wire (from the IP header; more than `payload_len` when the
+    /// capture cut the packet). Meaningful for unfragmented TCP only.
+    pub tcp_wire_len: u32,
     /// Offset of the transport payload from the start of the frame.
     pub payload_off: u32,
     /// Length of the transport payload present in the capture.
     pub payload_len: u32,
     pub frag: Frag,
+    /// Fragments only: offset of this fragment's data in the datagram, bytes.
+    pub frag_offset: u32,
+    /// Fragments only: IP payload bytes of this fragment (from the IP header, not the capture).
+    pub frag_len: u32,
+    /// Fragments only: more fragments follow (MF flag).
+    pub frag_more: bool,
     /// Encapsulation layers removed to reach this flow (0 = plain IP over the link).
     pub tunnel_depth: u8,
 }
@@ -446,8 +462,10 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     let mut frag = Frag::None;
+    let (mut frag_offset, mut frag_len, mut frag_more) = (0u32, 0u32, false);
     let proto;
     let end; // end of the IP payload within `frame`
+    let wire_end; // end of the IP payload on the wire (past the capture when cut by snaplen)
     if !v6 {
         let h = c
             .peek(20)
@@ -474,9 +492,13 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
         } else {
             (pos + total).min(frame.len())
         };
+        wire_end = if total == 0 { end } else { pos + total };
         let offset = ff & 0x1fff;
         let more = ff & 0x2000 != 0;
         if offset != 0 || more {
+            frag_offset = u32::from(offset) * 8;
+            frag_len = total.saturating_sub(ihl) as u32;
+            frag_more = more;
             let key = FragKey {
                 src,
                 dst,
@@ -505,6 +527,7 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
         } else {
             (pos + 40 + plen).min(frame.len())
         };
+        wire_end = if plen == 0 { end } else { pos + 40 + plen };
         let mut nh = h[6];
         // Extension headers.
         loop {
@@ -544,6 +567,10 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
                     let more = e[3] & 1 == 1;
                     let id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
                     if off != 0 || more {
+                        frag_offset = u32::from(off) * 8;
+                        // Payload length counts from the end of the fixed header.
+                        frag_len = (40 + plen).saturating_sub(c.pos() - pos) as u32;
+                        frag_more = more;
                         let key = FragKey {
                             src,
                             dst,
@@ -574,14 +601,19 @@ fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Re
     out.dst = dst;
     out.proto = proto;
     out.frag = frag;
+    out.frag_offset = frag_offset;
+    out.frag_len = frag_len;
+    out.frag_more = frag_more;
     out.tunnel_depth = 0;
+    out.tcp_wire_len = wire_end as u32;
     let l4 = c.pos();
     if let Frag::Later(_) = frag {
-        // No transport header here; the payload is not parsed.
+        // No transport header here: the payload is this fragment's slice of the datagram
+        // (scanned in order after the first fragment's transport payload).
         out.src_port = 0;
         out.dst_port = 0;
         out.payload_off = l4 as u32;
-        out.payload_len = 0;
+        out.payload_len = end.saturating_sub(l4) as u32;
         return Ok(());
     }
     let body = frame.get(l4..end).unwrap_or(&[]);
@@ -626,10 +658,13 @@ fn transport(
             out.src_port = u16::from_be_bytes([body[0], body[1]]);
             out.dst_port = u16::from_be_bytes([body[2], body[3]]);
             out.tcp_seq = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+            out.tcp_ack = u32::from_be_bytes([body[8], body[9], body[10], body[11]]);
             out.tcp_flags = body[13];
             let poff = (l4 + doff).min(end);
             out.payload_off = poff as u32;
             out.payload_len = (end - poff) as u32;
+            // `tcp_wire_len` holds the IP payload's end on the wire (set by `ip`).
+            out.tcp_wire_len = (out.tcp_wire_len as usize).saturating_sub(l4 + doff) as u32;
             Ok(())
         }
         ip_proto::UDP => {

@@ -278,7 +278,7 @@ fn arp_and_llc_are_ignored_snap_ip_is_decoded() {
 }
 
 #[test]
-fn ipv4_fragments_first_has_ports_later_does_not() {
+fn ipv4_fragments_first_has_ports_later_carries_its_slice() {
     let mut ip = ip4_tcp(&[7u8; 40]);
     ip[6] = 0x20; // MF, offset 0
     let f = eth(0x0800, &ip);
@@ -293,7 +293,14 @@ fn ipv4_fragments_first_has_ports_later_does_not() {
     let f = eth(0x0800, &later);
     let d = dec(linktype::ETHERNET, &f);
     assert_eq!(d.frag, Frag::Later(k), "same datagram key");
-    assert_eq!((d.src_port, d.dst_port, d.payload_len), (0, 0, 0));
+    assert_eq!((d.src_port, d.dst_port), (0, 0));
+    // A later fragment's payload is its whole slice of the datagram (for the PI scanner).
+    let ip_payload = (later.len() - 20) as u32;
+    assert_eq!(d.payload_len, ip_payload);
+    assert_eq!(
+        (d.frag_offset, d.frag_len, d.frag_more),
+        (40, ip_payload, false)
+    );
 }
 
 #[test]

@@ -62,10 +62,8 @@ use crossline_config::event::{
 use crossline_config::holidays::WorkCalendar;
 use crossline_config::registry::{Basis, DataCategory, Service, Transport};
 use crossline_config::time::{shanghai, Date};
-use hmac::{Hmac, Mac};
 use pi::{PiCarry, PiKind};
 use reload::SharedRegistry;
-use sha2::Sha256;
 use signatures::SignatureSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -124,7 +122,7 @@ pub struct DetectShared {
     cfg: DetectConfig,
     registry: Arc<SharedRegistry>,
     geoip: Option<GeoIp>,
-    hmac: Hmac<Sha256>,
+    hmac: ring::hmac::Key,
     signatures: SignatureSet,
     volume: Mutex<VolumeBook>,
     persons: Mutex<PersonsBook>,
@@ -173,8 +171,7 @@ impl DetectShared {
                 message: e.to_string(),
             })?),
         };
-        let hmac = <Hmac<Sha256> as Mac>::new_from_slice(&cfg.pi_key)
-            .map_err(|e| DetectError::PiKey(e.to_string()))?;
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cfg.pi_key);
         Ok(Arc::new(DetectShared {
             gateway: gateway.to_string(),
             signatures: SignatureSet::new(&cfg.signatures),
@@ -289,12 +286,12 @@ impl DetectShared {
     }
 
     fn person_hash(&self, kind: PiKind, ident: &[u8]) -> u64 {
-        let mut mac = self.hmac.clone();
+        let mut mac = ring::hmac::Context::with_key(&self.hmac);
         mac.update(&[kind as u8]);
         mac.update(ident);
-        let out = mac.finalize().into_bytes();
+        let out = mac.sign();
         let mut b = [0u8; 8];
-        b.copy_from_slice(&out[..8]);
+        b.copy_from_slice(&out.as_ref()[..8]);
         u64::from_le_bytes(b)
     }
 }
@@ -1315,8 +1312,9 @@ impl Analysis for Classifier {
             let iface = h.drops_interface.saturating_sub(l.drops_interface);
             let queue = h.drops_queue.saturating_sub(l.drops_queue);
             let evict = h.evictions.saturating_sub(l.evictions);
+            let loss = h.capture_loss.saturating_sub(l.capture_loss);
             self.last_health = *h;
-            if kernel + iface + queue + evict > 0 {
+            if kernel + iface + queue + evict + loss > 0 {
                 let mut e = self.alert(
                     AlertKind::SensorGap,
                     AlertKind::SensorGap.default_severity(),
@@ -1325,11 +1323,11 @@ impl Analysis for Classifier {
                     None,
                     None,
                     format!(
-                        "The sensor lost visibility since the last check: {kernel} kernel drops, {iface} interface drops, {queue} queue drops, {evict} flow evictions"
+                        "The sensor lost visibility since the last check: {kernel} kernel drops, {iface} interface drops, {queue} queue drops, {evict} flow evictions, {loss} acknowledged TCP segments never captured"
                     ),
                 );
                 if let Some(a) = e.alert.as_mut() {
-                    a.count = kernel + iface + queue + evict;
+                    a.count = kernel + iface + queue + evict + loss;
                 }
                 out.push(e);
             }

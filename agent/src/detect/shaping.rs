@@ -2,12 +2,17 @@
 //! `detect.fold_interval` are counted and emitted as ONE follow-up alert (`followup: true`,
 //! `count`, `bytes`) when the interval ends, at the next tick.
 //!
-//! The identity is (kind, enterprise or source prefix, recipient, service). Shaping is per
-//! worker: with N workers the same identity can be emitted up to N times per interval (flows are
-//! sharded by their 5-tuple, so repeats from one host pair mostly land on one worker).
+//! The identity is (kind, enterprise or source prefix, recipient, service). Shaping in the
+//! classifier is per worker: with N workers the same identity can be emitted up to N times per
+//! interval (flows are sharded by their 5-tuple). `analyze` therefore shapes once, at the
+//! writer, after the events are in capture-time order ([`identity`] gives the key from the
+//! alert itself), so the result does not depend on the number of workers; time is always
+//! packet time, never the wall clock.
 
 use crossline_config::event::Event;
+use crossline_config::registry::IpNet;
 use foldhash::HashMap;
+use std::net::IpAddr;
 
 #[derive(Debug)]
 struct Fold {
@@ -22,6 +27,46 @@ struct Fold {
 pub struct Shaper {
     fold_micros: i64,
     entries: HashMap<String, Fold>,
+    /// Earliest end of an interval being folded (`i64::MAX` when none).
+    due: i64,
+}
+
+/// The shaping identity of an alert event: kind, enterprise (or the /24 or /64 of the flow's
+/// domestic endpoint, per `domestic`; the source when neither is), recipient, service. None
+/// for events that are not alerts or are follow-ups.
+pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
+    let a = e.alert.as_ref()?;
+    if a.followup {
+        return None;
+    }
+    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<IpAddr>().ok());
+    let (src, dst) = (parse(e.src_ip.as_deref()), parse(e.dest_ip.as_deref()));
+    let is_domestic =
+        |ip: Option<IpAddr>| ip.is_some_and(|ip| domestic.iter().any(|n| n.contains(ip)));
+    let local = if !is_domestic(src) && is_domestic(dst) {
+        dst
+    } else {
+        src
+    };
+    let who = match (&a.enterprise, local.map(Ok::<IpAddr, ()>)) {
+        (Some(ent), _) => ent.clone(),
+        (None, Some(Ok(IpAddr::V4(v)))) => {
+            let o = v.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        (None, Some(Ok(IpAddr::V6(v)))) => {
+            let s = v.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => String::new(),
+    };
+    Some(format!(
+        "{}|{}|{}|{}",
+        a.kind.as_str(),
+        who,
+        a.recipient.as_deref().unwrap_or(""),
+        a.service.as_deref().unwrap_or("")
+    ))
 }
 
 impl Shaper {
@@ -30,6 +75,7 @@ impl Shaper {
         Shaper {
             fold_micros,
             entries: HashMap::default(),
+            due: i64::MAX,
         }
     }
 
@@ -52,6 +98,7 @@ impl Shaper {
                     emit_followup(old, out);
                 }
                 out.push(alert);
+                self.due = self.due.min(now.saturating_add(self.fold_micros));
                 self.entries.insert(
                     key,
                     Fold {
@@ -67,27 +114,39 @@ impl Shaper {
 
     /// Emit the follow-ups of intervals that ended by `now`.
     pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
+        if now < self.due && now >= self.due.saturating_sub(self.fold_micros) {
+            return;
+        }
         let fold = self.fold_micros;
-        let ended: Vec<String> = self
+        // In order of their interval's start, then identity: the same whatever the map's order.
+        let mut ended: Vec<(i64, String)> = self
             .entries
             .iter()
             .filter(|(_, f)| now - f.first_micros >= fold)
-            .map(|(k, _)| k.clone())
+            .map(|(k, f)| (f.first_micros, k.clone()))
             .collect();
-        for k in ended {
+        ended.sort();
+        for (_, k) in ended {
             if let Some(f) = self.entries.remove(&k) {
                 emit_followup(f, out);
             }
         }
+        self.due = self
+            .entries
+            .values()
+            .map(|f| f.first_micros.saturating_add(fold))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Emit every pending follow-up (end of capture / shutdown).
     pub fn flush(&mut self, out: &mut Vec<Event>) {
-        let mut all: Vec<Fold> = self.entries.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.first_micros);
-        for f in all {
+        let mut all: Vec<(String, Fold)> = self.entries.drain().collect();
+        all.sort_by(|a, b| (a.1.first_micros, &a.0).cmp(&(b.1.first_micros, &b.0)));
+        for (_, f) in all {
             emit_followup(f, out);
         }
+        self.due = i64::MAX;
     }
 
     /// Identities currently being folded.

@@ -15,6 +15,7 @@
 //! - when the table is full a flow is evicted (reason `evicted`): the stalest closed flow,
 //!   else the stalest half-open TCP flow, else the stalest flow of any class.
 
+pub mod frag;
 pub mod key;
 pub mod table;
 
@@ -35,6 +36,12 @@ pub struct TrackerCounters {
     pub evicted: u64,
     /// Flows removed (any reason).
     pub removed: u64,
+    /// TCP acknowledgements checked for capture loss.
+    pub loss_acks: u64,
+    /// Acknowledgements that covered sequence space never captured (Zeek's capture_loss
+    /// "gaps"), and the bytes they covered.
+    pub loss_gaps: u64,
+    pub loss_bytes: u64,
 }
 
 /// A flow table with the tracking rules above.
@@ -95,6 +102,30 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         orig_len: u32,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
     ) -> (u32, bool) {
+        self.apply(d, ts, orig_len, None, emit)
+    }
+
+    /// [`FlowTracker::on_packet`], with the flow id a flow created by this packet gets (the
+    /// capture path numbers packets, so flow ids do not depend on the number of workers).
+    pub fn on_packet_with_id(
+        &mut self,
+        d: &Decoded,
+        ts: i64,
+        orig_len: u32,
+        new_id: u64,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> (u32, bool) {
+        self.apply(d, ts, orig_len, Some(new_id), emit)
+    }
+
+    fn apply(
+        &mut self,
+        d: &Decoded,
+        ts: i64,
+        orig_len: u32,
+        new_id: Option<u64>,
+        emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
+    ) -> (u32, bool) {
         let (key, src_is_lo) = FlowKey::from_decoded(d);
         let is_tcp = d.proto == ip_proto::TCP;
         let flags = d.tcp_flags;
@@ -142,8 +173,11 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                 // Initiator: SYN sender; SYN-ACK receiver; else the sender.
                 let initiator_is_lo = if syn_ack { !src_is_lo } else { src_is_lo };
                 let midstream = is_tcp && !pure_syn && !syn_ack;
-                let id = self.next_id;
-                self.next_id += self.id_step;
+                let id = new_id.unwrap_or_else(|| {
+                    let id = self.next_id;
+                    self.next_id += self.id_step;
+                    id
+                });
                 let mut flow = Flow {
                     key,
                     flow_id: id,
@@ -181,6 +215,35 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         }
         if is_tcp {
             let t = &mut f.tcp;
+            // Capture loss (as Zeek's capture_loss counts it): an ACK for sequence space of
+            // the other direction beyond anything captured means segments the receiver got
+            // and the sensor did not see.
+            let len = d
+                .tcp_wire_len
+                .wrapping_add(u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0));
+            let end = d.tcp_seq.wrapping_add(len);
+            let bit = 1u8 << dir;
+            if !matches!(d.frag, crate::decode::Frag::None) {
+                // A fragmented segment's length is not known here: start over.
+                t.seen &= !bit;
+            } else if t.seen & bit == 0 || seq_after(end, t.seen_end[dir]) {
+                t.seen_end[dir] = end;
+                t.seen |= bit;
+            }
+            let other = 1 - dir;
+            if flags & tcp_flags::ACK != 0
+                && flags & tcp_flags::RST == 0
+                && t.seen & (1 << other) != 0
+            {
+                self.counters.loss_acks += 1;
+                let gap = d.tcp_ack.wrapping_sub(t.seen_end[other]);
+                // Only a forward ACK within a sane window counts (not a wild number).
+                if gap != 0 && gap < LOSS_MAX_GAP {
+                    self.counters.loss_gaps += 1;
+                    self.counters.loss_bytes += u64::from(gap);
+                    t.seen_end[other] = d.tcp_ack;
+                }
+            }
             if pure_syn && from_init && !t.syn_seen {
                 t.syn_seen = true;
                 t.syn_seq = d.tcp_seq;
@@ -254,6 +317,28 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         }
     }
 
+    /// (last packet time, flow id, slot) of every flow, in that order (an ordered drain that
+    /// writes the records one at a time, without moving the flows out first).
+    pub fn drain_order(&self) -> Vec<(i64, u64, u32)> {
+        let mut all: Vec<(i64, u64, u32)> = self
+            .table
+            .all()
+            .into_iter()
+            .map(|i| {
+                let f = self.table.get(i);
+                (f.last_micros, f.flow_id, i)
+            })
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Remove the flow in `idx` and write its record (reason `shutdown` unless the TCP
+    /// connection closed).
+    pub fn close_at(&mut self, idx: u32, emit: &mut impl FnMut(&mut Flow<S, L>, EndReason)) {
+        self.close(idx, EndReason::Shutdown, emit);
+    }
+
     /// Remove the flow in `idx` and write its record: `fin` / `rst` when the TCP connection
     /// closed, else `otherwise` (timeout, shutdown).
     fn close(
@@ -271,6 +356,14 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         };
         emit(&mut f, reason);
     }
+}
+
+/// Largest acknowledged gap taken as capture loss (a larger jump is not taken as real).
+const LOSS_MAX_GAP: u32 = 1 << 30;
+
+/// `a` is after `b` in TCP sequence space.
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 /// Timeout class for a protocol and TCP state.

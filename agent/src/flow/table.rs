@@ -65,6 +65,11 @@ pub struct TcpTrack {
     /// Next in-order sequence number of the initiator's stream for the L7 reassembly
     /// (valid when `syn_seen`).
     pub next_seq: u32,
+    /// Per direction: end of the sequence space seen (or acknowledged) so far, for the
+    /// capture-loss estimate (valid when the direction's bit is set in `seen`).
+    pub seen_end: [u32; 2],
+    /// Bit `1 << dir`: `seen_end[dir]` is valid.
+    pub seen: u8,
 }
 
 /// Names an [`AppProto`] can hold: every `app_proto` the L7 taps and banners report.

@@ -11,7 +11,6 @@
 //!
 //! The rest of the JA4+ family is not permissively licensed and is deliberately absent.
 
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// The ClientHello facts a JA4 fingerprint is made of.
@@ -155,8 +154,8 @@ fn push_truncated_hash(out: &mut String, text: &str) {
         out.push_str("000000000000");
         return;
     }
-    let digest = Sha256::digest(text.as_bytes());
-    for &b in digest.iter().take(6) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    for &b in digest.as_ref().iter().take(6) {
         out.push(hex_digit(u16::from(b >> 4)));
         out.push(hex_digit(u16::from(b)));
     }

@@ -213,6 +213,15 @@ pub struct QuicInitial {
     outcome: Option<Parse<(ClientHello, u32)>>,
 }
 
+impl QuicInitial {
+    /// Heap bytes held (the reassembly budget charges them).
+    pub fn heap_bytes(&self) -> usize {
+        self.crypto.data.capacity()
+            + self.crypto.ranges.capacity() * std::mem::size_of::<(usize, usize)>()
+            + self.scratch.capacity()
+    }
+}
+
 impl std::fmt::Debug for QuicInitial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuicInitial")
@@ -492,13 +501,11 @@ pub fn build_initial_datagrams(
     client_hello_handshake: &[u8],
     max_datagram: usize,
 ) -> Vec<Vec<u8>> {
-    use rand::RngCore as _;
     let Some(keys) = initial_keys(version, dcid) else {
         return Vec::new();
     };
     let dcid = dcid.get(..dcid.len().min(MAX_CID)).unwrap_or(&[]);
-    let mut scid = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut scid);
+    let scid: [u8; 8] = rand::random();
     let max_datagram = max_datagram.clamp(256, 16_000);
     let target = max_datagram.min(1200);
     let first_byte = 0xc0 | (type_bits(version, LongType::Initial) << 4) | 0x03;

@@ -349,13 +349,7 @@ pub fn build_client_hello(sni: Option<&str>, alpn: &[&str], ech: bool) -> Vec<u8
 /// The ClientHello handshake message of [`build_client_hello`] without the record header (what
 /// QUIC carries in CRYPTO frames; see [`super::quic::build_initial_datagrams`]).
 pub fn build_client_hello_handshake(sni: Option<&str>, alpn: &[&str], ech: bool) -> Vec<u8> {
-    use rand::RngCore as _;
-    let mut rng = rand::thread_rng();
-    let mut random = |n: usize| {
-        let mut bytes = vec![0u8; n];
-        rng.fill_bytes(&mut bytes);
-        bytes
-    };
+    let random = |n: usize| -> Vec<u8> { (0..n).map(|_| rand::random::<u8>()).collect() };
     let grease = 0x0a0a_u16 + 0x1010 * u16::from(random(1).first().copied().unwrap_or(0) & 0x0f);
 
     let mut body = Vec::with_capacity(1800);
