@@ -1,6 +1,7 @@
 //! Several collector replicas (real binaries) on one real PostgreSQL 15 (started by the test,
 //! see `common/pg.rs`): grouping free of races, a replica SIGKILLed mid-stream behind a
 //! round-robin TCP load balancer, PostgreSQL restarted mid-stream, the outbox claimed once.
+//! The simultaneous-alerts loop runs 1,000 pairs (`CROSSLINE_RACE_PAIRS` overrides).
 //!
 //! The senders speak the agent's uplink protocol (stream, sequence, resend the same batch
 //! after a connection error or a 5xx until it is acknowledged).
@@ -83,7 +84,7 @@ fn two_replicas_taking_alerts_of_one_incident_at_once_open_one_incident() {
     let pairs: u64 = std::env::var("CROSSLINE_RACE_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(1000);
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = [a.ingest, b.ingest]
         .into_iter()
