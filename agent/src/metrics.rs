@@ -459,6 +459,13 @@ impl AgentMetrics {
     }
 
     /// The text exposition format.
+    /// Give every `[[exclude]]` entry its series (at 0) so it is listed before it first matches.
+    pub fn declare_exclusions<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            self.excluded_flows.with_label_values(&[name]);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let families = self.registry.gather();
@@ -659,9 +666,7 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
-            for name in d.exclusions().names() {
-                self.metrics.excluded_flows.with_label_values(&[name]);
-            }
+            self.metrics.declare_exclusions(d.exclusions().names());
             advance(
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),
