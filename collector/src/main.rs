@@ -43,6 +43,19 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy an SQLite store into an empty PostgreSQL store (ids kept; stop the collector
+    /// first). The password comes from PGPASSWORD or --password-file.
+    MigrateStore {
+        /// SQLite database file.
+        #[arg(long)]
+        from: PathBuf,
+        /// postgresql://user@host:port/dbname (no password in it).
+        #[arg(long)]
+        to: String,
+        /// File holding the database password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Write man pages or shell completions into DIR (packaging).
     #[command(hide = true)]
     Generate {
@@ -131,6 +144,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate { what, dir } => {
             let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::MigrateStore {
+            from,
+            to,
+            password_file,
+        } => {
+            crossline_config::collector::check_postgres_url(&to).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(from.is_file(), "{}: no such SQLite store", from.display());
+            let db = crossline_config::collector::PostgresDb {
+                url: to,
+                password_file,
+                password_env: "PGPASSWORD".into(),
+            };
+            let cfg = crossline_config::collector::parse_collector(
+                "gateways = []\n",
+                std::path::Path::new("migrate-store"),
+            )?;
+            let copied = crossline_collector::pg::copy_from_sqlite(&from, &db, Arc::new(cfg))
+                .with_context(|| format!("copy {} to {}", from.display(), db.url))?;
+            for (table, n) in copied {
+                println!("{table}: {n} rows");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
             let c = match load(&config)? {

@@ -7,7 +7,7 @@ use crate::conn::{Admission, ConnLimit};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
 use crate::util::now_ms;
 use crossline_config::collector::CollectorConfig;
@@ -210,17 +210,15 @@ pub async fn run(
         Some(t) => Some(tls::api_server_config(&t.cert, &t.key)?),
         None => None,
     };
-    let db = config.database.clone();
     let cfg = config.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&db, cfg))
+    let store: Arc<dyn Store> =
+        tokio::task::spawn_blocking(move || crate::store::open_configured(cfg))
             .await
             .map_err(|e| ServerError::StoreTask(e.to_string()))?
             .map_err(|source| ServerError::Store {
                 path: config.database.display().to_string(),
                 source,
-            })?,
-    );
+            })?;
     let metrics = Arc::new(Metrics::new(&config)?);
     if let Some(limit) = open_file_limit() {
         // Two listeners, the database (WAL: three files per connection) and notifier sockets.

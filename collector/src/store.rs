@@ -8,7 +8,10 @@
 //! extend and the outbox rows for those incidents are committed together or not at all. Batches
 //! that arrive while the writer is busy are group-committed: one transaction (one fsync), one
 //! savepoint per batch, so a failing batch rolls back only itself. Dedupe is the primary key of
-//! `batches` (gateway, stream, sequence).
+//! `batches` (gateway, stream, sequence). Stream and sequence are stored as the INTEGER with the
+//! same 64 bits (`u64 as i64`, a bijection: values above `i64::MAX` read back negative in SQL but
+//! dedupe and [`Store::has_batch`] are exact); the PostgreSQL store ([`crate::pg`]) keeps them
+//! as `NUMERIC(20,0)`.
 
 use crate::incident::{self, IncidentNotice};
 use crate::util::format_ms;
@@ -41,6 +44,25 @@ pub enum StoreError {
     /// A lock was poisoned by a panic on another thread.
     #[error("store unavailable (poisoned lock)")]
     Poisoned,
+    /// PostgreSQL refused or failed an operation.
+    #[error("database error: {}", pg_detail(.0))]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached (PostgreSQL down, restarting, unreachable); the caller
+    /// answers 503 and the agents retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A PostgreSQL error with the server's SQLSTATE and message (its `Display` says only
+/// "db error").
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// What was wrong with an event's timestamp (it is stored anyway, flagged).
@@ -305,6 +327,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &IncidentFilter,
         kind: Option<&str>,
     ) -> Result<Vec<Value>, StoreError>;
+    /// Whether the database answers now (`/healthz`); the reason when it does not.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Open the store the configuration names: SQLite by default, PostgreSQL for a
+/// `postgresql://` URL. Blocking (run it on a blocking thread).
+pub fn open_configured(config: Arc<CollectorConfig>) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.postgres {
+        Some(db) => Ok(Arc::new(crate::pg::PgStore::open(db, config.clone())?)),
+        None => Ok(Arc::new(SqliteStore::open(
+            &config.database,
+            config.clone(),
+        )?)),
+    }
 }
 
 /// Numbered migrations; each is applied once, in a transaction, at start.
