@@ -2,7 +2,8 @@
 # Install the Debian packages crossline needs, only when they are missing.
 #   scripts/ensure-deps.sh build   libpcap-dev (to build and run the agent)
 #   scripts/ensure-deps.sh test    + tshark, tcpdump, tcpreplay, iproute2, Prometheus,
-#                                  Alertmanager, Chromium, poppler-utils, npm, packaging tools (for the test suite)
+#                                  Alertmanager, Chromium, poppler-utils, npm, packaging tools, PostgreSQL 15
+#                                  (for the test suite; the collector's PostgreSQL store tests start their own server)
 set -euo pipefail
 
 want=(libpcap-dev)
@@ -12,6 +13,8 @@ if [ "${1:-build}" = test ]; then
     # Packaging tests: readelf/strip, systemd-analyze, adduser and man in the
     # overlay install, unshare/setpriv.
     want+=(binutils systemd adduser man-db util-linux)
+    # The PostgreSQL store tests: initdb/pg_ctl from /usr/lib/postgresql/15/bin, useradd (passwd).
+    want+=(postgresql-15 passwd)
     # The console's browser test installs axe-core with npm (a Node.js that brings its own npm
     # counts).
     command -v npm >/dev/null || want+=(npm)

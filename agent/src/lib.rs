@@ -12,6 +12,7 @@ pub mod flow;
 pub mod l7;
 pub mod metrics;
 pub mod pipeline;
+pub mod preflight;
 pub mod privilege;
 pub mod report;
 pub mod sink;

@@ -19,6 +19,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crossline_config::logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +55,11 @@ enum Command {
         /// baselines, expiry warnings) from DIR before, and write it there after, the run.
         #[arg(long = "state")]
         state: Option<PathBuf>,
+        /// With an uplink: how long to wait after the capture (and --linger) for the collector to
+        /// acknowledge the spool (default `[uplink] drain_timeout`, 60s). Exit status 3 when
+        /// events stay spooled or the collector refused any.
+        #[arg(long, value_parser = crossline_config::parse_duration)]
+        drain_timeout: Option<std::time::Duration>,
     },
     /// Capture live on the configured interfaces until SIGTERM / SIGINT.
     Run {
@@ -77,17 +84,20 @@ enum Command {
     },
 }
 
+/// Exit status of `analyze` when the events were written but did not all reach the collector.
+const UPLINK_INCOMPLETE: u8 = 3;
+
 /// Load the config or print every problem and exit 2.
 fn load_config(path: &Path) -> Result<AgentConfig, ExitCode> {
     match crossline_config::load_agent_config(path, crossline_config::today_beijing()) {
         Ok((cfg, warnings)) => {
             for w in &warnings {
-                eprintln!("{w}");
+                tracing::warn!("{w}");
             }
             Ok(cfg)
         }
         Err(e) => {
-            eprintln!("Invalid configuration:\n{e}");
+            tracing::error!("Invalid configuration:\n{e}");
             Err(ExitCode::from(2))
         }
     }
@@ -103,7 +113,7 @@ fn output_sink(out: Option<&Path>) -> anyhow::Result<Box<dyn EventSink>> {
 }
 
 fn report(e: &PipelineError) -> ExitCode {
-    eprintln!("crossline-agent: {e:#}");
+    tracing::error!("{e:#}");
     ExitCode::from(1)
 }
 
@@ -209,14 +219,30 @@ impl StateSaver {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.log.init();
     match cli.command {
         Command::Generate { what, dir } => {
             let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         Command::Check { config } => {
-            let code = crossline_config::check_command(&config, crossline_config::today_beijing());
-            ExitCode::from(u8::try_from(code).unwrap_or(1))
+            let today = crossline_config::today_beijing();
+            let code = crossline_config::check_command(&config, today);
+            if code != 0 {
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
+            // The configuration is valid: now what `run` will use on this machine.
+            let Ok((cfg, _)) = crossline_config::load_agent_config(&config, today) else {
+                return ExitCode::from(2);
+            };
+            let p = crossline_agent::preflight::check(&cfg);
+            if p.errors == 0 {
+                print!("{}", p.render());
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{}", p.render());
+                ExitCode::from(2)
+            }
         }
         Command::Analyze {
             config,
@@ -228,6 +254,7 @@ fn main() -> ExitCode {
             report_path,
             report_lang,
             state,
+            drain_timeout,
         } => {
             let cfg = match load_config(&config) {
                 Ok(c) => c,
@@ -236,7 +263,7 @@ fn main() -> ExitCode {
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e:#}");
+                    tracing::error!("{e:#}");
                     return ExitCode::from(1);
                 }
             };
@@ -247,7 +274,7 @@ fn main() -> ExitCode {
             let session = match Session::start(&cfg, metrics_listen) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -259,7 +286,7 @@ fn main() -> ExitCode {
                 match crossline_agent::report::ReportSink::create(path, registry, report_lang) {
                     Ok(r) => sinks.push(Box::new(r)),
                     Err(e) => {
-                        eprintln!("crossline-agent: {e}");
+                        tracing::error!("{e}");
                         return ExitCode::from(1);
                     }
                 }
@@ -272,7 +299,7 @@ fn main() -> ExitCode {
             let shared = match DetectShared::new(&unfolded) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -297,7 +324,7 @@ fn main() -> ExitCode {
             ) {
                 Ok(summary) => {
                     for e in &summary.stats.file_errors {
-                        eprintln!("crossline-agent: warning: {e}");
+                        tracing::warn!("{e}");
                     }
                     persist(&detect, state.as_deref(), &session);
                     let d = &summary.stats.drops;
@@ -305,20 +332,23 @@ fn main() -> ExitCode {
                         (d.get("capture_loss_gaps"), d.get("capture_loss_acks"))
                     {
                         if gaps > 0 {
-                            eprintln!(
-                                "crossline-agent: estimated capture loss: {gaps} of {acks} TCP acknowledgements ({:.2}%) covered segments the capture never saw ({} bytes)",
+                            tracing::warn!(
+                                "estimated capture loss: {gaps} of {acks} TCP acknowledgements ({:.2}%) covered segments the capture never saw ({} bytes)",
                                 gaps as f64 * 100.0 / acks.max(1) as f64,
                                 d.get("capture_loss_bytes").copied().unwrap_or(0)
                             );
                         }
                     }
                     if let Some(n) = summary.stats.decode_errors.get("bad_timestamp") {
-                        eprintln!("crossline-agent: warning: {n} packet(s) with a capture time outside 1970-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
+                        tracing::warn!("{n} packet(s) with a capture time outside 1970-01-01..2100-01-01 dropped (stats: decode_errors.bad_timestamp)");
                     }
                     let live = summary.live.clone();
-                    if let Err(e) = session.finish_offline(live, linger, OFFLINE_ACK_TIMEOUT) {
-                        eprintln!("crossline-agent: {e}");
-                        return ExitCode::from(1);
+                    let drain = drain_timeout
+                        .or(cfg.uplink.as_ref().map(|u| u.drain_timeout))
+                        .unwrap_or(OFFLINE_ACK_TIMEOUT);
+                    if let Err(e) = session.finish_offline(live, linger, drain) {
+                        tracing::error!("{e}");
+                        return ExitCode::from(UPLINK_INCOMPLETE);
                     }
                     ExitCode::SUCCESS
                 }
@@ -326,6 +356,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, out } => {
+            // From here on a SIGHUP no longer ends the process; once the reload watcher is up it
+            // re-reads the configuration (one arriving before that is ignored: the config is
+            // being read anyway).
+            let early_hup = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, early_hup) {
+                tracing::warn!("cannot catch SIGHUP before the reload watcher starts: {e}");
+            }
             let cfg = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -335,26 +372,23 @@ fn main() -> ExitCode {
                 cfg.capture.user.as_deref(),
                 &cfg.capture.interfaces,
             ) {
-                Ok(o) => eprintln!(
-                    "crossline-agent: {}",
-                    crossline_agent::privilege::describe(&o)
-                ),
+                Ok(o) => tracing::info!("{}", crossline_agent::privilege::describe(&o)),
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             }
             let sink = match output_sink(out.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e:#}");
+                    tracing::error!("{e:#}");
                     return ExitCode::from(1);
                 }
             };
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 if let Err(e) = signal_hook::flag::register(sig, shutdown.clone()) {
-                    eprintln!("crossline-agent: cannot install signal handler: {e}");
+                    tracing::error!("cannot install signal handler: {e}");
                     return ExitCode::from(1);
                 }
             }
@@ -362,7 +396,7 @@ fn main() -> ExitCode {
             let session = match Session::start(&cfg, cfg.metrics.listen) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -373,7 +407,7 @@ fn main() -> ExitCode {
             let shared = match DetectShared::new(&cfg) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("crossline-agent: {e}");
+                    tracing::error!("{e}");
                     return ExitCode::from(1);
                 }
             };
@@ -388,13 +422,17 @@ fn main() -> ExitCode {
                 Arc::clone(&shutdown),
             );
             let detect = Arc::clone(&shared);
-            // Registry hot reload: SIGHUP and a change of the file (polled every second).
-            let _watchers = match shared.watch_registry() {
+            // Hot reload: SIGHUP re-reads agent.toml and the registry; a change of the registry
+            // file (polled every second) reloads the registry.
+            let reloader = crossline_agent::detect::reload::ConfigReloader::new(
+                cfg.clone(),
+                Arc::clone(&shared),
+                session.uplink(),
+            );
+            let _watchers = match shared.watch(reloader) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    eprintln!(
-                        "crossline-agent: warning: registry reload triggers not started: {e}"
-                    );
+                    tracing::warn!("registry reload triggers not started: {e}");
                     None
                 }
             };

@@ -469,6 +469,13 @@ impl AgentMetrics {
     }
 
     /// The text exposition format.
+    /// Give every `[[exclude]]` entry its series (at 0) so it is listed before it first matches.
+    pub fn declare_exclusions<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            self.excluded_flows.with_label_values(&[name]);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let families = self.registry.gather();
@@ -669,9 +676,9 @@ impl Telemetry {
         if let Some(d) = self.detect.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_scenarios(&d.scenario_usage());
             self.metrics.observe_persons(&d.persons());
-            for name in d.exclusions().names() {
-                self.metrics.excluded_flows.with_label_values(&[name]);
-            }
+            let names = d.exclusion_names();
+            self.metrics
+                .declare_exclusions(names.iter().map(String::as_str));
             advance(
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),

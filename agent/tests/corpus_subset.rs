@@ -522,7 +522,7 @@ fn compare(dir: &Path) -> Report {
 fn subset_flows_agree_with_tshark() {
     let dir = subset_dir();
     let sources = std::fs::read_to_string(dir.join("SOURCES.md"))
-        .unwrap_or_else(|e| panic!("{}/SOURCES.md: {e}", dir.display()));
+        .unwrap_or_else(|e| panic!("SOURCES.md in {}: {e}", dir.display()));
     let tags = tags(&dir);
     for entry in std::fs::read_dir(&dir).expect("tests/corpus") {
         let name = entry.expect("entry").file_name();

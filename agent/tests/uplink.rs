@@ -682,6 +682,7 @@ fn uplink_config(
         send_flows: true,
         backoff_min: std::time::Duration::from_millis(20),
         backoff_max: std::time::Duration::from_millis(200),
+        drain_timeout: std::time::Duration::from_secs(20),
     }
 }
 

@@ -7,6 +7,11 @@
 //!
 //! `cargo run --release -p crossline-collector --example ingest_load -- [GATEWAYS] [BATCHES] [EVENTS]`
 //! (defaults 50 gateways, 40 batches each, 200 events per batch).
+//!
+//! `CROSSLINE_LOAD_DATABASE=postgresql://user@host:port/db` (password from `PGPASSWORD`) stores
+//! into PostgreSQL instead (an empty database, or one this benchmark used before: every run uses
+//! new streams), and `CROSSLINE_LOAD_REPLICAS=N` runs N collectors on it, the gateways spread
+//! over them round-robin. The baseline stays SQLite.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -145,10 +150,18 @@ fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let cfg_path = dir.join("collector.toml");
+    let database = std::env::var("CROSSLINE_LOAD_DATABASE")
+        .map(|u| format!("database = {u:?}\n"))
+        .unwrap_or_default();
+    let replicas: usize = std::env::var("CROSSLINE_LOAD_REPLICAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     std::fs::write(
         &cfg_path,
         format!(
-            "listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\ngateways = [{list}]\n\
+            "listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\ngateways = [{list}]\n{database}\
              [limits]\nevents_per_second_per_gateway = 1000000\nburst = 1000000\n\
              [retention]\nflows = \"100000d\"\n"
         ),
@@ -201,24 +214,31 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let cfg2 = config.clone();
-    let server = rt.spawn(async move {
-        server::run(
-            cfg2,
-            async {
-                let _ = stop_rx.await;
-            },
-            move |b| {
-                let _ = addr_tx.send(b);
-            },
-        )
-        .await
-    });
-    let bound = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .context("collector did not start")?;
+    let mut stops = Vec::new();
+    let mut servers = Vec::new();
+    let mut ingest_addrs = Vec::new();
+    for _ in 0..replicas {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg2 = config.clone();
+        servers.push(rt.spawn(async move {
+            server::run(
+                cfg2,
+                async {
+                    let _ = stop_rx.await;
+                },
+                move |b| {
+                    let _ = addr_tx.send(b);
+                },
+            )
+            .await
+        }));
+        stops.push(stop_tx);
+        let bound = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("collector did not start")?;
+        ingest_addrs.push(bound.ingest);
+    }
     let configs: Vec<_> = names
         .iter()
         .map(|n| client_config(&pki_dir, n))
@@ -226,9 +246,9 @@ fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let latencies: Vec<Duration> = rt.block_on(async {
         let mut tasks = Vec::new();
-        for (n, c) in names.iter().zip(configs) {
+        for (i, (n, c)) in names.iter().zip(configs).enumerate() {
             tasks.push(tokio::spawn(run_gateway(
-                bound.ingest,
+                ingest_addrs[i % ingest_addrs.len()],
                 c,
                 n.clone(),
                 batches,
@@ -242,13 +262,22 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(all)
     })?;
     let secs = t0.elapsed().as_secs_f64();
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(server);
+    for s in stops {
+        let _ = s.send(());
+    }
+    for s in servers {
+        let _ = rt.block_on(s);
+    }
 
     let mut sorted = latencies;
     sorted.sort();
     let rate = total_events as f64 / secs;
-    println!("ingest_load: {gateways} gateways x {batches} batches x {events} events over mTLS, durable commit per batch");
+    let backend = if config.postgres.is_some() {
+        format!("PostgreSQL, {replicas} replica(s)")
+    } else {
+        "SQLite".to_string()
+    };
+    println!("ingest_load: {gateways} gateways x {batches} batches x {events} events over mTLS, durable commit per batch, store {backend}");
     println!(
         "  end to end : {total_events} events in {secs:.2} s = {rate:.0} events/s ({:.0} batches/s)",
         sorted.len() as f64 / secs

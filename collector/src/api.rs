@@ -306,8 +306,20 @@ pub async fn incident_view(
 
 type Shr = State<Arc<Shared>>;
 
-async fn healthz() -> Response {
-    json(StatusCode::OK, &json!({"status": "ok"}))
+async fn healthz(State(st): Shr) -> Response {
+    // Unhealthy while the database is unreachable (PostgreSQL store).
+    let store = st.store.clone();
+    match tokio::task::spawn_blocking(move || store.healthy()).await {
+        Ok(Ok(())) => json(StatusCode::OK, &json!({"status": "ok"})),
+        Ok(Err(reason)) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unhealthy", "reason": reason}),
+        ),
+        Err(_) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unhealthy", "reason": "store task failed"}),
+        ),
+    }
 }
 
 async fn openapi() -> Response {

@@ -120,6 +120,8 @@ pub struct Ingest {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: Arc<CollectorConfig>,
+    /// The gateways accepted: `config.gateways`, replaced by a SIGHUP ([`Ingest::set_gateways`]).
+    gateways: std::sync::RwLock<Arc<Vec<String>>>,
     limiter: Limiter,
     window: TimeWindow,
 }
@@ -330,6 +332,7 @@ impl Ingest {
             sketches: Arc::new(crate::sketch::Sketches::new(store.clone())),
             store,
             metrics,
+            gateways: std::sync::RwLock::new(Arc::new(config.gateways.clone())),
             config,
             limiter,
             window,
@@ -356,6 +359,22 @@ impl Ingest {
         }
     }
 
+    /// Accept the gateways of a reloaded config from the next request on.
+    pub fn set_gateways(&self, gateways: Vec<String>) {
+        let new = Arc::new(gateways);
+        match self.gateways.write() {
+            Ok(mut g) => *g = new,
+            Err(p) => *p.into_inner() = new,
+        }
+    }
+
+    fn gateways(&self) -> Arc<Vec<String>> {
+        match self.gateways.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
     /// Handle one request from the gateway named by the client certificate (`None` when the
     /// certificate has no CN).
     pub async fn handle(
@@ -379,10 +398,41 @@ impl Ingest {
                 .insert("allow", HeaderValue::from_static("POST"));
             return Ok(r);
         }
+        let sequence = req
+            .headers()
+            .get(SEQUENCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .chars()
+            .take(24)
+            .collect::<String>();
+        let from = gateway.clone();
         Ok(match self.events(gateway, req).await {
             Ok(r) => r,
             Err((status, why, message)) => {
                 self.metrics.rejected(why);
+                let gateway = from.as_deref().unwrap_or("(certificate without a gateway)");
+                // Back-pressure is retried by the agent and counted; a refusal is logged.
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                {
+                    tracing::debug!(
+                        gateway,
+                        sequence,
+                        status = status.as_u16(),
+                        reason = why,
+                        "batch from {gateway} deferred: {message}"
+                    );
+                } else {
+                    tracing::warn!(
+                        gateway,
+                        sequence,
+                        status = status.as_u16(),
+                        reason = why,
+                        "refused batch {sequence} from gateway {gateway}: HTTP {} {why}: {message}",
+                        status.as_u16()
+                    );
+                }
                 let mut r = if status == StatusCode::PAYLOAD_TOO_LARGE {
                     json_response(
                         status,
@@ -406,8 +456,8 @@ impl Ingest {
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
         let bad = |m: String| (StatusCode::BAD_REQUEST, reason::MALFORMED, m);
-        let Some(gateway) = gateway.filter(|g| self.config.gateways.iter().any(|x| **x == **g))
-        else {
+        let known = self.gateways();
+        let Some(gateway) = gateway.filter(|g| known.iter().any(|x| **x == **g)) else {
             return Err((
                 StatusCode::FORBIDDEN,
                 reason::UNKNOWN_GATEWAY,
@@ -527,7 +577,7 @@ impl Ingest {
                 )
             })?
             .map_err(|e| {
-                eprintln!("crossline-collector: ingest from {gateway}: {e}");
+                tracing::error!("ingest from {gateway}: {e}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     reason::STORE,

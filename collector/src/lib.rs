@@ -4,7 +4,8 @@
 //!
 //! `main.rs` is glue; everything lives here so tests, benchmarks and tools reach the logic:
 //! [`pki`] (CA and certificates), [`tls`] (rustls set-up), [`ingest`] (`POST /v1/events`),
-//! [`store`] (the [`store::Store`] trait and its SQLite implementation), [`incident`] (grouping,
+//! [`store`] (the [`store::Store`] trait and its SQLite implementation), [`pg`] (the PostgreSQL
+//! implementation, for several replicas on one database), [`incident`] (grouping,
 //! grading, lifecycle), [`notify`] (outbox delivery to Alertmanager, webhooks, syslog),
 //! [`metrics`], [`api`], [`console`] (the browser console) and [`server`] (listeners and shutdown).
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod pg;
 pub mod pki;
 pub mod report;
 pub mod server;

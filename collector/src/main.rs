@@ -19,6 +19,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crossline_config::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -41,6 +43,19 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy an SQLite store into an empty PostgreSQL store (ids kept; stop the collector
+    /// first). The password comes from PGPASSWORD or --password-file.
+    MigrateStore {
+        /// SQLite database file.
+        #[arg(long)]
+        from: PathBuf,
+        /// postgresql://user@host:port/dbname (no password in it).
+        #[arg(long)]
+        to: String,
+        /// File holding the database password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// Write man pages or shell completions into DIR (packaging).
     #[command(hide = true)]
     Generate {
@@ -104,10 +119,11 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.log.init();
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("crossline-collector: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(2)
         }
     }
@@ -128,6 +144,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate { what, dir } => {
             let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::MigrateStore {
+            from,
+            to,
+            password_file,
+        } => {
+            crossline_config::collector::check_postgres_url(&to).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(from.is_file(), "{}: no such SQLite store", from.display());
+            let db = crossline_config::collector::PostgresDb {
+                url: to,
+                password_file,
+                password_env: "PGPASSWORD".into(),
+            };
+            let cfg = crossline_config::collector::parse_collector(
+                "gateways = []\n",
+                std::path::Path::new("migrate-store"),
+            )?;
+            let copied = crossline_collector::pg::copy_from_sqlite(&from, &db, Arc::new(cfg))
+                .with_context(|| format!("copy {} to {}", from.display(), db.url))?;
+            for (table, n) in copied {
+                println!("{table}: {n} rows");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
             let c = match load(&config)? {
@@ -207,24 +246,26 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => {
-            let c = match load(&config)? {
-                Ok(c) => Arc::new(c),
-                Err(list) => {
-                    eprintln!("Invalid configuration:");
-                    for l in list {
-                        eprintln!("{l}");
-                    }
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            for p in c.deployment_problems() {
-                eprintln!("crossline-collector: warning: {p}");
-            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("collector")
                 .build()
                 .context("starting the tokio runtime")?;
+            // From here on a SIGHUP no longer ends the process: `server::run` reloads on it, and
+            // one arriving while the config is read is ignored (that read is the newest anyway).
+            let _early_hup = rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            });
+            let c = match load(&config)? {
+                Ok(c) => Arc::new(c),
+                Err(list) => {
+                    tracing::error!("Invalid configuration:\n{}", list.join("\n"));
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for p in c.deployment_problems() {
+                tracing::warn!("{p}");
+            }
             rt.block_on(async move {
                 let stop = async {
                     let mut term = match tokio::signal::unix::signal(
@@ -232,7 +273,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     ) {
                         Ok(s) => s,
                         Err(e) => {
-                            eprintln!("crossline-collector: cannot watch SIGTERM: {e}");
+                            tracing::error!("cannot watch SIGTERM: {e}");
                             let _ = tokio::signal::ctrl_c().await;
                             return;
                         }

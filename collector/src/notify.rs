@@ -208,8 +208,8 @@ impl Notifier {
                     Ok(c) => {
                         tls.insert(r.name.clone(), c);
                     }
-                    Err(e) => eprintln!(
-                        "crossline-collector: receiver {}: CA {}: {e}; its deliveries will fail",
+                    Err(e) => tracing::error!(
+                        "receiver {}: CA {}: {e}; its deliveries will fail",
                         r.name,
                         ca.display()
                     ),
@@ -408,7 +408,7 @@ impl Notifier {
         {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
-                eprintln!("crossline-collector: outbox: {e}");
+                tracing::error!("outbox: {e}");
                 return 0;
             }
             Err(_) => return 0,
@@ -428,7 +428,7 @@ impl Notifier {
                     tokio::task::spawn_blocking(move || store.mark_delivered(id, now_ms())).await
                 }
                 Err(e @ NotifyError::UnknownReceiver(_)) => {
-                    eprintln!("crossline-collector: notification {id} dropped: {e}");
+                    tracing::error!("notification {id} dropped: {e}");
                     let msg = e.to_string();
                     tokio::task::spawn_blocking(move || store.mark_dropped(id, now_ms(), &msg))
                         .await
@@ -438,8 +438,8 @@ impl Notifier {
                         + i64::try_from(self.backoff(item.attempts).as_millis())
                             .unwrap_or(i64::MAX / 2);
                     if item.attempts < 3 || item.attempts % 10 == 0 {
-                        eprintln!(
-                            "crossline-collector: notification {id} to {} failed (attempt {}): {e}",
+                        tracing::warn!(
+                            "notification {id} to {} failed (attempt {}): {e}",
                             item.receiver,
                             item.attempts + 1
                         );
@@ -449,7 +449,7 @@ impl Notifier {
                 }
             };
             if let Ok(Err(e)) = write {
-                eprintln!("crossline-collector: outbox update: {e}");
+                tracing::error!("outbox update: {e}");
             }
         }
         delivered

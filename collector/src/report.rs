@@ -17,13 +17,13 @@ use std::collections::BTreeSet;
 /// Flows looked up per incident for recipient names.
 const MAX_FLOWS: usize = 50;
 /// Alerts read per incident.
-const MAX_ALERTS: i64 = 1000;
+pub(crate) const MAX_ALERTS: i64 = 1000;
 /// A flow record belongs to an alert when its time is this close to the alert's (flows end
 /// after their alerts; long flows are cut by the agent's active timeout well before this).
-const FLOW_NEAR_MS: i64 = 86_400_000;
+pub(crate) const FLOW_NEAR_MS: i64 = 86_400_000;
 
 /// (gateway, flow id, destination address, source port, alert time ms).
-type FlowKey = (String, i64, Option<String>, Option<i64>, i64);
+pub type FlowKey = (String, i64, Option<String>, Option<i64>, i64);
 
 /// Unix ms as RFC 3339 in Beijing time (`2026-03-02T17:14:07.118+08:00`).
 pub fn format_beijing(ms: i64) -> String {
@@ -77,12 +77,49 @@ impl Names {
     }
 }
 
+/// One alert of an incident as the report reads it (both store backends fill these).
+#[derive(Debug, Clone)]
+pub struct ReportAlert {
+    /// Alert id.
+    pub id: i64,
+    /// Protocol.
+    pub proto: Option<String>,
+    /// Source address.
+    pub src_ip: Option<String>,
+    /// Source port.
+    pub src_port: Option<i64>,
+    /// Destination address.
+    pub dest_ip: Option<String>,
+    /// Destination port.
+    pub dest_port: Option<i64>,
+    /// TLS/QUIC server name.
+    pub sni: Option<String>,
+    /// The alert line as received.
+    pub json: String,
+    /// Far end named by the alert.
+    pub recipient: Option<String>,
+    /// Persons estimate.
+    pub persons: Option<i64>,
+    /// Evidence items (JSON array text).
+    pub evidence: String,
+    /// Scenario id.
+    pub scenario: Option<String>,
+    /// Gateway id.
+    pub gateway: String,
+    /// Flow id.
+    pub flow_id: Option<i64>,
+    /// Alert kind.
+    pub kind: String,
+    /// Alert time, Unix ms.
+    pub ts: i64,
+}
+
 /// Build the report of incident `id` (`inc` is its API row) and insert it as `report`, with
 /// `history` (acknowledge/resolve entries).
 pub fn attach(
     c: &Connection,
     cfg: &CollectorConfig,
-    mut inc: Value,
+    inc: Value,
     id: i64,
 ) -> Result<Value, StoreError> {
     let mut stmt = c.prepare(
@@ -91,6 +128,51 @@ pub fn attach(
          FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
          WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT ?2",
     )?;
+    let rows = stmt.query_map(params![id, MAX_ALERTS], |r| {
+        Ok(ReportAlert {
+            id: r.get(0)?,
+            proto: r.get(1)?,
+            src_ip: r.get(2)?,
+            src_port: r.get(3)?,
+            dest_ip: r.get(4)?,
+            dest_port: r.get(5)?,
+            sni: r.get(6)?,
+            json: r.get(7)?,
+            recipient: r.get(8)?,
+            persons: r.get(9)?,
+            evidence: r.get(10)?,
+            scenario: r.get(11)?,
+            gateway: r.get(12)?,
+            flow_id: r.get(13)?,
+            kind: r.get(14)?,
+            ts: r.get(15)?,
+        })
+    })?;
+    let alerts: Vec<ReportAlert> = rows.collect::<Result<_, _>>()?;
+    let mut fstmt = c.prepare_cached(
+        "SELECT json FROM events WHERE gateway = ?1 AND flow_id = ?2 AND event_type = 'flow'
+           AND dest_ip IS ?3 AND src_port IS ?4 AND ts BETWEEN ?5 - ?6 AND ?5 + ?6
+         LIMIT 4",
+    )?;
+    let mut flow_json = |(gw, f, dst, sport, ts): &FlowKey| -> Result<Vec<String>, StoreError> {
+        let rows = fstmt.query_map(params![gw, f, dst, sport, ts, FLOW_NEAR_MS], |r| {
+            r.get::<_, String>(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let history = history(c, id)?;
+    build(cfg, inc, &alerts, &mut flow_json, history)
+}
+
+/// The report of an incident from its alerts, the flow records `flow_json` finds for a
+/// (gateway, flow id, destination, source port, alert time) key, and its history.
+pub fn build(
+    cfg: &CollectorConfig,
+    mut inc: Value,
+    alerts: &[ReportAlert],
+    flow_json: &mut dyn FnMut(&FlowKey) -> Result<Vec<String>, StoreError>,
+    history: Vec<Value>,
+) -> Result<Value, StoreError> {
     let mut alert_ids = Vec::new();
     let mut tuples = Vec::new();
     let mut hashes = Vec::new();
@@ -103,31 +185,28 @@ pub fn attach(
     // agent run, so a flow record must also match the alert's addresses and lie near in time.
     let mut flows: Vec<FlowKey> = Vec::new();
     let mut kinds: BTreeSet<String> = BTreeSet::new();
-    let rows = stmt.query_map(params![id, MAX_ALERTS], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, String>(7)?,
-            (
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<i64>>(9)?,
-                r.get::<_, String>(10)?,
-                r.get::<_, Option<String>>(11)?,
-                r.get::<_, String>(12)?,
-                r.get::<_, Option<i64>>(13)?,
-                r.get::<_, String>(14)?,
-                r.get::<_, i64>(15)?,
-            ),
-        ))
-    })?;
-    for row in rows {
-        let (aid, proto, src, sport, dst, dport, sni, js, more) = row?;
-        let (recipient, persons, ev, scenario, gateway, flow_id, kind, ts) = more;
+    for a in alerts {
+        let a = a.clone();
+        let (aid, proto, src, sport, dst, dport, sni, js) = (
+            a.id,
+            a.proto,
+            a.src_ip,
+            a.src_port,
+            a.dest_ip,
+            a.dest_port,
+            a.sni,
+            a.json,
+        );
+        let (recipient, persons, ev, scenario, gateway, flow_id, kind, ts) = (
+            a.recipient,
+            a.persons,
+            a.evidence,
+            a.scenario,
+            a.gateway,
+            a.flow_id,
+            a.kind,
+            a.ts,
+        );
         alert_ids.push(aid);
         let t = json!({"proto": proto, "src_ip": src, "src_port": sport, "dest_ip": dst,
                        "dest_port": dport});
@@ -173,20 +252,10 @@ pub fn attach(
         hashes.push(json!({"alert_id": aid, "sha256": sha256_hex(js.as_bytes())}));
     }
     // Names carried by the flow records of the same flows (SNI, HTTP Host, DNS-learned name).
-    {
-        let mut fstmt = c.prepare_cached(
-            "SELECT json FROM events WHERE gateway = ?1 AND flow_id = ?2 AND event_type = 'flow'
-               AND dest_ip IS ?3 AND src_port IS ?4 AND ts BETWEEN ?5 - ?6 AND ?5 + ?6
-             LIMIT 4",
-        )?;
-        for (gw, f, dst, sport, ts) in &flows {
-            let rows = fstmt.query_map(params![gw, f, dst, sport, ts, FLOW_NEAR_MS], |r| {
-                r.get::<_, String>(0)
-            })?;
-            for js in rows {
-                if let Ok(v) = serde_json::from_str::<Value>(&js?) {
-                    names.add_event_json(&v);
-                }
+    for key in &flows {
+        for js in flow_json(key)? {
+            if let Ok(v) = serde_json::from_str::<Value>(&js) {
+                names.add_event_json(&v);
             }
         }
     }
@@ -298,7 +367,6 @@ pub fn attach(
         "deadline_at_beijing": beijing_of(inc.get("deadline_at")),
         "late_arrival": get("late_arrival"),
     });
-    let history = history(c, id)?;
     if let Value::Object(m) = &mut inc {
         m.insert("history".into(), Value::Array(history));
         m.insert("report".into(), report);

@@ -7,7 +7,7 @@ use crate::conn::{Admission, ConnLimit};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
 use crate::util::now_ms;
 use crossline_config::collector::CollectorConfig;
@@ -96,7 +96,7 @@ async fn serve<S, F>(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    eprintln!("crossline-collector: accept: {e}");
+                    tracing::error!("accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -135,8 +135,8 @@ async fn serve<S, F>(
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 slot.count("handshake_failed");
-                                eprintln!(
-                                    "crossline-collector: TLS handshake from {peer} refused: {e}"
+                                tracing::warn!(
+                                    "TLS handshake from {peer} refused: {e}"
                                 );
                                 return;
                             }
@@ -210,24 +210,22 @@ pub async fn run(
         Some(t) => Some(tls::api_server_config(&t.cert, &t.key)?),
         None => None,
     };
-    let db = config.database.clone();
     let cfg = config.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&db, cfg))
+    let store: Arc<dyn Store> =
+        tokio::task::spawn_blocking(move || crate::store::open_configured(cfg))
             .await
             .map_err(|e| ServerError::StoreTask(e.to_string()))?
             .map_err(|source| ServerError::Store {
                 path: config.database.display().to_string(),
                 source,
-            })?,
-    );
+            })?;
     let metrics = Arc::new(Metrics::new(&config)?);
     if let Some(limit) = open_file_limit() {
         // Two listeners, the database (WAL: three files per connection) and notifier sockets.
         let need = 2 * config.limits.max_connections as u64 + 64;
         if limit < need {
-            eprintln!(
-                "crossline-collector: warning: open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
+            tracing::warn!(
+                "open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
                 config.limits.max_connections
             );
         }
@@ -254,6 +252,7 @@ pub async fn run(
     let (guard_tx, mut guard_rx) = mpsc::channel::<()>(1);
 
     let ingest = Arc::new(Ingest::new(store.clone(), metrics.clone(), config.clone()));
+    let ingest_for_reload = ingest.clone();
     let make_ingest = move |gw: Option<Arc<str>>| {
         let ingest = ingest.clone();
         move |req| {
@@ -279,11 +278,21 @@ pub async fn run(
         make_ingest,
     ));
 
-    let api = Arc::new(Api::new(store.clone(), metrics.clone(), config.clone()));
+    // The API in force; a SIGHUP replaces it (tokens, registry, gateway metadata) and each
+    // request uses the one current when it arrives.
+    let api_cell = Arc::new(std::sync::RwLock::new(Arc::new(Api::new(
+        store.clone(),
+        metrics.clone(),
+        config.clone(),
+    ))));
+    let api_for_reload = api_cell.clone();
     let make_api = move |_gw: Option<Arc<str>>| {
-        let api = api.clone();
+        let cell = api_cell.clone();
         move |req| {
-            let api = api.clone();
+            let api = match cell.read() {
+                Ok(g) => Arc::clone(&g),
+                Err(p) => Arc::clone(&p.into_inner()),
+            };
             Box::pin(api.handle(req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
         }
     };
@@ -303,16 +312,18 @@ pub async fn run(
     ));
     drop(guard_tx);
 
-    let notifier = Arc::new(Notifier::new(
-        config.clone(),
-        store.clone(),
-        metrics.clone(),
-    ));
-    let notify_task = tokio::spawn(notifier.run(sd_rx.clone()));
+    // The notifier has its own stop signal: a SIGHUP replaces it (receivers, routes, [notify]);
+    // undelivered notifications wait in the outbox for the new one.
+    let start_notifier = |config: Arc<CollectorConfig>| {
+        let (tx, rx) = watch::channel(false);
+        let notifier = Arc::new(Notifier::new(config, store.clone(), metrics.clone()));
+        (tx, tokio::spawn(notifier.run(rx)))
+    };
+    let (mut notify_stop, mut notify_task) = start_notifier(config.clone());
     let maintenance = tokio::spawn(maintain(config.clone(), store.clone(), sd_rx));
 
-    eprintln!(
-        "crossline-collector: ingest listening on {} (mTLS), api on {} ({})",
+    tracing::info!(
+        "ingest listening on {} (mTLS), api on {} ({})",
         bound.ingest,
         bound.api,
         if config.api_tls.is_some() {
@@ -323,14 +334,150 @@ pub async fn run(
     );
     on_bound(bound);
 
-    stop.await;
-    eprintln!("crossline-collector: shutting down");
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP, configuration reloads need a restart: {e}");
+            None
+        }
+    };
+    let mut running = config.clone();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(()) = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let path = running.path.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    crossline_config::collector::load_collector(&path)
+                })
+                .await;
+                let new = match loaded {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        tracing::error!(
+                            "{} rejected on SIGHUP, keeping the running configuration:\n{e}",
+                            running.path.display()
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!("configuration reload task failed: {e}");
+                        continue;
+                    }
+                };
+                let (live, changes) = reconcile(&running, new);
+                let live = Arc::new(live);
+                for r in &changes.need_restart {
+                    tracing::warn!(
+                        "{}: {r} needs a restart; the running value stays",
+                        live.path.display()
+                    );
+                }
+                ingest_for_reload.set_gateways(live.gateways.clone());
+                store.reconfigure(live.clone());
+                let api = Arc::new(Api::new(store.clone(), metrics.clone(), live.clone()));
+                match api_for_reload.write() {
+                    Ok(mut g) => *g = api,
+                    Err(p) => *p.into_inner() = api,
+                }
+                let _ = notify_stop.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut notify_task).await;
+                (notify_stop, notify_task) = start_notifier(live.clone());
+                tracing::info!(
+                    "{} reloaded: {}",
+                    live.path.display(),
+                    if changes.applied.is_empty() {
+                        "no live setting changed".to_string()
+                    } else {
+                        format!("applied {}", changes.applied.join("; "))
+                    }
+                );
+                running = live;
+            }
+        }
+    }
+    tracing::info!("shutting down");
     let _ = sd_tx.send(true);
+    let _ = notify_stop.send(true);
     // Every connection holds a guard; recv() returns None once all are gone.
     let _ = tokio::time::timeout(Duration::from_secs(15), guard_rx.recv()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notify_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), maintenance).await;
     Ok(())
+}
+
+/// What a reloaded collector config changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigChanges {
+    /// Settings applied to the running collector.
+    pub applied: Vec<String>,
+    /// `key: old -> new` of settings that need a restart (the running value stays).
+    pub need_restart: Vec<String>,
+}
+
+/// The configuration to run with after a SIGHUP: `new` with the settings that cannot change
+/// live (listeners, TLS, database, limits, retention, incidents, time window) kept from
+/// `running`, and what changed.
+pub fn reconcile(
+    running: &CollectorConfig,
+    mut new: CollectorConfig,
+) -> (CollectorConfig, ConfigChanges) {
+    let mut c = ConfigChanges::default();
+    macro_rules! keep {
+        ($($key:literal => $field:ident),+ $(,)?) => {$(
+            let (old, now) = (format!("{:?}", running.$field), format!("{:?}", new.$field));
+            if old != now {
+                c.need_restart.push(format!("{}: {old} -> {now}", $key));
+                new.$field = running.$field.clone();
+            }
+        )+};
+    }
+    keep!(
+        "listen" => listen,
+        "api_listen" => api_listen,
+        "[tls]" => tls,
+        "[api_tls]" => api_tls,
+        "database" => database,
+        "[limits]" => limits,
+        "[retention]" => retention,
+        "[incidents]" => incidents,
+        "[time]" => time,
+    );
+    macro_rules! live {
+        ($($key:literal => $field:ident),+ $(,)?) => {$(
+            if format!("{:?}", running.$field) != format!("{:?}", new.$field) {
+                c.applied.push(format!("{} ({} -> {})", $key, running.$field.len(), new.$field.len()));
+            }
+        )+};
+    }
+    live!(
+        "gateways" => gateways,
+        "tokens" => tokens,
+        "receivers" => receivers,
+        "routes" => routes,
+        "gateway metadata" => gateway_info,
+    );
+    if format!("{:?}", running.notify) != format!("{:?}", new.notify) {
+        c.applied.push("[notify]".to_string());
+    }
+    if format!("{:?}", (&running.registry_path, &running.registry))
+        != format!("{:?}", (&new.registry_path, &new.registry))
+    {
+        c.applied.push(format!(
+            "registry {} (API and reports; metric label bounds keep the start-up registry until \
+             a restart)",
+            new.registry_path
+                .as_deref()
+                .map_or_else(|| "none".to_string(), |p| p.display().to_string())
+        ));
+    }
+    (new, c)
 }
 
 async fn maintain(
@@ -373,14 +520,14 @@ async fn maintain(
                     last_retention = now;
                 }
                 if resolved > 0 {
-                    eprintln!("crossline-collector: auto-resolved {resolved} quiet incident(s)");
+                    tracing::info!("auto-resolved {resolved} quiet incident(s)");
                 }
                 if expired > 0 {
-                    eprintln!("crossline-collector: retention deleted {expired} flow record(s)");
+                    tracing::info!("retention deleted {expired} flow record(s)");
                 }
             }
-            Ok(Err(e)) => eprintln!("crossline-collector: maintenance: {e}"),
-            Err(e) => eprintln!("crossline-collector: maintenance task: {e}"),
+            Ok(Err(e)) => tracing::error!("maintenance: {e}"),
+            Err(e) => tracing::error!("maintenance task: {e}"),
         }
     }
 }

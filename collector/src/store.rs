@@ -8,7 +8,10 @@
 //! extend and the outbox rows for those incidents are committed together or not at all. Batches
 //! that arrive while the writer is busy are group-committed: one transaction (one fsync), one
 //! savepoint per batch, so a failing batch rolls back only itself. Dedupe is the primary key of
-//! `batches` (gateway, stream, sequence).
+//! `batches` (gateway, stream, sequence). Stream and sequence are stored as the INTEGER with the
+//! same 64 bits (`u64 as i64`, a bijection: values above `i64::MAX` read back negative in SQL but
+//! dedupe and [`Store::has_batch`] are exact); the PostgreSQL store ([`crate::pg`]) keeps them
+//! as `NUMERIC(20,0)`.
 
 use crate::incident::{self, IncidentNotice};
 use crate::util::format_ms;
@@ -41,6 +44,25 @@ pub enum StoreError {
     /// A lock was poisoned by a panic on another thread.
     #[error("store unavailable (poisoned lock)")]
     Poisoned,
+    /// PostgreSQL refused or failed an operation.
+    #[error("database error: {}", pg_detail(.0))]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached (PostgreSQL down, restarting, unreachable); the caller
+    /// answers 503 and the agents retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A PostgreSQL error with the server's SQLSTATE and message (its `Display` says only
+/// "db error").
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// What was wrong with an event's timestamp (it is stored anyway, flagged).
@@ -248,6 +270,8 @@ pub struct Gauges {
 
 /// Persistence behind the collector.
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Use a reloaded configuration (routes, receivers, registry) from now on.
+    fn reconfigure(&self, _config: Arc<CollectorConfig>) {}
     /// Store a batch durably and atomically (or report a duplicate).
     fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError>;
     /// Alerts in scope matching the filter, newest first.
@@ -328,6 +352,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &IncidentFilter,
         kind: Option<&str>,
     ) -> Result<Vec<Value>, StoreError>;
+    /// Whether the database answers now (`/healthz`); the reason when it does not.
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Open the store the configuration names: SQLite by default, PostgreSQL for a
+/// `postgresql://` URL. Blocking (run it on a blocking thread).
+pub fn open_configured(config: Arc<CollectorConfig>) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.postgres {
+        Some(db) => Ok(Arc::new(crate::pg::PgStore::open(db, config.clone())?)),
+        None => Ok(Arc::new(SqliteStore::open(
+            &config.database,
+            config.clone(),
+        )?)),
+    }
 }
 
 /// One gateway's latest figure for one enterprise-wide subject (`persons:<year>:<category>`
@@ -448,7 +488,8 @@ CREATE TABLE sketch_alerted (
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-    config: Arc<CollectorConfig>,
+    /// Replaced by a SIGHUP ([`Store::reconfigure`]).
+    config: std::sync::RwLock<Arc<CollectorConfig>>,
     group: Mutex<GroupState>,
     group_done: Condvar,
 }
@@ -481,10 +522,17 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            config,
+            config: std::sync::RwLock::new(config),
             group: Mutex::new(GroupState::default()),
             group_done: Condvar::new(),
         })
+    }
+
+    fn config(&self) -> Arc<CollectorConfig> {
+        match self.config.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
     }
 
     fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -503,7 +551,7 @@ impl SqliteStore {
             let mut out = Vec::with_capacity(work.len());
             for (_, b) in work {
                 let sp = tx.savepoint()?;
-                match store_batch(&sp, &self.config, b) {
+                match store_batch(&sp, &self.config(), b) {
                     Ok(o) => {
                         sp.commit()?;
                         out.push(Ok(o));
@@ -777,6 +825,13 @@ fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 }
 
 impl Store for SqliteStore {
+    fn reconfigure(&self, config: Arc<CollectorConfig>) {
+        match self.config.write() {
+            Ok(mut g) => *g = config,
+            Err(p) => *p.into_inner() = config,
+        }
+    }
+
     fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError> {
         let mut g = self.group.lock().map_err(|_| StoreError::Poisoned)?;
         let ticket = g.next_ticket;
@@ -892,7 +947,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        Ok(Some(crate::report::attach(&c, &self.config, inc, id)?))
+        Ok(Some(crate::report::attach(&c, &self.config(), inc, id)?))
     }
 
     fn transition(
@@ -947,7 +1002,7 @@ impl Store for SqliteStore {
                         "incident {id} is already resolved"
                     )));
                 }
-                incident::resolve(&tx, &self.config, id, now_ms, actor, role, comment)?;
+                incident::resolve(&tx, &self.config(), id, now_ms, actor, role, comment)?;
             }
         }
         tx.execute(
@@ -1160,7 +1215,7 @@ impl Store for SqliteStore {
         for id in &ids {
             incident::resolve(
                 &tx,
-                &self.config,
+                &self.config(),
                 *id,
                 now_ms,
                 "auto",

@@ -80,15 +80,27 @@ const GW_B_META: &str =
 struct Setup {
     dir: TempDir,
     c: Collector,
+    /// The PostgreSQL server when the store is on PostgreSQL (stopped on drop, after `c`).
+    _pg: Option<common::pg::Postgres>,
 }
 
 fn setup() -> Setup {
+    setup_on(None)
+}
+
+/// The same collector and data, on SQLite (`None`) or on a database of a PostgreSQL server.
+fn setup_on(pg: Option<common::pg::Postgres>) -> Setup {
     let dir = TempDir::new("api");
     let pki = make_pki(dir.path(), &["gw-a", "gw-b"]);
     let cfg = dir.path().join("collector.toml");
+    let mut base = base_config(&["gw-a", "gw-b"]);
+    if let Some(pg) = &pg {
+        pg.create_db("api");
+        base = base.replace("database = \"collector.db\"\n", &pg.config_lines("api"));
+    }
     let text = format!(
         "{}registry = {:?}\n[retention]\nflows = \"100000d\"\n{}{GW_B_META}",
-        base_config(&["gw-a", "gw-b"]),
+        base,
         registry_path().display().to_string(),
         tokens()
     );
@@ -146,7 +158,7 @@ fn setup() -> Setup {
     .join("\n");
     let r = post_batch(c.ingest, &b, 1, 1, batch_b.as_bytes(), false).expect("post b");
     assert_eq!(r.json()["status"], "stored", "{}", r.text());
-    Setup { dir, c }
+    Setup { dir, c, _pg: pg }
 }
 
 fn get(api: SocketAddr, path: &str, token: &str) -> (u16, Value) {
@@ -181,7 +193,19 @@ fn id_of(api: SocketAddr, what: &str, enterprise: &str) -> i64 {
 
 #[test]
 fn tenant_isolation_across_every_endpoint() {
-    let s = setup();
+    tenant_isolation(&setup());
+}
+
+/// The same role sweep with the store on a real PostgreSQL.
+#[test]
+fn tenant_isolation_across_every_endpoint_on_postgres() {
+    let Some(pg) = common::pg::Postgres::start("api") else {
+        return;
+    };
+    tenant_isolation(&setup_on(Some(pg)));
+}
+
+fn tenant_isolation(s: &Setup) {
     let api = s.c.api;
     let shunyi_alert = id_of(api, "alerts", "shunyi-motors");
     let shunyi_incident = id_of(api, "incidents", "shunyi-motors");

@@ -101,6 +101,9 @@ pub struct UplinkConfig {
     pub send_flows: bool,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// How long `analyze` waits after the capture for the collector to acknowledge the spool
+    /// before it exits non-zero with the count still spooled. Default 60 s.
+    pub drain_timeout: Duration,
 }
 
 /// When the spool calls fsync.

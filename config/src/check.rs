@@ -210,15 +210,44 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             names.join(", ")
         );
     }
+    let c = &config.capture;
+    let _ = writeln!(
+        out,
+        "interfaces:   {}",
+        if c.interfaces.is_empty() {
+            "none (analyze only)".to_string()
+        } else {
+            c.interfaces.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "filter:       {}",
+        c.filter
+            .as_deref()
+            .map_or("none".to_string(), |f| format!("{f:?}"))
+    );
+    let _ = writeln!(out, "workers:      {}", c.workers);
+    let _ = writeln!(
+        out,
+        "metrics:      {}",
+        config
+            .metrics
+            .listen
+            .map_or("none".to_string(), |a| format!("http://{a}/metrics"))
+    );
     let _ = writeln!(
         out,
         "uplink:       {}",
         config
             .uplink
             .as_ref()
-            .map_or("none (events stay local)".to_string(), |u| u
-                .collector
-                .clone())
+            .map_or("none (events stay local)".to_string(), |u| format!(
+                "{} (spool {}, certificate {})",
+                u.collector,
+                u.spool_dir.display(),
+                u.cert.display()
+            ))
     );
     let _ = writeln!(out, "signatures:   {}", config.detect.signatures.len());
     if warnings.is_empty() {

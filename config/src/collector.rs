@@ -43,8 +43,12 @@ pub struct CollectorConfig {
     pub tls: TlsFiles,
     /// Optional TLS for the API listener (no client certificates). Default: plain HTTP.
     pub api_tls: Option<ApiTls>,
-    /// SQLite database file. Default `collector.db` next to the config.
+    /// SQLite database file. Default `collector.db` next to the config. When `database` is a
+    /// `postgresql://` URL this holds the URL text as given and [`CollectorConfig::postgres`] is
+    /// set.
     pub database: PathBuf,
+    /// PostgreSQL store, when `database` is a `postgresql://` (or `postgres://`) URL.
+    pub postgres: Option<PostgresDb>,
     /// Gateway ids allowed to submit events (the CN of their client certificate).
     pub gateways: Vec<String>,
     /// Registry file, if configured: bounds the enterprise and scenario label values.
@@ -72,6 +76,52 @@ pub struct CollectorConfig {
     pub time: TimeConfig,
     /// See [`CollectorConfig::deployment_problems`].
     pub deployment: Vec<String>,
+}
+
+/// A PostgreSQL store: where it is and where its password comes from (never the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresDb {
+    /// The URL as given, without a password (`postgresql://user@host:port/dbname?...`).
+    pub url: String,
+    /// `database_password_file`: a file holding the password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// `database_password_env`: the environment variable read when there is no password file.
+    /// Default `PGPASSWORD`.
+    pub password_env: String,
+}
+
+/// Check a `postgresql://` URL: the scheme, a host, and no password in it.
+pub fn check_postgres_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+        .ok_or_else(|| format!("{url:?} is not a postgresql:// URL"))?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if userinfo.contains(':') {
+            return Err(
+                "the database URL carries a password; put it in the file named by `database_password_file` or in the environment variable named by `database_password_env` (default PGPASSWORD)"
+                    .to_string(),
+            );
+        }
+    }
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!(
+            "database URL {url:?} has no host (expected e.g. \"postgresql://crossline@db.example:5432/crossline\")"
+        ));
+    }
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    if query
+        .split('&')
+        .any(|kv| kv.split('=').next() == Some("password"))
+    {
+        return Err(
+            "the database URL carries a password parameter; use `database_password_file` or the environment"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 impl CollectorConfig {
@@ -430,7 +480,9 @@ impl RegistryLabels {
 struct RawConfig {
     listen: Option<Spanned<String>>,
     api_listen: Option<Spanned<String>>,
-    database: Option<String>,
+    database: Option<Spanned<String>>,
+    database_password_file: Option<String>,
+    database_password_env: Option<String>,
     gateways: Option<Spanned<Vec<Spanned<String>>>>,
     registry: Option<Spanned<String>>,
     #[serde(default)]
@@ -673,7 +725,34 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         cert: rel(&t.cert),
         key: rel(&t.key),
     });
-    let database = rel(raw.database.as_deref().unwrap_or("collector.db"));
+    let db_text = raw
+        .database
+        .as_ref()
+        .map_or("collector.db", |d| d.get_ref().as_str());
+    let is_url = db_text.starts_with("postgresql://") || db_text.starts_with("postgres://");
+    let (database, postgres) = if is_url {
+        if let Err(msg) = check_postgres_url(db_text) {
+            if let Some(d) = &raw.database {
+                p.at(d.span(), msg);
+            }
+        }
+        (
+            PathBuf::from(db_text),
+            Some(PostgresDb {
+                url: db_text.to_string(),
+                password_file: raw.database_password_file.as_deref().map(rel),
+                password_env: raw
+                    .database_password_env
+                    .clone()
+                    .unwrap_or_else(|| "PGPASSWORD".to_string()),
+            }),
+        )
+    } else {
+        if raw.database_password_file.is_some() || raw.database_password_env.is_some() {
+            p.file("`database_password_file` / `database_password_env` need `database` to be a postgresql:// URL");
+        }
+        (rel(db_text), None)
+    };
 
     let mut gateways = Vec::new();
     match &raw.gateways {
@@ -1168,6 +1247,7 @@ pub fn parse_collector(text: &str, path: &Path) -> Result<CollectorConfig, Colle
         tls,
         api_tls,
         database,
+        postgres,
         gateways,
         registry_path,
         registry,
@@ -1317,6 +1397,48 @@ mod tests {
             "{list:?}"
         );
         assert_eq!(list.len(), 4, "{list:?}");
+    }
+
+    #[test]
+    fn database_url_selects_postgres_and_keeps_passwords_out() {
+        let c = parse_collector(
+            "gateways = [\"gw-a\"]\ndatabase = \"postgresql://crossline@db.example:5432/crossline\"\ndatabase_password_file = \"secrets/db\"\n",
+            Path::new("/etc/x/collector.toml"),
+        )
+        .expect("valid");
+        let pg = c.postgres.expect("postgres selected");
+        assert_eq!(pg.url, "postgresql://crossline@db.example:5432/crossline");
+        assert_eq!(pg.password_file, Some(PathBuf::from("/etc/x/secrets/db")));
+        assert_eq!(pg.password_env, "PGPASSWORD");
+        let sqlite = parse_collector(
+            "gateways = []\ndatabase = \"db/c.db\"\n",
+            Path::new("/e/c.toml"),
+        )
+        .expect("valid");
+        assert!(sqlite.postgres.is_none());
+        assert_eq!(sqlite.database, PathBuf::from("/e/db/c.db"));
+        for (text, want) in [
+            (
+                "database = \"postgresql://u:hunter2@h/d\"",
+                "c.toml:2:12: the database URL carries a password",
+            ),
+            (
+                "database = \"postgres://u@h/d?password=x\"",
+                "c.toml:2:12: the database URL carries a password parameter",
+            ),
+            (
+                "database = \"postgresql:///d\"",
+                "c.toml:2:12: database URL \"postgresql:///d\" has no host",
+            ),
+            (
+                "database = \"c.db\"\ndatabase_password_env = \"X\"",
+                "c.toml:1:1: `database_password_file`",
+            ),
+        ] {
+            let err = parse_collector(&format!("gateways = []\n{text}\n"), Path::new("c.toml"))
+                .expect_err(text);
+            assert!(err.to_string().starts_with(want), "{text}: {err}");
+        }
     }
 
     #[test]

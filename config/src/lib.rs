@@ -16,6 +16,7 @@ pub mod event;
 pub mod holidays;
 pub mod limits;
 pub mod load;
+pub mod logging;
 pub mod parse;
 pub mod raw;
 pub mod read;

@@ -1795,6 +1795,12 @@ fn uplink_config(
         &raw.backoff_max,
         Duration::from_secs(60),
     );
+    let drain_timeout = dur(
+        d,
+        "uplink.drain_timeout",
+        &raw.drain_timeout,
+        Duration::from_secs(60),
+    );
     if backoff_max < backoff_min {
         let at = raw
             .backoff_max
@@ -1823,6 +1829,7 @@ fn uplink_config(
         send_flows: raw.send_flows.unwrap_or(true),
         backoff_min,
         backoff_max,
+        drain_timeout,
     })
 }
 

@@ -232,6 +232,7 @@ pub struct RawUplink {
     pub send_flows: Option<bool>,
     pub backoff_min: Option<V>,
     pub backoff_max: Option<V>,
+    pub drain_timeout: Option<V>,
 }
 
 /// `[metrics]`.

@@ -619,7 +619,12 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
     let mut run = Proc::spawn("agent", cmd, &dir.join("agent.log")).expect("agent");
     let status = run.wait(Duration::from_secs(90)).expect("agent exits");
     let log = run.output();
-    assert!(status.success(), "agent:\n{log}");
+    // A set-aside event is not stored: an error in the summary and the exit status (3).
+    assert_eq!(status.code(), Some(3), "agent:\n{log}");
+    assert!(
+        log.contains("1 events by line") && log.contains("NOT stored"),
+        "the summary must count the set-aside event as an error:\n{log}"
+    );
     assert!(
         log.contains("collector refused line 2 of batch 1"),
         "the refusal is not logged with its line:\n{log}"

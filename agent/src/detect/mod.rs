@@ -116,23 +116,43 @@ pub struct PersonsUsage {
     pub limit: u64,
 }
 
+/// The detection settings a SIGHUP can change while the agent runs: `[detect]` values,
+/// signatures and `[[exclude]]` entries. Workers pick a new one up with the registry generation.
+#[derive(Debug)]
+pub struct LiveDetect {
+    /// The `[detect]` settings (the start-only ones, `pi_key`, `geoip`, `fold_interval` and
+    /// `holidays`, are those of the start).
+    pub cfg: DetectConfig,
+    signatures: SignatureSet,
+    exclusions: Exclusions,
+}
+
+impl LiveDetect {
+    fn new(cfg: DetectConfig) -> LiveDetect {
+        LiveDetect {
+            signatures: SignatureSet::new(&cfg.signatures),
+            exclusions: Exclusions::new(&cfg.exclude),
+            cfg,
+        }
+    }
+}
+
 /// State shared by the classifiers of all workers of one agent run.
 #[derive(Debug)]
 pub struct DetectShared {
     gateway: String,
     cfg: DetectConfig,
+    /// The live-changeable settings (see [`DetectShared::set_live`]).
+    live: Mutex<Arc<LiveDetect>>,
     registry: Arc<SharedRegistry>,
     geoip: Option<GeoIp>,
     hmac: ring::hmac::Key,
-    signatures: SignatureSet,
     volume: Mutex<VolumeBook>,
     persons: Mutex<PersonsBook>,
     misuse: Mutex<MisuseBook>,
     expiry: Mutex<ExpiryBook>,
     /// Personal identifiers found (all workers).
     pi_found: AtomicU64,
-    /// `[[exclude]]` entries.
-    exclusions: Exclusions,
     /// Working days: the shipped holiday schedules plus the config's `[[holidays]]`.
     calendar: WorkCalendar,
     /// Expiry computations that fell back to calendar days (a year without a schedule).
@@ -181,8 +201,7 @@ impl DetectShared {
         let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cfg.pi_key);
         Ok(Arc::new(DetectShared {
             gateway: gateway.to_string(),
-            signatures: SignatureSet::new(&cfg.signatures),
-            exclusions: Exclusions::new(&cfg.exclude),
+            live: Mutex::new(Arc::new(LiveDetect::new(cfg.clone()))),
             calendar: WorkCalendar::new(&cfg.holidays),
             calendar_fallbacks: AtomicU64::new(0),
             calendar_warned: AtomicBool::new(false),
@@ -214,6 +233,17 @@ impl DetectShared {
     /// Start the reload triggers (SIGHUP and a one-second poll of the file's mtime).
     pub fn watch_registry(&self) -> std::io::Result<reload::Watchers> {
         reload::spawn_watchers(self.registry_arc(), std::time::Duration::from_secs(1))
+    }
+
+    /// Start the reload triggers with SIGHUP re-reading `agent.toml` through `reloader`.
+    pub fn watch(&self, reloader: reload::ConfigReloader) -> std::io::Result<reload::Watchers> {
+        reload::spawn_watchers_with(
+            self.registry_arc(),
+            std::time::Duration::from_secs(1),
+            Some(Box::new(move || {
+                let _ = reloader.reload();
+            })),
+        )
     }
 
     /// The detection settings.
@@ -266,9 +296,20 @@ impl DetectShared {
         self.pi_found.load(Ordering::Relaxed)
     }
 
-    /// The `[[exclude]]` entries.
-    pub fn exclusions(&self) -> &Exclusions {
-        &self.exclusions
+    /// The live detection settings (`[detect]`, signatures, `[[exclude]]`).
+    pub fn live(&self) -> Arc<LiveDetect> {
+        Arc::clone(&lock(&self.live))
+    }
+
+    /// The names of the `[[exclude]]` entries in force.
+    pub fn exclusion_names(&self) -> Vec<String> {
+        self.live().exclusions.names().map(str::to_string).collect()
+    }
+
+    /// Replace the live detection settings (a SIGHUP with a changed `agent.toml`); workers
+    /// pick them up with the next registry generation, which the caller bumps.
+    pub fn set_live(&self, cfg: DetectConfig) {
+        *lock(&self.live) = Arc::new(LiveDetect::new(cfg));
     }
 
     /// The working-day calendar used for expiry warnings.
@@ -395,6 +436,8 @@ pub struct Classifier {
     shared: Arc<DetectShared>,
     worker: usize,
     compiled: Arc<Compiled>,
+    /// The live detection settings, refreshed with the registry generation.
+    live: Arc<LiveDetect>,
     generation: u64,
     scratch: Scratch,
     shaper: shaping::Shaper,
@@ -410,11 +453,13 @@ impl Classifier {
     pub fn new(shared: Arc<DetectShared>, worker: usize) -> Classifier {
         let compiled = shared.registry.current();
         let generation = shared.registry.generation();
+        let live = shared.live();
         let fold = i64::try_from(shared.cfg.fold_interval.as_micros()).unwrap_or(i64::MAX);
         Classifier {
             shared,
             worker,
             compiled,
+            live,
             generation,
             scratch: Scratch::default(),
             shaper: shaping::Shaper::new(fold),
@@ -448,6 +493,7 @@ impl Classifier {
         let g = self.shared.registry.generation();
         if g != self.generation {
             self.compiled = self.shared.registry.current();
+            self.live = self.shared.live();
             self.generation = g;
             self.limits = (0..self.compiled.registry.enterprises.len())
                 .map(|i| persons_limits(&self.compiled, Some(i as u32)))
@@ -490,7 +536,7 @@ impl Classifier {
         }
         let reg = &self.compiled.registry;
         let green = self.green(enterprise);
-        let severity = if green && self.shared.cfg.green_channel_raise {
+        let severity = if green && self.live.cfg.green_channel_raise {
             severity.raised()
         } else {
             severity
@@ -642,8 +688,8 @@ impl Analysis for Classifier {
             if i != r {
                 state.flags |= F_CROSS;
                 let foreign = if i { view.responder } else { view.initiator };
-                if !self.shared.exclusions.is_empty()
-                    && self.shared.exclusions.matches_by_address(
+                if !self.live.exclusions.is_empty()
+                    && self.live.exclusions.matches_by_address(
                         foreign,
                         view.ip_proto,
                         view.responder_port,
@@ -672,7 +718,7 @@ impl Analysis for Classifier {
             return;
         }
         let budget = self
-            .shared
+            .live
             .cfg
             .pi_scan_bytes
             .saturating_sub(state.scanned as usize);
@@ -705,7 +751,7 @@ impl Analysis for Classifier {
                 ev.push(pi::mask_string(kind, ident));
             }
         });
-        self.shared.signatures.scan(data, sig_hits);
+        self.live.signatures.scan(data, sig_hits);
     }
 
     fn on_flow_record(
@@ -726,7 +772,7 @@ impl Analysis for Classifier {
 
         // `[[exclude]]`: infrastructure traffic, checked before step 1. Written and counted
         // (by the writer, per entry name), never alerted on.
-        if let Some(x) = self.shared.exclusions.matches(s, &c) {
+        if let Some(x) = self.live.exclusions.matches(s, &c) {
             event.direction = Some(c.direction);
             event.export_bytes = Some(match c.direction {
                 Direction::Export => s.bytes_fwd,
@@ -738,7 +784,7 @@ impl Analysis for Classifier {
                 enterprise: None,
                 name_source: None,
                 ech: c.ech,
-                exclude: self.shared.exclusions.names().nth(x).map(str::to_string),
+                exclude: self.live.exclusions.names().nth(x).map(str::to_string),
             });
             state.last_record_micros = s.last_micros;
             state.pi_counts = [0; 4];
@@ -801,7 +847,7 @@ impl Analysis for Classifier {
         state.accounted_bytes = state.accounted_bytes.max(export_bytes);
         state.accounted_payload = state.accounted_payload.max(export_payload);
         state.last_record_micros = s.last_micros;
-        let min = self.shared.cfg.min_export_bytes;
+        let min = self.live.cfg.min_export_bytes;
         let carries = delta_payload > 0 && (min == 0 || delta_bytes >= min);
 
         let now = s.last_micros;
@@ -916,8 +962,8 @@ impl Analysis for Classifier {
                         + crossline_config::time::SHANGHAI_OFFSET_SECS)
                         .div_euclid(3600);
                     let rule = SurgeRule {
-                        k: self.shared.cfg.surge_k,
-                        floor_bytes: self.shared.cfg.surge_floor_bytes,
+                        k: self.live.cfg.surge_k,
+                        floor_bytes: self.live.cfg.surge_floor_bytes,
                     };
                     let o = lock(&self.shared.volume).add(
                         &sc.id,
@@ -1065,7 +1111,7 @@ impl Analysis for Classifier {
                 if hits & (1 << i) == 0 {
                     continue;
                 }
-                let Some(sig) = self.shared.signatures.get(i) else {
+                let Some(sig) = self.live.signatures.get(i) else {
                     continue;
                 };
                 match sig.kind {
@@ -1170,7 +1216,7 @@ impl Analysis for Classifier {
                 (domestic, s.ip_proto, s.responder_port),
                 foreign,
                 hour,
-                self.shared.cfg.misuse_sources,
+                self.live.cfg.misuse_sources,
             );
             if let Some(n) = n {
                 let mut e = self.alert(
@@ -1225,7 +1271,7 @@ impl Analysis for Classifier {
         let today = shanghai(now.div_euclid(1_000_000)).date;
         if self.expiry_day != Some(today) {
             self.expiry_day = Some(today);
-            let levels = expiry_levels(self.shared.cfg.expiry_warning_days);
+            let levels = expiry_levels(self.live.cfg.expiry_warning_days);
             let first = i64::from(levels[0]);
             let compiled = Arc::clone(&self.compiled);
             for (i, sc) in compiled.registry.scenarios.iter().enumerate() {

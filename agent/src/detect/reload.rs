@@ -1,4 +1,4 @@
-//! Hot reload of the registry.
+//! Hot reload of the registry and of `agent.toml`.
 //!
 //! [`SharedRegistry`] holds the current [`Compiled`] registry as an `Arc` behind a mutex plus a
 //! generation counter. Workers cache the `Arc` and look at the generation (one relaxed atomic
@@ -7,6 +7,11 @@
 //! an invalid file is rejected with its errors printed to stderr, the old registry stays, and
 //! `reload_failures` goes up. Triggers ([`spawn_watchers`]): SIGHUP, and a change of the file's
 //! modification time, polled every second by a small thread.
+//!
+//! A SIGHUP handled by a [`ConfigReloader`] re-reads `agent.toml` as well (and the registry it
+//! names): the keys that can change live (`domestic`, `[detect]` thresholds, signatures,
+//! `[[exclude]]`, the uplink's batch settings) are applied; the others are logged as needing a
+//! restart with their old and new values, and keep their running value.
 //!
 //! Per-scenario counters (daily bytes, baselines) are keyed by scenario id, not by index, so
 //! they survive a reload; flows in the tables keep their state too.
@@ -38,7 +43,7 @@ pub struct SharedRegistry {
     current: Mutex<Arc<Compiled>>,
     generation: AtomicU64,
     reload_failures: AtomicU64,
-    domestic: Vec<IpNet>,
+    domestic: Mutex<Vec<IpNet>>,
     path: Mutex<PathBuf>,
 }
 
@@ -49,7 +54,7 @@ impl SharedRegistry {
             current: Mutex::new(Arc::new(Compiled::new(registry, domestic))),
             generation: AtomicU64::new(1),
             reload_failures: AtomicU64::new(0),
-            domestic: domestic.to_vec(),
+            domestic: Mutex::new(domestic.to_vec()),
             path: Mutex::new(path),
         }
     }
@@ -80,9 +85,35 @@ impl SharedRegistry {
         }
     }
 
+    /// The domestic prefixes in force.
+    pub fn domestic(&self) -> Vec<IpNet> {
+        match self.domestic.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
     /// Replace the active registry with an already validated one.
     pub fn swap(&self, registry: Registry) {
-        let compiled = Arc::new(Compiled::new(registry, &self.domestic));
+        let domestic = self.domestic();
+        self.install(Compiled::new(registry, &domestic));
+    }
+
+    /// Replace the registry and the domestic prefixes together (a reloaded `agent.toml`).
+    pub fn replace(&self, registry: Registry, domestic: Vec<IpNet>, path: &Path) {
+        let compiled = Compiled::new(registry, &domestic);
+        match self.domestic.lock() {
+            Ok(mut g) => *g = domestic,
+            Err(p) => *p.into_inner() = domestic,
+        }
+        if let Ok(mut p) = self.path.lock() {
+            *p = path.to_path_buf();
+        }
+        self.install(compiled);
+    }
+
+    fn install(&self, compiled: Compiled) {
+        let compiled = Arc::new(compiled);
         match self.current.lock() {
             Ok(mut g) => *g = compiled,
             Err(p) => *p.into_inner() = compiled,
@@ -93,18 +124,18 @@ impl SharedRegistry {
     /// Validate `path` (as of Beijing date `today`) and make it the active registry. On error
     /// the previous registry stays, the failure counter goes up and the errors are printed.
     pub fn reload_from_at(&self, path: &Path, today: Date) -> Result<u64, ReloadError> {
-        match crossline_config::load_registry(path, &self.domestic, today) {
+        match crossline_config::load_registry(path, &self.domestic(), today) {
             Ok((registry, warnings)) => {
                 for w in warnings {
-                    eprintln!("warning: {w}");
+                    tracing::warn!("{w}");
                 }
                 self.swap(registry);
                 if let Ok(mut p) = self.path.lock() {
                     *p = path.to_path_buf();
                 }
                 let generation = self.generation();
-                eprintln!(
-                    "crossline: registry {} loaded (generation {generation})",
+                tracing::info!(
+                    "registry {} loaded (generation {generation})",
                     path.display()
                 );
                 Ok(generation)
@@ -115,7 +146,7 @@ impl SharedRegistry {
                     path: path.to_path_buf(),
                     errors,
                 };
-                eprintln!("crossline: {e}");
+                tracing::error!("{e}");
                 Err(e)
             }
         }
@@ -154,6 +185,16 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 /// Start the reload triggers for `registry`: SIGHUP, and a poll of the registry file's
 /// modification time every `poll` (one second in production).
 pub fn spawn_watchers(registry: Arc<SharedRegistry>, poll: Duration) -> std::io::Result<Watchers> {
+    spawn_watchers_with(registry, poll, None)
+}
+
+/// [`spawn_watchers`], with SIGHUP handled by `on_hup` (re-read `agent.toml`) instead of a
+/// reload of the registry alone.
+pub fn spawn_watchers_with(
+    registry: Arc<SharedRegistry>,
+    poll: Duration,
+    on_hup: Option<Box<dyn Fn() + Send>>,
+) -> std::io::Result<Watchers> {
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     let signal = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
@@ -167,9 +208,16 @@ pub fn spawn_watchers(registry: Arc<SharedRegistry>, poll: Duration) -> std::io:
                 let path = registry.path();
                 let now = mtime(&path);
                 let changed = now.is_some() && now != last;
-                if hup.swap(false, Ordering::Relaxed) || changed {
+                let hupped = hup.swap(false, Ordering::Relaxed);
+                if hupped || changed {
                     last = now;
-                    let _ = registry.reload_from(&path);
+                    match (&on_hup, hupped) {
+                        (Some(f), true) => f(),
+                        _ => {
+                            let _ = registry.reload_from(&path);
+                        }
+                    }
+                    last = mtime(&registry.path()).or(last);
                 }
             }
         })?;
@@ -178,6 +226,246 @@ pub fn spawn_watchers(registry: Arc<SharedRegistry>, poll: Duration) -> std::io:
         threads: vec![thread],
         signal: Some(signal),
     })
+}
+
+/// What a re-read `agent.toml` changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigChanges {
+    /// Keys applied to the running agent.
+    pub applied: Vec<String>,
+    /// `key: old -> new` of keys that need a restart (their running value stays).
+    pub need_restart: Vec<String>,
+}
+
+/// Re-reads `agent.toml` on SIGHUP and applies what can change live.
+#[derive(Debug)]
+pub struct ConfigReloader {
+    running: Mutex<crossline_config::AgentConfig>,
+    detect: Arc<super::DetectShared>,
+    uplink: Option<crate::uplink::UplinkHandle>,
+}
+
+/// Pairs `(key, old, new)` of the values that differ, as they would be written in a log.
+macro_rules! differ {
+    ($out:ident, $old:expr, $new:expr, $($key:literal => $field:ident),+ $(,)?) => {
+        $(
+            if $old.$field != $new.$field {
+                $out.push(format!("{}: {:?} -> {:?}", $key, $old.$field, $new.$field));
+            }
+        )+
+    };
+}
+
+impl ConfigReloader {
+    /// A reloader for an agent started with `running`.
+    pub fn new(
+        running: crossline_config::AgentConfig,
+        detect: Arc<super::DetectShared>,
+        uplink: Option<crate::uplink::UplinkHandle>,
+    ) -> ConfigReloader {
+        ConfigReloader {
+            running: Mutex::new(running),
+            detect,
+            uplink,
+        }
+    }
+
+    /// Re-read the file the running config came from (as of Beijing date `today`), apply the
+    /// live keys and log the rest. An invalid file changes nothing (the registry alone is
+    /// reloaded, as a SIGHUP did before).
+    pub fn reload_at(&self, today: Date) -> Result<ConfigChanges, crossline_config::ConfigError> {
+        let mut running = match self.running.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let path = running.path.clone();
+        let (new, warnings) = match crossline_config::load_agent_config(&path, today) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(
+                    "{} rejected on SIGHUP, keeping the running configuration:\n{e}",
+                    path.display()
+                );
+                let registry = self.detect.registry();
+                let _ = registry.reload_from_at(&registry.path(), today);
+                return Err(e);
+            }
+        };
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let before = running.clone();
+        let old = &before;
+        let mut changes = ConfigChanges::default();
+        let mut restart = Vec::new();
+        if old.gateway != new.gateway {
+            restart.push(format!("gateway: {:?} -> {:?}", old.gateway, new.gateway));
+        }
+        differ!(restart, old.capture, new.capture,
+            "capture.interfaces" => interfaces,
+            "capture.snaplen" => snaplen,
+            "capture.buffer_bytes" => buffer_bytes,
+            "capture.workers" => workers,
+            "capture.flows_per_worker" => flows_per_worker,
+            "capture.queue_batches" => queue_batches,
+            "capture.filter" => filter,
+            "capture.user" => user,
+            "capture.tcp_established_timeout" => tcp_established_timeout,
+            "capture.tcp_unestablished_timeout" => tcp_unestablished_timeout,
+            "capture.tcp_closed_timeout" => tcp_closed_timeout,
+            "capture.udp_timeout" => udp_timeout,
+            "capture.icmp_timeout" => icmp_timeout,
+            "capture.active_timeout" => active_timeout,
+            "capture.fragment_entries" => fragment_entries,
+            "capture.tls_reassembly_bytes" => tls_reassembly_bytes,
+            "capture.dns_cache_entries" => dns_cache_entries,
+        );
+        differ!(restart, old.metrics, new.metrics, "metrics.listen" => listen);
+        differ!(restart, old.detect, new.detect,
+            "detect.fold_interval" => fold_interval,
+            "detect.geoip" => geoip,
+            "detect.holidays" => holidays,
+        );
+        if old.detect.pi_key != new.detect.pi_key {
+            // Never log a secret.
+            restart.push("detect.pi_key: (changed; value not logged)".to_string());
+        }
+        match (&old.uplink, &new.uplink) {
+            (Some(o), Some(n)) => {
+                differ!(restart, o, n,
+                    "uplink.collector" => collector,
+                    "uplink.server_name" => server_name,
+                    "uplink.ca" => ca,
+                    "uplink.cert" => cert,
+                    "uplink.key" => key,
+                    "uplink.spool_dir" => spool_dir,
+                    "uplink.spool_max_bytes" => spool_max_bytes,
+                    "uplink.spool_segment_bytes" => spool_segment_bytes,
+                    "uplink.fsync" => fsync,
+                    "uplink.send_flows" => send_flows,
+                    "uplink.backoff_min" => backoff_min,
+                    "uplink.backoff_max" => backoff_max,
+                );
+                if (o.batch_events, o.batch_bytes, o.batch_interval)
+                    != (n.batch_events, n.batch_bytes, n.batch_interval)
+                {
+                    if let Some(u) = &self.uplink {
+                        u.set_batching(n.batch_events, n.batch_bytes, n.batch_interval);
+                        changes.applied.push(format!(
+                            "uplink batches: {} events / {} bytes / {:?} -> {} / {} / {:?}",
+                            o.batch_events,
+                            o.batch_bytes,
+                            o.batch_interval,
+                            n.batch_events,
+                            n.batch_bytes,
+                            n.batch_interval
+                        ));
+                    }
+                }
+            }
+            (None, None) => {}
+            (o, n) => restart.push(format!(
+                "[uplink]: {} -> {}",
+                if o.is_some() { "present" } else { "absent" },
+                if n.is_some() { "present" } else { "absent" }
+            )),
+        }
+        // Live: detection settings (signatures, exclusions, thresholds).
+        let live_detect = |c: &crossline_config::agent::DetectConfig| {
+            (
+                c.min_export_bytes,
+                c.pi_scan_bytes,
+                c.green_channel_raise,
+                c.expiry_warning_days,
+                c.surge_k.to_bits(),
+                c.surge_floor_bytes,
+                c.misuse_sources,
+            )
+        };
+        let detect_changed = live_detect(&old.detect) != live_detect(&new.detect)
+            || old.detect.signatures != new.detect.signatures
+            || old.detect.exclude != new.detect.exclude;
+        if detect_changed {
+            let mut cfg = new.detect.clone();
+            // The start-only settings keep their running values.
+            cfg.fold_interval = old.detect.fold_interval;
+            cfg.geoip.clone_from(&old.detect.geoip);
+            cfg.holidays.clone_from(&old.detect.holidays);
+            cfg.pi_key.clone_from(&old.detect.pi_key);
+            if old.detect.signatures != new.detect.signatures {
+                changes.applied.push(format!(
+                    "detect.signatures: {} -> {}",
+                    old.detect.signatures.len(),
+                    new.detect.signatures.len()
+                ));
+            }
+            if old.detect.exclude != new.detect.exclude {
+                changes.applied.push(format!(
+                    "exclude: {} -> {} entries",
+                    old.detect.exclude.len(),
+                    new.detect.exclude.len()
+                ));
+            }
+            if live_detect(&old.detect) != live_detect(&new.detect) {
+                changes.applied.push("detect thresholds".to_string());
+            }
+            self.detect.set_live(cfg.clone());
+            running.detect = cfg;
+        }
+        if old.domestic != new.domestic {
+            let show = |v: &[IpNet]| {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            changes.applied.push(format!(
+                "domestic: [{}] -> [{}]",
+                show(&old.domestic),
+                show(&new.domestic)
+            ));
+        }
+        // The registry (and domestic) always: the file may have changed too. This bumps the
+        // generation, which makes the workers pick up the live detection settings.
+        self.detect.registry().replace(
+            new.registry.clone(),
+            new.domestic.clone(),
+            &new.registry_path,
+        );
+        running.domestic = new.domestic.clone();
+        running.registry = new.registry.clone();
+        running.registry_path = new.registry_path.clone();
+        if let (Some(r), Some(n)) = (running.uplink.as_mut(), new.uplink.as_ref()) {
+            if self.uplink.is_some() {
+                r.batch_events = n.batch_events;
+                r.batch_bytes = n.batch_bytes;
+                r.batch_interval = n.batch_interval;
+            }
+        }
+        for r in &restart {
+            tracing::warn!(
+                "{}: {r} needs a restart; the running value stays",
+                path.display()
+            );
+        }
+        tracing::info!(
+            "{} reloaded (registry generation {}): {}",
+            path.display(),
+            self.detect.registry().generation(),
+            if changes.applied.is_empty() {
+                "no live setting changed".to_string()
+            } else {
+                format!("applied {}", changes.applied.join("; "))
+            }
+        );
+        changes.need_restart = restart;
+        Ok(changes)
+    }
+
+    /// [`ConfigReloader::reload_at`] with today's Beijing date.
+    pub fn reload(&self) -> Result<ConfigChanges, crossline_config::ConfigError> {
+        self.reload_at(crossline_config::today_beijing())
+    }
 }
 
 #[cfg(test)]

@@ -186,6 +186,105 @@ impl Backoff {
     }
 }
 
+/// Spool fill levels (percent of `spool_max_bytes`) logged when crossed upwards.
+const SPOOL_LEVELS: [u64; 3] = [50, 80, 95];
+
+/// The uplink's state as the log tells it: each change is logged once (connected, failing and
+/// backing off, refused, recovered, spool filling up), repeats only at debug level.
+#[derive(Debug)]
+struct LinkLog {
+    authority: String,
+    connected_once: bool,
+    /// Failed attempts since the last acknowledgement, and since when.
+    failing: Option<(u64, std::time::Instant)>,
+    /// Index into [`SPOOL_LEVELS`] of the highest level logged (0 = below the first).
+    spool_level: usize,
+}
+
+impl LinkLog {
+    fn new(endpoint: &Endpoint) -> LinkLog {
+        LinkLog {
+            authority: endpoint.authority.clone(),
+            connected_once: false,
+            failing: None,
+            spool_level: 0,
+        }
+    }
+
+    fn connected(&mut self) {
+        if !self.connected_once {
+            self.connected_once = true;
+            tracing::info!("connected to collector {}", self.authority);
+        } else {
+            tracing::debug!(collector = %self.authority, "reconnected to collector");
+        }
+    }
+
+    /// A failed attempt (connection, timeout, 5xx, 429, refusal); `logged` when the caller
+    /// already logged this failure with its reason.
+    fn failed(&mut self, reason: &str, delay: Duration, logged: bool) {
+        match &mut self.failing {
+            Some((n, _)) => {
+                *n += 1;
+                tracing::debug!(
+                    collector = %self.authority,
+                    attempts = *n,
+                    "uplink attempt failed ({reason}); backing off {:.1} s",
+                    delay.as_secs_f64()
+                );
+            }
+            None => {
+                self.failing = Some((1, std::time::Instant::now()));
+                if logged {
+                    tracing::warn!(
+                        collector = %self.authority,
+                        "backing off {:.1} s before the next attempt (further failures are \
+                         logged at debug level until the collector acknowledges again)",
+                        delay.as_secs_f64()
+                    );
+                } else {
+                    tracing::warn!(
+                        "uplink to collector {} failing: {reason}; backing off {:.1} s (further \
+                         failures are logged at debug level until it acknowledges again)",
+                        self.authority,
+                        delay.as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+
+    fn acknowledged(&mut self, seq: u64) {
+        if let Some((n, since)) = self.failing.take() {
+            tracing::info!(
+                "recovered: collector {} acknowledged batch {seq} after {n} failed attempts over \
+                 {:.1} s",
+                self.authority,
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn spool(&mut self, bytes: u64, max: u64, events: u64) {
+        if max == 0 {
+            return;
+        }
+        let pct = bytes.saturating_mul(100) / max;
+        let level = SPOOL_LEVELS.iter().filter(|l| pct >= **l).count();
+        if level > self.spool_level {
+            tracing::warn!(
+                "uplink spool at {pct}% of its {max} bytes ({events} events waiting for the \
+                 collector); past 100% flow records give way first, then alerts"
+            );
+        } else if level == 0 && self.spool_level > 0 {
+            tracing::info!("uplink spool back to {pct}% of its {max} bytes");
+        }
+        if level > self.spool_level || level == 0 {
+            self.spool_level = level;
+        }
+    }
+}
+
 /// Body of the network thread.
 pub(crate) fn run_thread(
     shared: Arc<Shared>,
@@ -199,7 +298,7 @@ pub(crate) fn run_thread(
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("crossline-agent: uplink runtime failed to start: {e}");
+            tracing::error!("uplink runtime failed to start: {e}");
             shared.lock().last_error = Some(e.to_string());
             return;
         }
@@ -235,12 +334,15 @@ async fn drain(
     let mut trimmed: Option<(u64, Vec<u8>)> = None;
     // Status of the last refusal logged, so a refusal repeated every backoff is logged once.
     let mut last_refusal: Option<u16> = None;
+    let mut log = LinkLog::new(&endpoint);
     let idle_wait = Duration::from_millis(50);
     while !shared.stop.load(Ordering::SeqCst) {
         let next = {
             let mut inner = shared.lock();
             inner.seal_due(false, &shared.counters);
             let _ = inner.spool.tick();
+            let stats = inner.spool.stats();
+            log.spool(stats.bytes, inner.spool.max_bytes(), stats.unacked_events);
             inner.spool.next_batch()
         };
         let mut batch = match next {
@@ -251,6 +353,7 @@ async fn drain(
                 continue;
             }
             Err(e) => {
+                tracing::error!("uplink spool read failed: {e}");
                 shared.lock().last_error = Some(e.to_string());
                 wait_or_stop(&shared, backoff.next_delay()).await;
                 continue;
@@ -269,13 +372,16 @@ async fn drain(
             match connected {
                 Ok(s) => {
                     shared.counters.connected.store(1, Ordering::Relaxed);
+                    log.connected();
                     sender = Some(s);
                 }
                 Err(e) => {
                     sender = None;
                     shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    log.failed(&e, delay, false);
                     shared.lock().last_error = Some(e);
-                    wait_or_stop(&shared, backoff.next_delay()).await;
+                    wait_or_stop(&shared, delay).await;
                     continue;
                 }
             }
@@ -322,6 +428,7 @@ async fn drain(
                     &shared.counters.acked
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                log.acknowledged(batch.seq);
                 shared
                     .counters
                     .last_ack_ms
@@ -342,8 +449,8 @@ async fn drain(
                 match split {
                     Ok(Some([a, b])) => {
                         shared.counters.split.fetch_add(1, Ordering::Relaxed);
-                        eprintln!(
-                            "crossline-agent: collector refused batch {} of {} bytes as too \
+                        tracing::warn!(
+                            "collector refused batch {} of {} bytes as too \
                              large ({}); split into batches {a} and {b}",
                             batch.seq,
                             batch.payload.len(),
@@ -355,6 +462,7 @@ async fn drain(
                         set_aside_whole(&mut shared.lock(), &batch, &reply);
                     }
                     Err(e) => {
+                        tracing::error!("uplink spool: cannot split batch {}: {e}", batch.seq);
                         shared.lock().last_error = Some(e.to_string());
                         shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                         wait_or_stop(&shared, backoff.next_delay()).await;
@@ -373,8 +481,8 @@ async fn drain(
                             .lines_rejected
                             .fetch_add(1, Ordering::Relaxed);
                         let path = inner.spool.set_aside(batch.seq, bad, &reply);
-                        eprintln!(
-                            "crossline-agent: collector refused line {line} of batch {} ({}); \
+                        tracing::error!(
+                            "collector refused line {line} of batch {} ({}); \
                              that event is set aside{}, the other {} are sent again",
                             batch.seq,
                             first_line(&reply),
@@ -412,20 +520,24 @@ async fn drain(
                 shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                 shared.counters.refused.fetch_add(1, Ordering::Relaxed);
                 if last_refusal != Some(status) {
-                    eprintln!(
-                        "crossline-agent: collector refused batch {} ({reason}); it is kept and \
+                    tracing::error!(
+                        "collector refused batch {} ({reason}); it is kept and \
                          retried with backoff",
                         batch.seq
                     );
                 }
                 last_refusal = Some(status);
+                let delay = backoff.next_delay();
+                log.failed(&reason, delay, true);
                 shared.lock().last_error = Some(reason);
-                wait_or_stop(&shared, backoff.next_delay()).await;
+                wait_or_stop(&shared, delay).await;
             }
             Outcome::Retry(reason) => {
                 shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff.next_delay();
+                log.failed(&reason, delay, false);
                 shared.lock().last_error = Some(reason);
-                wait_or_stop(&shared, backoff.next_delay()).await;
+                wait_or_stop(&shared, delay).await;
             }
         }
     }
@@ -544,8 +656,8 @@ fn first_line(reply: &str) -> &str {
 /// never retry it forever).
 fn set_aside_whole(inner: &mut super::Inner, batch: &super::spool::Batch, reply: &str) {
     match inner.spool.reject(batch, reply) {
-        Ok(path) => eprintln!(
-            "crossline-agent: collector refused batch {} ({}); moved to {}",
+        Ok(path) => tracing::error!(
+            "collector refused batch {} ({}); moved to {}",
             batch.seq,
             first_line(reply),
             path.display()

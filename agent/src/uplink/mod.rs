@@ -77,8 +77,13 @@ pub enum UplinkError {
     Thread(std::io::Error),
     /// [`Uplink::finish`] ran out of time; the batches stay in the spool for the next run.
     #[error(
-        "uplink: {batches} batches ({events} events) not acknowledged by the collector after \
-         {waited:?}{last}; they stay in the spool at {dir} and are sent by the next run",
+        "uplink: {events} events ({batches} batches) not acknowledged by the collector after \
+         {waited:?}{refused}{last}; they stay in the spool at {dir} and are sent by the next run",
+        refused = if *refusals > 0 {
+            format!("; the collector refused {refusals} attempts")
+        } else {
+            String::new()
+        },
         last = last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
     )]
     Unacknowledged {
@@ -92,6 +97,23 @@ pub enum UplinkError {
         dir: PathBuf,
         /// The last network error, if any.
         last_error: Option<String>,
+        /// Attempts the collector refused (403 and other 4xx kept for a retry).
+        refusals: u64,
+    },
+    /// The collector refused batches or events for good (a 413 that cannot be split, a 400
+    /// naming a line): they were set aside in `rejected/`, not stored.
+    #[error(
+        "uplink: the collector refused {batches} batches whole and {lines} events by line; they \
+         are NOT stored and were set aside in {dir} (the refusals and the collector's reasons \
+         are logged above)"
+    )]
+    Refused {
+        /// Batches moved aside whole.
+        batches: u64,
+        /// Events set aside one by one.
+        lines: u64,
+        /// The `rejected/` directory.
+        dir: PathBuf,
     },
 }
 
@@ -197,10 +219,7 @@ impl Inner {
             Err(e) => {
                 let n = counters.spool_errors.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!(
-                        "crossline-agent: uplink spool write failed ({} so far): {e}",
-                        n + 1
-                    );
+                    tracing::error!("uplink spool write failed ({} so far): {e}", n + 1);
                 }
                 self.last_error = Some(e.to_string());
                 false
@@ -218,8 +237,8 @@ impl Inner {
         counters.invalid[i].fetch_add(1, Ordering::Relaxed);
         if !self.logged_invalid[i] {
             self.logged_invalid[i] = true;
-            eprintln!(
-                "crossline-agent: uplink: {} event not sent to the collector, which would refuse \
+            tracing::warn!(
+                "{} event not sent to the collector, which would refuse \
                  it: {invalid}; it stays in the JSON-lines output; further such events are only \
                  counted (crossline_agent_uplink_invalid_events_total{{reason=\"{}\"}})",
                 match event_type {
@@ -288,8 +307,8 @@ impl Uplink {
             Ok(s) => s,
             Err(e) if e.is_disk_full() => {
                 let spool = Spool::in_memory(opts);
-                eprintln!(
-                    "crossline-agent: WARNING: the uplink spool cannot be written ({e}); the disk \
+                tracing::error!(
+                    "the uplink spool cannot be written ({e}); the disk \
                      is full, so batches are kept IN MEMORY for this run only (at most {} bytes, \
                      lost if the agent stops before the collector has them; \
                      crossline_agent_spool_in_memory = 1). Free space in {} and restart the agent.",
@@ -374,6 +393,7 @@ impl Uplink {
                     waited: started.elapsed(),
                     dir,
                     last_error,
+                    refusals: self.shared.counters.refused.load(Ordering::Relaxed),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -409,6 +429,19 @@ pub struct UplinkHandle {
 }
 
 impl UplinkHandle {
+    /// New batch settings (a reloaded `agent.toml`), for the batches sealed from now on.
+    pub fn set_batching(&self, events: usize, bytes: usize, interval: Duration) {
+        let mut inner = self.shared.lock();
+        inner.batch_events = events.clamp(1, u32::MAX as usize) as u32;
+        inner.batch_bytes = bytes.clamp(1, MAX_BATCH_BODY);
+        inner.batch_interval = interval;
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.shared.lock().spool.dir().to_path_buf()
+    }
+
     /// Current figures.
     pub fn snapshot(&self) -> UplinkSnapshot {
         let spool = self.shared.lock().spool.stats();
@@ -473,7 +506,7 @@ impl UplinkSink {
                 inner.journal_errors += 1;
                 let n = inner.journal_errors;
                 if n.is_power_of_two() {
-                    eprintln!("crossline-agent: uplink journal write failed ({n} so far): {e}");
+                    tracing::error!("uplink journal write failed ({n} so far): {e}");
                 }
             }
         }

@@ -48,10 +48,7 @@ impl Session {
             .map(|addr| telemetry.serve(addr))
             .transpose()?;
         if let Some(s) = &server {
-            eprintln!(
-                "crossline-agent: metrics on http://{}/metrics",
-                s.local_addr()
-            );
+            tracing::info!("metrics on http://{}/metrics", s.local_addr());
         }
         Ok(Session {
             uplink,
@@ -68,25 +65,31 @@ impl Session {
             .collect()
     }
 
+    /// A handle on the uplink, if there is one.
+    pub fn uplink(&self) -> Option<super::UplinkHandle> {
+        self.uplink.as_ref().map(Uplink::handle)
+    }
+
     /// The telemetry behind `/metrics` (attach the live counters and registry to it).
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
     }
 
     /// After an offline run: keep `/metrics` up and the uplink draining for `linger`, then wait
-    /// up to `ack_timeout` until the collector has acknowledged everything.
+    /// up to `drain_timeout` until the collector has acknowledged everything. An error when
+    /// events stayed in the spool or when the collector refused batches or events for good.
     pub fn finish_offline(
         self,
         live: Arc<LiveStats>,
         linger: Option<Duration>,
-        ack_timeout: Duration,
+        drain_timeout: Duration,
     ) -> Result<(), UplinkError> {
         self.telemetry.set_live(live);
         if let Some(l) = linger {
             std::thread::sleep(l);
         }
         let result = match self.uplink {
-            Some(u) => u.finish(ack_timeout).map(|s| print_summary(&s)),
+            Some(u) => finish_uplink(u, drain_timeout),
             None => Ok(()),
         };
         drop(self.server);
@@ -97,30 +100,54 @@ impl Session {
     /// [`LIVE_DRAIN_TIMEOUT`] to acknowledge them; what is left is sent by the next start.
     pub fn finish_live(self) {
         if let Some(u) = self.uplink {
-            match u.finish(LIVE_DRAIN_TIMEOUT) {
-                Ok(s) => print_summary(&s),
-                Err(e) => eprintln!("crossline-agent: {e}"),
+            if let Err(e) = finish_uplink(u, LIVE_DRAIN_TIMEOUT) {
+                tracing::error!("{e}");
             }
         }
         drop(self.server);
     }
 }
 
+/// Drain `u` for up to `timeout`, print the summary, and say what did not reach the collector.
+fn finish_uplink(u: Uplink, timeout: Duration) -> Result<(), UplinkError> {
+    let handle = u.handle();
+    let dir = handle.spool_dir();
+    let drained = u.finish(timeout);
+    let snap = handle.snapshot();
+    print_summary(&snap);
+    drained?;
+    if snap.rejected + snap.lines_rejected > 0 {
+        return Err(UplinkError::Refused {
+            batches: snap.rejected,
+            lines: snap.lines_rejected,
+            dir: dir.join("rejected"),
+        });
+    }
+    Ok(())
+}
+
 fn print_summary(s: &super::UplinkSnapshot) {
     use super::spool::{BatchKind, DropReason};
-    eprintln!(
-        "crossline-agent: uplink: {} batches acknowledged ({} stored, {} duplicate, {} rejected, \
-         {} retries, {} refusals, {} split); {} events set aside by line, {} not sent as invalid",
-        s.acked + s.duplicate + s.rejected,
+    tracing::info!(
+        "uplink: {} batches acknowledged ({} stored, {} duplicate; {} retries, \
+         {} split); {} events left in the spool; {} not sent as invalid",
+        s.acked + s.duplicate,
         s.acked,
         s.duplicate,
-        s.rejected,
         s.retried,
-        s.refused,
         s.split,
-        s.lines_rejected,
+        s.spool.unacked_events,
         s.invalid.iter().sum::<u64>()
     );
+    if s.refused + s.rejected + s.lines_rejected > 0 {
+        tracing::error!(
+            "uplink: the collector refused {} attempts (kept and \
+             retried), {} batches whole and {} events by line (set aside, not stored)",
+            s.refused,
+            s.rejected,
+            s.lines_rejected
+        );
+    }
     let d = &s.spool.dropped;
     let line = |kind| {
         DropReason::ALL
@@ -130,8 +157,8 @@ fn print_summary(s: &super::UplinkSnapshot) {
             .join(", ")
     };
     if s.spool.dropped_flows + s.spool.dropped_alerts > 0 || s.spool.in_memory {
-        eprintln!(
-            "crossline-agent: uplink spool{}: flow events dropped: {}; alert events dropped: {}",
+        tracing::warn!(
+            "uplink spool{}: flow events dropped: {}; alert events dropped: {}",
             if s.spool.in_memory {
                 " (in memory)"
             } else {

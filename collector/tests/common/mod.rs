@@ -2,6 +2,8 @@
 //! HTTP/1.1 client, and event builders.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io::{BufRead, BufReader, Read, Write};

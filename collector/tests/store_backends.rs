@@ -1,0 +1,633 @@
+//! The store behaviour suite, run once against SQLite and once against a real PostgreSQL 15
+//! (started by the test in a temporary directory, see `common/pg.rs`). Every case goes through
+//! the `Store` trait only; a raw look at the outbox uses the same SQL on both databases.
+
+mod common;
+
+use common::pg::Postgres;
+use crossline_collector::pg::PgStore;
+use crossline_collector::store::{
+    Batch, BatchEvent, Change, IncidentFilter, IngestOutcome, Scope, SqliteStore, Store,
+    Transition, TransitionOutcome,
+};
+use crossline_collector::util::{format_ms, now_ms};
+use crossline_config::collector::{parse_collector, CollectorConfig};
+use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn config(extra: &str) -> Arc<CollectorConfig> {
+    let text = format!(
+        "gateways = [\"gw-a\", \"gw-b\"]\n\
+         [[receiver]]\nname = \"all\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"s\"\n\
+         [[receiver]]\nname = \"green\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/g\"\nsecret = \"s\"\n\
+         [[route]]\nreceivers = [\"all\"]\n\
+         [[route]]\ngreen_channel = true\nmin_severity = \"high\"\nreceivers = [\"green\"]\n{extra}"
+    );
+    Arc::new(parse_collector(&text, Path::new("/tmp/c.toml")).expect("config"))
+}
+
+/// One backend under test, with a raw look at its outbox.
+enum Backend {
+    Sqlite(PathBuf),
+    Pg(Postgres, String),
+}
+
+impl Backend {
+    /// (incident_id, receiver, event) of every outbox row, in id order.
+    fn outbox(&self) -> Vec<(i64, String, String)> {
+        let sql = "SELECT incident_id, receiver, event FROM outbox ORDER BY id";
+        match self {
+            Backend::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).expect("open");
+                let mut s = c.prepare(sql).expect("prepare");
+                let rows = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .expect("query");
+                rows.collect::<Result<_, _>>().expect("rows")
+            }
+            Backend::Pg(pg, db) => pg
+                .client(db)
+                .query(sql, &[])
+                .expect("query")
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        }
+    }
+
+    /// A second store on the same database (another replica for PostgreSQL).
+    fn open(&self, cfg: Arc<CollectorConfig>) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(p) => Arc::new(SqliteStore::open(p, cfg).expect("open sqlite")),
+            Backend::Pg(pg, db) => {
+                let mut c = (*cfg).clone();
+                c.postgres = Some(crossline_config::collector::PostgresDb {
+                    url: pg.url(db),
+                    password_file: Some(pg.password_file.clone()),
+                    password_env: "PGPASSWORD".into(),
+                });
+                let c = Arc::new(c);
+                let db = c.postgres.clone().expect("postgres");
+                Arc::new(PgStore::open(&db, c).expect("open postgres"))
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Sqlite(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn sqlite(tag: &str) -> Backend {
+    Backend::Sqlite(std::env::temp_dir().join(format!(
+        "crossline-suite-{tag}-{}-{}.db",
+        std::process::id(),
+        now_ms()
+    )))
+}
+
+fn postgres(tag: &str) -> Option<Backend> {
+    let pg = Postgres::start(tag)?;
+    pg.create_db("suite");
+    Some(Backend::Pg(pg, "suite".into()))
+}
+
+fn alert(
+    gateway: &str,
+    ts_ms: i64,
+    kind: AlertKind,
+    recipient: &str,
+    persons: Option<u64>,
+    green: bool,
+) -> BatchEvent {
+    let mut e = Event::new(EventType::Alert, format_ms(ts_ms), gateway.into());
+    e.alert = Some(Alert {
+        kind,
+        severity: Severity::High,
+        scenario: None,
+        enterprise: Some(if gateway == "gw-a" { "acme" } else { "other" }.into()),
+        summary: "s".into(),
+        rule: String::new(),
+        recipient: Some(recipient.into()),
+        service: None,
+        count: 1,
+        bytes: 10,
+        evidence: Vec::new(),
+        persons,
+        followup: false,
+        green_channel: green,
+        days_left: None,
+        valid_from: None,
+        valid_until: None,
+        scope: None,
+        gateways: Vec::new(),
+    });
+    let json = serde_json::to_string(&e).expect("json");
+    BatchEvent {
+        event: e,
+        ts_ms,
+        json,
+        time_flag: None,
+    }
+}
+
+fn batch(gateway: &str, stream: u64, seq: u64, events: Vec<BatchEvent>) -> Arc<Batch> {
+    Arc::new(Batch {
+        gateway: gateway.into(),
+        stream,
+        sequence: seq,
+        received_at_ms: now_ms(),
+        events,
+    })
+}
+
+const T0: i64 = 1_772_442_847_118;
+const HOUR: i64 = 3_600_000;
+
+fn all_incidents(store: &dyn Store) -> Vec<serde_json::Value> {
+    store
+        .incidents(
+            &Scope::All,
+            &IncidentFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .expect("list")
+}
+
+/// Grouping by key and window, a regrade notified again, routing, auto-resolve, gauges.
+fn grouping_window_regrade_and_routing(b: &Backend) {
+    let store = b.open(config(""));
+    let pk = AlertKind::PersonsThreshold;
+    let first = batch(
+        "gw-a",
+        9,
+        1,
+        vec![
+            alert("gw-a", T0, pk, "x.example", Some(10), false),
+            alert("gw-a", T0 + 10 * 60_000, pk, "x.example", Some(20), false),
+            alert("gw-a", T0, pk, "y.example", None, false),
+            alert(
+                "gw-a",
+                T0 + 10 * 60_000 + HOUR + 1,
+                pk,
+                "x.example",
+                None,
+                false,
+            ),
+        ],
+    );
+    assert_eq!(
+        store.ingest(first.clone()).expect("ingest"),
+        IngestOutcome::Stored(4)
+    );
+    assert_eq!(
+        store.ingest(first).expect("again"),
+        IngestOutcome::Duplicate
+    );
+    assert_eq!(all_incidents(&*store).len(), 3);
+    let one = store
+        .incident(&Scope::All, 1)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(one["alert_count"], 2);
+    assert_eq!(one["persons"], 20);
+    assert_eq!(one["grade"], "compliance");
+    assert_eq!(one["report"]["alert_ids"].as_array().map(Vec::len), Some(2));
+    assert_eq!(b.outbox().len(), 3, "one firing per new incident to `all`");
+
+    store
+        .ingest(batch(
+            "gw-a",
+            9,
+            2,
+            vec![alert(
+                "gw-a",
+                T0 + 20 * 60_000,
+                pk,
+                "x.example",
+                Some(1_500_000),
+                false,
+            )],
+        ))
+        .expect("ingest");
+    let one = store
+        .incident(&Scope::All, 1)
+        .expect("get")
+        .expect("exists");
+    assert_eq!(one["grade"], "major");
+    assert_eq!(one["deadline_at"], format_ms(T0 + 4 * HOUR));
+    assert_eq!(b.outbox().len(), 4, "the regrade is notified again");
+
+    store
+        .ingest(batch(
+            "gw-a",
+            9,
+            3,
+            vec![alert(
+                "gw-a",
+                T0,
+                AlertKind::UnfiledExport,
+                "z.example",
+                None,
+                true,
+            )],
+        ))
+        .expect("ingest");
+    let receivers: Vec<String> = b
+        .outbox()
+        .into_iter()
+        .filter(|r| r.0 == 4)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(receivers, ["all", "green"]);
+    let open = store.unresolved_incidents().expect("unresolved");
+    assert_eq!(open.len(), 4);
+    assert_eq!(open[3].receiver_route(), "green_channel");
+
+    let now = now_ms();
+    assert_eq!(store.auto_resolve(now + 1, now).expect("resolve"), 4);
+    assert_eq!(store.auto_resolve(now + 1, now).expect("again"), 0);
+    let resolved = b.outbox().iter().filter(|r| r.2 == "resolved").count();
+    assert_eq!(resolved, 5);
+    let g = store.gauges(now).expect("gauges");
+    assert!(g.open.is_empty());
+    assert_eq!(g.outbox_pending, 11);
+    store
+        .mark_dropped(1, now, "receiver removed")
+        .expect("drop");
+    assert_eq!(store.gauges(now).expect("gauges").outbox_pending, 10);
+    let due = store.due_notifications(now, 100).expect("due");
+    assert_eq!(due.len(), 10);
+    store.mark_delivered(due[0].id, now).expect("delivered");
+    assert_eq!(store.gauges(now).expect("gauges").outbox_pending, 9);
+}
+
+/// Eight writers, half of them resending the others' batches: each stored exactly once.
+fn concurrent_ingest_stores_each_batch_once(b: &Backend) {
+    let store = b.open(config(""));
+    let mut threads = Vec::new();
+    for t in 0..8u64 {
+        let store = store.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut stored = 0;
+            for seq in 1..=20u64 {
+                let mut bt = (*batch(
+                    "gw-a",
+                    t % 4,
+                    seq,
+                    vec![alert(
+                        "gw-a",
+                        T0,
+                        AlertKind::UnfiledExport,
+                        "r",
+                        None,
+                        false,
+                    )],
+                ))
+                .clone();
+                bt.stream = t % 4;
+                if store.ingest(Arc::new(bt)).expect("ingest") == IngestOutcome::Stored(1) {
+                    stored += 1;
+                }
+            }
+            stored
+        }));
+    }
+    let stored: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    assert_eq!(stored, 80, "each (stream, sequence) stored exactly once");
+    let inc = all_incidents(&*store);
+    assert_eq!(inc.len(), 1, "one incident for one key within the window");
+    assert_eq!(inc[0]["alert_count"], 80);
+}
+
+/// Stream and sequence are full unsigned 64-bit values: the top of the range is stored, found
+/// and deduplicated exactly, and is not confused with its neighbours.
+fn full_u64_stream_and_sequence(b: &Backend) {
+    let store = b.open(config(""));
+    let top = u64::MAX;
+    let mid = i64::MAX as u64 + 1;
+    for (stream, seq) in [(top, top), (top, mid), (mid, top)] {
+        assert_eq!(
+            store
+                .ingest(batch("gw-a", stream, seq, vec![]))
+                .expect("ingest"),
+            IngestOutcome::Stored(0)
+        );
+    }
+    assert_eq!(
+        store
+            .ingest(batch("gw-a", top, top, vec![]))
+            .expect("again"),
+        IngestOutcome::Duplicate
+    );
+    assert!(store.has_batch("gw-a", top, top).expect("has"));
+    assert!(store.has_batch("gw-a", mid, top).expect("has"));
+    assert!(!store.has_batch("gw-a", top, top - 1).expect("has"));
+    assert!(!store.has_batch("gw-a", mid, mid).expect("has"));
+    assert!(!store.has_batch("gw-b", top, top).expect("has"));
+}
+
+/// Scopes: an operator sees its gateways only, an enterprise its own incidents only;
+/// transitions are checked, audited and kept in the history.
+fn scopes_transitions_and_audit(b: &Backend) {
+    let store = b.open(config(""));
+    scopes_transitions_and_audit_on(&*store);
+}
+
+fn scopes_transitions_and_audit_on(store: &dyn Store) {
+    store
+        .ingest(batch(
+            "gw-a",
+            1,
+            1,
+            vec![alert(
+                "gw-a",
+                T0,
+                AlertKind::UnfiledExport,
+                "r1",
+                None,
+                false,
+            )],
+        ))
+        .expect("ingest a");
+    store
+        .ingest(batch(
+            "gw-b",
+            1,
+            1,
+            vec![alert(
+                "gw-b",
+                T0,
+                AlertKind::UnfiledExport,
+                "r2",
+                None,
+                false,
+            )],
+        ))
+        .expect("ingest b");
+    let f = IncidentFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let op = Scope::Gateways(vec!["gw-b".into()]);
+    let queue = store
+        .incidents_by_deadline(&Scope::All, &f, Some("unfiled_export"))
+        .expect("queue");
+    assert_eq!(queue.len(), 2);
+    assert_eq!(
+        store
+            .incidents_by_deadline(&op, &f, Some("unfiled_export"))
+            .expect("queue")
+            .len(),
+        1
+    );
+    assert!(store
+        .incidents_by_deadline(&Scope::All, &f, Some("persons_threshold"))
+        .expect("queue")
+        .is_empty());
+    let seen = store.incidents(&op, &f).expect("list");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["gateway"], "gw-b");
+    let a_id = all_incidents(store)
+        .iter()
+        .find(|i| i["gateway"] == "gw-a")
+        .and_then(|i| i["id"].as_i64())
+        .expect("gw-a incident");
+    assert!(store.incident(&op, a_id).expect("get").is_none());
+    let ent = Scope::Enterprise("other".into());
+    assert!(store.incident(&ent, a_id).expect("get").is_none());
+    let a1 = store.alert(&Scope::All, 1).expect("alert").expect("exists");
+    assert_eq!(a1["enterprise"], "acme");
+    assert!(store.alert(&ent, 1).expect("alert").is_none());
+    assert!(store
+        .incidents(&Scope::Gateways(vec![]), &f)
+        .expect("list")
+        .is_empty());
+
+    let ch = |action| Change {
+        action,
+        actor: "noc",
+        role: "regulator",
+        comment: "seen",
+        now_ms: T0 + HOUR,
+    };
+    assert_eq!(
+        store
+            .transition(&op, a_id, &ch(Transition::Acknowledge))
+            .expect("transition"),
+        TransitionOutcome::NotFound
+    );
+    match store
+        .transition(&Scope::All, a_id, &ch(Transition::Acknowledge))
+        .expect("ack")
+    {
+        TransitionOutcome::Done(v) => assert_eq!(v["status"], "acknowledged"),
+        other => panic!("acknowledge: {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .transition(&Scope::All, a_id, &ch(Transition::Acknowledge))
+            .expect("ack again"),
+        TransitionOutcome::Conflict(_)
+    ));
+    match store
+        .transition(&Scope::All, a_id, &ch(Transition::Resolve))
+        .expect("resolve")
+    {
+        TransitionOutcome::Done(v) => {
+            assert_eq!(v["status"], "resolved");
+            assert_eq!(v["history"].as_array().map(Vec::len), Some(2));
+        }
+        other => panic!("resolve: {other:?}"),
+    }
+    let audit = store.audit(Some(a_id), 10, 0).expect("audit");
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0]["action"], "resolve");
+    assert_eq!(store.audit(None, 10, 0).expect("audit").len(), 2);
+    let summary = store
+        .enterprise_summary(&Scope::All, "acme")
+        .expect("summary");
+    assert_eq!(summary["alerts_by_kind"]["unfiled_export"], 1);
+    assert_eq!(summary["open_incidents"], 0);
+}
+
+/// A U+0000 inside a field (JSON `\u0000`, which PostgreSQL text cannot hold) does not make a
+/// batch unstorable: it is stored, grouped and readable.
+fn nul_in_a_field_is_stored(b: &Backend) {
+    let store = b.open(config(""));
+    let mut be = alert("gw-a", T0, AlertKind::UnfiledExport, "r\0x", None, false);
+    if let Some(a) = be.event.alert.as_mut() {
+        a.summary = "before\0after".into();
+    }
+    be.json = serde_json::to_string(&be.event).expect("json");
+    assert!(be.json.contains("\\u0000"), "{}", be.json);
+    assert_eq!(
+        store.ingest(batch("gw-a", 1, 1, vec![be])).expect("ingest"),
+        IngestOutcome::Stored(1)
+    );
+    let inc = all_incidents(&*store);
+    assert_eq!(inc.len(), 1);
+    let summary = inc[0]["summary"].as_str().expect("summary");
+    assert!(
+        summary.starts_with("before") && summary.ends_with("after"),
+        "{summary}"
+    );
+}
+
+macro_rules! both {
+    ($case:ident, $sqlite:ident, $pg:ident) => {
+        #[test]
+        fn $sqlite() {
+            $case(&sqlite(stringify!($case)));
+        }
+
+        #[test]
+        fn $pg() {
+            let Some(b) = postgres(stringify!($case)) else {
+                return;
+            };
+            $case(&b);
+        }
+    };
+}
+
+both!(
+    grouping_window_regrade_and_routing,
+    grouping_sqlite,
+    grouping_postgres
+);
+both!(
+    concurrent_ingest_stores_each_batch_once,
+    concurrent_ingest_sqlite,
+    concurrent_ingest_postgres
+);
+both!(full_u64_stream_and_sequence, u64_sqlite, u64_postgres);
+both!(scopes_transitions_and_audit, scopes_sqlite, scopes_postgres);
+both!(nul_in_a_field_is_stored, nul_sqlite, nul_postgres);
+
+/// `migrate-store` copies an SQLite store into PostgreSQL: the same incidents, alerts, audit and
+/// batches (full u64 stream/sequence) are read back through the PostgreSQL store, and new ids
+/// continue after the copied ones.
+#[test]
+fn migrate_store_copies_sqlite_into_postgres() {
+    let Some(pg) = Postgres::start("migrate") else {
+        return;
+    };
+    let url = pg.create_db("target");
+    let lite = sqlite("migrate");
+    let Backend::Sqlite(path) = &lite else {
+        unreachable!()
+    };
+    let cfg = config("");
+    let src = lite.open(cfg.clone());
+    scopes_transitions_and_audit_on(&*src);
+    src.ingest(batch("gw-a", u64::MAX, u64::MAX - 7, vec![]))
+        .expect("top of range");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
+        .args(["migrate-store", "--from"])
+        .arg(path)
+        .args(["--to", &url, "--password-file"])
+        .arg(&pg.password_file)
+        .output()
+        .expect("run migrate-store");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("incidents: 2 rows"), "{stdout}");
+    let dst = Backend::Pg(pg, "target".into());
+    let pgs = dst.open(cfg);
+    assert_eq!(all_incidents(&*pgs), all_incidents(&*src));
+    for id in 1..=2 {
+        assert_eq!(
+            pgs.incident(&Scope::All, id).expect("pg"),
+            src.incident(&Scope::All, id).expect("sqlite")
+        );
+    }
+    assert_eq!(
+        pgs.audit(None, 10, 0).expect("audit"),
+        src.audit(None, 10, 0).expect("audit")
+    );
+    assert!(pgs.has_batch("gw-a", u64::MAX, u64::MAX - 7).expect("has"));
+    assert_eq!(
+        pgs.ingest(batch("gw-a", u64::MAX, u64::MAX - 7, vec![]))
+            .expect("again"),
+        IngestOutcome::Duplicate
+    );
+    // New rows continue after the copied ids.
+    pgs.ingest(batch(
+        "gw-a",
+        5,
+        5,
+        vec![alert(
+            "gw-a",
+            T0,
+            AlertKind::UnfiledExport,
+            "new",
+            None,
+            false,
+        )],
+    ))
+    .expect("ingest");
+    let ids: Vec<i64> = all_incidents(&*pgs)
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [3, 2, 1]);
+    // A second copy into a used database is refused.
+    let Backend::Pg(pg, _) = &dst else {
+        unreachable!()
+    };
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
+        .args(["migrate-store", "--from"])
+        .arg(path)
+        .args(["--to", &url, "--password-file"])
+        .arg(&pg.password_file)
+        .output()
+        .expect("run migrate-store");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// Replicas starting together on an empty database: every one opens, each migration version is
+/// applied once.
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(pg) = Postgres::start("migrate-race") else {
+        return;
+    };
+    pg.create_db("fresh");
+    let b = Backend::Pg(pg, "fresh".into());
+    let cfg = config("");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| b.open(cfg.clone()))).collect();
+        for h in handles {
+            h.join().expect("replica opened");
+        }
+    });
+    let Backend::Pg(pg, db) = &b else {
+        unreachable!()
+    };
+    let versions: Vec<i64> = pg
+        .client(db)
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i64> = (1..=crossline_collector::pg::schema_versions() as i64).collect();
+    assert_eq!(versions, want);
+}
