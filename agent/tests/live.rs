@@ -15,85 +15,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::netns::{have, is_root, setup, sh};
 
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("live test cannot run (CI=true): {why}");
     }
     eprintln!("SKIPPED: {why}");
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Removes the namespace and the host veth on drop.
-struct Netns {
-    ns: String,
-    host: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host]);
-        sh(&["ip", "netns", "del", &self.ns]);
-    }
-}
-
-fn setup(ns: &str, host: &str, peer: &str) -> Netns {
-    let guard = Netns {
-        ns: ns.to_string(),
-        host: host.to_string(),
-    };
-    for cmd in [
-        vec!["ip", "netns", "add", ns],
-        vec![
-            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
-        ],
-        vec!["ip", "link", "set", peer, "netns", ns],
-        vec!["ip", "link", "set", host, "mtu", "9000", "up"],
-        vec![
-            "ip", "netns", "exec", ns, "ip", "link", "set", peer, "mtu", "9000", "up",
-        ],
-    ] {
-        assert!(sh(&cmd), "setup step failed: {cmd:?}");
-    }
-    // Keep the kernel's own IPv6 chatter (router solicitations, MLD) off the link.
-    sh(&[
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
-    ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
-    ]);
-    guard
 }
 
 /// frames/bytes per direction of TCP/UDP flows, summed per 5-tuple (initiator order kept
@@ -174,7 +102,7 @@ fn live_capture_on_veth_matches_offline() {
     let pcap = shared.join("corpus/real/ndpi__teams.pcap");
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
-    let _guard = setup(&ns, &host, &peer);
+    let _guard = setup(&ns, &host, &peer, 9000);
 
     let dir: PathBuf = std::env::temp_dir().join(format!("crossline-live-{id}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -377,7 +305,7 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     }
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("cfns{id}"), format!("cfh{id}"), format!("cfp{id}"));
-    let _guard = setup(&ns, &host, &peer);
+    let _guard = setup(&ns, &host, &peer, 9000);
     let dir: PathBuf = std::env::temp_dir().join(format!("crossline-livefrag-{id}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pcap_path = dir.join("flood.pcap");

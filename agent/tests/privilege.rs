@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::netns::{have, is_root, setup, sh};
+
 const BIN: &str = env!("CARGO_BIN_EXE_crossline-agent");
 
 fn skip(why: &str) {
@@ -21,77 +24,6 @@ fn skip(why: &str) {
         panic!("privilege test cannot run (CI=true): {why}");
     }
     eprintln!("SKIPPED: {why}");
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Removes the namespace and the host veth on drop.
-struct Netns {
-    ns: String,
-    host: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host]);
-        sh(&["ip", "netns", "del", &self.ns]);
-    }
-}
-
-fn setup(ns: &str, host: &str, peer: &str) -> Netns {
-    let guard = Netns {
-        ns: ns.to_string(),
-        host: host.to_string(),
-    };
-    for cmd in [
-        vec!["ip", "netns", "add", ns],
-        vec![
-            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
-        ],
-        vec!["ip", "link", "set", peer, "netns", ns],
-        vec!["ip", "link", "set", host, "up"],
-        vec!["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
-    ] {
-        assert!(sh(&cmd), "setup step failed: {cmd:?}");
-    }
-    // Keep the kernel's own IPv6 chatter (router solicitations, MLD) off the link.
-    sh(&[
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
-    ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
-    ]);
-    guard
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -175,7 +107,7 @@ fn run_as_root_switches_user_keeps_only_net_raw_and_still_captures() {
         crossline_agent::privilege::lookup(&passwd, &group, "nobody").expect("user nobody exists");
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("cpns{id}"), format!("cph{id}"), format!("cpp{id}"));
-    let _guard = setup(&ns, &host, &peer);
+    let _guard = setup(&ns, &host, &peer, 1500);
 
     let dir = temp_dir("run");
     let config = write_config(

@@ -14,80 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::netns::{have, is_root, setup, sh};
+
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("live state test cannot run (CI=true): {why}");
     }
     eprintln!("SKIPPED: {why}");
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct Netns {
-    ns: String,
-    host: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host]);
-        sh(&["ip", "netns", "del", &self.ns]);
-    }
-}
-
-fn setup(ns: &str, host: &str, peer: &str) -> Netns {
-    let guard = Netns {
-        ns: ns.to_string(),
-        host: host.to_string(),
-    };
-    for cmd in [
-        vec!["ip", "netns", "add", ns],
-        vec![
-            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
-        ],
-        vec!["ip", "link", "set", peer, "netns", ns],
-        vec!["ip", "link", "set", host, "up"],
-        vec!["ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"],
-    ] {
-        assert!(sh(&cmd), "setup step failed: {cmd:?}");
-    }
-    sh(&[
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{host}.disable_ipv6=1"),
-    ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "sysctl",
-        "-qw",
-        &format!("net.ipv6.conf.{peer}.disable_ipv6=1"),
-    ]);
-    guard
 }
 
 const REGISTRY: &str = r#"
@@ -266,7 +200,7 @@ fn run_restarted_after_sigterm_or_sigkill_keeps_persons_and_caps() {
     }
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("csns{id}"), format!("csh{id}"), format!("csp{id}"));
-    let _guard = setup(&ns, &host, &peer);
+    let _guard = setup(&ns, &host, &peer, 1500);
     let dir: PathBuf = std::env::temp_dir().join(format!("crossline-state-live-{id}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -2,6 +2,8 @@
 //! IPv4 fragmentation of generated frames, pcapng files, and the /work/shared corpus rule.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use crossline_config::event::Event;
 use std::path::{Path, PathBuf};
 use std::process::Command;
