@@ -12,7 +12,7 @@
 
 use crate::store::{BatchEvent, StoreError};
 use crossline_config::collector::{parse_kind, parse_severity, CollectorConfig};
-use crossline_config::event::Severity;
+use crossline_config::event::{Alert, Severity};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
 
@@ -127,6 +127,106 @@ fn enqueue(
     Ok(())
 }
 
+/// What a stored alert brings to incident grouping, derived once for both store backends
+/// (the SQL that finds and updates the incident differs; these decisions do not).
+#[derive(Debug)]
+pub struct AlertFacts {
+    /// The far end the incident is about: the alert's recipient, else the destination address.
+    pub recipient: String,
+    /// `incidents.group_window` in ms.
+    pub window_ms: i64,
+    /// The alert's time, Unix ms.
+    pub ts: i64,
+    /// The enterprise is a critical information infrastructure operator.
+    pub ciio: bool,
+    /// Route to the green channel (the alert's flag or the enterprise's).
+    pub green: bool,
+    /// Persons estimate, saturated to the column.
+    pub persons: i64,
+    /// Export bytes, saturated to the column.
+    pub bytes: i64,
+    /// The alert was dated ahead of its arrival.
+    pub future: bool,
+}
+
+/// An incident after one more alert: severity, persons and discovery as merged, grade and
+/// deadline recomputed.
+#[derive(Debug)]
+pub struct Merged {
+    pub severity: Severity,
+    pub persons: i64,
+    pub discovered: i64,
+    pub grade: String,
+    pub deadline_at: i64,
+}
+
+impl AlertFacts {
+    /// The facts of `be`, or None when it carries no alert.
+    pub fn of(cfg: &CollectorConfig, be: &BatchEvent) -> Option<AlertFacts> {
+        let a = be.event.alert.as_ref()?;
+        let info = a
+            .enterprise
+            .as_deref()
+            .and_then(|id| cfg.registry.as_ref().and_then(|r| r.enterprise(id)));
+        Some(AlertFacts {
+            recipient: a
+                .recipient
+                .clone()
+                .or_else(|| be.event.dest_ip.clone())
+                .unwrap_or_default(),
+            window_ms: ms(cfg.incidents.group_window),
+            ts: be.ts_ms,
+            ciio: info.is_some_and(|i| i.ciio),
+            green: a.green_channel || info.is_some_and(|i| i.green_channel),
+            persons: a
+                .persons
+                .map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX)),
+            bytes: i64::try_from(a.bytes).unwrap_or(i64::MAX),
+            future: be.time_flag == Some(crate::store::TimeFlag::Future),
+        })
+    }
+
+    /// Grade and deadline of a new incident opened by this alert.
+    pub fn opened(&self, cfg: &CollectorConfig, a: &Alert) -> (String, i64) {
+        let (grade, deadline) = cfg.incidents.grade(
+            a.kind,
+            a.severity,
+            u64::try_from(self.persons).unwrap_or(0),
+            self.ciio,
+        );
+        (grade, self.ts.saturating_add(ms(deadline)))
+    }
+
+    /// The existing incident (`discovered`, `old_persons`, `old_severity`) with this alert added.
+    pub fn merged(
+        &self,
+        cfg: &CollectorConfig,
+        a: &Alert,
+        discovered: i64,
+        old_persons: i64,
+        old_severity: &str,
+    ) -> Merged {
+        let severity = parse_severity(old_severity)
+            .unwrap_or(Severity::Info)
+            .max(a.severity);
+        let persons = old_persons.max(self.persons);
+        let discovered = discovered.min(self.ts);
+        let (grade, deadline) = cfg.incidents.grade(
+            a.kind,
+            severity,
+            u64::try_from(persons).unwrap_or(0),
+            self.ciio,
+        );
+        Merged {
+            severity,
+            persons,
+            discovered,
+            grade,
+            deadline_at: discovered.saturating_add(ms(deadline)),
+        }
+    }
+}
+
 /// Attach a stored alert to an incident, opening one when none matches.
 pub fn on_alert(
     tx: &Connection,
@@ -135,28 +235,20 @@ pub fn on_alert(
     be: &BatchEvent,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some(a) = &be.event.alert else {
+    let (Some(a), Some(f)) = (&be.event.alert, AlertFacts::of(cfg, be)) else {
         return Ok(());
     };
     let e = &be.event;
-    let recipient = a
-        .recipient
-        .clone()
-        .or_else(|| e.dest_ip.clone())
-        .unwrap_or_default();
-    let window = ms(cfg.incidents.group_window);
-    let ts = be.ts_ms;
-    let info = a
-        .enterprise
-        .as_deref()
-        .and_then(|id| cfg.registry.as_ref().and_then(|r| r.enterprise(id)));
-    let ciio = info.is_some_and(|i| i.ciio);
-    let green = a.green_channel || info.is_some_and(|i| i.green_channel);
-    let persons = a
-        .persons
-        .map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
-    let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
-    let future = be.time_flag == Some(crate::store::TimeFlag::Future);
+    let AlertFacts {
+        ref recipient,
+        window_ms: window,
+        ts,
+        ciio,
+        green,
+        persons,
+        bytes,
+        future,
+    } = f;
 
     let existing: Option<(i64, i64, i64, String)> = tx
         .query_row(
@@ -178,14 +270,13 @@ pub fn on_alert(
         .optional()?;
     let incident_id = match existing {
         Some((id, discovered, old_persons, old_sev)) => {
-            let sev = parse_severity(&old_sev)
-                .unwrap_or(Severity::Info)
-                .max(a.severity);
-            let persons_now = old_persons.max(persons);
-            let discovered = discovered.min(ts);
-            let (grade, deadline) =
-                cfg.incidents
-                    .grade(a.kind, sev, u64::try_from(persons_now).unwrap_or(0), ciio);
+            let Merged {
+                severity: sev,
+                persons: persons_now,
+                discovered,
+                grade,
+                deadline_at,
+            } = f.merged(cfg, a, discovered, old_persons, &old_sev);
             let old_grade: String = tx.query_row(
                 "SELECT grade FROM incidents WHERE id = ?1",
                 params![id],
@@ -211,7 +302,7 @@ pub fn on_alert(
                     sev.as_str(),
                     sev as i64,
                     grade,
-                    discovered.saturating_add(ms(deadline)),
+                    deadline_at,
                     green,
                     id,
                     future
@@ -224,12 +315,7 @@ pub fn on_alert(
             id
         }
         None => {
-            let (grade, deadline) = cfg.incidents.grade(
-                a.kind,
-                a.severity,
-                u64::try_from(persons).unwrap_or(0),
-                ciio,
-            );
+            let (grade, deadline_at) = f.opened(cfg, a);
             tx.execute(
                 "INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
                    severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
@@ -247,7 +333,7 @@ pub fn on_alert(
                     grade,
                     ts,
                     now_ms,
-                    ts.saturating_add(ms(deadline)),
+                    deadline_at,
                     bytes,
                     persons,
                     green,

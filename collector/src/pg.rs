@@ -31,7 +31,7 @@
 //! database on a trusted network or behind a local TLS-terminating pooler. A URL with
 //! `sslmode=require` fails at connect with a clear error rather than falling back to plain text.
 
-use crate::incident::{self, IncidentNotice};
+use crate::incident::{self, AlertFacts, IncidentNotice, Merged};
 use crate::report::{self, FlowKey, ReportAlert};
 use crate::store::{
     AlertFilter, Batch, BatchEvent, Change, Gauges, IncidentFilter, IngestOutcome, OutboxItem,
@@ -651,28 +651,20 @@ fn on_alert(
     be: &BatchEvent,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some(a) = &be.event.alert else {
+    let (Some(a), Some(f)) = (&be.event.alert, AlertFacts::of(cfg, be)) else {
         return Ok(());
     };
     let e = &be.event;
-    let recipient = a
-        .recipient
-        .clone()
-        .or_else(|| e.dest_ip.clone())
-        .unwrap_or_default();
-    let window = ms(cfg.incidents.group_window);
-    let ts = be.ts_ms;
-    let info = a
-        .enterprise
-        .as_deref()
-        .and_then(|id| cfg.registry.as_ref().and_then(|r| r.enterprise(id)));
-    let ciio = info.is_some_and(|i| i.ciio);
-    let green = a.green_channel || info.is_some_and(|i| i.green_channel);
-    let persons = a
-        .persons
-        .map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
-    let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
-    let future = be.time_flag == Some(TimeFlag::Future);
+    let AlertFacts {
+        ref recipient,
+        window_ms: window,
+        ts,
+        ciio,
+        green,
+        persons,
+        bytes,
+        future,
+    } = f;
 
     let existing = tx.query_opt(
         "SELECT id, discovered_at, persons, severity, grade FROM incidents
@@ -696,15 +688,13 @@ fn on_alert(
             let old_persons: i64 = r.try_get(2)?;
             let old_sev: String = r.try_get(3)?;
             let old_grade: String = r.try_get(4)?;
-            let sev = parse_severity(&old_sev)
-                .unwrap_or(Severity::Info)
-                .max(a.severity);
-            let persons_now = old_persons.max(persons);
-            let discovered = discovered.min(ts);
-            let (grade, deadline) =
-                cfg.incidents
-                    .grade(a.kind, sev, u64::try_from(persons_now).unwrap_or(0), ciio);
-            let deadline_at = discovered.saturating_add(ms(deadline));
+            let Merged {
+                severity: sev,
+                persons: persons_now,
+                discovered,
+                grade,
+                deadline_at,
+            } = f.merged(cfg, a, discovered, old_persons, &old_sev);
             tx.execute(
                 "UPDATE incidents SET discovered_at = $1, last_alert_at = GREATEST(last_alert_at, $2),
                    last_seen_at = $3, alert_count = alert_count + 1,
@@ -737,13 +727,7 @@ fn on_alert(
             id
         }
         None => {
-            let (grade, deadline) = cfg.incidents.grade(
-                a.kind,
-                a.severity,
-                u64::try_from(persons).unwrap_or(0),
-                ciio,
-            );
-            let deadline_at = ts.saturating_add(ms(deadline));
+            let (grade, deadline_at) = f.opened(cfg, a);
             let r = tx.query_one(
                 "INSERT INTO incidents (gateway, enterprise, kind, recipient, status, severity,
                    severity_rank, grade, discovered_at, last_alert_at, last_seen_at, deadline_at,
