@@ -552,9 +552,43 @@ fn a_403_while_the_collector_config_is_wrong_keeps_every_alert_until_it_is_fixed
     );
 }
 
+/// Leave one batch in the spool at `spool` as an earlier agent would have, then wait until its
+/// lock is free: the lock is released when every copy of its descriptor is closed, and a process
+/// that another test of this binary forks at that moment holds a copy until it execs.
+fn seed_spool(
+    spool: &Path,
+    kind: crossline_agent::uplink::spool::BatchKind,
+    events: u32,
+    payload: &[u8],
+) {
+    use crossline_agent::uplink::spool::{Spool, SpoolOptions};
+    {
+        let mut s = Spool::open(SpoolOptions {
+            dir: spool.to_path_buf(),
+            max_bytes: 1 << 30,
+            segment_bytes: 64 << 20,
+            fsync: crossline_config::agent::FsyncPolicy::Always,
+        })
+        .expect("spool");
+        s.append(kind, events, payload, 1)
+            .expect("append")
+            .expect("stored");
+    }
+    let lock = std::fs::File::open(spool.join("lock")).expect("lock file");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lock.try_lock().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spool lock never released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lock.unlock().expect("unlock");
+}
+
 #[test]
 fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
-    use crossline_agent::uplink::spool::{BatchKind, Spool, SpoolOptions};
+    use crossline_agent::uplink::spool::BatchKind;
     let Some((agent, collector)) = binaries() else {
         return;
     };
@@ -582,31 +616,7 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
         alert(3, ""),
     ];
     let payload: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    {
-        let mut s = Spool::open(SpoolOptions {
-            dir: dir.join("spool"),
-            max_bytes: 1 << 30,
-            segment_bytes: 16 << 20,
-            fsync: crossline_config::agent::FsyncPolicy::Always,
-        })
-        .expect("spool");
-        s.append(BatchKind::Alerts, 3, payload.as_bytes(), 1)
-            .expect("append")
-            .expect("stored");
-    }
-    // The spool lock is released when every copy of its descriptor is closed; a process that
-    // another test of this binary forks at that moment holds a copy until it execs. Wait for it.
-    let lock = std::fs::File::open(dir.join("spool/lock")).expect("lock file");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lock.try_lock().is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "spool lock never released"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    lock.unlock().expect("unlock");
-    drop(lock);
+    seed_spool(&dir.join("spool"), BatchKind::Alerts, 3, payload.as_bytes());
     let empty = dir.join("empty.pcap");
     repeat_pcap(&demo_pcap().expect("demo"), &empty, 0, 0).expect("empty capture");
     let mut cmd = Command::new(&agent);
@@ -663,7 +673,7 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
 
 #[test]
 fn a_batch_over_the_collectors_max_body_is_split_and_stored_once() {
-    use crossline_agent::uplink::spool::{BatchKind, Spool, SpoolOptions};
+    use crossline_agent::uplink::spool::BatchKind;
     use crossline_config::event::{Event, EventType, FlowRecord};
     let Some((agent, collector)) = binaries() else {
         return;
@@ -709,18 +719,7 @@ fn a_batch_over_the_collectors_max_body_is_split_and_stored_once() {
         payload.push(b'\n');
         n += 1;
     }
-    {
-        let mut s = Spool::open(SpoolOptions {
-            dir: dir.join("spool"),
-            max_bytes: 1 << 30,
-            segment_bytes: 64 << 20,
-            fsync: crossline_config::agent::FsyncPolicy::Always,
-        })
-        .expect("spool");
-        s.append(BatchKind::Flows, n, &payload, 1)
-            .expect("append")
-            .expect("stored");
-    }
+    seed_spool(&dir.join("spool"), BatchKind::Flows, n, &payload);
     let empty = dir.join("empty.pcap");
     repeat_pcap(&demo_pcap().expect("demo"), &empty, 0, 0).expect("empty capture");
     let mut cmd = Command::new(&agent);
