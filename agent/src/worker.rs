@@ -17,6 +17,7 @@
 //! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
 //! from the capture thread's packet numbers. Live, records are written as they come.
 
+use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
 use crate::flow::{Flow, FlowTracker, TcpState};
 use crate::pipeline::Batch;
@@ -25,7 +26,9 @@ use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
-use crossline_config::event::{format_timestamp_micros, Event, EventType, FlowRecord};
+use crossline_config::event::{
+    format_timestamp_micros, Alert, Event, EventType, FlowRecord, Verdict,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -60,7 +63,8 @@ pub struct Worker<A: Analysis> {
     events: Vec<Event>,
     /// Order key of each event in `events` (see [`WriterMsg::Keyed`]).
     keys: Vec<(i64, u64, u32)>,
-    scratch: Vec<Event>,
+    /// The findings of the record or tick being written.
+    scratch: Findings,
     counters: WorkerCounters,
     next_tick: Option<i64>,
     now: i64,
@@ -190,7 +194,7 @@ impl<A: Analysis> Worker<A> {
             ctx,
             events: Vec::new(),
             keys: Vec::new(),
-            scratch: Vec::new(),
+            scratch: Findings::default(),
             counters: WorkerCounters::default(),
             next_tick: None,
             now: 0,
@@ -448,10 +452,23 @@ impl<A: Analysis> Worker<A> {
         };
         if tick_due && now != 0 {
             self.next_tick = Some(now + TICK_MICROS);
-            let health = self.health();
-            self.analysis.on_tick(now, &health, &mut self.events);
-            push_keys(&mut self.keys, self.events.len(), now, 0);
+            self.analysis_tick(now);
         }
+    }
+
+    /// Run the analysis' tick and queue the alerts it raised.
+    fn analysis_tick(&mut self, now: i64) {
+        let health = self.health();
+        self.scratch.clear();
+        self.analysis.on_tick(now, &health, &mut self.scratch);
+        write_findings(
+            &self.analysis,
+            &self.ctx.gateway,
+            None,
+            &mut self.scratch,
+            &mut self.events,
+        );
+        push_keys(&mut self.keys, self.events.len(), now, 0);
     }
 
     fn health(&self) -> Health {
@@ -555,9 +572,7 @@ impl<A: Analysis> Worker<A> {
             self.capture_loss(now, true);
             for i in 0..sync.workers {
                 if i == self.index {
-                    let health = self.health();
-                    self.analysis.on_tick(now, &health, &mut self.events);
-                    push_keys(&mut self.keys, self.events.len(), now, 0);
+                    self.analysis_tick(now);
                 }
                 sync.barrier.wait();
             }
@@ -594,9 +609,7 @@ impl<A: Analysis> Worker<A> {
         self.flush(writer, false);
         let now = self.now;
         self.capture_loss(now, true);
-        let health = self.health();
-        self.analysis.on_tick(now, &health, &mut self.events);
-        push_keys(&mut self.keys, self.events.len(), now, 0);
+        self.analysis_tick(now);
         self.flush(writer, false);
     }
 }
@@ -640,7 +653,7 @@ fn record<A: Analysis>(
     ctx: &WorkerContext,
     events: &mut Vec<Event>,
     keys: &mut Vec<(i64, u64, u32)>,
-    scratch: &mut Vec<Event>,
+    scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
 ) {
@@ -721,9 +734,94 @@ fn record<A: Analysis>(
     e.quic = quic.clone();
     e.http = http.clone();
     scratch.clear();
-    analysis.on_flow_record(&mut f.state, &summary, &mut e, scratch);
-    events.push(e);
-    events.append(scratch);
+    analysis.on_flow_record(&mut f.state, &summary, scratch);
+    write_findings(analysis, &ctx.gateway, Some(e), scratch, events);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(keys, events.len(), f.last_micros, f.flow_id);
+}
+
+/// Write the events of what the analysis found, the one place where findings become events:
+/// the flow event `flow` (when given) completed with the verdict, then one alert event per
+/// alert, in the order the analysis gave them. Leaves `findings.alerts` empty.
+pub fn write_findings<A: Analysis>(
+    analysis: &A,
+    gateway: &str,
+    flow: Option<Event>,
+    findings: &mut Findings,
+    out: &mut Vec<Event>,
+) {
+    if let Some(mut e) = flow {
+        if let Some(v) = &findings.verdict {
+            write_verdict(analysis, &mut e, v);
+        }
+        if findings.alerted {
+            if let Some(f) = e.flow.as_mut() {
+                f.alerted = true;
+            }
+        }
+        out.push(e);
+    }
+    out.extend(findings.alerts.drain(..).map(|a| alert_event(gateway, a)));
+}
+
+fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
+    let name = |r: Option<NameRef>| r.and_then(|r| analysis.name_of(r)).map(str::to_string);
+    e.direction = Some(v.direction);
+    e.export_bytes = v.export_bytes;
+    e.verdict = Some(Verdict {
+        status: v.status,
+        scenario: name(v.scenario),
+        enterprise: name(v.enterprise),
+        name_source: v.name_source.map(str::to_string),
+        ech: v.ech,
+        exclude: name(v.exclude),
+    });
+}
+
+/// The alert event of `a`; flow fields are those of the flow it is about, if any.
+fn alert_event(gateway: &str, a: AlertFinding) -> Event {
+    let mut e = Event::new(
+        EventType::Alert,
+        format_timestamp_micros(a.micros),
+        gateway.to_string(),
+    );
+    if let Some(f) = a.flow {
+        e.flow_id = Some(f.flow_id);
+        e.proto = Some(proto_name(f.ip_proto));
+        e.src_ip = Some(f.initiator.to_string());
+        e.src_port = Some(f.initiator_port);
+        e.dest_ip = Some(f.responder.to_string());
+        e.dest_port = Some(f.responder_port);
+        e.community_id = Some(crate::l7::community_id::community_id(
+            f.ip_proto,
+            f.initiator,
+            f.initiator_port,
+            f.responder,
+            f.responder_port,
+        ));
+        e.app_proto = f.app_proto.map(str::to_string);
+    }
+    let summary = a.summary();
+    e.alert = Some(Alert {
+        kind: a.kind,
+        severity: a.severity,
+        scenario: a.scenario,
+        enterprise: a.enterprise,
+        summary,
+        rule: a.kind.rule().to_string(),
+        recipient: a.recipient,
+        service: a.service.map(|s| s.to_string()),
+        count: a.count,
+        bytes: a.bytes,
+        evidence: a.evidence,
+        persons: a.persons,
+        followup: a.followup,
+        green_channel: a.green_channel,
+        days_left: a.days_left,
+        valid_from: a.validity.map(|v| v.0.to_string()),
+        valid_until: a.validity.map(|v| v.1.to_string()),
+        scope: None,
+        gateways: Vec::new(),
+    });
+    e
 }

@@ -9,24 +9,66 @@
 //! alert itself), so the result does not depend on the number of workers; time is always
 //! packet time, never the wall clock.
 
+use crate::analysis::findings::AlertFinding;
 use crossline_config::event::Event;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
 use std::net::IpAddr;
 
+/// An alert the shaper can fold: the writer folds events, a classifier its findings.
+pub trait Foldable {
+    /// Bytes the alert covers.
+    fn bytes(&self) -> u64;
+    /// The follow-up of `count` repeats covering `bytes`, this being the last of them.
+    fn into_followup(self, count: u64, bytes: u64) -> Self;
+}
+
+impl Foldable for Event {
+    fn bytes(&self) -> u64 {
+        self.alert.as_ref().map_or(0, |a| a.bytes)
+    }
+
+    fn into_followup(mut self, count: u64, bytes: u64) -> Self {
+        if let Some(a) = self.alert.as_mut() {
+            a.followup = true;
+            a.count = count;
+            a.bytes = bytes;
+            let times = if count == 1 { "time" } else { "times" };
+            a.summary = format!("{} (repeated {count} more {times})", a.summary);
+            a.evidence.clear();
+        }
+        self
+    }
+}
+
+impl Foldable for AlertFinding {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The summary says "(repeated N more times)" when it is rendered.
+    fn into_followup(mut self, count: u64, bytes: u64) -> Self {
+        self.followup = true;
+        self.count = count;
+        self.bytes = bytes;
+        self.evidence.clear();
+        self
+    }
+}
+
 #[derive(Debug)]
-struct Fold {
+struct Fold<T> {
     first_micros: i64,
     count: u64,
     bytes: u64,
-    last: Option<Event>,
+    last: Option<T>,
 }
 
 /// Per-worker alert folding.
 #[derive(Debug)]
-pub struct Shaper {
+pub struct Shaper<T = Event> {
     fold_micros: i64,
-    entries: HashMap<String, Fold>,
+    entries: HashMap<String, Fold<T>>,
     /// Earliest end of an interval being folded (`i64::MAX` when none).
     due: i64,
 }
@@ -69,9 +111,9 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     ))
 }
 
-impl Shaper {
+impl<T: Foldable> Shaper<T> {
     /// A shaper folding repeats within `fold_micros`; 0 disables folding.
-    pub fn new(fold_micros: i64) -> Shaper {
+    pub fn new(fold_micros: i64) -> Shaper<T> {
         Shaper {
             fold_micros,
             entries: HashMap::default(),
@@ -81,7 +123,7 @@ impl Shaper {
 
     /// Offer an alert with identity `key` at time `now`: emitted to `out` when it is the first
     /// of its interval, else folded.
-    pub fn offer(&mut self, key: String, alert: Event, now: i64, out: &mut Vec<Event>) {
+    pub fn offer(&mut self, key: String, alert: T, now: i64, out: &mut Vec<T>) {
         if self.fold_micros <= 0 {
             out.push(alert);
             return;
@@ -89,7 +131,7 @@ impl Shaper {
         match self.entries.get_mut(&key) {
             Some(f) if now - f.first_micros < self.fold_micros => {
                 f.count += 1;
-                f.bytes += alert.alert.as_ref().map_or(0, |a| a.bytes);
+                f.bytes += alert.bytes();
                 f.last = Some(alert);
             }
             _ => {
@@ -113,7 +155,7 @@ impl Shaper {
     }
 
     /// Emit the follow-ups of intervals that ended by `now`.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
+    pub fn tick(&mut self, now: i64, out: &mut Vec<T>) {
         if now < self.due && now >= self.due.saturating_sub(self.fold_micros) {
             return;
         }
@@ -140,8 +182,8 @@ impl Shaper {
     }
 
     /// Emit every pending follow-up (end of capture / shutdown).
-    pub fn flush(&mut self, out: &mut Vec<Event>) {
-        let mut all: Vec<(String, Fold)> = self.entries.drain().collect();
+    pub fn flush(&mut self, out: &mut Vec<T>) {
+        let mut all: Vec<(String, Fold<T>)> = self.entries.drain().collect();
         all.sort_by(|a, b| (a.1.first_micros, &a.0).cmp(&(b.1.first_micros, &b.0)));
         for (_, f) in all {
             emit_followup(f, out);
@@ -155,20 +197,12 @@ impl Shaper {
     }
 }
 
-fn emit_followup(f: Fold, out: &mut Vec<Event>) {
+fn emit_followup<T: Foldable>(f: Fold<T>, out: &mut Vec<T>) {
     if f.count == 0 {
         return;
     }
-    if let Some(mut e) = f.last {
-        if let Some(a) = e.alert.as_mut() {
-            a.followup = true;
-            a.count = f.count;
-            a.bytes = f.bytes;
-            let times = if f.count == 1 { "time" } else { "times" };
-            a.summary = format!("{} (repeated {} more {times})", a.summary, f.count);
-            a.evidence.clear();
-        }
-        out.push(e);
+    if let Some(e) = f.last {
+        out.push(e.into_followup(f.count, f.bytes));
     }
 }
 
@@ -205,7 +239,7 @@ mod tests {
 
     #[test]
     fn folds_repeats_into_one_followup() {
-        let mut s = Shaper::new(300_000_000);
+        let mut s: Shaper = Shaper::new(300_000_000);
         let mut out = Vec::new();
         s.offer("k".into(), ev(10), 0, &mut out);
         s.offer("k".into(), ev(20), 1_000_000, &mut out);
