@@ -427,7 +427,7 @@ fn main() -> ExitCode {
             let reloader = crossline_agent::detect::reload::ConfigReloader::new(
                 cfg.clone(),
                 Arc::clone(&shared),
-                session.uplink(),
+                session.uplink().map(|u| Box::new(u) as _),
             );
             let _watchers = match shared.watch(reloader) {
                 Ok(w) => Some(w),

@@ -43,6 +43,7 @@ use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
+pub use crate::worker::{Batch, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS};
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
@@ -60,11 +61,6 @@ const LIVE_STATS_TICKS: u32 = 600;
 /// How long a live capture thread naps when its handle had nothing to read.
 const IDLE_NAP: Duration = Duration::from_millis(1);
 
-/// Packets per batch.
-pub const BATCH_PACKETS: usize = 64;
-/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
-pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
-
 /// Errors that stop a pipeline run.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -77,60 +73,6 @@ pub enum PipelineError {
     /// Nothing to capture from.
     #[error("no capture interfaces configured ([capture] interfaces is empty)")]
     NoInterfaces,
-}
-
-/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
-#[derive(Debug, Clone, Copy)]
-pub struct PacketMeta {
-    /// Capture time, Unix micros.
-    pub ts_micros: i64,
-    /// Frame length on the wire.
-    pub orig_len: u32,
-    /// Offset of the payload in the batch's `data`.
-    pub payload_start: u32,
-    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
-    pub dec: Decoded,
-    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
-    /// a flow this packet creates, the same whatever the number of workers.
-    pub seq: u64,
-}
-
-/// A batch of packets for one worker. An empty batch is a clock tick.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
-    pub now: i64,
-    /// Sent by [`Dispatcher::tick`]: every worker gets one at the same `now`, so timeouts and
-    /// the analysis' ticks run at the same packet times whatever the number of workers.
-    pub tick: bool,
-    /// Time epoch: incremented each time packet time goes back by more than a second (the
-    /// next of several capture files is older). Events are ordered by epoch first.
-    pub epoch: u32,
-    /// Packets.
-    pub metas: Vec<PacketMeta>,
-    /// Payload bytes of the packets, back to back.
-    pub data: Vec<u8>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Batch {
-            now: 0,
-            tick: false,
-            epoch: 0,
-            metas: Vec::with_capacity(BATCH_PACKETS),
-            data: Vec::with_capacity(BATCH_PACKETS * 256),
-        }
-    }
-
-    /// Empty the batch, keeping its buffers.
-    pub fn clear(&mut self) {
-        self.now = 0;
-        self.tick = false;
-        self.epoch = 0;
-        self.metas.clear();
-        self.data.clear();
-    }
 }
 
 /// Whether a full queue blocks (offline) or drops (live).

@@ -19,8 +19,8 @@
 
 use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
-use crate::pipeline::Batch;
 use crate::sink::WriterMsg;
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
@@ -31,6 +31,65 @@ use crossline_config::event::{
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// Packets per batch.
+pub const BATCH_PACKETS: usize = 64;
+/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
+pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
+
+/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
+#[derive(Debug, Clone, Copy)]
+pub struct PacketMeta {
+    /// Capture time, Unix micros.
+    pub ts_micros: i64,
+    /// Frame length on the wire.
+    pub orig_len: u32,
+    /// Offset of the payload in the batch's `data`.
+    pub payload_start: u32,
+    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
+    pub dec: Decoded,
+    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
+    /// a flow this packet creates, the same whatever the number of workers.
+    pub seq: u64,
+}
+
+/// A batch of packets for one worker. An empty batch is a clock tick.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
+    pub now: i64,
+    /// Sent by `pipeline::Dispatcher::tick`: every worker gets one at the same `now`, so timeouts and
+    /// the analysis' ticks run at the same packet times whatever the number of workers.
+    pub tick: bool,
+    /// Time epoch: incremented each time packet time goes back by more than a second (the
+    /// next of several capture files is older). Events are ordered by epoch first.
+    pub epoch: u32,
+    /// Packets.
+    pub metas: Vec<PacketMeta>,
+    /// Payload bytes of the packets, back to back.
+    pub data: Vec<u8>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Batch {
+            now: 0,
+            tick: false,
+            epoch: 0,
+            metas: Vec::with_capacity(BATCH_PACKETS),
+            data: Vec::with_capacity(BATCH_PACKETS * 256),
+        }
+    }
+
+    /// Empty the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.now = 0;
+        self.tick = false;
+        self.epoch = 0;
+        self.metas.clear();
+        self.data.clear();
+    }
+}
 
 /// Most idle flows written out per batch (bounded work per tick).
 pub const EXPIRE_PER_BATCH: usize = 4096;
@@ -104,7 +163,7 @@ impl<S> Default for Deferred<S> {
 
 impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
-        self.min = self.min.min(f.last_micros);
+        self.min = self.min.min(f.last_micros());
         self.list.push((std::mem::take(f), r));
     }
 }
@@ -292,22 +351,22 @@ impl<A: Analysis> Worker<A> {
                     self.taps
                         .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
                 }
-                let (init, resp, resp_port) = endpoints(flow);
+                let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
                 let encrypted = matches!(
-                    flow.app_proto.name(),
+                    flow.app_proto().name(),
                     Some("tls" | "quic" | "ssh" | "wireguard" | "openvpn" | "ipsec")
                 );
                 let view = PayloadView {
                     initiator: init,
                     responder: resp,
-                    ip_proto: flow.key.proto,
+                    ip_proto: flow.key().proto,
                     responder_port: resp_port,
                     from_initiator: from_init,
                     encrypted,
                     payload,
                     now_micros: m.ts_micros,
                 };
-                self.analysis.on_payload(&mut flow.state, &view);
+                self.analysis.on_payload(flow.state_mut(), &view);
             }
         }
         if batch.now != 0 {
@@ -378,11 +437,11 @@ impl<A: Analysis> Worker<A> {
     /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
     fn ordered_records_with(&mut self, sync: &TickSync, table: Vec<(i64, u64, u32)>) {
         let mut list = std::mem::take(&mut self.deferred.list);
-        list.sort_by_key(|(f, _)| (f.last_micros, f.flow_id));
+        list.sort_by_key(|(f, _)| (f.last_micros(), f.flow_id()));
         let me = self.index;
         let (mut i, mut j) = (0usize, 0usize);
         let head = |list: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize, j: usize| {
-            let a = list.get(i).map(|(f, _)| (f.last_micros, f.flow_id));
+            let a = list.get(i).map(|(f, _)| (f.last_micros(), f.flow_id()));
             let b = table.get(j).map(|t| (t.0, t.1));
             match (a, b) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -396,7 +455,7 @@ impl<A: Analysis> Worker<A> {
             sync.wait_turn(me);
             let from_list = list
                 .get(i)
-                .is_some_and(|(f, _)| (f.last_micros, f.flow_id, me) == h);
+                .is_some_and(|(f, _)| (f.last_micros(), f.flow_id(), me) == h);
             {
                 let Worker {
                     tracker,
@@ -491,11 +550,11 @@ impl<A: Analysis> Worker<A> {
     /// backward step of packet time allowed within an epoch.
     fn watermark(&self) -> i64 {
         let t = self.tracker.table();
-        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros);
+        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros());
         self.expire_now
             .min(stalest)
             .min(self.deferred.min)
-            .saturating_sub(crate::pipeline::EPOCH_BACKSTEP_MICROS)
+            .saturating_sub(EPOCH_BACKSTEP_MICROS)
     }
 
     /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
@@ -627,15 +686,6 @@ fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u6
     }
 }
 
-/// The initiator, responder and responder port of a flow.
-fn endpoints<S, L>(f: &Flow<S, L>) -> (std::net::IpAddr, std::net::IpAddr, u16) {
-    if f.initiator_is_lo {
-        (f.key.lo_addr(), f.key.hi_addr(), f.key.hi_port)
-    } else {
-        (f.key.hi_addr(), f.key.lo_addr(), f.key.lo_port)
-    }
-}
-
 /// The EVE `proto` spelling of an IP protocol number.
 pub fn proto_name(p: u8) -> String {
     match p {
@@ -657,45 +707,43 @@ fn record<A: Analysis>(
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
 ) {
-    let (init, resp, resp_port) = endpoints(f);
-    let init_port = if f.initiator_is_lo {
-        f.key.lo_port
-    } else {
-        f.key.hi_port
-    };
+    let (init, init_port) = f.initiator();
+    let (resp, resp_port) = f.responder();
     // The name the responder had when the flow started (a long flow outlives the answer's
     // TTL; an answer seen after the start, up to the flow's last packet, still counts).
-    let dns_name = ctx.dns.lookup_as_of(resp, f.first_micros, f.last_micros);
-    let l7 = f.l7.as_deref();
+    let dns_name = ctx
+        .dns
+        .lookup_as_of(resp, f.first_micros(), f.last_micros());
+    let l7 = f.l7();
     let tls = l7.and_then(|l| l.tls.clone());
     let quic = l7.and_then(|l| l.quic.clone());
     let http = l7.and_then(|l| l.http.clone());
     let summary = FlowSummary {
-        flow_id: f.flow_id,
-        ip_proto: f.key.proto,
+        flow_id: f.flow_id(),
+        ip_proto: f.key().proto,
         initiator: init,
         initiator_port: init_port,
         responder: resp,
         responder_port: resp_port,
-        pkts_fwd: f.pkts[0],
-        pkts_rev: f.pkts[1],
-        bytes_fwd: f.bytes[0],
-        bytes_rev: f.bytes[1],
-        payload_fwd: f.payload[0],
-        payload_rev: f.payload[1],
-        first_micros: f.first_micros,
-        last_micros: f.last_micros,
+        pkts_fwd: f.pkts()[0],
+        pkts_rev: f.pkts()[1],
+        bytes_fwd: f.bytes()[0],
+        bytes_rev: f.bytes()[1],
+        payload_fwd: f.payload()[0],
+        payload_rev: f.payload()[1],
+        first_micros: f.first_micros(),
+        last_micros: f.last_micros(),
         reason,
-        midstream: f.midstream,
-        app_proto: f.app_proto.name(),
+        midstream: f.midstream(),
+        app_proto: f.app_proto().name(),
         tls_sni: tls.as_ref().and_then(|t| t.sni.as_deref()),
         quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
         ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
         http_host: http.as_ref().and_then(|h| h.hostname.as_deref()),
         dns_name: dns_name.as_deref(),
     };
-    let state = if f.key.proto == crate::decode::ip_proto::TCP {
-        match f.tcp.state {
+    let state = if f.key().proto == crate::decode::ip_proto::TCP {
+        match f.tcp().state {
             TcpState::New => "new",
             TcpState::Established => "established",
             TcpState::ClosedFin | TcpState::ClosedRst => "closed",
@@ -705,39 +753,39 @@ fn record<A: Analysis>(
     };
     let mut e = Event::new(
         EventType::Flow,
-        format_timestamp_micros(f.last_micros),
+        format_timestamp_micros(f.last_micros()),
         ctx.gateway.clone(),
     );
-    e.flow_id = Some(f.flow_id);
-    e.proto = Some(proto_name(f.key.proto));
+    e.flow_id = Some(f.flow_id());
+    e.proto = Some(proto_name(f.key().proto));
     e.src_ip = Some(init.to_string());
     e.src_port = Some(init_port);
     e.dest_ip = Some(resp.to_string());
     e.dest_port = Some(resp_port);
     e.community_id = taps::community_id(f);
-    e.app_proto = f.app_proto.name().map(str::to_string);
+    e.app_proto = f.app_proto().name().map(str::to_string);
     e.dns_name = dns_name.as_deref().map(str::to_string);
     e.flow = Some(FlowRecord {
-        pkts_toserver: f.pkts[0],
-        pkts_toclient: f.pkts[1],
-        bytes_toserver: f.bytes[0],
-        bytes_toclient: f.bytes[1],
-        start: format_timestamp_micros(f.first_micros),
-        end: format_timestamp_micros(f.last_micros),
-        age: u64::try_from((f.last_micros - f.first_micros) / 1_000_000).unwrap_or(0),
+        pkts_toserver: f.pkts()[0],
+        pkts_toclient: f.pkts()[1],
+        bytes_toserver: f.bytes()[0],
+        bytes_toclient: f.bytes()[1],
+        start: format_timestamp_micros(f.first_micros()),
+        end: format_timestamp_micros(f.last_micros()),
+        age: u64::try_from((f.last_micros() - f.first_micros()) / 1_000_000).unwrap_or(0),
         state: Some(state.to_string()),
         reason: reason.as_str().to_string(),
-        midstream: f.midstream,
+        midstream: f.midstream(),
         alerted: false,
     });
     e.tls = tls.clone();
     e.quic = quic.clone();
     e.http = http.clone();
     scratch.clear();
-    analysis.on_flow_record(&mut f.state, &summary, scratch);
+    analysis.on_flow_record(f.state_mut(), &summary, scratch);
     write_findings(analysis, &ctx.gateway, Some(e), scratch, events);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
-    push_keys(keys, events.len(), f.last_micros, f.flow_id);
+    push_keys(keys, events.len(), f.last_micros(), f.flow_id());
 }
 
 /// Write the events of what the analysis found, the one place where findings become events:

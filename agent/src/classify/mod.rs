@@ -42,8 +42,6 @@ pub mod hosts;
 pub mod lists;
 pub mod prefix;
 
-pub use crate::detect::{Classifier, DetectShared};
-
 use crate::analysis::FlowSummary;
 use crossline_config::event::{Direction, VerdictStatus};
 use crossline_config::registry::{

@@ -237,12 +237,19 @@ pub struct ConfigChanges {
     pub need_restart: Vec<String>,
 }
 
+/// What a reload can change in the running uplink: its batch settings (implemented by the
+/// uplink's handle; a trait so that detection does not depend on the uplink).
+pub trait UplinkBatching: Send + Sync + std::fmt::Debug {
+    /// New batch settings, for the batches sealed from now on.
+    fn set_batching(&self, events: usize, bytes: usize, interval: std::time::Duration);
+}
+
 /// Re-reads `agent.toml` on SIGHUP and applies what can change live.
 #[derive(Debug)]
 pub struct ConfigReloader {
     running: Mutex<crossline_config::AgentConfig>,
     detect: Arc<super::DetectShared>,
-    uplink: Option<crate::uplink::UplinkHandle>,
+    uplink: Option<Box<dyn UplinkBatching>>,
 }
 
 /// Pairs `(key, old, new)` of the values that differ, as they would be written in a log.
@@ -261,7 +268,7 @@ impl ConfigReloader {
     pub fn new(
         running: crossline_config::AgentConfig,
         detect: Arc<super::DetectShared>,
-        uplink: Option<crate::uplink::UplinkHandle>,
+        uplink: Option<Box<dyn UplinkBatching>>,
     ) -> ConfigReloader {
         ConfigReloader {
             running: Mutex::new(running),

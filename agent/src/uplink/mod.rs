@@ -428,6 +428,12 @@ pub struct UplinkHandle {
     shared: Arc<Shared>,
 }
 
+impl crate::detect::reload::UplinkBatching for UplinkHandle {
+    fn set_batching(&self, events: usize, bytes: usize, interval: Duration) {
+        UplinkHandle::set_batching(self, events, bytes, interval);
+    }
+}
+
 impl UplinkHandle {
     /// New batch settings (a reloaded `agent.toml`), for the batches sealed from now on.
     pub fn set_batching(&self, events: usize, bytes: usize, interval: Duration) {
