@@ -164,6 +164,8 @@ pub struct DetectShared {
     state_load_errors: AtomicU64,
     /// State writes that failed.
     state_save_errors: AtomicU64,
+    /// Alert identities evicted from the workers' full shapers.
+    shaper_evictions: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +209,7 @@ impl DetectShared {
             key_fingerprint: state::key_fingerprint(&cfg.pi_key),
             state_load_errors: AtomicU64::new(0),
             state_save_errors: AtomicU64::new(0),
+            shaper_evictions: AtomicU64::new(0),
             cfg,
             registry: Arc::new(registry),
             geoip,
@@ -320,6 +323,12 @@ impl DetectShared {
     /// schedule (logged once, counted every time).
     pub fn calendar_fallbacks(&self) -> u64 {
         self.calendar_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Alert identities evicted (oldest first, their follow-up emitted early) because a
+    /// worker's shaper held [`shaping::MAX_KEYS`] identities.
+    pub fn shaper_evictions(&self) -> u64 {
+        self.shaper_evictions.load(Ordering::Relaxed)
     }
 
     /// Working days after `today` up to `until` (see [`WorkCalendar::working_days_after`]);
@@ -527,7 +536,14 @@ impl Classifier {
             a.recipient.as_deref().unwrap_or(""),
             a.service.map(|s| s.to_string()).unwrap_or_default()
         );
+        let before = self.shaper.evictions();
         self.shaper.offer(key, a, now, out);
+        let evicted = self.shaper.evictions() - before;
+        if evicted > 0 {
+            self.shared
+                .shaper_evictions
+                .fetch_add(evicted, Ordering::Relaxed);
+        }
     }
 
     fn record_person(&self, domestic: IpAddr, kind: PiKind, ident: &[u8], now: i64) {

@@ -64,11 +64,21 @@ struct Fold<T> {
     last: Option<T>,
 }
 
-/// Per-worker alert folding.
+/// Identities folded at once by default (each holds its identity and the last alert).
+pub const MAX_KEYS: usize = 65_536;
+
+/// Per-worker alert folding, bounded in time (`fold_micros`) and in count (`max_keys`): when
+/// a new identity would pass the count, the identity whose interval started first is evicted
+/// and its follow-up emitted at once (early, so no folded count is lost).
 #[derive(Debug)]
 pub struct Shaper<T = Event> {
     fold_micros: i64,
+    max_keys: usize,
     entries: HashMap<String, Fold<T>>,
+    /// The identities by the start of their interval (oldest first, for eviction).
+    order: std::collections::BTreeSet<(i64, String)>,
+    /// Identities evicted because `max_keys` were folded.
+    evictions: u64,
     /// Earliest end of an interval being folded (`i64::MAX` when none).
     due: i64,
 }
@@ -114,11 +124,30 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
 impl<T: Foldable> Shaper<T> {
     /// A shaper folding repeats within `fold_micros`; 0 disables folding.
     pub fn new(fold_micros: i64) -> Shaper<T> {
+        Self::with_max_keys(fold_micros, MAX_KEYS)
+    }
+
+    /// A shaper folding at most `max_keys` identities at once (at least 1).
+    pub fn with_max_keys(fold_micros: i64, max_keys: usize) -> Shaper<T> {
         Shaper {
             fold_micros,
+            max_keys: max_keys.max(1),
             entries: HashMap::default(),
+            order: std::collections::BTreeSet::new(),
+            evictions: 0,
             due: i64::MAX,
         }
+    }
+
+    /// Identities evicted so far because the shaper was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Fold<T>> {
+        let f = self.entries.remove(key)?;
+        self.order.remove(&(f.first_micros, key.to_string()));
+        Some(f)
     }
 
     /// Offer an alert with identity `key` at time `now`: emitted to `out` when it is the first
@@ -136,11 +165,20 @@ impl<T: Foldable> Shaper<T> {
             }
             _ => {
                 // First occurrence (or the previous interval ended without a tick).
-                if let Some(old) = self.entries.remove(&key) {
+                if let Some(old) = self.remove(&key) {
                     emit_followup(old, out);
+                }
+                if self.entries.len() >= self.max_keys {
+                    if let Some((_, oldest)) = self.order.pop_first() {
+                        if let Some(f) = self.entries.remove(&oldest) {
+                            emit_followup(f, out);
+                        }
+                        self.evictions += 1;
+                    }
                 }
                 out.push(alert);
                 self.due = self.due.min(now.saturating_add(self.fold_micros));
+                self.order.insert((now, key.clone()));
                 self.entries.insert(
                     key,
                     Fold {
@@ -169,7 +207,7 @@ impl<T: Foldable> Shaper<T> {
             .collect();
         ended.sort();
         for (_, k) in ended {
-            if let Some(f) = self.entries.remove(&k) {
+            if let Some(f) = self.remove(&k) {
                 emit_followup(f, out);
             }
         }
@@ -183,6 +221,7 @@ impl<T: Foldable> Shaper<T> {
 
     /// Emit every pending follow-up (end of capture / shutdown).
     pub fn flush(&mut self, out: &mut Vec<T>) {
+        self.order.clear();
         let mut all: Vec<(String, Fold<T>)> = self.entries.drain().collect();
         all.sort_by(|a, b| (a.1.first_micros, &a.0).cmp(&(b.1.first_micros, &b.0)));
         for (_, f) in all {
@@ -257,5 +296,33 @@ mod tests {
         s.offer("k".into(), ev(1), 301_000_000, &mut out);
         assert_eq!(out.len(), 4);
         assert!(!out[3].alert.as_ref().expect("alert").followup);
+    }
+
+    #[test]
+    fn bounded_in_keys_evicting_the_oldest_with_its_followup() {
+        let mut s: Shaper = Shaper::with_max_keys(300_000_000, 2);
+        let mut out = Vec::new();
+        s.offer("a".into(), ev(1), 0, &mut out);
+        s.offer("a".into(), ev(2), 1, &mut out);
+        s.offer("b".into(), ev(3), 2, &mut out);
+        s.offer("c".into(), ev(4), 3, &mut out);
+        assert_eq!(s.pending(), 2, "never more identities than the bound");
+        assert_eq!(s.evictions(), 1);
+        // a, b, then a's follow-up (evicted first: oldest), then c.
+        assert_eq!(out.len(), 4);
+        let a = out[2].alert.as_ref().expect("alert");
+        assert!(a.followup);
+        assert_eq!((a.count, a.bytes), (1, 2));
+        assert!(!out[3].alert.as_ref().expect("alert").followup);
+        // b is still folded; a is first again.
+        s.offer("b".into(), ev(5), 4, &mut out);
+        s.offer("a".into(), ev(6), 5, &mut out);
+        assert_eq!(s.evictions(), 2, "b was the oldest");
+        assert_eq!(out.len(), 6, "b's follow-up, then a");
+        let b = out[4].alert.as_ref().expect("alert");
+        assert!(b.followup);
+        assert_eq!((b.count, b.bytes), (1, 5));
+        s.flush(&mut out);
+        assert_eq!(s.pending(), 0);
     }
 }

@@ -643,3 +643,27 @@ fn flow_state_is_small() {
         std::mem::size_of::<FlowState>()
     );
 }
+
+#[test]
+fn shaper_bounded_in_identities_counts_evictions() {
+    let shared = shared_with(DetectConfig::default());
+    let mut c = Classifier::new(Arc::clone(&shared), 0);
+    // One more distinct identity (recipient) than the shaper folds at once, within one interval.
+    let n = shaping::MAX_KEYS + 1;
+    let mut alerts = 0;
+    for i in 0..n {
+        let to = format!("198.{}.{}.{}", 18 + i / 65_536, (i / 256) % 256, i % 256);
+        let mut f = flow("10.99.0.1", 40000, &to, 22);
+        f.first_micros = at(10) + i as i64;
+        f.last_micros = f.first_micros + 1;
+        alerts += run(&mut c, &mut FlowState::default(), &f, &[]).1.len();
+    }
+    assert_eq!(
+        shared.shaper_evictions(),
+        1,
+        "the oldest identity made room"
+    );
+    // Every identity's first occurrence was emitted; the evicted one had no repeats.
+    assert_eq!(alerts, n);
+    assert_eq!(c.shaper.pending(), shaping::MAX_KEYS);
+}
