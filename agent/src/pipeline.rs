@@ -385,6 +385,7 @@ where
         // for its oldest flow and pending records; the window only covers packet time going
         // back a little within an epoch.
         let window = EPOCH_BACKSTEP_MICROS;
+        let domestic = cfg.domestic.clone();
         Writer::start_ordered(
             sinks,
             stats.clone(),
@@ -392,7 +393,7 @@ where
             workers,
             window,
             fold_micros,
-            cfg.domestic.clone(),
+            domestic,
         )?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
@@ -470,27 +471,7 @@ where
             let ftx = writer.sender();
             let done = &done;
             let gateway = cfg.gateway.clone();
-            s.spawn(move || {
-                let (mut n, mut f) = (0u32, 0u32);
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    n += 1;
-                    f += 1;
-                    if f == 10 {
-                        f = 0;
-                        let _ = ftx.try_send(WriterMsg::Flush);
-                    }
-                    if n == LIVE_STATS_TICKS {
-                        n = 0;
-                        let e = Event::new(
-                            EventType::Stats,
-                            format_timestamp_micros(wall_micros()),
-                            gateway.clone(),
-                        );
-                        let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));
-                    }
-                }
-            });
+            s.spawn(move || live_flusher(&ftx, done, &gateway));
         }
         let r = produce(dispatchers);
         done.store(true, Ordering::Relaxed);
@@ -518,6 +499,30 @@ where
         stats: stats.snapshot(),
         live: stats,
     })
+}
+
+/// Live: until `done`, ask the writer to push buffered output to the sinks about once a
+/// second, and queue a `stats` event every [`LIVE_STATS_TICKS`] naps of 100 ms.
+fn live_flusher(ftx: &crossbeam_channel::Sender<WriterMsg>, done: &AtomicBool, gateway: &str) {
+    let (mut n, mut f) = (0u32, 0u32);
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        n += 1;
+        f += 1;
+        if f == 10 {
+            f = 0;
+            let _ = ftx.try_send(WriterMsg::Flush);
+        }
+        if n == LIVE_STATS_TICKS {
+            n = 0;
+            let e = Event::new(
+                EventType::Stats,
+                format_timestamp_micros(wall_micros()),
+                gateway.to_string(),
+            );
+            let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));
+        }
+    }
 }
 
 /// Run the pipeline over capture files, in order. The output sinks (JSON lines and any extra
