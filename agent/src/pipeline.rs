@@ -155,7 +155,9 @@ impl Dispatcher {
         self
     }
 
-    /// Learn DNS answers into `cache` as packets pass (in capture order).
+    /// Learn DNS answers into `cache` as packets pass (in capture order). This is the only
+    /// place DNS responses are parsed: the packets carry the outcome to the worker, which marks
+    /// the flow `dns` from it. Without a cache nothing is parsed.
     pub fn with_dns_cache(mut self, cache: Arc<DnsCache>) -> Self {
         self.dns = Some(cache);
         self
@@ -203,6 +205,9 @@ impl Dispatcher {
                 Later::Held => return,
             },
         }
+        // DNS answers are parsed here, once, in packet order; the worker learns from the
+        // packet's `dns_response` flag that it carried one.
+        let mut dns_response = false;
         if let Some(cache) = &self.dns {
             let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
             if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
@@ -215,14 +220,14 @@ impl Dispatcher {
                     .get(dec.payload_off as usize..)
                     .and_then(|s| s.get(..dec.payload_len as usize))
                     .unwrap_or(&[]);
-                if dec.proto == ip_proto::TCP {
-                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros);
+                dns_response = if dec.proto == ip_proto::TCP {
+                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros)
                 } else {
-                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
-                }
+                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros)
+                };
             }
         }
-        self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
+        self.dispatch(p.ts_micros, p.orig_len, p.data, dec, dns_response);
         // Fragments that arrived before this first fragment now have a flow.
         if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
             let mut later = dec;
@@ -231,7 +236,7 @@ impl Dispatcher {
             later.payload_off = 0;
             later.payload_len = 0;
             for (ts, len) in held.frames() {
-                self.dispatch(ts, len, &[], later);
+                self.dispatch(ts, len, &[], later, false);
             }
         }
         // Offline: let idle workers see time pass about once per second of packet time.
@@ -241,7 +246,14 @@ impl Dispatcher {
     }
 
     /// Append one packet to its worker's batch.
-    fn dispatch(&mut self, ts: i64, orig_len: u32, data: &[u8], mut dec: Decoded) {
+    fn dispatch(
+        &mut self,
+        ts: i64,
+        orig_len: u32,
+        data: &[u8],
+        mut dec: Decoded,
+        dns_response: bool,
+    ) {
         let (key, _) = FlowKey::from_decoded(&dec);
         let shard = (self.shard_hasher.hash_one(key) % self.senders.len() as u64) as usize;
         let payload = data
@@ -260,6 +272,7 @@ impl Dispatcher {
             payload_start: start,
             dec,
             seq,
+            dns_response,
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard);
@@ -809,6 +822,11 @@ mod tests {
     }
 
     fn run(frames: &[Vec<u8>]) -> (Vec<Event>, Stats) {
+        run_with(frames, None)
+    }
+
+    /// [`run`] with the capture thread learning DNS answers into `dns`.
+    fn run_with(frames: &[Vec<u8>], dns: Option<Arc<DnsCache>>) -> (Vec<Event>, Stats) {
         let stats = Arc::new(LiveStats::new());
         let sink = MemorySink::default();
         let events = sink.events.clone();
@@ -823,6 +841,9 @@ mod tests {
             stats.clone(),
             QueueMode::Block,
         );
+        if let Some(cache) = dns {
+            d = d.with_dns_cache(cache);
+        }
         let ctx = WorkerContext {
             gateway: "gw-test".into(),
             capture: CaptureConfig::default(),
@@ -845,6 +866,39 @@ mod tests {
         writer.finish().expect("writer");
         let events = events.lock().expect("events").clone();
         (events, stats.snapshot())
+    }
+
+    #[test]
+    fn dns_responses_are_parsed_once_on_the_capture_thread() {
+        let answer: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
+        let msg = crate::testgen::dns_response(7, "files.example.org", None, &[answer], 300);
+        // UDP 53 -> 40000 carrying the response.
+        let mut udp = vec![0x00, 0x35, 0x9c, 0x40];
+        udp.extend_from_slice(&((8 + msg.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&msg);
+        let frame = frag(9, 0, false, &udp);
+        let app = |events: &[Event]| {
+            let flows: Vec<_> = events
+                .iter()
+                .filter(|e| e.event_type == EventType::Flow)
+                .collect();
+            assert_eq!(flows.len(), 1, "{events:?}");
+            flows[0].app_proto.clone()
+        };
+        // The capture thread parses it: the answer is learnt and the flow marked `dns`.
+        let cache = Arc::new(DnsCache::new(16));
+        let (events, _) = run_with(std::slice::from_ref(&frame), Some(Arc::clone(&cache)));
+        assert_eq!(app(&events).as_deref(), Some("dns"));
+        let t = 1_772_416_800_000_000;
+        assert_eq!(
+            cache.lookup_as_of(answer, t, t).as_deref(),
+            Some("files.example.org")
+        );
+        // Nothing parses it elsewhere: without the capture thread's cache, the worker does not
+        // parse the response a second time to mark the flow.
+        let (events, _) = run_with(&[frame], None);
+        assert_eq!(app(&events), None);
     }
 
     #[test]

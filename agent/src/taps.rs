@@ -203,23 +203,21 @@ impl Taps {
         }
     }
 
-    /// Look at one packet's payload (non-empty). `from_initiator` tells the direction.
+    /// Look at one packet's payload (non-empty). `from_initiator` tells the direction;
+    /// `dns_response`: the capture thread parsed a DNS response from it (see [`learn_dns`]).
     pub fn on_payload<S>(
         &mut self,
         flow: &mut Flow<S, L7State>,
         dec: &Decoded,
         payload: &[u8],
         from_initiator: bool,
-        now_micros: i64,
+        dns_response: bool,
     ) {
         let proto = flow.key().proto;
-        let (init_port, resp_port) = if flow.initiator_is_lo() {
-            (flow.key().lo_port, flow.key().hi_port)
-        } else {
-            (flow.key().hi_port, flow.key().lo_port)
-        };
-        if DNS_PORTS.contains(&init_port) || DNS_PORTS.contains(&resp_port) {
-            self.dns_answers(flow, proto, payload, now_micros);
+        let resp_port = flow.responder().1;
+        // DNS flows: marked by the response the capture thread already parsed.
+        if dns_response && flow.app_proto().is_none() {
+            flow.set_app_proto(AppProto::from_name("dns"));
         }
         // Banners: the first payload of each direction.
         let bit = if from_initiator {
@@ -248,29 +246,6 @@ impl Taps {
             ip_proto::TCP => self.late_client_hello(flow, payload),
             ip_proto::UDP if flow.l7_done() & QUIC_DONE == 0 => self.quic(flow, payload),
             _ => {}
-        }
-    }
-
-    /// Mark DNS flows (the answers themselves are learnt by the capture thread, in packet
-    /// order, through [`learn_dns`]).
-    fn dns_answers<S>(
-        &mut self,
-        flow: &mut Flow<S, L7State>,
-        proto: u8,
-        payload: &[u8],
-        _now: i64,
-    ) {
-        if flow.app_proto().is_some() {
-            return;
-        }
-        let mut ignore = |_: &str, _: std::net::IpAddr, _: u32| {};
-        let ok = if proto == ip_proto::TCP {
-            dns::split_tcp_messages(payload).any(|m| dns::parse_answers(m, &mut ignore).is_ok())
-        } else {
-            dns::parse_answers(payload, &mut ignore).is_ok()
-        };
-        if ok {
-            flow.set_app_proto(AppProto::from_name("dns"));
         }
     }
 

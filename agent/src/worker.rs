@@ -51,6 +51,9 @@ pub struct PacketMeta {
     /// Number of the packet in its capture thread's stream (unique per run): the flow id of
     /// a flow this packet creates, the same whatever the number of workers.
     pub seq: u64,
+    /// The capture thread parsed a DNS response from this packet (its answers are in the
+    /// DNS cache already): the L7 taps mark the flow `dns` without parsing it again.
+    pub dns_response: bool,
 }
 
 /// A batch of packets for one worker. An empty batch is a clock tick.
@@ -349,7 +352,7 @@ impl<A: Analysis> Worker<A> {
                 // only the analysis (PI scanner) sees it, in capture order.
                 if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
                     self.taps
-                        .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                        .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
                 }
                 let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
                 let encrypted = matches!(
