@@ -608,6 +608,23 @@ fn distinct_pct(sample: &[u8]) -> u8 {
     ((n * 100) / sample.len().max(1) as u32).clamp(1, 100) as u8
 }
 
+/// The verdict of a flow matching `[[exclude]]` entry number `x`.
+fn excluded(s: &FlowSummary<'_>, c: &Classification, x: usize) -> VerdictFinding {
+    VerdictFinding {
+        direction: c.direction,
+        export_bytes: Some(match c.direction {
+            Direction::Export => s.bytes_fwd,
+            _ => s.bytes_rev,
+        }),
+        status: VerdictStatus::Excluded,
+        scenario: None,
+        enterprise: None,
+        name_source: None,
+        ech: c.ech,
+        exclude: u32::try_from(x).ok().map(NameRef::Exclude),
+    }
+}
+
 const VPN_PROTOCOLS: [&str; 3] = ["wireguard", "openvpn", "ipsec"];
 
 impl Analysis for Classifier {
@@ -705,19 +722,7 @@ impl Analysis for Classifier {
         // `[[exclude]]`: infrastructure traffic, checked before step 1. Written and counted
         // (by the writer, per entry name), never alerted on.
         if let Some(x) = self.live.exclusions.matches(s, &c) {
-            out.verdict = Some(VerdictFinding {
-                direction: c.direction,
-                export_bytes: Some(match c.direction {
-                    Direction::Export => s.bytes_fwd,
-                    _ => s.bytes_rev,
-                }),
-                status: VerdictStatus::Excluded,
-                scenario: None,
-                enterprise: None,
-                name_source: None,
-                ech: c.ech,
-                exclude: u32::try_from(x).ok().map(NameRef::Exclude),
-            });
+            out.verdict = Some(excluded(s, &c, x));
             state.last_record_micros = s.last_micros;
             state.pi_counts = [0; 4];
             state.sig_hits = 0;
