@@ -31,7 +31,6 @@
 //! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
-pub mod session;
 pub mod spool;
 
 pub mod validate;
