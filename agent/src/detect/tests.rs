@@ -555,6 +555,13 @@ fn folding_repeats() {
     assert_eq!(f.len(), 1);
     assert!(f[0].followup);
     assert_eq!((f[0].count, f[0].bytes), (4, 4000));
+    assert!(
+        f[0].summary
+            .ends_with("no filed scenario lists this source (repeated 4 more times)"),
+        "{}",
+        f[0].summary
+    );
+    assert_eq!(f[0].service.as_deref(), Some("tcp/22"));
 }
 
 #[test]
