@@ -5,9 +5,9 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::pipeline::{self, OfflineOptions, PipelineError};
+use crossline_agent::session::{Session, OFFLINE_ACK_TIMEOUT};
 use crossline_agent::sink::{EventSink, JsonLinesSink};
 use crossline_agent::stats::LiveStats;
-use crossline_agent::uplink::session::{Session, OFFLINE_ACK_TIMEOUT};
 use crossline_config::AgentConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -427,7 +427,7 @@ fn main() -> ExitCode {
             let reloader = crossline_agent::detect::reload::ConfigReloader::new(
                 cfg.clone(),
                 Arc::clone(&shared),
-                session.uplink(),
+                session.uplink().map(|u| Box::new(u) as _),
             );
             let _watchers = match shared.watch(reloader) {
                 Ok(w) => Some(w),

@@ -66,6 +66,7 @@ pub struct AgentMetrics {
     verdicts: IntCounterVec,
     excluded_flows: IntCounterVec,
     expiry_calendar_fallbacks: IntCounter,
+    alert_shaper_evictions: IntCounter,
     state_errors: IntCounterVec,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
@@ -159,6 +160,10 @@ impl AgentMetrics {
             expiry_calendar_fallbacks: c(
                 "expiry_calendar_fallbacks_total",
                 "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
+            ),
+            alert_shaper_evictions: c(
+                "alert_shaper_evictions_total",
+                "Alert identities evicted from a full alert shaper (oldest first; their folded follow-up is emitted early).",
             ),
             state_errors: cv(
                 "state_errors_total",
@@ -274,6 +279,7 @@ impl AgentMetrics {
             Box::new(m.verdicts.clone()),
             Box::new(m.excluded_flows.clone()),
             Box::new(m.expiry_calendar_fallbacks.clone()),
+            Box::new(m.alert_shaper_evictions.clone()),
             Box::new(m.state_errors.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
@@ -683,6 +689,7 @@ impl Telemetry {
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),
             );
+            advance(&self.metrics.alert_shaper_evictions, d.shaper_evictions());
             let (load, save) = d.state_errors();
             advance(
                 &self.metrics.state_errors.with_label_values(&["load"]),

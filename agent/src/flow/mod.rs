@@ -214,60 +214,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             f.last_micros = ts;
         }
         if is_tcp {
-            let t = &mut f.tcp;
-            // Capture loss (as Zeek's capture_loss counts it): an ACK for sequence space of
-            // the other direction beyond anything captured means segments the receiver got
-            // and the sensor did not see.
-            let len = d
-                .tcp_wire_len
-                .wrapping_add(u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0));
-            let end = d.tcp_seq.wrapping_add(len);
-            let bit = 1u8 << dir;
-            if !matches!(d.frag, crate::decode::Frag::None) {
-                // A fragmented segment's length is not known here: start over.
-                t.seen &= !bit;
-            } else if t.seen & bit == 0 || seq_after(end, t.seen_end[dir]) {
-                t.seen_end[dir] = end;
-                t.seen |= bit;
-            }
-            let other = 1 - dir;
-            if flags & tcp_flags::ACK != 0
-                && flags & tcp_flags::RST == 0
-                && t.seen & (1 << other) != 0
-            {
-                self.counters.loss_acks += 1;
-                let gap = d.tcp_ack.wrapping_sub(t.seen_end[other]);
-                // Only a forward ACK within a sane window counts (not a wild number).
-                if gap != 0 && gap < LOSS_MAX_GAP {
-                    self.counters.loss_gaps += 1;
-                    self.counters.loss_bytes += u64::from(gap);
-                    t.seen_end[other] = d.tcp_ack;
-                }
-            }
-            if pure_syn && from_init && !t.syn_seen {
-                t.syn_seen = true;
-                t.syn_seq = d.tcp_seq;
-                t.next_seq = d.tcp_seq.wrapping_add(1);
-            }
-            if syn_ack && !from_init {
-                t.synack_seen = true;
-            }
-            if flags & tcp_flags::RST != 0 {
-                t.state = TcpState::ClosedRst;
-            } else if t.state != TcpState::ClosedRst {
-                if flags & tcp_flags::FIN != 0 {
-                    t.fin[dir] = true;
-                }
-                if t.fin[0] && t.fin[1] {
-                    t.state = TcpState::ClosedFin;
-                } else if t.state == TcpState::New && t.syn_seen && t.synack_seen {
-                    t.state = TcpState::Established;
-                } else if t.state == TcpState::New && !t.syn_seen && f.pkts[0] > 0 && f.pkts[1] > 0
-                {
-                    // SYN-ACK first: the SYN was missed, traffic flows both ways.
-                    t.state = TcpState::Established;
-                }
-            }
+            track_tcp(f, d, dir, &mut self.counters);
         }
         let class = class_of(d.proto, f.tcp.state);
         let next_active = self
@@ -376,6 +323,66 @@ pub fn class_of(proto: u8, state: TcpState) -> TimeoutClass {
         },
         ip_proto::UDP => TimeoutClass::Udp,
         _ => TimeoutClass::Other,
+    }
+}
+
+/// TCP tracking of one packet in direction `dir` (0 = from the initiator): capture-loss gaps,
+/// the initiator's SYN, and the connection state.
+#[inline]
+fn track_tcp<S, L>(f: &mut Flow<S, L>, d: &Decoded, dir: usize, counters: &mut TrackerCounters) {
+    let flags = d.tcp_flags;
+    let pure_syn = flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+    let syn_ack = flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
+    let from_init = dir == 0;
+    let t = &mut f.tcp;
+    // Capture loss (as Zeek's capture_loss counts it): an ACK for sequence space of
+    // the other direction beyond anything captured means segments the receiver got
+    // and the sensor did not see.
+    let len = d
+        .tcp_wire_len
+        .wrapping_add(u32::from(flags & (tcp_flags::SYN | tcp_flags::FIN) != 0));
+    let end = d.tcp_seq.wrapping_add(len);
+    let bit = 1u8 << dir;
+    if !matches!(d.frag, crate::decode::Frag::None) {
+        // A fragmented segment's length is not known here: start over.
+        t.seen &= !bit;
+    } else if t.seen & bit == 0 || seq_after(end, t.seen_end[dir]) {
+        t.seen_end[dir] = end;
+        t.seen |= bit;
+    }
+    let other = 1 - dir;
+    if flags & tcp_flags::ACK != 0 && flags & tcp_flags::RST == 0 && t.seen & (1 << other) != 0 {
+        counters.loss_acks += 1;
+        let gap = d.tcp_ack.wrapping_sub(t.seen_end[other]);
+        // Only a forward ACK within a sane window counts (not a wild number).
+        if gap != 0 && gap < LOSS_MAX_GAP {
+            counters.loss_gaps += 1;
+            counters.loss_bytes += u64::from(gap);
+            t.seen_end[other] = d.tcp_ack;
+        }
+    }
+    if pure_syn && from_init && !t.syn_seen {
+        t.syn_seen = true;
+        t.syn_seq = d.tcp_seq;
+        t.next_seq = d.tcp_seq.wrapping_add(1);
+    }
+    if syn_ack && !from_init {
+        t.synack_seen = true;
+    }
+    if flags & tcp_flags::RST != 0 {
+        t.state = TcpState::ClosedRst;
+    } else if t.state != TcpState::ClosedRst {
+        if flags & tcp_flags::FIN != 0 {
+            t.fin[dir] = true;
+        }
+        if t.fin[0] && t.fin[1] {
+            t.state = TcpState::ClosedFin;
+        } else if t.state == TcpState::New && t.syn_seen && t.synack_seen {
+            t.state = TcpState::Established;
+        } else if t.state == TcpState::New && !t.syn_seen && f.pkts[0] > 0 && f.pkts[1] > 0 {
+            // SYN-ACK first: the SYN was missed, traffic flows both ways.
+            t.state = TcpState::Established;
+        }
     }
 }
 

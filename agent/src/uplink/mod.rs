@@ -31,7 +31,6 @@
 //! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
-pub mod session;
 pub mod spool;
 
 pub mod validate;
@@ -426,6 +425,12 @@ impl Drop for Uplink {
 #[derive(Debug, Clone)]
 pub struct UplinkHandle {
     shared: Arc<Shared>,
+}
+
+impl crate::detect::reload::UplinkBatching for UplinkHandle {
+    fn set_batching(&self, events: usize, bytes: usize, interval: Duration) {
+        UplinkHandle::set_batching(self, events, bytes, interval);
+    }
 }
 
 impl UplinkHandle {
