@@ -667,7 +667,7 @@ fn uplink_config(
     batch_events: usize,
 ) -> crossline_config::agent::UplinkConfig {
     crossline_config::agent::UplinkConfig {
-        collector: format!("https://{addr}"),
+        collectors: vec![format!("https://{addr}")],
         server_name: None,
         ca: dir.join("ca.pem"),
         cert: dir.join("client.pem"),

@@ -333,7 +333,7 @@ impl ConfigReloader {
         match (&old.uplink, &new.uplink) {
             (Some(o), Some(n)) => {
                 differ!(restart, o, n,
-                    "uplink.collector" => collector,
+                    "uplink.collector" => collectors,
                     "uplink.server_name" => server_name,
                     "uplink.ca" => ca,
                     "uplink.cert" => cert,
