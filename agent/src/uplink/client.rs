@@ -570,6 +570,7 @@ impl Link {
 
     fn stored(&mut self, batch: &super::spool::Batch, duplicate: bool) {
         self.rotation.succeeded();
+        self.local.reset();
         self.compressed = None;
         self.trimmed = None;
         self.last_refusal = None;

@@ -13,6 +13,8 @@
 //! sequence order and POSTs them over mutual TLS, one in flight at a time, with exponential
 //! backoff and full jitter between failures. The collector deduplicates by
 //! (gateway, stream, sequence), so a batch resent after a crash or a lost reply is stored once.
+//! With several collectors (replicas on one database), batches go to one at a time and a failed
+//! one is left for the next ([`failover`]), the batch in flight keeping its stream and sequence.
 //!
 //! # What a SIGKILL can lose
 //!
