@@ -272,6 +272,27 @@ fn check_fails_naming_a_filter_libpcap_refuses() {
 }
 
 #[test]
+fn check_names_each_collector_of_the_list() {
+    let dir = temp_dir("collectors");
+    write_pki(&dir, 365);
+    let list = UPLINK.replace(
+        "collector = \"https://127.0.0.1:7443\"",
+        "collector = [\"https://127.0.0.1:7443\", \"https://[::1]:7444\"]",
+    );
+    let cfg = write_config(&dir, "\"10.0.0.0/8\", \"fd00::/8\"", 2, &list);
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for want in [
+        "uplink.collector https://127.0.0.1:7443: connects to 127.0.0.1:7443",
+        "uplink.collector https://[::1]:7444: connects to ::1:7444",
+        "https://127.0.0.1:7443, https://[::1]:7444 (spool",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_names_a_missing_or_foreign_certificate_and_days_left() {
     let dir = temp_dir("cert");
     write_pki(&dir, 20);

@@ -77,9 +77,10 @@ pub struct CaptureConfig {
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UplinkConfig {
-    /// `https://host:port` of the collector ingest endpoint.
-    pub collector: String,
-    /// Server name expected in the collector's certificate. Default: host of `collector`.
+    /// `https://host:port` of each collector ingest endpoint (`collector` in the file: one URL
+    /// or a list), in order of preference: batches go to one at a time, the next on failure.
+    pub collectors: Vec<String>,
+    /// Server name expected in every collector's certificate. Default: host of each URL.
     pub server_name: Option<String>,
     pub ca: PathBuf,
     pub cert: PathBuf,

@@ -244,7 +244,7 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             .as_ref()
             .map_or("none (events stay local)".to_string(), |u| format!(
                 "{} (spool {}, certificate {})",
-                u.collector,
+                u.collectors.join(", "),
                 u.spool_dir.display(),
                 u.cert.display()
             ))

@@ -1633,6 +1633,67 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
 /// Default `uplink.batch_bytes`: 2 MiB, a quarter of the largest body a collector accepts.
 pub const DEFAULT_BATCH_BYTES: usize = 2 << 20;
 
+/// `uplink.collector`: one `https://HOST:PORT` URL or a non-empty list of distinct ones; each
+/// bad one is reported at its own position.
+fn collector_urls(
+    d: &mut Diagnostics,
+    raw: &Spanned<crate::raw::RawCollectors>,
+) -> Option<Vec<String>> {
+    use crate::raw::RawCollectors;
+    let items: Vec<(String, Range<usize>, String)> = match raw.get_ref() {
+        RawCollectors::One(url) => vec![(url.clone(), span(raw), "uplink.collector".into())],
+        RawCollectors::Many(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.get_ref().clone(),
+                    span(s),
+                    format!("uplink.collector[{i}]"),
+                )
+            })
+            .collect(),
+    };
+    if items.is_empty() {
+        d.error(
+            &span(raw),
+            "uplink.collector: empty list, expected at least one \"https://HOST:PORT\"".to_string(),
+        );
+        return None;
+    }
+    let mut ok = true;
+    for (i, (url, at, key)) in items.iter().enumerate() {
+        if collector_host(url).is_none() {
+            d.error(
+                at,
+                format!(
+                    "{key}: {url:?} is not a collector address, expected \"https://HOST:PORT\""
+                ),
+            );
+            ok = false;
+        } else if items[..i].iter().any(|(u, _, _)| u == url) {
+            d.error(
+                at,
+                format!("{key}: {url:?} is listed twice, expected each collector once"),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| items.into_iter().map(|(url, _, _)| url).collect())
+}
+
+/// The host of `https://HOST:PORT[/]`, or `None` when `url` is not of that form.
+fn collector_host(url: &str) -> Option<String> {
+    url.strip_prefix("https://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .and_then(|rest| {
+            let (host, port) = rest.rsplit_once(':')?;
+            port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            (!host.is_empty() && !host.contains('/')).then(|| host.to_string())
+        })
+}
+
 fn uplink_config(
     d: &mut Diagnostics,
     path: &Path,
@@ -1640,23 +1701,8 @@ fn uplink_config(
 ) -> Option<UplinkConfig> {
     let raw = u.get_ref();
     let mut ok = true;
-    let collector = raw.collector.get_ref();
-    let host = collector
-        .strip_prefix("https://")
-        .map(|rest| rest.trim_end_matches('/'))
-        .and_then(|rest| {
-            let (host, port) = rest.rsplit_once(':')?;
-            port.parse::<u16>().ok().filter(|p| *p > 0)?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            (!host.is_empty() && !host.contains('/')).then(|| host.to_string())
-        });
-    if host.is_none() {
-        d.error(
-            &span(&raw.collector),
-            format!("uplink.collector: {collector:?} is not a collector address, expected \"https://HOST:PORT\""),
-        );
-        ok = false;
-    }
+    let collectors = collector_urls(d, &raw.collector);
+    ok &= collectors.is_some();
     let server_name = match &raw.server_name {
         Some(s) => {
             ok &= check_id(d, "uplink.server_name", s);
@@ -1814,7 +1860,7 @@ fn uplink_config(
         ok = false;
     }
     ok.then(|| UplinkConfig {
-        collector: collector.clone(),
+        collectors: collectors.unwrap_or_default(),
         server_name,
         ca,
         cert,
