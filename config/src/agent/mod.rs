@@ -251,3 +251,4 @@ impl Default for DetectConfig {
         }
     }
 }
+pub mod load;
