@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Today's Beijing calendar date from the system clock. For command-line tools only; library
-/// code takes the date as a parameter.
+/// Today's Beijing calendar date from the system clock. For the binaries' `main` (which read
+/// the clock once and pass the date in), tests and tools; library code never calls it.
 pub fn today_beijing() -> Date {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -19,12 +19,13 @@ pub fn today_beijing() -> Date {
     shanghai(i64::try_from(secs).unwrap_or(i64::MAX)).date
 }
 
-/// Run the `check` command: returns the process exit code (0 valid, 2 invalid).
+/// Run the `check` command: returns the process exit code ([`crate::exit::OK`] valid,
+/// [`crate::exit::CONFIG`] invalid).
 pub fn check_command(path: &Path, today: Date) -> i32 {
     match load_agent_config(path, today) {
         Ok((config, warnings)) => {
             print!("{}", summary(&config, &warnings, today));
-            0
+            i32::from(crate::exit::OK)
         }
         Err(e) => {
             for d in &e.errors {
@@ -36,7 +37,7 @@ pub fn check_command(path: &Path, today: Date) -> i32 {
                 if n == 1 { "" } else { "s" },
                 path.display()
             );
-            2
+            i32::from(crate::exit::CONFIG)
         }
     }
 }

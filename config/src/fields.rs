@@ -80,7 +80,6 @@ pub(crate) fn did_you_mean(value: &str, options: &[&str]) -> String {
         .map_or_else(String::new, |o| format!("; did you mean {o:?}?"))
 }
 
-
 pub(crate) fn parse_date(d: &mut Diagnostics, key: &str, v: &V) -> Option<Date> {
     let expected = "expected a TOML date such as 2026-01-01 (without quotes)";
     match v.get_ref() {
@@ -167,7 +166,13 @@ pub(crate) fn duration(d: &mut Diagnostics, key: &str, v: &V) -> Option<Duration
 }
 
 /// An integer in `min..=max`.
-pub(crate) fn int_in(d: &mut Diagnostics, key: &str, v: &Spanned<i64>, min: i64, max: i64) -> Option<u64> {
+pub(crate) fn int_in(
+    d: &mut Diagnostics,
+    key: &str,
+    v: &Spanned<i64>,
+    min: i64,
+    max: i64,
+) -> Option<u64> {
     let n = *v.get_ref();
     if n < min || n > max {
         d.error(
@@ -177,4 +182,40 @@ pub(crate) fn int_in(d: &mut Diagnostics, key: &str, v: &Spanned<i64>, min: i64,
         return None;
     }
     Some(n as u64)
+}
+
+/// The sections of a TOML file (the top-level keys, then every `[table]` / `[[array]]` header
+/// to the next), each as a copy of the whole text with the other sections blanked out (newlines
+/// kept), so that spans found in a section are file positions. Used after a file failed to
+/// deserialize as a whole, so that a mistake in one section does not hide the others. `None`
+/// when the text is not TOML, or a cut fell inside a multi-line string or array.
+pub(crate) fn blanked_sections(text: &str) -> Option<Vec<String>> {
+    toml::from_str::<toml::Table>(text).ok()?;
+    let mut cuts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > 0 && line.trim_start_matches([' ', '\t']).starts_with('[') {
+            cuts.push(offset);
+        }
+        offset += line.len();
+    }
+    let mut out = Vec::with_capacity(cuts.len());
+    for (i, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).copied().unwrap_or(text.len());
+        let blanked: Vec<u8> = text
+            .bytes()
+            .enumerate()
+            .map(|(at, b)| {
+                if (start..end).contains(&at) || b == b'\n' {
+                    b
+                } else {
+                    b' '
+                }
+            })
+            .collect();
+        let section = String::from_utf8(blanked).ok()?;
+        toml::from_str::<toml::Table>(&section).ok()?;
+        out.push(section);
+    }
+    Some(out)
 }

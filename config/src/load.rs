@@ -6,5 +6,6 @@ pub use crate::agent::load::{
     DEVELOPMENT_PI_KEY,
 };
 pub use crate::registry::load::{
-    load_registry, load_registry_with, parse_registry, parse_threads, EXPIRY_WARNING_DAYS,
+    load_registry, load_registry_with, parse_registry, parse_threads, set_parse_threads,
+    EXPIRY_WARNING_DAYS,
 };

@@ -7,27 +7,26 @@ use crate::agent::{
     SignatureKind, UplinkConfig,
 };
 use crate::diag::{ConfigError, Diagnostic, Diagnostics};
+use crate::fields::*;
 use crate::holidays::HolidayYear;
 use crate::parse::{
     decode_hex, parse_date_range, parse_duration, parse_host_pattern, parse_ip_net, parse_service,
     valid_gateway_id,
 };
 use crate::raw::{RawAgent, S, V};
+use crate::registry::load::registry_from_str;
 use crate::registry::{IpNet, Service};
 use crate::time::Date;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
-use crate::fields::*;
-use crate::registry::load::registry_from_str;
 
 /// Default of `state_interval`: how often `run` writes its state and sends sketches.
 pub const DEFAULT_STATE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The development key that [`DetectConfig::default`] uses; `check` warns when it is in use.
 pub const DEVELOPMENT_PI_KEY: &[u8] = b"crossline-development-key-change-me";
-
 
 /// Resolve a path written in a config file against that file's folder.
 pub fn resolve_path(config_file: &Path, written: &str) -> PathBuf {
@@ -145,7 +144,7 @@ pub fn load_agent_config(
                 &registry_path,
                 &reg_text,
                 &domestic,
-                today,
+                Some(today),
                 detect.expiry_warning_days,
             );
             registry = out.registry;
@@ -224,33 +223,8 @@ pub fn load_agent_config(
 /// file has a syntax error (the caller reports the original error) or a required key is missing;
 /// errors found are recorded in `d`.
 fn deserialize_agent_sections(d: &mut Diagnostics, text: &str) -> Option<RawAgent> {
-    toml::from_str::<toml::Table>(text).ok()?;
-    let mut cuts = vec![0];
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if offset > 0 && line.trim_start_matches([' ', '\t']).starts_with('[') {
-            cuts.push(offset);
-        }
-        offset += line.len();
-    }
     let mut merged = crate::raw::RawAgentPart::default();
-    for (i, &start) in cuts.iter().enumerate() {
-        let end = cuts.get(i + 1).copied().unwrap_or(text.len());
-        let blanked: Vec<u8> = text
-            .bytes()
-            .enumerate()
-            .map(|(at, b)| {
-                if (start..end).contains(&at) || b == b'\n' {
-                    b
-                } else {
-                    b' '
-                }
-            })
-            .collect();
-        let section = String::from_utf8(blanked).ok()?;
-        // A cut inside a multi-line string or array leaves a section that is not TOML: then
-        // the sections cannot be told apart safely.
-        toml::from_str::<toml::Table>(&section).ok()?;
+    for section in blanked_sections(text)? {
         let part: crate::raw::RawAgentPart = match toml::from_str(&section) {
             Ok(p) => p,
             Err(e) => {

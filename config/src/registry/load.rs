@@ -9,6 +9,7 @@
 
 use crate::checks::check_uscc;
 use crate::diag::{ConfigError, Diagnostic, Diagnostics};
+use crate::fields::*;
 use crate::parse::{
     check_country, looks_like_ip, parse_day, parse_days, parse_host_pattern, parse_hours,
     parse_ip_net, parse_service,
@@ -22,8 +23,8 @@ use crate::time::Date;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use toml::{Spanned, Value};
-use crate::fields::*;
 
 /// Filings that end within this many days of today get a warning from [`load_registry`].
 pub const EXPIRY_WARNING_DAYS: u32 = 60;
@@ -47,7 +48,21 @@ pub fn load_registry_with(
     warning_days: u32,
 ) -> Result<(Registry, Vec<Diagnostic>), ConfigError> {
     let text = read_file(path)?;
-    let out = registry_from_str(path, &text, domestic, today, warning_days);
+    let out = registry_from_str(path, &text, domestic, Some(today), warning_days);
+    match out.registry {
+        Some(r) if out.errors.is_empty() => Ok((r, out.warnings)),
+        _ => Err(ConfigError { errors: out.errors }),
+    }
+}
+
+/// [`load_registry`] without a date: the same validation and errors, no expiry warnings (for
+/// the collector, which keeps only the enterprises and scenarios).
+pub fn load_registry_undated(
+    path: &Path,
+    domestic: &[IpNet],
+) -> Result<(Registry, Vec<Diagnostic>), ConfigError> {
+    let text = read_file(path)?;
+    let out = registry_from_str(path, &text, domestic, None, EXPIRY_WARNING_DAYS);
     match out.registry {
         Some(r) if out.errors.is_empty() => Ok((r, out.warnings)),
         _ => Err(ConfigError { errors: out.errors }),
@@ -61,13 +76,12 @@ pub fn parse_registry(
     domestic: &[IpNet],
     today: Date,
 ) -> Result<(Registry, Vec<Diagnostic>), ConfigError> {
-    let out = registry_from_str(path, text, domestic, today, EXPIRY_WARNING_DAYS);
+    let out = registry_from_str(path, text, domestic, Some(today), EXPIRY_WARNING_DAYS);
     match out.registry {
         Some(r) if out.errors.is_empty() => Ok((r, out.warnings)),
         _ => Err(ConfigError { errors: out.errors }),
     }
 }
-
 
 /// What validating one registry text produced.
 pub(crate) struct RegistryOutcome {
@@ -84,7 +98,7 @@ pub(crate) fn registry_from_str(
     path: &Path,
     text: &str,
     domestic: &[IpNet],
-    today: Date,
+    today: Option<Date>,
     warning_days: u32,
 ) -> RegistryOutcome {
     let mut d = Diagnostics::new(path, text);
@@ -139,15 +153,24 @@ fn deserialize_registry(text: &str) -> Result<RawRegistry, toml::de::Error> {
     deserialize_registry_with(text, parse_threads())
 }
 
-/// Threads used to deserialize a large registry: `CROSSLINE_CONFIG_THREADS` when set to a
-/// positive number (1 = serial, e.g. on a gateway whose cores all capture), else the number of
-/// cores, at most 8.
+/// Threads set by [`set_parse_threads`]; 0 = not set.
+static PARSE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Set the number of threads the loaders use for large registries (the binaries pass the
+/// `CROSSLINE_CONFIG_THREADS` setting here once, at start; 1 = serial, e.g. on a gateway whose
+/// cores all capture). It changes only the speed of a load, never its result, so it is one
+/// setting for the process (reloads included) rather than a parameter of every loader.
+pub fn set_parse_threads(threads: usize) {
+    PARSE_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// Threads used to deserialize and check a large registry: the number given to
+/// [`set_parse_threads`], else the number of cores, at most 8.
 pub fn parse_threads() -> usize {
-    std::env::var("CROSSLINE_CONFIG_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+    match PARSE_THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        n => n,
+    }
 }
 
 fn deserialize_registry_with(text: &str, threads: usize) -> Result<RawRegistry, toml::de::Error> {
@@ -335,7 +358,7 @@ fn validate_registry(
     path: &Path,
     raw: RawRegistry,
     domestic: &[IpNet],
-    today: Date,
+    today: Option<Date>,
     warning_days: u32,
     threads: usize,
 ) -> Registry {
@@ -480,24 +503,8 @@ fn validate_registry(
                 slot.insert((id.clone(), d.line_of(&id_span)));
             }
         }
-        // Expiry warnings.
-        let until = scenario.valid_until;
-        let left = until.days_since_epoch() - today.days_since_epoch();
-        if left < 0 {
-            d.warn(
-                &id_span,
-                format!(
-                    "scenario {id:?} expired on {until} (today is {today}); its traffic will be flagged filing_expired"
-                ),
-            );
-        } else if left <= i64::from(warning_days) {
-            d.warn(
-                &id_span,
-                format!(
-                    "scenario {id:?} (filing {}) expires on {until}, in {left} days; renew it before then",
-                    scenario.filing_ref
-                ),
-            );
+        if let Some(today) = today {
+            expiry_warning(d, &id_span, &scenario, today, warning_days);
         }
         scenarios.push(scenario);
     }
@@ -506,6 +513,35 @@ fn validate_registry(
         path: path.to_path_buf(),
         enterprises,
         scenarios,
+    }
+}
+
+/// Warn about a filing that has expired or expires within `warning_days` of `today`.
+fn expiry_warning(
+    d: &mut Diagnostics,
+    id_span: &Range<usize>,
+    scenario: &Scenario,
+    today: Date,
+    warning_days: u32,
+) {
+    let id = &scenario.id;
+    let until = scenario.valid_until;
+    let left = until.days_since_epoch() - today.days_since_epoch();
+    if left < 0 {
+        d.warn(
+            id_span,
+            format!(
+                "scenario {id:?} expired on {until} (today is {today}); its traffic will be flagged filing_expired"
+            ),
+        );
+    } else if left <= i64::from(warning_days) {
+        d.warn(
+            id_span,
+            format!(
+                "scenario {id:?} (filing {}) expires on {until}, in {left} days; renew it before then",
+                scenario.filing_ref
+            ),
+        );
     }
 }
 
@@ -880,11 +916,11 @@ mod tests {
         }
         let today = Date::new(2026, 11, 27).expect("valid");
         let path = Path::new("big.toml");
-        let parallel = registry_from_str(path, &text, &[], today, 60);
+        let parallel = registry_from_str(path, &text, &[], Some(today), 60);
         assert!(parallel.errors.is_empty(), "{:?}", parallel.errors);
         let mut d = Diagnostics::new(path, &text);
         let raw: RawRegistry = toml::from_str(&text).expect("valid");
-        let serial = validate_registry(&mut d, path, raw, &[], today, 60, 1);
+        let serial = validate_registry(&mut d, path, raw, &[], Some(today), 60, 1);
         assert_eq!(parallel.registry, Some(serial));
     }
 
@@ -907,7 +943,7 @@ mod tests {
         let run = |threads: usize| {
             let mut d = Diagnostics::new(path, &text);
             let raw: RawRegistry = toml::from_str(&text).expect("valid");
-            let reg = validate_registry(&mut d, path, raw, &[], today, 60, threads);
+            let reg = validate_registry(&mut d, path, raw, &[], Some(today), 60, threads);
             d.sort();
             (reg, d.errors, d.warnings)
         };
@@ -945,12 +981,12 @@ mod tests {
             "parallel path taken"
         );
         let today = Date::new(2026, 11, 27).expect("valid");
-        let out = registry_from_str(Path::new("big.toml"), &text, &[], today, 60);
+        let out = registry_from_str(Path::new("big.toml"), &text, &[], Some(today), 60);
         let got: Vec<(usize, usize)> = out.errors.iter().map(|e| (e.line, e.column)).collect();
         assert_eq!(got, vec![(line_of(&text, late), 17)], "{:?}", out.errors);
         let mid = text.find("id = \"S-1500\"").expect("present");
         text.insert_str(mid, "colour = 1\n");
-        let out = registry_from_str(Path::new("big.toml"), &text, &[], today, 60);
+        let out = registry_from_str(Path::new("big.toml"), &text, &[], Some(today), 60);
         let got: Vec<(usize, usize)> = out.errors.iter().map(|e| (e.line, e.column)).collect();
         let late = text.rfind("R2990.example").expect("present");
         assert_eq!(
