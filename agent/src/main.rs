@@ -290,7 +290,7 @@ fn analyze_sinks(
         let registry = Arc::new(cfg.registry.clone());
         let r = crossline_agent::report::ReportSink::create(path, registry, args.report_lang)
             .map_err(failed)?;
-        sinks.push(Box::new(r));
+        sinks.push(Box::new(r.with_clock(wall_micros)));
     }
     Ok(sinks)
 }
