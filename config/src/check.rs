@@ -103,6 +103,15 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {basis:<20} {n:>5}");
         }
     }
+    expiry_lines(&mut out, config, today);
+    runtime_lines(&mut out, config, warnings);
+    out
+}
+
+/// Filings expiring within the warning horizon (in working days), filings not yet valid, and
+/// the holiday schedules known.
+fn expiry_lines(out: &mut String, config: &AgentConfig, today: Date) {
+    let reg = &config.registry;
     // Expiry in working days (CAC Order 16 art. 9), calendar days beyond the known years.
     let calendar = WorkCalendar::new(&config.detect.holidays);
     let horizon = i64::from(config.detect.expiry_warning_days);
@@ -198,6 +207,10 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             missing.join(", ")
         );
     }
+}
+
+/// Exclusions, capture, metrics, uplink, signatures and the warnings.
+fn runtime_lines(out: &mut String, config: &AgentConfig, warnings: &[crate::diag::Diagnostic]) {
     let ex = &config.detect.exclude;
     if ex.is_empty() {
         let _ = writeln!(out, "exclude:      none");
@@ -259,5 +272,4 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {w}");
         }
     }
-    out
 }

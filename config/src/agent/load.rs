@@ -126,26 +126,75 @@ pub fn load_agent_config(
     detect.holidays = holidays_config(&mut d, &raw);
 
     // The registry, checked against the valid domestic prefixes.
+    let reg_file = RegistryFile {
+        path: &registry_path,
+        domestic: &domestic,
+        today,
+        warning_days: detect.expiry_warning_days,
+    };
+    let registry = agent_registry(&mut d, &raw, &reg_file);
+    pi_key_warnings(&mut d, &raw, &detect);
+    d.sort();
+    let mut errors = d.errors;
+    errors.extend(registry.errors);
+    let mut warnings = d.warnings;
+    warnings.extend(registry.warnings);
+    match registry.registry {
+        Some(registry) if errors.is_empty() => Ok((
+            AgentConfig {
+                path: path.to_path_buf(),
+                gateway,
+                domestic,
+                registry_path,
+                registry,
+                state_dir,
+                state_interval,
+                capture,
+                uplink,
+                metrics,
+                detect,
+            },
+            warnings,
+        )),
+        _ => Err(ConfigError { errors }),
+    }
+}
+
+/// The registry an agent config names, and what validating it needs.
+struct RegistryFile<'a> {
+    path: &'a Path,
+    domestic: &'a [IpNet],
+    today: Date,
+    warning_days: u32,
+}
+
+/// Read and validate the registry of an agent config (its errors and warnings name the
+/// registry file), and check that the signatures' approved scenarios exist in it.
+fn agent_registry(
+    d: &mut Diagnostics,
+    raw: &RawAgent,
+    reg: &RegistryFile,
+) -> crate::registry::load::RegistryOutcome {
     let mut registry_errors = Vec::new();
     let mut registry_warnings = Vec::new();
     let mut registry = None;
     let mut scenario_ids = Vec::new();
-    match crate::read::read_config_text(&registry_path) {
+    match crate::read::read_config_text(reg.path) {
         Err(e) => d.error(
             &span(&raw.registry),
             format!(
                 "registry: cannot read {}: {}, expected a registry file (relative paths are relative to this file's folder)",
-                registry_path.display(),
+                reg.path.display(),
                 e.reason()
             ),
         ),
         Ok(reg_text) => {
             let out = registry_from_str(
-                &registry_path,
+                reg.path,
                 &reg_text,
-                &domestic,
-                Some(today),
-                detect.expiry_warning_days,
+                reg.domestic,
+                Some(reg.today),
+                reg.warning_days,
             );
             registry = out.registry;
             registry_errors = out.errors;
@@ -166,13 +215,23 @@ pub fn load_agent_config(
                         format!(
                             "detect.signature.approved_scenarios: unknown scenario {:?}, expected a scenario id of {}",
                             sc.get_ref(),
-                            registry_path.display()
+                            reg.path.display()
                         ),
                     );
                 }
             }
         }
     }
+    crate::registry::load::RegistryOutcome {
+        registry,
+        errors: registry_errors,
+        warnings: registry_warnings,
+        scenario_ids,
+    }
+}
+
+/// The development key, or a key shorter than 16 bytes, is a warning.
+fn pi_key_warnings(d: &mut Diagnostics, raw: &RawAgent, detect: &DetectConfig) {
     if detect.pi_key == DEVELOPMENT_PI_KEY {
         let at = raw.detect.pi_key.as_ref().map_or(0..0, span);
         d.warn(
@@ -189,30 +248,6 @@ pub fn load_agent_config(
                 ),
             );
         }
-    }
-    d.sort();
-    let mut errors = d.errors;
-    errors.extend(registry_errors);
-    let mut warnings = d.warnings;
-    warnings.extend(registry_warnings);
-    match registry {
-        Some(registry) if errors.is_empty() => Ok((
-            AgentConfig {
-                path: path.to_path_buf(),
-                gateway,
-                domestic,
-                registry_path,
-                registry,
-                state_dir,
-                state_interval,
-                capture,
-                uplink,
-                metrics,
-                detect,
-            },
-            warnings,
-        )),
-        _ => Err(ConfigError { errors }),
     }
 }
 
@@ -520,21 +555,57 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             out.filter = Some(f.get_ref().clone());
         }
     }
-    if let Some(u) = &c.user {
-        let v = u.get_ref();
-        let first_ok = v.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_');
-        let rest_ok = v
-            .chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
-        if first_ok && rest_ok && v.len() <= 32 {
-            out.user = Some(v.clone());
+    out.user = c.user.as_ref().and_then(|u| capture_user(d, u));
+    capture_timeouts(d, c, &mut out);
+    if let Some(v) = &c.tls_reassembly_bytes {
+        if let Some(n) = byte_size(d, "capture.tls_reassembly_bytes", v) {
+            if n > 1 << 20 {
+                d.error(&span(v), format!("capture.tls_reassembly_bytes: {n} bytes is too large, expected at most 1 MiB"));
+            } else {
+                out.tls_reassembly_bytes = n as usize;
+            }
+        }
+    }
+    if let Some(v) = &c.loss_alert_ratio {
+        let r = *v.get_ref();
+        if r.is_finite() && r > 0.0 && r <= 1.0 {
+            out.loss_alert_ratio = r;
         } else {
             d.error(
-                &span(u),
-                format!("capture.user: {v:?} is not a user name, expected at most 32 of a-z 0-9 _ - starting with a letter or _ (such as \"crossline\")"),
+                &span(v),
+                format!(
+                    "capture.loss_alert_ratio: {r} is not a ratio in (0, 1], expected e.g. 0.1"
+                ),
             );
         }
     }
+    if let Some(v) = &c.reassembly_budget {
+        if let Some(n) = byte_size(d, "capture.reassembly_budget", v) {
+            out.reassembly_budget = n;
+        }
+    }
+    out
+}
+
+/// `capture.user`: a user name (`[a-z_][a-z0-9_-]*`, at most 32 characters).
+fn capture_user(d: &mut Diagnostics, u: &S) -> Option<String> {
+    let v = u.get_ref();
+    let first_ok = v.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_');
+    let rest_ok = v
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-');
+    if first_ok && rest_ok && v.len() <= 32 {
+        return Some(v.clone());
+    }
+    d.error(
+        &span(u),
+        format!("capture.user: {v:?} is not a user name, expected at most 32 of a-z 0-9 _ - starting with a letter or _ (such as \"crossline\")"),
+    );
+    None
+}
+
+/// The flow timeouts of `[capture]`: positive durations.
+fn capture_timeouts(d: &mut Diagnostics, c: &crate::raw::RawCapture, out: &mut CaptureConfig) {
     let timeouts: [(&str, &Option<V>, &mut Duration); 6] = [
         (
             "capture.tcp_established_timeout",
@@ -575,34 +646,6 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             }
         }
     }
-    if let Some(v) = &c.tls_reassembly_bytes {
-        if let Some(n) = byte_size(d, "capture.tls_reassembly_bytes", v) {
-            if n > 1 << 20 {
-                d.error(&span(v), format!("capture.tls_reassembly_bytes: {n} bytes is too large, expected at most 1 MiB"));
-            } else {
-                out.tls_reassembly_bytes = n as usize;
-            }
-        }
-    }
-    if let Some(v) = &c.loss_alert_ratio {
-        let r = *v.get_ref();
-        if r.is_finite() && r > 0.0 && r <= 1.0 {
-            out.loss_alert_ratio = r;
-        } else {
-            d.error(
-                &span(v),
-                format!(
-                    "capture.loss_alert_ratio: {r} is not a ratio in (0, 1], expected e.g. 0.1"
-                ),
-            );
-        }
-    }
-    if let Some(v) = &c.reassembly_budget {
-        if let Some(n) = byte_size(d, "capture.reassembly_budget", v) {
-            out.reassembly_budget = n;
-        }
-    }
-    out
 }
 
 /// Default `uplink.batch_bytes`: 2 MiB, a quarter of the largest body a collector accepts.
@@ -614,7 +657,8 @@ fn uplink_config(
     u: &Spanned<crate::raw::RawUplink>,
 ) -> Option<UplinkConfig> {
     let raw = u.get_ref();
-    let mut ok = true;
+    // Every problem is recorded in `d`; the section is valid when it recorded none.
+    let errors_before = d.errors.len();
     let collector = raw.collector.get_ref();
     let host = collector
         .strip_prefix("https://")
@@ -630,17 +674,13 @@ fn uplink_config(
             &span(&raw.collector),
             format!("uplink.collector: {collector:?} is not a collector address, expected \"https://HOST:PORT\""),
         );
-        ok = false;
     }
-    let server_name = match &raw.server_name {
-        Some(s) => {
-            ok &= check_id(d, "uplink.server_name", s);
-            Some(s.get_ref().clone())
-        }
-        None => None,
-    };
-    let mut file = |d: &mut Diagnostics, key: &str, s: &S| -> PathBuf {
-        ok &= check_text(d, key, s);
+    let server_name = raw.server_name.as_ref().map(|s| {
+        check_id(d, "uplink.server_name", s);
+        s.get_ref().clone()
+    });
+    let file = |d: &mut Diagnostics, key: &str, s: &S| -> PathBuf {
+        check_text(d, key, s);
         resolve_path(path, s.get_ref())
     };
     let ca = file(d, "uplink.ca", &raw.ca);
@@ -650,127 +690,32 @@ fn uplink_config(
         Some(s) => file(d, "uplink.spool_dir", s),
         None => resolve_path(path, "spool"),
     };
-    let mut size = |d: &mut Diagnostics, key: &str, v: &Option<V>, default: u64| -> u64 {
-        match v {
-            None => default,
-            Some(v) => match byte_size(d, key, v) {
-                Some(0) => {
-                    d.error(
-                        &span(v),
-                        format!("{key}: 0 bytes, expected a positive size"),
-                    );
-                    ok = false;
-                    default
-                }
-                Some(n) => n,
-                None => {
-                    ok = false;
-                    default
-                }
-            },
-        }
-    };
-    let spool_max_bytes = size(d, "uplink.spool_max_bytes", &raw.spool_max_bytes, 1 << 30);
-    let spool_segment_bytes = size(
-        d,
-        "uplink.spool_segment_bytes",
-        &raw.spool_segment_bytes,
-        16 << 20,
-    );
-    if spool_segment_bytes > spool_max_bytes {
-        if let Some(v) = &raw.spool_segment_bytes {
-            d.error(
-                &span(v),
-                format!("uplink.spool_segment_bytes: {spool_segment_bytes} is larger than spool_max_bytes ({spool_max_bytes}), expected a segment no larger than the spool"),
-            );
-            ok = false;
-        }
-    }
-    let fsync = match &raw.fsync {
-        None => FsyncPolicy::Always,
-        Some(f) => match f.get_ref().as_str() {
-            "always" => FsyncPolicy::Always,
-            "never" => FsyncPolicy::Never,
-            other => match parse_duration(other) {
-                Ok(t) if !t.is_zero() => FsyncPolicy::Interval(t),
-                _ => {
-                    d.error(
-                        &span(f),
-                        format!("uplink.fsync: {other:?} is not an fsync policy, expected \"always\", \"never\" or an interval such as \"1s\""),
-                    );
-                    ok = false;
-                    FsyncPolicy::Always
-                }
-            },
-        },
-    };
+    let (spool_max_bytes, spool_segment_bytes) = spool_sizes(d, raw);
+    let fsync = fsync_policy(d, &raw.fsync);
     let batch_events = match &raw.batch_events {
         None => 500,
-        Some(v) => int_in(d, "uplink.batch_events", v, 1, 100_000).unwrap_or_else(|| {
-            ok = false;
-            500
-        }) as usize,
+        Some(v) => int_in(d, "uplink.batch_events", v, 1, 100_000).map_or(500, |n| n as usize),
     };
-    let batch_bytes = match &raw.batch_bytes {
-        None => DEFAULT_BATCH_BYTES,
-        Some(v) => match byte_size(d, "uplink.batch_bytes", v) {
-            Some(n) if (1024..=crate::limits::MAX_BATCH_BODY as u64).contains(&n) => n as usize,
-            Some(n) => {
-                d.error(
-                    &span(v),
-                    format!(
-                        "uplink.batch_bytes: {n} bytes, expected 1 KiB to {} bytes (8 MiB, the largest batch body a collector accepts)",
-                        crate::limits::MAX_BATCH_BODY
-                    ),
-                );
-                ok = false;
-                DEFAULT_BATCH_BYTES
-            }
-            None => {
-                ok = false;
-                DEFAULT_BATCH_BYTES
-            }
-        },
-    };
-    let mut dur = |d: &mut Diagnostics, key: &str, v: &Option<V>, default: Duration| -> Duration {
-        match v {
-            None => default,
-            Some(v) => match duration(d, key, v) {
-                Some(t) if !t.is_zero() => t,
-                Some(_) => {
-                    d.error(
-                        &span(v),
-                        format!("{key}: zero duration, expected a positive duration"),
-                    );
-                    ok = false;
-                    default
-                }
-                None => {
-                    ok = false;
-                    default
-                }
-            },
-        }
-    };
-    let batch_interval = dur(
+    let batch_bytes = batch_bytes(d, &raw.batch_bytes);
+    let batch_interval = positive_duration(
         d,
         "uplink.batch_interval",
         &raw.batch_interval,
         Duration::from_secs(1),
     );
-    let backoff_min = dur(
+    let backoff_min = positive_duration(
         d,
         "uplink.backoff_min",
         &raw.backoff_min,
         Duration::from_millis(500),
     );
-    let backoff_max = dur(
+    let backoff_max = positive_duration(
         d,
         "uplink.backoff_max",
         &raw.backoff_max,
         Duration::from_secs(60),
     );
-    let drain_timeout = dur(
+    let drain_timeout = positive_duration(
         d,
         "uplink.drain_timeout",
         &raw.drain_timeout,
@@ -786,9 +731,8 @@ fn uplink_config(
             &at,
             format!("uplink.backoff_max: {backoff_max:?} is shorter than backoff_min {backoff_min:?}, expected backoff_max >= backoff_min"),
         );
-        ok = false;
     }
-    ok.then(|| UplinkConfig {
+    (d.errors.len() == errors_before).then(|| UplinkConfig {
         collector: collector.clone(),
         server_name,
         ca,
@@ -806,6 +750,104 @@ fn uplink_config(
         backoff_max,
         drain_timeout,
     })
+}
+
+/// A positive byte size, or `default` when not given (or not valid: the error is recorded).
+fn positive_size(d: &mut Diagnostics, key: &str, v: &Option<V>, default: u64) -> u64 {
+    let Some(v) = v else {
+        return default;
+    };
+    match byte_size(d, key, v) {
+        Some(0) => {
+            d.error(
+                &span(v),
+                format!("{key}: 0 bytes, expected a positive size"),
+            );
+            default
+        }
+        Some(n) => n,
+        None => default,
+    }
+}
+
+/// A positive duration, or `default` when not given (or not valid: the error is recorded).
+fn positive_duration(d: &mut Diagnostics, key: &str, v: &Option<V>, default: Duration) -> Duration {
+    let Some(v) = v else {
+        return default;
+    };
+    match duration(d, key, v) {
+        Some(t) if !t.is_zero() => t,
+        Some(_) => {
+            d.error(
+                &span(v),
+                format!("{key}: zero duration, expected a positive duration"),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// `uplink.spool_max_bytes` and `uplink.spool_segment_bytes` (a segment fits in the spool).
+fn spool_sizes(d: &mut Diagnostics, raw: &crate::raw::RawUplink) -> (u64, u64) {
+    let max = positive_size(d, "uplink.spool_max_bytes", &raw.spool_max_bytes, 1 << 30);
+    let segment = positive_size(
+        d,
+        "uplink.spool_segment_bytes",
+        &raw.spool_segment_bytes,
+        16 << 20,
+    );
+    if segment > max {
+        if let Some(v) = &raw.spool_segment_bytes {
+            d.error(
+                &span(v),
+                format!("uplink.spool_segment_bytes: {segment} is larger than spool_max_bytes ({max}), expected a segment no larger than the spool"),
+            );
+        }
+    }
+    (max, segment)
+}
+
+/// `uplink.fsync`: `always` (default), `never` or an interval.
+fn fsync_policy(d: &mut Diagnostics, v: &Option<S>) -> FsyncPolicy {
+    let Some(f) = v else {
+        return FsyncPolicy::Always;
+    };
+    match f.get_ref().as_str() {
+        "always" => FsyncPolicy::Always,
+        "never" => FsyncPolicy::Never,
+        other => match parse_duration(other) {
+            Ok(t) if !t.is_zero() => FsyncPolicy::Interval(t),
+            _ => {
+                d.error(
+                    &span(f),
+                    format!("uplink.fsync: {other:?} is not an fsync policy, expected \"always\", \"never\" or an interval such as \"1s\""),
+                );
+                FsyncPolicy::Always
+            }
+        },
+    }
+}
+
+/// `uplink.batch_bytes`: 1 KiB up to the largest batch body a collector accepts.
+fn batch_bytes(d: &mut Diagnostics, v: &Option<V>) -> usize {
+    let Some(v) = v else {
+        return DEFAULT_BATCH_BYTES;
+    };
+    match byte_size(d, "uplink.batch_bytes", v) {
+        Some(n) if (1024..=crate::limits::MAX_BATCH_BODY as u64).contains(&n) => n as usize,
+        Some(n) => {
+            d.error(
+                &span(v),
+                format!(
+                    "uplink.batch_bytes: {n} bytes, expected 1 KiB to {} bytes (8 MiB, the largest batch body a collector accepts)",
+                    crate::limits::MAX_BATCH_BODY
+                ),
+            );
+            DEFAULT_BATCH_BYTES
+        }
+        None => DEFAULT_BATCH_BYTES,
+    }
 }
 
 fn detect_config(d: &mut Diagnostics, path: &Path, raw: &RawAgent) -> DetectConfig {
