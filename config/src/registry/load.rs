@@ -362,10 +362,86 @@ fn validate_registry(
     warning_days: u32,
     threads: usize,
 ) -> Registry {
-    // Enterprises.
-    let mut enterprises = Vec::with_capacity(raw.enterprise.len());
+    let (enterprises, enterprise_index) = validate_enterprises(d, raw.enterprise);
+
+    // Scenarios.
+    let mut scenarios = Vec::with_capacity(raw.scenario.len());
+    let mut scenario_lines: HashMap<String, usize> = HashMap::new();
+    // (enterprise, sorted sources, sorted destinations, sorted services) -> (scenario id, line)
+    let mut fingerprints: HashMap<Coverage, (String, usize)> = HashMap::new();
+    // Phase one: each scenario on its own, on several threads for large registries.
+    let checked = check_all_scenarios(
+        d,
+        raw.scenario,
+        &enterprise_index,
+        &raw.broken_enterprises,
+        domestic,
+        threads,
+    );
+    // Phase two, in file order: duplicate ids, duplicate coverage, expiry.
+    for c in checked {
+        d.set_base(c.base);
+        let CheckedScenario {
+            id, id_span, id_ok, ..
+        } = c;
+        let mut duplicate = false;
+        if id_ok {
+            if let Some(&first_line) = scenario_lines.get(&id) {
+                d.error(
+                    &id_span,
+                    format!(
+                        "scenario.id: duplicate id {id:?}, expected unique ids (first defined on line {first_line})"
+                    ),
+                );
+                duplicate = true;
+            } else {
+                scenario_lines.insert(id.clone(), d.line_of(&id_span));
+            }
+        }
+        let Some(scenario) = c.scenario else {
+            continue;
+        };
+        if duplicate {
+            continue;
+        }
+        // Duplicate-coverage warning, hashed (not quadratic).
+        let key = coverage(&scenario);
+        match fingerprints.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                let (first_id, first_line) = first.get();
+                d.warn(
+                    &id_span,
+                    format!(
+                        "scenario {id:?} has the same sources, destinations and services as scenario {first_id:?} (line {first_line}) of enterprise {:?}; traffic will be attributed to only one of them",
+                        scenario.enterprise
+                    ),
+                );
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((id.clone(), d.line_of(&id_span)));
+            }
+        }
+        if let Some(today) = today {
+            expiry_warning(d, &id_span, &scenario, today, warning_days);
+        }
+        scenarios.push(scenario);
+    }
+    d.set_base(0);
+    Registry {
+        path: path.to_path_buf(),
+        enterprises,
+        scenarios,
+    }
+}
+
+/// Enterprises: valid fields, unique ids. Returns them with an index id -> (position, line).
+fn validate_enterprises(
+    d: &mut Diagnostics,
+    raw: Vec<crate::raw::RawEnterprise>,
+) -> (Vec<Enterprise>, HashMap<String, (usize, usize)>) {
+    let mut enterprises = Vec::with_capacity(raw.len());
     let mut enterprise_index: HashMap<String, (usize, usize)> = HashMap::new(); // id -> (index, line)
-    for e in raw.enterprise {
+    for e in raw {
         d.set_base(e.base);
         // An enterprise with a bad field is still kept (the file is rejected anyway), so that
         // its scenarios are checked too instead of all reporting an unknown enterprise.
@@ -398,122 +474,72 @@ fn validate_registry(
         });
     }
 
-    // Scenarios.
-    let mut scenarios = Vec::with_capacity(raw.scenario.len());
-    let mut scenario_lines: HashMap<String, usize> = HashMap::new();
-    // (enterprise, sorted sources, sorted destinations, sorted services) -> (scenario id, line)
-    let mut fingerprints: HashMap<Coverage, (String, usize)> = HashMap::new();
-    // Phase one: each scenario on its own, on several threads for large registries.
-    let mut raw_scenarios = raw.scenario;
-    let checked: Vec<CheckedScenario> =
-        if threads > 1 && raw_scenarios.len() >= PARALLEL_MIN_SCENARIOS {
-            let per = raw_scenarios.len().div_ceil(threads);
-            let mut parts = Vec::with_capacity(threads);
-            while raw_scenarios.len() > per {
-                parts.push(raw_scenarios.split_off(raw_scenarios.len() - per));
-            }
-            parts.push(raw_scenarios);
-            parts.reverse();
-            let (index, broken) = (&enterprise_index, &raw.broken_enterprises);
-            let results: Vec<_> = std::thread::scope(|scope| {
-                let handles: Vec<_> = parts
-                    .into_iter()
-                    .map(|part| {
-                        let mut local = d.fork();
-                        scope.spawn(move || {
-                            let out = check_scenarios(&mut local, part, index, broken, domestic);
-                            (out, local)
-                        })
+    (enterprises, enterprise_index)
+}
+
+/// Phase one of [`validate_registry`]: each scenario on its own, on several threads for large
+/// registries (the same result and errors as serial).
+fn check_all_scenarios(
+    d: &mut Diagnostics,
+    mut raw: Vec<RawScenario>,
+    enterprises: &HashMap<String, (usize, usize)>,
+    broken_enterprises: &[String],
+    domestic: &[IpNet],
+    threads: usize,
+) -> Vec<CheckedScenario> {
+    if threads > 1 && raw.len() >= PARALLEL_MIN_SCENARIOS {
+        let per = raw.len().div_ceil(threads);
+        let mut parts = Vec::with_capacity(threads);
+        while raw.len() > per {
+            parts.push(raw.split_off(raw.len() - per));
+        }
+        parts.push(raw);
+        parts.reverse();
+        let (index, broken) = (enterprises, broken_enterprises);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let mut local = d.fork();
+                    scope.spawn(move || {
+                        let out = check_scenarios(&mut local, part, index, broken, domestic);
+                        (out, local)
                     })
-                    .collect();
-                handles.into_iter().map(|h| h.join()).collect()
-            });
-            let mut all = Vec::new();
-            for result in results {
-                match result {
-                    Ok((out, local)) => {
-                        all.extend(out);
-                        d.absorb(local);
-                    }
-                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        let mut all = Vec::new();
+        for result in results {
+            match result {
+                Ok((out, local)) => {
+                    all.extend(out);
+                    d.absorb(local);
                 }
-            }
-            all
-        } else {
-            check_scenarios(
-                d,
-                raw_scenarios,
-                &enterprise_index,
-                &raw.broken_enterprises,
-                domestic,
-            )
-        };
-    // Phase two, in file order: duplicate ids, duplicate coverage, expiry.
-    for c in checked {
-        d.set_base(c.base);
-        let CheckedScenario {
-            id, id_span, id_ok, ..
-        } = c;
-        let mut duplicate = false;
-        if id_ok {
-            if let Some(&first_line) = scenario_lines.get(&id) {
-                d.error(
-                    &id_span,
-                    format!(
-                        "scenario.id: duplicate id {id:?}, expected unique ids (first defined on line {first_line})"
-                    ),
-                );
-                duplicate = true;
-            } else {
-                scenario_lines.insert(id.clone(), d.line_of(&id_span));
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        let Some(scenario) = c.scenario else {
-            continue;
-        };
-        if duplicate {
-            continue;
-        }
-        // Duplicate-coverage warning, hashed (not quadratic).
-        let mut sources = scenario.sources.clone();
-        sources.sort_unstable();
-        sources.dedup();
-        let mut destinations = scenario.destinations.clone();
-        destinations.sort_unstable_by(destination_order);
-        destinations.dedup();
-        let mut services = scenario.services.clone();
-        if services.contains(&Service::Any) {
-            services.clear();
-        }
-        services.sort_unstable();
-        services.dedup();
-        let key = (scenario.enterprise_index, sources, destinations, services);
-        match fingerprints.entry(key) {
-            std::collections::hash_map::Entry::Occupied(first) => {
-                let (first_id, first_line) = first.get();
-                d.warn(
-                    &id_span,
-                    format!(
-                        "scenario {id:?} has the same sources, destinations and services as scenario {first_id:?} (line {first_line}) of enterprise {:?}; traffic will be attributed to only one of them",
-                        scenario.enterprise
-                    ),
-                );
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert((id.clone(), d.line_of(&id_span)));
-            }
-        }
-        if let Some(today) = today {
-            expiry_warning(d, &id_span, &scenario, today, warning_days);
-        }
-        scenarios.push(scenario);
+        all
+    } else {
+        check_scenarios(d, raw, enterprises, broken_enterprises, domestic)
     }
-    d.set_base(0);
-    Registry {
-        path: path.to_path_buf(),
-        enterprises,
-        scenarios,
+}
+
+/// What a scenario covers, order-insensitive (see [`Coverage`]).
+fn coverage(scenario: &Scenario) -> Coverage {
+    let mut sources = scenario.sources.clone();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut destinations = scenario.destinations.clone();
+    destinations.sort_unstable_by(destination_order);
+    destinations.dedup();
+    let mut services = scenario.services.clone();
+    if services.contains(&Service::Any) {
+        services.clear();
     }
+    services.sort_unstable();
+    services.dedup();
+    (scenario.enterprise_index, sources, destinations, services)
 }
 
 /// Warn about a filing that has expired or expires within `warning_days` of `today`.
@@ -668,85 +694,21 @@ fn validate_scenario(
     broken_enterprises: &[String],
     domestic: &[IpNet],
 ) -> Option<Scenario> {
-    let mut ok = true;
-    let enterprise_index = match enterprises.get(s.enterprise.get_ref()) {
-        Some(&(i, _)) => Some(i),
-        // Its own error is reported; this scenario is checked but not kept.
-        None if broken_enterprises.contains(s.enterprise.get_ref()) => None,
-        None => {
-            let mut known: Vec<&str> = enterprises.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            let list = if known.len() <= 8 {
-                known.join(", ")
-            } else {
-                format!("{}, ... ({} in all)", known[..8].join(", "), known.len())
-            };
-            d.error(
-                &span(&s.enterprise),
-                format!(
-                    "scenario.enterprise: unknown enterprise {:?}, expected the id of an [[enterprise]] ({list})",
-                    s.enterprise.get_ref()
-                ),
-            );
-            None
-        }
-    };
+    // Every problem is recorded in `d`; the scenario is kept when it recorded none.
+    let errors_before = d.errors.len();
+    let enterprise_index = enterprise_of(d, &s, enterprises, broken_enterprises);
     let basis = parse_basis(d, &s);
-    ok &= check_text(d, "filing_ref", &s.filing_ref);
-    ok &= check_text(d, "recipient.name", &s.recipient.name);
+    check_text(d, "filing_ref", &s.filing_ref);
+    check_text(d, "recipient.name", &s.recipient.name);
     if let Err(e) = check_country(s.recipient.country.get_ref()) {
         d.error(
             &span(&s.recipient.country),
             format!("recipient.country: {e}"),
         );
-        ok = false;
     }
-    ok &= check_text(d, "activity", &s.activity);
+    check_text(d, "activity", &s.activity);
 
-    // Data categories.
-    let mut data = Vec::new();
-    if s.data.get_ref().is_empty() {
-        d.error(
-            &span(&s.data),
-            "data: empty list, expected at least one of none, personal, sensitive_personal, important",
-        );
-        ok = false;
-    }
-    for item in s.data.get_ref() {
-        let c = match item.get_ref().as_str() {
-            "none" => DataCategory::None,
-            "personal" => DataCategory::Personal,
-            "sensitive_personal" => DataCategory::SensitivePersonal,
-            "important" => DataCategory::Important,
-            other => {
-                d.error(
-                    &span(item),
-                    format!("data: unknown category {other:?}, expected one of none, personal, sensitive_personal, important{}", did_you_mean(other, &["none", "personal", "sensitive_personal", "important"])),
-                );
-                ok = false;
-                continue;
-            }
-        };
-        if data.contains(&c) {
-            d.error(
-                &span(item),
-                format!(
-                    "data: {:?} is listed twice, expected each category once",
-                    item.get_ref()
-                ),
-            );
-            ok = false;
-            continue;
-        }
-        data.push(c);
-    }
-    if data.len() > 1 && data.contains(&DataCategory::None) {
-        d.error(
-            &span(&s.data),
-            "data: \"none\" is combined with other categories, expected either [\"none\"] or a list of personal, sensitive_personal, important",
-        );
-        ok = false;
-    }
+    let data = data_categories(d, &s.data);
 
     // Validity.
     let valid_from = parse_date(d, "valid_from", &s.valid_from);
@@ -757,69 +719,12 @@ fn validate_scenario(
                 &span(&s.valid_until),
                 format!("valid_until: {until} is before valid_from {from}, expected valid_until >= valid_from"),
             );
-            ok = false;
         }
     }
 
-    // Sources.
-    let before = d.errors.len();
-    let sources = parse_nets(d, "sources", &s.sources);
-    ok &= d.errors.len() == before;
-    if s.sources.get_ref().is_empty() {
-        d.error(
-            &span(&s.sources),
-            "sources: empty list, expected at least one domestic prefix such as \"10.20.0.0/16\"",
-        );
-        ok = false;
-    }
-    if !domestic.is_empty() {
-        for (net, item) in sources.iter().zip(s.sources.get_ref()) {
-            if !domestic.iter().any(|dom| dom.covers(net)) {
-                let list: Vec<String> = domestic.iter().map(ToString::to_string).collect();
-                d.error(
-                    &span(item),
-                    format!(
-                        "sources: {net} is not inside any domestic prefix, expected a prefix inside {}",
-                        list.join(", ")
-                    ),
-                );
-                ok = false;
-            }
-        }
-    }
+    let sources = scenario_sources(d, &s.sources, domestic);
 
-    // Destinations.
-    let mut destinations = Vec::with_capacity(s.destinations.get_ref().len());
-    if s.destinations.get_ref().is_empty() {
-        d.error(
-            &span(&s.destinations),
-            "destinations: empty list, expected at least one prefix or host name",
-        );
-        ok = false;
-    }
-    for item in s.destinations.get_ref() {
-        let v = item.get_ref();
-        let parsed = if looks_like_ip(v) {
-            parse_ip_net(v).map(Destination::Net)
-        } else {
-            parse_host_pattern(v).map(Destination::Host)
-        };
-        if let Ok(Destination::Net(net)) = &parsed {
-            if let Some(dom) = domestic.iter().find(|dom| dom.covers(net)) {
-                d.warn(
-                    &span(item),
-                    format!("destinations: {net} lies inside the domestic prefix {dom}; flows to it are not cross-border, so this destination never matches"),
-                );
-            }
-        }
-        match parsed {
-            Ok(x) => destinations.push(x),
-            Err(e) => {
-                d.error(&span(item), format!("destinations: {e}"));
-                ok = false;
-            }
-        }
-    }
+    let destinations = scenario_destinations(d, &s.destinations, domestic);
 
     // Services.
     let mut services = Vec::with_capacity(s.services.len());
@@ -828,40 +733,27 @@ fn validate_scenario(
             Ok(x) => services.push(x),
             Err(e) => {
                 d.error(&span(item), format!("services: {e}"));
-                ok = false;
             }
         }
     }
 
-    let window = match &s.window {
-        None => None,
-        Some(w) => {
-            let parsed = parse_window(d, w);
-            ok &= parsed.is_some();
-            parsed
-        }
-    };
+    let window = s.window.as_ref().and_then(|w| parse_window(d, w));
     let mut bytes_per_day = None;
     if let Some(cap) = s.caps.as_ref().and_then(|c| c.bytes_per_day.as_ref()) {
         match byte_size(d, "caps.bytes_per_day", cap) {
             Some(0) => {
                 d.error(&span(cap), "caps.bytes_per_day: 0 bytes, expected a positive cap (leave `caps` out for no cap)");
-                ok = false;
             }
             Some(n) => bytes_per_day = Some(n),
-            None => ok = false,
+            None => {}
         }
     }
-    let persons_per_year = match &s.persons_per_year {
-        None => None,
-        Some(p) => {
-            let v = int_in(d, "persons_per_year", p, 1, i64::MAX);
-            ok &= v.is_some();
-            v
-        }
-    };
+    let persons_per_year = s
+        .persons_per_year
+        .as_ref()
+        .and_then(|p| int_in(d, "persons_per_year", p, 1, i64::MAX));
 
-    if !ok {
+    if d.errors.len() != errors_before {
         return None;
     }
     Some(Scenario {
@@ -885,6 +777,154 @@ fn validate_scenario(
         bytes_per_day,
         persons_per_year,
     })
+}
+
+/// The index of the scenario's enterprise; `None` (with an error unless the enterprise itself
+/// is broken) when unknown.
+fn enterprise_of(
+    d: &mut Diagnostics,
+    s: &RawScenario,
+    enterprises: &HashMap<String, (usize, usize)>,
+    broken_enterprises: &[String],
+) -> Option<usize> {
+    match enterprises.get(s.enterprise.get_ref()) {
+        Some(&(i, _)) => Some(i),
+        // Its own error is reported; this scenario is checked but not kept.
+        None if broken_enterprises.contains(s.enterprise.get_ref()) => None,
+        None => {
+            let mut known: Vec<&str> = enterprises.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            let list = if known.len() <= 8 {
+                known.join(", ")
+            } else {
+                format!("{}, ... ({} in all)", known[..8].join(", "), known.len())
+            };
+            d.error(
+                &span(&s.enterprise),
+                format!(
+                    "scenario.enterprise: unknown enterprise {:?}, expected the id of an [[enterprise]] ({list})",
+                    s.enterprise.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `data`: a non-empty list of distinct categories; `none` alone.
+fn data_categories(d: &mut Diagnostics, raw: &Spanned<Vec<crate::raw::S>>) -> Vec<DataCategory> {
+    let mut data = Vec::new();
+    if raw.get_ref().is_empty() {
+        d.error(
+            &span(raw),
+            "data: empty list, expected at least one of none, personal, sensitive_personal, important",
+        );
+    }
+    for item in raw.get_ref() {
+        let c = match item.get_ref().as_str() {
+            "none" => DataCategory::None,
+            "personal" => DataCategory::Personal,
+            "sensitive_personal" => DataCategory::SensitivePersonal,
+            "important" => DataCategory::Important,
+            other => {
+                d.error(
+                    &span(item),
+                    format!("data: unknown category {other:?}, expected one of none, personal, sensitive_personal, important{}", did_you_mean(other, &["none", "personal", "sensitive_personal", "important"])),
+                );
+                continue;
+            }
+        };
+        if data.contains(&c) {
+            d.error(
+                &span(item),
+                format!(
+                    "data: {:?} is listed twice, expected each category once",
+                    item.get_ref()
+                ),
+            );
+            continue;
+        }
+        data.push(c);
+    }
+    if data.len() > 1 && data.contains(&DataCategory::None) {
+        d.error(
+            &span(raw),
+            "data: \"none\" is combined with other categories, expected either [\"none\"] or a list of personal, sensitive_personal, important",
+        );
+    }
+
+    data
+}
+
+/// `sources`: a non-empty list of prefixes, each inside a domestic prefix (when given).
+fn scenario_sources(
+    d: &mut Diagnostics,
+    sources_raw: &Spanned<Vec<crate::raw::S>>,
+    domestic: &[IpNet],
+) -> Vec<IpNet> {
+    let sources = parse_nets(d, "sources", sources_raw);
+    if sources_raw.get_ref().is_empty() {
+        d.error(
+            &span(sources_raw),
+            "sources: empty list, expected at least one domestic prefix such as \"10.20.0.0/16\"",
+        );
+    }
+    if !domestic.is_empty() {
+        for (net, item) in sources.iter().zip(sources_raw.get_ref()) {
+            if !domestic.iter().any(|dom| dom.covers(net)) {
+                let list: Vec<String> = domestic.iter().map(ToString::to_string).collect();
+                d.error(
+                    &span(item),
+                    format!(
+                        "sources: {net} is not inside any domestic prefix, expected a prefix inside {}",
+                        list.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    sources
+}
+
+/// `destinations`: a non-empty list of prefixes and host patterns; a prefix inside a domestic
+/// prefix is a warning.
+fn scenario_destinations(
+    d: &mut Diagnostics,
+    raw: &Spanned<Vec<crate::raw::S>>,
+    domestic: &[IpNet],
+) -> Vec<Destination> {
+    let mut destinations = Vec::with_capacity(raw.get_ref().len());
+    if raw.get_ref().is_empty() {
+        d.error(
+            &span(raw),
+            "destinations: empty list, expected at least one prefix or host name",
+        );
+    }
+    for item in raw.get_ref() {
+        let v = item.get_ref();
+        let parsed = if looks_like_ip(v) {
+            parse_ip_net(v).map(Destination::Net)
+        } else {
+            parse_host_pattern(v).map(Destination::Host)
+        };
+        if let Ok(Destination::Net(net)) = &parsed {
+            if let Some(dom) = domestic.iter().find(|dom| dom.covers(net)) {
+                d.warn(
+                    &span(item),
+                    format!("destinations: {net} lies inside the domestic prefix {dom}; flows to it are not cross-border, so this destination never matches"),
+                );
+            }
+        }
+        match parsed {
+            Ok(x) => destinations.push(x),
+            Err(e) => {
+                d.error(&span(item), format!("destinations: {e}"));
+            }
+        }
+    }
+
+    destinations
 }
 
 #[cfg(test)]
