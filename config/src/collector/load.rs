@@ -1164,6 +1164,44 @@ mod tests {
         assert_eq!(list.len(), want.len(), "{list:#?}");
     }
 
+    /// Errors of the collector config and of the registry it names come back together, each
+    /// naming its own file, the config's first.
+    #[test]
+    fn config_and_registry_errors_in_one_pass() {
+        let dir =
+            std::env::temp_dir().join(format!("crossline-collector-reg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(
+            dir.join("registry.toml"),
+            "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"not-a-uscc\"\n",
+        )
+        .expect("write registry");
+        let cfg = dir.join("collector.toml");
+        std::fs::write(
+            &cfg,
+            "gateways = [\"gw-a\"]\nregistry = \"registry.toml\"\n[notify]\ntimeout = \"0s\"\n",
+        )
+        .expect("write config");
+        let err = load_collector(&cfg).expect_err("invalid");
+        let list: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
+        let c = cfg.display().to_string();
+        let reg = dir.join("registry.toml").display().to_string();
+        assert_eq!(list.len(), 3, "{list:#?}");
+        assert!(
+            list[0].starts_with(&format!("{c}:2:12: registry: {reg} is not valid")),
+            "{list:#?}"
+        );
+        assert!(
+            list[1].starts_with(&format!("{c}:4:11: notify.timeout: ")),
+            "{list:#?}"
+        );
+        assert!(
+            list[2].starts_with(&format!("{reg}:4:8: enterprise.uscc: \"not-a-uscc\"")),
+            "{list:#?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// A config file that cannot be read is one diagnostic naming the file and the reason.
     #[test]
     fn unreadable_file_is_one_diagnostic() {
