@@ -410,7 +410,10 @@ fn duration(
     parse_duration(s.get_ref()).unwrap_or_else(|e| {
         d.error(
             &s.span(),
-            format!("{key}: {e}, expected a duration such as \"90s\", \"1h\" or \"30d\""),
+            format!(
+                "{key}: {}",
+                with_expected(e, "a duration such as \"90s\", \"1h\" or \"30d\"")
+            ),
         );
         default
     })
@@ -520,7 +523,10 @@ fn limits_config(d: &mut Diagnostics, raw: &RawLimits) -> (Limits, Vec<String>) 
             r.unwrap_or_else(|e| {
                 d.error(
                     &s.span(),
-                    format!("limits.max_body: {e}, expected a byte size such as \"8 MiB\" or a positive integer"),
+                    format!(
+                        "limits.max_body: {}",
+                        with_expected(e, "a byte size such as \"8 MiB\" or a positive integer")
+                    ),
                 );
                 DEFAULT_MAX_BODY
             })
@@ -1065,6 +1071,15 @@ fn time_config(d: &mut Diagnostics, raw: &RawTime) -> TimeConfig {
     time
 }
 
+/// A value parser's message, with what was expected when it does not say already.
+fn with_expected(message: String, expected: &str) -> String {
+    if message.contains("expected") {
+        message
+    } else {
+        format!("{message}, expected {expected}")
+    }
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -1152,7 +1167,10 @@ mod tests {
                 "c.toml:9:14: route.receivers: no receiver named \"pager\"",
                 "",
             ),
-            ("c.toml:11:9: retention.flows: ", "expected a duration"),
+            (
+                "c.toml:11:9: retention.flows: \"30 parsecs\"",
+                "expected one of ms, s, m, h, d",
+            ),
         ];
         for (start, also) in want {
             assert!(
