@@ -263,7 +263,7 @@ fn check_fails_naming_a_filter_libpcap_refuses() {
     // A filter the config parser accepts but libpcap does not.
     with_filter("tcp port");
     let (code, out, err) = check(&good);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.contains("error    capture.filter \"tcp port\": libpcap refuses it for lo"),
         "{err}"
@@ -308,10 +308,10 @@ fn check_names_a_missing_or_foreign_certificate_and_days_left() {
         "{out}"
     );
     assert!(out.contains("spool"), "{out}");
-    // Missing: named, exit 2.
+    // Missing: named, exit 78 (EX_CONFIG).
     std::fs::rename(dir.join("gw.pem"), dir.join("gw.pem.bak")).expect("rename");
     let (code, out, err) = check(&cfg);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.lines()
             .any(|l| l.contains("error") && l.contains("uplink.cert") && l.contains("gw.pem")),
@@ -324,7 +324,7 @@ fn check_names_a_missing_or_foreign_certificate_and_days_left() {
     std::fs::copy(other.join("gw.pem"), dir.join("gw.pem")).expect("copy");
     std::fs::copy(other.join("gw.key"), dir.join("gw.key")).expect("copy");
     let (code, out, err) = check(&cfg);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.contains("not accepted with uplink.ca") && err.contains("ca.pem"),
         "{err}"

@@ -1029,7 +1029,8 @@ fn check_command_exit_codes() {
     let dir = temp_dir();
     write(&dir, "registry.toml", BASE);
     let bad = write(&dir, "agent.toml", &agent_edit(1, r#"gateway = """#));
-    assert_eq!(crossline_config::check_command(&bad, today()), 2);
+    // 78 = EX_CONFIG (it was 2 before the exit statuses were documented).
+    assert_eq!(crossline_config::check_command(&bad, today()), 78);
 }
 
 #[test]
@@ -1222,7 +1223,7 @@ fn bad_example_agent_lists_every_mistake_of_both_files() {
         ],
         "{errors:#?}"
     );
-    assert_eq!(crossline_config::check_command(path, today()), 2);
+    assert_eq!(crossline_config::check_command(path, today()), 78);
 }
 
 #[test]

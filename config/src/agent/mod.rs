@@ -252,3 +252,4 @@ impl Default for DetectConfig {
         }
     }
 }
+pub mod load;
