@@ -35,7 +35,7 @@ use crate::incident::{self, AlertFacts, IncidentNotice, Merged};
 use crate::report::{self, FlowKey, ReportAlert};
 use crate::store::{
     AlertFilter, Batch, BatchEvent, Change, Gauges, IncidentFilter, IngestOutcome, OutboxItem,
-    Scope, SketchRow, Store, StoreError, TimeFlag, Transition, TransitionOutcome,
+    Scope, SketchRow, SketchTables, Store, StoreError, TimeFlag, Transition, TransitionOutcome,
 };
 use crate::util::format_ms;
 use crossline_config::collector::{parse_severity, CollectorConfig, PostgresDb};
@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 const LOCK_NS: i32 = 0x0c05_511e;
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_MAINTAIN: i32 = 2;
+const LOCK_SKETCH: i32 = 3;
 /// Notifications claimed per call: the notifier sends them one after the other, so the lease
 /// covers this many deliveries.
 pub const OUTBOX_CLAIM_MAX: u32 = 25;
@@ -162,6 +163,10 @@ CREATE TABLE sketch_keys (
 CREATE TABLE sketch_alerted (
   enterprise TEXT NOT NULL, subject TEXT NOT NULL, level BIGINT NOT NULL, at BIGINT NOT NULL,
   PRIMARY KEY (enterprise, subject, level));
+",
+    // 4: the console's work queue (`incidents_by_deadline`) pages by deadline.
+    r"
+CREATE INDEX incidents_deadline ON incidents (deadline_at, id);
 ",
 ];
 
@@ -412,13 +417,6 @@ fn opt_u64(v: Option<u64>) -> Option<i64> {
     v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-fn sni_of(e: &Event) -> Option<String> {
-    e.tls
-        .as_ref()
-        .and_then(|t| t.sni.clone())
-        .or_else(|| e.quic.as_ref().and_then(|t| t.sni.clone()))
-}
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -462,6 +460,184 @@ fn without_nul(be: &BatchEvent) -> Option<BatchEvent> {
     })
 }
 
+/// Flow and stats events of one batch, column by column: one `INSERT ... SELECT FROM UNNEST`
+/// stores them all (one round trip instead of one per event).
+#[derive(Default)]
+struct EventColumns<'a> {
+    ts: Vec<i64>,
+    timestamp: Vec<&'a str>,
+    event_type: Vec<&'static str>,
+    gateway: Vec<&'a str>,
+    flow_id: Vec<Option<i64>>,
+    proto: Vec<Option<&'a str>>,
+    src_ip: Vec<Option<&'a str>>,
+    src_port: Vec<Option<i64>>,
+    dest_ip: Vec<Option<&'a str>>,
+    dest_port: Vec<Option<i64>>,
+    app_proto: Vec<Option<&'a str>>,
+    sni: Vec<Option<&'a str>>,
+    host: Vec<Option<&'a str>>,
+    export_bytes: Vec<Option<i64>>,
+    verdict: Vec<Option<&'static str>>,
+    scenario: Vec<Option<&'a str>>,
+    enterprise: Vec<Option<&'a str>>,
+    json: Vec<&'a str>,
+    time_flag: Vec<Option<&'static str>>,
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id,
+   proto, src_ip, src_port, dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict,
+   scenario, enterprise, json, received_at, time_flag)
+ SELECT u.ts, u.timestamp, u.event_type, u.gateway, u.flow_id, u.proto, u.src_ip, u.src_port,
+   u.dest_ip, u.dest_port, u.app_proto, u.sni, u.host, u.export_bytes, u.verdict, u.scenario,
+   u.enterprise, u.json, $19, u.time_flag
+ FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[],
+   $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[],
+   $14::BIGINT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $20::TEXT[])
+   WITH ORDINALITY AS u(ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
+   dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise, json,
+   time_flag, n)
+ ORDER BY u.n";
+
+fn sni_of(e: &Event) -> Option<&str> {
+    e.tls
+        .as_ref()
+        .and_then(|t| t.sni.as_deref())
+        .or_else(|| e.quic.as_ref().and_then(|t| t.sni.as_deref()))
+}
+
+impl<'a> EventColumns<'a> {
+    fn push(&mut self, be: &'a BatchEvent) {
+        let e = &be.event;
+        let (verdict, scenario, enterprise) = match &e.verdict {
+            Some(v) => (
+                Some(v.status.as_str()),
+                v.scenario.as_deref(),
+                v.enterprise.as_deref(),
+            ),
+            None => (None, None, None),
+        };
+        self.ts.push(be.ts_ms);
+        self.timestamp.push(&e.timestamp);
+        self.event_type.push(match e.event_type {
+            EventType::Flow => "flow",
+            EventType::Alert => "alert",
+            EventType::Stats => "stats",
+            EventType::Sketch => "sketch",
+        });
+        self.gateway.push(&e.gateway);
+        self.flow_id.push(opt_u64(e.flow_id));
+        self.proto.push(e.proto.as_deref());
+        self.src_ip.push(e.src_ip.as_deref());
+        self.src_port.push(e.src_port.map(i64::from));
+        self.dest_ip.push(e.dest_ip.as_deref());
+        self.dest_port.push(e.dest_port.map(i64::from));
+        self.app_proto.push(e.app_proto.as_deref());
+        self.sni.push(sni_of(e));
+        self.host
+            .push(e.http.as_ref().and_then(|h| h.hostname.as_deref()));
+        self.export_bytes.push(opt_u64(e.export_bytes));
+        self.verdict.push(verdict);
+        self.scenario.push(scenario);
+        self.enterprise.push(enterprise);
+        self.json.push(&be.json);
+        self.time_flag.push(be.time_flag.map(TimeFlag::as_str));
+    }
+
+    fn insert(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        received_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.ts.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            INSERT_EVENTS,
+            &[
+                &self.ts,
+                &self.timestamp,
+                &self.event_type,
+                &self.gateway,
+                &self.flow_id,
+                &self.proto,
+                &self.src_ip,
+                &self.src_port,
+                &self.dest_ip,
+                &self.dest_port,
+                &self.app_proto,
+                &self.sni,
+                &self.host,
+                &self.export_bytes,
+                &self.verdict,
+                &self.scenario,
+                &self.enterprise,
+                &self.json,
+                &received_at_ms,
+                &self.time_flag,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Insert one alert; its id.
+fn insert_alert(
+    tx: &mut postgres::Transaction<'_>,
+    be: &BatchEvent,
+    a: &crossline_config::event::Alert,
+    received_at_ms: i64,
+) -> Result<i64, StoreError> {
+    let e = &be.event;
+    let evidence = serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into());
+    let rule = if a.rule.is_empty() {
+        a.kind.rule()
+    } else {
+        a.rule.as_str()
+    };
+    let row = tx.query_one(
+        "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
+           dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
+           recipient, service, count, bytes, persons, evidence, followup, green_channel, json,
+           received_at, time_flag)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
+           $23,$24,$25,$26,$27,$28) RETURNING id",
+        &[
+            &be.ts_ms,
+            &e.timestamp,
+            &e.gateway,
+            &opt_u64(e.flow_id),
+            &e.proto,
+            &e.src_ip,
+            &e.src_port.map(i64::from),
+            &e.dest_ip,
+            &e.dest_port.map(i64::from),
+            &sni_of(e),
+            &a.kind.as_str(),
+            &a.severity.as_str(),
+            &(a.severity as i64),
+            &a.scenario,
+            &a.enterprise,
+            &a.summary,
+            &rule,
+            &a.recipient,
+            &a.service,
+            &opt_u64(Some(a.count)),
+            &opt_u64(Some(a.bytes)),
+            &opt_u64(a.persons),
+            &evidence,
+            &a.followup,
+            &a.green_channel,
+            &be.json,
+            &received_at_ms,
+            &be.time_flag.map(TimeFlag::as_str),
+        ],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// Store one batch inside `tx`: the dedupe row first (a duplicate writes nothing else), the
+/// grouping keys locked, every flow/stats event in one statement, each alert with its incident.
 fn store_batch(
     tx: &mut postgres::Transaction<'_>,
     cfg: &CollectorConfig,
@@ -497,124 +673,31 @@ fn store_batch(
             &[k],
         )?;
     }
-    let ev_stmt = tx.prepare(
-        "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
-           dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise,
-           json, received_at, time_flag)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
-    )?;
-    let al_stmt = tx.prepare(
-        "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
-           dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
-           recipient, service, count, bytes, persons, evidence, followup, green_channel, json,
-           received_at, time_flag)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
-           $23,$24,$25,$26,$27,$28) RETURNING id",
-    )?;
-    for be in &batch.events {
-        let cleaned;
-        let be = if be.json.contains("\\u0000") {
-            cleaned = without_nul(be);
-            cleaned.as_ref().unwrap_or(be)
-        } else {
-            be
-        };
-        let e = &be.event;
-        let src_port = e.src_port.map(i64::from);
-        let dest_port = e.dest_port.map(i64::from);
-        let flow_id = opt_u64(e.flow_id);
-        let sni = sni_of(e);
-        let time_flag = be.time_flag.map(TimeFlag::as_str);
-        match (e.event_type, &e.alert) {
+    // Events carrying U+0000 (rare), cleaned once; the columns borrow from here or the batch.
+    let cleaned: Vec<Option<BatchEvent>> = batch
+        .events
+        .iter()
+        .map(|be| {
+            be.json
+                .contains("\\u0000")
+                .then(|| without_nul(be))
+                .flatten()
+        })
+        .collect();
+    let mut flows = EventColumns::default();
+    for (be, clean) in batch.events.iter().zip(&cleaned) {
+        let be = clean.as_ref().unwrap_or(be);
+        match (be.event.event_type, &be.event.alert) {
             // Merged by `crate::sketch` once the batch is stored; not kept as an event.
             (EventType::Sketch, _) => {}
             (EventType::Alert, Some(a)) => {
-                let evidence = serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into());
-                let rule = if a.rule.is_empty() {
-                    a.kind.rule().to_string()
-                } else {
-                    a.rule.clone()
-                };
-                let row = tx.query_one(
-                    &al_stmt,
-                    &[
-                        &be.ts_ms,
-                        &e.timestamp,
-                        &e.gateway,
-                        &flow_id,
-                        &e.proto,
-                        &e.src_ip,
-                        &src_port,
-                        &e.dest_ip,
-                        &dest_port,
-                        &sni,
-                        &a.kind.as_str(),
-                        &a.severity.as_str(),
-                        &(a.severity as i64),
-                        &a.scenario,
-                        &a.enterprise,
-                        &a.summary,
-                        &rule,
-                        &a.recipient,
-                        &a.service,
-                        &opt_u64(Some(a.count)),
-                        &opt_u64(Some(a.bytes)),
-                        &opt_u64(a.persons),
-                        &evidence,
-                        &a.followup,
-                        &a.green_channel,
-                        &be.json,
-                        &batch.received_at_ms,
-                        &time_flag,
-                    ],
-                )?;
-                let alert_id: i64 = row.try_get(0)?;
+                let alert_id = insert_alert(tx, be, a, batch.received_at_ms)?;
                 on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
             }
-            _ => {
-                let (verdict, scenario, enterprise) = match &e.verdict {
-                    Some(v) => (
-                        Some(v.status.as_str()),
-                        v.scenario.as_deref(),
-                        v.enterprise.as_deref(),
-                    ),
-                    None => (None, None, None),
-                };
-                let event_type = match e.event_type {
-                    EventType::Flow => "flow",
-                    EventType::Alert => "alert",
-                    EventType::Stats => "stats",
-                    EventType::Sketch => "sketch",
-                };
-                let host = e.http.as_ref().and_then(|h| h.hostname.as_deref());
-                tx.execute(
-                    &ev_stmt,
-                    &[
-                        &be.ts_ms,
-                        &e.timestamp,
-                        &event_type,
-                        &e.gateway,
-                        &flow_id,
-                        &e.proto,
-                        &e.src_ip,
-                        &src_port,
-                        &e.dest_ip,
-                        &dest_port,
-                        &e.app_proto,
-                        &sni,
-                        &host,
-                        &opt_u64(e.export_bytes),
-                        &verdict,
-                        &scenario,
-                        &enterprise,
-                        &be.json,
-                        &batch.received_at_ms,
-                        &time_flag,
-                    ],
-                )?;
-            }
+            _ => flows.push(be),
         }
     }
+    flows.insert(tx, batch.received_at_ms)?;
     Ok(IngestOutcome::Stored(batch.events.len()))
 }
 
@@ -938,6 +1021,102 @@ fn rows_to<T>(
     rows.iter()
         .map(|r| f(r).map_err(StoreError::from))
         .collect()
+}
+
+/// The sketch tables inside a PostgreSQL transaction.
+struct PgSketch<'t, 'c>(&'t mut postgres::Transaction<'c>);
+
+impl SketchTables for PgSketch<'_, '_> {
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.execute(
+            "INSERT INTO sketch_keys (enterprise, fingerprint, gateway, established_at)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (enterprise) DO NOTHING",
+            &[&enterprise, &fingerprint, &gateway, &now_ms],
+        )?;
+        let established: String = self
+            .0
+            .query_one(
+                "SELECT fingerprint FROM sketch_keys WHERE enterprise = $1",
+                &[&enterprise],
+            )?
+            .try_get(0)?;
+        Ok((established != fingerprint).then_some(established))
+    }
+
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        pg_sketch_rows(&mut *self.0, enterprise, subject_prefix)
+    }
+
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
+        let value = i64::try_from(row.value).unwrap_or(i64::MAX);
+        let limit = row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.0.execute(
+            "INSERT INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (enterprise, subject, gateway) DO UPDATE SET data = EXCLUDED.data,
+                 value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at",
+            &[
+                &enterprise,
+                &row.subject,
+                &row.gateway,
+                &row.data,
+                &value,
+                &limit,
+                &row.updated_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let level = i64::try_from(level).unwrap_or(i64::MAX);
+        let n = self.0.execute(
+            "INSERT INTO sketch_alerted (enterprise, subject, level, at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING",
+            &[&enterprise, &subject, &level, &now_ms],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+fn pg_sketch_rows(
+    c: &mut impl GenericClient,
+    enterprise: &str,
+    subject_prefix: &str,
+) -> Result<Vec<SketchRow>, StoreError> {
+    let rows = c.query(
+        "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures
+           WHERE enterprise = $1 AND left(subject, length($2)) = $2 ORDER BY subject, gateway",
+        &[&enterprise, &subject_prefix],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(SketchRow {
+            subject: r.try_get(0)?,
+            gateway: r.try_get(1)?,
+            data: r.try_get(2)?,
+            value: r.try_get::<_, i64>(3)?.max(0) as u64,
+            limit: r.try_get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
+            updated_ms: r.try_get(5)?,
+        });
+    }
+    Ok(out)
 }
 
 impl Store for PgStore {
@@ -1486,91 +1665,28 @@ impl Store for PgStore {
             .is_some())
     }
 
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let mut c = self.conn()?;
-        let client = c.client()?;
-        client.execute(
-            "INSERT INTO sketch_keys (enterprise, fingerprint, gateway, established_at)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (enterprise) DO NOTHING",
-            &[&enterprise, &fingerprint, &gateway, &now_ms],
-        )?;
-        let established: String = client
-            .query_one(
-                "SELECT fingerprint FROM sketch_keys WHERE enterprise = $1",
-                &[&enterprise],
-            )?
-            .try_get(0)?;
-        Ok((established != fingerprint).then_some(established))
-    }
-
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError> {
         let mut c = self.conn()?;
-        let rows = c.client()?.query(
-            "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures
-               WHERE enterprise = $1 AND left(subject, length($2)) = $2 ORDER BY subject, gateway",
-            &[&enterprise, &subject_prefix],
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(SketchRow {
-                subject: r.try_get(0)?,
-                gateway: r.try_get(1)?,
-                data: r.try_get(2)?,
-                value: r.try_get::<_, i64>(3)?.max(0) as u64,
-                limit: r.try_get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
-                updated_ms: r.try_get(5)?,
-            });
-        }
-        Ok(out)
+        pg_sketch_rows(c.client()?, enterprise, subject_prefix)
     }
 
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
-        let mut c = self.conn()?;
-        let value = i64::try_from(row.value).unwrap_or(i64::MAX);
-        let limit = row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        c.client()?.execute(
-            "INSERT INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (enterprise, subject, gateway) DO UPDATE SET data = EXCLUDED.data,
-                 value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at",
-            &[
-                &enterprise,
-                &row.subject,
-                &row.gateway,
-                &row.data,
-                &value,
-                &limit,
-                &row.updated_ms,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn sketch_mark(
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut c = self.conn()?;
-        let level = i64::try_from(level).unwrap_or(i64::MAX);
-        let n = c.client()?.execute(
-            "INSERT INTO sketch_alerted (enterprise, subject, level, at) VALUES ($1, $2, $3, $4)
-               ON CONFLICT DO NOTHING",
-            &[&enterprise, &subject, &level, &now_ms],
+        let mut tx = c.client()?.transaction()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_NS, &LOCK_SKETCH],
         )?;
-        Ok(n == 1)
+        work(&mut PgSketch(&mut tx))?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn healthy(&self) -> Result<(), String> {

@@ -319,31 +319,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
     /// Whether a batch is stored (tests and tools).
     fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError>;
-    /// Enterprise-wide sketches (see `crate::sketch`): establish `fingerprint` as the
-    /// enterprise's PI key fingerprint when it has none; `Some(established)` when it differs.
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError>;
     /// Every gateway's figure of an enterprise whose subject starts with `subject_prefix`.
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError>;
-    /// Insert or replace one gateway's figure.
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError>;
-    /// Record that `level` of `subject` was judged; true the first time.
-    fn sketch_mark(
+    /// Run `work` on the enterprise-wide sketch tables (see `crate::sketch`) in one
+    /// transaction: committed when it returns `Ok`, rolled back otherwise. One merge at a time
+    /// (on PostgreSQL across replicas too).
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// The console's work queue: incidents in scope matching the filter and, when given, an
     /// alert kind, soonest deadline first (then id).
     fn incidents_by_deadline(
@@ -386,6 +374,120 @@ pub struct SketchRow {
     pub limit: Option<u64>,
     /// When it was last updated, Unix ms.
     pub updated_ms: i64,
+}
+
+/// The sketch tables inside one transaction ([`Store::sketch_transaction`]).
+pub trait SketchTables {
+    /// Establish `fingerprint` as the enterprise's PI key fingerprint when it has none;
+    /// `Some(established)` when it differs.
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Every gateway's figure of an enterprise whose subject starts with `subject_prefix`.
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError>;
+    /// Insert or replace one gateway's figure.
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError>;
+    /// Record that `level` of `subject` was judged; true the first time.
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The sketch tables on an SQLite connection (inside a transaction).
+struct SqliteSketch<'c>(&'c Connection);
+
+impl SketchTables for SqliteSketch<'_> {
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.prepare_cached(
+            "INSERT OR IGNORE INTO sketch_keys (enterprise, fingerprint, gateway, established_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![enterprise, fingerprint, gateway, now_ms])?;
+        let established: String = self.0.query_row(
+            "SELECT fingerprint FROM sketch_keys WHERE enterprise = ?1",
+            params![enterprise],
+            |r| r.get(0),
+        )?;
+        Ok((established != fingerprint).then_some(established))
+    }
+
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        sqlite_sketch_rows(self.0, enterprise, subject_prefix)
+    }
+
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
+        self.0.prepare_cached(
+            "INSERT OR REPLACE INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            enterprise,
+            row.subject,
+            row.gateway,
+            row.data,
+            i64::try_from(row.value).unwrap_or(i64::MAX),
+            row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+            row.updated_ms
+        ])?;
+        Ok(())
+    }
+
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.0.prepare_cached(
+            "INSERT OR IGNORE INTO sketch_alerted (enterprise, subject, level, at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![enterprise, subject, i64::try_from(level).unwrap_or(i64::MAX), now_ms])?;
+        Ok(n == 1)
+    }
+}
+
+fn sqlite_sketch_rows(
+    c: &Connection,
+    enterprise: &str,
+    subject_prefix: &str,
+) -> Result<Vec<SketchRow>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures WHERE enterprise = ?1 AND substr(subject, 1, length(?2)) = ?2 ORDER BY subject, gateway",
+    )?;
+    let rows = st
+        .query_map(params![enterprise, subject_prefix], |r| {
+            Ok(SketchRow {
+                subject: r.get(0)?,
+                gateway: r.get(1)?,
+                data: r.get(2)?,
+                value: r.get::<_, i64>(3)?.max(0) as u64,
+                limit: r.get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
+                updated_ms: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// Numbered migrations; each is applied once, in a transaction, at start.
@@ -467,7 +569,7 @@ INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
     CASE WHEN resolved_by = 'auto' THEN 'system' ELSE '' END, COALESCE(comment, '')
   FROM incidents WHERE resolved_at IS NOT NULL;
 ",
-    // N: enterprise-wide sketches (crate::sketch): each gateway's latest figure per subject,
+    // 3: enterprise-wide sketches (crate::sketch): each gateway's latest figure per subject,
     // the PI key fingerprint established per enterprise, the levels already judged.
     r"
 CREATE TABLE sketch_figures (
@@ -480,6 +582,11 @@ CREATE TABLE sketch_keys (
 CREATE TABLE sketch_alerted (
   enterprise TEXT NOT NULL, subject TEXT NOT NULL, level INTEGER NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (enterprise, subject, level)) WITHOUT ROWID;
+",
+    // 4: the console's work queue (`incidents_by_deadline`) pages by deadline: without this
+    // index every page sorts the whole table.
+    r"
+CREATE INDEX incidents_deadline ON incidents (deadline_at, id);
 ",
 ];
 
@@ -1314,80 +1421,23 @@ impl Store for SqliteStore {
         .is_some())
     }
 
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let c = self.writer()?;
-        c.execute(
-            "INSERT OR IGNORE INTO sketch_keys (enterprise, fingerprint, gateway, established_at) VALUES (?1, ?2, ?3, ?4)",
-            params![enterprise, fingerprint, gateway, now_ms],
-        )?;
-        let established: String = c.query_row(
-            "SELECT fingerprint FROM sketch_keys WHERE enterprise = ?1",
-            params![enterprise],
-            |r| r.get(0),
-        )?;
-        Ok((established != fingerprint).then_some(established))
-    }
-
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError> {
-        let c = self.writer()?;
-        let mut st = c.prepare_cached(
-            "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures WHERE enterprise = ?1 AND substr(subject, 1, length(?2)) = ?2 ORDER BY subject, gateway",
-        )?;
-        let rows = st
-            .query_map(params![enterprise, subject_prefix], |r| {
-                Ok(SketchRow {
-                    subject: r.get(0)?,
-                    gateway: r.get(1)?,
-                    data: r.get(2)?,
-                    value: r.get::<_, i64>(3)?.max(0) as u64,
-                    limit: r.get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
-                    updated_ms: r.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        sqlite_sketch_rows(&*self.writer()?, enterprise, subject_prefix)
     }
 
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
-        let c = self.writer()?;
-        c.execute(
-            "INSERT OR REPLACE INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                enterprise,
-                row.subject,
-                row.gateway,
-                row.data,
-                i64::try_from(row.value).unwrap_or(i64::MAX),
-                row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
-                row.updated_ms
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn sketch_mark(
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let c = self.writer()?;
-        let n = c.execute(
-            "INSERT OR IGNORE INTO sketch_alerted (enterprise, subject, level, at) VALUES (?1, ?2, ?3, ?4)",
-            params![enterprise, subject, i64::try_from(level).unwrap_or(i64::MAX), now_ms],
-        )?;
-        Ok(n == 1)
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        work(&mut SqliteSketch(&tx))?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -1680,9 +1730,10 @@ mod tests {
         let v: i64 = c
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
-        // Every migration applied: 2 before the sketch tables (migration 3).
+        // Every migration applied: 2 before the sketch tables (migration 3), then the
+        // deadline index (migration 4).
         assert_eq!(v, MIGRATIONS.len() as i64);
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
         drop(c);
         drop(store);
         let _ = std::fs::remove_file(&p);
