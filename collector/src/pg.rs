@@ -32,17 +32,19 @@
 //! `sslmode=require` fails at connect with a clear error rather than falling back to plain text.
 
 use crate::incident::{self, AlertFacts, IncidentNotice, Merged};
-use crate::report::{self, FlowKey, ReportAlert};
+use crate::report;
 use crate::store::{
-    AlertFilter, Batch, BatchEvent, Change, Gauges, IncidentFilter, IngestOutcome, OutboxItem,
-    Scope, SketchRow, SketchTables, Store, StoreError, TimeFlag, Transition, TransitionOutcome,
+    report_alert, AlertFilter, AlertRow, AuditRow, Batch, BatchEvent, Change, EnterpriseSummary,
+    ExportCell, Gauges, HistoryEntry, IncidentDetail, IncidentFilter, IncidentRow, IngestOutcome,
+    OutboxItem, Scope, SketchRow, SketchTables, Store, StoreError, TimeFlag, Transition,
+    TransitionOutcome, ALERT_COLUMNS, AUDIT_COLUMNS, HISTORY_COLUMNS, INCIDENT_COLUMNS,
+    REPORT_ALERT_COLUMNS,
 };
-use crate::util::format_ms;
 use crossline_config::collector::{parse_severity, CollectorConfig, PostgresDb};
 use crossline_config::event::{Event, EventType, Severity};
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -726,7 +728,8 @@ fn enqueue(
     Ok(())
 }
 
-/// [`incident::on_alert`] in PostgreSQL: the same grouping, grading and routing.
+/// Attach a stored alert to an incident in PostgreSQL: the same decisions
+/// ([`AlertFacts`], [`Merged`], [`incident::route`]) as the SQLite store.
 fn on_alert(
     tx: &mut postgres::Transaction<'_>,
     cfg: &CollectorConfig,
@@ -734,7 +737,11 @@ fn on_alert(
     be: &BatchEvent,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let (Some(a), Some(f)) = (&be.event.alert, AlertFacts::of(cfg, be)) else {
+    let future = be.time_flag == Some(TimeFlag::Future);
+    let (Some(a), Some(f)) = (
+        &be.event.alert,
+        AlertFacts::of(cfg, &be.event, be.ts_ms, future),
+    ) else {
         return Ok(());
     };
     let e = &be.event;
@@ -916,102 +923,15 @@ fn notice_row(r: &Row) -> Result<IncidentNotice, postgres::Error> {
     })
 }
 
-const ALERT_COLUMNS: &str =
-    "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
-  recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
-  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag";
-
-fn alert_row(r: &Row) -> Result<Value, postgres::Error> {
-    let evidence: String = r.try_get(14)?;
-    let time_flag: Option<String> = r.try_get(26)?;
-    Ok(json!({
-        "id": r.try_get::<_, i64>(0)?,
-        "timestamp": r.try_get::<_, String>(1)?,
-        "gateway": r.try_get::<_, String>(2)?,
-        "kind": r.try_get::<_, String>(3)?,
-        "severity": r.try_get::<_, String>(4)?,
-        "scenario": r.try_get::<_, Option<String>>(5)?,
-        "enterprise": r.try_get::<_, Option<String>>(6)?,
-        "summary": r.try_get::<_, String>(7)?,
-        "rule": r.try_get::<_, String>(8)?,
-        "recipient": r.try_get::<_, Option<String>>(9)?,
-        "service": r.try_get::<_, Option<String>>(10)?,
-        "count": r.try_get::<_, i64>(11)?,
-        "bytes": r.try_get::<_, i64>(12)?,
-        "persons": r.try_get::<_, Option<i64>>(13)?,
-        "evidence": serde_json::from_str::<Value>(&evidence).unwrap_or(Value::Array(vec![])),
-        "followup": r.try_get::<_, bool>(15)?,
-        "green_channel": r.try_get::<_, bool>(16)?,
-        "flow_id": r.try_get::<_, Option<i64>>(17)?,
-        "proto": r.try_get::<_, Option<String>>(18)?,
-        "src_ip": r.try_get::<_, Option<String>>(19)?,
-        "src_port": r.try_get::<_, Option<i64>>(20)?,
-        "dest_ip": r.try_get::<_, Option<String>>(21)?,
-        "dest_port": r.try_get::<_, Option<i64>>(22)?,
-        "sni": r.try_get::<_, Option<String>>(23)?,
-        "incident_id": r.try_get::<_, Option<i64>>(24)?,
-        "received_at": r.try_get::<_, Option<i64>>(25)?.map(format_ms),
-        "future_timestamp": time_flag.as_deref() == Some("future"),
-        "timestamp_problem": time_flag,
-    }))
-}
-
-const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
-  discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
-  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment, first_received_at,
-  late_arrival, bytes_saturated, future_timestamp";
-
-fn incident_row(r: &Row) -> Result<Value, postgres::Error> {
-    let opt_time = |v: Option<i64>| v.map(format_ms);
-    Ok(json!({
-        "id": r.try_get::<_, i64>(0)?,
-        "gateway": r.try_get::<_, String>(1)?,
-        "enterprise": r.try_get::<_, Option<String>>(2)?,
-        "kind": r.try_get::<_, String>(3)?,
-        "recipient": r.try_get::<_, String>(4)?,
-        "status": r.try_get::<_, String>(5)?,
-        "severity": r.try_get::<_, String>(6)?,
-        "grade": r.try_get::<_, String>(7)?,
-        "discovered_at": format_ms(r.try_get(8)?),
-        "last_alert_at": format_ms(r.try_get(9)?),
-        "deadline_at": format_ms(r.try_get(10)?),
-        "alert_count": r.try_get::<_, i64>(11)?,
-        "bytes": r.try_get::<_, i64>(12)?,
-        "persons": r.try_get::<_, i64>(13)?,
-        "green_channel": r.try_get::<_, bool>(14)?,
-        "ciio": r.try_get::<_, bool>(15)?,
-        "summary": r.try_get::<_, String>(16)?,
-        "acknowledged_at": opt_time(r.try_get(17)?),
-        "acknowledged_by": r.try_get::<_, Option<String>>(18)?,
-        "resolved_at": opt_time(r.try_get(19)?),
-        "resolved_by": r.try_get::<_, Option<String>>(20)?,
-        "comment": r.try_get::<_, Option<String>>(21)?,
-        "first_received_at": opt_time(r.try_get(22)?),
-        "late_arrival": r.try_get::<_, bool>(23)?,
-        "bytes_saturated": r.try_get::<_, bool>(24)?,
-        "future_timestamp": r.try_get::<_, bool>(25)?,
-    }))
-}
-
-fn history(c: &mut impl GenericClient, id: i64) -> Result<Vec<Value>, StoreError> {
+/// The acknowledge/resolve history of an incident, oldest first.
+fn history(c: &mut impl GenericClient, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = c.query(
-        "SELECT action, actor, role, at, comment FROM incident_history
-         WHERE incident_id = $1 ORDER BY id",
+        &format!(
+            "SELECT {HISTORY_COLUMNS} FROM incident_history WHERE incident_id = $1 ORDER BY id"
+        ),
         &[&id],
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let at: i64 = r.try_get(3)?;
-        out.push(json!({
-            "action": r.try_get::<_, String>(0)?,
-            "by": r.try_get::<_, String>(1)?,
-            "role": r.try_get::<_, String>(2)?,
-            "at": format_ms(at),
-            "at_beijing": report::format_beijing(at),
-            "comment": r.try_get::<_, String>(4)?,
-        }));
-    }
-    Ok(out)
+    rows_to(rows, HistoryEntry::read)
 }
 
 fn rows_to<T>(
@@ -1129,7 +1049,7 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<Value>, StoreError> {
+    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         if let Some(g) = &f.gateway {
@@ -1159,19 +1079,19 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, alert_row)
+        rows_to(rows, AlertRow::read)
     }
 
-    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<AlertRow>, StoreError> {
         let mut q = Q::default();
         let cond = q.scope(scope);
         let idp = q.bind(id);
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {cond} AND id = {idp}");
         let row = self.conn()?.client()?.query_opt(&sql, &q.refs())?;
-        Ok(row.as_ref().map(alert_row).transpose()?)
+        Ok(row.as_ref().map(AlertRow::read).transpose()?)
     }
 
-    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<Value>, StoreError> {
+    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         for (col, v) in [
@@ -1192,7 +1112,7 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, incident_row)
+        rows_to(rows, IncidentRow::read)
     }
 
     fn incidents_by_deadline(
@@ -1200,7 +1120,7 @@ impl Store for PgStore {
         scope: &Scope,
         f: &IncidentFilter,
         kind: Option<&str>,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<IncidentRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         let kind = kind.map(str::to_string);
@@ -1223,10 +1143,10 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, incident_row)
+        rows_to(rows, IncidentRow::read)
     }
 
-    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
         let mut q = Q::default();
         let cond = q.scope(scope);
         let idp = q.bind(id);
@@ -1236,56 +1156,35 @@ impl Store for PgStore {
         let Some(row) = c.query_opt(&sql, &q.refs())? else {
             return Ok(None);
         };
-        let inc = incident_row(&row)?;
+        let incident = IncidentRow::read(&row)?;
         let rows = c.query(
-            "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json,
-               a.recipient, a.persons, a.evidence, a.scenario, a.gateway, a.flow_id, a.kind, a.ts
-             FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-             WHERE ia.incident_id = $1 ORDER BY a.id LIMIT $2",
+            &format!(
+                "SELECT {REPORT_ALERT_COLUMNS}
+                 FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+                 WHERE ia.incident_id = $1 ORDER BY a.id LIMIT $2"
+            ),
             &[&id, &report::MAX_ALERTS],
         )?;
-        let mut alerts = Vec::with_capacity(rows.len());
-        for r in rows {
-            alerts.push(ReportAlert {
-                id: r.try_get(0)?,
-                proto: r.try_get(1)?,
-                src_ip: r.try_get(2)?,
-                src_port: r.try_get(3)?,
-                dest_ip: r.try_get(4)?,
-                dest_port: r.try_get(5)?,
-                sni: r.try_get(6)?,
-                json: r.try_get(7)?,
-                recipient: r.try_get(8)?,
-                persons: r.try_get(9)?,
-                evidence: r.try_get(10)?,
-                scenario: r.try_get(11)?,
-                gateway: r.try_get(12)?,
-                flow_id: r.try_get(13)?,
-                kind: r.try_get(14)?,
-                ts: r.try_get(15)?,
-            });
-        }
-        let hist = history(c, id)?;
-        let mut flow_json = |(gw, f, dst, sport, ts): &FlowKey| -> Result<Vec<String>, StoreError> {
-            let rows = c.query(
+        let alerts = rows_to(rows, report_alert)?;
+        let mut flows = Vec::new();
+        for (gw, f, dst, sport, ts) in report::flow_keys(&alerts) {
+            for r in c.query(
                 "SELECT json FROM events WHERE gateway = $1 AND flow_id = $2
                    AND event_type = 'flow' AND dest_ip IS NOT DISTINCT FROM $3
                    AND src_port IS NOT DISTINCT FROM $4
                    AND ts BETWEEN $5::BIGINT - $6::BIGINT AND $5::BIGINT + $6::BIGINT
                  LIMIT 4",
-                &[gw, f, dst, sport, ts, &report::FLOW_NEAR_MS],
-            )?;
-            rows.iter()
-                .map(|r| r.try_get::<_, String>(0).map_err(StoreError::from))
-                .collect()
-        };
-        Ok(Some(report::build(
-            &self.config,
-            inc,
-            &alerts,
-            &mut flow_json,
-            hist,
-        )?))
+                &[&gw, &f, &dst, &sport, &ts, &report::FLOW_NEAR_MS],
+            )? {
+                flows.push(r.try_get::<_, String>(0)?);
+            }
+        }
+        Ok(Some(IncidentDetail {
+            incident,
+            history: history(c, id)?,
+            alerts,
+            flows,
+        }))
     }
 
     fn transition(
@@ -1360,23 +1259,22 @@ impl Store for PgStore {
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
             &[&id],
         )?;
-        let mut inc = incident_row(&row)?;
+        let inc = IncidentRow::read(&row)?;
         let h = history(&mut tx, id)?;
-        if let Value::Object(m) = &mut inc {
-            m.insert("history".into(), Value::Array(h));
-        }
         tx.commit()?;
-        Ok(TransitionOutcome::Done(inc))
+        Ok(TransitionOutcome::Done(Box::new(inc), h))
     }
 
-    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError> {
+    fn enterprise_summary(
+        &self,
+        scope: &Scope,
+        enterprise: &str,
+    ) -> Result<EnterpriseSummary, StoreError> {
         let mut g = self.conn()?;
         let c = g.client()?;
         let mut q = Q::default();
         let ent = q.bind(enterprise.to_string());
         let cond = q.scope(scope);
-        let mut by_scenario: Map<String, Value> = Map::new();
-        let mut any_saturated = false;
         // NUMERIC sums cannot overflow; the total saturates at i64::MAX like the SQLite store.
         let rows = c.query(
             &format!(
@@ -1389,25 +1287,17 @@ impl Store for PgStore {
             ),
             &q.refs(),
         )?;
+        let mut export = Vec::with_capacity(rows.len());
         for r in rows {
-            let s: String = r.try_get(0)?;
-            let v: String = r.try_get(1)?;
-            let bytes: i64 = r.try_get(2)?;
-            let saturated: bool = r.try_get(3)?;
-            let flows: i64 = r.try_get(4)?;
-            any_saturated |= saturated;
-            let entry = by_scenario
-                .entry(s)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(m) = entry {
-                let mut cell = json!({"export_bytes": bytes, "flows": flows});
-                if saturated {
-                    cell["export_bytes_saturated"] = json!(true);
-                }
-                m.insert(v, cell);
-            }
+            export.push(ExportCell {
+                scenario: r.try_get(0)?,
+                verdict: r.try_get(1)?,
+                bytes: r.try_get(2)?,
+                saturated: r.try_get(3)?,
+                flows: r.try_get(4)?,
+            });
         }
-        let mut alerts_by_kind = Map::new();
+        let mut alerts_by_kind = Vec::new();
         for r in c.query(
             &format!(
                 "SELECT kind, COUNT(*)::BIGINT FROM alerts WHERE enterprise = {ent} AND {cond}
@@ -1415,9 +1305,7 @@ impl Store for PgStore {
             ),
             &q.refs(),
         )? {
-            let k: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            alerts_by_kind.insert(k, json!(n));
+            alerts_by_kind.push((r.try_get(0)?, r.try_get(1)?));
         }
         let open = rows_to(
             c.query(
@@ -1428,16 +1316,14 @@ impl Store for PgStore {
                 ),
                 &q.refs(),
             )?,
-            incident_row,
+            IncidentRow::read,
         )?;
-        Ok(json!({
-            "enterprise": enterprise,
-            "export_bytes": by_scenario,
-            "export_bytes_saturated": any_saturated,
-            "alerts_by_kind": alerts_by_kind,
-            "open_incidents": open.len(),
-            "incidents": open,
-        }))
+        Ok(EnterpriseSummary {
+            enterprise: enterprise.to_string(),
+            export,
+            alerts_by_kind,
+            open,
+        })
     }
 
     fn audit(
@@ -1445,26 +1331,16 @@ impl Store for PgStore {
         incident: Option<i64>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<AuditRow>, StoreError> {
         let target = incident.map(|i| format!("incident/{i}"));
         let rows = self.conn()?.client()?.query(
-            "SELECT id, at, token, role, action, target, comment FROM audit
-             WHERE $1::TEXT IS NULL OR target = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            &format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit
+                 WHERE $1::TEXT IS NULL OR target = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+            ),
             &[&target, &i64::from(limit), &i64::from(offset)],
         )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(json!({
-                "id": r.try_get::<_, i64>(0)?,
-                "at": format_ms(r.try_get(1)?),
-                "token": r.try_get::<_, String>(2)?,
-                "role": r.try_get::<_, String>(3)?,
-                "action": r.try_get::<_, String>(4)?,
-                "target": r.try_get::<_, String>(5)?,
-                "comment": r.try_get::<_, String>(6)?,
-            }));
-        }
-        Ok(out)
+        rows_to(rows, AuditRow::read)
     }
 
     fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::pg::Postgres;
+use crossline_collector::api::shape;
 use crossline_collector::pg::PgStore;
 use crossline_collector::store::{
     Batch, BatchEvent, Change, IncidentFilter, IngestOutcome, Scope, SqliteStore, Store,
@@ -186,6 +187,17 @@ fn all_incidents(store: &dyn Store) -> Vec<serde_json::Value> {
             },
         )
         .expect("list")
+        .iter()
+        .map(shape::incident)
+        .collect()
+}
+
+/// An incident with its history and report, as `GET /api/v1/incidents/{id}` serves it.
+fn incident_json(store: &dyn Store, scope: &Scope, id: i64) -> Option<serde_json::Value> {
+    store
+        .incident(scope, id)
+        .expect("get")
+        .map(|d| shape::detail(&config(""), &d))
 }
 
 /// Grouping by key and window, a regrade notified again, routing, auto-resolve, gauges.
@@ -219,10 +231,7 @@ fn grouping_window_regrade_and_routing(b: &Backend) {
         IngestOutcome::Duplicate
     );
     assert_eq!(all_incidents(&*store).len(), 3);
-    let one = store
-        .incident(&Scope::All, 1)
-        .expect("get")
-        .expect("exists");
+    let one = incident_json(&*store, &Scope::All, 1).expect("exists");
     assert_eq!(one["alert_count"], 2);
     assert_eq!(one["persons"], 20);
     assert_eq!(one["grade"], "compliance");
@@ -244,10 +253,7 @@ fn grouping_window_regrade_and_routing(b: &Backend) {
             )],
         ))
         .expect("ingest");
-    let one = store
-        .incident(&Scope::All, 1)
-        .expect("get")
-        .expect("exists");
+    let one = incident_json(&*store, &Scope::All, 1).expect("exists");
     assert_eq!(one["grade"], "major");
     assert_eq!(one["deadline_at"], format_ms(T0 + 4 * HOUR));
     assert_eq!(b.outbox().len(), 4, "the regrade is notified again");
@@ -421,7 +427,7 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .is_empty());
     let seen = store.incidents(&op, &f).expect("list");
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0]["gateway"], "gw-b");
+    assert_eq!(seen[0].gateway, "gw-b");
     let a_id = all_incidents(store)
         .iter()
         .find(|i| i["gateway"] == "gw-a")
@@ -431,7 +437,8 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
     let ent = Scope::Enterprise("other".into());
     assert!(store.incident(&ent, a_id).expect("get").is_none());
     let a1 = store.alert(&Scope::All, 1).expect("alert").expect("exists");
-    assert_eq!(a1["enterprise"], "acme");
+    assert_eq!(a1.enterprise.as_deref(), Some("acme"));
+    assert_eq!(shape::alert(&a1)["enterprise"], "acme");
     assert!(store.alert(&ent, 1).expect("alert").is_none());
     assert!(store
         .incidents(&Scope::Gateways(vec![]), &f)
@@ -455,7 +462,7 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .transition(&Scope::All, a_id, &ch(Transition::Acknowledge))
         .expect("ack")
     {
-        TransitionOutcome::Done(v) => assert_eq!(v["status"], "acknowledged"),
+        TransitionOutcome::Done(inc, _) => assert_eq!(inc.status, "acknowledged"),
         other => panic!("acknowledge: {other:?}"),
     }
     assert!(matches!(
@@ -468,7 +475,8 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .transition(&Scope::All, a_id, &ch(Transition::Resolve))
         .expect("resolve")
     {
-        TransitionOutcome::Done(v) => {
+        TransitionOutcome::Done(inc, history) => {
+            let v = shape::with_history(&inc, &history);
             assert_eq!(v["status"], "resolved");
             assert_eq!(v["history"].as_array().map(Vec::len), Some(2));
         }
@@ -476,11 +484,13 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
     }
     let audit = store.audit(Some(a_id), 10, 0).expect("audit");
     assert_eq!(audit.len(), 2);
-    assert_eq!(audit[0]["action"], "resolve");
+    assert_eq!(audit[0].action, "resolve");
     assert_eq!(store.audit(None, 10, 0).expect("audit").len(), 2);
-    let summary = store
-        .enterprise_summary(&Scope::All, "acme")
-        .expect("summary");
+    let summary = shape::summary(
+        &store
+            .enterprise_summary(&Scope::All, "acme")
+            .expect("summary"),
+    );
     assert_eq!(summary["alerts_by_kind"]["unfiled_export"], 1);
     assert_eq!(summary["open_incidents"], 0);
 }
@@ -506,6 +516,31 @@ fn nul_in_a_field_is_stored(b: &Backend) {
         summary.starts_with("before") && summary.ends_with("after"),
         "{summary}"
     );
+}
+
+/// An enterprise-wide alert's `scope` and `gateways` (kept only in its line) read back the
+/// same on both backends.
+fn enterprise_wide_alert_fields(b: &Backend) {
+    let store = b.open(config(""));
+    let mut be = alert(
+        "gw-a",
+        T0,
+        AlertKind::PersonsThreshold,
+        "acme",
+        Some(9),
+        false,
+    );
+    if let Some(a) = be.event.alert.as_mut() {
+        a.scope = Some("enterprise".into());
+        a.gateways = vec!["gw-a".into(), "gw-b".into()];
+    }
+    be.json = serde_json::to_string(&be.event).expect("json");
+    store.ingest(batch("gw-a", 2, 1, vec![be])).expect("ingest");
+    let a = store.alert(&Scope::All, 1).expect("alert").expect("stored");
+    let v = shape::alert(&a);
+    assert_eq!(v["scope"], "enterprise", "{v}");
+    assert_eq!(v["gateways"], serde_json::json!(["gw-a", "gw-b"]), "{v}");
+    assert_eq!(v["persons"], 9, "{v}");
 }
 
 /// One event from its JSON line, as the ingest path builds it.
@@ -566,9 +601,11 @@ fn flows_are_stored_once_per_batch(b: &Backend) {
         store.ingest(first).expect("again"),
         IngestOutcome::Duplicate
     );
-    let summary = store
-        .enterprise_summary(&Scope::All, "acme")
-        .expect("summary");
+    let summary = shape::summary(
+        &store
+            .enterprise_summary(&Scope::All, "acme")
+            .expect("summary"),
+    );
     assert_eq!(
         summary["export_bytes"]["SA-1"]["filed"],
         serde_json::json!({"export_bytes": 150 * 151 / 2, "flows": 150}),
@@ -618,12 +655,7 @@ fn work_queue_pages_by_deadline_index(b: &Backend) {
         let rows = store
             .incidents_by_deadline(&Scope::All, &f, None)
             .expect("page");
-        seen.extend(rows.iter().map(|r| {
-            (
-                r["deadline_at"].as_str().expect("deadline").to_string(),
-                r["id"].as_i64().expect("id"),
-            )
-        }));
+        seen.extend(rows.iter().map(|r| (r.deadline_at_ms, r.id)));
     }
     assert_eq!(seen.len(), 30);
     let mut sorted = seen.clone();
@@ -675,6 +707,11 @@ both!(
     flows_postgres
 );
 both!(
+    enterprise_wide_alert_fields,
+    wide_alert_sqlite,
+    wide_alert_postgres
+);
+both!(
     work_queue_pages_by_deadline_index,
     work_queue_sqlite,
     work_queue_postgres
@@ -717,8 +754,8 @@ fn migrate_store_copies_sqlite_into_postgres() {
     assert_eq!(all_incidents(&*pgs), all_incidents(&*src));
     for id in 1..=2 {
         assert_eq!(
-            pgs.incident(&Scope::All, id).expect("pg"),
-            src.incident(&Scope::All, id).expect("sqlite")
+            incident_json(&*pgs, &Scope::All, id),
+            incident_json(&*src, &Scope::All, id)
         );
     }
     assert_eq!(
