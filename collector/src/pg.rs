@@ -32,6 +32,7 @@
 //! `sslmode=require` fails at connect with a clear error rather than falling back to plain text.
 
 use crate::incident::{self, AlertFacts, IncidentNotice, Merged};
+use crate::pg_tls::{self, DbTls};
 use crate::report;
 use crate::store::{
     report_alert, AlertFilter, AlertRow, AuditRow, Batch, BatchEvent, Change, EnterpriseSummary,
@@ -212,6 +213,8 @@ impl Q {
 /// Connections to one database, reconnecting with back-off after a failure.
 struct Pool {
     config: postgres::Config,
+    /// Verified TLS (`sslmode=verify-full`), else none.
+    tls: Option<DbTls>,
     slots: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
     /// Not before this instant (after a failed connect), and the current back-off.
@@ -239,9 +242,10 @@ impl Conn<'_> {
 }
 
 impl Pool {
-    fn new(config: postgres::Config) -> Pool {
+    fn new(config: postgres::Config, tls: Option<DbTls>) -> Pool {
         Pool {
             config,
+            tls,
             slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             backoff: Mutex::new((None, Duration::from_millis(100))),
@@ -287,7 +291,11 @@ impl Pool {
                 }
             }
         }
-        match self.config.connect(NoTls) {
+        let connected = match &self.tls {
+            Some(t) => self.config.connect(t.clone()),
+            None => self.config.connect(NoTls),
+        };
+        match connected {
             Ok(c) => {
                 if let Ok(mut b) = self.backoff.lock() {
                     *b = (None, Duration::from_millis(100));
@@ -357,7 +365,9 @@ fn password(db: &PostgresDb) -> Result<Option<String>, StoreError> {
 impl PgStore {
     /// Connect, apply pending migrations (once, under a lock, however many replicas start).
     pub fn open(db: &PostgresDb, config: Arc<CollectorConfig>) -> Result<PgStore, StoreError> {
-        let mut pc: postgres::Config = db
+        let split = pg_tls::split_url(&db.url)?;
+        let tls = split.ca.as_deref().map(DbTls::new).transpose()?;
+        let mut pc: postgres::Config = split
             .url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("database URL {:?}: {e}", db.url)))?;
@@ -369,7 +379,7 @@ impl PgStore {
         }
         pc.application_name("crossline-collector");
         let store = PgStore {
-            pool: Pool::new(pc),
+            pool: Pool::new(pc, tls),
             config,
         };
         {

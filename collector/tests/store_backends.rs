@@ -836,3 +836,109 @@ fn replicas_starting_together_migrate_once() {
     let want: Vec<i64> = (1..=crossline_collector::pg::schema_versions() as i64).collect();
     assert_eq!(versions, want);
 }
+
+/// TLS to the database: the test PostgreSQL with `ssl = on`, a server certificate from the
+/// collector's PKI (`pki::init`) and TCP connections allowed over TLS only (`hostssl`). The
+/// store opens with `sslmode=verify-full` and the right CA, and stores; with another CA it is
+/// refused with a message naming the CA file; without TLS the server refuses it.
+#[test]
+fn database_tls_verify_full() {
+    let Some(pg) = Postgres::start("tls") else {
+        return;
+    };
+    pg.create_db("suite");
+    let pki = pg.dir.join("pki");
+    crossline_collector::pki::init(&pki.join("db"), &[], 30, true).expect("pki");
+    crossline_collector::pki::init(&pki.join("other"), &[], 30, true).expect("other pki");
+    let data = pg.dir.join("data");
+    std::fs::copy(pki.join("db/server.pem"), data.join("server.crt")).expect("cert");
+    std::fs::copy(pki.join("db/server.key"), data.join("server.key")).expect("key");
+    let st = std::process::Command::new("chown")
+        .arg("--reference")
+        .arg(&data)
+        .arg(data.join("server.crt"))
+        .arg(data.join("server.key"))
+        .status()
+        .expect("chown");
+    assert!(st.success(), "chown server.crt/server.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod key");
+    }
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+    text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    let hba = data.join("pg_hba.conf");
+    let rules: String = std::fs::read_to_string(&hba)
+        .expect("pg_hba.conf")
+        .lines()
+        .map(|l| match l.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&hba, rules).expect("write pg_hba.conf");
+    pg.stop_server();
+    pg.start_server();
+
+    let cfg = config("");
+    let open = |query: &str| {
+        let db = crossline_config::collector::PostgresDb {
+            url: format!("{}{query}", pg.url("suite")),
+            password_file: Some(pg.password_file.clone()),
+            password_env: "PGPASSWORD".into(),
+        };
+        PgStore::open(&db, cfg.clone())
+    };
+    let good = pki.join("db/ca.pem");
+    let store = open(&format!(
+        "?sslmode=verify-full&sslrootcert={}",
+        good.display()
+    ))
+    .expect("verify-full with the CA that signed the server certificate");
+    assert_eq!(
+        store
+            .ingest(batch(
+                "gw-a",
+                1,
+                1,
+                vec![alert(
+                    "gw-a",
+                    T0,
+                    AlertKind::UnfiledExport,
+                    "r",
+                    None,
+                    false
+                )]
+            ))
+            .expect("ingest over TLS"),
+        IngestOutcome::Stored(1)
+    );
+    assert!(store.has_batch("gw-a", 1, 1).expect("has"));
+    drop(store);
+
+    let other = pki.join("other/ca.pem");
+    let e = open(&format!(
+        "?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .expect_err("a server certificate from another CA")
+    .to_string();
+    assert!(
+        e.contains("TLS") && e.contains(&other.display().to_string()),
+        "the refusal should say TLS failed and name the CA file: {e}"
+    );
+    eprintln!("wrong CA refused: {e}");
+    let e = open("")
+        .expect_err("plain TCP to a hostssl-only server")
+        .to_string();
+    assert!(
+        e.contains("no pg_hba.conf entry") || e.contains("SSL"),
+        "{e}"
+    );
+}
