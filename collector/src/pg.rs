@@ -366,7 +366,13 @@ impl PgStore {
     /// Connect, apply pending migrations (once, under a lock, however many replicas start).
     pub fn open(db: &PostgresDb, config: Arc<CollectorConfig>) -> Result<PgStore, StoreError> {
         let split = pg_tls::split_url(&db.url)?;
-        let tls = split.ca.as_deref().map(DbTls::new).transpose()?;
+        // A relative sslrootcert is relative to the configuration file, like
+        // database_password_file.
+        let ca = split.ca.map(|p| match config.path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        });
+        let tls = ca.as_deref().map(DbTls::new).transpose()?;
         let mut pc: postgres::Config = split
             .url
             .parse()

@@ -10,7 +10,8 @@
 //!   `verify-full` (the collector never sends the database traffic to an unverified peer).
 //! - `verify-ca` (chain without the host name) is refused: use `verify-full`.
 //!
-//! `sslrootcert` is a PEM file of one or more CA certificates, read when the store opens.
+//! `sslrootcert` is a PEM file of one or more CA certificates, read when the store opens; a
+//! relative path is relative to the configuration file (like `database_password_file`).
 
 use crate::store::StoreError;
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};

@@ -921,6 +921,20 @@ fn database_tls_verify_full() {
     );
     assert!(store.has_batch("gw-a", 1, 1).expect("has"));
     drop(store);
+    // A relative sslrootcert is relative to the configuration file.
+    let mut beside = (*cfg).clone();
+    beside.path = pki.join("collector.toml");
+    let db = crossline_config::collector::PostgresDb {
+        url: format!(
+            "{}?sslmode=verify-full&sslrootcert=db/ca.pem",
+            pg.url("suite")
+        ),
+        password_file: Some(pg.password_file.clone()),
+        password_env: "PGPASSWORD".into(),
+    };
+    let store = PgStore::open(&db, Arc::new(beside)).expect("sslrootcert beside the config");
+    assert!(store.has_batch("gw-a", 1, 1).expect("has"));
+    drop(store);
 
     let other = pki.join("other/ca.pem");
     let e = open(&format!(
