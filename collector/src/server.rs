@@ -381,13 +381,7 @@ pub async fn run(
     );
     on_bound(bound);
 
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("cannot watch SIGHUP, configuration reloads need a restart: {e}");
-            None
-        }
-    };
+    let mut hup = watch_hangup();
     let mut running = config.clone();
     tokio::pin!(stop);
     loop {
@@ -438,6 +432,17 @@ pub async fn run(
     let _ = notify_stop.send(true);
     drain(guard_rx, notify_task, maintenance).await;
     Ok(())
+}
+
+/// SIGHUP as a stream, or None (said in the log) when it cannot be watched.
+fn watch_hangup() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP, configuration reloads need a restart: {e}");
+            None
+        }
+    }
 }
 
 /// Wait (bounded) for every connection, the notifier and the maintenance task to finish.
