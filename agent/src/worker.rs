@@ -617,21 +617,17 @@ fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u6
 /// The initiator, responder and responder port of a flow.
 fn endpoints<S, L>(f: &Flow<S, L>) -> (std::net::IpAddr, std::net::IpAddr, u16) {
     if f.initiator_is_lo {
-        (f.key.lo_addr(), f.key.hi_addr(), f.key.hi_port)
+        (f.key.lo_addr(), f.key.hi_addr(), f.key.port(false))
     } else {
-        (f.key.hi_addr(), f.key.lo_addr(), f.key.lo_port)
+        (f.key.hi_addr(), f.key.lo_addr(), f.key.port(true))
     }
 }
 
 /// The EVE `proto` spelling of an IP protocol number.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "IPv6-ICMP".into(),
-        n => n.to_string(),
-    }
+    crate::flow::key::proto_name(p)
+        .map(str::to_string)
+        .unwrap_or_else(|| p.to_string())
 }
 
 /// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
@@ -645,11 +641,7 @@ fn record<A: Analysis>(
     reason: EndReason,
 ) {
     let (init, resp, resp_port) = endpoints(f);
-    let init_port = if f.initiator_is_lo {
-        f.key.lo_port
-    } else {
-        f.key.hi_port
-    };
+    let init_port = f.key.port(f.initiator_is_lo);
     // The name the responder had when the flow started (a long flow outlives the answer's
     // TTL; an answer seen after the start, up to the flow's last packet, still counts).
     let dns_name = ctx.dns.lookup_as_of(resp, f.first_micros, f.last_micros);
@@ -697,11 +689,25 @@ fn record<A: Analysis>(
     );
     e.flow_id = Some(f.flow_id);
     e.proto = Some(proto_name(f.key.proto));
+    e.vlan = f.key.vlan_ids();
     e.src_ip = Some(init.to_string());
-    e.src_port = Some(init_port);
     e.dest_ip = Some(resp.to_string());
-    e.dest_port = Some(resp_port);
-    e.community_id = taps::community_id(f);
+    if matches!(f.key.proto, 1 | 58) {
+        // ICMP: EVE's type and code instead of ports.
+        (e.icmp_type, e.icmp_code) = (Some(f.icmp[0].0), Some(f.icmp[0].1));
+        if f.pkts[1] > 0 {
+            e.response_icmp_type = Some(f.icmp[1].0);
+            e.response_icmp_code = Some(f.icmp[1].1);
+        }
+    } else {
+        (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port));
+    }
+    e.community_id = Some(crate::l7::community_id::of_flow(
+        ctx.capture.community_id_seed,
+        &f.key,
+        f.initiator_is_lo,
+        f.icmp[0],
+    ));
     e.app_proto = f.app_proto.name().map(str::to_string);
     e.dns_name = dns_name.as_deref().map(str::to_string);
     e.flow = Some(FlowRecord {

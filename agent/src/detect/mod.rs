@@ -531,6 +531,8 @@ impl Classifier {
             e.src_port = f.src_port;
             e.dest_ip = f.dest_ip.clone();
             e.dest_port = f.dest_port;
+            e.vlan = f.vlan.clone();
+            (e.icmp_type, e.icmp_code) = (f.icmp_type, f.icmp_code);
             e.community_id = f.community_id.clone();
             e.app_proto = f.app_proto.clone();
         }

@@ -207,6 +207,9 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         let f = self.table.get_mut(idx);
         let from_init = f.initiator_is_lo == src_is_lo;
         let dir = usize::from(!from_init);
+        if f.pkts[dir] == 0 && matches!(d.proto, ip_proto::ICMP | ip_proto::ICMPV6) {
+            f.icmp[dir] = (d.src_port as u8, d.dst_port as u8);
+        }
         f.pkts[dir] += 1;
         f.bytes[dir] += u64::from(orig_len);
         f.payload[dir] += u64::from(d.payload_len);

@@ -151,6 +151,8 @@ pub struct Flow<S, L> {
     pub initiator_is_lo: bool,
     /// Picked up mid-stream (TCP without a SYN first).
     pub midstream: bool,
+    /// ICMP / ICMPv6: (type, code) of the first message per direction (when `pkts` counts one).
+    pub icmp: [(u8, u8); 2],
     /// TCP state.
     pub tcp: TcpTrack,
     /// Application protocol detected so far (one byte, not a 16-byte `&str`).
@@ -401,6 +403,7 @@ mod tests {
             hi_port: 443,
             proto: 6,
             v6: false,
+            vlan: [0; 3],
         }
     }
 

@@ -1,11 +1,14 @@
-//! Community ID v1 flow hash (Corelight specification), seed 0.
+//! Community ID v1 flow hash (Corelight specification), with a configurable seed
+//! (`capture.community_id_seed`, default 0, as Zeek's and Suricata's `community-id-seed`).
 //!
 //! The ID lets an operator join our events with Zeek, Suricata or Arkime records of the same
 //! flow: `"1:" + base64(SHA-1(seed | src ip | dst ip | proto | 0 | src port | dst port))`, where
 //! the endpoints are ordered so both directions give the same value. For ICMP and ICMPv6 the
 //! "ports" are the message type and code, mapped so a request and its reply share an ID; for
-//! protocols without ports the port fields are left out.
+//! protocols without ports (anything but TCP, UDP, SCTP, ICMP, ICMPv6) the port fields are
+//! left out.
 
+use crate::flow::FlowKey;
 use std::net::IpAddr;
 
 const PROTO_ICMP: u8 = 1;
@@ -14,10 +17,38 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 const PROTO_SCTP: u8 = 132;
 
-/// Community ID v1 (seed 0) of a flow. For TCP, UDP and SCTP pass the ports; for ICMP (1) and
-/// ICMPv6 (58) pass the message type as `a_port` and the code as `b_port` of the packet sent
-/// by `a`. Mixed address families give an ID over the raw bytes (never equal to a real flow's).
+/// Community ID v1 with seed 0; see [`community_id_seeded`].
 pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16) -> String {
+    community_id_seeded(0, ip_proto, a, a_port, b, b_port)
+}
+
+/// Community ID v1 of a tracked flow: the initiator's tuple, and for ICMP / ICMPv6 the type
+/// and code of the initiator's first message (`icmp`, [`crate::flow::Flow::icmp`]`[0]`).
+pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> String {
+    let (a, ap, b, bp) = if initiator_is_lo {
+        (key.lo_addr(), key.lo_port, key.hi_addr(), key.hi_port)
+    } else {
+        (key.hi_addr(), key.hi_port, key.lo_addr(), key.lo_port)
+    };
+    let (ap, bp) = match key.proto {
+        PROTO_ICMP | PROTO_ICMPV6 => (u16::from(icmp.0), u16::from(icmp.1)),
+        _ => (ap, bp),
+    };
+    community_id_seeded(seed, key.proto, a, ap, b, bp)
+}
+
+/// Community ID v1 of a flow with `seed`. For TCP, UDP and SCTP pass the ports; for ICMP (1)
+/// and ICMPv6 (58) pass the message type as `a_port` and the code as `b_port` of the packet
+/// sent by `a`; other protocols ignore the ports. Mixed address families give an ID over the
+/// raw bytes (never equal to a real flow's).
+pub fn community_id_seeded(
+    seed: u16,
+    ip_proto: u8,
+    a: IpAddr,
+    a_port: u16,
+    b: IpAddr,
+    b_port: u16,
+) -> String {
     let (mut src_port, mut dst_port) = (a_port, b_port);
     let mut one_way = false;
     let has_ports = match ip_proto {
@@ -27,7 +58,10 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
             (src_port, dst_port, one_way) = (sp, dp, ow);
             true
         }
-        _ => false,
+        _ => {
+            (src_port, dst_port) = (0, 0);
+            false
+        }
     };
     let (a_buf, a_len) = ip_bytes(&a);
     let (b_buf, b_len) = ip_bytes(&b);
@@ -48,7 +82,7 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
             len += bytes.len();
         }
     };
-    push(&0u16.to_be_bytes()); // seed
+    push(&seed.to_be_bytes());
     push(first);
     push(second);
     push(&[ip_proto, 0]);
