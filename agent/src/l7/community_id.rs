@@ -228,6 +228,282 @@ mod tests {
         );
     }
 
+    /// Reference values of Corelight's `communityid` Python package (version 1.5.0), generated
+    /// once with `CommunityID(seed=S).calc(FlowTuple.make_tcp(a, b, pa, pb))` (`make_udp`,
+    /// `make_icmp`, `make_icmp6`, `make_sctp`; `FlowTuple(proto, a, b)` for the port-less
+    /// protocols) for seeds 0 and 4242: (seed, protocol, a, port/type of a, b, port/code, ID).
+    const REFERENCE: &[(u16, u8, &str, u16, &str, u16, &str)] = &[
+        (
+            0,
+            6,
+            "128.232.110.120",
+            34855,
+            "66.35.250.204",
+            80,
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+        ),
+        (
+            0,
+            17,
+            "2001:db8::5",
+            40000,
+            "2001:db8:ff::53",
+            53,
+            "1:Xhb8GraZODqmLuyK0cG59ZWhA1s=",
+        ),
+        (
+            0,
+            17,
+            "10.20.0.5",
+            40000,
+            "198.51.100.7",
+            5000,
+            "1:jNNQmV6MnShbz/BPkpvL3zRuyWA=",
+        ),
+        (
+            0,
+            1,
+            "10.20.0.5",
+            8,
+            "198.51.100.7",
+            0,
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8=",
+        ),
+        (
+            0,
+            1,
+            "198.51.100.7",
+            0,
+            "10.20.0.5",
+            0,
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8=",
+        ),
+        (
+            0,
+            1,
+            "198.51.100.7",
+            3,
+            "10.20.0.5",
+            3,
+            "1:fgfn6BYD2MrlpV7N4/wB4QnjtPk=",
+        ),
+        (
+            0,
+            58,
+            "2001:db8::5",
+            128,
+            "2001:db8:ff::7",
+            0,
+            "1:wI2n/BiQWvQNTALaslQvczHj0jA=",
+        ),
+        (
+            0,
+            58,
+            "fe80::200:86ff:fe05:80da",
+            135,
+            "fe80::260:97ff:fe07:69ea",
+            0,
+            "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=",
+        ),
+        (
+            0,
+            58,
+            "2001:db8:ff::7",
+            1,
+            "2001:db8::5",
+            4,
+            "1:30b24rIleDSMYYLhQUiftRj0ShY=",
+        ),
+        (
+            0,
+            132,
+            "10.20.0.5",
+            2905,
+            "198.51.100.7",
+            2905,
+            "1:gx6GDpd4wF4Xz+3wjeq4nLmEXlY=",
+        ),
+        (
+            0,
+            132,
+            "198.51.100.7",
+            38412,
+            "10.20.0.5",
+            36412,
+            "1:GwsIDh7Olcu0Db52pvOoCf3963I=",
+        ),
+        (
+            0,
+            47,
+            "10.20.0.5",
+            0,
+            "198.51.100.7",
+            0,
+            "1:BtkvBpN5PHa2D/jBWRauMCwAtSs=",
+        ),
+        (
+            0,
+            50,
+            "2001:db8::5",
+            0,
+            "2001:db8:ff::7",
+            0,
+            "1:CYnzrsNxn7jAP6GLnzjy8xjY8cQ=",
+        ),
+        (
+            4242,
+            6,
+            "128.232.110.120",
+            34855,
+            "66.35.250.204",
+            80,
+            "1:MPqTToix5PFLhcPx0nAx0ZIQP2U=",
+        ),
+        (
+            4242,
+            17,
+            "2001:db8::5",
+            40000,
+            "2001:db8:ff::53",
+            53,
+            "1:fGUbNHLUjuXWBFjELCsxvsbvyD8=",
+        ),
+        (
+            4242,
+            17,
+            "10.20.0.5",
+            40000,
+            "198.51.100.7",
+            5000,
+            "1:C6IwYXKq7DEUS3RJ1qXg+UyA1BI=",
+        ),
+        (
+            4242,
+            1,
+            "10.20.0.5",
+            8,
+            "198.51.100.7",
+            0,
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4=",
+        ),
+        (
+            4242,
+            1,
+            "198.51.100.7",
+            0,
+            "10.20.0.5",
+            0,
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4=",
+        ),
+        (
+            4242,
+            1,
+            "198.51.100.7",
+            3,
+            "10.20.0.5",
+            3,
+            "1:S7rZ2uxyQUbEU7QuAnhSaE1aj1o=",
+        ),
+        (
+            4242,
+            58,
+            "2001:db8::5",
+            128,
+            "2001:db8:ff::7",
+            0,
+            "1:DzFwq41N2rFnVekOaAAwUbcsv2M=",
+        ),
+        (
+            4242,
+            58,
+            "fe80::200:86ff:fe05:80da",
+            135,
+            "fe80::260:97ff:fe07:69ea",
+            0,
+            "1:F2iOtHj6aMrMnwvwEzyJQg4RCIE=",
+        ),
+        (
+            4242,
+            58,
+            "2001:db8:ff::7",
+            1,
+            "2001:db8::5",
+            4,
+            "1:/fS3OYei2fGMiFTuX4gcotk14dE=",
+        ),
+        (
+            4242,
+            132,
+            "10.20.0.5",
+            2905,
+            "198.51.100.7",
+            2905,
+            "1:PSIAQnuN8H3FXELtjuTFToQOhg4=",
+        ),
+        (
+            4242,
+            132,
+            "198.51.100.7",
+            38412,
+            "10.20.0.5",
+            36412,
+            "1:nXlgUs9x8/QPbKg8NwNW6bd6pU0=",
+        ),
+        (
+            4242,
+            47,
+            "10.20.0.5",
+            0,
+            "198.51.100.7",
+            0,
+            "1:xiRZds7Mi4vyBjg8n2IsYR20v8A=",
+        ),
+        (
+            4242,
+            50,
+            "2001:db8::5",
+            0,
+            "2001:db8:ff::7",
+            0,
+            "1:+0Ddj7JP8o1TYzYwdp/eAWKSE8U=",
+        ),
+    ];
+
+    #[test]
+    fn reference_implementation_vectors_with_two_seeds() {
+        for &(seed, proto, a, pa, b, pb, want) in REFERENCE {
+            let got = community_id_seeded(seed, proto, ip(a), pa, ip(b), pb);
+            assert_eq!(got, want, "seed {seed} proto {proto} {a}:{pa} -> {b}:{pb}");
+            // Port-less protocols ignore whatever ports are passed.
+            if !matches!(proto, 1 | 6 | 17 | 58 | 132) {
+                assert_eq!(community_id_seeded(seed, proto, ip(a), 7, ip(b), 9), want);
+            }
+        }
+    }
+
+    #[test]
+    fn flow_ids_use_the_initiators_icmp_type_and_code() {
+        use crate::decode::Decoded;
+        // An ICMP echo request 10.20.0.5 -> 198.51.100.7, keyed by the flow table.
+        let mut d = Decoded {
+            proto: 1,
+            src_port: 8,
+            dst_port: 0,
+            ..Decoded::default()
+        };
+        d.src[..4].copy_from_slice(&[10, 20, 0, 5]);
+        d.dst[..4].copy_from_slice(&[198, 51, 100, 7]);
+        let (key, src_is_lo) = FlowKey::from_decoded(&d);
+        assert_eq!(
+            of_flow(0, &key, src_is_lo, (8, 0)),
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8="
+        );
+        assert_eq!(
+            of_flow(4242, &key, src_is_lo, (8, 0)),
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4="
+        );
+    }
+
     #[test]
     fn base64_padding() {
         let mut s = String::new();
