@@ -260,7 +260,7 @@ impl<A: Analysis> Worker<A> {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            let (idx, from_init) = {
+            let Some((idx, from_init)) = ({
                 let ordered = self.sync.is_some();
                 let Worker {
                     tracker,
@@ -279,6 +279,8 @@ impl<A: Analysis> Worker<A> {
                         record(analysis, ctx, events, keys, scratch, f, r)
                     }
                 })
+            }) else {
+                continue; // a stray segment of a closed connection: no flow
             };
             if !payload.is_empty() {
                 let flow = self.tracker.flow_mut(idx);
@@ -518,6 +520,10 @@ impl<A: Analysis> Worker<A> {
         self.counters.loss_acks += c.loss_acks;
         self.counters.loss_gaps += c.loss_gaps;
         self.counters.loss_bytes += c.loss_bytes;
+        if c.after_close > 0 {
+            self.ctx.stats.ignored[crate::decode::Ignored::TcpAfterClose.index()]
+                .fetch_add(c.after_close, Ordering::Relaxed);
+        }
         self.counters.flush(&self.ctx.stats);
     }
 

@@ -129,11 +129,19 @@ pub enum Ignored {
     NonIp,
     /// A non-first IP fragment whose first fragment was not seen (or was evicted).
     FragmentUnattributed,
+    /// A TCP segment without payload or SYN (a retransmitted FIN, a last ACK, a RST) for a
+    /// connection closed shortly before: it does not start a new flow (counted by the flow
+    /// table, [`crate::flow::FlowTracker`]).
+    TcpAfterClose,
 }
 
 impl Ignored {
     /// Every reason, in a fixed order.
-    pub const ALL: [Ignored; 2] = [Ignored::NonIp, Ignored::FragmentUnattributed];
+    pub const ALL: [Ignored; 3] = [
+        Ignored::NonIp,
+        Ignored::FragmentUnattributed,
+        Ignored::TcpAfterClose,
+    ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
 
@@ -147,6 +155,7 @@ impl Ignored {
         match self {
             Ignored::NonIp => "non_ip",
             Ignored::FragmentUnattributed => "fragment_unattributed",
+            Ignored::TcpAfterClose => "tcp_after_close",
         }
     }
 }
