@@ -166,3 +166,66 @@ pub fn proto_name(p: u8) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn icmp(v6: bool, src: u8, dst: u8, ty: u8, code: u8) -> Decoded {
+        let mut d = Decoded {
+            v6,
+            proto: if v6 { ip_proto::ICMPV6 } else { ip_proto::ICMP },
+            src_port: u16::from(ty),
+            dst_port: u16::from(code),
+            ..Decoded::default()
+        };
+        d.src[0] = src;
+        d.dst[0] = dst;
+        d
+    }
+
+    #[test]
+    fn icmp_requests_and_replies_share_a_key_other_types_do_not() {
+        let (req, a_lo) = FlowKey::from_decoded(&icmp(false, 1, 2, 8, 0));
+        let (rep, b_lo) = FlowKey::from_decoded(&icmp(false, 2, 1, 0, 0));
+        assert_eq!(req, rep);
+        assert_ne!(a_lo, b_lo, "the reply comes from the other end");
+        let (unreach, _) = FlowKey::from_decoded(&icmp(false, 2, 1, 3, 1));
+        assert_ne!(req, unreach);
+        // The code is not in the key (as in Suricata).
+        assert_eq!(unreach, FlowKey::from_decoded(&icmp(false, 2, 1, 3, 3)).0);
+        let (ns, _) = FlowKey::from_decoded(&icmp(true, 1, 2, 135, 0));
+        assert_eq!(ns, FlowKey::from_decoded(&icmp(true, 2, 1, 136, 0)).0);
+        assert_eq!((ns.port(true), ns.port(false)), (0, 0), "no ports on ICMP");
+    }
+
+    #[test]
+    fn vlans_are_in_the_key_and_written_without_trailing_zeros() {
+        let mut d = icmp(false, 1, 2, 8, 0);
+        d.proto = ip_proto::UDP;
+        let (plain, _) = FlowKey::from_decoded(&d);
+        assert_eq!(plain.vlan_ids(), None);
+        d.vlan = [100, 0, 0];
+        d.vlan_count = 1;
+        let (v100, _) = FlowKey::from_decoded(&d);
+        assert_ne!(plain, v100);
+        assert_eq!(v100.vlan_ids(), Some(vec![100]));
+        d.vlan = [0, 0, 0];
+        assert_eq!(
+            FlowKey::from_decoded(&d).0,
+            plain,
+            "a priority tag keys as none"
+        );
+        d.vlan = [0, 7, 0];
+        d.vlan_count = 2;
+        assert_eq!(FlowKey::from_decoded(&d).0.vlan_ids(), Some(vec![0, 7]));
+    }
+
+    #[test]
+    fn eve_protocol_names() {
+        assert_eq!(proto_name(132), Some("SCTP"));
+        assert_eq!(proto_name(58), Some("IPv6-ICMP"));
+        assert_eq!(proto_name(4), Some("IP-in-IP"));
+        assert_eq!(proto_name(253), None);
+    }
+}

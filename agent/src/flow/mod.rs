@@ -181,17 +181,11 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             }
         }
 
+        if found.is_none() && self.stray_after_close(d, &key, ts) {
+            return None;
+        }
         let idx = match found {
             Some(idx) => idx,
-            None if is_tcp
-                && flags & tcp_flags::SYN == 0
-                && d.payload_len == 0
-                && matches!(d.frag, crate::decode::Frag::None)
-                && self.closed_recently(&key, ts) =>
-            {
-                self.counters.after_close += 1;
-                return None;
-            }
             None => {
                 if self.table.is_full() {
                     if let Some(victim) = self.table.eviction_candidate() {
@@ -327,12 +321,21 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         (self.closed_hasher.hash_one(key) as usize) % AFTER_CLOSE_SLOTS
     }
 
-    /// `key`'s connection was closed (FIN or RST) at most [`AFTER_CLOSE_MICROS`] before `ts`.
-    fn closed_recently(&self, key: &FlowKey, ts: i64) -> bool {
-        matches!(
-            self.closed.get(self.closed_slot(key)),
-            Some(Some((k, at))) if k == key && ts.saturating_sub(*at) <= AFTER_CLOSE_MICROS
-        )
+    /// `d` (keyed `key`, no live flow) is a TCP segment without payload or SYN of a connection
+    /// closed (FIN or RST) at most [`AFTER_CLOSE_MICROS`] before `ts`: counted, no flow.
+    fn stray_after_close(&mut self, d: &Decoded, key: &FlowKey, ts: i64) -> bool {
+        let stray = d.proto == ip_proto::TCP
+            && d.tcp_flags & tcp_flags::SYN == 0
+            && d.payload_len == 0
+            && matches!(d.frag, crate::decode::Frag::None)
+            && matches!(
+                self.closed.get(self.closed_slot(key)),
+                Some(Some((k, at))) if k == key && ts.saturating_sub(*at) <= AFTER_CLOSE_MICROS
+            );
+        if stray {
+            self.counters.after_close += 1;
+        }
+        stray
     }
 
     /// Write out up to `max` flows whose idle timeout passed at `now`. Returns how many.
