@@ -5,7 +5,8 @@
 //! per call. Time is always passed in (packet time offline, a coarse clock live).
 //!
 //! Rules, chosen to match tshark's conversation table where it matters:
-//! - the key is the innermost (addresses, ports, protocol), without VLAN or tunnel ids;
+//! - the key is the innermost (addresses, ports, protocol) with the VLAN ids the packet came
+//!   on (as Suricata keys flows; not tunnel ids), ICMP types in place of ports ([`FlowKey`]);
 //! - initiator = the SYN sender; a SYN-ACK seen first means its *receiver* initiated; else the
 //!   first packet's sender (TCP without SYN/SYN-ACK first counts as mid-stream);
 //! - a TCP SYN (without ACK) on a closed flow, or from the initiator with a different initial
