@@ -698,15 +698,18 @@ fn record<A: Analysis>(
     e.vlan = f.key.vlan_ids();
     e.src_ip = Some(init.to_string());
     e.dest_ip = Some(resp.to_string());
-    if matches!(f.key.proto, 1 | 58) {
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    match f.key.proto {
         // ICMP: EVE's type and code instead of ports.
-        (e.icmp_type, e.icmp_code) = (Some(f.icmp[0].0), Some(f.icmp[0].1));
-        if f.pkts[1] > 0 {
-            e.response_icmp_type = Some(f.icmp[1].0);
-            e.response_icmp_code = Some(f.icmp[1].1);
+        ICMP | ICMPV6 => {
+            (e.icmp_type, e.icmp_code) = (Some(f.icmp[0].0), Some(f.icmp[0].1));
+            if f.pkts[1] > 0 {
+                e.response_icmp_type = Some(f.icmp[1].0);
+                e.response_icmp_code = Some(f.icmp[1].1);
+            }
         }
-    } else {
-        (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port));
+        TCP | UDP | SCTP => (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port)),
+        _ => {} // no ports (GRE, ESP, ...), as EVE
     }
     e.community_id = Some(crate::l7::community_id::of_flow(
         ctx.capture.community_id_seed,

@@ -374,3 +374,71 @@ fn icmp_echo_pairs_are_one_flow_with_type_code_and_the_reference_community_id() 
         assert_eq!(e6.community_id, id(&ECHO6_ID), "seed {seed}");
     }
 }
+
+/// An Ethernet frame carrying an IPv4 (`src`, `dst` of 4 bytes) or IPv6 packet of protocol
+/// `proto` with `body` after the IP header.
+fn raw_ip(src: &[u8], dst: &[u8], proto: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = [MAC_B, MAC_A].concat();
+    if src.len() == 4 {
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0, 0, 64, proto, 0, 0]);
+    } else {
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[proto, 64]);
+    }
+    f.extend_from_slice(src);
+    f.extend_from_slice(dst);
+    f.extend_from_slice(body);
+    f
+}
+
+#[test]
+fn sctp_and_portless_protocols_are_named_and_hashed_as_eve() {
+    let (a, b) = ([10, 20, 0, 5], [198, 51, 100, 7]);
+    let a6 = "2001:db8::5"
+        .parse::<std::net::Ipv6Addr>()
+        .expect("v6")
+        .octets();
+    let b6 = "2001:db8:ff::7"
+        .parse::<std::net::Ipv6Addr>()
+        .expect("v6")
+        .octets();
+    // SCTP 2905 -> 2905 (common header: ports, verification tag, checksum; one chunk).
+    let mut sctp = Vec::new();
+    for v in [2905u16, 2905] {
+        sctp.extend_from_slice(&v.to_be_bytes());
+    }
+    sctp.extend_from_slice(&[0; 8]);
+    sctp.extend_from_slice(&[
+        1, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 1, 0, 1, 0, 0, 0, 1,
+    ]);
+    let recs = full(vec![
+        (T0, raw_ip(&a, &b, 132, &sctp)),
+        (T0 + 1000, raw_ip(&a6, &b6, 50, &[0x77; 24])),
+    ]);
+    let ev = analyze("sctp", "", &recs);
+    let fl = flows(&ev);
+    assert_eq!(fl.len(), 2, "{fl:#?}");
+    let s = fl
+        .iter()
+        .find(|e| e.proto.as_deref() == Some("SCTP"))
+        .expect("SCTP named as EVE");
+    assert_eq!((s.src_port, s.dest_port), (Some(2905), Some(2905)));
+    // Corelight `communityid` 1.5.0: make_sctp("10.20.0.5", "198.51.100.7", 2905, 2905).
+    assert_eq!(
+        s.community_id.as_deref(),
+        Some("1:gx6GDpd4wF4Xz+3wjeq4nLmEXlY=")
+    );
+    let esp = fl
+        .iter()
+        .find(|e| e.proto.as_deref() == Some("ESP"))
+        .expect("ESP named as EVE");
+    assert_eq!((esp.src_port, esp.dest_port), (None, None), "no ports");
+    // FlowTuple(50, "2001:db8::5", "2001:db8:ff::7").
+    assert_eq!(
+        esp.community_id.as_deref(),
+        Some("1:CYnzrsNxn7jAP6GLnzjy8xjY8cQ=")
+    );
+}
