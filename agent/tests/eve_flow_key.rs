@@ -442,3 +442,36 @@ fn sctp_and_portless_protocols_are_named_and_hashed_as_eve() {
         Some("1:CYnzrsNxn7jAP6GLnzjy8xjY8cQ=")
     );
 }
+
+/// The Community ID specification's own baseline: its capture (TCP, UDP, SCTP, ICMP, ICMPv6,
+/// RSVP) through `analyze` with seed 0 and seed 1 gives flows carrying exactly the IDs the
+/// reference implementation computed for its packets (`agent/testdata/community-id/`).
+#[test]
+fn flows_of_the_specs_baseline_capture_carry_its_ids_for_two_seeds() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/community-id");
+    let pcap = data.join("combined.pcap");
+    for (seed, baseline) in [(0u16, "baseline_deflt.json"), (1, "baseline_seed1.json")] {
+        let text = std::fs::read_to_string(data.join(baseline)).expect("baseline readable");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("baseline JSON");
+        let want: std::collections::BTreeSet<String> = rows
+            .iter()
+            .map(|r| r["communityid"].as_str().expect("communityid").to_string())
+            .collect();
+        let dir = common::config_dir(
+            &format!("evekey-spec{seed}"),
+            &format!("[capture]\ncommunity_id_seed = {seed}\n"),
+        );
+        let (out, stderr, ok) = common::analyze(&dir, &[pcap.as_path()], 1, "events.jsonl");
+        assert!(ok, "analyze failed: {stderr}");
+        let ev = common::events(&out);
+        let _ = std::fs::remove_dir_all(&dir);
+        let fl = flows(&ev);
+        let got: std::collections::BTreeSet<String> = fl
+            .iter()
+            .map(|e| e.community_id.clone().expect("community_id on every flow"))
+            .collect();
+        assert_eq!(got.len(), fl.len(), "seed {seed}: one ID per flow");
+        assert_eq!(got, want, "seed {seed}");
+        assert!(want.len() >= 14, "{} baseline IDs", want.len());
+    }
+}
