@@ -169,7 +169,8 @@ pub enum Outcome {
     Ignored(Ignored),
 }
 
-/// Fragment key: the fragmenting IP layer's (source, destination, identification, protocol).
+/// Fragment key: the fragmenting IP layer's (source, destination, identification, protocol)
+/// and the VLAN ids the packet came on (two circuits' datagrams never mix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FragKey {
     pub src: [u8; 16],
@@ -177,6 +178,7 @@ pub struct FragKey {
     pub id: u32,
     pub proto: u8,
     pub v6: bool,
+    pub vlan: [u16; MAX_VLANS],
 }
 
 /// Fragment position of a packet.
@@ -563,14 +565,24 @@ fn ip(
     out.src = l.src;
     out.dst = l.dst;
     out.proto = l.proto;
-    out.frag = l.frag;
+    out.frag = match l.frag {
+        Frag::None => Frag::None,
+        Frag::First(k) => Frag::First(FragKey {
+            vlan: out.vlan,
+            ..k
+        }),
+        Frag::Later(k) => Frag::Later(FragKey {
+            vlan: out.vlan,
+            ..k
+        }),
+    };
     out.frag_offset = l.frag_offset;
     out.frag_len = l.frag_len;
     out.frag_more = l.frag_more;
     out.tunnel_depth = 0;
     out.tcp_wire_len = l.wire_end as u32;
     let l4 = c.pos();
-    if let Frag::Later(_) = l.frag {
+    if let Frag::Later(_) = out.frag {
         // No transport header here: the payload is this fragment's slice of the datagram
         // (scanned in order after the first fragment's transport payload).
         out.src_port = 0;
@@ -633,6 +645,7 @@ fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
             id: u32::from(id),
             proto: l.proto,
             v6: false,
+            vlan: [0; MAX_VLANS],
         };
         l.frag = if offset == 0 {
             Frag::First(key)
@@ -720,6 +733,7 @@ fn ipv6(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
                         id,
                         proto: nh,
                         v6: true,
+                        vlan: [0; MAX_VLANS],
                     };
                     l.frag = if off == 0 {
                         Frag::First(key)

@@ -493,3 +493,17 @@ fn ip_lengths_beyond_the_wire_are_errors_beyond_the_capture_are_not() {
         .enumerate()
         .all(|(i, e)| e.index() == i));
 }
+
+#[test]
+fn fragments_of_two_vlans_have_two_keys() {
+    let mut ip = ip4_tcp(&[7u8; 40]);
+    ip[6] = 0x20; // MF, offset 0
+    let on = |vid: u8| eth(0x8100, &[&[0x00, vid, 0x08, 0x00][..], &ip].concat());
+    let key = |f: &[u8]| match dec(linktype::ETHERNET, f).frag {
+        Frag::First(k) => k,
+        other => panic!("first fragment: {other:?}"),
+    };
+    assert_ne!(key(&on(10)), key(&on(20)));
+    assert_eq!(key(&on(10)).vlan, [10, 0, 0]);
+    assert_eq!(key(&on(10)), key(&on(10)));
+}
