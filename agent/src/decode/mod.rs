@@ -360,7 +360,11 @@ pub fn decode_wire(
     wire_len: u32,
     out: &mut Decoded,
 ) -> Result<(), Outcome> {
-    let wire = usize::try_from(wire_len).unwrap_or(usize::MAX);
+    // A record claiming fewer bytes on the wire than it holds (a broken writer): the bytes
+    // are there, so the captured length is the floor.
+    let wire = usize::try_from(wire_len)
+        .unwrap_or(usize::MAX)
+        .max(frame.len());
     *out = Decoded::default();
     let mut c = Cursor::new(frame);
     let next = match linktype {

@@ -468,6 +468,8 @@ fn ip_lengths_beyond_the_wire_are_errors_beyond_the_capture_are_not() {
         decode_wire(linktype::ETHERNET, &bad, wire, &mut d),
         Err(Outcome::Error(DecodeError::Ipv4LengthBeyondWire))
     );
+    // A record whose wire length is below its captured length: the captured bytes count.
+    assert_eq!(decode_wire(linktype::ETHERNET, &f, 60, &mut d), Ok(()));
     // Without a wire length the decode stays lax (tshark's view).
     assert_eq!(decode(linktype::ETHERNET, &bad, &mut d), Ok(()));
     // A TSO total length of 0 is not an error.
