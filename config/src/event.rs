@@ -22,7 +22,8 @@ pub struct Event {
     /// Agent-local flow id (unique per agent run and worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_id: Option<u64>,
-    /// `TCP`, `UDP`, `ICMP`, `IPv6-ICMP` or the IP protocol number as a string.
+    /// EVE's protocol name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`, `SCTP`, `GRE`, `ESP`, ...) or the IP
+    /// protocol number as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
     /// VLAN ids of the flow's circuit, outermost first (EVE's `vlan`); absent when untagged.
