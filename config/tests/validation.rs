@@ -829,6 +829,13 @@ const AGENT_CASES: &[Case] = &[
         &["not a duration", "\"5s\""],
     ),
     case(
+        "community id seed",
+        7,
+        "community_id_seed = 70000",
+        (7, 21),
+        &["capture.community_id_seed", "70000", "0..=65535"],
+    ),
+    case(
         "byte size",
         7,
         r#"buffer_bytes = "64 MB/s""#,

@@ -566,6 +566,18 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
             }
         }
     }
+    if let Some(v) = &c.community_id_seed {
+        match u16::try_from(*v.get_ref()) {
+            Ok(n) => out.community_id_seed = n,
+            Err(_) => d.error(
+                &span(v),
+                format!(
+                    "capture.community_id_seed: {} is out of range, expected 0..=65535",
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
     if let Some(v) = &c.loss_alert_ratio {
         let r = *v.get_ref();
         if r.is_finite() && r > 0.0 && r <= 1.0 {

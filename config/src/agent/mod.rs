@@ -72,6 +72,9 @@ pub struct CaptureConfig {
     /// Estimated capture loss (acknowledgements covering sequence space never captured, per
     /// acknowledgement) above which an interval raises `sensor_gap`. Default 0.1.
     pub loss_alert_ratio: f64,
+    /// Seed of the events' Community ID (Zeek's and Suricata's `community-id-seed`): set it
+    /// to what the operator's other sensors use so the IDs join. Default 0.
+    pub community_id_seed: u16,
 }
 
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
@@ -229,6 +232,7 @@ impl Default for CaptureConfig {
             reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
             loss_alert_ratio: 0.1,
+            community_id_seed: 0,
         }
     }
 }
