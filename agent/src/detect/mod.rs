@@ -19,6 +19,15 @@
 //! `persons_threshold`, `sensor_gap` (worker 0 only, since health figures are line totals) and
 //! the folded follow-ups of [`shaping`].
 //!
+//! Early verdicts (live only, [`Analysis::on_early_verdict`]): the worker asks
+//! [`Analysis::early_verdict`] (bit tests on the flow state) after each payload; once the first
+//! export payload is seen (and `detect.min_export_bytes` were sent) it has the flow classified
+//! right away and the verdict's alert raised through the shaper, with the bytes seen so far. A
+//! flow judged without an L7 name is judged once more when one arrives; an alert of a changed
+//! verdict is marked re-judged. The flow's first record then skips a verdict alert equal to the
+//! early one (the record still carries the verdict and totals) and marks a changed one
+//! re-judged. Offline, flows are judged at their records only.
+//!
 //! Long flows: counts use the deltas between the records of a flow (the flow state remembers
 //! what it already accounted), so an active-timeout record never counts bytes twice. A record is
 //! judged at the time of the first packet it covers: the flow's first packet, or the last packet
