@@ -397,11 +397,46 @@ fn live_packet_to_webhook_latency() {
         records[0]
     );
 
-    let mut latencies: Vec<Duration> = sent
-        .iter()
-        .filter_map(|(r, t0)| arrivals.get(r).map(|t| t.duration_since(*t0)))
+    // Every flow's verdict alert left the agent at its first export, once.
+    let all: Vec<serde_json::Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .collect();
-    latencies.sort();
+    let event_of = |r: &str, kind: &str| {
+        all.iter()
+            .filter(|e| e["dest_ip"] == r && e["event_type"] == kind)
+            .collect::<Vec<_>>()
+    };
+    for r in sent.keys() {
+        let alerts = event_of(r, "alert");
+        assert!(
+            alerts.len() == 1 && alerts[0]["judged"] == "first_export",
+            "{r}: {alerts:#?}"
+        );
+    }
+    let mut by_flow: Vec<(Duration, &String)> = sent
+        .iter()
+        .filter_map(|(r, t0)| arrivals.get(r).map(|t| (t.duration_since(*t0), r)))
+        .collect();
+    by_flow.sort();
+    if let Some((d, r)) = by_flow.last() {
+        let first = |kind: &str| {
+            event_of(r, kind)
+                .first()
+                .map(|e| e["timestamp"].to_string())
+                .unwrap_or_default()
+        };
+        let start = event_of(r, "flow")
+            .first()
+            .map(|e| e["flow"]["start"].to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "slowest: {r} after {d:?} (first packet {start}, agent alert stamped {}, record {})",
+            first("alert"),
+            first("flow")
+        );
+    }
+    let latencies: Vec<Duration> = by_flow.iter().map(|(d, _)| *d).collect();
     eprintln!(
         "live packet -> webhook latency over {} flows (tcpreplay start -> Alertmanager webhook, \
          tcp_closed_timeout {}; the flow open for {LONG_OPEN:?}: {long_latency:?}): \
