@@ -18,6 +18,5 @@ pub mod report;
 pub mod sink;
 pub mod stats;
 pub mod taps;
-pub mod testgen;
 pub mod uplink;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! Classification and detection end to end: labelled pcap files written by
-//! `crossline_agent::testgen` go through the real pipeline (`pipeline::run_offline`) with the
+//! `crossline_testgen` go through the real pipeline (`pipeline::run_offline`) with the
 //! real [`Classifier`], and the events that come out are checked against the labels: every
 //! verdict, every alert kind, precedence, names, ECH, VLAN, IPv6, windows at the minute edges,
 //! expiry, caps over two days, personal information, surges, hot reload in mid-capture.
@@ -8,13 +8,13 @@ use crossline_agent::analysis::{Analysis, FlowSummary, Health, PayloadView};
 use crossline_agent::detect::{Classifier, DetectShared, FlowState};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
 use crossline_agent::sink::{EventSink, MemorySink};
-use crossline_agent::testgen::{
-    beijing_micros, http_post, noise, tls_client_hello, Generator, Label, Side, TcpFlow,
-};
 use crossline_config::event::{
     Alert, AlertKind, Direction, Event, EventType, Severity, VerdictStatus,
 };
 use crossline_config::time::Date;
+use crossline_testgen::{
+    beijing_micros, http_post, noise, tls_client_hello, Generator, Label, Side, TcpFlow,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -438,7 +438,7 @@ fn names_from_sni_http_dns_and_ech() {
     );
 
     // QUIC Initials: the SNI is found, but S-A files tcp/443 only.
-    let quic: Vec<(Side, Vec<u8>)> = crossline_agent::testgen::quic_initials("api.partner.example")
+    let quic: Vec<(Side, Vec<u8>)> = crossline_testgen::quic_initials("api.partner.example")
         .into_iter()
         .map(|d| (Side::Client, d))
         .collect();
@@ -721,7 +721,7 @@ fn tunnels_misuse_signatures_persons_expiry_country_gap_and_folding() {
     let net = |s: &str, l| {
         crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
     };
-    crossline_agent::testgen::write_mmdb(
+    crossline_testgen::write_mmdb(
         &dir.0.join("geo.mmdb"),
         &[
             (net("198.51.100.0", 25), "DE"),

@@ -259,7 +259,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 #[test]
 fn live_fragment_flood_leaves_every_fragmented_export_visible() {
-    use crossline_agent::testgen::{frame, PcapWriter, L4};
+    use crossline_testgen::{frame, PcapWriter, L4};
     if !is_root() {
         return skip("not root");
     }

@@ -519,7 +519,7 @@ persons_per_year = 150000
 /// TLS exports, two unfiled SSH uploads to one address, one unfiled cleartext HTTP POST with
 /// personal information, one export to a recipient outside the filing. Returns the pcap path.
 fn labelled_capture(dir: &std::path::Path) -> std::path::PathBuf {
-    use crossline_agent::testgen::{self, Generator, Label, TcpFlow};
+    use crossline_testgen::{self as testgen, Generator, Label, TcpFlow};
     use std::net::SocketAddr;
 
     let _ = std::fs::remove_dir_all(dir);
@@ -597,7 +597,7 @@ fn labelled_capture_through_the_pipeline() {
     use crossline_agent::detect::{Classifier, DetectShared};
     use crossline_agent::pipeline::{run_offline, OfflineOptions};
     use crossline_agent::sink::MemorySink;
-    use crossline_agent::testgen;
+    use crossline_testgen as testgen;
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-pipeline");
     let pcap = labelled_capture(&dir);

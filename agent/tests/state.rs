@@ -6,9 +6,9 @@
 
 use crossline_agent::detect::state::{Restored, STATE_FILE};
 use crossline_agent::detect::DetectShared;
-use crossline_agent::testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use crossline_config::event::{AlertKind, Event, EventType};
 use crossline_config::time::Date;
+use crossline_testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

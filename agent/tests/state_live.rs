@@ -7,8 +7,8 @@
 //! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
 //! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
 
-use crossline_agent::testgen::{http_post, pi_records, Generator, Label, TcpFlow};
 use crossline_config::event::{AlertKind, Event, EventType};
+use crossline_testgen::{http_post, pi_records, Generator, Label, TcpFlow};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

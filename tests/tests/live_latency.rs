@@ -4,8 +4,8 @@
 //!
 //! Needs root, `ip`, `tcpreplay` and Alertmanager; otherwise SKIPPED (a panic under `CI=true`).
 
-use crossline_agent::testgen::{Generator, Label, TcpFlow};
 use crossline_e2e::*;
+use crossline_testgen::{Generator, Label, TcpFlow};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;

@@ -4,9 +4,9 @@
 use super::*;
 use crate::analysis::{EndReason, FlowSummary, PayloadView};
 use crate::classify::tests::{domestic, flow, registry};
-use crate::testgen::{beijing_micros, pi_records};
 use crossline_config::agent::Signature;
 use crossline_config::event::{format_timestamp_micros, FlowRecord};
+use crossline_testgen::{beijing_micros, pi_records};
 use std::path::PathBuf;
 
 const REG: &str = r#"
@@ -476,7 +476,7 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
     let (_, out) = run(&mut c, &mut FlowState::default(), &w, &[]);
     assert!(kinds(&out).contains(&AlertKind::OpaqueTunnel), "{out:?}");
     // Random payload without a protocol.
-    let noise = crate::testgen::noise(600, 7);
+    let noise = crossline_testgen::noise(600, 7);
     let (_, out) = run(
         &mut c,
         &mut FlowState::default(),
@@ -554,7 +554,7 @@ fn country_mismatch_with_built_mmdb() {
     let net = |s: &str, l| {
         crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
     };
-    crate::testgen::write_mmdb(
+    crossline_testgen::write_mmdb(
         &db,
         &[
             (net("198.51.100.0", 25), "DE"),
