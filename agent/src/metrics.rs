@@ -93,6 +93,29 @@ fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("crossline_agent")
 }
 
+// Metric construction only fails on invalid names or label names, which are literals here and
+// covered by the tests.
+
+fn c(name: &str, help: &str) -> IntCounter {
+    IntCounter::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+fn cv(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(opts(name, help), labels).expect("valid metric literal")
+}
+
+fn g(name: &str, help: &str) -> IntGauge {
+    IntGauge::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+fn gv(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(opts(name, help), labels).expect("valid metric literal")
+}
+
+fn fg(name: &str, help: &str) -> prometheus::Gauge {
+    prometheus::Gauge::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
 impl Default for AgentMetrics {
     fn default() -> Self {
         Self::new()
@@ -103,21 +126,20 @@ impl AgentMetrics {
     /// Create and register every metric; label sets of enums are pre-filled with zeros so that
     /// dashboards see every series from the first scrape.
     pub fn new() -> AgentMetrics {
-        // Metric construction only fails on invalid names or label names, which are literals
-        // here and covered by the tests.
-        fn c(name: &str, help: &str) -> IntCounter {
-            IntCounter::with_opts(opts(name, help)).expect("valid metric literal")
-        }
-        fn cv(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-            IntCounterVec::new(opts(name, help), labels).expect("valid metric literal")
-        }
-        fn g(name: &str, help: &str) -> IntGauge {
-            IntGauge::with_opts(opts(name, help)).expect("valid metric literal")
-        }
-        fn gv(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-            IntGaugeVec::new(opts(name, help), labels).expect("valid metric literal")
-        }
-        let m = AgentMetrics {
+        let m = Self::unregistered();
+        m.register_all();
+        m.prefill_labels();
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        m
+    }
+
+    /// Every metric, built but not yet registered.
+    fn unregistered() -> AgentMetrics {
+        AgentMetrics {
             registry: Registry::new(),
             packets: c("packets_total", "Packets read from capture."),
             bytes: c(
@@ -170,11 +192,10 @@ impl AgentMetrics {
                 "spool_unacked_batches",
                 "Batches in the spool not yet acknowledged by the collector.",
             ),
-            spool_oldest_age: prometheus::Gauge::with_opts(opts(
+            spool_oldest_age: fg(
                 "spool_oldest_unacked_age_seconds",
                 "Age of the oldest batch not yet acknowledged (0 when none).",
-            ))
-            .expect("valid metric literal"),
+            ),
             spool_dropped: cv(
                 "spool_dropped_events_total",
                 "Events dropped for lack of space, by kind (flows give way first) and reason \
@@ -251,15 +272,15 @@ impl AgentMetrics {
                 "Always 1; the labels carry the agent version and the configured gateway id.",
                 &["version", "gateway"],
             ),
-            start_time: prometheus::Gauge::with_opts(opts(
+            start_time: fg(
                 "start_time_seconds",
                 "Unix time the agent started (its metrics were set up).",
-            ))
-            .expect("valid metric literal"),
-        };
-        for op in ["load", "save"] {
-            m.state_errors.with_label_values(&[op]);
+            ),
         }
+    }
+
+    fn register_all(&self) {
+        let m = self;
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
             Box::new(m.bytes.clone()),
@@ -301,6 +322,15 @@ impl AgentMetrics {
                 .register(collector)
                 .expect("metric names are distinct literals");
         }
+    }
+
+    /// Zero series for every value of the enum labels, so dashboards see them from the first
+    /// scrape.
+    fn prefill_labels(&self) {
+        let m = self;
+        for op in ["load", "save"] {
+            m.state_errors.with_label_values(&[op]);
+        }
         for kind in DROP_KINDS {
             m.drops.with_label_values(&[kind]);
         }
@@ -324,12 +354,6 @@ impl AgentMetrics {
         for r in crate::uplink::validate::Reason::ALL {
             m.uplink_invalid.with_label_values(&[r.as_str()]);
         }
-        m.start_time.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-        );
-        m
     }
 
     /// Set `build_info{version, gateway}` (one series: the version of this binary).
