@@ -2,14 +2,14 @@
 //! escaping, self-containment, bounded memory, and that no raw personal identifier reaches the
 //! file.
 //!
-//! The labelled input is `crossline_agent::report::sample` (a registry and the events an agent
+//! The labelled input is `crossline_testgen::report_sample` (a registry and the events an agent
 //! writes for it, with known totals). When the `crossline-agent` binary supports
 //! `analyze --report`, `analyze_writes_report_from_a_real_capture` also runs it on a real
 //! capture from `../shared`.
 
 use crossline_agent::report::{
-    fmt_bytes, fmt_int, render, sample, Lang, ReportData, ReportSink, FINDING_EXAMPLES,
-    FINDING_VALUES, RECIPIENT_CAPACITY, SERIES_BINS,
+    fmt_bytes, fmt_int, render, Lang, ReportData, ReportSink, FINDING_EXAMPLES, FINDING_VALUES,
+    RECIPIENT_CAPACITY, SERIES_BINS,
 };
 use crossline_agent::sink::EventSink;
 use crossline_config::event::{
@@ -17,6 +17,7 @@ use crossline_config::event::{
     TlsMeta, Verdict, VerdictStatus,
 };
 use crossline_config::time;
+use crossline_testgen::report_sample as sample;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -12,6 +12,8 @@
 //! families, a VLAN id above 4095) instead of returning errors.
 #![warn(missing_docs)]
 
+pub mod report_sample;
+
 use crossline_config::event::{AlertKind, VerdictStatus};
 use crossline_config::time::days_from_civil;
 use etherparse::PacketBuilder;
