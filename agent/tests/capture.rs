@@ -389,8 +389,7 @@ fn analyze_is_byte_identical_whatever_the_number_of_workers() {
             .collect(),
         ));
     }
-    let dir = std::env::temp_dir().join(format!("crossline-determinism-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("determinism");
     for (name, pcaps) in cases {
         let reference = analyze_example(&pcaps, 1, &dir.join(format!("{name}-ref.json")));
         let events = common::events(&reference);
@@ -410,5 +409,4 @@ fn analyze_is_byte_identical_whatever_the_number_of_workers() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
