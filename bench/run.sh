@@ -61,6 +61,11 @@ fi
 # --- 3. input --------------------------------------------------------------------------------
 FULL="$OUT/bench.pcap"
 if [ ! -s "$FULL" ]; then
+  if [ ! -x "$SHARED/bench/make-bench-pcap.sh" ]; then
+    log "no $FULL and no capture builder at $SHARED/bench/make-bench-pcap.sh:"
+    log "set SHARED=DIR to the benchmark corpus folder, or put a large capture at $FULL"
+    exit 2
+  fi
   log "building $FULL with make-bench-pcap.sh (a few minutes)"
   "$SHARED/bench/make-bench-pcap.sh" "$FULL"
 fi

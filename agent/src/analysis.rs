@@ -8,7 +8,9 @@
 //! workers except what the analysis itself puts behind an `Arc` (the compiled registry, the
 //! persons counters).
 
-use crossline_config::event::Event;
+pub mod findings;
+
+use findings::{Findings, NameRef};
 use std::net::IpAddr;
 
 /// Why a flow record is written.
@@ -50,6 +52,10 @@ pub struct FlowSummary<'a> {
     pub initiator_port: u16,
     pub responder: IpAddr,
     pub responder_port: u16,
+    /// VLAN ids of the flow's key (outermost first, 0 = none).
+    pub vlan: [u16; 3],
+    /// ICMP / ICMPv6: (type, code) of the initiator's first message; (0, 0) otherwise.
+    pub icmp: (u8, u8),
     pub pkts_fwd: u64,
     pub pkts_rev: u64,
     /// Whole frames as captured on the wire (pcap original length), the byte rule of docs/events.md.
@@ -103,22 +109,25 @@ pub trait Analysis: Send {
     /// Called for every packet with a non-empty transport payload. Must not allocate.
     fn on_payload(&mut self, state: &mut Self::FlowState, view: &PayloadView<'_>);
 
-    /// Called when a flow record is written. `event` is the finished EVE flow event; the
-    /// analysis fills `direction`, `export_bytes`, `verdict` (and may set `flow.alerted`), and
-    /// pushes any alerts to `out` (before or after the flow event is written; order is not
-    /// part of the contract). For `ActiveTimeout` records the counters are running totals.
+    /// Called when a flow record is written: judge the flow from its facts and the per-flow
+    /// state and put the verdict and the alerts raised into `out` (cleared by the caller; the
+    /// worker writes the events from it). For `ActiveTimeout` records the counters are
+    /// running totals.
     fn on_flow_record(
         &mut self,
         state: &mut Self::FlowState,
         summary: &FlowSummary<'_>,
-        event: &mut Event,
-        out: &mut Vec<Event>,
+        out: &mut Findings,
     );
 
     /// Called about once per second of packet time (offline) or wall time (live), and once at
     /// the end with the final stats. Detectors that work on time (surges, expiry warnings,
-    /// sensor gaps) emit here.
-    fn on_tick(&mut self, now_micros: i64, health: &Health, out: &mut Vec<Event>);
+    /// sensor gaps) put their alerts into `out.alerts`.
+    fn on_tick(&mut self, now_micros: i64, health: &Health, out: &mut Findings);
+
+    /// The id or name a finding refers to by index, as of the last call of
+    /// [`Analysis::on_flow_record`] or [`Analysis::on_tick`].
+    fn name_of(&self, name: NameRef) -> Option<&str>;
 }
 
 /// Data-plane health figures passed to [`Analysis::on_tick`], totals since start.
@@ -145,14 +154,12 @@ impl Analysis for NoAnalysis {
 
     fn on_payload(&mut self, _state: &mut (), _view: &PayloadView<'_>) {}
 
-    fn on_flow_record(
-        &mut self,
-        _state: &mut (),
-        _summary: &FlowSummary<'_>,
-        _event: &mut Event,
-        _out: &mut Vec<Event>,
-    ) {
+    fn on_flow_record(&mut self, _state: &mut (), _summary: &FlowSummary<'_>, _out: &mut Findings) {
     }
 
-    fn on_tick(&mut self, _now_micros: i64, _health: &Health, _out: &mut Vec<Event>) {}
+    fn on_tick(&mut self, _now_micros: i64, _health: &Health, _out: &mut Findings) {}
+
+    fn name_of(&self, _name: NameRef) -> Option<&str> {
+        None
+    }
 }

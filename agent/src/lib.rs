@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod preflight;
 pub mod privilege;
 pub mod report;
+pub mod session;
 pub mod sink;
 pub mod stats;
 pub mod taps;

@@ -66,6 +66,7 @@ pub struct AgentMetrics {
     verdicts: IntCounterVec,
     excluded_flows: IntCounterVec,
     expiry_calendar_fallbacks: IntCounter,
+    alert_shaper_evictions: IntCounter,
     state_errors: IntCounterVec,
     spool_bytes: IntGauge,
     spool_unacked_batches: IntGauge,
@@ -79,12 +80,12 @@ pub struct AgentMetrics {
     uplink_lines_rejected: IntCounter,
     uplink_connected: IntGauge,
     uplink_enabled: IntGauge,
+    uplink_failovers: IntCounter,
+    uplink_collector: IntGaugeVec,
     registry_generation: IntGauge,
     registry_reload_failures: IntCounter,
-    scenario_bytes_today: IntGaugeVec,
-    scenario_cap: IntGaugeVec,
-    persons_estimate: IntGaugeVec,
-    persons_limit: IntGaugeVec,
+    /// Per-scenario and per-enterprise usage against the filings.
+    usage: UsageGauges,
     build_info: IntGaugeVec,
     start_time: prometheus::Gauge,
 }
@@ -114,6 +115,42 @@ fn gv(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
 
 fn fg(name: &str, help: &str) -> prometheus::Gauge {
     prometheus::Gauge::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+/// The usage gauges: export bytes and caps per scenario, persons per enterprise.
+#[derive(Debug)]
+struct UsageGauges {
+    scenario_bytes_today: IntGaugeVec,
+    scenario_cap: IntGaugeVec,
+    persons_estimate: IntGaugeVec,
+    persons_limit: IntGaugeVec,
+}
+
+impl UsageGauges {
+    fn new() -> UsageGauges {
+        UsageGauges {
+            scenario_bytes_today: gv(
+                "scenario_export_bytes_today",
+                "Export bytes attributed to a filed scenario today (Asia/Shanghai).",
+                &["scenario", "enterprise"],
+            ),
+            scenario_cap: gv(
+                "scenario_cap_bytes",
+                "Daily export cap of a filed scenario (caps.bytes_per_day).",
+                &["scenario", "enterprise"],
+            ),
+            persons_estimate: gv(
+                "persons_estimate",
+                "Estimated distinct persons whose identifiers left this year, per enterprise.",
+                &["enterprise"],
+            ),
+            persons_limit: gv(
+                "persons_limit",
+                "Persons threshold that applies to the enterprise this year.",
+                &["enterprise"],
+            ),
+        }
+    }
 }
 
 impl Default for AgentMetrics {
@@ -182,6 +219,10 @@ impl AgentMetrics {
                 "expiry_calendar_fallbacks_total",
                 "Expiry computations that counted calendar days because a year had no holiday schedule ([[holidays]]).",
             ),
+            alert_shaper_evictions: c(
+                "alert_shaper_evictions_total",
+                "Alert identities evicted from a full alert shaper (oldest first; their folded follow-up is emitted early).",
+            ),
             state_errors: cv(
                 "state_errors_total",
                 "Detector state files that could not be restored (op=load: unreadable, truncated, altered, future version, or persons of another PI key; a fresh start) or written (op=save).",
@@ -239,6 +280,17 @@ impl AgentMetrics {
                 "uplink_enabled",
                 "1 when an [uplink] section is configured.",
             ),
+            uplink_failovers: c(
+                "uplink_failovers_total",
+                "Moves of the uplink to the next collector of its list after a connection, TLS \
+                 or timeout error or a 5xx.",
+            ),
+            uplink_collector: gv(
+                "uplink_collector",
+                "1 for the collector (host:port of [uplink] collector) batches go to, 0 for the \
+                 others of the list.",
+                &["collector"],
+            ),
             registry_generation: g(
                 "registry_generation",
                 "Generation of the active registry (1 at start, +1 per reload).",
@@ -247,26 +299,7 @@ impl AgentMetrics {
                 "registry_reload_failures_total",
                 "Registry reloads refused because the file did not validate.",
             ),
-            scenario_bytes_today: gv(
-                "scenario_export_bytes_today",
-                "Export bytes attributed to a filed scenario today (Asia/Shanghai).",
-                &["scenario", "enterprise"],
-            ),
-            scenario_cap: gv(
-                "scenario_cap_bytes",
-                "Daily export cap of a filed scenario (caps.bytes_per_day).",
-                &["scenario", "enterprise"],
-            ),
-            persons_estimate: gv(
-                "persons_estimate",
-                "Estimated distinct persons whose identifiers left this year, per enterprise.",
-                &["enterprise"],
-            ),
-            persons_limit: gv(
-                "persons_limit",
-                "Persons threshold that applies to the enterprise this year.",
-                &["enterprise"],
-            ),
+            usage: UsageGauges::new(),
             build_info: gv(
                 "build_info",
                 "Always 1; the labels carry the agent version and the configured gateway id.",
@@ -295,6 +328,7 @@ impl AgentMetrics {
             Box::new(m.verdicts.clone()),
             Box::new(m.excluded_flows.clone()),
             Box::new(m.expiry_calendar_fallbacks.clone()),
+            Box::new(m.alert_shaper_evictions.clone()),
             Box::new(m.state_errors.clone()),
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_unacked_batches.clone()),
@@ -308,12 +342,14 @@ impl AgentMetrics {
             Box::new(m.uplink_lines_rejected.clone()),
             Box::new(m.uplink_connected.clone()),
             Box::new(m.uplink_enabled.clone()),
+            Box::new(m.uplink_failovers.clone()),
+            Box::new(m.uplink_collector.clone()),
             Box::new(m.registry_generation.clone()),
             Box::new(m.registry_reload_failures.clone()),
-            Box::new(m.scenario_bytes_today.clone()),
-            Box::new(m.scenario_cap.clone()),
-            Box::new(m.persons_estimate.clone()),
-            Box::new(m.persons_limit.clone()),
+            Box::new(m.usage.scenario_bytes_today.clone()),
+            Box::new(m.usage.scenario_cap.clone()),
+            Box::new(m.usage.persons_estimate.clone()),
+            Box::new(m.usage.persons_limit.clone()),
             Box::new(m.build_info.clone()),
             Box::new(m.start_time.clone()),
         ];
@@ -452,6 +488,16 @@ impl AgentMetrics {
             advance(&self.uplink_batches.with_label_values(&[result]), n);
         }
         self.uplink_connected.set(i64::from(u.connected));
+        advance(&self.uplink_failovers, u.failovers);
+    }
+
+    /// Which of the configured collectors (`host:port`, in order) is current.
+    pub fn observe_collectors(&self, collectors: &[String], current: usize) {
+        for (i, c) in collectors.iter().enumerate() {
+            self.uplink_collector
+                .with_label_values(&[c.as_str()])
+                .set(i64::from(i == current));
+        }
     }
 
     /// Registry generation and refused reloads.
@@ -462,15 +508,17 @@ impl AgentMetrics {
 
     /// Replace the per-scenario usage gauges (scenarios that left the registry disappear).
     pub fn observe_scenarios(&self, usage: &[ScenarioUsage]) {
-        self.scenario_bytes_today.reset();
-        self.scenario_cap.reset();
+        self.usage.scenario_bytes_today.reset();
+        self.usage.scenario_cap.reset();
         for u in usage {
             let labels = [u.scenario.as_str(), u.enterprise.as_str()];
-            self.scenario_bytes_today
+            self.usage
+                .scenario_bytes_today
                 .with_label_values(&labels)
                 .set(gauge_i64(u.export_bytes));
             if let Some(cap) = u.cap {
-                self.scenario_cap
+                self.usage
+                    .scenario_cap
                     .with_label_values(&labels)
                     .set(gauge_i64(cap));
             }
@@ -479,14 +527,16 @@ impl AgentMetrics {
 
     /// Replace the per-enterprise persons gauges.
     pub fn observe_persons(&self, usage: &[PersonsUsage]) {
-        self.persons_estimate.reset();
-        self.persons_limit.reset();
+        self.usage.persons_estimate.reset();
+        self.usage.persons_limit.reset();
         for u in usage {
             let labels = [u.enterprise.as_str()];
-            self.persons_estimate
+            self.usage
+                .persons_estimate
                 .with_label_values(&labels)
                 .set(gauge_i64(u.estimate));
-            self.persons_limit
+            self.usage
+                .persons_limit
                 .with_label_values(&labels)
                 .set(gauge_i64(u.limit));
         }
@@ -690,8 +740,11 @@ impl Telemetry {
             self.metrics.observe_live(&live);
         }
         if let Some(u) = &self.uplink {
+            let snapshot = u.snapshot();
             self.metrics
-                .observe_uplink(&u.snapshot(), crate::uplink::spool::unix_ms_now());
+                .observe_uplink(&snapshot, crate::uplink::spool::unix_ms_now());
+            self.metrics
+                .observe_collectors(u.collectors(), snapshot.current);
         }
         if let Some(r) = self.registry.lock().ok().and_then(|g| g.clone()) {
             self.metrics
@@ -707,6 +760,7 @@ impl Telemetry {
                 &self.metrics.expiry_calendar_fallbacks,
                 d.calendar_fallbacks(),
             );
+            advance(&self.metrics.alert_shaper_evictions, d.shaper_evictions());
             let (load, save) = d.state_errors();
             advance(
                 &self.metrics.state_errors.with_label_values(&["load"]),

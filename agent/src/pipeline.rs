@@ -37,12 +37,13 @@ use crate::analysis::Analysis;
 use crate::capture::live::LiveHandle;
 use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
+use crate::decode::{decode_wire, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
+pub use crate::worker::{Batch, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS};
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
@@ -60,11 +61,6 @@ const LIVE_STATS_TICKS: u32 = 600;
 /// How long a live capture thread naps when its handle had nothing to read.
 const IDLE_NAP: Duration = Duration::from_millis(1);
 
-/// Packets per batch.
-pub const BATCH_PACKETS: usize = 64;
-/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
-pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
-
 /// Errors that stop a pipeline run.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -77,60 +73,6 @@ pub enum PipelineError {
     /// Nothing to capture from.
     #[error("no capture interfaces configured ([capture] interfaces is empty)")]
     NoInterfaces,
-}
-
-/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
-#[derive(Debug, Clone, Copy)]
-pub struct PacketMeta {
-    /// Capture time, Unix micros.
-    pub ts_micros: i64,
-    /// Frame length on the wire.
-    pub orig_len: u32,
-    /// Offset of the payload in the batch's `data`.
-    pub payload_start: u32,
-    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
-    pub dec: Decoded,
-    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
-    /// a flow this packet creates, the same whatever the number of workers.
-    pub seq: u64,
-}
-
-/// A batch of packets for one worker. An empty batch is a clock tick.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
-    pub now: i64,
-    /// Sent by [`Dispatcher::tick`]: every worker gets one at the same `now`, so timeouts and
-    /// the analysis' ticks run at the same packet times whatever the number of workers.
-    pub tick: bool,
-    /// Time epoch: incremented each time packet time goes back by more than a second (the
-    /// next of several capture files is older). Events are ordered by epoch first.
-    pub epoch: u32,
-    /// Packets.
-    pub metas: Vec<PacketMeta>,
-    /// Payload bytes of the packets, back to back.
-    pub data: Vec<u8>,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Batch {
-            now: 0,
-            tick: false,
-            epoch: 0,
-            metas: Vec::with_capacity(BATCH_PACKETS),
-            data: Vec::with_capacity(BATCH_PACKETS * 256),
-        }
-    }
-
-    /// Empty the batch, keeping its buffers.
-    pub fn clear(&mut self) {
-        self.now = 0;
-        self.tick = false;
-        self.epoch = 0;
-        self.metas.clear();
-        self.data.clear();
-    }
 }
 
 /// Whether a full queue blocks (offline) or drops (live).
@@ -213,7 +155,9 @@ impl Dispatcher {
         self
     }
 
-    /// Learn DNS answers into `cache` as packets pass (in capture order).
+    /// Learn DNS answers into `cache` as packets pass (in capture order). This is the only
+    /// place DNS responses are parsed: the packets carry the outcome to the worker, which marks
+    /// the flow `dns` from it. Without a cache nothing is parsed.
     pub fn with_dns_cache(mut self, cache: Arc<DnsCache>) -> Self {
         self.dns = Some(cache);
         self
@@ -240,7 +184,7 @@ impl Dispatcher {
             self.since_flush = 0;
             self.flush_counters();
         }
-        match decode(p.linktype, p.data, &mut self.dec) {
+        match decode_wire(p.linktype, p.data, p.orig_len, &mut self.dec) {
             Ok(()) => {}
             Err(Outcome::Error(e)) => {
                 self.counters.decode_errors[e.index()] += 1;
@@ -261,6 +205,9 @@ impl Dispatcher {
                 Later::Held => return,
             },
         }
+        // DNS answers are parsed here, once, in packet order; the worker learns from the
+        // packet's `dns_response` flag that it carried one.
+        let mut dns_response = false;
         if let Some(cache) = &self.dns {
             let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
             if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
@@ -273,14 +220,14 @@ impl Dispatcher {
                     .get(dec.payload_off as usize..)
                     .and_then(|s| s.get(..dec.payload_len as usize))
                     .unwrap_or(&[]);
-                if dec.proto == ip_proto::TCP {
-                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros);
+                dns_response = if dec.proto == ip_proto::TCP {
+                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros)
                 } else {
-                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros);
-                }
+                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros)
+                };
             }
         }
-        self.dispatch(p.ts_micros, p.orig_len, p.data, dec);
+        self.dispatch(p.ts_micros, p.orig_len, p.data, dec, dns_response);
         // Fragments that arrived before this first fragment now have a flow.
         if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
             let mut later = dec;
@@ -289,7 +236,7 @@ impl Dispatcher {
             later.payload_off = 0;
             later.payload_len = 0;
             for (ts, len) in held.frames() {
-                self.dispatch(ts, len, &[], later);
+                self.dispatch(ts, len, &[], later, false);
             }
         }
         // Offline: let idle workers see time pass about once per second of packet time.
@@ -299,7 +246,14 @@ impl Dispatcher {
     }
 
     /// Append one packet to its worker's batch.
-    fn dispatch(&mut self, ts: i64, orig_len: u32, data: &[u8], mut dec: Decoded) {
+    fn dispatch(
+        &mut self,
+        ts: i64,
+        orig_len: u32,
+        data: &[u8],
+        mut dec: Decoded,
+        dns_response: bool,
+    ) {
         let (key, _) = FlowKey::from_decoded(&dec);
         let shard = (self.shard_hasher.hash_one(key) % self.senders.len() as u64) as usize;
         let payload = data
@@ -318,6 +272,7 @@ impl Dispatcher {
             payload_start: start,
             dec,
             seq,
+            dns_response,
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard);
@@ -443,6 +398,7 @@ where
         // for its oldest flow and pending records; the window only covers packet time going
         // back a little within an epoch.
         let window = EPOCH_BACKSTEP_MICROS;
+        let domestic = cfg.domestic.clone();
         Writer::start_ordered(
             sinks,
             stats.clone(),
@@ -450,7 +406,7 @@ where
             workers,
             window,
             fold_micros,
-            cfg.domestic.clone(),
+            domestic,
         )?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
@@ -528,27 +484,7 @@ where
             let ftx = writer.sender();
             let done = &done;
             let gateway = cfg.gateway.clone();
-            s.spawn(move || {
-                let (mut n, mut f) = (0u32, 0u32);
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    n += 1;
-                    f += 1;
-                    if f == 10 {
-                        f = 0;
-                        let _ = ftx.try_send(WriterMsg::Flush);
-                    }
-                    if n == LIVE_STATS_TICKS {
-                        n = 0;
-                        let e = Event::new(
-                            EventType::Stats,
-                            format_timestamp_micros(wall_micros()),
-                            gateway.clone(),
-                        );
-                        let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));
-                    }
-                }
-            });
+            s.spawn(move || live_flusher(&ftx, done, &gateway));
         }
         let r = produce(dispatchers);
         done.store(true, Ordering::Relaxed);
@@ -576,6 +512,30 @@ where
         stats: stats.snapshot(),
         live: stats,
     })
+}
+
+/// Live: until `done`, ask the writer to push buffered output to the sinks about once a
+/// second, and queue a `stats` event every [`LIVE_STATS_TICKS`] naps of 100 ms.
+fn live_flusher(ftx: &crossbeam_channel::Sender<WriterMsg>, done: &AtomicBool, gateway: &str) {
+    let (mut n, mut f) = (0u32, 0u32);
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        n += 1;
+        f += 1;
+        if f == 10 {
+            f = 0;
+            let _ = ftx.try_send(WriterMsg::Flush);
+        }
+        if n == LIVE_STATS_TICKS {
+            n = 0;
+            let e = Event::new(
+                EventType::Stats,
+                format_timestamp_micros(wall_micros()),
+                gateway.to_string(),
+            );
+            let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));
+        }
+    }
 }
 
 /// Run the pipeline over capture files, in order. The output sinks (JSON lines and any extra
@@ -862,6 +822,11 @@ mod tests {
     }
 
     fn run(frames: &[Vec<u8>]) -> (Vec<Event>, Stats) {
+        run_with(frames, None)
+    }
+
+    /// [`run`] with the capture thread learning DNS answers into `dns`.
+    fn run_with(frames: &[Vec<u8>], dns: Option<Arc<DnsCache>>) -> (Vec<Event>, Stats) {
         let stats = Arc::new(LiveStats::new());
         let sink = MemorySink::default();
         let events = sink.events.clone();
@@ -876,6 +841,9 @@ mod tests {
             stats.clone(),
             QueueMode::Block,
         );
+        if let Some(cache) = dns {
+            d = d.with_dns_cache(cache);
+        }
         let ctx = WorkerContext {
             gateway: "gw-test".into(),
             capture: CaptureConfig::default(),
@@ -898,6 +866,39 @@ mod tests {
         writer.finish().expect("writer");
         let events = events.lock().expect("events").clone();
         (events, stats.snapshot())
+    }
+
+    #[test]
+    fn dns_responses_are_parsed_once_on_the_capture_thread() {
+        let answer: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
+        let msg = crossline_testgen::dns_response(7, "files.example.org", None, &[answer], 300);
+        // UDP 53 -> 40000 carrying the response.
+        let mut udp = vec![0x00, 0x35, 0x9c, 0x40];
+        udp.extend_from_slice(&((8 + msg.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&msg);
+        let frame = frag(9, 0, false, &udp);
+        let app = |events: &[Event]| {
+            let flows: Vec<_> = events
+                .iter()
+                .filter(|e| e.event_type == EventType::Flow)
+                .collect();
+            assert_eq!(flows.len(), 1, "{events:?}");
+            flows[0].app_proto.clone()
+        };
+        // The capture thread parses it: the answer is learnt and the flow marked `dns`.
+        let cache = Arc::new(DnsCache::new(16));
+        let (events, _) = run_with(std::slice::from_ref(&frame), Some(Arc::clone(&cache)));
+        assert_eq!(app(&events).as_deref(), Some("dns"));
+        let t = 1_772_416_800_000_000;
+        assert_eq!(
+            cache.lookup_as_of(answer, t, t).as_deref(),
+            Some("files.example.org")
+        );
+        // Nothing parses it elsewhere: without the capture thread's cache, the worker does not
+        // parse the response a second time to mark the flow.
+        let (events, _) = run_with(&[frame], None);
+        assert_eq!(app(&events), None);
     }
 
     #[test]

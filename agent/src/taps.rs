@@ -14,7 +14,7 @@ use crate::dns_cache::DnsCache;
 use crate::flow::{AppProto, Flow};
 use crate::l7::quic::{looks_like_initial, QuicInitial};
 use crate::l7::tls::ClientHello;
-use crate::l7::{banner, community_id, dns, http, tls, Parse};
+use crate::l7::{banner, dns, http, tls, Parse};
 use crate::stats::LiveStats;
 use crossline_config::event::{HttpMeta, TlsMeta};
 use std::sync::atomic::Ordering;
@@ -186,14 +186,14 @@ impl Taps {
     /// The buffers of `flow` grew: charge the budget; past it, stop reassembling this flow
     /// (free its buffers) and count it.
     fn settle<S>(&mut self, flow: &mut Flow<S, L7State>) {
-        let ok = match flow.l7.as_mut() {
+        let ok = match flow.l7_mut().as_mut() {
             Some(l7) => l7.settle(&self.budget),
             None => true,
         };
         if !ok {
             self.budget.refuse();
-            flow.l7_done |= TLS_DONE | HTTP_DONE | QUIC_DONE | NO_REASSEMBLY;
-            if let Some(l7) = flow.l7.as_mut() {
+            flow.mark_l7_done(TLS_DONE | HTTP_DONE | QUIC_DONE | NO_REASSEMBLY);
+            if let Some(l7) = flow.l7_mut().as_mut() {
                 l7.buf = Vec::new();
                 l7.quic_state = None;
                 let budget = self.budget.clone();
@@ -203,23 +203,21 @@ impl Taps {
         }
     }
 
-    /// Look at one packet's payload (non-empty). `from_initiator` tells the direction.
+    /// Look at one packet's payload (non-empty). `from_initiator` tells the direction;
+    /// `dns_response`: the capture thread parsed a DNS response from it (see [`learn_dns`]).
     pub fn on_payload<S>(
         &mut self,
         flow: &mut Flow<S, L7State>,
         dec: &Decoded,
         payload: &[u8],
         from_initiator: bool,
-        now_micros: i64,
+        dns_response: bool,
     ) {
-        let proto = flow.key.proto;
-        let (init_port, resp_port) = if flow.initiator_is_lo {
-            (flow.key.lo_port, flow.key.hi_port)
-        } else {
-            (flow.key.hi_port, flow.key.lo_port)
-        };
-        if DNS_PORTS.contains(&init_port) || DNS_PORTS.contains(&resp_port) {
-            self.dns_answers(flow, proto, payload, now_micros);
+        let proto = flow.key().proto;
+        let resp_port = flow.responder().1;
+        // DNS flows: marked by the response the capture thread already parsed.
+        if dns_response && flow.app_proto().is_none() {
+            flow.set_app_proto(AppProto::from_name("dns"));
         }
         // Banners: the first payload of each direction.
         let bit = if from_initiator {
@@ -227,62 +225,39 @@ impl Taps {
         } else {
             BANNER_REV
         };
-        if flow.l7_done & bit == 0 {
-            flow.l7_done |= bit;
-            if flow.app_proto.is_none() {
-                flow.app_proto = AppProto::from_option(banner::detect(
+        if flow.l7_done() & bit == 0 {
+            flow.mark_l7_done(bit);
+            if flow.app_proto().is_none() {
+                flow.set_app_proto(AppProto::from_option(banner::detect(
                     payload,
                     from_initiator,
                     proto,
                     resp_port,
-                ));
+                )));
             }
         }
         if !from_initiator {
             return;
         }
         match proto {
-            ip_proto::TCP if flow.l7_done & (TLS_DONE | HTTP_DONE) != TLS_DONE | HTTP_DONE => {
+            ip_proto::TCP if flow.l7_done() & (TLS_DONE | HTTP_DONE) != TLS_DONE | HTTP_DONE => {
                 self.client_stream(flow, dec.tcp_seq, payload);
             }
             ip_proto::TCP => self.late_client_hello(flow, payload),
-            ip_proto::UDP if flow.l7_done & QUIC_DONE == 0 => self.quic(flow, payload),
+            ip_proto::UDP if flow.l7_done() & QUIC_DONE == 0 => self.quic(flow, payload),
             _ => {}
-        }
-    }
-
-    /// Mark DNS flows (the answers themselves are learnt by the capture thread, in packet
-    /// order, through [`learn_dns`]).
-    fn dns_answers<S>(
-        &mut self,
-        flow: &mut Flow<S, L7State>,
-        proto: u8,
-        payload: &[u8],
-        _now: i64,
-    ) {
-        if flow.app_proto.is_some() {
-            return;
-        }
-        let mut ignore = |_: &str, _: std::net::IpAddr, _: u32| {};
-        let ok = if proto == ip_proto::TCP {
-            dns::split_tcp_messages(payload).any(|m| dns::parse_answers(m, &mut ignore).is_ok())
-        } else {
-            dns::parse_answers(payload, &mut ignore).is_ok()
-        };
-        if ok {
-            flow.app_proto = AppProto::from_name("dns");
         }
     }
 
     /// In-order reassembly of the client's first bytes for the TLS and HTTP parsers.
     fn client_stream<S>(&mut self, flow: &mut Flow<S, L7State>, seq: u32, payload: &[u8]) {
-        if flow.l7_done & SEQ_KNOWN == 0 {
-            flow.l7_done |= SEQ_KNOWN;
-            if !flow.tcp.syn_seen {
-                flow.tcp.next_seq = seq;
+        if flow.l7_done() & SEQ_KNOWN == 0 {
+            flow.mark_l7_done(SEQ_KNOWN);
+            if !flow.tcp().syn_seen {
+                flow.set_stream_seq(seq);
             }
         }
-        let expected = flow.tcp.next_seq;
+        let expected = flow.tcp().next_seq;
         let data = if seq == expected {
             payload
         } else if seq_before(seq, expected) {
@@ -297,24 +272,26 @@ impl Taps {
             self.stop_stream(flow);
             return;
         };
-        flow.tcp.next_seq = expected.wrapping_add(data.len() as u32);
-        let buffered = flow.l7.as_ref().is_some_and(|l| !l.buf.is_empty());
+        flow.set_stream_seq(expected.wrapping_add(data.len() as u32));
+        let buffered = flow.l7().is_some_and(|l| !l.buf.is_empty());
         if !buffered {
             if self.parse_stream(flow, data) {
                 return;
             }
             let cap = self.reassembly_bytes;
-            let l7 = flow.l7.get_or_insert_with(Box::default);
+            let l7 = flow.l7_mut().get_or_insert_with(Box::default);
             l7.buf.extend_from_slice(&data[..data.len().min(cap)]);
             self.settle(flow);
         } else {
             let cap = self.reassembly_bytes;
-            let Some(l7) = flow.l7.as_mut() else { return };
+            let Some(l7) = flow.l7_mut().as_mut() else {
+                return;
+            };
             let room = cap.saturating_sub(l7.buf.len());
             l7.buf.extend_from_slice(&data[..data.len().min(room)]);
             let buf = std::mem::take(&mut l7.buf);
             let finished = self.parse_stream(flow, &buf);
-            if let Some(l7) = flow.l7.as_mut() {
+            if let Some(l7) = flow.l7_mut().as_mut() {
                 if !finished {
                     l7.buf = buf;
                 }
@@ -322,8 +299,7 @@ impl Taps {
             self.settle(flow);
         }
         if flow
-            .l7
-            .as_ref()
+            .l7()
             .is_some_and(|l| l.buf.len() >= self.reassembly_bytes)
         {
             self.stop_stream(flow);
@@ -333,34 +309,34 @@ impl Taps {
     /// Run the TLS and HTTP parsers on the client stream prefix `data`. Returns true when no
     /// more bytes are needed.
     fn parse_stream<S>(&mut self, flow: &mut Flow<S, L7State>, data: &[u8]) -> bool {
-        if flow.l7_done & TLS_DONE == 0 {
+        if flow.l7_done() & TLS_DONE == 0 {
             match tls::parse_client_hello(data) {
                 Parse::Found(ch) => {
-                    flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
-                    flow.app_proto = AppProto::from_name("tls");
+                    flow.l7_mut().get_or_insert_with(Box::default).tls = Some(meta(ch, None));
+                    flow.set_app_proto(AppProto::from_name("tls"));
                     self.stop_stream(flow);
                     return true;
                 }
-                Parse::NotThisProtocol => flow.l7_done |= TLS_DONE,
+                Parse::NotThisProtocol => flow.mark_l7_done(TLS_DONE),
                 Parse::NeedMore => {}
             }
         }
-        if flow.l7_done & HTTP_DONE == 0 {
+        if flow.l7_done() & HTTP_DONE == 0 {
             match http::parse_request(data) {
                 Parse::Found(req) => {
-                    flow.l7.get_or_insert_with(Box::default).http = Some(HttpMeta {
+                    flow.l7_mut().get_or_insert_with(Box::default).http = Some(HttpMeta {
                         hostname: req.host,
                         http_method: Some(req.method),
                     });
-                    flow.app_proto = AppProto::from_name("http");
+                    flow.set_app_proto(AppProto::from_name("http"));
                     self.stop_stream(flow);
                     return true;
                 }
-                Parse::NotThisProtocol => flow.l7_done |= HTTP_DONE,
+                Parse::NotThisProtocol => flow.mark_l7_done(HTTP_DONE),
                 Parse::NeedMore => {}
             }
         }
-        if flow.l7_done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
+        if flow.l7_done() & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
             self.stop_stream(flow);
             return true;
         }
@@ -369,7 +345,7 @@ impl Taps {
 
     /// Stop reassembling the client stream and free the buffer (and the box if empty).
     fn stop_stream<S>(&mut self, flow: &mut Flow<S, L7State>) {
-        flow.l7_done |= TLS_DONE | HTTP_DONE;
+        flow.mark_l7_done(TLS_DONE | HTTP_DONE);
         release(flow);
     }
 
@@ -377,30 +353,30 @@ impl Taps {
     /// stream reassembly is over without TLS, a client segment that starts like a handshake
     /// record is parsed on its own, for the first [`LATE_HELLO_PACKETS`] client packets.
     fn late_client_hello<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
-        if flow.pkts[0] > LATE_HELLO_PACKETS
+        if flow.pkts()[0] > LATE_HELLO_PACKETS
             || !payload.starts_with(&[0x16, 0x03])
-            || flow.l7.as_ref().is_some_and(|l| l.tls.is_some())
+            || flow.l7().is_some_and(|l| l.tls.is_some())
         {
             return;
         }
         if let Parse::Found(ch) = tls::parse_client_hello(payload) {
-            flow.l7.get_or_insert_with(Box::default).tls = Some(meta(ch, None));
-            if flow.app_proto.is_none() {
-                flow.app_proto = AppProto::from_name("tls");
+            flow.l7_mut().get_or_insert_with(Box::default).tls = Some(meta(ch, None));
+            if flow.app_proto().is_none() {
+                flow.set_app_proto(AppProto::from_name("tls"));
             }
         }
     }
 
     fn quic<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
-        let has_state = flow.l7.as_ref().is_some_and(|l| l.quic_state.is_some());
+        let has_state = flow.l7().is_some_and(|l| l.quic_state.is_some());
         if !has_state {
             if !looks_like_initial(payload) {
-                if flow.pkts[0] >= QUIC_MAX_PROBES {
-                    flow.l7_done |= QUIC_DONE;
+                if flow.pkts()[0] >= QUIC_MAX_PROBES {
+                    flow.mark_l7_done(QUIC_DONE);
                 }
                 return;
             }
-            flow.l7.get_or_insert_with(Box::default).quic_state =
+            flow.l7_mut().get_or_insert_with(Box::default).quic_state =
                 Some(Box::new(QuicInitial::new()));
         }
         self.quic_datagram(flow, payload);
@@ -408,7 +384,10 @@ impl Taps {
     }
 
     fn quic_datagram<S>(&mut self, flow: &mut Flow<S, L7State>, payload: &[u8]) {
-        let Some(l7) = flow.l7.as_mut() else { return };
+        let sent = flow.pkts()[0];
+        let Some(l7) = flow.l7_mut().as_mut() else {
+            return;
+        };
         let Some(q) = l7.quic_state.as_mut() else {
             return;
         };
@@ -416,18 +395,18 @@ impl Taps {
             Parse::Found((ch, version)) => {
                 l7.quic = Some(meta(ch, Some(version)));
                 l7.quic_state = None;
-                flow.app_proto = AppProto::from_name("quic");
-                flow.l7_done |= QUIC_DONE;
+                flow.set_app_proto(AppProto::from_name("quic"));
+                flow.mark_l7_done(QUIC_DONE);
             }
             Parse::NotThisProtocol => {
                 l7.quic_state = None;
-                flow.l7_done |= QUIC_DONE;
+                flow.mark_l7_done(QUIC_DONE);
                 release(flow);
             }
             Parse::NeedMore => {
-                if flow.pkts[0] >= QUIC_MAX_DATAGRAMS {
+                if sent >= QUIC_MAX_DATAGRAMS {
                     l7.quic_state = None;
-                    flow.l7_done |= QUIC_DONE;
+                    flow.mark_l7_done(QUIC_DONE);
                     release(flow);
                 }
             }
@@ -437,9 +416,10 @@ impl Taps {
 
 /// Free the buffers; drop the box when it holds no results and no live state.
 fn release<S>(flow: &mut Flow<S, L7State>) {
-    let drop_box = match flow.l7.as_mut() {
+    let done = flow.l7_done();
+    let drop_box = match flow.l7_mut().as_mut() {
         Some(l7) => {
-            if flow.l7_done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
+            if done & (TLS_DONE | HTTP_DONE) == TLS_DONE | HTTP_DONE {
                 l7.buf = Vec::new();
             }
             if let Some(b) = l7.budget.clone() {
@@ -450,7 +430,7 @@ fn release<S>(flow: &mut Flow<S, L7State>) {
         None => false,
     };
     if drop_box {
-        flow.l7 = None;
+        *flow.l7_mut() = None;
     }
 }
 
@@ -478,17 +458,6 @@ pub fn learn_dns(cache: &DnsCache, proto: u8, payload: &[u8], now_micros: i64) -
     } else {
         dns::parse_answers(payload, &mut insert).is_ok()
     }
-}
-
-/// Community ID v1 of a flow (`1:base64`).
-pub fn community_id<S>(flow: &Flow<S, L7State>) -> Option<String> {
-    let k = &flow.key;
-    let (a, ap, b, bp) = if flow.initiator_is_lo {
-        (k.lo_addr(), k.lo_port, k.hi_addr(), k.hi_port)
-    } else {
-        (k.hi_addr(), k.hi_port, k.lo_addr(), k.lo_port)
-    };
-    Some(community_id::community_id(k.proto, a, ap, b, bp))
 }
 
 /// Most DNS-over-TCP directions with an unfinished message held per capture thread.

@@ -17,17 +17,82 @@
 //! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
 //! from the capture thread's packet numbers. Live, records are written as they come.
 
+use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
-use crate::pipeline::Batch;
 use crate::sink::WriterMsg;
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
-use crossline_config::event::{format_timestamp_micros, Event, EventType, FlowRecord};
+use crossline_config::event::{
+    format_timestamp_micros, Alert, Event, EventType, FlowRecord, Verdict,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// Packets per batch.
+pub const BATCH_PACKETS: usize = 64;
+/// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
+pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
+
+/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
+#[derive(Debug, Clone, Copy)]
+pub struct PacketMeta {
+    /// Capture time, Unix micros.
+    pub ts_micros: i64,
+    /// Frame length on the wire.
+    pub orig_len: u32,
+    /// Offset of the payload in the batch's `data`.
+    pub payload_start: u32,
+    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
+    pub dec: Decoded,
+    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
+    /// a flow this packet creates, the same whatever the number of workers.
+    pub seq: u64,
+    /// The capture thread parsed a DNS response from this packet (its answers are in the
+    /// DNS cache already): the L7 taps mark the flow `dns` without parsing it again.
+    pub dns_response: bool,
+}
+
+/// A batch of packets for one worker. An empty batch is a clock tick.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// "Now" when the batch was sent (packet time offline, coarse clock live); 0 = unknown.
+    pub now: i64,
+    /// Sent by `pipeline::Dispatcher::tick`: every worker gets one at the same `now`, so timeouts and
+    /// the analysis' ticks run at the same packet times whatever the number of workers.
+    pub tick: bool,
+    /// Time epoch: incremented each time packet time goes back by more than a second (the
+    /// next of several capture files is older). Events are ordered by epoch first.
+    pub epoch: u32,
+    /// Packets.
+    pub metas: Vec<PacketMeta>,
+    /// Payload bytes of the packets, back to back.
+    pub data: Vec<u8>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Batch {
+            now: 0,
+            tick: false,
+            epoch: 0,
+            metas: Vec::with_capacity(BATCH_PACKETS),
+            data: Vec::with_capacity(BATCH_PACKETS * 256),
+        }
+    }
+
+    /// Empty the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.now = 0;
+        self.tick = false;
+        self.epoch = 0;
+        self.metas.clear();
+        self.data.clear();
+    }
+}
 
 /// Most idle flows written out per batch (bounded work per tick).
 pub const EXPIRE_PER_BATCH: usize = 4096;
@@ -60,7 +125,8 @@ pub struct Worker<A: Analysis> {
     events: Vec<Event>,
     /// Order key of each event in `events` (see [`WriterMsg::Keyed`]).
     keys: Vec<(i64, u64, u32)>,
-    scratch: Vec<Event>,
+    /// The findings of the record or tick being written.
+    scratch: Findings,
     counters: WorkerCounters,
     next_tick: Option<i64>,
     now: i64,
@@ -100,7 +166,7 @@ impl<S> Default for Deferred<S> {
 
 impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
-        self.min = self.min.min(f.last_micros);
+        self.min = self.min.min(f.last_micros());
         self.list.push((std::mem::take(f), r));
     }
 }
@@ -190,7 +256,7 @@ impl<A: Analysis> Worker<A> {
             ctx,
             events: Vec::new(),
             keys: Vec::new(),
-            scratch: Vec::new(),
+            scratch: Findings::default(),
             counters: WorkerCounters::default(),
             next_tick: None,
             now: 0,
@@ -260,7 +326,7 @@ impl<A: Analysis> Worker<A> {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            let (idx, from_init) = {
+            let Some((idx, from_init)) = ({
                 let ordered = self.sync.is_some();
                 let Worker {
                     tracker,
@@ -279,6 +345,8 @@ impl<A: Analysis> Worker<A> {
                         record(analysis, ctx, events, keys, scratch, f, r)
                     }
                 })
+            }) else {
+                continue; // a stray segment of a closed connection: no flow
             };
             if !payload.is_empty() {
                 let flow = self.tracker.flow_mut(idx);
@@ -286,24 +354,24 @@ impl<A: Analysis> Worker<A> {
                 // only the analysis (PI scanner) sees it, in capture order.
                 if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
                     self.taps
-                        .on_payload(flow, &m.dec, payload, from_init, m.ts_micros);
+                        .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
                 }
-                let (init, resp, resp_port) = endpoints(flow);
+                let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
                 let encrypted = matches!(
-                    flow.app_proto.name(),
+                    flow.app_proto().name(),
                     Some("tls" | "quic" | "ssh" | "wireguard" | "openvpn" | "ipsec")
                 );
                 let view = PayloadView {
                     initiator: init,
                     responder: resp,
-                    ip_proto: flow.key.proto,
+                    ip_proto: flow.key().proto,
                     responder_port: resp_port,
                     from_initiator: from_init,
                     encrypted,
                     payload,
                     now_micros: m.ts_micros,
                 };
-                self.analysis.on_payload(&mut flow.state, &view);
+                self.analysis.on_payload(flow.state_mut(), &view);
             }
         }
         if batch.now != 0 {
@@ -374,11 +442,11 @@ impl<A: Analysis> Worker<A> {
     /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
     fn ordered_records_with(&mut self, sync: &TickSync, table: Vec<(i64, u64, u32)>) {
         let mut list = std::mem::take(&mut self.deferred.list);
-        list.sort_by_key(|(f, _)| (f.last_micros, f.flow_id));
+        list.sort_by_key(|(f, _)| (f.last_micros(), f.flow_id()));
         let me = self.index;
         let (mut i, mut j) = (0usize, 0usize);
         let head = |list: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize, j: usize| {
-            let a = list.get(i).map(|(f, _)| (f.last_micros, f.flow_id));
+            let a = list.get(i).map(|(f, _)| (f.last_micros(), f.flow_id()));
             let b = table.get(j).map(|t| (t.0, t.1));
             match (a, b) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -392,7 +460,7 @@ impl<A: Analysis> Worker<A> {
             sync.wait_turn(me);
             let from_list = list
                 .get(i)
-                .is_some_and(|(f, _)| (f.last_micros, f.flow_id, me) == h);
+                .is_some_and(|(f, _)| (f.last_micros(), f.flow_id(), me) == h);
             {
                 let Worker {
                     tracker,
@@ -448,10 +516,24 @@ impl<A: Analysis> Worker<A> {
         };
         if tick_due && now != 0 {
             self.next_tick = Some(now + TICK_MICROS);
-            let health = self.health();
-            self.analysis.on_tick(now, &health, &mut self.events);
-            push_keys(&mut self.keys, self.events.len(), now, 0);
+            self.analysis_tick(now);
         }
+    }
+
+    /// Run the analysis' tick and queue the alerts it raised.
+    fn analysis_tick(&mut self, now: i64) {
+        let health = self.health();
+        self.scratch.clear();
+        self.analysis.on_tick(now, &health, &mut self.scratch);
+        write_findings(
+            &self.analysis,
+            &self.ctx.gateway,
+            self.ctx.capture.community_id_seed,
+            None,
+            &mut self.scratch,
+            &mut self.events,
+        );
+        push_keys(&mut self.keys, self.events.len(), now, 0);
     }
 
     fn health(&self) -> Health {
@@ -474,11 +556,11 @@ impl<A: Analysis> Worker<A> {
     /// backward step of packet time allowed within an epoch.
     fn watermark(&self) -> i64 {
         let t = self.tracker.table();
-        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros);
+        let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros());
         self.expire_now
             .min(stalest)
             .min(self.deferred.min)
-            .saturating_sub(crate::pipeline::EPOCH_BACKSTEP_MICROS)
+            .saturating_sub(EPOCH_BACKSTEP_MICROS)
     }
 
     /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
@@ -518,6 +600,10 @@ impl<A: Analysis> Worker<A> {
         self.counters.loss_acks += c.loss_acks;
         self.counters.loss_gaps += c.loss_gaps;
         self.counters.loss_bytes += c.loss_bytes;
+        if c.after_close > 0 {
+            self.ctx.stats.ignored[crate::decode::Ignored::TcpAfterClose.index()]
+                .fetch_add(c.after_close, Ordering::Relaxed);
+        }
         self.counters.flush(&self.ctx.stats);
     }
 
@@ -555,9 +641,7 @@ impl<A: Analysis> Worker<A> {
             self.capture_loss(now, true);
             for i in 0..sync.workers {
                 if i == self.index {
-                    let health = self.health();
-                    self.analysis.on_tick(now, &health, &mut self.events);
-                    push_keys(&mut self.keys, self.events.len(), now, 0);
+                    self.analysis_tick(now);
                 }
                 sync.barrier.wait();
             }
@@ -594,9 +678,7 @@ impl<A: Analysis> Worker<A> {
         self.flush(writer, false);
         let now = self.now;
         self.capture_loss(now, true);
-        let health = self.health();
-        self.analysis.on_tick(now, &health, &mut self.events);
-        push_keys(&mut self.keys, self.events.len(), now, 0);
+        self.analysis_tick(now);
         self.flush(writer, false);
     }
 }
@@ -614,24 +696,11 @@ fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u6
     }
 }
 
-/// The initiator, responder and responder port of a flow.
-fn endpoints<S, L>(f: &Flow<S, L>) -> (std::net::IpAddr, std::net::IpAddr, u16) {
-    if f.initiator_is_lo {
-        (f.key.lo_addr(), f.key.hi_addr(), f.key.hi_port)
-    } else {
-        (f.key.hi_addr(), f.key.lo_addr(), f.key.lo_port)
-    }
-}
-
 /// The EVE `proto` spelling of an IP protocol number.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "IPv6-ICMP".into(),
-        n => n.to_string(),
-    }
+    crate::flow::key::proto_name(p)
+        .map(str::to_string)
+        .unwrap_or_else(|| p.to_string())
 }
 
 /// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
@@ -640,49 +709,49 @@ fn record<A: Analysis>(
     ctx: &WorkerContext,
     events: &mut Vec<Event>,
     keys: &mut Vec<(i64, u64, u32)>,
-    scratch: &mut Vec<Event>,
+    scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
 ) {
-    let (init, resp, resp_port) = endpoints(f);
-    let init_port = if f.initiator_is_lo {
-        f.key.lo_port
-    } else {
-        f.key.hi_port
-    };
+    let (init, init_port) = f.initiator();
+    let (resp, resp_port) = f.responder();
     // The name the responder had when the flow started (a long flow outlives the answer's
     // TTL; an answer seen after the start, up to the flow's last packet, still counts).
-    let dns_name = ctx.dns.lookup_as_of(resp, f.first_micros, f.last_micros);
-    let l7 = f.l7.as_deref();
+    let dns_name = ctx
+        .dns
+        .lookup_as_of(resp, f.first_micros(), f.last_micros());
+    let l7 = f.l7();
     let tls = l7.and_then(|l| l.tls.clone());
     let quic = l7.and_then(|l| l.quic.clone());
     let http = l7.and_then(|l| l.http.clone());
     let summary = FlowSummary {
-        flow_id: f.flow_id,
-        ip_proto: f.key.proto,
+        flow_id: f.flow_id(),
+        ip_proto: f.key().proto,
         initiator: init,
         initiator_port: init_port,
         responder: resp,
         responder_port: resp_port,
-        pkts_fwd: f.pkts[0],
-        pkts_rev: f.pkts[1],
-        bytes_fwd: f.bytes[0],
-        bytes_rev: f.bytes[1],
-        payload_fwd: f.payload[0],
-        payload_rev: f.payload[1],
-        first_micros: f.first_micros,
-        last_micros: f.last_micros,
+        vlan: f.key().vlan,
+        icmp: f.icmp()[0],
+        pkts_fwd: f.pkts()[0],
+        pkts_rev: f.pkts()[1],
+        bytes_fwd: f.bytes()[0],
+        bytes_rev: f.bytes()[1],
+        payload_fwd: f.payload()[0],
+        payload_rev: f.payload()[1],
+        first_micros: f.first_micros(),
+        last_micros: f.last_micros(),
         reason,
-        midstream: f.midstream,
-        app_proto: f.app_proto.name(),
+        midstream: f.midstream(),
+        app_proto: f.app_proto().name(),
         tls_sni: tls.as_ref().and_then(|t| t.sni.as_deref()),
         quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
         ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
         http_host: http.as_ref().and_then(|h| h.hostname.as_deref()),
         dns_name: dns_name.as_deref(),
     };
-    let state = if f.key.proto == crate::decode::ip_proto::TCP {
-        match f.tcp.state {
+    let state = if f.key().proto == crate::decode::ip_proto::TCP {
+        match f.tcp().state {
             TcpState::New => "new",
             TcpState::Established => "established",
             TcpState::ClosedFin | TcpState::ClosedRst => "closed",
@@ -692,38 +761,166 @@ fn record<A: Analysis>(
     };
     let mut e = Event::new(
         EventType::Flow,
-        format_timestamp_micros(f.last_micros),
+        format_timestamp_micros(f.last_micros()),
         ctx.gateway.clone(),
     );
-    e.flow_id = Some(f.flow_id);
-    e.proto = Some(proto_name(f.key.proto));
+    e.flow_id = Some(f.flow_id());
+    e.proto = Some(proto_name(f.key().proto));
+    e.vlan = f.key().vlan_ids();
     e.src_ip = Some(init.to_string());
-    e.src_port = Some(init_port);
     e.dest_ip = Some(resp.to_string());
-    e.dest_port = Some(resp_port);
-    e.community_id = taps::community_id(f);
-    e.app_proto = f.app_proto.name().map(str::to_string);
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    let icmp = f.icmp();
+    match f.key().proto {
+        // ICMP: EVE's type and code instead of ports.
+        ICMP | ICMPV6 => {
+            (e.icmp_type, e.icmp_code) = (Some(icmp[0].0), Some(icmp[0].1));
+            if f.pkts()[1] > 0 {
+                e.response_icmp_type = Some(icmp[1].0);
+                e.response_icmp_code = Some(icmp[1].1);
+            }
+        }
+        TCP | UDP | SCTP => (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port)),
+        _ => {} // no ports (GRE, ESP, ...), as EVE
+    }
+    e.community_id = Some(crate::l7::community_id::of_flow(
+        ctx.capture.community_id_seed,
+        f.key(),
+        f.initiator_is_lo(),
+        icmp[0],
+    ));
+    e.app_proto = f.app_proto().name().map(str::to_string);
     e.dns_name = dns_name.as_deref().map(str::to_string);
     e.flow = Some(FlowRecord {
-        pkts_toserver: f.pkts[0],
-        pkts_toclient: f.pkts[1],
-        bytes_toserver: f.bytes[0],
-        bytes_toclient: f.bytes[1],
-        start: format_timestamp_micros(f.first_micros),
-        end: format_timestamp_micros(f.last_micros),
-        age: u64::try_from((f.last_micros - f.first_micros) / 1_000_000).unwrap_or(0),
+        pkts_toserver: f.pkts()[0],
+        pkts_toclient: f.pkts()[1],
+        bytes_toserver: f.bytes()[0],
+        bytes_toclient: f.bytes()[1],
+        start: format_timestamp_micros(f.first_micros()),
+        end: format_timestamp_micros(f.last_micros()),
+        age: u64::try_from((f.last_micros() - f.first_micros()) / 1_000_000).unwrap_or(0),
         state: Some(state.to_string()),
         reason: reason.as_str().to_string(),
-        midstream: f.midstream,
+        midstream: f.midstream(),
         alerted: false,
     });
     e.tls = tls.clone();
     e.quic = quic.clone();
     e.http = http.clone();
     scratch.clear();
-    analysis.on_flow_record(&mut f.state, &summary, &mut e, scratch);
-    events.push(e);
-    events.append(scratch);
+    analysis.on_flow_record(f.state_mut(), &summary, scratch);
+    write_findings(
+        analysis,
+        &ctx.gateway,
+        ctx.capture.community_id_seed,
+        Some(e),
+        scratch,
+        events,
+    );
     // Ordered by the flow's last packet time and id, with the alerts of this record.
-    push_keys(keys, events.len(), f.last_micros, f.flow_id);
+    push_keys(keys, events.len(), f.last_micros(), f.flow_id());
+}
+
+/// Write the events of what the analysis found, the one place where findings become events:
+/// the flow event `flow` (when given) completed with the verdict, then one alert event per
+/// alert, in the order the analysis gave them. Leaves `findings.alerts` empty.
+pub fn write_findings<A: Analysis>(
+    analysis: &A,
+    gateway: &str,
+    community_id_seed: u16,
+    flow: Option<Event>,
+    findings: &mut Findings,
+    out: &mut Vec<Event>,
+) {
+    if let Some(mut e) = flow {
+        if let Some(v) = &findings.verdict {
+            write_verdict(analysis, &mut e, v);
+        }
+        if findings.alerted {
+            if let Some(f) = e.flow.as_mut() {
+                f.alerted = true;
+            }
+        }
+        out.push(e);
+    }
+    out.extend(
+        findings
+            .alerts
+            .drain(..)
+            .map(|a| alert_event(gateway, community_id_seed, a)),
+    );
+}
+
+fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
+    let name = |r: Option<NameRef>| r.and_then(|r| analysis.name_of(r)).map(str::to_string);
+    e.direction = Some(v.direction);
+    e.export_bytes = v.export_bytes;
+    e.verdict = Some(Verdict {
+        status: v.status,
+        scenario: name(v.scenario),
+        enterprise: name(v.enterprise),
+        name_source: v.name_source.map(str::to_string),
+        ech: v.ech,
+        exclude: name(v.exclude),
+    });
+}
+
+/// The alert event of `a`; flow fields are those of the flow it is about, if any.
+fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
+    let mut e = Event::new(
+        EventType::Alert,
+        format_timestamp_micros(a.micros),
+        gateway.to_string(),
+    );
+    if let Some(f) = a.flow {
+        use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+        e.flow_id = Some(f.flow_id);
+        e.proto = Some(proto_name(f.ip_proto));
+        e.vlan = crate::flow::key::vlan_list(&f.vlan);
+        e.src_ip = Some(f.initiator.to_string());
+        e.dest_ip = Some(f.responder.to_string());
+        let (a_port, b_port) = match f.ip_proto {
+            ICMP | ICMPV6 => {
+                (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1));
+                (u16::from(f.icmp.0), u16::from(f.icmp.1))
+            }
+            TCP | UDP | SCTP => {
+                (e.src_port, e.dest_port) = (Some(f.initiator_port), Some(f.responder_port));
+                (f.initiator_port, f.responder_port)
+            }
+            _ => (0, 0),
+        };
+        e.community_id = Some(crate::l7::community_id::community_id_seeded(
+            seed,
+            f.ip_proto,
+            f.initiator,
+            a_port,
+            f.responder,
+            b_port,
+        ));
+        e.app_proto = f.app_proto.map(str::to_string);
+    }
+    let summary = a.summary();
+    e.alert = Some(Alert {
+        kind: a.kind,
+        severity: a.severity,
+        scenario: a.scenario,
+        enterprise: a.enterprise,
+        summary,
+        rule: a.kind.rule().to_string(),
+        recipient: a.recipient,
+        service: a.service.map(|s| s.to_string()),
+        count: a.count,
+        bytes: a.bytes,
+        evidence: a.evidence,
+        persons: a.persons,
+        followup: a.followup,
+        green_channel: a.green_channel,
+        days_left: a.days_left,
+        valid_from: a.validity.map(|v| v.0.to_string()),
+        valid_until: a.validity.map(|v| v.1.to_string()),
+        scope: None,
+        gateways: Vec::new(),
+    });
+    e
 }

@@ -118,6 +118,7 @@ fn batches(frames: &[Frame]) -> Vec<Batch> {
             payload_start,
             dec,
             seq: seq as u64 + 1,
+            dns_response: false,
         });
         b.now = *ts;
         if b.metas.len() == BATCH_PACKETS {
@@ -439,6 +440,7 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
                     payload_start,
                     dec,
                     seq,
+                    dns_response: false,
                 });
                 b.now = ts;
                 if b.metas.len() == BATCH_PACKETS {

@@ -7,6 +7,7 @@
 mod common;
 
 use common::scratch;
+use crossline_agent::analysis::findings::{Findings, NameRef};
 use crossline_agent::analysis::{Analysis, FlowSummary, Health, PayloadView};
 use crossline_agent::detect::{Classifier, DetectShared, FlowState};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
@@ -795,17 +796,15 @@ impl Analysis for ReloadAt {
         self.inner.on_payload(s, v);
     }
 
-    fn on_flow_record(
-        &mut self,
-        s: &mut FlowState,
-        f: &FlowSummary<'_>,
-        e: &mut Event,
-        out: &mut Vec<Event>,
-    ) {
-        self.inner.on_flow_record(s, f, e, out);
+    fn on_flow_record(&mut self, s: &mut FlowState, f: &FlowSummary<'_>, out: &mut Findings) {
+        self.inner.on_flow_record(s, f, out);
     }
 
-    fn on_tick(&mut self, now: i64, h: &Health, out: &mut Vec<Event>) {
+    fn name_of(&self, name: NameRef) -> Option<&str> {
+        self.inner.name_of(name)
+    }
+
+    fn on_tick(&mut self, now: i64, h: &Health, out: &mut Findings) {
         if !self.done && now >= self.at {
             self.done = true;
             self.inner

@@ -130,7 +130,7 @@ fn tracker_never_exceeds_the_cap_and_keeps_the_established_flow() {
     let mut feed = |t: &mut FlowTracker<FlowState, L7State>, f: &[u8], ts: i64| {
         decode(linktype::ETHERNET, f, &mut dec).expect("generated frame decodes");
         t.on_packet(&dec, ts, f.len() as u32, &mut |fl, r| {
-            records.push((fl.key.lo_port.max(fl.key.hi_port), r))
+            records.push((fl.key().lo_port.max(fl.key().hi_port), r))
         });
         assert!(t.table().len() <= CAP, "table grew to {}", t.table().len());
     };
@@ -174,8 +174,8 @@ fn tracker_never_exceeds_the_cap_and_keeps_the_established_flow() {
         .find(&key)
         .expect("established flow still tracked");
     let f = t.flow_mut(idx);
-    assert_eq!(f.pkts, [5, 3], "client sent 5 packets, server 3");
-    assert!(!f.midstream);
+    assert_eq!(f.pkts(), [5, 3], "client sent 5 packets, server 3");
+    assert!(!f.midstream());
 }
 
 /// Keeps the established flow's events, counts the rest.

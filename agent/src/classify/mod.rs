@@ -42,8 +42,6 @@ pub mod hosts;
 pub mod lists;
 pub mod prefix;
 
-pub use crate::detect::{Classifier, DetectShared};
-
 use crate::analysis::FlowSummary;
 use crossline_config::event::{Direction, VerdictStatus};
 use crossline_config::registry::{
@@ -326,65 +324,10 @@ impl Compiled {
             mark(cands, vals, DestMatch::Cidr, None);
         });
         if !self.dest_hosts.is_empty() && direction == Direction::Export {
-            let sni_ok = !s.ech;
-            let own = [
-                (if sni_ok { s.tls_sni } else { None }, NameSource::Tls),
-                (if sni_ok { s.quic_sni } else { None }, NameSource::Quic),
-                (s.http_host, NameSource::Http),
-            ];
-            let dns = [(s.dns_name, NameSource::Dns)];
-            let names: &[(Option<&str>, NameSource)] = if own.iter().any(|(n, _)| n.is_some()) {
-                &own
-            } else {
-                &dns
-            };
-            let mut buf = [0u8; MAX_NAME];
-            for &(name, source) in names {
-                let Some(name) = name else { continue };
-                let Some(name) = normalise(name, &mut buf) else {
-                    continue;
-                };
-                self.dest_hosts.for_each_match(name, |exact, vals| {
-                    let m = if exact {
-                        DestMatch::Exact
-                    } else {
-                        DestMatch::Wildcard
-                    };
-                    mark(cands, vals, m, Some(source));
-                });
-            }
+            self.mark_names(s, cands);
         }
-
         // 3-5. Service, validity, window, per candidate until its first miss.
-        let local: LocalTime = shanghai(judge_micros.div_euclid(1_000_000));
-        let today = local.date.days_since_epoch();
-        for c in cands.iter_mut() {
-            if c.dest == DestMatch::None {
-                continue;
-            }
-            c.stage = 2;
-            let rule = &self.rules[c.index as usize];
-            let (first, n) = rule.services;
-            let svc = &self.services[first as usize..(first + n) as usize];
-            if !service_ok(svc, s.ip_proto, s.responder_port) {
-                continue;
-            }
-            c.stage = 3;
-            if today < rule.valid_from {
-                c.early = true;
-                continue;
-            }
-            if today > rule.valid_until {
-                continue;
-            }
-            c.stage = 4;
-            if let Some(w) = rule.window {
-                if !w.allows(local) {
-                    continue;
-                }
-            }
-            c.stage = 5;
-        }
+        self.check_candidates(s, judge_micros, cands);
 
         let furthest = cands.iter().map(|c| c.stage).max().unwrap_or(1);
         // Step 4: "not yet valid" only when every candidate that reached it starts later.
@@ -416,6 +359,71 @@ impl Compiled {
             out.source_len = b.source_len;
         }
         out
+    }
+
+    /// Step 2 by name: raise the candidates whose destinations list one of the flow's names.
+    fn mark_names(&self, s: &FlowSummary<'_>, cands: &mut [Candidate]) {
+        let sni_ok = !s.ech;
+        let own = [
+            (if sni_ok { s.tls_sni } else { None }, NameSource::Tls),
+            (if sni_ok { s.quic_sni } else { None }, NameSource::Quic),
+            (s.http_host, NameSource::Http),
+        ];
+        let dns = [(s.dns_name, NameSource::Dns)];
+        let names: &[(Option<&str>, NameSource)] = if own.iter().any(|(n, _)| n.is_some()) {
+            &own
+        } else {
+            &dns
+        };
+        let mut buf = [0u8; MAX_NAME];
+        for &(name, source) in names {
+            let Some(name) = name else { continue };
+            let Some(name) = normalise(name, &mut buf) else {
+                continue;
+            };
+            self.dest_hosts.for_each_match(name, |exact, vals| {
+                let m = if exact {
+                    DestMatch::Exact
+                } else {
+                    DestMatch::Wildcard
+                };
+                mark(cands, vals, m, Some(source));
+            });
+        }
+    }
+
+    /// Steps 3-5 (service, validity, window) per candidate that matched a destination, until
+    /// its first miss: `stage` is the furthest step it passed.
+    fn check_candidates(&self, s: &FlowSummary<'_>, judge_micros: i64, cands: &mut [Candidate]) {
+        let local: LocalTime = shanghai(judge_micros.div_euclid(1_000_000));
+        let today = local.date.days_since_epoch();
+        for c in cands.iter_mut() {
+            if c.dest == DestMatch::None {
+                continue;
+            }
+            c.stage = 2;
+            let rule = &self.rules[c.index as usize];
+            let (first, n) = rule.services;
+            let svc = &self.services[first as usize..(first + n) as usize];
+            if !service_ok(svc, s.ip_proto, s.responder_port) {
+                continue;
+            }
+            c.stage = 3;
+            if today < rule.valid_from {
+                c.early = true;
+                continue;
+            }
+            if today > rule.valid_until {
+                continue;
+            }
+            c.stage = 4;
+            if let Some(w) = rule.window {
+                if !w.allows(local) {
+                    continue;
+                }
+            }
+            c.stage = 5;
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! except one lock of the persons book per identifier found.
 //!
 //! Per flow record ([`Analysis::on_flow_record`]) it classifies the flow (see
-//! [`crate::classify`]), fills `direction`, `export_bytes` and `verdict`, and raises alerts:
+//! [`crate::classify`]) and returns its findings (see [`crate::analysis::findings`]): the
+//! verdict (direction, export bytes, status) and the alerts raised, one function per kind in
+//! `alerts.rs`:
 //! the verdict's alert, `volume_cap_exceeded`, `volume_surge`, `country_mismatch`,
 //! `personal_info_cleartext`, `negative_list_category`, `important_data_marker`,
 //! `opaque_tunnel`, `line_misuse`. A flow matching an `[[exclude]]` entry of the agent config
@@ -40,6 +42,7 @@
 //! Beijing hour, over flows the domestic side answered.
 #![warn(missing_docs)]
 
+mod alerts;
 pub mod counters;
 pub mod geoip;
 pub mod hll;
@@ -49,19 +52,15 @@ pub mod shaping;
 pub mod signatures;
 pub mod state;
 
+use crate::analysis::findings::{AlertFinding, Findings, NameRef, ServiceRef, VerdictFinding};
 use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
 use crate::classify::exclude::Exclusions;
-use crate::classify::{transport_of, Classification, Compiled, NameSource, Scratch};
-use counters::{
-    ExpiryBook, MisuseBook, OwnerRef, PersonsBook, PersonsLimits, PersonsOwner, SurgeRule,
-    VolumeBook,
-};
-use crossline_config::agent::{expiry_levels, AgentConfig, DetectConfig, SignatureKind};
-use crossline_config::event::{
-    Alert, AlertKind, Direction, Event, EventType, Severity, Verdict, VerdictStatus,
-};
+use crate::classify::{Classification, Compiled, NameSource, Scratch};
+use counters::{ExpiryBook, MisuseBook, OwnerRef, PersonsBook, PersonsLimits, VolumeBook};
+use crossline_config::agent::{AgentConfig, DetectConfig};
+use crossline_config::event::{Direction, VerdictStatus};
 use crossline_config::holidays::WorkCalendar;
-use crossline_config::registry::{Basis, DataCategory, Service, Transport};
+use crossline_config::registry::{Basis, DataCategory};
 use crossline_config::time::{shanghai, Date};
 use pi::{PiCarry, PiKind};
 use reload::SharedRegistry;
@@ -165,6 +164,8 @@ pub struct DetectShared {
     state_load_errors: AtomicU64,
     /// State writes that failed.
     state_save_errors: AtomicU64,
+    /// Alert identities evicted from the workers' full shapers.
+    shaper_evictions: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,6 +209,7 @@ impl DetectShared {
             key_fingerprint: state::key_fingerprint(&cfg.pi_key),
             state_load_errors: AtomicU64::new(0),
             state_save_errors: AtomicU64::new(0),
+            shaper_evictions: AtomicU64::new(0),
             cfg,
             registry: Arc::new(registry),
             geoip,
@@ -321,6 +323,12 @@ impl DetectShared {
     /// schedule (logged once, counted every time).
     pub fn calendar_fallbacks(&self) -> u64 {
         self.calendar_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Alert identities evicted (oldest first, their follow-up emitted early) because a
+    /// worker's shaper held [`shaping::MAX_KEYS`] identities.
+    pub fn shaper_evictions(&self) -> u64 {
+        self.shaper_evictions.load(Ordering::Relaxed)
     }
 
     /// Working days after `today` up to `until` (see [`WorkCalendar::working_days_after`]);
@@ -440,7 +448,7 @@ pub struct Classifier {
     live: Arc<LiveDetect>,
     generation: u64,
     scratch: Scratch,
-    shaper: shaping::Shaper,
+    shaper: shaping::Shaper<AlertFinding>,
     last_health: Health,
     expiry_day: Option<Date>,
     last_tick: Option<i64>,
@@ -477,7 +485,7 @@ impl Classifier {
     }
 
     /// Emit every pending follow-up alert (call once at end of capture or shutdown).
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut Vec<AlertFinding>) {
         self.shaper.flush(out);
     }
 
@@ -507,68 +515,15 @@ impl Classifier {
             .is_some_and(|e| e.green_channel)
     }
 
-    /// Build an alert event; flow fields are copied from `flow` when given.
-    #[allow(clippy::too_many_arguments)]
-    fn alert(
-        &self,
-        kind: AlertKind,
-        severity: Severity,
-        timestamp: &str,
-        flow: Option<&Event>,
-        scenario: Option<u32>,
-        enterprise: Option<u32>,
-        summary: String,
-    ) -> Event {
-        let mut e = Event::new(
-            EventType::Alert,
-            timestamp.to_string(),
-            self.shared.gateway.clone(),
-        );
-        if let Some(f) = flow {
-            e.flow_id = f.flow_id;
-            e.proto = f.proto.clone();
-            e.src_ip = f.src_ip.clone();
-            e.src_port = f.src_port;
-            e.dest_ip = f.dest_ip.clone();
-            e.dest_port = f.dest_port;
-            e.community_id = f.community_id.clone();
-            e.app_proto = f.app_proto.clone();
-        }
-        let reg = &self.compiled.registry;
-        let green = self.green(enterprise);
-        let severity = if green && self.live.cfg.green_channel_raise {
-            severity.raised()
-        } else {
-            severity
-        };
-        e.alert = Some(Alert {
-            kind,
-            severity,
-            scenario: scenario.map(|s| reg.scenarios[s as usize].id.clone()),
-            enterprise: enterprise.map(|i| reg.enterprises[i as usize].id.clone()),
-            summary,
-            rule: kind.rule().to_string(),
-            recipient: None,
-            service: None,
-            count: 1,
-            bytes: 0,
-            evidence: Vec::new(),
-            persons: None,
-            followup: false,
-            green_channel: green,
-            days_left: None,
-            valid_from: None,
-            valid_until: None,
-            scope: None,
-            gateways: Vec::new(),
-        });
-        e
-    }
-
     /// Offer an alert through the shaper. The identity is (kind, enterprise or source /24 or
     /// /64, recipient, service).
-    fn shape(&mut self, e: Event, c: &Classification, now: i64, out: &mut Vec<Event>) {
-        let Some(a) = e.alert.as_ref() else { return };
+    fn shape(
+        &mut self,
+        a: AlertFinding,
+        c: &Classification,
+        now: i64,
+        out: &mut Vec<AlertFinding>,
+    ) {
         let who = match (&a.enterprise, c.domestic) {
             (Some(ent), _) => ent.clone(),
             (None, Some(ip)) => source_prefix(ip),
@@ -579,9 +534,16 @@ impl Classifier {
             a.kind.as_str(),
             who,
             a.recipient.as_deref().unwrap_or(""),
-            a.service.as_deref().unwrap_or("")
+            a.service.map(|s| s.to_string()).unwrap_or_default()
         );
-        self.shaper.offer(key, e, now, out);
+        let before = self.shaper.evictions();
+        self.shaper.offer(key, a, now, out);
+        let evicted = self.shaper.evictions() - before;
+        if evicted > 0 {
+            self.shared
+                .shaper_evictions
+                .fetch_add(evicted, Ordering::Relaxed);
+        }
     }
 
     fn record_person(&self, domestic: IpAddr, kind: PiKind, ident: &[u8], now: i64) {
@@ -628,39 +590,10 @@ fn source_prefix(ip: IpAddr) -> String {
 
 /// `tcp/443`, `udp/53`, or `ip/50` for protocols without ports.
 pub fn service_label(ip_proto: u8, port: u16) -> String {
-    match transport_of(ip_proto) {
-        Some(Transport::Tcp) => format!("tcp/{port}"),
-        Some(Transport::Udp) => format!("udp/{port}"),
-        None => format!("ip/{ip_proto}"),
-    }
+    ServiceRef { ip_proto, port }.to_string()
 }
 
-/// Bytes in human units (decimal, one decimal place).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if b < 1000 {
-        return format!("{b} B");
-    }
-    let mut v = b as f64 / 1000.0;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
-fn with_thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use crate::analysis::findings::human_bytes;
 
 fn distinct_pct(sample: &[u8]) -> u8 {
     let mut seen = [0u64; 4];
@@ -673,6 +606,23 @@ fn distinct_pct(sample: &[u8]) -> u8 {
         }
     }
     ((n * 100) / sample.len().max(1) as u32).clamp(1, 100) as u8
+}
+
+/// The verdict of a flow matching `[[exclude]]` entry number `x`.
+fn excluded(s: &FlowSummary<'_>, c: &Classification, x: usize) -> VerdictFinding {
+    VerdictFinding {
+        direction: c.direction,
+        export_bytes: Some(match c.direction {
+            Direction::Export => s.bytes_fwd,
+            _ => s.bytes_rev,
+        }),
+        status: VerdictStatus::Excluded,
+        scenario: None,
+        enterprise: None,
+        name_source: None,
+        ech: c.ech,
+        exclude: u32::try_from(x).ok().map(NameRef::Exclude),
+    }
 }
 
 const VPN_PROTOCOLS: [&str; 3] = ["wireguard", "openvpn", "ipsec"];
@@ -754,13 +704,7 @@ impl Analysis for Classifier {
         self.live.signatures.scan(data, sig_hits);
     }
 
-    fn on_flow_record(
-        &mut self,
-        state: &mut FlowState,
-        s: &FlowSummary<'_>,
-        event: &mut Event,
-        out: &mut Vec<Event>,
-    ) {
+    fn on_flow_record(&mut self, state: &mut FlowState, s: &FlowSummary<'_>, out: &mut Findings) {
         self.refresh();
         let judge = if state.last_record_micros != 0 {
             state.last_record_micros
@@ -769,23 +713,16 @@ impl Analysis for Classifier {
         };
         let c = self.compiled.classify(s, judge, &mut self.scratch);
         let final_record = s.reason != EndReason::ActiveTimeout;
+        let (export_bytes, export_payload) = match c.direction {
+            Direction::Export => (s.bytes_fwd, s.payload_fwd),
+            Direction::Import => (s.bytes_rev, s.payload_rev),
+            Direction::Internal | Direction::External => (0, 0),
+        };
 
         // `[[exclude]]`: infrastructure traffic, checked before step 1. Written and counted
         // (by the writer, per entry name), never alerted on.
         if let Some(x) = self.live.exclusions.matches(s, &c) {
-            event.direction = Some(c.direction);
-            event.export_bytes = Some(match c.direction {
-                Direction::Export => s.bytes_fwd,
-                _ => s.bytes_rev,
-            });
-            event.verdict = Some(Verdict {
-                status: VerdictStatus::Excluded,
-                scenario: None,
-                enterprise: None,
-                name_source: None,
-                ech: c.ech,
-                exclude: self.live.exclusions.names().nth(x).map(str::to_string),
-            });
+            out.verdict = Some(excluded(s, &c, x));
             state.last_record_micros = s.last_micros;
             state.pi_counts = [0; 4];
             state.sig_hits = 0;
@@ -795,51 +732,23 @@ impl Analysis for Classifier {
             return;
         }
 
-        let (export_bytes, export_payload) = match c.direction {
-            Direction::Export => (s.bytes_fwd, s.payload_fwd),
-            Direction::Import => (s.bytes_rev, s.payload_rev),
-            Direction::Internal | Direction::External => (0, 0),
-        };
-        event.direction = Some(c.direction);
-        let reg = &self.compiled.registry;
-        event.verdict = Some(Verdict {
+        let cross = c.status != VerdictStatus::NotCrossBorder;
+        out.verdict = Some(VerdictFinding {
+            direction: c.direction,
+            export_bytes: cross.then_some(export_bytes),
             status: c.status,
-            scenario: c.scenario.map(|i| reg.scenarios[i as usize].id.clone()),
-            enterprise: c.enterprise.map(|i| reg.enterprises[i as usize].id.clone()),
-            name_source: if c.status == VerdictStatus::NotCrossBorder {
-                None
-            } else {
-                c.name_source.map(|n| n.as_str().to_string())
-            },
+            scenario: c.scenario.map(NameRef::Scenario),
+            enterprise: c.enterprise.map(NameRef::Enterprise),
+            name_source: c.name_source.filter(|_| cross).map(NameSource::as_str),
             ech: c.ech,
             exclude: None,
         });
-        if c.status == VerdictStatus::NotCrossBorder {
+        if !cross {
             state.last_record_micros = s.last_micros;
             return;
         }
-        event.export_bytes = Some(export_bytes);
-
-        // Finish a digit run left at the end of the stream.
         if final_record && state.carry.pending() {
-            if let Some(domestic) = c.domestic {
-                let FlowState {
-                    carry,
-                    pi_counts,
-                    evidence,
-                    ..
-                } = state;
-                let now = s.last_micros;
-                carry.finish(&mut |kind, ident| {
-                    let n = &mut pi_counts[kind.index()];
-                    *n = n.saturating_add(1);
-                    self.record_person(domestic, kind, ident, now);
-                    let ev = evidence.get_or_insert_with(Box::default);
-                    if ev.len() < MAX_EVIDENCE {
-                        ev.push(pi::mask_string(kind, ident));
-                    }
-                });
-            }
+            self.finish_carry(state, &c, s.last_micros);
         }
 
         let delta_bytes = export_bytes.saturating_sub(state.accounted_bytes);
@@ -848,407 +757,22 @@ impl Analysis for Classifier {
         state.accounted_payload = state.accounted_payload.max(export_payload);
         state.last_record_micros = s.last_micros;
         let min = self.live.cfg.min_export_bytes;
-        let carries = delta_payload > 0 && (min == 0 || delta_bytes >= min);
-
-        let now = s.last_micros;
-        let domestic = c.domestic.unwrap_or(s.initiator);
-        let foreign = c.foreign.unwrap_or(s.responder);
-        // The texts of alerts, built only when an alert is raised (most records raise none).
-        let texts: std::cell::OnceCell<Texts> = std::cell::OnceCell::new();
-        let tx = || texts.get_or_init(|| Texts::new(s, &c, delta_bytes, &self.compiled));
-        let mut alerts: Vec<Event> = Vec::new();
-        let compiled = Arc::clone(&self.compiled);
-
-        // The verdict's own alert.
-        if let Some(kind) = c.status.alert_kind() {
-            if carries {
-                let why = match c.status {
-                    VerdictStatus::Unfiled => "no filed scenario lists this source".to_string(),
-                    VerdictStatus::RecipientNotFiled => format!(
-                        "the recipient is not a filed destination of scenario {}{}",
-                        tx().scen_id,
-                        if c.ech {
-                            " (ECH hid the server name)"
-                        } else {
-                            ""
-                        }
-                    ),
-                    VerdictStatus::ServiceNotFiled => {
-                        format!(
-                            "service {} is not filed for scenario {}",
-                            tx().service,
-                            tx().scen_id
-                        )
-                    }
-                    VerdictStatus::FilingExpired => {
-                        let sc = c.scenario.map(|i| compiled.scenario(i));
-                        let day = shanghai(judge.div_euclid(1_000_000)).date;
-                        match sc {
-                            Some(sc) => format!(
-                                "scenario {} expired on {} ({} days before this flow)",
-                                sc.id,
-                                sc.valid_until,
-                                day.days_since_epoch() - sc.valid_until.days_since_epoch()
-                            ),
-                            None => "the filing is not valid on this date".to_string(),
-                        }
-                    }
-                    VerdictStatus::OutsideWindow => {
-                        let t = shanghai(judge.div_euclid(1_000_000));
-                        format!(
-                            "{:02}:{:02} Beijing time is outside the filed window of scenario {}",
-                            t.second_of_day / 3600,
-                            (t.second_of_day / 60) % 60,
-                            tx().scen_id
-                        )
-                    }
-                    VerdictStatus::FilingNotYetValid => {
-                        let day = shanghai(judge.div_euclid(1_000_000)).date;
-                        match c.scenario.map(|i| compiled.scenario(i)) {
-                            Some(sc) => {
-                                let n = sc.valid_from.days_since_epoch() - day.days_since_epoch();
-                                format!(
-                                    "scenario {} starts on {} ({n} day{} later): it does not cover transfers before then",
-                                    sc.id,
-                                    sc.valid_from,
-                                    if n == 1 { "" } else { "s" }
-                                )
-                            }
-                            None => "the filing is not valid yet on this date".to_string(),
-                        }
-                    }
-                    VerdictStatus::Filed
-                    | VerdictStatus::NotCrossBorder
-                    | VerdictStatus::Excluded => String::new(),
-                };
-                let mut e = self.alert(
-                    kind,
-                    kind.default_severity(),
-                    &tx().ts,
-                    Some(event),
-                    c.scenario,
-                    c.enterprise,
-                    format!("{}: {why}", tx().flow_desc),
-                );
-                set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-                if let (Some(a), Some(sc)) =
-                    (e.alert.as_mut(), c.scenario.map(|i| compiled.scenario(i)))
-                {
-                    if matches!(
-                        c.status,
-                        VerdictStatus::FilingExpired | VerdictStatus::FilingNotYetValid
-                    ) {
-                        a.valid_from = Some(sc.valid_from.to_string());
-                        a.valid_until = Some(sc.valid_until.to_string());
-                    }
-                    if c.status == VerdictStatus::FilingNotYetValid {
-                        let day = shanghai(judge.div_euclid(1_000_000)).date;
-                        a.days_left =
-                            Some(sc.valid_from.days_since_epoch() - day.days_since_epoch());
-                    }
-                }
-                alerts.push(e);
-            }
-        }
-
-        if c.status == VerdictStatus::Filed {
-            if let Some(si) = c.scenario {
-                let sc = compiled.scenario(si);
-                let ent = &compiled.registry.enterprises[sc.enterprise_index].id;
-                // Daily caps and surges (filed bytes only).
-                if delta_bytes > 0 {
-                    let local = shanghai(now.div_euclid(1_000_000));
-                    let hour = (now.div_euclid(1_000_000)
-                        + crossline_config::time::SHANGHAI_OFFSET_SECS)
-                        .div_euclid(3600);
-                    let rule = SurgeRule {
-                        k: self.live.cfg.surge_k,
-                        floor_bytes: self.live.cfg.surge_floor_bytes,
-                    };
-                    let o = lock(&self.shared.volume).add(
-                        &sc.id,
-                        ent,
-                        sc.bytes_per_day,
-                        local.date,
-                        hour,
-                        delta_bytes,
-                        rule,
-                    );
-                    if o.cap_level > 0 {
-                        let cap = sc.bytes_per_day.unwrap_or(0);
-                        let (sev, what) = if o.cap_level >= 2 {
-                            (Severity::High, "twice the daily cap")
-                        } else {
-                            (Severity::Med, "the daily cap")
-                        };
-                        let mut e = self.alert(
-                            AlertKind::VolumeCapExceeded,
-                            sev,
-                            &tx().ts,
-                            Some(event),
-                            Some(si),
-                            c.enterprise,
-                            format!(
-                                "Scenario {} exported {} on {} (Beijing), more than {what} of {}",
-                                sc.id,
-                                human_bytes(o.day_bytes),
-                                local.date,
-                                human_bytes(cap)
-                            ),
-                        );
-                        set_common(&mut e, &tx().recipient, &tx().service, o.day_bytes);
-                        // Cap alerts are once per level per day already: not folded.
-                        out.push(e);
-                        event_alerted(event);
-                    }
-                    if let Some(sg) = o.surge {
-                        let secs = sg.hour * 3600 - crossline_config::time::SHANGHAI_OFFSET_SECS;
-                        let hl = shanghai(secs);
-                        let mut e = self.alert(
-                            AlertKind::VolumeSurge,
-                            AlertKind::VolumeSurge.default_severity(),
-                            &tx().ts,
-                            // A surge completed by a late record of an earlier hour is not
-                            // about this flow.
-                            if sg.this_record { Some(event) } else { None },
-                            Some(si),
-                            c.enterprise,
-                            format!(
-                                "Scenario {} exported {} in the hour from {} {:02}:00 Beijing time, above its same-hour baseline of {} (threshold {}, {} weeks)",
-                                sc.id,
-                                human_bytes(sg.hour_bytes),
-                                hl.date,
-                                hl.second_of_day / 3600,
-                                human_bytes(sg.baseline_mean),
-                                human_bytes(sg.threshold),
-                                sg.samples
-                            ),
-                        );
-                        set_common(&mut e, &tx().recipient, &tx().service, sg.hour_bytes);
-                        if !sg.this_record {
-                            if let Some(a) = e.alert.as_mut() {
-                                a.recipient = None;
-                                a.service = None;
-                            }
-                        } else {
-                            event_alerted(event);
-                        }
-                        out.push(e);
-                    }
-                }
-                // Country of the recipient.
-                if carries {
-                    if let Some(geo) = &self.shared.geoip {
-                        if let Some(cc) = geo.country(foreign) {
-                            if !sc.recipient.country.as_bytes().eq_ignore_ascii_case(&cc) {
-                                let got = String::from_utf8_lossy(&cc).into_owned();
-                                let mut e = self.alert(
-                                    AlertKind::CountryMismatch,
-                                    AlertKind::CountryMismatch.default_severity(),
-                                    &tx().ts,
-                                    Some(event),
-                                    Some(si),
-                                    c.enterprise,
-                                    format!(
-                                        "{}: the recipient address is in {got}, but scenario {} files {} in {}",
-                                        tx().flow_desc, sc.id, sc.recipient.name, sc.recipient.country
-                                    ),
-                                );
-                                set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-                                alerts.push(e);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        // Personal information in cleartext.
-        let found: u32 = state.pi_counts.iter().map(|&n| u32::from(n)).sum();
-        if found > 0 {
-            let filed_pi = c.status == VerdictStatus::Filed
-                && c.scenario.is_some_and(|i| {
-                    compiled.scenario(i).data.iter().any(|d| {
-                        matches!(d, DataCategory::Personal | DataCategory::SensitivePersonal)
-                    })
-                });
-            let sev = if filed_pi {
-                Severity::Med
-            } else {
-                Severity::High
-            };
-            let kinds: Vec<String> = PiKind::ALL
-                .iter()
-                .filter(|k| state.pi_counts[k.index()] > 0)
-                .map(|k| k.counted(u64::from(state.pi_counts[k.index()])))
-                .collect();
-            let mut e = self.alert(
-                AlertKind::PersonalInfoCleartext,
-                sev,
-                &tx().ts,
-                Some(event),
-                c.scenario,
-                c.enterprise,
-                format!(
-                    "{}: unencrypted personal information ({})",
-                    tx().flow_desc,
-                    kinds.join(", ")
-                ),
-            );
-            set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-            if let Some(a) = e.alert.as_mut() {
-                a.evidence = state.evidence.take().map(|b| *b).unwrap_or_default();
-                a.count = 1;
-            }
-            alerts.push(e);
-            state.pi_counts = [0; 4];
-        }
-
-        // Content signatures.
-        if state.sig_hits != 0 {
-            let hits = std::mem::take(&mut state.sig_hits);
-            for i in 0..signatures::MAX_SIGNATURES {
-                if hits & (1 << i) == 0 {
-                    continue;
-                }
-                let Some(sig) = self.live.signatures.get(i) else {
-                    continue;
-                };
-                match sig.kind {
-                    SignatureKind::NegativeList => {
-                        let approved = c.status == VerdictStatus::Filed
-                            && c.scenario.is_some_and(|i| {
-                                let id = &compiled.scenario(i).id;
-                                sig.approved_scenarios.iter().any(|a| a == id)
-                            });
-                        if !approved {
-                            let mut e = self.alert(
-                                AlertKind::NegativeListCategory,
-                                AlertKind::NegativeListCategory.default_severity(),
-                                &tx().ts,
-                                Some(event),
-                                c.scenario,
-                                c.enterprise,
-                                format!(
-                                    "{}: negative-list data \"{}\" (signature {}) to a recipient not approved for it",
-                                    tx().flow_desc, sig.category, sig.id
-                                ),
-                            );
-                            set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-                            alerts.push(e);
-                        }
-                    }
-                    SignatureKind::ImportantData => {
-                        let mut e = self.alert(
-                            AlertKind::ImportantDataMarker,
-                            AlertKind::ImportantDataMarker.default_severity(),
-                            &tx().ts,
-                            Some(event),
-                            c.scenario,
-                            c.enterprise,
-                            format!(
-                                "{}: important-data marker \"{}\" (signature {}) in cleartext",
-                                tx().flow_desc,
-                                sig.category,
-                                sig.id
-                            ),
-                        );
-                        set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-                        alerts.push(e);
-                    }
-                }
-            }
-        }
-
-        // Opaque tunnels.
-        if carries {
-            let vpn = s.app_proto.is_some_and(|p| VPN_PROTOCOLS.contains(&p))
-                || matches!(s.ip_proto, 50 | 51);
-            // Mid-stream flows are left out of the entropy test: their first bytes seen may be
-            // the middle of a TLS or SSH session whose start we missed.
-            let unnamed = s.app_proto.is_none()
-                && !s.midstream
-                && s.tls_sni.is_none()
-                && s.quic_sni.is_none()
-                && s.http_host.is_none()
-                && transport_of(s.ip_proto).is_some();
-            let random = state.distinct_pct >= 60;
-            let explicitly_filed = c.status == VerdictStatus::Filed
-                && c.scenario.is_some_and(|i| {
-                    let sc = compiled.scenario(i);
-                    !sc.services.is_empty()
-                        && sc.services.iter().any(|sv| {
-                            *sv != Service::Any
-                                && transport_of(s.ip_proto)
-                                    .is_some_and(|t| sv.matches(t, s.responder_port))
-                        })
-                });
-            if (vpn || (unnamed && random)) && !explicitly_filed {
-                let what = match s.app_proto {
-                    Some(p) if vpn => format!("a {p} tunnel"),
-                    _ if vpn => "an IPsec tunnel".to_string(),
-                    _ => format!(
-                        "high-entropy payload with no recognised protocol ({}% distinct bytes)",
-                        state.distinct_pct
-                    ),
-                };
-                let mut e = self.alert(
-                    AlertKind::OpaqueTunnel,
-                    AlertKind::OpaqueTunnel.default_severity(),
-                    &tx().ts,
-                    Some(event),
-                    c.scenario,
-                    c.enterprise,
-                    format!("{}: {what} hides what crosses the line", tx().flow_desc),
-                );
-                set_common(&mut e, &tx().recipient, &tx().service, delta_bytes);
-                alerts.push(e);
-            }
-        }
-
-        // Line misuse: many foreign sources reaching one domestic service (that answered:
-        // unanswered probes and scans do not count).
-        if c.direction == Direction::Import && s.pkts_rev > 0 {
-            let hour = (s.first_micros.div_euclid(1_000_000)
-                + crossline_config::time::SHANGHAI_OFFSET_SECS)
-                .div_euclid(3600);
-            let n = lock(&self.shared.misuse).add(
-                (domestic, s.ip_proto, s.responder_port),
-                foreign,
-                hour,
-                self.live.cfg.misuse_sources,
-            );
-            if let Some(n) = n {
-                let mut e = self.alert(
-                    AlertKind::LineMisuse,
-                    AlertKind::LineMisuse.default_severity(),
-                    &tx().ts,
-                    Some(event),
-                    c.scenario,
-                    c.enterprise,
-                    format!(
-                        "{n} distinct foreign sources reached {domestic} ({}) within an hour: the line is serving the public, not internal office use",
-                        tx().service
-                    ),
-                );
-                set_common(&mut e, &domestic.to_string(), &tx().service, delta_bytes);
-                out.push(e);
-                event_alerted(event);
-            }
-        }
-
-        if !alerts.is_empty() {
-            event_alerted(event);
-        }
-        for e in alerts {
-            self.shape(e, &c, now, out);
-        }
+        let r = alerts::Record {
+            s,
+            c: &c,
+            judge,
+            delta_bytes,
+            carries: delta_payload > 0 && (min == 0 || delta_bytes >= min),
+            domestic: c.domestic.unwrap_or(s.initiator),
+            foreign: c.foreign.unwrap_or(s.responder),
+        };
+        self.record_alerts(&r, state, out);
         if final_record {
             state.evidence = None;
         }
     }
 
-    fn on_tick(&mut self, now: i64, health: &Health, out: &mut Vec<Event>) {
+    fn on_tick(&mut self, now: i64, health: &Health, out: &mut Findings) {
         self.refresh();
         // The data plane ticks at most once per second of packet time, plus once at the end.
         // A tick less than a second after the previous one is that final tick: flush every
@@ -1258,240 +782,90 @@ impl Analysis for Classifier {
             .is_some_and(|t| now >= t && now - t < TICK_MICROS);
         self.last_tick = Some(now);
         if final_tick {
-            self.shaper.flush(out);
+            self.shaper.flush(&mut out.alerts);
         } else {
-            self.shaper.tick(now, out);
+            self.shaper.tick(now, &mut out.alerts);
         }
-        let ts = crossline_config::event::format_timestamp_micros(now);
+        // Tick alerts are not shaped: expiry warnings are once per level, persons crossings
+        // once per threshold, sensor gaps once per tick with a count.
+        self.expiry_alerts(now, &mut out.alerts);
+        self.persons_alerts(now, &mut out.alerts);
+        out.alerts.extend(self.sensor_gap_alert(now, health));
+    }
 
-        // Expiry warnings, checked when the Beijing day changes: once per filing (and last
-        // valid day, so a renewed filing warns again) per level reached, across workers. Days
-        // left are working days (CAC Order 16 art. 9), calendar days where no holiday
-        // schedule is known (see `DetectShared::days_left`).
-        let today = shanghai(now.div_euclid(1_000_000)).date;
-        if self.expiry_day != Some(today) {
-            self.expiry_day = Some(today);
-            let levels = expiry_levels(self.live.cfg.expiry_warning_days);
-            let first = i64::from(levels[0]);
-            let compiled = Arc::clone(&self.compiled);
-            for (i, sc) in compiled.registry.scenarios.iter().enumerate() {
-                let calendar_left = sc.valid_until.days_since_epoch() - today.days_since_epoch();
-                // Working days are never more than calendar days, and N working days never
-                // span more than 2N + 30 calendar days (weekends plus the longest holidays).
-                if sc.valid_from > today || calendar_left < 0 || calendar_left > 2 * first + 30 {
-                    continue;
+    fn name_of(&self, name: NameRef) -> Option<&str> {
+        let reg = &self.compiled.registry;
+        match name {
+            NameRef::Scenario(i) => reg.scenarios.get(i as usize).map(|s| s.id.as_str()),
+            NameRef::Enterprise(i) => reg.enterprises.get(i as usize).map(|e| e.id.as_str()),
+            NameRef::Exclude(i) => self.live.exclusions.names().nth(i as usize),
+        }
+    }
+}
+
+impl Classifier {
+    /// Finish a digit run left at the end of the stream.
+    fn finish_carry(&self, state: &mut FlowState, c: &Classification, now: i64) {
+        let Some(domestic) = c.domestic else { return };
+        let FlowState {
+            carry,
+            pi_counts,
+            evidence,
+            ..
+        } = state;
+        carry.finish(&mut |kind, ident| {
+            let n = &mut pi_counts[kind.index()];
+            *n = n.saturating_add(1);
+            self.record_person(domestic, kind, ident, now);
+            let ev = evidence.get_or_insert_with(Box::default);
+            if ev.len() < MAX_EVIDENCE {
+                ev.push(pi::mask_string(kind, ident));
+            }
+        });
+    }
+
+    /// The alerts of a cross-border record, in a fixed order. Most go through the shaper;
+    /// the flow is marked alerted when any alert is about it, folded or not.
+    fn record_alerts(&mut self, r: &alerts::Record<'_>, state: &mut FlowState, out: &mut Findings) {
+        let c = r.c;
+        let mut shaped: Vec<AlertFinding> = Vec::new();
+        shaped.extend(self.verdict_alert(r));
+        if let (VerdictStatus::Filed, Some(si)) = (c.status, c.scenario) {
+            // Daily caps and surges (filed bytes only).
+            if r.delta_bytes > 0 {
+                let o = self.count_volume(r, si);
+                // Not shaped: cap alerts are once per level per day already.
+                if let Some(a) = self.cap_alert(r, si, &o) {
+                    out.alerts.push(a);
+                    out.alerted = true;
                 }
-                let (left, working) = self.shared.days_left(today, sc.valid_until);
-                let Some(level) = levels.iter().rev().find(|l| left <= i64::from(**l)) else {
-                    continue;
-                };
-                if !lock(&self.shared.expiry).first(&sc.id, sc.valid_until, *level) {
-                    continue;
+                // Not shaped: a surge is raised once per scenario and hour.
+                if let Some(sg) = &o.surge {
+                    out.alerts.push(self.surge_alert(r, si, sg));
+                    out.alerted |= sg.this_record;
                 }
-                let unit = match (working, left == 1) {
-                    (true, true) => "working day",
-                    (true, false) => "working days",
-                    (false, true) => "calendar day",
-                    (false, false) => "calendar days",
-                };
-                let note = if working {
-                    String::new()
-                } else {
-                    let cal = &self.shared.calendar;
-                    let year = (today.year..=sc.valid_until.year)
-                        .find(|y| !cal.covers(*y))
-                        .unwrap_or(sc.valid_until.year);
-                    format!(", counted in calendar days: no holiday schedule for {year}")
-                };
-                let ent = sc.enterprise_index as u32;
-                let mut e = self.alert(
-                    AlertKind::FilingExpiring,
-                    AlertKind::FilingExpiring.default_severity(),
-                    &ts,
-                    None,
-                    Some(i as u32),
-                    Some(ent),
-                    format!(
-                        "Filing {} ({}) of {} for transfers to {} expires on {}: {left} {unit} left (warning level {level} working days{note})",
-                        sc.id,
-                        sc.filing_ref,
-                        compiled.registry.enterprises[sc.enterprise_index].name,
-                        sc.recipient.name,
-                        sc.valid_until,
-                    ),
-                );
-                if let Some(a) = e.alert.as_mut() {
-                    a.days_left = Some(left.max(0));
-                    a.valid_from = Some(sc.valid_from.to_string());
-                    a.valid_until = Some(sc.valid_until.to_string());
-                }
-                out.push(e);
+            }
+            if r.carries {
+                shaped.extend(self.country_alert(r, si));
             }
         }
-
-        // Persons thresholds (one worker reports each crossing: the book remembers it).
-        let crossings = lock(&self.shared.persons).crossings();
-        for x in crossings {
-            let (ent_index, who) = match &x.owner {
-                PersonsOwner::Enterprise { id, .. } => (
-                    self.compiled
-                        .registry
-                        .enterprises
-                        .iter()
-                        .position(|e| &e.id == id)
-                        .map(|i| i as u32),
-                    id.clone(),
-                ),
-                PersonsOwner::Unknown(ip) => (None, format!("unfiled source {ip}")),
-            };
-            let what = if x.sensitive {
-                "sensitive personal information (bank cards)"
-            } else {
-                "personal information"
-            };
-            let mut e = self.alert(
-                AlertKind::PersonsThreshold,
-                AlertKind::PersonsThreshold.default_severity(),
-                &ts,
-                None,
-                None,
-                ent_index,
-                format!(
-                    "{who} has exported {what} of about {} distinct persons in {}: {}% of the {} limit",
-                    with_thousands(x.estimate),
-                    x.year,
-                    x.percent,
-                    with_thousands(x.limit)
-                ),
-            );
-            if let Some(a) = e.alert.as_mut() {
-                a.persons = Some(x.estimate);
-            }
-            out.push(e);
+        shaped.extend(self.pi_alert(r, state));
+        self.signature_alerts(r, state, &mut shaped);
+        if r.carries {
+            shaped.extend(self.tunnel_alert(r, state));
         }
-
-        // Sensor gaps: health figures are line totals, so only worker 0 reports them.
-        if self.worker == 0 {
-            let h = health;
-            let l = self.last_health;
-            let kernel = h.drops_kernel.saturating_sub(l.drops_kernel);
-            let iface = h.drops_interface.saturating_sub(l.drops_interface);
-            let queue = h.drops_queue.saturating_sub(l.drops_queue);
-            let evict = h.evictions.saturating_sub(l.evictions);
-            let loss = h.capture_loss.saturating_sub(l.capture_loss);
-            self.last_health = *h;
-            if kernel + iface + queue + evict + loss > 0 {
-                let mut e = self.alert(
-                    AlertKind::SensorGap,
-                    AlertKind::SensorGap.default_severity(),
-                    &ts,
-                    None,
-                    None,
-                    None,
-                    format!(
-                        "The sensor lost visibility since the last check: {kernel} kernel drops, {iface} interface drops, {queue} queue drops, {evict} flow evictions, {loss} acknowledged TCP segments never captured"
-                    ),
-                );
-                if let Some(a) = e.alert.as_mut() {
-                    a.count = kernel + iface + queue + evict + loss;
-                }
-                out.push(e);
-            }
+        // Not shaped: raised once per domestic service and hour, when the count of distinct
+        // foreign sources reaches the limit.
+        if let Some(a) = self.misuse_alert(r) {
+            out.alerts.push(a);
+            out.alerted = true;
         }
-    }
-}
-
-/// Texts shared by the alerts of one flow record.
-struct Texts {
-    ts: String,
-    service: String,
-    recipient: String,
-    flow_desc: String,
-    scen_id: String,
-}
-
-impl Texts {
-    fn new(
-        s: &FlowSummary<'_>,
-        c: &Classification,
-        delta_bytes: u64,
-        compiled: &Compiled,
-    ) -> Texts {
-        let service = service_label(s.ip_proto, s.responder_port);
-        let domestic = c.domestic.unwrap_or(s.initiator);
-        let foreign = c.foreign.unwrap_or(s.responder);
-        let (recipient, recipient_is_name) = recipient_of(s, c);
-        let flow_desc = match c.direction {
-            Direction::Import => format!(
-                "{foreign} fetched {} from {domestic} ({service})",
-                human_bytes(delta_bytes)
-            ),
-            _ if recipient_is_name => format!(
-                "{domestic} sent {} to {recipient} [{foreign}] ({service})",
-                human_bytes(delta_bytes)
-            ),
-            _ => format!(
-                "{domestic} sent {} to {recipient} ({service})",
-                human_bytes(delta_bytes)
-            ),
-        };
-        Texts {
-            ts: crossline_config::event::format_timestamp_micros(s.last_micros),
-            service,
-            recipient,
-            flow_desc,
-            scen_id: c
-                .scenario
-                .map(|i| compiled.scenario(i).id.clone())
-                .unwrap_or_default(),
+        if !shaped.is_empty() {
+            out.alerted = true;
         }
-    }
-}
-
-fn set_common(e: &mut Event, recipient: &str, service: &str, bytes: u64) {
-    if let Some(a) = e.alert.as_mut() {
-        a.recipient = Some(recipient.to_string());
-        a.service = Some(service.to_string());
-        a.bytes = bytes;
-    }
-}
-
-fn event_alerted(event: &mut Event) {
-    if let Some(f) = event.flow.as_mut() {
-        f.alerted = true;
-    }
-}
-
-/// The far end as matched: the matched name, else the best name known (never an ECH outer
-/// SNI), else the address. The flag tells whether it is a name. When the foreign end initiated
-/// the flow, every name describes the domestic server: the recipient is the foreign address.
-fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
-    if c.direction == Direction::Import {
-        return (
-            c.foreign
-                .map_or_else(|| s.initiator.to_string(), |ip| ip.to_string()),
-            false,
-        );
-    }
-    let sni_ok = !s.ech;
-    let name = match c.name_source {
-        Some(NameSource::Tls) => s.tls_sni,
-        Some(NameSource::Quic) => s.quic_sni,
-        Some(NameSource::Http) => s.http_host,
-        Some(NameSource::Dns) => s.dns_name,
-        None => None,
-    }
-    .or(if sni_ok { s.tls_sni } else { None })
-    .or(if sni_ok { s.quic_sni } else { None })
-    .or(s.http_host)
-    .or(s.dns_name);
-    match name {
-        Some(n) => (n.to_ascii_lowercase(), true),
-        None => (
-            c.foreign
-                .map_or_else(|| s.responder.to_string(), |ip| ip.to_string()),
-            false,
-        ),
+        for a in shaped {
+            self.shape(a, c, r.s.last_micros, &mut out.alerts);
+        }
     }
 }
 

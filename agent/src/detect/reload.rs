@@ -17,6 +17,7 @@
 //! they survive a reload; flows in the tables keep their state too.
 
 use crate::classify::Compiled;
+use crossline_config::agent::{AgentConfig, DetectConfig};
 use crossline_config::registry::{IpNet, Registry};
 use crossline_config::time::Date;
 use std::path::{Path, PathBuf};
@@ -237,12 +238,19 @@ pub struct ConfigChanges {
     pub need_restart: Vec<String>,
 }
 
+/// What a reload can change in the running uplink: its batch settings (implemented by the
+/// uplink's handle; a trait so that detection does not depend on the uplink).
+pub trait UplinkBatching: Send + Sync + std::fmt::Debug {
+    /// New batch settings, for the batches sealed from now on.
+    fn set_batching(&self, events: usize, bytes: usize, interval: std::time::Duration);
+}
+
 /// Re-reads `agent.toml` on SIGHUP and applies what can change live.
 #[derive(Debug)]
 pub struct ConfigReloader {
     running: Mutex<crossline_config::AgentConfig>,
     detect: Arc<super::DetectShared>,
-    uplink: Option<crate::uplink::UplinkHandle>,
+    uplink: Option<Box<dyn UplinkBatching>>,
 }
 
 /// Pairs `(key, old, new)` of the values that differ, as they would be written in a log.
@@ -261,7 +269,7 @@ impl ConfigReloader {
     pub fn new(
         running: crossline_config::AgentConfig,
         detect: Arc<super::DetectShared>,
-        uplink: Option<crate::uplink::UplinkHandle>,
+        uplink: Option<Box<dyn UplinkBatching>>,
     ) -> ConfigReloader {
         ConfigReloader {
             running: Mutex::new(running),
@@ -297,119 +305,9 @@ impl ConfigReloader {
         let before = running.clone();
         let old = &before;
         let mut changes = ConfigChanges::default();
-        let mut restart = Vec::new();
-        if old.gateway != new.gateway {
-            restart.push(format!("gateway: {:?} -> {:?}", old.gateway, new.gateway));
-        }
-        differ!(restart, old.capture, new.capture,
-            "capture.interfaces" => interfaces,
-            "capture.snaplen" => snaplen,
-            "capture.buffer_bytes" => buffer_bytes,
-            "capture.workers" => workers,
-            "capture.flows_per_worker" => flows_per_worker,
-            "capture.queue_batches" => queue_batches,
-            "capture.filter" => filter,
-            "capture.user" => user,
-            "capture.tcp_established_timeout" => tcp_established_timeout,
-            "capture.tcp_unestablished_timeout" => tcp_unestablished_timeout,
-            "capture.tcp_closed_timeout" => tcp_closed_timeout,
-            "capture.udp_timeout" => udp_timeout,
-            "capture.icmp_timeout" => icmp_timeout,
-            "capture.active_timeout" => active_timeout,
-            "capture.fragment_entries" => fragment_entries,
-            "capture.tls_reassembly_bytes" => tls_reassembly_bytes,
-            "capture.dns_cache_entries" => dns_cache_entries,
-        );
-        differ!(restart, old.metrics, new.metrics, "metrics.listen" => listen);
-        differ!(restart, old.detect, new.detect,
-            "detect.fold_interval" => fold_interval,
-            "detect.geoip" => geoip,
-            "detect.holidays" => holidays,
-        );
-        if old.detect.pi_key != new.detect.pi_key {
-            // Never log a secret.
-            restart.push("detect.pi_key: (changed; value not logged)".to_string());
-        }
-        match (&old.uplink, &new.uplink) {
-            (Some(o), Some(n)) => {
-                differ!(restart, o, n,
-                    "uplink.collector" => collector,
-                    "uplink.server_name" => server_name,
-                    "uplink.ca" => ca,
-                    "uplink.cert" => cert,
-                    "uplink.key" => key,
-                    "uplink.spool_dir" => spool_dir,
-                    "uplink.spool_max_bytes" => spool_max_bytes,
-                    "uplink.spool_segment_bytes" => spool_segment_bytes,
-                    "uplink.fsync" => fsync,
-                    "uplink.send_flows" => send_flows,
-                    "uplink.backoff_min" => backoff_min,
-                    "uplink.backoff_max" => backoff_max,
-                );
-                if (o.batch_events, o.batch_bytes, o.batch_interval)
-                    != (n.batch_events, n.batch_bytes, n.batch_interval)
-                {
-                    if let Some(u) = &self.uplink {
-                        u.set_batching(n.batch_events, n.batch_bytes, n.batch_interval);
-                        changes.applied.push(format!(
-                            "uplink batches: {} events / {} bytes / {:?} -> {} / {} / {:?}",
-                            o.batch_events,
-                            o.batch_bytes,
-                            o.batch_interval,
-                            n.batch_events,
-                            n.batch_bytes,
-                            n.batch_interval
-                        ));
-                    }
-                }
-            }
-            (None, None) => {}
-            (o, n) => restart.push(format!(
-                "[uplink]: {} -> {}",
-                if o.is_some() { "present" } else { "absent" },
-                if n.is_some() { "present" } else { "absent" }
-            )),
-        }
-        // Live: detection settings (signatures, exclusions, thresholds).
-        let live_detect = |c: &crossline_config::agent::DetectConfig| {
-            (
-                c.min_export_bytes,
-                c.pi_scan_bytes,
-                c.green_channel_raise,
-                c.expiry_warning_days,
-                c.surge_k.to_bits(),
-                c.surge_floor_bytes,
-                c.misuse_sources,
-            )
-        };
-        let detect_changed = live_detect(&old.detect) != live_detect(&new.detect)
-            || old.detect.signatures != new.detect.signatures
-            || old.detect.exclude != new.detect.exclude;
-        if detect_changed {
-            let mut cfg = new.detect.clone();
-            // The start-only settings keep their running values.
-            cfg.fold_interval = old.detect.fold_interval;
-            cfg.geoip.clone_from(&old.detect.geoip);
-            cfg.holidays.clone_from(&old.detect.holidays);
-            cfg.pi_key.clone_from(&old.detect.pi_key);
-            if old.detect.signatures != new.detect.signatures {
-                changes.applied.push(format!(
-                    "detect.signatures: {} -> {}",
-                    old.detect.signatures.len(),
-                    new.detect.signatures.len()
-                ));
-            }
-            if old.detect.exclude != new.detect.exclude {
-                changes.applied.push(format!(
-                    "exclude: {} -> {} entries",
-                    old.detect.exclude.len(),
-                    new.detect.exclude.len()
-                ));
-            }
-            if live_detect(&old.detect) != live_detect(&new.detect) {
-                changes.applied.push("detect thresholds".to_string());
-            }
-            self.detect.set_live(cfg.clone());
+        let restart = restart_keys(old, &new);
+        self.apply_uplink_batches(old, &new, &mut changes);
+        if let Some(cfg) = self.apply_detect(old, &new, &mut changes) {
             running.detect = cfg;
         }
         if old.domestic != new.domestic {
@@ -462,6 +360,148 @@ impl ConfigReloader {
         Ok(changes)
     }
 
+    /// New uplink batch settings are applied to the running uplink.
+    fn apply_uplink_batches(
+        &self,
+        old: &AgentConfig,
+        new: &AgentConfig,
+        changes: &mut ConfigChanges,
+    ) {
+        let (Some(o), Some(n), Some(u)) = (&old.uplink, &new.uplink, &self.uplink) else {
+            return;
+        };
+        if (o.batch_events, o.batch_bytes, o.batch_interval)
+            != (n.batch_events, n.batch_bytes, n.batch_interval)
+        {
+            u.set_batching(n.batch_events, n.batch_bytes, n.batch_interval);
+            changes.applied.push(format!(
+                "uplink batches: {} events / {} bytes / {:?} -> {} / {} / {:?}",
+                o.batch_events,
+                o.batch_bytes,
+                o.batch_interval,
+                n.batch_events,
+                n.batch_bytes,
+                n.batch_interval
+            ));
+        }
+    }
+
+    /// Live detection settings (signatures, exclusions, thresholds): applied to the workers
+    /// when they changed; returns the `[detect]` now running (start-only keys unchanged).
+    fn apply_detect(
+        &self,
+        old: &AgentConfig,
+        new: &AgentConfig,
+        changes: &mut ConfigChanges,
+    ) -> Option<DetectConfig> {
+        let live_detect = |c: &DetectConfig| {
+            (
+                c.min_export_bytes,
+                c.pi_scan_bytes,
+                c.green_channel_raise,
+                c.expiry_warning_days,
+                c.surge_k.to_bits(),
+                c.surge_floor_bytes,
+                c.misuse_sources,
+            )
+        };
+        let thresholds = live_detect(&old.detect) != live_detect(&new.detect);
+        let signatures = old.detect.signatures != new.detect.signatures;
+        let exclude = old.detect.exclude != new.detect.exclude;
+        if !(thresholds || signatures || exclude) {
+            return None;
+        }
+        let mut cfg = new.detect.clone();
+        // The start-only settings keep their running values.
+        cfg.fold_interval = old.detect.fold_interval;
+        cfg.geoip.clone_from(&old.detect.geoip);
+        cfg.holidays.clone_from(&old.detect.holidays);
+        cfg.pi_key.clone_from(&old.detect.pi_key);
+        if signatures {
+            changes.applied.push(format!(
+                "detect.signatures: {} -> {}",
+                old.detect.signatures.len(),
+                new.detect.signatures.len()
+            ));
+        }
+        if exclude {
+            changes.applied.push(format!(
+                "exclude: {} -> {} entries",
+                old.detect.exclude.len(),
+                new.detect.exclude.len()
+            ));
+        }
+        if thresholds {
+            changes.applied.push("detect thresholds".to_string());
+        }
+        self.detect.set_live(cfg.clone());
+        Some(cfg)
+    }
+}
+
+/// `key: old -> new` of the changed keys that need a restart, in the order of the file.
+fn restart_keys(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
+    let mut restart = Vec::new();
+    if old.gateway != new.gateway {
+        restart.push(format!("gateway: {:?} -> {:?}", old.gateway, new.gateway));
+    }
+    differ!(restart, old.capture, new.capture,
+        "capture.interfaces" => interfaces,
+        "capture.snaplen" => snaplen,
+        "capture.buffer_bytes" => buffer_bytes,
+        "capture.workers" => workers,
+        "capture.flows_per_worker" => flows_per_worker,
+        "capture.queue_batches" => queue_batches,
+        "capture.filter" => filter,
+        "capture.user" => user,
+        "capture.tcp_established_timeout" => tcp_established_timeout,
+        "capture.tcp_unestablished_timeout" => tcp_unestablished_timeout,
+        "capture.tcp_closed_timeout" => tcp_closed_timeout,
+        "capture.udp_timeout" => udp_timeout,
+        "capture.icmp_timeout" => icmp_timeout,
+        "capture.active_timeout" => active_timeout,
+        "capture.fragment_entries" => fragment_entries,
+        "capture.tls_reassembly_bytes" => tls_reassembly_bytes,
+        "capture.dns_cache_entries" => dns_cache_entries,
+    );
+    differ!(restart, old.metrics, new.metrics, "metrics.listen" => listen);
+    differ!(restart, old.detect, new.detect,
+        "detect.fold_interval" => fold_interval,
+        "detect.geoip" => geoip,
+        "detect.holidays" => holidays,
+    );
+    if old.detect.pi_key != new.detect.pi_key {
+        // Never log a secret.
+        restart.push("detect.pi_key: (changed; value not logged)".to_string());
+    }
+    match (&old.uplink, &new.uplink) {
+        (Some(o), Some(n)) => {
+            differ!(restart, o, n,
+                "uplink.collector" => collectors,
+                "uplink.server_name" => server_name,
+                "uplink.ca" => ca,
+                "uplink.cert" => cert,
+                "uplink.key" => key,
+                "uplink.spool_dir" => spool_dir,
+                "uplink.spool_max_bytes" => spool_max_bytes,
+                "uplink.spool_segment_bytes" => spool_segment_bytes,
+                "uplink.fsync" => fsync,
+                "uplink.send_flows" => send_flows,
+                "uplink.backoff_min" => backoff_min,
+                "uplink.backoff_max" => backoff_max,
+            );
+        }
+        (None, None) => {}
+        (o, n) => restart.push(format!(
+            "[uplink]: {} -> {}",
+            if o.is_some() { "present" } else { "absent" },
+            if n.is_some() { "present" } else { "absent" }
+        )),
+    }
+    restart
+}
+
+impl ConfigReloader {
     /// [`ConfigReloader::reload_at`] with today's Beijing date.
     pub fn reload(&self) -> Result<ConfigChanges, crossline_config::ConfigError> {
         self.reload_at(crossline_config::today_beijing())

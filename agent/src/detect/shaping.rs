@@ -9,24 +9,76 @@
 //! alert itself), so the result does not depend on the number of workers; time is always
 //! packet time, never the wall clock.
 
+use crate::analysis::findings::AlertFinding;
 use crossline_config::event::Event;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
 use std::net::IpAddr;
 
+/// An alert the shaper can fold: the writer folds events, a classifier its findings.
+pub trait Foldable {
+    /// Bytes the alert covers.
+    fn bytes(&self) -> u64;
+    /// The follow-up of `count` repeats covering `bytes`, this being the last of them.
+    fn into_followup(self, count: u64, bytes: u64) -> Self;
+}
+
+impl Foldable for Event {
+    fn bytes(&self) -> u64 {
+        self.alert.as_ref().map_or(0, |a| a.bytes)
+    }
+
+    fn into_followup(mut self, count: u64, bytes: u64) -> Self {
+        if let Some(a) = self.alert.as_mut() {
+            a.followup = true;
+            a.count = count;
+            a.bytes = bytes;
+            let times = if count == 1 { "time" } else { "times" };
+            a.summary = format!("{} (repeated {count} more {times})", a.summary);
+            a.evidence.clear();
+        }
+        self
+    }
+}
+
+impl Foldable for AlertFinding {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The summary says "(repeated N more times)" when it is rendered.
+    fn into_followup(mut self, count: u64, bytes: u64) -> Self {
+        self.followup = true;
+        self.count = count;
+        self.bytes = bytes;
+        self.evidence.clear();
+        self
+    }
+}
+
 #[derive(Debug)]
-struct Fold {
+struct Fold<T> {
     first_micros: i64,
     count: u64,
     bytes: u64,
-    last: Option<Event>,
+    last: Option<T>,
 }
 
-/// Per-worker alert folding.
+/// Identities folded at once by default (each holds its identity and the last alert).
+pub const MAX_KEYS: usize = 65_536;
+
+/// Per-worker alert folding, bounded in time (`fold_micros`) and in count (`max_keys`): when
+/// a new identity would pass the count, the identity whose interval started first is evicted
+/// and its follow-up emitted at once (early, so no folded count is lost).
 #[derive(Debug)]
-pub struct Shaper {
+pub struct Shaper<T = Event> {
     fold_micros: i64,
-    entries: HashMap<String, Fold>,
+    max_keys: usize,
+    entries: HashMap<String, Fold<T>>,
+    /// The identities by the start of their interval (oldest first, for eviction).
+    order: std::collections::BTreeSet<(i64, String)>,
+    /// Identities evicted because `max_keys` were folded.
+    evictions: u64,
     /// Earliest end of an interval being folded (`i64::MAX` when none).
     due: i64,
 }
@@ -69,19 +121,38 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     ))
 }
 
-impl Shaper {
+impl<T: Foldable> Shaper<T> {
     /// A shaper folding repeats within `fold_micros`; 0 disables folding.
-    pub fn new(fold_micros: i64) -> Shaper {
+    pub fn new(fold_micros: i64) -> Shaper<T> {
+        Self::with_max_keys(fold_micros, MAX_KEYS)
+    }
+
+    /// A shaper folding at most `max_keys` identities at once (at least 1).
+    pub fn with_max_keys(fold_micros: i64, max_keys: usize) -> Shaper<T> {
         Shaper {
             fold_micros,
+            max_keys: max_keys.max(1),
             entries: HashMap::default(),
+            order: std::collections::BTreeSet::new(),
+            evictions: 0,
             due: i64::MAX,
         }
     }
 
+    /// Identities evicted so far because the shaper was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Fold<T>> {
+        let f = self.entries.remove(key)?;
+        self.order.remove(&(f.first_micros, key.to_string()));
+        Some(f)
+    }
+
     /// Offer an alert with identity `key` at time `now`: emitted to `out` when it is the first
     /// of its interval, else folded.
-    pub fn offer(&mut self, key: String, alert: Event, now: i64, out: &mut Vec<Event>) {
+    pub fn offer(&mut self, key: String, alert: T, now: i64, out: &mut Vec<T>) {
         if self.fold_micros <= 0 {
             out.push(alert);
             return;
@@ -89,16 +160,25 @@ impl Shaper {
         match self.entries.get_mut(&key) {
             Some(f) if now - f.first_micros < self.fold_micros => {
                 f.count += 1;
-                f.bytes += alert.alert.as_ref().map_or(0, |a| a.bytes);
+                f.bytes += alert.bytes();
                 f.last = Some(alert);
             }
             _ => {
                 // First occurrence (or the previous interval ended without a tick).
-                if let Some(old) = self.entries.remove(&key) {
+                if let Some(old) = self.remove(&key) {
                     emit_followup(old, out);
+                }
+                if self.entries.len() >= self.max_keys {
+                    if let Some((_, oldest)) = self.order.pop_first() {
+                        if let Some(f) = self.entries.remove(&oldest) {
+                            emit_followup(f, out);
+                        }
+                        self.evictions += 1;
+                    }
                 }
                 out.push(alert);
                 self.due = self.due.min(now.saturating_add(self.fold_micros));
+                self.order.insert((now, key.clone()));
                 self.entries.insert(
                     key,
                     Fold {
@@ -113,7 +193,7 @@ impl Shaper {
     }
 
     /// Emit the follow-ups of intervals that ended by `now`.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<Event>) {
+    pub fn tick(&mut self, now: i64, out: &mut Vec<T>) {
         if now < self.due && now >= self.due.saturating_sub(self.fold_micros) {
             return;
         }
@@ -127,7 +207,7 @@ impl Shaper {
             .collect();
         ended.sort();
         for (_, k) in ended {
-            if let Some(f) = self.entries.remove(&k) {
+            if let Some(f) = self.remove(&k) {
                 emit_followup(f, out);
             }
         }
@@ -140,8 +220,9 @@ impl Shaper {
     }
 
     /// Emit every pending follow-up (end of capture / shutdown).
-    pub fn flush(&mut self, out: &mut Vec<Event>) {
-        let mut all: Vec<(String, Fold)> = self.entries.drain().collect();
+    pub fn flush(&mut self, out: &mut Vec<T>) {
+        self.order.clear();
+        let mut all: Vec<(String, Fold<T>)> = self.entries.drain().collect();
         all.sort_by(|a, b| (a.1.first_micros, &a.0).cmp(&(b.1.first_micros, &b.0)));
         for (_, f) in all {
             emit_followup(f, out);
@@ -155,20 +236,12 @@ impl Shaper {
     }
 }
 
-fn emit_followup(f: Fold, out: &mut Vec<Event>) {
+fn emit_followup<T: Foldable>(f: Fold<T>, out: &mut Vec<T>) {
     if f.count == 0 {
         return;
     }
-    if let Some(mut e) = f.last {
-        if let Some(a) = e.alert.as_mut() {
-            a.followup = true;
-            a.count = f.count;
-            a.bytes = f.bytes;
-            let times = if f.count == 1 { "time" } else { "times" };
-            a.summary = format!("{} (repeated {} more {times})", a.summary, f.count);
-            a.evidence.clear();
-        }
-        out.push(e);
+    if let Some(e) = f.last {
+        out.push(e.into_followup(f.count, f.bytes));
     }
 }
 
@@ -205,7 +278,7 @@ mod tests {
 
     #[test]
     fn folds_repeats_into_one_followup() {
-        let mut s = Shaper::new(300_000_000);
+        let mut s: Shaper = Shaper::new(300_000_000);
         let mut out = Vec::new();
         s.offer("k".into(), ev(10), 0, &mut out);
         s.offer("k".into(), ev(20), 1_000_000, &mut out);
@@ -223,5 +296,33 @@ mod tests {
         s.offer("k".into(), ev(1), 301_000_000, &mut out);
         assert_eq!(out.len(), 4);
         assert!(!out[3].alert.as_ref().expect("alert").followup);
+    }
+
+    #[test]
+    fn bounded_in_keys_evicting_the_oldest_with_its_followup() {
+        let mut s: Shaper = Shaper::with_max_keys(300_000_000, 2);
+        let mut out = Vec::new();
+        s.offer("a".into(), ev(1), 0, &mut out);
+        s.offer("a".into(), ev(2), 1, &mut out);
+        s.offer("b".into(), ev(3), 2, &mut out);
+        s.offer("c".into(), ev(4), 3, &mut out);
+        assert_eq!(s.pending(), 2, "never more identities than the bound");
+        assert_eq!(s.evictions(), 1);
+        // a, b, then a's follow-up (evicted first: oldest), then c.
+        assert_eq!(out.len(), 4);
+        let a = out[2].alert.as_ref().expect("alert");
+        assert!(a.followup);
+        assert_eq!((a.count, a.bytes), (1, 2));
+        assert!(!out[3].alert.as_ref().expect("alert").followup);
+        // b is still folded; a is first again.
+        s.offer("b".into(), ev(5), 4, &mut out);
+        s.offer("a".into(), ev(6), 5, &mut out);
+        assert_eq!(s.evictions(), 2, "b was the oldest");
+        assert_eq!(out.len(), 6, "b's follow-up, then a");
+        let b = out[4].alert.as_ref().expect("alert");
+        assert!(b.followup);
+        assert_eq!((b.count, b.bytes), (1, 5));
+        s.flush(&mut out);
+        assert_eq!(s.pending(), 0);
     }
 }

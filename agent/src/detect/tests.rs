@@ -4,8 +4,10 @@
 use super::*;
 use crate::analysis::{EndReason, FlowSummary, PayloadView};
 use crate::classify::tests::{domestic, flow, registry};
-use crossline_config::agent::Signature;
+use crate::worker::write_findings;
+use crossline_config::agent::{Signature, SignatureKind};
 use crossline_config::event::{format_timestamp_micros, FlowRecord};
+use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, VerdictStatus};
 use crossline_testgen::{beijing_micros, pi_records};
 use std::path::PathBuf;
 
@@ -108,10 +110,19 @@ fn run(
             },
         );
     }
-    let mut e = flow_event(s);
+    let mut found = Findings::default();
+    c.on_flow_record(st, s, &mut found);
     let mut out = Vec::new();
-    c.on_flow_record(st, s, &mut e, &mut out);
+    write_findings(c, "gw-test", 0, Some(flow_event(s)), &mut found, &mut out);
+    let e = out.remove(0);
     (e, out)
+}
+
+/// Run a tick; push its alert events to `out`.
+fn tick(c: &mut Classifier, now: i64, h: &Health, out: &mut Vec<Event>) {
+    let mut found = Findings::default();
+    c.on_tick(now, h, &mut found);
+    write_findings(c, "gw-test", 0, None, &mut found, out);
 }
 
 fn kinds(out: &[Event]) -> Vec<AlertKind> {
@@ -293,7 +304,7 @@ fn persons_threshold_80_and_100_percent() {
         &[(true, &records)],
     );
     let mut out = Vec::new();
-    c.on_tick(at(11), &Health::default(), &mut out);
+    tick(&mut c, at(11), &Health::default(), &mut out);
     let th: Vec<&Alert> = out
         .iter()
         .filter_map(|e| e.alert.as_ref())
@@ -314,7 +325,7 @@ fn persons_threshold_80_and_100_percent() {
         &[(true, &records)],
     );
     let mut out = Vec::new();
-    c.on_tick(at(12), &Health::default(), &mut out);
+    tick(&mut c, at(12), &Health::default(), &mut out);
     assert!(kinds(&out).is_empty(), "{out:?}");
     let more = phones(100, 10);
     run(
@@ -324,7 +335,7 @@ fn persons_threshold_80_and_100_percent() {
         &[(true, &more)],
     );
     let mut out = Vec::new();
-    c.on_tick(at(13), &Health::default(), &mut out);
+    tick(&mut c, at(13), &Health::default(), &mut out);
     let th: Vec<&Alert> = out
         .iter()
         .filter_map(|e| e.alert.as_ref())
@@ -434,7 +445,7 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
     );
     // Sensor gap from worker 0.
     let mut out = Vec::new();
-    c.on_tick(at(10), &Health::default(), &mut out);
+    tick(&mut c, at(10), &Health::default(), &mut out);
     // The first tick of the day warns about S-A expiring on 2026-04-15: 44 calendar days, 31
     // working days (Qingming, 4-6 April, takes Monday the 6th).
     let exp: Vec<&Alert> = out
@@ -460,14 +471,14 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
         evictions: 2,
         ..Health::default()
     };
-    c.on_tick(at(10) + 5_000_000, &h, &mut out);
+    tick(&mut c, at(10) + 5_000_000, &h, &mut out);
     assert_eq!(kinds(&out), vec![AlertKind::SensorGap]);
     assert!(out[0]
         .alert
         .as_ref()
         .is_some_and(|a| a.summary.contains("7 kernel drops")));
     let mut out = Vec::new();
-    c.on_tick(at(10) + 10_000_000, &h, &mut out);
+    tick(&mut c, at(10) + 10_000_000, &h, &mut out);
     assert!(out.is_empty(), "no new loss, no alert: {out:?}");
     // WireGuard export, unfiled service.
     let mut w = flow("10.2.0.9", 51820, "203.0.113.9", 51820);
@@ -532,10 +543,10 @@ fn folding_repeats() {
     }
     assert_eq!(first.len(), 1, "one first occurrence");
     let mut out = Vec::new();
-    c.on_tick(at(10) + 100_000_000, &Health::default(), &mut out);
+    tick(&mut c, at(10) + 100_000_000, &Health::default(), &mut out);
     assert!(kinds(&out).iter().all(|k| *k != AlertKind::UnfiledExport));
     let mut out = Vec::new();
-    c.on_tick(at(10) + 301_000_000, &Health::default(), &mut out);
+    tick(&mut c, at(10) + 301_000_000, &Health::default(), &mut out);
     let f: Vec<&Alert> = out
         .iter()
         .filter_map(|e| e.alert.as_ref())
@@ -544,6 +555,13 @@ fn folding_repeats() {
     assert_eq!(f.len(), 1);
     assert!(f[0].followup);
     assert_eq!((f[0].count, f[0].bytes), (4, 4000));
+    assert!(
+        f[0].summary
+            .ends_with("no filed scenario lists this source (repeated 4 more times)"),
+        "{}",
+        f[0].summary
+    );
+    assert_eq!(f[0].service.as_deref(), Some("tcp/22"));
 }
 
 #[test]
@@ -631,4 +649,28 @@ fn flow_state_is_small() {
         "{}",
         std::mem::size_of::<FlowState>()
     );
+}
+
+#[test]
+fn shaper_bounded_in_identities_counts_evictions() {
+    let shared = shared_with(DetectConfig::default());
+    let mut c = Classifier::new(Arc::clone(&shared), 0);
+    // One more distinct identity (recipient) than the shaper folds at once, within one interval.
+    let n = shaping::MAX_KEYS + 1;
+    let mut alerts = 0;
+    for i in 0..n {
+        let to = format!("198.{}.{}.{}", 18 + i / 65_536, (i / 256) % 256, i % 256);
+        let mut f = flow("10.99.0.1", 40000, &to, 22);
+        f.first_micros = at(10) + i as i64;
+        f.last_micros = f.first_micros + 1;
+        alerts += run(&mut c, &mut FlowState::default(), &f, &[]).1.len();
+    }
+    assert_eq!(
+        shared.shaper_evictions(),
+        1,
+        "the oldest identity made room"
+    );
+    // Every identity's first occurrence was emitted; the evicted one had no repeats.
+    assert_eq!(alerts, n);
+    assert_eq!(c.shaper.pending(), shaping::MAX_KEYS);
 }

@@ -130,47 +130,166 @@ impl AppProto {
 #[derive(Debug, Default)]
 pub struct Flow<S, L> {
     /// The normalised key.
-    pub key: FlowKey,
+    pub(super) key: FlowKey,
     /// Agent-local flow id.
-    pub flow_id: u64,
+    pub(super) flow_id: u64,
     /// First packet, Unix micros.
-    pub first_micros: i64,
+    pub(super) first_micros: i64,
     /// Last packet, Unix micros.
-    pub last_micros: i64,
+    pub(super) last_micros: i64,
     /// Active-timeout records written so far: the next is due at
     /// `first_micros + (active_records + 1) * active_timeout` (a u32 instead of an i64 deadline
     /// keeps the entry small).
-    pub active_records: u32,
+    pub(super) active_records: u32,
     /// Packets per direction.
-    pub pkts: [u64; 2],
+    pub(super) pkts: [u64; 2],
     /// Frame bytes (pcap original length) per direction.
-    pub bytes: [u64; 2],
+    pub(super) bytes: [u64; 2],
     /// Transport payload bytes per direction.
-    pub payload: [u64; 2],
+    pub(super) payload: [u64; 2],
     /// The initiator is the key's `lo` endpoint.
-    pub initiator_is_lo: bool,
+    pub(super) initiator_is_lo: bool,
     /// Picked up mid-stream (TCP without a SYN first).
-    pub midstream: bool,
+    pub(super) midstream: bool,
+    /// ICMP / ICMPv6: (type, code) of the first message per direction (when `pkts` counts one).
+    pub(super) icmp: [(u8, u8); 2],
     /// TCP state.
-    pub tcp: TcpTrack,
+    pub(super) tcp: TcpTrack,
     /// Application protocol detected so far (one byte, not a 16-byte `&str`).
-    pub app_proto: AppProto,
+    pub(super) app_proto: AppProto,
     /// Bits of L7 taps that are finished for this flow (owned by the taps).
-    pub l7_done: u8,
+    pub(super) l7_done: u8,
     /// Rare L7 state (reassembly buffers, QUIC state, found metadata), boxed.
-    pub l7: Option<Box<L>>,
+    pub(super) l7: Option<Box<L>>,
     /// Analysis state.
-    pub state: S,
+    pub(super) state: S,
     pub(crate) prev: u32,
     pub(crate) next: u32,
     pub(crate) class: TimeoutClass,
     pub(crate) live: bool,
 }
 
+/// Read access for every layer; the data plane's own fields (key, times, counters, TCP
+/// tracking) change only in [`crate::flow`]. The parts kept for other layers (the analysis
+/// state, the L7 state and done bits, the application protocol, the L7 stream cursor) have
+/// setters.
 impl<S, L> Flow<S, L> {
     /// Timeout class the flow is listed under.
     pub fn class(&self) -> TimeoutClass {
         self.class
+    }
+
+    /// The normalised key.
+    pub fn key(&self) -> &FlowKey {
+        &self.key
+    }
+
+    /// Agent-local flow id.
+    pub fn flow_id(&self) -> u64 {
+        self.flow_id
+    }
+
+    /// First packet, Unix micros.
+    pub fn first_micros(&self) -> i64 {
+        self.first_micros
+    }
+
+    /// Last packet, Unix micros.
+    pub fn last_micros(&self) -> i64 {
+        self.last_micros
+    }
+
+    /// Packets per direction (initiator -> responder first).
+    pub fn pkts(&self) -> [u64; 2] {
+        self.pkts
+    }
+
+    /// Frame bytes (pcap original length) per direction.
+    pub fn bytes(&self) -> [u64; 2] {
+        self.bytes
+    }
+
+    /// Transport payload bytes per direction.
+    pub fn payload(&self) -> [u64; 2] {
+        self.payload
+    }
+
+    /// The initiator is the key's `lo` endpoint.
+    pub fn initiator_is_lo(&self) -> bool {
+        self.initiator_is_lo
+    }
+
+    /// The initiator's address and port.
+    pub fn initiator(&self) -> (std::net::IpAddr, u16) {
+        if self.initiator_is_lo {
+            (self.key.lo_addr(), self.key.lo_port)
+        } else {
+            (self.key.hi_addr(), self.key.hi_port)
+        }
+    }
+
+    /// The responder's address and port.
+    pub fn responder(&self) -> (std::net::IpAddr, u16) {
+        if self.initiator_is_lo {
+            (self.key.hi_addr(), self.key.hi_port)
+        } else {
+            (self.key.lo_addr(), self.key.lo_port)
+        }
+    }
+
+    /// Picked up mid-stream (TCP without a SYN first).
+    pub fn midstream(&self) -> bool {
+        self.midstream
+    }
+
+    /// ICMP / ICMPv6: (type, code) of the first message per direction.
+    pub fn icmp(&self) -> [(u8, u8); 2] {
+        self.icmp
+    }
+
+    /// TCP tracking.
+    pub fn tcp(&self) -> &TcpTrack {
+        &self.tcp
+    }
+
+    /// The L7 taps' cursor in the initiator's stream: the next in-order sequence number.
+    pub fn set_stream_seq(&mut self, seq: u32) {
+        self.tcp.next_seq = seq;
+    }
+
+    /// Application protocol detected so far.
+    pub fn app_proto(&self) -> AppProto {
+        self.app_proto
+    }
+
+    /// Set the application protocol (the L7 taps).
+    pub fn set_app_proto(&mut self, p: AppProto) {
+        self.app_proto = p;
+    }
+
+    /// Bits of L7 taps that are finished for this flow (owned by the taps).
+    pub fn l7_done(&self) -> u8 {
+        self.l7_done
+    }
+
+    /// Mark L7 taps finished.
+    pub fn mark_l7_done(&mut self, bits: u8) {
+        self.l7_done |= bits;
+    }
+
+    /// Rare L7 state, when some was kept.
+    pub fn l7(&self) -> Option<&L> {
+        self.l7.as_deref()
+    }
+
+    /// The L7 state slot (owned by the taps).
+    pub fn l7_mut(&mut self) -> &mut Option<Box<L>> {
+        &mut self.l7
+    }
+
+    /// Analysis state.
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.state
     }
 }
 
@@ -401,6 +520,7 @@ mod tests {
             hi_port: 443,
             proto: 6,
             v6: false,
+            vlan: [0; 3],
         }
     }
 

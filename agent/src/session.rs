@@ -1,10 +1,10 @@
 //! The glue `main.rs` uses: start the uplink (when `[uplink]` is configured) and `/metrics`
 //! (when a listen address is given) around a pipeline run, and wind them down after it.
 
-use super::{Uplink, UplinkError};
 use crate::metrics::{MetricsError, MetricsServer, Telemetry};
 use crate::sink::EventSink;
 use crate::stats::LiveStats;
+use crate::uplink::{Uplink, UplinkError};
 use crossline_config::AgentConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl Session {
     }
 
     /// A handle on the uplink, if there is one.
-    pub fn uplink(&self) -> Option<super::UplinkHandle> {
+    pub fn uplink(&self) -> Option<crate::uplink::UplinkHandle> {
         self.uplink.as_ref().map(Uplink::handle)
     }
 
@@ -126,8 +126,8 @@ fn finish_uplink(u: Uplink, timeout: Duration) -> Result<(), UplinkError> {
     Ok(())
 }
 
-fn print_summary(s: &super::UplinkSnapshot) {
-    use super::spool::{BatchKind, DropReason};
+fn print_summary(s: &crate::uplink::UplinkSnapshot) {
+    use crate::uplink::spool::{BatchKind, DropReason};
     tracing::info!(
         "uplink: {} batches acknowledged ({} stored, {} duplicate; {} retries, \
          {} split); {} events left in the spool; {} not sent as invalid",

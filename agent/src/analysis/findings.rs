@@ -1,0 +1,619 @@
+//! What the analysis decides about a flow record or a tick, as typed values: the verdict of the
+//! record and the alerts it raises, each with the facts its kind needs. The analysis returns
+//! them; the worker writes events from them in one place ([`crate::worker::write_findings`]),
+//! so the wire [`crossline_config::event::Event`] is never half-built by the analysis.
+//!
+//! The verdict refers to the registry by index ([`NameRef`], resolved through
+//! [`super::Analysis::name_of`] right after the record): nothing is copied per flow. Alerts are
+//! rare and may be held by the alert shaper across a registry reload, so they carry their ids
+//! and the facts of their summary as values; the summary sentence is rendered only when the
+//! event is written ([`AlertFinding::summary`]).
+
+use crossline_config::event::{AlertKind, Direction, Severity, VerdictStatus};
+use crossline_config::time::Date;
+use std::net::IpAddr;
+
+/// A registry entry a finding refers to by index (valid until the next call into the analysis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRef {
+    /// Index into the registry's scenarios.
+    Scenario(u32),
+    /// Index into the registry's enterprises.
+    Enterprise(u32),
+    /// Index of an `[[exclude]]` entry of the agent config.
+    Exclude(u32),
+}
+
+/// The verdict of one flow record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerdictFinding {
+    /// Export, import, internal or external.
+    pub direction: Direction,
+    /// Bytes sent by the domestic endpoint (absent when the flow is not cross-border).
+    pub export_bytes: Option<u64>,
+    /// The verdict status.
+    pub status: VerdictStatus,
+    /// The matched (or most specific) scenario.
+    pub scenario: Option<NameRef>,
+    /// Its enterprise.
+    pub enterprise: Option<NameRef>,
+    /// `tls`, `quic`, `http` or `dns` when a name matched.
+    pub name_source: Option<&'static str>,
+    /// The flow offered ECH.
+    pub ech: bool,
+    /// The `[[exclude]]` entry that matched (status `excluded`).
+    pub exclude: Option<NameRef>,
+}
+
+/// What the analysis decided about one flow record (or, for a tick, only `alerts`).
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// The record's verdict (none from an analysis that does not classify).
+    pub verdict: Option<VerdictFinding>,
+    /// The record raised an alert about its flow (also when the shaper folded it).
+    pub alerted: bool,
+    /// Alerts to write, in order.
+    pub alerts: Vec<AlertFinding>,
+}
+
+impl Findings {
+    /// Empty, keeping the alert buffer.
+    pub fn clear(&mut self) {
+        self.verdict = None;
+        self.alerted = false;
+        self.alerts.clear();
+    }
+}
+
+/// The flow an alert is about: what the alert event copies from the flow record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRef {
+    /// The flow's id.
+    pub flow_id: u64,
+    /// IP protocol number.
+    pub ip_proto: u8,
+    /// Initiator address and port.
+    pub initiator: IpAddr,
+    /// Initiator port.
+    pub initiator_port: u16,
+    /// Responder address.
+    pub responder: IpAddr,
+    /// Responder port.
+    pub responder_port: u16,
+    /// VLAN ids of the flow (outermost first, 0 = none).
+    pub vlan: [u16; 3],
+    /// ICMP / ICMPv6: (type, code) of the initiator's first message.
+    pub icmp: (u8, u8),
+    /// Application protocol.
+    pub app_proto: Option<&'static str>,
+}
+
+/// A responder service: `tcp/443`, `udp/53`, or `ip/50` for protocols without ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// IP protocol number.
+    pub ip_proto: u8,
+    /// Responder port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip_proto {
+            6 => write!(f, "tcp/{}", self.port),
+            17 => write!(f, "udp/{}", self.port),
+            p => write!(f, "ip/{p}"),
+        }
+    }
+}
+
+/// The flow as a sentence opens: who sent how much to whom over which service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowDesc {
+    /// The foreign end initiated the flow and fetched from the domestic end.
+    pub import: bool,
+    /// Domestic endpoint.
+    pub domestic: IpAddr,
+    /// Foreign endpoint.
+    pub foreign: IpAddr,
+    /// The far end as matched (a name, or the address).
+    pub recipient: String,
+    /// `recipient` is a name (the address is then added in brackets).
+    pub recipient_is_name: bool,
+    /// The responder service.
+    pub service: ServiceRef,
+    /// Export bytes of the record.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for FlowDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, fo, svc, b) = (
+            self.domestic,
+            self.foreign,
+            self.service,
+            human_bytes(self.bytes),
+        );
+        if self.import {
+            write!(f, "{fo} fetched {b} from {d} ({svc})")
+        } else if self.recipient_is_name {
+            write!(f, "{d} sent {b} to {} [{fo}] ({svc})", self.recipient)
+        } else {
+            write!(f, "{d} sent {b} to {} ({svc})", self.recipient)
+        }
+    }
+}
+
+/// A scenario's id and validity, for the alerts about its dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioDates {
+    /// Scenario id.
+    pub id: String,
+    /// First valid day.
+    pub valid_from: Date,
+    /// Last valid day.
+    pub valid_until: Date,
+}
+
+/// How an opaque tunnel was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    /// A VPN protocol recognised by name.
+    Protocol(&'static str),
+    /// IPsec by IP protocol number (50/51).
+    Ipsec,
+    /// High-entropy payload with no recognised protocol (percentage of distinct bytes).
+    Entropy(u8),
+}
+
+/// The facts of one alert, per kind: what its summary says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertFacts {
+    /// `unfiled_export`: no filed scenario lists the source.
+    Unfiled {
+        /// The flow.
+        flow: FlowDesc,
+    },
+    /// `recipient_not_filed`.
+    RecipientNotFiled {
+        /// The flow.
+        flow: FlowDesc,
+        /// Scenario id.
+        scenario: String,
+        /// ECH hid the server name.
+        ech: bool,
+    },
+    /// `service_not_filed`.
+    ServiceNotFiled {
+        /// The flow.
+        flow: FlowDesc,
+        /// Scenario id.
+        scenario: String,
+    },
+    /// `filing_expired`.
+    FilingExpired {
+        /// The flow.
+        flow: FlowDesc,
+        /// The scenario and the days between its last valid day and the flow.
+        scenario: Option<(ScenarioDates, i64)>,
+    },
+    /// `outside_window`.
+    OutsideWindow {
+        /// The flow.
+        flow: FlowDesc,
+        /// Scenario id.
+        scenario: String,
+        /// Beijing second of the day the record was judged at.
+        second_of_day: u32,
+    },
+    /// `filing_not_yet_valid`.
+    FilingNotYetValid {
+        /// The flow.
+        flow: FlowDesc,
+        /// The scenario and the days until it starts.
+        scenario: Option<(ScenarioDates, i64)>,
+    },
+    /// `volume_cap_exceeded`.
+    VolumeCap {
+        /// Scenario id.
+        scenario: String,
+        /// Bytes counted on `day`.
+        day_bytes: u64,
+        /// Beijing day.
+        day: Date,
+        /// The daily cap.
+        cap: u64,
+        /// Twice the cap was passed.
+        twice: bool,
+    },
+    /// `volume_surge`.
+    VolumeSurge {
+        /// Scenario id.
+        scenario: String,
+        /// Bytes of the hour.
+        hour_bytes: u64,
+        /// Beijing day and hour of the hour.
+        day: Date,
+        /// Beijing hour (0-23).
+        hour: u32,
+        /// Same-hour baseline mean, threshold and weeks sampled.
+        baseline: u64,
+        /// The threshold passed.
+        threshold: u64,
+        /// Weeks in the baseline.
+        samples: u64,
+    },
+    /// `country_mismatch`.
+    CountryMismatch {
+        /// The flow.
+        flow: FlowDesc,
+        /// Country of the recipient address.
+        got: String,
+        /// Scenario id, filed recipient name and country.
+        scenario: String,
+        /// Filed recipient name.
+        recipient: String,
+        /// Filed recipient country.
+        country: String,
+    },
+    /// `personal_info_cleartext`: identifiers found per kind ("3 identity card numbers").
+    PersonalInfo {
+        /// The flow.
+        flow: FlowDesc,
+        /// Kinds found, counted.
+        kinds: Vec<String>,
+    },
+    /// `negative_list_category`.
+    NegativeList {
+        /// The flow.
+        flow: FlowDesc,
+        /// Signature category and id.
+        category: String,
+        /// Signature id.
+        signature: String,
+    },
+    /// `important_data_marker`.
+    ImportantData {
+        /// The flow.
+        flow: FlowDesc,
+        /// Signature category.
+        category: String,
+        /// Signature id.
+        signature: String,
+    },
+    /// `opaque_tunnel`.
+    OpaqueTunnel {
+        /// The flow.
+        flow: FlowDesc,
+        /// How it was recognised.
+        tunnel: Tunnel,
+    },
+    /// `line_misuse`.
+    LineMisuse {
+        /// Distinct foreign sources within the hour.
+        sources: u64,
+        /// The domestic server.
+        domestic: IpAddr,
+        /// Its service.
+        service: ServiceRef,
+    },
+    /// `filing_expiring`.
+    FilingExpiring {
+        /// The scenario.
+        scenario: ScenarioDates,
+        /// Its filing reference.
+        filing_ref: String,
+        /// Enterprise name.
+        enterprise: String,
+        /// Recipient name.
+        recipient: String,
+        /// Days left.
+        left: i64,
+        /// Days are working days (else calendar days).
+        working: bool,
+        /// Warning level reached (working days).
+        level: u32,
+        /// Calendar days were counted because this year has no holiday schedule.
+        no_schedule: Option<i32>,
+    },
+    /// `persons_threshold`.
+    PersonsThreshold {
+        /// Enterprise id or `unfiled source <address>`.
+        who: String,
+        /// Sensitive personal information.
+        sensitive: bool,
+        /// Estimated distinct persons.
+        estimate: u64,
+        /// Beijing year.
+        year: i32,
+        /// Percentage of the limit reached.
+        percent: u8,
+        /// The limit.
+        limit: u64,
+    },
+    /// `sensor_gap`: visibility lost since the last check.
+    SensorGap {
+        /// Kernel drops.
+        kernel: u64,
+        /// Interface drops.
+        interface: u64,
+        /// Queue drops.
+        queue: u64,
+        /// Flow evictions.
+        evictions: u64,
+        /// Acknowledged segments never captured.
+        loss: u64,
+    },
+}
+
+/// One alert decided by the analysis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFinding {
+    /// Alert kind.
+    pub kind: AlertKind,
+    /// Severity (already raised for green-channel enterprises where configured).
+    pub severity: Severity,
+    /// The enterprise is on the green channel.
+    pub green_channel: bool,
+    /// Scenario id.
+    pub scenario: Option<String>,
+    /// Enterprise id.
+    pub enterprise: Option<String>,
+    /// Unix microseconds the alert is stamped with.
+    pub micros: i64,
+    /// The flow the alert is about, if it is about one.
+    pub flow: Option<FlowRef>,
+    /// Far end as matched.
+    pub recipient: Option<String>,
+    /// Responder service.
+    pub service: Option<ServiceRef>,
+    /// Bytes covered.
+    pub bytes: u64,
+    /// Occurrences (more than 1 for a follow-up).
+    pub count: u64,
+    /// This alert folds repeats of an earlier one.
+    pub followup: bool,
+    /// Masked evidence.
+    pub evidence: Vec<String>,
+    /// Estimated distinct persons.
+    pub persons: Option<u64>,
+    /// Days left (expiring) or until the filing starts (not yet valid).
+    pub days_left: Option<i64>,
+    /// Validity of the scenario the alert is about.
+    pub validity: Option<(Date, Date)>,
+    /// What the summary says.
+    pub facts: AlertFacts,
+}
+
+impl AlertFinding {
+    /// The alert's one-sentence summary.
+    pub fn summary(&self) -> String {
+        let base = facts_summary(&self.facts);
+        if !self.followup {
+            return base;
+        }
+        let times = if self.count == 1 { "time" } else { "times" };
+        format!("{base} (repeated {} more {times})", self.count)
+    }
+}
+
+fn verdict_summary(f: &AlertFacts) -> Option<String> {
+    Some(match f {
+        AlertFacts::Unfiled { flow } => format!("{flow}: no filed scenario lists this source"),
+        AlertFacts::RecipientNotFiled {
+            flow,
+            scenario,
+            ech,
+        } => format!(
+            "{flow}: the recipient is not a filed destination of scenario {scenario}{}",
+            if *ech {
+                " (ECH hid the server name)"
+            } else {
+                ""
+            }
+        ),
+        AlertFacts::ServiceNotFiled { flow, scenario } => format!(
+            "{flow}: service {} is not filed for scenario {scenario}",
+            flow.service
+        ),
+        AlertFacts::FilingExpired { flow, scenario } => match scenario {
+            Some((sc, days)) => format!(
+                "{flow}: scenario {} expired on {} ({days} days before this flow)",
+                sc.id, sc.valid_until
+            ),
+            None => format!("{flow}: the filing is not valid on this date"),
+        },
+        AlertFacts::OutsideWindow {
+            flow,
+            scenario,
+            second_of_day,
+        } => format!(
+            "{flow}: {:02}:{:02} Beijing time is outside the filed window of scenario {scenario}",
+            second_of_day / 3600,
+            (second_of_day / 60) % 60,
+        ),
+        AlertFacts::FilingNotYetValid { flow, scenario } => match scenario {
+            Some((sc, n)) => format!(
+                "{flow}: scenario {} starts on {} ({n} day{} later): it does not cover transfers before then",
+                sc.id,
+                sc.valid_from,
+                if *n == 1 { "" } else { "s" }
+            ),
+            None => format!("{flow}: the filing is not valid yet on this date"),
+        },
+        _ => return None,
+    })
+}
+
+fn facts_summary(f: &AlertFacts) -> String {
+    if let Some(s) = verdict_summary(f) {
+        return s;
+    }
+    match f {
+        AlertFacts::VolumeCap {
+            scenario,
+            day_bytes,
+            day,
+            cap,
+            twice,
+        } => format!(
+            "Scenario {scenario} exported {} on {day} (Beijing), more than {} of {}",
+            human_bytes(*day_bytes),
+            if *twice {
+                "twice the daily cap"
+            } else {
+                "the daily cap"
+            },
+            human_bytes(*cap)
+        ),
+        AlertFacts::VolumeSurge {
+            scenario,
+            hour_bytes,
+            day,
+            hour,
+            baseline,
+            threshold,
+            samples,
+        } => format!(
+            "Scenario {scenario} exported {} in the hour from {day} {hour:02}:00 Beijing time, above its same-hour baseline of {} (threshold {}, {samples} weeks)",
+            human_bytes(*hour_bytes),
+            human_bytes(*baseline),
+            human_bytes(*threshold),
+        ),
+        AlertFacts::CountryMismatch {
+            flow,
+            got,
+            scenario,
+            recipient,
+            country,
+        } => format!(
+            "{flow}: the recipient address is in {got}, but scenario {scenario} files {recipient} in {country}"
+        ),
+        AlertFacts::PersonalInfo { flow, kinds } => format!(
+            "{flow}: unencrypted personal information ({})",
+            kinds.join(", ")
+        ),
+        AlertFacts::NegativeList {
+            flow,
+            category,
+            signature,
+        } => format!(
+            "{flow}: negative-list data \"{category}\" (signature {signature}) to a recipient not approved for it"
+        ),
+        AlertFacts::ImportantData {
+            flow,
+            category,
+            signature,
+        } => format!(
+            "{flow}: important-data marker \"{category}\" (signature {signature}) in cleartext"
+        ),
+        AlertFacts::OpaqueTunnel { flow, tunnel } => {
+            let what = match tunnel {
+                Tunnel::Protocol(p) => format!("a {p} tunnel"),
+                Tunnel::Ipsec => "an IPsec tunnel".to_string(),
+                Tunnel::Entropy(pct) => format!(
+                    "high-entropy payload with no recognised protocol ({pct}% distinct bytes)"
+                ),
+            };
+            format!("{flow}: {what} hides what crosses the line")
+        }
+        AlertFacts::LineMisuse {
+            sources,
+            domestic,
+            service,
+        } => format!(
+            "{sources} distinct foreign sources reached {domestic} ({service}) within an hour: the line is serving the public, not internal office use"
+        ),
+        _ => tick_summary(f),
+    }
+}
+
+fn tick_summary(f: &AlertFacts) -> String {
+    match f {
+        AlertFacts::FilingExpiring {
+            scenario,
+            filing_ref,
+            enterprise,
+            recipient,
+            left,
+            working,
+            level,
+            no_schedule,
+        } => {
+            let unit = match (working, *left == 1) {
+                (true, true) => "working day",
+                (true, false) => "working days",
+                (false, true) => "calendar day",
+                (false, false) => "calendar days",
+            };
+            let note = match no_schedule {
+                Some(year) if !working => {
+                    format!(", counted in calendar days: no holiday schedule for {year}")
+                }
+                _ => String::new(),
+            };
+            format!(
+                "Filing {} ({filing_ref}) of {enterprise} for transfers to {recipient} expires on {}: {left} {unit} left (warning level {level} working days{note})",
+                scenario.id, scenario.valid_until,
+            )
+        }
+        AlertFacts::PersonsThreshold {
+            who,
+            sensitive,
+            estimate,
+            year,
+            percent,
+            limit,
+        } => {
+            let what = if *sensitive {
+                "sensitive personal information (bank cards)"
+            } else {
+                "personal information"
+            };
+            format!(
+                "{who} has exported {what} of about {} distinct persons in {year}: {percent}% of the {} limit",
+                with_thousands(*estimate),
+                with_thousands(*limit)
+            )
+        }
+        AlertFacts::SensorGap {
+            kernel,
+            interface,
+            queue,
+            evictions,
+            loss,
+        } => format!(
+            "The sensor lost visibility since the last check: {kernel} kernel drops, {interface} interface drops, {queue} queue drops, {evictions} flow evictions, {loss} acknowledged TCP segments never captured"
+        ),
+        // Flow alerts are rendered by `facts_summary`.
+        _ => String::new(),
+    }
+}
+
+/// Bytes in human units (decimal, one decimal place).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if b < 1000 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1000.0;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `1234567` as `1,234,567`.
+pub fn with_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
