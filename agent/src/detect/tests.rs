@@ -566,8 +566,8 @@ fn folding_repeats() {
 
 #[test]
 fn country_mismatch_with_built_mmdb() {
-    let dir = std::env::temp_dir().join(format!("crossline-geo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path();
     let db = dir.join("country.mmdb");
     let net = |s: &str, l| {
         crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
@@ -611,7 +611,6 @@ fn country_mismatch_with_built_mmdb() {
         "{}",
         a.summary
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
