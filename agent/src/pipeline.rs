@@ -871,7 +871,7 @@ mod tests {
     #[test]
     fn dns_responses_are_parsed_once_on_the_capture_thread() {
         let answer: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
-        let msg = crate::testgen::dns_response(7, "files.example.org", None, &[answer], 300);
+        let msg = crossline_testgen::dns_response(7, "files.example.org", None, &[answer], 300);
         // UDP 53 -> 40000 carrying the response.
         let mut udp = vec![0x00, 0x35, 0x9c, 0x40];
         udp.extend_from_slice(&((8 + msg.len()) as u16).to_be_bytes());

@@ -7,8 +7,8 @@
 //!
 //! Needs root, `ip`, `tcpreplay` and Alertmanager; otherwise SKIPPED (a panic under `CI=true`).
 
-use crossline_agent::testgen::{frame, Generator, Label, TcpFlow, L4};
 use crossline_e2e::*;
+use crossline_testgen::{frame, Generator, Label, TcpFlow, L4};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
