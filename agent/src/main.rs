@@ -60,6 +60,10 @@ enum Command {
         /// events stay spooled or the collector refused any.
         #[arg(long, value_parser = crossline_config::parse_duration)]
         drain_timeout: Option<std::time::Duration>,
+        /// Capture-file reader: native (default, faster) or libpcap. libpcap is used whenever
+        /// `capture.filter` is set.
+        #[arg(long, default_value = "native")]
+        reader: crossline_agent::capture::file::OfflineReader,
     },
     /// Capture live on the configured interfaces until SIGTERM / SIGINT.
     Run {
@@ -255,7 +259,9 @@ fn main() -> ExitCode {
             report_lang,
             state,
             drain_timeout,
+            reader,
         } => {
+            crossline_agent::capture::file::set_offline_reader(reader);
             let cfg = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,

@@ -14,10 +14,12 @@
 //! sections and interfaces, Enhanced, Simple and the obsolete Packet blocks; every other block
 //! type is skipped. Errors carry the byte offset of the record or block they concern.
 
+use super::offline::OfflineFiles;
 use super::{ts_micros, CaptureError, PacketSource, RawPacket, Status};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Default read chunk.
 pub const CHUNK: usize = 8 << 20;
@@ -911,6 +913,105 @@ impl PacketSource for NativeFiles {
         } else {
             Status::End
         })
+    }
+}
+
+/// Which reader offline runs use for capture files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OfflineReader {
+    /// [`NativeFiles`] (the default): measured faster than libpcap, see `bench_read`.
+    #[default]
+    Native,
+    /// libpcap ([`OfflineFiles`]); also used whenever `capture.filter` is set, as the native
+    /// reader has no BPF engine.
+    Libpcap,
+}
+
+impl std::str::FromStr for OfflineReader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(OfflineReader::Native),
+            "libpcap" => Ok(OfflineReader::Libpcap),
+            _ => Err(format!("unknown reader {s:?}, expected native or libpcap")),
+        }
+    }
+}
+
+static READER: AtomicU8 = AtomicU8::new(0);
+
+/// Choose the reader of later offline runs in this process (`analyze --reader`).
+pub fn set_offline_reader(r: OfflineReader) {
+    READER.store(r as u8, Ordering::Relaxed);
+}
+
+/// The reader offline runs use (see [`set_offline_reader`]).
+pub fn offline_reader() -> OfflineReader {
+    if READER.load(Ordering::Relaxed) == OfflineReader::Libpcap as u8 {
+        OfflineReader::Libpcap
+    } else {
+        OfflineReader::Native
+    }
+}
+
+/// The capture files of an offline run, read by one of the two readers.
+#[derive(Debug)]
+pub enum OfflineInput {
+    /// libpcap.
+    Libpcap(OfflineFiles),
+    /// The native reader.
+    Native(NativeFiles),
+}
+
+impl OfflineInput {
+    /// Open every file with `reader` (libpcap whenever a `filter` is given).
+    pub fn open(
+        paths: &[PathBuf],
+        filter: Option<&str>,
+        reader: OfflineReader,
+    ) -> Result<Self, CaptureError> {
+        if filter.is_some() || reader == OfflineReader::Libpcap {
+            OfflineFiles::open(paths, filter).map(OfflineInput::Libpcap)
+        } else {
+            NativeFiles::open(paths).map(OfflineInput::Native)
+        }
+    }
+
+    /// Bytes of the files consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        match self {
+            OfflineInput::Libpcap(s) => s.bytes_read,
+            OfflineInput::Native(s) => s.bytes_read,
+        }
+    }
+
+    /// Sum of the file sizes.
+    pub fn total_bytes(&self) -> u64 {
+        match self {
+            OfflineInput::Libpcap(s) => s.total_bytes,
+            OfflineInput::Native(s) => s.total_bytes,
+        }
+    }
+
+    /// The files not read completely so far, as `"FILE: message"`, taken out.
+    pub fn take_file_errors(&mut self) -> Vec<String> {
+        match self {
+            OfflineInput::Libpcap(s) => std::mem::take(&mut s.file_errors),
+            OfflineInput::Native(s) => std::mem::take(&mut s.file_errors),
+        }
+    }
+}
+
+impl PacketSource for OfflineInput {
+    fn read(
+        &mut self,
+        max: usize,
+        f: &mut dyn FnMut(RawPacket<'_>),
+    ) -> Result<Status, CaptureError> {
+        match self {
+            OfflineInput::Libpcap(s) => s.read(max, f),
+            OfflineInput::Native(s) => s.read(max, f),
+        }
     }
 }
 
