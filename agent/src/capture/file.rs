@@ -108,6 +108,10 @@ enum Format {
 pub struct FileReader<R> {
     src: R,
     buf: Vec<u8>,
+    /// Read size once the header is parsed (`buf` stays small until then, so files opened up
+    /// front cost little memory before they are read).
+    chunk: usize,
+    opened: bool,
     pos: usize,
     end: usize,
     /// File offset of `buf[0]`.
@@ -171,7 +175,9 @@ impl<R: Read> FileReader<R> {
     pub fn with_chunk(src: R, chunk: usize) -> Result<Self, ReadError> {
         let mut r = FileReader {
             src,
-            buf: vec![0; chunk.max(64)],
+            buf: Vec::new(),
+            chunk: chunk.max(64),
+            opened: false,
             pos: 0,
             end: 0,
             base: 0,
@@ -195,6 +201,7 @@ impl<R: Read> FileReader<R> {
         } else {
             r.open_pcap(m)?;
         }
+        r.opened = true;
         Ok(r)
     }
 
@@ -223,8 +230,13 @@ impl<R: Read> FileReader<R> {
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
-            if self.buf.len() < need {
-                self.buf.resize(need, 0);
+            let want = if self.opened {
+                need.max(self.chunk)
+            } else {
+                need.max(4096)
+            };
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
             }
         }
         while self.end - self.pos < need {
