@@ -363,3 +363,24 @@ fn analyze_writes_the_same_events_with_either_reader() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_unknown_reader_is_refused_naming_it() {
+    let dir = common::config_dir("reader-bad", "");
+    let o = common::bin()
+        .args(["analyze", "--reader", "mmap", "--config"])
+        .arg(dir.join("agent.toml"))
+        .arg(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/corpus/tcpdump__dns_tcp.pcap"
+        )))
+        .output()
+        .expect("run crossline-agent");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"mmap\"") && err.contains("native or libpcap"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
