@@ -76,6 +76,8 @@ fn summary(o: &Owned, t: i64) -> FlowSummary<'_> {
         initiator_port: 40000,
         responder: o.dst,
         responder_port: 443,
+        vlan: [0; 3],
+        icmp: (0, 0),
         pkts_fwd: 10,
         pkts_rev: 10,
         bytes_fwd: 5000,

@@ -264,6 +264,8 @@ fn classify(shared: &DetectShared) {
         initiator_port: 51514,
         responder,
         responder_port: 443,
+        vlan: [0; 3],
+        icmp: (0, 0),
         pkts_fwd: 12,
         pkts_rev: 10,
         bytes_fwd: 4311,

@@ -52,6 +52,10 @@ pub struct FlowSummary<'a> {
     pub initiator_port: u16,
     pub responder: IpAddr,
     pub responder_port: u16,
+    /// VLAN ids of the flow's key (outermost first, 0 = none).
+    pub vlan: [u16; 3],
+    /// ICMP / ICMPv6: (type, code) of the initiator's first message; (0, 0) otherwise.
+    pub icmp: (u8, u8),
     pub pkts_fwd: u64,
     pub pkts_rev: u64,
     /// Whole frames as captured on the wire (pcap original length), the byte rule of docs/events.md.

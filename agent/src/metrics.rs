@@ -80,6 +80,8 @@ pub struct AgentMetrics {
     uplink_lines_rejected: IntCounter,
     uplink_connected: IntGauge,
     uplink_enabled: IntGauge,
+    uplink_failovers: IntCounter,
+    uplink_collector: IntGaugeVec,
     registry_generation: IntGauge,
     registry_reload_failures: IntCounter,
     scenario_bytes_today: IntGaugeVec,
@@ -223,6 +225,17 @@ impl AgentMetrics {
                 "uplink_enabled",
                 "1 when an [uplink] section is configured.",
             ),
+            uplink_failovers: c(
+                "uplink_failovers_total",
+                "Moves of the uplink to the next collector of its list after a connection, TLS \
+                 or timeout error or a 5xx.",
+            ),
+            uplink_collector: gv(
+                "uplink_collector",
+                "1 for the collector (host:port of [uplink] collector) batches go to, 0 for the \
+                 others of the list.",
+                &["collector"],
+            ),
             registry_generation: g(
                 "registry_generation",
                 "Generation of the active registry (1 at start, +1 per reload).",
@@ -293,6 +306,8 @@ impl AgentMetrics {
             Box::new(m.uplink_lines_rejected.clone()),
             Box::new(m.uplink_connected.clone()),
             Box::new(m.uplink_enabled.clone()),
+            Box::new(m.uplink_failovers.clone()),
+            Box::new(m.uplink_collector.clone()),
             Box::new(m.registry_generation.clone()),
             Box::new(m.registry_reload_failures.clone()),
             Box::new(m.scenario_bytes_today.clone()),
@@ -434,6 +449,16 @@ impl AgentMetrics {
             advance(&self.uplink_batches.with_label_values(&[result]), n);
         }
         self.uplink_connected.set(i64::from(u.connected));
+        advance(&self.uplink_failovers, u.failovers);
+    }
+
+    /// Which of the configured collectors (`host:port`, in order) is current.
+    pub fn observe_collectors(&self, collectors: &[String], current: usize) {
+        for (i, c) in collectors.iter().enumerate() {
+            self.uplink_collector
+                .with_label_values(&[c.as_str()])
+                .set(i64::from(i == current));
+        }
     }
 
     /// Registry generation and refused reloads.
@@ -672,8 +697,11 @@ impl Telemetry {
             self.metrics.observe_live(&live);
         }
         if let Some(u) = &self.uplink {
+            let snapshot = u.snapshot();
             self.metrics
-                .observe_uplink(&u.snapshot(), crate::uplink::spool::unix_ms_now());
+                .observe_uplink(&snapshot, crate::uplink::spool::unix_ms_now());
+            self.metrics
+                .observe_collectors(u.collectors(), snapshot.current);
         }
         if let Some(r) = self.registry.lock().ok().and_then(|g| g.clone()) {
             self.metrics

@@ -37,7 +37,7 @@ use crate::analysis::Analysis;
 use crate::capture::file::OfflineInput;
 use crate::capture::live::LiveHandle;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
-use crate::decode::{decode, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
+use crate::decode::{decode_wire, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::flow::FlowKey;
@@ -184,7 +184,7 @@ impl Dispatcher {
             self.since_flush = 0;
             self.flush_counters();
         }
-        match decode(p.linktype, p.data, &mut self.dec) {
+        match decode_wire(p.linktype, p.data, p.orig_len, &mut self.dec) {
             Ok(()) => {}
             Err(Outcome::Error(e)) => {
                 self.counters.decode_errors[e.index()] += 1;

@@ -72,6 +72,17 @@ pub fn check(cfg: &AgentConfig) -> Preflight {
         }
     }
     if let Some(u) = &cfg.uplink {
+        for url in &u.collectors {
+            match crate::uplink::client::Endpoint::parse(url, u.server_name.as_deref()) {
+                Ok(e) => p.ok(format!(
+                    "uplink.collector {url}: connects to {}:{}, certificate name {}",
+                    e.host,
+                    e.port,
+                    u.server_name.as_deref().unwrap_or(&e.host)
+                )),
+                Err(e) => p.error(format!("uplink.collector: {e}")),
+            }
+        }
         certificates(&u.ca, &u.cert, &u.key, &mut p);
         writable("uplink.spool_dir", &u.spool_dir, &mut p);
     }

@@ -14,7 +14,7 @@ use crate::dns_cache::DnsCache;
 use crate::flow::{AppProto, Flow};
 use crate::l7::quic::{looks_like_initial, QuicInitial};
 use crate::l7::tls::ClientHello;
-use crate::l7::{banner, community_id, dns, http, tls, Parse};
+use crate::l7::{banner, dns, http, tls, Parse};
 use crate::stats::LiveStats;
 use crossline_config::event::{HttpMeta, TlsMeta};
 use std::sync::atomic::Ordering;
@@ -458,12 +458,6 @@ pub fn learn_dns(cache: &DnsCache, proto: u8, payload: &[u8], now_micros: i64) -
     } else {
         dns::parse_answers(payload, &mut insert).is_ok()
     }
-}
-
-/// Community ID v1 of a flow (`1:base64`).
-pub fn community_id<S>(flow: &Flow<S, L7State>) -> Option<String> {
-    let ((a, ap), (b, bp)) = (flow.initiator(), flow.responder());
-    Some(community_id::community_id(flow.key().proto, a, ap, b, bp))
 }
 
 /// Most DNS-over-TCP directions with an unfinished message held per capture thread.

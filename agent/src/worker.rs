@@ -326,7 +326,7 @@ impl<A: Analysis> Worker<A> {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            let (idx, from_init) = {
+            let Some((idx, from_init)) = ({
                 let ordered = self.sync.is_some();
                 let Worker {
                     tracker,
@@ -345,6 +345,8 @@ impl<A: Analysis> Worker<A> {
                         record(analysis, ctx, events, keys, scratch, f, r)
                     }
                 })
+            }) else {
+                continue; // a stray segment of a closed connection: no flow
             };
             if !payload.is_empty() {
                 let flow = self.tracker.flow_mut(idx);
@@ -526,6 +528,7 @@ impl<A: Analysis> Worker<A> {
         write_findings(
             &self.analysis,
             &self.ctx.gateway,
+            self.ctx.capture.community_id_seed,
             None,
             &mut self.scratch,
             &mut self.events,
@@ -597,6 +600,10 @@ impl<A: Analysis> Worker<A> {
         self.counters.loss_acks += c.loss_acks;
         self.counters.loss_gaps += c.loss_gaps;
         self.counters.loss_bytes += c.loss_bytes;
+        if c.after_close > 0 {
+            self.ctx.stats.ignored[crate::decode::Ignored::TcpAfterClose.index()]
+                .fetch_add(c.after_close, Ordering::Relaxed);
+        }
         self.counters.flush(&self.ctx.stats);
     }
 
@@ -691,13 +698,9 @@ fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u6
 
 /// The EVE `proto` spelling of an IP protocol number.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        1 => "ICMP".into(),
-        58 => "IPv6-ICMP".into(),
-        n => n.to_string(),
-    }
+    crate::flow::key::proto_name(p)
+        .map(str::to_string)
+        .unwrap_or_else(|| p.to_string())
 }
 
 /// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
@@ -728,6 +731,8 @@ fn record<A: Analysis>(
         initiator_port: init_port,
         responder: resp,
         responder_port: resp_port,
+        vlan: f.key().vlan,
+        icmp: f.icmp()[0],
         pkts_fwd: f.pkts()[0],
         pkts_rev: f.pkts()[1],
         bytes_fwd: f.bytes()[0],
@@ -761,11 +766,29 @@ fn record<A: Analysis>(
     );
     e.flow_id = Some(f.flow_id());
     e.proto = Some(proto_name(f.key().proto));
+    e.vlan = f.key().vlan_ids();
     e.src_ip = Some(init.to_string());
-    e.src_port = Some(init_port);
     e.dest_ip = Some(resp.to_string());
-    e.dest_port = Some(resp_port);
-    e.community_id = taps::community_id(f);
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    let icmp = f.icmp();
+    match f.key().proto {
+        // ICMP: EVE's type and code instead of ports.
+        ICMP | ICMPV6 => {
+            (e.icmp_type, e.icmp_code) = (Some(icmp[0].0), Some(icmp[0].1));
+            if f.pkts()[1] > 0 {
+                e.response_icmp_type = Some(icmp[1].0);
+                e.response_icmp_code = Some(icmp[1].1);
+            }
+        }
+        TCP | UDP | SCTP => (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port)),
+        _ => {} // no ports (GRE, ESP, ...), as EVE
+    }
+    e.community_id = Some(crate::l7::community_id::of_flow(
+        ctx.capture.community_id_seed,
+        f.key(),
+        f.initiator_is_lo(),
+        icmp[0],
+    ));
     e.app_proto = f.app_proto().name().map(str::to_string);
     e.dns_name = dns_name.as_deref().map(str::to_string);
     e.flow = Some(FlowRecord {
@@ -786,7 +809,14 @@ fn record<A: Analysis>(
     e.http = http.clone();
     scratch.clear();
     analysis.on_flow_record(f.state_mut(), &summary, scratch);
-    write_findings(analysis, &ctx.gateway, Some(e), scratch, events);
+    write_findings(
+        analysis,
+        &ctx.gateway,
+        ctx.capture.community_id_seed,
+        Some(e),
+        scratch,
+        events,
+    );
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(keys, events.len(), f.last_micros(), f.flow_id());
 }
@@ -797,6 +827,7 @@ fn record<A: Analysis>(
 pub fn write_findings<A: Analysis>(
     analysis: &A,
     gateway: &str,
+    community_id_seed: u16,
     flow: Option<Event>,
     findings: &mut Findings,
     out: &mut Vec<Event>,
@@ -812,7 +843,12 @@ pub fn write_findings<A: Analysis>(
         }
         out.push(e);
     }
-    out.extend(findings.alerts.drain(..).map(|a| alert_event(gateway, a)));
+    out.extend(
+        findings
+            .alerts
+            .drain(..)
+            .map(|a| alert_event(gateway, community_id_seed, a)),
+    );
 }
 
 fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
@@ -830,25 +866,37 @@ fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
 }
 
 /// The alert event of `a`; flow fields are those of the flow it is about, if any.
-fn alert_event(gateway: &str, a: AlertFinding) -> Event {
+fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
     let mut e = Event::new(
         EventType::Alert,
         format_timestamp_micros(a.micros),
         gateway.to_string(),
     );
     if let Some(f) = a.flow {
+        use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
         e.flow_id = Some(f.flow_id);
         e.proto = Some(proto_name(f.ip_proto));
+        e.vlan = crate::flow::key::vlan_list(&f.vlan);
         e.src_ip = Some(f.initiator.to_string());
-        e.src_port = Some(f.initiator_port);
         e.dest_ip = Some(f.responder.to_string());
-        e.dest_port = Some(f.responder_port);
-        e.community_id = Some(crate::l7::community_id::community_id(
+        let (a_port, b_port) = match f.ip_proto {
+            ICMP | ICMPV6 => {
+                (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1));
+                (u16::from(f.icmp.0), u16::from(f.icmp.1))
+            }
+            TCP | UDP | SCTP => {
+                (e.src_port, e.dest_port) = (Some(f.initiator_port), Some(f.responder_port));
+                (f.initiator_port, f.responder_port)
+            }
+            _ => (0, 0),
+        };
+        e.community_id = Some(crate::l7::community_id::community_id_seeded(
+            seed,
             f.ip_proto,
             f.initiator,
-            f.initiator_port,
+            a_port,
             f.responder,
-            f.responder_port,
+            b_port,
         ));
         e.app_proto = f.app_proto.map(str::to_string);
     }

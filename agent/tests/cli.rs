@@ -116,7 +116,7 @@ fn analyze_writes_flows_then_stats_to_the_out_file() {
 }
 
 #[test]
-fn bad_config_exits_2() {
+fn bad_config_exits_78() {
     let dir = config_dir("bad");
     std::fs::write(dir.join("agent.toml"), "gateway = 5\n").expect("write");
     let st = bin()
@@ -127,12 +127,49 @@ fn bad_config_exits_2() {
         .expect("runs");
     assert_eq!(
         st.status.code(),
-        Some(2),
+        Some(78),
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
     assert!(String::from_utf8_lossy(&st.stderr).contains("agent.toml"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Command-line mistakes exit 64 (EX_USAGE), help and version 0; the help lists the codes.
+#[test]
+fn usage_errors_exit_64() {
+    for args in [
+        &["analyze", "--no-such-option", "x.pcap"][..],
+        &["analyze", "--config", "a.toml"][..],
+        &[
+            "analyze",
+            "--config",
+            "a.toml",
+            "--linger",
+            "5 parsecs",
+            "x.pcap",
+        ][..],
+        &["frobnicate"][..],
+        &[][..],
+    ] {
+        let st = bin().args(args).output().expect("runs");
+        assert_eq!(
+            st.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        assert!(!st.stderr.is_empty(), "{args:?}: the mistake is explained");
+    }
+    let help = bin().arg("--help").output().expect("runs");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("64  usage error") && text.contains("78  configuration error"),
+        "{text}"
+    );
+    let version = bin().arg("--version").output().expect("runs");
+    assert_eq!(version.status.code(), Some(0));
 }
 
 #[test]

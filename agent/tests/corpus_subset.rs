@@ -14,13 +14,24 @@
 //!   our counts (recomputed here from the capture) gives tshark's figures exactly.
 //! - `oracle_rounded`: a row whose bytes tshark printed rounded (`bytes_exact=0`); frames must
 //!   still match.
+//! - `beyond_wire`: frames whose IPv4 total length / IPv6 payload length claims more bytes than
+//!   the frame had on the wire (`tcpdump__ipv4_invalid_total_length.pcap`): tshark files them
+//!   under the header's 5-tuple, the agent counts them as decode errors
+//!   (`ipv4_length_beyond_wire`, `ipv6_length_beyond_wire`). The row is accepted only if adding
+//!   the frames that only a lax decode (wire length unknown) takes gives tshark's figures
+//!   exactly; such rows are out of the exact ratio's denominator.
+//! - `after_close`: TCP segments without payload or SYN (retransmitted FINs, their ACKs)
+//!   arriving after a connection closed by FIN / RST was written: tshark adds them to the
+//!   conversation, the agent counts them as `ignored.tcp_after_close` instead of starting a
+//!   second, reversed flow. The row is accepted only if adding the segments an agent flow table
+//!   (run here over the capture) turns away gives tshark's figures exactly.
 //!
 //! The SNI of every TLS / QUIC ClientHello tshark decoded must be on the matching flow, and
 //! flows to an address tshark saw answered earlier must carry one of the answered names.
 
 use crossline_agent::analysis::NoAnalysis;
-use crossline_agent::decode::{decode, Decoded, Frag, FragKey};
-use crossline_agent::flow::FlowKey;
+use crossline_agent::decode::{decode, decode_wire, DecodeError, Decoded, Frag, FragKey, Outcome};
+use crossline_agent::flow::{FlowKey, FlowTracker};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
 use crossline_agent::sink::{EventSink, MemorySink};
 use crossline_config::agent::{AgentConfig, CaptureConfig, DetectConfig, MetricsConfig};
@@ -295,6 +306,69 @@ fn fragment_adjustment(file: &Path) -> HashMap<ConvKey, Counts> {
 
 /// Feature tags per capture from the folder's SOURCES.md: a table row naming the capture in
 /// backticks and carrying `features: a,b`.
+/// The TCP segments the flow table takes as strays of a connection closed shortly before
+/// (no payload, no SYN, less than `AFTER_CLOSE_MICROS` after a FIN / RST close: counted as
+/// `ignored.tcp_after_close`, not as a second flow), per conversation, found by running the
+/// capture's packets through a flow table of the agent's.
+fn after_close_adjustment(file: &Path) -> HashMap<ConvKey, Counts> {
+    let mut cap = pcap::Capture::from_file(file).expect("opens");
+    let lt = cap.get_datalink().0;
+    let mut d = Decoded::default();
+    let mut tracker: FlowTracker<(), ()> = FlowTracker::new(&CaptureConfig::default(), 0, 1);
+    let mut m = HashMap::new();
+    while let Ok(p) = cap.next_packet() {
+        if decode_wire(lt, p.data, p.header.len, &mut d).is_err()
+            || d.proto != 6
+            || !matches!(d.frag, Frag::None)
+        {
+            continue;
+        }
+        let ts = crossline_agent::capture::ts_micros(p.header.ts.tv_sec, p.header.ts.tv_usec);
+        if tracker
+            .on_packet(&d, ts, p.header.len, &mut |_, _| {})
+            .is_some()
+        {
+            continue;
+        }
+        let s = crossline_agent::flow::key::to_ip(&d.src, d.v6);
+        let t = crossline_agent::flow::key::to_ip(&d.dst, d.v6);
+        let (ck, s_lo) = conv_key("tcp", (s, d.src_port), (t, d.dst_port));
+        add(&mut m, ck, s_lo, [1, u64::from(p.header.len)], [0, 0]);
+    }
+    m
+}
+
+/// The frames that only a lax decode (wire length unknown) turns into TCP / UDP traffic, per
+/// conversation: those the agent counts as `*_length_beyond_wire` decode errors.
+fn beyond_wire_adjustment(file: &Path) -> HashMap<ConvKey, Counts> {
+    let mut cap = pcap::Capture::from_file(file).expect("opens");
+    let lt = cap.get_datalink().0;
+    let mut d = Decoded::default();
+    let mut m = HashMap::new();
+    while let Ok(p) = cap.next_packet() {
+        let held = decode_wire(lt, p.data, p.header.len, &mut d);
+        if !matches!(
+            held,
+            Err(Outcome::Error(
+                DecodeError::Ipv4LengthBeyondWire | DecodeError::Ipv6LengthBeyondWire
+            ))
+        ) || decode(lt, p.data, &mut d).is_err()
+        {
+            continue;
+        }
+        let proto = match d.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => continue,
+        };
+        let s = crossline_agent::flow::key::to_ip(&d.src, d.v6);
+        let t = crossline_agent::flow::key::to_ip(&d.dst, d.v6);
+        let (ck, s_lo) = conv_key(proto, (s, d.src_port), (t, d.dst_port));
+        add(&mut m, ck, s_lo, [1, u64::from(p.header.len)], [0, 0]);
+    }
+    m
+}
+
 fn tags(dir: &Path) -> HashMap<String, Vec<String>> {
     let text = std::fs::read_to_string(dir.join("SOURCES.md")).unwrap_or_default();
     let mut m = HashMap::new();
@@ -326,6 +400,8 @@ struct Tally {
     tunnel_outer: u64,
     fragments: u64,
     rounded: u64,
+    beyond_wire: u64,
+    after_close: u64,
     mismatch: u64,
 }
 
@@ -336,10 +412,17 @@ impl Tally {
         self.tunnel_outer += o.tunnel_outer;
         self.fragments += o.fragments;
         self.rounded += o.rounded;
+        self.beyond_wire += o.beyond_wire;
+        self.after_close += o.after_close;
         self.mismatch += o.mismatch;
     }
     fn explained(&self) -> u64 {
-        self.exact + self.tunnel_outer + self.fragments + self.rounded
+        self.exact
+            + self.tunnel_outer
+            + self.fragments
+            + self.rounded
+            + self.beyond_wire
+            + self.after_close
     }
 }
 
@@ -419,6 +502,8 @@ fn compare_file(dir: &Path, file: &Path, report: &mut Report) -> Tally {
     let oracle = read_conv_oracle(&oracle_path("conv"));
     let mine = our_counts(&events);
     let frag = fragment_adjustment(file);
+    let beyond = beyond_wire_adjustment(file);
+    let after = after_close_adjustment(file);
     let mut t = Tally::default();
     for (k, want) in &oracle.convs {
         t.convs += 1;
@@ -440,6 +525,16 @@ fn compare_file(dir: &Path, file: &Path, report: &mut Report) -> Tally {
                     "{name}: {k:?} tshark={want:?} ours={got:?} (fragments taken out: {fixed:?})"
                 ));
             }
+        } else if beyond.get(k).is_some_and(|adj| {
+            let g = got.unwrap_or_default();
+            [0, 1, 2, 3].map(|i| g[i] + adj[i]) == *want
+        }) {
+            t.beyond_wire += 1;
+        } else if after.get(k).is_some_and(|adj| {
+            let g = got.unwrap_or_default();
+            [0, 1, 2, 3].map(|i| g[i] + adj[i]) == *want
+        }) {
+            t.after_close += 1;
         } else if oracle.rounded.contains(k)
             && got.is_some_and(|g| g[0] == want[0] && g[2] == want[2])
         {
@@ -482,16 +577,24 @@ fn compare(dir: &Path) -> Report {
     }
     println!("\n{}: {} captures", dir.display(), report.files);
     println!(
-        "{:<12} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6}",
-        "tag", "convs", "exact", "tun_out", "frag", "round", "miss"
+        "{:<12} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}",
+        "tag", "convs", "exact", "tun_out", "frag", "round", "beyond", "after", "miss"
     );
     for (tag, t) in per_tag
         .iter()
         .chain([(&"TOTAL".to_string(), &report.total)])
     {
         println!(
-            "{:<12} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6}",
-            tag, t.convs, t.exact, t.tunnel_outer, t.fragments, t.rounded, t.mismatch
+            "{:<12} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6}",
+            tag,
+            t.convs,
+            t.exact,
+            t.tunnel_outer,
+            t.fragments,
+            t.rounded,
+            t.beyond_wire,
+            t.after_close,
+            t.mismatch
         );
     }
     let sni_found = report.sni_rows - report.sni_missing.len() as u64;
@@ -579,7 +682,7 @@ fn subset_flows_agree_with_tshark() {
         assert!(all.contains(need), "no capture tagged {need:?}");
     }
     assert!(r.total.convs >= 100, "{} conversations", r.total.convs);
-    assert!(r.total.tunnel_outer > 0 && r.total.fragments > 0);
+    assert!(r.total.tunnel_outer > 0 && r.total.fragments > 0 && r.total.beyond_wire > 0);
     assert!(
         r.mismatches.is_empty(),
         "{} unexplained differences from tshark:\n{}",
@@ -622,7 +725,7 @@ fn env_corpus_flows_agree_with_tshark() {
     let r = compare(&dir);
     assert!(r.files > 0, "no captures in {}", dir.display());
     let t = r.total;
-    let exact = 100.0 * t.exact as f64 / t.convs.max(1) as f64;
+    let exact = 100.0 * t.exact as f64 / (t.convs - t.beyond_wire).max(1) as f64;
     let explained = 100.0 * t.explained() as f64 / t.convs.max(1) as f64;
     assert!(exact >= 98.0, "exact agreement {exact:.2}% < 98%");
     assert!(explained >= 99.5, "with exceptions {explained:.2}% < 99.5%");

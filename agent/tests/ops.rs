@@ -263,11 +263,32 @@ fn check_fails_naming_a_filter_libpcap_refuses() {
     // A filter the config parser accepts but libpcap does not.
     with_filter("tcp port");
     let (code, out, err) = check(&good);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.contains("error    capture.filter \"tcp port\": libpcap refuses it for lo"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_names_each_collector_of_the_list() {
+    let dir = temp_dir("collectors");
+    write_pki(&dir, 365);
+    let list = UPLINK.replace(
+        "collector = \"https://127.0.0.1:7443\"",
+        "collector = [\"https://127.0.0.1:7443\", \"https://[::1]:7444\"]",
+    );
+    let cfg = write_config(&dir, "\"10.0.0.0/8\", \"fd00::/8\"", 2, &list);
+    let (code, out, err) = check(&cfg);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for want in [
+        "uplink.collector https://127.0.0.1:7443: connects to 127.0.0.1:7443",
+        "uplink.collector https://[::1]:7444: connects to ::1:7444",
+        "https://127.0.0.1:7443, https://[::1]:7444 (spool",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -287,10 +308,10 @@ fn check_names_a_missing_or_foreign_certificate_and_days_left() {
         "{out}"
     );
     assert!(out.contains("spool"), "{out}");
-    // Missing: named, exit 2.
+    // Missing: named, exit 78 (EX_CONFIG).
     std::fs::rename(dir.join("gw.pem"), dir.join("gw.pem.bak")).expect("rename");
     let (code, out, err) = check(&cfg);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.lines()
             .any(|l| l.contains("error") && l.contains("uplink.cert") && l.contains("gw.pem")),
@@ -303,7 +324,7 @@ fn check_names_a_missing_or_foreign_certificate_and_days_left() {
     std::fs::copy(other.join("gw.pem"), dir.join("gw.pem")).expect("copy");
     std::fs::copy(other.join("gw.key"), dir.join("gw.key")).expect("copy");
     let (code, out, err) = check(&cfg);
-    assert_eq!(code, Some(2), "{out}{err}");
+    assert_eq!(code, Some(78), "{out}{err}");
     assert!(
         err.contains("not accepted with uplink.ca") && err.contains("ca.pem"),
         "{err}"

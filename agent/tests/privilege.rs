@@ -339,7 +339,7 @@ fn a_malformed_user_name_is_a_config_error_with_its_line() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(out.status.code(), Some(78), "{text}");
     assert!(text.contains("agent.toml:6:"), "{text}");
     assert!(
         text.contains("capture.user: \"Bad Name\" is not a user name"),

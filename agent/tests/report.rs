@@ -364,6 +364,53 @@ fn report_sink_writes_the_file_at_finish() {
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }
 
+/// The report's "Generated" time is the clock the binary passes in, read when the report is
+/// rendered; without one, the latest packet time (the library reads no clock).
+#[test]
+fn generated_time_comes_from_the_clock_passed_in() {
+    let (events, _) = sample::events();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-clock");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let render_with = |name: &str, clock: Option<fn() -> i64>| {
+        let path = dir.join(name);
+        let mut sink = ReportSink::new(&path, Arc::new(sample::registry()), Lang::En);
+        if let Some(c) = clock {
+            sink = sink.with_clock(c);
+        }
+        for e in &events {
+            sink.write_event(e);
+        }
+        let last = sink.data().last_micros.expect("events have times");
+        sink.finish().expect("finish");
+        (
+            std::fs::read_to_string(&path).expect("report written"),
+            last,
+        )
+    };
+    // 2023-11-14 22:13:20 UTC = 2023-11-15 06:13:20 in Beijing.
+    let (html, _) = render_with("clock.html", Some(|| 1_700_000_000_000_000));
+    assert!(
+        html.contains("Generated: 2023-11-15 06:13:20"),
+        "{}",
+        &html[..html.len().min(3000)]
+    );
+    let (html, last) = render_with("no-clock.html", None);
+    let t = time::shanghai(last.div_euclid(1_000_000));
+    let s = t.second_of_day;
+    let want = format!(
+        "Generated: {} {:02}:{:02}:{:02}",
+        t.date,
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    );
+    assert!(
+        html.contains(&want),
+        "{want} in {}",
+        &html[..html.len().min(3000)]
+    );
+}
+
 fn synthetic_flow(
     i: u64,
     bytes: u64,

@@ -667,7 +667,7 @@ fn uplink_config(
     batch_events: usize,
 ) -> crossline_config::agent::UplinkConfig {
     crossline_config::agent::UplinkConfig {
-        collector: format!("https://{addr}"),
+        collectors: vec![format!("https://{addr}")],
         server_name: None,
         ca: dir.join("ca.pem"),
         cert: dir.join("client.pem"),
@@ -779,6 +779,59 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
     assert!(fs::read_to_string(reply)
         .expect("read")
         .contains("line 2: unknown field"));
+}
+
+#[test]
+fn several_collectors_fail_over_with_the_same_stream_and_sequence() {
+    use crossline_agent::uplink::Uplink;
+    use crossline_config::event::EventType;
+    let tmp = TempDir::new("failover");
+    let pki = server::pki();
+    pki.write(&tmp.0);
+    // First in the list: nothing listens there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    // Second: stores batch 1, answers 503 to batch 2. Third: stores everything.
+    let a = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![200, 503]);
+    let b = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
+    let mut cfg = uplink_config(&tmp.0, dead, 3);
+    cfg.collectors = [dead, a.addr, b.addr]
+        .iter()
+        .map(|addr| format!("https://{addr}"))
+        .collect();
+    let up = Uplink::start(&cfg).expect("start uplink");
+    let handle = up.handle();
+    let mut sink = up.sink();
+    for i in 0..9 {
+        sink.push(EventType::Alert, alert_line(i).as_bytes());
+    }
+    let snap = up
+        .finish(std::time::Duration::from_secs(20))
+        .expect("all acknowledged");
+    let seen_a = a.seen.lock().expect("seen").clone();
+    let seen_b = b.seen.lock().expect("seen").clone();
+    let by = |seen: &[server::Seen]| -> Vec<(u64, u16)> {
+        seen.iter().map(|s| (s.seq, s.status)).collect()
+    };
+    assert_eq!(by(&seen_a), vec![(1, 200), (2, 503)], "{seen_a:?}");
+    // Batch 2 moved on with its sequence, stream and events; the uplink stays on the third.
+    assert_eq!(by(&seen_b), vec![(2, 200), (3, 200)], "{seen_b:?}");
+    let stream = seen_a[0].stream;
+    assert!(stream != 0 && seen_a.iter().chain(&seen_b).all(|s| s.stream == stream));
+    assert_eq!(seen_a[1].events, seen_b[0].events);
+    assert_eq!(
+        (snap.acked, snap.retried, snap.failovers, snap.current),
+        (3, 2, 2, 2),
+        "{snap:?}"
+    );
+    assert_eq!(
+        handle.collectors(),
+        [dead, a.addr, b.addr]
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@
 //! unknown parameters; the console under `/console/` ([`crate::console`]) calls the same
 //! functions as these handlers ([`act`], [`Shared::blocking`]).
 
+pub mod shape;
+
 use crate::metrics::{Metrics, View};
 use crate::store::{
     AlertFilter, Change, IncidentFilter, Scope, Store, StoreError, Transition, TransitionOutcome,
@@ -279,7 +281,7 @@ pub async fn act(
     match outcome {
         TransitionOutcome::NotFound => Err(Fail::not_found()),
         TransitionOutcome::Conflict(m) => Err(Fail(StatusCode::CONFLICT, m)),
-        TransitionOutcome::Done(v) => Ok(v),
+        TransitionOutcome::Done(inc, history) => Ok(shape::with_history(&inc, &history)),
     }
 }
 
@@ -291,7 +293,8 @@ pub async fn incident_view(
     zh: bool,
 ) -> Result<Value, Fail> {
     match shared.blocking(move |s| s.incident(&scope, id)).await? {
-        Some(mut a) => {
+        Some(d) => {
+            let mut a = shape::detail(&shared.config, &d);
             if zh {
                 let block = crate::report::render_zh(&a);
                 if let Value::Object(m) = &mut a {
@@ -392,7 +395,12 @@ async fn alerts(
         offset: offset32,
     };
     let scope = Scope::of(&token);
-    let items = st.blocking(move |s| s.alerts(&scope, &f)).await?;
+    let items: Vec<Value> = st
+        .blocking(move |s| s.alerts(&scope, &f))
+        .await?
+        .iter()
+        .map(shape::alert)
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"items": items, "limit": limit, "offset": offset}),
@@ -407,7 +415,7 @@ async fn alert(
     let id = id_of(&id)?;
     let scope = Scope::of(&token);
     match st.blocking(move |s| s.alert(&scope, id)).await? {
-        Some(a) => Ok(json(StatusCode::OK, &a)),
+        Some(a) => Ok(json(StatusCode::OK, &shape::alert(&a))),
         None => Err(Fail::not_found()),
     }
 }
@@ -458,7 +466,12 @@ async fn incidents(
 ) -> Result<Response, Fail> {
     let (f, limit, offset) = q.filter()?;
     let scope = Scope::of(&token);
-    let items = st.blocking(move |s| s.incidents(&scope, &f)).await?;
+    let items: Vec<Value> = st
+        .blocking(move |s| s.incidents(&scope, &f))
+        .await?
+        .iter()
+        .map(shape::incident)
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"items": items, "limit": limit, "offset": offset}),
@@ -556,7 +569,7 @@ async fn summary(
     let wide = !matches!(scope, Scope::Gateways(_));
     let v = st
         .blocking(move |s| {
-            let mut v = s.enterprise_summary(&scope, &id)?;
+            let mut v = shape::summary(&s.enterprise_summary(&scope, &id)?);
             if wide {
                 let now = crate::util::now_ms().div_euclid(1000)
                     + crossline_config::time::SHANGHAI_OFFSET_SECS;
@@ -599,9 +612,12 @@ async fn audit(
                 Fail::bad(format!("incident={v:?} must be a positive incident id"))
             })?),
         };
-    let items = st
+    let items: Vec<Value> = st
         .blocking(move |s| s.audit(incident, limit, offset32))
-        .await?;
+        .await?
+        .iter()
+        .map(shape::audit)
+        .collect();
     Ok(json(
         StatusCode::OK,
         &json!({"items": items, "limit": limit, "offset": offset}),

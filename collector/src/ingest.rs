@@ -472,40 +472,7 @@ impl Ingest {
                 "header {SEQUENCE_HEADER}: sequences start at 1"
             )));
         }
-        match h.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?")) {
-            None => {
-                return Err(bad(
-                    "missing header content-type: expected application/x-ndjson".into(),
-                ))
-            }
-            Some(ct) => {
-                let base = ct.split(';').next().unwrap_or("").trim();
-                if !base.eq_ignore_ascii_case("application/x-ndjson") {
-                    return Err((
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        reason::UNSUPPORTED,
-                        format!(
-                            "content-type {ct:?} is not supported; expected application/x-ndjson"
-                        ),
-                    ));
-                }
-            }
-        }
-        let gzip = match h
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        {
-            None => false,
-            Some(e) if e == "identity" => false,
-            Some(e) if e == "gzip" => true,
-            Some(e) => {
-                return Err((
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    reason::UNSUPPORTED,
-                    format!("content-encoding {e:?} is not supported; expected gzip or none"),
-                ))
-            }
-        };
+        let gzip = body_encoding(h)?;
         let max = self.config.limits.max_body;
         let declared = h
             .get("content-length")
@@ -603,6 +570,46 @@ impl Ingest {
             }
         })
     }
+}
+
+/// The body's encoding from `content-type` (NDJSON only) and `content-encoding` (gzip or
+/// none): true for gzip.
+fn body_encoding(h: &HeaderMap) -> Result<bool, Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, reason::MALFORMED, m);
+    match h.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?")) {
+        None => {
+            return Err(bad(
+                "missing header content-type: expected application/x-ndjson".into(),
+            ))
+        }
+        Some(ct) => {
+            let base = ct.split(';').next().unwrap_or("").trim();
+            if !base.eq_ignore_ascii_case("application/x-ndjson") {
+                return Err((
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    reason::UNSUPPORTED,
+                    format!("content-type {ct:?} is not supported; expected application/x-ndjson"),
+                ));
+            }
+        }
+    }
+    Ok(
+        match h
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(e) if e == "identity" => false,
+            Some(e) if e == "gzip" => true,
+            Some(e) => {
+                return Err((
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    reason::UNSUPPORTED,
+                    format!("content-encoding {e:?} is not supported; expected gzip or none"),
+                ))
+            }
+        },
+    )
 }
 
 #[cfg(test)]

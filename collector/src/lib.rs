@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod pg;
+pub mod pg_tls;
 pub mod pki;
 pub mod report;
 pub mod server;

@@ -4,9 +4,10 @@
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use crossline_collector::{pki, server, util};
-use crossline_config::collector::{load_collector, CollectorConfigError};
+use crossline_config::collector::{load_collector, CollectorConfig};
+use crossline_config::exit;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use std::sync::Arc;
 #[command(
     name = "crossline-collector",
     version,
-    about = "crossline collector: mTLS ingest, store, incidents, notifications, metrics, API"
+    about = "crossline collector: mTLS ingest, store, incidents, notifications, metrics, API",
+    after_long_help = exit::EXIT_STATUS_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,7 +33,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Validate a config file and print a summary (exit 2 with every error when invalid).
+    /// Validate a config file and print a summary (exit 78 with every error when invalid).
     Check {
         /// Collector config file.
         #[arg(long)]
@@ -117,25 +119,43 @@ enum TokenCommand {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.log.init();
-    match real_main(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::from(2)
-        }
+/// A command-line mistake found after parsing (a value clap cannot check): exit status 64.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-fn load(
-    path: &std::path::Path,
-) -> anyhow::Result<Result<crossline_config::collector::CollectorConfig, Vec<String>>> {
-    match load_collector(path) {
-        Ok(c) => Ok(Ok(c)),
-        Err(CollectorConfigError::Invalid(list)) => Ok(Err(list)),
-        Err(e) => Err(e.into()),
+impl std::error::Error for UsageError {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return ExitCode::from(exit::command_line_error(&e)),
+    };
+    cli.log.init();
+    // The environment is read here, once; the config library takes it as a setting.
+    let threads = std::env::var("CROSSLINE_CONFIG_THREADS").ok();
+    if let Some(n) = exit::config_threads(threads.as_deref()) {
+        crossline_config::load::set_parse_threads(n);
+    }
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) if e.is::<UsageError>() => {
+            tracing::error!("{e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(exit::RUNTIME)
+        }
     }
 }
 
@@ -143,150 +163,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate { what, dir } => {
             let code = crossline_config::cli_docs::generate_command(Cli::command(), what, &dir);
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(exit::RUNTIME)))
         }
         Command::MigrateStore {
             from,
             to,
             password_file,
-        } => {
-            crossline_config::collector::check_postgres_url(&to).map_err(anyhow::Error::msg)?;
-            anyhow::ensure!(from.is_file(), "{}: no such SQLite store", from.display());
-            let db = crossline_config::collector::PostgresDb {
-                url: to,
-                password_file,
-                password_env: "PGPASSWORD".into(),
-            };
-            let cfg = crossline_config::collector::parse_collector(
-                "gateways = []\n",
-                std::path::Path::new("migrate-store"),
-            )?;
-            let copied = crossline_collector::pg::copy_from_sqlite(&from, &db, Arc::new(cfg))
-                .with_context(|| format!("copy {} to {}", from.display(), db.url))?;
-            for (table, n) in copied {
-                println!("{table}: {n} rows");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { config } => {
-            let c = match load(&config)? {
-                Ok(c) => c,
-                Err(list) => {
-                    for l in list {
-                        eprintln!("{l}");
-                    }
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let mut problems = Vec::new();
-            for (what, p) in [
-                ("tls.ca", &c.tls.ca),
-                ("tls.cert", &c.tls.cert),
-                ("tls.key", &c.tls.key),
-            ] {
-                if !p.exists() {
-                    problems.push(format!("{}: {what} {} does not exist (create it with `crossline-collector pki init`)", config.display(), p.display()));
-                }
-            }
-            problems.extend(c.deployment_problems());
-            if problems.is_empty() {
-                if let Err(e) = crossline_collector::tls::ingest_server_config(
-                    &c.tls.ca,
-                    &c.tls.cert,
-                    &c.tls.key,
-                ) {
-                    problems.push(format!("{}: {e}", config.display()));
-                }
-            }
-            if !problems.is_empty() {
-                for p in problems {
-                    eprintln!("{p}");
-                }
-                return Ok(ExitCode::from(2));
-            }
-            println!("config {} is valid", config.display());
-            println!(
-                "  ingest    https://{} (client certificates from {})",
-                c.listen,
-                c.tls.ca.display()
-            );
-            println!(
-                "  api       {}://{}",
-                if c.api_tls.is_some() { "https" } else { "http" },
-                c.api_listen
-            );
-            println!("  database  {}", c.database.display());
-            println!("  gateways  {}", c.gateways.join(", "));
-            match (&c.registry_path, &c.registry) {
-                (Some(p), Some(r)) => println!(
-                    "  registry  {} ({} enterprises, {} scenarios)",
-                    p.display(),
-                    r.enterprises.len(),
-                    r.scenarios.len()
-                ),
-                _ => println!("  registry  none (label values capped at 1000 distinct)"),
-            }
-            println!(
-                "  tokens    {}",
-                c.tokens
-                    .iter()
-                    .map(|t| format!("{} ({})", t.name, t.role.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            println!(
-                "  receivers {}",
-                c.receivers
-                    .iter()
-                    .map(|r| format!("{} ({})", r.name, r.kind.channel()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            println!("  routes    {}", c.routes.len());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run { config } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("collector")
-                .build()
-                .context("starting the tokio runtime")?;
-            // From here on a SIGHUP no longer ends the process: `server::run` reloads on it, and
-            // one arriving while the config is read is ignored (that read is the newest anyway).
-            let _early_hup = rt.block_on(async {
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            });
-            let c = match load(&config)? {
-                Ok(c) => Arc::new(c),
-                Err(list) => {
-                    tracing::error!("Invalid configuration:\n{}", list.join("\n"));
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            for p in c.deployment_problems() {
-                tracing::warn!("{p}");
-            }
-            rt.block_on(async move {
-                let stop = async {
-                    let mut term = match tokio::signal::unix::signal(
-                        tokio::signal::unix::SignalKind::terminate(),
-                    ) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::error!("cannot watch SIGTERM: {e}");
-                            let _ = tokio::signal::ctrl_c().await;
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                };
-                server::run(c, stop, |_| {}).await
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => migrate_store(from, to, password_file),
+        Command::Check { config } => Ok(check(&config)),
+        Command::Run { config } => run(&config),
         Command::Pki(PkiCommand::Init {
             dir,
             sans,
@@ -310,52 +195,221 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote {0}/{1}.pem, {0}/{1}.key", dir.display(), gateway);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token(TokenCommand::Hash) => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading the token from stdin")?;
-            let t = s.trim();
-            if t.is_empty() {
-                anyhow::bail!("no token on stdin");
-            }
-            println!("{}", util::sha256_hex(t.as_bytes()));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Token(TokenCommand::Hash) => token_hash(),
         Command::Token(TokenCommand::New {
             role,
             enterprise,
             gateways,
             name,
-        }) => {
-            match role.as_str() {
-                "regulator" | "operator" | "enterprise" => {}
-                other => anyhow::bail!(
-                    "unknown role {other:?} (expected regulator, operator, enterprise)"
-                ),
+        }) => token_new(&role, enterprise, gateways, name),
+    }
+}
+
+fn migrate_store(
+    from: PathBuf,
+    to: String,
+    password_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    crossline_config::collector::check_postgres_url(&to)
+        .map_err(|e| usage(format!("--to: {e}")))?;
+    anyhow::ensure!(from.is_file(), "{}: no such SQLite store", from.display());
+    let db = crossline_config::collector::PostgresDb {
+        url: to,
+        password_file,
+        password_env: "PGPASSWORD".into(),
+    };
+    let cfg = crossline_config::collector::parse_collector(
+        "gateways = []\n",
+        std::path::Path::new("migrate-store"),
+    )?;
+    let copied = crossline_collector::pg::copy_from_sqlite(&from, &db, Arc::new(cfg))
+        .with_context(|| format!("copy {} to {}", from.display(), db.url))?;
+    for (table, n) in copied {
+        println!("{table}: {n} rows");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check`: every problem of the config and the registry it names (exit 78), then what `run`
+/// needs on this machine (the TLS files, limits the agents can live with); else a summary.
+fn check(config: &Path) -> ExitCode {
+    let c = match load_collector(config) {
+        Ok(c) => c,
+        Err(e) => {
+            for d in &e.errors {
+                eprintln!("{d}");
             }
-            if role == "enterprise" && enterprise.is_none() {
-                anyhow::bail!("role enterprise needs --enterprise ID");
-            }
-            if role == "operator" && gateways.is_empty() {
-                anyhow::bail!("role operator needs at least one --gateway ID");
-            }
-            let bytes: [u8; 32] = rand::random();
-            let token = format!("xl_{}", util::hex(&bytes));
-            let name = name.unwrap_or_else(|| format!("{role}-{}", &util::hex(&bytes[..3])));
-            println!("token: {token}");
-            println!();
-            println!("[[token]]");
-            println!("name = {name:?}");
-            println!("role = {role:?}");
-            println!("sha256 = {:?}", util::sha256_hex(token.as_bytes()));
-            if let Some(e) = enterprise {
-                println!("enterprise = {e:?}");
-            }
-            if !gateways.is_empty() {
-                println!("gateways = {gateways:?}");
-            }
-            Ok(ExitCode::SUCCESS)
+            let n = e.errors.len();
+            eprintln!(
+                "{n} error{} in {} (and the registry it names); nothing was started",
+                if n == 1 { "" } else { "s" },
+                config.display()
+            );
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let mut problems = Vec::new();
+    for (what, p) in [
+        ("tls.ca", &c.tls.ca),
+        ("tls.cert", &c.tls.cert),
+        ("tls.key", &c.tls.key),
+    ] {
+        if !p.exists() {
+            problems.push(format!(
+                "{}: {what} {} does not exist (create it with `crossline-collector pki init`)",
+                config.display(),
+                p.display()
+            ));
         }
     }
+    problems.extend(c.deployment_problems());
+    if problems.is_empty() {
+        if let Err(e) =
+            crossline_collector::tls::ingest_server_config(&c.tls.ca, &c.tls.cert, &c.tls.key)
+        {
+            problems.push(format!("{}: {e}", config.display()));
+        }
+    }
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("{p}");
+        }
+        return ExitCode::from(exit::CONFIG);
+    }
+    print_summary(config, &c);
+    ExitCode::SUCCESS
+}
+
+fn print_summary(config: &Path, c: &CollectorConfig) {
+    println!("config {} is valid", config.display());
+    println!(
+        "  ingest    https://{} (client certificates from {})",
+        c.listen,
+        c.tls.ca.display()
+    );
+    println!(
+        "  api       {}://{}",
+        if c.api_tls.is_some() { "https" } else { "http" },
+        c.api_listen
+    );
+    println!("  database  {}", c.database.display());
+    println!("  gateways  {}", c.gateways.join(", "));
+    match (&c.registry_path, &c.registry) {
+        (Some(p), Some(r)) => println!(
+            "  registry  {} ({} enterprises, {} scenarios)",
+            p.display(),
+            r.enterprises.len(),
+            r.scenarios.len()
+        ),
+        _ => println!("  registry  none (label values capped at 1000 distinct)"),
+    }
+    println!(
+        "  tokens    {}",
+        c.tokens
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.role.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  receivers {}",
+        c.receivers
+            .iter()
+            .map(|r| format!("{} ({})", r.name, r.kind.channel()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  routes    {}", c.routes.len());
+}
+
+fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("collector")
+        .build()
+        .context("starting the tokio runtime")?;
+    // From here on a SIGHUP no longer ends the process: `server::run` reloads on it, and
+    // one arriving while the config is read is ignored (that read is the newest anyway).
+    let _early_hup = rt
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
+    let c = match load_collector(config) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!("Invalid configuration:\n{e}");
+            return Ok(ExitCode::from(exit::CONFIG));
+        }
+    };
+    for p in c.deployment_problems() {
+        tracing::warn!("{p}");
+    }
+    rt.block_on(async move {
+        let stop = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("cannot watch SIGTERM: {e}");
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        server::run(c, stop, |_| {}).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_hash() -> anyhow::Result<ExitCode> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the token from stdin")?;
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(usage("no token on stdin, expected the token to hash"));
+    }
+    println!("{}", util::sha256_hex(t.as_bytes()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_new(
+    role: &str,
+    enterprise: Option<String>,
+    gateways: Vec<String>,
+    name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    match role {
+        "regulator" | "operator" | "enterprise" => {}
+        other => {
+            return Err(usage(format!(
+                "--role: unknown role {other:?} (expected regulator, operator, enterprise)"
+            )))
+        }
+    }
+    if role == "enterprise" && enterprise.is_none() {
+        return Err(usage("role enterprise needs --enterprise ID"));
+    }
+    if role == "operator" && gateways.is_empty() {
+        return Err(usage("role operator needs at least one --gateway ID"));
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("xl_{}", util::hex(&bytes));
+    let name = name.unwrap_or_else(|| format!("{role}-{}", &util::hex(&bytes[..3])));
+    println!("token: {token}");
+    println!();
+    println!("[[token]]");
+    println!("name = {name:?}");
+    println!("role = {role:?}");
+    println!("sha256 = {:?}", util::sha256_hex(token.as_bytes()));
+    if let Some(e) = enterprise {
+        println!("enterprise = {e:?}");
+    }
+    if !gateways.is_empty() {
+        println!("gateways = {gateways:?}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

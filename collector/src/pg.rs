@@ -32,17 +32,20 @@
 //! `sslmode=require` fails at connect with a clear error rather than falling back to plain text.
 
 use crate::incident::{self, AlertFacts, IncidentNotice, Merged};
-use crate::report::{self, FlowKey, ReportAlert};
+use crate::pg_tls::{self, DbTls};
+use crate::report;
 use crate::store::{
-    AlertFilter, Batch, BatchEvent, Change, Gauges, IncidentFilter, IngestOutcome, OutboxItem,
-    Scope, SketchRow, Store, StoreError, TimeFlag, Transition, TransitionOutcome,
+    report_alert, AlertFilter, AlertRow, AuditRow, Batch, BatchEvent, Change, EnterpriseSummary,
+    ExportCell, Gauges, HistoryEntry, IncidentDetail, IncidentFilter, IncidentRow, IngestOutcome,
+    OutboxItem, Scope, SketchRow, SketchTables, Store, StoreError, TimeFlag, Transition,
+    TransitionOutcome, ALERT_COLUMNS, AUDIT_COLUMNS, HISTORY_COLUMNS, INCIDENT_COLUMNS,
+    REPORT_ALERT_COLUMNS,
 };
-use crate::util::format_ms;
 use crossline_config::collector::{parse_severity, CollectorConfig, PostgresDb};
 use crossline_config::event::{Event, EventType, Severity};
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,6 +54,7 @@ use std::time::{Duration, Instant};
 const LOCK_NS: i32 = 0x0c05_511e;
 const LOCK_MIGRATE: i32 = 1;
 const LOCK_MAINTAIN: i32 = 2;
+const LOCK_SKETCH: i32 = 3;
 /// Notifications claimed per call: the notifier sends them one after the other, so the lease
 /// covers this many deliveries.
 pub const OUTBOX_CLAIM_MAX: u32 = 25;
@@ -163,6 +167,10 @@ CREATE TABLE sketch_alerted (
   enterprise TEXT NOT NULL, subject TEXT NOT NULL, level BIGINT NOT NULL, at BIGINT NOT NULL,
   PRIMARY KEY (enterprise, subject, level));
 ",
+    // 4: the console's work queue (`incidents_by_deadline`) pages by deadline.
+    r"
+CREATE INDEX incidents_deadline ON incidents (deadline_at, id);
+",
 ];
 
 /// The number of schema versions this binary knows (the same for both backends).
@@ -205,6 +213,8 @@ impl Q {
 /// Connections to one database, reconnecting with back-off after a failure.
 struct Pool {
     config: postgres::Config,
+    /// Verified TLS (`sslmode=verify-full`), else none.
+    tls: Option<DbTls>,
     slots: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
     /// Not before this instant (after a failed connect), and the current back-off.
@@ -232,9 +242,10 @@ impl Conn<'_> {
 }
 
 impl Pool {
-    fn new(config: postgres::Config) -> Pool {
+    fn new(config: postgres::Config, tls: Option<DbTls>) -> Pool {
         Pool {
             config,
+            tls,
             slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             backoff: Mutex::new((None, Duration::from_millis(100))),
@@ -280,7 +291,11 @@ impl Pool {
                 }
             }
         }
-        match self.config.connect(NoTls) {
+        let connected = match &self.tls {
+            Some(t) => self.config.connect(t.clone()),
+            None => self.config.connect(NoTls),
+        };
+        match connected {
             Ok(c) => {
                 if let Ok(mut b) = self.backoff.lock() {
                     *b = (None, Duration::from_millis(100));
@@ -350,7 +365,15 @@ fn password(db: &PostgresDb) -> Result<Option<String>, StoreError> {
 impl PgStore {
     /// Connect, apply pending migrations (once, under a lock, however many replicas start).
     pub fn open(db: &PostgresDb, config: Arc<CollectorConfig>) -> Result<PgStore, StoreError> {
-        let mut pc: postgres::Config = db
+        let split = pg_tls::split_url(&db.url)?;
+        // A relative sslrootcert is relative to the configuration file, like
+        // database_password_file.
+        let ca = split.ca.map(|p| match config.path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        });
+        let tls = ca.as_deref().map(DbTls::new).transpose()?;
+        let mut pc: postgres::Config = split
             .url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("database URL {:?}: {e}", db.url)))?;
@@ -362,7 +385,7 @@ impl PgStore {
         }
         pc.application_name("crossline-collector");
         let store = PgStore {
-            pool: Pool::new(pc),
+            pool: Pool::new(pc, tls),
             config,
         };
         {
@@ -412,13 +435,6 @@ fn opt_u64(v: Option<u64>) -> Option<i64> {
     v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
 }
 
-fn sni_of(e: &Event) -> Option<String> {
-    e.tls
-        .as_ref()
-        .and_then(|t| t.sni.clone())
-        .or_else(|| e.quic.as_ref().and_then(|t| t.sni.clone()))
-}
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -462,6 +478,184 @@ fn without_nul(be: &BatchEvent) -> Option<BatchEvent> {
     })
 }
 
+/// Flow and stats events of one batch, column by column: one `INSERT ... SELECT FROM UNNEST`
+/// stores them all (one round trip instead of one per event).
+#[derive(Default)]
+struct EventColumns<'a> {
+    ts: Vec<i64>,
+    timestamp: Vec<&'a str>,
+    event_type: Vec<&'static str>,
+    gateway: Vec<&'a str>,
+    flow_id: Vec<Option<i64>>,
+    proto: Vec<Option<&'a str>>,
+    src_ip: Vec<Option<&'a str>>,
+    src_port: Vec<Option<i64>>,
+    dest_ip: Vec<Option<&'a str>>,
+    dest_port: Vec<Option<i64>>,
+    app_proto: Vec<Option<&'a str>>,
+    sni: Vec<Option<&'a str>>,
+    host: Vec<Option<&'a str>>,
+    export_bytes: Vec<Option<i64>>,
+    verdict: Vec<Option<&'static str>>,
+    scenario: Vec<Option<&'a str>>,
+    enterprise: Vec<Option<&'a str>>,
+    json: Vec<&'a str>,
+    time_flag: Vec<Option<&'static str>>,
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id,
+   proto, src_ip, src_port, dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict,
+   scenario, enterprise, json, received_at, time_flag)
+ SELECT u.ts, u.timestamp, u.event_type, u.gateway, u.flow_id, u.proto, u.src_ip, u.src_port,
+   u.dest_ip, u.dest_port, u.app_proto, u.sni, u.host, u.export_bytes, u.verdict, u.scenario,
+   u.enterprise, u.json, $19, u.time_flag
+ FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[],
+   $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[],
+   $14::BIGINT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $20::TEXT[])
+   WITH ORDINALITY AS u(ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
+   dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise, json,
+   time_flag, n)
+ ORDER BY u.n";
+
+fn sni_of(e: &Event) -> Option<&str> {
+    e.tls
+        .as_ref()
+        .and_then(|t| t.sni.as_deref())
+        .or_else(|| e.quic.as_ref().and_then(|t| t.sni.as_deref()))
+}
+
+impl<'a> EventColumns<'a> {
+    fn push(&mut self, be: &'a BatchEvent) {
+        let e = &be.event;
+        let (verdict, scenario, enterprise) = match &e.verdict {
+            Some(v) => (
+                Some(v.status.as_str()),
+                v.scenario.as_deref(),
+                v.enterprise.as_deref(),
+            ),
+            None => (None, None, None),
+        };
+        self.ts.push(be.ts_ms);
+        self.timestamp.push(&e.timestamp);
+        self.event_type.push(match e.event_type {
+            EventType::Flow => "flow",
+            EventType::Alert => "alert",
+            EventType::Stats => "stats",
+            EventType::Sketch => "sketch",
+        });
+        self.gateway.push(&e.gateway);
+        self.flow_id.push(opt_u64(e.flow_id));
+        self.proto.push(e.proto.as_deref());
+        self.src_ip.push(e.src_ip.as_deref());
+        self.src_port.push(e.src_port.map(i64::from));
+        self.dest_ip.push(e.dest_ip.as_deref());
+        self.dest_port.push(e.dest_port.map(i64::from));
+        self.app_proto.push(e.app_proto.as_deref());
+        self.sni.push(sni_of(e));
+        self.host
+            .push(e.http.as_ref().and_then(|h| h.hostname.as_deref()));
+        self.export_bytes.push(opt_u64(e.export_bytes));
+        self.verdict.push(verdict);
+        self.scenario.push(scenario);
+        self.enterprise.push(enterprise);
+        self.json.push(&be.json);
+        self.time_flag.push(be.time_flag.map(TimeFlag::as_str));
+    }
+
+    fn insert(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        received_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.ts.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            INSERT_EVENTS,
+            &[
+                &self.ts,
+                &self.timestamp,
+                &self.event_type,
+                &self.gateway,
+                &self.flow_id,
+                &self.proto,
+                &self.src_ip,
+                &self.src_port,
+                &self.dest_ip,
+                &self.dest_port,
+                &self.app_proto,
+                &self.sni,
+                &self.host,
+                &self.export_bytes,
+                &self.verdict,
+                &self.scenario,
+                &self.enterprise,
+                &self.json,
+                &received_at_ms,
+                &self.time_flag,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Insert one alert; its id.
+fn insert_alert(
+    tx: &mut postgres::Transaction<'_>,
+    be: &BatchEvent,
+    a: &crossline_config::event::Alert,
+    received_at_ms: i64,
+) -> Result<i64, StoreError> {
+    let e = &be.event;
+    let evidence = serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into());
+    let rule = if a.rule.is_empty() {
+        a.kind.rule()
+    } else {
+        a.rule.as_str()
+    };
+    let row = tx.query_one(
+        "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
+           dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
+           recipient, service, count, bytes, persons, evidence, followup, green_channel, json,
+           received_at, time_flag)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
+           $23,$24,$25,$26,$27,$28) RETURNING id",
+        &[
+            &be.ts_ms,
+            &e.timestamp,
+            &e.gateway,
+            &opt_u64(e.flow_id),
+            &e.proto,
+            &e.src_ip,
+            &e.src_port.map(i64::from),
+            &e.dest_ip,
+            &e.dest_port.map(i64::from),
+            &sni_of(e),
+            &a.kind.as_str(),
+            &a.severity.as_str(),
+            &(a.severity as i64),
+            &a.scenario,
+            &a.enterprise,
+            &a.summary,
+            &rule,
+            &a.recipient,
+            &a.service,
+            &opt_u64(Some(a.count)),
+            &opt_u64(Some(a.bytes)),
+            &opt_u64(a.persons),
+            &evidence,
+            &a.followup,
+            &a.green_channel,
+            &be.json,
+            &received_at_ms,
+            &be.time_flag.map(TimeFlag::as_str),
+        ],
+    )?;
+    Ok(row.try_get(0)?)
+}
+
+/// Store one batch inside `tx`: the dedupe row first (a duplicate writes nothing else), the
+/// grouping keys locked, every flow/stats event in one statement, each alert with its incident.
 fn store_batch(
     tx: &mut postgres::Transaction<'_>,
     cfg: &CollectorConfig,
@@ -497,124 +691,31 @@ fn store_batch(
             &[k],
         )?;
     }
-    let ev_stmt = tx.prepare(
-        "INSERT INTO events (ts, timestamp, event_type, gateway, flow_id, proto, src_ip, src_port,
-           dest_ip, dest_port, app_proto, sni, host, export_bytes, verdict, scenario, enterprise,
-           json, received_at, time_flag)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
-    )?;
-    let al_stmt = tx.prepare(
-        "INSERT INTO alerts (ts, timestamp, gateway, flow_id, proto, src_ip, src_port, dest_ip,
-           dest_port, sni, kind, severity, severity_rank, scenario, enterprise, summary, rule,
-           recipient, service, count, bytes, persons, evidence, followup, green_channel, json,
-           received_at, time_flag)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
-           $23,$24,$25,$26,$27,$28) RETURNING id",
-    )?;
-    for be in &batch.events {
-        let cleaned;
-        let be = if be.json.contains("\\u0000") {
-            cleaned = without_nul(be);
-            cleaned.as_ref().unwrap_or(be)
-        } else {
-            be
-        };
-        let e = &be.event;
-        let src_port = e.src_port.map(i64::from);
-        let dest_port = e.dest_port.map(i64::from);
-        let flow_id = opt_u64(e.flow_id);
-        let sni = sni_of(e);
-        let time_flag = be.time_flag.map(TimeFlag::as_str);
-        match (e.event_type, &e.alert) {
+    // Events carrying U+0000 (rare), cleaned once; the columns borrow from here or the batch.
+    let cleaned: Vec<Option<BatchEvent>> = batch
+        .events
+        .iter()
+        .map(|be| {
+            be.json
+                .contains("\\u0000")
+                .then(|| without_nul(be))
+                .flatten()
+        })
+        .collect();
+    let mut flows = EventColumns::default();
+    for (be, clean) in batch.events.iter().zip(&cleaned) {
+        let be = clean.as_ref().unwrap_or(be);
+        match (be.event.event_type, &be.event.alert) {
             // Merged by `crate::sketch` once the batch is stored; not kept as an event.
             (EventType::Sketch, _) => {}
             (EventType::Alert, Some(a)) => {
-                let evidence = serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into());
-                let rule = if a.rule.is_empty() {
-                    a.kind.rule().to_string()
-                } else {
-                    a.rule.clone()
-                };
-                let row = tx.query_one(
-                    &al_stmt,
-                    &[
-                        &be.ts_ms,
-                        &e.timestamp,
-                        &e.gateway,
-                        &flow_id,
-                        &e.proto,
-                        &e.src_ip,
-                        &src_port,
-                        &e.dest_ip,
-                        &dest_port,
-                        &sni,
-                        &a.kind.as_str(),
-                        &a.severity.as_str(),
-                        &(a.severity as i64),
-                        &a.scenario,
-                        &a.enterprise,
-                        &a.summary,
-                        &rule,
-                        &a.recipient,
-                        &a.service,
-                        &opt_u64(Some(a.count)),
-                        &opt_u64(Some(a.bytes)),
-                        &opt_u64(a.persons),
-                        &evidence,
-                        &a.followup,
-                        &a.green_channel,
-                        &be.json,
-                        &batch.received_at_ms,
-                        &time_flag,
-                    ],
-                )?;
-                let alert_id: i64 = row.try_get(0)?;
+                let alert_id = insert_alert(tx, be, a, batch.received_at_ms)?;
                 on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
             }
-            _ => {
-                let (verdict, scenario, enterprise) = match &e.verdict {
-                    Some(v) => (
-                        Some(v.status.as_str()),
-                        v.scenario.as_deref(),
-                        v.enterprise.as_deref(),
-                    ),
-                    None => (None, None, None),
-                };
-                let event_type = match e.event_type {
-                    EventType::Flow => "flow",
-                    EventType::Alert => "alert",
-                    EventType::Stats => "stats",
-                    EventType::Sketch => "sketch",
-                };
-                let host = e.http.as_ref().and_then(|h| h.hostname.as_deref());
-                tx.execute(
-                    &ev_stmt,
-                    &[
-                        &be.ts_ms,
-                        &e.timestamp,
-                        &event_type,
-                        &e.gateway,
-                        &flow_id,
-                        &e.proto,
-                        &e.src_ip,
-                        &src_port,
-                        &e.dest_ip,
-                        &dest_port,
-                        &e.app_proto,
-                        &sni,
-                        &host,
-                        &opt_u64(e.export_bytes),
-                        &verdict,
-                        &scenario,
-                        &enterprise,
-                        &be.json,
-                        &batch.received_at_ms,
-                        &time_flag,
-                    ],
-                )?;
-            }
+            _ => flows.push(be),
         }
     }
+    flows.insert(tx, batch.received_at_ms)?;
     Ok(IngestOutcome::Stored(batch.events.len()))
 }
 
@@ -643,7 +744,8 @@ fn enqueue(
     Ok(())
 }
 
-/// [`incident::on_alert`] in PostgreSQL: the same grouping, grading and routing.
+/// Attach a stored alert to an incident in PostgreSQL: the same decisions
+/// ([`AlertFacts`], [`Merged`], [`incident::route`]) as the SQLite store.
 fn on_alert(
     tx: &mut postgres::Transaction<'_>,
     cfg: &CollectorConfig,
@@ -651,7 +753,11 @@ fn on_alert(
     be: &BatchEvent,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let (Some(a), Some(f)) = (&be.event.alert, AlertFacts::of(cfg, be)) else {
+    let future = be.time_flag == Some(TimeFlag::Future);
+    let (Some(a), Some(f)) = (
+        &be.event.alert,
+        AlertFacts::of(cfg, &be.event, be.ts_ms, future),
+    ) else {
         return Ok(());
     };
     let e = &be.event;
@@ -833,102 +939,15 @@ fn notice_row(r: &Row) -> Result<IncidentNotice, postgres::Error> {
     })
 }
 
-const ALERT_COLUMNS: &str =
-    "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
-  recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
-  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag";
-
-fn alert_row(r: &Row) -> Result<Value, postgres::Error> {
-    let evidence: String = r.try_get(14)?;
-    let time_flag: Option<String> = r.try_get(26)?;
-    Ok(json!({
-        "id": r.try_get::<_, i64>(0)?,
-        "timestamp": r.try_get::<_, String>(1)?,
-        "gateway": r.try_get::<_, String>(2)?,
-        "kind": r.try_get::<_, String>(3)?,
-        "severity": r.try_get::<_, String>(4)?,
-        "scenario": r.try_get::<_, Option<String>>(5)?,
-        "enterprise": r.try_get::<_, Option<String>>(6)?,
-        "summary": r.try_get::<_, String>(7)?,
-        "rule": r.try_get::<_, String>(8)?,
-        "recipient": r.try_get::<_, Option<String>>(9)?,
-        "service": r.try_get::<_, Option<String>>(10)?,
-        "count": r.try_get::<_, i64>(11)?,
-        "bytes": r.try_get::<_, i64>(12)?,
-        "persons": r.try_get::<_, Option<i64>>(13)?,
-        "evidence": serde_json::from_str::<Value>(&evidence).unwrap_or(Value::Array(vec![])),
-        "followup": r.try_get::<_, bool>(15)?,
-        "green_channel": r.try_get::<_, bool>(16)?,
-        "flow_id": r.try_get::<_, Option<i64>>(17)?,
-        "proto": r.try_get::<_, Option<String>>(18)?,
-        "src_ip": r.try_get::<_, Option<String>>(19)?,
-        "src_port": r.try_get::<_, Option<i64>>(20)?,
-        "dest_ip": r.try_get::<_, Option<String>>(21)?,
-        "dest_port": r.try_get::<_, Option<i64>>(22)?,
-        "sni": r.try_get::<_, Option<String>>(23)?,
-        "incident_id": r.try_get::<_, Option<i64>>(24)?,
-        "received_at": r.try_get::<_, Option<i64>>(25)?.map(format_ms),
-        "future_timestamp": time_flag.as_deref() == Some("future"),
-        "timestamp_problem": time_flag,
-    }))
-}
-
-const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
-  discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
-  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment, first_received_at,
-  late_arrival, bytes_saturated, future_timestamp";
-
-fn incident_row(r: &Row) -> Result<Value, postgres::Error> {
-    let opt_time = |v: Option<i64>| v.map(format_ms);
-    Ok(json!({
-        "id": r.try_get::<_, i64>(0)?,
-        "gateway": r.try_get::<_, String>(1)?,
-        "enterprise": r.try_get::<_, Option<String>>(2)?,
-        "kind": r.try_get::<_, String>(3)?,
-        "recipient": r.try_get::<_, String>(4)?,
-        "status": r.try_get::<_, String>(5)?,
-        "severity": r.try_get::<_, String>(6)?,
-        "grade": r.try_get::<_, String>(7)?,
-        "discovered_at": format_ms(r.try_get(8)?),
-        "last_alert_at": format_ms(r.try_get(9)?),
-        "deadline_at": format_ms(r.try_get(10)?),
-        "alert_count": r.try_get::<_, i64>(11)?,
-        "bytes": r.try_get::<_, i64>(12)?,
-        "persons": r.try_get::<_, i64>(13)?,
-        "green_channel": r.try_get::<_, bool>(14)?,
-        "ciio": r.try_get::<_, bool>(15)?,
-        "summary": r.try_get::<_, String>(16)?,
-        "acknowledged_at": opt_time(r.try_get(17)?),
-        "acknowledged_by": r.try_get::<_, Option<String>>(18)?,
-        "resolved_at": opt_time(r.try_get(19)?),
-        "resolved_by": r.try_get::<_, Option<String>>(20)?,
-        "comment": r.try_get::<_, Option<String>>(21)?,
-        "first_received_at": opt_time(r.try_get(22)?),
-        "late_arrival": r.try_get::<_, bool>(23)?,
-        "bytes_saturated": r.try_get::<_, bool>(24)?,
-        "future_timestamp": r.try_get::<_, bool>(25)?,
-    }))
-}
-
-fn history(c: &mut impl GenericClient, id: i64) -> Result<Vec<Value>, StoreError> {
+/// The acknowledge/resolve history of an incident, oldest first.
+fn history(c: &mut impl GenericClient, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = c.query(
-        "SELECT action, actor, role, at, comment FROM incident_history
-         WHERE incident_id = $1 ORDER BY id",
+        &format!(
+            "SELECT {HISTORY_COLUMNS} FROM incident_history WHERE incident_id = $1 ORDER BY id"
+        ),
         &[&id],
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let at: i64 = r.try_get(3)?;
-        out.push(json!({
-            "action": r.try_get::<_, String>(0)?,
-            "by": r.try_get::<_, String>(1)?,
-            "role": r.try_get::<_, String>(2)?,
-            "at": format_ms(at),
-            "at_beijing": report::format_beijing(at),
-            "comment": r.try_get::<_, String>(4)?,
-        }));
-    }
-    Ok(out)
+    rows_to(rows, HistoryEntry::read)
 }
 
 fn rows_to<T>(
@@ -938,6 +957,102 @@ fn rows_to<T>(
     rows.iter()
         .map(|r| f(r).map_err(StoreError::from))
         .collect()
+}
+
+/// The sketch tables inside a PostgreSQL transaction.
+struct PgSketch<'t, 'c>(&'t mut postgres::Transaction<'c>);
+
+impl SketchTables for PgSketch<'_, '_> {
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.execute(
+            "INSERT INTO sketch_keys (enterprise, fingerprint, gateway, established_at)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (enterprise) DO NOTHING",
+            &[&enterprise, &fingerprint, &gateway, &now_ms],
+        )?;
+        let established: String = self
+            .0
+            .query_one(
+                "SELECT fingerprint FROM sketch_keys WHERE enterprise = $1",
+                &[&enterprise],
+            )?
+            .try_get(0)?;
+        Ok((established != fingerprint).then_some(established))
+    }
+
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        pg_sketch_rows(&mut *self.0, enterprise, subject_prefix)
+    }
+
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
+        let value = i64::try_from(row.value).unwrap_or(i64::MAX);
+        let limit = row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.0.execute(
+            "INSERT INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (enterprise, subject, gateway) DO UPDATE SET data = EXCLUDED.data,
+                 value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at",
+            &[
+                &enterprise,
+                &row.subject,
+                &row.gateway,
+                &row.data,
+                &value,
+                &limit,
+                &row.updated_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let level = i64::try_from(level).unwrap_or(i64::MAX);
+        let n = self.0.execute(
+            "INSERT INTO sketch_alerted (enterprise, subject, level, at) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING",
+            &[&enterprise, &subject, &level, &now_ms],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+fn pg_sketch_rows(
+    c: &mut impl GenericClient,
+    enterprise: &str,
+    subject_prefix: &str,
+) -> Result<Vec<SketchRow>, StoreError> {
+    let rows = c.query(
+        "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures
+           WHERE enterprise = $1 AND left(subject, length($2)) = $2 ORDER BY subject, gateway",
+        &[&enterprise, &subject_prefix],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(SketchRow {
+            subject: r.try_get(0)?,
+            gateway: r.try_get(1)?,
+            data: r.try_get(2)?,
+            value: r.try_get::<_, i64>(3)?.max(0) as u64,
+            limit: r.try_get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
+            updated_ms: r.try_get(5)?,
+        });
+    }
+    Ok(out)
 }
 
 impl Store for PgStore {
@@ -950,7 +1065,7 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<Value>, StoreError> {
+    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         if let Some(g) = &f.gateway {
@@ -980,19 +1095,19 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, alert_row)
+        rows_to(rows, AlertRow::read)
     }
 
-    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<AlertRow>, StoreError> {
         let mut q = Q::default();
         let cond = q.scope(scope);
         let idp = q.bind(id);
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {cond} AND id = {idp}");
         let row = self.conn()?.client()?.query_opt(&sql, &q.refs())?;
-        Ok(row.as_ref().map(alert_row).transpose()?)
+        Ok(row.as_ref().map(AlertRow::read).transpose()?)
     }
 
-    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<Value>, StoreError> {
+    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         for (col, v) in [
@@ -1013,7 +1128,7 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, incident_row)
+        rows_to(rows, IncidentRow::read)
     }
 
     fn incidents_by_deadline(
@@ -1021,7 +1136,7 @@ impl Store for PgStore {
         scope: &Scope,
         f: &IncidentFilter,
         kind: Option<&str>,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<IncidentRow>, StoreError> {
         let mut q = Q::default();
         let mut conds = vec![q.scope(scope)];
         let kind = kind.map(str::to_string);
@@ -1044,10 +1159,10 @@ impl Store for PgStore {
             conds.join(" AND ")
         );
         let rows = self.conn()?.client()?.query(&sql, &q.refs())?;
-        rows_to(rows, incident_row)
+        rows_to(rows, IncidentRow::read)
     }
 
-    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
         let mut q = Q::default();
         let cond = q.scope(scope);
         let idp = q.bind(id);
@@ -1057,56 +1172,35 @@ impl Store for PgStore {
         let Some(row) = c.query_opt(&sql, &q.refs())? else {
             return Ok(None);
         };
-        let inc = incident_row(&row)?;
+        let incident = IncidentRow::read(&row)?;
         let rows = c.query(
-            "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json,
-               a.recipient, a.persons, a.evidence, a.scenario, a.gateway, a.flow_id, a.kind, a.ts
-             FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-             WHERE ia.incident_id = $1 ORDER BY a.id LIMIT $2",
+            &format!(
+                "SELECT {REPORT_ALERT_COLUMNS}
+                 FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+                 WHERE ia.incident_id = $1 ORDER BY a.id LIMIT $2"
+            ),
             &[&id, &report::MAX_ALERTS],
         )?;
-        let mut alerts = Vec::with_capacity(rows.len());
-        for r in rows {
-            alerts.push(ReportAlert {
-                id: r.try_get(0)?,
-                proto: r.try_get(1)?,
-                src_ip: r.try_get(2)?,
-                src_port: r.try_get(3)?,
-                dest_ip: r.try_get(4)?,
-                dest_port: r.try_get(5)?,
-                sni: r.try_get(6)?,
-                json: r.try_get(7)?,
-                recipient: r.try_get(8)?,
-                persons: r.try_get(9)?,
-                evidence: r.try_get(10)?,
-                scenario: r.try_get(11)?,
-                gateway: r.try_get(12)?,
-                flow_id: r.try_get(13)?,
-                kind: r.try_get(14)?,
-                ts: r.try_get(15)?,
-            });
-        }
-        let hist = history(c, id)?;
-        let mut flow_json = |(gw, f, dst, sport, ts): &FlowKey| -> Result<Vec<String>, StoreError> {
-            let rows = c.query(
+        let alerts = rows_to(rows, report_alert)?;
+        let mut flows = Vec::new();
+        for (gw, f, dst, sport, ts) in report::flow_keys(&alerts) {
+            for r in c.query(
                 "SELECT json FROM events WHERE gateway = $1 AND flow_id = $2
                    AND event_type = 'flow' AND dest_ip IS NOT DISTINCT FROM $3
                    AND src_port IS NOT DISTINCT FROM $4
                    AND ts BETWEEN $5::BIGINT - $6::BIGINT AND $5::BIGINT + $6::BIGINT
                  LIMIT 4",
-                &[gw, f, dst, sport, ts, &report::FLOW_NEAR_MS],
-            )?;
-            rows.iter()
-                .map(|r| r.try_get::<_, String>(0).map_err(StoreError::from))
-                .collect()
-        };
-        Ok(Some(report::build(
-            &self.config,
-            inc,
-            &alerts,
-            &mut flow_json,
-            hist,
-        )?))
+                &[&gw, &f, &dst, &sport, &ts, &report::FLOW_NEAR_MS],
+            )? {
+                flows.push(r.try_get::<_, String>(0)?);
+            }
+        }
+        Ok(Some(IncidentDetail {
+            incident,
+            history: history(c, id)?,
+            alerts,
+            flows,
+        }))
     }
 
     fn transition(
@@ -1181,23 +1275,22 @@ impl Store for PgStore {
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"),
             &[&id],
         )?;
-        let mut inc = incident_row(&row)?;
+        let inc = IncidentRow::read(&row)?;
         let h = history(&mut tx, id)?;
-        if let Value::Object(m) = &mut inc {
-            m.insert("history".into(), Value::Array(h));
-        }
         tx.commit()?;
-        Ok(TransitionOutcome::Done(inc))
+        Ok(TransitionOutcome::Done(Box::new(inc), h))
     }
 
-    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError> {
+    fn enterprise_summary(
+        &self,
+        scope: &Scope,
+        enterprise: &str,
+    ) -> Result<EnterpriseSummary, StoreError> {
         let mut g = self.conn()?;
         let c = g.client()?;
         let mut q = Q::default();
         let ent = q.bind(enterprise.to_string());
         let cond = q.scope(scope);
-        let mut by_scenario: Map<String, Value> = Map::new();
-        let mut any_saturated = false;
         // NUMERIC sums cannot overflow; the total saturates at i64::MAX like the SQLite store.
         let rows = c.query(
             &format!(
@@ -1210,25 +1303,17 @@ impl Store for PgStore {
             ),
             &q.refs(),
         )?;
+        let mut export = Vec::with_capacity(rows.len());
         for r in rows {
-            let s: String = r.try_get(0)?;
-            let v: String = r.try_get(1)?;
-            let bytes: i64 = r.try_get(2)?;
-            let saturated: bool = r.try_get(3)?;
-            let flows: i64 = r.try_get(4)?;
-            any_saturated |= saturated;
-            let entry = by_scenario
-                .entry(s)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(m) = entry {
-                let mut cell = json!({"export_bytes": bytes, "flows": flows});
-                if saturated {
-                    cell["export_bytes_saturated"] = json!(true);
-                }
-                m.insert(v, cell);
-            }
+            export.push(ExportCell {
+                scenario: r.try_get(0)?,
+                verdict: r.try_get(1)?,
+                bytes: r.try_get(2)?,
+                saturated: r.try_get(3)?,
+                flows: r.try_get(4)?,
+            });
         }
-        let mut alerts_by_kind = Map::new();
+        let mut alerts_by_kind = Vec::new();
         for r in c.query(
             &format!(
                 "SELECT kind, COUNT(*)::BIGINT FROM alerts WHERE enterprise = {ent} AND {cond}
@@ -1236,9 +1321,7 @@ impl Store for PgStore {
             ),
             &q.refs(),
         )? {
-            let k: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            alerts_by_kind.insert(k, json!(n));
+            alerts_by_kind.push((r.try_get(0)?, r.try_get(1)?));
         }
         let open = rows_to(
             c.query(
@@ -1249,16 +1332,14 @@ impl Store for PgStore {
                 ),
                 &q.refs(),
             )?,
-            incident_row,
+            IncidentRow::read,
         )?;
-        Ok(json!({
-            "enterprise": enterprise,
-            "export_bytes": by_scenario,
-            "export_bytes_saturated": any_saturated,
-            "alerts_by_kind": alerts_by_kind,
-            "open_incidents": open.len(),
-            "incidents": open,
-        }))
+        Ok(EnterpriseSummary {
+            enterprise: enterprise.to_string(),
+            export,
+            alerts_by_kind,
+            open,
+        })
     }
 
     fn audit(
@@ -1266,26 +1347,16 @@ impl Store for PgStore {
         incident: Option<i64>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<AuditRow>, StoreError> {
         let target = incident.map(|i| format!("incident/{i}"));
         let rows = self.conn()?.client()?.query(
-            "SELECT id, at, token, role, action, target, comment FROM audit
-             WHERE $1::TEXT IS NULL OR target = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+            &format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit
+                 WHERE $1::TEXT IS NULL OR target = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+            ),
             &[&target, &i64::from(limit), &i64::from(offset)],
         )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(json!({
-                "id": r.try_get::<_, i64>(0)?,
-                "at": format_ms(r.try_get(1)?),
-                "token": r.try_get::<_, String>(2)?,
-                "role": r.try_get::<_, String>(3)?,
-                "action": r.try_get::<_, String>(4)?,
-                "target": r.try_get::<_, String>(5)?,
-                "comment": r.try_get::<_, String>(6)?,
-            }));
-        }
-        Ok(out)
+        rows_to(rows, AuditRow::read)
     }
 
     fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
@@ -1486,91 +1557,28 @@ impl Store for PgStore {
             .is_some())
     }
 
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let mut c = self.conn()?;
-        let client = c.client()?;
-        client.execute(
-            "INSERT INTO sketch_keys (enterprise, fingerprint, gateway, established_at)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (enterprise) DO NOTHING",
-            &[&enterprise, &fingerprint, &gateway, &now_ms],
-        )?;
-        let established: String = client
-            .query_one(
-                "SELECT fingerprint FROM sketch_keys WHERE enterprise = $1",
-                &[&enterprise],
-            )?
-            .try_get(0)?;
-        Ok((established != fingerprint).then_some(established))
-    }
-
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError> {
         let mut c = self.conn()?;
-        let rows = c.client()?.query(
-            "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures
-               WHERE enterprise = $1 AND left(subject, length($2)) = $2 ORDER BY subject, gateway",
-            &[&enterprise, &subject_prefix],
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(SketchRow {
-                subject: r.try_get(0)?,
-                gateway: r.try_get(1)?,
-                data: r.try_get(2)?,
-                value: r.try_get::<_, i64>(3)?.max(0) as u64,
-                limit: r.try_get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
-                updated_ms: r.try_get(5)?,
-            });
-        }
-        Ok(out)
+        pg_sketch_rows(c.client()?, enterprise, subject_prefix)
     }
 
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
-        let mut c = self.conn()?;
-        let value = i64::try_from(row.value).unwrap_or(i64::MAX);
-        let limit = row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        c.client()?.execute(
-            "INSERT INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (enterprise, subject, gateway) DO UPDATE SET data = EXCLUDED.data,
-                 value = EXCLUDED.value, lim = EXCLUDED.lim, updated_at = EXCLUDED.updated_at",
-            &[
-                &enterprise,
-                &row.subject,
-                &row.gateway,
-                &row.data,
-                &value,
-                &limit,
-                &row.updated_ms,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn sketch_mark(
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut c = self.conn()?;
-        let level = i64::try_from(level).unwrap_or(i64::MAX);
-        let n = c.client()?.execute(
-            "INSERT INTO sketch_alerted (enterprise, subject, level, at) VALUES ($1, $2, $3, $4)
-               ON CONFLICT DO NOTHING",
-            &[&enterprise, &subject, &level, &now_ms],
+        let mut tx = c.client()?.transaction()?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&LOCK_NS, &LOCK_SKETCH],
         )?;
-        Ok(n == 1)
+        work(&mut PgSketch(&mut tx))?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn healthy(&self) -> Result<(), String> {

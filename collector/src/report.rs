@@ -7,10 +7,8 @@
 //! deadline. Everything comes from the incident's own alerts, the flow records with the same
 //! (gateway, flow id), the registry and the `[gateway."ID"]` metadata of the collector config.
 
-use crate::store::StoreError;
 use crate::util::{format_ms, parse_rfc3339_ms, sha256_hex};
 use crossline_config::collector::CollectorConfig;
-use rusqlite::{params, Connection};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -114,149 +112,112 @@ pub struct ReportAlert {
     pub ts: i64,
 }
 
-/// Build the report of incident `id` (`inc` is its API row) and insert it as `report`, with
-/// `history` (acknowledge/resolve entries).
-pub fn attach(
-    c: &Connection,
-    cfg: &CollectorConfig,
-    inc: Value,
-    id: i64,
-) -> Result<Value, StoreError> {
-    let mut stmt = c.prepare(
-        "SELECT a.id, a.proto, a.src_ip, a.src_port, a.dest_ip, a.dest_port, a.sni, a.json,
-           a.recipient, a.persons, a.evidence, a.scenario, a.gateway, a.flow_id, a.kind, a.ts
-         FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
-         WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![id, MAX_ALERTS], |r| {
-        Ok(ReportAlert {
-            id: r.get(0)?,
-            proto: r.get(1)?,
-            src_ip: r.get(2)?,
-            src_port: r.get(3)?,
-            dest_ip: r.get(4)?,
-            dest_port: r.get(5)?,
-            sni: r.get(6)?,
-            json: r.get(7)?,
-            recipient: r.get(8)?,
-            persons: r.get(9)?,
-            evidence: r.get(10)?,
-            scenario: r.get(11)?,
-            gateway: r.get(12)?,
-            flow_id: r.get(13)?,
-            kind: r.get(14)?,
-            ts: r.get(15)?,
-        })
-    })?;
-    let alerts: Vec<ReportAlert> = rows.collect::<Result<_, _>>()?;
-    let mut fstmt = c.prepare_cached(
-        "SELECT json FROM events WHERE gateway = ?1 AND flow_id = ?2 AND event_type = 'flow'
-           AND dest_ip IS ?3 AND src_port IS ?4 AND ts BETWEEN ?5 - ?6 AND ?5 + ?6
-         LIMIT 4",
-    )?;
-    let mut flow_json = |(gw, f, dst, sport, ts): &FlowKey| -> Result<Vec<String>, StoreError> {
-        let rows = fstmt.query_map(params![gw, f, dst, sport, ts, FLOW_NEAR_MS], |r| {
-            r.get::<_, String>(0)
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    };
-    let history = history(c, id)?;
-    build(cfg, inc, &alerts, &mut flow_json, history)
+/// The flow records to look up for an incident's alerts: (gateway, flow id, destination,
+/// source port, alert time), one per (gateway, flow id), at most [`MAX_FLOWS`]. Flow ids restart
+/// with each agent run, so a flow record must also match the alert's addresses and lie near in
+/// time ([`FLOW_NEAR_MS`]).
+pub fn flow_keys(alerts: &[ReportAlert]) -> Vec<FlowKey> {
+    let mut flows: Vec<FlowKey> = Vec::new();
+    for a in alerts {
+        if let Some(f) = a.flow_id {
+            if flows.len() < MAX_FLOWS && !flows.iter().any(|k| k.0 == a.gateway && k.1 == f) {
+                flows.push((a.gateway.clone(), f, a.dest_ip.clone(), a.src_port, a.ts));
+            }
+        }
+    }
+    flows
 }
 
-/// The report of an incident from its alerts, the flow records `flow_json` finds for a
-/// (gateway, flow id, destination, source port, alert time) key, and its history.
-pub fn build(
-    cfg: &CollectorConfig,
-    mut inc: Value,
-    alerts: &[ReportAlert],
-    flow_json: &mut dyn FnMut(&FlowKey) -> Result<Vec<String>, StoreError>,
-    history: Vec<Value>,
-) -> Result<Value, StoreError> {
-    let mut alert_ids = Vec::new();
-    let mut tuples = Vec::new();
-    let mut hashes = Vec::new();
-    let mut names = Names::default();
-    let mut addresses: Vec<String> = Vec::new();
-    let mut evidence: BTreeSet<String> = BTreeSet::new();
-    let mut max_persons: Option<i64> = None;
-    let mut scenarios: BTreeSet<String> = BTreeSet::new();
-    // (gateway, flow id, destination, source port, alert time): flow ids restart with each
-    // agent run, so a flow record must also match the alert's addresses and lie near in time.
-    let mut flows: Vec<FlowKey> = Vec::new();
-    let mut kinds: BTreeSet<String> = BTreeSet::new();
-    for a in alerts {
-        let a = a.clone();
-        let (aid, proto, src, sport, dst, dport, sni, js) = (
-            a.id,
-            a.proto,
-            a.src_ip,
-            a.src_port,
-            a.dest_ip,
-            a.dest_port,
-            a.sni,
-            a.json,
-        );
-        let (recipient, persons, ev, scenario, gateway, flow_id, kind, ts) = (
-            a.recipient,
-            a.persons,
-            a.evidence,
-            a.scenario,
-            a.gateway,
-            a.flow_id,
-            a.kind,
-            a.ts,
-        );
-        alert_ids.push(aid);
-        let t = json!({"proto": proto, "src_ip": src, "src_port": sport, "dest_ip": dst,
-                       "dest_port": dport});
-        if src.is_some() && !tuples.contains(&t) && tuples.len() < 100 {
-            tuples.push(t);
+/// What an incident's alerts say, gathered for its report (each list bounded).
+#[derive(Default)]
+struct Gathered {
+    alert_ids: Vec<i64>,
+    tuples: Vec<Value>,
+    hashes: Vec<Value>,
+    names: Names,
+    addresses: Vec<String>,
+    evidence: BTreeSet<String>,
+    max_persons: Option<i64>,
+    scenarios: BTreeSet<String>,
+    kinds: BTreeSet<String>,
+}
+
+impl Gathered {
+    fn of(alerts: &[ReportAlert]) -> Gathered {
+        let mut g = Gathered::default();
+        for a in alerts {
+            g.add(a);
         }
-        if let Some(s) = &sni {
-            names.add(s, "sni");
+        g
+    }
+
+    fn add(&mut self, a: &ReportAlert) {
+        self.alert_ids.push(a.id);
+        let t = json!({"proto": a.proto, "src_ip": a.src_ip, "src_port": a.src_port,
+                       "dest_ip": a.dest_ip, "dest_port": a.dest_port});
+        if a.src_ip.is_some() && !self.tuples.contains(&t) && self.tuples.len() < 100 {
+            self.tuples.push(t);
         }
-        if let Some(r) = &recipient {
-            names.add(r, "alert_recipient");
-            if r.parse::<std::net::IpAddr>().is_ok() && !addresses.contains(r) {
-                addresses.push(r.clone());
+        if let Some(s) = &a.sni {
+            self.names.add(s, "sni");
+        }
+        if let Some(r) = &a.recipient {
+            self.names.add(r, "alert_recipient");
+            if r.parse::<std::net::IpAddr>().is_ok() && !self.addresses.contains(r) {
+                self.addresses.push(r.clone());
             }
         }
-        if let Some(f) = flow_id {
-            let key = (gateway, f, dst.clone(), sport, ts);
-            if flows.len() < MAX_FLOWS && !flows.iter().any(|k| k.0 == key.0 && k.1 == key.1) {
-                flows.push(key);
+        if let Some(d) = &a.dest_ip {
+            if !self.addresses.contains(d) && self.addresses.len() < 100 {
+                self.addresses.push(d.clone());
             }
         }
-        if let Some(d) = dst {
-            if !addresses.contains(&d) && addresses.len() < 100 {
-                addresses.push(d);
-            }
-        }
-        if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&ev) {
+        if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&a.evidence) {
             for i in items {
                 if let Some(s) = i.as_str() {
-                    if evidence.len() < 100_000 {
-                        evidence.insert(s.to_string());
+                    if self.evidence.len() < 100_000 {
+                        self.evidence.insert(s.to_string());
                     }
                 }
             }
         }
-        if let Some(p) = persons {
-            max_persons = Some(max_persons.map_or(p, |m| m.max(p)));
+        if let Some(p) = a.persons {
+            self.max_persons = Some(self.max_persons.map_or(p, |m| m.max(p)));
         }
-        if let Some(s) = scenario {
-            scenarios.insert(s);
+        if let Some(s) = &a.scenario {
+            self.scenarios.insert(s.clone());
         }
-        kinds.insert(kind);
-        hashes.push(json!({"alert_id": aid, "sha256": sha256_hex(js.as_bytes())}));
+        self.kinds.insert(a.kind.clone());
+        self.hashes
+            .push(json!({"alert_id": a.id, "sha256": sha256_hex(a.json.as_bytes())}));
     }
+}
+
+/// The report of an incident (`inc`, its API object) from its alerts, the flow records found
+/// for [`flow_keys`] (`flow_lines`, as received) and its history (API objects): `inc` with
+/// `history` and `report` added.
+pub fn build(
+    cfg: &CollectorConfig,
+    mut inc: Value,
+    alerts: &[ReportAlert],
+    flow_lines: &[String],
+    history: Vec<Value>,
+) -> Value {
+    let Gathered {
+        alert_ids,
+        tuples,
+        hashes,
+        mut names,
+        addresses,
+        evidence,
+        max_persons,
+        scenarios,
+        kinds,
+    } = Gathered::of(alerts);
     // Names carried by the flow records of the same flows (SNI, HTTP Host, DNS-learned name).
-    for key in &flows {
-        for js in flow_json(key)? {
-            if let Ok(v) = serde_json::from_str::<Value>(&js) {
-                names.add_event_json(&v);
-            }
+    for js in flow_lines {
+        if let Ok(v) = serde_json::from_str::<Value>(js) {
+            names.add_event_json(&v);
         }
     }
 
@@ -371,26 +332,7 @@ pub fn build(
         m.insert("history".into(), Value::Array(history));
         m.insert("report".into(), report);
     }
-    Ok(inc)
-}
-
-/// The acknowledge/resolve history of an incident, oldest first.
-pub fn history(c: &Connection, id: i64) -> Result<Vec<Value>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT action, actor, role, at, comment FROM incident_history
-         WHERE incident_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![id], |r| {
-        Ok(json!({
-            "action": r.get::<_, String>(0)?,
-            "by": r.get::<_, String>(1)?,
-            "role": r.get::<_, String>(2)?,
-            "at": format_ms(r.get(3)?),
-            "at_beijing": format_beijing(r.get(3)?),
-            "comment": r.get::<_, String>(4)?,
-        }))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    inc
 }
 
 /// Chinese name of an alert kind.

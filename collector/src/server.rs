@@ -199,6 +199,95 @@ async fn serve<S, F>(
     }
 }
 
+/// Open the configured store on a blocking thread.
+async fn open_store(config: &Arc<CollectorConfig>) -> Result<Arc<dyn Store>, ServerError> {
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || crate::store::open_configured(cfg))
+        .await
+        .map_err(|e| ServerError::StoreTask(e.to_string()))?
+        .map_err(|source| ServerError::Store {
+            path: config.database.display().to_string(),
+            source,
+        })
+}
+
+/// Warn when the open-file limit is below what the connection limits need.
+fn warn_open_files(config: &CollectorConfig) {
+    if let Some(limit) = open_file_limit() {
+        // Two listeners, the database (WAL: three files per connection) and notifier sockets.
+        let need = 2 * config.limits.max_connections as u64 + 64;
+        if limit < need {
+            tracing::warn!(
+                "open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
+                config.limits.max_connections
+            );
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// The configuration file of `running` read again (SIGHUP); None, logged, when it is refused.
+async fn reload(running: &CollectorConfig) -> Option<CollectorConfig> {
+    let path = running.path.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || crossline_config::collector::load_collector(&path))
+            .await;
+    match loaded {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::error!(
+                "{} rejected on SIGHUP, keeping the running configuration:\n{e}",
+                running.path.display()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::error!("configuration reload task failed: {e}");
+            None
+        }
+    }
+}
+
+/// Serve the ingest listener (mutual TLS) with `ingest`.
+fn spawn_ingest(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+    conn_guard: mpsc::Sender<()>,
+    ingest: Arc<Ingest>,
+    config: &CollectorConfig,
+    metrics: Arc<Metrics>,
+) {
+    let make_ingest = move |gw: Option<Arc<str>>| {
+        let ingest = ingest.clone();
+        move |req| {
+            let ingest = ingest.clone();
+            let gw = gw.clone();
+            Box::pin(ingest.handle(gw, req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+        }
+    };
+    let l = &config.limits;
+    tokio::spawn(serve(
+        listener,
+        Some(tls),
+        shutdown,
+        conn_guard,
+        ConnLimit::new(
+            "ingest",
+            l.max_connections,
+            l.tls_handshake_timeout,
+            metrics,
+        ),
+        Arc::new(config.gateways.clone()),
+        make_ingest,
+    ));
+}
+
 /// Run the collector until `stop` completes. `on_bound` is called once the listeners are bound.
 pub async fn run(
     config: Arc<CollectorConfig>,
@@ -210,73 +299,31 @@ pub async fn run(
         Some(t) => Some(tls::api_server_config(&t.cert, &t.key)?),
         None => None,
     };
-    let cfg = config.clone();
-    let store: Arc<dyn Store> =
-        tokio::task::spawn_blocking(move || crate::store::open_configured(cfg))
-            .await
-            .map_err(|e| ServerError::StoreTask(e.to_string()))?
-            .map_err(|source| ServerError::Store {
-                path: config.database.display().to_string(),
-                source,
-            })?;
+    let store = open_store(&config).await?;
     let metrics = Arc::new(Metrics::new(&config)?);
-    if let Some(limit) = open_file_limit() {
-        // Two listeners, the database (WAL: three files per connection) and notifier sockets.
-        let need = 2 * config.limits.max_connections as u64 + 64;
-        if limit < need {
-            tracing::warn!(
-                "open-file limit {limit} is below what [limits] max_connections = {} needs on two listeners (~{need}); a connection flood can exhaust it (raise `ulimit -n` or lower max_connections)",
-                config.limits.max_connections
-            );
-        }
-    }
-    let ingest_listener =
-        TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-    let api_listener = TcpListener::bind(config.api_listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.api_listen,
-            source,
-        })?;
+    warn_open_files(&config);
+    let ingest_listener = bind(config.listen).await?;
+    let api_listener = bind(config.api_listen).await?;
     let bound = Bound {
         ingest: ingest_listener.local_addr().unwrap_or(config.listen),
         api: api_listener.local_addr().unwrap_or(config.api_listen),
     };
 
     let (sd_tx, sd_rx) = watch::channel(false);
-    let (guard_tx, mut guard_rx) = mpsc::channel::<()>(1);
+    let (guard_tx, guard_rx) = mpsc::channel::<()>(1);
 
     let ingest = Arc::new(Ingest::new(store.clone(), metrics.clone(), config.clone()));
     let ingest_for_reload = ingest.clone();
-    let make_ingest = move |gw: Option<Arc<str>>| {
-        let ingest = ingest.clone();
-        move |req| {
-            let ingest = ingest.clone();
-            let gw = gw.clone();
-            Box::pin(ingest.handle(gw, req)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
-        }
-    };
-    let gateways = Arc::new(config.gateways.clone());
-    let l = &config.limits;
-    tokio::spawn(serve(
+    spawn_ingest(
         ingest_listener,
-        Some(ingest_tls),
+        ingest_tls,
         sd_rx.clone(),
         guard_tx.clone(),
-        ConnLimit::new(
-            "ingest",
-            l.max_connections,
-            l.tls_handshake_timeout,
-            metrics.clone(),
-        ),
-        gateways.clone(),
-        make_ingest,
-    ));
+        ingest,
+        &config,
+        metrics.clone(),
+    );
+    let l = &config.limits;
 
     // The API in force; a SIGHUP replaces it (tokens, registry, gateway metadata) and each
     // request uses the one current when it arrives.
@@ -322,25 +369,19 @@ pub async fn run(
     let (mut notify_stop, mut notify_task) = start_notifier(config.clone());
     let maintenance = tokio::spawn(maintain(config.clone(), store.clone(), sd_rx));
 
+    let scheme = if config.api_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
-        "ingest listening on {} (mTLS), api on {} ({})",
+        "ingest listening on {} (mTLS), api on {} ({scheme})",
         bound.ingest,
-        bound.api,
-        if config.api_tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
+        bound.api
     );
     on_bound(bound);
 
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("cannot watch SIGHUP, configuration reloads need a restart: {e}");
-            None
-        }
-    };
+    let mut hup = watch_hangup();
     let mut running = config.clone();
     tokio::pin!(stop);
     loop {
@@ -352,24 +393,8 @@ pub async fn run(
                     None => std::future::pending().await,
                 }
             } => {
-                let path = running.path.clone();
-                let loaded = tokio::task::spawn_blocking(move || {
-                    crossline_config::collector::load_collector(&path)
-                })
-                .await;
-                let new = match loaded {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) => {
-                        tracing::error!(
-                            "{} rejected on SIGHUP, keeping the running configuration:\n{e}",
-                            running.path.display()
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!("configuration reload task failed: {e}");
-                        continue;
-                    }
+                let Some(new) = reload(&running).await else {
+                    continue;
                 };
                 let (live, changes) = reconcile(&running, new);
                 let live = Arc::new(live);
@@ -405,11 +430,31 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = sd_tx.send(true);
     let _ = notify_stop.send(true);
+    drain(guard_rx, notify_task, maintenance).await;
+    Ok(())
+}
+
+/// SIGHUP as a stream, or None (said in the log) when it cannot be watched.
+fn watch_hangup() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP, configuration reloads need a restart: {e}");
+            None
+        }
+    }
+}
+
+/// Wait (bounded) for every connection, the notifier and the maintenance task to finish.
+async fn drain(
+    mut guard_rx: mpsc::Receiver<()>,
+    notify_task: tokio::task::JoinHandle<()>,
+    maintenance: tokio::task::JoinHandle<()>,
+) {
     // Every connection holds a guard; recv() returns None once all are gone.
     let _ = tokio::time::timeout(Duration::from_secs(15), guard_rx.recv()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), notify_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), maintenance).await;
-    Ok(())
 }
 
 /// What a reloaded collector config changed.

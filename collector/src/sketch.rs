@@ -24,7 +24,7 @@
 //! level is raised once (table `sketch_alerted`). The alert is stored through [`Store::ingest`]
 //! like any other — listed, grouped into an incident and notified.
 
-use crate::store::{Batch, BatchEvent, IngestOutcome, SketchRow, Store, StoreError};
+use crate::store::{Batch, BatchEvent, IngestOutcome, SketchRow, SketchTables, Store, StoreError};
 use crate::util::format_ms;
 use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, Sketch};
 use crossline_config::sketch::HyperLogLog;
@@ -114,32 +114,50 @@ impl Sketches {
         &self.counters
     }
 
-    /// Merge every sketch event of a stored batch and raise the enterprise-wide alerts due.
+    /// Merge every sketch event of a stored batch (one transaction) and raise the
+    /// enterprise-wide alerts due.
     pub fn apply(&self, batch: &Batch, now_ms: i64) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
-        for be in &batch.events {
-            if be.event.event_type != EventType::Sketch {
-                continue;
-            }
-            let Some(s) = &be.event.sketch else { continue };
-            self.apply_one(&batch.gateway, s, now_ms, &mut report)?;
+        let sketches: Vec<&Sketch> = batch
+            .events
+            .iter()
+            .filter(|be| be.event.event_type == EventType::Sketch)
+            .filter_map(|be| be.event.sketch.as_ref())
+            .collect();
+        if sketches.is_empty() {
+            return Ok(report);
         }
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut alerts = Vec::new();
+        self.store.sketch_transaction(&mut |t| {
+            // A retried transaction starts over.
+            report = ApplyReport::default();
+            alerts.clear();
+            for s in &sketches {
+                self.apply_one(t, &batch.gateway, s, now_ms, &mut report, &mut alerts)?;
+            }
+            Ok(())
+        })?;
+        // Stored once the figures and judged levels are committed (an alert is a batch of its
+        // own, committed by the store's writer).
+        for a in &alerts {
+            self.store_alert(&batch.gateway, a, now_ms)?;
+        }
+        report.alerts.extend(alerts);
         Ok(report)
     }
 
     fn apply_one(
         &self,
+        t: &mut dyn SketchTables,
         gateway: &str,
         s: &Sketch,
         now_ms: i64,
         report: &mut ApplyReport,
+        alerts: &mut Vec<Event>,
     ) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let ent = s.enterprise.as_str();
-        if let Some(established) =
-            self.store
-                .sketch_key(ent, &s.key_fingerprint, gateway, now_ms)?
-        {
+        if let Some(established) = t.key(ent, &s.key_fingerprint, gateway, now_ms)? {
             self.counters.refused_key.fetch_add(1, Ordering::Relaxed);
             report.refused_key += 1;
             eprintln!(
@@ -150,7 +168,6 @@ impl Sketches {
         }
         self.counters.merged.fetch_add(1, Ordering::Relaxed);
         report.merged += 1;
-        let mut alerts = Vec::new();
         for p in &s.persons {
             let regs = match HyperLogLog::decode(&p.registers) {
                 Ok(h) => h,
@@ -170,7 +187,7 @@ impl Sketches {
                 continue;
             }
             let subject = persons_subject(p.year, &p.category);
-            let rows = self.store.sketch_rows(ent, &subject)?;
+            let rows = t.rows(ent, &subject)?;
             let mut mine = regs;
             if let Some(old) = rows.iter().find(|r| r.gateway == gateway) {
                 if let Ok(h) = HyperLogLog::decode(&old.data) {
@@ -185,7 +202,7 @@ impl Sketches {
                 limit: p.limit,
                 updated_ms: now_ms,
             };
-            self.store.put_sketch_row(ent, &row)?;
+            t.put(ent, &row)?;
             // The union only grows: fold this gateway's registers into the stored union (row
             // of gateway `*`), one decode instead of one per gateway.
             let mut u = match rows.iter().find(|r| r.gateway == UNION) {
@@ -199,7 +216,7 @@ impl Sketches {
                 Some(r) => *r = row,
                 None => rows.push(row),
             }
-            self.store.put_sketch_row(
+            t.put(
                 ent,
                 &SketchRow {
                     subject: subject.clone(),
@@ -218,7 +235,7 @@ impl Sketches {
                 rows.iter().filter_map(|r| r.limit).max(),
             ));
             if let Some(a) =
-                self.judge_persons(ent, gateway, p.year, &p.category, &rows, &u, now_ms)?
+                self.judge_persons(t, ent, gateway, p.year, &p.category, &rows, &u, now_ms)?
             {
                 alerts.push(a);
             }
@@ -230,7 +247,7 @@ impl Sketches {
                 continue;
             }
             let subject = bytes_subject(&v.day, &v.scenario);
-            let rows = self.store.sketch_rows(ent, &subject)?;
+            let rows = t.rows(ent, &subject)?;
             let old = rows
                 .iter()
                 .find(|r| r.gateway == gateway)
@@ -243,8 +260,8 @@ impl Sketches {
                 limit: v.cap,
                 updated_ms: now_ms,
             };
-            self.store.put_sketch_row(ent, &row)?;
-            let rows = self.store.sketch_rows(ent, &subject)?;
+            t.put(ent, &row)?;
+            let rows = t.rows(ent, &subject)?;
             report.volumes.push((
                 ent.to_string(),
                 v.day.clone(),
@@ -252,21 +269,18 @@ impl Sketches {
                 rows.iter().map(|r| r.value).sum(),
                 rows.iter().filter_map(|r| r.limit).max(),
             ));
-            if let Some(a) = self.judge_bytes(ent, gateway, &v.day, &v.scenario, &rows, now_ms)? {
+            if let Some(a) = Self::judge_bytes(t, ent, gateway, &v.day, &v.scenario, &rows, now_ms)?
+            {
                 alerts.push(a);
             }
         }
-        for a in &alerts {
-            self.store_alert(gateway, a, now_ms)?;
-        }
-        report.alerts.extend(alerts);
         Ok(())
     }
 
     /// Mark every level up to `level`; true when `alert_level` was newly marked and no single
     /// gateway reaches it alone.
     fn mark_levels(
-        &self,
+        t: &mut dyn SketchTables,
         ent: &str,
         subject: &str,
         levels: &[u64],
@@ -276,7 +290,7 @@ impl Sketches {
     ) -> Result<Option<u64>, StoreError> {
         let mut newest = None;
         for &l in levels.iter().filter(|l| **l <= reached) {
-            if self.store.sketch_mark(ent, subject, l, now_ms)? && l > alone {
+            if t.mark(ent, subject, l, now_ms)? && l > alone {
                 newest = Some(l);
             }
         }
@@ -286,6 +300,7 @@ impl Sketches {
     #[allow(clippy::too_many_arguments)]
     fn judge_persons(
         &self,
+        t: &mut dyn SketchTables,
         ent: &str,
         gateway: &str,
         year: i32,
@@ -319,7 +334,7 @@ impl Sketches {
         };
         let alone = rows.iter().map(|r| pct(r.value)).max().unwrap_or(0);
         let subject = persons_subject(year, category);
-        let Some(level) = self.mark_levels(ent, &subject, &[80, 100], pct(est), alone, now_ms)?
+        let Some(level) = Self::mark_levels(t, ent, &subject, &[80, 100], pct(est), alone, now_ms)?
         else {
             return Ok(None);
         };
@@ -348,7 +363,7 @@ impl Sketches {
     }
 
     fn judge_bytes(
-        &self,
+        t: &mut dyn SketchTables,
         ent: &str,
         gateway: &str,
         day: &str,
@@ -371,7 +386,8 @@ impl Sketches {
         };
         let alone = rows.iter().map(|r| level(r.value)).max().unwrap_or(0);
         let subject = bytes_subject(day, scenario);
-        let Some(l) = self.mark_levels(ent, &subject, &[1, 2], level(total), alone, now_ms)? else {
+        let Some(l) = Self::mark_levels(t, ent, &subject, &[1, 2], level(total), alone, now_ms)?
+        else {
             return Ok(None);
         };
         let gateways: Vec<String> = rows

@@ -13,16 +13,24 @@
 //! dedupe and [`Store::has_batch`] are exact); the PostgreSQL store ([`crate::pg`]) keeps them
 //! as `NUMERIC(20,0)`.
 
-use crate::incident::{self, IncidentNotice};
-use crate::util::format_ms;
+use crate::incident::IncidentNotice;
+use crate::report::{self, ReportAlert};
 use crossline_config::collector::{CollectorConfig, Role};
 use crossline_config::event::{Event, EventType};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
-use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+mod incidents;
+mod rows;
+
+pub(crate) use rows::{
+    report_alert, ALERT_COLUMNS, AUDIT_COLUMNS, HISTORY_COLUMNS, INCIDENT_COLUMNS,
+    REPORT_ALERT_COLUMNS,
+};
+pub use rows::{AlertRow, AuditRow, HistoryEntry, IncidentRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -235,8 +243,8 @@ pub enum TransitionOutcome {
     NotFound,
     /// The incident is not in a state that allows it (e.g. acknowledge a resolved one).
     Conflict(String),
-    /// Done; the incident as it is now.
-    Done(Value),
+    /// Done; the incident as it is now, with its history.
+    Done(Box<IncidentRow>, Vec<HistoryEntry>),
 }
 
 /// A notification due for delivery.
@@ -268,6 +276,47 @@ pub struct Gauges {
     pub late_arrival: Vec<(String, i64)>,
 }
 
+/// An incident with its history and what its report is made of (see `crate::report`).
+#[derive(Debug, Clone)]
+pub struct IncidentDetail {
+    /// The incident.
+    pub incident: IncidentRow,
+    /// Its acknowledge/resolve history, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Its alerts (at most `report::MAX_ALERTS`), in id order.
+    pub alerts: Vec<ReportAlert>,
+    /// The flow records of [`report::flow_keys`] of those alerts, as received.
+    pub flows: Vec<String>,
+}
+
+/// Export bytes and flows of one (scenario, verdict) of an enterprise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportCell {
+    /// Scenario id (`none` when the flow matched none).
+    pub scenario: String,
+    /// Verdict status (`none` when absent).
+    pub verdict: String,
+    /// Export bytes, saturated at `i64::MAX`.
+    pub bytes: i64,
+    /// The sum saturated.
+    pub saturated: bool,
+    /// Flow records.
+    pub flows: i64,
+}
+
+/// What the store knows about one enterprise in scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterpriseSummary {
+    /// Enterprise id.
+    pub enterprise: String,
+    /// Export by scenario and verdict, in that order.
+    pub export: Vec<ExportCell>,
+    /// Alert counts by kind, in kind order.
+    pub alerts_by_kind: Vec<(String, i64)>,
+    /// Incidents not resolved, newest first (at most 1,000).
+    pub open: Vec<IncidentRow>,
+}
+
 /// Persistence behind the collector.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Use a reloaded configuration (routes, receivers, registry) from now on.
@@ -275,13 +324,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Store a batch durably and atomically (or report a duplicate).
     fn ingest(&self, batch: Arc<Batch>) -> Result<IngestOutcome, StoreError>;
     /// Alerts in scope matching the filter, newest first.
-    fn alerts(&self, scope: &Scope, filter: &AlertFilter) -> Result<Vec<Value>, StoreError>;
+    fn alerts(&self, scope: &Scope, filter: &AlertFilter) -> Result<Vec<AlertRow>, StoreError>;
     /// One alert, if in scope.
-    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError>;
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<AlertRow>, StoreError>;
     /// Incidents in scope matching the filter, newest first.
-    fn incidents(&self, scope: &Scope, filter: &IncidentFilter) -> Result<Vec<Value>, StoreError>;
-    /// One incident with its report fields, if in scope.
-    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError>;
+    fn incidents(
+        &self,
+        scope: &Scope,
+        filter: &IncidentFilter,
+    ) -> Result<Vec<IncidentRow>, StoreError>;
+    /// One incident with its history and what its report is made of, if in scope.
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<IncidentDetail>, StoreError>;
     /// Acknowledge or resolve, with an audit record.
     fn transition(
         &self,
@@ -290,14 +343,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         change: &Change<'_>,
     ) -> Result<TransitionOutcome, StoreError>;
     /// Export bytes by scenario and verdict, alert counts by kind, open incidents.
-    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError>;
+    fn enterprise_summary(
+        &self,
+        scope: &Scope,
+        enterprise: &str,
+    ) -> Result<EnterpriseSummary, StoreError>;
     /// The audit log, newest first; only the entries about one incident when given.
     fn audit(
         &self,
         incident: Option<i64>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<Value>, StoreError>;
+    ) -> Result<Vec<AuditRow>, StoreError>;
     /// Notifications due at `now_ms`.
     fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     /// Mark a notification delivered (and the incident `notified` when it was `open`).
@@ -319,31 +376,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn gauges(&self, now_ms: i64) -> Result<Gauges, StoreError>;
     /// Whether a batch is stored (tests and tools).
     fn has_batch(&self, gateway: &str, stream: u64, sequence: u64) -> Result<bool, StoreError>;
-    /// Enterprise-wide sketches (see `crate::sketch`): establish `fingerprint` as the
-    /// enterprise's PI key fingerprint when it has none; `Some(established)` when it differs.
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError>;
     /// Every gateway's figure of an enterprise whose subject starts with `subject_prefix`.
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError>;
-    /// Insert or replace one gateway's figure.
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError>;
-    /// Record that `level` of `subject` was judged; true the first time.
-    fn sketch_mark(
+    /// Run `work` on the enterprise-wide sketch tables (see `crate::sketch`) in one
+    /// transaction: committed when it returns `Ok`, rolled back otherwise. One merge at a time
+    /// (on PostgreSQL across replicas too).
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// The console's work queue: incidents in scope matching the filter and, when given, an
     /// alert kind, soonest deadline first (then id).
     fn incidents_by_deadline(
@@ -351,7 +396,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         scope: &Scope,
         filter: &IncidentFilter,
         kind: Option<&str>,
-    ) -> Result<Vec<Value>, StoreError>;
+    ) -> Result<Vec<IncidentRow>, StoreError>;
     /// Whether the database answers now (`/healthz`); the reason when it does not.
     fn healthy(&self) -> Result<(), String> {
         Ok(())
@@ -386,6 +431,120 @@ pub struct SketchRow {
     pub limit: Option<u64>,
     /// When it was last updated, Unix ms.
     pub updated_ms: i64,
+}
+
+/// The sketch tables inside one transaction ([`Store::sketch_transaction`]).
+pub trait SketchTables {
+    /// Establish `fingerprint` as the enterprise's PI key fingerprint when it has none;
+    /// `Some(established)` when it differs.
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Every gateway's figure of an enterprise whose subject starts with `subject_prefix`.
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError>;
+    /// Insert or replace one gateway's figure.
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError>;
+    /// Record that `level` of `subject` was judged; true the first time.
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The sketch tables on an SQLite connection (inside a transaction).
+struct SqliteSketch<'c>(&'c Connection);
+
+impl SketchTables for SqliteSketch<'_> {
+    fn key(
+        &mut self,
+        enterprise: &str,
+        fingerprint: &str,
+        gateway: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.prepare_cached(
+            "INSERT OR IGNORE INTO sketch_keys (enterprise, fingerprint, gateway, established_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![enterprise, fingerprint, gateway, now_ms])?;
+        let established: String = self.0.query_row(
+            "SELECT fingerprint FROM sketch_keys WHERE enterprise = ?1",
+            params![enterprise],
+            |r| r.get(0),
+        )?;
+        Ok((established != fingerprint).then_some(established))
+    }
+
+    fn rows(
+        &mut self,
+        enterprise: &str,
+        subject_prefix: &str,
+    ) -> Result<Vec<SketchRow>, StoreError> {
+        sqlite_sketch_rows(self.0, enterprise, subject_prefix)
+    }
+
+    fn put(&mut self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
+        self.0.prepare_cached(
+            "INSERT OR REPLACE INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            enterprise,
+            row.subject,
+            row.gateway,
+            row.data,
+            i64::try_from(row.value).unwrap_or(i64::MAX),
+            row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+            row.updated_ms
+        ])?;
+        Ok(())
+    }
+
+    fn mark(
+        &mut self,
+        enterprise: &str,
+        subject: &str,
+        level: u64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.0.prepare_cached(
+            "INSERT OR IGNORE INTO sketch_alerted (enterprise, subject, level, at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![enterprise, subject, i64::try_from(level).unwrap_or(i64::MAX), now_ms])?;
+        Ok(n == 1)
+    }
+}
+
+fn sqlite_sketch_rows(
+    c: &Connection,
+    enterprise: &str,
+    subject_prefix: &str,
+) -> Result<Vec<SketchRow>, StoreError> {
+    let mut st = c.prepare_cached(
+        "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures WHERE enterprise = ?1 AND substr(subject, 1, length(?2)) = ?2 ORDER BY subject, gateway",
+    )?;
+    let rows = st
+        .query_map(params![enterprise, subject_prefix], |r| {
+            Ok(SketchRow {
+                subject: r.get(0)?,
+                gateway: r.get(1)?,
+                data: r.get(2)?,
+                value: r.get::<_, i64>(3)?.max(0) as u64,
+                limit: r.get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
+                updated_ms: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// Numbered migrations; each is applied once, in a transaction, at start.
@@ -467,7 +626,7 @@ INSERT INTO incident_history (incident_id, at, action, actor, role, comment)
     CASE WHEN resolved_by = 'auto' THEN 'system' ELSE '' END, COALESCE(comment, '')
   FROM incidents WHERE resolved_at IS NOT NULL;
 ",
-    // N: enterprise-wide sketches (crate::sketch): each gateway's latest figure per subject,
+    // 3: enterprise-wide sketches (crate::sketch): each gateway's latest figure per subject,
     // the PI key fingerprint established per enterprise, the levels already judged.
     r"
 CREATE TABLE sketch_figures (
@@ -480,6 +639,11 @@ CREATE TABLE sketch_keys (
 CREATE TABLE sketch_alerted (
   enterprise TEXT NOT NULL, subject TEXT NOT NULL, level INTEGER NOT NULL, at INTEGER NOT NULL,
   PRIMARY KEY (enterprise, subject, level)) WITHOUT ROWID;
+",
+    // 4: the console's work queue (`incidents_by_deadline`) pages by deadline: without this
+    // index every page sorts the whole table.
+    r"
+CREATE INDEX incidents_deadline ON incidents (deadline_at, id);
 ",
 ];
 
@@ -690,7 +854,7 @@ fn store_batch(
                     be.time_flag.map(TimeFlag::as_str),
                 ])?;
                 let alert_id = tx.last_insert_rowid();
-                incident::on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
+                incidents::on_alert(tx, cfg, alert_id, be, batch.received_at_ms)?;
             }
             // Merged by `crate::sketch` once the batch is stored; not kept as an event (the
             // merged figures are in `sketch_figures`).
@@ -738,90 +902,13 @@ fn store_batch(
     Ok(IngestOutcome::Stored(batch.events.len()))
 }
 
-/// Column list of alert rows as returned by the API (`timestamp` as the agent wrote it).
-const ALERT_COLUMNS: &str =
-    "id, timestamp, gateway, kind, severity, scenario, enterprise, summary, rule,
-  recipient, service, count, bytes, persons, evidence, followup, green_channel, flow_id, proto,
-  src_ip, src_port, dest_ip, dest_port, sni, incident_id, received_at, time_flag,
-  json_extract(json, '$.alert.scope'), json_extract(json, '$.alert.gateways')";
-
-fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-    let evidence: String = r.get(14)?;
-    let time_flag: Option<String> = r.get(26)?;
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "timestamp": r.get::<_, String>(1)?,
-        "gateway": r.get::<_, String>(2)?,
-        "kind": r.get::<_, String>(3)?,
-        "severity": r.get::<_, String>(4)?,
-        "scenario": r.get::<_, Option<String>>(5)?,
-        "enterprise": r.get::<_, Option<String>>(6)?,
-        "summary": r.get::<_, String>(7)?,
-        "rule": r.get::<_, String>(8)?,
-        "recipient": r.get::<_, Option<String>>(9)?,
-        "service": r.get::<_, Option<String>>(10)?,
-        "count": r.get::<_, i64>(11)?,
-        "bytes": r.get::<_, i64>(12)?,
-        "persons": r.get::<_, Option<i64>>(13)?,
-        "evidence": serde_json::from_str::<Value>(&evidence).unwrap_or(Value::Array(vec![])),
-        "followup": r.get::<_, bool>(15)?,
-        "green_channel": r.get::<_, bool>(16)?,
-        "flow_id": r.get::<_, Option<i64>>(17)?,
-        "proto": r.get::<_, Option<String>>(18)?,
-        "src_ip": r.get::<_, Option<String>>(19)?,
-        "src_port": r.get::<_, Option<i64>>(20)?,
-        "dest_ip": r.get::<_, Option<String>>(21)?,
-        "dest_port": r.get::<_, Option<i64>>(22)?,
-        "sni": r.get::<_, Option<String>>(23)?,
-        "incident_id": r.get::<_, Option<i64>>(24)?,
-        "received_at": r.get::<_, Option<i64>>(25)?.map(format_ms),
-        "future_timestamp": time_flag.as_deref() == Some("future"),
-        "timestamp_problem": time_flag,
-        // Enterprise-wide alerts (crate::sketch): `scope` and the gateways involved.
-        "scope": r.get::<_, Option<String>>(27)?,
-        "gateways": r
-            .get::<_, Option<String>>(28)?
-            .and_then(|g| serde_json::from_str::<Value>(&g).ok())
-            .unwrap_or(Value::Array(vec![])),
-    }))
-}
-
-/// Column list of incident rows.
-const INCIDENT_COLUMNS: &str = "id, gateway, enterprise, kind, recipient, status, severity, grade,
-  discovered_at, last_alert_at, deadline_at, alert_count, bytes, persons, green_channel, ciio,
-  summary, acknowledged_at, acknowledged_by, resolved_at, resolved_by, comment, first_received_at,
-  late_arrival, bytes_saturated, future_timestamp";
-
-fn incident_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-    let opt_time = |v: Option<i64>| v.map(format_ms);
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "gateway": r.get::<_, String>(1)?,
-        "enterprise": r.get::<_, Option<String>>(2)?,
-        "kind": r.get::<_, String>(3)?,
-        "recipient": r.get::<_, String>(4)?,
-        "status": r.get::<_, String>(5)?,
-        "severity": r.get::<_, String>(6)?,
-        "grade": r.get::<_, String>(7)?,
-        "discovered_at": format_ms(r.get(8)?),
-        "last_alert_at": format_ms(r.get(9)?),
-        "deadline_at": format_ms(r.get(10)?),
-        "alert_count": r.get::<_, i64>(11)?,
-        "bytes": r.get::<_, i64>(12)?,
-        "persons": r.get::<_, i64>(13)?,
-        "green_channel": r.get::<_, bool>(14)?,
-        "ciio": r.get::<_, bool>(15)?,
-        "summary": r.get::<_, String>(16)?,
-        "acknowledged_at": opt_time(r.get(17)?),
-        "acknowledged_by": r.get::<_, Option<String>>(18)?,
-        "resolved_at": opt_time(r.get(19)?),
-        "resolved_by": r.get::<_, Option<String>>(20)?,
-        "comment": r.get::<_, Option<String>>(21)?,
-        "first_received_at": opt_time(r.get(22)?),
-        "late_arrival": r.get::<_, bool>(23)?,
-        "bytes_saturated": r.get::<_, bool>(24)?,
-        "future_timestamp": r.get::<_, bool>(25)?,
-    }))
+/// The acknowledge/resolve history of an incident, oldest first.
+fn sqlite_history(c: &Connection, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {HISTORY_COLUMNS} FROM incident_history WHERE incident_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![id], |r| HistoryEntry::read(r))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 impl Store for SqliteStore {
@@ -859,7 +946,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<Value>, StoreError> {
+    fn alerts(&self, scope: &Scope, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
         let mut p = Vec::new();
         let mut conds = vec![scope.condition("", &mut p)];
         if let Some(g) = &f.gateway {
@@ -895,21 +982,23 @@ impl Store for SqliteStore {
         );
         let c = self.reader()?;
         let mut stmt = c.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(p), alert_row)?;
+        let rows = stmt.query_map(params_from_iter(p), |r| AlertRow::read(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn alert(&self, scope: &Scope, id: i64) -> Result<Option<AlertRow>, StoreError> {
         let mut p = Vec::new();
         let cond = scope.condition("", &mut p);
         p.push(SqlValue::Integer(id));
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {cond} AND id = ?");
         let c = self.reader()?;
-        Ok(c.query_row(&sql, params_from_iter(p), alert_row)
-            .optional()?)
+        Ok(
+            c.query_row(&sql, params_from_iter(p), |r| AlertRow::read(r))
+                .optional()?,
+        )
     }
 
-    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<Value>, StoreError> {
+    fn incidents(&self, scope: &Scope, f: &IncidentFilter) -> Result<Vec<IncidentRow>, StoreError> {
         let mut p = Vec::new();
         let mut conds = vec![scope.condition("", &mut p)];
         for (col, v) in [
@@ -931,23 +1020,51 @@ impl Store for SqliteStore {
         );
         let c = self.reader()?;
         let mut stmt = c.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(p), incident_row)?;
+        let rows = stmt.query_map(params_from_iter(p), |r| IncidentRow::read(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<Value>, StoreError> {
+    fn incident(&self, scope: &Scope, id: i64) -> Result<Option<IncidentDetail>, StoreError> {
         let mut p = Vec::new();
         let cond = scope.condition("", &mut p);
         p.push(SqlValue::Integer(id));
         let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {cond} AND id = ?");
         let c = self.reader()?;
-        let Some(inc) = c
-            .query_row(&sql, params_from_iter(p), incident_row)
+        let Some(incident) = c
+            .query_row(&sql, params_from_iter(p), |r| IncidentRow::read(r))
             .optional()?
         else {
             return Ok(None);
         };
-        Ok(Some(crate::report::attach(&c, &self.config(), inc, id)?))
+        let alerts: Vec<ReportAlert> = c
+            .prepare_cached(&format!(
+                "SELECT {REPORT_ALERT_COLUMNS}
+                 FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id
+                 WHERE ia.incident_id = ?1 ORDER BY a.id LIMIT ?2"
+            ))?
+            .query_map(params![id, report::MAX_ALERTS], |r| report_alert(r))?
+            .collect::<Result<_, _>>()?;
+        let mut fstmt = c.prepare_cached(
+            "SELECT json FROM events WHERE gateway = ?1 AND flow_id = ?2 AND event_type = 'flow'
+               AND dest_ip IS ?3 AND src_port IS ?4 AND ts BETWEEN ?5 - ?6 AND ?5 + ?6
+             LIMIT 4",
+        )?;
+        let mut flows = Vec::new();
+        for (gw, f, dst, sport, ts) in report::flow_keys(&alerts) {
+            let rows = fstmt
+                .query_map(params![gw, f, dst, sport, ts, report::FLOW_NEAR_MS], |r| {
+                    r.get::<_, String>(0)
+                })?;
+            for r in rows {
+                flows.push(r?);
+            }
+        }
+        Ok(Some(IncidentDetail {
+            incident,
+            history: sqlite_history(&c, id)?,
+            alerts,
+            flows,
+        }))
     }
 
     fn transition(
@@ -994,7 +1111,7 @@ impl Store for SqliteStore {
                        acknowledged_by = ?2, comment = ?3 WHERE id = ?4",
                     params![now_ms, actor, comment, id],
                 )?;
-                incident::record(&tx, id, now_ms, "acknowledge", actor, role, comment)?;
+                incidents::record(&tx, id, now_ms, "acknowledge", actor, role, comment)?;
             }
             Transition::Resolve => {
                 if status == "resolved" {
@@ -1002,7 +1119,7 @@ impl Store for SqliteStore {
                         "incident {id} is already resolved"
                     )));
                 }
-                incident::resolve(&tx, &self.config(), id, now_ms, actor, role, comment)?;
+                incidents::resolve(&tx, &self.config(), id, now_ms, actor, role, comment)?;
             }
         }
         tx.execute(
@@ -1010,91 +1127,66 @@ impl Store for SqliteStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![now_ms, actor, role, name, format!("incident/{id}"), comment],
         )?;
-        let mut inc = tx.query_row(
+        let inc = tx.query_row(
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
             params![id],
-            incident_row,
+            |r| IncidentRow::read(r),
         )?;
-        let history = crate::report::history(&tx, id)?;
-        if let Value::Object(m) = &mut inc {
-            m.insert("history".into(), Value::Array(history));
-        }
+        let history = sqlite_history(&tx, id)?;
         tx.commit()?;
-        Ok(TransitionOutcome::Done(inc))
+        Ok(TransitionOutcome::Done(Box::new(inc), history))
     }
 
-    fn enterprise_summary(&self, scope: &Scope, enterprise: &str) -> Result<Value, StoreError> {
+    fn enterprise_summary(
+        &self,
+        scope: &Scope,
+        enterprise: &str,
+    ) -> Result<EnterpriseSummary, StoreError> {
         let c = self.reader()?;
         let mut p = vec![SqlValue::Text(enterprise.to_string())];
         let cond = scope.condition("", &mut p);
-        let mut by_scenario: Map<String, Value> = Map::new();
-        let mut any_saturated = false;
-        {
-            // Stored byte counts are 0 ..= i64::MAX, so a plain SUM can overflow (an error in
-            // SQLite). Sum the high and low 32 bits apart (neither can overflow below 2^31
-            // rows) and join them with saturating arithmetic.
-            let mut stmt = c.prepare(&format!(
+        // Stored byte counts are 0 ..= i64::MAX, so a plain SUM can overflow (an error in
+        // SQLite). Sum the high and low 32 bits apart (neither can overflow below 2^31 rows)
+        // and join them with saturating arithmetic.
+        let export = c
+            .prepare(&format!(
                 "SELECT COALESCE(scenario, 'none'), COALESCE(verdict, 'none'),
                    SUM(COALESCE(export_bytes, 0) >> 32), SUM(COALESCE(export_bytes, 0) & 4294967295),
                    COUNT(*)
                  FROM events WHERE enterprise = ? AND event_type = 'flow' AND {cond}
                  GROUP BY 1, 2 ORDER BY 1, 2"
-            ))?;
-            let rows = stmt.query_map(params_from_iter(p.clone()), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?;
-            for row in rows {
-                let (s, v, hi, lo, flows) = row?;
-                let (bytes, saturated) = join_halves(hi, lo);
-                any_saturated |= saturated;
-                let entry = by_scenario
-                    .entry(s)
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(m) = entry {
-                    let mut cell = json!({"export_bytes": bytes, "flows": flows});
-                    if saturated {
-                        cell["export_bytes_saturated"] = json!(true);
-                    }
-                    m.insert(v, cell);
-                }
-            }
-        }
-        let mut alerts_by_kind = Map::new();
-        {
-            let mut stmt = c.prepare(&format!(
+            ))?
+            .query_map(params_from_iter(p.clone()), |r| {
+                let (bytes, saturated) = join_halves(r.get(2)?, r.get(3)?);
+                Ok(ExportCell {
+                    scenario: r.get(0)?,
+                    verdict: r.get(1)?,
+                    bytes,
+                    saturated,
+                    flows: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let alerts_by_kind = c
+            .prepare(&format!(
                 "SELECT kind, COUNT(*) FROM alerts WHERE enterprise = ? AND {cond}
                  GROUP BY kind ORDER BY kind"
-            ))?;
-            let rows = stmt.query_map(params_from_iter(p.clone()), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (k, n) = row?;
-                alerts_by_kind.insert(k, json!(n));
-            }
-        }
-        let open: Vec<Value> = {
-            let mut stmt = c.prepare(&format!(
+            ))?
+            .query_map(params_from_iter(p.clone()), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let open = c
+            .prepare(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents
                  WHERE enterprise = ? AND status != 'resolved' AND {cond} ORDER BY id DESC LIMIT 1000"
-            ))?;
-            let rows = stmt.query_map(params_from_iter(p), incident_row)?;
-            rows.collect::<Result<_, _>>()?
-        };
-        Ok(json!({
-            "enterprise": enterprise,
-            "export_bytes": by_scenario,
-            "export_bytes_saturated": any_saturated,
-            "alerts_by_kind": alerts_by_kind,
-            "open_incidents": open.len(),
-            "incidents": open,
-        }))
+            ))?
+            .query_map(params_from_iter(p), |r| IncidentRow::read(r))?
+            .collect::<Result<_, _>>()?;
+        Ok(EnterpriseSummary {
+            enterprise: enterprise.to_string(),
+            export,
+            alerts_by_kind,
+            open,
+        })
     }
 
     fn audit(
@@ -1102,24 +1194,14 @@ impl Store for SqliteStore {
         incident: Option<i64>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<AuditRow>, StoreError> {
         let c = self.reader()?;
-        let mut stmt = c.prepare(
-            "SELECT id, at, token, role, action, target, comment FROM audit
-             WHERE ?1 IS NULL OR target = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
-        )?;
+        let mut stmt = c.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit
+             WHERE ?1 IS NULL OR target = ?1 ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
         let target = incident.map(|i| format!("incident/{i}"));
-        let rows = stmt.query_map(params![target, limit, offset], |r| {
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "at": format_ms(r.get(1)?),
-                "token": r.get::<_, String>(2)?,
-                "role": r.get::<_, String>(3)?,
-                "action": r.get::<_, String>(4)?,
-                "target": r.get::<_, String>(5)?,
-                "comment": r.get::<_, String>(6)?,
-            }))
-        })?;
+        let rows = stmt.query_map(params![target, limit, offset], |r| AuditRow::read(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1136,7 +1218,7 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, incident_id, receiver, event, attempts) in rows {
-            if let Some(incident) = incident::notice(&c, incident_id)? {
+            if let Some(incident) = incidents::notice(&c, incident_id)? {
                 out.push(OutboxItem {
                     id,
                     receiver,
@@ -1195,7 +1277,7 @@ impl Store for SqliteStore {
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(n) = incident::notice(&c, id)? {
+            if let Some(n) = incidents::notice(&c, id)? {
                 out.push(n);
             }
         }
@@ -1213,7 +1295,7 @@ impl Store for SqliteStore {
             rows.collect::<Result<_, _>>()?
         };
         for id in &ids {
-            incident::resolve(
+            incidents::resolve(
                 &tx,
                 &self.config(),
                 *id,
@@ -1275,7 +1357,7 @@ impl Store for SqliteStore {
         scope: &Scope,
         f: &IncidentFilter,
         kind: Option<&str>,
-    ) -> Result<Vec<Value>, StoreError> {
+    ) -> Result<Vec<IncidentRow>, StoreError> {
         let mut p = Vec::new();
         let mut conds = vec![scope.condition("", &mut p)];
         let kind = kind.map(str::to_string);
@@ -1299,7 +1381,7 @@ impl Store for SqliteStore {
         );
         let c = self.reader()?;
         let mut stmt = c.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(p), incident_row)?;
+        let rows = stmt.query_map(params_from_iter(p), |r| IncidentRow::read(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1314,88 +1396,33 @@ impl Store for SqliteStore {
         .is_some())
     }
 
-    fn sketch_key(
-        &self,
-        enterprise: &str,
-        fingerprint: &str,
-        gateway: &str,
-        now_ms: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let c = self.writer()?;
-        c.execute(
-            "INSERT OR IGNORE INTO sketch_keys (enterprise, fingerprint, gateway, established_at) VALUES (?1, ?2, ?3, ?4)",
-            params![enterprise, fingerprint, gateway, now_ms],
-        )?;
-        let established: String = c.query_row(
-            "SELECT fingerprint FROM sketch_keys WHERE enterprise = ?1",
-            params![enterprise],
-            |r| r.get(0),
-        )?;
-        Ok((established != fingerprint).then_some(established))
-    }
-
     fn sketch_rows(
         &self,
         enterprise: &str,
         subject_prefix: &str,
     ) -> Result<Vec<SketchRow>, StoreError> {
-        let c = self.writer()?;
-        let mut st = c.prepare_cached(
-            "SELECT subject, gateway, data, value, lim, updated_at FROM sketch_figures WHERE enterprise = ?1 AND substr(subject, 1, length(?2)) = ?2 ORDER BY subject, gateway",
-        )?;
-        let rows = st
-            .query_map(params![enterprise, subject_prefix], |r| {
-                Ok(SketchRow {
-                    subject: r.get(0)?,
-                    gateway: r.get(1)?,
-                    data: r.get(2)?,
-                    value: r.get::<_, i64>(3)?.max(0) as u64,
-                    limit: r.get::<_, Option<i64>>(4)?.map(|l| l.max(0) as u64),
-                    updated_ms: r.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        sqlite_sketch_rows(&*self.writer()?, enterprise, subject_prefix)
     }
 
-    fn put_sketch_row(&self, enterprise: &str, row: &SketchRow) -> Result<(), StoreError> {
-        let c = self.writer()?;
-        c.execute(
-            "INSERT OR REPLACE INTO sketch_figures (enterprise, subject, gateway, data, value, lim, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                enterprise,
-                row.subject,
-                row.gateway,
-                row.data,
-                i64::try_from(row.value).unwrap_or(i64::MAX),
-                row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
-                row.updated_ms
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn sketch_mark(
+    fn sketch_transaction(
         &self,
-        enterprise: &str,
-        subject: &str,
-        level: u64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let c = self.writer()?;
-        let n = c.execute(
-            "INSERT OR IGNORE INTO sketch_alerted (enterprise, subject, level, at) VALUES (?1, ?2, ?3, ?4)",
-            params![enterprise, subject, i64::try_from(level).unwrap_or(i64::MAX), now_ms],
-        )?;
-        Ok(n == 1)
+        work: &mut dyn FnMut(&mut dyn SketchTables) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.writer()?;
+        let tx = c.transaction()?;
+        work(&mut SqliteSketch(&tx))?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::format_ms;
     use crossline_config::collector::parse_collector;
     use crossline_config::event::{Alert, AlertKind, Severity};
+    use serde_json::{json, Value};
 
     fn config(extra: &str) -> Arc<CollectorConfig> {
         let text = format!(
@@ -1406,6 +1433,15 @@ mod tests {
              [[route]]\ngreen_channel = true\nmin_severity = \"high\"\nreceivers = [\"green\"]\n{extra}"
         );
         Arc::new(parse_collector(&text, Path::new("/tmp/c.toml")).expect("config"))
+    }
+
+    /// The incident as the API serves it (with history and report).
+    fn detail_json(store: &SqliteStore, id: i64) -> Value {
+        let d = store
+            .incident(&Scope::All, id)
+            .expect("get")
+            .expect("incident exists");
+        crate::api::shape::detail(&store.config(), &d)
     }
 
     fn temp_store(tag: &str, cfg: Arc<CollectorConfig>) -> (SqliteStore, std::path::PathBuf) {
@@ -1529,10 +1565,7 @@ mod tests {
             )
             .expect("list");
         assert_eq!(list.len(), 3);
-        let first = store
-            .incident(&Scope::All, 1)
-            .expect("get")
-            .expect("exists");
+        let first = detail_json(&store, 1);
         assert_eq!(first["alert_count"], 2);
         assert_eq!(first["persons"], 20);
         assert_eq!(first["grade"], "compliance");
@@ -1555,10 +1588,7 @@ mod tests {
             )],
         );
         store.ingest(Arc::new(b2)).expect("ingest");
-        let first = store
-            .incident(&Scope::All, 1)
-            .expect("get")
-            .expect("exists");
+        let first = detail_json(&store, 1);
         assert_eq!(first["grade"], "major");
         assert_eq!(first["deadline_at"], format_ms(t0 + 4 * hour));
         assert_eq!(outbox(&path).len(), 4);
@@ -1576,7 +1606,7 @@ mod tests {
             .map(|r| r.1.as_str())
             .collect();
         assert_eq!(receivers, ["all", "green"]);
-        let n = crate::incident::notice(&store.reader().expect("reader"), 4)
+        let n = incidents::notice(&store.reader().expect("reader"), 4)
             .expect("notice")
             .expect("exists");
         assert_eq!(n.receiver_route(), "green_channel");
@@ -1655,10 +1685,7 @@ mod tests {
             .expect("v1 rows");
         }
         let store = SqliteStore::open(&p, cfg).expect("upgrade");
-        let inc = store
-            .incident(&Scope::All, 1)
-            .expect("read")
-            .expect("incident kept");
+        let inc = detail_json(&store, 1);
         assert_eq!(inc["late_arrival"], false);
         assert_eq!(inc["bytes_saturated"], false);
         assert_eq!(inc["first_received_at"], Value::Null);
@@ -1680,9 +1707,10 @@ mod tests {
         let v: i64 = c
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .expect("version");
-        // Every migration applied: 2 before the sketch tables (migration 3).
+        // Every migration applied: 2 before the sketch tables (migration 3), then the
+        // deadline index (migration 4).
         assert_eq!(v, MIGRATIONS.len() as i64);
-        assert_eq!(v, 3);
+        assert_eq!(v, 4);
         drop(c);
         drop(store);
         let _ = std::fs::remove_file(&p);

@@ -258,10 +258,13 @@ fn check_command_reports_errors_with_positions() {
         .args(["check", "--config", cfg.to_str().expect("utf-8")])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:2:10: "), "{err}");
     assert!(err.contains("bad.toml:5:8: "), "{err}");
+    // The bad sha256 of the token whose role is bad is reported too.
+    assert!(err.contains("bad.toml:6:10: token.sha256: \"00\""), "{err}");
+    assert!(err.contains("3 errors in "), "{err}");
     // A max_body below the largest batch an agent sends parses, but `check` refuses it.
     make_pki(dir.path(), &[]);
     let small = dir.path().join("small.toml");
@@ -275,7 +278,7 @@ fn check_command_reports_errors_with_positions() {
         .output()
         .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(
         err.contains("small.toml:3:12: [limits] max_body = 1048576 bytes is smaller than the largest batch an agent sends (8388608 bytes"),
         "{err}"
@@ -315,6 +318,19 @@ fn check_command_reports_errors_with_positions() {
         "{snippet}"
     );
     assert!(snippet.contains("gateways = [\"gw-a\"]"), "{snippet}");
+    // Command-line mistakes exit 64 (EX_USAGE): one clap finds, one only the command finds.
+    for args in [&["check"][..], &["token", "new", "--role", "king"][..]] {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // pki init refuses to overwrite.
     let again = std::process::Command::new(BIN)
         .args([

@@ -5,6 +5,7 @@
 mod common;
 
 use common::pg::Postgres;
+use crossline_collector::api::shape;
 use crossline_collector::pg::PgStore;
 use crossline_collector::store::{
     Batch, BatchEvent, Change, IncidentFilter, IngestOutcome, Scope, SqliteStore, Store,
@@ -53,6 +54,33 @@ impl Backend {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect(),
+        }
+    }
+
+    /// The query plan of `sql` (sequential scans discouraged on PostgreSQL, whose planner
+    /// prefers them on small tables).
+    fn plan(&self, sql: &str) -> String {
+        match self {
+            Backend::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).expect("open");
+                let mut s = c
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .expect("prepare");
+                let rows = s.query_map([], |r| r.get::<_, String>(3)).expect("plan");
+                rows.collect::<Result<Vec<_>, _>>()
+                    .expect("rows")
+                    .join("\n")
+            }
+            Backend::Pg(pg, db) => {
+                let mut c = pg.client(db);
+                c.batch_execute("SET enable_seqscan = off").expect("set");
+                c.query(&format!("EXPLAIN {sql}"), &[])
+                    .expect("explain")
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
         }
     }
 
@@ -159,6 +187,17 @@ fn all_incidents(store: &dyn Store) -> Vec<serde_json::Value> {
             },
         )
         .expect("list")
+        .iter()
+        .map(shape::incident)
+        .collect()
+}
+
+/// An incident with its history and report, as `GET /api/v1/incidents/{id}` serves it.
+fn incident_json(store: &dyn Store, scope: &Scope, id: i64) -> Option<serde_json::Value> {
+    store
+        .incident(scope, id)
+        .expect("get")
+        .map(|d| shape::detail(&config(""), &d))
 }
 
 /// Grouping by key and window, a regrade notified again, routing, auto-resolve, gauges.
@@ -192,10 +231,7 @@ fn grouping_window_regrade_and_routing(b: &Backend) {
         IngestOutcome::Duplicate
     );
     assert_eq!(all_incidents(&*store).len(), 3);
-    let one = store
-        .incident(&Scope::All, 1)
-        .expect("get")
-        .expect("exists");
+    let one = incident_json(&*store, &Scope::All, 1).expect("exists");
     assert_eq!(one["alert_count"], 2);
     assert_eq!(one["persons"], 20);
     assert_eq!(one["grade"], "compliance");
@@ -217,10 +253,7 @@ fn grouping_window_regrade_and_routing(b: &Backend) {
             )],
         ))
         .expect("ingest");
-    let one = store
-        .incident(&Scope::All, 1)
-        .expect("get")
-        .expect("exists");
+    let one = incident_json(&*store, &Scope::All, 1).expect("exists");
     assert_eq!(one["grade"], "major");
     assert_eq!(one["deadline_at"], format_ms(T0 + 4 * HOUR));
     assert_eq!(b.outbox().len(), 4, "the regrade is notified again");
@@ -394,7 +427,7 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .is_empty());
     let seen = store.incidents(&op, &f).expect("list");
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0]["gateway"], "gw-b");
+    assert_eq!(seen[0].gateway, "gw-b");
     let a_id = all_incidents(store)
         .iter()
         .find(|i| i["gateway"] == "gw-a")
@@ -404,7 +437,8 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
     let ent = Scope::Enterprise("other".into());
     assert!(store.incident(&ent, a_id).expect("get").is_none());
     let a1 = store.alert(&Scope::All, 1).expect("alert").expect("exists");
-    assert_eq!(a1["enterprise"], "acme");
+    assert_eq!(a1.enterprise.as_deref(), Some("acme"));
+    assert_eq!(shape::alert(&a1)["enterprise"], "acme");
     assert!(store.alert(&ent, 1).expect("alert").is_none());
     assert!(store
         .incidents(&Scope::Gateways(vec![]), &f)
@@ -428,7 +462,7 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .transition(&Scope::All, a_id, &ch(Transition::Acknowledge))
         .expect("ack")
     {
-        TransitionOutcome::Done(v) => assert_eq!(v["status"], "acknowledged"),
+        TransitionOutcome::Done(inc, _) => assert_eq!(inc.status, "acknowledged"),
         other => panic!("acknowledge: {other:?}"),
     }
     assert!(matches!(
@@ -441,7 +475,8 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
         .transition(&Scope::All, a_id, &ch(Transition::Resolve))
         .expect("resolve")
     {
-        TransitionOutcome::Done(v) => {
+        TransitionOutcome::Done(inc, history) => {
+            let v = shape::with_history(&inc, &history);
             assert_eq!(v["status"], "resolved");
             assert_eq!(v["history"].as_array().map(Vec::len), Some(2));
         }
@@ -449,11 +484,13 @@ fn scopes_transitions_and_audit_on(store: &dyn Store) {
     }
     let audit = store.audit(Some(a_id), 10, 0).expect("audit");
     assert_eq!(audit.len(), 2);
-    assert_eq!(audit[0]["action"], "resolve");
+    assert_eq!(audit[0].action, "resolve");
     assert_eq!(store.audit(None, 10, 0).expect("audit").len(), 2);
-    let summary = store
-        .enterprise_summary(&Scope::All, "acme")
-        .expect("summary");
+    let summary = shape::summary(
+        &store
+            .enterprise_summary(&Scope::All, "acme")
+            .expect("summary"),
+    );
     assert_eq!(summary["alerts_by_kind"]["unfiled_export"], 1);
     assert_eq!(summary["open_incidents"], 0);
 }
@@ -478,6 +515,159 @@ fn nul_in_a_field_is_stored(b: &Backend) {
     assert!(
         summary.starts_with("before") && summary.ends_with("after"),
         "{summary}"
+    );
+}
+
+/// An enterprise-wide alert's `scope` and `gateways` (kept only in its line) read back the
+/// same on both backends.
+fn enterprise_wide_alert_fields(b: &Backend) {
+    let store = b.open(config(""));
+    let mut be = alert(
+        "gw-a",
+        T0,
+        AlertKind::PersonsThreshold,
+        "acme",
+        Some(9),
+        false,
+    );
+    if let Some(a) = be.event.alert.as_mut() {
+        a.scope = Some("enterprise".into());
+        a.gateways = vec!["gw-a".into(), "gw-b".into()];
+    }
+    be.json = serde_json::to_string(&be.event).expect("json");
+    store.ingest(batch("gw-a", 2, 1, vec![be])).expect("ingest");
+    let a = store.alert(&Scope::All, 1).expect("alert").expect("stored");
+    let v = shape::alert(&a);
+    assert_eq!(v["scope"], "enterprise", "{v}");
+    assert_eq!(v["gateways"], serde_json::json!(["gw-a", "gw-b"]), "{v}");
+    assert_eq!(v["persons"], 9, "{v}");
+}
+
+/// One event from its JSON line, as the ingest path builds it.
+fn line_event(line: &str, ts_ms: i64) -> BatchEvent {
+    BatchEvent {
+        event: serde_json::from_str(line).expect("event line"),
+        ts_ms,
+        json: line.to_string(),
+        time_flag: None,
+    }
+}
+
+fn flow_line(n: u64, scenario: &str, verdict: &str, bytes: u64, sni: &str) -> String {
+    serde_json::json!({
+        "timestamp": format_ms(T0), "event_type": "flow", "gateway": "gw-a", "flow_id": n,
+        "proto": "TCP", "src_ip": "10.20.3.4", "src_port": 51514, "dest_ip": "198.51.100.7",
+        "dest_port": 443, "app_proto": "tls", "tls": {"sni": sni}, "direction": "export",
+        "export_bytes": bytes,
+        "verdict": {"status": verdict, "scenario": scenario, "enterprise": "acme"}
+    })
+    .to_string()
+}
+
+/// Flow and stats events of a batch (stored together in one statement on PostgreSQL) are all
+/// stored, with their fields, once: a resent batch adds nothing. A flow id above `i64::MAX`, a
+/// U+0000 in a field, an event without verdict and an alert between flows do not disturb it.
+fn flows_are_stored_once_per_batch(b: &Backend) {
+    let store = b.open(config(""));
+    let mut events: Vec<BatchEvent> = (1..=150u64)
+        .map(|i| line_event(&flow_line(i, "SA-1", "filed", i, "eu.example.de"), T0))
+        .collect();
+    events.insert(
+        70,
+        alert("gw-a", T0, AlertKind::UnfiledExport, "r", None, false),
+    );
+    events.push(line_event(
+        &flow_line(u64::MAX, "SA-2", "unfiled", 7, "a\u{0}b"),
+        T0,
+    ));
+    events.push(line_event(
+        &serde_json::json!({"timestamp": format_ms(T0), "event_type": "flow", "gateway": "gw-a",
+            "export_bytes": 99})
+        .to_string(),
+        T0,
+    ));
+    events.push(line_event(
+        &serde_json::json!({"timestamp": format_ms(T0), "event_type": "stats", "gateway": "gw-a"})
+            .to_string(),
+        T0,
+    ));
+    assert!(events[151].json.contains("\\u0000"), "{}", events[151].json);
+    let first = batch("gw-a", 5, 1, events);
+    assert_eq!(
+        store.ingest(first.clone()).expect("ingest"),
+        IngestOutcome::Stored(154)
+    );
+    assert_eq!(
+        store.ingest(first).expect("again"),
+        IngestOutcome::Duplicate
+    );
+    let summary = shape::summary(
+        &store
+            .enterprise_summary(&Scope::All, "acme")
+            .expect("summary"),
+    );
+    assert_eq!(
+        summary["export_bytes"]["SA-1"]["filed"],
+        serde_json::json!({"export_bytes": 150 * 151 / 2, "flows": 150}),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["export_bytes"]["SA-2"]["unfiled"],
+        serde_json::json!({"export_bytes": 7, "flows": 1}),
+        "{summary}"
+    );
+    assert_eq!(summary["alerts_by_kind"]["unfiled_export"], 1, "{summary}");
+    assert_eq!(all_incidents(&*store).len(), 1);
+    // 150 + 1 flows of acme, the flow without verdict and the stats record: nothing twice.
+    assert_eq!(store.expire_flows(now_ms() + 60_000).expect("expire"), 153);
+}
+
+/// The console's work queue pages through incidents by deadline: every page in (deadline, id)
+/// order, nothing lost or repeated between pages, and the query is answered from the
+/// `(deadline_at, id)` index rather than by sorting the table.
+fn work_queue_pages_by_deadline_index(b: &Backend) {
+    let store = b.open(config(""));
+    // Discovery times out of order, so deadlines are not in id order.
+    let events: Vec<BatchEvent> = (0..30i64)
+        .map(|i| {
+            let ts = T0 + ((i * 7) % 30) * HOUR;
+            alert(
+                "gw-a",
+                ts,
+                AlertKind::UnfiledExport,
+                &format!("r{i}"),
+                None,
+                false,
+            )
+        })
+        .collect();
+    assert_eq!(
+        store.ingest(batch("gw-a", 3, 1, events)).expect("ingest"),
+        IngestOutcome::Stored(30)
+    );
+    let mut seen = Vec::new();
+    for page in 0..5 {
+        let f = IncidentFilter {
+            limit: 7,
+            offset: page * 7,
+            ..Default::default()
+        };
+        let rows = store
+            .incidents_by_deadline(&Scope::All, &f, None)
+            .expect("page");
+        seen.extend(rows.iter().map(|r| (r.deadline_at_ms, r.id)));
+    }
+    assert_eq!(seen.len(), 30);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "pages out of (deadline, id) order");
+    sorted.dedup_by_key(|r| r.1);
+    assert_eq!(sorted.len(), 30, "an incident repeated across pages");
+    let sql = "SELECT id FROM incidents ORDER BY deadline_at, id LIMIT 50 OFFSET 1500";
+    let plan = b.plan(sql);
+    assert!(
+        plan.contains("incidents_deadline") && !plan.contains("TEMP B-TREE"),
+        "the work queue is not served by the deadline index: {plan}"
     );
 }
 
@@ -511,6 +701,21 @@ both!(
 both!(full_u64_stream_and_sequence, u64_sqlite, u64_postgres);
 both!(scopes_transitions_and_audit, scopes_sqlite, scopes_postgres);
 both!(nul_in_a_field_is_stored, nul_sqlite, nul_postgres);
+both!(
+    flows_are_stored_once_per_batch,
+    flows_sqlite,
+    flows_postgres
+);
+both!(
+    enterprise_wide_alert_fields,
+    wide_alert_sqlite,
+    wide_alert_postgres
+);
+both!(
+    work_queue_pages_by_deadline_index,
+    work_queue_sqlite,
+    work_queue_postgres
+);
 
 /// `migrate-store` copies an SQLite store into PostgreSQL: the same incidents, alerts, audit and
 /// batches (full u64 stream/sequence) are read back through the PostgreSQL store, and new ids
@@ -549,8 +754,8 @@ fn migrate_store_copies_sqlite_into_postgres() {
     assert_eq!(all_incidents(&*pgs), all_incidents(&*src));
     for id in 1..=2 {
         assert_eq!(
-            pgs.incident(&Scope::All, id).expect("pg"),
-            src.incident(&Scope::All, id).expect("sqlite")
+            incident_json(&*pgs, &Scope::All, id),
+            incident_json(&*src, &Scope::All, id)
         );
     }
     assert_eq!(
@@ -630,4 +835,124 @@ fn replicas_starting_together_migrate_once() {
         .collect();
     let want: Vec<i64> = (1..=crossline_collector::pg::schema_versions() as i64).collect();
     assert_eq!(versions, want);
+}
+
+/// TLS to the database: the test PostgreSQL with `ssl = on`, a server certificate from the
+/// collector's PKI (`pki::init`) and TCP connections allowed over TLS only (`hostssl`). The
+/// store opens with `sslmode=verify-full` and the right CA, and stores; with another CA it is
+/// refused with a message naming the CA file; without TLS the server refuses it.
+#[test]
+fn database_tls_verify_full() {
+    let Some(pg) = Postgres::start("tls") else {
+        return;
+    };
+    pg.create_db("suite");
+    let pki = pg.dir.join("pki");
+    crossline_collector::pki::init(&pki.join("db"), &[], 30, true).expect("pki");
+    crossline_collector::pki::init(&pki.join("other"), &[], 30, true).expect("other pki");
+    let data = pg.dir.join("data");
+    std::fs::copy(pki.join("db/server.pem"), data.join("server.crt")).expect("cert");
+    std::fs::copy(pki.join("db/server.key"), data.join("server.key")).expect("key");
+    let st = std::process::Command::new("chown")
+        .arg("--reference")
+        .arg(&data)
+        .arg(data.join("server.crt"))
+        .arg(data.join("server.key"))
+        .status()
+        .expect("chown");
+    assert!(st.success(), "chown server.crt/server.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod key");
+    }
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+    text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    let hba = data.join("pg_hba.conf");
+    let rules: String = std::fs::read_to_string(&hba)
+        .expect("pg_hba.conf")
+        .lines()
+        .map(|l| match l.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&hba, rules).expect("write pg_hba.conf");
+    pg.stop_server();
+    pg.start_server();
+
+    let cfg = config("");
+    let open = |query: &str| {
+        let db = crossline_config::collector::PostgresDb {
+            url: format!("{}{query}", pg.url("suite")),
+            password_file: Some(pg.password_file.clone()),
+            password_env: "PGPASSWORD".into(),
+        };
+        PgStore::open(&db, cfg.clone())
+    };
+    let good = pki.join("db/ca.pem");
+    let store = open(&format!(
+        "?sslmode=verify-full&sslrootcert={}",
+        good.display()
+    ))
+    .expect("verify-full with the CA that signed the server certificate");
+    assert_eq!(
+        store
+            .ingest(batch(
+                "gw-a",
+                1,
+                1,
+                vec![alert(
+                    "gw-a",
+                    T0,
+                    AlertKind::UnfiledExport,
+                    "r",
+                    None,
+                    false
+                )]
+            ))
+            .expect("ingest over TLS"),
+        IngestOutcome::Stored(1)
+    );
+    assert!(store.has_batch("gw-a", 1, 1).expect("has"));
+    drop(store);
+    // A relative sslrootcert is relative to the configuration file.
+    let mut beside = (*cfg).clone();
+    beside.path = pki.join("collector.toml");
+    let db = crossline_config::collector::PostgresDb {
+        url: format!(
+            "{}?sslmode=verify-full&sslrootcert=db/ca.pem",
+            pg.url("suite")
+        ),
+        password_file: Some(pg.password_file.clone()),
+        password_env: "PGPASSWORD".into(),
+    };
+    let store = PgStore::open(&db, Arc::new(beside)).expect("sslrootcert beside the config");
+    assert!(store.has_batch("gw-a", 1, 1).expect("has"));
+    drop(store);
+
+    let other = pki.join("other/ca.pem");
+    let e = open(&format!(
+        "?sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .expect_err("a server certificate from another CA")
+    .to_string();
+    assert!(
+        e.contains("TLS") && e.contains(&other.display().to_string()),
+        "the refusal should say TLS failed and name the CA file: {e}"
+    );
+    eprintln!("wrong CA refused: {e}");
+    let e = open("")
+        .expect_err("plain TCP to a hostssl-only server")
+        .to_string();
+    assert!(
+        e.contains("no pg_hba.conf entry") || e.contains("SSL"),
+        "{e}"
+    );
 }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Today's Beijing calendar date from the system clock. For command-line tools only; library
-/// code takes the date as a parameter.
+/// Today's Beijing calendar date from the system clock. For the binaries' `main` (which read
+/// the clock once and pass the date in), tests and tools; library code never calls it.
 pub fn today_beijing() -> Date {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -19,12 +19,13 @@ pub fn today_beijing() -> Date {
     shanghai(i64::try_from(secs).unwrap_or(i64::MAX)).date
 }
 
-/// Run the `check` command: returns the process exit code (0 valid, 2 invalid).
+/// Run the `check` command: returns the process exit code ([`crate::exit::OK`] valid,
+/// [`crate::exit::CONFIG`] invalid).
 pub fn check_command(path: &Path, today: Date) -> i32 {
     match load_agent_config(path, today) {
         Ok((config, warnings)) => {
             print!("{}", summary(&config, &warnings, today));
-            0
+            i32::from(crate::exit::OK)
         }
         Err(e) => {
             for d in &e.errors {
@@ -36,7 +37,7 @@ pub fn check_command(path: &Path, today: Date) -> i32 {
                 if n == 1 { "" } else { "s" },
                 path.display()
             );
-            2
+            i32::from(crate::exit::CONFIG)
         }
     }
 }
@@ -102,6 +103,15 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {basis:<20} {n:>5}");
         }
     }
+    expiry_lines(&mut out, config, today);
+    runtime_lines(&mut out, config, warnings);
+    out
+}
+
+/// Filings expiring within the warning horizon (in working days), filings not yet valid, and
+/// the holiday schedules known.
+fn expiry_lines(out: &mut String, config: &AgentConfig, today: Date) {
+    let reg = &config.registry;
     // Expiry in working days (CAC Order 16 art. 9), calendar days beyond the known years.
     let calendar = WorkCalendar::new(&config.detect.holidays);
     let horizon = i64::from(config.detect.expiry_warning_days);
@@ -197,6 +207,10 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             missing.join(", ")
         );
     }
+}
+
+/// Exclusions, capture, metrics, uplink, signatures and the warnings.
+fn runtime_lines(out: &mut String, config: &AgentConfig, warnings: &[crate::diag::Diagnostic]) {
     let ex = &config.detect.exclude;
     if ex.is_empty() {
         let _ = writeln!(out, "exclude:      none");
@@ -244,7 +258,7 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             .as_ref()
             .map_or("none (events stay local)".to_string(), |u| format!(
                 "{} (spool {}, certificate {})",
-                u.collector,
+                u.collectors.join(", "),
                 u.spool_dir.display(),
                 u.cert.display()
             ))
@@ -258,5 +272,4 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {w}");
         }
     }
-    out
 }

@@ -25,12 +25,33 @@ fn create(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::create(path).map_err(|e| named(path, e))
 }
 
+/// The `after_long_help` of a command that lists its exit statuses ([`crate::exit`]) becomes
+/// an `EXIT STATUS` section kept line by line (clap_mangen calls it `EXTRA` and fills it).
+fn exit_status_section(page: &str) -> String {
+    let Some(start) = page.find(".SH EXTRA\nExit status:\n") else {
+        return page.to_string();
+    };
+    let body = start + ".SH EXTRA\nExit status:\n".len();
+    let end = page[body..]
+        .find("\n.SH ")
+        .map_or(page.len(), |i| body + i + 1);
+    format!(
+        "{}.SH \"EXIT STATUS\"\n.nf\n{}.fi\n{}",
+        &page[..start],
+        &page[body..end],
+        &page[end..]
+    )
+}
+
 fn man_pages(cmd: &clap::Command, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let page = clap_mangen::Man::new(cmd.clone());
     let path = dir.join(page.get_filename());
+    let mut text = Vec::new();
+    page.render(&mut text).map_err(|e| named(&path, e))?;
     let mut file = create(&path)?;
-    page.render(&mut file).map_err(|e| named(&path, e))?;
-    file.flush().map_err(|e| named(&path, e))?;
+    file.write_all(exit_status_section(&String::from_utf8_lossy(&text)).as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| named(&path, e))?;
     out.push(path);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         man_pages(sub, dir, out)?;
@@ -115,6 +136,26 @@ mod tests {
         let run = std::fs::read_to_string(dir.join("tool-run.1")).expect("page");
         assert!(run.contains("Config file"), "{run}");
         assert!(run.contains(".TH"), "{run}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn exit_statuses_get_their_own_man_section() {
+        let dir = std::env::temp_dir().join(format!("crossline-man-exit-{}", std::process::id()));
+        let cmd = cli().after_long_help(crate::exit::EXIT_STATUS_HELP);
+        generate(cmd, Generated::Man, &dir).expect("generate");
+        let page = std::fs::read_to_string(dir.join("tool.1")).expect("page");
+        assert!(!page.contains(".SH EXTRA"), "{page}");
+        let section = page
+            .split(".SH \"EXIT STATUS\"\n.nf\n")
+            .nth(1)
+            .expect("EXIT STATUS section");
+        let (lines, rest) = section.split_once(".fi\n").expect(".fi");
+        assert!(
+            lines.contains("  64  usage error") && lines.contains("  78  configuration error"),
+            "{page}"
+        );
+        assert!(rest.starts_with(".SH VERSION"), "{page}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

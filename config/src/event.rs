@@ -22,9 +22,13 @@ pub struct Event {
     /// Agent-local flow id (unique per agent run and worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_id: Option<u64>,
-    /// `TCP`, `UDP`, `ICMP`, `IPv6-ICMP` or the IP protocol number as a string.
+    /// EVE's protocol name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`, `SCTP`, `GRE`, `ESP`, ...) or the IP
+    /// protocol number as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
+    /// VLAN ids of the flow's circuit, outermost first (EVE's `vlan`); absent when untagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vec<u16>>,
     /// Initiator address (TCP SYN sender where seen, else the first packet's sender).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_ip: Option<String>,
@@ -34,6 +38,16 @@ pub struct Event {
     pub dest_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_port: Option<u16>,
+    /// ICMP / ICMPv6 flows (instead of ports): type and code of the initiator's first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
+    /// ICMP / ICMPv6 flows answered: type and code of the responder's first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_icmp_type: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_icmp_code: Option<u8>,
     /// Community ID v1 (`1:...`), to join with Zeek and Suricata logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub community_id: Option<String>,
@@ -77,10 +91,15 @@ impl Event {
             gateway,
             flow_id: None,
             proto: None,
+            vlan: None,
             src_ip: None,
             src_port: None,
             dest_ip: None,
             dest_port: None,
+            icmp_type: None,
+            icmp_code: None,
+            response_icmp_type: None,
+            response_icmp_code: None,
             community_id: None,
             app_proto: None,
             tls: None,

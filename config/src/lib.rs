@@ -13,6 +13,8 @@ pub mod cli_docs;
 pub mod collector;
 pub mod diag;
 pub mod event;
+pub mod exit;
+mod fields;
 pub mod holidays;
 pub mod limits;
 pub mod load;

@@ -211,13 +211,14 @@ pub struct RawCapture {
     pub reassembly_budget: Option<V>,
     pub loss_alert_ratio: Option<Spanned<f64>>,
     pub dns_cache_entries: Option<Spanned<i64>>,
+    pub community_id_seed: Option<Spanned<i64>>,
 }
 
 /// `[uplink]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUplink {
-    pub collector: S,
+    pub collector: Spanned<RawCollectors>,
     pub server_name: Option<S>,
     pub ca: S,
     pub cert: S,
@@ -233,6 +234,39 @@ pub struct RawUplink {
     pub backoff_min: Option<V>,
     pub backoff_max: Option<V>,
     pub drain_timeout: Option<V>,
+}
+
+/// `uplink.collector`: one URL, or a list of them (each element keeps its span).
+#[derive(Debug)]
+pub enum RawCollectors {
+    One(String),
+    Many(Vec<S>),
+}
+
+impl<'de> Deserialize<'de> for RawCollectors {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawCollectors;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a collector URL \"https://HOST:PORT\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawCollectors, E> {
+                Ok(RawCollectors::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawCollectors, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<S>()? {
+                    out.push(s);
+                }
+                Ok(RawCollectors::Many(out))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// `[metrics]`.

@@ -742,6 +742,35 @@ fn base_agent_config_is_valid_and_paths_are_relative_to_the_file() {
 }
 
 #[test]
+fn uplink_collector_takes_one_url_or_a_list_in_order() {
+    let (cfg, _) = agent_result(AGENT_BASE, BASE).expect("valid");
+    assert_eq!(
+        cfg.uplink.expect("uplink").collectors,
+        vec!["https://collector.example:7443"]
+    );
+    let list = agent_edit(
+        10,
+        r#"collector = ["https://c2.example:7443", "https://[::1]:7444", "https://c1.example:7443"]"#,
+    );
+    let (cfg, _) = agent_result(&list, BASE).expect("valid");
+    assert_eq!(
+        cfg.uplink.expect("uplink").collectors,
+        vec![
+            "https://c2.example:7443",
+            "https://[::1]:7444",
+            "https://c1.example:7443"
+        ]
+    );
+    let errors = agent_result(&agent_edit(10, "collector = 7443"), BASE).expect_err("a number");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("collector URL") && e.line == 10),
+        "{errors:#?}"
+    );
+}
+
+#[test]
 fn minimal_agent_config_gets_defaults_and_dev_key_warning() {
     let agent = "gateway = \"gw-1\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n";
     let (cfg, warnings) = agent_result(agent, BASE).expect("valid");
@@ -800,6 +829,13 @@ const AGENT_CASES: &[Case] = &[
         &["not a duration", "\"5s\""],
     ),
     case(
+        "community id seed",
+        7,
+        "community_id_seed = 70000",
+        (7, 21),
+        &["capture.community_id_seed", "70000", "0..=65535"],
+    ),
+    case(
         "byte size",
         7,
         r#"buffer_bytes = "64 MB/s""#,
@@ -812,6 +848,30 @@ const AGENT_CASES: &[Case] = &[
         r#"collector = "collector.example:7443""#,
         (10, 13),
         &["uplink.collector", "https://HOST:PORT"],
+    ),
+    case(
+        "collector list bad element",
+        10,
+        r#"collector = ["https://a.example:7443", "http://b.example:7443"]"#,
+        (10, 40),
+        &[
+            "uplink.collector[1]: \"http://b.example:7443\"",
+            "https://HOST:PORT",
+        ],
+    ),
+    case(
+        "collector list empty",
+        10,
+        "collector = []",
+        (10, 13),
+        &["uplink.collector: empty list"],
+    ),
+    case(
+        "collector list repeats",
+        10,
+        r#"collector = ["https://a.example:7443", "https://a.example:7443"]"#,
+        (10, 40),
+        &["uplink.collector[1]", "listed twice"],
     ),
     case(
         "fsync",
@@ -976,7 +1036,8 @@ fn check_command_exit_codes() {
     let dir = temp_dir();
     write(&dir, "registry.toml", BASE);
     let bad = write(&dir, "agent.toml", &agent_edit(1, r#"gateway = """#));
-    assert_eq!(crossline_config::check_command(&bad, today()), 2);
+    // 78 = EX_CONFIG (it was 2 before the exit statuses were documented).
+    assert_eq!(crossline_config::check_command(&bad, today()), 78);
 }
 
 #[test]
@@ -1169,7 +1230,7 @@ fn bad_example_agent_lists_every_mistake_of_both_files() {
         ],
         "{errors:#?}"
     );
-    assert_eq!(crossline_config::check_command(path, today()), 2);
+    assert_eq!(crossline_config::check_command(path, today()), 78);
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn bad_paths(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
     ]
 }
 
-/// Run `cmd` for at most 10 s; it must fail with `code` and print `path` and `words`.
+/// Run `cmd` for at most 10 s; it must fail with `code` (78, EX_CONFIG, for every case here)
+/// and print `path` and `words`.
 fn refuses(what: &str, mut cmd: Command, code: i32, path: &Path, words: &str) {
     let started = Instant::now();
     let log = std::env::temp_dir().join(format!(
@@ -84,7 +85,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
         refuses(
             &format!("agent check, config = {label}"),
             cmd,
-            2,
+            78,
             &bad,
             words,
         );
@@ -104,7 +105,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
         refuses(
             &format!("agent check, registry = {label}"),
             cmd,
-            2,
+            78,
             &bad,
             words,
         );
@@ -118,7 +119,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
         refuses(
             &format!("agent analyze, registry = {label}"),
             cmd,
-            2,
+            78,
             &bad,
             words,
         );
@@ -127,7 +128,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
         refuses(
             &format!("agent run, registry = {label}"),
             cmd,
-            2,
+            78,
             &bad,
             words,
         );
@@ -138,7 +139,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
         refuses(
             &format!("collector check, config = {label}"),
             cmd,
-            2,
+            78,
             &bad,
             words,
         );
@@ -159,7 +160,7 @@ fn agent_and_collector_refuse_config_paths_that_are_not_small_regular_files() {
             refuses(
                 &format!("collector {sub}, registry = {label}"),
                 cmd,
-                2,
+                78,
                 &bad,
                 words,
             );

@@ -545,6 +545,7 @@ fn metrics_reference_lists_every_series() {
         limit: 2,
     }]);
     m.declare_exclusions(["public-resolvers"]);
+    m.observe_collectors(&["collector.example:7443".to_string()], 0);
     let mut exported: BTreeSet<String> = m
         .render()
         .lines()

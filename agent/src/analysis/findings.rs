@@ -80,6 +80,10 @@ pub struct FlowRef {
     pub responder: IpAddr,
     /// Responder port.
     pub responder_port: u16,
+    /// VLAN ids of the flow (outermost first, 0 = none).
+    pub vlan: [u16; 3],
+    /// ICMP / ICMPv6: (type, code) of the initiator's first message.
+    pub icmp: (u8, u8),
     /// Application protocol.
     pub app_proto: Option<&'static str>,
 }

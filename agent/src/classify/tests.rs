@@ -39,6 +39,8 @@ pub(crate) fn flow(src: &str, sport: u16, dst: &str, dport: u16) -> FlowSummary<
         initiator_port: sport,
         responder: dst.parse().expect("ip"),
         responder_port: dport,
+        vlan: [0; 3],
+        icmp: (0, 0),
         pkts_fwd: 5,
         pkts_rev: 4,
         bytes_fwd: 1000,

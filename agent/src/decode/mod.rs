@@ -20,7 +20,8 @@
 //! still on the line). Errors are small `Copy` values ([`DecodeError`]); packets that decode but
 //! carry no IP flow (ARP, LLDP, ...) are [`Ignored`]. The parser is lax in the same way tshark
 //! is: an IPv4 total length larger than what was captured (snaplen) still yields ports; a total
-//! length of 0 (TSO) means "use the captured length".
+//! length of 0 (TSO) means "use the captured length". A length beyond the packet's length on
+//! the wire ([`decode_wire`]) is an error: the packet never had those bytes.
 
 mod bytes;
 
@@ -62,11 +63,16 @@ pub enum DecodeError {
     /// Capture time outside 1970-01-01..2100-01-01 (counted by the capture path, before
     /// decoding; see [`crate::capture::ts_sane`]).
     BadTimestamp,
+    /// IPv4 total length reaching beyond the packet's length on the wire (not a snaplen cut:
+    /// the packet was never that long).
+    Ipv4LengthBeyondWire,
+    /// IPv6 payload length reaching beyond the packet's length on the wire.
+    Ipv6LengthBeyondWire,
 }
 
 impl DecodeError {
     /// Every reason, in a fixed order (index with [`DecodeError::index`]).
-    pub const ALL: [DecodeError; 14] = [
+    pub const ALL: [DecodeError; 16] = [
         DecodeError::TruncatedLink,
         DecodeError::TruncatedShim,
         DecodeError::TruncatedIpv4,
@@ -81,6 +87,8 @@ impl DecodeError {
         DecodeError::UnsupportedLinktype,
         DecodeError::TooDeep,
         DecodeError::BadTimestamp,
+        DecodeError::Ipv4LengthBeyondWire,
+        DecodeError::Ipv6LengthBeyondWire,
     ];
 
     /// Number of reasons.
@@ -108,6 +116,8 @@ impl DecodeError {
             DecodeError::UnsupportedLinktype => "unsupported_linktype",
             DecodeError::TooDeep => "too_deep",
             DecodeError::BadTimestamp => "bad_timestamp",
+            DecodeError::Ipv4LengthBeyondWire => "ipv4_length_beyond_wire",
+            DecodeError::Ipv6LengthBeyondWire => "ipv6_length_beyond_wire",
         }
     }
 }
@@ -119,11 +129,19 @@ pub enum Ignored {
     NonIp,
     /// A non-first IP fragment whose first fragment was not seen (or was evicted).
     FragmentUnattributed,
+    /// A TCP segment without payload or SYN (a retransmitted FIN, a last ACK, a RST) for a
+    /// connection closed shortly before: it does not start a new flow (counted by the flow
+    /// table, [`crate::flow::FlowTracker`]).
+    TcpAfterClose,
 }
 
 impl Ignored {
     /// Every reason, in a fixed order.
-    pub const ALL: [Ignored; 2] = [Ignored::NonIp, Ignored::FragmentUnattributed];
+    pub const ALL: [Ignored; 3] = [
+        Ignored::NonIp,
+        Ignored::FragmentUnattributed,
+        Ignored::TcpAfterClose,
+    ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
 
@@ -137,6 +155,7 @@ impl Ignored {
         match self {
             Ignored::NonIp => "non_ip",
             Ignored::FragmentUnattributed => "fragment_unattributed",
+            Ignored::TcpAfterClose => "tcp_after_close",
         }
     }
 }
@@ -150,7 +169,8 @@ pub enum Outcome {
     Ignored(Ignored),
 }
 
-/// Fragment key: the fragmenting IP layer's (source, destination, identification, protocol).
+/// Fragment key: the fragmenting IP layer's (source, destination, identification, protocol)
+/// and the VLAN ids the packet came on (two circuits' datagrams never mix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FragKey {
     pub src: [u8; 16],
@@ -158,6 +178,7 @@ pub struct FragKey {
     pub id: u32,
     pub proto: u8,
     pub v6: bool,
+    pub vlan: [u16; MAX_VLANS],
 }
 
 /// Fragment position of a packet.
@@ -205,6 +226,32 @@ pub struct Decoded {
     pub frag_more: bool,
     /// Encapsulation layers removed to reach this flow (0 = plain IP over the link).
     pub tunnel_depth: u8,
+    /// 802.1Q / 802.1ad VLAN ids, outermost first (tags of an outer packet before those of a
+    /// tunnel's inner frame); `vlan_count` of them are set, at most [`MAX_VLANS`]. Deeper tags
+    /// are decoded through but not kept (as Suricata keeps three).
+    pub vlan: [u16; MAX_VLANS],
+    /// Number of VLAN tags kept in `vlan`.
+    pub vlan_count: u8,
+}
+
+/// VLAN ids kept per packet (Suricata's `VLAN_MAX_LAYERS`).
+pub const MAX_VLANS: usize = 3;
+
+impl Decoded {
+    /// The VLAN ids kept, outermost first.
+    pub fn vlans(&self) -> &[u16] {
+        self.vlan
+            .get(..usize::from(self.vlan_count))
+            .unwrap_or(&self.vlan)
+    }
+
+    fn push_vlan(&mut self, tci: [u8; 2]) {
+        let id = u16::from_be_bytes(tci) & 0x0fff;
+        if let Some(slot) = self.vlan.get_mut(usize::from(self.vlan_count)) {
+            *slot = id;
+            self.vlan_count += 1;
+        }
+    }
 }
 
 /// TCP flag bits.
@@ -295,8 +342,29 @@ enum Next {
     Ppp,
 }
 
-/// Decode one frame of link type `linktype`. On success `out` holds the innermost flow tuple.
+/// Decode one frame of link type `linktype` whose length on the wire is not known (only
+/// header lengths beyond the captured bytes are tolerated, as with a snaplen). On success
+/// `out` holds the innermost flow tuple.
 pub fn decode(linktype: i32, frame: &[u8], out: &mut Decoded) -> Result<(), Outcome> {
+    decode_wire(linktype, frame, u32::MAX, out)
+}
+
+/// [`decode`] of a frame that was `wire_len` bytes on the wire (`frame` may be shorter, cut by
+/// the snaplen): an IPv4 total length or IPv6 payload length reaching beyond `wire_len` is a
+/// decode error ([`DecodeError::Ipv4LengthBeyondWire`], [`DecodeError::Ipv6LengthBeyondWire`]),
+/// not a flow. Only the outermost IP header is held to it (a tunnel's inner packet that does
+/// not fit is metered as the outer flow).
+pub fn decode_wire(
+    linktype: i32,
+    frame: &[u8],
+    wire_len: u32,
+    out: &mut Decoded,
+) -> Result<(), Outcome> {
+    // A record claiming fewer bytes on the wire than it holds (a broken writer): the bytes
+    // are there, so the captured length is the floor.
+    let wire = usize::try_from(wire_len)
+        .unwrap_or(usize::MAX)
+        .max(frame.len());
     *out = Decoded::default();
     let mut c = Cursor::new(frame);
     let next = match linktype {
@@ -344,7 +412,7 @@ pub fn decode(linktype: i32, frame: &[u8], out: &mut Decoded) -> Result<(), Outc
         }
         _ => return Err(Outcome::Error(DecodeError::UnsupportedLinktype)),
     };
-    walk(frame, c.pos(), next, 0, out)
+    walk(frame, c.pos(), next, 0, wire, out)
 }
 
 /// Walk from `pos` in `frame` with the header kind `next`, `depth` layers deep.
@@ -353,6 +421,7 @@ fn walk(
     pos: usize,
     mut next: Next,
     mut depth: usize,
+    wire: usize,
     out: &mut Decoded,
 ) -> Result<(), Outcome> {
     let mut c = Cursor::at(frame, pos);
@@ -387,6 +456,7 @@ fn walk(
                     let h = c
                         .take(4)
                         .ok_or(Outcome::Error(DecodeError::TruncatedShim))?;
+                    out.push_vlan([h[0], h[1]]);
                     Next::EtherType(u16::from_be_bytes([h[2], h[3]]))
                 }
                 ETH_MPLS | ETH_MPLS_MC => Next::Mpls,
@@ -450,174 +520,243 @@ fn walk(
                 None => return Err(Outcome::Error(DecodeError::TruncatedIpv4)),
             },
             Next::Ipv4 | Next::Ipv6 => {
-                return ip(frame, c.pos(), matches!(next, Next::Ipv6), depth, out);
+                return ip(frame, c.pos(), matches!(next, Next::Ipv6), depth, wire, out);
             }
         };
     }
 }
 
-/// Decode an IP header at `pos` and what follows it.
-fn ip(frame: &[u8], pos: usize, v6: bool, depth: usize, out: &mut Decoded) -> Result<(), Outcome> {
+/// What an IP header (with IPv6 extension headers) says, before the transport header.
+struct IpLayer {
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    frag: Frag,
+    frag_offset: u32,
+    frag_len: u32,
+    frag_more: bool,
+    /// End of the IP payload within the frame.
+    end: usize,
+    /// End of the IP payload on the wire (past the capture when cut by snaplen).
+    wire_end: usize,
+}
+
+/// Decode an IP header at `pos` and what follows it. `wire` is the packet's length on the wire
+/// (`usize::MAX` when unknown): a header claiming more bytes than that is an error, while one
+/// claiming more than was captured (snaplen) is not.
+fn ip(
+    frame: &[u8],
+    pos: usize,
+    v6: bool,
+    depth: usize,
+    wire: usize,
+    out: &mut Decoded,
+) -> Result<(), Outcome> {
     let mut c = Cursor::at(frame, pos);
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    let mut frag = Frag::None;
-    let (mut frag_offset, mut frag_len, mut frag_more) = (0u32, 0u32, false);
-    let proto;
-    let end; // end of the IP payload within `frame`
-    let wire_end; // end of the IP payload on the wire (past the capture when cut by snaplen)
-    if !v6 {
-        let h = c
-            .peek(20)
-            .ok_or(Outcome::Error(DecodeError::TruncatedIpv4))?;
-        if h[0] >> 4 != 4 {
-            return Err(Outcome::Error(DecodeError::BadIpVersion));
-        }
-        let ihl = usize::from(h[0] & 0x0f) * 4;
-        if ihl < 20 {
-            return Err(Outcome::Error(DecodeError::BadIpv4HeaderLength));
-        }
-        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        let id = u16::from_be_bytes([h[4], h[5]]);
-        let ff = u16::from_be_bytes([h[6], h[7]]);
-        proto = h[9];
-        src[..4].copy_from_slice(&h[12..16]);
-        dst[..4].copy_from_slice(&h[16..20]);
-        c.take(ihl)
-            .ok_or(Outcome::Error(DecodeError::BadIpv4HeaderLength))?;
-        end = if total == 0 {
-            frame.len() // TSO: the length field is left 0; use what was captured
-        } else if total < ihl {
-            return Err(Outcome::Error(DecodeError::BadIpv4TotalLength));
-        } else {
-            (pos + total).min(frame.len())
-        };
-        wire_end = if total == 0 { end } else { pos + total };
-        let offset = ff & 0x1fff;
-        let more = ff & 0x2000 != 0;
-        if offset != 0 || more {
-            frag_offset = u32::from(offset) * 8;
-            frag_len = total.saturating_sub(ihl) as u32;
-            frag_more = more;
-            let key = FragKey {
-                src,
-                dst,
-                id: u32::from(id),
-                proto,
-                v6: false,
-            };
-            frag = if offset == 0 {
-                Frag::First(key)
-            } else {
-                Frag::Later(key)
-            };
-        }
+    let l = if v6 {
+        ipv6(frame, pos, &mut c)?
     } else {
-        let h = c
-            .take(40)
-            .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-        if h[0] >> 4 != 6 {
-            return Err(Outcome::Error(DecodeError::BadIpVersion));
-        }
-        let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
-        src.copy_from_slice(&h[8..24]);
-        dst.copy_from_slice(&h[24..40]);
-        end = if plen == 0 {
-            frame.len() // jumbogram or TSO
+        ipv4(frame, pos, &mut c)?
+    };
+    if l.wire_end > wire {
+        return Err(Outcome::Error(if v6 {
+            DecodeError::Ipv6LengthBeyondWire
         } else {
-            (pos + 40 + plen).min(frame.len())
-        };
-        wire_end = if plen == 0 { end } else { pos + 40 + plen };
-        let mut nh = h[6];
-        // Extension headers.
-        loop {
-            match nh {
-                0 | 43 | 60 | 135 | 139 | 140 => {
-                    let e = c
-                        .peek(2)
-                        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-                    let len = (usize::from(e[1]) + 1) * 8;
-                    let this = nh;
-                    nh = e[0];
-                    let ext = c
-                        .take(len)
-                        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-                    // Type 0 routing header with segments left: the flow's destination is the
-                    // final address of the route (as tshark and Zeek key it).
-                    if this == 43 && ext[2] == 0 && ext[3] > 0 && len >= 8 + 16 {
-                        let last = &ext[len - 16..len];
-                        dst.copy_from_slice(last);
-                    }
-                }
-                51 => {
-                    let e = c
-                        .peek(2)
-                        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-                    let len = (usize::from(e[1]) + 2) * 4;
-                    nh = e[0];
-                    c.take(len)
-                        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-                }
-                44 => {
-                    let e = c
-                        .take(8)
-                        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
-                    nh = e[0];
-                    let off = u16::from_be_bytes([e[2], e[3]]) >> 3;
-                    let more = e[3] & 1 == 1;
-                    let id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-                    if off != 0 || more {
-                        frag_offset = u32::from(off) * 8;
-                        // Payload length counts from the end of the fixed header.
-                        frag_len = (40 + plen).saturating_sub(c.pos() - pos) as u32;
-                        frag_more = more;
-                        let key = FragKey {
-                            src,
-                            dst,
-                            id,
-                            proto: nh,
-                            v6: true,
-                        };
-                        frag = if off == 0 {
-                            Frag::First(key)
-                        } else {
-                            Frag::Later(key)
-                        };
-                    }
-                }
-                _ => break,
-            }
-            if matches!(frag, Frag::Later(_)) {
-                break;
-            }
-        }
-        if c.pos() > end {
-            return Err(Outcome::Error(DecodeError::BadIpv6Length));
-        }
-        proto = nh;
+            DecodeError::Ipv4LengthBeyondWire
+        }));
     }
     out.v6 = v6;
-    out.src = src;
-    out.dst = dst;
-    out.proto = proto;
-    out.frag = frag;
-    out.frag_offset = frag_offset;
-    out.frag_len = frag_len;
-    out.frag_more = frag_more;
+    out.src = l.src;
+    out.dst = l.dst;
+    out.proto = l.proto;
+    out.frag = match l.frag {
+        Frag::None => Frag::None,
+        Frag::First(k) => Frag::First(FragKey {
+            vlan: out.vlan,
+            ..k
+        }),
+        Frag::Later(k) => Frag::Later(FragKey {
+            vlan: out.vlan,
+            ..k
+        }),
+    };
+    out.frag_offset = l.frag_offset;
+    out.frag_len = l.frag_len;
+    out.frag_more = l.frag_more;
     out.tunnel_depth = 0;
-    out.tcp_wire_len = wire_end as u32;
+    out.tcp_wire_len = l.wire_end as u32;
     let l4 = c.pos();
-    if let Frag::Later(_) = frag {
+    if let Frag::Later(_) = out.frag {
         // No transport header here: the payload is this fragment's slice of the datagram
         // (scanned in order after the first fragment's transport payload).
         out.src_port = 0;
         out.dst_port = 0;
         out.payload_off = l4 as u32;
-        out.payload_len = end.saturating_sub(l4) as u32;
+        out.payload_len = l.end.saturating_sub(l4) as u32;
         return Ok(());
     }
-    let body = frame.get(l4..end).unwrap_or(&[]);
+    let body = frame.get(l4..l.end).unwrap_or(&[]);
     transport(frame, l4, body, depth, out)
+}
+
+/// The IPv4 header at `pos`; `c` ends past its options.
+fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome> {
+    let h = c
+        .peek(20)
+        .ok_or(Outcome::Error(DecodeError::TruncatedIpv4))?;
+    if h[0] >> 4 != 4 {
+        return Err(Outcome::Error(DecodeError::BadIpVersion));
+    }
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    if ihl < 20 {
+        return Err(Outcome::Error(DecodeError::BadIpv4HeaderLength));
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let id = u16::from_be_bytes([h[4], h[5]]);
+    let ff = u16::from_be_bytes([h[6], h[7]]);
+    let mut l = IpLayer {
+        src: [0; 16],
+        dst: [0; 16],
+        proto: h[9],
+        frag: Frag::None,
+        frag_offset: 0,
+        frag_len: 0,
+        frag_more: false,
+        end: 0,
+        wire_end: 0,
+    };
+    l.src[..4].copy_from_slice(&h[12..16]);
+    l.dst[..4].copy_from_slice(&h[16..20]);
+    c.take(ihl)
+        .ok_or(Outcome::Error(DecodeError::BadIpv4HeaderLength))?;
+    l.end = if total == 0 {
+        frame.len() // TSO: the length field is left 0; use what was captured
+    } else if total < ihl {
+        return Err(Outcome::Error(DecodeError::BadIpv4TotalLength));
+    } else {
+        (pos + total).min(frame.len())
+    };
+    l.wire_end = if total == 0 { l.end } else { pos + total };
+    let offset = ff & 0x1fff;
+    let more = ff & 0x2000 != 0;
+    if offset != 0 || more {
+        l.frag_offset = u32::from(offset) * 8;
+        l.frag_len = total.saturating_sub(ihl) as u32;
+        l.frag_more = more;
+        let key = FragKey {
+            src: l.src,
+            dst: l.dst,
+            id: u32::from(id),
+            proto: l.proto,
+            v6: false,
+            vlan: [0; MAX_VLANS],
+        };
+        l.frag = if offset == 0 {
+            Frag::First(key)
+        } else {
+            Frag::Later(key)
+        };
+    }
+    Ok(l)
+}
+
+/// The IPv6 header at `pos` and its extension headers; `c` ends at the transport header.
+fn ipv6(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome> {
+    let h = c
+        .take(40)
+        .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+    if h[0] >> 4 != 6 {
+        return Err(Outcome::Error(DecodeError::BadIpVersion));
+    }
+    let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let mut l = IpLayer {
+        src: [0; 16],
+        dst: [0; 16],
+        proto: h[6],
+        frag: Frag::None,
+        frag_offset: 0,
+        frag_len: 0,
+        frag_more: false,
+        end: 0,
+        wire_end: 0,
+    };
+    l.src.copy_from_slice(&h[8..24]);
+    l.dst.copy_from_slice(&h[24..40]);
+    l.end = if plen == 0 {
+        frame.len() // jumbogram or TSO
+    } else {
+        (pos + 40 + plen).min(frame.len())
+    };
+    l.wire_end = if plen == 0 { l.end } else { pos + 40 + plen };
+    let mut nh = h[6];
+    // Extension headers.
+    loop {
+        match nh {
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let e = c
+                    .peek(2)
+                    .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+                let len = (usize::from(e[1]) + 1) * 8;
+                let this = nh;
+                nh = e[0];
+                let ext = c
+                    .take(len)
+                    .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+                // Type 0 routing header with segments left: the flow's destination is the
+                // final address of the route (as tshark and Zeek key it).
+                if this == 43 && ext[2] == 0 && ext[3] > 0 && len >= 8 + 16 {
+                    let last = &ext[len - 16..len];
+                    l.dst.copy_from_slice(last);
+                }
+            }
+            51 => {
+                let e = c
+                    .peek(2)
+                    .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+                let len = (usize::from(e[1]) + 2) * 4;
+                nh = e[0];
+                c.take(len)
+                    .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+            }
+            44 => {
+                let e = c
+                    .take(8)
+                    .ok_or(Outcome::Error(DecodeError::TruncatedIpv6))?;
+                nh = e[0];
+                let off = u16::from_be_bytes([e[2], e[3]]) >> 3;
+                let more = e[3] & 1 == 1;
+                let id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+                if off != 0 || more {
+                    l.frag_offset = u32::from(off) * 8;
+                    // Payload length counts from the end of the fixed header.
+                    l.frag_len = (40 + plen).saturating_sub(c.pos() - pos) as u32;
+                    l.frag_more = more;
+                    let key = FragKey {
+                        src: l.src,
+                        dst: l.dst,
+                        id,
+                        proto: nh,
+                        v6: true,
+                        vlan: [0; MAX_VLANS],
+                    };
+                    l.frag = if off == 0 {
+                        Frag::First(key)
+                    } else {
+                        Frag::Later(key)
+                    };
+                }
+            }
+            _ => break,
+        }
+        if matches!(l.frag, Frag::Later(_)) {
+            break;
+        }
+    }
+    if c.pos() > l.end {
+        return Err(Outcome::Error(DecodeError::BadIpv6Length));
+    }
+    l.proto = nh;
+    Ok(l)
 }
 
 /// Decode the transport header in `body` (which starts at `l4` in `frame`), decapsulating
@@ -700,7 +839,9 @@ fn transport(
                 };
                 if let Some((off, next)) = inner {
                     if start + off < pend {
-                        return try_inner(out, |o| walk(sub, start + off, next, depth, o));
+                        return try_inner(out, |o| {
+                            walk(sub, start + off, next, depth, usize::MAX, o)
+                        });
                     }
                 }
             }
@@ -727,7 +868,7 @@ fn transport(
         ip_proto::IPIP | ip_proto::IPV6 if matches!(out.frag, Frag::None) => {
             let sub = frame.get(..end).unwrap_or(frame);
             let v6 = out.proto == ip_proto::IPV6;
-            try_inner(out, |o| ip(sub, l4, v6, depth + 1, o))
+            try_inner(out, |o| ip(sub, l4, v6, depth + 1, usize::MAX, o))
         }
         ip_proto::GRE if matches!(out.frag, Frag::None) => {
             try_inner(out, |o| gre(frame, l4, end, depth + 1, o))
@@ -746,7 +887,12 @@ fn try_inner(
     f: impl FnOnce(&mut Decoded) -> Result<(), Outcome>,
 ) -> Result<(), Outcome> {
     let outer = *out;
-    let mut inner = Decoded::default();
+    // The inner packet keeps the tags of the outer one (the circuit it came on).
+    let mut inner = Decoded {
+        vlan: outer.vlan,
+        vlan_count: outer.vlan_count,
+        ..Decoded::default()
+    };
     match f(&mut inner) {
         Ok(()) => {
             inner.tunnel_depth = inner.tunnel_depth.saturating_add(1);
@@ -907,7 +1053,7 @@ fn gre(
         }
         _ => return Err(Outcome::Ignored(Ignored::NonIp)),
     };
-    walk(sub, c.pos(), next, depth, out)
+    walk(sub, c.pos(), next, depth, usize::MAX, out)
 }
 
 #[cfg(test)]

@@ -408,3 +408,104 @@ mod props {
         }
     }
 }
+
+#[test]
+fn vlan_ids_are_kept_outermost_first_up_to_three() {
+    // 802.1ad 10 (with priority bits), 802.1Q 11 and 12: all three kept.
+    let mut tags = vec![
+        0x00, 0x0b, 0x81, 0x00, 0x00, 0x0c, 0x08, 0x00, //
+    ];
+    tags.extend_from_slice(&ip4_tcp(b"q"));
+    let f = eth(0x88a8, &[&[0xa0, 0x0a, 0x81, 0x00][..], &tags].concat());
+    assert_eq!(dec(linktype::ETHERNET, &f).vlans(), &[10, 11, 12]);
+    // A fourth tag is decoded through but not kept.
+    let f4 = eth(0x8100, &[&[0x00, 0x09, 0x88, 0xa8][..], &f[14..]].concat());
+    let d = dec(linktype::ETHERNET, &f4);
+    assert_eq!(d.vlans(), &[9, 10, 11]);
+    assert_inner_tcp4(&d, &f4, b"q");
+    // Untagged: none.
+    assert!(dec(linktype::ETHERNET, &eth(0x0800, &ip4_tcp(b"u")))
+        .vlans()
+        .is_empty());
+}
+
+#[test]
+fn a_tunnels_inner_flow_keeps_the_outer_vlan_then_its_own() {
+    // Outer frame on VLAN 100; the VXLAN payload's Ethernet frame is tagged 7.
+    let inner_eth = eth(
+        0x8100,
+        &[&[0x00, 0x07, 0x08, 0x00][..], &ip4_tcp(b"v")].concat(),
+    );
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 0x2a, 0];
+    vx.extend_from_slice(&inner_eth);
+    let untagged = outer_udp(4789, &vx);
+    let f = [
+        &untagged[..12],
+        &[0x81, 0x00, 0x00, 0x64][..],
+        &untagged[12..],
+    ]
+    .concat();
+    let d = dec(linktype::ETHERNET, &f);
+    assert_inner_tcp4(&d, &f, b"v");
+    assert_eq!(d.vlans(), &[100, 7]);
+}
+
+#[test]
+fn ip_lengths_beyond_the_wire_are_errors_beyond_the_capture_are_not() {
+    let f = eth(0x0800, &ip4_tcp(&[0x61; 200]));
+    let wire = f.len() as u32;
+    let mut d = Decoded::default();
+    // Cut by a snaplen: the header's length is within the wire length.
+    assert_eq!(
+        decode_wire(linktype::ETHERNET, &f[..60], wire, &mut d),
+        Ok(())
+    );
+    assert_eq!((d.src_port, d.dst_port), (40000, 443));
+    // The header claims more than the wire had.
+    let mut bad = f.clone();
+    bad[16..18].copy_from_slice(&65_028u16.to_be_bytes());
+    assert_eq!(
+        decode_wire(linktype::ETHERNET, &bad, wire, &mut d),
+        Err(Outcome::Error(DecodeError::Ipv4LengthBeyondWire))
+    );
+    // A record whose wire length is below its captured length: the captured bytes count.
+    assert_eq!(decode_wire(linktype::ETHERNET, &f, 60, &mut d), Ok(()));
+    // Without a wire length the decode stays lax (tshark's view).
+    assert_eq!(decode(linktype::ETHERNET, &bad, &mut d), Ok(()));
+    // A TSO total length of 0 is not an error.
+    let mut tso = f.clone();
+    tso[16..18].copy_from_slice(&[0, 0]);
+    assert_eq!(decode_wire(linktype::ETHERNET, &tso, wire, &mut d), Ok(()));
+
+    let f6 = eth(0x86dd, &ip6_udp(&[0x62; 40]));
+    let wire6 = f6.len() as u32;
+    let mut bad6 = f6.clone();
+    bad6[18..20].copy_from_slice(&60_000u16.to_be_bytes());
+    assert_eq!(
+        decode_wire(linktype::ETHERNET, &bad6, wire6, &mut d),
+        Err(Outcome::Error(DecodeError::Ipv6LengthBeyondWire))
+    );
+    assert_eq!(decode_wire(linktype::ETHERNET, &f6, wire6, &mut d), Ok(()));
+    assert_eq!(
+        DecodeError::ALL.map(DecodeError::as_str).len(),
+        DecodeError::COUNT
+    );
+    assert!(DecodeError::ALL
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.index() == i));
+}
+
+#[test]
+fn fragments_of_two_vlans_have_two_keys() {
+    let mut ip = ip4_tcp(&[7u8; 40]);
+    ip[6] = 0x20; // MF, offset 0
+    let on = |vid: u8| eth(0x8100, &[&[0x00, vid, 0x08, 0x00][..], &ip].concat());
+    let key = |f: &[u8]| match dec(linktype::ETHERNET, f).frag {
+        Frag::First(k) => k,
+        other => panic!("first fragment: {other:?}"),
+    };
+    assert_ne!(key(&on(10)), key(&on(20)));
+    assert_eq!(key(&on(10)).vlan, [10, 0, 0]);
+    assert_eq!(key(&on(10)), key(&on(10)));
+}

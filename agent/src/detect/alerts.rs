@@ -42,6 +42,8 @@ impl Record<'_> {
             initiator_port: s.initiator_port,
             responder: s.responder,
             responder_port: s.responder_port,
+            vlan: s.vlan,
+            icmp: s.icmp,
             app_proto: s.app_proto,
         }
     }

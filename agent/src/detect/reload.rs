@@ -477,7 +477,7 @@ fn restart_keys(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
     match (&old.uplink, &new.uplink) {
         (Some(o), Some(n)) => {
             differ!(restart, o, n,
-                "uplink.collector" => collector,
+                "uplink.collector" => collectors,
                 "uplink.server_name" => server_name,
                 "uplink.ca" => ca,
                 "uplink.cert" => cert,

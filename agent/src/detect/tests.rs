@@ -113,7 +113,7 @@ fn run(
     let mut found = Findings::default();
     c.on_flow_record(st, s, &mut found);
     let mut out = Vec::new();
-    write_findings(c, "gw-test", Some(flow_event(s)), &mut found, &mut out);
+    write_findings(c, "gw-test", 0, Some(flow_event(s)), &mut found, &mut out);
     let e = out.remove(0);
     (e, out)
 }
@@ -122,7 +122,7 @@ fn run(
 fn tick(c: &mut Classifier, now: i64, h: &Health, out: &mut Vec<Event>) {
     let mut found = Findings::default();
     c.on_tick(now, h, &mut found);
-    write_findings(c, "gw-test", None, &mut found, out);
+    write_findings(c, "gw-test", 0, None, &mut found, out);
 }
 
 fn kinds(out: &[Event]) -> Vec<AlertKind> {

@@ -1,11 +1,17 @@
 //! Direction-normalised flow key: both directions of a conversation map to the same `Copy` key.
 
-use crate::decode::{ip_proto, Decoded};
+use crate::decode::{ip_proto, Decoded, MAX_VLANS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Bidirectional 5-tuple of the innermost flow. The endpoint that sorts lower by
-/// (address, port) is `lo`. ICMP flows use ports 0 (one flow per address pair), so echo
-/// requests and replies share a flow.
+/// Bidirectional 5-tuple of the innermost flow, with the VLAN ids the packet came on (as
+/// Suricata keys flows: the same addresses on two VLANs are two circuits, two flows). The
+/// endpoint that sorts lower by (address, port) is `lo`.
+///
+/// ICMP and ICMPv6 flows key on the message type as Suricata does: the sender's "port" is the
+/// type and the receiver's the counterpart type of a request/reply pair (echo, timestamp,
+/// neighbour solicitation, ...; 0 for other messages), so an echo request and its reply share
+/// a flow while an echo and a destination-unreachable between the same hosts are two flows.
+/// The code is not in the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     /// Lower endpoint address (IPv4 in the first 4 bytes).
@@ -20,16 +26,26 @@ pub struct FlowKey {
     pub proto: u8,
     /// IPv6 addresses.
     pub v6: bool,
+    /// VLAN ids, outermost first, 0 where there is no tag (a priority tag, id 0, keys as no
+    /// tag, as in Suricata).
+    pub vlan: [u16; MAX_VLANS],
 }
 
 impl FlowKey {
     /// Key of a decoded packet, and whether the packet's source is the `lo` endpoint.
     pub fn from_decoded(d: &Decoded) -> (FlowKey, bool) {
         let (sp, dp) = if d.proto == ip_proto::ICMP || d.proto == ip_proto::ICMPV6 {
-            (0, 0)
+            // `Decoded` holds the type in `src_port` (and the code in `dst_port`).
+            let ty = d.src_port as u8;
+            let other = icmp_counterpart(d.proto == ip_proto::ICMPV6, ty).unwrap_or(0);
+            (u16::from(ty), u16::from(other))
         } else {
             (d.src_port, d.dst_port)
         };
+        let mut vlan = [0u16; MAX_VLANS];
+        for (k, v) in vlan.iter_mut().zip(d.vlans()) {
+            *k = *v;
+        }
         let src_is_lo = (d.src, sp) <= (d.dst, dp);
         let key = if src_is_lo {
             FlowKey {
@@ -39,6 +55,7 @@ impl FlowKey {
                 hi_port: dp,
                 proto: d.proto,
                 v6: d.v6,
+                vlan,
             }
         } else {
             FlowKey {
@@ -48,6 +65,7 @@ impl FlowKey {
                 hi_port: sp,
                 proto: d.proto,
                 v6: d.v6,
+                vlan,
             }
         };
         (key, src_is_lo)
@@ -62,6 +80,59 @@ impl FlowKey {
     pub fn hi_addr(&self) -> IpAddr {
         to_ip(&self.hi, self.v6)
     }
+
+    /// The transport port of the `lo` (`true`) or `hi` endpoint; 0 for ICMP and ICMPv6, whose
+    /// key holds message types instead.
+    pub fn port(&self, lo: bool) -> u16 {
+        if self.proto == ip_proto::ICMP || self.proto == ip_proto::ICMPV6 {
+            0
+        } else if lo {
+            self.lo_port
+        } else {
+            self.hi_port
+        }
+    }
+
+    /// The VLAN ids for EVE's `vlan` array (outermost first; trailing ids 0, no tag or a
+    /// priority tag, left out), or `None` for an untagged flow.
+    pub fn vlan_ids(&self) -> Option<Vec<u16>> {
+        vlan_list(&self.vlan)
+    }
+}
+
+/// EVE's `vlan` array of the kept tag ids (outermost first, trailing zeros dropped), `None`
+/// for an untagged flow.
+pub fn vlan_list(vlan: &[u16; 3]) -> Option<Vec<u16>> {
+    let n = vlan.iter().rposition(|v| *v != 0)? + 1;
+    vlan.get(..n).map(<[u16]>::to_vec)
+}
+
+/// The counterpart of a request/reply ICMP (`v6` false) or ICMPv6 message type, as Suricata
+/// pairs them in its flow key (`ICMPv4GetCounterpart`, `ICMPv6GetCounterpart`).
+pub fn icmp_counterpart(v6: bool, ty: u8) -> Option<u8> {
+    const V4: [(u8, u8); 5] = [(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)];
+    const V6: [(u8, u8); 10] = [
+        (128, 129), // echo request / reply
+        (135, 136), // neighbour solicitation / advertisement
+        (133, 134), // router solicitation / advertisement
+        (130, 131), // multicast listener query / report
+        (139, 140), // node information query / reply
+        (144, 145), // home agent address discovery request / reply
+        (146, 147), // mobile prefix solicitation / advertisement
+        (148, 149), // certification path solicitation / advertisement
+        (151, 152), // multicast router advertisement / solicitation
+        (157, 158), // duplicate address request / confirmation
+    ];
+    let pairs: &[(u8, u8)] = if v6 { &V6 } else { &V4 };
+    pairs.iter().find_map(|&(a, b)| {
+        if a == ty {
+            Some(b)
+        } else if b == ty {
+            Some(a)
+        } else {
+            None
+        }
+    })
 }
 
 /// A 16-byte address array as an `IpAddr` (IPv4 in the first 4 bytes when `v6` is false).
@@ -70,5 +141,97 @@ pub fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
         IpAddr::V6(Ipv6Addr::from(*a))
     } else {
         IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+    }
+}
+
+/// The name EVE writes in `proto` for an IP protocol number (Suricata's names, which are the
+/// IANA keywords except `IP-in-IP` for 4), for the protocols seen on a leased line; `None` for
+/// the rest (written as the number).
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        0 => "HOPOPT",
+        1 => "ICMP",
+        2 => "IGMP",
+        4 => "IP-in-IP",
+        6 => "TCP",
+        17 => "UDP",
+        41 => "IPv6",
+        46 => "RSVP",
+        47 => "GRE",
+        50 => "ESP",
+        51 => "AH",
+        58 => "IPv6-ICMP",
+        88 => "EIGRP",
+        89 => "OSPF",
+        103 => "PIM",
+        112 => "VRRP",
+        115 => "L2TP",
+        132 => "SCTP",
+        136 => "UDPLite",
+        137 => "MPLS-in-IP",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn icmp(v6: bool, src: u8, dst: u8, ty: u8, code: u8) -> Decoded {
+        let mut d = Decoded {
+            v6,
+            proto: if v6 { ip_proto::ICMPV6 } else { ip_proto::ICMP },
+            src_port: u16::from(ty),
+            dst_port: u16::from(code),
+            ..Decoded::default()
+        };
+        d.src[0] = src;
+        d.dst[0] = dst;
+        d
+    }
+
+    #[test]
+    fn icmp_requests_and_replies_share_a_key_other_types_do_not() {
+        let (req, a_lo) = FlowKey::from_decoded(&icmp(false, 1, 2, 8, 0));
+        let (rep, b_lo) = FlowKey::from_decoded(&icmp(false, 2, 1, 0, 0));
+        assert_eq!(req, rep);
+        assert_ne!(a_lo, b_lo, "the reply comes from the other end");
+        let (unreach, _) = FlowKey::from_decoded(&icmp(false, 2, 1, 3, 1));
+        assert_ne!(req, unreach);
+        // The code is not in the key (as in Suricata).
+        assert_eq!(unreach, FlowKey::from_decoded(&icmp(false, 2, 1, 3, 3)).0);
+        let (ns, _) = FlowKey::from_decoded(&icmp(true, 1, 2, 135, 0));
+        assert_eq!(ns, FlowKey::from_decoded(&icmp(true, 2, 1, 136, 0)).0);
+        assert_eq!((ns.port(true), ns.port(false)), (0, 0), "no ports on ICMP");
+    }
+
+    #[test]
+    fn vlans_are_in_the_key_and_written_without_trailing_zeros() {
+        let mut d = icmp(false, 1, 2, 8, 0);
+        d.proto = ip_proto::UDP;
+        let (plain, _) = FlowKey::from_decoded(&d);
+        assert_eq!(plain.vlan_ids(), None);
+        d.vlan = [100, 0, 0];
+        d.vlan_count = 1;
+        let (v100, _) = FlowKey::from_decoded(&d);
+        assert_ne!(plain, v100);
+        assert_eq!(v100.vlan_ids(), Some(vec![100]));
+        d.vlan = [0, 0, 0];
+        assert_eq!(
+            FlowKey::from_decoded(&d).0,
+            plain,
+            "a priority tag keys as none"
+        );
+        d.vlan = [0, 7, 0];
+        d.vlan_count = 2;
+        assert_eq!(FlowKey::from_decoded(&d).0.vlan_ids(), Some(vec![0, 7]));
+    }
+
+    #[test]
+    fn eve_protocol_names() {
+        assert_eq!(proto_name(132), Some("SCTP"));
+        assert_eq!(proto_name(58), Some("IPv6-ICMP"));
+        assert_eq!(proto_name(4), Some("IP-in-IP"));
+        assert_eq!(proto_name(253), None);
     }
 }

@@ -5,13 +5,18 @@
 //! per call. Time is always passed in (packet time offline, a coarse clock live).
 //!
 //! Rules, chosen to match tshark's conversation table where it matters:
-//! - the key is the innermost (addresses, ports, protocol), without VLAN or tunnel ids;
+//! - the key is the innermost (addresses, ports, protocol) with the VLAN ids the packet came
+//!   on (as Suricata keys flows; not tunnel ids), ICMP types in place of ports ([`FlowKey`]);
 //! - initiator = the SYN sender; a SYN-ACK seen first means its *receiver* initiated; else the
 //!   first packet's sender (TCP without SYN/SYN-ACK first counts as mid-stream);
 //! - a TCP SYN (without ACK) on a closed flow, or from the initiator with a different initial
 //!   sequence number, ends the old flow and starts a new one (port reuse, like `tcp.stream`);
 //! - FIN both ways or RST closes a flow; it stays for `tcp_closed_timeout` to collect trailing
-//!   ACKs, then its record is written with reason `fin` / `rst`;
+//!   ACKs, then its record is written with reason `fin` / `rst`; for [`AFTER_CLOSE_MICROS`]
+//!   after that a segment of the same connection without payload or SYN (a retransmitted FIN,
+//!   the ACK answering it, a RST) starts no new flow — it would be a second flow, reversed when
+//!   the responder retransmits — and is counted (`ignored.tcp_after_close`), as Suricata sets
+//!   no session up for a FIN or RST without one;
 //! - when the table is full a flow is evicted (reason `evicted`): the stalest closed flow,
 //!   else the stalest half-open TCP flow, else the stalest flow of any class.
 
@@ -42,7 +47,17 @@ pub struct TrackerCounters {
     /// "gaps"), and the bytes they covered.
     pub loss_gaps: u64,
     pub loss_bytes: u64,
+    /// Segments of recently closed connections that started no flow.
+    pub after_close: u64,
 }
+
+/// How long after a TCP connection's record was written (closed by FIN or RST) its stray
+/// segments without payload or SYN are still taken as its own (Suricata's default closed
+/// timeout).
+pub const AFTER_CLOSE_MICROS: i64 = 60_000_000;
+/// Recently closed connections remembered per worker (direct-mapped: a newer close in the
+/// same slot replaces an older one, so memory is fixed).
+pub const AFTER_CLOSE_SLOTS: usize = 4096;
 
 /// A flow table with the tracking rules above.
 #[derive(Debug)]
@@ -53,6 +68,10 @@ pub struct FlowTracker<S, L> {
     id_step: u64,
     /// Counters since the last [`FlowTracker::take_counters`].
     counters: TrackerCounters,
+    /// Keys of connections closed by FIN or RST, with their last packet time (see
+    /// [`AFTER_CLOSE_MICROS`]), at a slot picked by the key's hash.
+    closed: Vec<Option<(FlowKey, i64)>>,
+    closed_hasher: foldhash::fast::RandomState,
 }
 
 fn micros(d: std::time::Duration) -> i64 {
@@ -75,6 +94,8 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             next_id: worker as u64 + 1,
             id_step: workers.max(1) as u64,
             counters: TrackerCounters::default(),
+            closed: vec![None; AFTER_CLOSE_SLOTS],
+            closed_hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -94,14 +115,16 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
     }
 
     /// Apply one packet. `emit` receives every flow record due (port reuse, eviction, active
-    /// timeout). Returns the flow's slot and whether the packet came from the initiator.
+    /// timeout). Returns the flow's slot and whether the packet came from the initiator, or
+    /// `None` for a stray segment of a connection closed shortly before (no flow; counted in
+    /// [`TrackerCounters::after_close`]; such a segment has no payload).
     pub fn on_packet(
         &mut self,
         d: &Decoded,
         ts: i64,
         orig_len: u32,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
-    ) -> (u32, bool) {
+    ) -> Option<(u32, bool)> {
         self.apply(d, ts, orig_len, None, emit)
     }
 
@@ -114,7 +137,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         orig_len: u32,
         new_id: u64,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
-    ) -> (u32, bool) {
+    ) -> Option<(u32, bool)> {
         self.apply(d, ts, orig_len, Some(new_id), emit)
     }
 
@@ -125,7 +148,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         orig_len: u32,
         new_id: Option<u64>,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
-    ) -> (u32, bool) {
+    ) -> Option<(u32, bool)> {
         let (key, src_is_lo) = FlowKey::from_decoded(d);
         let is_tcp = d.proto == ip_proto::TCP;
         let flags = d.tcp_flags;
@@ -159,6 +182,9 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             }
         }
 
+        if found.is_none() && self.stray_after_close(d, &key, ts) {
+            return None;
+        }
         let idx = match found {
             Some(idx) => idx,
             None => {
@@ -199,7 +225,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                     Some(i) => i,
                     // Cannot happen (eviction made room and the key was absent); fall back to
                     // the stalest slot rather than panicking on traffic.
-                    None => return (self.table.stalest().unwrap_or(0), true),
+                    None => return Some((self.table.stalest().unwrap_or(0), true)),
                 }
             }
         };
@@ -207,6 +233,9 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         let f = self.table.get_mut(idx);
         let from_init = f.initiator_is_lo == src_is_lo;
         let dir = usize::from(!from_init);
+        if f.pkts[dir] == 0 && matches!(d.proto, ip_proto::ICMP | ip_proto::ICMPV6) {
+            f.icmp[dir] = (d.src_port as u8, d.dst_port as u8);
+        }
         f.pkts[dir] += 1;
         f.bytes[dir] += u64::from(orig_len);
         f.payload[dir] += u64::from(d.payload_len);
@@ -231,7 +260,30 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         if due {
             emit(self.table.get_mut(idx), EndReason::ActiveTimeout);
         }
-        (idx, from_init)
+        Some((idx, from_init))
+    }
+
+    /// Slot of `key` among the recently closed connections.
+    fn closed_slot(&self, key: &FlowKey) -> usize {
+        use std::hash::BuildHasher;
+        (self.closed_hasher.hash_one(key) as usize) % AFTER_CLOSE_SLOTS
+    }
+
+    /// `d` (keyed `key`, no live flow) is a TCP segment without payload or SYN of a connection
+    /// closed (FIN or RST) at most [`AFTER_CLOSE_MICROS`] before `ts`: counted, no flow.
+    fn stray_after_close(&mut self, d: &Decoded, key: &FlowKey, ts: i64) -> bool {
+        let stray = d.proto == ip_proto::TCP
+            && d.tcp_flags & tcp_flags::SYN == 0
+            && d.payload_len == 0
+            && matches!(d.frag, crate::decode::Frag::None)
+            && matches!(
+                self.closed.get(self.closed_slot(key)),
+                Some(Some((k, at))) if k == key && ts.saturating_sub(*at) <= AFTER_CLOSE_MICROS
+            );
+        if stray {
+            self.counters.after_close += 1;
+        }
+        stray
     }
 
     /// Write out up to `max` flows whose idle timeout passed at `now`. Returns how many.
@@ -301,6 +353,12 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             TcpState::ClosedRst => EndReason::Rst,
             _ => otherwise,
         };
+        if matches!(reason, EndReason::Fin | EndReason::Rst) {
+            let slot = self.closed_slot(&f.key);
+            if let Some(s) = self.closed.get_mut(slot) {
+                *s = Some((f.key, f.last_micros));
+            }
+        }
         emit(&mut f, reason);
     }
 }

@@ -151,6 +151,8 @@ pub struct Flow<S, L> {
     pub(super) initiator_is_lo: bool,
     /// Picked up mid-stream (TCP without a SYN first).
     pub(super) midstream: bool,
+    /// ICMP / ICMPv6: (type, code) of the first message per direction (when `pkts` counts one).
+    pub(super) icmp: [(u8, u8); 2],
     /// TCP state.
     pub(super) tcp: TcpTrack,
     /// Application protocol detected so far (one byte, not a 16-byte `&str`).
@@ -238,6 +240,11 @@ impl<S, L> Flow<S, L> {
     /// Picked up mid-stream (TCP without a SYN first).
     pub fn midstream(&self) -> bool {
         self.midstream
+    }
+
+    /// ICMP / ICMPv6: (type, code) of the first message per direction.
+    pub fn icmp(&self) -> [(u8, u8); 2] {
+        self.icmp
     }
 
     /// TCP tracking.
@@ -513,6 +520,7 @@ mod tests {
             hi_port: 443,
             proto: 6,
             v6: false,
+            vlan: [0; 3],
         }
     }
 

@@ -1,11 +1,14 @@
-//! Community ID v1 flow hash (Corelight specification), seed 0.
+//! Community ID v1 flow hash (Corelight specification), with a configurable seed
+//! (`capture.community_id_seed`, default 0, as Zeek's and Suricata's `community-id-seed`).
 //!
 //! The ID lets an operator join our events with Zeek, Suricata or Arkime records of the same
 //! flow: `"1:" + base64(SHA-1(seed | src ip | dst ip | proto | 0 | src port | dst port))`, where
 //! the endpoints are ordered so both directions give the same value. For ICMP and ICMPv6 the
 //! "ports" are the message type and code, mapped so a request and its reply share an ID; for
-//! protocols without ports the port fields are left out.
+//! protocols without ports (anything but TCP, UDP, SCTP, ICMP, ICMPv6) the port fields are
+//! left out.
 
+use crate::flow::FlowKey;
 use std::net::IpAddr;
 
 const PROTO_ICMP: u8 = 1;
@@ -14,10 +17,38 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 const PROTO_SCTP: u8 = 132;
 
-/// Community ID v1 (seed 0) of a flow. For TCP, UDP and SCTP pass the ports; for ICMP (1) and
-/// ICMPv6 (58) pass the message type as `a_port` and the code as `b_port` of the packet sent
-/// by `a`. Mixed address families give an ID over the raw bytes (never equal to a real flow's).
+/// Community ID v1 with seed 0; see [`community_id_seeded`].
 pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16) -> String {
+    community_id_seeded(0, ip_proto, a, a_port, b, b_port)
+}
+
+/// Community ID v1 of a tracked flow: the initiator's tuple, and for ICMP / ICMPv6 the type
+/// and code of the initiator's first message (`icmp`, [`crate::flow::Flow::icmp`]`[0]`).
+pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> String {
+    let (a, ap, b, bp) = if initiator_is_lo {
+        (key.lo_addr(), key.lo_port, key.hi_addr(), key.hi_port)
+    } else {
+        (key.hi_addr(), key.hi_port, key.lo_addr(), key.lo_port)
+    };
+    let (ap, bp) = match key.proto {
+        PROTO_ICMP | PROTO_ICMPV6 => (u16::from(icmp.0), u16::from(icmp.1)),
+        _ => (ap, bp),
+    };
+    community_id_seeded(seed, key.proto, a, ap, b, bp)
+}
+
+/// Community ID v1 of a flow with `seed`. For TCP, UDP and SCTP pass the ports; for ICMP (1)
+/// and ICMPv6 (58) pass the message type as `a_port` and the code as `b_port` of the packet
+/// sent by `a`; other protocols ignore the ports. Mixed address families give an ID over the
+/// raw bytes (never equal to a real flow's).
+pub fn community_id_seeded(
+    seed: u16,
+    ip_proto: u8,
+    a: IpAddr,
+    a_port: u16,
+    b: IpAddr,
+    b_port: u16,
+) -> String {
     let (mut src_port, mut dst_port) = (a_port, b_port);
     let mut one_way = false;
     let has_ports = match ip_proto {
@@ -27,7 +58,10 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
             (src_port, dst_port, one_way) = (sp, dp, ow);
             true
         }
-        _ => false,
+        _ => {
+            (src_port, dst_port) = (0, 0);
+            false
+        }
     };
     let (a_buf, a_len) = ip_bytes(&a);
     let (b_buf, b_len) = ip_bytes(&b);
@@ -48,7 +82,7 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
             len += bytes.len();
         }
     };
-    push(&0u16.to_be_bytes()); // seed
+    push(&seed.to_be_bytes());
     push(first);
     push(second);
     push(&[ip_proto, 0]);
@@ -191,6 +225,282 @@ mod tests {
         assert_eq!(
             community_id(58, v6a, 135, v6b, 0),
             community_id(58, v6b, 136, v6a, 0)
+        );
+    }
+
+    /// Reference values of Corelight's `communityid` Python package (version 1.5.0), generated
+    /// once with `CommunityID(seed=S).calc(FlowTuple.make_tcp(a, b, pa, pb))` (`make_udp`,
+    /// `make_icmp`, `make_icmp6`, `make_sctp`; `FlowTuple(proto, a, b)` for the port-less
+    /// protocols) for seeds 0 and 4242: (seed, protocol, a, port/type of a, b, port/code, ID).
+    const REFERENCE: &[(u16, u8, &str, u16, &str, u16, &str)] = &[
+        (
+            0,
+            6,
+            "128.232.110.120",
+            34855,
+            "66.35.250.204",
+            80,
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+        ),
+        (
+            0,
+            17,
+            "2001:db8::5",
+            40000,
+            "2001:db8:ff::53",
+            53,
+            "1:Xhb8GraZODqmLuyK0cG59ZWhA1s=",
+        ),
+        (
+            0,
+            17,
+            "10.20.0.5",
+            40000,
+            "198.51.100.7",
+            5000,
+            "1:jNNQmV6MnShbz/BPkpvL3zRuyWA=",
+        ),
+        (
+            0,
+            1,
+            "10.20.0.5",
+            8,
+            "198.51.100.7",
+            0,
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8=",
+        ),
+        (
+            0,
+            1,
+            "198.51.100.7",
+            0,
+            "10.20.0.5",
+            0,
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8=",
+        ),
+        (
+            0,
+            1,
+            "198.51.100.7",
+            3,
+            "10.20.0.5",
+            3,
+            "1:fgfn6BYD2MrlpV7N4/wB4QnjtPk=",
+        ),
+        (
+            0,
+            58,
+            "2001:db8::5",
+            128,
+            "2001:db8:ff::7",
+            0,
+            "1:wI2n/BiQWvQNTALaslQvczHj0jA=",
+        ),
+        (
+            0,
+            58,
+            "fe80::200:86ff:fe05:80da",
+            135,
+            "fe80::260:97ff:fe07:69ea",
+            0,
+            "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=",
+        ),
+        (
+            0,
+            58,
+            "2001:db8:ff::7",
+            1,
+            "2001:db8::5",
+            4,
+            "1:30b24rIleDSMYYLhQUiftRj0ShY=",
+        ),
+        (
+            0,
+            132,
+            "10.20.0.5",
+            2905,
+            "198.51.100.7",
+            2905,
+            "1:gx6GDpd4wF4Xz+3wjeq4nLmEXlY=",
+        ),
+        (
+            0,
+            132,
+            "198.51.100.7",
+            38412,
+            "10.20.0.5",
+            36412,
+            "1:GwsIDh7Olcu0Db52pvOoCf3963I=",
+        ),
+        (
+            0,
+            47,
+            "10.20.0.5",
+            0,
+            "198.51.100.7",
+            0,
+            "1:BtkvBpN5PHa2D/jBWRauMCwAtSs=",
+        ),
+        (
+            0,
+            50,
+            "2001:db8::5",
+            0,
+            "2001:db8:ff::7",
+            0,
+            "1:CYnzrsNxn7jAP6GLnzjy8xjY8cQ=",
+        ),
+        (
+            4242,
+            6,
+            "128.232.110.120",
+            34855,
+            "66.35.250.204",
+            80,
+            "1:MPqTToix5PFLhcPx0nAx0ZIQP2U=",
+        ),
+        (
+            4242,
+            17,
+            "2001:db8::5",
+            40000,
+            "2001:db8:ff::53",
+            53,
+            "1:fGUbNHLUjuXWBFjELCsxvsbvyD8=",
+        ),
+        (
+            4242,
+            17,
+            "10.20.0.5",
+            40000,
+            "198.51.100.7",
+            5000,
+            "1:C6IwYXKq7DEUS3RJ1qXg+UyA1BI=",
+        ),
+        (
+            4242,
+            1,
+            "10.20.0.5",
+            8,
+            "198.51.100.7",
+            0,
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4=",
+        ),
+        (
+            4242,
+            1,
+            "198.51.100.7",
+            0,
+            "10.20.0.5",
+            0,
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4=",
+        ),
+        (
+            4242,
+            1,
+            "198.51.100.7",
+            3,
+            "10.20.0.5",
+            3,
+            "1:S7rZ2uxyQUbEU7QuAnhSaE1aj1o=",
+        ),
+        (
+            4242,
+            58,
+            "2001:db8::5",
+            128,
+            "2001:db8:ff::7",
+            0,
+            "1:DzFwq41N2rFnVekOaAAwUbcsv2M=",
+        ),
+        (
+            4242,
+            58,
+            "fe80::200:86ff:fe05:80da",
+            135,
+            "fe80::260:97ff:fe07:69ea",
+            0,
+            "1:F2iOtHj6aMrMnwvwEzyJQg4RCIE=",
+        ),
+        (
+            4242,
+            58,
+            "2001:db8:ff::7",
+            1,
+            "2001:db8::5",
+            4,
+            "1:/fS3OYei2fGMiFTuX4gcotk14dE=",
+        ),
+        (
+            4242,
+            132,
+            "10.20.0.5",
+            2905,
+            "198.51.100.7",
+            2905,
+            "1:PSIAQnuN8H3FXELtjuTFToQOhg4=",
+        ),
+        (
+            4242,
+            132,
+            "198.51.100.7",
+            38412,
+            "10.20.0.5",
+            36412,
+            "1:nXlgUs9x8/QPbKg8NwNW6bd6pU0=",
+        ),
+        (
+            4242,
+            47,
+            "10.20.0.5",
+            0,
+            "198.51.100.7",
+            0,
+            "1:xiRZds7Mi4vyBjg8n2IsYR20v8A=",
+        ),
+        (
+            4242,
+            50,
+            "2001:db8::5",
+            0,
+            "2001:db8:ff::7",
+            0,
+            "1:+0Ddj7JP8o1TYzYwdp/eAWKSE8U=",
+        ),
+    ];
+
+    #[test]
+    fn reference_implementation_vectors_with_two_seeds() {
+        for &(seed, proto, a, pa, b, pb, want) in REFERENCE {
+            let got = community_id_seeded(seed, proto, ip(a), pa, ip(b), pb);
+            assert_eq!(got, want, "seed {seed} proto {proto} {a}:{pa} -> {b}:{pb}");
+            // Port-less protocols ignore whatever ports are passed.
+            if !matches!(proto, 1 | 6 | 17 | 58 | 132) {
+                assert_eq!(community_id_seeded(seed, proto, ip(a), 7, ip(b), 9), want);
+            }
+        }
+    }
+
+    #[test]
+    fn flow_ids_use_the_initiators_icmp_type_and_code() {
+        use crate::decode::Decoded;
+        // An ICMP echo request 10.20.0.5 -> 198.51.100.7, keyed by the flow table.
+        let mut d = Decoded {
+            proto: 1,
+            src_port: 8,
+            dst_port: 0,
+            ..Decoded::default()
+        };
+        d.src[..4].copy_from_slice(&[10, 20, 0, 5]);
+        d.dst[..4].copy_from_slice(&[198, 51, 100, 7]);
+        let (key, src_is_lo) = FlowKey::from_decoded(&d);
+        assert_eq!(
+            of_flow(0, &key, src_is_lo, (8, 0)),
+            "1:D3kPAadrQ3vIeaD4Evol7atF0Z8="
+        );
+        assert_eq!(
+            of_flow(4242, &key, src_is_lo, (8, 0)),
+            "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4="
         );
     }
 

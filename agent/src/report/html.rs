@@ -354,9 +354,7 @@ pub fn render(data: &ReportData, registry: &Registry, lang: Lang) -> String {
 }
 
 fn header(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {
-    let now_micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(0));
+    let now_micros = data.rendered_micros.or(data.last_micros).unwrap_or(0);
     let names: Vec<String> = registry
         .enterprises
         .iter()
@@ -1044,13 +1042,9 @@ fn excluded_section(out: &mut String, data: &ReportData, s: &Strings) {
     out.push_str("</tbody></table></section>\n");
 }
 
-/// The last Beijing day of the capture (today when nothing was captured).
+/// The last Beijing day of the capture (the day it is rendered when nothing was captured).
 fn reference_date(data: &ReportData) -> Date {
-    let micros = data.last_micros.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(0))
-    });
+    let micros = data.last_micros.or(data.rendered_micros).unwrap_or(0);
     time::shanghai(micros.div_euclid(1_000_000)).date
 }
 

@@ -358,6 +358,9 @@ pub struct ReportData {
     pub first_micros: Option<i64>,
     /// Latest packet time seen (Unix microseconds).
     pub last_micros: Option<i64>,
+    /// When the report is rendered (Unix microseconds), from the clock the caller passes to
+    /// [`ReportSink::with_clock`]; `None` = the latest packet time.
+    pub rendered_micros: Option<i64>,
     /// Gateways that produced events (at most 32).
     pub gateways: Vec<String>,
     /// Events folded in.
@@ -926,6 +929,8 @@ pub struct ReportSink {
     lang: Lang,
     data: ReportData,
     finished: bool,
+    /// Wall clock (Unix microseconds) read when the report is rendered.
+    clock: Option<fn() -> i64>,
 }
 
 impl ReportSink {
@@ -937,7 +942,14 @@ impl ReportSink {
             lang,
             data: ReportData::new(),
             finished: false,
+            clock: None,
         }
+    }
+
+    /// The report says when it was rendered, read from `clock` (the binary's wall clock).
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Like [`ReportSink::new`], but checks now that the report can be written (creates the
@@ -970,6 +982,9 @@ impl ReportSink {
     pub fn write_report(&mut self) -> Result<(), ReportError> {
         if self.finished {
             return Ok(());
+        }
+        if let Some(clock) = self.clock {
+            self.data.rendered_micros = Some(clock());
         }
         let html = render(&self.data, &self.registry, self.lang);
         write_atomically(&self.path, html.as_bytes()).map_err(|source| ReportError::Write {

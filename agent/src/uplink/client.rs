@@ -11,9 +11,11 @@
 //!   batch of one event that is still too large is set aside;
 //! - `403` (the collector's gateway list may be briefly wrong) and every other 4xx: kept and
 //!   retried with backoff, counted as refused;
-//! - 429, 5xx, timeouts and connection errors: retried after an exponential backoff with full
-//!   jitter.
+//! - 5xx, timeouts, connection and TLS errors: the next collector of the list is tried (the
+//!   failed one backs off; see [`super::failover`]), with the same stream and sequence;
+//! - 429: retried on the same collector after an exponential backoff with full jitter.
 
+use super::failover::Rotation;
 use super::{Shared, UplinkError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -27,6 +29,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest wait for a TCP connection and TLS handshake before the next collector is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for a reply before the connection is dropped and the batch retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest reply body read.
@@ -190,11 +194,12 @@ impl Backoff {
 const SPOOL_LEVELS: [u64; 3] = [50, 80, 95];
 
 /// The uplink's state as the log tells it: each change is logged once (connected, failing and
-/// backing off, refused, recovered, spool filling up), repeats only at debug level.
+/// backing off, failed over, refused, recovered, spool filling up), repeats only at debug level.
+/// Every line names the collector.
 #[derive(Debug)]
 struct LinkLog {
-    authority: String,
-    connected_once: bool,
+    /// Per collector of the list: connected to it once already.
+    connected_once: Vec<bool>,
     /// Failed attempts since the last acknowledgement, and since when.
     failing: Option<(u64, std::time::Instant)>,
     /// Index into [`SPOOL_LEVELS`] of the highest level logged (0 = below the first).
@@ -202,64 +207,87 @@ struct LinkLog {
 }
 
 impl LinkLog {
-    fn new(endpoint: &Endpoint) -> LinkLog {
+    fn new(collectors: usize) -> LinkLog {
         LinkLog {
-            authority: endpoint.authority.clone(),
-            connected_once: false,
+            connected_once: vec![false; collectors],
             failing: None,
             spool_level: 0,
         }
     }
 
-    fn connected(&mut self) {
-        if !self.connected_once {
-            self.connected_once = true;
-            tracing::info!("connected to collector {}", self.authority);
-        } else {
-            tracing::debug!(collector = %self.authority, "reconnected to collector");
+    fn connected(&mut self, index: usize, authority: &str) {
+        match self.connected_once.get_mut(index) {
+            Some(once) if !*once => {
+                *once = true;
+                tracing::info!("connected to collector {authority}");
+            }
+            _ => tracing::debug!(collector = %authority, "reconnected to collector"),
         }
     }
 
-    /// A failed attempt (connection, timeout, 5xx, 429, refusal); `logged` when the caller
-    /// already logged this failure with its reason.
-    fn failed(&mut self, reason: &str, delay: Duration, logged: bool) {
+    /// Count a failed attempt; true when it is the first since the last acknowledgement (the
+    /// one logged at warn level).
+    fn first_failure(&mut self) -> bool {
         match &mut self.failing {
             Some((n, _)) => {
                 *n += 1;
-                tracing::debug!(
-                    collector = %self.authority,
-                    attempts = *n,
-                    "uplink attempt failed ({reason}); backing off {:.1} s",
-                    delay.as_secs_f64()
-                );
+                false
             }
             None => {
                 self.failing = Some((1, std::time::Instant::now()));
-                if logged {
-                    tracing::warn!(
-                        collector = %self.authority,
-                        "backing off {:.1} s before the next attempt (further failures are \
-                         logged at debug level until the collector acknowledges again)",
-                        delay.as_secs_f64()
-                    );
-                } else {
-                    tracing::warn!(
-                        "uplink to collector {} failing: {reason}; backing off {:.1} s (further \
-                         failures are logged at debug level until it acknowledges again)",
-                        self.authority,
-                        delay.as_secs_f64()
-                    );
-                }
+                true
             }
         }
     }
 
-    fn acknowledged(&mut self, seq: u64) {
+    /// A failed attempt retried on the same collector (connection, timeout, 5xx, 429,
+    /// refusal); `logged` when the caller already logged this failure with its reason.
+    fn failed(&mut self, authority: &str, reason: &str, delay: Duration, logged: bool) {
+        if !self.first_failure() {
+            tracing::debug!(
+                collector = %authority,
+                "uplink attempt failed ({reason}); backing off {:.1} s",
+                delay.as_secs_f64()
+            );
+        } else if logged {
+            tracing::warn!(
+                collector = %authority,
+                "backing off {:.1} s before the next attempt (further failures are \
+                 logged at debug level until the collector acknowledges again)",
+                delay.as_secs_f64()
+            );
+        } else {
+            tracing::warn!(
+                "uplink to collector {authority} failing: {reason}; backing off {:.1} s \
+                 (further failures are logged at debug level until it acknowledges again)",
+                delay.as_secs_f64()
+            );
+        }
+    }
+
+    /// The current collector failed and batch `seq` goes to collector `to` after `delay`.
+    fn failed_over(&mut self, from: &str, to: &str, reason: &str, seq: u64, delay: Duration) {
+        if self.first_failure() {
+            tracing::warn!(
+                "uplink to collector {from} failing: {reason}; failing over to collector {to} \
+                 in {:.1} s with batch {seq} under the same stream and sequence (further \
+                 failures are logged at debug level until a collector acknowledges again)",
+                delay.as_secs_f64()
+            );
+        } else {
+            tracing::debug!(
+                "uplink to collector {from} failed ({reason}); batch {seq} goes to collector \
+                 {to} in {:.1} s",
+                delay.as_secs_f64()
+            );
+        }
+    }
+
+    fn acknowledged(&mut self, authority: &str, seq: u64) {
         if let Some((n, since)) = self.failing.take() {
             tracing::info!(
-                "recovered: collector {} acknowledged batch {seq} after {n} failed attempts over \
-                 {:.1} s",
-                self.authority,
+                "recovered: collector {authority} acknowledged batch {seq} after {n} failed \
+                 attempts over {:.1} s",
                 since.elapsed().as_secs_f64()
             );
         }
@@ -288,7 +316,7 @@ impl LinkLog {
 /// Body of the network thread.
 pub(crate) fn run_thread(
     shared: Arc<Shared>,
-    endpoint: Endpoint,
+    rotation: Rotation,
     tls: Arc<rustls::ClientConfig>,
     backoff: Backoff,
 ) {
@@ -303,7 +331,7 @@ pub(crate) fn run_thread(
             return;
         }
     };
-    runtime.block_on(drain(shared, endpoint, tls, backoff));
+    runtime.block_on(drain(shared, rotation, tls, backoff));
 }
 
 #[derive(Debug)]
@@ -311,7 +339,10 @@ enum Outcome {
     Stored {
         duplicate: bool,
     },
+    /// Connection errors, timeouts, 5xx: the next collector of the list is tried.
     Retry(String),
+    /// 429: the collector is up and asks to slow down; retried there with backoff.
+    Throttled(String),
     /// A 4xx that may pass later (403, ...): retried with backoff.
     Refused(u16, String),
     /// 413.
@@ -320,228 +351,330 @@ enum Outcome {
     BadLine(usize, String),
 }
 
+/// The network loop's state: the collectors, the connection to the current one, and what is
+/// kept of the batch in flight for its resend.
+struct Link {
+    shared: Arc<Shared>,
+    connector: tokio_rustls::TlsConnector,
+    rotation: Rotation,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// The gzip body of the batch being retried, so a retry (to the same collector or the
+    /// next) does not compress again.
+    compressed: Option<(u64, Bytes)>,
+    /// The payload of a batch some lines of which were set aside after a 400, for its resend.
+    trimmed: Option<(u64, Vec<u8>)>,
+    /// Status of the last refusal logged, so a refusal repeated every backoff is logged once.
+    last_refusal: Option<u16>,
+    log: LinkLog,
+    /// Backoff after local failures (spool reads, splits), which no collector can help.
+    local: Backoff,
+}
+
 async fn drain(
     shared: Arc<Shared>,
-    endpoint: Endpoint,
+    rotation: Rotation,
     tls: Arc<rustls::ClientConfig>,
-    mut backoff: Backoff,
+    backoff: Backoff,
 ) {
-    let connector = tokio_rustls::TlsConnector::from(tls);
-    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
-    // The gzip body of the batch being retried, so a retry does not compress again.
-    let mut compressed: Option<(u64, Bytes)> = None;
-    // The payload of a batch some lines of which were set aside after a 400, for its resend.
-    let mut trimmed: Option<(u64, Vec<u8>)> = None;
-    // Status of the last refusal logged, so a refusal repeated every backoff is logged once.
-    let mut last_refusal: Option<u16> = None;
-    let mut log = LinkLog::new(&endpoint);
-    let idle_wait = Duration::from_millis(50);
+    let mut link = Link {
+        log: LinkLog::new(rotation.len()),
+        shared: Arc::clone(&shared),
+        connector: tokio_rustls::TlsConnector::from(tls),
+        rotation,
+        sender: None,
+        compressed: None,
+        trimmed: None,
+        last_refusal: None,
+        local: backoff,
+    };
+    link.publish_current();
     while !shared.stop.load(Ordering::SeqCst) {
+        let Some(mut batch) = link.next_batch().await else {
+            continue;
+        };
+        match link.ensure_connected(batch.seq).await {
+            Some(true) => {}
+            Some(false) => continue,
+            None => break,
+        }
+        let Some(outcome) = link.send(&mut batch).await else {
+            break;
+        };
+        link.handle(outcome, &batch).await;
+    }
+    shared.counters.connected.store(0, Ordering::Relaxed);
+}
+
+impl Link {
+    /// The next batch to send, or `None` after waiting a little (nothing to send, or the spool
+    /// could not be read).
+    async fn next_batch(&mut self) -> Option<super::spool::Batch> {
+        let shared = &*self.shared;
         let next = {
             let mut inner = shared.lock();
             inner.seal_due(false, &shared.counters);
             let _ = inner.spool.tick();
             let stats = inner.spool.stats();
-            log.spool(stats.bytes, inner.spool.max_bytes(), stats.unacked_events);
+            self.log
+                .spool(stats.bytes, inner.spool.max_bytes(), stats.unacked_events);
             inner.spool.next_batch()
         };
-        let mut batch = match next {
-            Ok(Some(b)) => b,
+        match next {
+            Ok(Some(b)) => Some(b),
             Ok(None) => {
-                compressed = None;
+                self.compressed = None;
+                let idle_wait = Duration::from_millis(50);
                 let _ = tokio::time::timeout(idle_wait, shared.wake.notified()).await;
-                continue;
+                None
             }
             Err(e) => {
                 tracing::error!("uplink spool read failed: {e}");
                 shared.lock().last_error = Some(e.to_string());
-                wait_or_stop(&shared, backoff.next_delay()).await;
-                continue;
-            }
-        };
-        let ready = match sender.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
-        };
-        if !ready {
-            shared.counters.connected.store(0, Ordering::Relaxed);
-            let Some(connected) = unless_stopped(&shared, connect(&connector, &endpoint)).await
-            else {
-                break;
-            };
-            match connected {
-                Ok(s) => {
-                    shared.counters.connected.store(1, Ordering::Relaxed);
-                    log.connected();
-                    sender = Some(s);
-                }
-                Err(e) => {
-                    sender = None;
-                    shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-                    let delay = backoff.next_delay();
-                    log.failed(&e, delay, false);
-                    shared.lock().last_error = Some(e);
-                    wait_or_stop(&shared, delay).await;
-                    continue;
-                }
-            }
-        }
-        match &trimmed {
-            Some((seq, payload)) if *seq == batch.seq => batch.payload.clone_from(payload),
-            _ => trimmed = None,
-        }
-        let body = match &compressed {
-            Some((seq, body)) if *seq == batch.seq => body.clone(),
-            _ => {
-                let body = gzip(&batch.payload);
-                compressed = Some((batch.seq, body.clone()));
-                body
-            }
-        };
-        let stream = shared.lock().spool.stream_id();
-        let Some(s) = sender.as_mut() else { continue };
-        let request =
-            tokio::time::timeout(REQUEST_TIMEOUT, post(s, &endpoint, stream, batch.seq, body));
-        let Some(result) = unless_stopped(&shared, request).await else {
-            break;
-        };
-        let outcome = match result {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                sender = None;
-                Outcome::Retry(e)
-            }
-            Err(_) => {
-                sender = None;
-                Outcome::Retry(format!("no reply within {REQUEST_TIMEOUT:?}"))
-            }
-        };
-        match outcome {
-            Outcome::Stored { duplicate } => {
-                backoff.reset();
-                compressed = None;
-                trimmed = None;
-                last_refusal = None;
-                let counter = if duplicate {
-                    &shared.counters.duplicate
-                } else {
-                    &shared.counters.acked
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                log.acknowledged(batch.seq);
-                shared
-                    .counters
-                    .last_ack_ms
-                    .store(super::spool::unix_ms_now(), Ordering::Relaxed);
-                let mut inner = shared.lock();
-                if let Err(e) = inner.spool.ack(batch.seq) {
-                    inner.last_error = Some(e.to_string());
-                }
-            }
-            Outcome::TooLarge(reply) => {
-                backoff.reset();
-                compressed = None;
-                trimmed = None;
-                let split = shared
-                    .lock()
-                    .spool
-                    .split(&batch, super::spool::unix_ms_now());
-                match split {
-                    Ok(Some([a, b])) => {
-                        shared.counters.split.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            "collector refused batch {} of {} bytes as too \
-                             large ({}); split into batches {a} and {b}",
-                            batch.seq,
-                            batch.payload.len(),
-                            first_line(&reply)
-                        );
-                    }
-                    Ok(None) => {
-                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                        set_aside_whole(&mut shared.lock(), &batch, &reply);
-                    }
-                    Err(e) => {
-                        tracing::error!("uplink spool: cannot split batch {}: {e}", batch.seq);
-                        shared.lock().last_error = Some(e.to_string());
-                        shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-                        wait_or_stop(&shared, backoff.next_delay()).await;
-                    }
-                }
-            }
-            Outcome::BadLine(line, reply) => {
-                backoff.reset();
-                compressed = None;
-                let mut inner = shared.lock();
-                let lines: Vec<&[u8]> = batch.payload.split_inclusive(|b| *b == b'\n').collect();
-                match lines.get(line.wrapping_sub(1)) {
-                    Some(bad) => {
-                        shared
-                            .counters
-                            .lines_rejected
-                            .fetch_add(1, Ordering::Relaxed);
-                        let path = inner.spool.set_aside(batch.seq, bad, &reply);
-                        tracing::error!(
-                            "collector refused line {line} of batch {} ({}); \
-                             that event is set aside{}, the other {} are sent again",
-                            batch.seq,
-                            first_line(&reply),
-                            match &path {
-                                Ok(p) => format!(" in {}", p.display()),
-                                Err(e) => format!(" (could not be copied: {e})"),
-                            },
-                            lines.len() - 1
-                        );
-                        let rest: Vec<u8> = lines
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| *i + 1 != line)
-                            .flat_map(|(_, l)| l.iter().copied())
-                            .collect();
-                        if rest.iter().all(u8::is_ascii_whitespace) {
-                            trimmed = None;
-                            if let Err(e) = inner.spool.ack(batch.seq) {
-                                inner.last_error = Some(e.to_string());
-                            }
-                        } else {
-                            trimmed = Some((batch.seq, rest));
-                        }
-                    }
-                    None => {
-                        // A line the batch does not have: the collector says the batch is
-                        // malformed without saying where; set it aside whole.
-                        trimmed = None;
-                        shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                        set_aside_whole(&mut inner, &batch, &reply);
-                    }
-                }
-            }
-            Outcome::Refused(status, reason) => {
-                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-                if last_refusal != Some(status) {
-                    tracing::error!(
-                        "collector refused batch {} ({reason}); it is kept and \
-                         retried with backoff",
-                        batch.seq
-                    );
-                }
-                last_refusal = Some(status);
-                let delay = backoff.next_delay();
-                log.failed(&reason, delay, true);
-                shared.lock().last_error = Some(reason);
-                wait_or_stop(&shared, delay).await;
-            }
-            Outcome::Retry(reason) => {
-                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-                let delay = backoff.next_delay();
-                log.failed(&reason, delay, false);
-                shared.lock().last_error = Some(reason);
-                wait_or_stop(&shared, delay).await;
+                wait_or_stop(shared, self.local.next_delay()).await;
+                None
             }
         }
     }
-    shared.counters.connected.store(0, Ordering::Relaxed);
+
+    /// Make sure a connection to the current collector is up: `Some(true)` when it is,
+    /// `Some(false)` when connecting failed (the rotation has moved on and waited), `None` when
+    /// the uplink is stopping.
+    async fn ensure_connected(&mut self, seq: u64) -> Option<bool> {
+        let ready = match self.sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if ready {
+            return Some(true);
+        }
+        self.sender = None;
+        self.shared.counters.connected.store(0, Ordering::Relaxed);
+        let connecting = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            connect(&self.connector, self.rotation.endpoint()),
+        );
+        let connected = unless_stopped(&self.shared, connecting).await?;
+        let authority = &self.rotation.endpoint().authority;
+        match connected {
+            Ok(Ok(s)) => {
+                self.shared.counters.connected.store(1, Ordering::Relaxed);
+                self.log.connected(self.rotation.current(), authority);
+                self.sender = Some(s);
+                Some(true)
+            }
+            Ok(Err(e)) => {
+                self.fail_over(e, seq).await;
+                Some(false)
+            }
+            Err(_) => {
+                let e = format!("connect {authority}: no connection within {CONNECT_TIMEOUT:?}");
+                self.fail_over(e, seq).await;
+                Some(false)
+            }
+        }
+    }
+
+    /// POST `batch` (the trimmed payload after a 400, the body compressed once) to the current
+    /// collector; `None` when the uplink is stopping.
+    async fn send(&mut self, batch: &mut super::spool::Batch) -> Option<Outcome> {
+        match &self.trimmed {
+            Some((seq, payload)) if *seq == batch.seq => batch.payload.clone_from(payload),
+            _ => self.trimmed = None,
+        }
+        let body = match &self.compressed {
+            Some((seq, body)) if *seq == batch.seq => body.clone(),
+            _ => {
+                let body = gzip(&batch.payload);
+                self.compressed = Some((batch.seq, body.clone()));
+                body
+            }
+        };
+        let stream = self.shared.lock().spool.stream_id();
+        let endpoint = self.rotation.endpoint();
+        let Some(s) = self.sender.as_mut() else {
+            return Some(Outcome::Retry("no connection".into()));
+        };
+        let request =
+            tokio::time::timeout(REQUEST_TIMEOUT, post(s, endpoint, stream, batch.seq, body));
+        let outcome = match unless_stopped(&self.shared, request).await? {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => Outcome::Retry(e),
+            Err(_) => Outcome::Retry(format!("no reply within {REQUEST_TIMEOUT:?}")),
+        };
+        if matches!(outcome, Outcome::Retry(_)) {
+            self.sender = None;
+        }
+        Some(outcome)
+    }
+
+    async fn handle(&mut self, outcome: Outcome, batch: &super::spool::Batch) {
+        match outcome {
+            Outcome::Stored { duplicate } => self.stored(batch, duplicate),
+            Outcome::TooLarge(reply) => self.too_large(batch, &reply).await,
+            Outcome::BadLine(line, reply) => self.bad_line(batch, line, &reply),
+            Outcome::Refused(status, reason) => {
+                self.shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                if self.last_refusal != Some(status) {
+                    tracing::error!(
+                        "collector {} refused batch {} ({reason}); it is kept and retried with \
+                         backoff",
+                        self.rotation.endpoint().authority,
+                        batch.seq
+                    );
+                }
+                self.last_refusal = Some(status);
+                self.back_off(reason, true).await;
+            }
+            Outcome::Throttled(reason) => self.back_off(reason, false).await,
+            Outcome::Retry(reason) => self.fail_over(reason, batch.seq).await,
+        }
+    }
+
+    /// A failure retried on the current collector after its backoff.
+    async fn back_off(&mut self, reason: String, logged: bool) {
+        self.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+        let delay = self.rotation.back_off(std::time::Instant::now());
+        let authority = &self.rotation.endpoint().authority;
+        self.log.failed(authority, &reason, delay, logged);
+        self.shared.lock().last_error = Some(format!("collector {authority}: {reason}"));
+        wait_or_stop(&self.shared, delay).await;
+    }
+
+    /// The current collector failed: back it off, move to the next one (same batch, same
+    /// stream and sequence), and wait if every collector is backing off.
+    async fn fail_over(&mut self, reason: String, seq: u64) {
+        let counters = &self.shared.counters;
+        counters.retried.fetch_add(1, Ordering::Relaxed);
+        let next = self.rotation.fail_over(std::time::Instant::now());
+        let from = &self.rotation.endpoint_at(next.from).authority;
+        if next.moved() {
+            self.sender = None;
+            counters.failovers.fetch_add(1, Ordering::Relaxed);
+            let to = &self.rotation.endpoint_at(next.to).authority;
+            self.log.failed_over(from, to, &reason, seq, next.delay);
+        } else {
+            self.log.failed(from, &reason, next.delay, false);
+        }
+        self.shared.lock().last_error = Some(format!("collector {from}: {reason}"));
+        self.publish_current();
+        wait_or_stop(&self.shared, next.delay).await;
+    }
+
+    /// Tell `/metrics` which collector is current.
+    fn publish_current(&self) {
+        self.shared
+            .counters
+            .current
+            .store(self.rotation.current() as u64, Ordering::Relaxed);
+    }
+
+    fn stored(&mut self, batch: &super::spool::Batch, duplicate: bool) {
+        self.rotation.succeeded();
+        self.local.reset();
+        self.compressed = None;
+        self.trimmed = None;
+        self.last_refusal = None;
+        let counters = &self.shared.counters;
+        let counter = if duplicate {
+            &counters.duplicate
+        } else {
+            &counters.acked
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.log
+            .acknowledged(&self.rotation.endpoint().authority, batch.seq);
+        counters
+            .last_ack_ms
+            .store(super::spool::unix_ms_now(), Ordering::Relaxed);
+        let mut inner = self.shared.lock();
+        if let Err(e) = inner.spool.ack(batch.seq) {
+            inner.last_error = Some(e.to_string());
+        }
+    }
+
+    /// 413: split the batch in two under new sequences, or set a one-event batch aside.
+    async fn too_large(&mut self, batch: &super::spool::Batch, reply: &str) {
+        self.rotation.succeeded();
+        self.local.reset();
+        self.compressed = None;
+        self.trimmed = None;
+        let shared = &*self.shared;
+        let split = shared
+            .lock()
+            .spool
+            .split(batch, super::spool::unix_ms_now());
+        match split {
+            Ok(Some([a, b])) => {
+                shared.counters.split.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "collector {} refused batch {} of {} bytes as too large ({}); split into \
+                     batches {a} and {b}",
+                    self.rotation.endpoint().authority,
+                    batch.seq,
+                    batch.payload.len(),
+                    first_line(reply)
+                );
+            }
+            Ok(None) => {
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                set_aside_whole(&mut shared.lock(), batch, reply);
+            }
+            Err(e) => {
+                tracing::error!("uplink spool: cannot split batch {}: {e}", batch.seq);
+                shared.lock().last_error = Some(e.to_string());
+                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                wait_or_stop(shared, self.local.next_delay()).await;
+            }
+        }
+    }
+
+    /// 400 naming a line: set that event aside and keep the rest of the batch for its resend.
+    fn bad_line(&mut self, batch: &super::spool::Batch, line: usize, reply: &str) {
+        self.rotation.succeeded();
+        self.compressed = None;
+        let shared = &*self.shared;
+        let mut inner = shared.lock();
+        let lines: Vec<&[u8]> = batch.payload.split_inclusive(|b| *b == b'\n').collect();
+        let Some(bad) = lines.get(line.wrapping_sub(1)) else {
+            // A line the batch does not have: the collector says the batch is malformed
+            // without saying where; set it aside whole.
+            self.trimmed = None;
+            shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            set_aside_whole(&mut inner, batch, reply);
+            return;
+        };
+        shared
+            .counters
+            .lines_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        let path = inner.spool.set_aside(batch.seq, bad, reply);
+        tracing::error!(
+            "collector {} refused line {line} of batch {} ({}); that event is set aside{}, the \
+             other {} are sent again",
+            self.rotation.endpoint().authority,
+            batch.seq,
+            first_line(reply),
+            match &path {
+                Ok(p) => format!(" in {}", p.display()),
+                Err(e) => format!(" (could not be copied: {e})"),
+            },
+            lines.len() - 1
+        );
+        let rest: Vec<u8> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i + 1 != line)
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect();
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            self.trimmed = None;
+            if let Err(e) = inner.spool.ack(batch.seq) {
+                inner.last_error = Some(e.to_string());
+            }
+        } else {
+            self.trimmed = Some((batch.seq, rest));
+        }
+    }
 }
 
 /// Run `fut` to completion unless the uplink is stopped first (then `None`; a batch in flight
@@ -625,7 +758,8 @@ fn classify(status: u16, reply: String) -> Outcome {
         200..=299 => Outcome::Stored {
             duplicate: reply_status(&reply).as_deref() == Some("duplicate"),
         },
-        429 | 500..=599 => Outcome::Retry(format!("HTTP {status}: {}", reply.trim())),
+        429 => Outcome::Throttled(format!("HTTP 429: {}", reply.trim())),
+        500..=599 => Outcome::Retry(format!("HTTP {status}: {}", reply.trim())),
         413 => Outcome::TooLarge(format!("HTTP 413\n{reply}")),
         400 => match named_line(&reply) {
             Some(line) => Outcome::BadLine(line, format!("HTTP 400\n{reply}")),
@@ -741,7 +875,10 @@ mod tests {
             classify(200, r#"{"status":"stored"}"#.into()),
             Outcome::Stored { duplicate: false }
         ));
-        assert!(matches!(classify(429, String::new()), Outcome::Retry(_)));
+        assert!(matches!(
+            classify(429, String::new()),
+            Outcome::Throttled(_)
+        ));
         assert!(matches!(classify(503, String::new()), Outcome::Retry(_)));
         // Only a 400 naming a line is about the batch's content.
         assert!(matches!(

@@ -13,6 +13,8 @@
 //! sequence order and POSTs them over mutual TLS, one in flight at a time, with exponential
 //! backoff and full jitter between failures. The collector deduplicates by
 //! (gateway, stream, sequence), so a batch resent after a crash or a lost reply is stored once.
+//! With several collectors (replicas on one database), batches go to one at a time and a failed
+//! one is left for the next ([`failover`]), the batch in flight keeping its stream and sequence.
 //!
 //! # What a SIGKILL can lose
 //!
@@ -31,6 +33,7 @@
 //! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
+pub mod failover;
 pub mod spool;
 
 pub mod validate;
@@ -139,6 +142,10 @@ pub struct UplinkCounters {
     pub invalid: [AtomicU64; 4],
     /// 1 while a TLS connection to the collector is up.
     pub connected: AtomicU64,
+    /// Times the uplink moved to another collector of its list after a failure.
+    pub failovers: AtomicU64,
+    /// Index in `[uplink] collector` of the collector batches go to.
+    pub current: AtomicU64,
     /// Unix ms of the last acknowledgement.
     pub last_ack_ms: AtomicU64,
     /// Batches or events that could not be written to the spool (disk errors).
@@ -170,6 +177,10 @@ pub struct UplinkSnapshot {
     pub lines_rejected: u64,
     /// Events not sent, by [`validate::Reason`].
     pub invalid: [u64; 4],
+    /// Moves to another collector after a failure.
+    pub failovers: u64,
+    /// Index of the current collector in [`UplinkHandle::collectors`].
+    pub current: usize,
 }
 
 #[derive(Debug, Default)]
@@ -236,17 +247,21 @@ impl Inner {
         counters.invalid[i].fetch_add(1, Ordering::Relaxed);
         if !self.logged_invalid[i] {
             self.logged_invalid[i] = true;
+            let kind = match event_type {
+                EventType::Flow => "flow",
+                EventType::Alert => "alert",
+                EventType::Stats => "stats",
+                EventType::Sketch => "sketch",
+            };
+            let metric = format!(
+                "crossline_agent_uplink_invalid_events_total{}reason=\"{}\"{}",
+                '{',
+                invalid.reason.as_str(),
+                '}'
+            );
             tracing::warn!(
-                "{} event not sent to the collector, which would refuse \
-                 it: {invalid}; it stays in the JSON-lines output; further such events are only \
-                 counted (crossline_agent_uplink_invalid_events_total{{reason=\"{}\"}})",
-                match event_type {
-                    EventType::Flow => "flow",
-                    EventType::Alert => "alert",
-                    EventType::Stats => "stats",
-                    EventType::Sketch => "sketch",
-                },
-                invalid.reason.as_str()
+                "{kind} event not sent to the collector, which would refuse it: {invalid}; it \
+                 stays in the JSON-lines output; further such events are only counted ({metric})"
             );
         }
     }
@@ -274,6 +289,8 @@ pub(crate) struct Shared {
     wake: tokio::sync::Notify,
     stop: AtomicBool,
     counters: UplinkCounters,
+    /// `host:port` of each collector, in the order of the configuration.
+    collectors: Vec<String>,
 }
 
 impl Shared {
@@ -294,7 +311,18 @@ pub struct Uplink {
 impl Uplink {
     /// Open the spool, load the TLS identity and start the network thread.
     pub fn start(config: &UplinkConfig) -> Result<Uplink, UplinkError> {
-        let endpoint = client::Endpoint::parse(&config.collector, config.server_name.as_deref())?;
+        let endpoints = config
+            .collectors
+            .iter()
+            .map(|url| client::Endpoint::parse(url, config.server_name.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let collectors = endpoints.iter().map(|e| e.authority.clone()).collect();
+        let backoff = client::Backoff::new(config.backoff_min, config.backoff_max);
+        let rotation =
+            failover::Rotation::new(endpoints, backoff).ok_or_else(|| UplinkError::Url {
+                url: String::new(),
+                message: "no collector configured, expected at least one https://host:port".into(),
+            })?;
         let tls = client::tls_config(&config.ca, &config.cert, &config.key)?;
         let opts = SpoolOptions {
             dir: config.spool_dir.clone(),
@@ -332,12 +360,12 @@ impl Uplink {
             wake: tokio::sync::Notify::new(),
             stop: AtomicBool::new(false),
             counters: UplinkCounters::default(),
+            collectors,
         });
-        let backoff = client::Backoff::new(config.backoff_min, config.backoff_max);
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("uplink".into())
-            .spawn(move || client::run_thread(thread_shared, endpoint, tls, backoff))
+            .spawn(move || client::run_thread(thread_shared, rotation, tls, backoff))
             .map_err(UplinkError::Thread)?;
         Ok(Uplink {
             shared,
@@ -463,7 +491,14 @@ impl UplinkHandle {
             split: c.split.load(Ordering::Relaxed),
             lines_rejected: c.lines_rejected.load(Ordering::Relaxed),
             invalid: std::array::from_fn(|i| c.invalid[i].load(Ordering::Relaxed)),
+            failovers: c.failovers.load(Ordering::Relaxed),
+            current: c.current.load(Ordering::Relaxed) as usize,
         }
+    }
+
+    /// `host:port` of each configured collector, in order.
+    pub fn collectors(&self) -> &[String] {
+        &self.shared.collectors
     }
 }
 

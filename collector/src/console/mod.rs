@@ -12,7 +12,7 @@
 mod page;
 mod views;
 
-use crate::api::{act, incident_view, token_of, Fail, Shared, STATUSES};
+use crate::api::{act, incident_view, shape, token_of, Fail, Shared, STATUSES};
 use crate::store::{IncidentFilter, Scope, Transition};
 use crate::util::now_ms;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -568,14 +568,18 @@ async fn list(
     let r = ctx
         .shared
         .blocking(move |s| {
-            let items = s.incidents_by_deadline(&scope, &f, kind.as_deref())?;
+            let items: Vec<serde_json::Value> = s
+                .incidents_by_deadline(&scope, &f, kind.as_deref())?
+                .iter()
+                .map(shape::incident)
+                .collect();
             let newest = s.incidents(&scope, &newest_f)?;
             Ok((items, newest))
         })
         .await;
     match r {
         Ok((items, newest)) => {
-            let newest = newest.first().and_then(|v| v["id"].as_i64()).unwrap_or(0);
+            let newest = newest.first().map_or(0, |i| i.id);
             let content =
                 views::incident_list(ctx.lang, &ctx.token, &q, page_no, PAGE, &items, now_ms());
             ctx.page(
@@ -597,7 +601,7 @@ async fn poll(ctx: Ctx) -> Response {
     };
     match ctx.shared.blocking(move |s| s.incidents(&scope, &f)).await {
         Ok(v) => {
-            let newest = v.first().and_then(|v| v["id"].as_i64()).unwrap_or(0);
+            let newest = v.first().map_or(0, |i| i.id);
             let mut r = (
                 [(
                     header::CONTENT_TYPE,
@@ -638,7 +642,7 @@ async fn detail(ctx: Ctx, Path(id): Path<String>) -> Response {
             let mut out = Vec::with_capacity(ids.len());
             for i in ids {
                 if let Some(a) = s.alert(&scope, i)? {
-                    out.push(a);
+                    out.push(shape::alert(&a));
                 }
             }
             Ok(out)
@@ -749,7 +753,7 @@ async fn enterprises(ctx: Ctx) -> Response {
         .shared
         .blocking(move |s| {
             ids2.iter()
-                .map(|id| s.enterprise_summary(&scope, id))
+                .map(|id| s.enterprise_summary(&scope, id).map(|e| shape::summary(&e)))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await;

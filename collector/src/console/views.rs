@@ -175,6 +175,49 @@ fn select(
     )
 }
 
+/// Previous/next links of the incident list, keeping its filters.
+fn pager(lang: Lang, q: &ListQuery, page: u32, more: bool) -> String {
+    let base = {
+        let mut p = Vec::new();
+        for (k, v) in [
+            ("status", &q.status),
+            ("grade", &q.grade),
+            ("kind", &q.kind),
+            ("enterprise", &q.enterprise),
+            ("gateway", &q.gateway),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                p.push(format!("{k}={}", qenc(v)));
+            }
+        }
+        p.join("&")
+    };
+    let link = |p: u32| {
+        let sep = if base.is_empty() { "" } else { "&" };
+        attr(&format!("/console/incidents?{base}{sep}page={p}"))
+    };
+    let mut h = String::from(r#"<nav class="pager" aria-label="pages">"#);
+    if page > 0 {
+        let _ = write!(
+            h,
+            r#"<a href="{}" rel="prev">{}</a>"#,
+            link(page - 1),
+            lang.t("上一页", "Previous")
+        );
+    }
+    let _ = write!(h, r#"<span>{} {}</span>"#, lang.t("第", "Page"), page + 1);
+    if more {
+        let _ = write!(
+            h,
+            r#"<a href="{}" rel="next">{}</a>"#,
+            link(page + 1),
+            lang.t("下一页", "Next")
+        );
+    }
+    h.push_str("</nav>");
+    h
+}
+
 /// The incident list: filters, one page sorted by deadline, overdue and due-soon marked.
 pub fn incident_list(
     lang: Lang,
@@ -291,44 +334,7 @@ pub fn incident_list(
         }
         h.push_str("</tbody></table>");
     }
-    let base = {
-        let mut p = Vec::new();
-        for (k, v) in [
-            ("status", &q.status),
-            ("grade", &q.grade),
-            ("kind", &q.kind),
-            ("enterprise", &q.enterprise),
-            ("gateway", &q.gateway),
-        ] {
-            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                p.push(format!("{k}={}", qenc(v)));
-            }
-        }
-        p.join("&")
-    };
-    let link = |p: u32| {
-        let sep = if base.is_empty() { "" } else { "&" };
-        attr(&format!("/console/incidents?{base}{sep}page={p}"))
-    };
-    h.push_str(r#"<nav class="pager" aria-label="pages">"#);
-    if page > 0 {
-        let _ = write!(
-            h,
-            r#"<a href="{}" rel="prev">{}</a>"#,
-            link(page - 1),
-            lang.t("上一页", "Previous")
-        );
-    }
-    let _ = write!(h, r#"<span>{} {}</span>"#, lang.t("第", "Page"), page + 1);
-    if items.len() > per_page as usize {
-        let _ = write!(
-            h,
-            r#"<a href="{}" rel="next">{}</a>"#,
-            link(page + 1),
-            lang.t("下一页", "Next")
-        );
-    }
-    h.push_str("</nav>");
+    h.push_str(&pager(lang, q, page, items.len() > per_page as usize));
     h
 }
 

@@ -309,3 +309,4 @@ impl Window {
         }
     }
 }
+pub mod load;

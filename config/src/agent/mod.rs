@@ -72,14 +72,18 @@ pub struct CaptureConfig {
     /// Estimated capture loss (acknowledgements covering sequence space never captured, per
     /// acknowledgement) above which an interval raises `sensor_gap`. Default 0.1.
     pub loss_alert_ratio: f64,
+    /// Seed of the events' Community ID (Zeek's and Suricata's `community-id-seed`): set it
+    /// to what the operator's other sensors use so the IDs join. Default 0.
+    pub community_id_seed: u16,
 }
 
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UplinkConfig {
-    /// `https://host:port` of the collector ingest endpoint.
-    pub collector: String,
-    /// Server name expected in the collector's certificate. Default: host of `collector`.
+    /// `https://host:port` of each collector ingest endpoint (`collector` in the file: one URL
+    /// or a list), in order of preference: batches go to one at a time, the next on failure.
+    pub collectors: Vec<String>,
+    /// Server name expected in every collector's certificate. Default: host of each URL.
     pub server_name: Option<String>,
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -228,6 +232,7 @@ impl Default for CaptureConfig {
             reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
             loss_alert_ratio: 0.1,
+            community_id_seed: 0,
         }
     }
 }
@@ -251,3 +256,4 @@ impl Default for DetectConfig {
         }
     }
 }
+pub mod load;
