@@ -365,7 +365,7 @@ fn analyze_writes_the_same_events_with_either_reader() {
 }
 
 #[test]
-fn an_unknown_reader_is_refused_naming_it() {
+fn an_unknown_reader_is_a_usage_error_naming_it() {
     let dir = common::config_dir("reader-bad", "");
     let o = common::bin()
         .args(["analyze", "--reader", "mmap", "--config"])
@@ -377,7 +377,7 @@ fn an_unknown_reader_is_refused_naming_it() {
         .output()
         .expect("run crossline-agent");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(o.status.code(), Some(64), "a usage error: {err}");
     assert!(
         err.contains("\"mmap\"") && err.contains("native or libpcap"),
         "{err}"
