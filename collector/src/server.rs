@@ -289,8 +289,10 @@ fn spawn_ingest(
 }
 
 /// Run the collector until `stop` completes. `on_bound` is called once the listeners are bound.
+/// The API's handlers read `clock` (`main` passes the system clock).
 pub async fn run(
     config: Arc<CollectorConfig>,
+    clock: crate::util::Clock,
     stop: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
@@ -331,6 +333,7 @@ pub async fn run(
         store.clone(),
         metrics.clone(),
         config.clone(),
+        clock.clone(),
     ))));
     let api_for_reload = api_cell.clone();
     let make_api = move |_gw: Option<Arc<str>>| {
@@ -406,7 +409,12 @@ pub async fn run(
                 }
                 ingest_for_reload.set_gateways(live.gateways.clone());
                 store.reconfigure(live.clone());
-                let api = Arc::new(Api::new(store.clone(), metrics.clone(), live.clone()));
+                let api = Arc::new(Api::new(
+                    store.clone(),
+                    metrics.clone(),
+                    live.clone(),
+                    clock.clone(),
+                ));
                 match api_for_reload.write() {
                     Ok(mut g) => *g = api,
                     Err(p) => *p.into_inner() = api,
