@@ -714,7 +714,7 @@ fn wide_alerts_of_replicas(b: &Backend) {
     ];
     assert_ne!(replicas[0].0.stream(), replicas[1].0.stream());
     for (sk, ent) in &replicas {
-        assert_ne!(sk.stream(), 0, "stream 0 is for agents");
+        assert_ne!(sk.stream(), 0, "the drawn stream id is never 0");
         for round in 0..2 {
             for (i, gw) in ["gw-a", "gw-b"].into_iter().enumerate() {
                 let seq = round * 2 + i as u64 + 1;
