@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let config = Arc::new(crossline_config::collector::load_collector(&cfg_path)?);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("c.db"), config)?);
-    let sketches = Sketches::new(store);
+    let sketches = Sketches::new(store, crossline_collector::util::now_ms());
     // One register set per gateway (the enterprises reuse them: the merge work is the same).
     let texts: Vec<String> = (0..gateways as u64)
         .map(|g| {

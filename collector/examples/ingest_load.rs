@@ -224,6 +224,7 @@ fn main() -> anyhow::Result<()> {
         servers.push(rt.spawn(async move {
             server::run(
                 cfg2,
+                crossline_collector::util::Clock::system(),
                 async {
                     let _ = stop_rx.await;
                 },

@@ -20,7 +20,7 @@ use crate::metrics::{Metrics, View};
 use crate::store::{
     AlertFilter, Change, IncidentFilter, Scope, Store, StoreError, Transition, TransitionOutcome,
 };
-use crate::util::{now_ms, parse_rfc3339_ms, sha256_hex};
+use crate::util::{parse_rfc3339_ms, sha256_hex};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -57,6 +57,8 @@ pub struct Shared {
     /// The full registry (filings with basis and validity) for the console, when configured
     /// and readable.
     pub registry: Option<crossline_config::Registry>,
+    /// The clock handlers read (the system clock, set by `main`).
+    pub clock: crate::util::Clock,
 }
 
 /// The API service.
@@ -263,6 +265,7 @@ pub async fn act(
     }
     let actor = token.name.clone();
     let role = token.role.as_str();
+    let now = shared.clock.now_ms();
     let outcome = shared
         .blocking(move |s| {
             s.transition(
@@ -273,7 +276,7 @@ pub async fn act(
                     actor: &actor,
                     role,
                     comment: &comment,
-                    now_ms: now_ms(),
+                    now_ms: now,
                 },
             )
         })
@@ -334,7 +337,7 @@ async fn openapi() -> Response {
 }
 
 async fn metrics_text(State(st): Shr, headers: HeaderMap) -> Response {
-    let now = now_ms();
+    let now = st.clock.now_ms();
     if let Ok(g) = st.blocking(move |s| s.gauges(now)).await {
         st.metrics.set_gauges(&g);
     }
@@ -567,13 +570,11 @@ async fn summary(
     // Enterprise-wide figures (crate::sketch) span every gateway: not for an operator token
     // limited to some gateways.
     let wide = !matches!(scope, Scope::Gateways(_));
+    let today = st.clock.today_beijing();
     let v = st
         .blocking(move |s| {
             let mut v = shape::summary(&s.enterprise_summary(&scope, &id)?);
             if wide {
-                let now = crate::util::now_ms().div_euclid(1000)
-                    + crossline_config::time::SHANGHAI_OFFSET_SECS;
-                let today = crossline_config::time::Date::from_days(now.div_euclid(86_400));
                 let w = crate::sketch::summary(s, &id, today.year, &today.to_string())?;
                 if let Some(m) = v.as_object_mut() {
                     m.insert("enterprise_wide".into(), w);
@@ -636,10 +637,16 @@ async fn fallback(State(st): Shr, parts: Parts) -> Fail {
 }
 
 impl Api {
-    /// The service.
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: Arc<CollectorConfig>) -> Api {
+    /// The service; `clock` is what its handlers read (the registry's filings are judged on
+    /// its Beijing day).
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        config: Arc<CollectorConfig>,
+        clock: crate::util::Clock,
+    ) -> Api {
         let registry = config.registry_path.as_deref().and_then(|p| {
-            match crossline_config::load_registry(p, &[], crossline_config::today_beijing()) {
+            match crossline_config::load_registry(p, &[], clock.today_beijing()) {
                 Ok((r, _)) => Some(r),
                 Err(e) => {
                     eprintln!(
@@ -656,6 +663,7 @@ impl Api {
             config,
             sessions: crate::console::Sessions::default(),
             registry,
+            clock,
         });
         let router = Router::new()
             .route("/healthz", get(healthz))

@@ -329,7 +329,10 @@ impl Ingest {
         );
         let window = TimeWindow::new(&config.time);
         Ingest {
-            sketches: Arc::new(crate::sketch::Sketches::new(store.clone())),
+            sketches: Arc::new(crate::sketch::Sketches::new(
+                store.clone(),
+                crate::util::now_ms(),
+            )),
             store,
             metrics,
             gateways: std::sync::RwLock::new(Arc::new(config.gateways.clone())),

@@ -358,7 +358,7 @@ fn run(config: &Path) -> anyhow::Result<ExitCode> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        server::run(c, stop, |_| {}).await
+        server::run(c, crossline_collector::util::Clock::system(), stop, |_| {}).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

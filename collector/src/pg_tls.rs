@@ -19,101 +19,18 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The URL for the PostgreSQL client and, when it asks for verified TLS, the CA file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbUrl {
-    /// The URL without `sslrootcert`, with `sslmode=require` for the verified modes.
-    pub url: String,
-    /// `sslrootcert` of a verified mode.
-    pub ca: Option<PathBuf>,
-}
+pub use crossline_config::collector::DbUrl;
 
-/// Split the TLS settings out of a database URL.
+/// Split the TLS settings out of a database URL (the parsing `check` uses too, see
+/// [`crossline_config::collector::split_postgres_url`]).
 pub fn split_url(url: &str) -> Result<DbUrl, StoreError> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, q),
-        None => (url, ""),
-    };
-    let mut keep = Vec::new();
-    let mut mode: Option<String> = None;
-    let mut root: Option<String> = None;
-    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
-            "sslmode" => mode = Some(v.to_string()),
-            "sslrootcert" => root = Some(percent_decode(v)),
-            _ => keep.push(kv.to_string()),
-        }
-    }
-    let bad = |m: String| StoreError::Unavailable(format!("database URL {url:?}: {m}"));
-    let verified = match mode.as_deref() {
-        None | Some("disable") | Some("prefer") => false,
-        Some("require") | Some("verify-full") => true,
-        Some("verify-ca") => {
-            return Err(bad(
-                "sslmode=verify-ca is not supported (the collector checks the host name too): use sslmode=verify-full".into(),
-            ))
-        }
-        Some(other) => {
-            return Err(bad(format!(
-                "sslmode={other:?} is not one of disable, prefer, require, verify-full"
-            )))
-        }
-    };
-    let ca = match (verified, root) {
-        (true, Some(r)) if !r.is_empty() => Some(PathBuf::from(r)),
-        (true, _) => {
-            return Err(bad(format!(
-                "sslmode={} needs sslrootcert=<PEM file of the CA that signed the database server's certificate>",
-                mode.as_deref().unwrap_or("")
-            )))
-        }
-        (false, Some(_)) => {
-            return Err(bad(
-                "sslrootcert is only used with sslmode=verify-full (or require)".into(),
-            ))
-        }
-        (false, None) => None,
-    };
-    if verified {
-        keep.push("sslmode=require".into());
-    } else if let Some(m) = mode {
-        keep.push(format!("sslmode={m}"));
-    }
-    let url = if keep.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", keep.join("&"))
-    };
-    Ok(DbUrl { url, ca })
-}
-
-/// `%XX` escapes of a URL query value.
-fn percent_decode(v: &str) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-    }
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crossline_config::collector::split_postgres_url(url).map_err(StoreError::Unavailable)
 }
 
 /// Verified TLS to the database.
@@ -262,6 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for DbTlsStream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn url_modes() {

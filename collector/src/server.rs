@@ -289,8 +289,10 @@ fn spawn_ingest(
 }
 
 /// Run the collector until `stop` completes. `on_bound` is called once the listeners are bound.
+/// The API's handlers read `clock` (`main` passes the system clock).
 pub async fn run(
     config: Arc<CollectorConfig>,
+    clock: crate::util::Clock,
     stop: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServerError> {
@@ -327,11 +329,13 @@ pub async fn run(
 
     // The API in force; a SIGHUP replaces it (tokens, registry, gateway metadata) and each
     // request uses the one current when it arrives.
-    let api_cell = Arc::new(std::sync::RwLock::new(Arc::new(Api::new(
-        store.clone(),
-        metrics.clone(),
-        config.clone(),
-    ))));
+    let new_api = {
+        let (store, metrics) = (store.clone(), metrics.clone());
+        move |c: Arc<CollectorConfig>| {
+            Arc::new(Api::new(store.clone(), metrics.clone(), c, clock.clone()))
+        }
+    };
+    let api_cell = Arc::new(std::sync::RwLock::new(new_api(config.clone())));
     let api_for_reload = api_cell.clone();
     let make_api = move |_gw: Option<Arc<str>>| {
         let cell = api_cell.clone();
@@ -406,7 +410,7 @@ pub async fn run(
                 }
                 ingest_for_reload.set_gateways(live.gateways.clone());
                 store.reconfigure(live.clone());
-                let api = Arc::new(Api::new(store.clone(), metrics.clone(), live.clone()));
+                let api = new_api(live.clone());
                 match api_for_reload.write() {
                     Ok(mut g) => *g = api,
                     Err(p) => *p.into_inner() = api,

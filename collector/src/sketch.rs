@@ -33,9 +33,18 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Stream id of the batches the collector stores its own enterprise-wide alerts in (agents'
-/// spools use random non-zero stream ids).
-pub const ENTERPRISE_STREAM: u64 = 0;
+/// A random non-zero stream id for the batches one collector process stores its own
+/// enterprise-wide alerts in, drawn once at start like an agent's spool's: replicas sharing a
+/// database (and restarts) never collide on (gateway, stream, sequence), even when started in
+/// the same millisecond.
+pub fn enterprise_stream() -> u64 {
+    loop {
+        let s: u64 = rand::random();
+        if s != 0 {
+            return s;
+        }
+    }
+}
 
 /// Counters of sketches handled since start.
 #[derive(Debug, Default)]
@@ -74,6 +83,8 @@ pub struct Sketches {
     /// One merge at a time: read, merge, write and judge must not interleave.
     lock: Mutex<()>,
     counters: SketchCounters,
+    /// This process's stream for enterprise-wide alerts (see [`enterprise_stream`]).
+    stream: u64,
     sequence: AtomicU64,
 }
 
@@ -98,15 +109,22 @@ fn valid_day(day: &str) -> bool {
 }
 
 impl Sketches {
-    /// A merger over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Sketches {
-        let now = crate::util::now_ms().max(0) as u64;
+    /// A merger over `store`, started at `start_ms`: its enterprise-wide alerts go to a fresh
+    /// random stream (see [`enterprise_stream`]), numbered from `start_ms` × 1000.
+    pub fn new(store: Arc<dyn Store>, start_ms: i64) -> Sketches {
+        let start = start_ms.max(0) as u64;
         Sketches {
             store,
             lock: Mutex::new(()),
             counters: SketchCounters::default(),
-            sequence: AtomicU64::new(now.saturating_mul(1000)),
+            stream: enterprise_stream(),
+            sequence: AtomicU64::new(start.saturating_mul(1000).max(1)),
         }
+    }
+
+    /// The stream this merger stores its enterprise-wide alerts in.
+    pub fn stream(&self) -> u64 {
+        self.stream
     }
 
     /// The counters.
@@ -421,12 +439,12 @@ impl Sketches {
         Ok(Some(e))
     }
 
-    /// Store an enterprise-wide alert as a one-event batch of the collector's own stream.
+    /// Store an enterprise-wide alert as a one-event batch of this process's own stream.
     fn store_alert(&self, gateway: &str, e: &Event, now_ms: i64) -> Result<(), StoreError> {
         let json = serde_json::to_string(e).unwrap_or_default();
         let batch = Batch {
             gateway: gateway.to_string(),
-            stream: ENTERPRISE_STREAM,
+            stream: self.stream,
             sequence: self.sequence.fetch_add(1, Ordering::Relaxed),
             received_at_ms: now_ms,
             events: vec![BatchEvent {

@@ -17,6 +17,40 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The wall clock the server reads, in Unix milliseconds: [`Clock::system`] in production (set
+/// by `main`), a pinned instant in tests. Handlers take the time from the one the server state
+/// holds rather than reading the system clock themselves.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock ([`now_ms`]).
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(now_ms))
+    }
+
+    /// A clock that always reads `ms`.
+    pub fn fixed(ms: i64) -> Clock {
+        Clock(std::sync::Arc::new(move || ms))
+    }
+
+    /// Now, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+
+    /// Today in Beijing (UTC+8).
+    pub fn today_beijing(&self) -> crossline_config::time::Date {
+        crossline_config::time::shanghai(self.now_ms().div_euclid(1000)).date
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Clock").field(&self.now_ms()).finish()
+    }
+}
+
 /// Lower-case SHA-256 hex of some bytes.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())

@@ -249,6 +249,50 @@ fn rate_and_concurrency_limits_answer_429() {
     assert!(!crossline_collector::util::now_ms().is_negative());
 }
 
+/// `check` reads the database URL's TLS options as the store will: an `sslmode` it refuses and
+/// an `sslrootcert` file that is not there are named at the `database` line (exit 78), and a
+/// readable one (relative to the config file) passes.
+#[test]
+fn check_command_names_database_tls_problems() {
+    let dir = TempDir::new("check-db-tls");
+    make_pki(dir.path(), &[]);
+    let cfg = dir.path().join("db.toml");
+    let check = |query: &str| {
+        std::fs::write(
+            &cfg,
+            format!("gateways = [\"gw-a\"]\ndatabase = \"postgresql://crossline@db.example/crossline?{query}\"\n"),
+        )
+        .expect("write");
+        let out = std::process::Command::new(BIN)
+            .args(["check", "--config", cfg.to_str().expect("utf-8")])
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check("sslmode=verify-ca&sslrootcert=db-ca.pem");
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("db.toml:2:12: database URL \"postgresql://crossline@db.example/crossline?sslmode=verify-ca&sslrootcert=db-ca.pem\": sslmode=verify-ca is not supported"),
+        "{err}"
+    );
+    let (code, err) = check("sslmode=verify-full&sslrootcert=db-ca.pem");
+    assert_eq!(code, Some(78), "{err}");
+    let ca = dir.path().join("db-ca.pem");
+    assert!(
+        err.contains(&format!(
+            "db.toml:2:12: database URL sslrootcert {}: ",
+            ca.display()
+        )) && err.contains("expected a readable PEM file"),
+        "{err}"
+    );
+    std::fs::copy(dir.path().join("pki/ca.pem"), &ca).expect("copy a CA");
+    let (code, err) = check("sslmode=verify-full&sslrootcert=db-ca.pem");
+    assert_eq!(code, Some(0), "{err}");
+}
+
 #[test]
 fn check_command_reports_errors_with_positions() {
     let dir = TempDir::new("check");

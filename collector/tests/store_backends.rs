@@ -7,14 +7,16 @@ mod common;
 use common::pg::Postgres;
 use crossline_collector::api::shape;
 use crossline_collector::pg::PgStore;
+use crossline_collector::sketch::Sketches;
 use crossline_collector::store::{
-    Batch, BatchEvent, Change, IncidentFilter, IngestOutcome, Scope, SqliteStore, Store,
-    Transition, TransitionOutcome,
+    AlertFilter, Batch, BatchEvent, Change, IncidentFilter, IngestOutcome, Scope, SqliteStore,
+    Store, Transition, TransitionOutcome,
 };
 use crossline_collector::util::{format_ms, now_ms};
 use crossline_config::collector::{parse_collector, CollectorConfig};
-use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity};
+use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, Sketch, VolumeSketch};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 fn config(extra: &str) -> Arc<CollectorConfig> {
@@ -671,6 +673,88 @@ fn work_queue_pages_by_deadline_index(b: &Backend) {
     );
 }
 
+/// A batch of one volume sketch of `enterprise` from `gateway`: `bytes` of a 1 MB cap today.
+fn volume_sketch(gateway: &str, enterprise: &str, seq: u64, bytes: u64) -> Batch {
+    let mut ev = Event::new(EventType::Sketch, format_ms(T0), gateway.to_string());
+    ev.sketch = Some(Sketch {
+        enterprise: enterprise.into(),
+        uscc: None,
+        key_fingerprint: "00c0ffee00c0ffee".into(),
+        persons: Vec::new(),
+        volumes: vec![VolumeSketch {
+            scenario: "S-CAP".into(),
+            day: "2026-03-02".into(),
+            bytes,
+            cap: Some(1_000_000),
+        }],
+    });
+    Batch {
+        gateway: gateway.into(),
+        stream: 7,
+        sequence: seq,
+        received_at_ms: T0,
+        events: vec![BatchEvent {
+            json: serde_json::to_string(&ev).expect("json"),
+            event: ev,
+            ts_ms: T0,
+            time_flag: None,
+        }],
+    }
+}
+
+/// Two replicas started in the same millisecond on one database each raise an enterprise-wide
+/// alert from gateway gw-b's sketch (one for `acme`, one for `beta`): both are stored (each
+/// replica stores its own alerts under a stream of its own), and neither raises it again when
+/// the sketches are resent.
+fn wide_alerts_of_replicas(b: &Backend) {
+    let cfg = config("");
+    let replicas = [
+        (Sketches::new(b.open(cfg.clone()), T0), "acme"),
+        (Sketches::new(b.open(cfg.clone()), T0), "beta"),
+    ];
+    assert_ne!(replicas[0].0.stream(), replicas[1].0.stream());
+    for (sk, ent) in &replicas {
+        assert_ne!(sk.stream(), 0, "the drawn stream id is never 0");
+        for round in 0..2 {
+            for (i, gw) in ["gw-a", "gw-b"].into_iter().enumerate() {
+                let seq = round * 2 + i as u64 + 1;
+                let r = sk
+                    .apply(&volume_sketch(gw, ent, seq, 600_000), T0)
+                    .expect("apply");
+                let expect = usize::from(round == 0 && gw == "gw-b");
+                assert_eq!(r.alerts.len(), expect, "{ent} round {round} {gw}");
+            }
+        }
+    }
+    for (sk, ent) in &replicas {
+        assert_eq!(
+            sk.counters().alerts.load(Ordering::Relaxed),
+            1,
+            "{ent}: the enterprise-wide alert was not stored"
+        );
+    }
+    let store = b.open(cfg);
+    let f = AlertFilter {
+        kind: Some("volume_cap_exceeded".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let rows = store.alerts(&Scope::All, &f).expect("alerts");
+    let mut ents: Vec<_> = rows
+        .iter()
+        .map(|r| (r.gateway.clone(), r.enterprise.clone().unwrap_or_default()))
+        .collect();
+    ents.sort();
+    assert_eq!(
+        ents,
+        [
+            ("gw-b".into(), "acme".into()),
+            ("gw-b".into(), "beta".into())
+        ],
+        "{rows:?}"
+    );
+}
+
 macro_rules! both {
     ($case:ident, $sqlite:ident, $pg:ident) => {
         #[test]
@@ -710,6 +794,11 @@ both!(
     enterprise_wide_alert_fields,
     wide_alert_sqlite,
     wide_alert_postgres
+);
+both!(
+    wide_alerts_of_replicas,
+    replicas_wide_alerts_sqlite,
+    replicas_wide_alerts_postgres
 );
 both!(
     work_queue_pages_by_deadline_index,

@@ -14,7 +14,6 @@ mod views;
 
 use crate::api::{act, incident_view, shape, token_of, Fail, Shared, STATUSES};
 use crate::store::{IncidentFilter, Scope, Transition};
-use crate::util::now_ms;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -189,7 +188,7 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
     async fn from_request_parts(parts: &mut Parts, st: &Arc<Shared>) -> Result<Self, Response> {
         let (lang, set_lang) = lang_of(parts);
         let c = cookies(&parts.headers);
-        let now = now_ms();
+        let now = st.clock.now_ms();
         let found = c.get(SESSION_COOKIE).and_then(|sid| {
             let s = st.sessions.get(sid, now)?;
             let t = st
@@ -403,7 +402,7 @@ async fn login_form(State(st): State<Arc<Shared>>, parts: Parts) -> Response {
     let (lang, set_lang) = lang_of(&parts);
     let c = cookies(&parts.headers);
     if let Some(sid) = c.get(SESSION_COOKIE) {
-        if st.sessions.get(sid, now_ms()).is_some() {
+        if st.sessions.get(sid, st.clock.now_ms()).is_some() {
             return redirect("/console/incidents");
         }
     }
@@ -475,7 +474,7 @@ async fn login(
         secure_headers(&mut r);
         return r;
     };
-    let Some((sid, _)) = st.sessions.create(&token.sha256, now_ms()) else {
+    let Some((sid, _)) = st.sessions.create(&token.sha256, st.clock.now_ms()) else {
         return html(
             StatusCode::SERVICE_UNAVAILABLE,
             login_page(
@@ -580,8 +579,15 @@ async fn list(
     match r {
         Ok((items, newest)) => {
             let newest = newest.first().map_or(0, |i| i.id);
-            let content =
-                views::incident_list(ctx.lang, &ctx.token, &q, page_no, PAGE, &items, now_ms());
+            let content = views::incident_list(
+                ctx.lang,
+                &ctx.token,
+                &q,
+                page_no,
+                PAGE,
+                &items,
+                ctx.shared.clock.now_ms(),
+            );
             ctx.page(
                 StatusCode::OK,
                 ctx.lang.t("事件", "Incidents"),
@@ -658,7 +664,14 @@ async fn detail(ctx: Ctx, Path(id): Path<String>) -> Response {
             .cmp(&b["timestamp"].as_str())
             .then(a["id"].as_i64().cmp(&b["id"].as_i64()))
     });
-    let content = views::incident_detail(ctx.lang, &ctx.token, &ctx.csrf, &inc, &alerts, now_ms());
+    let content = views::incident_detail(
+        ctx.lang,
+        &ctx.token,
+        &ctx.csrf,
+        &inc,
+        &alerts,
+        ctx.shared.clock.now_ms(),
+    );
     ctx.page(
         StatusCode::OK,
         &format!("{} #{id}", ctx.lang.t("事件", "Incident")),
@@ -736,7 +749,13 @@ async fn gateways(ctx: Ctx) -> Response {
             .cloned()
             .collect(),
     };
-    let content = views::gateways(ctx.lang, &ctx.shared.config, &list, &text, now_ms());
+    let content = views::gateways(
+        ctx.lang,
+        &ctx.shared.config,
+        &list,
+        &text,
+        ctx.shared.clock.now_ms(),
+    );
     ctx.page(StatusCode::OK, ctx.lang.t("网关", "Gateways"), "", &content)
 }
 
@@ -765,6 +784,7 @@ async fn enterprises(ctx: Ctx) -> Response {
                 ctx.shared.registry.as_ref(),
                 &ids,
                 &sums,
+                ctx.shared.clock.today_beijing(),
             );
             ctx.page(
                 StatusCode::OK,

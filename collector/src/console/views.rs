@@ -721,13 +721,15 @@ pub fn gateways(
 const EXPIRING_DAYS: i64 = 60;
 
 /// Enterprises with their filings (basis, reference, recipient, validity, caps) from the
-/// registry, and the store's summary of each (export bytes stored in the retention period).
+/// registry, and the store's summary of each (export bytes stored in the retention period);
+/// a filing is expired or expiring as of `today` (Beijing).
 pub fn enterprises(
     lang: Lang,
     cfg: &CollectorConfig,
     registry: Option<&crossline_config::Registry>,
     ids: &[String],
     sums: &[Value],
+    today: crossline_config::time::Date,
 ) -> String {
     let mut h = format!(
         "<h1>{}</h1>",
@@ -740,7 +742,7 @@ pub fn enterprises(
             lang.t("未配置备案登记。", "No registry configured.")
         );
     }
-    let today = crossline_config::today_beijing().days_since_epoch();
+    let today = today.days_since_epoch();
     for (id, sum) in ids.iter().zip(sums) {
         let info = cfg.registry.as_ref().and_then(|r| r.enterprise(id));
         let _ = write!(
@@ -858,6 +860,42 @@ mod tests {
             assert!(!basis.is_empty() && !todo.is_empty(), "{k}");
         }
         assert!(legal_basis("no_such_kind").is_none());
+    }
+
+    /// The enterprises page judges filings on the Beijing day of the clock it is given: a
+    /// filing valid until 2028-12-31 is "expiring" 9 days before (16:30 UTC on 2028-12-21 is
+    /// already the 22nd in Beijing), expired the day after, and neither three years before.
+    #[test]
+    fn enterprises_page_judges_filings_on_the_day_passed_in() {
+        let path = std::path::Path::new("examples/registry.toml");
+        let text = include_str!("../../../examples/registry.toml");
+        let early = crossline_config::time::Date::from_days(20_000);
+        let (reg, _) = crossline_config::registry::load::parse_registry(path, text, &[], early)
+            .expect("registry");
+        let cfg = crossline_config::collector::parse_collector(
+            "gateways = []\n",
+            std::path::Path::new("c.toml"),
+        )
+        .expect("config");
+        let ids = vec!["yanjing-pharma".to_string()];
+        let sums = vec![serde_json::json!({})];
+        let page = |ms: i64| {
+            let today = crate::util::Clock::fixed(ms).today_beijing();
+            enterprises(Lang::En, &cfg, Some(&reg), &ids, &sums, today)
+        };
+        let soon = page(1_861_029_000_000); // 2028-12-21T16:30:00Z
+        assert!(soon.contains("SA-2026-0001"), "{soon}");
+        assert!(soon.contains("expiring:  9 days left"), "{soon}");
+        let after = page(1_861_920_000_000); // 2029-01-01T00:00:00Z
+        assert!(
+            after.contains(r#"<span class="tag overdue">expired</span>"#),
+            "{after}"
+        );
+        let before = page(1_767_225_600_000); // 2026-01-01T00:00:00Z
+        assert!(
+            !before.contains("expired") && !before.contains("expiring"),
+            "{before}"
+        );
     }
 
     #[test]

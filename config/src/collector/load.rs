@@ -440,8 +440,11 @@ fn database_config(
         }
         return (paths.rel(db_text), None);
     }
-    if let (Err(msg), Some(s)) = (super::check_postgres_url(db_text), &raw.database) {
-        d.error(&s.span(), msg);
+    if let Some(s) = &raw.database {
+        if let Err(msg) = super::check_postgres_url(db_text) {
+            d.error(&s.span(), msg);
+        }
+        database_tls(d, s, paths);
     }
     let postgres = PostgresDb {
         url: db_text.to_string(),
@@ -452,6 +455,29 @@ fn database_config(
             .unwrap_or_else(|| "PGPASSWORD".to_string()),
     };
     (PathBuf::from(db_text), Some(postgres))
+}
+
+/// The TLS options of a `postgresql://` `database`: a known `sslmode` and, for a verified
+/// one, an `sslrootcert` file that can be read (what the store needs when it opens).
+fn database_tls(d: &mut Diagnostics, db: &Spanned<String>, paths: &Paths) {
+    let ca = match super::split_postgres_url(db.get_ref()) {
+        Ok(u) => u.ca,
+        Err(msg) => {
+            d.error(&db.span(), msg);
+            return;
+        }
+    };
+    let Some(ca) = ca else { return };
+    let path = paths.rel(&ca.to_string_lossy());
+    if let Err(e) = std::fs::read(&path) {
+        d.error(
+            &db.span(),
+            format!(
+                "database URL sslrootcert {}: {e} (expected a readable PEM file of the CA that signed the database server's certificate)",
+                path.display()
+            ),
+        );
+    }
 }
 
 /// `gateways`: valid, distinct ids.
@@ -1272,6 +1298,54 @@ mod tests {
                 .expect_err(text);
             assert!(err.to_string().starts_with(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn database_tls_options_are_checked_where_written() {
+        let dir = std::env::temp_dir().join(format!("crossline-dbtls-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cfg = dir.join("c.toml");
+        let parse = |query: &str| {
+            parse_collector(
+                &format!("gateways = []\ndatabase = \"postgresql://c@db/x?{query}\"\n"),
+                &cfg,
+            )
+        };
+        let at = format!("{}:2:12: ", cfg.display());
+        for (query, want) in [
+            (
+                "sslmode=verify-ca&sslrootcert=/a",
+                "sslmode=verify-ca is not supported",
+            ),
+            (
+                "sslmode=maybe",
+                "sslmode=\"maybe\" is not one of disable, prefer, require, verify-full",
+            ),
+            ("sslmode=require", "sslmode=require needs sslrootcert="),
+            (
+                "sslrootcert=/a",
+                "sslrootcert is only used with sslmode=verify-full",
+            ),
+        ] {
+            let err = parse(query).expect_err(query).to_string();
+            assert!(
+                err.starts_with(&at) && err.contains(want) && err.contains(query),
+                "{query}: {err}"
+            );
+        }
+        let err = parse("sslmode=verify-full&sslrootcert=ca%2Fdb.pem")
+            .expect_err("missing CA file")
+            .to_string();
+        let ca = dir.join("ca/db.pem");
+        assert!(
+            err.starts_with(&format!("{at}database URL sslrootcert {}: ", ca.display())),
+            "{err}"
+        );
+        std::fs::create_dir_all(dir.join("ca")).expect("dir");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("write");
+        let c = parse("sslmode=verify-full&sslrootcert=ca%2Fdb.pem").expect("readable CA file");
+        assert!(c.postgres.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
