@@ -288,3 +288,44 @@ fn check_warns_when_overlapping_sources_have_no_circuits_to_tell_them_apart() {
         "{out}"
     );
 }
+
+#[test]
+fn persons_found_on_a_circuit_count_against_that_circuits_enterprise() {
+    // Each enterprise declares 20 persons a year; 20 distinct phone numbers cross beta's
+    // circuit to a recipient beta did not file. The threshold alert must name beta, not acme
+    // (which lists the same prefix on another circuit, and comes first in the file).
+    let registry = REGISTRY.replace(
+        "destinations = [\"198.51.100.0/24\"]\n",
+        "destinations = [\"198.51.100.0/24\"]\npersons_per_year = 20\n",
+    );
+    let registry = registry.replace(
+        "destinations = [\"203.0.113.0/24\"]\n",
+        "destinations = [\"203.0.113.0/24\"]\npersons_per_year = 20\n",
+    );
+    let records: Vec<u8> = (0..20u32)
+        .flat_map(|i| format!("tel 1390000{i:04};").into_bytes())
+        .collect();
+    let (src, dst) = (sa("10.1.1.1:40000"), sa("192.0.2.77:5000"));
+    let mut pcap = PcapWriter::default();
+    let q = frame(None, src, dst, L4::Udp, &records);
+    let r = frame(None, dst, src, L4::Udp, b"ok");
+    pcap.push(T0, tagged(&q, &[(0x8100, 200)]));
+    pcap.push(T0 + 1_000, tagged(&r, &[(0x8100, 200)]));
+    // Later traffic elsewhere so that the detector ticks after the flow.
+    let (a, b) = (sa("10.3.0.1:40000"), sa("192.0.2.78:5000"));
+    for k in 1..=5 {
+        pcap.push(T0 + k * 2_000_000, frame(None, a, b, L4::Udp, b"later"));
+    }
+    let dir = config_with("circuits-persons", &registry);
+    let ev = analyze(&dir, &pcap);
+    let _ = std::fs::remove_dir_all(&dir);
+    let persons: Vec<_> = ev
+        .iter()
+        .filter_map(|e| e.alert.as_ref())
+        .filter(|a| a.kind == crossline_config::event::AlertKind::PersonsThreshold)
+        .collect();
+    assert!(!persons.is_empty(), "a persons threshold alert: {ev:#?}");
+    for a in &persons {
+        assert_eq!(a.enterprise.as_deref(), Some("beta"), "{a:?}");
+    }
+}
