@@ -7,7 +7,8 @@
 //! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies the order of docs/legal.md
 //! ("first miss wins"):
 //!
-//! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled`
+//! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled` (a scenario with
+//!    circuits, `vlans`, counts only for flows tagged with one of its VLAN ids)
 //! 2. none of those lists the foreign end in `destinations` -> `recipient_not_filed`
 //! 3. none of those lists the service -> `service_not_filed`
 //! 4. none of those is valid on the flow's Beijing date -> `filing_expired`, or

@@ -62,6 +62,35 @@ fn holders_by_prefix(scenarios: &[Scenario]) -> BTreeMap<IpNet, Vec<Holder>> {
     by_net
 }
 
+/// The warning for one pair: `first` (with its line) is the earlier scenario in the file.
+fn overlap_message(
+    enterprises: &[Enterprise],
+    scenarios: &[Scenario],
+    (first, first_net, first_line): (&Holder, &IpNet, usize),
+    (later, later_net): (&Holder, &IpNet),
+) -> String {
+    let name = |h: &Holder| enterprises.get(h.enterprise).map_or("?", |e| e.id.as_str());
+    let scen = |h: &Holder| scenarios.get(h.scenario).map_or("?", |s| s.id.as_str());
+    let why = match (&first.vlans, &later.vlans) {
+        (Some(x), Some(y)) => {
+            let shared: Vec<String> = x
+                .iter()
+                .filter(|v| y.binary_search(v).is_ok())
+                .map(u16::to_string)
+                .collect();
+            format!("both are on VLAN {}", shared.join(", "))
+        }
+        _ => "at least one of them has no `vlans` (any circuit)".to_string(),
+    };
+    format!(
+        "enterprises {:?} and {:?} have overlapping sources: scenario {:?} lists {later_net} and scenario {:?} (line {first_line}) lists {first_net}, and no circuit tells them apart ({why}); a flow from there is judged against both enterprises' scenarios, expected distinct `vlans` for each enterprise's circuit",
+        name(later),
+        name(first),
+        scen(later),
+        scen(first),
+    )
+}
+
 /// Warn, once per pair of enterprises, where their scenario sources overlap and no circuit
 /// tells them apart. `spots[i]` is (chunk base, id span) of `scenarios[i]`.
 pub(crate) fn overlap_warnings(
@@ -119,29 +148,13 @@ pub(crate) fn overlap_warnings(
         d.set_base(first_spot.0);
         let first_line = d.line_of(&first_spot.1);
         d.set_base(later_spot.0);
-        let name = |h: &Holder| enterprises.get(h.enterprise).map_or("?", |e| e.id.as_str());
-        let scen = |h: &Holder| scenarios.get(h.scenario).map_or("?", |s| s.id.as_str());
-        let why = match (&first.vlans, &later.vlans) {
-            (Some(x), Some(y)) => {
-                let shared: Vec<String> = x
-                    .iter()
-                    .filter(|v| y.binary_search(v).is_ok())
-                    .map(u16::to_string)
-                    .collect();
-                format!("both are on VLAN {}", shared.join(", "))
-            }
-            _ => "at least one of them has no `vlans` (any circuit)".to_string(),
-        };
-        d.warn(
-            &later_spot.1,
-            format!(
-                "enterprises {:?} and {:?} have overlapping sources: scenario {:?} lists {later_net} and scenario {:?} (line {first_line}) lists {first_net}, and no circuit tells them apart ({why}); a flow from there is judged against both enterprises' scenarios, expected distinct `vlans` for each enterprise's circuit",
-                name(later),
-                name(first),
-                scen(later),
-                scen(first),
-            ),
+        let message = overlap_message(
+            enterprises,
+            scenarios,
+            (first, first_net, first_line),
+            (later, later_net),
         );
+        d.warn(&later_spot.1, message);
     }
     if more > 0 {
         if let Some(spot) = spots.last() {
