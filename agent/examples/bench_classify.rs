@@ -16,10 +16,10 @@
 use crossline_agent::analysis::{EndReason, FlowSummary};
 use crossline_agent::classify::{Compiled, Scratch};
 use crossline_agent::detect::pi::PiCarry;
-use crossline_agent::testgen::{beijing_micros, pi_records};
 use crossline_config::event::VerdictStatus;
 use crossline_config::registry::IpNet;
 use crossline_config::time::Date;
+use crossline_testgen::{beijing_micros, pi_records};
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::path::Path;

@@ -290,6 +290,44 @@ fn run_banner(data: &[u8]) -> u8 {
     }
 }
 
+/// The native capture-file reader: one byte choosing the chunk size, then the file. The
+/// packets and the end must not depend on the chunk size, and never hand out more bytes than
+/// the file has. Outcome: 0 clean end, 1 refused at open, 2 error after the header.
+fn run_capture_file(data: &[u8]) -> u8 {
+    use crossline_agent::capture::file::FileReader;
+    type Seen = (i64, i64, u32, Vec<u8>);
+    fn read(file: &[u8], chunk: usize) -> (Vec<Seen>, Option<String>, u8) {
+        let mut r = match FileReader::with_chunk(file, chunk) {
+            Ok(r) => r,
+            Err(e) => return (Vec::new(), Some(e.to_string()), 1),
+        };
+        let (mut out, mut total) = (Vec::new(), 0);
+        loop {
+            match r.next_packet() {
+                Ok(Some(p)) => {
+                    total += p.raw.data.len();
+                    assert!(total <= file.len(), "more bytes out than in");
+                    out.push((
+                        p.raw.ts_micros,
+                        p.ts_nsec,
+                        p.raw.orig_len,
+                        p.raw.data.to_vec(),
+                    ));
+                }
+                Ok(None) => return (out, None, 0),
+                Err(e) => return (out, Some(e.to_string()), 2),
+            }
+        }
+    }
+    let Some((&sel, file)) = data.split_first() else {
+        return 0;
+    };
+    let small = read(file, 64 + usize::from(sel));
+    let large = read(file, 1 << 16);
+    assert_eq!(small, large, "result depends on the chunk size");
+    small.2
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(30);
@@ -344,7 +382,19 @@ fn main() {
     let mut decode_seeds = capture_frames(&agent.join("../tests/corpus"));
     decode_seeds.extend(read_dir_files(&fuzz.join("decode")));
 
+    let mut file_seeds = read_dir_files(&fuzz.join("capture_file"));
+    for f in read_dir_files(&agent.join("../tests/corpus")) {
+        if f.len() <= 4096 && f.starts_with(&[0xd4, 0xc3, 0xb2, 0xa1]) {
+            file_seeds.push([&[0u8][..], &f].concat());
+        }
+    }
+
     let targets = [
+        Target {
+            name: "capture_file",
+            seeds: file_seeds,
+            run: run_capture_file,
+        },
         Target {
             name: "decode",
             seeds: decode_seeds,

@@ -1,5 +1,5 @@
 //! Writes `examples/demo.pcap`, the labelled sample capture for `examples/registry.toml`
-//! (see `crossline_agent::testgen::demo_capture` for what each flow shows), and prints the
+//! (see `crossline_testgen::demo_capture` for what each flow shows), and prints the
 //! labels:
 //!
 //! ```text
@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         },
         PathBuf::from,
     );
-    let g = crossline_agent::testgen::demo_capture();
+    let g = crossline_testgen::demo_capture();
     g.write(&out)?;
     let size = std::fs::metadata(&out)?.len();
     println!(

@@ -122,6 +122,25 @@ pub trait Analysis: Send {
         out: &mut Findings,
     );
 
+    /// Live only, after [`Analysis::on_payload`]: what the flow's early verdict waits for, read
+    /// from the per-flow state (a few bit tests; called per packet with payload). `bytes` are
+    /// the flow's frame bytes so far, initiator -> responder and back.
+    fn early_verdict(&self, _state: &Self::FlowState, _bytes: [u64; 2]) -> EarlyVerdict {
+        EarlyVerdict::None
+    }
+
+    /// Live only: judge the flow before its record, when [`Analysis::early_verdict`] said so
+    /// and what it waits for is there (once at the first export, once more when a name
+    /// arrives). Put the verdict alert raised, if any, into `out.alerts` (`out.verdict` is not
+    /// written: the flow record carries the verdict). Counters are totals so far.
+    fn on_early_verdict(
+        &mut self,
+        _state: &mut Self::FlowState,
+        _summary: &FlowSummary<'_>,
+        _out: &mut Findings,
+    ) {
+    }
+
     /// Called about once per second of packet time (offline) or wall time (live), and once at
     /// the end with the final stats. Detectors that work on time (surges, expiry warnings,
     /// sensor gaps) put their alerts into `out.alerts`.
@@ -130,6 +149,18 @@ pub trait Analysis: Send {
     /// The id or name a finding refers to by index, as of the last call of
     /// [`Analysis::on_flow_record`] or [`Analysis::on_tick`].
     fn name_of(&self, name: NameRef) -> Option<&str>;
+}
+
+/// What a flow's early verdict waits for (see [`Analysis::early_verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyVerdict {
+    /// Nothing to judge before the flow record.
+    None,
+    /// The first export payload was seen: judge once the name in the first payload, if one is
+    /// being parsed (a ClientHello or request head split over segments), is known.
+    FirstExport,
+    /// Judged without a name: judge again once the L7 taps find one.
+    OnName,
 }
 
 /// Data-plane health figures passed to [`Analysis::on_tick`], totals since start.

@@ -19,6 +19,5 @@ pub mod session;
 pub mod sink;
 pub mod stats;
 pub mod taps;
-pub mod testgen;
 pub mod uplink;
 pub mod worker;

@@ -93,6 +93,10 @@ struct AnalyzeArgs {
     /// events stay spooled or the collector refused any.
     #[arg(long, value_parser = crossline_config::parse_duration)]
     drain_timeout: Option<std::time::Duration>,
+    /// Capture-file reader: native (default, faster) or libpcap. libpcap is used whenever
+    /// `capture.filter` is set.
+    #[arg(long, default_value = "native")]
+    reader: crossline_agent::capture::file::OfflineReader,
 }
 
 /// Load the config or print every problem and return exit status 78.
@@ -296,6 +300,7 @@ fn analyze_sinks(
 }
 
 fn analyze(cfg: &AgentConfig, args: AnalyzeArgs) -> ExitCode {
+    crossline_agent::capture::file::set_offline_reader(args.reader);
     let session = match Session::start(cfg, args.metrics_listen) {
         Ok(s) => s,
         Err(e) => return failed(e),

@@ -84,16 +84,73 @@ pub struct AgentMetrics {
     uplink_collector: IntGaugeVec,
     registry_generation: IntGauge,
     registry_reload_failures: IntCounter,
-    scenario_bytes_today: IntGaugeVec,
-    scenario_cap: IntGaugeVec,
-    persons_estimate: IntGaugeVec,
-    persons_limit: IntGaugeVec,
+    /// Per-scenario and per-enterprise usage against the filings.
+    usage: UsageGauges,
     build_info: IntGaugeVec,
     start_time: prometheus::Gauge,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("crossline_agent")
+}
+
+// Metric construction only fails on invalid names or label names, which are literals here and
+// covered by the tests.
+
+fn c(name: &str, help: &str) -> IntCounter {
+    IntCounter::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+fn cv(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(opts(name, help), labels).expect("valid metric literal")
+}
+
+fn g(name: &str, help: &str) -> IntGauge {
+    IntGauge::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+fn gv(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(opts(name, help), labels).expect("valid metric literal")
+}
+
+fn fg(name: &str, help: &str) -> prometheus::Gauge {
+    prometheus::Gauge::with_opts(opts(name, help)).expect("valid metric literal")
+}
+
+/// The usage gauges: export bytes and caps per scenario, persons per enterprise.
+#[derive(Debug)]
+struct UsageGauges {
+    scenario_bytes_today: IntGaugeVec,
+    scenario_cap: IntGaugeVec,
+    persons_estimate: IntGaugeVec,
+    persons_limit: IntGaugeVec,
+}
+
+impl UsageGauges {
+    fn new() -> UsageGauges {
+        UsageGauges {
+            scenario_bytes_today: gv(
+                "scenario_export_bytes_today",
+                "Export bytes attributed to a filed scenario today (Asia/Shanghai).",
+                &["scenario", "enterprise"],
+            ),
+            scenario_cap: gv(
+                "scenario_cap_bytes",
+                "Daily export cap of a filed scenario (caps.bytes_per_day).",
+                &["scenario", "enterprise"],
+            ),
+            persons_estimate: gv(
+                "persons_estimate",
+                "Estimated distinct persons whose identifiers left this year, per enterprise.",
+                &["enterprise"],
+            ),
+            persons_limit: gv(
+                "persons_limit",
+                "Persons threshold that applies to the enterprise this year.",
+                &["enterprise"],
+            ),
+        }
+    }
 }
 
 impl Default for AgentMetrics {
@@ -106,21 +163,20 @@ impl AgentMetrics {
     /// Create and register every metric; label sets of enums are pre-filled with zeros so that
     /// dashboards see every series from the first scrape.
     pub fn new() -> AgentMetrics {
-        // Metric construction only fails on invalid names or label names, which are literals
-        // here and covered by the tests.
-        fn c(name: &str, help: &str) -> IntCounter {
-            IntCounter::with_opts(opts(name, help)).expect("valid metric literal")
-        }
-        fn cv(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-            IntCounterVec::new(opts(name, help), labels).expect("valid metric literal")
-        }
-        fn g(name: &str, help: &str) -> IntGauge {
-            IntGauge::with_opts(opts(name, help)).expect("valid metric literal")
-        }
-        fn gv(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-            IntGaugeVec::new(opts(name, help), labels).expect("valid metric literal")
-        }
-        let m = AgentMetrics {
+        let m = Self::unregistered();
+        m.register_all();
+        m.prefill_labels();
+        m.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        m
+    }
+
+    /// Every metric, built but not yet registered.
+    fn unregistered() -> AgentMetrics {
+        AgentMetrics {
             registry: Registry::new(),
             packets: c("packets_total", "Packets read from capture."),
             bytes: c(
@@ -177,11 +233,10 @@ impl AgentMetrics {
                 "spool_unacked_batches",
                 "Batches in the spool not yet acknowledged by the collector.",
             ),
-            spool_oldest_age: prometheus::Gauge::with_opts(opts(
+            spool_oldest_age: fg(
                 "spool_oldest_unacked_age_seconds",
                 "Age of the oldest batch not yet acknowledged (0 when none).",
-            ))
-            .expect("valid metric literal"),
+            ),
             spool_dropped: cv(
                 "spool_dropped_events_total",
                 "Events dropped for lack of space, by kind (flows give way first) and reason \
@@ -244,40 +299,21 @@ impl AgentMetrics {
                 "registry_reload_failures_total",
                 "Registry reloads refused because the file did not validate.",
             ),
-            scenario_bytes_today: gv(
-                "scenario_export_bytes_today",
-                "Export bytes attributed to a filed scenario today (Asia/Shanghai).",
-                &["scenario", "enterprise"],
-            ),
-            scenario_cap: gv(
-                "scenario_cap_bytes",
-                "Daily export cap of a filed scenario (caps.bytes_per_day).",
-                &["scenario", "enterprise"],
-            ),
-            persons_estimate: gv(
-                "persons_estimate",
-                "Estimated distinct persons whose identifiers left this year, per enterprise.",
-                &["enterprise"],
-            ),
-            persons_limit: gv(
-                "persons_limit",
-                "Persons threshold that applies to the enterprise this year.",
-                &["enterprise"],
-            ),
+            usage: UsageGauges::new(),
             build_info: gv(
                 "build_info",
                 "Always 1; the labels carry the agent version and the configured gateway id.",
                 &["version", "gateway"],
             ),
-            start_time: prometheus::Gauge::with_opts(opts(
+            start_time: fg(
                 "start_time_seconds",
                 "Unix time the agent started (its metrics were set up).",
-            ))
-            .expect("valid metric literal"),
-        };
-        for op in ["load", "save"] {
-            m.state_errors.with_label_values(&[op]);
+            ),
         }
+    }
+
+    fn register_all(&self) {
+        let m = self;
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.packets.clone()),
             Box::new(m.bytes.clone()),
@@ -310,10 +346,10 @@ impl AgentMetrics {
             Box::new(m.uplink_collector.clone()),
             Box::new(m.registry_generation.clone()),
             Box::new(m.registry_reload_failures.clone()),
-            Box::new(m.scenario_bytes_today.clone()),
-            Box::new(m.scenario_cap.clone()),
-            Box::new(m.persons_estimate.clone()),
-            Box::new(m.persons_limit.clone()),
+            Box::new(m.usage.scenario_bytes_today.clone()),
+            Box::new(m.usage.scenario_cap.clone()),
+            Box::new(m.usage.persons_estimate.clone()),
+            Box::new(m.usage.persons_limit.clone()),
             Box::new(m.build_info.clone()),
             Box::new(m.start_time.clone()),
         ];
@@ -321,6 +357,15 @@ impl AgentMetrics {
             m.registry
                 .register(collector)
                 .expect("metric names are distinct literals");
+        }
+    }
+
+    /// Zero series for every value of the enum labels, so dashboards see them from the first
+    /// scrape.
+    fn prefill_labels(&self) {
+        let m = self;
+        for op in ["load", "save"] {
+            m.state_errors.with_label_values(&[op]);
         }
         for kind in DROP_KINDS {
             m.drops.with_label_values(&[kind]);
@@ -345,12 +390,6 @@ impl AgentMetrics {
         for r in crate::uplink::validate::Reason::ALL {
             m.uplink_invalid.with_label_values(&[r.as_str()]);
         }
-        m.start_time.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-        );
-        m
     }
 
     /// Set `build_info{version, gateway}` (one series: the version of this binary).
@@ -469,15 +508,17 @@ impl AgentMetrics {
 
     /// Replace the per-scenario usage gauges (scenarios that left the registry disappear).
     pub fn observe_scenarios(&self, usage: &[ScenarioUsage]) {
-        self.scenario_bytes_today.reset();
-        self.scenario_cap.reset();
+        self.usage.scenario_bytes_today.reset();
+        self.usage.scenario_cap.reset();
         for u in usage {
             let labels = [u.scenario.as_str(), u.enterprise.as_str()];
-            self.scenario_bytes_today
+            self.usage
+                .scenario_bytes_today
                 .with_label_values(&labels)
                 .set(gauge_i64(u.export_bytes));
             if let Some(cap) = u.cap {
-                self.scenario_cap
+                self.usage
+                    .scenario_cap
                     .with_label_values(&labels)
                     .set(gauge_i64(cap));
             }
@@ -486,14 +527,16 @@ impl AgentMetrics {
 
     /// Replace the per-enterprise persons gauges.
     pub fn observe_persons(&self, usage: &[PersonsUsage]) {
-        self.persons_estimate.reset();
-        self.persons_limit.reset();
+        self.usage.persons_estimate.reset();
+        self.usage.persons_limit.reset();
         for u in usage {
             let labels = [u.enterprise.as_str()];
-            self.persons_estimate
+            self.usage
+                .persons_estimate
                 .with_label_values(&labels)
                 .set(gauge_i64(u.estimate));
-            self.persons_limit
+            self.usage
+                .persons_limit
                 .with_label_values(&labels)
                 .set(gauge_i64(u.limit));
         }

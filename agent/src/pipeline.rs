@@ -34,8 +34,8 @@
 //! `stats.drops.fragment_table`.
 
 use crate::analysis::Analysis;
+use crate::capture::file::OfflineInput;
 use crate::capture::live::LiveHandle;
-use crate::capture::offline::OfflineFiles;
 use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
 use crate::decode::{decode_wire, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
@@ -595,7 +595,8 @@ where
     A: Analysis,
     F: Fn(usize) -> A + Sync,
 {
-    let mut source = OfflineFiles::open(files, cfg.capture.filter.as_deref())?;
+    let reader = crate::capture::file::offline_reader();
+    let mut source = OfflineInput::open(files, cfg.capture.filter.as_deref(), reader)?;
     let workers = options.workers.unwrap_or(cfg.capture.workers).max(1);
     let progress = options.progress && std::io::stderr().is_terminal();
     let stats2 = stats.clone();
@@ -607,10 +608,10 @@ where
     };
     run_pipeline(cfg, shape, sinks, stats.clone(), factory, move |mut ds| {
         let mut d = ds.remove(0);
-        let mut bar = Progress::new(progress, source.total_bytes);
+        let mut bar = Progress::new(progress, source.total_bytes());
         loop {
             let st = source.read(1024, &mut |p| d.on_packet(p))?;
-            bar.update(stats2.packets.load(Ordering::Relaxed), source.bytes_read);
+            bar.update(stats2.packets.load(Ordering::Relaxed), source.bytes_read());
             if st == Status::End {
                 break;
             }
@@ -618,7 +619,7 @@ where
         bar.done();
         let last = d.now;
         d.finish();
-        for e in source.file_errors.drain(..) {
+        for e in source.take_file_errors() {
             stats2.file_error(e);
         }
         Ok(last)
@@ -871,7 +872,7 @@ mod tests {
     #[test]
     fn dns_responses_are_parsed_once_on_the_capture_thread() {
         let answer: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
-        let msg = crate::testgen::dns_response(7, "files.example.org", None, &[answer], 300);
+        let msg = crossline_testgen::dns_response(7, "files.example.org", None, &[answer], 300);
         // UDP 53 -> 40000 carrying the response.
         let mut udp = vec![0x00, 0x35, 0x9c, 0x40];
         udp.extend_from_slice(&((8 + msg.len()) as u16).to_be_bytes());

@@ -414,6 +414,22 @@ impl Taps {
     }
 }
 
+/// A name (TLS/QUIC SNI, HTTP Host) of `flow` is being parsed: a ClientHello or request head
+/// split over segments is buffered, or QUIC Initials are being reassembled.
+pub fn name_pending<S>(flow: &Flow<S, L7State>) -> bool {
+    flow.l7()
+        .is_some_and(|l| !l.buf.is_empty() || l.quic_state.is_some())
+}
+
+/// The L7 taps found a name for `flow` (TLS or QUIC SNI, HTTP Host).
+pub fn has_name<S>(flow: &Flow<S, L7State>) -> bool {
+    flow.l7().is_some_and(|l| {
+        l.tls.as_ref().is_some_and(|t| t.sni.is_some())
+            || l.quic.as_ref().is_some_and(|t| t.sni.is_some())
+            || l.http.as_ref().is_some_and(|h| h.hostname.is_some())
+    })
+}
+
 /// Free the buffers; drop the box when it holds no results and no live state.
 fn release<S>(flow: &mut Flow<S, L7State>) {
     let done = flow.l7_done();

@@ -18,7 +18,7 @@
 //! from the capture thread's packet numbers. Live, records are written as they come.
 
 use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
-use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::analysis::{Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView};
 use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
 use crate::sink::WriterMsg;
@@ -27,7 +27,7 @@ use crate::taps::{self, L7State, Taps};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_timestamp_micros, Alert, Event, EventType, FlowRecord, Verdict,
+    format_timestamp_micros, Alert, Event, EventType, FlowRecord, HttpMeta, TlsMeta, Verdict,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -373,6 +373,9 @@ impl<A: Analysis> Worker<A> {
                     now_micros: m.ts_micros,
                 };
                 self.analysis.on_payload(flow.state_mut(), &view);
+                if self.sync.is_none() {
+                    self.early_verdict(idx);
+                }
             }
         }
         if batch.now != 0 {
@@ -382,6 +385,31 @@ impl<A: Analysis> Worker<A> {
             self.expire_now = batch.now;
         }
         self.housekeeping(batch.tick);
+    }
+
+    /// Live: judge the flow at `idx` before its record when the analysis asks for it and what
+    /// it waits for is there (see [`EarlyVerdict`]): the verdict alert of an export leaves with
+    /// the batch of its first export payload instead of at the flow's end. Offline (`analyze`)
+    /// verdicts stay at the flow records, whose order is the same whatever the number of workers.
+    fn early_verdict(&mut self, idx: u32) {
+        let Worker {
+            tracker,
+            analysis,
+            ctx,
+            events,
+            keys,
+            scratch,
+            ..
+        } = self;
+        let flow = tracker.flow_mut(idx);
+        let due = match analysis.early_verdict(flow.state(), flow.bytes()) {
+            EarlyVerdict::None => false,
+            EarlyVerdict::FirstExport => !taps::name_pending(flow),
+            EarlyVerdict::OnName => taps::has_name(flow),
+        };
+        if due {
+            early(analysis, ctx, events, keys, scratch, flow);
+        }
     }
 
     /// Expire idle flows (bounded work) up to the time of the last tick batch, and run the
@@ -622,6 +650,13 @@ impl<A: Analysis> Worker<A> {
         }
     }
 
+    /// Take the events queued since the last flush (tests and tools that drive
+    /// [`Worker::process`] themselves).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.keys.clear();
+        std::mem::take(&mut self.events)
+    }
+
     /// Write every remaining flow and the final tick, then flush.
     pub fn finish(mut self, writer: &Sender<WriterMsg>) {
         let index = self.index;
@@ -704,28 +739,36 @@ pub fn proto_name(p: u8) -> String {
         .unwrap_or_else(|| p.to_string())
 }
 
-/// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
-fn record<A: Analysis>(
-    analysis: &mut A,
-    ctx: &WorkerContext,
-    events: &mut Vec<Event>,
-    keys: &mut Vec<(i64, u64, u32)>,
-    scratch: &mut Findings,
-    f: &mut Flow<A::FlowState, L7State>,
+/// The L7 results of a flow, copied out of its entry: a [`FlowSummary`] borrows its names
+/// from here while the analysis gets the flow's state mutably.
+struct L7Copy {
+    tls: Option<TlsMeta>,
+    quic: Option<TlsMeta>,
+    http: Option<HttpMeta>,
+}
+
+impl L7Copy {
+    fn of<S>(f: &Flow<S, L7State>) -> L7Copy {
+        let l7 = f.l7();
+        L7Copy {
+            tls: l7.and_then(|l| l.tls.clone()),
+            quic: l7.and_then(|l| l.quic.clone()),
+            http: l7.and_then(|l| l.http.clone()),
+        }
+    }
+}
+
+/// What the analysis is told about `f`.
+fn summarize<'a, S>(
+    f: &Flow<S, L7State>,
     reason: EndReason,
-) {
+    l7: &'a L7Copy,
+    dns_name: Option<&'a str>,
+) -> FlowSummary<'a> {
     let (init, init_port) = f.initiator();
     let (resp, resp_port) = f.responder();
-    // The name the responder had when the flow started (a long flow outlives the answer's
-    // TTL; an answer seen after the start, up to the flow's last packet, still counts).
-    let dns_name = ctx
-        .dns
-        .lookup_as_of(resp, f.first_micros(), f.last_micros());
-    let l7 = f.l7();
-    let tls = l7.and_then(|l| l.tls.clone());
-    let quic = l7.and_then(|l| l.quic.clone());
-    let http = l7.and_then(|l| l.http.clone());
-    let summary = FlowSummary {
+    let (tls, quic, http) = (&l7.tls, &l7.quic, &l7.http);
+    FlowSummary {
         flow_id: f.flow_id(),
         ip_proto: f.key().proto,
         initiator: init,
@@ -749,8 +792,60 @@ fn record<A: Analysis>(
         quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
         ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
         http_host: http.as_ref().and_then(|h| h.hostname.as_deref()),
-        dns_name: dns_name.as_deref(),
-    };
+        dns_name,
+    }
+}
+
+/// Live: let the analysis judge `f` before its record and queue the alert it raised. Once per
+/// flow at its first export (and once more when its name arrives): the copies and the name
+/// lookup here are per flow, never per packet.
+fn early<A: Analysis>(
+    analysis: &mut A,
+    ctx: &WorkerContext,
+    events: &mut Vec<Event>,
+    keys: &mut Vec<(i64, u64, u32)>,
+    scratch: &mut Findings,
+    f: &mut Flow<A::FlowState, L7State>,
+) {
+    let (resp, _) = f.responder();
+    let dns_name = ctx
+        .dns
+        .lookup_as_of(resp, f.first_micros(), f.last_micros());
+    let l7 = L7Copy::of(f);
+    // A running view of the flow, like an active-timeout record.
+    let summary = summarize(f, EndReason::ActiveTimeout, &l7, dns_name.as_deref());
+    scratch.clear();
+    analysis.on_early_verdict(f.state_mut(), &summary, scratch);
+    write_findings(
+        analysis,
+        &ctx.gateway,
+        ctx.capture.community_id_seed,
+        None,
+        scratch,
+        events,
+    );
+    push_keys(keys, events.len(), f.last_micros(), f.flow_id());
+}
+
+/// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
+fn record<A: Analysis>(
+    analysis: &mut A,
+    ctx: &WorkerContext,
+    events: &mut Vec<Event>,
+    keys: &mut Vec<(i64, u64, u32)>,
+    scratch: &mut Findings,
+    f: &mut Flow<A::FlowState, L7State>,
+    reason: EndReason,
+) {
+    let (init, init_port) = f.initiator();
+    let (resp, resp_port) = f.responder();
+    // The name the responder had when the flow started (a long flow outlives the answer's
+    // TTL; an answer seen after the start, up to the flow's last packet, still counts).
+    let dns_name = ctx
+        .dns
+        .lookup_as_of(resp, f.first_micros(), f.last_micros());
+    let l7 = L7Copy::of(f);
+    let summary = summarize(f, reason, &l7, dns_name.as_deref());
     let state = if f.key().proto == crate::decode::ip_proto::TCP {
         match f.tcp().state {
             TcpState::New => "new",
@@ -805,11 +900,9 @@ fn record<A: Analysis>(
         midstream: f.midstream(),
         alerted: false,
     });
-    e.tls = tls.clone();
-    e.quic = quic.clone();
-    e.http = http.clone();
     scratch.clear();
     analysis.on_flow_record(f.state_mut(), &summary, scratch);
+    (e.tls, e.quic, e.http) = (l7.tls, l7.quic, l7.http);
     write_findings(
         analysis,
         &ctx.gateway,
@@ -923,5 +1016,6 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
         scope: None,
         gateways: Vec::new(),
     });
+    e.judged = a.judged;
     e
 }

@@ -1,8 +1,8 @@
 //! The offline capture path through the `analyze` binary, on generated capture files:
 //! packet times outside the sane window, `capture.filter` offline.
 
-use crossline_agent::testgen::{frame, PcapWriter, L4};
 use crossline_config::event::{Event, EventType};
+use crossline_testgen::{frame, PcapWriter, L4};
 use std::net::SocketAddr;
 
 mod common;
@@ -150,7 +150,7 @@ fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
 /// allows it): the name is learned and names the flow that follows to the answered address.
 #[test]
 fn dns_over_tcp_with_the_length_prefix_in_its_own_segment_names_the_next_flow() {
-    use crossline_agent::testgen::{dns_query, dns_response};
+    use crossline_testgen::{dns_query, dns_response};
     let (c, s) = (sa("10.20.0.5:40000"), sa("203.0.113.53:53"));
     let addr: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
     let q = dns_query(7, "files.partner.example", false);
@@ -223,7 +223,7 @@ fn dns_over_tcp_with_the_length_prefix_in_its_own_segment_names_the_next_flow() 
 /// `personal_info_cleartext` on their flow.
 #[test]
 fn personal_information_in_later_fragments_is_found() {
-    use crossline_agent::testgen::resident_id;
+    use crossline_testgen::resident_id;
     let mut pcap = PcapWriter::default();
     // UDP payload offsets: the first fragment (1,480 bytes of IP payload) carries payload
     // bytes 0..1472.
@@ -389,8 +389,7 @@ fn analyze_is_byte_identical_whatever_the_number_of_workers() {
             .collect(),
         ));
     }
-    let dir = std::env::temp_dir().join(format!("crossline-determinism-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("determinism");
     for (name, pcaps) in cases {
         let reference = analyze_example(&pcaps, 1, &dir.join(format!("{name}-ref.json")));
         let events = common::events(&reference);
@@ -410,5 +409,4 @@ fn analyze_is_byte_identical_whatever_the_number_of_workers() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

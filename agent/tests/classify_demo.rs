@@ -5,9 +5,9 @@
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
 use crossline_agent::sink::{EventSink, MemorySink};
-use crossline_agent::testgen::demo_capture;
 use crossline_config::event::{AlertKind, EventType};
 use crossline_config::time::Date;
+use crossline_testgen::demo_capture;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! an ECH ClientHello whose outer SNI must never match a filed host, and a Chrome QUIC
 //! connection matched by its (decrypted Initial) SNI against a wildcard.
 
+mod common;
+
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
 use crossline_agent::sink::{EventSink, MemorySink};
@@ -63,9 +65,7 @@ fn run(name: &str, pcap: &Path, domestic: &str, registry: &str) -> Vec<Event> {
 
 /// Run `pcap` with `domestic`, the registry text and `extra` agent config; return every event.
 fn run_all(name: &str, pcap: &Path, domestic: &str, registry: &str, extra: &str) -> Vec<Event> {
-    let dir = std::env::temp_dir().join(format!("crossline-real-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = common::scratch(&format!("real-{name}"));
     std::fs::write(dir.join("registry.toml"), registry).expect("write");
     std::fs::write(
         dir.join("agent.toml"),
@@ -91,7 +91,6 @@ fn run_all(name: &str, pcap: &Path, domestic: &str, registry: &str, extra: &str)
         Classifier::new(Arc::clone(&shared), i)
     })
     .expect("run");
-    let _ = std::fs::remove_dir_all(&dir);
     let events = events.lock().expect("events").clone();
     events
 }

@@ -1,5 +1,7 @@
 //! The `crossline-agent` binary as a user runs it: exit codes, output file, final stats event.
 
+mod common;
+
 use crossline_config::event::{Event, EventType};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,9 +23,8 @@ fn bin() -> Command {
 }
 
 /// A minimal valid config (the three required keys) in a fresh temp dir.
-fn config_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crossline-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+fn config_dir(tag: &str) -> common::Scratch {
+    let dir = common::scratch(&format!("cli-{tag}"));
     std::fs::write(
         dir.join("agent.toml"),
         "gateway = \"gw-cli-01\"\ndomestic = [\"10.0.0.0/8\", \"192.168.0.0/16\"]\nregistry = \"registry.toml\"\n",
@@ -112,7 +113,6 @@ fn analyze_writes_flows_then_stats_to_the_out_file() {
         .community_id
         .as_deref()
         .is_some_and(|c| c.starts_with("1:")));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -132,7 +132,6 @@ fn bad_config_exits_78() {
         String::from_utf8_lossy(&st.stderr)
     );
     assert!(String::from_utf8_lossy(&st.stderr).contains("agent.toml"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Command-line mistakes exit 64 (EX_USAGE), help and version 0; the help lists the codes.
@@ -187,7 +186,6 @@ fn unreadable_pcap_exits_1_naming_the_file() {
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(err.contains("junk.pcap"), "{err}");
     assert!(st.stdout.is_empty(), "nothing written for a bad file");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -216,7 +214,6 @@ fn file_cut_short_is_read_up_to_the_cut_and_reported() {
     assert!(stats.packets > 0);
     assert_eq!(stats.file_errors.len(), 1, "{:?}", stats.file_errors);
     assert!(stats.file_errors[0].contains("ndpi__fuzz-2021-10-13.pcap"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -232,7 +229,6 @@ fn check_validates_the_config() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -253,5 +249,4 @@ fn run_on_a_missing_interface_exits_1_naming_it() {
         String::from_utf8_lossy(&st.stderr)
     );
     assert!(String::from_utf8_lossy(&st.stderr).contains("nosuchif0"));
-    let _ = std::fs::remove_dir_all(dir);
 }

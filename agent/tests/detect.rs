@@ -1,47 +1,29 @@
 //! Classification and detection end to end: labelled pcap files written by
-//! `crossline_agent::testgen` go through the real pipeline (`pipeline::run_offline`) with the
+//! `crossline_testgen` go through the real pipeline (`pipeline::run_offline`) with the
 //! real [`Classifier`], and the events that come out are checked against the labels: every
 //! verdict, every alert kind, precedence, names, ECH, VLAN, IPv6, windows at the minute edges,
 //! expiry, caps over two days, personal information, surges, hot reload in mid-capture.
 
+mod common;
+
+use common::scratch;
 use crossline_agent::analysis::findings::{Findings, NameRef};
 use crossline_agent::analysis::{Analysis, FlowSummary, Health, PayloadView};
 use crossline_agent::detect::{Classifier, DetectShared, FlowState};
 use crossline_agent::pipeline::{run_offline, OfflineOptions};
 use crossline_agent::sink::{EventSink, MemorySink};
-use crossline_agent::testgen::{
-    beijing_micros, http_post, noise, tls_client_hello, Generator, Label, Side, TcpFlow,
-};
 use crossline_config::event::{
     Alert, AlertKind, Direction, Event, EventType, Severity, VerdictStatus,
 };
 use crossline_config::time::Date;
+use crossline_testgen::{
+    beijing_micros, http_post, noise, tls_client_hello, Generator, Label, Side, TcpFlow,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const REGISTRY: &str = include_str!("../testdata/registry/labelled.toml");
-
-/// A scratch directory per test, removed at the end when the test passes.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let p =
-            std::env::temp_dir().join(format!("crossline-detect-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Dir(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 struct Outcome {
     events: Vec<Event>,
@@ -190,7 +172,7 @@ fn tcp(gen: &mut Generator, c: &str, s: &str, t: i64, payload: &[u8], l: Label) 
 #[test]
 fn every_verdict_by_address_port_and_time() {
     use VerdictStatus::*;
-    let dir = Dir::new("verdicts");
+    let dir = scratch("detect-verdicts");
     let mut g = Generator::new();
     let data = b"shipment manifest batch 7";
     tcp(
@@ -349,7 +331,7 @@ fn every_verdict_by_address_port_and_time() {
         label("internal", NotCrossBorder),
     );
 
-    let out = run(&dir.0, REGISTRY, "", &g, 2);
+    let out = run(dir.path(), REGISTRY, "", &g, 2);
     out.check_labels(&g.labels);
 
     let f = out.flow(&g.labels[13]);
@@ -375,7 +357,7 @@ fn every_verdict_by_address_port_and_time() {
 #[test]
 fn names_from_sni_http_dns_and_ech() {
     use VerdictStatus::*;
-    let dir = Dir::new("names");
+    let dir = scratch("detect-names");
     let mut g = Generator::new();
     let t = mon(10, 0, 0);
     let hello = |sni: &str, ech: bool| tls_client_hello(Some(sni), ech);
@@ -439,7 +421,7 @@ fn names_from_sni_http_dns_and_ech() {
     );
 
     // QUIC Initials: the SNI is found, but S-A files tcp/443 only.
-    let quic: Vec<(Side, Vec<u8>)> = crossline_agent::testgen::quic_initials("api.partner.example")
+    let quic: Vec<(Side, Vec<u8>)> = crossline_testgen::quic_initials("api.partner.example")
         .into_iter()
         .map(|d| (Side::Client, d))
         .collect();
@@ -452,7 +434,7 @@ fn names_from_sni_http_dns_and_ech() {
         &quic,
         label("quic", ServiceNotFiled).scenario("S-A"),
     );
-    let out = run(&dir.0, REGISTRY, "", &g, 1);
+    let out = run(dir.path(), REGISTRY, "", &g, 1);
     out.check_labels(&g.labels);
     let v = |i: usize| out.flow(&g.labels[i]).verdict.clone().expect("verdict");
     assert_eq!(v(6).name_source.as_deref(), Some("quic"));
@@ -464,7 +446,7 @@ fn names_from_sni_http_dns_and_ech() {
 
 #[test]
 fn personal_information_split_glued_and_bad_checks() {
-    let dir = Dir::new("pi");
+    let dir = scratch("detect-pi");
     let mut g = Generator::new();
     let body = b"{\"id\":\"11010519491231002X\",\"tel\":\"+8613812345678\",\"card\":\"6222000000000000004\",\"bad\":\"110105194912310021\",\"glued\":\"9138123456781\"}";
     // Segments of 7 bytes: every identifier is split across packets.
@@ -488,7 +470,7 @@ fn personal_information_split_glued_and_bad_checks() {
         b"mail alice@example.com",
         Label::new("filed pi", Some(VerdictStatus::Filed)),
     );
-    let out = run(&dir.0, REGISTRY, "", &g, 1);
+    let out = run(dir.path(), REGISTRY, "", &g, 1);
     out.check_labels(&g.labels);
     let pi: Vec<&Alert> = out
         .alerts(&g.labels[0])
@@ -535,7 +517,7 @@ fn personal_information_split_glued_and_bad_checks() {
 
 #[test]
 fn caps_over_two_days_and_surge_vs_quiet_scenario() {
-    let dir = Dir::new("volume");
+    let dir = scratch("detect-volume");
     let mut g = Generator::new();
     let chunk = vec![b'd'; 8000];
     // S-B: 20 KB a day. Day 1: three flows of ~8 KB -> cap passed on the third; 2x on the 5th.
@@ -590,7 +572,7 @@ fn caps_over_two_days_and_surge_vs_quiet_scenario() {
         Label::new("quiet", Some(VerdictStatus::Filed)),
     );
     let out = run(
-        &dir.0,
+        dir.path(),
         REGISTRY,
         "[detect]\nsurge_floor_bytes = \"20 KB\"\n",
         &g,
@@ -613,7 +595,7 @@ fn caps_over_two_days_and_surge_vs_quiet_scenario() {
 
 #[test]
 fn tunnels_misuse_signatures_persons_expiry_country_gap_and_folding() {
-    let dir = Dir::new("misc");
+    let dir = scratch("detect-misc");
     let mut g = Generator::new();
     let t = mon(10, 0, 0);
     // WireGuard handshake initiation (148 bytes, type 1) to an unfiled port of a filed host.
@@ -722,8 +704,8 @@ fn tunnels_misuse_signatures_persons_expiry_country_gap_and_folding() {
     let net = |s: &str, l| {
         crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
     };
-    crossline_agent::testgen::write_mmdb(
-        &dir.0.join("geo.mmdb"),
+    crossline_testgen::write_mmdb(
+        &dir.path().join("geo.mmdb"),
         &[
             (net("198.51.100.0", 25), "DE"),
             (net("198.51.100.128", 25), "US"),
@@ -768,7 +750,7 @@ kind = "important_data"
 pattern = "SURVEY-GRADE-GEODATA"
 category = "important/geographic-survey"
 "#;
-    let out = run(&dir.0, &registry, extra, &g, 1);
+    let out = run(dir.path(), &registry, extra, &g, 1);
     out.check_labels(&g.labels);
     assert_eq!(out.all_alerts(AlertKind::LineMisuse).len(), 1);
     let p = out.all_alerts(AlertKind::PersonsThreshold);
@@ -837,7 +819,7 @@ impl Analysis for ReloadAt {
 
 #[test]
 fn hot_reload_in_mid_capture_keeps_counters() {
-    let dir = Dir::new("reload");
+    let dir = scratch("detect-reload");
     let mut g = Generator::new();
     let chunk = vec![b'd'; 8000];
     // Before the reload: 10.1.2.3 -> 203.0.113.7 is not a filed recipient; S-B counts bytes.
@@ -874,18 +856,18 @@ fn hot_reload_in_mid_capture_keeps_counters() {
         &chunk,
         Label::new("S-B after", Some(VerdictStatus::Filed)),
     );
-    let cfg = config(&dir.0, REGISTRY, "");
+    let cfg = config(dir.path(), REGISTRY, "");
     let new_registry = REGISTRY.replace(
         "sources = [\"10.1.2.0/24\"]\ndestinations = [\"198.51.100.0/24\"]",
         "sources = [\"10.1.2.0/24\"]\ndestinations = [\"198.51.100.0/24\", \"203.0.113.0/24\"]",
     );
     assert_ne!(new_registry, REGISTRY);
-    let path2 = dir.0.join("registry-2.toml");
+    let path2 = dir.path().join("registry-2.toml");
     std::fs::write(&path2, new_registry).expect("write");
-    let bad = dir.0.join("bad.toml");
+    let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[scenario]]\nid = 5\n").expect("write");
     let at = mon(10, 5, 0);
-    let out = run_with(&dir.0, &cfg, &g, 1, |i, s| ReloadAt {
+    let out = run_with(dir.path(), &cfg, &g, 1, |i, s| ReloadAt {
         inner: Classifier::new(s, i),
         at,
         path: path2.clone(),
@@ -943,7 +925,7 @@ fn label_at(name: &str, v: VerdictStatus, src: &str, dst: &str, proto: u8) -> La
 #[test]
 fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
     use VerdictStatus::*;
-    let dir = Dir::new("precedence");
+    let dir = scratch("detect-precedence");
     let registry = format!(
         "{SMALL}{}",
         scenario(
@@ -1029,7 +1011,7 @@ fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
         .reply(vec![b'r'; 2000]),
         label("foreign initiator from a filed prefix", Filed).scenario("S-CDN"),
     );
-    let out = run(&dir.0, &registry, "", &g, 1);
+    let out = run(dir.path(), &registry, "", &g, 1);
     out.check_labels(&g.labels);
     let v = |i: usize| out.flow(&g.labels[i]).verdict.clone().expect("verdict");
     assert_eq!(v(0).name_source, None, "{:?}", v(0));
@@ -1052,7 +1034,7 @@ fn flow_name_beats_dns_name_and_never_files_a_foreign_initiator() {
 #[test]
 fn filing_not_yet_valid_before_valid_from_and_dates_on_expiry_alerts() {
     use VerdictStatus::*;
-    let dir = Dir::new("not-yet");
+    let dir = scratch("detect-not-yet");
     let registry = format!(
         "{SMALL}{}{}{}",
         scenario(
@@ -1107,7 +1089,7 @@ fn filing_not_yet_valid_before_valid_from_and_dates_on_expiry_alerts() {
             .scenario("S-OLD")
             .alerts(&[AlertKind::FilingExpired]),
     );
-    let out = run(&dir.0, &registry, "", &g, 1);
+    let out = run(dir.path(), &registry, "", &g, 1);
     out.check_labels(&g.labels);
     let a: Vec<&Alert> = out
         .alerts(&g.labels[0])
@@ -1148,7 +1130,7 @@ fn filing_not_yet_valid_before_valid_from_and_dates_on_expiry_alerts() {
 #[test]
 fn excluded_resolver_traffic_is_counted_not_alerted() {
     use VerdictStatus::*;
-    let dir = Dir::new("exclude");
+    let dir = scratch("detect-exclude");
     let mut g = Generator::new();
     let t = mon(10, 0, 0);
     // Queries to a foreign resolver.
@@ -1226,7 +1208,7 @@ services = ["udp/53", "tcp/53"]
 name = "ntp"
 services = ["udp/123"]
 "#;
-    let out = run(&dir.0, REGISTRY, extra, &g, 2);
+    let out = run(dir.path(), REGISTRY, extra, &g, 2);
     out.check_labels(&g.labels);
     for l in &g.labels[..4] {
         let f = out.flow(l);
@@ -1266,8 +1248,8 @@ services = ["udp/123"]
 
 #[test]
 fn exclude_entries_are_validated_with_file_line_and_value() {
-    let dir = Dir::new("exclude-bad");
-    std::fs::write(dir.0.join("registry.toml"), REGISTRY).expect("write registry");
+    let dir = scratch("detect-exclude-bad");
+    std::fs::write(dir.path().join("registry.toml"), REGISTRY).expect("write registry");
     let agent = r#"gateway = "gw-test"
 domestic = ["10.0.0.0/8"]
 registry = "registry.toml"
@@ -1298,11 +1280,11 @@ year = 2027
 off = ["2027-01-01", "2027-02-06..2027-02-01", "2028-01-01"]
 workdays = ["2027-01-01"]
 "#;
-    let path = dir.0.join("agent.toml");
+    let path = dir.path().join("agent.toml");
     std::fs::write(&path, agent).expect("write agent.toml");
     // An entry matching everything is valid but warned about.
     let broad = "gateway = \"gw-test\"\ndomestic = [\"10.0.0.0/8\", \"fd00::/8\"]\nregistry = \"registry.toml\"\n\n[[exclude]]\nname = \"all\"\nprefixes = [\"0.0.0.0/0\"]\n";
-    let broad_path = dir.0.join("broad.toml");
+    let broad_path = dir.path().join("broad.toml");
     std::fs::write(&broad_path, broad).expect("write broad.toml");
     let (_, warnings) =
         crossline_config::load_agent_config(&broad_path, today()).expect("valid with a warning");
@@ -1351,7 +1333,7 @@ workdays = ["2027-01-01"]
 /// filing ending on 15 April 2026.
 #[test]
 fn filing_expiring_once_per_level_over_a_month_in_working_days() {
-    let dir = Dir::new("expiring-month");
+    let dir = scratch("detect-expiring-month");
     let registry = format!(
         "{SMALL}{}",
         scenario(
@@ -1374,7 +1356,7 @@ fn filing_expiring_once_per_level_over_a_month_in_working_days() {
             Label::new("daily", Some(VerdictStatus::Filed)),
         );
     }
-    let out = run(&dir.0, &registry, "", &g, 2);
+    let out = run(dir.path(), &registry, "", &g, 2);
     out.check_labels(&g.labels);
     let expiring: Vec<(String, Option<i64>)> = out
         .events
@@ -1414,7 +1396,7 @@ fn filing_expiring_once_per_level_over_a_month_in_working_days() {
 
 #[test]
 fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_added() {
-    let dir = Dir::new("holidays");
+    let dir = scratch("detect-holidays");
     let registry = format!(
         "{SMALL}{}",
         scenario(
@@ -1434,7 +1416,7 @@ fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_a
         b"daily sales",
         Label::new("december", Some(VerdictStatus::Filed)),
     );
-    let out = run(&dir.0, &registry, "", &g, 1);
+    let out = run(dir.path(), &registry, "", &g, 1);
     let a = out.all_alerts(AlertKind::FilingExpiring);
     assert_eq!(a.len(), 1, "{a:?}");
     // 20 December 2026 to 15 January 2027: 26 calendar days, no schedule for 2027.
@@ -1456,13 +1438,13 @@ fn expiry_beyond_the_holiday_table_falls_back_to_calendar_days_until_a_year_is_a
         .unwrap_or_else(|| panic!("no fallback counter in\n{text}"));
     assert_ne!(line, "crossline_agent_expiry_calendar_fallbacks_total 0");
 
-    let dir2 = Dir::new("holidays-2027");
+    let dir2 = scratch("detect-holidays-2027");
     let extra = r#"
 [[holidays]]
 year = 2027
 off = ["2027-01-01"]
 "#;
-    let out = run(&dir2.0, &registry, extra, &g, 1);
+    let out = run(dir2.path(), &registry, extra, &g, 1);
     let a = out.all_alerts(AlertKind::FilingExpiring);
     // 21-25 and 28-31 December, 4-8 and 11-15 January: 19 working days.
     assert_eq!(a[0].days_left, Some(19));

@@ -13,8 +13,8 @@
 
 mod common;
 
-use crossline_agent::testgen::{frame, TcpFlow, L4};
 use crossline_config::event::{Event, EventType, Stats};
+use crossline_testgen::{frame, TcpFlow, L4};
 use etherparse::PacketBuilder;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -80,9 +80,7 @@ fn analyze(tag: &str, extra: &str, records: &[(i64, u32, Vec<u8>)]) -> Vec<Event
     write_pcap(&pcap, records);
     let (out, stderr, ok) = common::analyze(&dir, &[pcap.as_path()], 2, "events.jsonl");
     assert!(ok, "analyze failed: {stderr}");
-    let ev = common::events(&out);
-    let _ = std::fs::remove_dir_all(&dir);
-    ev
+    common::events(&out)
 }
 
 fn flows(ev: &[Event]) -> Vec<&Event> {
@@ -205,8 +203,8 @@ fn fins_retransmitted_after_the_close_start_no_second_flow() {
     let conn = TcpFlow::new(c, s, T0)
         .send(&b"hello"[..])
         .reply(&b"world"[..]);
-    let mut g = crossline_agent::testgen::Generator::new();
-    let end = g.tcp(&conn, crossline_agent::testgen::Label::new("conn", None));
+    let mut g = crossline_testgen::Generator::new();
+    let end = g.tcp(&conn, crossline_testgen::Label::new("conn", None));
     let mut recs: Vec<(i64, u32, Vec<u8>)> = Vec::new();
     // The generated connection (handshake, data, FIN exchange) as pcap records.
     let bytes = g.pcap.to_bytes();
@@ -464,7 +462,6 @@ fn flows_of_the_specs_baseline_capture_carry_its_ids_for_two_seeds() {
         let (out, stderr, ok) = common::analyze(&dir, &[pcap.as_path()], 1, "events.jsonl");
         assert!(ok, "analyze failed: {stderr}");
         let ev = common::events(&out);
-        let _ = std::fs::remove_dir_all(&dir);
         let fl = flows(&ev);
         let got: std::collections::BTreeSet<String> = fl
             .iter()

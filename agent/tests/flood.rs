@@ -23,10 +23,10 @@ use crossline_agent::pipeline::{Dispatcher, QueueMode};
 use crossline_agent::sink::{EventSink, Writer};
 use crossline_agent::stats::LiveStats;
 use crossline_agent::taps::L7State;
-use crossline_agent::testgen::{frame, L4};
 use crossline_agent::worker::{Worker, WorkerContext};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{Event, EventType};
+use crossline_testgen::{frame, L4};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -321,7 +321,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
 /// Fragmented exports during a flood of incomplete first fragments, through `analyze`.
 #[test]
 fn fragment_flood_leaves_every_fragmented_export_attributed() {
-    use crossline_agent::testgen::PcapWriter;
+    use crossline_testgen::PcapWriter;
     const SECONDS: i64 = 20;
     const FLOOD_PPS: i64 = 1000;
     const EXPORTS_PER_SEC: i64 = 273;

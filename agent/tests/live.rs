@@ -10,7 +10,7 @@
 use crossline_config::event::{Event, EventType};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,8 +104,7 @@ fn live_capture_on_veth_matches_offline() {
     let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
     let _guard = setup(&ns, &host, &peer, 9000);
 
-    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-live-{id}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("live");
     std::fs::write(
         dir.join("agent.toml"),
         format!(
@@ -246,7 +245,6 @@ fn live_capture_on_veth_matches_offline() {
         "kernel drops"
     );
     assert!(diff.is_empty(), "{} conversations differ", diff.len());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// CPU time (user + system) of a process so far, from /proc, in clock ticks.
@@ -259,7 +257,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 #[test]
 fn live_fragment_flood_leaves_every_fragmented_export_visible() {
-    use crossline_agent::testgen::{frame, PcapWriter, L4};
+    use crossline_testgen::{frame, PcapWriter, L4};
     if !is_root() {
         return skip("not root");
     }
@@ -306,8 +304,7 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("cfns{id}"), format!("cfh{id}"), format!("cfp{id}"));
     let _guard = setup(&ns, &host, &peer, 9000);
-    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-livefrag-{id}"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("livefrag");
     let pcap_path = dir.join("flood.pcap");
     pcap.write(&pcap_path).expect("write capture");
     std::fs::write(
@@ -440,5 +437,4 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
         stats.drops.get("fragment_table").copied().unwrap_or(0) > 0,
         "the flood made the fragment map evict (counted)"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,6 +1,8 @@
 //! Operating the agent: SIGHUP re-reads `agent.toml`; live keys are applied, the others are
 //! logged as needing a restart with their old and new values.
 
+mod common;
+
 use crossline_agent::detect::reload::ConfigReloader;
 use crossline_agent::detect::DetectShared;
 use std::io::{BufRead, BufReader};
@@ -9,13 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crossline-ops-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn registry() -> PathBuf {
     Path::new(concat!(
@@ -52,7 +47,7 @@ fn is_root() -> bool {
 
 #[test]
 fn reloaded_config_changes_classification_and_keeps_restart_only_keys() {
-    let dir = temp_dir("lib");
+    let dir = common::scratch("ops-lib");
     let path = write_config(
         &dir,
         "\"10.0.0.0/8\", \"fd00::/8\"",
@@ -97,7 +92,6 @@ fn reloaded_config_changes_classification_and_keeps_restart_only_keys() {
     std::fs::write(&path, "gateway = 1\n").expect("write");
     assert!(reloader.reload_at(today).is_err());
     assert!(shared.registry().current().is_domestic(ip));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -109,7 +103,7 @@ fn sighup_applies_domestic_and_logs_workers_as_needing_restart() {
         eprintln!("SKIPPED: not root (`run` on lo needs CAP_NET_RAW)");
         return;
     }
-    let dir = temp_dir("hup");
+    let dir = common::scratch("ops-hup");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
@@ -183,7 +177,6 @@ fn sighup_applies_domestic_and_logs_workers_as_needing_restart() {
         ) && applied.contains("generation 2"),
         "{applied}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A CA and a client certificate signed by it, valid for `days` more days, in `dir`.
@@ -234,7 +227,7 @@ const UPLINK: &str = "[uplink]\ncollector = \"https://127.0.0.1:7443\"\nca = \"c
 
 #[test]
 fn check_fails_naming_a_filter_libpcap_refuses() {
-    let dir = temp_dir("bpf");
+    let dir = common::scratch("ops-bpf");
     write_pki(&dir, 365);
     let good = write_config(
         &dir,
@@ -268,12 +261,11 @@ fn check_fails_naming_a_filter_libpcap_refuses() {
         err.contains("error    capture.filter \"tcp port\": libpcap refuses it for lo"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn check_names_each_collector_of_the_list() {
-    let dir = temp_dir("collectors");
+    let dir = common::scratch("ops-collectors");
     write_pki(&dir, 365);
     let list = UPLINK.replace(
         "collector = \"https://127.0.0.1:7443\"",
@@ -289,12 +281,11 @@ fn check_names_each_collector_of_the_list() {
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn check_names_a_missing_or_foreign_certificate_and_days_left() {
-    let dir = temp_dir("cert");
+    let dir = common::scratch("ops-cert");
     write_pki(&dir, 20);
     let cfg = write_config(&dir, "\"10.0.0.0/8\", \"fd00::/8\"", 2, UPLINK);
     let (code, out, err) = check(&cfg);
@@ -329,5 +320,4 @@ fn check_names_a_missing_or_foreign_certificate_and_days_left() {
         err.contains("not accepted with uplink.ca") && err.contains("ca.pem"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

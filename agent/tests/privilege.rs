@@ -26,16 +26,6 @@ fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "crossline-priv-{tag}-{}",
-        std::process::id() % 100_000
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 fn write_config(dir: &Path, capture: &str) -> PathBuf {
     let path = dir.join("agent.toml");
     std::fs::write(
@@ -109,7 +99,7 @@ fn run_as_root_switches_user_keeps_only_net_raw_and_still_captures() {
     let (ns, host, peer) = (format!("cpns{id}"), format!("cph{id}"), format!("cpp{id}"));
     let _guard = setup(&ns, &host, &peer, 1500);
 
-    let dir = temp_dir("run");
+    let dir = common::scratch("priv-run");
     let config = write_config(
         &dir,
         &format!("interfaces = [\"{host}\"]\nworkers = 2\nuser = \"nobody\""),
@@ -257,12 +247,11 @@ fn run_as_root_switches_user_keeps_only_net_raw_and_still_captures() {
         Vec::<&(String, String, String)>::new(),
         "live flows differ from analyze"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn without_cap_net_raw_run_names_the_capability_and_interface() {
-    let dir = temp_dir("nocap");
+    let dir = common::scratch("priv-nocap");
     let config = write_config(&dir, "interfaces = [\"lo\"]\nworkers = 1");
     let mut cmd = if is_root() {
         if !have("setpriv") {
@@ -301,12 +290,11 @@ fn without_cap_net_raw_run_names_the_capability_and_interface() {
         stderr.contains("AmbientCapabilities=CAP_NET_RAW"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_unknown_user_is_named() {
-    let dir = temp_dir("nouser");
+    let dir = common::scratch("priv-nouser");
     let config = write_config(
         &dir,
         "interfaces = [\"lo\"]\nworkers = 1\nuser = \"crossline-no-such-user\"",
@@ -322,12 +310,11 @@ fn an_unknown_user_is_named() {
         stderr.contains("capture.user = \"crossline-no-such-user\": no such user"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_malformed_user_name_is_a_config_error_with_its_line() {
-    let dir = temp_dir("badname");
+    let dir = common::scratch("priv-badname");
     let config = write_config(&dir, "user = \"Bad Name\"");
     let out = Command::new(BIN)
         .args(["check", "--config"])
@@ -345,7 +332,6 @@ fn a_malformed_user_name_is_a_config_error_with_its_line() {
         text.contains("capture.user: \"Bad Name\" is not a user name"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// As under crossline-agent.service (`User=`, `AmbientCapabilities=CAP_NET_RAW`): a plain user
@@ -358,7 +344,7 @@ fn a_plain_user_with_ambient_cap_net_raw_captures_like_the_unit() {
     if !have("setpriv") {
         return skip("setpriv not installed");
     }
-    let dir = temp_dir("ambient");
+    let dir = common::scratch("priv-ambient");
     let config = write_config(
         &dir,
         "interfaces = [\"lo\"]\nworkers = 2\nuser = \"nobody\"",
@@ -417,5 +403,4 @@ fn a_plain_user_with_ambient_cap_net_raw_captures_like_the_unit() {
     };
     log.extend(lines);
     assert!(st.success(), "exit {st}: {log:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

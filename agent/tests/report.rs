@@ -2,14 +2,14 @@
 //! escaping, self-containment, bounded memory, and that no raw personal identifier reaches the
 //! file.
 //!
-//! The labelled input is `crossline_agent::report::sample` (a registry and the events an agent
+//! The labelled input is `crossline_testgen::report_sample` (a registry and the events an agent
 //! writes for it, with known totals). When the `crossline-agent` binary supports
 //! `analyze --report`, `analyze_writes_report_from_a_real_capture` also runs it on a real
 //! capture from `../shared`.
 
 use crossline_agent::report::{
-    fmt_bytes, fmt_int, render, sample, Lang, ReportData, ReportSink, FINDING_EXAMPLES,
-    FINDING_VALUES, RECIPIENT_CAPACITY, SERIES_BINS,
+    fmt_bytes, fmt_int, render, Lang, ReportData, ReportSink, FINDING_EXAMPLES, FINDING_VALUES,
+    RECIPIENT_CAPACITY, SERIES_BINS,
 };
 use crossline_agent::sink::EventSink;
 use crossline_config::event::{
@@ -17,6 +17,7 @@ use crossline_config::event::{
     TlsMeta, Verdict, VerdictStatus,
 };
 use crossline_config::time;
+use crossline_testgen::report_sample as sample;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -566,7 +567,7 @@ persons_per_year = 150000
 /// TLS exports, two unfiled SSH uploads to one address, one unfiled cleartext HTTP POST with
 /// personal information, one export to a recipient outside the filing. Returns the pcap path.
 fn labelled_capture(dir: &std::path::Path) -> std::path::PathBuf {
-    use crossline_agent::testgen::{self, Generator, Label, TcpFlow};
+    use crossline_testgen::{self as testgen, Generator, Label, TcpFlow};
     use std::net::SocketAddr;
 
     let _ = std::fs::remove_dir_all(dir);
@@ -644,7 +645,7 @@ fn labelled_capture_through_the_pipeline() {
     use crossline_agent::detect::{Classifier, DetectShared};
     use crossline_agent::pipeline::{run_offline, OfflineOptions};
     use crossline_agent::sink::MemorySink;
-    use crossline_agent::testgen;
+    use crossline_testgen as testgen;
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-pipeline");
     let pcap = labelled_capture(&dir);

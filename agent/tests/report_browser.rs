@@ -5,7 +5,8 @@
 //! Chromium is `/usr/bin/chromium` (Debian package `chromium`). When it is missing the test
 //! panics under `CI=true` and prints SKIPPED otherwise.
 
-use crossline_agent::report::{render, sample, Lang, ReportData};
+use crossline_agent::report::{render, Lang, ReportData};
+use crossline_testgen::report_sample as sample;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

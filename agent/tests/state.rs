@@ -4,11 +4,14 @@
 //! the thresholds (and warn of expiry twice). Corrupt, truncated, zero-length, future-version
 //! and unwritable state: a warning, a counter, the file kept aside, a fresh start, exit 0.
 
+mod common;
+
+use common::scratch;
 use crossline_agent::detect::state::{Restored, STATE_FILE};
 use crossline_agent::detect::DetectShared;
-use crossline_agent::testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use crossline_config::event::{AlertKind, Event, EventType};
 use crossline_config::time::Date;
+use crossline_testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -59,25 +62,6 @@ sources = ["10.7.0.0/16"]
 destinations = ["198.51.100.0/24"]
 persons_per_year = 100
 "#;
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("crossline-state-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Dir(p)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 fn setup(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("registry.toml"), REGISTRY).expect("registry");
@@ -227,10 +211,10 @@ fn count(v: &[(AlertKind, Option<String>, Option<String>)], k: AlertKind) -> usi
 
 #[test]
 fn halves_with_state_alert_like_one_run_and_without_stay_under() {
-    let dir = Dir::new("halves");
-    let cfg = setup(&dir.0);
+    let dir = scratch("state-halves");
+    let cfg = setup(dir.path());
     let (first, second, whole) = halves();
-    let one = analyze(&dir.0, &cfg, "whole", &whole, None);
+    let one = analyze(dir.path(), &cfg, "whole", &whole, None);
     assert_eq!(one.code, Some(0), "{}", one.stderr);
     let expected = cumulative(&[&one]);
     for k in [
@@ -246,12 +230,12 @@ fn halves_with_state_alert_like_one_run_and_without_stay_under() {
     );
 
     // Two halves, one state directory.
-    let state = dir.0.join("state");
-    let a = analyze(&dir.0, &cfg, "first", &first, Some(&state));
+    let state = dir.path().join("state");
+    let a = analyze(dir.path(), &cfg, "first", &first, Some(&state));
     assert_eq!(a.code, Some(0), "{}", a.stderr);
     assert!(a.stderr.contains("starting fresh"), "{}", a.stderr);
     assert!(state.join(STATE_FILE).is_file());
-    let b = analyze(&dir.0, &cfg, "second", &second, Some(&state));
+    let b = analyze(dir.path(), &cfg, "second", &second, Some(&state));
     assert_eq!(b.code, Some(0), "{}", b.stderr);
     assert!(b.stderr.contains("state: restored"), "{}", b.stderr);
     assert_eq!(cumulative(&[&a, &b]), expected);
@@ -265,8 +249,8 @@ fn halves_with_state_alert_like_one_run_and_without_stay_under() {
     assert!((85..=95).contains(&p), "{p} persons (90 identifiers)");
 
     // The same halves without state: no persons, cap or surge alert, and expiry warned twice.
-    let a = analyze(&dir.0, &cfg, "first-nostate", &first, None);
-    let b = analyze(&dir.0, &cfg, "second-nostate", &second, None);
+    let a = analyze(dir.path(), &cfg, "first-nostate", &first, None);
+    let b = analyze(dir.path(), &cfg, "second-nostate", &second, None);
     let got = cumulative(&[&a, &b]);
     for k in [
         AlertKind::PersonsThreshold,
@@ -291,9 +275,9 @@ fn good_state(dir: &Path, cfg: &Path) -> Vec<u8> {
 
 #[test]
 fn corrupt_state_warns_counts_keeps_a_copy_and_starts_fresh() {
-    let dir = Dir::new("corrupt");
-    let cfg = setup(&dir.0);
-    let good = good_state(&dir.0, &cfg);
+    let dir = scratch("state-corrupt");
+    let cfg = setup(dir.path());
+    let good = good_state(dir.path(), &cfg);
     let mut flipped = good.clone();
     let at = flipped.len() / 2;
     flipped[at] ^= 0x01;
@@ -312,7 +296,7 @@ fn corrupt_state_warns_counts_keeps_a_copy_and_starts_fresh() {
         .expect("config")
         .0;
     for (name, bytes, why) in cases {
-        let state = dir.0.join(name);
+        let state = dir.path().join(name);
         std::fs::create_dir_all(&state).expect("dir");
         std::fs::write(state.join(STATE_FILE), &bytes).expect("write");
         // Through the library: the counter and the copy.
@@ -331,7 +315,7 @@ fn corrupt_state_warns_counts_keeps_a_copy_and_starts_fresh() {
         assert!(shared.persons().is_empty() && shared.scenario_usage().is_empty());
         // Through the binary: exit 0, a warning, a fresh start (the second half alone).
         std::fs::write(state.join(STATE_FILE), &bytes).expect("write");
-        let r = analyze(&dir.0, &cfg, name, &second, Some(&state));
+        let r = analyze(dir.path(), &cfg, name, &second, Some(&state));
         assert_eq!(r.code, Some(0), "{name}: {}", r.stderr);
         assert!(
             r.stderr.contains("warning: state") && r.stderr.contains(why),
@@ -352,14 +336,14 @@ fn corrupt_state_warns_counts_keeps_a_copy_and_starts_fresh() {
 
 #[test]
 fn unwritable_state_directory_warns_and_exits_zero() {
-    let dir = Dir::new("unwritable");
-    let cfg = setup(&dir.0);
+    let dir = scratch("state-unwritable");
+    let cfg = setup(dir.path());
     // A path below a regular file can be neither read nor created, even by root.
-    let blocker = dir.0.join("not-a-dir");
+    let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"x").expect("file");
     let state = blocker.join("state");
     let (first, _, _) = halves();
-    let r = analyze(&dir.0, &cfg, "unwritable", &first, Some(&state));
+    let r = analyze(dir.path(), &cfg, "unwritable", &first, Some(&state));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains("warning: state") && r.stderr.contains("cannot read"),
@@ -383,11 +367,11 @@ fn unwritable_state_directory_warns_and_exits_zero() {
 
 #[test]
 fn another_pi_key_drops_persons_but_keeps_the_rest() {
-    let dir = Dir::new("key");
-    let cfg = setup(&dir.0);
+    let dir = scratch("state-key");
+    let cfg = setup(dir.path());
     let (first, second, _) = halves();
-    let state = dir.0.join("state");
-    let a = analyze(&dir.0, &cfg, "first", &first, Some(&state));
+    let state = dir.path().join("state");
+    let a = analyze(dir.path(), &cfg, "first", &first, Some(&state));
     assert_eq!(a.code, Some(0), "{}", a.stderr);
     let text = std::fs::read_to_string(&cfg).expect("cfg");
     std::fs::write(
@@ -398,7 +382,7 @@ fn another_pi_key_drops_persons_but_keeps_the_rest() {
         ),
     )
     .expect("cfg");
-    let b = analyze(&dir.0, &cfg, "second", &second, Some(&state));
+    let b = analyze(dir.path(), &cfg, "second", &second, Some(&state));
     assert_eq!(b.code, Some(0), "{}", b.stderr);
     assert!(b.stderr.contains("another PI key"), "{}", b.stderr);
     let got = cumulative(&[&b]);
@@ -413,10 +397,10 @@ fn sketches_carry_registers_bytes_and_key_fingerprint() {
     use crossline_agent::pipeline::{run_offline, OfflineOptions};
     use crossline_config::sketch::HyperLogLog;
     use std::sync::Arc;
-    let dir = Dir::new("sketch");
-    let cfg = setup(&dir.0);
+    let dir = scratch("state-sketch");
+    let cfg = setup(dir.path());
     let (_, _, whole) = halves();
-    let pcap = dir.0.join("whole.pcap");
+    let pcap = dir.path().join("whole.pcap");
     whole.write(&pcap).expect("pcap");
     let loaded = crossline_config::load_agent_config(&cfg, Date::new(2026, 3, 1).expect("d"))
         .expect("config")

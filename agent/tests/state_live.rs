@@ -7,10 +7,10 @@
 //! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
 //! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
 
-use crossline_agent::testgen::{http_post, pi_records, Generator, Label, TcpFlow};
 use crossline_config::event::{AlertKind, Event, EventType};
+use crossline_testgen::{http_post, pi_records, Generator, Label, TcpFlow};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -201,9 +201,7 @@ fn run_restarted_after_sigterm_or_sigkill_keeps_persons_and_caps() {
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("csns{id}"), format!("csh{id}"), format!("csp{id}"));
     let _guard = setup(&ns, &host, &peer, 1500);
-    let dir: PathBuf = std::env::temp_dir().join(format!("crossline-state-live-{id}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("state-live");
     std::fs::write(dir.join("registry.toml"), REGISTRY).expect("registry");
     let first = dir.join("first.pcap");
     let second = dir.join("second.pcap");
@@ -269,5 +267,4 @@ fn run_restarted_after_sigterm_or_sigkill_keeps_persons_and_caps() {
     std::thread::sleep(Duration::from_millis(3000));
     stop(a, "-TERM");
     assert!(kinds(&dir.join("fresh.jsonl")).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

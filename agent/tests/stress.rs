@@ -145,8 +145,7 @@ fn mutated_corpus_captures_never_crash_or_hang() {
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/agent.toml"
     ));
-    let dir = std::env::temp_dir().join(format!("crossline-stress-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("stress");
     // The mutated files, generated up front from the seed (deterministic whatever the threads).
     let mut rng = Rng(SEED);
     let mut jobs = Vec::with_capacity(RUNS);
@@ -204,5 +203,4 @@ fn mutated_corpus_captures_never_crash_or_hang() {
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,39 +1,14 @@
 //! Spool tests on a real directory: restart, torn tails, a full spool, segment deletion,
 //! rejected batches, plus the append rate and recovery time figures.
 
+mod common;
+
+use common::scratch;
 use crossline_agent::uplink::spool::{BatchKind, Spool, SpoolOptions, HEADER_LEN};
 use crossline_config::agent::FsyncPolicy;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "crossline-spool-{name}-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 fn opts(dir: &Path, max_bytes: u64, segment_bytes: u64, fsync: FsyncPolicy) -> SpoolOptions {
     SpoolOptions {
@@ -81,8 +56,8 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn restart_keeps_stream_and_resumes_after_the_last_sequence() {
-    let tmp = TempDir::new("restart");
-    let o = opts(&tmp.0, 1 << 20, 64 << 10, FsyncPolicy::Always);
+    let tmp = scratch("spool-restart");
+    let o = opts(tmp.path(), 1 << 20, 64 << 10, FsyncPolicy::Always);
     let (stream, seqs) = {
         let mut s = Spool::open(o.clone()).expect("open");
         let seqs: Vec<u64> = (0..3)
@@ -129,8 +104,8 @@ fn restart_keeps_stream_and_resumes_after_the_last_sequence() {
 
 #[test]
 fn torn_tail_is_cut_counted_and_not_resent() {
-    let tmp = TempDir::new("torn");
-    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Always);
+    let tmp = scratch("spool-torn");
+    let o = opts(tmp.path(), 1 << 20, 1 << 20, FsyncPolicy::Always);
     {
         let mut s = Spool::open(o.clone()).expect("open");
         for i in 0..3 {
@@ -139,7 +114,7 @@ fn torn_tail_is_cut_counted_and_not_resent() {
                 .expect("stored");
         }
     }
-    let segs = segments(&tmp.0);
+    let segs = segments(tmp.path());
     assert_eq!(segs.len(), 1);
     let len = fs::metadata(&segs[0]).expect("stat").len();
     // Crash in the middle of writing the third record: lose its last 5 bytes.
@@ -183,7 +158,7 @@ fn torn_tail_is_cut_counted_and_not_resent() {
         .expect("append")
         .expect("stored");
     drop(s);
-    let seg = segments(&tmp.0).pop().expect("a segment");
+    let seg = segments(tmp.path()).pop().expect("a segment");
     let mut bytes = fs::read(&seg).expect("read");
     bytes.extend_from_slice(b"garbage!");
     fs::write(&seg, &bytes).expect("write");
@@ -194,9 +169,9 @@ fn torn_tail_is_cut_counted_and_not_resent() {
 
 #[test]
 fn a_corrupt_record_in_the_middle_ends_its_segment_but_not_the_spool() {
-    let tmp = TempDir::new("corrupt");
+    let tmp = scratch("spool-corrupt");
     // Small segments: one record each.
-    let o = opts(&tmp.0, 1 << 20, 64, FsyncPolicy::Never);
+    let o = opts(tmp.path(), 1 << 20, 64, FsyncPolicy::Never);
     {
         let mut s = Spool::open(o.clone()).expect("open");
         for i in 0..3 {
@@ -205,7 +180,7 @@ fn a_corrupt_record_in_the_middle_ends_its_segment_but_not_the_spool() {
                 .expect("stored");
         }
     }
-    let segs = segments(&tmp.0);
+    let segs = segments(tmp.path());
     assert_eq!(segs.len(), 3, "one record per segment expected");
     let mut bytes = fs::read(&segs[1]).expect("read");
     let last = bytes.len() - 2;
@@ -221,17 +196,17 @@ fn a_corrupt_record_in_the_middle_ends_its_segment_but_not_the_spool() {
     .collect();
     assert_eq!(seqs, vec![1, 3]);
     assert!(
-        segments(&tmp.0).is_empty(),
+        segments(tmp.path()).is_empty(),
         "acknowledged segments left behind"
     );
 }
 
 #[test]
 fn full_spool_gives_flows_away_before_alerts() {
-    let tmp = TempDir::new("full");
+    let tmp = scratch("spool-full");
     let record = (HEADER_LEN + payload("f", 10, 50).len()) as u64;
     // Room for 20 records; segments of 4 records.
-    let o = opts(&tmp.0, 20 * record, 4 * record, FsyncPolicy::Never);
+    let o = opts(tmp.path(), 20 * record, 4 * record, FsyncPolicy::Never);
     let mut s = Spool::open(o).expect("open");
     let mut flows_stored = 0;
     for _ in 0..40 {
@@ -306,9 +281,9 @@ fn full_spool_gives_flows_away_before_alerts() {
 
 #[test]
 fn a_segment_is_deleted_only_when_every_batch_in_it_is_acknowledged() {
-    let tmp = TempDir::new("delete");
+    let tmp = scratch("spool-delete");
     let record = (HEADER_LEN + payload("d", 1, 30).len()) as u64;
-    let o = opts(&tmp.0, 1 << 20, 2 * record, FsyncPolicy::Always);
+    let o = opts(tmp.path(), 1 << 20, 2 * record, FsyncPolicy::Always);
     let mut s = Spool::open(o.clone()).expect("open");
     for i in 0..5 {
         s.append(BatchKind::Alerts, 1, &payload("d", 1, 30), i)
@@ -316,25 +291,29 @@ fn a_segment_is_deleted_only_when_every_batch_in_it_is_acknowledged() {
             .expect("stored");
     }
     // Segments: [1,2] [3,4] [5 (open)].
-    assert_eq!(segments(&tmp.0).len(), 3);
+    assert_eq!(segments(tmp.path()).len(), 3);
     s.ack(1).expect("ack");
     assert_eq!(
-        segments(&tmp.0).len(),
+        segments(tmp.path()).len(),
         3,
         "segment deleted with batch 2 unacknowledged"
     );
     // Out-of-order acknowledgement of 4 keeps [3,4].
     s.ack(4).expect("ack");
-    assert_eq!(segments(&tmp.0).len(), 3);
+    assert_eq!(segments(tmp.path()).len(), 3);
     s.ack(2).expect("ack");
-    assert_eq!(segments(&tmp.0).len(), 2, "fully acknowledged segment kept");
+    assert_eq!(
+        segments(tmp.path()).len(),
+        2,
+        "fully acknowledged segment kept"
+    );
     assert_eq!(s.stats().acked_seq, 2);
     s.ack(3).expect("ack");
-    assert_eq!(segments(&tmp.0).len(), 1);
+    assert_eq!(segments(tmp.path()).len(), 1);
     assert_eq!(s.stats().acked_seq, 4);
     s.ack(5).expect("ack");
     assert!(
-        segments(&tmp.0).is_empty(),
+        segments(tmp.path()).is_empty(),
         "open segment kept after full ack"
     );
     assert_eq!(s.stats().bytes, 0);
@@ -347,8 +326,8 @@ fn a_segment_is_deleted_only_when_every_batch_in_it_is_acknowledged() {
 
 #[test]
 fn rejected_batches_are_moved_aside_with_the_reply() {
-    let tmp = TempDir::new("reject");
-    let mut s = Spool::open(opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Never)).expect("open");
+    let tmp = scratch("spool-reject");
+    let mut s = Spool::open(opts(tmp.path(), 1 << 20, 1 << 20, FsyncPolicy::Never)).expect("open");
     s.append(BatchKind::Alerts, 1, b"{\"bad\":true}\n", 1)
         .expect("append")
         .expect("stored");
@@ -366,14 +345,14 @@ fn rejected_batches_are_moved_aside_with_the_reply() {
 
 #[test]
 fn append_rate_and_recovery_time() {
-    let tmp = TempDir::new("rate");
+    let tmp = scratch("spool-rate");
     let batch = payload("r", 500, 400); // ~220 KB, a full batch of flow records
     let mut figures = Vec::new();
     for (name, fsync) in [
         ("never", FsyncPolicy::Never),
         ("always", FsyncPolicy::Always),
     ] {
-        let dir = tmp.0.join(name);
+        let dir = tmp.path().join(name);
         let mut s = Spool::open(opts(&dir, 4 << 30, 16 << 20, fsync)).expect("open");
         let n = 200;
         let started = Instant::now();
@@ -407,7 +386,7 @@ fn append_rate_and_recovery_time() {
         ("never", FsyncPolicy::Never),
         ("always", FsyncPolicy::Always),
     ] {
-        let dir = tmp.0.join(format!("journal-{name}"));
+        let dir = tmp.path().join(format!("journal-{name}"));
         let mut s = Spool::open(opts(&dir, 4 << 30, 16 << 20, fsync)).expect("open");
         let n = 500;
         let started = Instant::now();
@@ -696,9 +675,9 @@ fn alert_line(i: usize) -> String {
 fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("client");
+    let tmp = scratch("spool-client");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     // Replies: 503, 429, then 200 for batch 1; 400 naming line 2 for batch 2 (that event is
     // poison, the other two are not); 200 for the rest.
     let srv = server::start_full(
@@ -715,7 +694,7 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
         ],
         usize::MAX,
     );
-    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 3)).expect("start uplink");
+    let up = Uplink::start(&uplink_config(tmp.path(), srv.addr, 3)).expect("start uplink");
     let mut sink = up.sink();
     for i in 0..9 {
         sink.push(EventType::Alert, alert_line(i).as_bytes());
@@ -759,7 +738,7 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
         "{snap:?}"
     );
     assert_eq!(snap.spool.unacked_batches, 0);
-    let rejected: Vec<_> = fs::read_dir(tmp.0.join("spool/rejected"))
+    let rejected: Vec<_> = fs::read_dir(tmp.path().join("spool/rejected"))
         .expect("rejected dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
@@ -785,9 +764,9 @@ fn client_retries_429_and_5xx_moves_poison_aside_and_keeps_order() {
 fn several_collectors_fail_over_with_the_same_stream_and_sequence() {
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("failover");
+    let tmp = scratch("spool-failover");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     // First in the list: nothing listens there.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -795,7 +774,7 @@ fn several_collectors_fail_over_with_the_same_stream_and_sequence() {
     // Second: stores batch 1, answers 503 to batch 2. Third: stores everything.
     let a = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![200, 503]);
     let b = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
-    let mut cfg = uplink_config(&tmp.0, dead, 3);
+    let mut cfg = uplink_config(tmp.path(), dead, 3);
     cfg.collectors = [dead, a.addr, b.addr]
         .iter()
         .map(|addr| format!("https://{addr}"))
@@ -838,9 +817,9 @@ fn several_collectors_fail_over_with_the_same_stream_and_sequence() {
 fn forbidden_and_other_refusals_are_retried_not_dropped() {
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("forbidden");
+    let tmp = scratch("spool-forbidden");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     // The collector's gateway list is wrong for a while (403), then a 400 that names no line
     // (a header problem), then it is fixed.
     let srv = server::start_full(
@@ -857,7 +836,7 @@ fn forbidden_and_other_refusals_are_retried_not_dropped() {
         ],
         usize::MAX,
     );
-    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 4)).expect("start uplink");
+    let up = Uplink::start(&uplink_config(tmp.path(), srv.addr, 4)).expect("start uplink");
     let mut sink = up.sink();
     for i in 0..8 {
         sink.push(EventType::Alert, alert_line(i).as_bytes());
@@ -882,19 +861,22 @@ fn forbidden_and_other_refusals_are_retried_not_dropped() {
         (2, 0, 4, 4),
         "{snap:?}"
     );
-    assert!(!tmp.0.join("spool/rejected").exists(), "nothing set aside");
+    assert!(
+        !tmp.path().join("spool/rejected").exists(),
+        "nothing set aside"
+    );
 }
 
 #[test]
 fn too_large_batches_are_split_until_they_fit_and_each_event_is_stored_once() {
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("split");
+    let tmp = scratch("spool-split");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     // A collector whose max_body holds 2 events: batches of 8 must be split twice.
     let srv = server::start_full(&pki, "127.0.0.1:0".parse().expect("addr"), vec![], 2);
-    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 8)).expect("start uplink");
+    let up = Uplink::start(&uplink_config(tmp.path(), srv.addr, 8)).expect("start uplink");
     let mut sink = up.sink();
     for i in 0..16 {
         sink.push(EventType::Alert, alert_line(i).as_bytes());
@@ -938,8 +920,8 @@ fn too_large_batches_are_split_until_they_fit_and_each_event_is_stored_once() {
 
 #[test]
 fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
-    let tmp = TempDir::new("split-crash");
-    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Always);
+    let tmp = scratch("spool-split-crash");
+    let o = opts(tmp.path(), 1 << 20, 1 << 20, FsyncPolicy::Always);
     let original = payload("s", 4, 10);
     {
         let mut s = Spool::open(o.clone()).expect("open");
@@ -963,8 +945,8 @@ fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
 
     // A crash in the middle of writing the parts: the second part is torn. The batch is sent
     // whole, the first part never.
-    let tmp2 = TempDir::new("split-torn");
-    let o = opts(&tmp2.0, 1 << 20, 1 << 20, FsyncPolicy::Always);
+    let tmp2 = scratch("spool-split-torn");
+    let o = opts(tmp2.path(), 1 << 20, 1 << 20, FsyncPolicy::Always);
     {
         let mut s = Spool::open(o.clone()).expect("open");
         s.append(BatchKind::Alerts, 4, &original, 1)
@@ -977,7 +959,7 @@ fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
     }
     // Put batch 1 back (as if the crash came before its acknowledgement was recorded) and tear
     // the second part.
-    let state = tmp2.0.join("state");
+    let state = tmp2.path().join("state");
     let text = fs::read_to_string(&state).expect("state");
     let text: String = text
         .lines()
@@ -991,7 +973,7 @@ fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
         .collect::<Vec<_>>()
         .join("\n");
     fs::write(&state, text + "\n").expect("write state");
-    let segs = segments(&tmp2.0);
+    let segs = segments(tmp2.path());
     // The original and the parts went to the same alert segment? Either way, cut the last.
     let last = segs.last().expect("a segment");
     let len = fs::metadata(last).expect("stat").len();
@@ -1013,14 +995,14 @@ fn a_split_survives_a_crash_between_its_parts_and_the_acknowledgement() {
 fn collector_down_times_out_keeps_the_spool_and_the_next_run_sends_it() {
     use crossline_agent::uplink::{Uplink, UplinkError};
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("down");
+    let tmp = scratch("spool-down");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     // A port with nothing listening (yet).
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let cfg = uplink_config(&tmp.0, addr, 100);
+    let cfg = uplink_config(tmp.path(), addr, 100);
     let up = Uplink::start(&cfg).expect("start");
     let mut sink = up.sink();
     for i in 0..5 {
@@ -1071,10 +1053,10 @@ fn collector_down_times_out_keeps_the_spool_and_the_next_run_sends_it() {
 
 #[test]
 fn check_refuses_batch_settings_over_the_largest_batch_body() {
-    let tmp = TempDir::new("batch-bytes");
+    let tmp = scratch("spool-batch-bytes");
     let registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/registry.toml");
     let write = |batch_bytes: &str| -> PathBuf {
-        let p = tmp.0.join("agent.toml");
+        let p = tmp.path().join("agent.toml");
         fs::write(
             &p,
             format!(
@@ -1102,7 +1084,7 @@ fn check_refuses_batch_settings_over_the_largest_batch_body() {
         "{msg}"
     );
     // The default.
-    let p = tmp.0.join("agent.toml");
+    let p = tmp.path().join("agent.toml");
     let text = fs::read_to_string(&p).expect("read");
     fs::write(&p, text.replace("batch_bytes = \"9 MiB\"\n", "")).expect("write");
     let cfg = crossline_config::load_agent_config(&p, today)
@@ -1115,11 +1097,11 @@ fn check_refuses_batch_settings_over_the_largest_batch_body() {
 fn no_batch_is_built_larger_than_batch_bytes() {
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::EventType;
-    let tmp = TempDir::new("cap");
+    let tmp = scratch("spool-cap");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     let srv = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
-    let mut cfg = uplink_config(&tmp.0, srv.addr, 100_000);
+    let mut cfg = uplink_config(tmp.path(), srv.addr, 100_000);
     cfg.batch_bytes = 4096;
     let up = Uplink::start(&cfg).expect("start uplink");
     let mut sink = up.sink();
@@ -1145,11 +1127,11 @@ fn an_event_the_collector_would_refuse_is_dropped_alone_and_counted() {
     use crossline_agent::uplink::validate::Reason;
     use crossline_agent::uplink::Uplink;
     use crossline_config::event::{format_timestamp_micros, parse_timestamp_micros, Event};
-    let tmp = TempDir::new("invalid");
+    let tmp = scratch("spool-invalid");
     let pki = server::pki();
-    pki.write(&tmp.0);
+    pki.write(tmp.path());
     let srv = server::start(&pki, "127.0.0.1:0".parse().expect("addr"), vec![]);
-    let up = Uplink::start(&uplink_config(&tmp.0, srv.addr, 100)).expect("start uplink");
+    let up = Uplink::start(&uplink_config(tmp.path(), srv.addr, 100)).expect("start uplink");
     let mut sink = up.sink();
     // What a pcapng with if_tsoffset = -2^62 produced: year -290308.
     let absurd = format_timestamp_micros(-(1i64 << 62));
@@ -1198,8 +1180,8 @@ fn an_event_the_collector_would_refuse_is_dropped_alone_and_counted() {
 
 #[test]
 fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
-    let tmp = TempDir::new("journal");
-    let o = opts(&tmp.0, 1 << 20, 1 << 20, FsyncPolicy::Never);
+    let tmp = scratch("spool-journal");
+    let o = opts(tmp.path(), 1 << 20, 1 << 20, FsyncPolicy::Never);
     let lines = [alert_line(1), alert_line(2), alert_line(3)];
     {
         let mut s = Spool::open(o.clone()).expect("open");
@@ -1212,11 +1194,16 @@ fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
         s.journal(lines[1].as_bytes()).expect("journal");
         s.journal(lines[2].as_bytes()).expect("journal");
         // What a SIGKILL leaves: the files as they are now (the process keeps the lock).
-        copy_files(&tmp.0, &tmp.0.join("killed"));
+        copy_files(tmp.path(), &tmp.path().join("killed"));
     }
-    let o = opts(&tmp.0.join("killed"), 1 << 20, 1 << 20, FsyncPolicy::Never);
+    let o = opts(
+        &tmp.path().join("killed"),
+        1 << 20,
+        1 << 20,
+        FsyncPolicy::Never,
+    );
     // A line cut by the kill is not sent.
-    let journal = tmp.0.join("killed/alerts.journal");
+    let journal = tmp.path().join("killed/alerts.journal");
     let mut f = fs::OpenOptions::new()
         .append(true)
         .open(&journal)
@@ -1246,10 +1233,10 @@ fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
     s.append(BatchKind::Alerts, 1, payload.as_bytes(), 5)
         .expect("append")
         .expect("stored");
-    copy_files(&tmp.0.join("killed"), &tmp.0.join("killed-2"));
+    copy_files(&tmp.path().join("killed"), &tmp.path().join("killed-2"));
     drop(s);
     let mut s = Spool::open(opts(
-        &tmp.0.join("killed-2"),
+        &tmp.path().join("killed-2"),
         1 << 20,
         1 << 20,
         FsyncPolicy::Never,
@@ -1263,8 +1250,8 @@ fn journaled_alerts_survive_a_kill_and_are_never_spooled_twice() {
 
 #[test]
 fn an_in_memory_spool_works_without_touching_the_disk() {
-    let tmp = TempDir::new("memory");
-    let dir = tmp.0.join("never-created");
+    let tmp = scratch("spool-memory");
+    let dir = tmp.path().join("never-created");
     let mut s = Spool::in_memory(opts(&dir, 1 << 30, 4096, FsyncPolicy::Always));
     assert!(s.is_in_memory() && s.stats().in_memory);
     assert_eq!(

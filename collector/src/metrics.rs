@@ -79,10 +79,8 @@ pub struct Metrics {
     packets: IntCounterVec,
     drops: IntCounterVec,
     sketches: IntCounterVec,
-    enterprise_persons: IntGaugeVec,
-    enterprise_persons_limit: IntGaugeVec,
-    enterprise_bytes: IntGaugeVec,
-    enterprise_cap: IntGaugeVec,
+    /// Enterprise-wide figures merged from the agents' sketches.
+    enterprise: EnterpriseGauges,
     bounds: LabelBounds,
     grades: Vec<String>,
     /// Last cumulative stats per gateway (packets) and per (gateway, kind) (drops).
@@ -152,186 +150,50 @@ fn gauge(
     Ok(g)
 }
 
-const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
+fn int_gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
 
-impl Metrics {
-    /// Register every metric.
-    pub fn new(cfg: &CollectorConfig) -> Result<Metrics, prometheus::Error> {
-        let r = Registry::new();
-        let tenant = Registry::new();
-        let public = Registry::new();
-        let batches = counter(
-            &r,
-            "crossline_ingest_batches_total",
-            "Ingest batches by result.",
-            &["result"],
-        )?;
-        let events = counter(
-            &r,
-            "crossline_ingest_events_total",
-            "Events stored, by event type.",
-            &["event_type"],
-        )?;
-        let rejections = counter(
-            &r,
-            "crossline_ingest_rejections_total",
-            "Refused ingest requests, by reason.",
-            &["reason"],
-        )?;
-        let export_bytes = counter(
-            &tenant,
-            "crossline_export_bytes_total",
-            "Export bytes of flow records, by gateway, enterprise, scenario and verdict.",
-            &["gateway", "enterprise", "scenario", "verdict"],
-        )?;
-        let alerts = counter(
-            &tenant,
-            "crossline_alerts_total",
-            "Alerts stored, by gateway, enterprise, kind and severity.",
-            &["gateway", "enterprise", "kind", "severity"],
-        )?;
-        let export_bytes_public = counter(
-            &public,
-            "crossline_export_bytes_total",
-            "Export bytes of flow records, by gateway and verdict (enterprise and scenario labels need a regulator or operator token).",
-            &["gateway", "verdict"],
-        )?;
-        let alerts_public = counter(
-            &public,
-            "crossline_alerts_total",
-            "Alerts stored, by gateway, kind and severity (the enterprise label needs a regulator or operator token).",
-            &["gateway", "kind", "severity"],
-        )?;
-        let timestamp_problems = counter(
-            &r,
-            "crossline_ingest_timestamp_problems_total",
-            "Events stored with a timestamp problem: future (ahead of arrival by more than time.future_skew), unparseable or out_of_range (stored with the arrival time).",
-            &["problem"],
-        )?;
-        let clamped = counter(
-            &r,
-            "crossline_ingest_values_clamped_total",
-            "Numbers from the wire above 2^63-1 stored as 2^63-1, by field.",
-            &["field"],
-        )?;
-        let incidents_late = gauge(
-            &r,
-            "crossline_incidents_late_arrival",
-            "Unresolved incidents whose deadline had passed before their first alert arrived, by grade.",
-            &["grade"],
-        )?;
-        let connections_open = gauge(
-            &r,
-            "crossline_connections_open",
-            "Open connections, by listener.",
-            &["listener"],
-        )?;
-        let connections = counter(
-            &r,
-            "crossline_connections_total",
-            "Connections by listener and outcome: accepted, evicted (closed to make room before completing its handshake), refused (listener full), handshake_timeout, handshake_failed.",
-            &["listener", "outcome"],
-        )?;
-        for p in ["future", "unparseable", "out_of_range"] {
-            timestamp_problems.with_label_values(&[p]).inc_by(0);
-        }
-        for f in CLAMP_FIELDS {
-            clamped.with_label_values(&[f]).inc_by(0);
-        }
-        for l in ["ingest", "api"] {
-            connections_open.with_label_values(&[l]).set(0);
-            for o in CONNECTION_OUTCOMES {
-                connections.with_label_values(&[l, o]).inc_by(0);
-            }
-        }
-        let incidents_open = gauge(
-            &r,
-            "crossline_incidents_open",
-            "Incidents not resolved, by grade and severity.",
-            &["grade", "severity"],
-        )?;
-        let incidents_overdue = gauge(
-            &r,
-            "crossline_incidents_overdue",
-            "Open or notified incidents past their deadline, by grade.",
-            &["grade"],
-        )?;
-        let notifications = counter(
-            &r,
-            "crossline_notifications_total",
-            "Notification deliveries by channel and outcome.",
-            &["channel", "outcome"],
-        )?;
-        let outbox_pending = IntGauge::new(
-            "crossline_notification_outbox_pending",
-            "Notifications not yet delivered.",
-        )?;
-        r.register(Box::new(outbox_pending.clone()))?;
-        let last_seen = GaugeVec::new(
-            Opts::new(
-                "crossline_agent_last_seen_timestamp_seconds",
-                "Unix time of the last batch from each gateway.",
-            ),
-            &["gateway"],
-        )?;
-        r.register(Box::new(last_seen.clone()))?;
-        let packets = counter(
-            &r,
-            "crossline_agent_stats_packets_total",
-            "Packets seen by each agent (from its stats events).",
-            &["gateway"],
-        )?;
-        let drops = counter(
-            &r,
-            "crossline_agent_stats_drops_total",
-            "Packets dropped by each agent, by kind (from its stats events).",
-            &["gateway", "kind"],
-        )?;
-        // Fleet identity: version (always 1) and start time of this collector.
-        let build_info = gauge(
-            &r,
-            "crossline_collector_build_info",
-            "Always 1; the label carries the collector version.",
-            &["version"],
-        )?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        let start_time = prometheus::Gauge::new(
-            "crossline_collector_start_time_seconds",
-            "Unix time the collector started (its metrics were set up).",
-        )?;
-        start_time.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-        );
-        r.register(Box::new(start_time))?;
+fn float_gauge(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, prometheus::Error> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
 
-        let grades: Vec<String> = cfg.incidents.grades().into_iter().collect();
-        for g in &grades {
-            incidents_overdue.with_label_values(&[g.as_str()]).set(0);
-            incidents_late.with_label_values(&[g.as_str()]).set(0);
-            for s in SEVERITIES {
-                incidents_open
-                    .with_label_values(&[g.as_str(), s.as_str()])
-                    .set(0);
-            }
-        }
-        for result in ["stored", "duplicate", "rejected"] {
-            batches.with_label_values(&[result]).inc_by(0);
-        }
-        for t in ["flow", "alert", "stats"] {
-            events.with_label_values(&[t]).inc_by(0);
-        }
-        for channel in ["alertmanager", "webhook", "syslog"] {
-            for outcome in ["delivered", "failed"] {
-                notifications
-                    .with_label_values(&[channel, outcome])
-                    .inc_by(0);
-            }
-        }
-        let bounds = LabelBounds {
+/// Fleet identity: version (always 1) and start time of this collector.
+fn register_identity(r: &Registry) -> Result<(), prometheus::Error> {
+    let build_info = gauge(
+        r,
+        "crossline_collector_build_info",
+        "Always 1; the label carries the collector version.",
+        &["version"],
+    )?;
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    let start_time = prometheus::Gauge::new(
+        "crossline_collector_start_time_seconds",
+        "Unix time the collector started (its metrics were set up).",
+    )?;
+    start_time.set(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+    );
+    r.register(Box::new(start_time))
+}
+
+impl LabelBounds {
+    /// Gateways from the config; enterprises and scenarios from the registry, when configured.
+    fn new(cfg: &CollectorConfig) -> LabelBounds {
+        LabelBounds {
             gateways: cfg.gateways.iter().cloned().collect(),
             enterprises: cfg
                 .registry
@@ -343,74 +205,233 @@ impl Metrics {
                 .map(|r| r.scenarios.iter().map(|s| s.0.clone()).collect()),
             seen_enterprises: Mutex::new(HashSet::new()),
             seen_scenarios: Mutex::new(HashSet::new()),
-        };
-        let sketches = counter(
-            &r,
-            "crossline_collector_sketches_total",
-            "Agent sketch events, by result: merged, refused_key (another PI key fingerprint than the enterprise's), invalid (an entry that did not decode), failed (store error), alert (enterprise-wide alerts raised).",
-            &["result"],
-        )?;
-        for res in ["merged", "refused_key", "invalid", "failed", "alert"] {
-            sketches.with_label_values(&[res]);
         }
-        let egauge =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-                tenant.register(Box::new(g.clone()))?;
-                Ok(g)
-            };
-        let enterprise_persons = egauge(
-            "crossline_collector_enterprise_persons",
-            "Distinct persons this Beijing year, enterprise-wide: the union of every gateway's sketch (about 0.8% standard error), by enterprise and category (personal, sensitive).",
-            &["enterprise", "category"],
-        )?;
-        let enterprise_persons_limit = egauge(
-            "crossline_collector_enterprise_persons_limit",
-            "The yearly persons limit the agents apply (persons_per_year or the legal default), by enterprise and category.",
-            &["enterprise", "category"],
-        )?;
-        let enterprise_bytes = egauge(
-            "crossline_collector_enterprise_scenario_bytes_today",
-            "Export bytes of a scenario today (Asia/Shanghai), enterprise-wide: the sum over gateways of each gateway's latest figure.",
-            &["enterprise", "scenario"],
-        )?;
-        let enterprise_cap = egauge(
-            "crossline_collector_enterprise_scenario_cap_bytes",
-            "The scenario's daily cap, for scenarios with one (from the agents' sketches).",
-            &["enterprise", "scenario"],
-        )?;
-        Ok(Metrics {
-            sketches,
-            enterprise_persons,
-            enterprise_persons_limit,
-            enterprise_bytes,
-            enterprise_cap,
+    }
+}
+
+/// The enterprise-wide gauges (tenant registry), merged from every gateway's sketch.
+#[derive(Debug)]
+struct EnterpriseGauges {
+    persons: IntGaugeVec,
+    persons_limit: IntGaugeVec,
+    scenario_bytes: IntGaugeVec,
+    scenario_cap: IntGaugeVec,
+}
+
+impl EnterpriseGauges {
+    fn new(tenant: &Registry) -> Result<EnterpriseGauges, prometheus::Error> {
+        Ok(EnterpriseGauges {
+            persons: gauge(
+                tenant,
+                "crossline_collector_enterprise_persons",
+                "Distinct persons this Beijing year, enterprise-wide: the union of every gateway's sketch (about 0.8% standard error), by enterprise and category (personal, sensitive).",
+                &["enterprise", "category"],
+            )?,
+            persons_limit: gauge(
+                tenant,
+                "crossline_collector_enterprise_persons_limit",
+                "The yearly persons limit the agents apply (persons_per_year or the legal default), by enterprise and category.",
+                &["enterprise", "category"],
+            )?,
+            scenario_bytes: gauge(
+                tenant,
+                "crossline_collector_enterprise_scenario_bytes_today",
+                "Export bytes of a scenario today (Asia/Shanghai), enterprise-wide: the sum over gateways of each gateway's latest figure.",
+                &["enterprise", "scenario"],
+            )?,
+            scenario_cap: gauge(
+                tenant,
+                "crossline_collector_enterprise_scenario_cap_bytes",
+                "The scenario's daily cap, for scenarios with one (from the agents' sketches).",
+                &["enterprise", "scenario"],
+            )?,
+        })
+    }
+}
+
+const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new(cfg: &CollectorConfig) -> Result<Metrics, prometheus::Error> {
+        let r = Registry::new();
+        let tenant = Registry::new();
+        let public = Registry::new();
+        register_identity(&r)?;
+        let m = Metrics {
+            batches: counter(
+                &r,
+                "crossline_ingest_batches_total",
+                "Ingest batches by result.",
+                &["result"],
+            )?,
+            events: counter(
+                &r,
+                "crossline_ingest_events_total",
+                "Events stored, by event type.",
+                &["event_type"],
+            )?,
+            rejections: counter(
+                &r,
+                "crossline_ingest_rejections_total",
+                "Refused ingest requests, by reason.",
+                &["reason"],
+            )?,
+            timestamp_problems: counter(
+                &r,
+                "crossline_ingest_timestamp_problems_total",
+                "Events stored with a timestamp problem: future (ahead of arrival by more than time.future_skew), unparseable or out_of_range (stored with the arrival time).",
+                &["problem"],
+            )?,
+            clamped: counter(
+                &r,
+                "crossline_ingest_values_clamped_total",
+                "Numbers from the wire above 2^63-1 stored as 2^63-1, by field.",
+                &["field"],
+            )?,
+            incidents_late: gauge(
+                &r,
+                "crossline_incidents_late_arrival",
+                "Unresolved incidents whose deadline had passed before their first alert arrived, by grade.",
+                &["grade"],
+            )?,
+            connections_open: gauge(
+                &r,
+                "crossline_connections_open",
+                "Open connections, by listener.",
+                &["listener"],
+            )?,
+            connections: counter(
+                &r,
+                "crossline_connections_total",
+                "Connections by listener and outcome: accepted, evicted (closed to make room before completing its handshake), refused (listener full), handshake_timeout, handshake_failed.",
+                &["listener", "outcome"],
+            )?,
+            incidents_open: gauge(
+                &r,
+                "crossline_incidents_open",
+                "Incidents not resolved, by grade and severity.",
+                &["grade", "severity"],
+            )?,
+            incidents_overdue: gauge(
+                &r,
+                "crossline_incidents_overdue",
+                "Open or notified incidents past their deadline, by grade.",
+                &["grade"],
+            )?,
+            notifications: counter(
+                &r,
+                "crossline_notifications_total",
+                "Notification deliveries by channel and outcome.",
+                &["channel", "outcome"],
+            )?,
+            packets: counter(
+                &r,
+                "crossline_agent_stats_packets_total",
+                "Packets seen by each agent (from its stats events).",
+                &["gateway"],
+            )?,
+            drops: counter(
+                &r,
+                "crossline_agent_stats_drops_total",
+                "Packets dropped by each agent, by kind (from its stats events).",
+                &["gateway", "kind"],
+            )?,
+            sketches: counter(
+                &r,
+                "crossline_collector_sketches_total",
+                "Agent sketch events, by result: merged, refused_key (another PI key fingerprint than the enterprise's), invalid (an entry that did not decode), failed (store error), alert (enterprise-wide alerts raised).",
+                &["result"],
+            )?,
+            export_bytes: counter(
+                &tenant,
+                "crossline_export_bytes_total",
+                "Export bytes of flow records, by gateway, enterprise, scenario and verdict.",
+                &["gateway", "enterprise", "scenario", "verdict"],
+            )?,
+            alerts: counter(
+                &tenant,
+                "crossline_alerts_total",
+                "Alerts stored, by gateway, enterprise, kind and severity.",
+                &["gateway", "enterprise", "kind", "severity"],
+            )?,
+            export_bytes_public: counter(
+                &public,
+                "crossline_export_bytes_total",
+                "Export bytes of flow records, by gateway and verdict (enterprise and scenario labels need a regulator or operator token).",
+                &["gateway", "verdict"],
+            )?,
+            alerts_public: counter(
+                &public,
+                "crossline_alerts_total",
+                "Alerts stored, by gateway, kind and severity (the enterprise label needs a regulator or operator token).",
+                &["gateway", "kind", "severity"],
+            )?,
+            outbox_pending: int_gauge(
+                &r,
+                "crossline_notification_outbox_pending",
+                "Notifications not yet delivered.",
+            )?,
+            last_seen: float_gauge(
+                &r,
+                "crossline_agent_last_seen_timestamp_seconds",
+                "Unix time of the last batch from each gateway.",
+                &["gateway"],
+            )?,
+            enterprise: EnterpriseGauges::new(&tenant)?,
+            bounds: LabelBounds::new(cfg),
+            grades: cfg.incidents.grades().into_iter().collect(),
+            stats_last: Mutex::new(HashMap::new()),
             registry: r,
             tenant,
             public,
-            batches,
-            events,
-            rejections,
-            export_bytes,
-            alerts,
-            export_bytes_public,
-            alerts_public,
-            timestamp_problems,
-            clamped,
-            incidents_late,
-            connections_open,
-            connections,
-            incidents_open,
-            incidents_overdue,
-            notifications,
-            outbox_pending,
-            last_seen,
-            packets,
-            drops,
-            bounds,
-            grades,
-            stats_last: Mutex::new(HashMap::new()),
-        })
+        };
+        m.prefill_labels();
+        Ok(m)
+    }
+
+    /// Zero series for every value of the closed label sets, so dashboards see them from the
+    /// first scrape.
+    fn prefill_labels(&self) {
+        for p in ["future", "unparseable", "out_of_range"] {
+            self.timestamp_problems.with_label_values(&[p]).inc_by(0);
+        }
+        for f in CLAMP_FIELDS {
+            self.clamped.with_label_values(&[f]).inc_by(0);
+        }
+        for l in ["ingest", "api"] {
+            self.connections_open.with_label_values(&[l]).set(0);
+            for o in CONNECTION_OUTCOMES {
+                self.connections.with_label_values(&[l, o]).inc_by(0);
+            }
+        }
+        for g in &self.grades {
+            self.incidents_overdue
+                .with_label_values(&[g.as_str()])
+                .set(0);
+            self.incidents_late.with_label_values(&[g.as_str()]).set(0);
+            for s in SEVERITIES {
+                self.incidents_open
+                    .with_label_values(&[g.as_str(), s.as_str()])
+                    .set(0);
+            }
+        }
+        for result in ["stored", "duplicate", "rejected"] {
+            self.batches.with_label_values(&[result]).inc_by(0);
+        }
+        for t in ["flow", "alert", "stats"] {
+            self.events.with_label_values(&[t]).inc_by(0);
+        }
+        for channel in ["alertmanager", "webhook", "syslog"] {
+            for outcome in ["delivered", "failed"] {
+                self.notifications
+                    .with_label_values(&[channel, outcome])
+                    .inc_by(0);
+            }
+        }
+        for res in ["merged", "refused_key", "invalid", "failed", "alert"] {
+            self.sketches.with_label_values(&[res]);
+        }
     }
 
     /// A batch refused before storing.
@@ -448,11 +469,13 @@ impl Metrics {
                 continue;
             }
             let e = bounded(&b.enterprises, &b.seen_enterprises, Some(ent));
-            self.enterprise_persons
+            self.enterprise
+                .persons
                 .with_label_values(&[&e, category])
                 .set(i64::try_from(*est).unwrap_or(i64::MAX));
             if let Some(l) = limit {
-                self.enterprise_persons_limit
+                self.enterprise
+                    .persons_limit
                     .with_label_values(&[&e, category])
                     .set(i64::try_from(*l).unwrap_or(i64::MAX));
             }
@@ -464,11 +487,13 @@ impl Metrics {
             }
             let e = bounded(&b.enterprises, &b.seen_enterprises, Some(ent));
             let s = bounded(&b.scenarios, &b.seen_scenarios, Some(scenario));
-            self.enterprise_bytes
+            self.enterprise
+                .scenario_bytes
                 .with_label_values(&[&e, &s])
                 .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
             if let Some(c) = cap {
-                self.enterprise_cap
+                self.enterprise
+                    .scenario_cap
                     .with_label_values(&[&e, &s])
                     .set(i64::try_from(*c).unwrap_or(i64::MAX));
             }

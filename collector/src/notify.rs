@@ -501,10 +501,11 @@ impl Notifier {
         }
     }
 
-    /// Run until `shutdown` fires: poll the outbox every 500 ms, refresh Alertmanager every
-    /// `resend_interval`.
+    /// Run until `shutdown` fires: poll the outbox every 100 ms (an incident's notification
+    /// waits for the next poll: part of the packet -> notification latency), refresh
+    /// Alertmanager every `resend_interval`.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut poll = tokio::time::interval(Duration::from_millis(500));
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resend = tokio::time::interval(self.config.notify.resend_interval);
         resend.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -80,6 +80,10 @@ pub struct Event {
     pub stats: Option<Stats>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sketch: Option<Sketch>,
+    /// Alert events about a flow's verdict raised before its flow record (live): when the
+    /// verdict was judged. Absent for alerts judged at a flow record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<Judged>,
 }
 
 impl Event {
@@ -113,8 +117,22 @@ impl Event {
             alert: None,
             stats: None,
             sketch: None,
+            judged: None,
         }
     }
+}
+
+/// When a verdict alert was judged, for those not judged at the flow record (`judged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judged {
+    /// At the flow's first export payload (and its name, when the first payload carried one):
+    /// `alert.bytes` and the summary's byte figure are the export bytes seen by then; the
+    /// flow record at the end carries the totals.
+    FirstExport,
+    /// Judged again because the flow's name arrived after the first judgement (a late SNI or
+    /// Host, or a DNS answer known by the flow record) and the verdict changed; raised once.
+    Rejudged,
 }
 
 /// `event_type` values.

@@ -88,38 +88,33 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// A fresh directory, removed on drop unless `KEEP_E2E_DIRS=1`.
+/// A fresh directory (`tempfile`), removed on drop unless `KEEP_E2E_DIRS=1`.
 #[derive(Debug)]
 pub struct TempDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl TempDir {
-    /// Create `$TMPDIR/crossline-e2e-NAME-PID-NANOS`.
+    /// Create `$TMPDIR/crossline-e2e-NAME-` with a random suffix.
     pub fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "crossline-e2e-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir { path }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("crossline-e2e-{name}-"))
+            .tempdir()
+            .expect("create temp dir");
+        TempDir { dir }
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         if std::env::var("KEEP_E2E_DIRS").is_ok_and(|v| v == "1") {
-            eprintln!("kept {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
+            self.dir.disable_cleanup(true);
+            eprintln!("kept {}", self.dir.path().display());
         }
     }
 }

@@ -636,7 +636,7 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
         "the summary must count the set-aside event as an error:\n{log}"
     );
     assert!(
-        log.contains("collector refused line 2 of batch 1"),
+        log.contains("refused line 2 of batch 1"),
         "the refusal is not logged with its line:\n{log}"
     );
     let stored: Vec<String> = col

@@ -3,10 +3,10 @@
 //! `persons_per_year`), 15,000 of them the same; neither reaches 80% (32,000) alone, together
 //! they do (39,000). The agents' sketches reach the collector through the spool and uplink, and
 //! the collector raises the enterprise-wide `persons_threshold` (80%) once, with both gateways.
-//! The captures are written with `crossline_agent::testgen`.
+//! The captures are written with `crossline_testgen`.
 
-use crossline_agent::testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use crossline_e2e::*;
+use crossline_testgen::{beijing_micros, http_post, pi_records, Generator, Label, TcpFlow};
 use std::process::Command;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! and the facts of their summary as values; the summary sentence is rendered only when the
 //! event is written ([`AlertFinding::summary`]).
 
-use crossline_config::event::{AlertKind, Direction, Severity, VerdictStatus};
+use crossline_config::event::{AlertKind, Direction, Judged, Severity, VerdictStatus};
 use crossline_config::time::Date;
 use std::net::IpAddr;
 
@@ -383,12 +383,22 @@ pub struct AlertFinding {
     pub validity: Option<(Date, Date)>,
     /// What the summary says.
     pub facts: AlertFacts,
+    /// A verdict alert judged before the flow record (live): at the first export, or judged
+    /// again when the flow's name arrived. `None` for alerts judged at a flow record.
+    pub judged: Option<Judged>,
 }
 
 impl AlertFinding {
     /// The alert's one-sentence summary.
     pub fn summary(&self) -> String {
-        let base = facts_summary(&self.facts);
+        let mut base = facts_summary(&self.facts);
+        match self.judged {
+            Some(Judged::FirstExport) => base.push_str(" (judged at the first export)"),
+            Some(Judged::Rejudged) => {
+                base.push_str(" (judged again: the verdict changed once the name was known)")
+            }
+            None => {}
+        }
         if !self.followup {
             return base;
         }

@@ -5,6 +5,7 @@
 
 pub mod counter;
 pub mod fanout;
+pub mod file;
 pub mod live;
 pub mod offline;
 

@@ -100,8 +100,8 @@ mod tests {
     use super::*;
     use crate::classify::tests::{domestic, flow, registry, REGISTRY};
     use crate::classify::{Compiled, Scratch};
-    use crate::testgen::beijing_micros;
     use crossline_config::parse::{parse_host_pattern, parse_ip_net, parse_service};
+    use crossline_testgen::beijing_micros;
 
     fn entry(name: &str, prefixes: &[&str], hosts: &[&str], services: &[&str]) -> Exclude {
         Exclude {

@@ -4,9 +4,9 @@
 
 use super::*;
 use crate::analysis::{EndReason, FlowSummary};
-use crate::testgen::beijing_micros;
 use crossline_config::registry::IpNet;
 use crossline_config::time::Date;
+use crossline_testgen::beijing_micros;
 use std::path::Path;
 
 pub(crate) const REGISTRY: &str = include_str!("../../testdata/registry/labelled.toml");

@@ -30,6 +30,9 @@ pub(super) struct Record<'a> {
     pub carries: bool,
     pub domestic: IpAddr,
     pub foreign: IpAddr,
+    /// The verdict of the flow's early judgement (live) not yet followed by a record, and
+    /// whether it raised the verdict alert.
+    pub early: Option<(VerdictStatus, bool)>,
 }
 
 impl Record<'_> {
@@ -153,6 +156,7 @@ impl Classifier {
             days_left: None,
             validity: None,
             facts,
+            judged: None,
         }
     }
 

@@ -19,6 +19,15 @@
 //! `persons_threshold`, `sensor_gap` (worker 0 only, since health figures are line totals) and
 //! the folded follow-ups of [`shaping`].
 //!
+//! Early verdicts (live only, [`Analysis::on_early_verdict`]): the worker asks
+//! [`Analysis::early_verdict`] (bit tests on the flow state) after each payload; once the first
+//! export payload is seen (and `detect.min_export_bytes` were sent) it has the flow classified
+//! right away and the verdict's alert raised through the shaper, with the bytes seen so far. A
+//! flow judged without an L7 name is judged once more when one arrives; an alert of a changed
+//! verdict is marked re-judged. The flow's first record then skips a verdict alert equal to the
+//! early one (the record still carries the verdict and totals) and marks a changed one
+//! re-judged. Offline, flows are judged at their records only.
+//!
 //! Long flows: counts use the deltas between the records of a flow (the flow state remembers
 //! what it already accounted), so an active-timeout record never counts bytes twice. A record is
 //! judged at the time of the first packet it covers: the flow's first packet, or the last packet
@@ -53,12 +62,12 @@ pub mod signatures;
 pub mod state;
 
 use crate::analysis::findings::{AlertFinding, Findings, NameRef, ServiceRef, VerdictFinding};
-use crate::analysis::{Analysis, EndReason, FlowSummary, Health, PayloadView};
+use crate::analysis::{Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView};
 use crate::classify::exclude::Exclusions;
 use crate::classify::{Classification, Compiled, NameSource, Scratch};
 use counters::{ExpiryBook, MisuseBook, OwnerRef, PersonsBook, PersonsLimits, VolumeBook};
 use crossline_config::agent::{AgentConfig, DetectConfig};
-use crossline_config::event::{Direction, VerdictStatus};
+use crossline_config::event::{Direction, Judged, VerdictStatus};
 use crossline_config::holidays::WorkCalendar;
 use crossline_config::registry::{Basis, DataCategory};
 use crossline_config::time::{shanghai, Date};
@@ -413,6 +422,21 @@ const F_SAMPLED: u8 = 8;
 /// Cross-border and matched by an address-only `[[exclude]]` entry: not scanned.
 const F_EXCLUDED: u8 = 16;
 
+/// Early verdict bits (`FlowState::early`, live only; see [`Analysis::early_verdict`]).
+/// Export payload was seen.
+const E_EXPORT: u8 = 1;
+/// Judged at the first export.
+const E_JUDGED: u8 = 2;
+/// Judged without an L7 name: judged again when one arrives.
+const E_NAMELESS: u8 = 4;
+/// The early judgement raised the verdict alert.
+const E_ALERTED: u8 = 8;
+/// No more early judgement (judged again already, not cross-border, excluded, or a record was
+/// written).
+const E_DONE: u8 = 16;
+/// A flow record was written.
+const E_RECORDED: u8 = 32;
+
 /// Interval of the data plane's ticks.
 const TICK_MICROS: i64 = 1_000_000;
 
@@ -433,6 +457,10 @@ pub struct FlowState {
     accounted_payload: u64,
     /// Last packet time of the previous record of this flow (0 = none).
     last_record_micros: i64,
+    /// Early verdict bits (`E_*`).
+    early: u8,
+    /// The verdict of the latest early judgement.
+    early_status: Option<VerdictStatus>,
     /// Masked evidence of this record (rare: boxed to keep the flow entry small).
     #[allow(clippy::box_collection)]
     evidence: Option<Box<Vec<String>>>,
@@ -666,6 +694,7 @@ impl Analysis for Classifier {
         if view.from_initiator != export_from_initiator {
             return;
         }
+        state.early |= E_EXPORT;
         if state.flags & F_SAMPLED == 0 && view.payload.len() >= 32 {
             state.flags |= F_SAMPLED;
             let n = view.payload.len().min(128);
@@ -712,8 +741,93 @@ impl Analysis for Classifier {
         self.live.signatures.scan(data, sig_hits);
     }
 
+    fn early_verdict(&self, state: &FlowState, bytes: [u64; 2]) -> EarlyVerdict {
+        let e = state.early;
+        if e & E_EXPORT == 0 || e & E_DONE != 0 {
+            return EarlyVerdict::None;
+        }
+        if e & E_JUDGED == 0 {
+            let min = self.live.cfg.min_export_bytes;
+            let export = if state.flags & F_EXPORT_FROM_INITIATOR != 0 {
+                bytes[0]
+            } else {
+                bytes[1]
+            };
+            if min > 0 && export < min {
+                return EarlyVerdict::None;
+            }
+            return EarlyVerdict::FirstExport;
+        }
+        if e & E_NAMELESS != 0 {
+            EarlyVerdict::OnName
+        } else {
+            EarlyVerdict::None
+        }
+    }
+
+    fn on_early_verdict(&mut self, state: &mut FlowState, s: &FlowSummary<'_>, out: &mut Findings) {
+        self.refresh();
+        let first = state.early & E_JUDGED == 0;
+        let named = s.tls_sni.is_some() || s.quic_sni.is_some() || s.http_host.is_some();
+        state.early |= E_JUDGED;
+        if !first || named {
+            state.early &= !E_NAMELESS;
+        } else {
+            state.early |= E_NAMELESS;
+        }
+        if !first {
+            state.early |= E_DONE;
+        }
+        let c = self.compiled.classify(s, s.first_micros, &mut self.scratch);
+        if c.status == VerdictStatus::NotCrossBorder
+            || self.live.exclusions.matches(s, &c).is_some()
+        {
+            state.early |= E_DONE;
+            return;
+        }
+        let before = state.early_status.replace(c.status);
+        if !first && before == Some(c.status) {
+            return;
+        }
+        let (export_bytes, export_payload) = match c.direction {
+            Direction::Export => (s.bytes_fwd, s.payload_fwd),
+            Direction::Import => (s.bytes_rev, s.payload_rev),
+            Direction::Internal | Direction::External => (0, 0),
+        };
+        let r = alerts::Record {
+            s,
+            c: &c,
+            judge: s.first_micros,
+            delta_bytes: export_bytes,
+            carries: export_payload > 0,
+            domestic: c.domestic.unwrap_or(s.initiator),
+            foreign: c.foreign.unwrap_or(s.responder),
+            early: None,
+        };
+        if let Some(mut a) = self.verdict_alert(&r) {
+            a.judged = Some(if first {
+                Judged::FirstExport
+            } else {
+                Judged::Rejudged
+            });
+            state.early |= E_ALERTED;
+            out.alerted = true;
+            self.shape(a, &c, s.last_micros, &mut out.alerts);
+        }
+    }
+
     fn on_flow_record(&mut self, state: &mut FlowState, s: &FlowSummary<'_>, out: &mut Findings) {
         self.refresh();
+        // The first record after an early judgement (live) does not raise the same verdict
+        // alert again.
+        let early = (state.early & (E_JUDGED | E_RECORDED) == E_JUDGED)
+            .then(|| {
+                state
+                    .early_status
+                    .map(|st| (st, state.early & E_ALERTED != 0))
+            })
+            .flatten();
+        state.early |= E_DONE | E_RECORDED;
         let judge = if state.last_record_micros != 0 {
             state.last_record_micros
         } else {
@@ -773,6 +887,7 @@ impl Analysis for Classifier {
             carries: delta_payload > 0 && (min == 0 || delta_bytes >= min),
             domestic: c.domestic.unwrap_or(s.initiator),
             foreign: c.foreign.unwrap_or(s.responder),
+            early,
         };
         self.record_alerts(&r, state, out);
         if final_record {
@@ -837,7 +952,17 @@ impl Classifier {
     fn record_alerts(&mut self, r: &alerts::Record<'_>, state: &mut FlowState, out: &mut Findings) {
         let c = r.c;
         let mut shaped: Vec<AlertFinding> = Vec::new();
-        shaped.extend(self.verdict_alert(r));
+        if let Some(mut a) = self.verdict_alert(r) {
+            match r.early {
+                // Raised already at the first export (or when the name arrived).
+                Some((status, true)) if status == c.status => out.alerted = true,
+                Some((status, _)) if status != c.status => {
+                    a.judged = Some(Judged::Rejudged);
+                    shaped.push(a);
+                }
+                _ => shaped.push(a),
+            }
+        }
         if let (VerdictStatus::Filed, Some(si)) = (c.status, c.scenario) {
             // Daily caps and surges (filed bytes only).
             if r.delta_bytes > 0 {

@@ -525,8 +525,8 @@ mod tests {
 
     #[test]
     fn file_change_and_sighup_trigger_reloads() {
-        let dir = std::env::temp_dir().join(format!("crossline-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let dir = tmp.path();
         let path = dir.join("registry.toml");
         std::fs::write(&path, REGISTRY).expect("write");
         let reg = Arc::new(SharedRegistry::new(
@@ -564,6 +564,5 @@ mod tests {
             .iter()
             .any(|s| s.id == "S-7"));
         drop(watchers);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

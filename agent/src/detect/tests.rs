@@ -4,11 +4,11 @@
 use super::*;
 use crate::analysis::{EndReason, FlowSummary, PayloadView};
 use crate::classify::tests::{domestic, flow, registry};
-use crate::testgen::{beijing_micros, pi_records};
 use crate::worker::write_findings;
 use crossline_config::agent::{Signature, SignatureKind};
 use crossline_config::event::{format_timestamp_micros, FlowRecord};
 use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, VerdictStatus};
+use crossline_testgen::{beijing_micros, pi_records};
 use std::path::PathBuf;
 
 const REG: &str = r#"
@@ -488,7 +488,7 @@ fn line_misuse_sensor_gap_expiring_tunnel_signatures() {
     let (_, out) = run(&mut c, &mut FlowState::default(), &w, &[]);
     assert!(kinds(&out).contains(&AlertKind::OpaqueTunnel), "{out:?}");
     // Random payload without a protocol.
-    let noise = crate::testgen::noise(600, 7);
+    let noise = crossline_testgen::noise(600, 7);
     let (_, out) = run(
         &mut c,
         &mut FlowState::default(),
@@ -567,13 +567,13 @@ fn folding_repeats() {
 
 #[test]
 fn country_mismatch_with_built_mmdb() {
-    let dir = std::env::temp_dir().join(format!("crossline-geo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path();
     let db = dir.join("country.mmdb");
     let net = |s: &str, l| {
         crossline_config::registry::IpNet::new(s.parse().expect("ip"), l).expect("net")
     };
-    crate::testgen::write_mmdb(
+    crossline_testgen::write_mmdb(
         &db,
         &[
             (net("198.51.100.0", 25), "DE"),
@@ -612,7 +612,6 @@ fn country_mismatch_with_built_mmdb() {
         "{}",
         a.summary
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

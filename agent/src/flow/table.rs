@@ -287,6 +287,11 @@ impl<S, L> Flow<S, L> {
         &mut self.l7
     }
 
+    /// Analysis state, read only.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
     /// Analysis state.
     pub fn state_mut(&mut self) -> &mut S {
         &mut self.state

@@ -512,16 +512,44 @@ fn scenario_date(
 
 /// The specific steps of the conclusion: one per finding and filing, naming the filing.
 fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
-    const PER_KIND: usize = 3;
     let mut items: Vec<String> = Vec::new();
-    let push_limited = |items: &mut Vec<String>, all: Vec<String>| {
-        let more = all.len().saturating_sub(PER_KIND);
-        items.extend(all.into_iter().take(PER_KIND));
-        if more > 0 {
-            items.push(fill(s.advice_more, &[&fmt_int(more as u64)]));
-        }
-    };
+    push_limited(&mut items, recipient_advice(data, registry, s), s);
+    items.extend(unfiled_advice(data, s));
+    for (v, kind, template, until) in [
+        (
+            VerdictStatus::FilingNotYetValid,
+            AlertKind::FilingNotYetValid,
+            s.advice_not_yet_valid,
+            false,
+        ),
+        (
+            VerdictStatus::FilingExpired,
+            AlertKind::FilingExpired,
+            s.advice_expired,
+            true,
+        ),
+    ] {
+        let list = validity_advice(data, registry, v, kind, template, until);
+        push_limited(&mut items, list, s);
+    }
+    push_limited(&mut items, service_advice(data, registry, s), s);
+    push_limited(&mut items, window_advice(data, registry, s), s);
+    push_limited(&mut items, cap_advice(data, registry, s), s);
+    push_limited(&mut items, expiring_advice(data, registry, s), s);
+    items
+}
 
+/// At most three steps of one kind, then "and N more".
+fn push_limited(items: &mut Vec<String>, all: Vec<String>, s: &Strings) {
+    const PER_KIND: usize = 3;
+    let more = all.len().saturating_sub(PER_KIND);
+    items.extend(all.into_iter().take(PER_KIND));
+    if more > 0 {
+        items.push(fill(s.advice_more, &[&fmt_int(more as u64)]));
+    }
+}
+
+fn recipient_advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
     // A recipient outside an existing filing: amend that filing or stop.
     let mut list = Vec::new();
     for (id, (n, names, ent)) in per_scenario(
@@ -551,8 +579,10 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             ),
         });
     }
-    push_limited(&mut items, list);
+    list
+}
 
+fn unfiled_advice(data: &ReportData, s: &Strings) -> Option<String> {
     // No filing at all: the route by data categories and persons.
     let unfiled_vi = verdict_index(VerdictStatus::Unfiled);
     let (n, targets) = if data.export_flows[unfiled_vi] > 0 {
@@ -563,48 +593,45 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             None => (0, &data.unfiled_targets),
         }
     };
-    if n > 0 {
-        let ranked = targets.ranked();
-        let names: Vec<&str> = ranked.iter().map(|(r, _)| *r).collect();
-        let first = fill(s.advice_unfiled, &[&fmt_int(n), &name_list(s, &names, 3)]);
-        items.push(format!(
-            "{first}{}{}",
-            s.sentence_gap,
-            route_sentence(data, s)
+    if n == 0 {
+        return None;
+    }
+    let ranked = targets.ranked();
+    let names: Vec<&str> = ranked.iter().map(|(r, _)| *r).collect();
+    let first = fill(s.advice_unfiled, &[&fmt_int(n), &name_list(s, &names, 3)]);
+    Some(format!(
+        "{first}{}{}",
+        s.sentence_gap,
+        route_sentence(data, s)
+    ))
+}
+
+/// Filings used before they start or after they end.
+fn validity_advice(
+    data: &ReportData,
+    registry: &Registry,
+    v: VerdictStatus,
+    kind: AlertKind,
+    template: &str,
+    until: bool,
+) -> Vec<String> {
+    let mut list = Vec::new();
+    for (id, (n, _, ent)) in per_scenario(data, v, kind) {
+        let Some(id) = id else { continue };
+        list.push(fill(
+            template,
+            &[
+                &id,
+                scenario_enterprise(registry, Some(&id), ent.as_deref()),
+                &scenario_date(registry, data, kind, &id, until),
+                &fmt_int(n),
+            ],
         ));
     }
+    list
+}
 
-    // Filings used before they start or after they end.
-    for (v, kind, template, until) in [
-        (
-            VerdictStatus::FilingNotYetValid,
-            AlertKind::FilingNotYetValid,
-            s.advice_not_yet_valid,
-            false,
-        ),
-        (
-            VerdictStatus::FilingExpired,
-            AlertKind::FilingExpired,
-            s.advice_expired,
-            true,
-        ),
-    ] {
-        let mut list = Vec::new();
-        for (id, (n, _, ent)) in per_scenario(data, v, kind) {
-            let Some(id) = id else { continue };
-            list.push(fill(
-                template,
-                &[
-                    &id,
-                    scenario_enterprise(registry, Some(&id), ent.as_deref()),
-                    &scenario_date(registry, data, kind, &id, until),
-                    &fmt_int(n),
-                ],
-            ));
-        }
-        push_limited(&mut items, list);
-    }
-
+fn service_advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
     // A filed recipient, but another service or outside the window: the matching amendment.
     let mut list = Vec::new();
     for (id, (_, services, ent)) in per_scenario(
@@ -623,7 +650,10 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             ],
         ));
     }
-    push_limited(&mut items, list);
+    list
+}
+
+fn window_advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
     let mut list = Vec::new();
     for (id, (n, _, ent)) in
         per_scenario(data, VerdictStatus::OutsideWindow, AlertKind::OutsideWindow)
@@ -638,8 +668,10 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             ],
         ));
     }
-    push_limited(&mut items, list);
+    list
+}
 
+fn cap_advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
     // Daily caps: days over the cap from the filed bytes, else from the alerts.
     let mut list = Vec::new();
     let cap_alerts = data.findings.get(&AlertKind::VolumeCapExceeded);
@@ -690,8 +722,10 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             }
         }
     }
-    push_limited(&mut items, list);
+    list
+}
 
+fn expiring_advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
     // Filings about to expire.
     let mut list = Vec::new();
     let today = reference_date(data);
@@ -719,8 +753,7 @@ fn advice(data: &ReportData, registry: &Registry, s: &Strings) -> Vec<String> {
             ));
         }
     }
-    push_limited(&mut items, list);
-    items
+    list
 }
 
 fn conclusion(out: &mut String, data: &ReportData, registry: &Registry, s: &Strings) {

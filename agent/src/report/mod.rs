@@ -24,12 +24,12 @@
 //! it with headless Chromium.
 //!
 //! Layout: `mod.rs` (aggregation, the sink), [`i18n`] (every label, both languages), `charts`
-//! (SVG), `html` (the page), [`sample`] (a labelled data set for tests and previews).
+//! (SVG), `html` (the page). The labelled data set the report tests use is test support, in the
+//! `crossline-testgen` crate (`report_sample`).
 
 mod charts;
 mod html;
 pub mod i18n;
-pub mod sample;
 
 pub use html::{esc, fmt_bytes, fmt_int, render};
 pub use i18n::Lang;

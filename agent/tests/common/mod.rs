@@ -27,12 +27,57 @@ pub fn shared() -> Option<PathBuf> {
     None
 }
 
+/// A fresh, uniquely named temporary directory (`tempfile`), removed when dropped; kept (and
+/// its path printed) when the test is failing, to look at what it left.
+#[derive(Debug)]
+pub struct Scratch(tempfile::TempDir);
+
+/// [`Scratch`] named after the test (`crossline-TAG-` and a random suffix). Mode 0755, like a
+/// directory made with `create_dir_all`, so an agent that has switched to a service user can
+/// still reach the files in it.
+pub fn scratch(tag: &str) -> Scratch {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("crossline-{tag}-"))
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir()
+        .expect("temporary directory");
+    Scratch(dir)
+}
+
+impl Scratch {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.disable_cleanup(true);
+            eprintln!("kept {} (test failed)", self.0.path().display());
+        }
+    }
+}
+
 /// A fresh directory with `agent.toml` (gateway, domestic 10/8, `extra` appended) and a
 /// registry with one filed scenario (10.20.0.0/16 -> 198.51.100.0/24).
-pub fn config_dir(tag: &str, extra: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crossline-plane-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+pub fn config_dir(tag: &str, extra: &str) -> Scratch {
+    let dir = scratch(&format!("plane-{tag}"));
     std::fs::write(
         dir.join("agent.toml"),
         format!(

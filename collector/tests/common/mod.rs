@@ -17,31 +17,21 @@ use std::time::{Duration, Instant};
 /// The collector binary built by cargo for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_crossline-collector");
 
-/// A fresh temporary directory, removed on drop.
+/// A fresh temporary directory (`tempfile`), removed on drop.
 #[derive(Debug)]
-pub struct TempDir(pub PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "crossline-col-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("crossline-col-{tag}-"))
+            .tempdir()
+            .expect("create temp dir");
+        TempDir(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

@@ -272,10 +272,52 @@ fn alert(a: &AlertSpec<'_>) -> Event {
 
 /// The sample events (flows, alerts, one final stats event) and their expected figures.
 pub fn events() -> (Vec<Event>, Expected) {
+    let mut out = Vec::new();
+    let mut filed = filed_transfers(&mut out);
+    let not_filed = uncovered_transfers(&mut out);
+    filed += other_flows(&mut out);
+    for a in &sample_alerts() {
+        out.push(alert(a));
+    }
+    let flow_records = out
+        .iter()
+        .filter(|e| {
+            e.event_type == EventType::Flow
+                && e.flow
+                    .as_ref()
+                    .is_some_and(|f| f.reason != "active_timeout")
+        })
+        .count() as u64;
+    let mut stats = Event::new(
+        EventType::Stats,
+        crossline_config::event::format_timestamp_micros(bj(3, 23, 0)),
+        "gw-bj-01".into(),
+    );
+    stats.stats = Some(Stats {
+        packets: 48_211,
+        bytes: 131_000_000,
+        flows: flow_records,
+        alerts: BTreeMap::new(),
+        ..Stats::default()
+    });
+    out.push(stats);
+    let expected = Expected {
+        filed_bytes: filed,
+        not_filed_bytes: not_filed,
+        uncovered_exports: 3,
+        uncovered_recipients: 2,
+        flow_records,
+        cross_border_flows: flow_records - 1,
+    };
+    (out, expected)
+}
+
+/// Filed transfers: to the CRO over two working days, a long flow with running records, and
+/// payments under an exemption. Returns their export bytes.
+fn filed_transfers(out: &mut Vec<Event>) -> u64 {
     use VerdictStatus as V;
     let sa = Some("SA-2026-0001");
     let acme = Some("acme-pharma");
-    let mut out = Vec::new();
     let mut filed = 0u64;
     let mut id = 1u64;
     // Filed transfers to the CRO over two working days, 08:00-19:00, bigger in the afternoon.
@@ -351,6 +393,15 @@ pub fn events() -> (Vec<Event>, Expected) {
         }));
         filed += export;
     }
+    filed
+}
+
+/// Exports not covered by a filing (no filing, recipient, service, window or validity).
+/// Returns their export bytes.
+fn uncovered_transfers(out: &mut Vec<Event>) -> u64 {
+    use VerdictStatus as V;
+    let sa = Some("SA-2026-0001");
+    let acme = Some("acme-pharma");
     // Not covered: two unfiled exports to one address over SSH at night, one recipient not filed.
     let mut not_filed = 0u64;
     for (i, (export, day, hour)) in [(18_200_000u64, 2u8, 23i64), (9_400_000, 3, 2)]
@@ -445,6 +496,14 @@ pub fn events() -> (Vec<Event>, Expected) {
         }));
         not_filed += export;
     }
+    not_filed
+}
+
+/// An internal flow, a filed flow named by its Host, and one whose DNS name carries a raw
+/// mobile number. Returns the filed export bytes.
+fn other_flows(out: &mut Vec<Event>) -> u64 {
+    use VerdictStatus as V;
+    let mut filed = 0u64;
     // An internal flow (not cross-border) and a flow whose Host carries a raw mobile number.
     out.push(flow(&FlowSpec {
         id: 500,
@@ -498,9 +557,14 @@ pub fn events() -> (Vec<Event>, Expected) {
     dns_leak.dns_name = Some("13812345678.pay.shop.example".into());
     out.push(dns_leak);
     filed += 64_000;
+    filed
+}
 
-    // Alerts, as the classification and detectors raise them.
-    let alerts = [
+/// The alerts, as the classification and detectors raise them.
+fn sample_alerts() -> Vec<AlertSpec<'static>> {
+    let sa = Some("SA-2026-0001");
+    let acme = Some("acme-pharma");
+    vec![
         AlertSpec {
             at: bj(2, 23, 40),
             kind: AlertKind::UnfiledExport,
@@ -642,41 +706,7 @@ pub fn events() -> (Vec<Event>, Expected) {
             evidence: &[],
             persons: None,
         },
-    ];
-    for a in &alerts {
-        out.push(alert(a));
-    }
-    let flow_records = out
-        .iter()
-        .filter(|e| {
-            e.event_type == EventType::Flow
-                && e.flow
-                    .as_ref()
-                    .is_some_and(|f| f.reason != "active_timeout")
-        })
-        .count() as u64;
-    let mut stats = Event::new(
-        EventType::Stats,
-        crossline_config::event::format_timestamp_micros(bj(3, 23, 0)),
-        "gw-bj-01".into(),
-    );
-    stats.stats = Some(Stats {
-        packets: 48_211,
-        bytes: 131_000_000,
-        flows: flow_records,
-        alerts: BTreeMap::new(),
-        ..Stats::default()
-    });
-    out.push(stats);
-    let expected = Expected {
-        filed_bytes: filed,
-        not_filed_bytes: not_filed,
-        uncovered_exports: 3,
-        uncovered_recipients: 2,
-        flow_records,
-        cross_border_flows: flow_records - 1,
-    };
-    (out, expected)
+        ]
 }
 
 /// What [`extended_events`] adds to [`events`].

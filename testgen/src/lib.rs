@@ -12,6 +12,8 @@
 //! families, a VLAN id above 4095) instead of returning errors.
 #![warn(missing_docs)]
 
+pub mod report_sample;
+
 use crossline_config::event::{AlertKind, VerdictStatus};
 use crossline_config::time::days_from_civil;
 use etherparse::PacketBuilder;
@@ -540,13 +542,13 @@ pub fn http_ok(n: usize) -> Vec<u8> {
 
 /// A TLS ClientHello record (via the L7 module's builder).
 pub fn tls_client_hello(sni: Option<&str>, ech: bool) -> Vec<u8> {
-    crate::l7::tls::build_client_hello(sni, &["h2", "http/1.1"], ech)
+    crossline_agent::l7::tls::build_client_hello(sni, &["h2", "http/1.1"], ech)
 }
 
 /// QUIC v1 Initial datagrams carrying a ClientHello for `sni`.
 pub fn quic_initials(sni: &str) -> Vec<Vec<u8>> {
-    let ch = crate::l7::tls::build_client_hello_handshake(Some(sni), &["h3"], false);
-    crate::l7::quic::build_initial_datagrams(
+    let ch = crossline_agent::l7::tls::build_client_hello_handshake(Some(sni), &["h3"], false);
+    crossline_agent::l7::quic::build_initial_datagrams(
         1,
         &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08],
         &ch,
@@ -1108,9 +1110,8 @@ mod tests {
                 .vlan(7),
             Label::new("x", None),
         );
-        let dir = std::env::temp_dir().join(format!("crossline-testgen-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let p = dir.join("t.pcap");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let p = dir.path().join("t.pcap");
         g.write(&p).expect("write");
         let mut cap = pcap::Capture::from_file(&p).expect("open");
         let mut n = 0;
@@ -1118,6 +1119,5 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 7);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
