@@ -6,10 +6,10 @@
 mod common;
 
 use crossline_agent::classify::Compiled;
-use crossline_agent::testgen::{frame, PcapWriter, L4};
 use crossline_config::event::{Event, EventType, VerdictStatus};
 use crossline_config::registry::IpNet;
 use crossline_config::time::Date;
+use crossline_testgen::{frame, PcapWriter, L4};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -71,7 +71,7 @@ fn tagged(f: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
     out
 }
 
-fn config_with(tag: &str, registry: &str) -> std::path::PathBuf {
+fn config_with(tag: &str, registry: &str) -> common::Scratch {
     let dir = common::config_dir(tag, "");
     std::fs::write(dir.join("registry.toml"), registry).expect("write registry.toml");
     dir
@@ -169,7 +169,6 @@ fn the_same_private_source_on_two_vlans_is_judged_against_each_circuits_enterpri
     }
     let dir = config_with("circuits-analyze", REGISTRY);
     let ev = analyze(&dir, &pcap);
-    let _ = std::fs::remove_dir_all(&dir);
     let flows: Vec<&Event> = ev
         .iter()
         .filter(|e| e.event_type == EventType::Flow)
@@ -197,7 +196,6 @@ fn persons_of_unfiled_flows_go_to_the_enterprise_of_the_circuit() {
     let (registry, warnings) =
         crossline_config::load_registry(&dir.join("registry.toml"), &domestic, today)
             .expect("registry loads");
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         warnings.is_empty(),
         "circuits tell them apart: {warnings:?}"
@@ -234,7 +232,6 @@ fn check_warns_when_overlapping_sources_have_no_circuits_to_tell_them_apart() {
     // With circuits: no warning.
     let dir = config_with("circuits-check-ok", REGISTRY);
     let out = check(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.contains("overlapping sources"), "{out}");
     assert!(
         out.contains(
@@ -252,7 +249,6 @@ fn check_warns_when_overlapping_sources_have_no_circuits_to_tell_them_apart() {
     let dir = config_with("circuits-check-warn", &no_circuit);
     let out = check(&dir);
     let path = dir.join("registry.toml");
-    let _ = std::fs::remove_dir_all(&dir);
     let line = out
         .lines()
         .find(|l| l.contains("overlapping sources"))
@@ -281,7 +277,6 @@ fn check_warns_when_overlapping_sources_have_no_circuits_to_tell_them_apart() {
     let same = REGISTRY.replace("vlans = [200]", "vlans = [100, 200]");
     let dir = config_with("circuits-check-same", &same);
     let out = check(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.lines()
             .any(|l| l.contains("overlapping sources") && l.contains("both are on VLAN 100")),
@@ -318,7 +313,6 @@ fn persons_found_on_a_circuit_count_against_that_circuits_enterprise() {
     }
     let dir = config_with("circuits-persons", &registry);
     let ev = analyze(&dir, &pcap);
-    let _ = std::fs::remove_dir_all(&dir);
     let persons: Vec<_> = ev
         .iter()
         .filter_map(|e| e.alert.as_ref())
