@@ -91,6 +91,8 @@ pub struct PayloadView<'a> {
     pub responder: IpAddr,
     pub ip_proto: u8,
     pub responder_port: u16,
+    /// VLAN ids of the flow's key (outermost first, 0 = none).
+    pub vlan: [u16; 3],
     /// The packet was sent by the initiator.
     pub from_initiator: bool,
     /// The flow's L7 is known to be encrypted (TLS, QUIC, SSH, ...); scanners may skip it.

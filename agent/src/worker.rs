@@ -366,6 +366,7 @@ impl<A: Analysis> Worker<A> {
                     responder: resp,
                     ip_proto: flow.key().proto,
                     responder_port: resp_port,
+                    vlan: flow.key().vlan,
                     from_initiator: from_init,
                     encrypted,
                     payload,

@@ -103,9 +103,39 @@ pub fn summary(config: &AgentConfig, warnings: &[crate::diag::Diagnostic], today
             let _ = writeln!(out, "  {basis:<20} {n:>5}");
         }
     }
+    circuit_lines(&mut out, reg);
     expiry_lines(&mut out, config, today);
     runtime_lines(&mut out, config, warnings);
     out
+}
+
+/// Circuits: which enterprises and scenarios are tied to VLANs, and which VLANs.
+fn circuit_lines(out: &mut String, reg: &crate::registry::Registry) {
+    let mut vlans: Vec<u16> = reg
+        .scenarios
+        .iter()
+        .flat_map(|s| s.vlans.iter().copied())
+        .chain(reg.enterprises.iter().flat_map(|e| e.vlans.iter().copied()))
+        .collect();
+    vlans.sort_unstable();
+    vlans.dedup();
+    if vlans.is_empty() {
+        let _ = writeln!(out, "circuits:     none (every scenario on any circuit)");
+        return;
+    }
+    let listed: Vec<String> = vlans.iter().map(u16::to_string).collect();
+    let _ = writeln!(
+        out,
+        "circuits:     VLAN {} ({} of {} enterprises, {} of {} scenarios tied to circuits)",
+        listed.join(", "),
+        reg.enterprises
+            .iter()
+            .filter(|e| !e.vlans.is_empty())
+            .count(),
+        reg.enterprises.len(),
+        reg.scenarios.iter().filter(|s| !s.vlans.is_empty()).count(),
+        reg.scenarios.len(),
+    );
 }
 
 /// Filings expiring within the warning horizon (in working days), filings not yet valid, and

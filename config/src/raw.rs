@@ -65,6 +65,8 @@ pub struct RawEnterprise {
     pub ftz: bool,
     #[serde(default)]
     pub ciio: bool,
+    /// VLAN ids of the enterprise's circuits.
+    pub vlans: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 /// `[[scenario]]`.
@@ -91,6 +93,8 @@ pub struct RawScenario {
     pub window: Option<Spanned<RawWindow>>,
     pub caps: Option<RawCaps>,
     pub persons_per_year: Option<Spanned<i64>>,
+    /// VLAN ids of the scenario's circuits (inherits the enterprise's when absent).
+    pub vlans: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 /// `recipient = { name, country }`.

@@ -1106,6 +1106,7 @@ fn check_summary_lists_what_an_operator_needs() {
         "green channel: yanjing-pharma, union-west-hospital, capital-air",
         "FTZ:           yanjing-pharma, shunyi-motors, zhiyuan-ai",
         "scenarios:    16",
+        "circuits:     none (every scenario on any circuit)",
         "security_assessment      2",
         "exemption                9  (art3 2, art4 1, art5_contract 3, art5_hr 1, art5_emergency 1, art5_small 1)",
         "ftz_negative_list        2",

@@ -61,6 +61,7 @@ pub fn registry() -> Registry {
             green_channel: true,
             ftz: true,
             ciio: false,
+            vlans: Vec::new(),
         },
         Enterprise {
             id: "beta-retail".into(),
@@ -69,6 +70,7 @@ pub fn registry() -> Registry {
             green_channel: false,
             ftz: false,
             ciio: false,
+            vlans: Vec::new(),
         },
     ];
     let tcp443 = Service::Ports {
@@ -99,6 +101,7 @@ pub fn registry() -> Registry {
         window: None,
         bytes_per_day: None,
         persons_per_year: None,
+        vlans: Vec::new(),
     };
     let mut sa = scenario("SA-2026-0001", 0, Basis::SecurityAssessment);
     sa.bytes_per_day = Some(20_000_000);

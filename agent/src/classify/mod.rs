@@ -7,7 +7,8 @@
 //! per-scenario rules (services, validity, window) touched only for the candidate scenarios. [`Compiled::classify`] applies the order of docs/legal.md
 //! ("first miss wins"):
 //!
-//! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled`
+//! 1. no scenario lists the domestic endpoint in `sources` -> `unfiled` (a scenario with
+//!    circuits, `vlans`, counts only for flows tagged with one of its VLAN ids)
 //! 2. none of those lists the foreign end in `destinations` -> `recipient_not_filed`
 //! 3. none of those lists the service -> `service_not_filed`
 //! 4. none of those is valid on the flow's Beijing date -> `filing_expired`, or
@@ -45,7 +46,7 @@ pub mod prefix;
 use crate::analysis::FlowSummary;
 use crossline_config::event::{Direction, VerdictStatus};
 use crossline_config::registry::{
-    Destination, IpNet, Registry, Scenario, Service, Transport, Window,
+    on_circuit, Destination, IpNet, Registry, Scenario, Service, Transport, Window,
 };
 use crossline_config::time::{shanghai, LocalTime};
 use hosts::{normalise, HostMatcher, MAX_NAME};
@@ -105,6 +106,8 @@ pub struct Compiled {
     rules: Vec<Rule>,
     /// Services of all scenarios, `Rule::services` indexes into it.
     services: Vec<Service>,
+    /// Circuits (VLAN ids) of all scenarios, `Rule::vlans` indexes into it.
+    vlans: Vec<u16>,
 }
 
 /// The checks of one scenario after the destination, in one small record.
@@ -116,6 +119,8 @@ struct Rule {
     /// Range in `Compiled::services`; empty = any service.
     services: (u32, u32),
     enterprise: u32,
+    /// Range in `Compiled::vlans`; empty = any circuit.
+    vlans: (u32, u32),
 }
 
 /// A scenario that lists the domestic endpoint, and how far it got through the checks.
@@ -194,16 +199,20 @@ impl Compiled {
         let mut dest_hosts = HostMatcher::default();
         let mut rules = Vec::with_capacity(registry.scenarios.len());
         let mut services = Vec::new();
+        let mut vlans = Vec::new();
         for (i, s) in registry.scenarios.iter().enumerate() {
             let i = i as u32;
             let first = services.len() as u32;
             services.extend_from_slice(&s.services);
+            let first_vlan = vlans.len() as u32;
+            vlans.extend_from_slice(&s.vlans);
             rules.push(Rule {
                 valid_from: s.valid_from.days_since_epoch(),
                 valid_until: s.valid_until.days_since_epoch(),
                 window: s.window,
                 services: (first, s.services.len() as u32),
                 enterprise: s.enterprise_index as u32,
+                vlans: (first_vlan, s.vlans.len() as u32),
             });
             for n in &s.sources {
                 sources.insert(*n, i);
@@ -228,7 +237,22 @@ impl Compiled {
             dest_hosts,
             rules,
             services,
+            vlans,
         }
+    }
+
+    /// Whether scenario `index` is filed for a circuit carrying a flow tagged `flow_vlans`
+    /// (a scenario without circuits is filed for any).
+    fn on_circuit(&self, index: u32, flow_vlans: &[u16; 3]) -> bool {
+        let Some(rule) = self.rules.get(index as usize) else {
+            return false;
+        };
+        let (first, n) = rule.vlans;
+        let circuits = self
+            .vlans
+            .get(first as usize..(first + n) as usize)
+            .unwrap_or(&[]);
+        on_circuit(circuits, flow_vlans)
     }
 
     /// Whether an address is on the China side of the line.
@@ -241,12 +265,19 @@ impl Compiled {
         &self.registry.scenarios[index as usize]
     }
 
-    /// The enterprise that owns the longest source prefix containing `ip` (lowest scenario index
-    /// among equals), for counting persons of unfiled flows.
-    pub fn owner_of(&self, ip: IpAddr) -> Option<u32> {
-        let (_, v) = self.sources.longest(ip)?;
-        let first = *v.first()?;
-        Some(self.scenario(first).enterprise_index as u32)
+    /// The enterprise that owns the longest source prefix containing `ip` among the scenarios
+    /// filed for the flow's circuit (`vlan`, the flow key's VLAN ids; scenarios without circuits
+    /// count for every circuit), lowest scenario index among equals, for counting persons of
+    /// unfiled flows.
+    pub fn owner_of(&self, ip: IpAddr, vlan: &[u16; 3]) -> Option<u32> {
+        let mut owner = None;
+        // Shortest prefix first: a later (longer) match replaces an earlier one.
+        self.sources.for_each_match(ip, |_, vals| {
+            if let Some(&i) = vals.iter().find(|&&i| self.on_circuit(i, vlan)) {
+                owner = Some(self.scenario(i).enterprise_index as u32);
+            }
+        });
+        owner
     }
 
     /// Classify a flow record judged at `judge_micros` (Unix microseconds).
@@ -293,11 +324,12 @@ impl Compiled {
             source_len: 0,
         };
 
-        // 1. Sources: every scenario listing the domestic endpoint, with its longest prefix.
+        // 1. Sources: every scenario listing the domestic endpoint, with its longest prefix,
+        // among those filed for the flow's circuit.
         let cands = &mut scratch.cands;
         cands.clear();
         self.sources.for_each_match(domestic, |len, vals| {
-            for &v in vals {
+            for &v in vals.iter().filter(|&&v| self.on_circuit(v, &s.vlan)) {
                 cands.push(Candidate {
                     index: v,
                     source_len: len,

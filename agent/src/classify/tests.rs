@@ -283,9 +283,11 @@ fn foreign_initiated_and_ipv6() {
 #[test]
 fn owner_of_source() {
     let c = compiled();
-    let e = c.owner_of("10.1.2.3".parse().expect("ip")).expect("owned");
+    let e = c
+        .owner_of("10.1.2.3".parse().expect("ip"), &[0; 3])
+        .expect("owned");
     assert_eq!(c.registry.enterprises[e as usize].id, "acme");
-    assert_eq!(c.owner_of("10.77.0.1".parse().expect("ip")), None);
+    assert_eq!(c.owner_of("10.77.0.1".parse().expect("ip"), &[0; 3]), None);
 }
 
 #[test]

@@ -574,9 +574,16 @@ impl Classifier {
         }
     }
 
-    fn record_person(&self, domestic: IpAddr, kind: PiKind, ident: &[u8], now: i64) {
+    fn record_person(
+        &self,
+        domestic: IpAddr,
+        vlan: &[u16; 3],
+        kind: PiKind,
+        ident: &[u8],
+        now: i64,
+    ) {
         let hash = self.shared.person_hash(kind, ident);
-        let owner_index = self.compiled.owner_of(domestic);
+        let owner_index = self.compiled.owner_of(domestic, vlan);
         let (owner, limits) = match owner_index.and_then(|i| {
             self.compiled
                 .registry
@@ -713,6 +720,7 @@ impl Analysis for Classifier {
         } else {
             view.responder
         };
+        let vlan = &view.vlan;
         let FlowState {
             carry,
             pi_counts,
@@ -724,7 +732,7 @@ impl Analysis for Classifier {
         carry.scan(data, &mut |kind, ident| {
             let c = &mut pi_counts[kind.index()];
             *c = c.saturating_add(1);
-            self.record_person(domestic, kind, ident, now);
+            self.record_person(domestic, vlan, kind, ident, now);
             let ev = evidence.get_or_insert_with(Box::default);
             if ev.len() < MAX_EVIDENCE {
                 ev.push(pi::mask_string(kind, ident));
@@ -862,7 +870,7 @@ impl Analysis for Classifier {
             return;
         }
         if final_record && state.carry.pending() {
-            self.finish_carry(state, &c, s.last_micros);
+            self.finish_carry(state, &c, &s.vlan, s.last_micros);
         }
 
         let delta_bytes = export_bytes.saturating_sub(state.accounted_bytes);
@@ -920,7 +928,7 @@ impl Analysis for Classifier {
 
 impl Classifier {
     /// Finish a digit run left at the end of the stream.
-    fn finish_carry(&self, state: &mut FlowState, c: &Classification, now: i64) {
+    fn finish_carry(&self, state: &mut FlowState, c: &Classification, vlan: &[u16; 3], now: i64) {
         let Some(domestic) = c.domestic else { return };
         let FlowState {
             carry,
@@ -931,7 +939,7 @@ impl Classifier {
         carry.finish(&mut |kind, ident| {
             let n = &mut pi_counts[kind.index()];
             *n = n.saturating_add(1);
-            self.record_person(domestic, kind, ident, now);
+            self.record_person(domestic, vlan, kind, ident, now);
             let ev = evidence.get_or_insert_with(Box::default);
             if ev.len() < MAX_EVIDENCE {
                 ev.push(pi::mask_string(kind, ident));

@@ -103,6 +103,7 @@ fn run(
                 responder: s.responder,
                 ip_proto: s.ip_proto,
                 responder_port: s.responder_port,
+                vlan: s.vlan,
                 from_initiator: *from_init,
                 encrypted: false,
                 payload: p,

@@ -15,6 +15,7 @@ use crate::parse::{
     parse_ip_net, parse_service,
 };
 use crate::raw::{RawRegistry, RawScenario};
+use crate::registry::circuits::overlap_warnings;
 use crate::registry::{
     Basis, DataCategory, Destination, Enterprise, Exemption, IpNet, Recipient, Registry, Scenario,
     Service, Window,
@@ -299,9 +300,9 @@ fn deserialize_entries(d: &mut Diagnostics, text: &str) -> Option<RawRegistry> {
 }
 
 /// What a scenario covers, order-insensitive: (enterprise index, sources, destinations,
-/// services), each list sorted and deduplicated. Two scenarios with equal coverage raise the
-/// duplicate warning.
-type Coverage = (usize, Vec<IpNet>, Vec<Destination>, Vec<Service>);
+/// services, circuits), each list sorted and deduplicated. Two scenarios with equal coverage
+/// raise the duplicate warning.
+type Coverage = (usize, Vec<IpNet>, Vec<Destination>, Vec<Service>, Vec<u16>);
 
 /// A total order on destinations (prefixes first), for sorting a coverage key.
 fn destination_order(a: &Destination, b: &Destination) -> std::cmp::Ordering {
@@ -369,6 +370,8 @@ fn validate_registry(
     let mut scenario_lines: HashMap<String, usize> = HashMap::new();
     // (enterprise, sorted sources, sorted destinations, sorted services) -> (scenario id, line)
     let mut fingerprints: HashMap<Coverage, (String, usize)> = HashMap::new();
+    // Per kept scenario: where its id is (chunk base, span), for warnings that name it.
+    let mut spots: Vec<(usize, Range<usize>)> = Vec::with_capacity(raw.scenario.len());
     // Phase one: each scenario on its own, on several threads for large registries.
     let checked = check_all_scenarios(
         d,
@@ -398,11 +401,16 @@ fn validate_registry(
                 scenario_lines.insert(id.clone(), d.line_of(&id_span));
             }
         }
-        let Some(scenario) = c.scenario else {
+        let Some(mut scenario) = c.scenario else {
             continue;
         };
         if duplicate {
             continue;
+        }
+        if scenario.vlans.is_empty() {
+            if let Some(e) = enterprises.get(scenario.enterprise_index) {
+                scenario.vlans.clone_from(&e.vlans);
+            }
         }
         // Duplicate-coverage warning, hashed (not quadratic).
         let key = coverage(&scenario);
@@ -424,8 +432,10 @@ fn validate_registry(
         if let Some(today) = today {
             expiry_warning(d, &id_span, &scenario, today, warning_days);
         }
+        spots.push((c.base, id_span));
         scenarios.push(scenario);
     }
+    overlap_warnings(d, &enterprises, &scenarios, &spots);
     d.set_base(0);
     Registry {
         path: path.to_path_buf(),
@@ -453,6 +463,7 @@ fn validate_enterprises(
                 format!("enterprise.uscc: {:?} {err}", e.uscc.get_ref()),
             );
         }
+        let vlans = parse_vlans(d, "enterprise.vlans", e.vlans.as_ref());
         let id = e.id.get_ref().clone();
         if let Some(&(_, first_line)) = enterprise_index.get(&id) {
             d.error(
@@ -471,6 +482,7 @@ fn validate_enterprises(
             green_channel: e.green_channel,
             ftz: e.ftz,
             ciio: e.ciio,
+            vlans,
         });
     }
 
@@ -539,7 +551,13 @@ fn coverage(scenario: &Scenario) -> Coverage {
     }
     services.sort_unstable();
     services.dedup();
-    (scenario.enterprise_index, sources, destinations, services)
+    (
+        scenario.enterprise_index,
+        sources,
+        destinations,
+        services,
+        scenario.vlans.clone(),
+    )
 }
 
 /// Warn about a filing that has expired or expires within `warning_days` of `today`.
@@ -752,6 +770,7 @@ fn validate_scenario(
         .persons_per_year
         .as_ref()
         .and_then(|p| int_in(d, "persons_per_year", p, 1, i64::MAX));
+    let vlans = parse_vlans(d, "scenario.vlans", s.vlans.as_ref());
 
     if d.errors.len() != errors_before {
         return None;
@@ -776,7 +795,50 @@ fn validate_scenario(
         window,
         bytes_per_day,
         persons_per_year,
+        vlans,
     })
+}
+
+/// `vlans = [100, 200]`: the VLAN ids of a circuit (1..=4094, IEEE 802.1Q; 0 and 4095 are
+/// reserved), returned sorted and distinct. Absent = any circuit (empty); an empty list is an
+/// error, so that "any circuit" is only ever written by leaving the key out.
+fn parse_vlans(
+    d: &mut Diagnostics,
+    key: &str,
+    raw: Option<&Spanned<Vec<Spanned<i64>>>>,
+) -> Vec<u16> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    if raw.get_ref().is_empty() {
+        d.error(
+            &span(raw),
+            format!("{key}: empty list, expected at least one VLAN id 1..=4094 such as [100] (leave `vlans` out for any circuit)"),
+        );
+        return Vec::new();
+    }
+    let mut vlans = Vec::with_capacity(raw.get_ref().len());
+    for item in raw.get_ref() {
+        let v = *item.get_ref();
+        match u16::try_from(v) {
+            Ok(id) if (1..=4094).contains(&id) => {
+                if vlans.contains(&id) {
+                    d.error(
+                        &span(item),
+                        format!("{key}: VLAN id {v} is listed twice, expected each id once"),
+                    );
+                }
+                vlans.push(id);
+            }
+            _ => d.error(
+                &span(item),
+                format!("{key}: {v} is not a VLAN id, expected 1..=4094 (0 and 4095 are reserved)"),
+            ),
+        }
+    }
+    vlans.sort_unstable();
+    vlans.dedup();
+    vlans
 }
 
 /// The index of the scenario's enterprise; `None` (with an error unless the enterprise itself

@@ -36,6 +36,8 @@ pub struct Enterprise {
     pub ftz: bool,
     /// Critical information infrastructure operator (thresholds and deadlines differ).
     pub ciio: bool,
+    /// VLAN ids of the enterprise's circuits, sorted and distinct; empty = any circuit.
+    pub vlans: Vec<u16>,
 }
 
 /// A filed transfer (`[[scenario]]`).
@@ -63,6 +65,18 @@ pub struct Scenario {
     /// Daily export cap in bytes.
     pub bytes_per_day: Option<u64>,
     pub persons_per_year: Option<u64>,
+    /// VLAN ids of the circuits the scenario is filed for, sorted and distinct: its own
+    /// `vlans`, else its enterprise's; empty = any circuit.
+    pub vlans: Vec<u16>,
+}
+
+/// Whether a flow tagged with `flow_vlans` (up to three ids, 0 = no tag in that slot) runs on
+/// one of the circuits `circuits` (sorted VLAN ids; empty = any circuit, tagged or not).
+pub fn on_circuit(circuits: &[u16], flow_vlans: &[u16]) -> bool {
+    circuits.is_empty()
+        || flow_vlans
+            .iter()
+            .any(|v| *v != 0 && circuits.binary_search(v).is_ok())
 }
 
 impl Scenario {
@@ -309,4 +323,5 @@ impl Window {
         }
     }
 }
+pub(crate) mod circuits;
 pub mod load;
