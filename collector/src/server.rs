@@ -199,10 +199,22 @@ async fn serve<S, F>(
     }
 }
 
+/// Open the store the configuration names: SQLite by default, PostgreSQL for a
+/// `postgresql://` URL. Blocking (run it on a blocking thread).
+fn open_configured(config: Arc<CollectorConfig>) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.postgres {
+        Some(db) => Ok(Arc::new(crate::pg::PgStore::open(db, config.clone())?)),
+        None => Ok(Arc::new(crate::store::SqliteStore::open(
+            &config.database,
+            config.clone(),
+        )?)),
+    }
+}
+
 /// Open the configured store on a blocking thread.
 async fn open_store(config: &Arc<CollectorConfig>) -> Result<Arc<dyn Store>, ServerError> {
     let cfg = config.clone();
-    tokio::task::spawn_blocking(move || crate::store::open_configured(cfg))
+    tokio::task::spawn_blocking(move || open_configured(cfg))
         .await
         .map_err(|e| ServerError::StoreTask(e.to_string()))?
         .map_err(|source| ServerError::Store {

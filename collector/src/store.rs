@@ -403,18 +403,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Open the store the configuration names: SQLite by default, PostgreSQL for a
-/// `postgresql://` URL. Blocking (run it on a blocking thread).
-pub fn open_configured(config: Arc<CollectorConfig>) -> Result<Arc<dyn Store>, StoreError> {
-    match &config.postgres {
-        Some(db) => Ok(Arc::new(crate::pg::PgStore::open(db, config.clone())?)),
-        None => Ok(Arc::new(SqliteStore::open(
-            &config.database,
-            config.clone(),
-        )?)),
-    }
-}
-
 /// One gateway's latest figure for one enterprise-wide subject (`persons:<year>:<category>`
 /// with HyperLogLog registers, or `bytes:<day>:<scenario>`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! and a day-by-hour heat map of exports not covered by a filing. No script, no external asset;
 //! every mark carries a `<title>` so a browser shows the exact figure on hover.
 
-use super::html::{esc, fmt_bytes};
 use super::i18n::{verdict_index, Strings};
+use super::text::{esc, fmt_bytes};
 use super::{RecipientAgg, Series, VERDICTS};
 use crossline_config::event::VerdictStatus;
 use crossline_config::time::{self, Date};

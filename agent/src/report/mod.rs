@@ -30,9 +30,11 @@
 mod charts;
 mod html;
 pub mod i18n;
+mod text;
 
-pub use html::{esc, fmt_bytes, fmt_int, render};
+pub use html::{fmt_int, render};
 pub use i18n::Lang;
+pub use text::{esc, fmt_bytes};
 
 use crossline_config::event::{
     AlertKind, Direction, Event, EventType, Severity, Stats, VerdictStatus,

@@ -19,7 +19,7 @@
 //! Refusals (403 and other 4xx) and 429 stay with the current collector: it is up and answered,
 //! and another replica would answer the same.
 
-use super::client::{Backoff, Endpoint};
+use super::endpoint::{Backoff, Endpoint};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]

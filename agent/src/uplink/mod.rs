@@ -33,6 +33,7 @@
 //! kernel had not written back yet (by default up to about 30 s).
 
 pub mod client;
+pub mod endpoint;
 pub mod failover;
 pub mod spool;
 
