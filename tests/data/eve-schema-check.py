@@ -10,6 +10,7 @@ the figures go to stdout as one JSON object:
 
   events   {"flow": N, "alert": N}            events checked
   valid    {"flow": N, "alert": N}            of which valid
+  typed    {"flow": N, "alert": N}            valid but for extra keys (types and formats EVE's)
   failing  {"PATH: WHAT": {"flow": N, ...}}   events failing there (at most once per event)
   present  {"PATH": N}                        events carrying each field (leaf or object)
 
@@ -18,6 +19,7 @@ that failed (`type integer`, `pattern`, `extra key`, ...). Lines that are not JS
 errors naming the file and line (exit status 2).
 """
 import json
+import re
 import sys
 
 try:
@@ -72,7 +74,6 @@ def describe(err):
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         known = set(err.schema.get("properties", {}))
         patterns = err.schema.get("patternProperties", {})
-        import re
         extra = [k for k in err.instance if k not in known
                  and not any(re.search(p, k) for p in patterns)]
         return [f"{join(where, k)}: extra key" for k in extra]
@@ -95,6 +96,7 @@ def main(argv):
     validator = cls(schema)
     events = {k: 0 for k in KINDS}
     valid = {k: 0 for k in KINDS}
+    typed = {k: 0 for k in KINDS}
     failing = {}
     present = {}
     for name in argv[2:]:
@@ -123,10 +125,12 @@ def main(argv):
                     keys.update(describe(err))
                 if not keys:
                     valid[kind] += 1
+                if all(k.endswith(": extra key") for k in keys):
+                    typed[kind] += 1
                 for k in keys:
                     counts = failing.setdefault(k, {x: 0 for x in KINDS})
                     counts[kind] += 1
-    json.dump({"events": events, "valid": valid, "failing": failing, "present": present},
+    json.dump({"events": events, "valid": valid, "typed": typed, "failing": failing, "present": present},
               sys.stdout, sort_keys=True, indent=1)
     print()
     return 0

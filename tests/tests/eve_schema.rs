@@ -259,13 +259,16 @@ fn problems(fig: &Value, full: bool) -> Vec<String> {
 
 /// Print the figures as a table.
 fn report(label: &str, fig: &Value) {
-    let (ev, ok) = (&fig["events"], &fig["valid"]);
+    let (ev, ok, typed) = (&fig["events"], &fig["valid"], &fig["typed"]);
     eprintln!(
-        "EVE schema, {label}: {} flow events ({} valid), {} alert events ({} valid)",
+        "EVE schema, {label}: {} flow events ({} valid, {} valid but for extra keys), \
+         {} alert events ({} valid, {} valid but for extra keys)",
         count(ev, "flow"),
         count(ok, "flow"),
+        count(typed, "flow"),
         count(ev, "alert"),
-        count(ok, "alert")
+        count(ok, "alert"),
+        count(typed, "alert")
     );
     eprintln!("  {:<40} {:>7} {:>7}", "failing path", "flows", "alerts");
     if let Some(m) = fig["failing"].as_object() {
