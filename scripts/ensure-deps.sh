@@ -2,7 +2,8 @@
 # Install the Debian packages crossline needs, only when they are missing.
 #   scripts/ensure-deps.sh build   libpcap-dev (to build and run the agent)
 #   scripts/ensure-deps.sh test    + tshark, tcpdump, tcpreplay, iproute2, Prometheus,
-#                                  Alertmanager, Chromium, poppler-utils, npm, packaging tools, PostgreSQL 15
+#                                  Alertmanager, Chromium, poppler-utils, npm, packaging tools, PostgreSQL 15,
+#                                  python3-jsonschema
 #                                  (for the test suite; the collector's PostgreSQL store tests start their own server)
 set -euo pipefail
 
@@ -18,6 +19,8 @@ if [ "${1:-build}" = test ]; then
     # The console's browser test installs axe-core with npm (a Node.js that brings its own npm
     # counts).
     command -v npm >/dev/null || want+=(npm)
+    # The EVE schema test validates events with Python's jsonschema (a pip-installed one counts).
+    python3 -c 'import jsonschema' 2>/dev/null || want+=(python3-jsonschema)
 fi
 
 missing=()
