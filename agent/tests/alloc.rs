@@ -514,9 +514,13 @@ fn capture_file_reader_reads_packets_without_allocating() {
             n += 1;
         }
     }
-    let path = std::env::temp_dir().join(format!("crossline-alloc-{}.pcap", std::process::id()));
-    std::fs::write(&path, &file).expect("write pcap");
-    let f = std::fs::File::open(&path).expect("open");
+    let pcap = tempfile::Builder::new()
+        .prefix("crossline-alloc-")
+        .suffix(".pcap")
+        .tempfile()
+        .expect("temporary file");
+    std::fs::write(pcap.path(), &file).expect("write pcap");
+    let f = pcap.reopen().expect("open");
     let mut r = FileReader::with_chunk(f, 64 << 10).expect("pcap header");
     // Warm: the buffer starts small (files are opened up front) and grows to the chunk once.
     let mut seen = 0u64;
@@ -531,7 +535,6 @@ fn capture_file_reader_reads_packets_without_allocating() {
             bytes += p.raw.data.len();
         }
     });
-    let _ = std::fs::remove_file(&path);
     assert_eq!(seen, n, "every packet read");
     assert!(bytes > 1 << 20);
     assert_eq!(allocs, 0, "{allocs} allocations for {n} packets");
