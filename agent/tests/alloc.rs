@@ -31,15 +31,16 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Allocations counted on this thread (a shared total would also see the counted
+    /// allocations of tests running at the same time on other threads).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     /// Heap bytes allocated minus freed by this thread (every allocation).
     static LIVE: Cell<i64> = const { Cell::new(0) };
 }
@@ -55,7 +56,7 @@ fn live_bytes() -> i64 {
 
 fn note() {
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
     }
 }
 
@@ -90,11 +91,11 @@ static GLOBAL: Counting = Counting;
 
 /// Count allocations made by this thread while `f` runs.
 fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 /// One generated frame with its capture time.
@@ -514,9 +515,13 @@ fn capture_file_reader_reads_packets_without_allocating() {
             n += 1;
         }
     }
-    let path = std::env::temp_dir().join(format!("crossline-alloc-{}.pcap", std::process::id()));
-    std::fs::write(&path, &file).expect("write pcap");
-    let f = std::fs::File::open(&path).expect("open");
+    let pcap = tempfile::Builder::new()
+        .prefix("crossline-alloc-")
+        .suffix(".pcap")
+        .tempfile()
+        .expect("temporary file");
+    std::fs::write(pcap.path(), &file).expect("write pcap");
+    let f = pcap.reopen().expect("open");
     let mut r = FileReader::with_chunk(f, 64 << 10).expect("pcap header");
     // Warm: the buffer starts small (files are opened up front) and grows to the chunk once.
     let mut seen = 0u64;
@@ -531,7 +536,6 @@ fn capture_file_reader_reads_packets_without_allocating() {
             bytes += p.raw.data.len();
         }
     });
-    let _ = std::fs::remove_file(&path);
     assert_eq!(seen, n, "every packet read");
     assert!(bytes > 1 << 20);
     assert_eq!(allocs, 0, "{allocs} allocations for {n} packets");

@@ -261,8 +261,7 @@ fn be_pcapng(linktype: u16, pkts: &[Pkt]) -> Vec<u8> {
 #[test]
 fn native_reader_matches_libpcap_on_big_endian_nanosecond_and_pcapng_rewrites() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus"));
-    let tmp = std::env::temp_dir().join(format!("crossline-reader-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let tmp = common::scratch("reader");
     let mut t = Tally::default();
     let mut files = 0;
     for f in captures(dir) {
@@ -283,7 +282,6 @@ fn native_reader_matches_libpcap_on_big_endian_nanosecond_and_pcapng_rewrites() 
         assert_eq!(t.packets - before, 2 * pkts.len(), "{}", b.display());
         files += 2;
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     println!("{files} rewritten files, {} packets identical", t.packets);
     assert!(files >= 40, "{files} files");
     assert!(t.errors.is_empty(), "{:#?}", t.errors);

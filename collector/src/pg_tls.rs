@@ -219,8 +219,11 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_ca_file_is_named() {
-        let dir = std::env::temp_dir().join(format!("crossline-dbtls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("crossline-dbtls-")
+            .tempdir()
+            .expect("temporary directory");
+        let dir = tmp.path();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "").expect("write");
         let e = DbTls::new(&empty).expect_err("empty").to_string();
@@ -232,6 +235,5 @@ mod tests {
             .expect_err("absent")
             .to_string();
         assert!(e.contains("absent.pem"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

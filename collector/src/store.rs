@@ -1432,13 +1432,23 @@ mod tests {
         crate::api::shape::detail(&store.config(), &d)
     }
 
-    fn temp_store(tag: &str, cfg: Arc<CollectorConfig>) -> (SqliteStore, std::path::PathBuf) {
-        let p = std::env::temp_dir().join(format!(
-            "crossline-store-{tag}-{}-{}.db",
-            std::process::id(),
-            crate::util::now_ms()
-        ));
-        (SqliteStore::open(&p, cfg).expect("open"), p)
+    /// A fresh temporary directory (removed with its database, WAL and journal files when
+    /// dropped) and the path of `store.db` in it.
+    fn temp_db(tag: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("crossline-store-{tag}-"))
+            .tempdir()
+            .expect("temporary directory");
+        let p = dir.path().join("store.db");
+        (dir, p)
+    }
+
+    fn temp_store(
+        tag: &str,
+        cfg: Arc<CollectorConfig>,
+    ) -> (SqliteStore, tempfile::TempDir, std::path::PathBuf) {
+        let (dir, p) = temp_db(tag);
+        (SqliteStore::open(&p, cfg).expect("open"), dir, p)
     }
 
     fn alert(
@@ -1503,7 +1513,7 @@ mod tests {
     #[test]
     fn grouping_window_regrade_and_routing() {
         let cfg = config("");
-        let (store, path) = temp_store("group", cfg);
+        let (store, _dir, path) = temp_store("group", cfg);
         let t0 = 1_772_442_847_118;
         let hour = 3_600_000;
         let b = batch(
@@ -1617,13 +1627,12 @@ mod tests {
         assert_eq!(store.gauges(now).expect("gauges").outbox_pending, 10);
         assert_eq!(store.due_notifications(now, 100).expect("due").len(), 10);
         drop(store);
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn migrations_are_idempotent_and_refuse_newer_schema() {
         let cfg = config("");
-        let (store, path) = temp_store("migrate", cfg.clone());
+        let (store, _dir, path) = temp_store("migrate", cfg.clone());
         drop(store);
         let again = SqliteStore::open(&path, cfg.clone()).expect("reopen");
         drop(again);
@@ -1639,17 +1648,12 @@ mod tests {
             SqliteStore::open(&path, cfg),
             Err(StoreError::SchemaTooNew { found: 999, .. })
         ));
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn a_version_1_store_upgrades_in_place() {
         let cfg = config("");
-        let p = std::env::temp_dir().join(format!(
-            "crossline-store-upgrade-{}-{}.db",
-            std::process::id(),
-            crate::util::now_ms()
-        ));
+        let (_dir, p) = temp_db("upgrade");
         {
             // A database written by the previous collector: schema version 1 only.
             let c = Connection::open(&p).expect("open");
@@ -1701,13 +1705,12 @@ mod tests {
         assert_eq!(v, 4);
         drop(c);
         drop(store);
-        let _ = std::fs::remove_file(&p);
     }
 
     #[test]
     fn concurrent_group_commits_store_each_batch_once() {
         let cfg = config("");
-        let (store, path) = temp_store("groupcommit", cfg);
+        let (store, _dir, path) = temp_store("groupcommit", cfg);
         let store = Arc::new(store);
         let t0 = 1_772_442_847_118;
         let mut threads = Vec::new();
@@ -1738,6 +1741,5 @@ mod tests {
         assert_eq!(n, 80);
         drop(c);
         drop(store);
-        let _ = std::fs::remove_file(&path);
     }
 }

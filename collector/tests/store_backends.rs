@@ -32,7 +32,9 @@ fn config(extra: &str) -> Arc<CollectorConfig> {
 
 /// One backend under test, with a raw look at its outbox.
 enum Backend {
-    Sqlite(PathBuf),
+    /// A temporary directory holding the database file (removed on drop, with the WAL and
+    /// journal files).
+    Sqlite(common::TempDir),
     Pg(Postgres, String),
 }
 
@@ -41,8 +43,8 @@ impl Backend {
     fn outbox(&self) -> Vec<(i64, String, String)> {
         let sql = "SELECT incident_id, receiver, event FROM outbox ORDER BY id";
         match self {
-            Backend::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).expect("open");
+            Backend::Sqlite(d) => {
+                let c = rusqlite::Connection::open(sqlite_file(d)).expect("open");
                 let mut s = c.prepare(sql).expect("prepare");
                 let rows = s
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -63,8 +65,8 @@ impl Backend {
     /// prefers them on small tables).
     fn plan(&self, sql: &str) -> String {
         match self {
-            Backend::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).expect("open");
+            Backend::Sqlite(d) => {
+                let c = rusqlite::Connection::open(sqlite_file(d)).expect("open");
                 let mut s = c
                     .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                     .expect("prepare");
@@ -89,7 +91,9 @@ impl Backend {
     /// A second store on the same database (another replica for PostgreSQL).
     fn open(&self, cfg: Arc<CollectorConfig>) -> Arc<dyn Store> {
         match self {
-            Backend::Sqlite(p) => Arc::new(SqliteStore::open(p, cfg).expect("open sqlite")),
+            Backend::Sqlite(d) => {
+                Arc::new(SqliteStore::open(&sqlite_file(d), cfg).expect("open sqlite"))
+            }
             Backend::Pg(pg, db) => {
                 let mut c = (*cfg).clone();
                 c.postgres = Some(crossline_config::collector::PostgresDb {
@@ -105,20 +109,13 @@ impl Backend {
     }
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Backend::Sqlite(p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+fn sqlite(tag: &str) -> Backend {
+    Backend::Sqlite(common::TempDir::new(&format!("suite-{tag}")))
 }
 
-fn sqlite(tag: &str) -> Backend {
-    Backend::Sqlite(std::env::temp_dir().join(format!(
-        "crossline-suite-{tag}-{}-{}.db",
-        std::process::id(),
-        now_ms()
-    )))
+/// The SQLite database file in a backend's directory.
+fn sqlite_file(dir: &common::TempDir) -> PathBuf {
+    dir.path().join("store.db")
 }
 
 fn postgres(tag: &str) -> Option<Backend> {
@@ -816,9 +813,10 @@ fn migrate_store_copies_sqlite_into_postgres() {
     };
     let url = pg.create_db("target");
     let lite = sqlite("migrate");
-    let Backend::Sqlite(path) = &lite else {
+    let Backend::Sqlite(dir) = &lite else {
         unreachable!()
     };
+    let path = sqlite_file(dir);
     let cfg = config("");
     let src = lite.open(cfg.clone());
     scopes_transitions_and_audit_on(&*src);
@@ -826,7 +824,7 @@ fn migrate_store_copies_sqlite_into_postgres() {
         .expect("top of range");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
         .args(["migrate-store", "--from"])
-        .arg(path)
+        .arg(&path)
         .args(["--to", &url, "--password-file"])
         .arg(&pg.password_file)
         .output()
@@ -883,7 +881,7 @@ fn migrate_store_copies_sqlite_into_postgres() {
     };
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_crossline-collector"))
         .args(["migrate-store", "--from"])
-        .arg(path)
+        .arg(&path)
         .args(["--to", &url, "--password-file"])
         .arg(&pg.password_file)
         .output()

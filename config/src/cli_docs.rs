@@ -124,9 +124,19 @@ mod tests {
             .subcommand(clap::Command::new("secret").hide(true))
     }
 
+    /// A fresh temporary directory, removed when dropped (also when the test fails).
+    fn tempdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("crossline-{tag}-"))
+            .tempdir()
+            .expect("temporary directory")
+    }
+
     #[test]
     fn man_pages_cover_visible_subcommands_only() {
-        let dir = std::env::temp_dir().join(format!("crossline-man-{}", std::process::id()));
+        let scratch = tempdir("man");
+        // A directory that does not exist yet: generate creates it.
+        let dir = scratch.path().join("out");
         let files = generate(cli(), Generated::Man, &dir).expect("generate");
         let names: Vec<String> = files
             .iter()
@@ -136,12 +146,13 @@ mod tests {
         let run = std::fs::read_to_string(dir.join("tool-run.1")).expect("page");
         assert!(run.contains("Config file"), "{run}");
         assert!(run.contains(".TH"), "{run}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn exit_statuses_get_their_own_man_section() {
-        let dir = std::env::temp_dir().join(format!("crossline-man-exit-{}", std::process::id()));
+        let scratch = tempdir("man-exit");
+        // A directory that does not exist yet: generate creates it.
+        let dir = scratch.path().join("out");
         let cmd = cli().after_long_help(crate::exit::EXIT_STATUS_HELP);
         generate(cmd, Generated::Man, &dir).expect("generate");
         let page = std::fs::read_to_string(dir.join("tool.1")).expect("page");
@@ -156,12 +167,13 @@ mod tests {
             "{page}"
         );
         assert!(rest.starts_with(".SH VERSION"), "{page}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn completions_for_three_shells() {
-        let dir = std::env::temp_dir().join(format!("crossline-compl-{}", std::process::id()));
+        let scratch = tempdir("compl");
+        // A directory that does not exist yet: generate creates it.
+        let dir = scratch.path().join("out");
         let files = generate(cli(), Generated::Completions, &dir).expect("generate");
         assert_eq!(files.len(), 3);
         let bash = std::fs::read_to_string(dir.join("bash/tool")).expect("bash");
@@ -171,7 +183,6 @@ mod tests {
         assert!(zsh.starts_with("#compdef tool"), "{zsh}");
         let fish = std::fs::read_to_string(dir.join("fish/tool.fish")).expect("fish");
         assert!(fish.contains("-l config"), "{fish}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

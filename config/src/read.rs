@@ -171,30 +171,27 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    fn tmp(name: &str) -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "crossline-read-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        dir
+    /// A fresh temporary directory, removed when dropped (also when the test fails).
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("crossline-read-{name}-"))
+            .tempdir()
+            .expect("temporary directory")
     }
 
     #[test]
     fn a_regular_file_is_read_whole() {
-        let dir = tmp("ok");
+        let scratch = tmp("ok");
+        let dir = scratch.path();
         let p = dir.join("a.toml");
         std::fs::write(&p, "gateway = \"gw\"\n").expect("write");
         assert_eq!(read_config_text(&p).expect("read"), "gateway = \"gw\"\n");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn devices_directories_and_fifos_are_refused_by_name_without_blocking() {
-        let dir = tmp("kinds");
+        let scratch = tmp("kinds");
+        let dir = scratch.path();
         let started = Instant::now();
         let e = read_config_file(Path::new("/dev/zero")).expect_err("/dev/zero");
         assert!(
@@ -202,7 +199,7 @@ mod tests {
                 .contains("/dev/zero: is a character device, expected a regular file"),
             "{e}"
         );
-        let e = read_config_file(&dir).expect_err("directory");
+        let e = read_config_file(dir).expect_err("directory");
         assert!(e.to_string().contains("is a directory"), "{e}");
         let fifo = dir.join("fifo");
         let made = std::process::Command::new("mkfifo")
@@ -218,12 +215,12 @@ mod tests {
         let e = read_config_file(&link).expect_err("link to /dev/zero");
         assert!(e.to_string().contains("character device"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(2), "slow refusal");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_oversized_file_is_refused_with_its_size_and_the_limit() {
-        let dir = tmp("big");
+        let scratch = tmp("big");
+        let dir = scratch.path();
         let p = dir.join("registry.toml");
         // Sparse: takes no disk space.
         let f = File::create(&p).expect("create");
@@ -251,16 +248,15 @@ mod tests {
         assert_eq!(read_limited(&p, 10).expect("fits").len(), 10);
         let e = read_config_file(&dir.join("missing")).expect_err("missing");
         assert_eq!(e.io_kind(), Some(std::io::ErrorKind::NotFound));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn not_utf8_is_named() {
-        let dir = tmp("utf8");
+        let scratch = tmp("utf8");
+        let dir = scratch.path();
         let p = dir.join("x.toml");
         std::fs::write(&p, b"ab\xffcd").expect("write");
         let e = read_config_text(&p).expect_err("not text");
         assert!(e.to_string().contains("not UTF-8 text at byte 2"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

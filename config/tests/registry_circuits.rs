@@ -5,28 +5,20 @@
 use crossline_config::registry::{on_circuit, IpNet};
 use crossline_config::time::Date;
 use crossline_config::{load_registry, Diagnostic, Registry};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn domestic() -> Vec<IpNet> {
     vec![crossline_config::parse::parse_ip_net("10.0.0.0/8").expect("valid")]
 }
 
 fn load(text: &str) -> Result<(Registry, Vec<Diagnostic>), Vec<Diagnostic>> {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "crossline-circuits-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("registry.toml");
+    let dir = tempfile::Builder::new()
+        .prefix("crossline-circuits-")
+        .tempdir()
+        .expect("temp dir");
+    let path = dir.path().join("registry.toml");
     std::fs::write(&path, text).expect("write registry");
     let today = Date::new(2026, 6, 1).expect("date");
-    let out = load_registry(&path, &domestic(), today).map_err(|e| e.errors);
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    load_registry(&path, &domestic(), today).map_err(|e| e.errors)
 }
 
 fn enterprise(id: &str, extra: &str) -> String {

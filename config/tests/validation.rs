@@ -6,7 +6,6 @@ use crossline_config::registry::IpNet;
 use crossline_config::time::{Date, LocalTime};
 use crossline_config::{load_agent_config, load_registry, Diagnostic};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn today() -> Date {
     Date::new(2026, 11, 27).expect("valid date")
@@ -19,17 +18,13 @@ fn domestic() -> Vec<IpNet> {
     ]
 }
 
-/// A fresh, empty folder under the system temp dir.
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "crossline-config-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh, empty folder under the system temp dir, removed when dropped (also when the test
+/// fails).
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("crossline-config-test-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -76,8 +71,9 @@ fn edit(line: usize, text: &str) -> String {
 fn registry_result(
     text: &str,
 ) -> Result<(crossline_config::Registry, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let dir = temp_dir();
-    let path = write(&dir, "registry.toml", text);
+    let scratch = temp_dir();
+    let dir = scratch.path();
+    let path = write(dir, "registry.toml", text);
     load_registry(&path, &domestic(), today()).map_err(|e| e.errors)
 }
 
@@ -711,18 +707,20 @@ fn agent_result(
     agent: &str,
     registry: &str,
 ) -> Result<(crossline_config::AgentConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let dir = temp_dir();
-    write(&dir, "registry.toml", registry);
-    let path = write(&dir, "agent.toml", agent);
+    let scratch = temp_dir();
+    let dir = scratch.path();
+    write(dir, "registry.toml", registry);
+    let path = write(dir, "agent.toml", agent);
     load_agent_config(&path, today()).map_err(|e| e.errors)
 }
 
 #[test]
 fn base_agent_config_is_valid_and_paths_are_relative_to_the_file() {
     use crossline_config::agent::FsyncPolicy;
-    let dir = temp_dir();
-    write(&dir, "registry.toml", BASE);
-    let path = write(&dir, "agent.toml", AGENT_BASE);
+    let scratch = temp_dir();
+    let dir = scratch.path();
+    write(dir, "registry.toml", BASE);
+    let path = write(dir, "agent.toml", AGENT_BASE);
     let (cfg, warnings) = load_agent_config(&path, today()).expect("valid");
     assert!(warnings.is_empty(), "{warnings:#?}");
     assert_eq!(cfg.gateway, "gw-bj-01");
@@ -1033,9 +1031,10 @@ fn check_command_exit_codes() {
         "/../examples/agent.toml"
     ));
     assert_eq!(crossline_config::check_command(good, today()), 0);
-    let dir = temp_dir();
-    write(&dir, "registry.toml", BASE);
-    let bad = write(&dir, "agent.toml", &agent_edit(1, r#"gateway = """#));
+    let scratch = temp_dir();
+    let dir = scratch.path();
+    write(dir, "registry.toml", BASE);
+    let bad = write(dir, "agent.toml", &agent_edit(1, r#"gateway = """#));
     // 78 = EX_CONFIG (it was 2 before the exit statuses were documented).
     assert_eq!(crossline_config::check_command(&bad, today()), 78);
 }

@@ -50,16 +50,12 @@ fn bad_paths(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
 /// and print `path` and `words`.
 fn refuses(what: &str, mut cmd: Command, code: i32, path: &Path, words: &str) {
     let started = Instant::now();
-    let log = std::env::temp_dir().join(format!(
-        "crossline-config-files-{}-{}.log",
-        std::process::id(),
-        started.elapsed().as_nanos()
-    ));
+    let dir = TempDir::new("config-files-log");
+    let log = dir.path().join("out.log");
     cmd.stdin(std::process::Stdio::null());
     let mut p = Proc::spawn(what, cmd, &log).expect("spawn");
     let status = p.wait(Duration::from_secs(10)).expect("exits in time");
     let out = p.output();
-    let _ = std::fs::remove_file(&log);
     assert_eq!(status.code(), Some(code), "{what}: exit status\n{out}");
     assert!(
         out.contains(&path.display().to_string()) && out.contains(words),

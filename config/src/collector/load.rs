@@ -1208,13 +1208,20 @@ mod tests {
         assert_eq!(list.len(), want.len(), "{list:#?}");
     }
 
+    /// A fresh temporary directory, removed when dropped (also when the test fails).
+    fn tempdir(tag: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("crossline-{tag}-"))
+            .tempdir()
+            .expect("temporary directory")
+    }
+
     /// Errors of the collector config and of the registry it names come back together, each
     /// naming its own file, the config's first.
     #[test]
     fn config_and_registry_errors_in_one_pass() {
-        let dir =
-            std::env::temp_dir().join(format!("crossline-collector-reg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let scratch = tempdir("collector-reg");
+        let dir = scratch.path();
         std::fs::write(
             dir.join("registry.toml"),
             "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"not-a-uscc\"\n",
@@ -1243,7 +1250,6 @@ mod tests {
             list[2].starts_with(&format!("{reg}:4:8: enterprise.uscc: \"not-a-uscc\"")),
             "{list:#?}"
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// A config file that cannot be read is one diagnostic naming the file and the reason.
@@ -1302,8 +1308,8 @@ mod tests {
 
     #[test]
     fn database_tls_options_are_checked_where_written() {
-        let dir = std::env::temp_dir().join(format!("crossline-dbtls-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let scratch = tempdir("dbtls-cfg");
+        let dir = scratch.path();
         let cfg = dir.join("c.toml");
         let parse = |query: &str| {
             parse_collector(
@@ -1345,7 +1351,6 @@ mod tests {
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("write");
         let c = parse("sslmode=verify-full&sslrootcert=ca%2Fdb.pem").expect("readable CA file");
         assert!(c.postgres.is_some());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
