@@ -9,16 +9,32 @@
 //! learned, so a flow record looks its name up as of its own packet time
 //! ([`DnsCache::lookup_as_of`]), not as of wherever the capture thread has got to.
 //!
-//! Eviction is CLOCK (second chance) over a fixed arena of slots per shard, so an insert into a
-//! full shard costs O(1) amortised instead of a scan of the shard: the hand sweeps from where it
-//! stopped, takes the first slot whose newest name has expired or that was not used since the
-//! hand last passed it, and clears the "used" mark of the slots it passes. A slot is marked used
-//! when it is inserted, refreshed by another answer, or found by a lookup. Once a shard has
-//! filled, inserts allocate nothing but the new name (`Arc<str>`): a slot, its history vector
-//! and the address index are reused. The newest name of an address is kept in its slot, so
-//! an address with one name (most of them) has no history allocation at all.
+//! Each shard is a set-associative table: the address hash picks a set of up to 8 ways, and
+//! the set's bookkeeping (a 16-bit fingerprint of each way's address, the expiry of each way's
+//! newest name in whole seconds, which ways are occupied or own heap data, CLOCK's "used"
+//! marks and hand) fits in one 64-byte line. A way's slot (address, newest name of up to 30
+//! bytes kept inline, its packet times) is one more line, read only on a fingerprint match;
+//! there is no separate address index. Replacing an address writes its slot without reading
+//! it, so an insert into a full set costs what one into a set with room costs. Longer names
+//! and the earlier names of an address live in a per-way side record, touched only when the
+//! set says the way has one.
+//!
+//! Eviction is CLOCK (second chance) within the set: the hand sweeps from where it stopped,
+//! takes the first way whose newest name has expired or that was not used since the hand last
+//! passed it, and clears the "used" mark of the ways it passes. A way is marked used when it
+//! is inserted, refreshed by another answer, or found by a lookup. A shard of at most 8
+//! entries is a single set, so its eviction is CLOCK over the whole shard. The expiry kept in
+//! the set is rounded up to the second, so a name that expired less than a second ago may be
+//! passed over like a live one; lookups compare exact packet times.
+//!
+//! All memory but names longer than 30 bytes and histories is allocated when the cache is
+//! made (about 112 bytes per entry); an insert allocates nothing for a short name, and a
+//! reused way keeps its history allocation. A lookup hit returns the name as a new `Arc<str>`
+//! (a flow record copies it anyway). With more than one set, an address competes only with
+//! the others of its set, so a set may evict while the shard as a whole still has free ways
+//! (under 1% of the entries at half load); once the cache has filled, every way is in use.
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +47,15 @@ pub const MAX_TTL_SECS: u32 = 86_400;
 /// Names an address had, newest last (at most [`HISTORY`]).
 const HISTORY: usize = 16;
 
+/// Ways (addresses) per set.
+const WAYS: usize = 8;
+
+/// Longest name kept in the slot itself; a longer one is kept in the way's [`Extra`].
+const INLINE: usize = 30;
+
+/// `Slot::len` of a name longer than [`INLINE`].
+const LONG: u8 = u8::MAX;
+
 #[derive(Debug, Clone)]
 struct Named {
     name: Arc<str>,
@@ -39,146 +64,331 @@ struct Named {
     learned_micros: i64,
 }
 
-/// One address and the names it had, so a record looked up "as of" an earlier time still finds
-/// the name it had then, whatever the lag between the capture thread and the workers. The
-/// newest name is kept in the slot itself: most addresses only ever have one, so their history
-/// vector stays empty (no allocation) and the hand reads the arena only.
-#[derive(Debug)]
+/// An address and its newest name, one cache line. Plain data (no heap, nothing to drop), so
+/// that giving the way to another address is a write, not a read of what was there.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct Slot {
+    /// Expiry of the newest name, packet time.
+    expires_micros: i64,
+    /// Packet time of the first answer that gave the newest name (since the previous name).
+    learned_micros: i64,
     ip: IpAddr,
-    newest: Named,
-    /// Earlier names, oldest first (at most [`HISTORY`] - 1).
-    older: Vec<Named>,
-    /// CLOCK's second-chance mark: set on insert, refresh and lookup hit; cleared by the hand.
-    used: bool,
+    /// Length of the newest name in `bytes`, or [`LONG`] when it is in the way's [`Extra`].
+    len: u8,
+    bytes: [u8; INLINE],
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 impl Slot {
-    fn new(ip: IpAddr, name: &str, expires: i64, now_micros: i64) -> Slot {
-        Slot {
-            ip,
-            newest: Named {
-                name: Arc::from(name),
-                expires_micros: expires,
-                learned_micros: now_micros,
-            },
-            older: Vec::new(),
-            used: true,
-        }
-    }
+    const EMPTY: Slot = Slot {
+        expires_micros: 0,
+        learned_micros: 0,
+        ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        len: 0,
+        bytes: [0; INLINE],
+    };
 
-    /// Adds `name` as the newest name (or extends the newest one's TTL when it is the same).
-    fn learn(&mut self, name: &str, expires: i64, now_micros: i64) {
-        if &*self.newest.name == name {
-            self.newest.expires_micros = self.newest.expires_micros.max(expires);
-        } else {
-            if self.older.len() + 1 >= HISTORY {
-                self.older.remove(0);
-            }
-            let named = Named {
-                name: Arc::from(name),
-                expires_micros: expires,
-                learned_micros: now_micros,
-            };
-            self.older.push(std::mem::replace(&mut self.newest, named));
-        }
-        self.used = true;
-    }
-
-    /// Becomes the slot of another address (the history vector keeps its allocation).
-    fn reuse(&mut self, ip: IpAddr, name: &str, expires: i64, now_micros: i64) {
-        self.ip = ip;
-        self.older.clear();
-        self.newest = Named {
-            name: Arc::from(name),
-            expires_micros: expires,
-            learned_micros: now_micros,
-        };
-        self.used = true;
+    /// The newest name when it is kept inline (`None` for a long one, or if the bytes were not
+    /// UTF-8, which [`Shard::set_name`] rules out).
+    fn inline_name(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..usize::from(self.len))?).ok()
     }
 }
 
-/// One shard: slots in an arena that grows to `cap` and then stays, an address -> slot index,
-/// and the CLOCK hand.
+/// What a way holds on the heap, if anything: a newest name longer than [`INLINE`] and the
+/// earlier names, oldest first (at most [`HISTORY`] - 1). Read only when the set's `extra`
+/// bit of the way is set; the vector keeps its allocation when the way changes address.
+#[derive(Debug, Default)]
+struct Extra {
+    long: Option<Arc<str>>,
+    older: Vec<Named>,
+}
+
+/// Whole seconds of `micros`, rounded up (`up`) or down, clamped into `u32`.
+fn coarse_secs(micros: i64, up: bool) -> u32 {
+    let secs = if up {
+        micros.div_euclid(1_000_000) + i64::from(micros.rem_euclid(1_000_000) != 0)
+    } else {
+        micros.div_euclid(1_000_000)
+    };
+    u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The bookkeeping of one set, one cache line: everything an insert or lookup reads before it
+/// knows which slot (if any) it needs.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Set {
+    /// 16 bits of the hash of each way's address (meaningful where `occupied`).
+    fp: [u16; WAYS],
+    /// Expiry of each way's newest name, whole seconds rounded up (see [`coarse_secs`]).
+    expires_secs: [u32; WAYS],
+    /// Bit per way: holds an address.
+    occupied: u8,
+    /// Bit per way: CLOCK's second-chance mark, set on insert, refresh and lookup hit.
+    used: u8,
+    /// Bit per way: its [`Extra`] holds a long name or earlier names.
+    extra: u8,
+    /// The way CLOCK's hand looks at next.
+    hand: u8,
+    /// Ways in this set (1..=8; only a shard's last set may have fewer than 8).
+    ways: u8,
+}
+
+impl Set {
+    fn new(ways: usize) -> Set {
+        Set {
+            fp: [0; WAYS],
+            expires_secs: [0; WAYS],
+            occupied: 0,
+            used: 0,
+            extra: 0,
+            hand: 0,
+            ways: u8::try_from(ways.clamp(1, WAYS)).unwrap_or(1),
+        }
+    }
+
+    /// Bit mask of this set's ways.
+    fn all(&self) -> u32 {
+        (1u32 << self.ways) - 1
+    }
+
+    /// Occupied ways whose address has fingerprint `fp`.
+    fn matching(&self, fp: u16) -> u32 {
+        let mut m = 0u32;
+        for (w, &f) in self.fp.iter().enumerate() {
+            m |= u32::from(f == fp) << w;
+        }
+        m & u32::from(self.occupied)
+    }
+
+    /// The way to reuse when the set is full: the first one from the hand whose newest name
+    /// has expired (at `now_secs`, rounded down) or that was not used since the hand last
+    /// passed. The ways passed lose their mark; when every way is marked and live, the hand
+    /// goes round once, clearing them all, and takes the way it started at.
+    fn victim(&mut self, now_secs: u32) -> usize {
+        let n = u32::from(self.ways).clamp(1, WAYS as u32);
+        let all = (1u32 << n) - 1;
+        let mut expired = 0u32;
+        for (w, &e) in self.expires_secs.iter().enumerate().take(n as usize) {
+            expired |= u32::from(e <= now_secs) << w;
+        }
+        let candidates = (expired | !u32::from(self.used)) & all;
+        let hand = u32::from(self.hand) % n;
+        let w = if candidates == 0 {
+            self.used = 0;
+            hand
+        } else {
+            // Rotate so that the hand is bit 0: the lowest candidate is the first it meets.
+            let rotated = ((candidates >> hand) | (candidates << (n - hand))) & all;
+            let skip = rotated.trailing_zeros();
+            let passed = (1u32 << skip) - 1;
+            let passed = ((passed << hand) | (passed >> (n - hand))) & all;
+            self.used &= !(passed as u8);
+            (hand + skip) % n
+        };
+        self.hand = ((w + 1) % n) as u8;
+        w as usize
+    }
+}
+
+/// One shard: its sets, their slots and side records (way `w` of set `s` is slot and extra
+/// `s * WAYS + w`), all allocated at full size when the cache is made.
 #[derive(Debug)]
 struct Shard {
-    index: HashMap<IpAddr, u32, foldhash::fast::RandomState>,
+    sets: Vec<Set>,
     slots: Vec<Slot>,
-    hand: usize,
+    extras: Vec<Extra>,
+    /// Occupied ways.
+    len: usize,
+}
+
+/// The set-selecting part of an address hash is its high bits; the fingerprint and the shard
+/// come from low ones.
+fn fingerprint(hash: u64) -> u16 {
+    (hash >> 16) as u16
 }
 
 impl Shard {
-    fn new() -> Shard {
+    /// A shard of `cap` ways (at least one): sets of [`WAYS`], the last one with the rest.
+    fn new(cap: usize) -> Shard {
+        let cap = cap.max(1);
+        let sets = (0..cap.div_ceil(WAYS))
+            .map(|s| Set::new(cap - s * WAYS))
+            .collect();
+        let mut extras = Vec::new();
+        extras.resize_with(cap, Extra::default);
         Shard {
-            index: HashMap::with_hasher(Default::default()),
-            slots: Vec::new(),
-            hand: 0,
+            sets,
+            slots: vec![Slot::EMPTY; cap],
+            extras,
+            len: 0,
         }
     }
 
-    /// The slot to reuse when the shard is full: the first one from the hand that has expired
-    /// or was not used since the hand last passed. Ends within two turns of the clock (the
-    /// first turn clears every mark); amortised O(1), as each mark is cleared once per set.
-    fn victim(&mut self, now_micros: i64) -> usize {
-        let n = self.slots.len();
-        for _ in 0..2 * n {
-            let i = self.hand % n;
-            self.hand = (i + 1) % n;
-            let Some(slot) = self.slots.get_mut(i) else {
-                break;
-            };
-            if slot.newest.expires_micros <= now_micros || !slot.used {
-                return i;
-            }
-            slot.used = false;
-        }
-        self.hand % n.max(1)
+    /// The set of an address hash (multiply-shift: no division, uses the high bits).
+    fn set_of(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.sets.len() as u128) >> 64) as usize
     }
 
-    fn insert(&mut self, cap: usize, ip: IpAddr, name: &str, expires: i64, now_micros: i64) {
-        if let Some(slot) = self
-            .index
-            .get(&ip)
-            .and_then(|&i| self.slots.get_mut(i as usize))
-        {
-            slot.learn(name, expires, now_micros);
-            return;
-        }
-        if self.slots.len() < cap {
-            let Ok(i) = u32::try_from(self.slots.len()) else {
-                return;
-            };
-            self.slots.push(Slot::new(ip, name, expires, now_micros));
-            self.index.insert(ip, i);
-            if self.slots.len() == cap {
-                // Full from now on: the arena stays as it is, and the index gets room for twice
-                // the addresses, since replacing one leaves a tombstone and the table then
-                // cleans up in place instead of growing.
-                self.slots.shrink_to_fit();
-                self.index.reserve(cap);
+    /// The way of `set` holding `ip`, if any.
+    fn find(&self, set: usize, hash: u64, ip: IpAddr) -> Option<usize> {
+        let mut m = self.sets.get(set)?.matching(fingerprint(hash));
+        while m != 0 {
+            let w = m.trailing_zeros() as usize;
+            if self.slots.get(set * WAYS + w).map(|s| s.ip) == Some(ip) {
+                return Some(w);
             }
-            return;
+            m &= m - 1;
         }
-        let i = self.victim(now_micros);
+        None
+    }
+
+    /// The newest name of way `w` of `set` as a shared string (a new one when kept inline).
+    fn newest(&self, set: usize, w: usize) -> Option<Arc<str>> {
+        let i = set * WAYS + w;
+        let slot = self.slots.get(i)?;
+        if slot.len == LONG {
+            self.extras.get(i)?.long.clone()
+        } else {
+            slot.inline_name().map(Arc::from)
+        }
+    }
+
+    /// Makes `name` the newest name of way `w` of `set`, learned at `now_micros`, expiring
+    /// at `expires`. Writes the slot without reading it; the side record is touched only for
+    /// a long name or when the set says it holds one.
+    fn set_name(&mut self, set: usize, w: usize, name: &str, expires: i64, now_micros: i64) {
+        let i = set * WAYS + w;
+        let (Some(s), Some(slot)) = (self.sets.get_mut(set), self.slots.get_mut(i)) else {
+            return;
+        };
+        slot.expires_micros = expires;
+        slot.learned_micros = now_micros;
+        match (slot.bytes.get_mut(..name.len()), u8::try_from(name.len())) {
+            (Some(bytes), Ok(len)) => {
+                bytes.copy_from_slice(name.as_bytes());
+                slot.len = len;
+                if s.extra & (1 << w) != 0 {
+                    if let Some(extra) = self.extras.get_mut(i) {
+                        extra.long = None;
+                        if extra.older.is_empty() {
+                            s.extra &= !(1 << w);
+                        }
+                    }
+                }
+            }
+            _ => {
+                slot.len = LONG;
+                if let Some(extra) = self.extras.get_mut(i) {
+                    extra.long = Some(Arc::from(name));
+                    s.extra |= 1 << w;
+                }
+            }
+        }
+    }
+
+    /// Adds `name` as the newest name of way `w` of `set` (or extends the newest one's TTL
+    /// when it is the same).
+    fn learn(&mut self, set: usize, w: usize, name: &str, expires: i64, now_micros: i64) {
+        let i = set * WAYS + w;
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        self.index.remove(&slot.ip);
-        slot.reuse(ip, name, expires, now_micros);
-        if let Ok(i) = u32::try_from(i) {
-            self.index.insert(ip, i);
+        let same = if slot.len == LONG {
+            self.extras.get(i).and_then(|e| e.long.as_deref()) == Some(name)
+        } else {
+            slot.inline_name() == Some(name)
+        };
+        if same {
+            slot.expires_micros = slot.expires_micros.max(expires);
+            return;
         }
+        let (expires_micros, learned_micros) = (slot.expires_micros, slot.learned_micros);
+        if let Some(previous) = self.newest(set, w) {
+            if let (Some(extra), Some(s)) = (self.extras.get_mut(i), self.sets.get_mut(set)) {
+                if extra.older.len() + 1 >= HISTORY {
+                    extra.older.remove(0);
+                }
+                extra.older.push(Named {
+                    name: previous,
+                    expires_micros,
+                    learned_micros,
+                });
+                s.extra |= 1 << w;
+            }
+        }
+        self.set_name(set, w, name, expires, now_micros);
     }
 
-    fn lookup(&mut self, ip: IpAddr, now_micros: i64, as_of: i64) -> Option<Arc<str>> {
-        let i = *self.index.get(&ip)?;
-        let slot = self.slots.get_mut(i as usize)?;
-        let n = std::iter::once(&slot.newest)
-            .chain(slot.older.iter().rev())
-            .find(|n| n.learned_micros <= as_of)?;
-        let hit = (n.expires_micros > now_micros).then(|| n.name.clone());
-        slot.used |= hit.is_some();
-        hit
+    fn insert(&mut self, hash: u64, ip: IpAddr, name: &str, expires: i64, now_micros: i64) {
+        let set = self.set_of(hash);
+        if let Some(w) = self.find(set, hash, ip) {
+            self.learn(set, w, name, expires, now_micros);
+            let newest = self.slots.get(set * WAYS + w).map(|s| s.expires_micros);
+            if let (Some(s), Some(e)) = (self.sets.get_mut(set), newest) {
+                s.expires_secs[w] = coarse_secs(e, true);
+                s.used |= 1 << w;
+            }
+            return;
+        }
+        let Some(s) = self.sets.get_mut(set) else {
+            return;
+        };
+        let free = s.all() & !u32::from(s.occupied);
+        let w = if free != 0 {
+            self.len += 1;
+            free.trailing_zeros() as usize
+        } else {
+            s.victim(coarse_secs(now_micros, false))
+        };
+        s.occupied |= 1 << w;
+        s.used |= 1 << w;
+        s.fp[w] = fingerprint(hash);
+        s.expires_secs[w] = coarse_secs(expires, true);
+        if s.extra & (1 << w) != 0 {
+            // The earlier names were another address's: drop them, keep the allocation.
+            if let Some(extra) = self.extras.get_mut(set * WAYS + w) {
+                extra.older.clear();
+            }
+        }
+        if let Some(slot) = self.slots.get_mut(set * WAYS + w) {
+            slot.ip = ip;
+        }
+        self.set_name(set, w, name, expires, now_micros);
+    }
+
+    fn lookup(&mut self, hash: u64, ip: IpAddr, now_micros: i64, as_of: i64) -> Option<Arc<str>> {
+        let set = self.set_of(hash);
+        let w = self.find(set, hash, ip)?;
+        let i = set * WAYS + w;
+        let slot = self.slots.get(i)?;
+        let name = if slot.learned_micros <= as_of {
+            if slot.expires_micros <= now_micros {
+                return None;
+            }
+            self.newest(set, w)?
+        } else {
+            if self.sets.get(set)?.extra & (1 << w) == 0 {
+                return None;
+            }
+            let extra = self.extras.get(i)?;
+            let n = extra
+                .older
+                .iter()
+                .rev()
+                .find(|n| n.learned_micros <= as_of)?;
+            if n.expires_micros <= now_micros {
+                return None;
+            }
+            n.name.clone()
+        };
+        if let Some(s) = self.sets.get_mut(set) {
+            s.used |= 1 << w;
+        }
+        Some(name)
     }
 }
 
@@ -186,35 +396,40 @@ impl Shard {
 #[derive(Debug)]
 pub struct DnsCache {
     shards: Vec<Mutex<Shard>>,
-    per_shard: usize,
     hasher: foldhash::fast::RandomState,
 }
 
 impl DnsCache {
-    /// A cache holding about `entries` addresses in total (at least one per shard).
+    /// A cache holding about `entries` addresses in total (at least one per shard). Its memory
+    /// (about 112 bytes per entry, plus names longer than 30 bytes and histories) is allocated
+    /// here.
     pub fn new(entries: usize) -> Self {
         let per_shard = entries.div_ceil(SHARDS).max(1);
         DnsCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            per_shard,
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(per_shard)))
+                .collect(),
             hasher: Default::default(),
         }
     }
 
-    fn shard(&self, ip: &IpAddr) -> &Mutex<Shard> {
-        use std::hash::BuildHasher;
-        let h = self.hasher.hash_one(ip) as usize;
-        &self.shards[h % SHARDS]
+    fn hash(&self, ip: &IpAddr) -> u64 {
+        self.hasher.hash_one(ip)
+    }
+
+    fn shard(&self, hash: u64) -> Option<&Mutex<Shard>> {
+        self.shards.get(hash as usize % SHARDS)
     }
 
     /// Remember that `name` resolved to `ip` at `now_micros` for `ttl_secs`.
     pub fn insert(&self, ip: IpAddr, name: &str, ttl_secs: u32, now_micros: i64) {
         let ttl = i64::from(ttl_secs.clamp(MIN_TTL_SECS, MAX_TTL_SECS)) * 1_000_000;
         let expires = now_micros.saturating_add(ttl);
-        let Ok(mut shard) = self.shard(&ip).lock() else {
+        let hash = self.hash(&ip);
+        let Some(Ok(mut shard)) = self.shard(hash).map(Mutex::lock) else {
             return;
         };
-        shard.insert(self.per_shard, ip, name, expires, now_micros);
+        shard.insert(hash, ip, name, expires, now_micros);
     }
 
     /// The name last resolved to `ip`, if its TTL has not passed at `now_micros`.
@@ -227,15 +442,16 @@ impl DnsCache {
     /// capture thread runs ahead of the workers by a varying number of packets; looking up as
     /// of the record's own packet time makes the name the same whatever that lag.
     pub fn lookup_as_of(&self, ip: IpAddr, now_micros: i64, as_of: i64) -> Option<Arc<str>> {
-        let mut shard = self.shard(&ip).lock().ok()?;
-        shard.lookup(ip, now_micros, as_of)
+        let hash = self.hash(&ip);
+        let mut shard = self.shard(hash)?.lock().ok()?;
+        shard.lookup(hash, ip, now_micros, as_of)
     }
 
     /// Number of entries (expired ones included until their slot is reused).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|s| s.slots.len()).unwrap_or(0))
+            .map(|s| s.lock().map(|s| s.len).unwrap_or(0))
             .sum()
     }
 
@@ -244,7 +460,6 @@ impl DnsCache {
         self.len() == 0
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,66 +503,89 @@ mod tests {
         IpAddr::from([198, 51, 100, last])
     }
 
-    fn shard() -> Shard {
-        Shard::new()
+    /// Address hashes for tests on a bare shard (any fixed hash will do).
+    fn h(ip: IpAddr) -> u64 {
+        foldhash::fast::FixedState::with_seed(7).hash_one(ip)
+    }
+
+    fn ins(s: &mut Shard, ip: IpAddr, name: &str, expires: i64, now: i64) {
+        s.insert(h(ip), ip, name, expires, now);
+    }
+
+    fn get(s: &mut Shard, ip: IpAddr, now: i64, as_of: i64) -> Option<Arc<str>> {
+        s.lookup(h(ip), ip, now, as_of)
+    }
+
+    fn has(s: &Shard, ip: IpAddr) -> bool {
+        s.find(s.set_of(h(ip)), h(ip), ip).is_some()
     }
 
     const HOUR: i64 = 3_600_000_000;
 
     #[test]
     fn full_shard_gives_a_looked_up_address_a_second_chance() {
-        let mut s = shard();
+        let mut s = Shard::new(3);
         for k in 1..=3 {
-            s.insert(3, v4(k), "x.example", HOUR, 0);
+            ins(&mut s, v4(k), "x.example", HOUR, 0);
         }
         // Every slot is marked: the hand clears all three and takes the oldest.
-        s.insert(3, v4(4), "x.example", HOUR, 1);
-        assert!(!s.index.contains_key(&v4(1)));
+        ins(&mut s, v4(4), "x.example", HOUR, 1);
+        assert!(!has(&s, v4(1)));
         // .2 is looked up, .3 is not: the next insert takes .3, not .2.
-        assert!(s.lookup(v4(2), 2, i64::MAX).is_some());
-        s.insert(3, v4(5), "x.example", HOUR, 3);
-        assert!(s.index.contains_key(&v4(2)), "looked-up address kept");
-        assert!(!s.index.contains_key(&v4(3)), "unused address evicted");
-        assert!(s.index.contains_key(&v4(4)) && s.index.contains_key(&v4(5)));
-        assert_eq!((s.slots.len(), s.index.len()), (3, 3));
+        assert!(get(&mut s, v4(2), 2, i64::MAX).is_some());
+        ins(&mut s, v4(5), "x.example", HOUR, 3);
+        assert!(has(&s, v4(2)), "looked-up address kept");
+        assert!(!has(&s, v4(3)), "unused address evicted");
+        assert!(has(&s, v4(4)) && has(&s, v4(5)));
+        assert_eq!((s.slots.len(), s.len), (3, 3));
     }
 
     #[test]
     fn full_shard_reuses_an_expired_address_first() {
-        let mut s = shard();
-        s.insert(3, v4(1), "a.example", HOUR, 0);
-        s.insert(3, v4(2), "b.example", HOUR, 0);
-        s.insert(3, v4(3), "c.example", 60_000_000, 0);
+        let mut s = Shard::new(3);
+        ins(&mut s, v4(1), "a.example", HOUR, 0);
+        ins(&mut s, v4(2), "b.example", HOUR, 0);
+        ins(&mut s, v4(3), "c.example", 60_000_000, 0);
         // All three marked; .3 has expired at two minutes, so it goes, not the oldest (.1).
-        s.insert(3, v4(4), "d.example", HOUR, 120_000_000);
-        assert!(!s.index.contains_key(&v4(3)));
+        ins(&mut s, v4(4), "d.example", HOUR, 120_000_000);
+        assert!(!has(&s, v4(3)));
         for k in [1, 2, 4] {
-            assert!(s.lookup(v4(k), 120_000_000, i64::MAX).is_some(), "{k}");
+            assert!(get(&mut s, v4(k), 120_000_000, i64::MAX).is_some(), "{k}");
         }
         // The reused slot starts a fresh history: nothing of c.example as of before d's answer.
-        assert_eq!(s.lookup(v4(4), 120_000_000, 60_000_000), None);
+        assert_eq!(get(&mut s, v4(4), 120_000_000, 60_000_000), None);
     }
 
     #[test]
     fn full_shard_stops_growing() {
-        let mut s = Shard::new();
+        let mut s = Shard::new(64);
         for k in 0..64u32 {
-            s.insert(64, IpAddr::from([10, 0, 0, k as u8]), "x.example", HOUR, 0);
+            ins(
+                &mut s,
+                IpAddr::from([10, 0, 0, k as u8]),
+                "x.example",
+                HOUR,
+                0,
+            );
         }
-        // Allocated sizes, not `HashMap::capacity` (which counts down as replaced addresses
-        // leave tombstones, until the table cleans them up in place).
-        let caps = (s.slots.capacity(), s.index.allocation_size());
+        let caps = (s.sets.capacity(), s.slots.capacity());
         for k in 0..10_000u32 {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + k));
-            s.insert(64, ip, "y.example", HOUR, i64::from(k));
+            ins(&mut s, ip, "y.example", HOUR, i64::from(k));
             if k % 3 == 0 {
-                assert!(s.lookup(ip, i64::from(k), i64::MAX).is_some());
+                assert!(get(&mut s, ip, i64::from(k), i64::MAX).is_some());
             }
         }
-        assert_eq!((s.slots.capacity(), s.index.allocation_size()), caps);
-        assert_eq!((s.slots.len(), s.index.len()), (64, 64));
-        for (i, slot) in s.slots.iter().enumerate() {
-            assert_eq!(s.index.get(&slot.ip).copied(), Some(i as u32));
+        assert_eq!((s.sets.capacity(), s.slots.capacity()), caps);
+        assert_eq!((s.sets.len(), s.slots.len(), s.len), (8, 64, 64));
+        // Every way is occupied, by an address of that set whose fingerprint is recorded.
+        for (set, meta) in s.sets.iter().enumerate() {
+            assert_eq!(meta.occupied, 0xff, "set {set}");
+            for w in 0..WAYS {
+                let slot = &s.slots[set * WAYS + w];
+                assert_eq!(s.set_of(h(slot.ip)), set, "{}", slot.ip);
+                assert_eq!(meta.fp[w], fingerprint(h(slot.ip)), "{}", slot.ip);
+            }
         }
     }
 
@@ -356,7 +594,7 @@ mod tests {
         let first = IpAddr::from([10, 0, 0, 1]);
         (1..=u32::MAX)
             .map(|k| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + k)))
-            .filter(|ip| std::ptr::eq(c.shard(ip), c.shard(&first)))
+            .filter(|ip| c.hash(ip) as usize % SHARDS == c.hash(&first) as usize % SHARDS)
             .take(n)
             .collect()
     }
@@ -399,6 +637,161 @@ mod tests {
             Some("n4.example")
         );
         assert_eq!(c.lookup(ip, 20_000_000).as_deref(), Some("n19.example"));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { ip: usize, name: usize, ttl: u32 },
+        Lookup { ip: usize, back_secs: Option<u32> },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = (Op, u32)> {
+        use proptest::prelude::*;
+        let insert = (0..60usize, 0..NAMES.len(), 0..400u32)
+            .prop_map(|(ip, name, ttl)| Op::Insert { ip, name, ttl });
+        let lookup = (0..60usize, proptest::option::of(0..600u32))
+            .prop_map(|(ip, back_secs)| Op::Lookup { ip, back_secs });
+        (prop_oneof![insert, lookup], 0..90u32)
+    }
+
+    /// Names of every length class: short, 30 bytes (the longest kept inline), 31 and 32, long.
+    const NAMES: [&str; 6] = [
+        "a.example",
+        "b.example",
+        "abcdefghijklmnopqrstuvwx.example",
+        "abcdefghijklmnopqrstuvw.example",
+        "abcdefghijklmnopqrstuv.example",
+        "a-much-longer-name.cdn.eu-central-1.partner.example.net",
+    ];
+
+    /// The reference: every answer an address ever had, with the cache's rule for the same name
+    /// again (extends the TTL). It never forgets, so it decides any name the cache may give.
+    #[derive(Default)]
+    struct Reference(std::collections::HashMap<IpAddr, Vec<(usize, i64, i64)>>);
+
+    impl Reference {
+        fn insert(&mut self, ip: IpAddr, name: usize, expires: i64, now: i64) {
+            let names = self.0.entry(ip).or_default();
+            match names.last_mut() {
+                Some((n, _, e)) if *n == name => *e = (*e).max(expires),
+                _ => names.push((name, now, expires)),
+            }
+        }
+
+        fn lookup(&self, ip: IpAddr, now: i64, as_of: i64) -> Option<&'static str> {
+            let (name, _, expires) = self.0.get(&ip)?.iter().rev().find(|n| n.1 <= as_of)?;
+            (*expires > now).then_some(NAMES[*name])
+        }
+    }
+
+    fn pool(k: usize) -> IpAddr {
+        if k % 4 == 3 {
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, k as u16])
+        } else {
+            IpAddr::from([192, 0, 2, k as u8])
+        }
+    }
+
+    /// What the reference test needs of a whole cache or of one shard.
+    trait Cache {
+        fn put(&mut self, ip: IpAddr, name: &str, ttl_secs: u32, now: i64);
+        fn get(&mut self, ip: IpAddr, now: i64, as_of: i64) -> Option<Arc<str>>;
+        fn size(&self) -> usize;
+    }
+
+    impl Cache for DnsCache {
+        fn put(&mut self, ip: IpAddr, name: &str, ttl_secs: u32, now: i64) {
+            self.insert(ip, name, ttl_secs, now);
+        }
+        fn get(&mut self, ip: IpAddr, now: i64, as_of: i64) -> Option<Arc<str>> {
+            self.lookup_as_of(ip, now, as_of)
+        }
+        fn size(&self) -> usize {
+            self.len()
+        }
+    }
+
+    impl Cache for Shard {
+        fn put(&mut self, ip: IpAddr, name: &str, ttl_secs: u32, now: i64) {
+            let ttl = i64::from(ttl_secs.clamp(MIN_TTL_SECS, MAX_TTL_SECS));
+            self.insert(h(ip), ip, name, now + ttl * 1_000_000, now);
+        }
+        fn get(&mut self, ip: IpAddr, now: i64, as_of: i64) -> Option<Arc<str>> {
+            self.lookup(h(ip), ip, now, as_of)
+        }
+        fn size(&self) -> usize {
+            self.len
+        }
+    }
+
+    /// Runs `ops` on `c` and on [`Reference`], addresses taken from the first `addresses` of
+    /// [`pool`]: a hit is always the name the reference gives (never a wrong or an expired
+    /// one), an answer is found right after it is inserted, and `c` never holds more than
+    /// `bound` addresses.
+    fn agrees(
+        c: &mut impl Cache,
+        bound: usize,
+        addresses: usize,
+        ops: Vec<(Op, u32)>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut r = Reference::default();
+        let mut now = 1_000_000_000i64;
+        for (op, step_secs) in ops {
+            now += i64::from(step_secs) * 1_000_000;
+            match op {
+                Op::Insert { ip, name, ttl } => {
+                    let ip = pool(ip % addresses);
+                    c.put(ip, NAMES[name], ttl, now);
+                    let ttl = i64::from(ttl.clamp(MIN_TTL_SECS, MAX_TTL_SECS));
+                    r.insert(ip, name, now + ttl * 1_000_000, now);
+                    let (latest, as_of_now) = (c.get(ip, now, i64::MAX), c.get(ip, now, now));
+                    proptest::prop_assert_eq!(latest.as_deref(), Some(NAMES[name]));
+                    proptest::prop_assert_eq!(as_of_now.as_deref(), Some(NAMES[name]));
+                }
+                Op::Lookup { ip, back_secs } => {
+                    let ip = pool(ip % addresses);
+                    let as_of = back_secs.map_or(i64::MAX, |b| now - i64::from(b) * 1_000_000);
+                    if let Some(hit) = c.get(ip, now, as_of) {
+                        let expected = r.lookup(ip, now, as_of);
+                        proptest::prop_assert_eq!(
+                            Some(&*hit),
+                            expected,
+                            "{} at {} as of {}",
+                            ip,
+                            now,
+                            as_of
+                        );
+                    }
+                }
+            }
+            proptest::prop_assert!(c.size() <= bound, "{} > {}", c.size(), bound);
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        /// Through the public API: small caches (one set per shard), a dozen addresses, so
+        /// that addresses are evicted, come back and change names.
+        #[test]
+        fn cache_agrees_with_a_reference_that_never_forgets(
+            entries in 1..64usize,
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            let bound = SHARDS * entries.div_ceil(SHARDS);
+            agrees(&mut DnsCache::new(entries), bound, 12, ops)?;
+        }
+
+        /// One shard of one to four sets, up to sixty addresses.
+        #[test]
+        fn shard_agrees_with_a_reference_that_never_forgets(
+            cap in 1..32usize,
+            addresses in 2..60usize,
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            agrees(&mut Shard::new(cap), cap, addresses, ops)?;
+        }
     }
 
     #[test]
