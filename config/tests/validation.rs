@@ -834,6 +834,13 @@ const AGENT_CASES: &[Case] = &[
         &["capture.community_id_seed", "70000", "0..=65535"],
     ),
     case(
+        "dns cache larger than its start-up allocation allows",
+        7,
+        "dns_cache_entries = 100000000",
+        (7, 21),
+        &["capture.dns_cache_entries", "100000000", "16777216"],
+    ),
+    case(
         "byte size",
         7,
         r#"buffer_bytes = "64 MB/s""#,
