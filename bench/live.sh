@@ -124,7 +124,9 @@ ev, sent, rated = sys.argv[1:4]
 stats = {}
 for line in open(ev):
     if '"event_type":"stats"' in line:
-        stats = json.loads(line).get("stats", {})
+        ev = json.loads(line)
+        # crossline's counters: `crossline.stats` (EVE layout); top-level `stats` before it.
+        stats = ev.get("crossline", ev).get("stats", {})
 drops = sum(v for k, v in stats.get("drops", {}).items() if k in ("kernel", "interface", "queue"))
 print(sent, rated, stats.get("packets", 0), drops)
 PY

@@ -198,7 +198,9 @@ def final_stats(path):
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 65536))
             last = f.read().splitlines()[-1]
-        return json.loads(last).get("stats", json.loads(last))
+        ev = json.loads(last)
+        # crossline's counters: `crossline.stats` (EVE layout); top-level `stats` before it.
+        return ev.get("crossline", ev).get("stats", ev)
     except Exception as e:  # report, don't hide
         return {"error": str(e)}
 

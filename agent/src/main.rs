@@ -162,7 +162,7 @@ fn send_sketches(shared: &DetectShared, sinks: &mut [Box<dyn EventSink>]) {
     if sinks.is_empty() {
         return;
     }
-    let ts = crossline_config::event::format_timestamp_micros(wall_micros());
+    let ts = crossline_config::event::format_eve_timestamp(wall_micros());
     for event in shared.sketches(&ts) {
         let Ok(line) = serde_json::to_vec(&event) else {
             continue;

@@ -46,7 +46,7 @@ use crate::stats::{CaptureCounters, LiveStats};
 pub use crate::worker::{Batch, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS};
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use crossline_config::event::{format_timestamp_micros, Event, EventType, Stats};
+use crossline_config::event::{format_eve_timestamp, Event, EventType, Stats};
 use crossline_config::AgentConfig;
 use std::hash::BuildHasher;
 use std::io::IsTerminal;
@@ -500,7 +500,7 @@ where
     let tx = writer.sender();
     let e = Event::new(
         EventType::Stats,
-        format_timestamp_micros(last),
+        format_eve_timestamp(last),
         cfg.gateway.clone(),
     );
     let _ = tx.send(WriterMsg::Stats(Box::new(e)));
@@ -530,7 +530,7 @@ fn live_flusher(ftx: &crossbeam_channel::Sender<WriterMsg>, done: &AtomicBool, g
             n = 0;
             let e = Event::new(
                 EventType::Stats,
-                format_timestamp_micros(wall_micros()),
+                format_eve_timestamp(wall_micros()),
                 gateway.to_string(),
             );
             let _ = ftx.try_send(WriterMsg::Stats(Box::new(e)));

@@ -27,7 +27,7 @@ use crate::taps::{self, L7State, Taps};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_timestamp_micros, Alert, Event, EventType, FlowRecord, HttpMeta, TlsMeta, Verdict,
+    format_eve_timestamp, Alert, Event, EventType, FlowRecord, HttpMeta, TlsMeta, Verdict,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -846,18 +846,10 @@ fn record<A: Analysis>(
         .lookup_as_of(resp, f.first_micros(), f.last_micros());
     let l7 = L7Copy::of(f);
     let summary = summarize(f, reason, &l7, dns_name.as_deref());
-    let state = if f.key().proto == crate::decode::ip_proto::TCP {
-        match f.tcp().state {
-            TcpState::New => "new",
-            TcpState::Established => "established",
-            TcpState::ClosedFin | TcpState::ClosedRst => "closed",
-        }
-    } else {
-        "new"
-    };
+    let state = eve_flow_state(f.key().proto, f.tcp().state, f.pkts());
     let mut e = Event::new(
         EventType::Flow,
-        format_timestamp_micros(f.last_micros()),
+        format_eve_timestamp(f.last_micros()),
         ctx.gateway.clone(),
     );
     e.flow_id = Some(f.flow_id());
@@ -892,9 +884,9 @@ fn record<A: Analysis>(
         pkts_toclient: f.pkts()[1],
         bytes_toserver: f.bytes()[0],
         bytes_toclient: f.bytes()[1],
-        start: format_timestamp_micros(f.first_micros()),
-        end: format_timestamp_micros(f.last_micros()),
-        age: u64::try_from((f.last_micros() - f.first_micros()) / 1_000_000).unwrap_or(0),
+        start: format_eve_timestamp(f.first_micros()),
+        end: format_eve_timestamp(f.last_micros()),
+        age: eve_flow_age(f.first_micros(), f.last_micros()),
         state: Some(state.to_string()),
         reason: reason.as_str().to_string(),
         midstream: f.midstream(),
@@ -913,6 +905,32 @@ fn record<A: Analysis>(
     );
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(keys, events.len(), f.last_micros(), f.flow_id());
+}
+
+/// EVE's `flow.state`: for TCP `new` until the handshake completed (or a mid-stream pickup
+/// saw traffic), `established`, `closed` once both FINs or a RST were seen (as Suricata's
+/// TCP states LAST_ACK, TIME_WAIT and CLOSED); for every other protocol `established` once
+/// packets went both ways, else `new`.
+pub(crate) fn eve_flow_state(proto: u8, tcp: TcpState, pkts: [u64; 2]) -> &'static str {
+    if proto == crate::decode::ip_proto::TCP {
+        match tcp {
+            TcpState::New => "new",
+            TcpState::Established => "established",
+            TcpState::ClosedFin | TcpState::ClosedRst => "closed",
+        }
+    } else if pkts[0] > 0 && pkts[1] > 0 {
+        "established"
+    } else {
+        "new"
+    }
+}
+
+/// EVE's `flow.age`: whole seconds of the last packet minus whole seconds of the first
+/// (EVE truncates each time to the second, then subtracts), so a flow from 09:14:07.9 to
+/// 09:14:08.1 is 1 second old and one from 09:14:07.1 to 09:14:07.9 is 0.
+pub(crate) fn eve_flow_age(first_micros: i64, last_micros: i64) -> u64 {
+    let secs = |t: i64| t.div_euclid(1_000_000);
+    u64::try_from(secs(last_micros) - secs(first_micros)).unwrap_or(0)
 }
 
 /// Write the events of what the analysis found, the one place where findings become events:
@@ -963,7 +981,7 @@ fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
 fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
     let mut e = Event::new(
         EventType::Alert,
-        format_timestamp_micros(a.micros),
+        format_eve_timestamp(a.micros),
         gateway.to_string(),
     );
     if let Some(f) = a.flow {
@@ -1018,4 +1036,54 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
     });
     e.judged = a.judged;
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{eve_flow_age, eve_flow_state};
+    use crate::decode::ip_proto::{ICMP, SCTP, TCP, UDP};
+    use crate::flow::TcpState;
+
+    #[test]
+    fn flow_state_as_eve_writes_it() {
+        assert_eq!(eve_flow_state(TCP, TcpState::New, [3, 0]), "new");
+        // A SYN answered by a SYN-ACK but nothing more is still `new` until the tracker
+        // calls it established; the tracker's state decides for TCP, not the counts.
+        assert_eq!(eve_flow_state(TCP, TcpState::New, [1, 1]), "new");
+        assert_eq!(
+            eve_flow_state(TCP, TcpState::Established, [5, 4]),
+            "established"
+        );
+        assert_eq!(eve_flow_state(TCP, TcpState::ClosedFin, [5, 4]), "closed");
+        assert_eq!(eve_flow_state(TCP, TcpState::ClosedRst, [1, 1]), "closed");
+        for proto in [UDP, ICMP, SCTP, 47] {
+            assert_eq!(
+                eve_flow_state(proto, TcpState::New, [1, 0]),
+                "new",
+                "{proto}"
+            );
+            assert_eq!(
+                eve_flow_state(proto, TcpState::New, [0, 1]),
+                "new",
+                "{proto}"
+            );
+            assert_eq!(
+                eve_flow_state(proto, TcpState::New, [1, 1]),
+                "established",
+                "{proto}"
+            );
+        }
+    }
+
+    #[test]
+    fn flow_age_truncates_each_time_then_subtracts() {
+        let s = 1_772_442_847_000_000;
+        assert_eq!(eve_flow_age(s + 900_000, s + 1_100_000), 1);
+        assert_eq!(eve_flow_age(s + 100_000, s + 900_000), 0);
+        assert_eq!(eve_flow_age(s + 999_999, s + 3_000_000), 3);
+        assert_eq!(eve_flow_age(s, s), 0);
+        // Before 1970 the second is the floor, not the truncation toward zero.
+        assert_eq!(eve_flow_age(-1, 0), 1);
+        assert_eq!(eve_flow_age(s + 10, s), 0, "never negative");
+    }
 }

@@ -337,7 +337,7 @@ fn analyze_writes_the_same_events_with_either_reader() {
         assert_eq!(a, b, "event {i} differs");
     }
     let counters = |s: &[serde_json::Value]| {
-        let st = &s.last().expect("a stats event")["stats"];
+        let st = &s.last().expect("a stats event")["crossline"]["stats"];
         (
             st["packets"].clone(),
             st["bytes"].clone(),

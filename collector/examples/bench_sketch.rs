@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (g, name) in names.iter().enumerate() {
             let mut ev = Event::new(
                 EventType::Sketch,
-                "2026-03-02T09:00:00.000Z".into(),
+                "2026-03-02T09:00:00.000000+0000".into(),
                 name.clone(),
             );
             ev.sketch = Some(Sketch {

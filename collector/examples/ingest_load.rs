@@ -24,31 +24,78 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One event as an agent writes it (Suricata's EVE layout): every 50th an alert, else a flow.
 fn event_line(gateway: &str, n: u64) -> String {
-    if n.checked_rem(50) == Some(0) {
-        serde_json::json!({
-            "timestamp": util::format_ms(util::now_ms()), "event_type": "alert", "gateway": gateway,
-            "flow_id": n, "proto": "TCP", "src_ip": "10.30.1.9", "src_port": 40000,
-            "dest_ip": "203.0.113.50", "dest_port": 22,
-            "alert": {"kind": "unfiled_export", "severity": "high", "scenario": null,
-                      "enterprise": null, "summary": "10.30.1.9 sent 18.2 MB to 203.0.113.50:22",
-                      "recipient": format!("203.0.113.{}", n % 7), "bytes": 18_200_000}
-        })
-        .to_string()
+    use crossline_config::event::{
+        format_eve_timestamp, Alert, AlertKind, Direction, Event, EventType, FlowRecord, Severity,
+        TlsMeta, Verdict, VerdictStatus,
+    };
+    let now = format_eve_timestamp(util::now_ms().saturating_mul(1000));
+    let alert = n.checked_rem(50) == Some(0);
+    let kind = if alert {
+        EventType::Alert
     } else {
-        serde_json::json!({
-            "timestamp": util::format_ms(util::now_ms()), "event_type": "flow", "gateway": gateway,
-            "flow_id": n, "proto": "TCP", "src_ip": "10.20.3.4", "src_port": 51514,
-            "dest_ip": "198.51.100.7", "dest_port": 443, "app_proto": "tls",
-            "tls": {"sni": "eu.cro.example.de"},
-            "flow": {"pkts_toserver": 12, "pkts_toclient": 10, "bytes_toserver": 4311,
-                     "bytes_toclient": 9120, "start": "2026-03-02T09:14:00.000Z",
-                     "end": "2026-03-02T09:14:07.118Z", "reason": "fin"},
-            "direction": "export", "export_bytes": 4311,
-            "verdict": {"status": "filed", "scenario": "SA-2026-0001", "enterprise": "acme-pharma"}
-        })
-        .to_string()
+        EventType::Flow
+    };
+    let mut e = Event::new(kind, now, gateway.to_string());
+    e.flow_id = Some(n);
+    e.proto = Some("TCP".into());
+    if alert {
+        (e.src_ip, e.src_port) = (Some("10.30.1.9".into()), Some(40000));
+        (e.dest_ip, e.dest_port) = (Some("203.0.113.50".into()), Some(22));
+        e.alert = Some(Alert {
+            kind: AlertKind::UnfiledExport,
+            severity: Severity::High,
+            scenario: None,
+            enterprise: None,
+            summary: "10.30.1.9 sent 18.2 MB to 203.0.113.50:22".into(),
+            rule: AlertKind::UnfiledExport.rule().into(),
+            recipient: Some(format!("203.0.113.{}", n % 7)),
+            service: None,
+            count: 1,
+            bytes: 18_200_000,
+            evidence: Vec::new(),
+            persons: None,
+            followup: false,
+            green_channel: false,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
+        });
+    } else {
+        (e.src_ip, e.src_port) = (Some("10.20.3.4".into()), Some(51514));
+        (e.dest_ip, e.dest_port) = (Some("198.51.100.7".into()), Some(443));
+        e.app_proto = Some("tls".into());
+        e.tls = Some(TlsMeta {
+            sni: Some("eu.cro.example.de".into()),
+            ..TlsMeta::default()
+        });
+        e.flow = Some(FlowRecord {
+            pkts_toserver: 12,
+            pkts_toclient: 10,
+            bytes_toserver: 4311,
+            bytes_toclient: 9120,
+            start: "2026-03-02T09:14:00.000000+0000".into(),
+            end: "2026-03-02T09:14:07.118000+0000".into(),
+            age: 7,
+            state: Some("closed".into()),
+            reason: "fin".into(),
+            ..FlowRecord::default()
+        });
+        e.direction = Some(Direction::Export);
+        e.export_bytes = Some(4311);
+        e.verdict = Some(Verdict {
+            status: VerdictStatus::Filed,
+            scenario: Some("SA-2026-0001".into()),
+            enterprise: Some("acme-pharma".into()),
+            name_source: None,
+            ech: false,
+            exclude: None,
+        });
     }
+    serde_json::to_string(&e).unwrap_or_default()
 }
 
 fn batch_body(gateway: &str, seq: u64, events: u64) -> String {

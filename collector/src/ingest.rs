@@ -8,6 +8,12 @@
 //! unavailable. The error body is `{"error": "..."}` naming the line and what was expected
 //! (a 413 also carries `max_body`).
 //!
+//! Lines are read in Suricata's EVE layout (what agents write), or in the layout agents wrote
+//! before it (crossline's fields at the top level): an agent upgraded after its collector keeps
+//! delivering, and its spool too. Such events are stored as received, counted in
+//! `crossline_collector_ingest_legacy_events_total{gateway}`, and the first batch of each
+//! gateway in that layout is logged at info (upgrade the agent).
+//!
 //! A bad timestamp does not refuse the batch: an event whose timestamp is not RFC 3339 or lies
 //! outside `time.min_year ..= time.max_year` is stored with its arrival time as its time and
 //! flagged (`unparseable` / `out_of_range`); one more than `time.future_skew` ahead of its
@@ -19,7 +25,7 @@ use crate::store::{Batch, BatchEvent, IngestOutcome, Store, TimeFlag};
 use crate::util::{now_ms, parse_rfc3339_ms};
 use bytes::Bytes;
 use crossline_config::collector::{CollectorConfig, TimeConfig};
-use crossline_config::event::{Event, EventType};
+use crossline_config::event::{Event, EventType, Layout};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
@@ -124,6 +130,15 @@ pub struct Ingest {
     gateways: std::sync::RwLock<Arc<Vec<String>>>,
     limiter: Limiter,
     window: TimeWindow,
+    /// Gateways whose batches in the layout before EVE's were already logged (once each).
+    legacy_logged: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The events of a decoded body and how many of them were in the layout before EVE's.
+#[derive(Debug)]
+struct Decoded {
+    events: Vec<BatchEvent>,
+    legacy: u64,
 }
 
 /// A response with a JSON body.
@@ -198,7 +213,7 @@ fn decode(
     gateway: &str,
     received_ms: i64,
     window: &TimeWindow,
-) -> Result<Vec<BatchEvent>, Refusal> {
+) -> Result<Decoded, Refusal> {
     let owned;
     let data: &[u8] = if gzip {
         let mut out = Vec::new();
@@ -225,6 +240,7 @@ fn decode(
         body
     };
     let mut events = Vec::new();
+    let mut legacy = 0u64;
     for (i, raw) in data.split(|b| *b == b'\n').enumerate() {
         let line_no = i + 1;
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -238,13 +254,18 @@ fn decode(
                 format!("line {line_no}: not UTF-8 ({e}); expected one JSON event per line"),
             )
         })?;
-        let event: Event = serde_json::from_str(text).map_err(|e| {
+        let (event, layout) = Event::from_json(text).map_err(|e| {
             (
                 StatusCode::BAD_REQUEST,
                 reason::MALFORMED,
-                format!("line {line_no}: {e}; expected a crossline event (flow, alert or stats)"),
+                format!(
+                    "line {line_no}: {e}; expected a crossline event (flow, alert, stats or sketch) in EVE's layout"
+                ),
             )
         })?;
+        if layout == Layout::Legacy {
+            legacy += 1;
+        }
         if event.gateway != gateway {
             return Err((
                 StatusCode::FORBIDDEN,
@@ -276,7 +297,7 @@ fn decode(
             time_flag,
         });
     }
-    Ok(events)
+    Ok(Decoded { events, legacy })
 }
 
 enum BodyError {
@@ -339,6 +360,25 @@ impl Ingest {
             config,
             limiter,
             window,
+            legacy_logged: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Log, once per gateway, that it sends events in the layout before EVE's.
+    fn log_legacy(&self, gateway: &str, events: u64) {
+        let first = match self.legacy_logged.lock() {
+            Ok(mut seen) => seen.insert(gateway.to_string()),
+            Err(p) => p.into_inner().insert(gateway.to_string()),
+        };
+        if first {
+            tracing::info!(
+                gateway,
+                events,
+                "gateway {gateway} sends events in the layout before Suricata's EVE layout \
+                 ({events} in this batch): they are stored and counted in \
+                 crossline_collector_ingest_legacy_events_total; upgrade crossline-agent on \
+                 {gateway} so that its events reach EVE pipelines (logged once per gateway)"
+            );
         }
     }
 
@@ -505,7 +545,7 @@ impl Ingest {
         let gw = gateway.clone();
         let received_at_ms = now_ms();
         let window = self.window;
-        let events = tokio::task::spawn_blocking(move || {
+        let Decoded { events, legacy } = tokio::task::spawn_blocking(move || {
             decode(&body, gzip, max, &gw, received_at_ms, &window)
         })
         .await
@@ -558,6 +598,10 @@ impl Ingest {
         Ok(match outcome {
             IngestOutcome::Stored(n) => {
                 self.metrics.stored(&batch, now_secs);
+                if legacy > 0 {
+                    self.metrics.legacy_events(&gateway, legacy);
+                    self.log_legacy(&gateway, legacy);
+                }
                 if batch
                     .events
                     .iter()
@@ -629,7 +673,7 @@ mod tests {
     }
 
     fn dec(body: &[u8], gzip: bool, max: u64, gw: &str) -> Result<Vec<BatchEvent>, Refusal> {
-        decode(body, gzip, max, gw, 1_772_442_847_118, &window())
+        decode(body, gzip, max, gw, 1_772_442_847_118, &window()).map(|d| d.events)
     }
 
     #[test]
@@ -637,6 +681,9 @@ mod tests {
         let w = window();
         let now = 1_772_442_847_118; // 2026-03-02T09:14:07.118Z
         assert_eq!(w.judge("2026-03-02T09:14:07.118Z", now), (now, None));
+        // EVE's form (microseconds, `+0000`), what agents write.
+        assert_eq!(w.judge("2026-03-02T09:14:07.118042+0000", now), (now, None));
+        assert_eq!(w.judge("2026-03-02T17:14:07.118042+0800", now), (now, None));
         assert_eq!(w.judge("2023-05-01T00:00:00Z", now).1, None);
         // 9 minutes ahead is within the skew; 11 minutes is not.
         assert_eq!(w.judge("2026-03-02T09:23:07.118Z", now).1, None);
@@ -666,8 +713,11 @@ mod tests {
             "2100 is in the window, but ahead of the arrival"
         );
         // In a batch: the bad line is stored flagged, its neighbours as they are.
-        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}"#;
-        let bad = ok.replace("2026-03-02T09:14:07.118Z", "-290308-12-21T19:59:05.225Z");
+        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118042+0000","event_type":"stats","host":"gw","stats":{"decoder":{"pkts":1,"bytes":2,"invalid":0},"flow":{"total":0}},"crossline":{"gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}}"#;
+        let bad = ok.replace(
+            "2026-03-02T09:14:07.118042+0000",
+            "-290308-12-21T19:59:05.225Z",
+        );
         let events = dec(
             format!("{ok}\n{bad}\n{ok}\n").as_bytes(),
             false,
@@ -683,7 +733,7 @@ mod tests {
     fn every_gzip_member_is_read() {
         let line = |n: u64| {
             format!(
-                r#"{{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{{"packets":{n},"bytes":2,"flows":0,"evictions":0}}}}"#
+                r#"{{"timestamp":"2026-03-02T09:14:07.118042+0000","event_type":"stats","host":"gw","stats":{{"decoder":{{"pkts":{n},"bytes":2,"invalid":0}},"flow":{{"total":0}}}},"crossline":{{"gateway":"gw","stats":{{"packets":{n},"bytes":2,"flows":0,"evictions":0}}}}}}"#
             )
         };
         let gz = |s: &str| {
@@ -727,7 +777,7 @@ mod tests {
 
     #[test]
     fn bad_line_is_named() {
-        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}"#;
+        let ok = r#"{"timestamp":"2026-03-02T09:14:07.118042+0000","event_type":"stats","host":"gw","stats":{"decoder":{"pkts":1,"bytes":2,"invalid":0},"flow":{"total":0}},"crossline":{"gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}}"#;
         let body = format!("{ok}\n{{\"timestamp\":1}}\n{ok}\n");
         let err = dec(body.as_bytes(), false, 1 << 20, "gw").expect_err("bad line");
         assert_eq!(err.0, StatusCode::BAD_REQUEST);
@@ -736,6 +786,35 @@ mod tests {
         assert_eq!(fine.len(), 2);
         let other = dec(ok.as_bytes(), false, 1 << 20, "gw-b").expect_err("wrong gateway");
         assert_eq!(other.0, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn legacy_lines_are_read_and_counted() {
+        let eve = r#"{"timestamp":"2026-03-02T09:14:07.118042+0000","event_type":"stats","host":"gw","stats":{"decoder":{"pkts":1,"bytes":2,"invalid":0},"flow":{"total":0}},"crossline":{"gateway":"gw","stats":{"packets":1,"bytes":2,"flows":0,"evictions":0}}}"#;
+        let legacy = r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"stats","gateway":"gw","stats":{"packets":7,"bytes":2,"flows":0,"evictions":0}}"#;
+        let d = decode(
+            format!("{eve}\n{legacy}\n{legacy}\n").as_bytes(),
+            false,
+            1 << 20,
+            "gw",
+            1_772_442_847_118,
+            &window(),
+        )
+        .expect("both layouts taken");
+        assert_eq!(d.legacy, 2);
+        assert_eq!(d.events.len(), 3);
+        let packets: Vec<u64> = d
+            .events
+            .iter()
+            .filter_map(|e| e.event.stats.as_ref().map(|s| s.packets))
+            .collect();
+        assert_eq!(packets, [1, 7, 7]);
+        // Stored as received: the line's own bytes, not a rewrite.
+        assert_eq!(d.events[1].json, legacy);
+        assert_eq!(d.events[1].time_flag, None);
+        // The gateway check holds for the old layout too.
+        let err = dec(legacy.as_bytes(), false, 1 << 20, "gw-b").expect_err("other gateway");
+        assert_eq!(err.0, StatusCode::FORBIDDEN);
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub struct Metrics {
     packets: IntCounterVec,
     drops: IntCounterVec,
     sketches: IntCounterVec,
+    legacy_events: IntCounterVec,
     /// Enterprise-wide figures merged from the agents' sketches.
     enterprise: EnterpriseGauges,
     bounds: LabelBounds,
@@ -343,6 +344,12 @@ impl Metrics {
                 "Agent sketch events, by result: merged, refused_key (another PI key fingerprint than the enterprise's), invalid (an entry that did not decode), failed (store error), alert (enterprise-wide alerts raised).",
                 &["result"],
             )?,
+            legacy_events: counter(
+                &r,
+                "crossline_collector_ingest_legacy_events_total",
+                "Events stored that arrived in the layout before Suricata's EVE layout (from agents not yet upgraded), by gateway.",
+                &["gateway"],
+            )?,
             export_bytes: counter(
                 &tenant,
                 "crossline_export_bytes_total",
@@ -432,6 +439,11 @@ impl Metrics {
         for res in ["merged", "refused_key", "invalid", "failed", "alert"] {
             self.sketches.with_label_values(&[res]);
         }
+        for g in &self.bounds.gateways {
+            self.legacy_events
+                .with_label_values(&[g.as_str()])
+                .inc_by(0);
+        }
     }
 
     /// A batch refused before storing.
@@ -497,6 +509,15 @@ impl Metrics {
                     .with_label_values(&[&e, &s])
                     .set(i64::try_from(*c).unwrap_or(i64::MAX));
             }
+        }
+    }
+
+    /// `events` of a stored batch from `gateway` were in the layout before EVE's.
+    pub fn legacy_events(&self, gateway: &str, events: u64) {
+        if self.bounds.gateways.contains(gateway) {
+            self.legacy_events
+                .with_label_values(&[gateway])
+                .inc_by(events);
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::util::{format_ms, parse_rfc3339_ms, sha256_hex};
 use crossline_config::collector::CollectorConfig;
+use crossline_config::event::Event;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -57,18 +58,18 @@ impl Names {
         }
     }
 
-    fn add_event_json(&mut self, js: &Value) {
-        for (path, source) in [
-            (&["tls", "sni"][..], "sni"),
-            (&["quic", "sni"][..], "sni"),
-            (&["http", "hostname"][..], "http_host"),
-            (&["dns_name"][..], "dns"),
+    /// The names an event carries (read in either layout: EVE's, or the one before it).
+    fn add_event(&mut self, e: &Event) {
+        for (name, source) in [
+            (e.tls.as_ref().and_then(|t| t.sni.as_deref()), "sni"),
+            (e.quic.as_ref().and_then(|q| q.sni.as_deref()), "sni"),
+            (
+                e.http.as_ref().and_then(|h| h.hostname.as_deref()),
+                "http_host",
+            ),
+            (e.dns_name.as_deref(), "dns"),
         ] {
-            let mut v = js;
-            for k in path {
-                v = &v[*k];
-            }
-            if let Some(s) = v.as_str() {
+            if let Some(s) = name {
                 self.add(s, source);
             }
         }
@@ -216,8 +217,8 @@ pub fn build(
     } = Gathered::of(alerts);
     // Names carried by the flow records of the same flows (SNI, HTTP Host, DNS-learned name).
     for js in flow_lines {
-        if let Ok(v) = serde_json::from_str::<Value>(js) {
-            names.add_event_json(&v);
+        if let Ok((e, _)) = Event::from_json(js) {
+            names.add_event(&e);
         }
     }
 

@@ -25,8 +25,9 @@
 //! like any other — listed, grouped into an incident and notified.
 
 use crate::store::{Batch, BatchEvent, IngestOutcome, SketchRow, SketchTables, Store, StoreError};
-use crate::util::format_ms;
-use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, Sketch};
+use crossline_config::event::{
+    format_eve_timestamp, Alert, AlertKind, Event, EventType, Severity, Sketch,
+};
 use crossline_config::sketch::HyperLogLog;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -572,7 +573,12 @@ fn alert(
     summary: String,
     gateways: Vec<String>,
 ) -> Event {
-    let mut e = Event::new(EventType::Alert, format_ms(now_ms), gateway.to_string());
+    // An event like the agents' (stored and hashed in EVE's layout): EVE's time format.
+    let mut e = Event::new(
+        EventType::Alert,
+        format_eve_timestamp(now_ms.saturating_mul(1000)),
+        gateway.to_string(),
+    );
     e.alert = Some(Alert {
         kind,
         severity,

@@ -65,10 +65,10 @@ fn alert_with(
     ))
     .expect("json");
     if let Some(p) = persons {
-        v["alert"]["persons"] = serde_json::json!(p);
+        v["crossline"]["alert"]["persons"] = serde_json::json!(p);
     }
     if let Some(e) = enterprise {
-        v["alert"]["scenario"] = serde_json::json!(format!("SC-{e}"));
+        v["crossline"]["alert"]["scenario"] = serde_json::json!(format!("SC-{e}"));
     }
     v.to_string()
 }
@@ -586,15 +586,15 @@ fn retention_deletes_by_arrival_time_and_keeps_alerts() {
     std::fs::write(&cfg, text).expect("config");
     let c = Collector::start(&cfg);
     let client = gateway_client(&pki, "gw-a");
-    let now = crossline_collector::util::format_ms(crossline_collector::util::now_ms());
-    let recent =
-        flow_line("gw-a", 2, None, None, "unfiled", 5).replace("2026-03-02T09:14:07.118Z", &now);
+    let now =
+        crossline_config::event::format_eve_timestamp(crossline_collector::util::now_ms() * 1000);
+    let recent = flow_line("gw-a", 2, None, None, "unfiled", 5).replace(LINE_TS, &now);
     let body = [
         flow_line("gw-a", 1, None, None, "unfiled", 5)
-            .replace("2026-03-02T09:14:07.118Z", "2020-01-01T00:00:00.000Z"),
+            .replace(LINE_TS, "2020-01-01T00:00:00.000000+0000"),
         recent,
         alert_line("gw-a", 3, "unfiled_export", "high", None, "x")
-            .replace("2026-03-02T09:14:07.118Z", "2020-01-01T00:00:00.000Z"),
+            .replace(LINE_TS, "2020-01-01T00:00:00.000000+0000"),
     ]
     .join("\n");
     let posted = std::time::Instant::now();
@@ -632,7 +632,7 @@ fn flows_from_an_old_capture_survive_a_restart() {
     let body = (1..=20)
         .map(|i| {
             flow_line("gw-a", i, None, None, "unfiled", 5)
-                .replace("2026-03-02T09:14:07.118Z", "2023-06-01T08:00:00.000Z")
+                .replace(LINE_TS, "2023-06-01T08:00:00.000000+0000")
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -691,7 +691,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
     let c = Collector::start(&cfg);
     let api = c.api;
     let now_ms = crossline_collector::util::now_ms();
-    let at = |ms: i64| crossline_collector::util::format_ms(ms);
+    let at = |ms: i64| crossline_config::event::format_eve_timestamp(ms * 1000);
     let alert = |flow: u64, kind: &str, ts: &str, recipient: &str, evidence: &[&str]| {
         let mut v: Value = serde_json::from_str(&alert_line(
             "gw-a",
@@ -703,9 +703,9 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         ))
         .expect("json");
         v["timestamp"] = serde_json::json!(ts);
-        v["alert"]["scenario"] = serde_json::json!("SA-2026-0001");
+        v["crossline"]["alert"]["scenario"] = serde_json::json!("SA-2026-0001");
         if !evidence.is_empty() {
-            v["alert"]["evidence"] = serde_json::json!(evidence);
+            v["crossline"]["alert"]["evidence"] = serde_json::json!(evidence);
         }
         v.to_string()
     };
@@ -750,7 +750,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
             v["app_proto"] = serde_json::json!("http");
             v.as_object_mut().expect("object").remove("tls");
             v["http"] = serde_json::json!({"hostname": "upload.cro.example.de"});
-            v["dns_name"] = serde_json::json!("cdn.cro.example.de");
+            v["crossline"]["dns_name"] = serde_json::json!("cdn.cro.example.de");
         }),
         // Flow id 11 again, from another agent run (flow ids restart): another far end.
         flow(11, &|v| {
@@ -769,7 +769,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         alert(
             30,
             "unfiled_export",
-            "2023-06-01T08:00:00.000Z",
+            "2023-06-01T08:00:00.000000+0000",
             "203.0.113.30",
             &[],
         ),
@@ -777,7 +777,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
         alert(
             40,
             "line_misuse",
-            "-290308-12-21T19:59:05.225Z",
+            "-290308-12-21T19:59:05.224192+0000",
             "203.0.113.40",
             &[],
         ),
@@ -911,7 +911,7 @@ fn cac_report_names_persons_line_and_times_and_time_sanity() {
     let (_, v) = get(api, "/api/v1/alerts?kind=line_misuse", REG);
     let absurd = &items(&v)[0];
     assert_eq!(absurd["timestamp_problem"], "unparseable");
-    assert_eq!(absurd["timestamp"], "-290308-12-21T19:59:05.225Z");
+    assert_eq!(absurd["timestamp"], "-290308-12-21T19:59:05.224192+0000");
     let late = incident_of("unfiled_export");
     assert_eq!(late["late_arrival"], true, "{late}");
     assert_eq!(late["discovered_at"], "2023-06-01T08:00:00.000Z");

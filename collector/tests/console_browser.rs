@@ -438,7 +438,7 @@ fn alert(gateway: &str, flow_id: u64, kind: &str, enterprise: &str, ts: &str) ->
         "203.0.113.50",
     ))
     .expect("json");
-    v["alert"]["scenario"] = json!(format!("SC-{enterprise}"));
+    v["crossline"]["alert"]["scenario"] = json!(format!("SC-{enterprise}"));
     v["timestamp"] = json!(ts);
     v["tls"] = json!({"sni": "eu.cro.example.de"});
     v.to_string()

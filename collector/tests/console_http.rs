@@ -41,7 +41,7 @@ fn alert(gateway: &str, flow_id: u64, kind: &str, enterprise: &str) -> String {
         "203.0.113.50",
     ))
     .expect("json");
-    v["alert"]["scenario"] = serde_json::json!(format!("SC-{enterprise}"));
+    v["crossline"]["alert"]["scenario"] = serde_json::json!(format!("SC-{enterprise}"));
     v.to_string()
 }
 
@@ -197,7 +197,7 @@ fn hostile() -> Vec<String> {
         serde_json::from_str(&alert("gw-a", 9, "unfiled_export", HOSTILE_ENTERPRISE))
             .expect("json");
     v["tls"] = serde_json::json!({ "sni": HOSTILE_SNI });
-    v["alert"]["recipient"] = serde_json::json!(HOSTILE_SNI);
+    v["crossline"]["alert"]["recipient"] = serde_json::json!(HOSTILE_SNI);
     vec![v.to_string()]
 }
 

@@ -541,3 +541,97 @@ fn connection_flood_leaves_room_for_a_known_gateway() {
         "{m}"
     );
 }
+
+/// A batch from an agent not yet upgraded: the layout before Suricata's EVE layout, every
+/// crossline field at the top level, `alert.severity` a name, RFC 3339 times with
+/// milliseconds. Written out as such an agent wrote it, not produced by today's serialiser.
+const LEGACY_BATCH: &str = concat!(
+    r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"flow","gateway":"gw-a","flow_id":4822,"proto":"TCP","src_ip":"10.20.3.4","src_port":51514,"dest_ip":"198.51.100.7","dest_port":443,"community_id":"1:6hJpJ8iwJYmDQVZkdD0tQJ0nZjI=","app_proto":"tls","tls":{"sni":"eu.cro.example.de","alpn":["h2","http/1.1"]},"dns_name":"eu.cro.example.de","flow":{"pkts_toserver":12,"pkts_toclient":10,"bytes_toserver":7301,"bytes_toclient":9120,"start":"2026-03-02T09:14:00.000Z","end":"2026-03-02T09:14:07.118Z","age":7,"state":"closed","reason":"fin","alerted":true},"direction":"export","export_bytes":7301,"verdict":{"status":"unfiled","scenario":null,"enterprise":null}}"#,
+    "\n",
+    r#"{"timestamp":"2026-03-02T09:14:07.118Z","event_type":"alert","gateway":"gw-a","flow_id":4822,"proto":"TCP","src_ip":"10.20.3.4","src_port":51514,"dest_ip":"198.51.100.7","dest_port":443,"alert":{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"legacy export 4822","rule":"XB-001","recipient":"eu.cro.example.de","count":1,"bytes":7301}}"#,
+    "\n",
+    r#"{"timestamp":"2026-03-02T09:14:08.000Z","event_type":"stats","gateway":"gw-a","stats":{"packets":22,"bytes":16421,"flows":1,"evictions":0,"drops":{"kernel":0}}}"#,
+    "\n",
+);
+
+/// The collector takes the old layout during an upgrade: stored (the line as received),
+/// deduplicated like any batch, counted per gateway, logged once per gateway.
+#[test]
+fn legacy_layout_batches_are_stored_counted_and_logged_once() {
+    let (dir, pki, c) = setup("legacy", "");
+    let a = gateway_client(&pki, "gw-a");
+    let r = post_batch(c.ingest, &a, 7, 1, LEGACY_BATCH.as_bytes(), false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"status": "stored", "events": 3})
+    );
+    // The flow and stats rows, the alert row, each line kept byte for byte.
+    assert_eq!(stored_counts(dir.path()), (1, 2, 1));
+    let lines: Vec<&str> = LEGACY_BATCH.lines().collect();
+    let conn = db(dir.path());
+    let (kind, severity, summary, json): (String, String, String, String) = conn
+        .query_row(
+            "SELECT kind, severity, summary, json FROM alerts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("the alert row");
+    assert_eq!(
+        (kind.as_str(), severity.as_str(), summary.as_str()),
+        ("unfiled_export", "high", "legacy export 4822")
+    );
+    assert_eq!(json, lines[1], "the alert line is stored as received");
+    let (export, verdict, flow_json): (i64, String, String) = conn
+        .query_row(
+            "SELECT export_bytes, verdict, json FROM events WHERE event_type = 'flow'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the flow row");
+    assert_eq!((export, verdict.as_str()), (7301, "unfiled"));
+    assert_eq!(flow_json, lines[0]);
+    drop(conn);
+
+    // Replayed, gzip this time: a duplicate like any batch, stored and counted once.
+    let r = post_batch(c.ingest, &a, 7, 1, &gzip(LEGACY_BATCH.as_bytes()), true).expect("resp");
+    assert_eq!(r.json(), serde_json::json!({"status": "duplicate"}));
+    assert_eq!(stored_counts(dir.path()), (1, 2, 1));
+    // A second legacy batch and an EVE batch from the same gateway: only the first moves the
+    // counter; the gateway is logged once.
+    let second = lines[2].replace("09:14:08.000Z", "09:14:09.000Z");
+    let r = post_batch(c.ingest, &a, 7, 2, second.as_bytes(), false).expect("response");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    let eve = flow_line("gw-a", 4823, None, None, "unfiled", 10);
+    let r = post_batch(c.ingest, &a, 7, 3, eve.as_bytes(), false).expect("response");
+    assert_eq!(r.json()["status"], "stored", "{}", r.text());
+    assert_eq!(stored_counts(dir.path()), (3, 4, 1));
+
+    let m = http(c.api, "GET", "/metrics", &[], b"").text();
+    for needle in [
+        "crossline_collector_ingest_legacy_events_total{gateway=\"gw-a\"} 4",
+        "crossline_collector_ingest_legacy_events_total{gateway=\"gw-b\"} 0",
+        "crossline_ingest_events_total{event_type=\"flow\"} 2",
+        "crossline_ingest_events_total{event_type=\"alert\"} 1",
+        "crossline_ingest_events_total{event_type=\"stats\"} 2",
+        "crossline_export_bytes_total{gateway=\"gw-a\",verdict=\"unfiled\"} 7311",
+        "crossline_alerts_total{gateway=\"gw-a\",kind=\"unfiled_export\",severity=\"high\"} 1",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    promtool_check(&m);
+    let logged: Vec<String> = c
+        .log
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.contains("layout before Suricata's EVE layout"))
+        .collect();
+    assert_eq!(logged.len(), 1, "logged once per gateway: {logged:#?}");
+    assert!(
+        logged[0].contains("gw-a") && logged[0].contains("upgrade crossline-agent"),
+        "the log line names the gateway and what to do: {}",
+        logged[0]
+    );
+}

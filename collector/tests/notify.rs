@@ -444,9 +444,9 @@ fn overflowing_byte_totals_keep_the_api_and_every_notification_working() {
     let c = Collector::start(&cfg);
     let huge = |line: String| -> String {
         let mut v: Value = serde_json::from_str(&line).expect("json");
-        v["alert"]["bytes"] = serde_json::json!(i64::MAX);
-        v["alert"]["count"] = serde_json::json!(u64::MAX);
-        v["alert"]["persons"] = serde_json::json!(u64::MAX);
+        v["crossline"]["alert"]["bytes"] = serde_json::json!(i64::MAX);
+        v["crossline"]["alert"]["count"] = serde_json::json!(u64::MAX);
+        v["crossline"]["alert"]["persons"] = serde_json::json!(u64::MAX);
         v.to_string()
     };
     let a = gateway_client(&pki, "gw-a");

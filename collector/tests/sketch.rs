@@ -45,17 +45,21 @@ fn year() -> i32 {
 }
 
 fn sketch_line(gateway: &str, key: &str, registers: &str, bytes: u64) -> String {
+    // The layout agents write: EVE's names, crossline's sketch under `crossline`.
     json!({
-        "timestamp": "2026-03-02T09:14:07.118Z",
+        "timestamp": "2026-03-02T09:14:07.118042+0000",
         "event_type": "sketch",
-        "gateway": gateway,
-        "sketch": {
-            "enterprise": "acme",
-            "uscc": "91110108MA01PH7K91",
-            "key_fingerprint": key,
-            "persons": [{"year": year(), "category": "personal", "registers": registers,
-                         "estimate": 60000, "limit": 100000}],
-            "volumes": [{"scenario": "S-CAP", "day": today(), "bytes": bytes, "cap": 1000000}]
+        "host": gateway,
+        "crossline": {
+            "gateway": gateway,
+            "sketch": {
+                "enterprise": "acme",
+                "uscc": "91110108MA01PH7K91",
+                "key_fingerprint": key,
+                "persons": [{"year": year(), "category": "personal", "registers": registers,
+                             "estimate": 60000, "limit": 100000}],
+                "volumes": [{"scenario": "S-CAP", "day": today(), "bytes": bytes, "cap": 1000000}]
+            }
         }
     })
     .to_string()

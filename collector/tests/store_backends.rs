@@ -132,7 +132,7 @@ fn alert(
     persons: Option<u64>,
     green: bool,
 ) -> BatchEvent {
-    let mut e = Event::new(EventType::Alert, format_ms(ts_ms), gateway.into());
+    let mut e = Event::new(EventType::Alert, eve_time(ts_ms), gateway.into());
     e.alert = Some(Alert {
         kind,
         severity: Severity::High,
@@ -552,13 +552,22 @@ fn line_event(line: &str, ts_ms: i64) -> BatchEvent {
     }
 }
 
+/// The EVE time of `ms`, as agents write it.
+fn eve_time(ms: i64) -> String {
+    crossline_config::event::format_eve_timestamp(ms * 1000)
+}
+
+/// A flow line in the layout agents write (Suricata's EVE layout, crossline's fields under
+/// `crossline`).
 fn flow_line(n: u64, scenario: &str, verdict: &str, bytes: u64, sni: &str) -> String {
     serde_json::json!({
-        "timestamp": format_ms(T0), "event_type": "flow", "gateway": "gw-a", "flow_id": n,
+        "timestamp": eve_time(T0), "event_type": "flow", "host": "gw-a", "flow_id": n,
         "proto": "TCP", "src_ip": "10.20.3.4", "src_port": 51514, "dest_ip": "198.51.100.7",
-        "dest_port": 443, "app_proto": "tls", "tls": {"sni": sni}, "direction": "export",
-        "export_bytes": bytes,
-        "verdict": {"status": verdict, "scenario": scenario, "enterprise": "acme"}
+        "dest_port": 443, "app_proto": "tls", "tls": {"sni": sni},
+        "crossline": {
+            "gateway": "gw-a", "direction": "export", "export_bytes": bytes,
+            "verdict": {"status": verdict, "scenario": scenario, "enterprise": "acme"}
+        }
     })
     .to_string()
 }
@@ -580,14 +589,17 @@ fn flows_are_stored_once_per_batch(b: &Backend) {
         T0,
     ));
     events.push(line_event(
-        &serde_json::json!({"timestamp": format_ms(T0), "event_type": "flow", "gateway": "gw-a",
-            "export_bytes": 99})
+        &serde_json::json!({"timestamp": eve_time(T0), "event_type": "flow", "host": "gw-a",
+            "crossline": {"gateway": "gw-a", "export_bytes": 99}})
         .to_string(),
         T0,
     ));
     events.push(line_event(
-        &serde_json::json!({"timestamp": format_ms(T0), "event_type": "stats", "gateway": "gw-a"})
-            .to_string(),
+        &serde_json::json!({"timestamp": eve_time(T0), "event_type": "stats", "host": "gw-a",
+            "stats": {"decoder": {"pkts": 0, "bytes": 0, "invalid": 0}, "flow": {"total": 0}},
+            "crossline": {"gateway": "gw-a",
+                "stats": {"packets": 0, "bytes": 0, "flows": 0, "evictions": 0}}})
+        .to_string(),
         T0,
     ));
     assert!(events[151].json.contains("\\u0000"), "{}", events[151].json);
@@ -672,7 +684,7 @@ fn work_queue_pages_by_deadline_index(b: &Backend) {
 
 /// A batch of one volume sketch of `enterprise` from `gateway`: `bytes` of a 1 MB cap today.
 fn volume_sketch(gateway: &str, enterprise: &str, seq: u64, bytes: u64) -> Batch {
-    let mut ev = Event::new(EventType::Sketch, format_ms(T0), gateway.to_string());
+    let mut ev = Event::new(EventType::Sketch, eve_time(T0), gateway.to_string());
     ev.sketch = Some(Sketch {
         enterprise: enterprise.into(),
         uscc: None,

@@ -9,80 +9,59 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod wire;
+pub use wire::{eve_flow_reason, Layout};
+
 /// One line of crossline output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// RFC 3339 UTC time with milliseconds, e.g. `2026-03-02T09:14:07.118Z`.
+    /// EVE time (microseconds, numeric offset), e.g. `2026-03-02T09:14:07.118000+0000`
+    /// ([`format_eve_timestamp`]); events read in the layout before EVE's keep their RFC 3339
+    /// times (`2026-03-02T09:14:07.118Z`). [`parse_timestamp_micros`] reads both.
     pub timestamp: String,
     /// What kind of event this is.
     pub event_type: EventType,
     /// Gateway id of the agent that saw it.
     pub gateway: String,
     /// Agent-local flow id (unique per agent run and worker).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_id: Option<u64>,
     /// EVE's protocol name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`, `SCTP`, `GRE`, `ESP`, ...) or the IP
     /// protocol number as a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
     /// VLAN ids of the flow's circuit, outermost first (EVE's `vlan`); absent when untagged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<Vec<u16>>,
     /// Initiator address (TCP SYN sender where seen, else the first packet's sender).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_port: Option<u16>,
     /// ICMP / ICMPv6 flows (instead of ports): type and code of the initiator's first message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmp_type: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmp_code: Option<u8>,
     /// ICMP / ICMPv6 flows answered: type and code of the responder's first message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_icmp_type: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_icmp_code: Option<u8>,
     /// Community ID v1 (`1:...`), to join with Zeek and Suricata logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub community_id: Option<String>,
     /// Application protocol detected: `tls`, `quic`, `http`, `dns`, `ssh`, `smtp`, `ftp`, ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_proto: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsMeta>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quic: Option<TlsMeta>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpMeta>,
     /// Name of the far end learned from DNS answers seen on the line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowRecord>,
     /// `export` when the initiator is domestic, `import` when it is foreign (the domestic end is
     /// still the exporter of `export_bytes`), `internal` / `external` when not cross-border.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
     /// Bytes sent by the domestic endpoint (whole frames, as on the wire).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<Alert>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Stats>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sketch: Option<Sketch>,
     /// Alert events about a flow's verdict raised before its flow record (live): when the
     /// verdict was judged. Absent for alerts judged at a flow record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judged: Option<Judged>,
 }
 
@@ -499,6 +478,95 @@ impl AlertKind {
         }
     }
 
+    /// EVE's `alert.signature_id`: 9,900,001 to 9,900,017, one per kind, stable across
+    /// releases (a kind added later takes the next number).
+    pub fn signature_id(self) -> u32 {
+        9_900_000
+            + match self {
+                AlertKind::UnfiledExport => 1,
+                AlertKind::RecipientNotFiled => 2,
+                AlertKind::CountryMismatch => 3,
+                AlertKind::FilingExpired => 4,
+                AlertKind::FilingNotYetValid => 5,
+                AlertKind::FilingExpiring => 6,
+                AlertKind::VolumeCapExceeded => 7,
+                AlertKind::OutsideWindow => 8,
+                AlertKind::ServiceNotFiled => 9,
+                AlertKind::PersonalInfoCleartext => 10,
+                AlertKind::PersonsThreshold => 11,
+                AlertKind::VolumeSurge => 12,
+                AlertKind::NegativeListCategory => 13,
+                AlertKind::OpaqueTunnel => 14,
+                AlertKind::LineMisuse => 15,
+                AlertKind::ImportantDataMarker => 16,
+                AlertKind::SensorGap => 17,
+            }
+    }
+
+    /// EVE's `alert.signature`: `CROSSLINE`, the rule id and what happened, as a Suricata rule's
+    /// `msg` reads on a dashboard.
+    pub fn signature(self) -> &'static str {
+        match self {
+            AlertKind::UnfiledExport => "CROSSLINE XB-001 export from a source no filing lists",
+            AlertKind::RecipientNotFiled => {
+                "CROSSLINE XB-002 export to a recipient the filing does not name"
+            }
+            AlertKind::CountryMismatch => {
+                "CROSSLINE XB-003 recipient outside the filed destination country"
+            }
+            AlertKind::FilingExpired => "CROSSLINE XB-004 export under an expired filing",
+            AlertKind::FilingNotYetValid => "CROSSLINE XB-004 export under a filing not yet valid",
+            AlertKind::FilingExpiring => "CROSSLINE XB-004 filing nears its end of validity",
+            AlertKind::VolumeCapExceeded => {
+                "CROSSLINE XB-005 daily export volume above the filed cap"
+            }
+            AlertKind::OutsideWindow => "CROSSLINE XB-006 export outside the filed time window",
+            AlertKind::ServiceNotFiled => {
+                "CROSSLINE XB-007 export on a protocol or port the filing does not list"
+            }
+            AlertKind::PersonalInfoCleartext => {
+                "CROSSLINE XB-008 personal information in unencrypted export"
+            }
+            AlertKind::PersonsThreshold => {
+                "CROSSLINE XB-009 yearly persons exported near or above the limit"
+            }
+            AlertKind::VolumeSurge => "CROSSLINE XB-010 export volume surge",
+            AlertKind::NegativeListCategory => {
+                "CROSSLINE XB-011 negative-list data to a scenario not approved for it"
+            }
+            AlertKind::OpaqueTunnel => "CROSSLINE XB-012 unfiled opaque tunnel across the border",
+            AlertKind::LineMisuse => "CROSSLINE XB-013 leased line serving many foreign sources",
+            AlertKind::ImportantDataMarker => "CROSSLINE XB-014 important-data marker in export",
+            AlertKind::SensorGap => "CROSSLINE XB-015 capture lost packets or flows",
+        }
+    }
+
+    /// EVE's `alert.category`: the class of the rule, as Suricata's classifications group
+    /// rules.
+    pub fn category(self) -> &'static str {
+        match self {
+            AlertKind::UnfiledExport | AlertKind::RecipientNotFiled => {
+                "Unfiled cross-border data transfer"
+            }
+            AlertKind::FilingExpired | AlertKind::FilingNotYetValid | AlertKind::FilingExpiring => {
+                "Filing validity"
+            }
+            AlertKind::CountryMismatch
+            | AlertKind::VolumeCapExceeded
+            | AlertKind::OutsideWindow
+            | AlertKind::ServiceNotFiled
+            | AlertKind::NegativeListCategory => "Transfer outside its filing",
+            AlertKind::PersonalInfoCleartext | AlertKind::PersonsThreshold => {
+                "Personal information export"
+            }
+            AlertKind::ImportantDataMarker => "Important data export",
+            AlertKind::VolumeSurge | AlertKind::OpaqueTunnel | AlertKind::LineMisuse => {
+                "Anomalous cross-border traffic"
+            }
+            AlertKind::SensorGap => "Sensor health",
+        }
+    }
+
     /// Default severity (docs/legal.md) (some kinds raise or lower it per case).
     pub fn default_severity(self) -> Severity {
         match self {
@@ -595,10 +663,22 @@ pub struct Stats {
     pub file_errors: Vec<String>,
 }
 
-/// Format a Unix time in microseconds as RFC 3339 UTC with milliseconds.
+/// Format a Unix time in microseconds as RFC 3339 UTC with milliseconds
+/// (`2026-03-02T09:14:07.118Z`): the collector's API, reports and logs.
 pub fn format_timestamp_micros(micros: i64) -> String {
+    format_micros(micros, false)
+}
+
+/// Format a Unix time in microseconds as EVE writes event times: microseconds and a numeric
+/// UTC offset, `2026-03-02T09:14:07.118000+0000` (every event's `timestamp`, `flow.start`,
+/// `flow.end`).
+pub fn format_eve_timestamp(micros: i64) -> String {
+    format_micros(micros, true)
+}
+
+fn format_micros(micros: i64, eve: bool) -> String {
     let secs = micros.div_euclid(1_000_000);
-    let millis = micros.rem_euclid(1_000_000) / 1000;
+    let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = crate::time::civil_from_days(days);
@@ -606,7 +686,7 @@ pub fn format_timestamp_micros(micros: i64) -> String {
         // Fast path (bench/README.md): every flow record carries three timestamps, and the
         // `format!` machinery below cost about 6% of the agent's CPU in the offline benchmark.
         // Same output, written digit by digit into a fixed buffer.
-        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut b = *b"0000-00-00T00:00:00.000000+0000";
         let mut put = |at: usize, width: usize, mut v: u32| {
             for i in (at..at + width).rev() {
                 b[i] = b'0' + (v % 10) as u8;
@@ -619,19 +699,30 @@ pub fn format_timestamp_micros(micros: i64) -> String {
         put(11, 2, (sod / 3600) as u32);
         put(14, 2, ((sod / 60) % 60) as u32);
         put(17, 2, (sod % 60) as u32);
-        put(20, 3, millis as u32);
-        return b.iter().map(|&c| char::from(c)).collect();
+        let text: &[u8] = if eve {
+            put(20, 6, frac as u32);
+            &b
+        } else {
+            put(20, 3, (frac / 1000) as u32);
+            b[23] = b'Z';
+            &b[..24]
+        };
+        return text.iter().map(|&c| char::from(c)).collect();
     }
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    let (h, mi, se) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    if eve {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{frac:06}+0000")
+    } else {
+        format!(
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{:03}Z",
+            frac / 1000
+        )
+    }
 }
 
-/// Parse an RFC 3339 time (`2026-03-02T09:14:07.118Z`, or with a `+08:00` offset) to Unix
-/// microseconds. The inverse of [`format_timestamp_micros`]; `None` for anything else.
+/// Parse an RFC 3339 time (`2026-03-02T09:14:07.118Z`, or with a `+08:00` offset) or an EVE
+/// time (`2026-03-02T09:14:07.118000+0000`) to Unix microseconds. The inverse of
+/// [`format_timestamp_micros`] and [`format_eve_timestamp`]; `None` for anything else.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -677,8 +768,15 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
     }
     let offset = match b.get(i) {
         Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
-            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+        Some(sign @ (b'+' | b'-'))
+            if (i + 6 == b.len() && b.get(i + 3) == Some(&b':')) || i + 5 == b.len() =>
+        {
+            let minutes = if i + 5 == b.len() {
+                i + 3..i + 5
+            } else {
+                i + 4..i + 6
+            };
+            let o = num(i + 1..i + 3)? * 3600 + num(minutes)? * 60;
             if *sign == b'+' {
                 o
             } else {
@@ -725,6 +823,20 @@ mod tests {
         }
         assert_eq!(format_timestamp_micros(-1), "1969-12-31T23:59:59.999Z");
         assert!(format_timestamp_micros(-100_000_000_000_000_000).starts_with('-'));
+    }
+
+    #[test]
+    fn eve_timestamp_format_and_parse() {
+        let t = 1_772_442_847_118_042;
+        assert_eq!(format_eve_timestamp(t), "2026-03-02T09:14:07.118042+0000");
+        assert_eq!(parse_timestamp_micros(&format_eve_timestamp(t)), Some(t));
+        assert_eq!(
+            parse_timestamp_micros("2026-03-02T17:14:07.118042+0800"),
+            Some(t)
+        );
+        assert_eq!(format_eve_timestamp(-1), "1969-12-31T23:59:59.999999+0000");
+        assert!(format_eve_timestamp(253_402_300_800_000_000).ends_with(".000000+0000"));
+        assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.118+000"), None);
     }
 
     #[test]

@@ -177,7 +177,7 @@ struct FlowSpec<'a> {
 }
 
 fn flow(f: &FlowSpec<'_>) -> Event {
-    let ts = crossline_config::event::format_timestamp_micros;
+    let ts = crossline_config::event::format_eve_timestamp;
     let mut e = Event::new(EventType::Flow, ts(f.end), "gw-bj-01".into());
     e.flow_id = Some(f.id);
     e.proto = Some(f.proto.into());
@@ -204,7 +204,9 @@ fn flow(f: &FlowSpec<'_>) -> Event {
         bytes_toclient: 4000,
         start: ts(f.start),
         end: ts(f.end),
-        age: u64::try_from((f.end - f.start) / 1_000_000).unwrap_or(0),
+        // EVE's age: whole seconds of the end minus whole seconds of the start.
+        age: u64::try_from(f.end.div_euclid(1_000_000) - f.start.div_euclid(1_000_000))
+            .unwrap_or(0),
         state: Some("closed".into()),
         reason: f.reason.into(),
         midstream: false,
@@ -244,7 +246,7 @@ struct AlertSpec<'a> {
 }
 
 fn alert(a: &AlertSpec<'_>) -> Event {
-    let ts = crossline_config::event::format_timestamp_micros;
+    let ts = crossline_config::event::format_eve_timestamp;
     let mut e = Event::new(EventType::Alert, ts(a.at), "gw-bj-01".into());
     e.alert = Some(Alert {
         kind: a.kind,
@@ -290,7 +292,7 @@ pub fn events() -> (Vec<Event>, Expected) {
         .count() as u64;
     let mut stats = Event::new(
         EventType::Stats,
-        crossline_config::event::format_timestamp_micros(bj(3, 23, 0)),
+        crossline_config::event::format_eve_timestamp(bj(3, 23, 0)),
         "gw-bj-01".into(),
     );
     stats.stats = Some(Stats {

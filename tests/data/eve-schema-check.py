@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""Validate crossline's flow and alert events against Suricata's EVE schema.
+"""Validate crossline's flow, alert and stats events against Suricata's EVE schema.
 
 Usage: eve-schema-check.py SCHEMA.json EVENTS.jsonl...
 
 The schema is made strict first: every object schema with `properties` that does not say
 otherwise gets `additionalProperties: false` (most of Suricata's already do), and the only
-extension allowed is a top-level `crossline` object. Each flow and alert event is validated;
-the figures go to stdout as one JSON object:
+extension allowed is a top-level `crossline` object. Each flow, alert and stats event is
+validated; the figures go to stdout as one JSON object:
 
-  events   {"flow": N, "alert": N}            events checked
-  valid    {"flow": N, "alert": N}            of which valid
-  typed    {"flow": N, "alert": N}            valid but for extra keys (types and formats EVE's)
-  failing  {"PATH: WHAT": {"flow": N, ...}}   events failing there (at most once per event)
-  present  {"PATH": N}                        events carrying each field (leaf or object)
+  events   {"flow": N, "alert": N, "stats": N}   events checked
+  valid    {"flow": N, "alert": N, "stats": N}   of which valid
+  failing  {"PATH: WHAT": {"flow": N, ...}}      events failing there (at most once per event)
+  example  {"PATH: WHAT": "file:line"}           the first event failing there
+  present  {"PATH": N}                           events carrying each field (leaf or object)
 
 PATH is the field's dotted path with array indices written `[]`; WHAT is the schema keyword
 that failed (`type integer`, `pattern`, `extra key`, ...). Lines that are not JSON objects are
@@ -27,7 +27,7 @@ try:
 except ImportError:
     sys.exit("python3 module jsonschema missing: scripts/ensure-deps.sh test installs python3-jsonschema")
 
-KINDS = ("flow", "alert")
+KINDS = ("flow", "alert", "stats")
 
 
 def strict(node):
@@ -96,8 +96,8 @@ def main(argv):
     validator = cls(schema)
     events = {k: 0 for k in KINDS}
     valid = {k: 0 for k in KINDS}
-    typed = {k: 0 for k in KINDS}
     failing = {}
+    example = {}
     present = {}
     for name in argv[2:]:
         with open(name, encoding="utf-8") as f:
@@ -125,12 +125,12 @@ def main(argv):
                     keys.update(describe(err))
                 if not keys:
                     valid[kind] += 1
-                if all(k.endswith(": extra key") for k in keys):
-                    typed[kind] += 1
                 for k in keys:
                     counts = failing.setdefault(k, {x: 0 for x in KINDS})
                     counts[kind] += 1
-    json.dump({"events": events, "valid": valid, "typed": typed, "failing": failing, "present": present},
+                    example.setdefault(k, f"{name}:{lineno}")
+    json.dump({"events": events, "valid": valid, "failing": failing, "example": example,
+               "present": present},
               sys.stdout, sort_keys=True, indent=1)
     print()
     return 0

@@ -858,17 +858,40 @@ pub fn write_agent_config(
     Ok(path)
 }
 
-/// Identity of an alert, the same whether read from the agent's JSON events or from the
-/// collector's API.
-pub fn alert_key(v: &serde_json::Value) -> String {
-    let a = if v["alert"].is_object() {
+/// crossline's alert object of an event: `crossline.alert` in the EVE layout agents write,
+/// the top-level `alert` in the layout before it; an API alert is its own object.
+pub fn crossline_alert(v: &serde_json::Value) -> &serde_json::Value {
+    if v["crossline"]["alert"].is_object() {
+        &v["crossline"]["alert"]
+    } else if v["alert"].is_object() {
         &v["alert"]
     } else {
         v
-    };
+    }
+}
+
+/// The gateway of an event (`crossline.gateway`, also EVE's `host`) or of an API object
+/// (`gateway`).
+pub fn event_gateway(v: &serde_json::Value) -> &str {
+    v["crossline"]["gateway"]
+        .as_str()
+        .or_else(|| v["gateway"].as_str())
+        .unwrap_or("")
+}
+
+/// Identity of an alert, the same whether read from the agent's JSON events or from the
+/// collector's API (whose `timestamp` is RFC 3339 with milliseconds where the agent wrote
+/// EVE's microseconds: both are compared as RFC 3339 milliseconds).
+pub fn alert_key(v: &serde_json::Value) -> String {
+    let a = crossline_alert(v);
+    let ts = v["timestamp"].as_str().unwrap_or("");
+    let ts = crossline_config::event::parse_timestamp_micros(ts).map_or_else(
+        || ts.to_string(),
+        crossline_config::event::format_timestamp_micros,
+    );
     format!(
         "{}|{}|{}|{}:{}>{}:{}|{}|{}|{}",
-        v["timestamp"].as_str().unwrap_or(""),
+        ts,
         a["kind"].as_str().unwrap_or(""),
         v["flow_id"],
         v["src_ip"].as_str().unwrap_or(""),

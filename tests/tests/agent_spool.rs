@@ -604,10 +604,10 @@ fn a_line_the_collector_refuses_is_set_aside_and_its_neighbours_are_stored() {
         "spool_dir = \"spool\"",
     );
     // A batch left by an agent whose events the collector does not all understand (a field
-    // from a newer version on line 2).
+    // from a newer version on line 2), in the EVE layout agents write.
     let alert = |i: u32, extra: &str| {
         format!(
-            r#"{{"timestamp":"2026-03-02T09:14:0{i}.118Z","event_type":"alert","gateway":"gw-bj-01","flow_id":{i},{extra}"alert":{{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"spooled {i}","rule":"XB-001","count":1,"bytes":100}}}}"#
+            r#"{{"timestamp":"2026-03-02T09:14:0{i}.118000+0000","event_type":"alert","host":"gw-bj-01","flow_id":{i},{extra}"alert":{{"action":"allowed","gid":1,"signature_id":9900001,"rev":1,"signature":"CROSSLINE XB-001 export from a source no filing lists","category":"Unfiled cross-border data transfer","severity":1}},"crossline":{{"gateway":"gw-bj-01","alert":{{"kind":"unfiled_export","severity":"high","scenario":null,"enterprise":null,"summary":"spooled {i}","rule":"XB-001","count":1,"bytes":100}}}}}}"#
         )
     };
     let lines = [

@@ -313,7 +313,12 @@ fn full_pipeline_agent_collector_prometheus_alertmanager() {
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     for a in &written {
         *by_kind
-            .entry(a["alert"]["kind"].as_str().unwrap_or("?").to_string())
+            .entry(
+                crossline_alert(a)["kind"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            )
             .or_default() += 1;
     }
     eprintln!("alerts by kind: {by_kind:?}");

@@ -367,15 +367,23 @@ fn live_packet_to_webhook_latency() {
         .collect();
     let alerts: Vec<&serde_json::Value> = long
         .iter()
-        .filter(|e| e["event_type"] == "alert" && e["alert"]["kind"] == "unfiled_export")
+        .filter(|e| {
+            e["event_type"] == "alert" && e["crossline"]["alert"]["kind"] == "unfiled_export"
+        })
         .collect();
     assert_eq!(
         alerts.len(),
         1,
         "one verdict alert for the long flow: {long:#?}"
     );
-    assert_eq!(alerts[0]["judged"], "first_export", "{:#}", alerts[0]);
-    let alert_bytes = alerts[0]["alert"]["bytes"].as_u64().unwrap_or(0);
+    assert_eq!(
+        alerts[0]["crossline"]["judged"], "first_export",
+        "{:#}",
+        alerts[0]
+    );
+    let alert_bytes = alerts[0]["crossline"]["alert"]["bytes"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(
         alert_bytes > 0 && alert_bytes < long_export,
         "the early alert carries the bytes sent by its first export ({alert_bytes} of {long_export}): {:#}",
@@ -384,9 +392,13 @@ fn live_packet_to_webhook_latency() {
     let records: Vec<&serde_json::Value> =
         long.iter().filter(|e| e["event_type"] == "flow").collect();
     assert_eq!(records.len(), 1, "one flow record: {long:#?}");
-    assert_eq!(records[0]["export_bytes"], long_export, "{:#}", records[0]);
     assert_eq!(
-        records[0]["verdict"]["status"], "unfiled",
+        records[0]["crossline"]["export_bytes"], long_export,
+        "{:#}",
+        records[0]
+    );
+    assert_eq!(
+        records[0]["crossline"]["verdict"]["status"], "unfiled",
         "{:#}",
         records[0]
     );
@@ -410,7 +422,7 @@ fn live_packet_to_webhook_latency() {
     for r in sent.keys() {
         let alerts = event_of(r, "alert");
         assert!(
-            alerts.len() == 1 && alerts[0]["judged"] == "first_export",
+            alerts.len() == 1 && alerts[0]["crossline"]["judged"] == "first_export",
             "{r}: {alerts:#?}"
         );
     }

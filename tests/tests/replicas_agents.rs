@@ -85,7 +85,7 @@ fn agent_config(dir: &Path, k: usize, pki: &Path, replicas: &[CollectorSetup]) -
 fn keys(alerts: &[serde_json::Value]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for a in alerts {
-        let gw = a["gateway"].as_str().unwrap_or("");
+        let gw = event_gateway(a);
         assert!(!gw.is_empty(), "alert without gateway: {a}");
         *m.entry(format!("{gw}|{}", alert_key(a))).or_default() += 1;
     }
@@ -214,7 +214,7 @@ fn three_replicas_one_database_four_agents_fail_over_when_one_is_killed() {
     let mut enterprise_wide = Vec::new();
     for (gateway, kind, json) in rows {
         let v: serde_json::Value = serde_json::from_str(&json).expect("stored alert JSON");
-        if v["alert"]["scope"] == "enterprise" {
+        if crossline_alert(&v)["scope"] == "enterprise" {
             enterprise_wide.push(v);
         } else {
             *in_db.entry((gateway, kind)).or_default() += 1;
@@ -223,8 +223,11 @@ fn three_replicas_one_database_four_agents_fail_over_when_one_is_killed() {
     let mut from_agents: BTreeMap<(String, String), usize> = BTreeMap::new();
     for a in &written {
         let key = (
-            a["gateway"].as_str().unwrap_or("").to_string(),
-            a["alert"]["kind"].as_str().unwrap_or("").to_string(),
+            event_gateway(a).to_string(),
+            crossline_alert(a)["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
         );
         *from_agents.entry(key).or_default() += 1;
     }

@@ -6,7 +6,7 @@ use crate::analysis::{EndReason, FlowSummary, PayloadView};
 use crate::classify::tests::{domestic, flow, registry};
 use crate::worker::write_findings;
 use crossline_config::agent::{Signature, SignatureKind};
-use crossline_config::event::{format_timestamp_micros, FlowRecord};
+use crossline_config::event::{format_eve_timestamp, FlowRecord};
 use crossline_config::event::{Alert, AlertKind, Event, EventType, Severity, VerdictStatus};
 use crossline_testgen::{beijing_micros, pi_records};
 use std::path::PathBuf;
@@ -62,7 +62,7 @@ fn shared_with(cfg: DetectConfig) -> Arc<DetectShared> {
 fn flow_event(s: &FlowSummary<'_>) -> Event {
     let mut e = Event::new(
         EventType::Flow,
-        format_timestamp_micros(s.last_micros),
+        format_eve_timestamp(s.last_micros),
         "gw-test".into(),
     );
     e.flow_id = Some(s.flow_id);
@@ -76,8 +76,8 @@ fn flow_event(s: &FlowSummary<'_>) -> Event {
         pkts_toclient: s.pkts_rev,
         bytes_toserver: s.bytes_fwd,
         bytes_toclient: s.bytes_rev,
-        start: format_timestamp_micros(s.first_micros),
-        end: format_timestamp_micros(s.last_micros),
+        start: format_eve_timestamp(s.first_micros),
+        end: format_eve_timestamp(s.last_micros),
         age: 0,
         state: None,
         reason: s.reason.as_str().into(),

@@ -19,7 +19,7 @@ pub const MAX_TIMESTAMP_MICROS: i64 = 4_102_444_800_000_000;
 /// Why an event is not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// A timestamp that is not RFC 3339 as the collector reads it.
+    /// A timestamp the collector cannot read (EVE time or RFC 3339).
     TimestampUnparsable,
     /// A timestamp outside 1990-01-01 .. 2100-01-01.
     TimestampOutOfRange,
@@ -59,7 +59,8 @@ impl Reason {
 pub struct Invalid {
     /// Why.
     pub reason: Reason,
-    /// JSON path of the field, e.g. `flow.start`.
+    /// JSON path of the field in the event's EVE layout, e.g. `flow.start`,
+    /// `crossline.export_bytes`.
     pub field: &'static str,
     /// The value as written.
     pub value: String,
@@ -70,7 +71,7 @@ impl std::fmt::Display for Invalid {
         match self.reason {
             Reason::TimestampUnparsable => write!(
                 f,
-                "{} {:?} is not an RFC 3339 time, expected e.g. 2026-03-02T09:14:07.118Z",
+                "{} {:?} is not a time the collector reads, expected EVE's e.g. 2026-03-02T09:14:07.118042+0000",
                 self.field, self.value
             ),
             Reason::TimestampOutOfRange => write!(
@@ -135,7 +136,7 @@ pub fn check(event: &Event, line_len: usize) -> Result<(), Invalid> {
         number("flow_id", id)?;
     }
     if let Some(b) = event.export_bytes {
-        number("export_bytes", b)?;
+        number("crossline.export_bytes", b)?;
     }
     if let Some(f) = &event.flow {
         timestamp("flow.start", &f.start)?;
@@ -147,28 +148,28 @@ pub fn check(event: &Event, line_len: usize) -> Result<(), Invalid> {
         number("flow.age", f.age)?;
     }
     if let Some(a) = &event.alert {
-        number("alert.count", a.count)?;
-        number("alert.bytes", a.bytes)?;
+        number("crossline.alert.count", a.count)?;
+        number("crossline.alert.bytes", a.bytes)?;
         if let Some(p) = a.persons {
-            number("alert.persons", p)?;
+            number("crossline.alert.persons", p)?;
         }
     }
     if let Some(s) = &event.stats {
-        number("stats.packets", s.packets)?;
-        number("stats.bytes", s.bytes)?;
-        number("stats.flows", s.flows)?;
+        number("crossline.stats.packets", s.packets)?;
+        number("crossline.stats.bytes", s.bytes)?;
+        number("crossline.stats.flows", s.flows)?;
     }
     if let Some(s) = &event.sketch {
         for p in &s.persons {
-            number("sketch.persons.estimate", p.estimate)?;
+            number("crossline.sketch.persons.estimate", p.estimate)?;
             if let Some(l) = p.limit {
-                number("sketch.persons.limit", l)?;
+                number("crossline.sketch.persons.limit", l)?;
             }
         }
         for v in &s.volumes {
-            number("sketch.volumes.bytes", v.bytes)?;
+            number("crossline.sketch.volumes.bytes", v.bytes)?;
             if let Some(c) = v.cap {
-                number("sketch.volumes.cap", c)?;
+                number("crossline.sketch.volumes.cap", c)?;
             }
         }
     }
@@ -178,7 +179,7 @@ pub fn check(event: &Event, line_len: usize) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossline_config::event::{format_timestamp_micros, EventType, FlowRecord};
+    use crossline_config::event::{format_eve_timestamp, EventType, FlowRecord};
 
     fn flow(ts: &str, start: &str) -> Event {
         let mut e = Event::new(EventType::Flow, ts.to_string(), "gw".to_string());
@@ -194,27 +195,33 @@ mod tests {
     #[test]
     fn window_edges_and_absurd_years() {
         assert_eq!(
-            format_timestamp_micros(MIN_TIMESTAMP_MICROS),
-            "1990-01-01T00:00:00.000Z"
+            format_eve_timestamp(MIN_TIMESTAMP_MICROS),
+            "1990-01-01T00:00:00.000000+0000"
         );
         assert_eq!(
-            format_timestamp_micros(MAX_TIMESTAMP_MICROS),
-            "2100-01-01T00:00:00.000Z"
+            format_eve_timestamp(MAX_TIMESTAMP_MICROS),
+            "2100-01-01T00:00:00.000000+0000"
         );
-        let ok = "2026-03-02T09:14:07.118Z";
+        let ok = "2026-03-02T09:14:07.118042+0000";
         assert_eq!(check(&flow(ok, ok), 100), Ok(()));
-        assert_eq!(check(&flow(ok, "1990-01-01T00:00:00.000Z"), 100), Ok(()));
+        assert_eq!(
+            check(&flow(ok, "1990-01-01T00:00:00.000000+0000"), 100),
+            Ok(())
+        );
         // What a pcapng if_tsoffset of -2^62 produced.
-        let absurd = format_timestamp_micros(-(1i64 << 62));
+        let absurd = format_eve_timestamp(-(1i64 << 62));
         assert!(absurd.starts_with('-'), "{absurd}");
         let e = check(&flow(ok, &absurd), 100).expect_err("absurd start");
         assert_eq!(e.reason, Reason::TimestampUnparsable, "{e}");
         assert_eq!(e.field, "flow.start");
-        let late = format_timestamp_micros(MAX_TIMESTAMP_MICROS);
+        let late = format_eve_timestamp(MAX_TIMESTAMP_MICROS);
         let e = check(&flow(&late, ok), 100).expect_err("2100");
         assert_eq!(e.reason, Reason::TimestampOutOfRange);
-        assert!(e.to_string().contains("2100-01-01T00:00:00.000Z"), "{e}");
-        let early = "1989-12-31T23:59:59.999Z";
+        assert!(
+            e.to_string().contains("2100-01-01T00:00:00.000000+0000"),
+            "{e}"
+        );
+        let early = "1989-12-31T23:59:59.999999+0000";
         assert_eq!(
             check(&flow(ok, early), 100).map_err(|e| e.reason),
             Err(Reason::TimestampOutOfRange)
@@ -223,7 +230,7 @@ mod tests {
 
     #[test]
     fn numbers_beyond_i64_and_oversized_events() {
-        let ok = "2026-03-02T09:14:07.118Z";
+        let ok = "2026-03-02T09:14:07.118042+0000";
         let mut e = flow(ok, ok);
         e.export_bytes = Some(i64::MAX as u64);
         assert_eq!(check(&e, 100), Ok(()));
@@ -231,7 +238,7 @@ mod tests {
         let err = check(&e, 100).expect_err("u64::MAX");
         assert_eq!(
             (err.reason, err.field),
-            (Reason::NumberOutOfRange, "export_bytes")
+            (Reason::NumberOutOfRange, "crossline.export_bytes")
         );
         assert!(err.to_string().contains("18446744073709551615"), "{err}");
         let e = flow(ok, ok);

@@ -9,11 +9,26 @@ use crate::util::format_ms;
 use crossline_config::collector::CollectorConfig;
 use serde_json::{json, Map, Value};
 
+/// An alert's `timestamp` as the API writes it: RFC 3339, as it was before agents wrote EVE's
+/// time format. An EVE time (`2026-03-02T09:14:07.118042+0000`) becomes RFC 3339 UTC with
+/// milliseconds (`2026-03-02T09:14:07.118Z`); RFC 3339 text, and text the collector cannot
+/// read (flagged `timestamp_problem`), is kept as the agent sent it.
+pub fn alert_timestamp(sent: &str) -> String {
+    let b = sent.as_bytes();
+    let eve_offset = b.len() > 5
+        && matches!(b[b.len() - 5], b'+' | b'-')
+        && b[b.len() - 4..].iter().all(u8::is_ascii_digit);
+    match crossline_config::event::parse_timestamp_micros(sent) {
+        Some(micros) if eve_offset => crossline_config::event::format_timestamp_micros(micros),
+        _ => sent.to_string(),
+    }
+}
+
 /// One alert (`GET /api/v1/alerts`, `/alerts/{id}`).
 pub fn alert(a: &AlertRow) -> Value {
     json!({
         "id": a.id,
-        "timestamp": a.timestamp,
+        "timestamp": alert_timestamp(&a.timestamp),
         "gateway": a.gateway,
         "kind": a.kind,
         "severity": a.severity,
@@ -157,4 +172,30 @@ pub fn summary(s: &EnterpriseSummary) -> Value {
         "open_incidents": open.len(),
         "incidents": open,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alert_timestamp;
+
+    #[test]
+    fn alert_timestamps_stay_rfc3339() {
+        assert_eq!(
+            alert_timestamp("2026-03-02T09:14:07.118042+0000"),
+            "2026-03-02T09:14:07.118Z"
+        );
+        assert_eq!(
+            alert_timestamp("2026-03-02T17:14:07.118042+0800"),
+            "2026-03-02T09:14:07.118Z"
+        );
+        for kept in [
+            "2026-03-02T09:14:07.118Z",
+            "2026-03-02T17:14:07.118+08:00",
+            "-290308-12-21T19:59:05.224192+0000",
+            "yesterday",
+            "",
+        ] {
+            assert_eq!(alert_timestamp(kept), kept);
+        }
+    }
 }

@@ -125,11 +125,29 @@ pub struct AlertRow {
     pub gateways: Vec<String>,
 }
 
-/// The parts of the alert line as received that have no column.
+/// The parts of the alert line as received that have no column: crossline's alert object is
+/// `crossline.alert` in EVE's layout, the top-level `alert` in the layout before it.
 #[derive(Default, serde::Deserialize)]
 struct LineExtras {
     #[serde(default)]
     alert: AlertExtras,
+    #[serde(default)]
+    crossline: Option<CrosslineExtras>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct CrosslineExtras {
+    #[serde(default)]
+    alert: AlertExtras,
+}
+
+impl LineExtras {
+    fn alert(self) -> AlertExtras {
+        match self.crossline {
+            Some(c) => c.alert,
+            None => self.alert,
+        }
+    }
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -144,7 +162,9 @@ impl AlertRow {
     /// The row selected with [`ALERT_COLUMNS`].
     pub(crate) fn read<R: Cols>(r: &R) -> Result<AlertRow, R::Err> {
         let evidence: Vec<String> = serde_json::from_str(&r.text(14)?).unwrap_or_default();
-        let extras: LineExtras = serde_json::from_str(&r.text(27)?).unwrap_or_default();
+        let extras = serde_json::from_str::<LineExtras>(&r.text(27)?)
+            .unwrap_or_default()
+            .alert();
         Ok(AlertRow {
             id: r.int(0)?,
             timestamp: r.text(1)?,
@@ -173,8 +193,8 @@ impl AlertRow {
             incident_id: r.opt_int(24)?,
             received_at_ms: r.opt_int(25)?,
             time_flag: r.opt_text(26)?,
-            scope: extras.alert.scope,
-            gateways: extras.alert.gateways,
+            scope: extras.scope,
+            gateways: extras.gateways,
         })
     }
 }
@@ -370,4 +390,32 @@ pub(crate) fn report_alert<R: Cols>(r: &R) -> Result<crate::report::ReportAlert,
         kind: r.text(14)?,
         ts: r.int(15)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineExtras;
+
+    fn extras(line: &str) -> (Option<String>, Vec<String>) {
+        let a = serde_json::from_str::<LineExtras>(line)
+            .unwrap_or_default()
+            .alert();
+        (a.scope, a.gateways)
+    }
+
+    #[test]
+    fn scope_and_gateways_from_either_layout() {
+        let want = (
+            Some("enterprise".to_string()),
+            vec!["gw-a".into(), "gw-b".into()],
+        );
+        let eve = r#"{"event_type":"alert","alert":{"severity":1,"signature_id":9900011},"crossline":{"alert":{"scope":"enterprise","gateways":["gw-a","gw-b"]}}}"#;
+        assert_eq!(extras(eve), want);
+        let legacy =
+            r#"{"event_type":"alert","alert":{"scope":"enterprise","gateways":["gw-a","gw-b"]}}"#;
+        assert_eq!(extras(legacy), want);
+        // EVE's own alert object is not read as crossline's.
+        let none = r#"{"event_type":"alert","alert":{"severity":1},"crossline":{"alert":{}}}"#;
+        assert_eq!(extras(none), (None, Vec::new()));
+    }
 }

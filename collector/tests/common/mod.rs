@@ -393,7 +393,17 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
-/// A flow event line.
+/// The `timestamp` of [`flow_line`] and [`alert_line`] (also their flow's end), in EVE's
+/// time format as agents write it; tests swap it with `.replace(LINE_TS, ...)`.
+pub const LINE_TS: &str = "2026-03-02T09:14:07.118000+0000";
+
+/// A name of crossline's (a verdict status, an alert kind, a severity) as its type.
+fn named<T: serde::de::DeserializeOwned>(what: &str, name: &str) -> T {
+    serde_json::from_value(serde_json::json!(name))
+        .unwrap_or_else(|e| panic!("{what} {name:?} is not one of crossline's: {e}"))
+}
+
+/// A flow event line, in the layout agents write (Suricata's EVE layout).
 pub fn flow_line(
     gateway: &str,
     flow_id: u64,
@@ -402,24 +412,44 @@ pub fn flow_line(
     verdict: &str,
     bytes: u64,
 ) -> String {
-    serde_json::json!({
-        "timestamp": "2026-03-02T09:14:07.118Z",
-        "event_type": "flow",
-        "gateway": gateway,
-        "flow_id": flow_id,
-        "proto": "TCP",
-        "src_ip": "10.20.3.4", "src_port": 51514, "dest_ip": "198.51.100.7", "dest_port": 443,
-        "app_proto": "tls", "tls": {"sni": "eu.cro.example.de"},
-        "flow": {"pkts_toserver": 12, "pkts_toclient": 10, "bytes_toserver": bytes,
-                 "bytes_toclient": 9120, "start": "2026-03-02T09:14:00.000Z",
-                 "end": "2026-03-02T09:14:07.118Z", "reason": "fin"},
-        "direction": "export", "export_bytes": bytes,
-        "verdict": {"status": verdict, "scenario": scenario, "enterprise": enterprise}
-    })
-    .to_string()
+    use crossline_config::event::{Direction, Event, EventType, FlowRecord, TlsMeta, Verdict};
+    let mut e = Event::new(EventType::Flow, LINE_TS.into(), gateway.into());
+    e.flow_id = Some(flow_id);
+    e.proto = Some("TCP".into());
+    (e.src_ip, e.src_port) = (Some("10.20.3.4".into()), Some(51514));
+    (e.dest_ip, e.dest_port) = (Some("198.51.100.7".into()), Some(443));
+    e.app_proto = Some("tls".into());
+    e.tls = Some(TlsMeta {
+        sni: Some("eu.cro.example.de".into()),
+        ..TlsMeta::default()
+    });
+    e.flow = Some(FlowRecord {
+        pkts_toserver: 12,
+        pkts_toclient: 10,
+        bytes_toserver: bytes,
+        bytes_toclient: 9120,
+        start: "2026-03-02T09:14:00.000000+0000".into(),
+        end: LINE_TS.into(),
+        age: 7,
+        state: Some("closed".into()),
+        reason: "fin".into(),
+        ..FlowRecord::default()
+    });
+    e.direction = Some(Direction::Export);
+    e.export_bytes = Some(bytes);
+    e.verdict = Some(Verdict {
+        status: named("verdict status", verdict),
+        scenario: scenario.map(str::to_string),
+        enterprise: enterprise.map(str::to_string),
+        name_source: None,
+        ech: false,
+        exclude: None,
+    });
+    serde_json::to_string(&e).expect("a flow event serialises")
 }
 
-/// An alert event line.
+/// An alert event line, in the layout agents write (Suricata's EVE layout); crossline's alert
+/// object is `crossline.alert`.
 pub fn alert_line(
     gateway: &str,
     flow_id: u64,
@@ -428,18 +458,35 @@ pub fn alert_line(
     enterprise: Option<&str>,
     recipient: &str,
 ) -> String {
-    serde_json::json!({
-        "timestamp": "2026-03-02T09:14:07.118Z",
-        "event_type": "alert",
-        "gateway": gateway,
-        "flow_id": flow_id,
-        "proto": "TCP",
-        "src_ip": "10.30.1.9", "src_port": 40000, "dest_ip": "203.0.113.50", "dest_port": 22,
-        "alert": {"kind": kind, "severity": severity, "scenario": null, "enterprise": enterprise,
-                  "summary": format!("test alert {flow_id}"), "recipient": recipient,
-                  "bytes": 1000}
-    })
-    .to_string()
+    use crossline_config::event::{Alert, AlertKind, Event, EventType};
+    let kind: AlertKind = named("alert kind", kind);
+    let mut e = Event::new(EventType::Alert, LINE_TS.into(), gateway.into());
+    e.flow_id = Some(flow_id);
+    e.proto = Some("TCP".into());
+    (e.src_ip, e.src_port) = (Some("10.30.1.9".into()), Some(40000));
+    (e.dest_ip, e.dest_port) = (Some("203.0.113.50".into()), Some(22));
+    e.alert = Some(Alert {
+        kind,
+        severity: named("severity", severity),
+        scenario: None,
+        enterprise: enterprise.map(str::to_string),
+        summary: format!("test alert {flow_id}"),
+        rule: kind.rule().into(),
+        recipient: Some(recipient.into()),
+        service: None,
+        count: 1,
+        bytes: 1000,
+        evidence: Vec::new(),
+        persons: None,
+        followup: false,
+        green_channel: false,
+        days_left: None,
+        valid_from: None,
+        valid_until: None,
+        scope: None,
+        gateways: Vec::new(),
+    });
+    serde_json::to_string(&e).expect("an alert event serialises")
 }
 
 /// Open the collector database read-only-ish for assertions.
