@@ -416,3 +416,218 @@ fn the_reference_scanner_finds_what_it_should() {
     assert_eq!(slug(" Incidents and deadlines"), "incidents-and-deadlines");
     assert_eq!(slug(" TLS and QUIC"), "tls-and-quic");
 }
+
+/// An event with every field the model has set, so that its JSON carries every path the
+/// writer can produce (a field added to the model belongs here too).
+fn every_field_event(event_type: crossline_config::event::EventType) -> serde_json::Value {
+    use crossline_config::event::*;
+    let mut e = Event::new(
+        event_type,
+        format_eve_timestamp(1_772_442_847_118_042),
+        "gw".into(),
+    );
+    let tls = TlsMeta {
+        sni: Some("a.example".into()),
+        alpn: vec!["h2".into()],
+        ech: true,
+        ja4: Some("t13d".into()),
+        version: Some(1),
+    };
+    e.flow_id = Some(1);
+    e.proto = Some("TCP".into());
+    e.vlan = Some(vec![10]);
+    e.src_ip = Some("10.0.0.1".into());
+    e.src_port = Some(1);
+    e.dest_ip = Some("198.51.100.1".into());
+    e.dest_port = Some(2);
+    e.icmp_type = Some(8);
+    e.icmp_code = Some(0);
+    e.response_icmp_type = Some(0);
+    e.response_icmp_code = Some(0);
+    e.community_id = Some("1:x".into());
+    e.app_proto = Some("tls".into());
+    e.tls = Some(tls.clone());
+    e.quic = Some(tls);
+    e.http = Some(HttpMeta {
+        hostname: Some("a.example".into()),
+        http_method: Some("POST".into()),
+    });
+    e.dns_name = Some("a.example".into());
+    e.flow = Some(FlowRecord {
+        state: Some("closed".into()),
+        reason: "fin".into(),
+        midstream: true,
+        alerted: true,
+        ..FlowRecord::default()
+    });
+    e.direction = Some(Direction::Export);
+    e.export_bytes = Some(1);
+    e.verdict = Some(Verdict {
+        status: VerdictStatus::Excluded,
+        scenario: Some("s".into()),
+        enterprise: Some("e".into()),
+        name_source: Some("tls".into()),
+        ech: true,
+        exclude: Some("x".into()),
+    });
+    e.alert = Some(Alert {
+        kind: AlertKind::UnfiledExport,
+        severity: Severity::High,
+        scenario: Some("s".into()),
+        enterprise: Some("e".into()),
+        summary: "x".into(),
+        rule: "XB-001".into(),
+        recipient: Some("r".into()),
+        service: Some("tcp/443".into()),
+        count: 2,
+        bytes: 3,
+        evidence: vec!["138****5678".into()],
+        persons: Some(4),
+        followup: true,
+        green_channel: true,
+        days_left: Some(5),
+        valid_from: Some("2026-01-01".into()),
+        valid_until: Some("2027-01-01".into()),
+        scope: Some("enterprise".into()),
+        gateways: vec!["gw".into()],
+    });
+    let mut stats = Stats::default();
+    for map in [
+        &mut stats.decode_errors,
+        &mut stats.ignored,
+        &mut stats.drops,
+        &mut stats.alerts,
+        &mut stats.verdicts,
+        &mut stats.excluded,
+    ] {
+        map.insert("x".into(), 1);
+    }
+    stats.drops.insert("kernel".into(), 1);
+    stats.drops.insert("interface".into(), 1);
+    stats.file_errors = vec!["x".into()];
+    e.stats = Some(stats);
+    e.sketch = Some(Sketch {
+        enterprise: "e".into(),
+        uscc: Some("u".into()),
+        key_fingerprint: "k".into(),
+        persons: vec![PersonsSketch {
+            year: 2026,
+            category: "personal".into(),
+            registers: "r".into(),
+            estimate: 1,
+            limit: Some(2),
+        }],
+        volumes: vec![VolumeSketch {
+            scenario: "s".into(),
+            day: "2026-03-02".into(),
+            bytes: 1,
+            cap: Some(2),
+        }],
+    });
+    e.judged = Some(Judged::FirstExport);
+    serde_json::to_value(&e).expect("event serialises")
+}
+
+/// Dotted paths of every field in `v` (objects and leaves; map keys of counter objects such
+/// as `crossline.stats.drops` are data, not fields, and are left out).
+fn field_paths(v: &serde_json::Value, base: &str, out: &mut BTreeSet<String>) {
+    const MAPS: [&str; 6] = [
+        "crossline.stats.decode_errors",
+        "crossline.stats.ignored",
+        "crossline.stats.drops",
+        "crossline.stats.alerts",
+        "crossline.stats.verdicts",
+        "crossline.stats.excluded",
+    ];
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                let p = if base.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{base}.{k}")
+                };
+                out.insert(p.clone());
+                if !MAPS.contains(&p.as_str()) {
+                    field_paths(child, &p, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                field_paths(item, base, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn docs_events_md_names_every_field_the_agent_can_write() {
+    use crossline_config::event::{AlertKind, EventType};
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/events.md")).expect("docs/events.md");
+    let mut paths = BTreeSet::new();
+    for t in [
+        EventType::Flow,
+        EventType::Alert,
+        EventType::Stats,
+        EventType::Sketch,
+    ] {
+        field_paths(&every_field_event(t), "", &mut paths);
+    }
+    assert!(paths.contains("crossline.alert.kind") && paths.contains("stats.decoder.pkts"));
+    // A field is documented when the document names it in backticks by its full dotted path
+    // or by a tail of it (`kind` in the crossline.alert table, `tls.sni`, ...).
+    let mut missing = Vec::new();
+    for p in &paths {
+        let parts: Vec<&str> = p.split('.').collect();
+        let named = (0..parts.len()).any(|i| doc.contains(&format!("`{}`", parts[i..].join("."))));
+        if !named {
+            missing.push(p.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/events.md does not name these event fields: {missing:?}"
+    );
+    // The table of EVE signatures is the code's.
+    for kind in AlertKind::ALL {
+        let row = format!(
+            "| `{}` | {} | {} | {} |",
+            kind.as_str(),
+            kind.signature_id(),
+            kind.signature(),
+            kind.category()
+        );
+        assert!(
+            doc.contains(&row),
+            "docs/events.md lacks the signature row {row}"
+        );
+    }
+}
+
+/// No text file of the repository holds a merge-conflict marker left by a merge (one was once
+/// committed into README.md's command table unnoticed).
+#[test]
+fn no_merge_conflict_markers_are_committed() {
+    let root = repo_root();
+    let mut found = Vec::new();
+    for f in text_files(&root) {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            let marker = ["<<<<<<< ", ">>>>>>> "].iter().any(|m| line.starts_with(m))
+                || line == "=======" && !f.extension().is_some_and(|e| e == "md");
+            if marker {
+                found.push(format!("{}:{}: {line}", relative(&root, &f), i + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "merge-conflict markers:\n{}",
+        found.join("\n")
+    );
+}
