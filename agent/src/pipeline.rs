@@ -107,6 +107,10 @@ struct Outbox {
     current: Vec<Batch>,
     shard_hasher: foldhash::fast::RandomState,
     mode: QueueMode,
+    /// Batches this dispatcher allocated, and how many it may: offline, once there are this
+    /// many, a fresh batch is a recycled one (waiting for a worker to hand one back).
+    allocated: usize,
+    max_batches: usize,
     next_seq: u64,
     seq_step: u64,
     /// Packets dropped because a worker queue was full (live).
@@ -134,6 +138,8 @@ impl Dispatcher {
         mode: QueueMode,
     ) -> Self {
         let n = senders.len();
+        // Every batch the pool can hold, plus the ones being filled.
+        let max_batches = pool.capacity().unwrap_or(n * 258) + n;
         Dispatcher {
             out: Outbox {
                 senders,
@@ -141,6 +147,8 @@ impl Dispatcher {
                 current: (0..n).map(|_| Batch::new()).collect(),
                 shard_hasher,
                 mode,
+                allocated: n,
+                max_batches,
                 next_seq: 1,
                 seq_step: 1,
                 drops_queue: 0,
@@ -380,28 +388,56 @@ impl Outbox {
 
     /// Hand the batch of `shard` to its worker, stamped with the dispatcher's `now` and
     /// `epoch`, and start a fresh one from the pool.
+    ///
+    /// The batch is sent first, then its replacement taken: a worker waiting for this batch
+    /// (a tick every worker meets on) gets it before the dispatcher waits for a recycled one.
+    /// Offline the number of batches is bounded: when the pool is empty and this dispatcher
+    /// holds its share, it waits for a worker to hand one back instead of allocating (an
+    /// allocation per batch otherwise, and a free in the worker when the pool overflows).
+    /// Live it never waits: an empty pool means a new batch.
     fn send(&mut self, shard: usize, now: i64, epoch: u32) {
-        let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
-        let Some(slot) = self.current.get_mut(shard) else {
+        let (Some(slot), Some(tx)) = (self.current.get_mut(shard), self.senders.get(shard)) else {
             return;
         };
-        let mut b = std::mem::replace(slot, fresh);
+        let mut b = std::mem::take(slot);
         b.now = now;
         b.epoch = epoch;
         let n = b.metas.len() as u64;
-        match self.mode {
-            QueueMode::Block => {
-                let _ = self.senders[shard].send(b);
-            }
-            QueueMode::DropWhenFull => match self.senders[shard].try_send(b) {
-                Ok(()) => {}
-                Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
+        let returned = match self.mode {
+            QueueMode::Block => tx.send(b).err().map(|e| e.into_inner()),
+            QueueMode::DropWhenFull => match tx.try_send(b) {
+                Ok(()) => None,
+                Err(TrySendError::Full(b)) => {
                     self.drops_queue += n;
-                    b.clear();
-                    self.current[shard] = b;
+                    Some(b)
                 }
+                Err(TrySendError::Disconnected(b)) => Some(b),
             },
+        };
+        let mut fresh = match returned {
+            // Not taken (a full live queue, or a worker gone): the same buffers again.
+            Some(b) => b,
+            None => self.fresh_batch(),
+        };
+        fresh.clear();
+        self.current[shard] = fresh;
+    }
+
+    /// A recycled batch, or a new one within the bound (see [`Outbox::send`]).
+    fn fresh_batch(&mut self) -> Batch {
+        if let Ok(b) = self.pool.try_recv() {
+            return b;
         }
+        if self.mode == QueueMode::Block && self.allocated >= self.max_batches {
+            // Every batch is queued or at a worker: one comes back as soon as a worker is
+            // done with it. A worker that never hands one back (it died) costs a new batch
+            // after the timeout, not a hang.
+            if let Ok(b) = self.pool.recv_timeout(Duration::from_millis(100)) {
+                return b;
+            }
+        }
+        self.allocated += 1;
+        Batch::new()
     }
 }
 
