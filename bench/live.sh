@@ -23,8 +23,8 @@
 # (frames up to the veth MTU) into veth end `clb0` (root namespace); the tool under test
 # captures on the peer `clb1` inside namespace `clbench`, pinned to CPU 1 (the agent's capture
 # thread, worker and writer share it when WORKERS=1). A step is loss-free when the tool saw
-# every packet the generator sent and reports zero kernel / queue drops. Steps go up until the
-# first loss. The rate of a step is the achieved one (tcpreplay's "Rated: ... pps"; trafgen:
+# every packet that arrived at the interface and reports zero kernel / queue drops. Steps go
+# up until the first loss. The rate of a step is the achieved one (tcpreplay's "Rated: ... pps"; trafgen:
 # packets sent / its run time), not the requested one. When a tool is loss-free at the
 # generator's maximum, its loss-free rate is "at least" that: the generator is the bound.
 set -euo pipefail
@@ -106,17 +106,24 @@ EOF
 CPUS=1
 [ "$WORKERS" -gt 1 ] && CPUS=0,1
 
-# replay RATE LOOPS -> prints "sent achieved_pps" (RATE "max": as fast as the generator can)
+# Frames the capture interface received (what a capture there can see at all).
+rx_packets() { ip netns exec "$NS" cat "/sys/class/net/$B/statistics/rx_packets"; }
+
+# replay RATE LOOPS -> prints "arrived achieved_pps" (RATE "max": as fast as the generator can).
+# "arrived" counts the frames the capture interface received: a frame the generator sent that
+# the veth did not deliver (it happens to a few frames of the slice with trafgen) is nobody's
+# loss.
 replay() {
-  local rate="$1" loops="$2" out sent rated
+  local rate="$1" loops="$2" out sent rated rx0 rx1
+  rx0="$(rx_packets)"
   if [ "$GEN" = trafgen ]; then
     local t0 t1 args=()
     [ "$rate" = max ] || args=(-b "${rate}pps")
     t0="$(date +%s.%N)"
-    out="$(taskset -c 0 trafgen -i "$TGCFG" -o "$A" -P 1 -J -A -Q -n "$((SLICE_PKTS * loops))" \
+    out="$(taskset -c 0 trafgen -i "$TGCFG" -o "$A" -P 1 -J -Q -n "$((SLICE_PKTS * loops))" \
       "${args[@]}" 2>&1 || true)"
     t1="$(date +%s.%N)"
-    sent="$(sed -n 's/^ *\([0-9]*\) packets outgoing.*/\1/p' <<<"$out" | head -n1)"
+    sent="$(tr -d '\r' <<<"$out" | sed -n 's/^ *\([0-9]*\) packets outgoing.*/\1/p' | head -n1)"
     rated="$(python3 -c "import sys; print(f'{int(sys.argv[1] or 0) / max(float(sys.argv[3]) - float(sys.argv[2]), 1e-9):.2f}')" "${sent:-0}" "$t0" "$t1")"
   else
     local speed=(--pps="$rate")
@@ -125,7 +132,12 @@ replay() {
     sent="$(sed -n 's/.*Successful packets: *\([0-9]*\).*/\1/p' <<<"$out" | head -n1)"
     rated="$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -n1)"
   fi
-  echo "${sent:-0} ${rated:-0}"
+  rx1="$(rx_packets)"
+  local arrived=$((rx1 - rx0))
+  if [ "${sent:-0}" -ne "$arrived" ]; then
+    log "$GEN sent ${sent:-0} frames, $arrived arrived at $B"
+  fi
+  echo "$arrived ${rated:-0}"
 }
 
 # trial_tcpdump RATE LOOPS -> prints "sent rated seen dropped"
@@ -174,7 +186,6 @@ RES="$OUT/live.tsv"
 : >"$RES"
 for tool in $TOOLS; do
   best=0
-  top=0
   for rate in $RATES; do
     loops_list="$LOOP"
     [ "$rate" = max ] && loops_list="$MAX_LOOPS"
@@ -186,13 +197,9 @@ for tool in $TOOLS; do
       log "$tool: $GEN at $rate pps, $loops loops: achieved $rated pps, sent $sent, seen $seen, dropped $dropped, loss-free $ok"
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$rate" "$loops" "$rated" "$sent" "$seen" "$dropped" "$ok" >>"$RES"
       [ "$ok" = yes ] || break
-      # At "max" the loss-free rate is the lowest rate of the steps (bursts of each size).
-      if [ "$rate" = max ]; then
-        top="$(python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(b if a == 0 else min(a, b))" "$top" "$rated")"
-        best="$top"
-      else
-        best="$rated"
-      fi
+      # The highest achieved rate of a loss-free step (a requested rate the generator could
+      # not reach gives its achieved rate, which can be below an earlier step's).
+      best="$(python3 -c "import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))" "$best" "$rated")"
     done
     [ "$ok" = yes ] || break
   done
@@ -207,7 +214,7 @@ best = {r[0]: float(r[2]) for r in rows if r[1] == "best"}
 steps = [r for r in rows if r[1] != "best"]
 print()
 print(f"generator: {gen}")
-print("| tool | requested pps | loops | achieved pps | sent | seen | dropped | loss-free |")
+print("| tool | requested pps | loops | achieved pps | arrived | seen | dropped | loss-free |")
 print("|---|---|---|---|---|---|---|---|")
 for r in steps:
     print("| " + " | ".join(r) + " |")
@@ -217,7 +224,13 @@ for t, b in best.items():
         r[1] == "max" for r in steps if r[0] == t)
     bound = " (loss-free at the generator's maximum: at least this)" if at_max else ""
     print(f"{t}: highest loss-free rate {b:,.0f} pps{bound}")
+at_max = {t: all(r[7] == "yes" for r in steps if r[0] == t)
+          and any(r[1] == "max" for r in steps if r[0] == t) for t in best}
 if best.get("tcpdump"):
     ratio = best.get("agent", 0) / best["tcpdump"]
-    print(f"{'PASS' if ratio >= 0.9 else 'MISS'}  agent / tcpdump loss-free rate: {ratio:.3f} (need >= 0.9)")
+    note = ""
+    if at_max.get("agent") and at_max.get("tcpdump"):
+        note = ("; both loss-free at every step up to the generator's maximum: the ratio "
+                "compares the generator's own runs, the captures' limits are higher")
+    print(f"{'PASS' if ratio >= 0.9 else 'MISS'}  agent / tcpdump loss-free rate: {ratio:.3f} (need >= 0.9){note}")
 PY
