@@ -40,7 +40,6 @@ use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
 use crate::decode::{decode_wire, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
-use crate::flow::FlowKey;
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
 pub use crate::worker::{Batch, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS};
@@ -86,30 +85,43 @@ pub enum QueueMode {
 
 /// Decodes packets and dispatches them to the workers (one per capture thread).
 pub struct Dispatcher {
-    senders: Vec<Sender<Batch>>,
-    pool: Receiver<Batch>,
-    current: Vec<Batch>,
+    out: Outbox,
     frags: FragTable,
-    shard_hasher: foldhash::fast::RandomState,
     counters: CaptureCounters,
     stats: Arc<LiveStats>,
     dns: Option<Arc<DnsCache>>,
     dns_tcp: crate::taps::DnsTcpStreams,
-    mode: QueueMode,
     dec: Decoded,
     now: i64,
     last_tick: i64,
     since_flush: usize,
+    epoch: u32,
+}
+
+/// The batches being filled, one per worker, and where they go: the part of a [`Dispatcher`]
+/// a decoded packet is appended to (apart from the decode state, so the packet's [`Decoded`]
+/// is written once, straight into its batch).
+struct Outbox {
+    senders: Vec<Sender<Batch>>,
+    pool: Receiver<Batch>,
+    current: Vec<Batch>,
+    shard_hasher: foldhash::fast::RandomState,
+    mode: QueueMode,
+    /// Batches this dispatcher allocated, and how many it may: offline, once there are this
+    /// many, a fresh batch is a recycled one (waiting for a worker to hand one back).
+    allocated: usize,
+    max_batches: usize,
     next_seq: u64,
     seq_step: u64,
-    epoch: u32,
+    /// Packets dropped because a worker queue was full (live).
+    drops_queue: u64,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
-            .field("workers", &self.senders.len())
-            .field("mode", &self.mode)
+            .field("workers", &self.out.senders.len())
+            .field("mode", &self.out.mode)
             .finish_non_exhaustive()
     }
 }
@@ -126,23 +138,30 @@ impl Dispatcher {
         mode: QueueMode,
     ) -> Self {
         let n = senders.len();
+        // Every batch the pool can hold, plus the ones being filled.
+        let max_batches = pool.capacity().unwrap_or(n * 258) + n;
         Dispatcher {
-            senders,
-            pool,
-            current: (0..n).map(|_| Batch::new()).collect(),
+            out: Outbox {
+                senders,
+                pool,
+                current: (0..n).map(|_| Batch::new()).collect(),
+                shard_hasher,
+                mode,
+                allocated: n,
+                max_batches,
+                next_seq: 1,
+                seq_step: 1,
+                drops_queue: 0,
+            },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
-            shard_hasher,
             counters: CaptureCounters::default(),
             stats,
             dns: None,
             dns_tcp: Default::default(),
-            mode,
             dec: Decoded::default(),
             now: 0,
             last_tick: 0,
             since_flush: 0,
-            next_seq: 1,
-            seq_step: 1,
             epoch: 0,
         }
     }
@@ -150,8 +169,8 @@ impl Dispatcher {
     /// Number this dispatcher's packets `index + 1 + k * count` (several capture threads of
     /// one run), so flow ids stay unique across them.
     pub fn with_id_space(mut self, index: usize, count: usize) -> Self {
-        self.next_seq = index as u64 + 1;
-        self.seq_step = count.max(1) as u64;
+        self.out.next_seq = index as u64 + 1;
+        self.out.seq_step = count.max(1) as u64;
         self
     }
 
@@ -195,6 +214,30 @@ impl Dispatcher {
                 return;
             }
         }
+        if matches!(self.dec.frag, Frag::None) {
+            // The common case: no fragment map, the decoded headers go straight to the batch.
+            let dns_response = self.learn_dns(&p);
+            let clock = (self.now, self.epoch);
+            self.out.dispatch(
+                clock,
+                p.ts_micros,
+                p.orig_len,
+                p.data,
+                &self.dec,
+                dns_response,
+            );
+        } else {
+            self.on_fragment(&p);
+        }
+        // Offline: let idle workers see time pass about once per second of packet time.
+        if self.now - self.last_tick >= 1_000_000 || self.now < self.last_tick {
+            self.tick(self.now);
+        }
+    }
+
+    /// The rest of [`Dispatcher::on_packet`] for an IP fragment (decoded in `self.dec`).
+    #[cold]
+    fn on_fragment(&mut self, p: &RawPacket<'_>) {
         let mut dec = self.dec;
         let mut pending = None;
         match dec.frag {
@@ -205,29 +248,17 @@ impl Dispatcher {
                 Later::Held => return,
             },
         }
-        // DNS answers are parsed here, once, in packet order; the worker learns from the
-        // packet's `dns_response` flag that it carried one.
-        let mut dns_response = false;
-        if let Some(cache) = &self.dns {
-            let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
-            if matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
-                && !matches!(dec.frag, Frag::Later(_))
-                && dec.payload_len > 0
-                && (dns_port(dec.src_port) || dns_port(dec.dst_port))
-            {
-                let payload = p
-                    .data
-                    .get(dec.payload_off as usize..)
-                    .and_then(|s| s.get(..dec.payload_len as usize))
-                    .unwrap_or(&[]);
-                dns_response = if dec.proto == ip_proto::TCP {
-                    self.dns_tcp.learn(cache, &dec, payload, p.ts_micros)
-                } else {
-                    crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros)
-                };
-            }
-        }
-        self.dispatch(p.ts_micros, p.orig_len, p.data, dec, dns_response);
+        self.dec = dec;
+        let dns_response = self.learn_dns(p);
+        let clock = (self.now, self.epoch);
+        self.out.dispatch(
+            clock,
+            p.ts_micros,
+            p.orig_len,
+            p.data,
+            &self.dec,
+            dns_response,
+        );
         // Fragments that arrived before this first fragment now have a flow.
         if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
             let mut later = dec;
@@ -236,67 +267,36 @@ impl Dispatcher {
             later.payload_off = 0;
             later.payload_len = 0;
             for (ts, len) in held.frames() {
-                self.dispatch(ts, len, &[], later, false);
+                self.out
+                    .dispatch((self.now, self.epoch), ts, len, &[], &later, false);
             }
-        }
-        // Offline: let idle workers see time pass about once per second of packet time.
-        if self.now - self.last_tick >= 1_000_000 || self.now < self.last_tick {
-            self.tick(self.now);
         }
     }
 
-    /// Append one packet to its worker's batch.
-    fn dispatch(
-        &mut self,
-        ts: i64,
-        orig_len: u32,
-        data: &[u8],
-        mut dec: Decoded,
-        dns_response: bool,
-    ) {
-        let (key, _) = FlowKey::from_decoded(&dec);
-        let shard = (self.shard_hasher.hash_one(key) % self.senders.len() as u64) as usize;
-        let payload = data
+    /// DNS answers are parsed here, once, in packet order (the packet in `self.dec`); the
+    /// worker learns from the packet's `dns_response` flag that it carried one.
+    fn learn_dns(&mut self, p: &RawPacket<'_>) -> bool {
+        let dec = &self.dec;
+        let Some(cache) = &self.dns else {
+            return false;
+        };
+        let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
+        if !(matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
+            && !matches!(dec.frag, Frag::Later(_))
+            && dec.payload_len > 0
+            && (dns_port(dec.src_port) || dns_port(dec.dst_port)))
+        {
+            return false;
+        }
+        let payload = p
+            .data
             .get(dec.payload_off as usize..)
             .and_then(|s| s.get(..dec.payload_len as usize))
             .unwrap_or(&[]);
-        dec.payload_len = payload.len() as u32;
-        let seq = self.next_seq;
-        self.next_seq += self.seq_step;
-        let b = &mut self.current[shard];
-        let start = b.data.len() as u32;
-        b.data.extend_from_slice(payload);
-        b.metas.push(PacketMeta {
-            ts_micros: ts,
-            orig_len,
-            payload_start: start,
-            dec,
-            seq,
-            dns_response,
-        });
-        if b.metas.len() >= BATCH_PACKETS {
-            self.send(shard);
-        }
-    }
-
-    fn send(&mut self, shard: usize) {
-        let fresh = self.pool.try_recv().unwrap_or_else(|_| Batch::new());
-        let mut b = std::mem::replace(&mut self.current[shard], fresh);
-        b.now = self.now;
-        b.epoch = self.epoch;
-        let n = b.metas.len() as u64;
-        match self.mode {
-            QueueMode::Block => {
-                let _ = self.senders[shard].send(b);
-            }
-            QueueMode::DropWhenFull => match self.senders[shard].try_send(b) {
-                Ok(()) => {}
-                Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
-                    self.counters.drops_queue += n;
-                    b.clear();
-                    self.current[shard] = b;
-                }
-            },
+        if dec.proto == ip_proto::TCP {
+            self.dns_tcp.learn(cache, dec, payload, p.ts_micros)
+        } else {
+            crate::taps::learn_dns(cache, dec.proto, payload, p.ts_micros)
         }
     }
 
@@ -306,9 +306,9 @@ impl Dispatcher {
         self.last_tick = now;
         // Counters first: a worker's tick reads the line totals up to this packet.
         self.flush_counters();
-        for shard in 0..self.senders.len() {
-            self.current[shard].tick = true;
-            self.send(shard);
+        for shard in 0..self.out.senders.len() {
+            self.out.current[shard].tick = true;
+            self.out.send(shard, now, self.epoch);
         }
     }
 
@@ -317,6 +317,7 @@ impl Dispatcher {
         self.counters.drops_fragment += f.evicted;
         self.counters.ignored[Ignored::FragmentUnattributed.index()] += f.unattributed_pkts;
         self.counters.fragment_unattributed_bytes += f.unattributed_bytes;
+        self.counters.drops_queue += std::mem::take(&mut self.out.drops_queue);
         self.counters.flush(&self.stats);
     }
 
@@ -329,6 +330,152 @@ impl Dispatcher {
     }
 }
 
+impl Outbox {
+    /// The worker of a packet: a keyed hash of its direction-normalised flow key (both
+    /// directions of a flow reach the same worker). One worker: no hash.
+    fn shard(&self, dec: &Decoded) -> usize {
+        let n = self.senders.len();
+        if n <= 1 {
+            return 0;
+        }
+        let h = shard_hash(&self.shard_hasher, dec);
+        // Multiply-shift instead of a division: the high bits of h * n are in 0..n.
+        ((u128::from(h) * n as u128) >> 64) as usize
+    }
+
+    /// Append one packet to its worker's batch, sending the batch when it is full.
+    /// `clock` is the dispatcher's (now, epoch), stamped on a batch this sends.
+    fn dispatch(
+        &mut self,
+        clock: (i64, u32),
+        ts: i64,
+        orig_len: u32,
+        data: &[u8],
+        dec: &Decoded,
+        dns_response: bool,
+    ) {
+        let shard = self.shard(dec);
+        let payload = data
+            .get(dec.payload_off as usize..)
+            .and_then(|s| s.get(..dec.payload_len as usize))
+            .unwrap_or(&[]);
+        let seq = self.next_seq;
+        self.next_seq += self.seq_step;
+        let Some(b) = self.current.get_mut(shard) else {
+            return;
+        };
+        let start = b.data.len() as u32;
+        b.data.extend_from_slice(payload);
+        b.metas.push(PacketMeta {
+            ts_micros: ts,
+            orig_len,
+            payload_start: start,
+            dec: *dec,
+            seq,
+            dns_response,
+        });
+        let full = b.metas.len() >= BATCH_PACKETS;
+        if payload.len() != dec.payload_len as usize {
+            // Never past the captured bytes: the worker reads exactly what was copied.
+            if let Some(m) = b.metas.last_mut() {
+                m.dec.payload_len = payload.len() as u32;
+            }
+        }
+        if full {
+            self.send(shard, clock.0, clock.1);
+        }
+    }
+
+    /// Hand the batch of `shard` to its worker, stamped with the dispatcher's `now` and
+    /// `epoch`, and start a fresh one from the pool.
+    ///
+    /// The batch is sent first, then its replacement taken: a worker waiting for this batch
+    /// (a tick every worker meets on) gets it before the dispatcher waits for a recycled one.
+    /// Offline the number of batches is bounded: when the pool is empty and this dispatcher
+    /// holds its share, it waits for a worker to hand one back instead of allocating (an
+    /// allocation per batch otherwise, and a free in the worker when the pool overflows).
+    /// Live it never waits: an empty pool means a new batch.
+    fn send(&mut self, shard: usize, now: i64, epoch: u32) {
+        let (Some(slot), Some(tx)) = (self.current.get_mut(shard), self.senders.get(shard)) else {
+            return;
+        };
+        let mut b = std::mem::take(slot);
+        b.now = now;
+        b.epoch = epoch;
+        let n = b.metas.len() as u64;
+        let returned = match self.mode {
+            QueueMode::Block => tx.send(b).err().map(|e| e.into_inner()),
+            QueueMode::DropWhenFull => match tx.try_send(b) {
+                Ok(()) => None,
+                Err(TrySendError::Full(b)) => {
+                    self.drops_queue += n;
+                    Some(b)
+                }
+                Err(TrySendError::Disconnected(b)) => Some(b),
+            },
+        };
+        let mut fresh = match returned {
+            // Not taken (a full live queue, or a worker gone): the same buffers again.
+            Some(b) => b,
+            None => self.fresh_batch(),
+        };
+        fresh.clear();
+        self.current[shard] = fresh;
+    }
+
+    /// A recycled batch, or a new one within the bound (see [`Outbox::send`]).
+    fn fresh_batch(&mut self) -> Batch {
+        if let Ok(b) = self.pool.try_recv() {
+            return b;
+        }
+        if self.mode == QueueMode::Block && self.allocated >= self.max_batches {
+            // Every batch is queued or at a worker: one comes back as soon as a worker is
+            // done with it. A worker that never hands one back (it died) costs a new batch
+            // after the timeout, not a hang.
+            if let Ok(b) = self.pool.recv_timeout(Duration::from_millis(100)) {
+                return b;
+            }
+        }
+        self.allocated += 1;
+        Batch::new()
+    }
+}
+
+/// A keyed hash of the direction-normalised flow key of `dec` (what [`crate::flow::FlowKey::from_decoded`]
+/// keys on): the same for both directions of a flow, computed from the addresses as two
+/// 128-bit integers (their byte order is the key's order) without building the key.
+fn shard_hash(hasher: &foldhash::fast::RandomState, dec: &Decoded) -> u64 {
+    use std::hash::Hasher;
+    let (sp, dp) = if dec.proto == ip_proto::ICMP || dec.proto == ip_proto::ICMPV6 {
+        // The key holds ICMP types, not ports; 0 keeps both directions together.
+        (0, 0)
+    } else {
+        (dec.src_port, dec.dst_port)
+    };
+    let (a, b) = (u128::from_be_bytes(dec.src), u128::from_be_bytes(dec.dst));
+    let (lo, hi, lo_port, hi_port) = if (a, sp) <= (b, dp) {
+        (a, b, sp, dp)
+    } else {
+        (b, a, dp, sp)
+    };
+    // As the key holds them: the kept tags, zero-padded.
+    let vlans = dec.vlans();
+    let mut vlan = 0u64;
+    for i in 0..crate::decode::MAX_VLANS {
+        vlan = (vlan << 16) | u64::from(vlans.get(i).copied().unwrap_or(0));
+    }
+    let mut h = hasher.build_hasher();
+    h.write_u128(lo);
+    h.write_u128(hi);
+    h.write_u64(
+        u64::from(lo_port)
+            | u64::from(hi_port) << 16
+            | u64::from(dec.proto) << 32
+            | u64::from(dec.v6) << 40,
+    );
+    h.write_u64(vlan);
+    h.finish()
+}
 /// The decoded form of a later fragment (`this`) of the datagram whose first fragment decoded
 /// to `first`: the first fragment's flow, no flags, this fragment's own payload and position.
 fn later_fragment(first: &Decoded, this: &Decoded) -> Decoded {
@@ -867,6 +1014,70 @@ mod tests {
         writer.finish().expect("writer");
         let events = events.lock().expect("events").clone();
         (events, stats.snapshot())
+    }
+
+    /// The shard of a packet is a function of its flow key: both directions, and every
+    /// spelling of the same key (ICMP types, a trailing priority tag), go to one worker;
+    /// different flows spread over the workers.
+    #[test]
+    fn shard_hash_follows_the_flow_key_and_spreads_flows() {
+        use crate::flow::FlowKey;
+        let hasher = foldhash::fast::RandomState::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let protos = [
+            ip_proto::TCP,
+            ip_proto::UDP,
+            ip_proto::ICMP,
+            ip_proto::ICMPV6,
+            47,
+        ];
+        let mut by_key = std::collections::HashMap::new();
+        let mut on_first = 0usize;
+        let n = 20_000;
+        for i in 0..n {
+            let r = next();
+            let mut d = Decoded {
+                v6: r & 1 == 1,
+                proto: protos[(r >> 1) as usize % protos.len()],
+                // Few distinct values, so that keys repeat in other spellings.
+                src_port: (r >> 8) as u16 % 4,
+                dst_port: (r >> 16) as u16 % 4,
+                ..Decoded::default()
+            };
+            d.src[0] = (r >> 24) as u8 % 3;
+            d.dst[0] = (r >> 32) as u8 % 3;
+            d.src[15] = if d.v6 { (r >> 40) as u8 } else { 0 };
+            d.src[1] = (i % 5000) as u8;
+            d.dst[2] = (i % 5000 / 256) as u8;
+            if r >> 48 & 1 == 1 {
+                d.vlan = [(r >> 50) as u16 % 3, 0, 0];
+                d.vlan_count = 1 + (r >> 52) as u8 % 2; // [v] or [v, 0]: the same key
+            }
+            let h = shard_hash(&hasher, &d);
+            let mut rev = d;
+            std::mem::swap(&mut rev.src, &mut rev.dst);
+            std::mem::swap(&mut rev.src_port, &mut rev.dst_port);
+            if d.proto != ip_proto::ICMP && d.proto != ip_proto::ICMPV6 {
+                assert_eq!(shard_hash(&hasher, &rev), h, "{d:?}");
+            }
+            let (key, _) = FlowKey::from_decoded(&d);
+            if let Some(prev) = by_key.insert(key, h) {
+                assert_eq!(prev, h, "one key, two hashes: {key:?}");
+            }
+            on_first += usize::from(((u128::from(h) * 2) >> 64) == 0);
+        }
+        assert!(by_key.len() > 1000, "{} distinct keys", by_key.len());
+        // Two workers: each gets 45-55 % of the packets.
+        assert!(
+            (n * 45 / 100..n * 55 / 100).contains(&on_first),
+            "{on_first} of {n}"
+        );
     }
 
     #[test]

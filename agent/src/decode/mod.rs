@@ -365,6 +365,132 @@ pub fn decode_wire(
     let wire = usize::try_from(wire_len)
         .unwrap_or(usize::MAX)
         .max(frame.len());
+    if linktype == linktype::ETHERNET && fast_ethernet_ip(frame, wire, out) {
+        return Ok(());
+    }
+    decode_general(linktype, frame, wire, out)
+}
+
+/// The common case of a capture, decoded in one pass without the general walk: Ethernet II,
+/// an IPv4 header (with or without options) or an IPv6 header without extension headers, not
+/// a fragment, then TCP or UDP that is not a tunnel. Fills `out` exactly as
+/// [`decode_general`] would and returns `true`; returns `false` (with `out` in any state) for
+/// everything else, including every packet [`decode_general`] reports as an error, which then
+/// takes the general path.
+#[inline]
+fn fast_ethernet_ip(frame: &[u8], wire: usize, out: &mut Decoded) -> bool {
+    let Some(eth) = frame.get(..14) else {
+        return false;
+    };
+    let et = u16::from_be_bytes([eth[12], eth[13]]);
+    let (v6, proto, l4, end, wire_end) = if et == ETH_IPV4 {
+        let Some(h) = frame.get(14..34) else {
+            return false;
+        };
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let ff = u16::from_be_bytes([h[6], h[7]]);
+        if h[0] >> 4 != 4 || ihl < 20 || 14 + ihl > frame.len() || ff & 0x3fff != 0 {
+            return false;
+        }
+        let (end, wire_end) = if total == 0 {
+            (frame.len(), frame.len())
+        } else if total < ihl {
+            return false;
+        } else {
+            ((14 + total).min(frame.len()), 14 + total)
+        };
+        out.src = [0; 16];
+        out.dst = [0; 16];
+        out.src[..4].copy_from_slice(&h[12..16]);
+        out.dst[..4].copy_from_slice(&h[16..20]);
+        (false, h[9], 14 + ihl, end, wire_end)
+    } else if et == ETH_IPV6 {
+        let Some(h) = frame.get(14..54) else {
+            return false;
+        };
+        let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        let (end, wire_end) = if plen == 0 {
+            (frame.len(), frame.len())
+        } else {
+            ((54 + plen).min(frame.len()), 54 + plen)
+        };
+        if h[0] >> 4 != 6 || 54 > end {
+            return false;
+        }
+        out.src.copy_from_slice(&h[8..24]);
+        out.dst.copy_from_slice(&h[24..40]);
+        (true, h[6], 54, end, wire_end)
+    } else {
+        return false;
+    };
+    if wire_end > wire {
+        return false;
+    }
+    let Some(body) = frame.get(l4..end) else {
+        return false;
+    };
+    match proto {
+        ip_proto::TCP => {
+            let Some(t) = body.get(..20) else {
+                return false;
+            };
+            let doff = usize::from(t[12] >> 4) * 4;
+            if doff < 20 {
+                return false;
+            }
+            let poff = (l4 + doff).min(end);
+            out.src_port = u16::from_be_bytes([t[0], t[1]]);
+            out.dst_port = u16::from_be_bytes([t[2], t[3]]);
+            out.tcp_seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+            out.tcp_ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+            out.tcp_flags = t[13];
+            out.payload_off = poff as u32;
+            out.payload_len = (end - poff) as u32;
+            out.tcp_wire_len = wire_end.saturating_sub(l4 + doff) as u32;
+        }
+        ip_proto::UDP => {
+            let Some(u) = body.get(..8) else {
+                return false;
+            };
+            let sp = u16::from_be_bytes([u[0], u[1]]);
+            let dp = u16::from_be_bytes([u[2], u[3]]);
+            let tunnel = |p: u16| matches!(p, 4789 | 6081 | 2152 | 3544);
+            if tunnel(sp) || tunnel(dp) || dp == 6635 || dp == 4754 {
+                return false;
+            }
+            let ulen = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            let pend = if ulen >= 8 { (l4 + ulen).min(end) } else { end };
+            out.src_port = sp;
+            out.dst_port = dp;
+            out.tcp_seq = 0;
+            out.tcp_ack = 0;
+            out.tcp_flags = 0;
+            out.payload_off = (l4 + 8) as u32;
+            out.payload_len = (pend - (l4 + 8)) as u32;
+            out.tcp_wire_len = wire_end as u32;
+        }
+        _ => return false,
+    }
+    out.v6 = v6;
+    out.proto = proto;
+    out.frag = Frag::None;
+    out.frag_offset = 0;
+    out.frag_len = 0;
+    out.frag_more = false;
+    out.tunnel_depth = 0;
+    out.vlan = [0; MAX_VLANS];
+    out.vlan_count = 0;
+    true
+}
+
+/// [`decode_wire`] through the general walk (every link type, shim, tunnel and error).
+fn decode_general(
+    linktype: i32,
+    frame: &[u8],
+    wire: usize,
+    out: &mut Decoded,
+) -> Result<(), Outcome> {
     *out = Decoded::default();
     let mut c = Cursor::new(frame);
     let next = match linktype {

@@ -384,6 +384,63 @@ mod props {
             }
         }
 
+        /// The one-pass Ethernet/IP/TCP-UDP path and the general walk agree on every frame
+        /// near the common case: plain, option-carrying, fragmented, truncated and tunnelled
+        /// frames with up to three bytes changed (header fields, lengths, ports, versions) and
+        /// any length on the wire.
+        #[test]
+        fn fast_path_matches_the_general_walk(
+            kind in 0usize..6,
+            edits in prop::collection::vec((0usize..80, any::<u8>()), 0..4),
+            cut in 0usize..120,
+            wire_extra in prop::sample::select(&[0u32, 1, 7, 1000, u32::MAX][..]),
+            payload in prop::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let mut f = match kind {
+                0 => tcp_v4_frame(&payload),
+                1 => eth(0x0800, &ip4_tcp(&payload)),
+                2 => eth(0x86dd, &ip6_udp(&payload)),
+                3 => outer_udp(4789, &payload),
+                4 => {
+                    // IPv4 with 4 bytes of options (IHL 6).
+                    let mut ip = ip4_tcp(&payload);
+                    ip[0] = 0x46;
+                    ip.splice(20..20, [1, 1, 1, 0]);
+                    let total = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+                    ip[2..4].copy_from_slice(&total.to_be_bytes());
+                    eth(0x0800, &ip)
+                }
+                _ => {
+                    let mut v = Vec::new();
+                    PacketBuilder::ethernet2([1; 6], [2; 6])
+                        .ipv6(A6, B6, 64)
+                        .tcp(443, 40000, 1, 2)
+                        .write(&mut v, &payload)
+                        .expect("build");
+                    v
+                }
+            };
+            for (pos, val) in edits {
+                if let Some(b) = f.get_mut(pos) {
+                    *b = val;
+                }
+            }
+            let len = f.len();
+            f.truncate(len.saturating_sub(cut % (len + 1)).max(len.min(10)));
+            let wire = (f.len() as u32).saturating_add(wire_extra);
+            for wire in [wire, 0, f.len() as u32] {
+                let mut fast = Decoded { proto: 99, src: [7; 16], ..Decoded::default() };
+                let r_fast = decode_wire(linktype::ETHERNET, &f, wire, &mut fast);
+                let w = usize::try_from(wire).unwrap_or(usize::MAX).max(f.len());
+                let mut general = Decoded::default();
+                let r_general = decode_general(linktype::ETHERNET, &f, w, &mut general);
+                prop_assert_eq!(r_fast, r_general);
+                if r_general.is_ok() {
+                    prop_assert_eq!(fast, general);
+                }
+            }
+        }
+
         /// Mutating one byte of a valid tunnelled frame never panics either.
         #[test]
         fn mutated_tunnel_frames_never_panic(pos in 0usize..200, val in any::<u8>()) {
