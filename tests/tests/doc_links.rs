@@ -619,7 +619,7 @@ fn no_merge_conflict_markers_are_committed() {
         };
         for (i, line) in text.lines().enumerate() {
             let marker = ["<<<<<<< ", ">>>>>>> "].iter().any(|m| line.starts_with(m))
-                || line == "=======" && !f.extension().is_some_and(|e| e == "md");
+                || line == "=======" && f.extension().is_none_or(|e| e != "md");
             if marker {
                 found.push(format!("{}:{}: {line}", relative(&root, &f), i + 1));
             }
