@@ -21,6 +21,9 @@ if ! cargo deny --version 2>/dev/null | grep -q "$DENY_VERSION"; then
     echo "cargo-deny $DENY_VERSION not found: building it into $TOOLS (once)" >&2
     nice -n 10 cargo install --locked --root "$TOOLS" --version "$DENY_VERSION" cargo-deny
 fi
+# cargo-deny reads the metadata of every platform's dependencies (windows-sys, ...), which a
+# build on Linux never downloads: fetch them first (crates.io), then check offline.
+cargo fetch --locked >&2
 cargo deny --offline check licenses bans
 # The MSRV build and the fuzz type-check each compile every dependency again (10-16 minutes
 # on 2 cores): opt-in, so a CI run stays well inside its time budget.

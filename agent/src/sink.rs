@@ -184,7 +184,9 @@ impl Writer {
 struct Held {
     key: (u32, i64, u64, u32),
     line: Vec<u8>,
-    event: Event,
+    /// Boxed: an `Event` is several hundred bytes, and the heap moves its entries on every
+    /// push and pop.
+    event: Box<Event>,
 }
 
 impl PartialEq for Held {
@@ -268,25 +270,41 @@ fn release(
         }
         return;
     };
+    // Events the shaper does not hold (flow records, stats: no shaping identity) keep the
+    // line serialised when they were received; what the shaper releases is serialised here.
     let mut out = Vec::new();
+    let mut line = Vec::new();
     for h in held {
         shaper.tick(h.key.1, &mut out);
         match crate::detect::shaping::identity(&h.event, &r.domestic) {
-            Some(id) => shaper.offer(id, h.event, h.key.1, &mut out),
-            None => out.push(h.event),
+            Some(id) => shaper.offer(id, *h.event, h.key.1, &mut out),
+            None => {
+                write_events(&mut out, &mut line, sinks, stats, first_error);
+                write_line(sinks, stats, &h.event, &h.line, first_error);
+            }
         }
     }
     if end {
         shaper.flush(&mut out);
     }
-    let mut line = Vec::new();
-    for e in out {
+    write_events(&mut out, &mut line, sinks, stats, first_error);
+}
+
+/// Serialise and write `events` (emptied), in order.
+fn write_events(
+    events: &mut Vec<Event>,
+    line: &mut Vec<u8>,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    for e in events.drain(..) {
         line.clear();
-        if let Err(err) = serde_json::to_writer(&mut line, &e) {
+        if let Err(err) = serde_json::to_writer(&mut *line, &e) {
             first_error.get_or_insert(io::Error::other(err));
             continue;
         }
-        write_line(sinks, stats, &e, &line, first_error);
+        write_line(sinks, stats, &e, line, first_error);
     }
 }
 
@@ -366,7 +384,7 @@ fn writer_loop(
                         r.heap.push(std::cmp::Reverse(Held {
                             key,
                             line: l,
-                            event,
+                            event: Box::new(event),
                         }));
                     }
                     if let Some(w) = r.watermarks.get_mut(worker) {

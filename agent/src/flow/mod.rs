@@ -71,7 +71,11 @@ pub struct FlowTracker<S, L> {
     /// Keys of connections closed by FIN or RST, with their last packet time (see
     /// [`AFTER_CLOSE_MICROS`]), at a slot picked by the key's hash.
     closed: Vec<Option<(FlowKey, i64)>>,
-    closed_hasher: foldhash::fast::RandomState,
+    /// A fixed seed, not a random one: which closed connections share a slot (and so which
+    /// stray segment still finds its entry) must not change from run to run, or `analyze`
+    /// of the same capture writes different one-packet flows each time. Crafted collisions
+    /// can only cost a stray segment its entry (a one-packet flow more), never table space.
+    closed_hasher: foldhash::fast::FixedState,
 }
 
 fn micros(d: std::time::Duration) -> i64 {
@@ -95,7 +99,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             id_step: workers.max(1) as u64,
             counters: TrackerCounters::default(),
             closed: vec![None; AFTER_CLOSE_SLOTS],
-            closed_hasher: foldhash::fast::RandomState::default(),
+            closed_hasher: foldhash::fast::FixedState::with_seed(0x6372_6f73_736c_696e),
         }
     }
 
