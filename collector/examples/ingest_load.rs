@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 /// One event as an agent writes it (Suricata's EVE layout): every 50th an alert, else a flow.
 fn event_line(gateway: &str, n: u64) -> String {
     use crossline_config::event::{
-        format_eve_timestamp, Alert, AlertKind, Direction, Event, EventType, FlowRecord, Severity,
-        TlsMeta, Verdict, VerdictStatus,
+        format_eve_timestamp, Alert, AlertKind, Direction, Event, EventType, FlowRecord, TlsMeta,
+        Verdict, VerdictStatus,
     };
     let now = format_eve_timestamp(util::now_ms().saturating_mul(1000));
     let alert = n.checked_rem(50) == Some(0);
@@ -44,25 +44,12 @@ fn event_line(gateway: &str, n: u64) -> String {
         (e.src_ip, e.src_port) = (Some("10.30.1.9".into()), Some(40000));
         (e.dest_ip, e.dest_port) = (Some("203.0.113.50".into()), Some(22));
         e.alert = Some(Alert {
-            kind: AlertKind::UnfiledExport,
-            severity: Severity::High,
-            scenario: None,
-            enterprise: None,
-            summary: "10.30.1.9 sent 18.2 MB to 203.0.113.50:22".into(),
-            rule: AlertKind::UnfiledExport.rule().into(),
             recipient: Some(format!("203.0.113.{}", n % 7)),
-            service: None,
-            count: 1,
             bytes: 18_200_000,
-            evidence: Vec::new(),
-            persons: None,
-            followup: false,
-            green_channel: false,
-            days_left: None,
-            valid_from: None,
-            valid_until: None,
-            scope: None,
-            gateways: Vec::new(),
+            ..Alert::new(
+                AlertKind::UnfiledExport,
+                "10.30.1.9 sent 18.2 MB to 203.0.113.50:22".into(),
+            )
         });
     } else {
         (e.src_ip, e.src_port) = (Some("10.20.3.4".into()), Some(51514));

@@ -379,6 +379,34 @@ pub struct Alert {
     pub gateways: Vec<String>,
 }
 
+impl Alert {
+    /// An alert of `kind` with its default severity and rule, a count of 1 and nothing else
+    /// set; the builders of each kind fill in the rest (`Alert { bytes, ..Alert::new(..) }`).
+    pub fn new(kind: AlertKind, summary: String) -> Alert {
+        Alert {
+            kind,
+            severity: kind.default_severity(),
+            scenario: None,
+            enterprise: None,
+            summary,
+            rule: kind.rule().to_string(),
+            recipient: None,
+            service: None,
+            count: 1,
+            bytes: 0,
+            evidence: Vec::new(),
+            persons: None,
+            followup: false,
+            green_channel: false,
+            days_left: None,
+            valid_from: None,
+            valid_until: None,
+            scope: None,
+            gateways: Vec::new(),
+        }
+    }
+}
+
 fn one() -> u64 {
     1
 }

@@ -466,25 +466,11 @@ pub fn alert_line(
     (e.src_ip, e.src_port) = (Some("10.30.1.9".into()), Some(40000));
     (e.dest_ip, e.dest_port) = (Some("203.0.113.50".into()), Some(22));
     e.alert = Some(Alert {
-        kind,
         severity: named("severity", severity),
-        scenario: None,
         enterprise: enterprise.map(str::to_string),
-        summary: format!("test alert {flow_id}"),
-        rule: kind.rule().into(),
         recipient: Some(recipient.into()),
-        service: None,
-        count: 1,
         bytes: 1000,
-        evidence: Vec::new(),
-        persons: None,
-        followup: false,
-        green_channel: false,
-        days_left: None,
-        valid_from: None,
-        valid_until: None,
-        scope: None,
-        gateways: Vec::new(),
+        ..Alert::new(kind, format!("test alert {flow_id}"))
     });
     serde_json::to_string(&e).expect("an alert event serialises")
 }

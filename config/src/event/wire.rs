@@ -729,25 +729,9 @@ mod tests {
             ..TlsMeta::default()
         });
         e.alert = Some(Alert {
-            kind: AlertKind::UnfiledExport,
-            severity: Severity::High,
-            scenario: None,
             enterprise: Some("ent-a".into()),
-            summary: "x".into(),
-            rule: "XB-001".into(),
-            recipient: None,
-            service: None,
-            count: 1,
             bytes: 10,
-            evidence: Vec::new(),
-            persons: None,
-            followup: false,
-            green_channel: false,
-            days_left: None,
-            valid_from: None,
-            valid_until: None,
-            scope: None,
-            gateways: Vec::new(),
+            ..Alert::new(AlertKind::UnfiledExport, "x".into())
         });
         e
     }
