@@ -332,6 +332,9 @@ fn semantics(file: &Path, top: &BTreeSet<String>) -> Semantics {
     let text =
         std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
     let mut s = Semantics::default();
+    // The flow key fields of each flow record and of each alert about a flow, by flow id.
+    let mut flows: BTreeMap<u64, String> = BTreeMap::new();
+    let mut alerts: Vec<(u64, String, String)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -361,8 +364,44 @@ fn semantics(file: &Path, top: &BTreeSet<String>) -> Semantics {
         if kind == "alert" {
             alert_meanings(&mut s, &v, &at);
         }
+        if let Some(id) = v["flow_id"].as_u64() {
+            let key = flow_key_fields(&v);
+            if kind == "flow" {
+                flows.insert(id, key);
+            } else if kind == "alert" {
+                alerts.push((id, key, at));
+            }
+        }
+    }
+    for (id, key, at) in alerts {
+        let flow = flows.get(&id);
+        s.check(
+            "alerts about a flow: community_id and flow key = the flow record's",
+            flow == Some(&key),
+            &at,
+            || format!("flow_id {id}: alert {key}, flow record {flow:?}"),
+        );
     }
     s
+}
+
+/// The fields an alert about a flow shares with the flow's record, as one string.
+fn flow_key_fields(v: &Value) -> String {
+    [
+        "community_id",
+        "proto",
+        "src_ip",
+        "src_port",
+        "dest_ip",
+        "dest_port",
+        "icmp_type",
+        "icmp_code",
+        "vlan",
+    ]
+    .iter()
+    .map(|k| format!("{k}={}", v[*k]))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 fn flow_meanings(s: &mut Semantics, v: &Value, f: &Value, at: &str) {
@@ -627,6 +666,8 @@ fn regressions_fail_the_checks() {
                 0 => set(ev, "crossline.alert.kind", json!("opaque_tunnel")),
                 // Another signature id for the same kind.
                 1 => set(ev, "alert.signature_id", json!(9_900_099)),
+                // An alert whose Community ID is not its flow's.
+                2 => set(ev, "community_id", json!("1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=")),
                 _ => {}
             }
             alerts += 1;
@@ -638,7 +679,7 @@ fn regressions_fail_the_checks() {
         "the schema checks these meanings after all: {:?}",
         failing(&fig)
     );
-    assert!(alerts >= 2, "the repository corpus raised {alerts} alerts");
+    assert!(alerts >= 3, "the repository corpus raised {alerts} alerts");
     for check in [
         "flow.start in EVE's format",
         "flow.reason one of timeout, forced, shutdown",
@@ -649,6 +690,7 @@ fn regressions_fail_the_checks() {
         "alert.signature_id = AlertKind::signature_id of crossline.alert.kind",
         "alert.signature_id one per crossline.alert.kind",
         "alert.signature_id distinct per crossline.alert.kind",
+        "alerts about a flow: community_id and flow key = the flow record's",
     ] {
         assert!(
             wrong.iter().any(|w| w.starts_with(check)),
