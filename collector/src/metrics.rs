@@ -16,7 +16,7 @@ use crossline_config::collector::CollectorConfig;
 use crossline_config::event::{EventType, Severity};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Distinct enterprise / scenario label values accepted when no registry bounds them.
 pub const MAX_SEEN_LABELS: usize = 1000;
@@ -82,7 +82,9 @@ pub struct Metrics {
     legacy_events: IntCounterVec,
     /// Enterprise-wide figures merged from the agents' sketches.
     enterprise: EnterpriseGauges,
-    bounds: LabelBounds,
+    /// Replaced on SIGHUP ([`Metrics::reconfigure`]): a gateway added to the config gets its
+    /// series without a restart.
+    bounds: std::sync::RwLock<Arc<LabelBounds>>,
     grades: Vec<String>,
     /// Last cumulative stats per gateway (packets) and per (gateway, kind) (drops).
     stats_last: Mutex<HashMap<(String, String), u64>>,
@@ -386,7 +388,7 @@ impl Metrics {
                 &["gateway"],
             )?,
             enterprise: EnterpriseGauges::new(&tenant)?,
-            bounds: LabelBounds::new(cfg),
+            bounds: std::sync::RwLock::new(Arc::new(LabelBounds::new(cfg))),
             grades: cfg.incidents.grades().into_iter().collect(),
             stats_last: Mutex::new(HashMap::new()),
             registry: r,
@@ -395,6 +397,39 @@ impl Metrics {
         };
         m.prefill_labels();
         Ok(m)
+    }
+
+    /// The label bounds in force.
+    fn bounds(&self) -> Arc<LabelBounds> {
+        match self.bounds.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Take the gateways, enterprises and scenarios of a reloaded config (SIGHUP). Enterprise
+    /// and scenario values already seen stay counted against [`MAX_SEEN_LABELS`], so reloads do
+    /// not widen the label sets; the new gateways' series start at zero.
+    pub fn reconfigure(&self, cfg: &CollectorConfig) {
+        let new = LabelBounds::new(cfg);
+        let old = self.bounds();
+        for (from, to) in [
+            (&old.seen_enterprises, &new.seen_enterprises),
+            (&old.seen_scenarios, &new.seen_scenarios),
+        ] {
+            if let (Ok(from), Ok(mut to)) = (from.lock(), to.lock()) {
+                to.extend(from.iter().cloned());
+            }
+        }
+        for g in new.gateways.difference(&old.gateways) {
+            self.legacy_events
+                .with_label_values(&[g.as_str()])
+                .inc_by(0);
+        }
+        match self.bounds.write() {
+            Ok(mut b) => *b = Arc::new(new),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+        }
     }
 
     /// Zero series for every value of the closed label sets, so dashboards see them from the
@@ -439,7 +474,7 @@ impl Metrics {
         for res in ["merged", "refused_key", "invalid", "failed", "alert"] {
             self.sketches.with_label_values(&[res]);
         }
-        for g in &self.bounds.gateways {
+        for g in &self.bounds().gateways {
             self.legacy_events
                 .with_label_values(&[g.as_str()])
                 .inc_by(0);
@@ -459,7 +494,7 @@ impl Metrics {
     }
 
     fn seen(&self, gateway: &str, now_secs: f64) {
-        if self.bounds.gateways.contains(gateway) {
+        if self.bounds().gateways.contains(gateway) {
             self.last_seen.with_label_values(&[gateway]).set(now_secs);
         }
     }
@@ -475,7 +510,7 @@ impl Metrics {
         let now =
             crate::util::now_ms().div_euclid(1000) + crossline_config::time::SHANGHAI_OFFSET_SECS;
         let today = crossline_config::time::Date::from_days(now.div_euclid(86_400));
-        let b = &self.bounds;
+        let b = self.bounds();
         for (ent, year, category, est, limit) in &r.persons {
             if *year != today.year {
                 continue;
@@ -514,7 +549,7 @@ impl Metrics {
 
     /// `events` of a stored batch from `gateway` were in the layout before EVE's.
     pub fn legacy_events(&self, gateway: &str, events: u64) {
-        if self.bounds.gateways.contains(gateway) {
+        if self.bounds().gateways.contains(gateway) {
             self.legacy_events
                 .with_label_values(&[gateway])
                 .inc_by(events);
@@ -530,11 +565,11 @@ impl Metrics {
     pub fn stored(&self, batch: &Batch, now_secs: f64) {
         self.batches.with_label_values(&["stored"]).inc();
         let gw = batch.gateway.as_str();
-        if !self.bounds.gateways.contains(gw) {
+        if !self.bounds().gateways.contains(gw) {
             return;
         }
         self.seen(gw, now_secs);
-        let b = &self.bounds;
+        let b = self.bounds();
         let mut counts = [0u64; 3];
         const MAX: u64 = i64::MAX as u64;
         for be in &batch.events {

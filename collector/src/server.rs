@@ -328,6 +328,7 @@ pub async fn run(
 
     let ingest = Arc::new(Ingest::new(store.clone(), metrics.clone(), config.clone()));
     let ingest_for_reload = ingest.clone();
+    let metrics_for_reload = metrics.clone();
     spawn_ingest(
         ingest_listener,
         ingest_tls,
@@ -421,6 +422,7 @@ pub async fn run(
                     );
                 }
                 ingest_for_reload.set_gateways(live.gateways.clone());
+                metrics_for_reload.reconfigure(&live);
                 store.reconfigure(live.clone());
                 let api = new_api(live.clone());
                 match api_for_reload.write() {

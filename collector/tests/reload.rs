@@ -62,6 +62,17 @@ fn sighup_accepts_a_new_token_and_gateway_without_restart() {
     assert_eq!(api_get(c.api, "/api/v1/alerts", Some(OLD)).status, 200);
     let after = post_batch(c.ingest, &gw_b, 7, 1, line.as_bytes(), false).expect("post");
     assert_eq!(after.status, 200, "{}", after.text());
+    // The gateway added by the reload has its series, as one configured at start would.
+    let m = api_get(c.api, "/metrics", Some(OLD)).text();
+    for series in [
+        "crossline_agent_last_seen_timestamp_seconds{gateway=\"gw-b\"}",
+        "crossline_collector_ingest_legacy_events_total{gateway=\"gw-b\"} 0",
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with(series)),
+            "no {series} after the reload:\n{m}"
+        );
+    }
     let log = c.log.lock().expect("log").join("\n");
     assert!(
         log.contains("reloaded: applied gateways (1 -> 2); tokens (1 -> 2)"),
