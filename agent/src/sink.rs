@@ -333,32 +333,18 @@ fn writer_loop(
     let mut first_error: Option<io::Error> = None;
     for msg in rx {
         match msg {
-            WriterMsg::Events(events) => {
-                for event in &events {
-                    line.clear();
-                    if let Err(e) = serde_json::to_writer(&mut line, event) {
-                        first_error.get_or_insert(io::Error::other(e));
-                        continue;
-                    }
-                    write_line(&mut sinks, stats, event, &line, &mut first_error);
-                }
+            WriterMsg::Events(mut events) => {
+                write_events(&mut events, &mut line, &mut sinks, stats, &mut first_error);
             }
             WriterMsg::Keyed {
                 worker,
                 epoch,
                 watermark,
-                events,
+                mut events,
                 keys,
             } => match reorder.as_mut() {
                 None => {
-                    for event in &events {
-                        line.clear();
-                        if let Err(e) = serde_json::to_writer(&mut line, event) {
-                            first_error.get_or_insert(io::Error::other(e));
-                            continue;
-                        }
-                        write_line(&mut sinks, stats, event, &line, &mut first_error);
-                    }
+                    write_events(&mut events, &mut line, &mut sinks, stats, &mut first_error);
                 }
                 Some(r) => {
                     for (i, event) in events.into_iter().enumerate() {

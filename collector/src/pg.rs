@@ -537,12 +537,7 @@ impl<'a> EventColumns<'a> {
         };
         self.ts.push(be.ts_ms);
         self.timestamp.push(&e.timestamp);
-        self.event_type.push(match e.event_type {
-            EventType::Flow => "flow",
-            EventType::Alert => "alert",
-            EventType::Stats => "stats",
-            EventType::Sketch => "sketch",
-        });
+        self.event_type.push(e.event_type.as_str());
         self.gateway.push(&e.gateway);
         self.flow_id.push(opt_u64(e.flow_id));
         self.proto.push(e.proto.as_deref());

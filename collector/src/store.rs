@@ -856,12 +856,7 @@ fn store_batch(
                     ),
                     None => (None, None, None),
                 };
-                let event_type = match e.event_type {
-                    EventType::Flow => "flow",
-                    EventType::Alert => "alert",
-                    EventType::Stats => "stats",
-                    EventType::Sketch => "sketch",
-                };
+                let event_type = e.event_type.as_str();
                 ev_stmt.execute(params![
                     be.ts_ms,
                     e.timestamp,

@@ -125,6 +125,18 @@ pub enum EventType {
     Sketch,
 }
 
+impl EventType {
+    /// The JSON / label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Flow => "flow",
+            EventType::Alert => "alert",
+            EventType::Stats => "stats",
+            EventType::Sketch => "sketch",
+        }
+    }
+}
+
 /// TLS or QUIC ClientHello metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -880,6 +892,18 @@ mod tests {
         assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.Z"), None);
         assert_eq!(parse_timestamp_micros("2026-03-02T09:14:07.118"), None);
         assert_eq!(parse_timestamp_micros("yesterday"), None);
+    }
+
+    #[test]
+    fn event_type_spelling_is_the_json_one() {
+        for t in [
+            EventType::Flow,
+            EventType::Alert,
+            EventType::Stats,
+            EventType::Sketch,
+        ] {
+            assert_eq!(serde_json::to_value(t).ok(), Some(t.as_str().into()));
+        }
     }
 
     #[test]

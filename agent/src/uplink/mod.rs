@@ -248,12 +248,7 @@ impl Inner {
         counters.invalid[i].fetch_add(1, Ordering::Relaxed);
         if !self.logged_invalid[i] {
             self.logged_invalid[i] = true;
-            let kind = match event_type {
-                EventType::Flow => "flow",
-                EventType::Alert => "alert",
-                EventType::Stats => "stats",
-                EventType::Sketch => "sketch",
-            };
+            let kind = event_type.as_str();
             let metric = format!(
                 "crossline_agent_uplink_invalid_events_total{}reason=\"{}\"{}",
                 '{',

@@ -538,7 +538,7 @@ struct CrosslineIn {
 
 impl In {
     fn into_event(self) -> Result<Event, String> {
-        let kind = self.event_type_name();
+        let kind = self.event_type.as_str();
         let x = self.crossline;
         let missing = |what: &str| {
             format!(
@@ -620,15 +620,6 @@ impl In {
             sketch: x.sketch,
             judged: x.judged,
         })
-    }
-
-    fn event_type_name(&self) -> &'static str {
-        match self.event_type {
-            EventType::Flow => "flow",
-            EventType::Alert => "alert",
-            EventType::Stats => "stats",
-            EventType::Sketch => "sketch",
-        }
     }
 }
 
