@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod view;
 mod wire;
+pub use view::{EveTime, EventRef, FixedWriter, FlowRecordRef, VerdictRef};
 pub use wire::{eve_flow_reason, Layout};
 
 /// One line of crossline output.
@@ -125,6 +127,16 @@ pub enum EventType {
     Sketch,
 }
 
+impl Judged {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judged::FirstExport => "first_export",
+            Judged::Rejudged => "rejudged",
+        }
+    }
+}
+
 impl EventType {
     /// The JSON / label spelling.
     pub fn as_str(self) -> &'static str {
@@ -208,6 +220,18 @@ pub enum Direction {
     Internal,
     /// Neither endpoint domestic.
     External,
+}
+
+impl Direction {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Export => "export",
+            Direction::Import => "import",
+            Direction::Internal => "internal",
+            Direction::External => "external",
+        }
+    }
 }
 
 /// Classification result of a flow (docs/legal.md, "Verdicts").
@@ -717,6 +741,19 @@ pub fn format_eve_timestamp(micros: i64) -> String {
 }
 
 fn format_micros(micros: i64, eve: bool) -> String {
+    let mut buf = [0u8; 48];
+    let mut w = FixedWriter {
+        buf: &mut buf,
+        len: 0,
+    };
+    // Cannot fail: the longest time (year -292277) is 36 bytes.
+    let _ = write_micros(&mut w, micros, eve);
+    let len = w.len;
+    buf[..len].iter().map(|&c| char::from(c)).collect()
+}
+
+/// Write Unix microseconds as EVE (`eve`) or RFC 3339 with milliseconds.
+fn write_micros(out: &mut impl std::fmt::Write, micros: i64, eve: bool) -> std::fmt::Result {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -747,13 +784,17 @@ fn format_micros(micros: i64, eve: bool) -> String {
             b[23] = b'Z';
             &b[..24]
         };
-        return text.iter().map(|&c| char::from(c)).collect();
+        return out.write_str(std::str::from_utf8(text).map_err(|_| std::fmt::Error)?);
     }
     let (h, mi, se) = (sod / 3600, (sod / 60) % 60, sod % 60);
     if eve {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{frac:06}+0000")
+        write!(
+            out,
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{frac:06}+0000"
+        )
     } else {
-        format!(
+        write!(
+            out,
             "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{:03}Z",
             frac / 1000
         )

@@ -12,6 +12,7 @@
 //! keeps taking their batches (and their spools). [`Event::from_json`] says which layout a line
 //! was in.
 
+use super::view::{EventRef, FlowRecordRef};
 use super::{
     Alert, Direction, Event, EventType, FlowRecord, HttpMeta, Judged, Severity, Sketch, Stats,
     TlsMeta, Verdict,
@@ -61,6 +62,12 @@ fn has_crossline_key(text: &str) -> bool {
 }
 
 impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Out::of(&EventRef::of(self)).serialize(s)
+    }
+}
+
+impl Serialize for EventRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         Out::of(self).serialize(s)
     }
@@ -130,38 +137,38 @@ struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
-    fn of(e: &'a Event) -> Out<'a> {
+    fn of(e: &EventRef<'a>) -> Out<'a> {
         Out {
-            timestamp: &e.timestamp,
+            timestamp: e.timestamp,
             flow_id: e.flow_id,
             event_type: e.event_type,
-            host: &e.gateway,
-            vlan: e.vlan.as_deref(),
-            src_ip: e.src_ip.as_deref(),
+            host: e.gateway,
+            vlan: e.vlan,
+            src_ip: e.src_ip,
             src_port: e.src_port,
-            dest_ip: e.dest_ip.as_deref(),
+            dest_ip: e.dest_ip,
             dest_port: e.dest_port,
-            proto: e.proto.as_deref(),
+            proto: e.proto,
             icmp_type: e.icmp_type,
             icmp_code: e.icmp_code,
             response_icmp_type: e.response_icmp_type,
             response_icmp_code: e.response_icmp_code,
-            community_id: e.community_id.as_deref(),
-            app_proto: e.app_proto.as_deref(),
-            tls: e.tls.as_ref().map(|t| TlsOut {
+            community_id: e.community_id,
+            app_proto: e.app_proto,
+            tls: e.tls.map(|t| TlsOut {
                 sni: t.sni.as_deref(),
                 ja4: t.ja4.as_deref(),
                 client_alpns: &t.alpn,
             }),
-            quic: e.quic.as_ref().map(|q| QuicOut {
+            quic: e.quic.map(|q| QuicOut {
                 version: q.version.map(QuicVersion),
                 sni: q.sni.as_deref(),
                 ja4: q.ja4.as_deref(),
             }),
-            http: e.http.as_ref(),
+            http: e.http,
             flow: e.flow.as_ref().map(FlowOut::of),
-            alert: e.alert.as_ref().map(AlertOut::of),
-            stats: e.stats.as_ref().map(StatsOut::of),
+            alert: e.alert.map(AlertOut::of),
+            stats: e.stats.map(StatsOut::of),
             crossline: CrosslineOut::of(e),
         }
     }
@@ -231,17 +238,17 @@ struct FlowOut<'a> {
 }
 
 impl<'a> FlowOut<'a> {
-    fn of(f: &'a FlowRecord) -> FlowOut<'a> {
+    fn of(f: &FlowRecordRef<'a>) -> FlowOut<'a> {
         FlowOut {
             pkts_toserver: f.pkts_toserver,
             pkts_toclient: f.pkts_toclient,
             bytes_toserver: f.bytes_toserver,
             bytes_toclient: f.bytes_toclient,
-            start: &f.start,
-            end: &f.end,
+            start: f.start,
+            end: f.end,
             age: f.age,
-            state: f.state.as_deref(),
-            reason: eve_flow_reason(&f.reason),
+            state: f.state,
+            reason: eve_flow_reason(f.reason),
             alerted: f.alerted,
         }
     }
@@ -286,7 +293,7 @@ impl AlertOut {
 
 /// EVE's `stats` object: the counters that mean what EVE's mean.
 #[derive(Serialize)]
-struct StatsOut {
+pub(super) struct StatsOut {
     decoder: DecoderOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     capture: Option<CaptureOut>,
@@ -314,7 +321,7 @@ struct FlowStatsOut {
 }
 
 impl StatsOut {
-    fn of(s: &Stats) -> StatsOut {
+    pub(super) fn of(s: &Stats) -> StatsOut {
         let kernel_drops = s.drops.get("kernel").copied();
         let kernel_ifdrops = s.drops.get("interface").copied();
         StatsOut {
@@ -340,15 +347,15 @@ struct CrosslineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     export_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    verdict: Option<&'a Verdict>,
+    verdict: Option<VerdictOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dns_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    flow: Option<CrosslineFlow>,
+    flow: Option<CrosslineFlowOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<CrosslineTls>,
+    tls: Option<CrosslineTlsOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    quic: Option<CrosslineTls>,
+    quic: Option<CrosslineTlsOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alert: Option<&'a Alert>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,40 +367,77 @@ struct CrosslineOut<'a> {
 }
 
 impl<'a> CrosslineOut<'a> {
-    fn of(e: &'a Event) -> CrosslineOut<'a> {
+    fn of(e: &EventRef<'a>) -> CrosslineOut<'a> {
         CrosslineOut {
-            gateway: &e.gateway,
+            gateway: e.gateway,
             direction: e.direction,
             export_bytes: e.export_bytes,
-            verdict: e.verdict.as_ref(),
-            dns_name: e.dns_name.as_deref(),
-            flow: e.flow.as_ref().map(|f| CrosslineFlow {
-                reason: f.reason.clone(),
+            verdict: e.verdict.map(|v| VerdictOut {
+                status: v.status,
+                scenario: v.scenario,
+                enterprise: v.enterprise,
+                name_source: v.name_source,
+                ech: v.ech,
+                exclude: v.exclude,
+            }),
+            dns_name: e.dns_name,
+            flow: e.flow.as_ref().map(|f| CrosslineFlowOut {
+                reason: f.reason,
                 midstream: f.midstream,
             }),
             // TLS: the ALPN list is EVE's `tls.client_alpns`; QUIC has no ALPN in EVE.
-            tls: e.tls.as_ref().filter(|t| t.ech).map(|_| CrosslineTls {
-                alpn: Vec::new(),
+            tls: e.tls.filter(|t| t.ech).map(|_| CrosslineTlsOut {
+                alpn: &[],
                 ech: true,
             }),
             quic: e
                 .quic
-                .as_ref()
                 .filter(|q| q.ech || !q.alpn.is_empty())
-                .map(|q| CrosslineTls {
-                    alpn: q.alpn.clone(),
+                .map(|q| CrosslineTlsOut {
+                    alpn: &q.alpn,
                     ech: q.ech,
                 }),
-            alert: e.alert.as_ref(),
+            alert: e.alert,
             judged: e.judged,
-            stats: e.stats.as_ref(),
-            sketch: e.sketch.as_ref(),
+            stats: e.stats,
+            sketch: e.sketch,
         }
     }
 }
 
+/// [`Verdict`] as written (the same fields, borrowed).
+#[derive(Serialize)]
+struct VerdictOut<'a> {
+    status: super::VerdictStatus,
+    scenario: Option<&'a str>,
+    enterprise: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_source: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    ech: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exclude: Option<&'a str>,
+}
+
+/// `crossline.flow` as written.
+#[derive(Serialize)]
+struct CrosslineFlowOut<'a> {
+    reason: &'a str,
+    #[serde(skip_serializing_if = "is_false")]
+    midstream: bool,
+}
+
+/// `crossline.tls` / `crossline.quic` as written.
+#[derive(Serialize)]
+struct CrosslineTlsOut<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    alpn: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    ech: bool,
+}
+
 /// `crossline.flow`: crossline's own reason for the record and whether it began mid-stream.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CrosslineFlow {
     /// `fin`, `rst`, `timeout`, `active_timeout`, `evicted`, `shutdown`.
@@ -403,7 +447,7 @@ struct CrosslineFlow {
 }
 
 /// `crossline.tls` / `crossline.quic`: what the ClientHello offered beyond EVE's fields.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CrosslineTls {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

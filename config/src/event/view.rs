@@ -1,0 +1,605 @@
+//! An [`Event`] as borrowed parts ([`EventRef`]), and its JSON line written directly.
+//!
+//! The agent writes a flow record for every flow (hundreds of thousands a second on a busy
+//! line). Building an owned [`Event`] for each (fifteen `String`s, then freed again) and walking
+//! it through serde cost more than the rest of the flow's analysis, so the agent builds an
+//! [`EventRef`] that borrows everything from the flow's entry and from fixed buffers
+//! ([`EveTime`]), and [`EventRef::write_json`] writes the line straight into the output buffer.
+//!
+//! The serde types stay the contract: `Serialize for Event` is `Serialize for EventRef` of the
+//! event, and [`EventRef::write_json`] writes byte for byte what `serde_json` writes for it (the
+//! tests compare them on every event of the test corpus and on generated ones, strings with
+//! every kind of character included). [`EventRef::to_event`] gives the owned event back.
+
+use super::{
+    eve_flow_reason, Alert, Direction, Event, EventType, FlowRecord, HttpMeta, Judged, Sketch,
+    Stats, TlsMeta, Verdict, VerdictStatus,
+};
+
+/// An event whose strings and nested records are borrowed: the same fields as [`Event`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(missing_docs)]
+pub struct EventRef<'a> {
+    pub timestamp: &'a str,
+    pub event_type: EventType,
+    pub gateway: &'a str,
+    pub flow_id: Option<u64>,
+    pub proto: Option<&'a str>,
+    pub vlan: Option<&'a [u16]>,
+    pub src_ip: Option<&'a str>,
+    pub src_port: Option<u16>,
+    pub dest_ip: Option<&'a str>,
+    pub dest_port: Option<u16>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub response_icmp_type: Option<u8>,
+    pub response_icmp_code: Option<u8>,
+    pub community_id: Option<&'a str>,
+    pub app_proto: Option<&'a str>,
+    pub tls: Option<&'a TlsMeta>,
+    pub quic: Option<&'a TlsMeta>,
+    pub http: Option<&'a HttpMeta>,
+    pub dns_name: Option<&'a str>,
+    pub flow: Option<FlowRecordRef<'a>>,
+    pub direction: Option<Direction>,
+    pub export_bytes: Option<u64>,
+    pub verdict: Option<VerdictRef<'a>>,
+    pub alert: Option<&'a Alert>,
+    pub stats: Option<&'a Stats>,
+    pub sketch: Option<&'a Sketch>,
+    pub judged: Option<Judged>,
+}
+
+/// [`FlowRecord`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct FlowRecordRef<'a> {
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    pub start: &'a str,
+    pub end: &'a str,
+    pub age: u64,
+    pub state: Option<&'a str>,
+    pub reason: &'a str,
+    pub midstream: bool,
+    pub alerted: bool,
+}
+
+/// [`Verdict`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct VerdictRef<'a> {
+    pub status: VerdictStatus,
+    pub scenario: Option<&'a str>,
+    pub enterprise: Option<&'a str>,
+    pub name_source: Option<&'a str>,
+    pub ech: bool,
+    pub exclude: Option<&'a str>,
+}
+
+impl<'a> EventRef<'a> {
+    /// A header-only event (as [`Event::new`]).
+    pub fn new(event_type: EventType, timestamp: &'a str, gateway: &'a str) -> Self {
+        EventRef {
+            timestamp,
+            event_type,
+            gateway,
+            flow_id: None,
+            proto: None,
+            vlan: None,
+            src_ip: None,
+            src_port: None,
+            dest_ip: None,
+            dest_port: None,
+            icmp_type: None,
+            icmp_code: None,
+            response_icmp_type: None,
+            response_icmp_code: None,
+            community_id: None,
+            app_proto: None,
+            tls: None,
+            quic: None,
+            http: None,
+            dns_name: None,
+            flow: None,
+            direction: None,
+            export_bytes: None,
+            verdict: None,
+            alert: None,
+            stats: None,
+            sketch: None,
+            judged: None,
+        }
+    }
+
+    /// Borrow every field of `e`.
+    pub fn of(e: &'a Event) -> Self {
+        EventRef {
+            timestamp: &e.timestamp,
+            event_type: e.event_type,
+            gateway: &e.gateway,
+            flow_id: e.flow_id,
+            proto: e.proto.as_deref(),
+            vlan: e.vlan.as_deref(),
+            src_ip: e.src_ip.as_deref(),
+            src_port: e.src_port,
+            dest_ip: e.dest_ip.as_deref(),
+            dest_port: e.dest_port,
+            icmp_type: e.icmp_type,
+            icmp_code: e.icmp_code,
+            response_icmp_type: e.response_icmp_type,
+            response_icmp_code: e.response_icmp_code,
+            community_id: e.community_id.as_deref(),
+            app_proto: e.app_proto.as_deref(),
+            tls: e.tls.as_ref(),
+            quic: e.quic.as_ref(),
+            http: e.http.as_ref(),
+            dns_name: e.dns_name.as_deref(),
+            flow: e.flow.as_ref().map(|f| FlowRecordRef {
+                pkts_toserver: f.pkts_toserver,
+                pkts_toclient: f.pkts_toclient,
+                bytes_toserver: f.bytes_toserver,
+                bytes_toclient: f.bytes_toclient,
+                start: &f.start,
+                end: &f.end,
+                age: f.age,
+                state: f.state.as_deref(),
+                reason: &f.reason,
+                midstream: f.midstream,
+                alerted: f.alerted,
+            }),
+            direction: e.direction,
+            export_bytes: e.export_bytes,
+            verdict: e.verdict.as_ref().map(|v| VerdictRef {
+                status: v.status,
+                scenario: v.scenario.as_deref(),
+                enterprise: v.enterprise.as_deref(),
+                name_source: v.name_source.as_deref(),
+                ech: v.ech,
+                exclude: v.exclude.as_deref(),
+            }),
+            alert: e.alert.as_ref(),
+            stats: e.stats.as_ref(),
+            sketch: e.sketch.as_ref(),
+            judged: e.judged,
+        }
+    }
+
+    /// The owned event (`EventRef::of(&e).to_event() == e`).
+    pub fn to_event(&self) -> Event {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        Event {
+            timestamp: self.timestamp.to_string(),
+            event_type: self.event_type,
+            gateway: self.gateway.to_string(),
+            flow_id: self.flow_id,
+            proto: s(self.proto),
+            vlan: self.vlan.map(<[u16]>::to_vec),
+            src_ip: s(self.src_ip),
+            src_port: self.src_port,
+            dest_ip: s(self.dest_ip),
+            dest_port: self.dest_port,
+            icmp_type: self.icmp_type,
+            icmp_code: self.icmp_code,
+            response_icmp_type: self.response_icmp_type,
+            response_icmp_code: self.response_icmp_code,
+            community_id: s(self.community_id),
+            app_proto: s(self.app_proto),
+            tls: self.tls.cloned(),
+            quic: self.quic.cloned(),
+            http: self.http.cloned(),
+            dns_name: s(self.dns_name),
+            flow: self.flow.map(|f| FlowRecord {
+                pkts_toserver: f.pkts_toserver,
+                pkts_toclient: f.pkts_toclient,
+                bytes_toserver: f.bytes_toserver,
+                bytes_toclient: f.bytes_toclient,
+                start: f.start.to_string(),
+                end: f.end.to_string(),
+                age: f.age,
+                state: s(f.state),
+                reason: f.reason.to_string(),
+                midstream: f.midstream,
+                alerted: f.alerted,
+            }),
+            direction: self.direction,
+            export_bytes: self.export_bytes,
+            verdict: self.verdict.map(|v| Verdict {
+                status: v.status,
+                scenario: s(v.scenario),
+                enterprise: s(v.enterprise),
+                name_source: s(v.name_source),
+                ech: v.ech,
+                exclude: s(v.exclude),
+            }),
+            alert: self.alert.cloned(),
+            stats: self.stats.cloned(),
+            sketch: self.sketch.cloned(),
+            judged: self.judged,
+        }
+    }
+
+    /// Append the event's JSON line (without a newline) to `out`: the same bytes as
+    /// `serde_json::to_writer(out, self)`. Flow records are written field by field; the nested
+    /// objects of the rare kinds (`crossline.alert`, `.stats`, `.sketch`) go through serde.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Obj::open(out);
+        o.str("timestamp", self.timestamp);
+        o.opt_u64("flow_id", self.flow_id);
+        o.str("event_type", self.event_type.as_str());
+        o.str("host", self.gateway);
+        if let Some(v) = self.vlan {
+            o.key("vlan");
+            o.out.push(b'[');
+            for (i, id) in v.iter().enumerate() {
+                if i > 0 {
+                    o.out.push(b',');
+                }
+                put_u64(o.out, u64::from(*id));
+            }
+            o.out.push(b']');
+        }
+        o.opt_str("src_ip", self.src_ip);
+        o.opt_u64("src_port", self.src_port.map(u64::from));
+        o.opt_str("dest_ip", self.dest_ip);
+        o.opt_u64("dest_port", self.dest_port.map(u64::from));
+        o.opt_str("proto", self.proto);
+        o.opt_u64("icmp_type", self.icmp_type.map(u64::from));
+        o.opt_u64("icmp_code", self.icmp_code.map(u64::from));
+        o.opt_u64("response_icmp_type", self.response_icmp_type.map(u64::from));
+        o.opt_u64("response_icmp_code", self.response_icmp_code.map(u64::from));
+        o.opt_str("community_id", self.community_id);
+        o.opt_str("app_proto", self.app_proto);
+        if let Some(t) = self.tls {
+            o.key("tls");
+            let mut t_o = Obj::open(o.out);
+            t_o.opt_str("sni", t.sni.as_deref());
+            t_o.opt_str("ja4", t.ja4.as_deref());
+            t_o.strs("client_alpns", &t.alpn);
+            t_o.close();
+        }
+        if let Some(q) = self.quic {
+            o.key("quic");
+            let mut q_o = Obj::open(o.out);
+            if let Some(v) = q.version {
+                q_o.key("version");
+                put_quic_version(q_o.out, v);
+            }
+            q_o.opt_str("sni", q.sni.as_deref());
+            q_o.opt_str("ja4", q.ja4.as_deref());
+            q_o.close();
+        }
+        if let Some(h) = self.http {
+            o.key("http");
+            let mut h_o = Obj::open(o.out);
+            h_o.opt_str("hostname", h.hostname.as_deref());
+            h_o.opt_str("http_method", h.http_method.as_deref());
+            h_o.close();
+        }
+        if let Some(f) = &self.flow {
+            o.key("flow");
+            let mut f_o = Obj::open(o.out);
+            f_o.u64("pkts_toserver", f.pkts_toserver);
+            f_o.u64("pkts_toclient", f.pkts_toclient);
+            f_o.u64("bytes_toserver", f.bytes_toserver);
+            f_o.u64("bytes_toclient", f.bytes_toclient);
+            f_o.str("start", f.start);
+            f_o.str("end", f.end);
+            f_o.u64("age", f.age);
+            f_o.opt_str("state", f.state);
+            f_o.str("reason", eve_flow_reason(f.reason));
+            if f.alerted {
+                f_o.raw("alerted", b"true");
+            }
+            f_o.close();
+        }
+        if let Some(a) = self.alert {
+            o.key("alert");
+            let mut a_o = Obj::open(o.out);
+            a_o.str("action", "allowed");
+            a_o.u64("gid", 1);
+            a_o.u64("signature_id", u64::from(a.kind.signature_id()));
+            a_o.u64("rev", 1);
+            a_o.str("signature", a.kind.signature());
+            a_o.str("category", a.kind.category());
+            a_o.u64("severity", u64::from(a.severity.eve()));
+            a_o.close();
+        }
+        if let Some(s) = self.stats {
+            o.key("stats");
+            serde_into(o.out, &super::wire::StatsOut::of(s));
+        }
+        o.key("crossline");
+        self.write_crossline(o.out);
+        o.close();
+    }
+
+    fn write_crossline(&self, out: &mut Vec<u8>) {
+        let mut o = Obj::open(out);
+        o.str("gateway", self.gateway);
+        if let Some(d) = self.direction {
+            o.str("direction", d.as_str());
+        }
+        o.opt_u64("export_bytes", self.export_bytes);
+        if let Some(v) = &self.verdict {
+            o.key("verdict");
+            let mut v_o = Obj::open(o.out);
+            v_o.str("status", v.status.as_str());
+            v_o.str_or_null("scenario", v.scenario);
+            v_o.str_or_null("enterprise", v.enterprise);
+            v_o.opt_str("name_source", v.name_source);
+            if v.ech {
+                v_o.raw("ech", b"true");
+            }
+            v_o.opt_str("exclude", v.exclude);
+            v_o.close();
+        }
+        o.opt_str("dns_name", self.dns_name);
+        if let Some(f) = &self.flow {
+            o.key("flow");
+            let mut f_o = Obj::open(o.out);
+            f_o.str("reason", f.reason);
+            if f.midstream {
+                f_o.raw("midstream", b"true");
+            }
+            f_o.close();
+        }
+        // TLS: the ALPN list is EVE's `tls.client_alpns`; QUIC has no ALPN in EVE.
+        if self.tls.is_some_and(|t| t.ech) {
+            o.key("tls");
+            o.out.extend_from_slice(b"{\"ech\":true}");
+        }
+        if let Some(q) = self.quic.filter(|q| q.ech || !q.alpn.is_empty()) {
+            o.key("quic");
+            let mut q_o = Obj::open(o.out);
+            q_o.strs("alpn", &q.alpn);
+            if q.ech {
+                q_o.raw("ech", b"true");
+            }
+            q_o.close();
+        }
+        if let Some(a) = self.alert {
+            o.key("alert");
+            serde_into(o.out, a);
+        }
+        if let Some(j) = self.judged {
+            o.str("judged", j.as_str());
+        }
+        if let Some(s) = self.stats {
+            o.key("stats");
+            serde_into(o.out, s);
+        }
+        if let Some(s) = self.sketch {
+            o.key("sketch");
+            serde_into(o.out, s);
+        }
+        o.close();
+    }
+}
+
+/// A nested value written through serde (rare event kinds). Writing JSON into a `Vec` fails
+/// only for values serde cannot represent (a map with non-string keys), which these types
+/// do not have; should it ever happen, `null` keeps the line valid JSON.
+fn serde_into<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
+    let mark = out.len();
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.truncate(mark);
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// A JSON object being written: remembers whether a member was written (for the commas).
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> Obj<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, empty: true }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+
+    /// `"name":` after a comma when needed. Names are ASCII identifiers: no escaping.
+    fn key(&mut self, name: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn raw(&mut self, name: &str, value: &[u8]) {
+        self.key(name);
+        self.out.extend_from_slice(value);
+    }
+
+    fn str(&mut self, name: &str, value: &str) {
+        self.key(name);
+        put_str(self.out, value);
+    }
+
+    fn opt_str(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(name, v);
+        }
+    }
+
+    fn str_or_null(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(name, v),
+            None => self.raw(name, b"null"),
+        }
+    }
+
+    /// A list of strings, left out when empty.
+    fn strs(&mut self, name: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        self.key(name);
+        self.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            put_str(self.out, v);
+        }
+        self.out.push(b']');
+    }
+
+    fn u64(&mut self, name: &str, value: u64) {
+        self.key(name);
+        put_u64(self.out, value);
+    }
+
+    fn opt_u64(&mut self, name: &str, value: Option<u64>) {
+        if let Some(v) = value {
+            self.u64(name, v);
+        }
+    }
+}
+
+/// A decimal number, as serde_json writes it.
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// EVE's spelling of a QUIC version (see `wire::QuicVersion`).
+fn put_quic_version(out: &mut Vec<u8>, v: u32) {
+    let tag = v.to_be_bytes();
+    out.push(b'"');
+    if tag[0] == b'Q' && tag[1..].iter().all(u8::is_ascii_digit) {
+        out.extend_from_slice(&tag);
+    } else {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits = (8 - v.leading_zeros() as usize / 4).max(1);
+        for i in (0..digits).rev() {
+            out.push(HEX[((v >> (4 * i)) & 0xf) as usize]);
+        }
+    }
+    out.push(b'"');
+}
+
+/// What serde_json writes for each byte of a string: 0 = the byte itself, `u` = `\u00XX`,
+/// anything else = a backslash and that character.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// A JSON string with serde_json's escapes (control characters, `"` and `\`; everything else,
+/// non-ASCII included, as it is).
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[usize::from(b)];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        if esc == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.push(b'\\');
+            out.push(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// An EVE timestamp (`2026-03-02T09:14:07.118042+0000`) in a fixed buffer: what
+/// [`super::format_eve_timestamp`] returns, without the allocation.
+#[derive(Clone, Copy)]
+pub struct EveTime {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl EveTime {
+    /// The EVE timestamp of Unix microseconds `micros`.
+    pub fn new(micros: i64) -> Self {
+        let mut t = EveTime {
+            buf: [0; 48],
+            len: 0,
+        };
+        let mut w = FixedWriter {
+            buf: &mut t.buf,
+            len: 0,
+        };
+        // Cannot fail: the longest time (year -292277) is 36 bytes.
+        let _ = super::write_micros(&mut w, micros, true);
+        t.len = u8::try_from(w.len).unwrap_or(0);
+        t
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for EveTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `fmt::Write` into a fixed buffer (fails when full).
+#[derive(Debug)]
+pub struct FixedWriter<'b> {
+    /// The buffer.
+    pub buf: &'b mut [u8],
+    /// Bytes written so far.
+    pub len: usize,
+}
+
+impl std::fmt::Write for FixedWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

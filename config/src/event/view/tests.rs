@@ -1,0 +1,207 @@
+use super::*;
+use crate::event::{format_eve_timestamp, AlertKind, PersonsSketch, Severity, VolumeSketch};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+/// `write_json` of `e` and serde's JSON of `e`, which must be the same bytes.
+fn both(e: &Event) -> (String, String) {
+    let mut direct = Vec::new();
+    EventRef::of(e).write_json(&mut direct);
+    let serde = serde_json::to_string(e).expect("serialise");
+    (String::from_utf8(direct).expect("utf-8"), serde)
+}
+
+const STATUSES: [VerdictStatus; 9] = [
+    VerdictStatus::Unfiled,
+    VerdictStatus::RecipientNotFiled,
+    VerdictStatus::ServiceNotFiled,
+    VerdictStatus::FilingExpired,
+    VerdictStatus::FilingNotYetValid,
+    VerdictStatus::OutsideWindow,
+    VerdictStatus::Filed,
+    VerdictStatus::NotCrossBorder,
+    VerdictStatus::Excluded,
+];
+
+fn flow_event(text: &str, opt: [bool; 8], n: u64) -> Event {
+    let mut e = Event::new(
+        EventType::Flow,
+        format_eve_timestamp(1_772_442_847_118_042),
+        format!("gw-{text}"),
+    );
+    e.flow_id = Some(n);
+    e.proto = Some("TCP".into());
+    e.vlan = opt[0].then(|| vec![1, 4094, 7]);
+    e.src_ip = Some("10.1.2.3".into());
+    e.dest_ip = Some("2001:db8::1".into());
+    (e.src_port, e.dest_port) = (Some(49152), Some(443));
+    if opt[1] {
+        (e.icmp_type, e.icmp_code) = (Some(8), Some(0));
+        (e.response_icmp_type, e.response_icmp_code) = (Some(0), Some(255));
+    }
+    e.community_id = Some("1:LQU9qZlK+B5F3KDmev6m5PMibrg=".into());
+    e.app_proto = opt[2].then(|| "tls".into());
+    e.tls = opt[3].then(|| TlsMeta {
+        sni: Some(text.into()),
+        alpn: vec!["h2".into(), text.into()],
+        ech: opt[4],
+        ja4: Some("t13d1516h2_8daaf6152771_02713d6af862".into()),
+        version: Some(3),
+    });
+    e.quic = opt[4].then(|| TlsMeta {
+        sni: Some(text.into()),
+        alpn: if opt[5] { vec!["h3".into()] } else { vec![] },
+        ech: opt[6],
+        ja4: None,
+        version: Some(if opt[5] { 0x5130_3436 } else { n as u32 }),
+    });
+    e.http = opt[5].then(|| HttpMeta {
+        hostname: Some(text.into()),
+        http_method: opt[6].then(|| "POST".into()),
+    });
+    e.dns_name = opt[7].then(|| text.to_string());
+    e.flow = Some(FlowRecord {
+        pkts_toserver: n,
+        pkts_toclient: u64::MAX,
+        bytes_toserver: 0,
+        bytes_toclient: n.wrapping_mul(1_000_003),
+        start: format_eve_timestamp(-1),
+        end: format_eve_timestamp(1_772_442_847_118_042),
+        age: n % 1000,
+        state: opt[2].then(|| "established".into()),
+        reason: [
+            "fin",
+            "rst",
+            "timeout",
+            "active_timeout",
+            "evicted",
+            "shutdown",
+        ][(n % 6) as usize]
+            .into(),
+        midstream: opt[6],
+        alerted: opt[7],
+    });
+    e.direction = Some(
+        [
+            Direction::Export,
+            Direction::Import,
+            Direction::Internal,
+            Direction::External,
+        ][(n % 4) as usize],
+    );
+    e.export_bytes = opt[0].then_some(n);
+    e.verdict = opt[1].then(|| Verdict {
+        status: STATUSES[(n as usize) % STATUSES.len()],
+        scenario: opt[2].then(|| text.into()),
+        enterprise: opt[3].then(|| format!("企业 {text}")),
+        name_source: opt[4].then(|| "tls".into()),
+        ech: opt[5],
+        exclude: opt[6].then(|| text.into()),
+    });
+    e.judged = opt[7].then_some(if opt[0] {
+        Judged::FirstExport
+    } else {
+        Judged::Rejudged
+    });
+    e
+}
+
+#[test]
+fn every_kind_of_event_is_written_as_serde_writes_it() {
+    let mut events = vec![flow_event("example.com", [true; 8], 7)];
+    events.push(flow_event("plain", [false; 8], 0));
+    let mut alert = Event::new(EventType::Alert, format_eve_timestamp(0), "gw".into());
+    let mut a = Alert::new(AlertKind::ALL[3], "summary \"quoted\"\n".into());
+    a.severity = Severity::Crit;
+    a.evidence = vec!["a\u{1}b".into()];
+    alert.alert = Some(a);
+    alert.src_ip = Some("10.0.0.1".into());
+    alert.judged = Some(Judged::FirstExport);
+    events.push(alert);
+    let mut stats = Event::new(EventType::Stats, format_eve_timestamp(5), "gw".into());
+    stats.stats = Some(Stats {
+        packets: 10,
+        drops: BTreeMap::from([("kernel".to_string(), 3)]),
+        decode_errors: BTreeMap::from([("short".to_string(), 2)]),
+        ..Stats::default()
+    });
+    events.push(stats);
+    let mut sketch = Event::new(EventType::Sketch, format_eve_timestamp(5), "gw".into());
+    sketch.sketch = Some(Sketch {
+        enterprise: "e1".into(),
+        uscc: None,
+        key_fingerprint: "ab".into(),
+        persons: vec![PersonsSketch {
+            year: 2026,
+            category: "sensitive".into(),
+            registers: "00ff".into(),
+            estimate: 12,
+            limit: Some(10_000),
+        }],
+        volumes: vec![VolumeSketch {
+            scenario: "s".into(),
+            day: "2026-03-02".into(),
+            bytes: 9,
+            cap: None,
+        }],
+    });
+    events.push(sketch);
+    for e in &events {
+        let (direct, serde) = both(e);
+        assert_eq!(direct, serde, "{:?}", e.event_type);
+        assert_eq!(
+            &EventRef::of(e).to_event(),
+            e,
+            "to_event gives the event back"
+        );
+    }
+}
+
+#[test]
+fn eve_time_is_the_eve_timestamp() {
+    for m in [
+        0,
+        -1,
+        1_772_442_847_118_042,
+        253_402_300_799_999_999,
+        253_402_300_800_000_000,
+        i64::MIN,
+        i64::MAX,
+        -62_167_219_200_000_001,
+    ] {
+        assert_eq!(EveTime::new(m).as_str(), format_eve_timestamp(m), "{m}");
+    }
+}
+
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z.-]{0,20}",
+        "\\PC{0,12}",
+        proptest::collection::vec(0u8..0x80, 0..16)
+            .prop_map(|b| b.into_iter().map(char::from).collect()),
+        "[\"\\\\\u{7f}\u{80}\u{2028}\u{fffd}\u{1F600}]{0,6}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn generated_flow_records_are_written_as_serde_writes_them(
+        text in any_text(),
+        opt in any::<[bool; 8]>(),
+        n in any::<u64>(),
+    ) {
+        let e = flow_event(&text, opt, n);
+        let (direct, serde) = both(&e);
+        prop_assert_eq!(direct, serde);
+        let back = EventRef::of(&e).to_event();
+        prop_assert_eq!(back, e);
+    }
+
+    #[test]
+    fn eve_time_matches_for_any_time(m in any::<i64>()) {
+        let t = EveTime::new(m);
+        prop_assert_eq!(t.as_str(), format_eve_timestamp(m));
+    }
+}
