@@ -83,7 +83,7 @@ fn dispatch(files: &[PathBuf], workers: usize) -> (u64, u64, u64) {
     let mut d = Dispatcher::new(
         senders,
         pool_rx,
-        foldhash::fast::RandomState::default(),
+        foldhash::fast::FixedState::default(),
         10_000 * workers,
         stats.clone(),
         QueueMode::Block,

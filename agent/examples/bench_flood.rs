@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         workers: 1,
         stats: stats.clone(),
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
+        direct: false,
     };
     let shared = DetectShared::new(&cfg)?;
     let queue = cfg.capture.queue_batches.max(1);
@@ -112,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     let mut d = Dispatcher::new(
         vec![tx],
         pool_rx,
-        foldhash::fast::RandomState::default(),
+        foldhash::fast::FixedState::default(),
         cfg.capture.fragment_entries,
         stats.clone(),
         QueueMode::Block,

@@ -105,7 +105,7 @@ struct Outbox {
     senders: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
     current: Vec<Batch>,
-    shard_hasher: foldhash::fast::RandomState,
+    shard_hasher: foldhash::fast::FixedState,
     mode: QueueMode,
     /// Batches this dispatcher allocated, and how many it may: offline, once there are this
     /// many, a fresh batch is a recycled one (waiting for a worker to hand one back).
@@ -132,7 +132,7 @@ impl Dispatcher {
     pub fn new(
         senders: Vec<Sender<Batch>>,
         pool: Receiver<Batch>,
-        shard_hasher: foldhash::fast::RandomState,
+        shard_hasher: foldhash::fast::FixedState,
         frag_capacity: usize,
         stats: Arc<LiveStats>,
         mode: QueueMode,
@@ -444,7 +444,7 @@ impl Outbox {
 /// A keyed hash of the direction-normalised flow key of `dec` (what [`crate::flow::FlowKey::from_decoded`]
 /// keys on): the same for both directions of a flow, computed from the addresses as two
 /// 128-bit integers (their byte order is the key's order) without building the key.
-fn shard_hash(hasher: &foldhash::fast::RandomState, dec: &Decoded) -> u64 {
+fn shard_hash(hasher: &foldhash::fast::FixedState, dec: &Decoded) -> u64 {
     use std::hash::Hasher;
     let (sp, dp) = if dec.proto == ip_proto::ICMP || dec.proto == ip_proto::ICMPV6 {
         // The key holds ICMP types, not ports; 0 keeps both directions together.
@@ -540,6 +540,8 @@ where
         fold_micros,
     } = shape;
     let workers = workers.max(1);
+    // Flow records straight into JSON lines unless a sink wants them as events.
+    let direct = !sinks.iter().any(|s| s.wants_events());
     let writer = if mode == QueueMode::Block {
         // Offline: events in a deterministic order. Each worker's watermark already accounts
         // for its oldest flow and pending records; the window only covers packet time going
@@ -569,6 +571,7 @@ where
         workers,
         stats: stats.clone(),
         dns: dns.clone(),
+        direct,
     };
     let queue = cfg.capture.queue_batches.max(1);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);
@@ -579,7 +582,15 @@ where
         senders.push(tx);
         receivers.push(rx);
     }
-    let shard_hasher = foldhash::fast::RandomState::default();
+    // Offline the flows go to the same workers every run (their bounded tables then fill the
+    // same way, so the output is the same from run to run); live the seed is random, so
+    // nobody can aim traffic at one worker.
+    let shard_hasher = if mode == QueueMode::Block {
+        foldhash::fast::FixedState::with_seed(0x7368_6172_645f_6b65)
+    } else {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(foldhash::fast::RandomState::default().hash_one(0u64))
+    };
     let frag_capacity = cfg.capture.fragment_entries * workers;
     let n_dispatchers = dispatchers.max(1);
     let dispatchers: Vec<Dispatcher> = (0..n_dispatchers)
@@ -984,7 +995,7 @@ mod tests {
         let mut d = Dispatcher::new(
             vec![tx],
             prx,
-            foldhash::fast::RandomState::default(),
+            foldhash::fast::FixedState::default(),
             16,
             stats.clone(),
             QueueMode::Block,
@@ -998,6 +1009,7 @@ mod tests {
             workers: 1,
             stats: stats.clone(),
             dns: Arc::new(DnsCache::new(16)),
+            direct: false,
         };
         let wtx = writer.sender();
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));
@@ -1022,7 +1034,7 @@ mod tests {
     #[test]
     fn shard_hash_follows_the_flow_key_and_spreads_flows() {
         use crate::flow::FlowKey;
-        let hasher = foldhash::fast::RandomState::default();
+        let hasher = foldhash::fast::FixedState::with_seed(7);
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             x ^= x << 13;

@@ -1,14 +1,16 @@
 //! Event sinks and the single writer thread.
 //!
-//! Workers send batches of finished [`Event`]s over a bounded channel to one writer thread
-//! ([`Writer`]). The writer serialises each event once and hands the JSON line to every
-//! configured [`EventSink`]: the JSON-lines file/stdout sink ([`JsonLinesSink`]) and any extra
-//! sinks (the uplink's spool). It also counts flow events, alerts per kind and verdicts per
-//! status into [`LiveStats`], since it sees every event.
+//! Workers send what they found over a bounded channel to one writer thread ([`Writer`]), as
+//! [`Outgoing`] items: flow records already written as JSON lines by the worker (when no sink
+//! needs them as owned events: [`EventSink::wants_events`]) and owned [`Event`]s (alerts,
+//! ticks, and every event when a sink wants them). The writer serialises the owned events, and
+//! hands every JSON line to each configured [`EventSink`]: the JSON-lines file/stdout sink
+//! ([`JsonLinesSink`]) and any extra sinks (the uplink's spool). It also counts flow events,
+//! alerts per kind and verdicts per status into [`LiveStats`], since it sees every event.
 
 use crate::stats::LiveStats;
 use crossbeam_channel::{Receiver, Sender};
-use crossline_config::event::Event;
+use crossline_config::event::{Event, EventRef, VerdictStatus};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -19,6 +21,18 @@ use std::thread::JoinHandle;
 pub trait EventSink: Send {
     /// Write one event; `line` is its JSON serialisation without the trailing newline.
     fn write(&mut self, event: &Event, line: &[u8]) -> io::Result<()>;
+    /// Write one flow record the worker wrote as a JSON line (no [`Event`] was built for it).
+    /// By default the line is read back into an event for [`EventSink::write`].
+    fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
+        let text = std::str::from_utf8(line).map_err(io::Error::other)?;
+        let (event, _) = Event::from_json(text).map_err(io::Error::other)?;
+        self.write(&event, line)
+    }
+    /// Whether this sink wants flow records as owned [`Event`]s. When every sink of a run says
+    /// no, workers write flow records straight into JSON lines (no `Event` of strings per flow).
+    fn wants_events(&self) -> bool {
+        true
+    }
     /// Push buffered data out.
     fn flush(&mut self) -> io::Result<()>;
     /// Called once after the last event.
@@ -63,6 +77,15 @@ impl EventSink for JsonLinesSink {
         self.out.write_all(b"\n")
     }
 
+    fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn wants_events(&self) -> bool {
+        false
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -89,15 +112,103 @@ impl EventSink for MemorySink {
     }
 }
 
+/// What the writer needs to know of a flow record written as a JSON line: what
+/// [`LiveStats::count_written`] counts of a flow event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineMeta {
+    /// The record's verdict status.
+    pub status: Option<VerdictStatus>,
+    /// The `[[exclude]]` entry that matched (rare: excluded flows only).
+    pub exclude: Option<Box<str>>,
+}
+
+/// One event a worker hands over.
+#[derive(Debug)]
+pub enum Item {
+    /// An owned event (serialised by the writer).
+    Event(Box<Event>),
+    /// A flow record already written: bytes `start..end` of [`Outgoing::lines`].
+    Line {
+        /// Start of the line in [`Outgoing::lines`].
+        start: u32,
+        /// End of the line (exclusive; no newline).
+        end: u32,
+        /// What the writer counts of it.
+        meta: LineMeta,
+    },
+}
+
+/// The events of a worker since its last hand-over, in order, with their order keys (capture
+/// time, flow id, position).
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    /// The JSON lines of the [`Item::Line`]s, back to back.
+    pub lines: Vec<u8>,
+    /// The events.
+    pub items: Vec<Item>,
+    /// One key per item.
+    pub keys: Vec<(i64, u64, u32)>,
+}
+
+impl Outgoing {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// No events.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Queue an owned event (its key is pushed separately).
+    pub fn push_event(&mut self, e: Event) {
+        self.items.push(Item::Event(Box::new(e)));
+    }
+
+    /// Queue a flow record written by `write` into [`Outgoing::lines`]. A line that does not
+    /// fit the 4 GiB a message can address is dropped (messages are handed over long before).
+    pub fn push_line(&mut self, meta: LineMeta, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.lines.len();
+        write(&mut self.lines);
+        match (u32::try_from(start), u32::try_from(self.lines.len())) {
+            (Ok(start), Ok(end)) => self.items.push(Item::Line { start, end, meta }),
+            _ => self.lines.truncate(start),
+        }
+    }
+
+    /// The bytes of a line item.
+    pub fn line(&self, start: u32, end: u32) -> &[u8] {
+        self.lines
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Every event as an owned [`Event`] (lines read back): tests and tools.
+    pub fn into_events(self) -> Vec<Event> {
+        let mut out = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            match item {
+                Item::Event(e) => out.push((**e).clone()),
+                Item::Line { start, end, .. } => {
+                    let text = std::str::from_utf8(self.line(*start, *end)).unwrap_or("");
+                    if let Ok((e, _)) = Event::from_json(text) {
+                        out.push(e);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Messages to the writer thread.
 #[derive(Debug)]
 pub enum WriterMsg {
-    /// Events to write, in order.
-    Events(Vec<Event>),
-    /// Events of a shard worker with their order keys (capture time, flow id, position), and the
-    /// worker's watermark: the packet time up to which it has written out idle flows. An
-    /// ordered writer ([`Writer::start_ordered`]) holds events until every worker's watermark
-    /// has passed their key by the reorder window; a plain writer writes them as they come.
+    /// Events of a shard worker with their order keys, and the worker's watermark: the packet
+    /// time up to which it has written out idle flows. An ordered writer
+    /// ([`Writer::start_ordered`]) holds events until every worker's watermark has passed their
+    /// key by the reorder window; a plain writer writes them as they come.
     Keyed {
         /// Index of the worker.
         worker: usize,
@@ -106,9 +217,7 @@ pub enum WriterMsg {
         /// Packet time up to which the worker expired its flows.
         watermark: i64,
         /// The events.
-        events: Vec<Event>,
-        /// One key per event.
-        keys: Vec<(i64, u64, u32)>,
+        out: Outgoing,
     },
     /// Flush every sink now (live: periodically).
     Flush,
@@ -179,19 +288,46 @@ impl Writer {
     }
 }
 
-/// One held event: its key, serialised line and the event.
+/// The bytes of a held event's line: its own (an owned event serialised here) or a range of
+/// the lines of the worker's message it came in (shared by that message's lines: no copy).
+#[derive(Debug)]
+enum Bytes {
+    Own(Vec<u8>),
+    Shared(Arc<Vec<u8>>, u32, u32),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Own(v) => v,
+            Bytes::Shared(buf, start, end) => {
+                buf.get(*start as usize..*end as usize).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// What a held line is.
+#[derive(Debug)]
+enum Body {
+    /// Boxed: an `Event` is several hundred bytes, and the heap moves its entries on every
+    /// push and pop.
+    Event(Box<Event>),
+    /// A flow record written by its worker.
+    Line(LineMeta),
+}
+
+/// One held event: its key, its line and what it is.
 #[derive(Debug)]
 struct Held {
     key: (u32, i64, u64, u32),
-    line: Vec<u8>,
-    /// Boxed: an `Event` is several hundred bytes, and the heap moves its entries on every
-    /// push and pop.
-    event: Box<Event>,
+    line: Bytes,
+    body: Body,
 }
 
 impl PartialEq for Held {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.line == other.line
+        self.key == other.key && self.line.as_slice() == other.line.as_slice()
     }
 }
 impl Eq for Held {}
@@ -202,7 +338,7 @@ impl PartialOrd for Held {
 }
 impl Ord for Held {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.key, &self.line).cmp(&(other.key, &other.line))
+        (self.key, self.line.as_slice()).cmp(&(other.key, other.line.as_slice()))
     }
 }
 
@@ -266,21 +402,26 @@ fn release(
 ) {
     let Some(shaper) = r.shaper.as_mut() else {
         for h in held {
-            write_line(sinks, stats, &h.event, &h.line, first_error);
+            write_held(sinks, stats, &h, first_error);
         }
         return;
     };
     // Events the shaper does not hold (flow records, stats: no shaping identity) keep the
-    // line serialised when they were received; what the shaper releases is serialised here.
+    // line they came with; what the shaper releases is serialised here.
     let mut out = Vec::new();
     let mut line = Vec::new();
     for h in held {
         shaper.tick(h.key.1, &mut out);
-        match crate::detect::shaping::identity(&h.event, &r.domestic) {
-            Some(id) => shaper.offer(id, *h.event, h.key.1, &mut out),
-            None => {
+        let id = match &h.body {
+            Body::Event(e) => crate::detect::shaping::identity(e, &r.domestic),
+            Body::Line(_) => None,
+        };
+        match (id, h.body) {
+            (Some(id), Body::Event(e)) => shaper.offer(id, *e, h.key.1, &mut out),
+            (_, body) => {
                 write_events(&mut out, &mut line, sinks, stats, first_error);
-                write_line(sinks, stats, &h.event, &h.line, first_error);
+                let h = Held { body, ..h };
+                write_held(sinks, stats, &h, first_error);
             }
         }
     }
@@ -288,6 +429,18 @@ fn release(
         shaper.flush(&mut out);
     }
     write_events(&mut out, &mut line, sinks, stats, first_error);
+}
+
+fn write_held(
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    h: &Held,
+    first_error: &mut Option<io::Error>,
+) {
+    match &h.body {
+        Body::Event(e) => write_line(sinks, stats, e, h.line.as_slice(), first_error),
+        Body::Line(meta) => write_flow_line(sinks, stats, h.line.as_slice(), meta, first_error),
+    }
 }
 
 /// Serialise and write `events` (emptied), in order.
@@ -300,10 +453,7 @@ fn write_events(
 ) {
     for e in events.drain(..) {
         line.clear();
-        if let Err(err) = serde_json::to_writer(&mut *line, &e) {
-            first_error.get_or_insert(io::Error::other(err));
-            continue;
-        }
+        EventRef::of(&e).write_json(line);
         write_line(sinks, stats, &e, line, first_error);
     }
 }
@@ -323,6 +473,90 @@ fn write_line(
     }
 }
 
+fn write_flow_line(
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    line: &[u8],
+    meta: &LineMeta,
+    first_error: &mut Option<io::Error>,
+) {
+    stats.count_flow_line(meta.status, meta.exclude.as_deref());
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.write_line(line, meta) {
+            first_error.get_or_insert(e);
+        }
+    }
+}
+
+/// Write the events of a worker's message as they come (a plain writer).
+fn write_outgoing(
+    out: Outgoing,
+    line: &mut Vec<u8>,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    for item in &out.items {
+        match item {
+            Item::Event(e) => {
+                line.clear();
+                EventRef::of(e).write_json(line);
+                write_line(sinks, stats, e, line, first_error);
+            }
+            Item::Line { start, end, meta } => {
+                write_flow_line(sinks, stats, out.line(*start, *end), meta, first_error);
+            }
+        }
+    }
+}
+
+/// Hold the events of a worker's message in the reorder buffer (what is behind what was
+/// already written is written at once and counted).
+fn hold_outgoing(
+    r: &mut Reorder,
+    epoch: u32,
+    out: Outgoing,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    let Outgoing { lines, items, keys } = out;
+    let lines = Arc::new(lines);
+    for (i, item) in items.into_iter().enumerate() {
+        let (t, id, pos) = keys
+            .get(i)
+            .copied()
+            .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
+        let key = (epoch, t, id, pos);
+        let h = match item {
+            Item::Event(e) => {
+                let mut l = Vec::new();
+                EventRef::of(&e).write_json(&mut l);
+                Held {
+                    key,
+                    line: Bytes::Own(l),
+                    body: Body::Event(e),
+                }
+            }
+            Item::Line { start, end, meta } => Held {
+                key,
+                line: Bytes::Shared(Arc::clone(&lines), start, end),
+                body: Body::Line(meta),
+            },
+        };
+        if key < r.released {
+            // Behind what was already written (a worker's watermark was wrong): written at
+            // once, counted (`stats.drops.reorder_late`).
+            stats
+                .reorder_late
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            write_held(sinks, stats, &h, first_error);
+            continue;
+        }
+        r.heap.push(std::cmp::Reverse(h));
+    }
+}
+
 fn writer_loop(
     rx: Receiver<WriterMsg>,
     mut sinks: Vec<Box<dyn EventSink>>,
@@ -333,46 +567,15 @@ fn writer_loop(
     let mut first_error: Option<io::Error> = None;
     for msg in rx {
         match msg {
-            WriterMsg::Events(mut events) => {
-                write_events(&mut events, &mut line, &mut sinks, stats, &mut first_error);
-            }
             WriterMsg::Keyed {
                 worker,
                 epoch,
                 watermark,
-                mut events,
-                keys,
+                out,
             } => match reorder.as_mut() {
-                None => {
-                    write_events(&mut events, &mut line, &mut sinks, stats, &mut first_error);
-                }
+                None => write_outgoing(out, &mut line, &mut sinks, stats, &mut first_error),
                 Some(r) => {
-                    for (i, event) in events.into_iter().enumerate() {
-                        let mut l = Vec::new();
-                        if let Err(e) = serde_json::to_writer(&mut l, &event) {
-                            first_error.get_or_insert(io::Error::other(e));
-                            continue;
-                        }
-                        let (t, id, pos) =
-                            keys.get(i)
-                                .copied()
-                                .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
-                        let key = (epoch, t, id, pos);
-                        if key < r.released {
-                            // Behind what was already written (a worker's watermark was
-                            // wrong): written at once, counted (`stats.drops.reorder_late`).
-                            stats
-                                .reorder_late
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            write_line(&mut sinks, stats, &event, &l, &mut first_error);
-                            continue;
-                        }
-                        r.heap.push(std::cmp::Reverse(Held {
-                            key,
-                            line: l,
-                            event: Box::new(event),
-                        }));
-                    }
+                    hold_outgoing(r, epoch, out, &mut sinks, stats, &mut first_error);
                     if let Some(w) = r.watermarks.get_mut(worker) {
                         *w = (*w).max((epoch, watermark));
                     }
@@ -387,16 +590,10 @@ fn writer_loop(
                 }
                 event.stats = Some(stats.snapshot());
                 line.clear();
-                match serde_json::to_writer(&mut line, &event) {
-                    Ok(()) => {
-                        for sink in sinks.iter_mut() {
-                            if let Err(e) = sink.write(&event, &line) {
-                                first_error.get_or_insert(e);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(io::Error::other(e));
+                EventRef::of(&event).write_json(&mut line);
+                for sink in sinks.iter_mut() {
+                    if let Err(e) = sink.write(&event, &line) {
+                        first_error.get_or_insert(e);
                     }
                 }
             }

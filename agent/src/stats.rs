@@ -95,22 +95,8 @@ impl LiveStats {
     pub fn count_written(&self, event: &Event) {
         match event.event_type {
             EventType::Flow => {
-                self.flow_events.fetch_add(1, Ordering::Relaxed);
-                if let Some(v) = &event.verdict {
-                    if let Some(i) = VERDICTS.iter().position(|s| *s == v.status) {
-                        self.verdicts[i].fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Some(name) = &v.exclude {
-                        if let Ok(mut m) = self.excluded.lock() {
-                            match m.get_mut(name) {
-                                Some(n) => *n += 1,
-                                None => {
-                                    m.insert(name.clone(), 1);
-                                }
-                            }
-                        }
-                    }
-                }
+                let v = event.verdict.as_ref();
+                self.count_flow_line(v.map(|v| v.status), v.and_then(|v| v.exclude.as_deref()));
             }
             EventType::Alert => {
                 if let Some(a) = &event.alert {
@@ -120,6 +106,28 @@ impl LiveStats {
                 }
             }
             EventType::Stats | EventType::Sketch => {}
+        }
+    }
+
+    /// Count a flow record (written as a line or as an event) with its verdict status and the
+    /// `[[exclude]]` entry it matched.
+    pub fn count_flow_line(&self, status: Option<VerdictStatus>, exclude: Option<&str>) {
+        self.flow_events.fetch_add(1, Ordering::Relaxed);
+        let Some(status) = status else {
+            return;
+        };
+        if let Some(i) = VERDICTS.iter().position(|s| *s == status) {
+            self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(name) = exclude {
+            if let Ok(mut m) = self.excluded.lock() {
+                match m.get_mut(name) {
+                    Some(n) => *n += 1,
+                    None => {
+                        m.insert(name.to_string(), 1);
+                    }
+                }
+            }
         }
     }
 

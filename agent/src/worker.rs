@@ -21,13 +21,14 @@ use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding}
 use crate::analysis::{Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView};
 use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
-use crate::sink::WriterMsg;
+use crate::sink::{LineMeta, Outgoing, WriterMsg};
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_eve_timestamp, Alert, Event, EventType, FlowRecord, HttpMeta, TlsMeta, Verdict,
+    format_eve_timestamp, Alert, EveTime, Event, EventRef, EventType, FixedWriter, FlowRecordRef,
+    VerdictRef,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -113,6 +114,9 @@ pub struct WorkerContext {
     pub stats: Arc<LiveStats>,
     /// Shared DNS cache.
     pub dns: Arc<crate::dns_cache::DnsCache>,
+    /// Write flow records straight into JSON lines ([`crate::sink::Item::Line`]) instead of
+    /// owned events: when no sink of the run wants events ([`crate::sink::EventSink::wants_events`]).
+    pub direct: bool,
 }
 
 /// One shard worker.
@@ -122,9 +126,8 @@ pub struct Worker<A: Analysis> {
     analysis: A,
     taps: Taps,
     ctx: WorkerContext,
-    events: Vec<Event>,
-    /// Order key of each event in `events` (see [`WriterMsg::Keyed`]).
-    keys: Vec<(i64, u64, u32)>,
+    /// Events since the last hand-over, with their order keys (see [`WriterMsg::Keyed`]).
+    out: Outgoing,
     /// The findings of the record or tick being written.
     scratch: Findings,
     counters: WorkerCounters,
@@ -172,17 +175,31 @@ impl<S: Default> Deferred<S> {
 }
 
 /// What the workers of an offline run share to stay in step: a barrier on every tick batch
-/// and a turnstile that lets the worker holding the smallest (last packet time, flow id) write
+/// and a turnstile that lets the worker holding the smallest (last packet time, flow id) judge
 /// its next flow record. Flow records then reach the analysis (and its shared counters: caps,
 /// surges, misuse, persons) in one order whatever the number of workers, and the line totals a
-/// tick reads are exactly those of the packets before it.
+/// tick reads are exactly those of the packets before it. Only the judging takes turns: a
+/// worker passes the turn on before it writes the record's line.
 #[derive(Debug)]
 pub struct TickSync {
     workers: usize,
     barrier: std::sync::Barrier,
-    heads: std::sync::Mutex<Vec<Option<(i64, u64, usize)>>>,
+    heads: std::sync::Mutex<Heads>,
     turn: std::sync::Condvar,
 }
+
+/// Each worker's next record, and how many workers sleep on the turnstile.
+#[derive(Debug)]
+struct Heads {
+    next: Vec<Option<(i64, u64, usize)>>,
+    sleeping: usize,
+}
+
+/// Turnstile checks before a waiting worker yields its CPU, then sleeps: the turn usually
+/// comes back within a record's judging (a microsecond or two), far sooner than a sleep and
+/// wake-up through the kernel.
+const TURN_SPINS: u32 = 64;
+const TURN_YIELDS: u32 = 16;
 
 impl TickSync {
     /// For `workers` workers.
@@ -191,38 +208,57 @@ impl TickSync {
         TickSync {
             workers,
             barrier: std::sync::Barrier::new(workers),
-            heads: std::sync::Mutex::new(vec![None; workers]),
+            heads: std::sync::Mutex::new(Heads {
+                next: vec![None; workers],
+                sleeping: 0,
+            }),
             turn: std::sync::Condvar::new(),
         }
     }
 
-    fn set_head(&self, me: usize, head: Option<(i64, u64, usize)>) {
-        let mut h = self
-            .heads
+    fn lock(&self) -> std::sync::MutexGuard<'_, Heads> {
+        self.heads
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = h.get_mut(me) {
-            *slot = head;
-        }
-        self.turn.notify_all();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Block until this worker's head is the smallest of all.
+    fn set_head(&self, me: usize, head: Option<(i64, u64, usize)>) {
+        let mut h = self.lock();
+        if let Some(slot) = h.next.get_mut(me) {
+            *slot = head;
+        }
+        if h.sleeping > 0 {
+            self.turn.notify_all();
+        }
+    }
+
+    /// Whether worker `me` holds the smallest head (or has none).
+    fn my_turn(h: &Heads, me: usize) -> bool {
+        let mine = h.next.get(me).copied().flatten();
+        mine.is_none() || mine == h.next.iter().flatten().min().copied()
+    }
+
+    /// Block until this worker's head is the smallest of all: check a few times, then yield
+    /// the CPU a few times (the worker whose turn it is may be waiting for one), then sleep.
     fn wait_turn(&self, me: usize) {
-        let mut h = self
-            .heads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        loop {
-            let mine = h.get(me).copied().flatten();
-            let min = h.iter().flatten().min().copied();
-            if mine.is_none() || mine == min {
+        for round in 0..TURN_SPINS + TURN_YIELDS {
+            if Self::my_turn(&self.lock(), me) {
                 return;
             }
+            if round < TURN_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut h = self.lock();
+        while !Self::my_turn(&h, me) {
+            h.sleeping += 1;
             h = self
                 .turn
                 .wait(h)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            h.sleeping -= 1;
         }
     }
 }
@@ -254,8 +290,7 @@ impl<A: Analysis> Worker<A> {
             analysis,
             taps,
             ctx,
-            events: Vec::new(),
-            keys: Vec::new(),
+            out: Outgoing::default(),
             scratch: Findings::default(),
             counters: WorkerCounters::default(),
             next_tick: None,
@@ -332,8 +367,7 @@ impl<A: Analysis> Worker<A> {
                     tracker,
                     analysis,
                     ctx,
-                    events,
-                    keys,
+                    out,
                     scratch,
                     deferred,
                     ..
@@ -342,7 +376,7 @@ impl<A: Analysis> Worker<A> {
                     if ordered && r != EndReason::ActiveTimeout {
                         deferred.push(f, r);
                     } else {
-                        record(analysis, ctx, events, keys, scratch, f, r)
+                        record(analysis, ctx, out, scratch, f, r)
                     }
                 })
             }) else {
@@ -396,8 +430,7 @@ impl<A: Analysis> Worker<A> {
             tracker,
             analysis,
             ctx,
-            events,
-            keys,
+            out,
             scratch,
             ..
         } = self;
@@ -408,7 +441,7 @@ impl<A: Analysis> Worker<A> {
             EarlyVerdict::OnName => taps::has_name(flow),
         };
         if due {
-            early(analysis, ctx, events, keys, scratch, flow);
+            early(analysis, ctx, out, scratch, flow);
         }
     }
 
@@ -445,13 +478,12 @@ impl<A: Analysis> Worker<A> {
                 tracker,
                 analysis,
                 ctx,
-                events,
-                keys,
+                out,
                 scratch,
                 ..
             } = self;
             tracker.expire(expire_now, EXPIRE_PER_BATCH, &mut |f, r| {
-                record(analysis, ctx, events, keys, scratch, f, r)
+                record(analysis, ctx, out, scratch, f, r)
             });
         }
         if !tick {
@@ -490,43 +522,53 @@ impl<A: Analysis> Worker<A> {
             let from_list = list
                 .get(i)
                 .is_some_and(|(f, _)| (f.last_micros(), f.flow_id(), me) == h);
+            let next = if from_list {
+                head(&list, i + 1, j)
+            } else {
+                head(&list, i, j + 1)
+            };
+            // The turn passes on once the record is judged; its line is written after.
+            let mut passed = false;
+            let mut pass = || {
+                sync.set_head(me, next);
+                passed = true;
+            };
             {
                 let Worker {
                     tracker,
                     analysis,
                     ctx,
-                    events,
-                    keys,
+                    out,
                     scratch,
                     ..
                 } = self;
                 if from_list {
                     if let Some((f, r)) = list.get_mut(i) {
-                        record(analysis, ctx, events, keys, scratch, f, *r);
+                        record_with(analysis, ctx, out, scratch, f, *r, &mut pass);
                     }
                     i += 1;
                 } else {
                     if let Some(&(_, _, slot)) = table.get(j) {
                         tracker.close_at(slot, &mut |f, r| {
-                            record(analysis, ctx, events, keys, scratch, f, r)
+                            record_with(analysis, ctx, out, scratch, f, r, &mut pass)
                         });
                     }
                     j += 1;
                 }
             }
-            let next = head(&list, i, j);
-            sync.set_head(me, next);
+            if !passed {
+                sync.set_head(me, next);
+            }
             // What is left of the list still bounds this worker's watermark.
             self.deferred.min = next.map_or(i64::MAX, |n| n.0);
             // Hand long runs of records over in chunks (the end of a capture drains the table).
-            if self.events.len() >= DRAIN_CHUNK {
+            if self.out.len() >= DRAIN_CHUNK {
                 if let Some(w) = &self.writer {
                     let _ = w.send(WriterMsg::Keyed {
                         worker: me,
                         epoch: self.epoch,
                         watermark: self.watermark(),
-                        events: std::mem::take(&mut self.events),
-                        keys: std::mem::take(&mut self.keys),
+                        out: std::mem::take(&mut self.out),
                     });
                 }
             }
@@ -554,15 +596,8 @@ impl<A: Analysis> Worker<A> {
         let health = self.health();
         self.scratch.clear();
         self.analysis.on_tick(now, &health, &mut self.scratch);
-        write_findings(
-            &self.analysis,
-            &self.ctx.gateway,
-            self.ctx.capture.community_id_seed,
-            None,
-            &mut self.scratch,
-            &mut self.events,
-        );
-        push_keys(&mut self.keys, self.events.len(), now, 0);
+        push_alerts(&self.ctx, &mut self.scratch, &mut self.out);
+        push_keys(&mut self.out, now, 0);
     }
 
     fn health(&self) -> Health {
@@ -639,22 +674,20 @@ impl<A: Analysis> Worker<A> {
     fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
         self.flush_counters();
         // Events, or on a tick the watermark alone, so the writer can release ordered events.
-        if !self.events.is_empty() || tick {
+        if !self.out.is_empty() || tick {
             let _ = writer.send(WriterMsg::Keyed {
                 worker: self.index,
                 epoch: self.epoch,
                 watermark: self.watermark(),
-                events: std::mem::take(&mut self.events),
-                keys: std::mem::take(&mut self.keys),
+                out: std::mem::take(&mut self.out),
             });
         }
     }
 
-    /// Take the events queued since the last flush (tests and tools that drive
-    /// [`Worker::process`] themselves).
+    /// Take the events queued since the last flush, as owned events (tests and tools that
+    /// drive [`Worker::process`] themselves).
     pub fn take_events(&mut self) -> Vec<Event> {
-        self.keys.clear();
-        std::mem::take(&mut self.events)
+        std::mem::take(&mut self.out).into_events()
     }
 
     /// Write every remaining flow and the final tick, then flush.
@@ -689,8 +722,7 @@ impl<A: Analysis> Worker<A> {
                 tracker,
                 analysis,
                 ctx,
-                events,
-                keys,
+                out,
                 scratch,
                 ..
             } = &mut self;
@@ -699,14 +731,13 @@ impl<A: Analysis> Worker<A> {
             // (about 1.4 KB per record: +137 MiB for 100k flows in bench_flood, >1 GiB for a
             // full 1M-flow table).
             tracker.drain(&mut |f, r| {
-                record(analysis, ctx, events, keys, scratch, f, r);
-                if events.len() >= DRAIN_CHUNK {
+                record(analysis, ctx, out, scratch, f, r);
+                if out.len() >= DRAIN_CHUNK {
                     let _ = writer.send(WriterMsg::Keyed {
                         worker: index,
                         epoch,
                         watermark,
-                        events: std::mem::take(events),
-                        keys: std::mem::take(keys),
+                        out: std::mem::take(out),
                     });
                 }
             });
@@ -719,12 +750,12 @@ impl<A: Analysis> Worker<A> {
     }
 }
 
-/// Key the events `keys.len()..n` as (time, flow id, position among them): events with the
-/// same time and flow id keep the order the analysis gave them.
-fn push_keys(keys: &mut Vec<(i64, u64, u32)>, n: usize, micros: i64, flow_id: u64) {
-    let first = keys.len();
-    for i in first..n {
-        keys.push((
+/// Key the events of `out` not keyed yet as (time, flow id, position among them): events with
+/// the same time and flow id keep the order the analysis gave them.
+fn push_keys(out: &mut Outgoing, micros: i64, flow_id: u64) {
+    let first = out.keys.len();
+    for i in first..out.items.len() {
+        out.keys.push((
             micros,
             flow_id,
             u32::try_from(i - first).unwrap_or(u32::MAX),
@@ -739,35 +770,73 @@ pub fn proto_name(p: u8) -> String {
         .unwrap_or_else(|| p.to_string())
 }
 
-/// The L7 results of a flow, copied out of its entry: a [`FlowSummary`] borrows its names
-/// from here while the analysis gets the flow's state mutably.
-struct L7Copy {
-    tls: Option<TlsMeta>,
-    quic: Option<TlsMeta>,
-    http: Option<HttpMeta>,
+/// Text written into a fixed buffer (an address, a protocol number): flow records borrow
+/// their strings from these instead of allocating them.
+struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
 }
 
-impl L7Copy {
-    fn of<S>(f: &Flow<S, L7State>) -> L7Copy {
-        let l7 = f.l7();
-        L7Copy {
-            tls: l7.and_then(|l| l.tls.clone()),
-            quic: l7.and_then(|l| l.quic.clone()),
-            http: l7.and_then(|l| l.http.clone()),
+impl<const N: usize> Text<N> {
+    fn of(value: impl std::fmt::Display) -> Self {
+        use std::fmt::Write as _;
+        let mut buf = [0u8; N];
+        let mut w = FixedWriter {
+            buf: &mut buf,
+            len: 0,
+        };
+        // An address is at most 45 characters, a protocol number 3.
+        let _ = write!(w, "{value}");
+        let len = w.len;
+        Text { buf, len }
+    }
+
+    /// An address as `IpAddr`'s `Display` writes it; IPv4 digit by digit (the formatting
+    /// machinery cost more than the rest of the record).
+    fn ip(ip: std::net::IpAddr) -> Self {
+        let std::net::IpAddr::V4(v4) = ip else {
+            return Self::of(ip);
+        };
+        let mut buf = [0u8; N];
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            let mut digits = [0u8; 4];
+            let mut k = 0;
+            if i > 0 {
+                digits[0] = b'.';
+                k = 1;
+            }
+            if octet >= 100 {
+                digits[k] = b'0' + octet / 100;
+                k += 1;
+            }
+            if octet >= 10 {
+                digits[k] = b'0' + (octet / 10) % 10;
+                k += 1;
+            }
+            digits[k] = b'0' + octet % 10;
+            k += 1;
+            if let Some(dst) = buf.get_mut(len..len + k) {
+                dst.copy_from_slice(&digits[..k]);
+                len += k;
+            }
         }
+        Text { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or("")
     }
 }
 
-/// What the analysis is told about `f`.
+/// What the analysis is told about `f`, without its L7 names (see [`with_names`]).
 fn summarize<'a, S>(
     f: &Flow<S, L7State>,
     reason: EndReason,
-    l7: &'a L7Copy,
     dns_name: Option<&'a str>,
 ) -> FlowSummary<'a> {
     let (init, init_port) = f.initiator();
     let (resp, resp_port) = f.responder();
-    let (tls, quic, http) = (&l7.tls, &l7.quic, &l7.http);
     FlowSummary {
         flow_id: f.flow_id(),
         ip_proto: f.key().proto,
@@ -788,22 +857,34 @@ fn summarize<'a, S>(
         reason,
         midstream: f.midstream(),
         app_proto: f.app_proto().name(),
-        tls_sni: tls.as_ref().and_then(|t| t.sni.as_deref()),
-        quic_sni: quic.as_ref().and_then(|t| t.sni.as_deref()),
-        ech: tls.as_ref().is_some_and(|t| t.ech) || quic.as_ref().is_some_and(|t| t.ech),
-        http_host: http.as_ref().and_then(|h| h.hostname.as_deref()),
+        tls_sni: None,
+        quic_sni: None,
+        ech: false,
+        http_host: None,
         dns_name,
     }
 }
 
+/// `summary` with the names the L7 taps found.
+fn with_names<'a>(mut summary: FlowSummary<'a>, l7: Option<&'a L7State>) -> FlowSummary<'a> {
+    let tls = l7.and_then(|l| l.tls.as_ref());
+    let quic = l7.and_then(|l| l.quic.as_ref());
+    summary.tls_sni = tls.and_then(|t| t.sni.as_deref());
+    summary.quic_sni = quic.and_then(|t| t.sni.as_deref());
+    summary.ech = tls.is_some_and(|t| t.ech) || quic.is_some_and(|t| t.ech);
+    summary.http_host = l7
+        .and_then(|l| l.http.as_ref())
+        .and_then(|h| h.hostname.as_deref());
+    summary
+}
+
 /// Live: let the analysis judge `f` before its record and queue the alert it raised. Once per
-/// flow at its first export (and once more when its name arrives): the copies and the name
-/// lookup here are per flow, never per packet.
+/// flow at its first export (and once more when its name arrives): the name lookup here is per
+/// flow, never per packet.
 fn early<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
-    events: &mut Vec<Event>,
-    keys: &mut Vec<(i64, u64, u32)>,
+    out: &mut Outgoing,
     scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
 ) {
@@ -811,31 +892,40 @@ fn early<A: Analysis>(
     let dns_name = ctx
         .dns
         .lookup_as_of(resp, f.first_micros(), f.last_micros());
-    let l7 = L7Copy::of(f);
     // A running view of the flow, like an active-timeout record.
-    let summary = summarize(f, EndReason::ActiveTimeout, &l7, dns_name.as_deref());
+    let summary = summarize(f, EndReason::ActiveTimeout, dns_name.as_deref());
+    let (last, flow_id) = (f.last_micros(), f.flow_id());
     scratch.clear();
-    analysis.on_early_verdict(f.state_mut(), &summary, scratch);
-    write_findings(
-        analysis,
-        &ctx.gateway,
-        ctx.capture.community_id_seed,
-        None,
-        scratch,
-        events,
-    );
-    push_keys(keys, events.len(), f.last_micros(), f.flow_id());
+    let (state, l7) = f.state_mut_and_l7();
+    analysis.on_early_verdict(state, &with_names(summary, l7), scratch);
+    push_alerts(ctx, scratch, out);
+    push_keys(out, last, flow_id);
 }
 
-/// Build the flow event of `f`, let the analysis complete it, queue it and any alerts.
+/// Write the flow record of `f` after letting the analysis judge it, then any alerts it
+/// raised: as a JSON line written straight from the flow entry (`ctx.direct`), or as an owned
+/// [`Event`] made of the same parts.
 fn record<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
-    events: &mut Vec<Event>,
-    keys: &mut Vec<(i64, u64, u32)>,
+    out: &mut Outgoing,
     scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
+) {
+    record_with(analysis, ctx, out, scratch, f, reason, &mut || {});
+}
+
+/// [`record`], calling `judged` once the analysis has judged the record, before its line is
+/// written (the offline turnstile passes the turn on there).
+fn record_with<A: Analysis>(
+    analysis: &mut A,
+    ctx: &WorkerContext,
+    out: &mut Outgoing,
+    scratch: &mut Findings,
+    f: &mut Flow<A::FlowState, L7State>,
+    reason: EndReason,
+    judged: &mut dyn FnMut(),
 ) {
     let (init, init_port) = f.initiator();
     let (resp, resp_port) = f.responder();
@@ -844,22 +934,45 @@ fn record<A: Analysis>(
     let dns_name = ctx
         .dns
         .lookup_as_of(resp, f.first_micros(), f.last_micros());
-    let l7 = L7Copy::of(f);
-    let summary = summarize(f, reason, &l7, dns_name.as_deref());
-    let state = eve_flow_state(f.key().proto, f.tcp().state, f.pkts());
-    let mut e = Event::new(
-        EventType::Flow,
-        format_eve_timestamp(f.last_micros()),
-        ctx.gateway.clone(),
+    let summary = summarize(f, reason, dns_name.as_deref());
+    scratch.clear();
+    {
+        let (state, l7) = f.state_mut_and_l7();
+        analysis.on_flow_record(state, &with_names(summary, l7), scratch);
+    }
+    judged();
+    let f = &*f;
+    let key = f.key();
+    let (start, end) = (
+        EveTime::new(f.first_micros()),
+        EveTime::new(f.last_micros()),
     );
-    e.flow_id = Some(f.flow_id());
-    e.proto = Some(proto_name(f.key().proto));
-    e.vlan = f.key().vlan_ids();
-    e.src_ip = Some(init.to_string());
-    e.dest_ip = Some(resp.to_string());
-    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    let (src, dest) = (Text::<48>::ip(init), Text::<48>::ip(resp));
+    let proto_number;
+    let proto = match crate::flow::key::proto_name(key.proto) {
+        Some(name) => name,
+        None => {
+            proto_number = Text::<4>::of(key.proto);
+            proto_number.as_str()
+        }
+    };
     let icmp = f.icmp();
-    match f.key().proto {
+    let community_id = crate::l7::community_id::of_flow(
+        ctx.capture.community_id_seed,
+        key,
+        f.initiator_is_lo(),
+        icmp[0],
+    );
+    let vlan = key.vlan_ids_slice();
+    let l7 = f.l7();
+    let mut e = EventRef::new(EventType::Flow, end.as_str(), &ctx.gateway);
+    e.flow_id = Some(f.flow_id());
+    e.proto = Some(proto);
+    e.vlan = (!vlan.is_empty()).then_some(vlan);
+    e.src_ip = Some(src.as_str());
+    e.dest_ip = Some(dest.as_str());
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    match key.proto {
         // ICMP: EVE's type and code instead of ports.
         ICMP | ICMPV6 => {
             (e.icmp_type, e.icmp_code) = (Some(icmp[0].0), Some(icmp[0].1));
@@ -871,40 +984,50 @@ fn record<A: Analysis>(
         TCP | UDP | SCTP => (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port)),
         _ => {} // no ports (GRE, ESP, ...), as EVE
     }
-    e.community_id = Some(crate::l7::community_id::of_flow(
-        ctx.capture.community_id_seed,
-        f.key(),
-        f.initiator_is_lo(),
-        icmp[0],
-    ));
-    e.app_proto = f.app_proto().name().map(str::to_string);
-    e.dns_name = dns_name.as_deref().map(str::to_string);
-    e.flow = Some(FlowRecord {
+    e.community_id = Some(community_id.as_str());
+    e.app_proto = f.app_proto().name();
+    e.dns_name = dns_name.as_deref();
+    e.flow = Some(FlowRecordRef {
         pkts_toserver: f.pkts()[0],
         pkts_toclient: f.pkts()[1],
         bytes_toserver: f.bytes()[0],
         bytes_toclient: f.bytes()[1],
-        start: format_eve_timestamp(f.first_micros()),
-        end: format_eve_timestamp(f.last_micros()),
+        start: start.as_str(),
+        end: end.as_str(),
         age: eve_flow_age(f.first_micros(), f.last_micros()),
-        state: Some(state.to_string()),
-        reason: reason.as_str().to_string(),
+        state: Some(eve_flow_state(key.proto, f.tcp().state, f.pkts())),
+        reason: reason.as_str(),
         midstream: f.midstream(),
-        alerted: false,
+        alerted: scratch.alerted,
     });
-    scratch.clear();
-    analysis.on_flow_record(f.state_mut(), &summary, scratch);
-    (e.tls, e.quic, e.http) = (l7.tls, l7.quic, l7.http);
-    write_findings(
-        analysis,
-        &ctx.gateway,
-        ctx.capture.community_id_seed,
-        Some(e),
-        scratch,
-        events,
+    (e.tls, e.quic, e.http) = (
+        l7.and_then(|l| l.tls.as_ref()),
+        l7.and_then(|l| l.quic.as_ref()),
+        l7.and_then(|l| l.http.as_ref()),
     );
+    if let Some(v) = &scratch.verdict {
+        verdict_into(analysis, &mut e, v);
+    }
+    if ctx.direct {
+        let meta = LineMeta {
+            status: e.verdict.map(|v| v.status),
+            exclude: e.verdict.and_then(|v| v.exclude).map(Box::from),
+        };
+        out.push_line(meta, |buf| e.write_json(buf));
+    } else {
+        out.push_event(e.to_event());
+    }
+    push_alerts(ctx, scratch, out);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
-    push_keys(keys, events.len(), f.last_micros(), f.flow_id());
+    push_keys(out, f.last_micros(), f.flow_id());
+}
+
+/// Queue the alerts of `findings` (emptied) as events.
+fn push_alerts(ctx: &WorkerContext, findings: &mut Findings, out: &mut Outgoing) {
+    let seed = ctx.capture.community_id_seed;
+    for a in findings.alerts.drain(..) {
+        out.push_event(alert_event(&ctx.gateway, seed, a));
+    }
 }
 
 /// EVE's `flow.state`: for TCP `new` until the handshake completed (or a mid-stream pickup
@@ -933,9 +1056,10 @@ pub(crate) fn eve_flow_age(first_micros: i64, last_micros: i64) -> u64 {
     u64::try_from(secs(last_micros) - secs(first_micros)).unwrap_or(0)
 }
 
-/// Write the events of what the analysis found, the one place where findings become events:
-/// the flow event `flow` (when given) completed with the verdict, then one alert event per
-/// alert, in the order the analysis gave them. Leaves `findings.alerts` empty.
+/// Write the events of what the analysis found as owned events (tests and tools): the flow
+/// event `flow` (when given) completed with the verdict, then one alert event per alert, in
+/// the order the analysis gave them. Leaves `findings.alerts` empty. The worker does the same
+/// from the flow entry in [`record`].
 pub fn write_findings<A: Analysis>(
     analysis: &A,
     gateway: &str,
@@ -944,16 +1068,17 @@ pub fn write_findings<A: Analysis>(
     findings: &mut Findings,
     out: &mut Vec<Event>,
 ) {
-    if let Some(mut e) = flow {
+    if let Some(e) = flow {
+        let mut r = EventRef::of(&e);
         if let Some(v) = &findings.verdict {
-            write_verdict(analysis, &mut e, v);
+            verdict_into(analysis, &mut r, v);
         }
         if findings.alerted {
-            if let Some(f) = e.flow.as_mut() {
+            if let Some(f) = r.flow.as_mut() {
                 f.alerted = true;
             }
         }
-        out.push(e);
+        out.push(r.to_event());
     }
     out.extend(
         findings
@@ -963,15 +1088,16 @@ pub fn write_findings<A: Analysis>(
     );
 }
 
-fn write_verdict<A: Analysis>(analysis: &A, e: &mut Event, v: &VerdictFinding) {
-    let name = |r: Option<NameRef>| r.and_then(|r| analysis.name_of(r)).map(str::to_string);
+/// The verdict of `v` on `e`, its names borrowed from the analysis' registry.
+fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &VerdictFinding) {
+    let name = |r: Option<NameRef>| r.and_then(|r| analysis.name_of(r));
     e.direction = Some(v.direction);
     e.export_bytes = v.export_bytes;
-    e.verdict = Some(Verdict {
+    e.verdict = Some(VerdictRef {
         status: v.status,
         scenario: name(v.scenario),
         enterprise: name(v.enterprise),
-        name_source: v.name_source.map(str::to_string),
+        name_source: v.name_source,
         ech: v.ech,
         exclude: name(v.exclude),
     });
@@ -1040,7 +1166,27 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
 
 #[cfg(test)]
 mod tests {
-    use super::{eve_flow_age, eve_flow_state};
+    use super::{eve_flow_age, eve_flow_state, Text};
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut addrs: Vec<std::net::IpAddr> = Vec::new();
+        for a in [0u8, 1, 9, 10, 99, 100, 199, 255] {
+            for b in [0u8, 7, 42, 250] {
+                addrs.push(std::net::Ipv4Addr::new(a, b, 255 - a, b / 3).into());
+            }
+        }
+        addrs.push("2001:db8::1".parse().expect("v6"));
+        addrs.push("::ffff:10.1.2.3".parse().expect("v6"));
+        addrs.push(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse()
+                .expect("v6"),
+        );
+        for ip in addrs {
+            assert_eq!(Text::<48>::ip(ip).as_str(), ip.to_string());
+        }
+    }
     use crate::decode::ip_proto::{ICMP, SCTP, TCP, UDP};
     use crate::flow::TcpState;
 

@@ -295,6 +295,7 @@ fn known_flows_are_processed_without_allocating() {
         workers: 1,
         stats,
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
+        direct: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let mut worker = Worker::new(0, ctx, Classifier::new(shared, 0));
@@ -340,7 +341,7 @@ fn known_flows_are_processed_without_allocating() {
     let events: Vec<Event> = rx
         .iter()
         .flat_map(|m| match m {
-            WriterMsg::Events(v) | WriterMsg::Keyed { events: v, .. } => v,
+            WriterMsg::Keyed { out, .. } => out.into_events(),
             _ => Vec::new(),
         })
         .collect();
@@ -395,6 +396,7 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
             workers: 1,
             stats: stats.clone(),
             dns: Arc::new(DnsCache::new(16)),
+            direct: false,
         };
         let before = live_bytes();
         let mut worker = Worker::new(0, ctx, NoAnalysis);

@@ -33,6 +33,7 @@ fn worker() -> (Worker<Classifier>, Arc<DnsCache>) {
         workers: 1,
         stats: Arc::new(LiveStats::new()),
         dns: dns.clone(),
+        direct: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     (Worker::new(0, ctx, Classifier::new(shared, 0)), dns)
@@ -86,7 +87,7 @@ fn drain(worker: Worker<Classifier>) -> Vec<Event> {
     drop(tx);
     rx.iter()
         .flat_map(|m| match m {
-            WriterMsg::Events(v) | WriterMsg::Keyed { events: v, .. } => v,
+            WriterMsg::Keyed { out, .. } => out.into_events(),
             _ => Vec::new(),
         })
         .collect()

@@ -224,6 +224,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
         workers: 1,
         stats: stats.clone(),
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
+        direct: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let (tx, rx) = crossbeam_channel::bounded(8);
@@ -231,7 +232,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
     let mut d = Dispatcher::new(
         vec![tx],
         pool_rx,
-        foldhash::fast::RandomState::default(),
+        foldhash::fast::FixedState::default(),
         cfg.capture.fragment_entries,
         stats.clone(),
         QueueMode::Block,

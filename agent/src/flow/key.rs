@@ -98,6 +98,12 @@ impl FlowKey {
     pub fn vlan_ids(&self) -> Option<Vec<u16>> {
         vlan_list(&self.vlan)
     }
+
+    /// [`FlowKey::vlan_ids`], borrowed: empty for an untagged flow.
+    pub fn vlan_ids_slice(&self) -> &[u16] {
+        let n = self.vlan.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1);
+        self.vlan.get(..n).unwrap_or_default()
+    }
 }
 
 /// EVE's `vlan` array of the kept tag ids (outermost first, trailing zeros dropped), `None`

@@ -296,6 +296,12 @@ impl<S, L> Flow<S, L> {
     pub fn state_mut(&mut self) -> &mut S {
         &mut self.state
     }
+
+    /// Analysis state, and the L7 results read only: the analysis judges a flow by the names
+    /// its taps found without a copy of them.
+    pub fn state_mut_and_l7(&mut self) -> (&mut S, Option<&L>) {
+        (&mut self.state, self.l7.as_deref())
+    }
 }
 
 /// Per-worker flow table with a hard capacity.

@@ -24,7 +24,7 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
 
 /// Community ID v1 of a tracked flow: the initiator's tuple, and for ICMP / ICMPv6 the type
 /// and code of the initiator's first message (`icmp`, [`crate::flow::Flow::icmp`]`[0]`).
-pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> String {
+pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> CommunityId {
     let (a, ap, b, bp) = if initiator_is_lo {
         (key.lo_addr(), key.lo_port, key.hi_addr(), key.hi_port)
     } else {
@@ -34,7 +34,41 @@ pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) 
         PROTO_ICMP | PROTO_ICMPV6 => (u16::from(icmp.0), u16::from(icmp.1)),
         _ => (ap, bp),
     };
-    community_id_seeded(seed, key.proto, a, ap, b, bp)
+    CommunityId::seeded(seed, key.proto, a, ap, b, bp)
+}
+
+/// A Community ID v1 (`1:` and the base64 of a SHA-1: always 30 ASCII bytes) in a fixed
+/// buffer: flow records carry one each, written without an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CommunityId([u8; 30]);
+
+impl CommunityId {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// See [`community_id_seeded`].
+    pub fn seeded(seed: u16, ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16) -> Self {
+        let digest = digest_of(seed, ip_proto, a, a_port, b, b_port);
+        let mut out = [b'='; 30];
+        out[0] = b'1';
+        out[1] = b':';
+        base64_into(&mut out[2..], digest.as_ref());
+        CommunityId(out)
+    }
+}
+
+impl std::fmt::Debug for CommunityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for CommunityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Community ID v1 of a flow with `seed`. For TCP, UDP and SCTP pass the ports; for ICMP (1)
@@ -49,6 +83,20 @@ pub fn community_id_seeded(
     b: IpAddr,
     b_port: u16,
 ) -> String {
+    CommunityId::seeded(seed, ip_proto, a, a_port, b, b_port)
+        .as_str()
+        .to_string()
+}
+
+/// The SHA-1 the Community ID encodes.
+fn digest_of(
+    seed: u16,
+    ip_proto: u8,
+    a: IpAddr,
+    a_port: u16,
+    b: IpAddr,
+    b_port: u16,
+) -> ring::digest::Digest {
     let (mut src_port, mut dst_port) = (a_port, b_port);
     let mut one_way = false;
     let has_ports = match ip_proto {
@@ -90,14 +138,10 @@ pub fn community_id_seeded(
         push(&p1.to_be_bytes());
         push(&p2.to_be_bytes());
     }
-    let digest = ring::digest::digest(
+    ring::digest::digest(
         &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
         input.get(..len).unwrap_or(&[]),
-    );
-    let mut out = String::with_capacity(30);
-    out.push_str("1:");
-    base64_into(&mut out, digest.as_ref());
-    out
+    )
 }
 
 /// Network-order address bytes in a fixed buffer, and how many are used.
@@ -155,17 +199,22 @@ fn icmp_ports(v6: bool, icmp_type: u16, code: u16) -> (u16, u16, bool) {
     }
 }
 
-/// Standard base64 with padding.
-fn base64_into(out: &mut String, bytes: &[u8]) {
+/// Standard base64 with padding into `out` (4 bytes per 3 of `bytes`; what does not fit is
+/// left out).
+fn base64_into(out: &mut [u8], bytes: &[u8]) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sym = |v: u32| char::from(ALPHABET.get((v & 63) as usize).copied().unwrap_or(b'A'));
-    for chunk in bytes.chunks(3) {
+    let sym = |v: u32| ALPHABET.get((v & 63) as usize).copied().unwrap_or(b'A');
+    for (chunk, dst) in bytes.chunks(3).zip(out.chunks_mut(4)) {
         let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
         let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        out.push(sym(n >> 18));
-        out.push(sym(n >> 12));
-        out.push(if chunk.len() > 1 { sym(n >> 6) } else { '=' });
-        out.push(if chunk.len() > 2 { sym(n) } else { '=' });
+        let quad = [
+            sym(n >> 18),
+            sym(n >> 12),
+            if chunk.len() > 1 { sym(n >> 6) } else { b'=' },
+            if chunk.len() > 2 { sym(n) } else { b'=' },
+        ];
+        let k = dst.len();
+        dst.copy_from_slice(&quad[..k]);
     }
 }
 
@@ -495,26 +544,25 @@ mod tests {
         d.dst[..4].copy_from_slice(&[198, 51, 100, 7]);
         let (key, src_is_lo) = FlowKey::from_decoded(&d);
         assert_eq!(
-            of_flow(0, &key, src_is_lo, (8, 0)),
+            of_flow(0, &key, src_is_lo, (8, 0)).as_str(),
             "1:D3kPAadrQ3vIeaD4Evol7atF0Z8="
         );
         assert_eq!(
-            of_flow(4242, &key, src_is_lo, (8, 0)),
+            of_flow(4242, &key, src_is_lo, (8, 0)).as_str(),
             "1:lalwWCHlSs7JfiEk5ExJ9oZjSM4="
         );
     }
 
     #[test]
     fn base64_padding() {
-        let mut s = String::new();
-        base64_into(&mut s, b"f");
-        assert_eq!(s, "Zg==");
-        s.clear();
-        base64_into(&mut s, b"fo");
-        assert_eq!(s, "Zm8=");
-        s.clear();
-        base64_into(&mut s, b"foobar");
-        assert_eq!(s, "Zm9vYmFy");
+        let b64 = |bytes: &[u8], n: usize| {
+            let mut s = vec![0u8; n];
+            base64_into(&mut s, bytes);
+            String::from_utf8(s).expect("ascii")
+        };
+        assert_eq!(b64(b"f", 4), "Zg==");
+        assert_eq!(b64(b"fo", 4), "Zm8=");
+        assert_eq!(b64(b"foobar", 8), "Zm9vYmFy");
     }
 
     #[test]

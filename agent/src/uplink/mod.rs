@@ -606,6 +606,23 @@ impl crate::sink::EventSink for UplinkSink {
         Ok(())
     }
 
+    /// Flow records written as lines reach the collector only with `send_flows`; then they
+    /// are read back for the same checks as events.
+    fn write_line(&mut self, line: &[u8], _meta: &crate::sink::LineMeta) -> std::io::Result<()> {
+        if !self.send_flows {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(line).map_err(std::io::Error::other)?;
+        let (event, _) =
+            crossline_config::event::Event::from_json(text).map_err(std::io::Error::other)?;
+        self.push_event(&event, line);
+        Ok(())
+    }
+
+    fn wants_events(&self) -> bool {
+        false
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         let mut inner = self.shared.lock();
         let sealed = inner.seal_due(false, &self.shared.counters);

@@ -146,6 +146,32 @@ fn every_kind_of_event_is_written_as_serde_writes_it() {
         }],
     });
     events.push(sketch);
+    for (i, kind) in AlertKind::ALL.iter().enumerate() {
+        let mut e = Event::new(EventType::Alert, format_eve_timestamp(9), "gw".into());
+        let sev = [
+            Severity::Info,
+            Severity::Low,
+            Severity::Med,
+            Severity::High,
+            Severity::Crit,
+        ][i % 5];
+        let mut a = Alert::new(*kind, format!("alert {i}"));
+        a.severity = sev;
+        a.scenario = (i % 2 == 0).then(|| "s1".into());
+        a.enterprise = (i % 3 == 0).then(|| "e1".into());
+        a.recipient = (i % 2 == 1).then(|| "example.com".into());
+        a.service = (i % 4 == 0).then(|| "tcp/443".into());
+        a.persons = (i % 3 == 1).then_some(i as u64);
+        a.followup = i % 2 == 0;
+        a.green_channel = i % 5 == 0;
+        a.days_left = [None, Some(-3), Some(0), Some(i64::MIN), Some(i64::MAX)][i % 5];
+        a.valid_from = (i % 2 == 0).then(|| "2026-01-01".into());
+        a.valid_until = (i % 3 == 0).then(|| "2027-01-01".into());
+        a.scope = (i % 4 == 1).then(|| "enterprise".into());
+        a.gateways = vec!["gw-1".into(); i % 3];
+        e.alert = Some(a);
+        events.push(e);
+    }
     for e in &events {
         let (direct, serde) = both(e);
         assert_eq!(direct, serde, "{:?}", e.event_type);
