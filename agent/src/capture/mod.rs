@@ -7,6 +7,7 @@ pub mod counter;
 pub mod fanout;
 pub mod file;
 pub mod live;
+pub mod mapped;
 pub mod offline;
 
 /// One captured packet, borrowed from the capture buffer until the next read.
