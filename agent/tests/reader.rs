@@ -431,8 +431,11 @@ fn an_unknown_reader_is_a_usage_error_naming_it() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Every packet of `src` (time, wire length, bytes) and its file errors.
-fn drain(src: &mut NativeFiles) -> (Vec<(i64, u32, Vec<u8>)>, Vec<String>) {
+/// A packet as the pipeline sees it: time, wire length, bytes.
+type Seen = (i64, u32, Vec<u8>);
+
+/// Every packet of `src` and its file errors.
+fn drain(src: &mut NativeFiles) -> (Vec<Seen>, Vec<String>) {
     let mut v = Vec::new();
     loop {
         let st = src

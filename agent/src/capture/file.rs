@@ -189,8 +189,8 @@ impl<B: AsRef<[u8]>> FileReader<Bytes<B>> {
 
 impl FileReader<Mapped> {
     /// Read a regular file through a memory map, [`WINDOW`] bytes mapped at a time. Fails
-    /// for what cannot be mapped (not a regular file, empty, refused by the kernel); see
-    /// [`open_file`] for the fallback to `read()`.
+    /// for what cannot be mapped (not a regular file, refused by the kernel); see
+    /// [`NativeFiles::open_mapped`] for the fallback to `read()`.
     pub fn mapped(file: File) -> Result<Self, ReadError> {
         Self::mapped_with_window(file, WINDOW)
     }

@@ -64,11 +64,11 @@ impl<R: Read> Chunks<R> {
     }
 }
 
-impl<R: Read> Source for Chunks<R> {
-    fn fill(&mut self, need: usize) -> Result<usize, ReadError> {
-        if self.end - self.pos >= need || self.eof {
-            return Ok(self.end - self.pos);
-        }
+impl<R: Read> Chunks<R> {
+    /// [`Source::fill`] when the buffer does not hold `need` bytes: compact, grow, read.
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> Result<usize, ReadError> {
         if self.buf.len() - self.pos < need {
             self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
@@ -100,6 +100,16 @@ impl<R: Read> Source for Chunks<R> {
             }
         }
         Ok(self.end - self.pos)
+    }
+}
+
+impl<R: Read> Source for Chunks<R> {
+    #[inline]
+    fn fill(&mut self, need: usize) -> Result<usize, ReadError> {
+        if self.end - self.pos >= need || self.eof {
+            return Ok(self.end - self.pos);
+        }
+        self.refill(need)
     }
 
     #[inline]
@@ -226,13 +236,12 @@ impl Mapped {
     }
 }
 
-impl Source for Mapped {
-    #[inline]
-    fn fill(&mut self, need: usize) -> Result<usize, ReadError> {
+impl Mapped {
+    /// [`Source::fill`] past the end of the window: map the next one from the read position.
+    #[cold]
+    #[inline(never)]
+    fn remap(&mut self, need: usize) -> Result<usize, ReadError> {
         let have = self.avail();
-        if have >= need || self.done {
-            return Ok(have);
-        }
         let at = self.base + self.pos as u64;
         let err = |e: std::io::Error| bad(at, format!("error reading dump file: {e}"));
         let size = self.file.metadata().map_err(err)?.len();
@@ -248,6 +257,17 @@ impl Source for Mapped {
         self.base = at;
         self.pos = 0;
         Ok(self.avail())
+    }
+}
+
+impl Source for Mapped {
+    #[inline]
+    fn fill(&mut self, need: usize) -> Result<usize, ReadError> {
+        let have = self.avail();
+        if have >= need || self.done {
+            return Ok(have);
+        }
+        self.remap(need)
     }
 
     #[inline]
