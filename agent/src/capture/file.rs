@@ -1031,7 +1031,8 @@ impl PacketSource for NativeFiles {
 /// Which reader offline runs use for capture files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OfflineReader {
-    /// [`NativeFiles`] reading with `read()`.
+    /// [`NativeFiles`] reading with `read()` (the default): on the benchmark capture as fast
+    /// as [`OfflineReader::Mmap`] in the pipeline and faster read alone (`bench/README.md`).
     #[default]
     Native = 0,
     /// libpcap ([`OfflineFiles`]); also used whenever `capture.filter` is set, as the native
