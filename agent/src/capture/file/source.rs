@@ -234,9 +234,7 @@ impl Mapped {
     fn avail(&self) -> usize {
         self.bytes().len() - self.pos
     }
-}
 
-impl Mapped {
     /// [`Source::fill`] past the end of the window: map the next one from the read position.
     #[cold]
     #[inline(never)]
@@ -251,11 +249,12 @@ impl Mapped {
             return Ok(have);
         }
         let len = rest.min(need.max(self.window));
-        // Unmap the old window before mapping the next one.
+        // Unmap the old window before mapping the next one (and stay consistent, with no
+        // window, if that fails).
         self.map = None;
-        self.map = Some(mapped::map_read_only(&self.file, at, len).map_err(err)?);
         self.base = at;
         self.pos = 0;
+        self.map = Some(mapped::map_read_only(&self.file, at, len).map_err(err)?);
         Ok(self.avail())
     }
 }
