@@ -7,8 +7,10 @@
 //! CPU), which other load on the machine does not inflate the way it inflates wall time.
 //!
 //! ```text
-//! cargo run --release -p crossline-agent --example bench_capture -- FILE [RUNS] [WORKERS]
+//! cargo run --release -p crossline-agent --example bench_capture -- FILE [RUNS] [WORKERS] [READER]
 //! ```
+//!
+//! `READER` is `native` (the default here), `mmap` or `libpcap`, as `analyze --reader`.
 
 use crossline_agent::capture::file::{OfflineInput, OfflineReader};
 use crossline_agent::capture::{PacketSource, Status};
@@ -28,14 +30,14 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or_else(|| panic!("/proc/thread-self/schedstat: unexpected content {s:?}"))
 }
 
-fn open(files: &[PathBuf]) -> OfflineInput {
-    OfflineInput::open(files, None, OfflineReader::Native)
+fn open(files: &[PathBuf], reader: OfflineReader) -> OfflineInput {
+    OfflineInput::open(files, None, reader)
         .unwrap_or_else(|e| panic!("{}: {e}", files[0].display()))
 }
 
 /// Read every packet, touching its first and last byte. Returns (packets, CPU ns).
-fn read_only(files: &[PathBuf]) -> (u64, u64) {
-    let mut src = open(files);
+fn read_only(files: &[PathBuf], reader: OfflineReader) -> (u64, u64) {
+    let mut src = open(files, reader);
     let t = thread_cpu_ns();
     let mut n = 0u64;
     let mut sum = 0u64;
@@ -58,8 +60,8 @@ fn read_only(files: &[PathBuf]) -> (u64, u64) {
 
 /// Read and dispatch every packet to `workers` consumers. Returns (packets, CPU ns, packets
 /// handed over).
-fn dispatch(files: &[PathBuf], workers: usize) -> (u64, u64, u64) {
-    let mut src = open(files);
+fn dispatch(files: &[PathBuf], workers: usize, reader: OfflineReader) -> (u64, u64, u64) {
+    let mut src = open(files, reader);
     let stats = Arc::new(LiveStats::new());
     let queue = 256;
     let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Batch>(workers * queue + workers * 2);
@@ -110,17 +112,25 @@ fn dispatch(files: &[PathBuf], workers: usize) -> (u64, u64, u64) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(file) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: bench_capture FILE [RUNS] [WORKERS]");
+        eprintln!("usage: bench_capture FILE [RUNS] [WORKERS] [mmap|native|libpcap]");
         std::process::exit(2);
     };
     let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let workers: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let reader: OfflineReader = match args.next().map(|s| s.parse()) {
+        None => OfflineReader::Native,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let files = [file];
     let (mut best_read, mut best_all) = (f64::MAX, f64::MAX);
     for run in 0..runs {
-        let (n, ns) = read_only(&files);
+        let (n, ns) = read_only(&files, reader);
         let r = ns as f64 / n as f64;
-        let (n2, ns2, handed) = dispatch(&files, workers);
+        let (n2, ns2, handed) = dispatch(&files, workers, reader);
         let a = ns2 as f64 / n2 as f64;
         println!(
             "run {run}: read {n} packets {r:.1} ns/packet; read + dispatch to {workers} \
@@ -130,7 +140,7 @@ fn main() {
         best_all = best_all.min(a);
     }
     println!(
-        "best of {runs}: read {best_read:.1} ns/packet, read + dispatch {best_all:.1} ns/packet, \
+        "{reader:?} reader, best of {runs}: read {best_read:.1} ns/packet, read + dispatch {best_all:.1} ns/packet, \
          dispatch alone {:.1} ns/packet",
         best_all - best_read
     );

@@ -1,8 +1,8 @@
 //! Offline read speed: libpcap (`capture::offline::OfflineFiles`) against the native reader
-//! (`capture::file::NativeFiles`), both through `capture::file::OfflineInput` as the pipeline
-//! uses them,
-//! on the same file, alternating A/B runs. Each packet's bytes are touched (a checksum of the
-//! first and last byte) so neither reader can skip them; both must agree on packets and sum.
+//! (`capture::file::NativeFiles`) with `read()` and over a memory map, all through
+//! `capture::file::OfflineInput` as the pipeline uses them, on the same file, the order
+//! rotated from run to run. Each packet's bytes are touched (a checksum of the first and last
+//! byte) so no reader can skip them; all must agree on packets and sum. Wall time.
 //!
 //! ```text
 //! cargo run --release -p crossline-agent --example bench_read -- FILE [RUNS]
@@ -56,17 +56,19 @@ fn main() {
     let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(7);
     let files = [file.clone()];
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let (mut lib, mut nat) = (Vec::new(), Vec::new());
+    let readers = [
+        OfflineReader::Libpcap,
+        OfflineReader::Native,
+        OfflineReader::Mmap,
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); readers.len()];
     let mut expect = None;
     for run in 0..runs {
-        // Alternate which goes first, so a load change hits both alike.
-        for which in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
+        // Rotate which goes first, so a load change hits all alike.
+        for k in 0..readers.len() {
+            let which = (run + k) % readers.len();
+            let reader = readers[which];
             let t = Instant::now();
-            let reader = if which == 0 {
-                OfflineReader::Libpcap
-            } else {
-                OfflineReader::Native
-            };
             let mut s = OfflineInput::open(&files, None, reader).expect("open");
             let (n, sum) = drain(&mut s);
             let secs = t.elapsed().as_secs_f64();
@@ -75,25 +77,24 @@ fn main() {
                 Some(e) => assert_eq!(e, (n, sum), "readers disagree"),
             }
             let pps = n as f64 / secs;
-            let name = if which == 0 { "libpcap" } else { "native" };
             println!(
-                "run {run} {name:8} {n} packets in {:.3} s: {:.2} Mpkt/s, {:.0} MB/s",
+                "run {run} {:8} {n} packets in {:.3} s: {:.2} Mpkt/s, {:.0} MB/s",
+                format!("{reader:?}"),
                 secs,
                 pps / 1e6,
                 size as f64 / secs / 1e6
             );
-            if which == 0 {
-                lib.push(pps);
-            } else {
-                nat.push(pps);
-            }
+            rates[which].push(pps);
         }
     }
-    let (l, n) = (median(&mut lib), median(&mut nat));
+    let med: Vec<f64> = rates.iter_mut().map(|v| median(v)).collect();
     println!(
-        "median over {runs} runs: libpcap {:.2} Mpkt/s, native {:.2} Mpkt/s, native/libpcap {:.2}x",
-        l / 1e6,
-        n / 1e6,
-        n / l
+        "median over {runs} runs: libpcap {:.2} Mpkt/s, native {:.2} Mpkt/s, mmap {:.2} Mpkt/s; \
+         native/libpcap {:.2}x, mmap/libpcap {:.2}x",
+        med[0] / 1e6,
+        med[1] / 1e6,
+        med[2] / 1e6,
+        med[1] / med[0],
+        med[2] / med[0]
     );
 }

@@ -291,13 +291,17 @@ fn run_banner(data: &[u8]) -> u8 {
 }
 
 /// The native capture-file reader: one byte choosing the chunk size, then the file. The
-/// packets and the end must not depend on the chunk size, and never hand out more bytes than
+/// packets and the end must not depend on the chunk size nor on the source (`read()`, the
+/// bytes as one slice, the file mapped in 4 KiB windows), and never hand out more bytes than
 /// the file has. Outcome: 0 clean end, 1 refused at open, 2 error after the header.
 fn run_capture_file(data: &[u8]) -> u8 {
-    use crossline_agent::capture::file::FileReader;
+    use crossline_agent::capture::file::{FileReader, ReadError, Source};
     type Seen = (i64, i64, u32, Vec<u8>);
-    fn read(file: &[u8], chunk: usize) -> (Vec<Seen>, Option<String>, u8) {
-        let mut r = match FileReader::with_chunk(file, chunk) {
+    fn read<S: Source>(
+        file: &[u8],
+        r: Result<FileReader<S>, ReadError>,
+    ) -> (Vec<Seen>, Option<String>, u8) {
+        let mut r = match r {
             Ok(r) => r,
             Err(e) => return (Vec::new(), Some(e.to_string()), 1),
         };
@@ -322,9 +326,15 @@ fn run_capture_file(data: &[u8]) -> u8 {
     let Some((&sel, file)) = data.split_first() else {
         return 0;
     };
-    let small = read(file, 64 + usize::from(sel));
-    let large = read(file, 1 << 16);
+    let small = read(file, FileReader::with_chunk(file, 64 + usize::from(sel)));
+    let large = read(file, FileReader::with_chunk(file, 1 << 16));
     assert_eq!(small, large, "result depends on the chunk size");
+    let slice = read(file, FileReader::from_bytes(file));
+    assert_eq!(small, slice, "the slice source differs from read()");
+    let mut f = tempfile::tempfile().expect("temporary file");
+    std::io::Write::write_all(&mut f, file).expect("write temporary file");
+    let mapped = read(file, FileReader::mapped_with_window(f, 4096));
+    assert_eq!(small, mapped, "the mapped source differs from read()");
     small.2
 }
 

@@ -93,7 +93,11 @@ struct AnalyzeArgs {
     /// events stay spooled or the collector refused any.
     #[arg(long, value_parser = crossline_config::parse_duration)]
     drain_timeout: Option<std::time::Duration>,
-    /// Capture-file reader: native (default, faster) or libpcap. libpcap is used whenever
+    /// Capture-file reader: native (default: the built-in pcap/pcapng reader, reading with
+    /// read()), mmap (the same reader over a memory map of each regular file, 8 MiB at a time,
+    /// no copy; pipes and FIFOs are read with read(); measured no faster than native, and a file
+    /// that another process truncates while it is read ends the agent with SIGBUS) or libpcap
+    /// (the slowest). All three give the same packets and errors. libpcap is used whenever
     /// `capture.filter` is set.
     #[arg(long, default_value = "native")]
     reader: crossline_agent::capture::file::OfflineReader,

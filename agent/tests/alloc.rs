@@ -492,7 +492,7 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
 
 /// The native capture-file reader allocates nothing per packet: a 2 MB pcap read through a
 /// 64 KiB chunk (so the buffer is refilled and compacted about 30 times) costs no allocation
-/// once the buffer has grown to the chunk.
+/// once the buffer has grown to the chunk; read through 64 KiB memory maps, none at all.
 #[test]
 fn capture_file_reader_reads_packets_without_allocating() {
     use crossline_agent::capture::file::FileReader;
@@ -541,4 +541,20 @@ fn capture_file_reader_reads_packets_without_allocating() {
     assert_eq!(seen, n, "every packet read");
     assert!(bytes > 1 << 20);
     assert_eq!(allocs, 0, "{allocs} allocations for {n} packets");
+
+    // The same file through memory maps of 64 KiB (about 30 windows mapped and unmapped).
+    let f = pcap.reopen().expect("open");
+    let mut r = FileReader::mapped_with_window(f, 64 << 10).expect("pcap header");
+    assert!(r.next_packet().expect("read").is_some());
+    let mut seen = 1u64;
+    let mut bytes = 0usize;
+    let allocs = allocations_during(|| {
+        while let Ok(Some(p)) = r.next_packet() {
+            seen += 1;
+            bytes += p.raw.data.len();
+        }
+    });
+    assert_eq!(seen, n, "every packet read (mapped)");
+    assert!(bytes > 1 << 20);
+    assert_eq!(allocs, 0, "{allocs} allocations for {n} mapped packets");
 }

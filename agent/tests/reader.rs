@@ -1,13 +1,16 @@
-//! The native pcap/pcapng reader (`capture::file`) against libpcap, packet by packet, on every
-//! capture of `tests/corpus/` and of the shared real corpus: the same packets (count, time
-//! stamps to the nanosecond and as the microseconds the pipeline sees, captured and wire
-//! length, link type, bytes), the same end (a clean end, or an error after the same packet
-//! with the same message), and the same files refused at open. Also through the pipeline:
-//! `analyze` with either reader writes the same events for the same files.
+//! The native pcap/pcapng reader (`capture::file`), with `read()` and over a memory map,
+//! against libpcap, packet by packet, on every capture of `tests/corpus/` and of the shared
+//! real corpus: the same packets (count, time stamps to the nanosecond and as the
+//! microseconds the pipeline sees, captured and wire length, link type, bytes), the same end
+//! (a clean end, or an error after the same packet with the same message), and the same files
+//! refused at open. Also through the pipeline: `analyze` with any of the three readers writes
+//! the same events for the same files, and the mapped reader falls back to `read()` for a
+//! FIFO and a piped stdin.
 
 mod common;
 
-use crossline_agent::capture::file::FileReader;
+use crossline_agent::capture::file::{FilePacket, FileReader, NativeFiles, ReadError};
+use crossline_agent::capture::{PacketSource, Status};
 use pcap::{Capture, Precision};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +36,26 @@ struct Tally {
     errors: Vec<String>,
 }
 
+/// What a packet or an end says, owned: to compare two native readers exactly.
+type Step = Result<Option<(i64, i64, i64, u32, i32, Vec<u8>)>, ReadError>;
+
+fn step(r: &Result<Option<FilePacket<'_>>, ReadError>) -> Step {
+    match r {
+        Ok(Some(p)) => Ok(Some((
+            p.raw.ts_micros,
+            p.ts_sec,
+            p.ts_nsec,
+            p.raw.orig_len,
+            p.raw.linktype,
+            p.raw.data.to_vec(),
+        ))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// libpcap (micro- and nanosecond precision), the native reader with `read()` and the native
+/// reader over a memory map, side by side on `path`.
 fn compare(path: &Path, t: &mut Tally) {
     let name = path.display();
     let lib_ns = Capture::from_file_with_precision(path, Precision::Nano);
@@ -40,25 +63,39 @@ fn compare(path: &Path, t: &mut Tally) {
     let native = std::fs::File::open(path)
         .map_err(|e| e.to_string())
         .and_then(|f| FileReader::new(f).map_err(|e| e.to_string()));
-    let (mut ns, mut us, mut nat) = match (lib_ns, lib_us, native) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(a), Err(_), Err(c)) => {
+    let mapped = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| FileReader::mapped(f).map_err(|e| e.to_string()));
+    let (mut ns, mut us, mut nat, mut map) = match (lib_ns, lib_us, native, mapped) {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(a), Err(_), Err(c), Err(d)) => {
+            assert_eq!(
+                c, d,
+                "{name}: refused at open, mmap and native messages differ"
+            );
             t.errors.push(format!("{name}: refused at open: {a} / {c}"));
             return;
         }
-        (a, _, c) => panic!(
-            "{name}: libpcap open {:?}, native open {:?}",
+        (a, _, c, d) => panic!(
+            "{name}: libpcap open {:?}, native open {:?}, mmap open {:?}",
             a.err(),
-            c.err()
+            c.err(),
+            d.err()
         ),
     };
     let dlt = ns.get_datalink().0;
     assert_eq!(dlt, nat.linktype(), "{name}: link type");
+    assert_eq!(dlt, map.linktype(), "{name}: link type (mmap)");
     let mut i = 0usize;
     loop {
         let a = ns.next_packet();
         let b = us.next_packet();
         let c = nat.next_packet();
+        assert_eq!(
+            step(&c),
+            step(&map.next_packet()),
+            "{name}: after {i} packets the mapped reader differs from the native one"
+        );
         match (a, b, c) {
             (Ok(a), Ok(b), Ok(Some(c))) => {
                 let at = format!("{name}: packet {i}");
@@ -74,7 +111,10 @@ fn compare(path: &Path, t: &mut Tally) {
                 t.bytes += a.data.len() as u64;
                 i += 1;
             }
-            (Err(pcap::Error::NoMorePackets), Err(pcap::Error::NoMorePackets), Ok(None)) => break,
+            (Err(pcap::Error::NoMorePackets), Err(pcap::Error::NoMorePackets), Ok(None)) => {
+                assert_eq!(map.consumed(), nat.consumed(), "{name}: bytes consumed");
+                break;
+            }
             (Err(a), Err(_), Err(c)) => {
                 let a = a.to_string();
                 assert_eq!(
@@ -96,7 +136,7 @@ fn compare(path: &Path, t: &mut Tally) {
 }
 
 #[test]
-fn native_reader_matches_libpcap_on_the_repository_corpus() {
+fn native_and_mapped_readers_match_libpcap_on_the_repository_corpus() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus"));
     let files = captures(dir);
     assert!(
@@ -119,7 +159,7 @@ fn native_reader_matches_libpcap_on_the_repository_corpus() {
 }
 
 #[test]
-fn native_reader_matches_libpcap_on_the_real_corpus() {
+fn native_and_mapped_readers_match_libpcap_on_the_real_corpus() {
     let Some(shared) = common::shared() else {
         return;
     };
@@ -137,7 +177,7 @@ fn native_reader_matches_libpcap_on_the_real_corpus() {
         t.errors
     );
     assert!(t.packets > 10_000, "{} packets", t.packets);
-    // The file cut short is read up to the cut by both, with the same message.
+    // The file cut short is read up to the cut by all three, with the same message.
     assert!(
         t.errors
             .iter()
@@ -259,7 +299,7 @@ fn be_pcapng(linktype: u16, pkts: &[Pkt]) -> Vec<u8> {
 }
 
 #[test]
-fn native_reader_matches_libpcap_on_big_endian_nanosecond_and_pcapng_rewrites() {
+fn native_and_mapped_readers_match_libpcap_on_big_endian_nanosecond_and_pcapng_rewrites() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus"));
     let tmp = common::scratch("reader");
     let mut t = Tally::default();
@@ -309,7 +349,7 @@ fn analyze_with(dir: &Path, reader: &str, pcaps: &[PathBuf]) -> (Vec<serde_json:
 }
 
 #[test]
-fn analyze_writes_the_same_events_with_either_reader() {
+fn analyze_writes_the_same_events_with_any_reader() {
     let dir = common::config_dir("reader", "");
     let mut pcaps = captures(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -323,6 +363,7 @@ fn analyze_writes_the_same_events_with_either_reader() {
     }
     let (native, _) = analyze_with(&dir, "native", &pcaps);
     let (libpcap, _) = analyze_with(&dir, "libpcap", &pcaps);
+    let (mapped, _) = analyze_with(&dir, "mmap", &pcaps);
     let split = |ev: Vec<serde_json::Value>| {
         let (stats, rest): (Vec<_>, Vec<_>) = ev
             .into_iter()
@@ -331,10 +372,15 @@ fn analyze_writes_the_same_events_with_either_reader() {
     };
     let (ns, native) = split(native);
     let (ls, libpcap) = split(libpcap);
+    let (ms, mapped) = split(mapped);
     assert!(native.len() > 100, "{} events", native.len());
     assert_eq!(native.len(), libpcap.len());
     for (i, (a, b)) in native.iter().zip(&libpcap).enumerate() {
         assert_eq!(a, b, "event {i} differs");
+    }
+    assert_eq!(native.len(), mapped.len(), "events with mmap");
+    for (i, (a, b)) in native.iter().zip(&mapped).enumerate() {
+        assert_eq!(a, b, "event {i} differs with mmap");
     }
     let counters = |s: &[serde_json::Value]| {
         let st = &s.last().expect("a stats event")["crossline"]["stats"];
@@ -346,9 +392,11 @@ fn analyze_writes_the_same_events_with_either_reader() {
     };
     let (np, nb, nerr) = counters(&ns);
     let (lp, lb, lerr) = counters(&ls);
-    assert_eq!((np, nb), (lp, lb), "packet and byte counters");
+    let (mp, mb, merr) = counters(&ms);
+    assert_eq!((&np, &nb), (&lp, &lb), "packet and byte counters");
+    assert_eq!((&np, &nb, &nerr), (&mp, &mb, &merr), "counters with mmap");
     if shared.is_some() {
-        for errs in [&nerr, &lerr] {
+        for errs in [&nerr, &lerr, &merr] {
             let errs = errs.as_array().expect("file_errors");
             assert_eq!(errs.len(), 1, "{errs:?}");
             let e = errs[0].as_str().unwrap_or_default();
@@ -366,7 +414,7 @@ fn analyze_writes_the_same_events_with_either_reader() {
 fn an_unknown_reader_is_a_usage_error_naming_it() {
     let dir = common::config_dir("reader-bad", "");
     let o = common::bin()
-        .args(["analyze", "--reader", "mmap", "--config"])
+        .args(["analyze", "--reader", "pcap-file", "--config"])
         .arg(dir.join("agent.toml"))
         .arg(Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -377,8 +425,99 @@ fn an_unknown_reader_is_a_usage_error_naming_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(64), "a usage error: {err}");
     assert!(
-        err.contains("\"mmap\"") && err.contains("native or libpcap"),
+        err.contains("\"pcap-file\"") && err.contains("mmap, native or libpcap"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A packet as the pipeline sees it: time, wire length, bytes.
+type Seen = (i64, u32, Vec<u8>);
+
+/// Every packet of `src` and its file errors.
+fn drain(src: &mut NativeFiles) -> (Vec<Seen>, Vec<String>) {
+    let mut v = Vec::new();
+    loop {
+        let st = src
+            .read(64, &mut |p| {
+                v.push((p.ts_micros, p.orig_len, p.data.to_vec()))
+            })
+            .expect("read");
+        if st == Status::End {
+            return (v, std::mem::take(&mut src.file_errors));
+        }
+    }
+}
+
+#[test]
+fn the_mapped_reader_reads_a_fifo_with_read() {
+    let corpus = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus"));
+    let file = corpus.join("tcpdump__dns_tcp.pcap");
+    let bytes = std::fs::read(&file).expect("read corpus file");
+    let mut direct = NativeFiles::open_mapped(std::slice::from_ref(&file)).expect("open");
+    assert_eq!(direct.mapped(), 1, "a regular file is mapped");
+    let (want, errs) = drain(&mut direct);
+    assert!(
+        want.len() > 10 && errs.is_empty(),
+        "{} {errs:?}",
+        want.len()
+    );
+
+    let tmp = common::scratch("reader-fifo");
+    let fifo = tmp.join("capture.pcap");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(st.success(), "mkfifo {}", fifo.display());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, bytes).expect("write the FIFO"))
+    };
+    let mut piped = NativeFiles::open_mapped(std::slice::from_ref(&fifo)).expect("open FIFO");
+    assert_eq!(piped.mapped(), 0, "a FIFO is read with read()");
+    assert_eq!(drain(&mut piped), (want, Vec::new()));
+    writer.join().expect("writer");
+}
+
+#[test]
+fn analyze_with_mmap_reads_a_piped_stdin() {
+    use std::io::Write;
+    let dir = common::config_dir("reader-stdin", "");
+    let file = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/corpus/tcpdump__dns_tcp.pcap"
+    ));
+    let (want, _) = analyze_with(&dir, "native", &[file.to_path_buf()]);
+    let out = dir.join("events-stdin.jsonl");
+    let mut child = common::bin()
+        .args(["analyze", "--workers", "2", "--reader", "mmap", "--config"])
+        .arg(dir.join("agent.toml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("/dev/stdin")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run crossline-agent");
+    let bytes = std::fs::read(file).expect("read corpus file");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let o = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write stdin");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let text = std::fs::read_to_string(&out).expect("events");
+    let got: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let flows = |ev: &[serde_json::Value]| {
+        ev.iter()
+            .filter(|e| e.get("stats").is_none_or(serde_json::Value::is_null))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(!flows(&want).is_empty());
+    assert_eq!(flows(&got), flows(&want), "events from a piped stdin");
 }

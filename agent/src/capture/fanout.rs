@@ -1,4 +1,5 @@
-//! The one `unsafe` shim of the agent: join a libpcap socket to a Linux `PACKET_FANOUT` group.
+//! One of the agent's two `unsafe` shims (the other is [`super::mapped`]): join a libpcap socket
+//! to a Linux `PACKET_FANOUT` group.
 //!
 //! libpcap has no fanout API, so after `pcap_activate` we call
 //! `setsockopt(fd, SOL_PACKET, PACKET_FANOUT, group | (mode << 16))` on the handle's

@@ -1,10 +1,14 @@
 //! Pure-Rust reader for pcap and pcapng capture files.
 //!
-//! The file is read in large chunks (8 MiB by default) into one reused buffer; each packet is
-//! handed out as a slice of that buffer, valid until the next call. Nothing is allocated per
-//! packet: the buffer only grows for a single record larger than the chunk, and a record is
-//! bounded by the same limits libpcap applies (262144 captured bytes for the link types the
-//! decoder knows, 16 MiB per pcapng block), so no header field can ask for a huge allocation.
+//! The parser ([`FileReader`]) works over a window of the file's bytes that a [`Source`]
+//! provides: [`Chunks`] reads the file in chunks ([`CHUNK`], 256 KiB) into one reused buffer,
+//! [`Mapped`] maps a regular file into memory a window ([`WINDOW`], 8 MiB) at a time, [`Bytes`]
+//! reads bytes already in memory. Each packet is handed out as a slice of that window, valid
+//! until the next call; with [`Mapped`] nothing is copied at all. Nothing is allocated per
+//! packet: the read buffer only grows for a single record larger than the chunk, and a record
+//! is bounded by the same limits libpcap applies (262144 captured bytes for the link types the
+//! decoder knows, 16 MiB per pcapng block), so no header field can ask for a huge allocation
+//! or mapping.
 //!
 //! The results follow libpcap 1.10 exactly on well-formed files (time stamps, captured and wire
 //! lengths, link type as a DLT value, the snapshot-length cut of over-long pcap records, the
@@ -12,7 +16,8 @@
 //! cut, then the same "truncated dump file" message. Both byte orders are read; pcap with
 //! micro- and nanosecond time stamps (and the old Kuznetzov variant); pcapng with several
 //! sections and interfaces, Enhanced, Simple and the obsolete Packet blocks; every other block
-//! type is skipped. Errors carry the byte offset of the record or block they concern.
+//! type is skipped. Errors carry the byte offset of the record or block they concern. The
+//! sources only move bytes, so every source gives the same packets, counters and errors.
 
 use super::offline::OfflineFiles;
 use super::{ts_micros, CaptureError, PacketSource, RawPacket, Status};
@@ -20,6 +25,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
+
+mod source;
+pub use source::{Bytes, Chunks, Mapped, Source, WINDOW};
 
 /// Default read chunk: small enough that the bytes one `read` copies in are still in the
 /// CPU's L2 cache when the packets are parsed and copied on (reading the benchmark slice took
@@ -107,20 +115,10 @@ enum Format {
     },
 }
 
-/// Reader over any byte source (a file, or a slice in tests and fuzzing).
+/// Reader of one capture file over any byte [`Source`].
 #[derive(Debug)]
-pub struct FileReader<R> {
-    src: R,
-    buf: Vec<u8>,
-    /// Read size once the header is parsed (`buf` stays small until then, so files opened up
-    /// front cost little memory before they are read).
-    chunk: usize,
-    opened: bool,
-    pos: usize,
-    end: usize,
-    /// File offset of `buf[0]`.
-    base: u64,
-    eof: bool,
+pub struct FileReader<S> {
+    src: S,
     swapped: bool,
     fmt: Format,
     linktype: i32,
@@ -169,23 +167,55 @@ fn scale(frac: u64, ifc: &Iface, user: u64) -> u64 {
     }
 }
 
-impl<R: Read> FileReader<R> {
-    /// Read the file header (pcap) or the first section up to its first interface (pcapng).
+impl<R: Read> FileReader<Chunks<R>> {
+    /// Read the file header (pcap) or the first section up to its first interface (pcapng),
+    /// then the file [`CHUNK`] bytes at a time.
     pub fn new(src: R) -> Result<Self, ReadError> {
         Self::with_chunk(src, CHUNK)
     }
 
     /// [`FileReader::new`] with a read chunk of `chunk` bytes (at least 64).
     pub fn with_chunk(src: R, chunk: usize) -> Result<Self, ReadError> {
+        FileReader::open(Chunks::new(src, chunk))
+    }
+}
+
+impl<B: AsRef<[u8]>> FileReader<Bytes<B>> {
+    /// Read a file already in memory.
+    pub fn from_bytes(bytes: B) -> Result<Self, ReadError> {
+        FileReader::open(Bytes::new(bytes))
+    }
+}
+
+impl FileReader<Mapped> {
+    /// Read a regular file through a memory map, [`WINDOW`] bytes mapped at a time. Fails
+    /// for what cannot be mapped (not a regular file, refused by the kernel); see
+    /// [`NativeFiles::open_mapped`] for the fallback to `read()`.
+    pub fn mapped(file: File) -> Result<Self, ReadError> {
+        Self::mapped_with_window(file, WINDOW)
+    }
+
+    /// [`FileReader::mapped`] with windows of `window` bytes (at least a page).
+    pub fn mapped_with_window(file: File, window: usize) -> Result<Self, ReadError> {
+        FileReader::open(Mapped::new(file, window))
+    }
+}
+
+/// `u32` at `off` of `b`, little-endian (0 past the end: callers check lengths first).
+#[inline]
+fn le32(b: &[u8], off: usize) -> u32 {
+    match b.get(off..off + 4) {
+        Some(&[x0, x1, x2, x3]) => u32::from_le_bytes([x0, x1, x2, x3]),
+        _ => 0,
+    }
+}
+
+impl<S: Source> FileReader<S> {
+    /// Read the file header (pcap) or the first section up to its first interface (pcapng)
+    /// from `src`.
+    pub fn open(src: S) -> Result<Self, ReadError> {
         let mut r = FileReader {
             src,
-            buf: Vec::new(),
-            chunk: chunk.max(64),
-            opened: false,
-            pos: 0,
-            end: 0,
-            base: 0,
-            eof: false,
             swapped: false,
             fmt: Format::Pcap {
                 nano: false,
@@ -195,7 +225,7 @@ impl<R: Read> FileReader<R> {
             linktype: 0,
             snapshot: 0,
         };
-        let have = r.fill(4)?;
+        let have = r.src.fill(4)?;
         if have < 4 {
             return Err(bad(0, format!("unknown file format ({have} bytes)")));
         }
@@ -205,7 +235,7 @@ impl<R: Read> FileReader<R> {
         } else {
             r.open_pcap(m)?;
         }
-        r.opened = true;
+        r.src.opened();
         Ok(r)
     }
 
@@ -216,59 +246,12 @@ impl<R: Read> FileReader<R> {
 
     /// Bytes of the file consumed so far.
     pub fn consumed(&self) -> u64 {
-        self.base + self.pos as u64
+        self.src.consumed()
     }
 
-    fn offset(&self) -> u64 {
-        self.consumed()
-    }
-
-    /// Make at least `need` unread bytes available if the source has them; returns how many
-    /// are available (less than `need` only at the end of the source).
-    fn fill(&mut self, need: usize) -> Result<usize, ReadError> {
-        if self.end - self.pos >= need || self.eof {
-            return Ok(self.end - self.pos);
-        }
-        if self.buf.len() - self.pos < need {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.base += self.pos as u64;
-            self.end -= self.pos;
-            self.pos = 0;
-            let want = if self.opened {
-                need.max(self.chunk)
-            } else {
-                need.max(4096)
-            };
-            if self.buf.len() < want {
-                self.buf.resize(want, 0);
-            }
-        }
-        while self.end - self.pos < need {
-            match self.src.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(bad(self.offset(), format!("error reading dump file: {e}")));
-                }
-            }
-        }
-        Ok(self.end - self.pos)
-    }
-
-    /// `u32` at `off` past the read position, in file byte order unless `native`.
+    /// `u32` at `off` past the read position, in file byte order if `swap`.
     fn u32_at(&self, off: usize, swap: bool) -> u32 {
-        let i = self.pos + off;
-        let b = [
-            self.buf[i],
-            self.buf[i + 1],
-            self.buf[i + 2],
-            self.buf[i + 3],
-        ];
-        let v = u32::from_le_bytes(b);
+        let v = le32(self.src.window(), off);
         if swap {
             v.swap_bytes()
         } else {
@@ -277,8 +260,10 @@ impl<R: Read> FileReader<R> {
     }
 
     fn u16_at(&self, off: usize) -> u16 {
-        let i = self.pos + off;
-        let v = u16::from_le_bytes([self.buf[i], self.buf[i + 1]]);
+        let v = match self.src.window().get(off..off + 2) {
+            Some(&[x0, x1]) => u16::from_le_bytes([x0, x1]),
+            _ => 0,
+        };
         if self.swapped {
             v.swap_bytes()
         } else {
@@ -308,7 +293,7 @@ impl<R: Read> FileReader<R> {
             }
         };
         self.swapped = swapped;
-        let have = self.fill(24)?;
+        let have = self.src.fill(24)?;
         if have < 24 {
             return Err(ReadError {
                 offset: 0,
@@ -343,15 +328,15 @@ impl<R: Read> FileReader<R> {
             hdrsize,
             lengths,
         };
-        self.pos += 24;
+        self.src.skip(24);
         Ok(())
     }
 
     /// Read one whole pcapng block at the read position; `Ok(None)` at a clean end. Returns
     /// (block type, total length); the read position stays at the block start.
     fn block(&mut self, max: u32) -> Result<Option<(u32, usize)>, ReadError> {
-        let off = self.offset();
-        let have = self.fill(8)?;
+        let off = self.src.consumed();
+        let have = self.src.fill(8)?;
         if have == 0 {
             return Ok(None);
         }
@@ -384,7 +369,7 @@ impl<R: Read> FileReader<R> {
             return Err(bad(off, format!("pcapng block size {len} > maximum {max}")));
         }
         let n = len as usize;
-        let have = self.fill(n)?;
+        let have = self.src.fill(n)?;
         if have < n {
             return Err(ReadError {
                 offset: off,
@@ -407,7 +392,7 @@ impl<R: Read> FileReader<R> {
     }
 
     fn open_pcapng(&mut self) -> Result<(), ReadError> {
-        let have = self.fill(12)?;
+        let have = self.src.fill(12)?;
         if have < 12 {
             return Err(bad(0, "unknown file format (short pcapng header)".into()));
         }
@@ -439,13 +424,13 @@ impl<R: Read> FileReader<R> {
                 format!("unsupported pcapng savefile version {major}.{minor}"),
             ));
         }
-        self.pos += n;
+        self.src.skip(n);
         self.fmt = Format::Ng {
             ifaces: Vec::new(),
             ifcount: 0,
         };
         loop {
-            let off = self.offset();
+            let off = self.src.consumed();
             let Some((bt, n)) = self.block(MAX_BLOCK)? else {
                 return Err(bad(
                     off,
@@ -462,7 +447,7 @@ impl<R: Read> FileReader<R> {
                     self.linktype = linktype_to_dlt(lt);
                     self.snapshot = adjust_snapshot(self.linktype, snaplen);
                     self.add_interface(off, n)?;
-                    self.pos += n;
+                    self.src.skip(n);
                     return Ok(());
                 }
                 BT_EPB | BT_SPB | BT_PB => return Err(bad(
@@ -470,7 +455,7 @@ impl<R: Read> FileReader<R> {
                     "the capture file has a packet block before any Interface Description Blocks"
                         .into(),
                 )),
-                _ => self.pos += n,
+                _ => self.src.skip(n),
             }
         }
     }
@@ -493,7 +478,7 @@ impl<R: Read> FileReader<R> {
             if end - o - 4 < padded {
                 return Err(too_short(off, BT_IDB));
             }
-            let v = self.pos + o + 4;
+            let v = o + 4;
             match code {
                 0 => {
                     if olen != 0 {
@@ -513,7 +498,7 @@ impl<R: Read> FileReader<R> {
                         ));
                     }
                     saw_res = true;
-                    let r = self.buf[v];
+                    let r = self.src.window().get(v).copied().unwrap_or(0);
                     if r & 0x80 != 0 {
                         let shift = u32::from(r & 0x7f);
                         if shift > 63 {
@@ -541,9 +526,9 @@ impl<R: Read> FileReader<R> {
                         ));
                     }
                     saw_off = true;
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&self.buf[v..v + 8]);
-                    let raw = u64::from_le_bytes(b);
+                    let lo = u64::from(le32(self.src.window(), v));
+                    let hi = u64::from(le32(self.src.window(), v + 4));
+                    let raw = lo | hi << 32;
                     tsoffset = if self.swapped { raw.swap_bytes() } else { raw } as i64;
                 }
                 _ => {}
@@ -578,26 +563,26 @@ impl<R: Read> FileReader<R> {
             Format::Ng { .. } => self.next_ng(),
         };
         match r {
-            Ok(Some(p)) => Ok(Some(self.packet(p))),
+            Ok(Some(p)) => {
+                let linktype = self.linktype;
+                let rec = self.src.take(p.rec);
+                let data = rec.get(p.data..p.data + p.caplen as usize).unwrap_or(&[]);
+                Ok(Some(FilePacket {
+                    raw: RawPacket {
+                        ts_micros: ts_micros(p.sec, p.usec),
+                        orig_len: p.len,
+                        data,
+                        linktype,
+                    },
+                    ts_sec: p.sec,
+                    ts_nsec: p.nsec,
+                }))
+            }
             Ok(None) => Ok(None),
             Err(e) => {
-                self.pos = self.end;
-                self.eof = true;
+                self.src.finish();
                 Err(e)
             }
-        }
-    }
-
-    fn packet(&self, p: Found) -> FilePacket<'_> {
-        FilePacket {
-            raw: RawPacket {
-                ts_micros: ts_micros(p.sec, p.usec),
-                orig_len: p.len,
-                data: &self.buf[p.data..p.data + p.caplen as usize],
-                linktype: self.linktype,
-            },
-            ts_sec: p.sec,
-            ts_nsec: p.nsec,
         }
     }
 
@@ -607,8 +592,8 @@ impl<R: Read> FileReader<R> {
         hdrsize: usize,
         lengths: LenSwap,
     ) -> Result<Option<Found>, ReadError> {
-        let off = self.offset();
-        let have = self.fill(hdrsize)?;
+        let off = self.src.consumed();
+        let have = self.src.fill(hdrsize)?;
         if have == 0 {
             return Ok(None);
         }
@@ -621,10 +606,22 @@ impl<R: Read> FileReader<R> {
                 truncated: true,
             });
         }
-        let sec = i64::from(self.rd32(0) as i32);
-        let frac = i64::from(self.rd32(4) as i32);
-        let mut caplen = self.rd32(8);
-        let mut len = self.rd32(12);
+        // One bounds check for the four fields (Kuznetzov's 24-byte header starts the same).
+        let Some(h) = self.src.window().first_chunk::<16>() else {
+            return Ok(None);
+        };
+        let field = |i: usize| {
+            let v = u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            if self.swapped {
+                v.swap_bytes()
+            } else {
+                v
+            }
+        };
+        let sec = i64::from(field(0) as i32);
+        let frac = i64::from(field(4) as i32);
+        let mut caplen = field(8);
+        let mut len = field(12);
         if lengths == LenSwap::Yes || (lengths == LenSwap::Maybe && caplen > len) {
             std::mem::swap(&mut caplen, &mut len);
         }
@@ -641,7 +638,7 @@ impl<R: Read> FileReader<R> {
             return Err(bad(off, msg));
         }
         let total = hdrsize + caplen as usize;
-        let have = self.fill(total)? - hdrsize;
+        let have = self.src.fill(total)? - hdrsize;
         if have < caplen as usize {
             // libpcap reads up to the snapshot length, then discards the rest.
             let want = if have < self.snapshot as usize {
@@ -657,8 +654,6 @@ impl<R: Read> FileReader<R> {
                 truncated: true,
             });
         }
-        let data = self.pos + hdrsize;
-        self.pos += total;
         let (usec, nsec) = if nano {
             (frac / 1000, frac)
         } else {
@@ -670,13 +665,14 @@ impl<R: Read> FileReader<R> {
             nsec,
             caplen: caplen.min(self.snapshot),
             len,
-            data,
+            data: hdrsize,
+            rec: total,
         }))
     }
 
     fn next_ng(&mut self) -> Result<Option<Found>, ReadError> {
         loop {
-            let off = self.offset();
+            let off = self.src.consumed();
             let Some((bt, n)) = self.block(MAX_BLOCK)? else {
                 return Ok(None);
             };
@@ -706,16 +702,16 @@ impl<R: Read> FileReader<R> {
                 }
                 BT_IDB => {
                     self.next_idb(off, n)?;
-                    self.pos += n;
+                    self.src.skip(n);
                     continue;
                 }
                 BT_SHB => {
                     self.next_shb(off, n)?;
-                    self.pos += n;
+                    self.src.skip(n);
                     continue;
                 }
                 _ => {
-                    self.pos += n;
+                    self.src.skip(n);
                     continue;
                 }
             };
@@ -742,15 +738,14 @@ impl<R: Read> FileReader<R> {
             let frac = t % ifc.tsresol;
             let usec = i64::from(scale(frac, &ifc, 1_000_000) as i32);
             let nsec = i64::from(scale(frac, &ifc, 1_000_000_000) as i32);
-            let start = self.pos + data;
-            self.pos += n;
             return Ok(Some(Found {
                 sec,
                 usec,
                 nsec,
                 caplen,
                 len,
-                data: start,
+                data,
+                rec: n,
             }));
         }
     }
@@ -810,7 +805,8 @@ fn too_short(off: u64, bt: u32) -> ReadError {
     )
 }
 
-/// Header fields of a found packet; `data` indexes the buffer.
+/// Header fields of a found packet, whose record (`rec` bytes, packet data from `data` on)
+/// starts at the read position.
 #[derive(Debug, Clone, Copy)]
 struct Found {
     sec: i64,
@@ -819,6 +815,55 @@ struct Found {
     caplen: u32,
     len: u32,
     data: usize,
+    rec: usize,
+}
+
+/// One open file of [`NativeFiles`]: mapped, or read with `read()`.
+#[derive(Debug)]
+enum Open {
+    Read(FileReader<Chunks<File>>),
+    Mapped(FileReader<Mapped>),
+}
+
+impl Open {
+    fn consumed(&self) -> u64 {
+        match self {
+            Open::Read(r) => r.consumed(),
+            Open::Mapped(r) => r.consumed(),
+        }
+    }
+}
+
+/// How one file ended in [`drain`].
+enum Drained {
+    /// `max` packets handed out, the file has more.
+    Full,
+    /// The end of the file.
+    End,
+    /// The file cannot be read further.
+    Failed(ReadError),
+}
+
+/// Hand up to `max - *n` packets of `r` to `f`, counting them in `n`. Generic so that each
+/// source's parser is inlined into its own loop (no per-packet dispatch on the source).
+#[inline]
+fn drain<S: Source>(
+    r: &mut FileReader<S>,
+    n: &mut usize,
+    max: usize,
+    f: &mut dyn FnMut(RawPacket<'_>),
+) -> Drained {
+    while *n < max {
+        match r.next_packet() {
+            Ok(Some(p)) => {
+                f(p.raw);
+                *n += 1;
+            }
+            Ok(None) => return Drained::End,
+            Err(e) => return Drained::Failed(e),
+        }
+    }
+    Drained::Full
 }
 
 /// A sequence of capture files read as one stream by [`FileReader`].
@@ -828,7 +873,7 @@ struct Found {
 /// to that record; the error is recorded in [`NativeFiles::file_errors`] and reading continues
 /// with the next file.
 pub struct NativeFiles {
-    files: Vec<(PathBuf, Option<FileReader<File>>, u64)>,
+    files: Vec<(PathBuf, Option<Open>, u64)>,
     current: usize,
     /// Files that could not be read completely, as `"FILE: message"`.
     pub file_errors: Vec<String>,
@@ -842,34 +887,79 @@ impl std::fmt::Debug for NativeFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NativeFiles")
             .field("files", &self.files.len())
+            .field("mapped", &self.mapped())
             .field("current", &self.current)
             .finish_non_exhaustive()
     }
 }
 
-/// Open one file with the native reader; errors name the file.
-pub fn open_file(p: &Path) -> Result<FileReader<File>, CaptureError> {
-    let err = |message: String| CaptureError::Open {
+/// Open one file with the native reader (`read()` in chunks); errors name the file.
+pub fn open_file(p: &Path) -> Result<FileReader<Chunks<File>>, CaptureError> {
+    let (f, _) = open_regular(p)?;
+    FileReader::new(f).map_err(|e| open_error(p, e.to_string()))
+}
+
+fn open_error(p: &Path, message: String) -> CaptureError {
+    CaptureError::Open {
         path: p.display().to_string(),
         message,
-    };
-    match std::fs::metadata(p) {
-        Ok(m) if m.is_dir() => return Err(err("is a directory".into())),
-        Ok(_) => {}
-        Err(e) => return Err(err(e.to_string())),
     }
-    let f = File::open(p).map_err(|e| err(e.to_string()))?;
-    FileReader::new(f).map_err(|e| err(e.to_string()))
+}
+
+/// Open `p` for reading (not a directory); the file and its metadata.
+fn open_regular(p: &Path) -> Result<(File, std::fs::Metadata), CaptureError> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => return Err(open_error(p, "is a directory".into())),
+        Ok(_) => {}
+        Err(e) => return Err(open_error(p, e.to_string())),
+    }
+    let f = File::open(p).map_err(|e| open_error(p, e.to_string()))?;
+    // The metadata of what was opened (a path can be swapped between the two calls).
+    let m = f.metadata().map_err(|e| open_error(p, e.to_string()))?;
+    Ok((f, m))
+}
+
+/// Open one file mapped into memory when it is a non-empty regular file the kernel maps,
+/// else with `read()` (pipes, FIFOs, `/dev/stdin`, character devices, empty files, file
+/// systems without mmap). Errors name the file.
+fn open_mapped(p: &Path) -> Result<Open, CaptureError> {
+    let (f, m) = open_regular(p)?;
+    let probe = if m.is_file() && m.len() > 0 {
+        let len = usize::try_from(m.len().min(4096)).unwrap_or(4096);
+        super::mapped::map_read_only(&f, 0, len).is_ok()
+    } else {
+        false
+    };
+    let err = |e: ReadError| open_error(p, e.to_string());
+    if probe {
+        FileReader::mapped(f).map(Open::Mapped).map_err(err)
+    } else {
+        FileReader::new(f).map(Open::Read).map_err(err)
+    }
 }
 
 impl NativeFiles {
-    /// Open every file; the first one that cannot be opened or has a bad header is an error
-    /// naming it.
+    /// Open every file, read with `read()`; the first one that cannot be opened or has a bad
+    /// header is an error naming it.
     pub fn open(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+        Self::open_with(paths, false)
+    }
+
+    /// [`NativeFiles::open`], mapping every file that can be mapped ([`Mapped`]) and reading
+    /// the others with `read()`.
+    pub fn open_mapped(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+        Self::open_with(paths, true)
+    }
+
+    fn open_with(paths: &[PathBuf], map: bool) -> Result<Self, CaptureError> {
         let mut files = Vec::with_capacity(paths.len());
         let mut total = 0;
         for p in paths {
-            let r = open_file(p)?;
+            let r = if map {
+                open_mapped(p)?
+            } else {
+                Open::Read(open_file(p)?)
+            };
             let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
             total += size;
             files.push((p.clone(), Some(r), size));
@@ -881,6 +971,14 @@ impl NativeFiles {
             bytes_read: 0,
             total_bytes: total,
         })
+    }
+
+    /// How many of the files not yet finished are read through a memory map.
+    pub fn mapped(&self) -> usize {
+        self.files
+            .iter()
+            .filter(|f| matches!(f.1, Some(Open::Mapped(_))))
+            .count()
     }
 }
 
@@ -896,21 +994,19 @@ impl PacketSource for NativeFiles {
             let Some(entry) = self.files.get_mut(self.current) else {
                 break;
             };
-            let Some(r) = entry.1.as_mut() else {
-                self.current += 1;
-                continue;
+            let end = match entry.1.as_mut() {
+                None => Drained::End,
+                Some(Open::Read(r)) => drain(r, &mut n, max, f),
+                Some(Open::Mapped(r)) => drain(r, &mut n, max, f),
             };
-            match r.next_packet() {
-                Ok(Some(p)) => {
-                    f(p.raw);
-                    n += 1;
-                }
-                Ok(None) => {
+            match end {
+                Drained::Full => {}
+                Drained::End => {
                     entry.1 = None;
                     done += entry.2;
                     self.current += 1;
                 }
-                Err(e) => {
+                Drained::Failed(e) => {
                     self.file_errors.push(format!("{}: {e}", entry.0.display()));
                     entry.1 = None;
                     done += entry.2;
@@ -922,7 +1018,7 @@ impl PacketSource for NativeFiles {
             .files
             .get(self.current)
             .and_then(|e| e.1.as_ref())
-            .map_or(0, FileReader::consumed);
+            .map_or(0, Open::consumed);
         self.bytes_read = done + cur;
         Ok(if n > 0 {
             Status::Packets(n)
@@ -935,26 +1031,33 @@ impl PacketSource for NativeFiles {
 /// Which reader offline runs use for capture files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OfflineReader {
-    /// [`NativeFiles`] (the default): measured faster than libpcap, see `bench_read`.
+    /// [`NativeFiles`] reading with `read()` (the default): on the benchmark capture as fast
+    /// as [`OfflineReader::Mmap`] in the pipeline and faster read alone (`bench/README.md`).
     #[default]
-    Native,
+    Native = 0,
     /// libpcap ([`OfflineFiles`]); also used whenever `capture.filter` is set, as the native
     /// reader has no BPF engine.
-    Libpcap,
+    Libpcap = 1,
+    /// [`NativeFiles`] over memory-mapped files ([`Mapped`]; `read()` for what cannot be
+    /// mapped).
+    Mmap = 2,
 }
 
 impl std::str::FromStr for OfflineReader {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "mmap" => Ok(OfflineReader::Mmap),
             "native" => Ok(OfflineReader::Native),
             "libpcap" => Ok(OfflineReader::Libpcap),
-            _ => Err(format!("unknown reader {s:?}, expected native or libpcap")),
+            _ => Err(format!(
+                "unknown reader {s:?}, expected mmap, native or libpcap"
+            )),
         }
     }
 }
 
-static READER: AtomicU8 = AtomicU8::new(0);
+static READER: AtomicU8 = AtomicU8::new(OfflineReader::Native as u8);
 
 /// Choose the reader of later offline runs in this process (`analyze --reader`).
 pub fn set_offline_reader(r: OfflineReader) {
@@ -963,19 +1066,19 @@ pub fn set_offline_reader(r: OfflineReader) {
 
 /// The reader offline runs use (see [`set_offline_reader`]).
 pub fn offline_reader() -> OfflineReader {
-    if READER.load(Ordering::Relaxed) == OfflineReader::Libpcap as u8 {
-        OfflineReader::Libpcap
-    } else {
-        OfflineReader::Native
+    match READER.load(Ordering::Relaxed) {
+        1 => OfflineReader::Libpcap,
+        2 => OfflineReader::Mmap,
+        _ => OfflineReader::Native,
     }
 }
 
-/// The capture files of an offline run, read by one of the two readers.
+/// The capture files of an offline run, read by one of the readers.
 #[derive(Debug)]
 pub enum OfflineInput {
     /// libpcap.
     Libpcap(OfflineFiles),
-    /// The native reader.
+    /// The native reader, with `read()` or over memory maps.
     Native(NativeFiles),
 }
 
@@ -988,6 +1091,8 @@ impl OfflineInput {
     ) -> Result<Self, CaptureError> {
         if filter.is_some() || reader == OfflineReader::Libpcap {
             OfflineFiles::open(paths, filter).map(OfflineInput::Libpcap)
+        } else if reader == OfflineReader::Mmap {
+            NativeFiles::open_mapped(paths).map(OfflineInput::Native)
         } else {
             NativeFiles::open(paths).map(OfflineInput::Native)
         }

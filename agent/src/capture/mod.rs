@@ -1,4 +1,5 @@
-//! Packet capture behind a small trait: offline pcap/pcapng files ([`offline`]) and live
+//! Packet capture behind a small trait: offline pcap/pcapng files (the built-in reader,
+//! [`mod@file`], with `read()` or a memory map, [`mapped`]; or libpcap, [`offline`]) and live
 //! libpcap handles ([`live`]), with drop counters that survive libpcap's 32-bit wrap
 //! ([`counter::WrapCounter`]). Another backend (AF_XDP, AF_PACKET TPACKET_V3) only has to
 //! implement [`PacketSource`].
@@ -7,6 +8,7 @@ pub mod counter;
 pub mod fanout;
 pub mod file;
 pub mod live;
+pub mod mapped;
 pub mod offline;
 
 /// One captured packet, borrowed from the capture buffer until the next read.

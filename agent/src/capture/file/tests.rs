@@ -11,8 +11,9 @@ struct Seen {
     linktype: i32,
 }
 
-fn read_all(bytes: &[u8], chunk: usize) -> (Vec<Seen>, Option<ReadError>) {
-    let mut r = match FileReader::with_chunk(bytes, chunk) {
+/// Every packet of `r`, and how it ended.
+fn collect<S: Source>(r: Result<FileReader<S>, ReadError>) -> (Vec<Seen>, Option<ReadError>) {
+    let mut r = match r {
         Ok(r) => r,
         Err(e) => return (Vec::new(), Some(e)),
     };
@@ -35,6 +36,22 @@ fn read_all(bytes: &[u8], chunk: usize) -> (Vec<Seen>, Option<ReadError>) {
             }
         }
     }
+}
+
+/// `bytes` read with `read()` in `chunk`-byte chunks; the in-memory source must give exactly
+/// the same packets and end.
+fn read_all(bytes: &[u8], chunk: usize) -> (Vec<Seen>, Option<ReadError>) {
+    let chunked = collect(FileReader::with_chunk(bytes, chunk));
+    let whole = collect(FileReader::from_bytes(bytes));
+    assert_eq!(chunked, whole, "in-memory source differs from read()");
+    chunked
+}
+
+/// `bytes` written to a temporary file and read through memory maps of `window` bytes.
+fn read_mapped(bytes: &[u8], window: usize) -> (Vec<Seen>, Option<ReadError>) {
+    let mut f = tempfile::tempfile().expect("temporary file");
+    std::io::Write::write_all(&mut f, bytes).expect("write");
+    collect(FileReader::mapped_with_window(f, window))
 }
 
 /// Field writer in either byte order.
@@ -389,4 +406,109 @@ fn no_panic_on_any_prefix_or_byte_flip() {
             }
         }
     }
+}
+
+/// Records of 1,000-1,400 bytes, so that many straddle a 4 KiB window.
+fn big_records() -> Vec<(u32, u32, u32, Vec<u8>)> {
+    (0..60u32)
+        .map(|i| {
+            let d: Vec<u8> = (0..1000 + (i * 37) % 400).map(|j| (i + j) as u8).collect();
+            (i, i * 1000, 1500, d)
+        })
+        .collect()
+}
+
+#[test]
+fn mapped_windows_give_the_same_packets_and_ends_as_read() {
+    let recs = big_records();
+    let refs: Vec<(u32, u32, u32, &[u8])> = recs
+        .iter()
+        .map(|(a, b, c, d)| (*a, *b, *c, &d[..]))
+        .collect();
+    let mut files = Vec::new();
+    for be in [false, true] {
+        files.push(pcap(be, PCAP_MAGIC_NS, 1, &refs));
+        let mut w = W::new(be);
+        shb(&mut w);
+        idb(&mut w, 1, Some(9), Some(-7));
+        for (i, (_, _, len, d)) in recs.iter().enumerate() {
+            if i % 10 == 3 {
+                block(&mut w, 0x0bad, &d[..100]);
+            }
+            epb(&mut w, 0, 1_000_000_007 * i as u64, *len, d);
+            if i == 30 {
+                shb(&mut w);
+                idb(&mut w, 1, Some(0x80 | 20), None);
+            }
+        }
+        files.push(w.b);
+    }
+    for file in &files {
+        let want = read_all(file, 1 << 20);
+        assert_eq!(want.0.len(), 60);
+        assert_eq!(want.1, None);
+        for window in [4096, 8192, 3 * 4096, 1 << 20] {
+            assert_eq!(read_mapped(file, window), want, "window {window}");
+        }
+        // Cut short anywhere: the same packets, offset and message as read().
+        for cut in [5, 23, 24, 30, 4095, 4096, 4100, 9000, file.len() - 1] {
+            let short = &file[..cut];
+            let want = read_all(short, 4096);
+            assert_eq!(read_mapped(short, 4096), want, "cut at {cut}");
+        }
+    }
+}
+
+#[test]
+fn a_mapped_file_that_grows_is_read_on_and_one_cut_ahead_ends_truncated() {
+    let recs = big_records();
+    let refs: Vec<(u32, u32, u32, &[u8])> = recs
+        .iter()
+        .map(|(a, b, c, d)| (*a, *b, *c, &d[..]))
+        .collect();
+    let file = pcap(false, PCAP_MAGIC, 1, &refs);
+    let (all, _) = read_all(&file, 1 << 20);
+    let tmp = tempfile::NamedTempFile::new().expect("temporary file");
+    let half = 24 + (16 + 1000) * 3;
+    std::fs::write(tmp.path(), &file[..half]).expect("write");
+    let mut r = FileReader::mapped_with_window(tmp.reopen().expect("open"), 4096).expect("open");
+    // The first packet maps the first window; the rest of the file is written after.
+    let first = r
+        .next_packet()
+        .expect("read")
+        .expect("a packet")
+        .raw
+        .data
+        .to_vec();
+    assert_eq!(first, all[0].data);
+    std::fs::write(tmp.path(), &file).expect("write");
+    let mut n = 1;
+    while let Some(p) = r.next_packet().expect("read") {
+        assert_eq!(p.raw.data, &all[n].data[..], "packet {n}");
+        n += 1;
+    }
+    assert_eq!(n, 60, "the packets appended after the map are read too");
+
+    // Cut well past the window being read: the reader meets the cut at a later window and
+    // reports it as read() does.
+    std::fs::write(tmp.path(), &file).expect("write");
+    let mut r = FileReader::mapped_with_window(tmp.reopen().expect("open"), 4096).expect("open");
+    assert!(r.next_packet().expect("read").is_some());
+    let cut = 5 * 4096 + 100;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp.path())
+        .and_then(|f| f.set_len(cut as u64))
+        .expect("truncate");
+    let mut n = 1;
+    let e = loop {
+        match r.next_packet() {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => panic!("a clean end after {n} packets"),
+            Err(e) => break e,
+        }
+    };
+    let (want, want_e) = read_all(&file[..cut], 4096);
+    assert_eq!(n, want.len());
+    assert_eq!(Some(e), want_e);
 }
