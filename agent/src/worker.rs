@@ -100,6 +100,10 @@ pub const EXPIRE_PER_BATCH: usize = 4096;
 const TICK_MICROS: i64 = 1_000_000;
 /// Records per writer message while draining the table at the end.
 const DRAIN_CHUNK: usize = 1024;
+/// Offline: events per writer message, and ticks after which the events so far (or the
+/// watermark alone) go anyway.
+const OFFLINE_MESSAGE_EVENTS: usize = 256;
+const OFFLINE_MESSAGE_TICKS: u32 = 64;
 
 /// Everything a worker needs besides its analysis.
 #[derive(Debug, Clone)]
@@ -138,7 +142,7 @@ pub struct Worker<A: Analysis> {
     /// Time epoch of the batches (see [`Batch::epoch`]).
     epoch: u32,
     /// Offline: the workers of a run meet on every tick batch (see [`TickSync`]).
-    sync: Option<Arc<TickSync>>,
+    sync: Option<Arc<TickSync<A::FlowState>>>,
     /// Offline: flow records due since the last tick (the flows are owned here), written at
     /// the next tick in the order of all workers together.
     deferred: Deferred<A::FlowState>,
@@ -149,12 +153,24 @@ pub struct Worker<A: Analysis> {
     loss_base: (u64, u64),
     /// Gaps of intervals whose loss ratio passed `capture.loss_alert_ratio`.
     loss_flagged: u64,
+    /// Offline: ticks since the last writer message.
+    ticks_unsent: u32,
+}
+
+/// A flow record waiting for the next tick (offline): the flow, why it ended, and once judged
+/// what the analysis found and the name its responder had.
+#[derive(Debug)]
+pub struct Parked<S> {
+    flow: Flow<S, L7State>,
+    reason: EndReason,
+    findings: Findings,
+    dns_name: Option<Arc<str>>,
 }
 
 /// Flow records waiting for the next tick (offline), with the smallest last packet time.
 #[derive(Debug)]
 struct Deferred<S> {
-    list: Vec<(Flow<S, L7State>, EndReason)>,
+    list: Vec<Parked<S>>,
     min: i64,
 }
 
@@ -170,22 +186,98 @@ impl<S> Default for Deferred<S> {
 impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
         self.min = self.min.min(f.last_micros());
-        self.list.push((std::mem::take(f), r));
+        self.list.push(Parked {
+            flow: std::mem::take(f),
+            reason: r,
+            findings: Findings::default(),
+            dns_name: None,
+        });
     }
 }
 
-/// What the workers of an offline run share to stay in step: a barrier on every tick batch
-/// and a turnstile that lets the worker holding the smallest (last packet time, flow id) judge
-/// its next flow record. Flow records then reach the analysis (and its shared counters: caps,
-/// surges, misuse, persons) in one order whatever the number of workers, and the line totals a
-/// tick reads are exactly those of the packets before it. Only the judging takes turns: a
-/// worker passes the turn on before it writes the record's line.
+/// What the workers of an offline run share to stay in step. On every tick batch each worker
+/// parks the flow records that ended since the last one (sorted), and worker 0 judges the
+/// records of all of them in one (last packet time, flow id) order and runs the analysis'
+/// tick, while the others wait; then each writes the lines of its own records in parallel.
+/// Flow records therefore reach the analysis (and its shared counters: caps, surges, misuse,
+/// persons) in one order whatever the number of workers, and the line totals a tick reads are
+/// exactly those of the packets before it. Two meetings per tick, whatever the number of
+/// records. At the end of the capture the flows still in the tables are judged through a
+/// turnstile instead (the worker holding the smallest next record judges it), so they need
+/// not be moved out of the tables first.
 #[derive(Debug)]
-pub struct TickSync {
+pub struct TickSync<S> {
     workers: usize,
-    barrier: std::sync::Barrier,
+    barrier: SpinBarrier,
+    parked: std::sync::Mutex<Vec<Vec<Parked<S>>>>,
     heads: std::sync::Mutex<Heads>,
     turn: std::sync::Condvar,
+}
+
+/// A barrier whose waiters check a while, then yield, before they sleep: workers meet on every
+/// tick batch (one per second of packet time, which a sparse capture passes through every few
+/// dozen packets), far too often for a sleep and wake-up through the kernel each time.
+#[derive(Debug)]
+struct SpinBarrier {
+    n: usize,
+    arrived: std::sync::atomic::AtomicUsize,
+    generation: std::sync::atomic::AtomicU64,
+    sleepers: std::sync::atomic::AtomicUsize,
+    lock: std::sync::Mutex<()>,
+    wake: std::sync::Condvar,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> Self {
+        SpinBarrier {
+            n: n.max(1),
+            arrived: std::sync::atomic::AtomicUsize::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            sleepers: std::sync::atomic::AtomicUsize::new(0),
+            lock: std::sync::Mutex::new(()),
+            wake: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Wait until all `n` threads called `wait` (reusable, like `std::sync::Barrier`).
+    fn wait(&self) {
+        let sc = Ordering::SeqCst;
+        let generation = self.generation.load(sc);
+        if self.arrived.fetch_add(1, sc) + 1 == self.n {
+            self.arrived.store(0, sc);
+            self.generation.fetch_add(1, sc);
+            if self.sleepers.load(sc) > 0 {
+                let _guard = self
+                    .lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.wake.notify_all();
+            }
+            return;
+        }
+        for round in 0..TURN_SPINS + TURN_YIELDS {
+            if self.generation.load(sc) != generation {
+                return;
+            }
+            if round < TURN_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.sleepers.fetch_add(1, sc);
+        while self.generation.load(sc) == generation {
+            guard = self
+                .wake
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        self.sleepers.fetch_sub(1, sc);
+    }
 }
 
 /// Each worker's next record, and how many workers sleep on the turnstile.
@@ -198,21 +290,34 @@ struct Heads {
 /// Turnstile checks before a waiting worker yields its CPU, then sleeps: the turn usually
 /// comes back within a record's judging (a microsecond or two), far sooner than a sleep and
 /// wake-up through the kernel.
-const TURN_SPINS: u32 = 64;
-const TURN_YIELDS: u32 = 16;
+const TURN_SPINS: u32 = 1000;
+const TURN_YIELDS: u32 = 2;
 
-impl TickSync {
+impl<S> TickSync<S> {
     /// For `workers` workers.
     pub fn new(workers: usize) -> Self {
         let workers = workers.max(1);
         TickSync {
             workers,
-            barrier: std::sync::Barrier::new(workers),
+            barrier: SpinBarrier::new(workers),
+            parked: std::sync::Mutex::new((0..workers).map(|_| Vec::new()).collect()),
             heads: std::sync::Mutex::new(Heads {
                 next: vec![None; workers],
                 sleeping: 0,
             }),
             turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Worker `me`'s parked records (to park or to take back).
+    fn swap_parked(&self, me: usize, list: Vec<Parked<S>>) -> Vec<Parked<S>> {
+        let mut p = self
+            .parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match p.get_mut(me) {
+            Some(slot) => std::mem::replace(slot, list),
+            None => list,
         }
     }
 
@@ -303,12 +408,13 @@ impl<A: Analysis> Worker<A> {
             loss_start: None,
             loss_base: (0, 0),
             loss_flagged: 0,
+            ticks_unsent: 0,
         }
     }
 
     /// Offline: meet the other workers of the run (sharing `sync`) on each tick batch, and
     /// write flow records in one order across all of them.
-    pub fn with_tick_sync(mut self, sync: Arc<TickSync>) -> Self {
+    pub fn with_tick_sync(mut self, sync: Arc<TickSync<A::FlowState>>) -> Self {
         self.sync = Some(sync);
         self
     }
@@ -458,17 +564,7 @@ impl<A: Analysis> Worker<A> {
                     deferred.push(f, r);
                 });
                 self.flush_counters();
-                sync.barrier.wait();
-                self.ordered_records(&sync);
-                self.capture_loss(now, false);
-                // One worker after the other, in index order: shared tick work (expiry
-                // warnings, person-count crossings) lands on the same worker every run.
-                for i in 0..sync.workers {
-                    if i == self.index {
-                        self.tick(now);
-                    }
-                    sync.barrier.wait();
-                }
+                self.judged_records(&sync, now);
             }
             return;
         }
@@ -493,21 +589,96 @@ impl<A: Analysis> Worker<A> {
         self.tick(now);
     }
 
-    /// Write the deferred flow records of every worker in one order, (last packet time, flow
-    /// id), taking turns through `sync`; returns when every worker is done.
-    fn ordered_records(&mut self, sync: &TickSync) {
-        self.ordered_records_with(sync, Vec::new());
+    /// A tick batch offline: park this worker's deferred records; worker 0 judges the records
+    /// of every worker in one order, (last packet time, flow id), then runs the analysis'
+    /// tick (offline only worker 0 ticks: the shared tick work, expiry warnings and person
+    /// counts, lands on the same worker whatever the number of workers); then every worker
+    /// writes its own judged records.
+    fn judged_records(&mut self, sync: &TickSync<A::FlowState>, now: i64) {
+        let me = self.index;
+        let mut list = std::mem::take(&mut self.deferred.list);
+        list.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
+        let mut list = sync.swap_parked(me, list);
+        sync.barrier.wait();
+        if me == 0 {
+            self.judge_parked(sync);
+            self.capture_loss(now, false);
+            self.tick(now);
+        }
+        sync.barrier.wait();
+        list = sync.swap_parked(me, list);
+        let Worker {
+            analysis, ctx, out, ..
+        } = self;
+        for p in &mut list {
+            let Parked {
+                flow,
+                reason,
+                findings,
+                dns_name,
+            } = p;
+            emit(
+                &*analysis,
+                ctx,
+                out,
+                findings,
+                flow,
+                *reason,
+                dns_name.as_deref(),
+            );
+        }
+        list.clear();
+        // The (empty) list goes back to be reused at the next tick.
+        self.deferred.list = list;
+        self.deferred.min = i64::MAX;
+    }
+
+    /// Worker 0: judge the parked records of every worker, merged in (last packet time, flow
+    /// id) order.
+    fn judge_parked(&mut self, sync: &TickSync<A::FlowState>) {
+        let mut lists: Vec<Vec<Parked<A::FlowState>>> = (0..sync.workers)
+            .map(|w| sync.swap_parked(w, Vec::new()))
+            .collect();
+        let mut next = vec![0usize; lists.len()];
+        loop {
+            let mut best: Option<((i64, u64), usize)> = None;
+            for (w, list) in lists.iter().enumerate() {
+                if let Some(p) = next.get(w).and_then(|&i| list.get(i)) {
+                    let k = (p.flow.last_micros(), p.flow.flow_id());
+                    if best.is_none_or(|(b, _)| k < b) {
+                        best = Some((k, w));
+                    }
+                }
+            }
+            let Some((_, w)) = best else { break };
+            let i = next[w];
+            next[w] += 1;
+            if let Some(p) = lists.get_mut(w).and_then(|l| l.get_mut(i)) {
+                p.dns_name = judge(
+                    &mut self.analysis,
+                    &self.ctx,
+                    &mut p.findings,
+                    &mut p.flow,
+                    p.reason,
+                );
+            }
+        }
+        for (w, list) in lists.into_iter().enumerate() {
+            sync.swap_parked(w, list);
+        }
     }
 
     /// [`Worker::ordered_records`], merged with the flows still in the table at the slots of
     /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
-    fn ordered_records_with(&mut self, sync: &TickSync, table: Vec<(i64, u64, u32)>) {
+    fn ordered_records_with(&mut self, sync: &TickSync<A::FlowState>, table: Vec<(i64, u64, u32)>) {
         let mut list = std::mem::take(&mut self.deferred.list);
-        list.sort_by_key(|(f, _)| (f.last_micros(), f.flow_id()));
+        list.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
         let me = self.index;
         let (mut i, mut j) = (0usize, 0usize);
-        let head = |list: &[(Flow<A::FlowState, L7State>, EndReason)], i: usize, j: usize| {
-            let a = list.get(i).map(|(f, _)| (f.last_micros(), f.flow_id()));
+        let head = |list: &[Parked<A::FlowState>], i: usize, j: usize| {
+            let a = list
+                .get(i)
+                .map(|p| (p.flow.last_micros(), p.flow.flow_id()));
             let b = table.get(j).map(|t| (t.0, t.1));
             match (a, b) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -521,7 +692,7 @@ impl<A: Analysis> Worker<A> {
             sync.wait_turn(me);
             let from_list = list
                 .get(i)
-                .is_some_and(|(f, _)| (f.last_micros(), f.flow_id(), me) == h);
+                .is_some_and(|p| (p.flow.last_micros(), p.flow.flow_id(), me) == h);
             let next = if from_list {
                 head(&list, i + 1, j)
             } else {
@@ -543,8 +714,16 @@ impl<A: Analysis> Worker<A> {
                     ..
                 } = self;
                 if from_list {
-                    if let Some((f, r)) = list.get_mut(i) {
-                        record_with(analysis, ctx, out, scratch, f, *r, &mut pass);
+                    if let Some(p) = list.get_mut(i) {
+                        record_with(
+                            analysis,
+                            ctx,
+                            out,
+                            scratch,
+                            &mut p.flow,
+                            p.reason,
+                            &mut pass,
+                        );
                     }
                     i += 1;
                 } else {
@@ -673,15 +852,31 @@ impl<A: Analysis> Worker<A> {
 
     fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
         self.flush_counters();
-        // Events, or on a tick the watermark alone, so the writer can release ordered events.
-        if !self.out.is_empty() || tick {
-            let _ = writer.send(WriterMsg::Keyed {
-                worker: self.index,
-                epoch: self.epoch,
-                watermark: self.watermark(),
-                out: std::mem::take(&mut self.out),
-            });
+        if self.sync.is_some() {
+            // Offline: in messages of a few hundred events (a sparse capture has a tick every
+            // few dozen packets, and a message per tick kept the writer waking up for one or
+            // two events), the watermark alone every so many ticks.
+            self.ticks_unsent += u32::from(tick);
+            if self.out.len() < OFFLINE_MESSAGE_EVENTS && self.ticks_unsent < OFFLINE_MESSAGE_TICKS
+            {
+                return;
+            }
+            self.ticks_unsent = 0;
         }
+        // Events, or on a tick the watermark alone, so the writer can release ordered events.
+        if !self.out.is_empty() || tick || self.sync.is_some() {
+            self.send_out(writer);
+        }
+    }
+
+    /// Hand the events queued so far to the writer, with this worker's watermark.
+    fn send_out(&mut self, writer: &Sender<WriterMsg>) {
+        let _ = writer.send(WriterMsg::Keyed {
+            worker: self.index,
+            epoch: self.epoch,
+            watermark: self.watermark(),
+            out: std::mem::take(&mut self.out),
+        });
     }
 
     /// Take the events queued since the last flush, as owned events (tests and tools that
@@ -705,16 +900,16 @@ impl<A: Analysis> Worker<A> {
             self.flush_counters();
             sync.barrier.wait();
             self.ordered_records_with(&sync, table);
-            self.flush(writer, false);
+            self.flush_counters();
+            self.send_out(writer);
             let now = self.now;
             self.capture_loss(now, true);
-            for i in 0..sync.workers {
-                if i == self.index {
-                    self.analysis_tick(now);
-                }
-                sync.barrier.wait();
+            // The final tick: worker 0's, as every offline tick.
+            if self.index == 0 {
+                self.analysis_tick(now);
             }
-            self.flush(writer, false);
+            self.flush_counters();
+            self.send_out(writer);
             return;
         }
         {
@@ -742,11 +937,13 @@ impl<A: Analysis> Worker<A> {
                 }
             });
         }
-        self.flush(writer, false);
+        self.flush_counters();
+        self.send_out(writer);
         let now = self.now;
         self.capture_loss(now, true);
         self.analysis_tick(now);
-        self.flush(writer, false);
+        self.flush_counters();
+        self.send_out(writer);
     }
 }
 
@@ -927,21 +1124,54 @@ fn record_with<A: Analysis>(
     reason: EndReason,
     judged: &mut dyn FnMut(),
 ) {
-    let (init, init_port) = f.initiator();
-    let (resp, resp_port) = f.responder();
-    // The name the responder had when the flow started (a long flow outlives the answer's
-    // TTL; an answer seen after the start, up to the flow's last packet, still counts).
+    let dns_name = judge(analysis, ctx, scratch, f, reason);
+    judged();
+    emit(
+        &*analysis,
+        ctx,
+        out,
+        scratch,
+        f,
+        reason,
+        dns_name.as_deref(),
+    );
+}
+
+/// Let the analysis judge the record of `f` into `findings` (cleared first); returns the name
+/// the responder had when the flow started (a long flow outlives the answer's TTL; an answer
+/// seen after the start, up to the flow's last packet, still counts).
+fn judge<A: Analysis>(
+    analysis: &mut A,
+    ctx: &WorkerContext,
+    findings: &mut Findings,
+    f: &mut Flow<A::FlowState, L7State>,
+    reason: EndReason,
+) -> Option<Arc<str>> {
+    let (resp, _) = f.responder();
     let dns_name = ctx
         .dns
         .lookup_as_of(resp, f.first_micros(), f.last_micros());
     let summary = summarize(f, reason, dns_name.as_deref());
-    scratch.clear();
-    {
-        let (state, l7) = f.state_mut_and_l7();
-        analysis.on_flow_record(state, &with_names(summary, l7), scratch);
-    }
-    judged();
-    let f = &*f;
+    findings.clear();
+    let (state, l7) = f.state_mut_and_l7();
+    analysis.on_flow_record(state, &with_names(summary, l7), findings);
+    dns_name
+}
+
+/// Queue the judged record of `f` and the alerts of `findings` (emptied): the record as a JSON
+/// line written straight from the flow entry (`ctx.direct`), or as an owned [`Event`] made of
+/// the same parts.
+fn emit<A: Analysis>(
+    analysis: &A,
+    ctx: &WorkerContext,
+    out: &mut Outgoing,
+    findings: &mut Findings,
+    f: &Flow<A::FlowState, L7State>,
+    reason: EndReason,
+    dns_name: Option<&str>,
+) {
+    let (init, init_port) = f.initiator();
+    let (resp, resp_port) = f.responder();
     let key = f.key();
     let (start, end) = (
         EveTime::new(f.first_micros()),
@@ -986,7 +1216,7 @@ fn record_with<A: Analysis>(
     }
     e.community_id = Some(community_id.as_str());
     e.app_proto = f.app_proto().name();
-    e.dns_name = dns_name.as_deref();
+    e.dns_name = dns_name;
     e.flow = Some(FlowRecordRef {
         pkts_toserver: f.pkts()[0],
         pkts_toclient: f.pkts()[1],
@@ -998,14 +1228,14 @@ fn record_with<A: Analysis>(
         state: Some(eve_flow_state(key.proto, f.tcp().state, f.pkts())),
         reason: reason.as_str(),
         midstream: f.midstream(),
-        alerted: scratch.alerted,
+        alerted: findings.alerted,
     });
     (e.tls, e.quic, e.http) = (
         l7.and_then(|l| l.tls.as_ref()),
         l7.and_then(|l| l.quic.as_ref()),
         l7.and_then(|l| l.http.as_ref()),
     );
-    if let Some(v) = &scratch.verdict {
+    if let Some(v) = &findings.verdict {
         verdict_into(analysis, &mut e, v);
     }
     if ctx.direct {
@@ -1017,7 +1247,7 @@ fn record_with<A: Analysis>(
     } else {
         out.push_event(e.to_event());
     }
-    push_alerts(ctx, scratch, out);
+    push_alerts(ctx, findings, out);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(out, f.last_micros(), f.flow_id());
 }
