@@ -149,6 +149,44 @@ pub trait Analysis: Send {
     /// The id or name a finding refers to by index, as of the last call of
     /// [`Analysis::on_flow_record`] or [`Analysis::on_tick`].
     fn name_of(&self, name: NameRef) -> Option<&str>;
+
+    /// Offline with several workers: while `on`, keep what [`Analysis::on_payload`] adds to
+    /// state shared by the workers (person counts) in [`SharedEffects`] instead of adding it,
+    /// so worker 0 can add every worker's at the next tick, before it judges that tick's
+    /// records: the shared state a record or tick reads is then that of the packets before
+    /// the tick, while the other workers already read on.
+    fn buffer_shared_effects(&mut self, _on: bool) {}
+
+    /// Move the effects kept since the last call into `into` (see
+    /// [`Analysis::buffer_shared_effects`]).
+    fn take_shared_effects(&mut self, _into: &mut SharedEffects) {}
+
+    /// Add effects another worker kept (emptying `effects`).
+    fn apply_shared_effects(&mut self, _effects: &mut SharedEffects) {}
+}
+
+/// What a worker's [`Analysis::on_payload`] would have added to shared state, kept for worker
+/// 0 (see [`Analysis::buffer_shared_effects`]).
+#[derive(Debug, Default)]
+pub struct SharedEffects {
+    /// Persons seen: (owner enterprise index, or none and the domestic address; year; person
+    /// hash; sensitive).
+    pub persons: Vec<PersonSeen>,
+}
+
+/// One person identifier seen in a payload (see [`SharedEffects`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PersonSeen {
+    /// Index of the owning enterprise in the registry, if one owns the source.
+    pub owner: Option<u32>,
+    /// The domestic endpoint (the owner when no enterprise does).
+    pub domestic: IpAddr,
+    /// Calendar year (Beijing) of the packet.
+    pub year: i32,
+    /// Keyed hash of the identifier.
+    pub hash: u64,
+    /// Sensitive personal information.
+    pub sensitive: bool,
 }
 
 /// What a flow's early verdict waits for (see [`Analysis::early_verdict`]).

@@ -127,6 +127,16 @@ pub struct LineMeta {
 pub enum Item {
     /// An owned event (serialised by the writer).
     Event(Box<Event>),
+    /// An alert already written (bytes `start..end` of [`Outgoing::lines`]), with the event
+    /// itself for the writer's alert shaping (a folded follow-up is written anew).
+    Alert {
+        /// Start of the line in [`Outgoing::lines`].
+        start: u32,
+        /// End of the line (exclusive; no newline).
+        end: u32,
+        /// The alert.
+        event: Box<Event>,
+    },
     /// A flow record already written: bytes `start..end` of [`Outgoing::lines`].
     Line {
         /// Start of the line in [`Outgoing::lines`].
@@ -146,8 +156,8 @@ pub struct Outgoing {
     pub lines: Vec<u8>,
     /// The events.
     pub items: Vec<Item>,
-    /// One key per item.
-    pub keys: Vec<(i64, u64, u32)>,
+    /// One key per item: (time epoch, capture time, flow id, position).
+    pub keys: Vec<(u32, i64, u64, u32)>,
 }
 
 impl Outgoing {
@@ -164,6 +174,23 @@ impl Outgoing {
     /// Queue an owned event (its key is pushed separately).
     pub fn push_event(&mut self, e: Event) {
         self.items.push(Item::Event(Box::new(e)));
+    }
+
+    /// Queue an alert, written into [`Outgoing::lines`] here.
+    pub fn push_alert(&mut self, e: Event) {
+        let start = self.lines.len();
+        EventRef::of(&e).write_json(&mut self.lines);
+        match (u32::try_from(start), u32::try_from(self.lines.len())) {
+            (Ok(start), Ok(end)) => self.items.push(Item::Alert {
+                start,
+                end,
+                event: Box::new(e),
+            }),
+            _ => {
+                self.lines.truncate(start);
+                self.push_event(e);
+            }
+        }
     }
 
     /// Queue a flow record written by `write` into [`Outgoing::lines`]. A line that does not
@@ -189,7 +216,7 @@ impl Outgoing {
         let mut out = Vec::with_capacity(self.items.len());
         for item in &self.items {
             match item {
-                Item::Event(e) => out.push((**e).clone()),
+                Item::Event(e) | Item::Alert { event: e, .. } => out.push((**e).clone()),
                 Item::Line { start, end, .. } => {
                     let text = std::str::from_utf8(self.line(*start, *end)).unwrap_or("");
                     if let Ok((e, _)) = Event::from_json(text) {
@@ -205,8 +232,8 @@ impl Outgoing {
 /// Messages to the writer thread.
 #[derive(Debug)]
 pub enum WriterMsg {
-    /// Events of a shard worker with their order keys, and the worker's watermark: the packet
-    /// time up to which it has written out idle flows. An ordered writer
+    /// Events of a shard worker with their order keys, and the worker's watermark: the time
+    /// epoch and packet time up to which it has written out idle flows. An ordered writer
     /// ([`Writer::start_ordered`]) holds events until every worker's watermark has passed their
     /// key by the reorder window; a plain writer writes them as they come.
     Keyed {
@@ -342,6 +369,27 @@ impl Ord for Held {
     }
 }
 
+/// An alert in the writer's shaper, with its line while it is unchanged (a follow-up is
+/// written anew).
+#[derive(Debug)]
+struct Shaped {
+    event: Box<Event>,
+    line: Option<Bytes>,
+}
+
+impl crate::detect::shaping::Foldable for Shaped {
+    fn bytes(&self) -> u64 {
+        self.event.bytes()
+    }
+
+    fn into_followup(self, count: u64, bytes: u64) -> Self {
+        Shaped {
+            event: Box::new((*self.event).into_followup(count, bytes)),
+            line: None,
+        }
+    }
+}
+
 /// The reorder buffer of an ordered writer.
 #[derive(Debug)]
 struct Reorder {
@@ -351,7 +399,7 @@ struct Reorder {
     /// Events released so far were keyed below this.
     released: (u32, i64, u64, u32),
     /// Alert shaping in release order (offline `analyze`).
-    shaper: Option<crate::detect::shaping::Shaper>,
+    shaper: Option<crate::detect::shaping::Shaper<Shaped>>,
     /// Domestic prefixes (the shaping identity's source side).
     domestic: Vec<crossline_config::registry::IpNet>,
 }
@@ -417,7 +465,13 @@ fn release(
             Body::Line(_) => None,
         };
         match (id, h.body) {
-            (Some(id), Body::Event(e)) => shaper.offer(id, *e, h.key.1, &mut out),
+            (Some(id), Body::Event(e)) => {
+                let shaped = Shaped {
+                    event: e,
+                    line: Some(h.line),
+                };
+                shaper.offer(id, shaped, h.key.1, &mut out);
+            }
             (_, body) => {
                 write_events(&mut out, &mut line, sinks, stats, first_error);
                 let h = Held { body, ..h };
@@ -443,18 +497,23 @@ fn write_held(
     }
 }
 
-/// Serialise and write `events` (emptied), in order.
+/// Write `events` (emptied), in order: with the line they came with, or serialised here.
 fn write_events(
-    events: &mut Vec<Event>,
+    events: &mut Vec<Shaped>,
     line: &mut Vec<u8>,
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
 ) {
     for e in events.drain(..) {
-        line.clear();
-        EventRef::of(&e).write_json(line);
-        write_line(sinks, stats, &e, line, first_error);
+        match &e.line {
+            Some(l) => write_line(sinks, stats, &e.event, l.as_slice(), first_error),
+            None => {
+                line.clear();
+                EventRef::of(&e.event).write_json(line);
+                write_line(sinks, stats, &e.event, line, first_error);
+            }
+        }
     }
 }
 
@@ -503,6 +562,9 @@ fn write_outgoing(
                 EventRef::of(e).write_json(line);
                 write_line(sinks, stats, e, line, first_error);
             }
+            Item::Alert { start, end, event } => {
+                write_line(sinks, stats, event, out.line(*start, *end), first_error);
+            }
             Item::Line { start, end, meta } => {
                 write_flow_line(sinks, stats, out.line(*start, *end), meta, first_error);
             }
@@ -523,11 +585,10 @@ fn hold_outgoing(
     let Outgoing { lines, items, keys } = out;
     let lines = Arc::new(lines);
     for (i, item) in items.into_iter().enumerate() {
-        let (t, id, pos) = keys
+        let key = keys
             .get(i)
             .copied()
-            .unwrap_or((i64::MAX, u64::MAX, u32::MAX));
-        let key = (epoch, t, id, pos);
+            .unwrap_or((epoch, i64::MAX, u64::MAX, u32::MAX));
         let h = match item {
             Item::Event(e) => {
                 let mut l = Vec::new();
@@ -538,6 +599,11 @@ fn hold_outgoing(
                     body: Body::Event(e),
                 }
             }
+            Item::Alert { start, end, event } => Held {
+                key,
+                line: Bytes::Shared(Arc::clone(&lines), start, end),
+                body: Body::Event(event),
+            },
             Item::Line { start, end, meta } => Held {
                 key,
                 line: Bytes::Shared(Arc::clone(&lines), start, end),

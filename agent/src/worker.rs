@@ -18,7 +18,9 @@
 //! from the capture thread's packet numbers. Live, records are written as they come.
 
 use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
-use crate::analysis::{Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView};
+use crate::analysis::{
+    Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView, SharedEffects,
+};
 use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
 use crate::sink::{LineMeta, Outgoing, WriterMsg};
@@ -155,6 +157,13 @@ pub struct Worker<A: Analysis> {
     loss_flagged: u64,
     /// Offline: ticks since the last writer message.
     ticks_unsent: u32,
+    /// Offline, workers other than 0: the time epoch and earliest last packet time of each
+    /// round handed to worker 0 and not written yet (they bound the watermark).
+    pending: std::collections::VecDeque<(u32, i64)>,
+    /// Running totals that worker 0's tick reads ([`LineTotals`]).
+    totals: LineTotals,
+    /// Worker 0 during an offline tick: the line totals of every worker as of the tick.
+    tick_totals: Option<LineTotals>,
 }
 
 /// A flow record waiting for the next tick (offline): the flow, why it ended, and once judged
@@ -209,9 +218,44 @@ impl<S: Default> Deferred<S> {
 pub struct TickSync<S> {
     workers: usize,
     barrier: SpinBarrier,
-    parked: std::sync::Mutex<Vec<Vec<Parked<S>>>>,
+    rounds: std::sync::Mutex<Rounds<S>>,
+    rounds_changed: std::sync::Condvar,
     heads: std::sync::Mutex<Heads>,
     turn: std::sync::Condvar,
+}
+
+/// What one worker hands worker 0 on a tick batch: its records that ended since the last one
+/// (sorted), what its payloads would have added to shared state meanwhile, and its line
+/// totals as of the tick (what the tick's health figures and capture-loss interval read).
+#[derive(Debug)]
+struct Round<S> {
+    records: Vec<Parked<S>>,
+    effects: SharedEffects,
+    totals: LineTotals,
+}
+
+/// A worker's running totals that worker 0's tick reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct LineTotals {
+    evictions: u64,
+    loss_acks: u64,
+    loss_gaps: u64,
+}
+
+impl std::ops::AddAssign for LineTotals {
+    fn add_assign(&mut self, o: LineTotals) {
+        self.evictions += o.evictions;
+        self.loss_acks += o.loss_acks;
+        self.loss_gaps += o.loss_gaps;
+    }
+}
+
+/// Rounds on their way to worker 0 and judged records on their way back, per worker.
+#[derive(Debug)]
+struct Rounds<S> {
+    handed_in: Vec<std::collections::VecDeque<Round<S>>>,
+    judged: Vec<std::collections::VecDeque<Vec<Parked<S>>>>,
+    sleeping: usize,
 }
 
 /// A barrier whose waiters check a while, then yield, before they sleep: workers meet on every
@@ -300,7 +344,12 @@ impl<S> TickSync<S> {
         TickSync {
             workers,
             barrier: SpinBarrier::new(workers),
-            parked: std::sync::Mutex::new((0..workers).map(|_| Vec::new()).collect()),
+            rounds: std::sync::Mutex::new(Rounds {
+                handed_in: (0..workers).map(|_| Default::default()).collect(),
+                judged: (0..workers).map(|_| Default::default()).collect(),
+                sleeping: 0,
+            }),
+            rounds_changed: std::sync::Condvar::new(),
             heads: std::sync::Mutex::new(Heads {
                 next: vec![None; workers],
                 sleeping: 0,
@@ -309,15 +358,46 @@ impl<S> TickSync<S> {
         }
     }
 
-    /// Worker `me`'s parked records (to park or to take back).
-    fn swap_parked(&self, me: usize, list: Vec<Parked<S>>) -> Vec<Parked<S>> {
-        let mut p = self
-            .parked
+    fn lock_rounds(&self) -> std::sync::MutexGuard<'_, Rounds<S>> {
+        self.rounds
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match p.get_mut(me) {
-            Some(slot) => std::mem::replace(slot, list),
-            None => list,
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Change the rounds under the lock and wake whoever sleeps on them.
+    fn with_rounds<T>(&self, f: impl FnOnce(&mut Rounds<S>) -> T) -> T {
+        let mut r = self.lock_rounds();
+        let out = f(&mut r);
+        if r.sleeping > 0 {
+            self.rounds_changed.notify_all();
+        }
+        out
+    }
+
+    /// Wait until `take` finds something in the rounds (checking a while, then yielding, then
+    /// sleeping), and return it.
+    fn wait_rounds<T>(&self, mut take: impl FnMut(&mut Rounds<S>) -> Option<T>) -> T {
+        for round in 0..TURN_SPINS + TURN_YIELDS {
+            if let Some(t) = take(&mut self.lock_rounds()) {
+                return t;
+            }
+            if round < TURN_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let mut r = self.lock_rounds();
+        loop {
+            if let Some(t) = take(&mut r) {
+                return t;
+            }
+            r.sleeping += 1;
+            r = self
+                .rounds_changed
+                .wait(r)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            r.sleeping -= 1;
         }
     }
 
@@ -409,12 +489,18 @@ impl<A: Analysis> Worker<A> {
             loss_base: (0, 0),
             loss_flagged: 0,
             ticks_unsent: 0,
+            pending: std::collections::VecDeque::new(),
+            totals: LineTotals::default(),
+            tick_totals: None,
         }
     }
 
     /// Offline: meet the other workers of the run (sharing `sync`) on each tick batch, and
     /// write flow records in one order across all of them.
     pub fn with_tick_sync(mut self, sync: Arc<TickSync<A::FlowState>>) -> Self {
+        if sync.workers > 1 && self.index != 0 {
+            self.analysis.buffer_shared_effects(true);
+        }
         self.sync = Some(sync);
         self
     }
@@ -474,6 +560,7 @@ impl<A: Analysis> Worker<A> {
                     analysis,
                     ctx,
                     out,
+                    epoch,
                     scratch,
                     deferred,
                     ..
@@ -482,7 +569,7 @@ impl<A: Analysis> Worker<A> {
                     if ordered && r != EndReason::ActiveTimeout {
                         deferred.push(f, r);
                     } else {
-                        record(analysis, ctx, out, scratch, f, r)
+                        record(analysis, ctx, out, *epoch, scratch, f, r)
                     }
                 })
             }) else {
@@ -537,6 +624,7 @@ impl<A: Analysis> Worker<A> {
             analysis,
             ctx,
             out,
+            epoch,
             scratch,
             ..
         } = self;
@@ -547,7 +635,7 @@ impl<A: Analysis> Worker<A> {
             EarlyVerdict::OnName => taps::has_name(flow),
         };
         if due {
-            early(analysis, ctx, out, scratch, flow);
+            early(analysis, ctx, out, *epoch, scratch, flow);
         }
     }
 
@@ -564,7 +652,11 @@ impl<A: Analysis> Worker<A> {
                     deferred.push(f, r);
                 });
                 self.flush_counters();
-                self.judged_records(&sync, now);
+                if self.index == 0 {
+                    self.lead_tick(&sync, now);
+                } else {
+                    self.follow_tick(&sync);
+                }
             }
             return;
         }
@@ -575,11 +667,12 @@ impl<A: Analysis> Worker<A> {
                 analysis,
                 ctx,
                 out,
+                epoch,
                 scratch,
                 ..
             } = self;
             tracker.expire(expire_now, EXPIRE_PER_BATCH, &mut |f, r| {
-                record(analysis, ctx, out, scratch, f, r)
+                record(analysis, ctx, out, *epoch, scratch, f, r)
             });
         }
         if !tick {
@@ -589,24 +682,88 @@ impl<A: Analysis> Worker<A> {
         self.tick(now);
     }
 
-    /// A tick batch offline: park this worker's deferred records; worker 0 judges the records
-    /// of every worker in one order, (last packet time, flow id), then runs the analysis'
-    /// tick (offline only worker 0 ticks: the shared tick work, expiry warnings and person
-    /// counts, lands on the same worker whatever the number of workers); then every worker
-    /// writes its own judged records.
-    fn judged_records(&mut self, sync: &TickSync<A::FlowState>, now: i64) {
-        let me = self.index;
-        let mut list = std::mem::take(&mut self.deferred.list);
-        list.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
-        let mut list = sync.swap_parked(me, list);
-        sync.barrier.wait();
-        if me == 0 {
-            self.judge_parked(sync);
-            self.capture_loss(now, false);
-            self.tick(now);
+    /// A tick batch offline, worker 0: take every other worker's round for this tick, add
+    /// their shared effects, judge the records of all of them in one order, (last packet time,
+    /// flow id), run the analysis' tick (offline only worker 0 ticks: the shared tick work,
+    /// expiry warnings and person counts, lands on the same worker whatever the number of
+    /// workers), hand the judged records back and write its own.
+    fn lead_tick(&mut self, sync: &TickSync<A::FlowState>, now: i64) {
+        let mut own = std::mem::take(&mut self.deferred.list);
+        own.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
+        let mut lists = vec![own];
+        let mut totals = self.totals;
+        for w in 1..sync.workers {
+            let mut round = sync.wait_rounds(|r| r.handed_in.get_mut(w)?.pop_front());
+            self.analysis.apply_shared_effects(&mut round.effects);
+            totals += round.totals;
+            lists.push(round.records);
         }
-        sync.barrier.wait();
-        list = sync.swap_parked(me, list);
+        self.judge_merged(&mut lists);
+        self.tick_totals = Some(totals);
+        self.capture_loss(now, false);
+        self.tick(now);
+        self.tick_totals = None;
+        let mut lists = lists.into_iter();
+        let own = lists.next().unwrap_or_default();
+        sync.with_rounds(|r| {
+            for (w, list) in lists.enumerate() {
+                if let Some(q) = r.judged.get_mut(w + 1) {
+                    q.push_back(list);
+                }
+            }
+        });
+        let epoch = self.epoch;
+        self.emit_parked(own, epoch);
+        self.deferred.min = i64::MAX;
+    }
+
+    /// A tick batch offline, any other worker: hand this tick's round to worker 0 and read on
+    /// (no waiting); write the records worker 0 has judged so far.
+    fn follow_tick(&mut self, sync: &TickSync<A::FlowState>) {
+        let mut records = std::mem::take(&mut self.deferred.list);
+        records.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
+        let mut effects = SharedEffects::default();
+        self.analysis.take_shared_effects(&mut effects);
+        let me = self.index;
+        self.pending.push_back((self.epoch, self.deferred.min));
+        self.deferred.min = i64::MAX;
+        let round = Round {
+            records,
+            effects,
+            totals: self.totals,
+        };
+        sync.with_rounds(|r| {
+            if let Some(q) = r.handed_in.get_mut(me) {
+                q.push_back(round);
+            }
+        });
+        self.emit_judged(sync, false);
+    }
+
+    /// Write the records worker 0 has handed back; with `all`, wait for every round handed
+    /// in so far.
+    fn emit_judged(&mut self, sync: &TickSync<A::FlowState>, all: bool) {
+        let me = self.index;
+        loop {
+            let lists: Vec<Vec<Parked<A::FlowState>>> = if all && !self.pending.is_empty() {
+                vec![sync.wait_rounds(|r| r.judged.get_mut(me)?.pop_front())]
+            } else {
+                sync.with_rounds(|r| r.judged.get_mut(me).map(|q| q.drain(..).collect()))
+                    .unwrap_or_default()
+            };
+            if lists.is_empty() {
+                return;
+            }
+            for list in lists {
+                // Keyed in the epoch the round was handed in.
+                let epoch = self.pending.pop_front().map_or(self.epoch, |p| p.0);
+                self.emit_parked(list, epoch);
+            }
+        }
+    }
+
+    /// Write judged records, keyed in time epoch `epoch`.
+    fn emit_parked(&mut self, mut list: Vec<Parked<A::FlowState>>, epoch: u32) {
         let Worker {
             analysis, ctx, out, ..
         } = self;
@@ -621,24 +778,18 @@ impl<A: Analysis> Worker<A> {
                 &*analysis,
                 ctx,
                 out,
+                epoch,
                 findings,
                 flow,
                 *reason,
                 dns_name.as_deref(),
             );
         }
-        list.clear();
-        // The (empty) list goes back to be reused at the next tick.
-        self.deferred.list = list;
-        self.deferred.min = i64::MAX;
     }
 
-    /// Worker 0: judge the parked records of every worker, merged in (last packet time, flow
+    /// Worker 0: judge the records of `lists` (each sorted), merged in (last packet time, flow
     /// id) order.
-    fn judge_parked(&mut self, sync: &TickSync<A::FlowState>) {
-        let mut lists: Vec<Vec<Parked<A::FlowState>>> = (0..sync.workers)
-            .map(|w| sync.swap_parked(w, Vec::new()))
-            .collect();
+    fn judge_merged(&mut self, lists: &mut [Vec<Parked<A::FlowState>>]) {
         let mut next = vec![0usize; lists.len()];
         loop {
             let mut best: Option<((i64, u64), usize)> = None;
@@ -662,9 +813,6 @@ impl<A: Analysis> Worker<A> {
                     p.reason,
                 );
             }
-        }
-        for (w, list) in lists.into_iter().enumerate() {
-            sync.swap_parked(w, list);
         }
     }
 
@@ -710,6 +858,7 @@ impl<A: Analysis> Worker<A> {
                     analysis,
                     ctx,
                     out,
+                    epoch,
                     scratch,
                     ..
                 } = self;
@@ -719,6 +868,7 @@ impl<A: Analysis> Worker<A> {
                             analysis,
                             ctx,
                             out,
+                            *epoch,
                             scratch,
                             &mut p.flow,
                             p.reason,
@@ -729,7 +879,7 @@ impl<A: Analysis> Worker<A> {
                 } else {
                     if let Some(&(_, _, slot)) = table.get(j) {
                         tracker.close_at(slot, &mut |f, r| {
-                            record_with(analysis, ctx, out, scratch, f, r, &mut pass)
+                            record_with(analysis, ctx, out, *epoch, scratch, f, r, &mut pass)
                         });
                     }
                     j += 1;
@@ -745,8 +895,8 @@ impl<A: Analysis> Worker<A> {
                 if let Some(w) = &self.writer {
                     let _ = w.send(WriterMsg::Keyed {
                         worker: me,
-                        epoch: self.epoch,
-                        watermark: self.watermark(),
+                        epoch: self.watermark().0,
+                        watermark: self.watermark().1,
                         out: std::mem::take(&mut self.out),
                     });
                 }
@@ -776,7 +926,7 @@ impl<A: Analysis> Worker<A> {
         self.scratch.clear();
         self.analysis.on_tick(now, &health, &mut self.scratch);
         push_alerts(&self.ctx, &mut self.scratch, &mut self.out);
-        push_keys(&mut self.out, now, 0);
+        push_keys(&mut self.out, self.epoch, now, 0);
     }
 
     fn health(&self) -> Health {
@@ -787,7 +937,9 @@ impl<A: Analysis> Worker<A> {
             drops_kernel: s.drops_kernel.load(r),
             drops_interface: s.drops_interface.load(r),
             drops_queue: s.drops_queue.load(r),
-            evictions: s.evictions.load(r),
+            evictions: self
+                .tick_totals
+                .map_or_else(|| s.evictions.load(r), |t| t.evictions),
             flows_active: s.flows_active.load(r),
             flow_capacity: s.flow_capacity.load(r),
             capture_loss: self.loss_flagged,
@@ -797,13 +949,21 @@ impl<A: Analysis> Worker<A> {
     /// Packet time below which this worker will write no more events (in its epoch): the
     /// last tick, the least recently seen flow in its table, its deferred records, less the
     /// backward step of packet time allowed within an epoch.
-    fn watermark(&self) -> i64 {
+    fn watermark(&self) -> (u32, i64) {
         let t = self.tracker.table();
         let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros());
-        self.expire_now
-            .min(stalest)
-            .min(self.deferred.min)
-            .saturating_sub(EPOCH_BACKSTEP_MICROS)
+        let own = (
+            self.epoch,
+            self.expire_now
+                .min(stalest)
+                .min(self.deferred.min)
+                .saturating_sub(EPOCH_BACKSTEP_MICROS),
+        );
+        // Rounds not written yet may be of an earlier epoch.
+        self.pending
+            .iter()
+            .map(|&(e, t)| (e, t.saturating_sub(EPOCH_BACKSTEP_MICROS)))
+            .fold(own, std::cmp::min)
     }
 
     /// Worker 0: close the capture-loss interval when it is over (or `force`, at the end) and
@@ -813,10 +973,13 @@ impl<A: Analysis> Worker<A> {
             return;
         }
         let s = &self.ctx.stats;
-        let totals = (
-            s.capture_loss_acks.load(Ordering::Relaxed),
-            s.capture_loss_gaps.load(Ordering::Relaxed),
-        );
+        let totals = match self.tick_totals {
+            Some(t) => (t.loss_acks, t.loss_gaps),
+            None => (
+                s.capture_loss_acks.load(Ordering::Relaxed),
+                s.capture_loss_gaps.load(Ordering::Relaxed),
+            ),
+        };
         let Some(start) = self.loss_start else {
             self.loss_start = Some(now);
             self.loss_base = totals;
@@ -839,6 +1002,9 @@ impl<A: Analysis> Worker<A> {
         self.counters.flows_created += c.created;
         self.counters.flows_midstream += c.midstream;
         self.counters.evictions += c.evicted;
+        self.totals.evictions += c.evicted;
+        self.totals.loss_acks += c.loss_acks;
+        self.totals.loss_gaps += c.loss_gaps;
         self.counters.active_delta += c.created as i64 - c.removed as i64;
         self.counters.loss_acks += c.loss_acks;
         self.counters.loss_gaps += c.loss_gaps;
@@ -873,8 +1039,8 @@ impl<A: Analysis> Worker<A> {
     fn send_out(&mut self, writer: &Sender<WriterMsg>) {
         let _ = writer.send(WriterMsg::Keyed {
             worker: self.index,
-            epoch: self.epoch,
-            watermark: self.watermark(),
+            epoch: self.watermark().0,
+            watermark: self.watermark().1,
             out: std::mem::take(&mut self.out),
         });
     }
@@ -888,8 +1054,7 @@ impl<A: Analysis> Worker<A> {
     /// Write every remaining flow and the final tick, then flush.
     pub fn finish(mut self, writer: &Sender<WriterMsg>) {
         let index = self.index;
-        let watermark = self.watermark();
-        let epoch = self.epoch;
+        let (watermark_epoch, watermark) = self.watermark();
         if let Some(sync) = self.sync.clone() {
             // Offline: every remaining flow in the one order of all workers, then the final
             // ticks one worker after the other.
@@ -898,6 +1063,13 @@ impl<A: Analysis> Worker<A> {
             let table = self.tracker.drain_order();
             self.writer = Some(writer.clone());
             self.flush_counters();
+            if self.index != 0 {
+                // Every round judged and written, and what the payloads since the last tick
+                // added to shared state added now: the remaining records are judged by their
+                // own workers, taking turns.
+                self.emit_judged(&sync, true);
+                self.analysis.buffer_shared_effects(false);
+            }
             sync.barrier.wait();
             self.ordered_records_with(&sync, table);
             self.flush_counters();
@@ -918,6 +1090,7 @@ impl<A: Analysis> Worker<A> {
                 analysis,
                 ctx,
                 out,
+                epoch,
                 scratch,
                 ..
             } = &mut self;
@@ -926,11 +1099,11 @@ impl<A: Analysis> Worker<A> {
             // (about 1.4 KB per record: +137 MiB for 100k flows in bench_flood, >1 GiB for a
             // full 1M-flow table).
             tracker.drain(&mut |f, r| {
-                record(analysis, ctx, out, scratch, f, r);
+                record(analysis, ctx, out, *epoch, scratch, f, r);
                 if out.len() >= DRAIN_CHUNK {
                     let _ = writer.send(WriterMsg::Keyed {
                         worker: index,
-                        epoch,
+                        epoch: watermark_epoch,
                         watermark,
                         out: std::mem::take(out),
                     });
@@ -949,10 +1122,11 @@ impl<A: Analysis> Worker<A> {
 
 /// Key the events of `out` not keyed yet as (time, flow id, position among them): events with
 /// the same time and flow id keep the order the analysis gave them.
-fn push_keys(out: &mut Outgoing, micros: i64, flow_id: u64) {
+fn push_keys(out: &mut Outgoing, epoch: u32, micros: i64, flow_id: u64) {
     let first = out.keys.len();
     for i in first..out.items.len() {
         out.keys.push((
+            epoch,
             micros,
             flow_id,
             u32::try_from(i - first).unwrap_or(u32::MAX),
@@ -1082,6 +1256,7 @@ fn early<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
     out: &mut Outgoing,
+    epoch: u32,
     scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
 ) {
@@ -1096,7 +1271,7 @@ fn early<A: Analysis>(
     let (state, l7) = f.state_mut_and_l7();
     analysis.on_early_verdict(state, &with_names(summary, l7), scratch);
     push_alerts(ctx, scratch, out);
-    push_keys(out, last, flow_id);
+    push_keys(out, epoch, last, flow_id);
 }
 
 /// Write the flow record of `f` after letting the analysis judge it, then any alerts it
@@ -1106,19 +1281,22 @@ fn record<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
     out: &mut Outgoing,
+    epoch: u32,
     scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
 ) {
-    record_with(analysis, ctx, out, scratch, f, reason, &mut || {});
+    record_with(analysis, ctx, out, epoch, scratch, f, reason, &mut || {});
 }
 
 /// [`record`], calling `judged` once the analysis has judged the record, before its line is
 /// written (the offline turnstile passes the turn on there).
+#[allow(clippy::too_many_arguments)] // the worker's parts, split so the analysis can borrow its own
 fn record_with<A: Analysis>(
     analysis: &mut A,
     ctx: &WorkerContext,
     out: &mut Outgoing,
+    epoch: u32,
     scratch: &mut Findings,
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
@@ -1130,6 +1308,7 @@ fn record_with<A: Analysis>(
         &*analysis,
         ctx,
         out,
+        epoch,
         scratch,
         f,
         reason,
@@ -1161,10 +1340,12 @@ fn judge<A: Analysis>(
 /// Queue the judged record of `f` and the alerts of `findings` (emptied): the record as a JSON
 /// line written straight from the flow entry (`ctx.direct`), or as an owned [`Event`] made of
 /// the same parts.
+#[allow(clippy::too_many_arguments)] // the worker's parts, split so the analysis can borrow its own
 fn emit<A: Analysis>(
     analysis: &A,
     ctx: &WorkerContext,
     out: &mut Outgoing,
+    epoch: u32,
     findings: &mut Findings,
     f: &Flow<A::FlowState, L7State>,
     reason: EndReason,
@@ -1249,14 +1430,19 @@ fn emit<A: Analysis>(
     }
     push_alerts(ctx, findings, out);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
-    push_keys(out, f.last_micros(), f.flow_id());
+    push_keys(out, epoch, f.last_micros(), f.flow_id());
 }
 
 /// Queue the alerts of `findings` (emptied) as events.
 fn push_alerts(ctx: &WorkerContext, findings: &mut Findings, out: &mut Outgoing) {
     let seed = ctx.capture.community_id_seed;
     for a in findings.alerts.drain(..) {
-        out.push_event(alert_event(&ctx.gateway, seed, a));
+        let e = alert_event(&ctx.gateway, seed, a);
+        if ctx.direct {
+            out.push_alert(e);
+        } else {
+            out.push_event(e);
+        }
     }
 }
 

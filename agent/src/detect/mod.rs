@@ -482,6 +482,9 @@ pub struct Classifier {
     last_tick: Option<i64>,
     /// Yearly person limits per enterprise index of `compiled`.
     limits: Vec<PersonsLimits>,
+    /// Offline with several workers: persons seen in payloads, kept for worker 0
+    /// ([`Analysis::buffer_shared_effects`]); `None` when they are counted at once.
+    buffered: Option<std::cell::RefCell<Vec<crate::analysis::PersonSeen>>>,
 }
 
 impl Classifier {
@@ -503,6 +506,7 @@ impl Classifier {
             expiry_day: None,
             last_tick: None,
             limits: Vec::new(),
+            buffered: None,
         }
         .with_limits()
     }
@@ -584,7 +588,24 @@ impl Classifier {
     ) {
         let hash = self.shared.person_hash(kind, ident);
         let owner_index = self.compiled.owner_of(domestic, vlan);
-        let (owner, limits) = match owner_index.and_then(|i| {
+        let year = shanghai(now.div_euclid(1_000_000)).date.year;
+        self.shared.pi_found.fetch_add(1, Ordering::Relaxed);
+        let seen = crate::analysis::PersonSeen {
+            owner: owner_index,
+            domestic,
+            year,
+            hash,
+            sensitive: kind.sensitive(),
+        };
+        match &self.buffered {
+            Some(buf) => buf.borrow_mut().push(seen),
+            None => self.count_person(&seen),
+        }
+    }
+
+    /// Add one person to the shared person counts.
+    fn count_person(&self, p: &crate::analysis::PersonSeen) {
+        let (owner, limits) = match p.owner.and_then(|i| {
             self.compiled
                 .registry
                 .enterprises
@@ -599,13 +620,11 @@ impl Classifier {
                 *l,
             ),
             None => (
-                OwnerRef::Unknown(domestic),
+                OwnerRef::Unknown(p.domestic),
                 persons_limits(&self.compiled, None),
             ),
         };
-        let year = shanghai(now.div_euclid(1_000_000)).date.year;
-        self.shared.pi_found.fetch_add(1, Ordering::Relaxed);
-        lock(&self.shared.persons).add(owner, year, hash, kind.sensitive(), limits);
+        lock(&self.shared.persons).add(owner, p.year, p.hash, p.sensitive, limits);
     }
 }
 
@@ -914,6 +933,31 @@ impl Analysis for Classifier {
         self.expiry_alerts(now, &mut out.alerts);
         self.persons_alerts(now, &mut out.alerts);
         out.alerts.extend(self.sensor_gap_alert(now, health));
+    }
+
+    fn buffer_shared_effects(&mut self, on: bool) {
+        if !on {
+            if let Some(buf) = self.buffered.take() {
+                for p in buf.into_inner() {
+                    self.count_person(&p);
+                }
+            }
+        } else if self.buffered.is_none() {
+            self.buffered = Some(std::cell::RefCell::new(Vec::new()));
+        }
+    }
+
+    fn take_shared_effects(&mut self, into: &mut crate::analysis::SharedEffects) {
+        if let Some(buf) = &self.buffered {
+            into.persons.append(&mut buf.borrow_mut());
+        }
+    }
+
+    fn apply_shared_effects(&mut self, effects: &mut crate::analysis::SharedEffects) {
+        self.refresh();
+        for p in effects.persons.drain(..) {
+            self.count_person(&p);
+        }
     }
 
     fn name_of(&self, name: NameRef) -> Option<&str> {
