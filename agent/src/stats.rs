@@ -12,17 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Every `VerdictStatus`, in declaration order (index = position).
-pub const VERDICTS: [VerdictStatus; 9] = [
-    VerdictStatus::Unfiled,
-    VerdictStatus::RecipientNotFiled,
-    VerdictStatus::ServiceNotFiled,
-    VerdictStatus::FilingExpired,
-    VerdictStatus::FilingNotYetValid,
-    VerdictStatus::OutsideWindow,
-    VerdictStatus::Filed,
-    VerdictStatus::NotCrossBorder,
-    VerdictStatus::Excluded,
-];
+pub const VERDICTS: [VerdictStatus; 9] = VerdictStatus::ALL;
 
 /// Data-plane counters, totals since start.
 #[derive(Debug, Default)]

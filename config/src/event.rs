@@ -273,6 +273,19 @@ pub enum VerdictStatus {
 }
 
 impl VerdictStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [VerdictStatus; 9] = [
+        VerdictStatus::Unfiled,
+        VerdictStatus::RecipientNotFiled,
+        VerdictStatus::ServiceNotFiled,
+        VerdictStatus::FilingExpired,
+        VerdictStatus::FilingNotYetValid,
+        VerdictStatus::OutsideWindow,
+        VerdictStatus::Filed,
+        VerdictStatus::NotCrossBorder,
+        VerdictStatus::Excluded,
+    ];
+
     /// The JSON / label spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -389,7 +389,7 @@ impl Classifier {
             r.delta_bytes,
             facts,
         );
-        a.evidence = state.evidence.take().map(|b| *b).unwrap_or_default();
+        a.evidence = state.take_evidence();
         state.pi_counts = [0; 4];
         Some(a)
     }

@@ -443,7 +443,44 @@ const TICK_MICROS: i64 = 1_000_000;
 /// Most masked evidence items kept per flow record.
 pub const MAX_EVIDENCE: usize = 3;
 
-/// Per-flow detection state, kept in the flow table entry (about 100 bytes).
+/// What the earlier records of a flow covered ([`FlowState::accounted`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Accounted {
+    /// Export bytes and payload bytes counted by earlier records.
+    bytes: u64,
+    payload: u64,
+    /// Last packet time of the previous record of this flow.
+    last_record_micros: i64,
+}
+
+impl FlowState {
+    /// Forget the masked evidence (the flow's last record was written).
+    fn drop_evidence(&mut self) {
+        if let Some(r) = self.rare.as_mut() {
+            r.evidence = Vec::new();
+        }
+    }
+
+    /// Take the masked evidence of this record.
+    pub(super) fn take_evidence(&mut self) -> Vec<String> {
+        self.rare
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.evidence))
+            .unwrap_or_default()
+    }
+
+    /// Remember the last packet time of a record that is not the flow's last.
+    fn note_record(&mut self, last_micros: i64, final_record: bool) {
+        if !final_record {
+            self.rare
+                .get_or_insert_with(Box::default)
+                .accounted
+                .last_record_micros = last_micros;
+        }
+    }
+}
+
+/// Per-flow detection state, kept in the flow table entry (64 bytes).
 #[derive(Debug, Default)]
 pub struct FlowState {
     carry: PiCarry,
@@ -453,17 +490,22 @@ pub struct FlowState {
     pi_counts: [u16; 4],
     scanned: u32,
     sig_hits: u64,
-    accounted_bytes: u64,
-    accounted_payload: u64,
-    /// Last packet time of the previous record of this flow (0 = none).
-    last_record_micros: i64,
+    /// What few flows need: masked evidence, and what the earlier records of a long flow
+    /// covered (boxed, so a flow entry stays within its 256-byte budget).
+    rare: Option<Box<Rare>>,
     /// Early verdict bits (`E_*`).
     early: u8,
     /// The verdict of the latest early judgement.
     early_status: Option<VerdictStatus>,
-    /// Masked evidence of this record (rare: boxed to keep the flow entry small).
-    #[allow(clippy::box_collection)]
-    evidence: Option<Box<Vec<String>>>,
+}
+
+/// The rarely needed part of a [`FlowState`].
+#[derive(Debug, Default)]
+struct Rare {
+    /// Masked evidence of this record.
+    evidence: Vec<String>,
+    /// What the earlier records of this flow covered.
+    accounted: Accounted,
 }
 
 /// The per-worker classifier and detector.
@@ -743,7 +785,7 @@ impl Analysis for Classifier {
         let FlowState {
             carry,
             pi_counts,
-            evidence,
+            rare,
             sig_hits,
             ..
         } = state;
@@ -752,7 +794,7 @@ impl Analysis for Classifier {
             let c = &mut pi_counts[kind.index()];
             *c = c.saturating_add(1);
             self.record_person(domestic, vlan, kind, ident, now);
-            let ev = evidence.get_or_insert_with(Box::default);
+            let ev = &mut rare.get_or_insert_with(Box::default).evidence;
             if ev.len() < MAX_EVIDENCE {
                 ev.push(pi::mask_string(kind, ident));
             }
@@ -847,11 +889,12 @@ impl Analysis for Classifier {
             })
             .flatten();
         state.early |= E_DONE | E_RECORDED;
-        let judge = if state.last_record_micros != 0 {
-            state.last_record_micros
-        } else {
-            s.first_micros
-        };
+        let judge = state
+            .rare
+            .as_ref()
+            .map(|r| r.accounted.last_record_micros)
+            .filter(|&t| t != 0)
+            .unwrap_or(s.first_micros);
         let c = self.compiled.classify(s, judge, &mut self.scratch);
         let final_record = s.reason != EndReason::ActiveTimeout;
         let (export_bytes, export_payload) = match c.direction {
@@ -864,11 +907,11 @@ impl Analysis for Classifier {
         // (by the writer, per entry name), never alerted on.
         if let Some(x) = self.live.exclusions.matches(s, &c) {
             out.verdict = Some(excluded(s, &c, x));
-            state.last_record_micros = s.last_micros;
+            state.note_record(s.last_micros, final_record);
             state.pi_counts = [0; 4];
             state.sig_hits = 0;
             if final_record {
-                state.evidence = None;
+                state.drop_evidence();
             }
             return;
         }
@@ -885,18 +928,22 @@ impl Analysis for Classifier {
             exclude: None,
         });
         if !cross {
-            state.last_record_micros = s.last_micros;
+            state.note_record(s.last_micros, final_record);
             return;
         }
         if final_record && state.carry.pending() {
             self.finish_carry(state, &c, &s.vlan, s.last_micros);
         }
 
-        let delta_bytes = export_bytes.saturating_sub(state.accounted_bytes);
-        let delta_payload = export_payload.saturating_sub(state.accounted_payload);
-        state.accounted_bytes = state.accounted_bytes.max(export_bytes);
-        state.accounted_payload = state.accounted_payload.max(export_payload);
-        state.last_record_micros = s.last_micros;
+        let before = state.rare.as_ref().map(|r| r.accounted).unwrap_or_default();
+        let delta_bytes = export_bytes.saturating_sub(before.bytes);
+        let delta_payload = export_payload.saturating_sub(before.payload);
+        if !final_record {
+            let a = &mut state.rare.get_or_insert_with(Box::default).accounted;
+            a.bytes = a.bytes.max(export_bytes);
+            a.payload = a.payload.max(export_payload);
+            a.last_record_micros = s.last_micros;
+        }
         let min = self.live.cfg.min_export_bytes;
         let r = alerts::Record {
             s,
@@ -910,7 +957,7 @@ impl Analysis for Classifier {
         };
         self.record_alerts(&r, state, out);
         if final_record {
-            state.evidence = None;
+            state.drop_evidence();
         }
     }
 
@@ -977,14 +1024,14 @@ impl Classifier {
         let FlowState {
             carry,
             pi_counts,
-            evidence,
+            rare,
             ..
         } = state;
         carry.finish(&mut |kind, ident| {
             let n = &mut pi_counts[kind.index()];
             *n = n.saturating_add(1);
             self.record_person(domestic, vlan, kind, ident, now);
-            let ev = evidence.get_or_insert_with(Box::default);
+            let ev = &mut rare.get_or_insert_with(Box::default).evidence;
             if ev.len() < MAX_EVIDENCE {
                 ev.push(pi::mask_string(kind, ident));
             }

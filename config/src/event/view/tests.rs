@@ -11,17 +11,7 @@ fn both(e: &Event) -> (String, String) {
     (String::from_utf8(direct).expect("utf-8"), serde)
 }
 
-const STATUSES: [VerdictStatus; 9] = [
-    VerdictStatus::Unfiled,
-    VerdictStatus::RecipientNotFiled,
-    VerdictStatus::ServiceNotFiled,
-    VerdictStatus::FilingExpired,
-    VerdictStatus::FilingNotYetValid,
-    VerdictStatus::OutsideWindow,
-    VerdictStatus::Filed,
-    VerdictStatus::NotCrossBorder,
-    VerdictStatus::Excluded,
-];
+const STATUSES: [VerdictStatus; 9] = VerdictStatus::ALL;
 
 fn flow_event(text: &str, opt: [bool; 8], n: u64) -> Event {
     let mut e = Event::new(
