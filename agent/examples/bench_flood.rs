@@ -105,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         stats: stats.clone(),
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
+        spare_lines: None,
     };
     let shared = DetectShared::new(&cfg)?;
     let queue = cfg.capture.queue_batches.max(1);

@@ -572,6 +572,7 @@ where
         stats: stats.clone(),
         dns: dns.clone(),
         direct,
+        spare_lines: Some(writer.spare_lines()),
     };
     let queue = cfg.capture.queue_batches.max(1);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);
@@ -1010,6 +1011,7 @@ mod tests {
             stats: stats.clone(),
             dns: Arc::new(DnsCache::new(16)),
             direct: false,
+            spare_lines: None,
         };
         let wtx = writer.sender();
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));

@@ -258,7 +258,12 @@ pub enum WriterMsg {
 pub struct Writer {
     tx: Sender<WriterMsg>,
     handle: JoinHandle<io::Result<()>>,
+    spare: Receiver<Vec<u8>>,
 }
+
+/// Line buffers the writer has emptied, on their way back to the workers (bounded: what does
+/// not fit is freed).
+const SPARE_LINE_BUFFERS: usize = 64;
 
 impl Writer {
     /// Start the writer thread with `sinks`; the channel holds `capacity` batches.
@@ -268,10 +273,11 @@ impl Writer {
         capacity: usize,
     ) -> io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let (spare_tx, spare) = crossbeam_channel::bounded(SPARE_LINE_BUFFERS);
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
-            .spawn(move || writer_loop(rx, sinks, &stats, None))?;
-        Ok(Writer { tx, handle })
+            .spawn(move || writer_loop(rx, sinks, &stats, None, &spare_tx))?;
+        Ok(Writer { tx, handle, spare })
     }
 
     /// Start a writer that writes events in a deterministic order: by (capture time, flow id,
@@ -294,15 +300,22 @@ impl Writer {
         let mut reorder = Reorder::new(workers, window_micros);
         reorder.shaper = fold_micros.map(crate::detect::shaping::Shaper::new);
         reorder.domestic = domestic;
+        let (spare_tx, spare) = crossbeam_channel::bounded(SPARE_LINE_BUFFERS);
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
-            .spawn(move || writer_loop(rx, sinks, &stats, Some(reorder)))?;
-        Ok(Writer { tx, handle })
+            .spawn(move || writer_loop(rx, sinks, &stats, Some(reorder), &spare_tx))?;
+        Ok(Writer { tx, handle, spare })
     }
 
     /// A sender for workers.
     pub fn sender(&self) -> Sender<WriterMsg> {
         self.tx.clone()
+    }
+
+    /// Emptied line buffers for workers to fill again ([`Outgoing::lines`]): a buffer of a few
+    /// hundred kilobytes per message, allocated once instead of grown and faulted in anew.
+    pub fn spare_lines(&self) -> Receiver<Vec<u8>> {
+        self.spare.clone()
     }
 
     /// Close the channel (after every other sender is dropped), wait for the thread and
@@ -447,10 +460,12 @@ fn release(
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
+    spare: &Sender<Vec<u8>>,
 ) {
     let Some(shaper) = r.shaper.as_mut() else {
         for h in held {
             write_held(sinks, stats, &h, first_error);
+            recycle_shared(h.line, spare);
         }
         return;
     };
@@ -476,6 +491,7 @@ fn release(
                 write_events(&mut out, &mut line, sinks, stats, first_error);
                 let h = Held { body, ..h };
                 write_held(sinks, stats, &h, first_error);
+                recycle_shared(h.line, spare);
             }
         }
     }
@@ -547,6 +563,23 @@ fn write_flow_line(
     }
 }
 
+/// Give an emptied line buffer back to the workers.
+fn recycle(mut lines: Vec<u8>, spare: &Sender<Vec<u8>>) {
+    if lines.capacity() > 0 {
+        lines.clear();
+        let _ = spare.try_send(lines);
+    }
+}
+
+/// Give back the buffer behind `bytes` once nothing else refers to it.
+fn recycle_shared(bytes: Bytes, spare: &Sender<Vec<u8>>) {
+    if let Bytes::Shared(buf, _, _) = bytes {
+        if let Ok(lines) = Arc::try_unwrap(buf) {
+            recycle(lines, spare);
+        }
+    }
+}
+
 /// Write the events of a worker's message as they come (a plain writer).
 fn write_outgoing(
     out: Outgoing,
@@ -554,6 +587,7 @@ fn write_outgoing(
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
+    spare: &Sender<Vec<u8>>,
 ) {
     for item in &out.items {
         match item {
@@ -570,6 +604,7 @@ fn write_outgoing(
             }
         }
     }
+    recycle(out.lines, spare);
 }
 
 /// Hold the events of a worker's message in the reorder buffer (what is behind what was
@@ -628,6 +663,7 @@ fn writer_loop(
     mut sinks: Vec<Box<dyn EventSink>>,
     stats: &LiveStats,
     mut reorder: Option<Reorder>,
+    spare: &Sender<Vec<u8>>,
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut first_error: Option<io::Error> = None;
@@ -639,20 +675,20 @@ fn writer_loop(
                 watermark,
                 out,
             } => match reorder.as_mut() {
-                None => write_outgoing(out, &mut line, &mut sinks, stats, &mut first_error),
+                None => write_outgoing(out, &mut line, &mut sinks, stats, &mut first_error, spare),
                 Some(r) => {
                     hold_outgoing(r, epoch, out, &mut sinks, stats, &mut first_error);
                     if let Some(w) = r.watermarks.get_mut(worker) {
                         *w = (*w).max((epoch, watermark));
                     }
                     let held = r.ready(false);
-                    release(r, held, false, &mut sinks, stats, &mut first_error);
+                    release(r, held, false, &mut sinks, stats, &mut first_error, spare);
                 }
             },
             WriterMsg::Stats(mut event) => {
                 if let Some(r) = reorder.as_mut() {
                     let held = r.ready(true);
-                    release(r, held, true, &mut sinks, stats, &mut first_error);
+                    release(r, held, true, &mut sinks, stats, &mut first_error, spare);
                 }
                 event.stats = Some(stats.snapshot());
                 line.clear();
@@ -674,7 +710,7 @@ fn writer_loop(
     }
     if let Some(r) = reorder.as_mut() {
         let held = r.ready(true);
-        release(r, held, true, &mut sinks, stats, &mut first_error);
+        release(r, held, true, &mut sinks, stats, &mut first_error, spare);
     }
     for sink in sinks.iter_mut() {
         if let Err(e) = sink.finish() {

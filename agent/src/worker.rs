@@ -123,6 +123,8 @@ pub struct WorkerContext {
     /// Write flow records straight into JSON lines ([`crate::sink::Item::Line`]) instead of
     /// owned events: when no sink of the run wants events ([`crate::sink::EventSink::wants_events`]).
     pub direct: bool,
+    /// Line buffers the writer has emptied ([`crate::sink::Writer::spare_lines`]).
+    pub spare_lines: Option<Receiver<Vec<u8>>>,
 }
 
 /// One shard worker.
@@ -232,6 +234,8 @@ struct Round<S> {
     records: Vec<Parked<S>>,
     effects: SharedEffects,
     totals: LineTotals,
+    /// The tick's packet time.
+    now: i64,
 }
 
 /// A worker's running totals that worker 0's tick reads.
@@ -498,7 +502,7 @@ impl<A: Analysis> Worker<A> {
     /// Offline: meet the other workers of the run (sharing `sync`) on each tick batch, and
     /// write flow records in one order across all of them.
     pub fn with_tick_sync(mut self, sync: Arc<TickSync<A::FlowState>>) -> Self {
-        if sync.workers > 1 && self.index != 0 {
+        if sync.workers > 1 {
             self.analysis.buffer_shared_effects(true);
         }
         self.sync = Some(sync);
@@ -652,11 +656,7 @@ impl<A: Analysis> Worker<A> {
                     deferred.push(f, r);
                 });
                 self.flush_counters();
-                if self.index == 0 {
-                    self.lead_tick(&sync, now);
-                } else {
-                    self.follow_tick(&sync);
-                }
+                self.hand_in(&sync, now);
             }
             return;
         }
@@ -682,46 +682,27 @@ impl<A: Analysis> Worker<A> {
         self.tick(now);
     }
 
-    /// A tick batch offline, worker 0: take every other worker's round for this tick, add
-    /// their shared effects, judge the records of all of them in one order, (last packet time,
-    /// flow id), run the analysis' tick (offline only worker 0 ticks: the shared tick work,
-    /// expiry warnings and person counts, lands on the same worker whatever the number of
-    /// workers), hand the judged records back and write its own.
-    fn lead_tick(&mut self, sync: &TickSync<A::FlowState>, now: i64) {
-        let mut own = std::mem::take(&mut self.deferred.list);
-        own.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
-        let mut lists = vec![own];
-        let mut totals = self.totals;
-        for w in 1..sync.workers {
-            let mut round = sync.wait_rounds(|r| r.handed_in.get_mut(w)?.pop_front());
-            self.analysis.apply_shared_effects(&mut round.effects);
-            totals += round.totals;
-            lists.push(round.records);
-        }
-        self.judge_merged(&mut lists);
-        self.tick_totals = Some(totals);
-        self.capture_loss(now, false);
-        self.tick(now);
-        self.tick_totals = None;
-        let mut lists = lists.into_iter();
-        let own = lists.next().unwrap_or_default();
-        sync.with_rounds(|r| {
-            for (w, list) in lists.enumerate() {
-                if let Some(q) = r.judged.get_mut(w + 1) {
-                    q.push_back(list);
-                }
-            }
-        });
-        let epoch = self.epoch;
-        self.emit_parked(own, epoch);
-        self.deferred.min = i64::MAX;
-    }
-
-    /// A tick batch offline, any other worker: hand this tick's round to worker 0 and read on
-    /// (no waiting); write the records worker 0 has judged so far.
-    fn follow_tick(&mut self, sync: &TickSync<A::FlowState>) {
+    /// A tick batch offline: hand this tick's round in (the records that ended since the last
+    /// tick, sorted; what this worker's payloads would have added to shared state; its line
+    /// totals) and read on without waiting. Worker 0 then judges every round that all workers
+    /// have handed in. Each worker writes its records once they come back judged.
+    fn hand_in(&mut self, sync: &TickSync<A::FlowState>, now: i64) {
         let mut records = std::mem::take(&mut self.deferred.list);
         records.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
+        if sync.workers == 1 {
+            // One worker: nothing to wait for, judge and write at once.
+            let mut lists = [records];
+            self.judge_merged(&mut lists);
+            self.tick_totals = Some(self.totals);
+            self.capture_loss(now, false);
+            self.tick(now);
+            self.tick_totals = None;
+            let [records] = lists;
+            let epoch = self.epoch;
+            self.deferred.list = self.emit_parked(records, epoch);
+            self.deferred.min = i64::MAX;
+            return;
+        }
         let mut effects = SharedEffects::default();
         self.analysis.take_shared_effects(&mut effects);
         let me = self.index;
@@ -731,13 +712,68 @@ impl<A: Analysis> Worker<A> {
             records,
             effects,
             totals: self.totals,
+            now,
         };
         sync.with_rounds(|r| {
             if let Some(q) = r.handed_in.get_mut(me) {
                 q.push_back(round);
             }
         });
+        if me == 0 {
+            self.judge_rounds(sync, false);
+        }
         self.emit_judged(sync, false);
+    }
+
+    /// Worker 0: for each tick whose rounds every worker has handed in, in tick order: add
+    /// their shared effects, judge all their records in one (last packet time, flow id)
+    /// order, run the analysis' tick (offline only worker 0 ticks: the shared tick work lands
+    /// on the same worker whatever the number of workers) and hand the judged records back.
+    /// With `all`, wait for the other workers until its own rounds are all judged.
+    fn judge_rounds(&mut self, sync: &TickSync<A::FlowState>, all: bool) {
+        let n = sync.workers;
+        loop {
+            let complete = |r: &mut Rounds<A::FlowState>| {
+                let ready = r.handed_in.iter().take(n).all(|q| !q.is_empty());
+                ready.then(|| {
+                    r.handed_in
+                        .iter_mut()
+                        .filter_map(std::collections::VecDeque::pop_front)
+                        .collect::<Vec<_>>()
+                })
+            };
+            let rounds = if all {
+                if sync.with_rounds(|r| r.handed_in.first().is_none_or(|q| q.is_empty())) {
+                    return;
+                }
+                sync.wait_rounds(complete)
+            } else {
+                match sync.with_rounds(complete) {
+                    Some(rounds) => rounds,
+                    None => return,
+                }
+            };
+            let now = rounds.first().map_or(self.now, |r| r.now);
+            let mut totals = LineTotals::default();
+            let mut lists = Vec::with_capacity(rounds.len());
+            for mut round in rounds {
+                self.analysis.apply_shared_effects(&mut round.effects);
+                totals += round.totals;
+                lists.push(round.records);
+            }
+            self.judge_merged(&mut lists);
+            self.tick_totals = Some(totals);
+            self.capture_loss(now, false);
+            self.tick(now);
+            self.tick_totals = None;
+            sync.with_rounds(|r| {
+                for (w, list) in lists.into_iter().enumerate() {
+                    if let Some(q) = r.judged.get_mut(w) {
+                        q.push_back(list);
+                    }
+                }
+            });
+        }
     }
 
     /// Write the records worker 0 has handed back; with `all`, wait for every round handed
@@ -757,13 +793,17 @@ impl<A: Analysis> Worker<A> {
             for list in lists {
                 // Keyed in the epoch the round was handed in.
                 let epoch = self.pending.pop_front().map_or(self.epoch, |p| p.0);
-                self.emit_parked(list, epoch);
+                drop(self.emit_parked(list, epoch));
             }
         }
     }
 
-    /// Write judged records, keyed in time epoch `epoch`.
-    fn emit_parked(&mut self, mut list: Vec<Parked<A::FlowState>>, epoch: u32) {
+    /// Write judged records, keyed in time epoch `epoch`; returns the emptied list.
+    fn emit_parked(
+        &mut self,
+        mut list: Vec<Parked<A::FlowState>>,
+        epoch: u32,
+    ) -> Vec<Parked<A::FlowState>> {
         let Worker {
             analysis, ctx, out, ..
         } = self;
@@ -785,6 +825,8 @@ impl<A: Analysis> Worker<A> {
                 dns_name.as_deref(),
             );
         }
+        list.clear();
+        list
     }
 
     /// Worker 0: judge the records of `lists` (each sorted), merged in (last packet time, flow
@@ -1037,12 +1079,18 @@ impl<A: Analysis> Worker<A> {
 
     /// Hand the events queued so far to the writer, with this worker's watermark.
     fn send_out(&mut self, writer: &Sender<WriterMsg>) {
+        let (epoch, watermark) = self.watermark();
         let _ = writer.send(WriterMsg::Keyed {
             worker: self.index,
-            epoch: self.watermark().0,
-            watermark: self.watermark().1,
+            epoch,
+            watermark,
             out: std::mem::take(&mut self.out),
         });
+        if let Some(spare) = &self.ctx.spare_lines {
+            if let Ok(lines) = spare.try_recv() {
+                self.out.lines = lines;
+            }
+        }
     }
 
     /// Take the events queued since the last flush, as owned events (tests and tools that
@@ -1063,13 +1111,14 @@ impl<A: Analysis> Worker<A> {
             let table = self.tracker.drain_order();
             self.writer = Some(writer.clone());
             self.flush_counters();
-            if self.index != 0 {
-                // Every round judged and written, and what the payloads since the last tick
-                // added to shared state added now: the remaining records are judged by their
-                // own workers, taking turns.
-                self.emit_judged(&sync, true);
-                self.analysis.buffer_shared_effects(false);
+            // Every round judged and written, and what the payloads since the last tick added to
+            // shared state added now: the remaining records are judged by their own workers,
+            // taking turns.
+            if self.index == 0 {
+                self.judge_rounds(&sync, true);
             }
+            self.emit_judged(&sync, true);
+            self.analysis.buffer_shared_effects(false);
             sync.barrier.wait();
             self.ordered_records_with(&sync, table);
             self.flush_counters();

@@ -296,6 +296,7 @@ fn known_flows_are_processed_without_allocating() {
         stats,
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
+        spare_lines: None,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let mut worker = Worker::new(0, ctx, Classifier::new(shared, 0));
@@ -397,6 +398,7 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
             stats: stats.clone(),
             dns: Arc::new(DnsCache::new(16)),
             direct: false,
+            spare_lines: None,
         };
         let before = live_bytes();
         let mut worker = Worker::new(0, ctx, NoAnalysis);

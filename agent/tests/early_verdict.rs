@@ -34,6 +34,7 @@ fn worker() -> (Worker<Classifier>, Arc<DnsCache>) {
         stats: Arc::new(LiveStats::new()),
         dns: dns.clone(),
         direct: false,
+        spare_lines: None,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     (Worker::new(0, ctx, Classifier::new(shared, 0)), dns)

@@ -225,6 +225,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
         stats: stats.clone(),
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
+        spare_lines: None,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let (tx, rx) = crossbeam_channel::bounded(8);
