@@ -527,12 +527,14 @@ impl<A: Analysis> Worker<A> {
         barrier: Option<&std::sync::Barrier>,
     ) {
         self.writer = Some(writer.clone());
-        for mut batch in rx {
+        for mut batch in &rx {
             self.process(&batch);
             let tick = batch.tick;
             batch.clear();
             let _ = recycle.try_send(batch);
-            self.flush(&writer, tick);
+            // Nothing queued behind this batch (the input stalls, or this worker is ahead):
+            // hand everything over now rather than holding it for a fuller message.
+            self.flush_when(&writer, tick, rx.is_empty());
         }
         if let Some(b) = barrier {
             b.wait();
@@ -1058,9 +1060,11 @@ impl<A: Analysis> Worker<A> {
         self.counters.flush(&self.ctx.stats);
     }
 
-    fn flush(&mut self, writer: &Sender<WriterMsg>, tick: bool) {
+    /// Flush counters and hand events to the writer; offline in fuller messages, unless
+    /// `idle` (nothing queued behind: send what there is at once).
+    fn flush_when(&mut self, writer: &Sender<WriterMsg>, tick: bool, idle: bool) {
         self.flush_counters();
-        if self.sync.is_some() {
+        if self.sync.is_some() && !idle {
             // Offline: in messages of a few hundred events (a sparse capture has a tick every
             // few dozen packets, and a message per tick kept the writer waking up for one or
             // two events), the watermark alone every so many ticks.
@@ -1072,7 +1076,8 @@ impl<A: Analysis> Worker<A> {
             self.ticks_unsent = 0;
         }
         // Events, or on a tick the watermark alone, so the writer can release ordered events.
-        if !self.out.is_empty() || tick || self.sync.is_some() {
+        if !self.out.is_empty() || tick || (self.sync.is_some() && self.ticks_unsent > 0) {
+            self.ticks_unsent = 0;
             self.send_out(writer);
         }
     }
