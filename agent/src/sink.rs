@@ -24,9 +24,7 @@ pub trait EventSink: Send {
     /// Write one flow record the worker wrote as a JSON line (no [`Event`] was built for it).
     /// By default the line is read back into an event for [`EventSink::write`].
     fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
-        let text = std::str::from_utf8(line).map_err(io::Error::other)?;
-        let (event, _) = Event::from_json(text).map_err(io::Error::other)?;
-        self.write(&event, line)
+        self.write(&read_line(line)?, line)
     }
     /// Whether this sink wants flow records as owned [`Event`]s. When every sink of a run says
     /// no, workers write flow records straight into JSON lines (no `Event` of strings per flow).
@@ -39,6 +37,13 @@ pub trait EventSink: Send {
     fn finish(&mut self) -> io::Result<()> {
         self.flush()
     }
+}
+
+/// A JSON line read back into an event (a sink that wants events, given a written line).
+pub fn read_line(line: &[u8]) -> io::Result<Event> {
+    let text = std::str::from_utf8(line).map_err(io::Error::other)?;
+    let (event, _) = Event::from_json(text).map_err(io::Error::other)?;
+    Ok(event)
 }
 
 /// JSON lines through a `BufWriter`, to a file or stdout.
@@ -178,29 +183,35 @@ impl Outgoing {
 
     /// Queue an alert, written into [`Outgoing::lines`] here.
     pub fn push_alert(&mut self, e: Event) {
-        let start = self.lines.len();
-        EventRef::of(&e).write_json(&mut self.lines);
-        match (u32::try_from(start), u32::try_from(self.lines.len())) {
-            (Ok(start), Ok(end)) => self.items.push(Item::Alert {
+        match self.write_lines(|lines| EventRef::of(&e).write_json(lines)) {
+            Some((start, end)) => self.items.push(Item::Alert {
                 start,
                 end,
                 event: Box::new(e),
             }),
-            _ => {
-                self.lines.truncate(start);
-                self.push_event(e);
-            }
+            None => self.push_event(e),
         }
     }
 
     /// Queue a flow record written by `write` into [`Outgoing::lines`]. A line that does not
     /// fit the 4 GiB a message can address is dropped (messages are handed over long before).
     pub fn push_line(&mut self, meta: LineMeta, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some((start, end)) = self.write_lines(write) {
+            self.items.push(Item::Line { start, end, meta });
+        }
+    }
+
+    /// Append with `write` to [`Outgoing::lines`] and return the range written, or nothing
+    /// (and the bytes taken back) when it lies beyond what a `u32` addresses.
+    fn write_lines(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Option<(u32, u32)> {
         let start = self.lines.len();
         write(&mut self.lines);
         match (u32::try_from(start), u32::try_from(self.lines.len())) {
-            (Ok(start), Ok(end)) => self.items.push(Item::Line { start, end, meta }),
-            _ => self.lines.truncate(start),
+            (Ok(start), Ok(end)) => Some((start, end)),
+            _ => {
+                self.lines.truncate(start);
+                None
+            }
         }
     }
 
@@ -218,10 +229,7 @@ impl Outgoing {
             match item {
                 Item::Event(e) | Item::Alert { event: e, .. } => out.push((**e).clone()),
                 Item::Line { start, end, .. } => {
-                    let text = std::str::from_utf8(self.line(*start, *end)).unwrap_or("");
-                    if let Ok((e, _)) = Event::from_json(text) {
-                        out.push(e);
-                    }
+                    out.extend(read_line(self.line(*start, *end)).ok());
                 }
             }
         }

@@ -303,15 +303,8 @@ impl SpinBarrier {
             }
             return;
         }
-        for round in 0..TURN_SPINS + TURN_YIELDS {
-            if self.generation.load(sc) != generation {
-                return;
-            }
-            if round < TURN_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        if spin_until(|| self.generation.load(sc) != generation) {
+            return;
         }
         let mut guard = self
             .lock
@@ -340,6 +333,22 @@ struct Heads {
 /// wake-up through the kernel.
 const TURN_SPINS: u32 = 1000;
 const TURN_YIELDS: u32 = 2;
+
+/// Check `done` a while, then yield the CPU a few times between checks (the thread being
+/// waited for may need it); whether it became true. The caller sleeps when it did not.
+fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    for round in 0..TURN_SPINS + TURN_YIELDS {
+        if done() {
+            return true;
+        }
+        if round < TURN_SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    false
+}
 
 impl<S> TickSync<S> {
     /// For `workers` workers.
@@ -381,15 +390,13 @@ impl<S> TickSync<S> {
     /// Wait until `take` finds something in the rounds (checking a while, then yielding, then
     /// sleeping), and return it.
     fn wait_rounds<T>(&self, mut take: impl FnMut(&mut Rounds<S>) -> Option<T>) -> T {
-        for round in 0..TURN_SPINS + TURN_YIELDS {
-            if let Some(t) = take(&mut self.lock_rounds()) {
-                return t;
-            }
-            if round < TURN_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        let mut found = None;
+        spin_until(|| {
+            found = take(&mut self.lock_rounds());
+            found.is_some()
+        });
+        if let Some(t) = found {
+            return t;
         }
         let mut r = self.lock_rounds();
         loop {
@@ -430,15 +437,8 @@ impl<S> TickSync<S> {
     /// Block until this worker's head is the smallest of all: check a few times, then yield
     /// the CPU a few times (the worker whose turn it is may be waiting for one), then sleep.
     fn wait_turn(&self, me: usize) {
-        for round in 0..TURN_SPINS + TURN_YIELDS {
-            if Self::my_turn(&self.lock(), me) {
-                return;
-            }
-            if round < TURN_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        if spin_until(|| Self::my_turn(&self.lock(), me)) {
+            return;
         }
         let mut h = self.lock();
         while !Self::my_turn(&h, me) {
@@ -936,13 +936,8 @@ impl<A: Analysis> Worker<A> {
             self.deferred.min = next.map_or(i64::MAX, |n| n.0);
             // Hand long runs of records over in chunks (the end of a capture drains the table).
             if self.out.len() >= DRAIN_CHUNK {
-                if let Some(w) = &self.writer {
-                    let _ = w.send(WriterMsg::Keyed {
-                        worker: me,
-                        epoch: self.watermark().0,
-                        watermark: self.watermark().1,
-                        out: std::mem::take(&mut self.out),
-                    });
+                if let Some(w) = self.writer.clone() {
+                    self.send_out(&w);
                 }
             }
         }

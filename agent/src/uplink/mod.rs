@@ -612,9 +612,7 @@ impl crate::sink::EventSink for UplinkSink {
         if !self.send_flows {
             return Ok(());
         }
-        let text = std::str::from_utf8(line).map_err(std::io::Error::other)?;
-        let (event, _) =
-            crossline_config::event::Event::from_json(text).map_err(std::io::Error::other)?;
+        let event = crate::sink::read_line(line)?;
         self.push_event(&event, line);
         Ok(())
     }

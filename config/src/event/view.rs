@@ -264,8 +264,7 @@ impl<'a> EventRef<'a> {
             o.key("quic");
             let mut q_o = Obj::open(o.out);
             if let Some(v) = q.version {
-                q_o.key("version");
-                put_quic_version(q_o.out, v);
+                q_o.str("version", quic_version_text(v, &mut [0; 8]));
             }
             q_o.opt_str("sni", q.sni.as_deref());
             q_o.opt_str("ja4", q.ja4.as_deref());
@@ -518,20 +517,23 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// EVE's spelling of a QUIC version (see `wire::QuicVersion`).
-fn put_quic_version(out: &mut Vec<u8>, v: u32) {
+/// EVE's spelling of a QUIC version, as `quic.version` carries it: Google QUIC's tag (`Q046`),
+/// otherwise lower-case hex without a prefix (`1` for QUIC v1, `6b3343cf` for v2, `ff00001d`
+/// for draft 29). Written into `buf`.
+pub(super) fn quic_version_text(v: u32, buf: &mut [u8; 8]) -> &str {
     let tag = v.to_be_bytes();
-    out.push(b'"');
-    if tag[0] == b'Q' && tag[1..].iter().all(u8::is_ascii_digit) {
-        out.extend_from_slice(&tag);
+    let len = if tag[0] == b'Q' && tag[1..].iter().all(u8::is_ascii_digit) {
+        buf[..4].copy_from_slice(&tag);
+        4
     } else {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digits = (8 - v.leading_zeros() as usize / 4).max(1);
-        for i in (0..digits).rev() {
-            out.push(HEX[((v >> (4 * i)) & 0xf) as usize]);
+        for (k, i) in (0..digits).rev().enumerate() {
+            buf[k] = HEX[((v >> (4 * i)) & 0xf) as usize];
         }
-    }
-    out.push(b'"');
+        digits
+    };
+    std::str::from_utf8(&buf[..len]).unwrap_or("")
 }
 
 /// What serde_json writes for each byte of a string: 0 = the byte itself, `u` = `\u00XX`,

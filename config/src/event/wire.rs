@@ -194,19 +194,12 @@ struct QuicOut<'a> {
     ja4: Option<&'a str>,
 }
 
-/// A QUIC version as EVE spells it: Google QUIC's tag (`Q046`), otherwise lower-case hex
-/// without a prefix (`1` for QUIC v1, `6b3343cf` for v2, `ff00001d` for draft 29).
+/// A QUIC version as EVE spells it (`super::view::quic_version_text`).
 struct QuicVersion(u32);
 
 impl Serialize for QuicVersion {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let tag = self.0.to_be_bytes();
-        if tag[0] == b'Q' && tag[1..].iter().all(u8::is_ascii_digit) {
-            let text: String = tag.iter().map(|&b| char::from(b)).collect();
-            s.serialize_str(&text)
-        } else {
-            s.collect_str(&format_args!("{:x}", self.0))
-        }
+        s.serialize_str(super::view::quic_version_text(self.0, &mut [0; 8]))
     }
 }
 
