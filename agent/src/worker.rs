@@ -234,8 +234,9 @@ struct Round<S> {
     records: Vec<Parked<S>>,
     effects: SharedEffects,
     totals: LineTotals,
-    /// The tick's packet time.
+    /// The tick's packet time and time epoch (what its tick alerts are keyed by).
     now: i64,
+    epoch: u32,
 }
 
 /// A worker's running totals that worker 0's tick reads.
@@ -681,7 +682,7 @@ impl<A: Analysis> Worker<A> {
             return;
         }
         self.capture_loss(now, false);
-        self.tick(now);
+        self.tick(now, self.epoch);
     }
 
     /// A tick batch offline: hand this tick's round in (the records that ended since the last
@@ -697,7 +698,7 @@ impl<A: Analysis> Worker<A> {
             self.judge_merged(&mut lists);
             self.tick_totals = Some(self.totals);
             self.capture_loss(now, false);
-            self.tick(now);
+            self.tick(now, self.epoch);
             self.tick_totals = None;
             let [records] = lists;
             let epoch = self.epoch;
@@ -708,13 +709,17 @@ impl<A: Analysis> Worker<A> {
         let mut effects = SharedEffects::default();
         self.analysis.take_shared_effects(&mut effects);
         let me = self.index;
-        self.pending.push_back((self.epoch, self.deferred.min));
+        // Until the round comes back written, its records and its tick's alerts (keyed at the
+        // tick's time) are still to come: they hold this worker's watermark back.
+        self.pending
+            .push_back((self.epoch, self.deferred.min.min(now)));
         self.deferred.min = i64::MAX;
         let round = Round {
             records,
             effects,
             totals: self.totals,
             now,
+            epoch: self.epoch,
         };
         sync.with_rounds(|r| {
             if let Some(q) = r.handed_in.get_mut(me) {
@@ -755,7 +760,9 @@ impl<A: Analysis> Worker<A> {
                     None => return,
                 }
             };
-            let now = rounds.first().map_or(self.now, |r| r.now);
+            let (now, epoch) = rounds
+                .first()
+                .map_or((self.now, self.epoch), |r| (r.now, r.epoch));
             let mut totals = LineTotals::default();
             let mut lists = Vec::with_capacity(rounds.len());
             for mut round in rounds {
@@ -766,7 +773,7 @@ impl<A: Analysis> Worker<A> {
             self.judge_merged(&mut lists);
             self.tick_totals = Some(totals);
             self.capture_loss(now, false);
-            self.tick(now);
+            self.tick(now, epoch);
             self.tick_totals = None;
             sync.with_rounds(|r| {
                 for (w, list) in lists.into_iter().enumerate() {
@@ -947,7 +954,7 @@ impl<A: Analysis> Worker<A> {
     }
 
     /// The analysis' tick, about once a second.
-    fn tick(&mut self, now: i64) {
+    fn tick(&mut self, now: i64, epoch: u32) {
         let tick_due = match self.next_tick {
             None => true,
             // Time went backwards by more than a tick: restart the schedule.
@@ -955,17 +962,17 @@ impl<A: Analysis> Worker<A> {
         };
         if tick_due && now != 0 {
             self.next_tick = Some(now + TICK_MICROS);
-            self.analysis_tick(now);
+            self.analysis_tick(now, epoch);
         }
     }
 
     /// Run the analysis' tick and queue the alerts it raised.
-    fn analysis_tick(&mut self, now: i64) {
+    fn analysis_tick(&mut self, now: i64, epoch: u32) {
         let health = self.health();
         self.scratch.clear();
         self.analysis.on_tick(now, &health, &mut self.scratch);
         push_alerts(&self.ctx, &mut self.scratch, &mut self.out);
-        push_keys(&mut self.out, self.epoch, now, 0);
+        push_keys(&mut self.out, epoch, now, 0);
     }
 
     fn health(&self) -> Health {
@@ -1127,7 +1134,7 @@ impl<A: Analysis> Worker<A> {
             self.capture_loss(now, true);
             // The final tick: worker 0's, as every offline tick.
             if self.index == 0 {
-                self.analysis_tick(now);
+                self.analysis_tick(now, self.epoch);
             }
             self.flush_counters();
             self.send_out(writer);
@@ -1163,7 +1170,7 @@ impl<A: Analysis> Worker<A> {
         self.send_out(writer);
         let now = self.now;
         self.capture_loss(now, true);
-        self.analysis_tick(now);
+        self.analysis_tick(now, self.epoch);
         self.flush_counters();
         self.send_out(writer);
     }
