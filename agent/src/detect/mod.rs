@@ -598,17 +598,22 @@ impl Classifier {
         now: i64,
         out: &mut Vec<AlertFinding>,
     ) {
+        if !self.shaper.folds() {
+            // Folding happens elsewhere (the offline writer) or not at all: no key to build.
+            out.push(a);
+            return;
+        }
         let who = match (&a.enterprise, c.domestic) {
-            (Some(ent), _) => ent.clone(),
-            (None, Some(ip)) => source_prefix(ip),
-            (None, None) => String::new(),
+            (Some(ent), _) => shaping::Who::Enterprise(ent),
+            (None, Some(ip)) => shaping::Who::Prefix(ip),
+            (None, None) => shaping::Who::Nobody,
         };
-        let key = format!(
-            "{}|{}|{}|{}",
+        let service = a.service.map(|s| s.to_string()).unwrap_or_default();
+        let key = shaping::identity_key(
             a.kind.as_str(),
             who,
             a.recipient.as_deref().unwrap_or(""),
-            a.service.map(|s| s.to_string()).unwrap_or_default()
+            service,
         );
         let before = self.shaper.evictions();
         self.shaper.offer(key, a, now, out);
@@ -667,20 +672,6 @@ impl Classifier {
             ),
         };
         lock(&self.shared.persons).add(owner, p.year, p.hash, p.sensitive, limits);
-    }
-}
-
-/// The /24 (IPv4) or /64 (IPv6) of an address, as text.
-fn source_prefix(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        IpAddr::V6(a) => {
-            let s = a.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::analysis::findings::AlertFinding;
 use crossline_config::event::Event;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
+use std::fmt::Display;
 use std::net::IpAddr;
 
 /// An alert the shaper can fold: the writer folds events, a classifier its findings.
@@ -100,25 +101,76 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     } else {
         src
     };
-    let who = match (&a.enterprise, local.map(Ok::<IpAddr, ()>)) {
-        (Some(ent), _) => ent.clone(),
-        (None, Some(Ok(IpAddr::V4(v)))) => {
-            let o = v.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        (None, Some(Ok(IpAddr::V6(v)))) => {
-            let s = v.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        _ => String::new(),
+    let who = match (&a.enterprise, local) {
+        (Some(ent), _) => Who::Enterprise(ent),
+        (None, Some(ip)) => Who::Prefix(ip),
+        (None, None) => Who::Nobody,
     };
-    Some(format!(
-        "{}|{}|{}|{}",
+    Some(identity_key(
         a.kind.as_str(),
         who,
         a.recipient.as_deref().unwrap_or(""),
-        a.service.as_deref().unwrap_or("")
+        a.service.as_deref().unwrap_or(""),
     ))
+}
+
+/// Who an alert identity is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Who<'a> {
+    /// The enterprise the flow belongs to.
+    Enterprise(&'a str),
+    /// No enterprise: the /24 (IPv4) or /64 (IPv6) of this address.
+    Prefix(IpAddr),
+    /// Neither.
+    Nobody,
+}
+
+/// The identity key `kind|who|recipient|service` (see [`identity`]), built without the
+/// formatting machinery (it is built for every alert).
+pub fn identity_key(kind: &str, who: Who<'_>, recipient: &str, service: impl Display) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(kind.len() + recipient.len() + 64);
+    key.push_str(kind);
+    key.push('|');
+    match who {
+        Who::Enterprise(ent) => key.push_str(ent),
+        Who::Prefix(ip) => push_prefix(&mut key, ip),
+        Who::Nobody => {}
+    }
+    key.push('|');
+    key.push_str(recipient);
+    key.push('|');
+    let _ = write!(key, "{service}");
+    key
+}
+
+/// The /24 (`a.b.c.0/24`) or /64 (`a:b:c:d::/64`) of `ip`.
+pub fn push_prefix(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            for octet in &o[..3] {
+                push_decimal(out, *octet);
+                out.push('.');
+            }
+            out.push_str("0/24");
+        }
+        IpAddr::V6(a) => {
+            use std::fmt::Write as _;
+            let s = a.segments();
+            let _ = write!(out, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+        }
+    }
+}
+
+fn push_decimal(out: &mut String, v: u8) {
+    if v >= 100 {
+        out.push(char::from(b'0' + v / 100));
+    }
+    if v >= 10 {
+        out.push(char::from(b'0' + (v / 10) % 10));
+    }
+    out.push(char::from(b'0' + v % 10));
 }
 
 impl<T: Foldable> Shaper<T> {
@@ -137,6 +189,11 @@ impl<T: Foldable> Shaper<T> {
             evictions: 0,
             due: i64::MAX,
         }
+    }
+
+    /// Whether this shaper folds at all (a zero interval passes every alert through).
+    pub fn folds(&self) -> bool {
+        self.fold_micros > 0
     }
 
     /// Identities evicted so far because the shaper was full.
@@ -198,25 +255,22 @@ impl<T: Foldable> Shaper<T> {
             return;
         }
         let fold = self.fold_micros;
-        // In order of their interval's start, then identity: the same whatever the map's order.
-        let mut ended: Vec<(i64, String)> = self
-            .entries
-            .iter()
-            .filter(|(_, f)| now - f.first_micros >= fold)
-            .map(|(k, f)| (f.first_micros, k.clone()))
-            .collect();
-        ended.sort();
-        for (_, k) in ended {
-            if let Some(f) = self.remove(&k) {
-                emit_followup(f, out);
+        // In order of their interval's start, then identity (`order`'s order): the same
+        // whatever the map's order.
+        while let Some(first) = self.order.first() {
+            if now - first.0 < fold {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_first() {
+                if let Some(f) = self.entries.remove(&k) {
+                    emit_followup(f, out);
+                }
             }
         }
         self.due = self
-            .entries
-            .values()
-            .map(|f| f.first_micros.saturating_add(fold))
-            .min()
-            .unwrap_or(i64::MAX);
+            .order
+            .first()
+            .map_or(i64::MAX, |f| f.0.saturating_add(fold));
     }
 
     /// Emit every pending follow-up (end of capture / shutdown).
