@@ -19,5 +19,6 @@ pub mod session;
 pub mod sink;
 pub mod stats;
 pub mod taps;
+pub mod text;
 pub mod uplink;
 pub mod worker;

@@ -26,11 +26,11 @@ use crate::flow::{Flow, FlowTracker, TcpState};
 use crate::sink::{LineMeta, Outgoing, WriterMsg};
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
+use crate::text::Text;
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_eve_timestamp, Alert, EveTime, Event, EventRef, EventType, FixedWriter, FlowRecordRef,
-    VerdictRef,
+    format_eve_timestamp, Alert, EveTime, Event, EventRef, EventType, FlowRecordRef, VerdictRef,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -971,7 +971,7 @@ impl<A: Analysis> Worker<A> {
         let health = self.health();
         self.scratch.clear();
         self.analysis.on_tick(now, &health, &mut self.scratch);
-        push_alerts(&self.ctx, &mut self.scratch, &mut self.out);
+        push_alerts(&self.ctx, &mut self.scratch, &mut self.out, None);
         push_keys(&mut self.out, epoch, now, 0);
     }
 
@@ -1197,65 +1197,6 @@ pub fn proto_name(p: u8) -> String {
         .unwrap_or_else(|| p.to_string())
 }
 
-/// Text written into a fixed buffer (an address, a protocol number): flow records borrow
-/// their strings from these instead of allocating them.
-struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    fn of(value: impl std::fmt::Display) -> Self {
-        use std::fmt::Write as _;
-        let mut buf = [0u8; N];
-        let mut w = FixedWriter {
-            buf: &mut buf,
-            len: 0,
-        };
-        // An address is at most 45 characters, a protocol number 3.
-        let _ = write!(w, "{value}");
-        let len = w.len;
-        Text { buf, len }
-    }
-
-    /// An address as `IpAddr`'s `Display` writes it; IPv4 digit by digit (the formatting
-    /// machinery cost more than the rest of the record).
-    fn ip(ip: std::net::IpAddr) -> Self {
-        let std::net::IpAddr::V4(v4) = ip else {
-            return Self::of(ip);
-        };
-        let mut buf = [0u8; N];
-        let mut len = 0;
-        for (i, octet) in v4.octets().into_iter().enumerate() {
-            let mut digits = [0u8; 4];
-            let mut k = 0;
-            if i > 0 {
-                digits[0] = b'.';
-                k = 1;
-            }
-            if octet >= 100 {
-                digits[k] = b'0' + octet / 100;
-                k += 1;
-            }
-            if octet >= 10 {
-                digits[k] = b'0' + (octet / 10) % 10;
-                k += 1;
-            }
-            digits[k] = b'0' + octet % 10;
-            k += 1;
-            if let Some(dst) = buf.get_mut(len..len + k) {
-                dst.copy_from_slice(&digits[..k]);
-                len += k;
-            }
-        }
-        Text { buf, len }
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or("")
-    }
-}
-
 /// What the analysis is told about `f`, without its L7 names (see [`with_names`]).
 fn summarize<'a, S>(
     f: &Flow<S, L7State>,
@@ -1326,7 +1267,7 @@ fn early<A: Analysis>(
     scratch.clear();
     let (state, l7) = f.state_mut_and_l7();
     analysis.on_early_verdict(state, &with_names(summary, l7), scratch);
-    push_alerts(ctx, scratch, out);
+    push_alerts(ctx, scratch, out, None);
     push_keys(out, epoch, last, flow_id);
 }
 
@@ -1484,16 +1425,26 @@ fn emit<A: Analysis>(
     } else {
         out.push_event(e.to_event());
     }
-    push_alerts(ctx, findings, out);
+    let ports = match key.proto {
+        ICMP | ICMPV6 => (u16::from(icmp[0].0), u16::from(icmp[0].1)),
+        _ => (init_port, resp_port),
+    };
+    let tuple = (key.proto, init, ports.0, resp, ports.1);
+    push_alerts(ctx, findings, out, Some((tuple, community_id)));
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(out, epoch, f.last_micros(), f.flow_id());
 }
 
 /// Queue the alerts of `findings` (emptied) as events.
-fn push_alerts(ctx: &WorkerContext, findings: &mut Findings, out: &mut Outgoing) {
+fn push_alerts(
+    ctx: &WorkerContext,
+    findings: &mut Findings,
+    out: &mut Outgoing,
+    mut cid: Option<CidMemo>,
+) {
     let seed = ctx.capture.community_id_seed;
     for a in findings.alerts.drain(..) {
-        let e = alert_event(&ctx.gateway, seed, a);
+        let e = alert_event(&ctx.gateway, seed, a, &mut cid);
         if ctx.direct {
             out.push_alert(e);
         } else {
@@ -1552,11 +1503,12 @@ pub fn write_findings<A: Analysis>(
         }
         out.push(r.to_event());
     }
+    let mut cid = None;
     out.extend(
         findings
             .alerts
             .drain(..)
-            .map(|a| alert_event(gateway, community_id_seed, a)),
+            .map(|a| alert_event(gateway, community_id_seed, a, &mut cid)),
     );
 }
 
@@ -1576,7 +1528,14 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
 }
 
 /// The alert event of `a`; flow fields are those of the flow it is about, if any.
-fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
+/// The Community ID last computed for an alert's flow tuple (protocol, initiator and port,
+/// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
+type CidMemo = (
+    (u8, std::net::IpAddr, u16, std::net::IpAddr, u16),
+    crate::l7::community_id::CommunityId,
+);
+
+fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMemo>) -> Event {
     let mut e = Event::new(
         EventType::Alert,
         format_eve_timestamp(a.micros),
@@ -1587,8 +1546,8 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
         e.flow_id = Some(f.flow_id);
         e.proto = Some(proto_name(f.ip_proto));
         e.vlan = crate::flow::key::vlan_list(&f.vlan);
-        e.src_ip = Some(f.initiator.to_string());
-        e.dest_ip = Some(f.responder.to_string());
+        e.src_ip = Some(crate::text::Ip::string(f.initiator));
+        e.dest_ip = Some(crate::text::Ip::string(f.responder));
         let (a_port, b_port) = match f.ip_proto {
             ICMP | ICMPV6 => {
                 (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1));
@@ -1600,14 +1559,23 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
             }
             _ => (0, 0),
         };
-        e.community_id = Some(crate::l7::community_id::community_id_seeded(
-            seed,
-            f.ip_proto,
-            f.initiator,
-            a_port,
-            f.responder,
-            b_port,
-        ));
+        let tuple = (f.ip_proto, f.initiator, a_port, f.responder, b_port);
+        let id = match cid {
+            Some((t, id)) if *t == tuple => *id,
+            _ => {
+                let id = crate::l7::community_id::CommunityId::seeded(
+                    seed,
+                    f.ip_proto,
+                    f.initiator,
+                    a_port,
+                    f.responder,
+                    b_port,
+                );
+                *cid = Some((tuple, id));
+                id
+            }
+        };
+        e.community_id = Some(id.as_str().to_string());
         e.app_proto = f.app_proto.map(str::to_string);
     }
     let summary = a.summary();
@@ -1638,27 +1606,8 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding) -> Event {
 
 #[cfg(test)]
 mod tests {
-    use super::{eve_flow_age, eve_flow_state, Text};
+    use super::{eve_flow_age, eve_flow_state};
 
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        let mut addrs: Vec<std::net::IpAddr> = Vec::new();
-        for a in [0u8, 1, 9, 10, 99, 100, 199, 255] {
-            for b in [0u8, 7, 42, 250] {
-                addrs.push(std::net::Ipv4Addr::new(a, b, 255 - a, b / 3).into());
-            }
-        }
-        addrs.push("2001:db8::1".parse().expect("v6"));
-        addrs.push("::ffff:10.1.2.3".parse().expect("v6"));
-        addrs.push(
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
-                .parse()
-                .expect("v6"),
-        );
-        for ip in addrs {
-            assert_eq!(Text::<48>::ip(ip).as_str(), ip.to_string());
-        }
-    }
     use crate::decode::ip_proto::{ICMP, SCTP, TCP, UDP};
     use crate::flow::TcpState;
 

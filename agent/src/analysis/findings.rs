@@ -129,8 +129,8 @@ pub struct FlowDesc {
 impl std::fmt::Display for FlowDesc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (d, fo, svc, b) = (
-            self.domestic,
-            self.foreign,
+            crate::text::Ip(self.domestic),
+            crate::text::Ip(self.foreign),
             self.service,
             human_bytes(self.bytes),
         );

@@ -11,6 +11,7 @@ use crate::analysis::findings::{
 };
 use crate::analysis::{FlowSummary, Health};
 use crate::classify::{transport_of, Classification, NameSource};
+use crate::text::Ip;
 use crossline_config::agent::{expiry_levels, Signature, SignatureKind};
 use crossline_config::event::{AlertKind, Direction, Severity, VerdictStatus};
 use crossline_config::registry::{DataCategory, Scenario, Service};
@@ -79,7 +80,7 @@ fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
     if c.direction == Direction::Import {
         return (
             c.foreign
-                .map_or_else(|| s.initiator.to_string(), |ip| ip.to_string()),
+                .map_or_else(|| Ip::string(s.initiator), Ip::string),
             false,
         );
     }
@@ -99,7 +100,7 @@ fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
         Some(n) => (n.to_ascii_lowercase(), true),
         None => (
             c.foreign
-                .map_or_else(|| s.responder.to_string(), |ip| ip.to_string()),
+                .map_or_else(|| Ip::string(s.responder), Ip::string),
             false,
         ),
     }
