@@ -47,7 +47,6 @@ use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_eve_timestamp, Event, EventType, Stats};
 use crossline_config::AgentConfig;
-use std::hash::BuildHasher;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -338,9 +337,8 @@ impl Outbox {
         if n <= 1 {
             return 0;
         }
-        let h = shard_hash(&self.shard_hasher, dec);
-        // Multiply-shift instead of a division: the high bits of h * n are in 0..n.
-        ((u128::from(h) * n as u128) >> 64) as usize
+        let h = crate::flow::key::shard_hash_of(&self.shard_hasher, dec);
+        crate::flow::key::shard_worker(h, n)
     }
 
     /// Append one packet to its worker's batch, sending the batch when it is full.
@@ -441,41 +439,6 @@ impl Outbox {
     }
 }
 
-/// A keyed hash of the direction-normalised flow key of `dec` (what [`crate::flow::FlowKey::from_decoded`]
-/// keys on): the same for both directions of a flow, computed from the addresses as two
-/// 128-bit integers (their byte order is the key's order) without building the key.
-fn shard_hash(hasher: &foldhash::fast::FixedState, dec: &Decoded) -> u64 {
-    use std::hash::Hasher;
-    let (sp, dp) = if dec.proto == ip_proto::ICMP || dec.proto == ip_proto::ICMPV6 {
-        // The key holds ICMP types, not ports; 0 keeps both directions together.
-        (0, 0)
-    } else {
-        (dec.src_port, dec.dst_port)
-    };
-    let (a, b) = (u128::from_be_bytes(dec.src), u128::from_be_bytes(dec.dst));
-    let (lo, hi, lo_port, hi_port) = if (a, sp) <= (b, dp) {
-        (a, b, sp, dp)
-    } else {
-        (b, a, dp, sp)
-    };
-    // As the key holds them: the kept tags, zero-padded.
-    let vlans = dec.vlans();
-    let mut vlan = 0u64;
-    for i in 0..crate::decode::MAX_VLANS {
-        vlan = (vlan << 16) | u64::from(vlans.get(i).copied().unwrap_or(0));
-    }
-    let mut h = hasher.build_hasher();
-    h.write_u128(lo);
-    h.write_u128(hi);
-    h.write_u64(
-        u64::from(lo_port)
-            | u64::from(hi_port) << 16
-            | u64::from(dec.proto) << 32
-            | u64::from(dec.v6) << 40,
-    );
-    h.write_u64(vlan);
-    h.finish()
-}
 /// The decoded form of a later fragment (`this`) of the datagram whose first fragment decoded
 /// to `first`: the first fragment's flow, no flags, this fragment's own payload and position.
 fn later_fragment(first: &Decoded, this: &Decoded) -> Decoded {
@@ -587,7 +550,7 @@ where
     // same way, so the output is the same from run to run); live the seed is random, so
     // nobody can aim traffic at one worker.
     let shard_hasher = if mode == QueueMode::Block {
-        foldhash::fast::FixedState::with_seed(0x7368_6172_645f_6b65)
+        foldhash::fast::FixedState::with_seed(crate::flow::key::OFFLINE_SHARD_SEED)
     } else {
         use std::hash::BuildHasher;
         foldhash::fast::FixedState::with_seed(foldhash::fast::RandomState::default().hash_one(0u64))
@@ -1035,6 +998,7 @@ mod tests {
     /// different flows spread over the workers.
     #[test]
     fn shard_hash_follows_the_flow_key_and_spreads_flows() {
+        use crate::flow::key::{shard_hash_of as shard_hash, shard_slot, shard_worker};
         use crate::flow::FlowKey;
         let hasher = foldhash::fast::FixedState::with_seed(7);
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -1084,7 +1048,15 @@ mod tests {
             if let Some(prev) = by_key.insert(key, h) {
                 assert_eq!(prev, h, "one key, two hashes: {key:?}");
             }
-            on_first += usize::from(((u128::from(h) * 2) >> 64) == 0);
+            // The worker's after-close table finds the flow by the same hash.
+            assert_eq!(key.shard_hash(&hasher), h, "{d:?}");
+            on_first += usize::from(shard_worker(h, 2) == 0);
+            // One slot, one worker, whatever the number of workers.
+            for n in [1, 2, 3, 5, 8] {
+                let (slot, w) = (shard_slot(h), shard_worker(h, n));
+                assert!(w < n);
+                assert_eq!(shard_worker((slot as u64) << 52, n), w, "slot {slot}");
+            }
         }
         assert!(by_key.len() > 1000, "{} distinct keys", by_key.len());
         // Two workers: each gets 45-55 % of the packets.

@@ -1087,17 +1087,26 @@ impl<A: Analysis> Worker<A> {
     /// Hand the events queued so far to the writer, with this worker's watermark.
     fn send_out(&mut self, writer: &Sender<WriterMsg>) {
         let (epoch, watermark) = self.watermark();
+        let out = std::mem::take(&mut self.out);
+        // The next message is sized like this one (instead of growing from empty by doubling).
+        let (lines, items) = (out.lines.len(), out.items.len());
         let _ = writer.send(WriterMsg::Keyed {
             worker: self.index,
             epoch,
             watermark,
-            out: std::mem::take(&mut self.out),
+            out,
         });
-        if let Some(spare) = &self.ctx.spare_lines {
-            if let Ok(lines) = spare.try_recv() {
-                self.out.lines = lines;
-            }
+        if let Some(lines) = self
+            .ctx
+            .spare_lines
+            .as_ref()
+            .and_then(|s| s.try_recv().ok())
+        {
+            self.out.lines = lines;
         }
+        self.out.lines.reserve(lines);
+        self.out.items.reserve(items);
+        self.out.keys.reserve(items);
     }
 
     /// Take the events queued since the last flush, as owned events (tests and tools that

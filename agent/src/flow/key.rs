@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// neighbour solicitation, ...; 0 for other messages), so an echo request and its reply share
 /// a flow while an echo and a destination-unreachable between the same hosts are two flows.
 /// The code is not in the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowKey {
     /// Lower endpoint address (IPv4 in the first 4 bytes).
     pub lo: [u8; 16],
@@ -29,6 +29,96 @@ pub struct FlowKey {
     /// VLAN ids, outermost first, 0 where there is no tag (a priority tag, id 0, keys as no
     /// tag, as in Suricata).
     pub vlan: [u16; MAX_VLANS],
+}
+
+/// Bits of a flow's shard hash that choose its worker and its after-close slot: flows that
+/// share a slot always share a worker, whatever the number of workers, so the workers'
+/// after-close tables together behave as one table and the output does not depend on the
+/// number of workers.
+pub const SHARD_BITS: u32 = 12;
+
+/// The seed of the shard hash offline (fixed, so a capture's flows go to the same workers
+/// and after-close slots on every run). Live the dispatcher seeds it at random.
+pub const OFFLINE_SHARD_SEED: u64 = 0x7368_6172_645f_6b65;
+
+/// The shard slot (`0..1 << SHARD_BITS`) of a shard hash.
+pub fn shard_slot(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// The worker (`0..workers`) of a shard hash: a function of its slot alone.
+pub fn shard_worker(h: u64, workers: usize) -> usize {
+    (shard_slot(h) * workers.max(1)) >> SHARD_BITS
+}
+
+/// The shard hash of a direction-normalised flow (addresses as big-endian integers, `lo`
+/// first; ports 0 for ICMP; VLAN tags outermost in the high bits).
+#[allow(clippy::too_many_arguments)] // the key's parts, so packets need not build the key
+pub fn shard_hash_parts(
+    hasher: &foldhash::fast::FixedState,
+    lo: u128,
+    hi: u128,
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+    v6: bool,
+    vlan: &[u16],
+) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut tags = 0u64;
+    for i in 0..MAX_VLANS {
+        tags = (tags << 16) | u64::from(vlan.get(i).copied().unwrap_or(0));
+    }
+    let mut h = hasher.build_hasher();
+    h.write_u128(lo);
+    h.write_u128(hi);
+    h.write_u64(
+        u64::from(lo_port)
+            | u64::from(hi_port) << 16
+            | u64::from(proto) << 32
+            | u64::from(v6) << 40,
+    );
+    h.write_u64(tags);
+    h.finish()
+}
+
+/// The shard hash of a decoded packet: the same for both directions of its flow, and the
+/// same as [`FlowKey::shard_hash`] of its key, computed without building the key.
+pub fn shard_hash_of(hasher: &foldhash::fast::FixedState, d: &Decoded) -> u64 {
+    let (sp, dp) = if is_icmp(d.proto) {
+        // The key holds ICMP types, not ports; 0 keeps both directions together.
+        (0, 0)
+    } else {
+        (d.src_port, d.dst_port)
+    };
+    let (a, b) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+    let (lo, hi, lo_port, hi_port) = if (a, sp) <= (b, dp) {
+        (a, b, sp, dp)
+    } else {
+        (b, a, dp, sp)
+    };
+    shard_hash_parts(hasher, lo, hi, lo_port, hi_port, d.proto, d.v6, d.vlans())
+}
+
+fn is_icmp(proto: u8) -> bool {
+    proto == ip_proto::ICMP || proto == ip_proto::ICMPV6
+}
+
+/// Four words per key (every field, so equal keys hash equal): a derived `Hash` writes each
+/// field and array length separately, which cost more than the table lookup it serves.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_le_bytes(self.lo));
+        state.write_u128(u128::from_le_bytes(self.hi));
+        let [v0, v1, v2] = self.vlan;
+        state.write_u64(
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.v6) << 40,
+        );
+        state.write_u64(u64::from(v0) | u64::from(v1) << 16 | u64::from(v2) << 32);
+    }
 }
 
 impl FlowKey {
@@ -69,6 +159,19 @@ impl FlowKey {
             }
         };
         (key, src_is_lo)
+    }
+
+    /// The shard hash of this flow ([`shard_hash_of`] of any of its packets).
+    pub fn shard_hash(&self, hasher: &foldhash::fast::FixedState) -> u64 {
+        let (a, b) = (u128::from_be_bytes(self.lo), u128::from_be_bytes(self.hi));
+        let (lo, hi, lo_port, hi_port) = if is_icmp(self.proto) {
+            (a.min(b), a.max(b), 0, 0)
+        } else {
+            (a, b, self.lo_port, self.hi_port)
+        };
+        shard_hash_parts(
+            hasher, lo, hi, lo_port, hi_port, self.proto, self.v6, &self.vlan,
+        )
     }
 
     /// `lo` as an `IpAddr`.

@@ -57,7 +57,7 @@ pub struct TrackerCounters {
 pub const AFTER_CLOSE_MICROS: i64 = 60_000_000;
 /// Recently closed connections remembered per worker (direct-mapped: a newer close in the
 /// same slot replaces an older one, so memory is fixed).
-pub const AFTER_CLOSE_SLOTS: usize = 4096;
+pub const AFTER_CLOSE_SLOTS: usize = 1 << key::SHARD_BITS;
 
 /// A flow table with the tracking rules above.
 #[derive(Debug)]
@@ -99,7 +99,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             id_step: workers.max(1) as u64,
             counters: TrackerCounters::default(),
             closed: vec![None; AFTER_CLOSE_SLOTS],
-            closed_hasher: foldhash::fast::FixedState::with_seed(0x6372_6f73_736c_696e),
+            closed_hasher: foldhash::fast::FixedState::with_seed(key::OFFLINE_SHARD_SEED),
         }
     }
 
@@ -269,8 +269,7 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
 
     /// Slot of `key` among the recently closed connections.
     fn closed_slot(&self, key: &FlowKey) -> usize {
-        use std::hash::BuildHasher;
-        (self.closed_hasher.hash_one(key) as usize) % AFTER_CLOSE_SLOTS
+        key::shard_slot(key.shard_hash(&self.closed_hasher))
     }
 
     /// `d` (keyed `key`, no live flow) is a TCP segment without payload or SYN of a connection
