@@ -358,8 +358,8 @@ impl Bytes {
 /// What a held line is.
 #[derive(Debug)]
 enum Body {
-    /// Boxed: an `Event` is several hundred bytes, and the heap moves its entries on every
-    /// push and pop.
+    /// Boxed: an `Event` is several hundred bytes, and every held event takes a slot of the
+    /// size of the largest (a run's head also moves with the run in the runs' heap).
     Event(Box<Event>),
     /// A flow record written by its worker.
     Line(LineMeta),
