@@ -1072,6 +1072,35 @@ mod tests {
         }
     }
 
+    /// An event behind what was already written is written at once and counted; the events
+    /// held meanwhile follow in order.
+    #[test]
+    fn late_events_are_written_at_once_and_counted() {
+        let ev = |t: i64, line: &[u8]| ((0u32, t, 0u64, 0u32), line.to_vec());
+        let msgs = [
+            Msg {
+                worker: 0,
+                epoch: 0,
+                watermark: 10,
+                events: vec![ev(2, b"b"), ev(5, b"c"), ev(1, b"a")],
+            },
+            Msg {
+                worker: 0,
+                epoch: 0,
+                watermark: 11,
+                events: vec![ev(12, b"e"), ev(3, b"late"), ev(11, b"d")],
+            },
+        ];
+        let (got, late) = through_writer(1, 0, &msgs);
+        assert_eq!(late, 1);
+        let want: Vec<Vec<u8>> = ["a", "b", "c", "late", "d", "e"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(by_sorting(1, 0, &msgs), (want, 1));
+    }
+
     fn held(key: Key, line: &[u8]) -> Held {
         Held {
             key,
