@@ -358,8 +358,8 @@ impl Bytes {
 /// What a held line is.
 #[derive(Debug)]
 enum Body {
-    /// Boxed: an `Event` is several hundred bytes, and the heap moves its entries on every
-    /// push and pop.
+    /// Boxed: an `Event` is several hundred bytes, and every held event takes a slot of the
+    /// size of the largest (a run's head also moves with the run in the runs' heap).
     Event(Box<Event>),
     /// A flow record written by its worker.
     Line(LineMeta),
@@ -416,13 +416,16 @@ impl crate::detect::shaping::Foldable for Shaped {
 struct Reorder {
     watermarks: Vec<(u32, i64)>,
     window: i64,
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<Held>>,
-    /// Events released so far were keyed below this.
-    released: (u32, i64, u64, u32),
+    /// The held events.
+    runs: Runs,
     /// Alert shaping in release order (offline `analyze`).
     shaper: Option<crate::detect::shaping::Shaper<Shaped>>,
     /// Domestic prefixes (the shaping identity's source side).
     domestic: Vec<crossline_config::registry::IpNet>,
+    /// What the shaper let out, to write (emptied after each release; kept for its capacity).
+    shaped: Vec<Shaped>,
+    /// A follow-up alert's line (kept for its capacity).
+    line: Vec<u8>,
 }
 
 impl Reorder {
@@ -430,61 +433,232 @@ impl Reorder {
         Reorder {
             watermarks: vec![(0, i64::MIN); workers.max(1)],
             window: window.max(0),
-            heap: std::collections::BinaryHeap::new(),
-            released: (0, i64::MIN, 0, 0),
+            runs: Runs::default(),
             shaper: None,
             domestic: Vec::new(),
+            shaped: Vec::new(),
+            line: Vec::new(),
         }
     }
 
-    /// Events whose key is below every worker's watermark minus the window, in order.
-    fn ready(&mut self, all: bool) -> Vec<Held> {
+    /// The (epoch, time) every held event keyed below is ready: every worker's watermark minus
+    /// the window.
+    fn limit(&self) -> (u32, i64) {
         let low = self
             .watermarks
             .iter()
             .copied()
             .min()
             .unwrap_or((0, i64::MIN));
-        let limit = (low.0, low.1.saturating_sub(self.window));
-        let mut out = Vec::new();
-        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
-            if !all && (top.key.0, top.key.1) >= limit {
-                break;
-            }
-            if let Some(std::cmp::Reverse(h)) = self.heap.pop() {
-                self.released = self.released.max(h.key);
-                out.push(h);
-            }
-        }
-        out
+        (low.0, low.1.saturating_sub(self.window))
     }
 }
 
-/// Write released events, through the shaper when there is one.
+/// Held events as sorted runs: each worker's message is cut into its maximal non-decreasing
+/// runs (in [`Held`]'s order), and the runs wait in a heap keyed by their first event. A
+/// message already in order is one run, and releasing it costs one comparison per event with
+/// the next run's head instead of a heap push and pop per event.
+#[derive(Debug)]
+struct Runs {
+    /// The runs, smallest head first.
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Run>>,
+    /// The events of the held messages behind the runs' heads, one slot per message.
+    stores: Vec<Store>,
+    /// Slots of `stores` no run refers to.
+    free: Vec<usize>,
+    /// Emptied event buffers, for the next messages.
+    spare: Vec<Vec<Option<Held>>>,
+    /// Events released so far were keyed below this.
+    released: (u32, i64, u64, u32),
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs {
+            heap: std::collections::BinaryHeap::new(),
+            stores: Vec::new(),
+            free: Vec::new(),
+            spare: Vec::new(),
+            released: (0, i64::MIN, 0, 0),
+        }
+    }
+}
+
+/// The events of one message, in its order, taken out as their runs are released.
+#[derive(Debug, Default)]
+struct Store {
+    items: Vec<Option<Held>>,
+    /// Runs not yet fully released.
+    runs: usize,
+}
+
+/// A run: its first event not yet released, and the rest (`next..end` of its store).
+#[derive(Debug)]
+struct Run {
+    head: Held,
+    store: usize,
+    next: usize,
+    end: usize,
+}
+
+impl PartialEq for Run {
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head
+    }
+}
+impl Eq for Run {}
+impl PartialOrd for Run {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Run {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.head.cmp(&other.head)
+    }
+}
+
+impl Runs {
+    /// An empty buffer for a message's events ([`Runs::add`]).
+    fn buffer(&mut self) -> Vec<Option<Held>> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Hold the events of one message (`Some` each, in the message's order): cut into runs.
+    fn add(&mut self, mut items: Vec<Option<Held>>) {
+        if items.is_empty() {
+            self.spare.push(items);
+            return;
+        }
+        let store = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.stores.push(Store::default());
+                self.stores.len() - 1
+            }
+        };
+        let mut start = 0;
+        let mut runs = 0;
+        for i in 1..=items.len() {
+            let cut = match (items.get(i - 1), items.get(i)) {
+                (Some(Some(a)), Some(Some(b))) => b < a,
+                _ => true,
+            };
+            if !cut {
+                continue;
+            }
+            // Only `items[start]` is taken here; the comparisons above read later slots.
+            if let Some(head) = items.get_mut(start).and_then(Option::take) {
+                self.heap.push(std::cmp::Reverse(Run {
+                    head,
+                    store,
+                    next: start + 1,
+                    end: i,
+                }));
+                runs += 1;
+            }
+            start = i;
+        }
+        if let Some(s) = self.stores.get_mut(store) {
+            s.items = items;
+            s.runs = runs;
+        }
+        if runs == 0 {
+            self.close(store);
+        }
+    }
+
+    /// One run of `store` is fully released: free the store after its last.
+    fn close(&mut self, store: usize) {
+        let Some(s) = self.stores.get_mut(store) else {
+            return;
+        };
+        s.runs = s.runs.saturating_sub(1);
+        if s.runs == 0 {
+            let mut items = std::mem::take(&mut s.items);
+            items.clear();
+            self.spare.push(items);
+            self.free.push(store);
+        }
+    }
+
+    /// Hand every held event keyed (epoch, time) below `limit` (all of them without a limit)
+    /// to `emit`, smallest first.
+    fn release(&mut self, limit: Option<(u32, i64)>, mut emit: impl FnMut(Held)) {
+        let below = |h: &Held| limit.is_none_or(|l| (h.key.0, h.key.1) < l);
+        while let Some(std::cmp::Reverse(top)) = self.heap.peek() {
+            if !below(&top.head) {
+                break;
+            }
+            let Some(std::cmp::Reverse(mut run)) = self.heap.pop() else {
+                break;
+            };
+            // `run.head` is the smallest held event, below the limit: emit it and go on with
+            // the run while its next event still is.
+            loop {
+                let next = if run.next < run.end {
+                    self.stores
+                        .get_mut(run.store)
+                        .and_then(|s| s.items.get_mut(run.next))
+                        .and_then(Option::take)
+                } else {
+                    None
+                };
+                run.next += 1;
+                let Some(next) = next else {
+                    self.released = self.released.max(run.head.key);
+                    emit(run.head);
+                    self.close(run.store);
+                    break;
+                };
+                let h = std::mem::replace(&mut run.head, next);
+                self.released = self.released.max(h.key);
+                emit(h);
+                let smallest = self
+                    .heap
+                    .peek()
+                    .is_none_or(|std::cmp::Reverse(other)| run.head <= other.head);
+                if !smallest || !below(&run.head) {
+                    self.heap.push(std::cmp::Reverse(run));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Write the held events that are ready (all of them at the `end` of a run or before a
+/// `stats` event), through the shaper when there is one.
 fn release(
     r: &mut Reorder,
-    held: Vec<Held>,
     end: bool,
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
     spare: &Sender<Vec<u8>>,
 ) {
-    let Some(shaper) = r.shaper.as_mut() else {
-        for h in held {
+    let limit = if end { None } else { Some(r.limit()) };
+    let Reorder {
+        runs,
+        shaper,
+        domestic,
+        shaped: out,
+        line,
+        ..
+    } = r;
+    let Some(shaper) = shaper.as_mut() else {
+        runs.release(limit, |h| {
             write_held(sinks, stats, &h, first_error);
             recycle_shared(h.line, spare);
-        }
+        });
         return;
     };
     // Events the shaper does not hold (flow records, stats: no shaping identity) keep the
     // line they came with; what the shaper releases is serialised here.
-    let mut out = Vec::new();
-    let mut line = Vec::new();
-    for h in held {
-        shaper.tick(h.key.1, &mut out);
+    runs.release(limit, |h| {
+        shaper.tick(h.key.1, out);
         let id = match &h.body {
-            Body::Event(e) => crate::detect::shaping::identity(e, &r.domestic),
+            Body::Event(e) => crate::detect::shaping::identity(e, domestic),
             Body::Line(_) => None,
         };
         match (id, h.body) {
@@ -493,20 +667,20 @@ fn release(
                     event: e,
                     line: Some(h.line),
                 };
-                shaper.offer(id, shaped, h.key.1, &mut out);
+                shaper.offer(id, shaped, h.key.1, out);
             }
             (_, body) => {
-                write_events(&mut out, &mut line, sinks, stats, first_error);
+                write_events(out, line, sinks, stats, first_error);
                 let h = Held { body, ..h };
                 write_held(sinks, stats, &h, first_error);
                 recycle_shared(h.line, spare);
             }
         }
-    }
+    });
     if end {
-        shaper.flush(&mut out);
+        shaper.flush(out);
     }
-    write_events(&mut out, &mut line, sinks, stats, first_error);
+    write_events(out, line, sinks, stats, first_error);
 }
 
 fn write_held(
@@ -624,9 +798,12 @@ fn hold_outgoing(
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
+    spare: &Sender<Vec<u8>>,
 ) {
     let Outgoing { lines, items, keys } = out;
     let lines = Arc::new(lines);
+    let mut held = r.runs.buffer();
+    held.reserve(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let key = keys
             .get(i)
@@ -653,7 +830,7 @@ fn hold_outgoing(
                 body: Body::Line(meta),
             },
         };
-        if key < r.released {
+        if key < r.runs.released {
             // Behind what was already written (a worker's watermark was wrong): written at
             // once, counted (`stats.drops.reorder_late`).
             stats
@@ -662,8 +839,11 @@ fn hold_outgoing(
             write_held(sinks, stats, &h, first_error);
             continue;
         }
-        r.heap.push(std::cmp::Reverse(h));
+        held.push(Some(h));
     }
+    r.runs.add(held);
+    // No held line refers to the buffer (only owned events, or every line was late).
+    recycle_shared(Bytes::Shared(lines, 0, 0), spare);
 }
 
 fn writer_loop(
@@ -685,18 +865,16 @@ fn writer_loop(
             } => match reorder.as_mut() {
                 None => write_outgoing(out, &mut line, &mut sinks, stats, &mut first_error, spare),
                 Some(r) => {
-                    hold_outgoing(r, epoch, out, &mut sinks, stats, &mut first_error);
+                    hold_outgoing(r, epoch, out, &mut sinks, stats, &mut first_error, spare);
                     if let Some(w) = r.watermarks.get_mut(worker) {
                         *w = (*w).max((epoch, watermark));
                     }
-                    let held = r.ready(false);
-                    release(r, held, false, &mut sinks, stats, &mut first_error, spare);
+                    release(r, false, &mut sinks, stats, &mut first_error, spare);
                 }
             },
             WriterMsg::Stats(mut event) => {
                 if let Some(r) = reorder.as_mut() {
-                    let held = r.ready(true);
-                    release(r, held, true, &mut sinks, stats, &mut first_error, spare);
+                    release(r, true, &mut sinks, stats, &mut first_error, spare);
                 }
                 event.stats = Some(stats.snapshot());
                 line.clear();
@@ -717,8 +895,7 @@ fn writer_loop(
         }
     }
     if let Some(r) = reorder.as_mut() {
-        let held = r.ready(true);
-        release(r, held, true, &mut sinks, stats, &mut first_error, spare);
+        release(r, true, &mut sinks, stats, &mut first_error, spare);
     }
     for sink in sinks.iter_mut() {
         if let Err(e) = sink.finish() {
@@ -728,5 +905,269 @@ fn writer_loop(
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Mutex;
+
+    type Key = (u32, i64, u64, u32);
+
+    /// Keeps every line it is handed, in order.
+    #[derive(Debug, Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl EventSink for Lines {
+        fn write(&mut self, _event: &Event, line: &[u8]) -> io::Result<()> {
+            self.0.lock().expect("lines").push(line.to_vec());
+            Ok(())
+        }
+
+        fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
+            self.0.lock().expect("lines").push(line.to_vec());
+            Ok(())
+        }
+
+        fn wants_events(&self) -> bool {
+            false
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One worker's message: its events (key, line) and then its watermark.
+    #[derive(Debug, Clone)]
+    struct Msg {
+        worker: usize,
+        epoch: u32,
+        watermark: i64,
+        events: Vec<(Key, Vec<u8>)>,
+    }
+
+    fn outgoing(events: &[(Key, Vec<u8>)]) -> Outgoing {
+        let mut out = Outgoing::default();
+        for (key, line) in events {
+            out.push_line(LineMeta::default(), |buf| buf.extend_from_slice(line));
+            out.keys.push(*key);
+        }
+        out
+    }
+
+    /// What the ordered writer writes for `msgs`, and its `reorder_late` count.
+    fn through_writer(workers: usize, window: i64, msgs: &[Msg]) -> (Vec<Vec<u8>>, u64) {
+        let lines = Lines::default();
+        let stats = Arc::new(LiveStats::new());
+        let writer = Writer::start_ordered(
+            vec![Box::new(lines.clone())],
+            Arc::clone(&stats),
+            4,
+            workers,
+            window,
+            None,
+            Vec::new(),
+        )
+        .expect("writer");
+        let tx = writer.sender();
+        for m in msgs {
+            tx.send(WriterMsg::Keyed {
+                worker: m.worker,
+                epoch: m.epoch,
+                watermark: m.watermark,
+                out: outgoing(&m.events),
+            })
+            .expect("send");
+        }
+        drop(tx);
+        writer.finish().expect("finish");
+        let got = std::mem::take(&mut *lines.0.lock().expect("lines"));
+        (
+            got,
+            stats
+                .reorder_late
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The same by a plain sort of everything held at each message: the reorder buffer's
+    /// contract, written the obvious way.
+    fn by_sorting(workers: usize, window: i64, msgs: &[Msg]) -> (Vec<Vec<u8>>, u64) {
+        let mut marks = vec![(0u32, i64::MIN); workers.max(1)];
+        let mut held: Vec<(Key, Vec<u8>)> = Vec::new();
+        let mut released: Key = (0, i64::MIN, 0, 0);
+        let mut out = Vec::new();
+        let mut late = 0;
+        for m in msgs {
+            for (key, line) in &m.events {
+                if *key < released {
+                    late += 1;
+                    out.push(line.clone());
+                } else {
+                    held.push((*key, line.clone()));
+                }
+            }
+            if let Some(w) = marks.get_mut(m.worker) {
+                *w = (*w).max((m.epoch, m.watermark));
+            }
+            let low = marks.iter().copied().min().expect("a worker");
+            let limit = (low.0, low.1.saturating_sub(window));
+            held.sort();
+            let n = held.iter().take_while(|(k, _)| (k.0, k.1) < limit).count();
+            for (key, line) in held.drain(..n) {
+                released = released.max(key);
+                out.push(line);
+            }
+        }
+        held.sort();
+        out.extend(held.into_iter().map(|(_, line)| line));
+        (out, late)
+    }
+
+    /// Messages of `workers` workers: each a few sorted stretches (runs of every length) of
+    /// keys from a small range (equal keys, equal times with other flows), lines from a small
+    /// set (equal keys with different lines, and equal ones); watermarks that move on, and
+    /// sometimes past events still to come (late events).
+    fn msgs() -> impl Strategy<Value = (usize, i64, Vec<Msg>)> {
+        let key = (0u32..2, 0i64..40, 0u64..4, 0u32..3);
+        let event = (key, proptest::collection::vec(b'a'..b'd', 0..3));
+        let stretch = proptest::collection::vec(event, 0..12).prop_map(|mut v| {
+            v.sort();
+            v
+        });
+        let msg = (
+            0usize..3,
+            0u32..2,
+            0i64..50,
+            proptest::collection::vec(stretch, 0..4),
+        );
+        (1usize..4, 0i64..10, proptest::collection::vec(msg, 0..30)).prop_map(
+            |(workers, window, raw)| {
+                let msgs = raw
+                    .into_iter()
+                    .map(|(worker, epoch, watermark, stretches)| Msg {
+                        worker: worker % workers,
+                        epoch,
+                        watermark,
+                        events: stretches.into_iter().flatten().collect(),
+                    })
+                    .collect();
+                (workers, window, msgs)
+            },
+        )
+    }
+
+    proptest! {
+        /// The merge of sorted runs writes what sorting everything held writes, late events
+        /// included, whatever the keys, lines, workers and watermarks.
+        #[test]
+        fn merge_of_runs_writes_what_a_sort_writes((workers, window, msgs) in msgs()) {
+            let (got, late) = through_writer(workers, window, &msgs);
+            let (want, want_late) = by_sorting(workers, window, &msgs);
+            prop_assert_eq!(late, want_late);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// An event behind what was already written is written at once and counted; the events
+    /// held meanwhile follow in order.
+    #[test]
+    fn late_events_are_written_at_once_and_counted() {
+        let ev = |t: i64, line: &[u8]| ((0u32, t, 0u64, 0u32), line.to_vec());
+        let msgs = [
+            Msg {
+                worker: 0,
+                epoch: 0,
+                watermark: 10,
+                events: vec![ev(2, b"b"), ev(5, b"c"), ev(1, b"a")],
+            },
+            Msg {
+                worker: 0,
+                epoch: 0,
+                watermark: 11,
+                events: vec![ev(12, b"e"), ev(3, b"late"), ev(11, b"d")],
+            },
+        ];
+        let (got, late) = through_writer(1, 0, &msgs);
+        assert_eq!(late, 1);
+        let want: Vec<Vec<u8>> = ["a", "b", "c", "late", "d", "e"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(by_sorting(1, 0, &msgs), (want, 1));
+    }
+
+    fn held(key: Key, line: &[u8]) -> Held {
+        Held {
+            key,
+            line: Bytes::Own(line.to_vec()),
+            body: Body::Line(LineMeta::default()),
+        }
+    }
+
+    fn release_all(runs: &mut Runs, limit: Option<(u32, i64)>) -> Vec<(Key, Vec<u8>)> {
+        let mut out = Vec::new();
+        runs.release(limit, |h| out.push((h.key, h.line.as_slice().to_vec())));
+        out
+    }
+
+    /// A message in order is one run; one out of order is cut where its order breaks, and
+    /// equal keys are ordered by their lines.
+    #[test]
+    fn messages_are_cut_into_their_sorted_runs() {
+        let mut runs = Runs::default();
+        let mut buf = runs.buffer();
+        buf.extend((0..100).map(|t| Some(held((0, t, 0, 0), b"x"))));
+        runs.add(buf);
+        assert_eq!(runs.heap.len(), 1, "a sorted message is one run");
+        let mut buf = runs.buffer();
+        for (t, line) in [(5, b"b"), (5, b"a"), (6, b"a"), (3, b"z"), (4, b"a")] {
+            buf.push(Some(held((0, t, 0, 0), line)));
+        }
+        runs.add(buf);
+        assert_eq!(runs.heap.len(), 4, "cut at 5b>5a and 6a>3z");
+        let out = release_all(&mut runs, Some((0, 5)));
+        assert_eq!(
+            out.len(),
+            7,
+            "times 0..5: 0..=4 of the first, 3 and 4 of the second"
+        );
+        assert!(out.windows(2).all(|w| w[0] <= w[1]), "in order: {out:?}");
+        assert_eq!(runs.released, (0, 4, 0, 0));
+        let out = release_all(&mut runs, None);
+        let want: Vec<(Key, Vec<u8>)> = vec![
+            ((0, 5, 0, 0), b"a".to_vec()),
+            ((0, 5, 0, 0), b"b".to_vec()),
+            ((0, 5, 0, 0), b"x".to_vec()),
+        ];
+        assert_eq!(out.get(..3), Some(&want[..]));
+        assert_eq!(out.len(), 95 + 3);
+        assert!(out.windows(2).all(|w| w[0] <= w[1]), "in order: {out:?}");
+        assert!(runs.heap.is_empty());
+        assert_eq!(runs.free.len(), runs.stores.len(), "every store freed");
+        assert_eq!(
+            runs.spare.len(),
+            2,
+            "both buffers back for the next messages"
+        );
+        let mut buf = runs.buffer();
+        assert!(buf.capacity() >= 5, "a buffer is used again");
+        buf.push(Some(held((1, 0, 0, 0), b"")));
+        runs.add(buf);
+        assert_eq!(runs.stores.len(), 2, "a freed store is used again");
+    }
+
+    /// Held events move through the runs' heap only at a run's head: the entries stay small
+    /// enough that an empty slot costs nothing more than an event.
+    #[test]
+    fn an_empty_slot_is_no_bigger_than_an_event() {
+        assert_eq!(
+            std::mem::size_of::<Option<Held>>(),
+            std::mem::size_of::<Held>()
+        );
     }
 }
