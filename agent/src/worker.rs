@@ -83,7 +83,9 @@ impl Batch {
             tick: false,
             epoch: 0,
             metas: Vec::with_capacity(BATCH_PACKETS),
-            data: Vec::with_capacity(BATCH_PACKETS * 256),
+            // Room for full-sized Ethernet payloads: a batch does not grow by doubling (and
+            // copying) on its way to its working size.
+            data: Vec::with_capacity(BATCH_PACKETS * 1536),
         }
     }
 

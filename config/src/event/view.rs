@@ -16,6 +16,13 @@ use super::{
     Stats, TlsMeta, Verdict, VerdictStatus,
 };
 
+/// A member key as [`Obj`] writes it: `,"name":` (the comma is left out before the first).
+macro_rules! k {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// An event whose strings and nested records are borrowed: the same fields as [`Event`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[allow(missing_docs)]
@@ -226,12 +233,12 @@ impl<'a> EventRef<'a> {
     /// objects of the rare kinds (`crossline.stats`, `.sketch`) go through serde.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Obj::open(out);
-        o.str("timestamp", self.timestamp);
-        o.opt_u64("flow_id", self.flow_id);
-        o.str("event_type", self.event_type.as_str());
-        o.str("host", self.gateway);
+        o.str(k!("timestamp"), self.timestamp);
+        o.opt_u64(k!("flow_id"), self.flow_id);
+        o.str(k!("event_type"), self.event_type.as_str());
+        o.str(k!("host"), self.gateway);
         if let Some(v) = self.vlan {
-            o.key("vlan");
+            o.key(k!("vlan"));
             o.out.push(b'[');
             for (i, id) in v.iter().enumerate() {
                 if i > 0 {
@@ -241,137 +248,143 @@ impl<'a> EventRef<'a> {
             }
             o.out.push(b']');
         }
-        o.opt_str("src_ip", self.src_ip);
-        o.opt_u64("src_port", self.src_port.map(u64::from));
-        o.opt_str("dest_ip", self.dest_ip);
-        o.opt_u64("dest_port", self.dest_port.map(u64::from));
-        o.opt_str("proto", self.proto);
-        o.opt_u64("icmp_type", self.icmp_type.map(u64::from));
-        o.opt_u64("icmp_code", self.icmp_code.map(u64::from));
-        o.opt_u64("response_icmp_type", self.response_icmp_type.map(u64::from));
-        o.opt_u64("response_icmp_code", self.response_icmp_code.map(u64::from));
-        o.opt_str("community_id", self.community_id);
-        o.opt_str("app_proto", self.app_proto);
+        o.opt_str(k!("src_ip"), self.src_ip);
+        o.opt_u64(k!("src_port"), self.src_port.map(u64::from));
+        o.opt_str(k!("dest_ip"), self.dest_ip);
+        o.opt_u64(k!("dest_port"), self.dest_port.map(u64::from));
+        o.opt_str(k!("proto"), self.proto);
+        o.opt_u64(k!("icmp_type"), self.icmp_type.map(u64::from));
+        o.opt_u64(k!("icmp_code"), self.icmp_code.map(u64::from));
+        o.opt_u64(
+            k!("response_icmp_type"),
+            self.response_icmp_type.map(u64::from),
+        );
+        o.opt_u64(
+            k!("response_icmp_code"),
+            self.response_icmp_code.map(u64::from),
+        );
+        o.opt_str(k!("community_id"), self.community_id);
+        o.opt_str(k!("app_proto"), self.app_proto);
         if let Some(t) = self.tls {
-            o.key("tls");
+            o.key(k!("tls"));
             let mut t_o = Obj::open(o.out);
-            t_o.opt_str("sni", t.sni.as_deref());
-            t_o.opt_str("ja4", t.ja4.as_deref());
-            t_o.strs("client_alpns", &t.alpn);
+            t_o.opt_str(k!("sni"), t.sni.as_deref());
+            t_o.opt_str(k!("ja4"), t.ja4.as_deref());
+            t_o.strs(k!("client_alpns"), &t.alpn);
             t_o.close();
         }
         if let Some(q) = self.quic {
-            o.key("quic");
+            o.key(k!("quic"));
             let mut q_o = Obj::open(o.out);
             if let Some(v) = q.version {
-                q_o.str("version", quic_version_text(v, &mut [0; 8]));
+                q_o.str(k!("version"), quic_version_text(v, &mut [0; 8]));
             }
-            q_o.opt_str("sni", q.sni.as_deref());
-            q_o.opt_str("ja4", q.ja4.as_deref());
+            q_o.opt_str(k!("sni"), q.sni.as_deref());
+            q_o.opt_str(k!("ja4"), q.ja4.as_deref());
             q_o.close();
         }
         if let Some(h) = self.http {
-            o.key("http");
+            o.key(k!("http"));
             let mut h_o = Obj::open(o.out);
-            h_o.opt_str("hostname", h.hostname.as_deref());
-            h_o.opt_str("http_method", h.http_method.as_deref());
+            h_o.opt_str(k!("hostname"), h.hostname.as_deref());
+            h_o.opt_str(k!("http_method"), h.http_method.as_deref());
             h_o.close();
         }
         if let Some(f) = &self.flow {
-            o.key("flow");
+            o.key(k!("flow"));
             let mut f_o = Obj::open(o.out);
-            f_o.u64("pkts_toserver", f.pkts_toserver);
-            f_o.u64("pkts_toclient", f.pkts_toclient);
-            f_o.u64("bytes_toserver", f.bytes_toserver);
-            f_o.u64("bytes_toclient", f.bytes_toclient);
-            f_o.str("start", f.start);
-            f_o.str("end", f.end);
-            f_o.u64("age", f.age);
-            f_o.opt_str("state", f.state);
-            f_o.str("reason", eve_flow_reason(f.reason));
+            f_o.u64(k!("pkts_toserver"), f.pkts_toserver);
+            f_o.u64(k!("pkts_toclient"), f.pkts_toclient);
+            f_o.u64(k!("bytes_toserver"), f.bytes_toserver);
+            f_o.u64(k!("bytes_toclient"), f.bytes_toclient);
+            f_o.str(k!("start"), f.start);
+            f_o.str(k!("end"), f.end);
+            f_o.u64(k!("age"), f.age);
+            f_o.opt_str(k!("state"), f.state);
+            f_o.str(k!("reason"), eve_flow_reason(f.reason));
             if f.alerted {
-                f_o.raw("alerted", b"true");
+                f_o.raw(k!("alerted"), b"true");
             }
             f_o.close();
         }
         if let Some(a) = self.alert {
-            o.key("alert");
+            o.key(k!("alert"));
             let mut a_o = Obj::open(o.out);
-            a_o.str("action", "allowed");
-            a_o.u64("gid", 1);
-            a_o.u64("signature_id", u64::from(a.kind.signature_id()));
-            a_o.u64("rev", 1);
-            a_o.str("signature", a.kind.signature());
-            a_o.str("category", a.kind.category());
-            a_o.u64("severity", u64::from(a.severity.eve()));
+            a_o.str(k!("action"), "allowed");
+            a_o.u64(k!("gid"), 1);
+            a_o.u64(k!("signature_id"), u64::from(a.kind.signature_id()));
+            a_o.u64(k!("rev"), 1);
+            a_o.str(k!("signature"), a.kind.signature());
+            a_o.str(k!("category"), a.kind.category());
+            a_o.u64(k!("severity"), u64::from(a.severity.eve()));
             a_o.close();
         }
         if let Some(s) = self.stats {
-            o.key("stats");
+            o.key(k!("stats"));
             serde_into(o.out, &super::wire::StatsOut::of(s));
         }
-        o.key("crossline");
+        o.key(k!("crossline"));
         self.write_crossline(o.out);
         o.close();
     }
 
     fn write_crossline(&self, out: &mut Vec<u8>) {
         let mut o = Obj::open(out);
-        o.str("gateway", self.gateway);
+        o.str(k!("gateway"), self.gateway);
         if let Some(d) = self.direction {
-            o.str("direction", d.as_str());
+            o.str(k!("direction"), d.as_str());
         }
-        o.opt_u64("export_bytes", self.export_bytes);
+        o.opt_u64(k!("export_bytes"), self.export_bytes);
         if let Some(v) = &self.verdict {
-            o.key("verdict");
+            o.key(k!("verdict"));
             let mut v_o = Obj::open(o.out);
-            v_o.str("status", v.status.as_str());
-            v_o.str_or_null("scenario", v.scenario);
-            v_o.str_or_null("enterprise", v.enterprise);
-            v_o.opt_str("name_source", v.name_source);
+            v_o.str(k!("status"), v.status.as_str());
+            v_o.str_or_null(k!("scenario"), v.scenario);
+            v_o.str_or_null(k!("enterprise"), v.enterprise);
+            v_o.opt_str(k!("name_source"), v.name_source);
             if v.ech {
-                v_o.raw("ech", b"true");
+                v_o.raw(k!("ech"), b"true");
             }
-            v_o.opt_str("exclude", v.exclude);
+            v_o.opt_str(k!("exclude"), v.exclude);
             v_o.close();
         }
-        o.opt_str("dns_name", self.dns_name);
+        o.opt_str(k!("dns_name"), self.dns_name);
         if let Some(f) = &self.flow {
-            o.key("flow");
+            o.key(k!("flow"));
             let mut f_o = Obj::open(o.out);
-            f_o.str("reason", f.reason);
+            f_o.str(k!("reason"), f.reason);
             if f.midstream {
-                f_o.raw("midstream", b"true");
+                f_o.raw(k!("midstream"), b"true");
             }
             f_o.close();
         }
         // TLS: the ALPN list is EVE's `tls.client_alpns`; QUIC has no ALPN in EVE.
         if self.tls.is_some_and(|t| t.ech) {
-            o.key("tls");
+            o.key(k!("tls"));
             o.out.extend_from_slice(b"{\"ech\":true}");
         }
         if let Some(q) = self.quic.filter(|q| q.ech || !q.alpn.is_empty()) {
-            o.key("quic");
+            o.key(k!("quic"));
             let mut q_o = Obj::open(o.out);
-            q_o.strs("alpn", &q.alpn);
+            q_o.strs(k!("alpn"), &q.alpn);
             if q.ech {
-                q_o.raw("ech", b"true");
+                q_o.raw(k!("ech"), b"true");
             }
             q_o.close();
         }
         if let Some(a) = self.alert {
-            o.key("alert");
+            o.key(k!("alert"));
             write_alert(o.out, a);
         }
         if let Some(j) = self.judged {
-            o.str("judged", j.as_str());
+            o.str(k!("judged"), j.as_str());
         }
         if let Some(s) = self.stats {
-            o.key("stats");
+            o.key(k!("stats"));
             serde_into(o.out, s);
         }
         if let Some(s) = self.sketch {
-            o.key("sketch");
+            o.key(k!("sketch"));
             serde_into(o.out, s);
         }
         o.close();
@@ -381,35 +394,35 @@ impl<'a> EventRef<'a> {
 /// `crossline.alert`: every field of [`Alert`] as serde writes it.
 fn write_alert(out: &mut Vec<u8>, a: &Alert) {
     let mut o = Obj::open(out);
-    o.str("kind", a.kind.as_str());
-    o.str("severity", a.severity.as_str());
-    o.str_or_null("scenario", a.scenario.as_deref());
-    o.str_or_null("enterprise", a.enterprise.as_deref());
-    o.str("summary", &a.summary);
-    o.str("rule", &a.rule);
-    o.opt_str("recipient", a.recipient.as_deref());
-    o.opt_str("service", a.service.as_deref());
-    o.u64("count", a.count);
-    o.u64("bytes", a.bytes);
-    o.strs("evidence", &a.evidence);
-    o.opt_u64("persons", a.persons);
+    o.str(k!("kind"), a.kind.as_str());
+    o.str(k!("severity"), a.severity.as_str());
+    o.str_or_null(k!("scenario"), a.scenario.as_deref());
+    o.str_or_null(k!("enterprise"), a.enterprise.as_deref());
+    o.str(k!("summary"), &a.summary);
+    o.str(k!("rule"), &a.rule);
+    o.opt_str(k!("recipient"), a.recipient.as_deref());
+    o.opt_str(k!("service"), a.service.as_deref());
+    o.u64(k!("count"), a.count);
+    o.u64(k!("bytes"), a.bytes);
+    o.strs(k!("evidence"), &a.evidence);
+    o.opt_u64(k!("persons"), a.persons);
     if a.followup {
-        o.raw("followup", b"true");
+        o.raw(k!("followup"), b"true");
     }
     if a.green_channel {
-        o.raw("green_channel", b"true");
+        o.raw(k!("green_channel"), b"true");
     }
     if let Some(d) = a.days_left {
-        o.key("days_left");
+        o.key(k!("days_left"));
         if d < 0 {
             o.out.push(b'-');
         }
         put_u64(o.out, d.unsigned_abs());
     }
-    o.opt_str("valid_from", a.valid_from.as_deref());
-    o.opt_str("valid_until", a.valid_until.as_deref());
-    o.opt_str("scope", a.scope.as_deref());
-    o.strs("gateways", &a.gateways);
+    o.opt_str(k!("valid_from"), a.valid_from.as_deref());
+    o.opt_str(k!("valid_until"), a.valid_until.as_deref());
+    o.opt_str(k!("scope"), a.scope.as_deref());
+    o.strs(k!("gateways"), &a.gateways);
     o.close();
 }
 
@@ -441,14 +454,17 @@ impl<'o> Obj<'o> {
     }
 
     /// `"name":` after a comma when needed. Names are ASCII identifiers: no escaping.
-    fn key(&mut self, name: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
+    /// Start a member: `key` is `,"name":` as [`k!`] spells it, written without its comma
+    /// when it is the first (one copy per key instead of four pieces).
+    fn key(&mut self, key: &str) {
+        let bytes = key.as_bytes();
+        let bytes = if self.empty {
+            bytes.get(1..).unwrap_or_default()
+        } else {
+            bytes
+        };
         self.empty = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.out.extend_from_slice(bytes);
     }
 
     fn raw(&mut self, name: &str, value: &[u8]) {
