@@ -98,6 +98,9 @@ run() {
   local i t
   for i in $(seq 1 "$RUNS"); do
     t="$OUT/time.$name.$i"
+    # The previous run's output (FRESH) is removed before the clock starts: truncating it
+    # would charge this run for freeing the last one's page cache (hundreds of MB).
+    if [ -n "${FRESH:-}" ]; then rm -f "$FRESH"; fi
     if ! /usr/bin/time -f '%e %M %U %S' -o "$t" taskset -c "$cpus" "$@" >"$OUT/stdout.$name" 2>"$OUT/stderr.$name"; then
       log "$name run $i exited non-zero (see $OUT/stderr.$name)"
     fi
@@ -139,8 +142,8 @@ EOF
     *) log "unknown peer $peer, skipped" ;;
   esac
 done
-run agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
-run agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
+FRESH="$OUT/events-1w.json" run agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
+FRESH="$OUT/events-2w.json" run agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
 cd "$ROOT"
 
 # --- 5. memory examples ----------------------------------------------------------------------
@@ -157,7 +160,7 @@ fi
 
 # --- 6. table --------------------------------------------------------------------------------
 python3 - "$RES" "$PKTS" "$DATA_BYTES" "$OUT/events-1w.json" "$OUT/events-2w.json" "$MEM" "$PCAP" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 res, pkts, data, ev1, ev2, mem, pcap = sys.argv[1:8]
 pkts, data = int(pkts), int(data)
 runs = {}
@@ -212,6 +215,14 @@ for label, path in (("agent-1w", ev1), ("agent-2w", ev2)):
     print(f"{label}: packets {s.get('packets')}, flows {s.get('flows')}, "
           f"events {s.get('flow_events')}, evictions {s.get('evictions')}, "
           f"drops {s.get('drops')}, verdicts {s.get('verdicts')}")
+# The output must not depend on the number of workers.
+try:
+    with open(ev1, "rb") as f1, open(ev2, "rb") as f2:
+        same = all(a == b for a, b in zip(iter(lambda: f1.read(1 << 20), b""), iter(lambda: f2.read(1 << 20), b"")))
+        same = same and os.path.getsize(ev1) == os.path.getsize(ev2)
+    print(f"agent-1w and agent-2w outputs byte-identical: {'yes' if same else 'NO'}")
+except OSError as e:
+    print(f"cannot compare the agent outputs: {e}")
 print()
 checks = []
 if td and a1:
