@@ -1031,8 +1031,9 @@ impl PacketSource for NativeFiles {
 /// Which reader offline runs use for capture files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OfflineReader {
-    /// [`NativeFiles`] reading with `read()` (the default): on the benchmark capture as fast
-    /// as [`OfflineReader::Mmap`] in the pipeline and faster read alone (`bench/README.md`).
+    /// [`NativeFiles`] reading with `read()` (the default): a few per cent slower than
+    /// [`OfflineReader::Mmap`] on the benchmark capture (`bench/README.md`), but a file cut
+    /// short while it is read is a clean error, never a `SIGBUS`.
     #[default]
     Native = 0,
     /// libpcap ([`OfflineFiles`]); also used whenever `capture.filter` is set, as the native

