@@ -67,7 +67,13 @@ pub fn map_read_only(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
     // module documentation.
     // `populate` maps the window's pages in one call instead of one page fault per 4 KiB
     // (the reader then beats `read()` by about 6 % on the benchmark cut, instead of trailing).
-    let map = unsafe { MmapOptions::new().offset(offset).len(len).populate().map(file)? };
+    let map = unsafe {
+        MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
     // Advice changes speed, never the bytes: a kernel that refuses it is ignored.
     let _ = map.advise(Advice::Sequential);
     Ok(map)
