@@ -520,15 +520,31 @@ impl<'o> Obj<'o> {
 
 /// A decimal number, as serde_json writes it.
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
+    // Two digits per division.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while v >= 100 {
+        let r = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    }
+    if v >= 10 {
+        let r = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -665,6 +681,11 @@ impl EveTime {
             buf: [0; 48],
             len: 0,
         };
+        if let Some(b) = super::micros_bytes(micros, true) {
+            t.buf[..b.len()].copy_from_slice(&b);
+            t.len = b.len() as u8;
+            return t;
+        }
         let mut w = FixedWriter {
             buf: &mut t.buf,
             len: 0,

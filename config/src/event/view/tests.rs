@@ -221,3 +221,59 @@ proptest! {
         prop_assert_eq!(t.as_str(), format_eve_timestamp(m));
     }
 }
+
+/// Numbers are written as `Display` writes them, at every digit count and at the ends.
+#[test]
+fn numbers_are_written_as_display_writes_them() {
+    let mut values = vec![
+        0u64,
+        1,
+        9,
+        10,
+        11,
+        99,
+        100,
+        101,
+        999,
+        1000,
+        u64::MAX,
+        u64::MAX - 1,
+    ];
+    let mut p = 1u64;
+    while let Some(next) = p.checked_mul(10) {
+        values.extend([p - 1, p, p + 1, next - 1]);
+        p = next;
+    }
+    for v in values {
+        let mut out = Vec::new();
+        super::put_u64(&mut out, v);
+        assert_eq!(String::from_utf8(out).expect("ascii"), v.to_string());
+    }
+}
+
+/// The EVE timestamp's fast path agrees with the formatting machinery it replaces.
+#[test]
+fn timestamps_are_written_as_the_formatter_writes_them() {
+    for micros in [
+        0i64,
+        1,
+        999_999,
+        1_772_416_800_118_042,
+        253_402_300_799_999_999, // 9999-12-31T23:59:59.999999
+        -62_167_219_200_000_000, // 0000-01-01T00:00:00
+        -1,
+    ] {
+        let fast = crate::event::EveTime::new(micros);
+        let secs = micros.div_euclid(1_000_000);
+        let frac = micros.rem_euclid(1_000_000);
+        let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let slow = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}+0000",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        );
+        assert_eq!(fast.as_str(), slow, "{micros}");
+    }
+}
