@@ -35,27 +35,23 @@ impl<const N: usize> Text<N> {
         };
         let mut buf = [0u8; N];
         let mut len = 0;
+        let mut put = |b: u8| {
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        };
         for (i, octet) in v4.octets().into_iter().enumerate() {
-            let mut digits = [0u8; 4];
-            let mut k = 0;
             if i > 0 {
-                digits[0] = b'.';
-                k = 1;
+                put(b'.');
             }
             if octet >= 100 {
-                digits[k] = b'0' + octet / 100;
-                k += 1;
+                put(b'0' + octet / 100);
             }
             if octet >= 10 {
-                digits[k] = b'0' + (octet / 10) % 10;
-                k += 1;
+                put(b'0' + (octet / 10) % 10);
             }
-            digits[k] = b'0' + octet % 10;
-            k += 1;
-            if let Some(dst) = buf.get_mut(len..len + k) {
-                dst.copy_from_slice(&digits[..k]);
-                len += k;
-            }
+            put(b'0' + octet % 10);
         }
         Text { buf, len }
     }
