@@ -11,6 +11,8 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo doc (a broken or private link in the documentation is an error)" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 echo "== cargo deny check licenses bans (deny.toml, offline)" >&2
 # cargo-deny from PATH, else from the tool cache target/tools (keep it between CI runs),
 # else built into that cache once: about 11 minutes on 2 busy cores, hence the cache.

@@ -69,7 +69,7 @@ struct AnalyzeArgs {
     /// Number of shard workers (default: `[capture] workers`).
     #[arg(long)]
     workers: Option<usize>,
-    /// pcap / pcapng files, read in order.
+    /// pcap / pcapng files, read in order (`-` is standard input).
     #[arg(required = true)]
     pcaps: Vec<PathBuf>,
     /// Serve /metrics on this address while the run lasts (and during --linger).

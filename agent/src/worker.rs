@@ -1493,7 +1493,7 @@ pub(crate) fn eve_flow_age(first_micros: i64, last_micros: i64) -> u64 {
 /// Write the events of what the analysis found as owned events (tests and tools): the flow
 /// event `flow` (when given) completed with the verdict, then one alert event per alert, in
 /// the order the analysis gave them. Leaves `findings.alerts` empty. The worker does the same
-/// from the flow entry in [`record`].
+/// from the flow entry in `record`.
 pub fn write_findings<A: Analysis>(
     analysis: &A,
     gateway: &str,

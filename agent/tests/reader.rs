@@ -481,7 +481,7 @@ fn the_mapped_reader_reads_a_fifo_with_read() {
 }
 
 #[test]
-fn analyze_with_mmap_reads_a_piped_stdin() {
+fn analyze_reads_a_piped_stdin_named_dev_stdin_or_dash() {
     use std::io::Write;
     let dir = common::config_dir("reader-stdin", "");
     let file = Path::new(concat!(
@@ -489,29 +489,6 @@ fn analyze_with_mmap_reads_a_piped_stdin() {
         "/../tests/corpus/tcpdump__dns_tcp.pcap"
     ));
     let (want, _) = analyze_with(&dir, "native", &[file.to_path_buf()]);
-    let out = dir.join("events-stdin.jsonl");
-    let mut child = common::bin()
-        .args(["analyze", "--workers", "2", "--reader", "mmap", "--config"])
-        .arg(dir.join("agent.toml"))
-        .arg("--out")
-        .arg(&out)
-        .arg("/dev/stdin")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run crossline-agent");
-    let bytes = std::fs::read(file).expect("read corpus file");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-    let o = child.wait_with_output().expect("wait");
-    writer.join().expect("writer").expect("write stdin");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    let text = std::fs::read_to_string(&out).expect("events");
-    let got: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
     let flows = |ev: &[serde_json::Value]| {
         ev.iter()
             .filter(|e| e.get("stats").is_none_or(serde_json::Value::is_null))
@@ -519,5 +496,34 @@ fn analyze_with_mmap_reads_a_piped_stdin() {
             .collect::<Vec<_>>()
     };
     assert!(!flows(&want).is_empty());
-    assert_eq!(flows(&got), flows(&want), "events from a piped stdin");
+    for (reader, path) in [("mmap", "/dev/stdin"), ("native", "-"), ("mmap", "-")] {
+        let out = dir.join("events-stdin.jsonl");
+        let mut child = common::bin()
+            .args(["analyze", "--workers", "2", "--reader", reader, "--config"])
+            .arg(dir.join("agent.toml"))
+            .arg("--out")
+            .arg(&out)
+            .arg(path)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run crossline-agent");
+        let bytes = std::fs::read(file).expect("read corpus file");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+        let o = child.wait_with_output().expect("wait");
+        writer.join().expect("writer").expect("write stdin");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{reader} {path}: {err}");
+        let text = std::fs::read_to_string(&out).expect("events");
+        let got: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        assert_eq!(
+            flows(&got),
+            flows(&want),
+            "events from a piped stdin ({reader}, {path})"
+        );
+    }
 }

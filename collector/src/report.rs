@@ -114,9 +114,9 @@ pub struct ReportAlert {
 }
 
 /// The flow records to look up for an incident's alerts: (gateway, flow id, destination,
-/// source port, alert time), one per (gateway, flow id), at most [`MAX_FLOWS`]. Flow ids restart
+/// source port, alert time), one per (gateway, flow id), at most `MAX_FLOWS`. Flow ids restart
 /// with each agent run, so a flow record must also match the alert's addresses and lie near in
-/// time ([`FLOW_NEAR_MS`]).
+/// time (`FLOW_NEAR_MS`).
 pub fn flow_keys(alerts: &[ReportAlert]) -> Vec<FlowKey> {
     let mut flows: Vec<FlowKey> = Vec::new();
     for a in alerts {
@@ -379,7 +379,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// `report_zh` of an incident carrying `report` (see [`attach`]): the same report with Chinese
+/// `report_zh` of an incident carrying `report` (see `attach`): the same report with Chinese
 /// labels, as ordered fields and as one text block.
 pub fn render_zh(inc: &Value) -> Value {
     let r = &inc["report"];

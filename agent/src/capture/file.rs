@@ -906,8 +906,14 @@ fn open_error(p: &Path, message: String) -> CaptureError {
     }
 }
 
-/// Open `p` for reading (not a directory); the file and its metadata.
+/// Open `p` for reading (not a directory); the file and its metadata. `-` is standard input,
+/// as libpcap reads it.
 fn open_regular(p: &Path) -> Result<(File, std::fs::Metadata), CaptureError> {
+    let p = if p.as_os_str() == "-" {
+        Path::new("/dev/stdin")
+    } else {
+        p
+    };
     match std::fs::metadata(p) {
         Ok(m) if m.is_dir() => return Err(open_error(p, "is a directory".into())),
         Ok(_) => {}

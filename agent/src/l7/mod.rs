@@ -17,7 +17,7 @@
 //! tests are in `agent/tests/l7_props.rs`, the fuzz targets in `agent/fuzz/`.
 //!
 //! Every parser here is a pure function of its input: no I/O, no globals, no panics on any
-//! input, bounded work, and cursor-style reads ([`Reader`]) that cannot over-read. Parsers that
+//! input, bounded work, and cursor-style reads (`Reader`) that cannot over-read. Parsers that
 //! may see a message before it is complete return the three-way [`Parse`] outcome, so the caller
 //! can tell "keep buffering" from "give up on this flow".
 
