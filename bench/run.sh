@@ -101,6 +101,9 @@ run() {
     # The previous run's output (FRESH) is removed before the clock starts: truncating it
     # would charge this run for freeing the last one's page cache (hundreds of MB).
     if [ -n "${FRESH:-}" ]; then rm -f "$FRESH"; fi
+    # Dirty pages of earlier runs' output (hundreds of MB) are written back now, not while the
+    # next run is timed.
+    sync
     if ! /usr/bin/time -f '%e %M %U %S' -o "$t" taskset -c "$cpus" "$@" >"$OUT/stdout.$name" 2>"$OUT/stderr.$name"; then
       log "$name run $i exited non-zero (see $OUT/stderr.$name)"
     fi
