@@ -1384,7 +1384,8 @@ fn emit<A: Analysis>(
     );
     let vlan = key.vlan_ids_slice();
     let l7 = f.l7();
-    let mut e = EventRef::new(EventType::Flow, end.as_str(), &ctx.gateway);
+    let end_text = end.as_str();
+    let mut e = EventRef::new(EventType::Flow, end_text, &ctx.gateway);
     e.flow_id = Some(f.flow_id());
     e.proto = Some(proto);
     e.vlan = (!vlan.is_empty()).then_some(vlan);
@@ -1412,7 +1413,7 @@ fn emit<A: Analysis>(
         bytes_toserver: f.bytes()[0],
         bytes_toclient: f.bytes()[1],
         start: start.as_str(),
-        end: end.as_str(),
+        end: end_text,
         age: eve_flow_age(f.first_micros(), f.last_micros()),
         state: Some(eve_flow_state(key.proto, f.tcp().state, f.pkts())),
         reason: reason.as_str(),
