@@ -23,6 +23,7 @@ use crate::analysis::{
 };
 use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
+use crate::l7::community_id::CommunityId;
 use crate::sink::{LineMeta, Outgoing, WriterMsg};
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
@@ -1376,12 +1377,8 @@ fn emit<A: Analysis>(
         }
     };
     let icmp = f.icmp();
-    let community_id = crate::l7::community_id::of_flow(
-        ctx.capture.community_id_seed,
-        key,
-        f.initiator_is_lo(),
-        icmp[0],
-    );
+    let tuple = crate::l7::community_id::flow_tuple(key, f.initiator_is_lo(), icmp[0]);
+    let community_id = CommunityId::of_tuple(ctx.capture.community_id_seed, tuple);
     let vlan = key.vlan_ids_slice();
     let l7 = f.l7();
     let end_text = end.as_str();
@@ -1437,11 +1434,6 @@ fn emit<A: Analysis>(
     } else {
         out.push_event(e.to_event());
     }
-    let ports = match key.proto {
-        ICMP | ICMPV6 => (u16::from(icmp[0].0), u16::from(icmp[0].1)),
-        _ => (init_port, resp_port),
-    };
-    let tuple = (key.proto, init, ports.0, resp, ports.1);
     push_alerts(ctx, findings, out, Some((tuple, community_id)));
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(out, epoch, f.last_micros(), f.flow_id());
@@ -1542,10 +1534,7 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
 /// The alert event of `a`; flow fields are those of the flow it is about, if any.
 /// The Community ID last computed for an alert's flow tuple (protocol, initiator and port,
 /// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
-type CidMemo = (
-    (u8, std::net::IpAddr, u16, std::net::IpAddr, u16),
-    crate::l7::community_id::CommunityId,
-);
+type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
 
 fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMemo>) -> Event {
     let mut e = Event::new(
@@ -1575,14 +1564,7 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMe
         let id = match cid {
             Some((t, id)) if *t == tuple => *id,
             _ => {
-                let id = crate::l7::community_id::CommunityId::seeded(
-                    seed,
-                    f.ip_proto,
-                    f.initiator,
-                    a_port,
-                    f.responder,
-                    b_port,
-                );
+                let id = CommunityId::of_tuple(seed, tuple);
                 *cid = Some((tuple, id));
                 id
             }

@@ -608,12 +608,11 @@ impl Classifier {
             (None, Some(ip)) => shaping::Who::Prefix(ip),
             (None, None) => shaping::Who::Nobody,
         };
-        let service = a.service.map(|s| s.to_string()).unwrap_or_default();
         let key = shaping::identity_key(
             a.kind.as_str(),
             who,
             a.recipient.as_deref().unwrap_or(""),
-            service,
+            a.service,
         );
         let before = self.shaper.evictions();
         self.shaper.offer(key, a, now, out);

@@ -110,7 +110,7 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
         a.kind.as_str(),
         who,
         a.recipient.as_deref().unwrap_or(""),
-        a.service.as_deref().unwrap_or(""),
+        a.service.as_deref(),
     ))
 }
 
@@ -125,9 +125,14 @@ pub enum Who<'a> {
     Nobody,
 }
 
-/// The identity key `kind|who|recipient|service` (see [`identity`]), built without the
-/// formatting machinery (it is built for every alert).
-pub fn identity_key(kind: &str, who: Who<'_>, recipient: &str, service: impl Display) -> String {
+/// The identity key `kind|who|recipient|service` (see [`identity`]; no service: empty),
+/// built without the formatting machinery (it is built for every alert).
+pub fn identity_key(
+    kind: &str,
+    who: Who<'_>,
+    recipient: &str,
+    service: Option<impl Display>,
+) -> String {
     use std::fmt::Write as _;
     let mut key = String::with_capacity(kind.len() + recipient.len() + 64);
     key.push_str(kind);
@@ -140,7 +145,9 @@ pub fn identity_key(kind: &str, who: Who<'_>, recipient: &str, service: impl Dis
     key.push('|');
     key.push_str(recipient);
     key.push('|');
-    let _ = write!(key, "{service}");
+    if let Some(service) = service {
+        let _ = write!(key, "{service}");
+    }
     key
 }
 
@@ -148,11 +155,13 @@ pub fn identity_key(kind: &str, who: Who<'_>, recipient: &str, service: impl Dis
 pub fn push_prefix(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
-            let o = a.octets();
-            for octet in &o[..3] {
-                push_decimal(out, *octet);
-                out.push('.');
-            }
+            // The address as text up to its last dot, then the host part as 0.
+            let text = crate::text::Text::<16>::ip(IpAddr::V4(a));
+            let text = text.as_str();
+            out.push_str(
+                text.get(..text.rfind('.').map_or(0, |i| i + 1))
+                    .unwrap_or(""),
+            );
             out.push_str("0/24");
         }
         IpAddr::V6(a) => {
@@ -161,16 +170,6 @@ pub fn push_prefix(out: &mut String, ip: IpAddr) {
             let _ = write!(out, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
         }
     }
-}
-
-fn push_decimal(out: &mut String, v: u8) {
-    if v >= 100 {
-        out.push(char::from(b'0' + v / 100));
-    }
-    if v >= 10 {
-        out.push(char::from(b'0' + (v / 10) % 10));
-    }
-    out.push(char::from(b'0' + v % 10));
 }
 
 impl<T: Foldable> Shaper<T> {
@@ -302,6 +301,36 @@ fn emit_followup<T: Foldable>(f: Fold<T>, out: &mut Vec<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The identity key spells the source prefix as `a.b.c.0/24` / `a:b:c:d::/64`, and an
+    /// absent service as nothing.
+    #[test]
+    fn identity_keys_spell_prefixes_and_services() {
+        let key = |ip: &str, service: Option<&str>| {
+            let ip: IpAddr = ip.parse().expect("address");
+            identity_key("unfiled_export", Who::Prefix(ip), "example.org", service)
+        };
+        assert_eq!(
+            key("10.1.2.3", Some("tcp/443")),
+            "unfiled_export|10.1.2.0/24|example.org|tcp/443"
+        );
+        assert_eq!(
+            key("0.0.0.9", None),
+            "unfiled_export|0.0.0.0/24|example.org|"
+        );
+        assert_eq!(
+            key("255.100.99.1", None),
+            "unfiled_export|255.100.99.0/24|example.org|"
+        );
+        assert_eq!(
+            key("2001:db8:0:a::1", Some("udp/53")),
+            "unfiled_export|2001:db8:0:a::/64|example.org|udp/53"
+        );
+        assert_eq!(
+            identity_key("volume_surge", Who::Enterprise("ent-1"), "", None::<&str>),
+            "volume_surge|ent-1||"
+        );
+    }
     use crossline_config::event::{Alert, AlertKind, EventType, Severity};
 
     fn ev(bytes: u64) -> Event {

@@ -54,7 +54,7 @@ pub fn shard_worker(h: u64, workers: usize) -> usize {
 /// The shard hash of a direction-normalised flow (addresses as big-endian integers, `lo`
 /// first; ports 0 for ICMP; VLAN tags outermost in the high bits).
 #[allow(clippy::too_many_arguments)] // the key's parts, so packets need not build the key
-pub fn shard_hash_parts(
+fn shard_hash_parts(
     hasher: &foldhash::fast::FixedState,
     lo: u128,
     hi: u128,
@@ -65,11 +65,29 @@ pub fn shard_hash_parts(
     vlan: &[u16],
 ) -> u64 {
     use std::hash::{BuildHasher, Hasher};
+    let mut h = hasher.build_hasher();
+    write_key_words(&mut h, lo, hi, lo_port, hi_port, proto, v6, vlan);
+    h.finish()
+}
+
+/// A flow key's parts as four words: the addresses, then ports, protocol and family in one,
+/// then the VLAN tags (outermost in the high bits, zero-padded) in one. A derived `Hash`
+/// writes each field and array length separately, which cost more than the lookup it serves.
+#[allow(clippy::too_many_arguments)] // the key's parts
+fn write_key_words(
+    h: &mut impl std::hash::Hasher,
+    lo: u128,
+    hi: u128,
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+    v6: bool,
+    vlan: &[u16],
+) {
     let mut tags = 0u64;
     for i in 0..MAX_VLANS {
         tags = (tags << 16) | u64::from(vlan.get(i).copied().unwrap_or(0));
     }
-    let mut h = hasher.build_hasher();
     h.write_u128(lo);
     h.write_u128(hi);
     h.write_u64(
@@ -79,7 +97,6 @@ pub fn shard_hash_parts(
             | u64::from(v6) << 40,
     );
     h.write_u64(tags);
-    h.finish()
 }
 
 /// The shard hash of a decoded packet: the same for both directions of its flow, and the
@@ -104,20 +121,20 @@ fn is_icmp(proto: u8) -> bool {
     proto == ip_proto::ICMP || proto == ip_proto::ICMPV6
 }
 
-/// Four words per key (every field, so equal keys hash equal): a derived `Hash` writes each
-/// field and array length separately, which cost more than the table lookup it serves.
+/// Every field, as `write_key_words` (equal keys hash equal; the table's hash, unlike the
+/// shard hash, need not read the addresses as numbers in order, so no byte swap).
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u128(u128::from_le_bytes(self.lo));
-        state.write_u128(u128::from_le_bytes(self.hi));
-        let [v0, v1, v2] = self.vlan;
-        state.write_u64(
-            u64::from(self.lo_port)
-                | u64::from(self.hi_port) << 16
-                | u64::from(self.proto) << 32
-                | u64::from(self.v6) << 40,
+        write_key_words(
+            state,
+            u128::from_le_bytes(self.lo),
+            u128::from_le_bytes(self.hi),
+            self.lo_port,
+            self.hi_port,
+            self.proto,
+            self.v6,
+            &self.vlan,
         );
-        state.write_u64(u64::from(v0) | u64::from(v1) << 16 | u64::from(v2) << 32);
     }
 }
 

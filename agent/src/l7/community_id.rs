@@ -22,9 +22,13 @@ pub fn community_id(ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16
     community_id_seeded(0, ip_proto, a, a_port, b, b_port)
 }
 
-/// Community ID v1 of a tracked flow: the initiator's tuple, and for ICMP / ICMPv6 the type
+/// What a Community ID is computed from: protocol, initiator and its port, responder and its
+/// port (ICMP / ICMPv6: the type and code of the initiator's message as the ports).
+pub type FlowTuple = (u8, IpAddr, u16, IpAddr, u16);
+
+/// The [`FlowTuple`] of a tracked flow: the initiator's tuple, and for ICMP / ICMPv6 the type
 /// and code of the initiator's first message (`icmp`, [`crate::flow::Flow::icmp`]`[0]`).
-pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> CommunityId {
+pub fn flow_tuple(key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> FlowTuple {
     let (a, ap, b, bp) = if initiator_is_lo {
         (key.lo_addr(), key.lo_port, key.hi_addr(), key.hi_port)
     } else {
@@ -34,7 +38,12 @@ pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) 
         PROTO_ICMP | PROTO_ICMPV6 => (u16::from(icmp.0), u16::from(icmp.1)),
         _ => (ap, bp),
     };
-    CommunityId::seeded(seed, key.proto, a, ap, b, bp)
+    (key.proto, a, ap, b, bp)
+}
+
+/// Community ID v1 of a tracked flow (see [`flow_tuple`]).
+pub fn of_flow(seed: u16, key: &FlowKey, initiator_is_lo: bool, icmp: (u8, u8)) -> CommunityId {
+    CommunityId::of_tuple(seed, flow_tuple(key, initiator_is_lo, icmp))
 }
 
 /// A Community ID v1 (`1:` and the base64 of a SHA-1: always 30 ASCII bytes) in a fixed
@@ -46,6 +55,12 @@ impl CommunityId {
     /// The text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The Community ID of `tuple` (see [`community_id_seeded`]).
+    pub fn of_tuple(seed: u16, tuple: FlowTuple) -> Self {
+        let (ip_proto, a, a_port, b, b_port) = tuple;
+        Self::seeded(seed, ip_proto, a, a_port, b, b_port)
     }
 
     /// See [`community_id_seeded`].

@@ -453,9 +453,8 @@ impl<'o> Obj<'o> {
         self.out.push(b'}');
     }
 
-    /// `"name":` after a comma when needed. Names are ASCII identifiers: no escaping.
-    /// Start a member: `key` is `,"name":` as [`k!`] spells it, written without its comma
-    /// when it is the first (one copy per key instead of four pieces).
+    /// Start a member: `key` is `,"name":` as [`k!`] spells it (names are ASCII identifiers:
+    /// no escaping), written without its comma when it is the first (one copy per key).
     fn key(&mut self, key: &str) {
         let bytes = key.as_bytes();
         let bytes = if self.empty {
