@@ -1,6 +1,15 @@
 //! `crossline-agent`: command-line entry point. Glue only; the logic lives in the library.
 #![forbid(unsafe_code)]
 
+/// mimalloc (its v2 line) instead of glibc's allocator. The workers build alert events and
+/// batches that other threads free; glibc spent 7-8 % of the one-worker time in malloc and free,
+/// and more with two workers (its arenas are shared between threads). On the benchmark capture
+/// this made one worker 7 % and two workers 27 % faster (bench/README.md). mimalloc's v3 line
+/// gave memory back to the kernel and faulted it in again so often that short runs took twice
+/// as long.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use crossline_agent::detect::{Classifier, DetectShared};
