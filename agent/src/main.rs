@@ -4,9 +4,10 @@
 /// mimalloc (its v2 line) instead of glibc's allocator. The workers build alert events and
 /// batches that other threads free; glibc spent 7-8 % of the one-worker time in malloc and free,
 /// and more with two workers (its arenas are shared between threads). On the benchmark capture
-/// this made one worker 7 % and two workers 27 % faster (bench/README.md). mimalloc's v3 line
+/// this made one worker 7-10 % and two workers 25 % faster (bench/README.md). mimalloc's v3 line
 /// gave memory back to the kernel and faulted it in again so often that short runs took twice
-/// as long.
+/// as long; transparent huge pages are left off (`no_thp`): with them peak RSS grew by a third
+/// and a run could stall in the kernel's page compaction.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
