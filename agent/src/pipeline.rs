@@ -510,16 +510,13 @@ where
         // for its oldest flow and pending records; the window only covers packet time going
         // back a little within an epoch.
         let window = EPOCH_BACKSTEP_MICROS;
-        let domestic = cfg.domestic.clone();
-        Writer::start_ordered(
-            sinks,
-            stats.clone(),
-            64,
-            workers,
-            window,
+        let shaping = fold_micros.map(|fold_micros| crate::sink::Shaping {
             fold_micros,
-            domestic,
-        )?
+            domestic: cfg.domestic.clone(),
+            gateway: cfg.gateway.clone(),
+            community_id_seed: cfg.capture.community_id_seed,
+        });
+        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, shaping)?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
     };

@@ -8,9 +8,10 @@
 //! ([`JsonLinesSink`]) and any extra sinks (the uplink's spool). It also counts flow events,
 //! alerts per kind and verdicts per status into [`LiveStats`], since it sees every event.
 
+use crate::analysis::findings::AlertFinding;
 use crate::stats::LiveStats;
 use crossbeam_channel::{Receiver, Sender};
-use crossline_config::event::{Event, EventRef, VerdictStatus};
+use crossline_config::event::{AlertKind, Event, EventRef, VerdictStatus};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -24,6 +25,11 @@ pub trait EventSink: Send {
     /// Write one flow record the worker wrote as a JSON line (no [`Event`] was built for it).
     /// By default the line is read back into an event for [`EventSink::write`].
     fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
+        self.write(&read_line(line)?, line)
+    }
+    /// Write one alert its worker wrote as a JSON line (no [`Event`] was built for it). By
+    /// default the line is read back into an event for [`EventSink::write`].
+    fn write_alert_line(&mut self, line: &[u8]) -> io::Result<()> {
         self.write(&read_line(line)?, line)
     }
     /// Whether this sink wants flow records as owned [`Event`]s. When every sink of a run says
@@ -87,6 +93,11 @@ impl EventSink for JsonLinesSink {
         self.out.write_all(b"\n")
     }
 
+    fn write_alert_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")
+    }
+
     fn wants_events(&self) -> bool {
         false
     }
@@ -132,15 +143,17 @@ pub struct LineMeta {
 pub enum Item {
     /// An owned event (serialised by the writer).
     Event(Box<Event>),
-    /// An alert already written (bytes `start..end` of [`Outgoing::lines`]), with the event
-    /// itself for the writer's alert shaping (a folded follow-up is written anew).
-    Alert {
+    /// An alert written by its worker (no [`Event`] built): bytes `start..end` of
+    /// [`Outgoing::lines`], with its finding (what the writer counts, shapes it by and writes
+    /// a folded follow-up from). Boxed: rarer than flow records, and every item takes the size
+    /// of the largest.
+    AlertLine {
         /// Start of the line in [`Outgoing::lines`].
         start: u32,
         /// End of the line (exclusive; no newline).
         end: u32,
         /// The alert.
-        event: Box<Event>,
+        finding: Box<AlertFinding>,
     },
     /// A flow record already written: bytes `start..end` of [`Outgoing::lines`].
     Line {
@@ -181,16 +194,21 @@ impl Outgoing {
         self.items.push(Item::Event(Box::new(e)));
     }
 
-    /// Queue an alert, written into [`Outgoing::lines`] here.
-    pub fn push_alert(&mut self, e: Event) {
-        match self.write_lines(|lines| EventRef::of(&e).write_json(lines)) {
-            Some((start, end)) => self.items.push(Item::Alert {
-                start,
-                end,
-                event: Box::new(e),
-            }),
-            None => self.push_event(e),
-        }
+    /// Write an alert's line with `write` into [`Outgoing::lines`] and return where it lies
+    /// (queue it with [`Outgoing::queue_alert_line`]); nothing when it lies beyond what a `u32`
+    /// addresses.
+    pub fn write_alert_line(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Option<(u32, u32)> {
+        self.write_lines(write)
+    }
+
+    /// Queue the line of `finding` written at `range` by [`Outgoing::write_alert_line`].
+    pub fn queue_alert_line(&mut self, range: (u32, u32), finding: Box<AlertFinding>) {
+        let (start, end) = range;
+        self.items.push(Item::AlertLine {
+            start,
+            end,
+            finding,
+        });
     }
 
     /// Queue a flow record written by `write` into [`Outgoing::lines`]. A line that does not
@@ -227,8 +245,8 @@ impl Outgoing {
         let mut out = Vec::with_capacity(self.items.len());
         for item in &self.items {
             match item {
-                Item::Event(e) | Item::Alert { event: e, .. } => out.push((**e).clone()),
-                Item::Line { start, end, .. } => {
+                Item::Event(e) => out.push((**e).clone()),
+                Item::Line { start, end, .. } | Item::AlertLine { start, end, .. } => {
                     out.extend(read_line(self.line(*start, *end)).ok());
                 }
             }
@@ -301,13 +319,11 @@ impl Writer {
         capacity: usize,
         workers: usize,
         window_micros: i64,
-        fold_micros: Option<i64>,
-        domestic: Vec<crossline_config::registry::IpNet>,
+        shaping: Option<Shaping>,
     ) -> io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let mut reorder = Reorder::new(workers, window_micros);
-        reorder.shaper = fold_micros.map(crate::detect::shaping::Shaper::new);
-        reorder.domestic = domestic;
+        reorder.shaper = shaping.map(|s| (crate::detect::shaping::Shaper::new(s.fold_micros), s));
         let (spare_tx, spare) = crossbeam_channel::bounded(SPARE_LINE_BUFFERS);
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
@@ -361,6 +377,8 @@ enum Body {
     /// Boxed: an `Event` is several hundred bytes, and every held event takes a slot of the
     /// size of the largest (a run's head also moves with the run in the runs' heap).
     Event(Box<Event>),
+    /// An alert written by its worker.
+    AlertLine(Box<AlertFinding>),
     /// A flow record written by its worker.
     Line(LineMeta),
 }
@@ -390,25 +408,57 @@ impl Ord for Held {
     }
 }
 
-/// An alert in the writer's shaper, with its line while it is unchanged (a follow-up is
-/// written anew).
+/// An alert in the writer's shaper.
 #[derive(Debug)]
-struct Shaped {
-    event: Box<Event>,
-    line: Option<Bytes>,
+enum Shaped {
+    /// An owned event, with its line while it is unchanged (a follow-up is written anew).
+    Event {
+        event: Box<Event>,
+        line: Option<Bytes>,
+    },
+    /// An alert its worker wrote as a line, with its finding: a follow-up is written anew
+    /// from the finding (no line read back).
+    Finding {
+        finding: Box<AlertFinding>,
+        line: Option<Bytes>,
+    },
 }
 
 impl crate::detect::shaping::Foldable for Shaped {
     fn bytes(&self) -> u64 {
-        self.event.bytes()
+        match self {
+            Shaped::Event { event, .. } => event.bytes(),
+            Shaped::Finding { finding, .. } => finding.bytes,
+        }
     }
 
     fn into_followup(self, count: u64, bytes: u64) -> Self {
-        Shaped {
-            event: Box::new((*self.event).into_followup(count, bytes)),
-            line: None,
+        match self {
+            Shaped::Event { event, .. } => Shaped::Event {
+                event: Box::new((*event).into_followup(count, bytes)),
+                line: None,
+            },
+            Shaped::Finding { finding, .. } => Shaped::Finding {
+                finding: Box::new((*finding).into_followup(count, bytes)),
+                line: None,
+            },
         }
     }
+}
+
+/// Alert shaping at an ordered writer (offline `analyze`): the fold interval, the domestic
+/// prefixes (the shaping identity's source side), and what a follow-up of an alert its worker
+/// wrote as a line is written with.
+#[derive(Debug, Clone)]
+pub struct Shaping {
+    /// Repeats of one identity within this much packet time are folded.
+    pub fold_micros: i64,
+    /// Domestic prefixes.
+    pub domestic: Vec<crossline_config::registry::IpNet>,
+    /// The gateway id events carry.
+    pub gateway: String,
+    /// The Community ID seed.
+    pub community_id_seed: u16,
 }
 
 /// The reorder buffer of an ordered writer.
@@ -418,10 +468,8 @@ struct Reorder {
     window: i64,
     /// The held events.
     runs: Runs,
-    /// Alert shaping in release order (offline `analyze`).
-    shaper: Option<crate::detect::shaping::Shaper<Shaped>>,
-    /// Domestic prefixes (the shaping identity's source side).
-    domestic: Vec<crossline_config::registry::IpNet>,
+    /// Alert shaping in release order (offline `analyze`), and how.
+    shaper: Option<(crate::detect::shaping::Shaper<Shaped>, Shaping)>,
     /// What the shaper let out, to write (emptied after each release; kept for its capacity).
     shaped: Vec<Shaped>,
     /// A follow-up alert's line (kept for its capacity).
@@ -435,7 +483,6 @@ impl Reorder {
             window: window.max(0),
             runs: Runs::default(),
             shaper: None,
-            domestic: Vec::new(),
             shaped: Vec::new(),
             line: Vec::new(),
         }
@@ -641,12 +688,11 @@ fn release(
     let Reorder {
         runs,
         shaper,
-        domestic,
         shaped: out,
         line,
         ..
     } = r;
-    let Some(shaper) = shaper.as_mut() else {
+    let Some((shaper, how)) = shaper.as_mut() else {
         runs.release(limit, |h| {
             write_held(sinks, stats, &h, first_error);
             recycle_shared(h.line, spare);
@@ -658,19 +704,27 @@ fn release(
     runs.release(limit, |h| {
         shaper.tick(h.key.1, out);
         let id = match &h.body {
-            Body::Event(e) => crate::detect::shaping::identity(e, domestic),
+            Body::Event(e) => crate::detect::shaping::identity(e, &how.domestic),
+            Body::AlertLine(a) => crate::detect::shaping::identity_of(a, &how.domestic),
             Body::Line(_) => None,
         };
         match (id, h.body) {
             (Some(id), Body::Event(e)) => {
-                let shaped = Shaped {
+                let shaped = Shaped::Event {
                     event: e,
                     line: Some(h.line),
                 };
                 shaper.offer(id, shaped, h.key.1, out);
             }
+            (Some(id), Body::AlertLine(finding)) => {
+                let shaped = Shaped::Finding {
+                    finding,
+                    line: Some(h.line),
+                };
+                shaper.offer(id, shaped, h.key.1, out);
+            }
             (_, body) => {
-                write_events(out, line, sinks, stats, first_error);
+                write_events(out, how, line, sinks, stats, first_error);
                 let h = Held { body, ..h };
                 write_held(sinks, stats, &h, first_error);
                 recycle_shared(h.line, spare);
@@ -680,7 +734,7 @@ fn release(
     if end {
         shaper.flush(out);
     }
-    write_events(out, line, sinks, stats, first_error);
+    write_events(out, how, line, sinks, stats, first_error);
 }
 
 fn write_held(
@@ -691,26 +745,62 @@ fn write_held(
 ) {
     match &h.body {
         Body::Event(e) => write_line(sinks, stats, e, h.line.as_slice(), first_error),
+        Body::AlertLine(a) => {
+            write_alert_line(sinks, stats, a.kind, h.line.as_slice(), first_error)
+        }
         Body::Line(meta) => write_flow_line(sinks, stats, h.line.as_slice(), meta, first_error),
     }
 }
 
-/// Write `events` (emptied), in order: with the line they came with, or serialised here.
+/// Write `events` (emptied), in order: with the line they came with, or serialised here
+/// (a follow-up) as `how` says.
 fn write_events(
     events: &mut Vec<Shaped>,
+    how: &Shaping,
     line: &mut Vec<u8>,
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
 ) {
     for e in events.drain(..) {
-        match &e.line {
-            Some(l) => write_line(sinks, stats, &e.event, l.as_slice(), first_error),
-            None => {
+        match &e {
+            Shaped::Event {
+                event,
+                line: Some(l),
+            } => write_line(sinks, stats, event, l.as_slice(), first_error),
+            Shaped::Event { event, line: None } => {
                 line.clear();
-                EventRef::of(&e.event).write_json(line);
-                write_line(sinks, stats, &e.event, line, first_error);
+                EventRef::of(event).write_json(line);
+                write_line(sinks, stats, event, line, first_error);
             }
+            Shaped::Finding {
+                finding,
+                line: Some(l),
+            } => write_alert_line(sinks, stats, finding.kind, l.as_slice(), first_error),
+            Shaped::Finding {
+                finding,
+                line: None,
+            } => {
+                line.clear();
+                let (gateway, seed) = (&how.gateway, how.community_id_seed);
+                crate::worker::write_alert_json(gateway, seed, finding, &mut None, line);
+                write_alert_line(sinks, stats, finding.kind, line, first_error);
+            }
+        }
+    }
+}
+
+fn write_alert_line(
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    kind: AlertKind,
+    line: &[u8],
+    first_error: &mut Option<io::Error>,
+) {
+    stats.count_alert(kind);
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.write_alert_line(line) {
+            first_error.get_or_insert(e);
         }
     }
 }
@@ -778,8 +868,13 @@ fn write_outgoing(
                 EventRef::of(e).write_json(line);
                 write_line(sinks, stats, e, line, first_error);
             }
-            Item::Alert { start, end, event } => {
-                write_line(sinks, stats, event, out.line(*start, *end), first_error);
+            Item::AlertLine {
+                start,
+                end,
+                finding,
+            } => {
+                let line = out.line(*start, *end);
+                write_alert_line(sinks, stats, finding.kind, line, first_error);
             }
             Item::Line { start, end, meta } => {
                 write_flow_line(sinks, stats, out.line(*start, *end), meta, first_error);
@@ -819,10 +914,14 @@ fn hold_outgoing(
                     body: Body::Event(e),
                 }
             }
-            Item::Alert { start, end, event } => Held {
+            Item::AlertLine {
+                start,
+                end,
+                finding,
+            } => Held {
                 key,
                 line: Bytes::Shared(Arc::clone(&lines), start, end),
-                body: Body::Event(event),
+                body: Body::AlertLine(finding),
             },
             Item::Line { start, end, meta } => Held {
                 key,
@@ -969,7 +1068,6 @@ mod tests {
             workers,
             window,
             None,
-            Vec::new(),
         )
         .expect("writer");
         let tx = writer.sender();

@@ -90,12 +90,17 @@ impl LiveStats {
             }
             EventType::Alert => {
                 if let Some(a) = &event.alert {
-                    if let Some(i) = AlertKind::ALL.iter().position(|k| *k == a.kind) {
-                        self.alerts[i].fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.count_alert(a.kind);
                 }
             }
             EventType::Stats | EventType::Sketch => {}
+        }
+    }
+
+    /// Count an alert of `kind` (written as a line or as an event).
+    pub fn count_alert(&self, kind: AlertKind) {
+        if let Some(i) = AlertKind::ALL.iter().position(|k| *k == kind) {
+            self.alerts[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -31,7 +31,8 @@ use crate::text::Text;
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_eve_timestamp, Alert, EveTime, Event, EventRef, EventType, FlowRecordRef, VerdictRef,
+    format_eve_timestamp, Alert, AlertRef, EveTime, Event, EventRef, EventType, FlowRecordRef,
+    VerdictRef,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -1448,13 +1449,128 @@ fn push_alerts(
 ) {
     let seed = ctx.capture.community_id_seed;
     for a in findings.alerts.drain(..) {
-        let e = alert_event(&ctx.gateway, seed, a, &mut cid);
         if ctx.direct {
-            out.push_alert(e);
+            push_alert_line(&ctx.gateway, seed, a, &mut cid, out);
         } else {
-            out.push_event(e);
+            out.push_event(alert_event(&ctx.gateway, seed, a, &mut cid));
         }
     }
+}
+
+/// The Community ID tuple of an alert's flow: protocol, initiator and port, responder and
+/// port (ICMP type and code as ports, none for protocols without ports).
+fn alert_tuple(f: &crate::analysis::findings::FlowRef) -> crate::l7::community_id::FlowTuple {
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    let (a_port, b_port) = match f.ip_proto {
+        ICMP | ICMPV6 => (u16::from(f.icmp.0), u16::from(f.icmp.1)),
+        TCP | UDP | SCTP => (f.initiator_port, f.responder_port),
+        _ => (0, 0),
+    };
+    (f.ip_proto, f.initiator, a_port, f.responder, b_port)
+}
+
+/// The Community ID of an alert's flow tuple, from the memo when the tuple is the last one's.
+fn memo_community_id(
+    seed: u16,
+    tuple: crate::l7::community_id::FlowTuple,
+    cid: &mut Option<CidMemo>,
+) -> CommunityId {
+    match cid {
+        Some((t, id)) if *t == tuple => *id,
+        _ => {
+            let id = CommunityId::of_tuple(seed, tuple);
+            *cid = Some((tuple, id));
+            id
+        }
+    }
+}
+
+/// Queue alert `a` as a JSON line written here ([`write_alert_json`]), with the finding itself
+/// for the writer's alert shaping: no owned event of strings per alert.
+fn push_alert_line(
+    gateway: &str,
+    seed: u16,
+    a: AlertFinding,
+    cid: &mut Option<CidMemo>,
+    out: &mut Outgoing,
+) {
+    if let Some(range) = out.write_alert_line(|buf| write_alert_json(gateway, seed, &a, cid, buf)) {
+        out.queue_alert_line(range, Box::new(a));
+    }
+}
+
+/// Append the JSON line of alert `a` to `buf`, field by field from the finding: the same bytes
+/// as the line of [`alert_event`]'s event (a test compares them over whole runs).
+pub(crate) fn write_alert_json(
+    gateway: &str,
+    seed: u16,
+    a: &AlertFinding,
+    cid: &mut Option<CidMemo>,
+    buf: &mut Vec<u8>,
+) {
+    use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
+    let time = EveTime::new(a.micros);
+    let summary = a.summary();
+    let service = a.service.map(Text::<16>::of);
+    let validity = a
+        .validity
+        .map(|(from, until)| (Text::<16>::of(from), Text::<16>::of(until)));
+    let flow = a.flow.as_ref();
+    let texts = flow.map(|f| {
+        // A protocol without a name is written as its number.
+        let number = crate::flow::key::proto_name(f.ip_proto)
+            .is_none()
+            .then(|| Text::<4>::of(f.ip_proto));
+        (
+            Text::<48>::ip(f.initiator),
+            Text::<48>::ip(f.responder),
+            number,
+            memo_community_id(seed, alert_tuple(f), cid),
+        )
+    });
+    let vlan_len = flow.map_or(0, |f| {
+        f.vlan.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1)
+    });
+    let mut e = EventRef::new(EventType::Alert, time.as_str(), gateway);
+    if let (Some(f), Some((src, dest, number, community_id))) = (flow, texts.as_ref()) {
+        e.flow_id = Some(f.flow_id);
+        e.proto = crate::flow::key::proto_name(f.ip_proto).or(number.as_ref().map(Text::as_str));
+        e.vlan = f.vlan.get(..vlan_len).filter(|v| !v.is_empty());
+        e.src_ip = Some(src.as_str());
+        e.dest_ip = Some(dest.as_str());
+        match f.ip_proto {
+            ICMP | ICMPV6 => (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1)),
+            TCP | UDP | SCTP => {
+                (e.src_port, e.dest_port) = (Some(f.initiator_port), Some(f.responder_port));
+            }
+            _ => {}
+        }
+        e.community_id = Some(community_id.as_str());
+        e.app_proto = f.app_proto;
+    }
+    e.alert = Some(AlertRef {
+        kind: a.kind,
+        severity: a.severity,
+        scenario: a.scenario.as_deref(),
+        enterprise: a.enterprise.as_deref(),
+        summary: &summary,
+        rule: a.kind.rule(),
+        recipient: a.recipient.as_deref(),
+        service: service.as_ref().map(Text::as_str),
+        count: a.count,
+        bytes: a.bytes,
+        evidence: &a.evidence,
+        persons: a.persons,
+        followup: a.followup,
+        green_channel: a.green_channel,
+        days_left: a.days_left,
+        valid_from: validity.as_ref().map(|v| v.0.as_str()),
+        valid_until: validity.as_ref().map(|v| v.1.as_str()),
+        scope: None,
+        gateways: &[],
+    });
+    e.judged = a.judged;
+    e.write_json(buf);
 }
 
 /// EVE's `flow.state`: for TCP `new` until the handshake completed (or a mid-stream pickup
@@ -1531,11 +1647,11 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
     });
 }
 
-/// The alert event of `a`; flow fields are those of the flow it is about, if any.
 /// The Community ID last computed for an alert's flow tuple (protocol, initiator and port,
 /// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
-type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
+pub(crate) type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
 
+/// The alert event of `a`; flow fields are those of the flow it is about, if any.
 fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMemo>) -> Event {
     let mut e = Event::new(
         EventType::Alert,
@@ -1549,26 +1665,14 @@ fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMe
         e.vlan = crate::flow::key::vlan_list(&f.vlan);
         e.src_ip = Some(crate::text::Ip::string(f.initiator));
         e.dest_ip = Some(crate::text::Ip::string(f.responder));
-        let (a_port, b_port) = match f.ip_proto {
-            ICMP | ICMPV6 => {
-                (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1));
-                (u16::from(f.icmp.0), u16::from(f.icmp.1))
-            }
+        match f.ip_proto {
+            ICMP | ICMPV6 => (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1)),
             TCP | UDP | SCTP => {
                 (e.src_port, e.dest_port) = (Some(f.initiator_port), Some(f.responder_port));
-                (f.initiator_port, f.responder_port)
             }
-            _ => (0, 0),
-        };
-        let tuple = (f.ip_proto, f.initiator, a_port, f.responder, b_port);
-        let id = match cid {
-            Some((t, id)) if *t == tuple => *id,
-            _ => {
-                let id = CommunityId::of_tuple(seed, tuple);
-                *cid = Some((tuple, id));
-                id
-            }
-        };
+            _ => {}
+        }
+        let id = memo_community_id(seed, alert_tuple(&f), cid);
         e.community_id = Some(id.as_str().to_string());
         e.app_proto = f.app_proto.map(str::to_string);
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 mod view;
 mod wire;
-pub use view::{EveTime, EventRef, FixedWriter, FlowRecordRef, VerdictRef};
+pub use view::{AlertRef, EveTime, EventRef, FixedWriter, FlowRecordRef, VerdictRef};
 pub use wire::{eve_flow_reason, Layout};
 
 /// One line of crossline output.

@@ -94,6 +94,37 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     }
     let parse = |s: Option<&str>| s.and_then(|s| s.parse::<IpAddr>().ok());
     let (src, dst) = (parse(e.src_ip.as_deref()), parse(e.dest_ip.as_deref()));
+    Some(identity_key(
+        a.kind.as_str(),
+        who(a.enterprise.as_deref(), src, dst, domestic),
+        a.recipient.as_deref().unwrap_or(""),
+        a.service.as_deref(),
+    ))
+}
+
+/// [`identity`] of an alert its worker wrote as a line, from its finding: the same key as the
+/// alert's event would give, without reading the line back.
+pub fn identity_of(a: &AlertFinding, domestic: &[IpNet]) -> Option<String> {
+    if a.followup {
+        return None;
+    }
+    let (src, dst) = a.flow.as_ref().map(|f| (f.initiator, f.responder)).unzip();
+    Some(identity_key(
+        a.kind.as_str(),
+        who(a.enterprise.as_deref(), src, dst, domestic),
+        a.recipient.as_deref().unwrap_or(""),
+        a.service,
+    ))
+}
+
+/// Who an alert between `src` and `dst` is about: its enterprise, else the domestic end (the
+/// source when both or neither are domestic).
+fn who<'a>(
+    enterprise: Option<&'a str>,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    domestic: &[IpNet],
+) -> Who<'a> {
     let is_domestic =
         |ip: Option<IpAddr>| ip.is_some_and(|ip| domestic.iter().any(|n| n.contains(ip)));
     let local = if !is_domestic(src) && is_domestic(dst) {
@@ -101,17 +132,11 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
     } else {
         src
     };
-    let who = match (&a.enterprise, local) {
+    match (enterprise, local) {
         (Some(ent), _) => Who::Enterprise(ent),
         (None, Some(ip)) => Who::Prefix(ip),
         (None, None) => Who::Nobody,
-    };
-    Some(identity_key(
-        a.kind.as_str(),
-        who,
-        a.recipient.as_deref().unwrap_or(""),
-        a.service.as_deref(),
-    ))
+    }
 }
 
 /// Who an alert identity is about.

@@ -12,8 +12,8 @@
 //! every kind of character included). [`EventRef::to_event`] gives the owned event back.
 
 use super::{
-    eve_flow_reason, Alert, Direction, Event, EventType, FlowRecord, HttpMeta, Judged, Sketch,
-    Stats, TlsMeta, Verdict, VerdictStatus,
+    eve_flow_reason, Alert, AlertKind, Direction, Event, EventType, FlowRecord, HttpMeta, Judged,
+    Severity, Sketch, Stats, TlsMeta, Verdict, VerdictStatus,
 };
 
 /// A member key as [`Obj`] writes it: `,"name":` (the comma is left out before the first).
@@ -51,7 +51,7 @@ pub struct EventRef<'a> {
     pub direction: Option<Direction>,
     pub export_bytes: Option<u64>,
     pub verdict: Option<VerdictRef<'a>>,
-    pub alert: Option<&'a Alert>,
+    pub alert: Option<AlertRef<'a>>,
     pub stats: Option<&'a Stats>,
     pub sketch: Option<&'a Sketch>,
     pub judged: Option<Judged>,
@@ -84,6 +84,96 @@ pub struct VerdictRef<'a> {
     pub name_source: Option<&'a str>,
     pub ech: bool,
     pub exclude: Option<&'a str>,
+}
+
+/// [`Alert`], borrowed: what a worker writes an alert line from without building an owned
+/// event of strings. Serialised exactly as [`Alert`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[allow(missing_docs)]
+pub struct AlertRef<'a> {
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub scenario: Option<&'a str>,
+    pub enterprise: Option<&'a str>,
+    pub summary: &'a str,
+    pub rule: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a str>,
+    pub count: u64,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub evidence: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persons: Option<u64>,
+    #[serde(skip_serializing_if = "super::is_false")]
+    pub followup: bool,
+    #[serde(skip_serializing_if = "super::is_false")]
+    pub green_channel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub gateways: &'a [String],
+}
+
+impl<'a> AlertRef<'a> {
+    /// Borrow every field of `a`.
+    pub fn of(a: &'a Alert) -> Self {
+        AlertRef {
+            kind: a.kind,
+            severity: a.severity,
+            scenario: a.scenario.as_deref(),
+            enterprise: a.enterprise.as_deref(),
+            summary: &a.summary,
+            rule: &a.rule,
+            recipient: a.recipient.as_deref(),
+            service: a.service.as_deref(),
+            count: a.count,
+            bytes: a.bytes,
+            evidence: &a.evidence,
+            persons: a.persons,
+            followup: a.followup,
+            green_channel: a.green_channel,
+            days_left: a.days_left,
+            valid_from: a.valid_from.as_deref(),
+            valid_until: a.valid_until.as_deref(),
+            scope: a.scope.as_deref(),
+            gateways: &a.gateways,
+        }
+    }
+
+    /// The owned alert (`AlertRef::of(&a).to_alert() == a`).
+    pub fn to_alert(&self) -> Alert {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        Alert {
+            kind: self.kind,
+            severity: self.severity,
+            scenario: s(self.scenario),
+            enterprise: s(self.enterprise),
+            summary: self.summary.to_string(),
+            rule: self.rule.to_string(),
+            recipient: s(self.recipient),
+            service: s(self.service),
+            count: self.count,
+            bytes: self.bytes,
+            evidence: self.evidence.to_vec(),
+            persons: self.persons,
+            followup: self.followup,
+            green_channel: self.green_channel,
+            days_left: self.days_left,
+            valid_from: s(self.valid_from),
+            valid_until: s(self.valid_until),
+            scope: s(self.scope),
+            gateways: self.gateways.to_vec(),
+        }
+    }
 }
 
 impl<'a> EventRef<'a> {
@@ -167,7 +257,7 @@ impl<'a> EventRef<'a> {
                 ech: v.ech,
                 exclude: v.exclude.as_deref(),
             }),
-            alert: e.alert.as_ref(),
+            alert: e.alert.as_ref().map(AlertRef::of),
             stats: e.stats.as_ref(),
             sketch: e.sketch.as_ref(),
             judged: e.judged,
@@ -221,7 +311,7 @@ impl<'a> EventRef<'a> {
                 ech: v.ech,
                 exclude: s(v.exclude),
             }),
-            alert: self.alert.cloned(),
+            alert: self.alert.map(|a| a.to_alert()),
             stats: self.stats.cloned(),
             sketch: self.sketch.cloned(),
             judged: self.judged,
@@ -374,7 +464,7 @@ impl<'a> EventRef<'a> {
         }
         if let Some(a) = self.alert {
             o.key(k!("alert"));
-            write_alert(o.out, a);
+            write_alert(o.out, &a);
         }
         if let Some(j) = self.judged {
             o.str(k!("judged"), j.as_str());
@@ -392,19 +482,19 @@ impl<'a> EventRef<'a> {
 }
 
 /// `crossline.alert`: every field of [`Alert`] as serde writes it.
-fn write_alert(out: &mut Vec<u8>, a: &Alert) {
+fn write_alert(out: &mut Vec<u8>, a: &AlertRef<'_>) {
     let mut o = Obj::open(out);
     o.str(k!("kind"), a.kind.as_str());
     o.str(k!("severity"), a.severity.as_str());
-    o.str_or_null(k!("scenario"), a.scenario.as_deref());
-    o.str_or_null(k!("enterprise"), a.enterprise.as_deref());
-    o.str(k!("summary"), &a.summary);
-    o.str(k!("rule"), &a.rule);
-    o.opt_str(k!("recipient"), a.recipient.as_deref());
-    o.opt_str(k!("service"), a.service.as_deref());
+    o.str_or_null(k!("scenario"), a.scenario);
+    o.str_or_null(k!("enterprise"), a.enterprise);
+    o.str(k!("summary"), a.summary);
+    o.str(k!("rule"), a.rule);
+    o.opt_str(k!("recipient"), a.recipient);
+    o.opt_str(k!("service"), a.service);
     o.u64(k!("count"), a.count);
     o.u64(k!("bytes"), a.bytes);
-    o.strs(k!("evidence"), &a.evidence);
+    o.strs(k!("evidence"), a.evidence);
     o.opt_u64(k!("persons"), a.persons);
     if a.followup {
         o.raw(k!("followup"), b"true");
@@ -419,10 +509,10 @@ fn write_alert(out: &mut Vec<u8>, a: &Alert) {
         }
         put_u64(o.out, d.unsigned_abs());
     }
-    o.opt_str(k!("valid_from"), a.valid_from.as_deref());
-    o.opt_str(k!("valid_until"), a.valid_until.as_deref());
-    o.opt_str(k!("scope"), a.scope.as_deref());
-    o.strs(k!("gateways"), &a.gateways);
+    o.opt_str(k!("valid_from"), a.valid_from);
+    o.opt_str(k!("valid_until"), a.valid_until);
+    o.opt_str(k!("scope"), a.scope);
+    o.strs(k!("gateways"), a.gateways);
     o.close();
 }
 

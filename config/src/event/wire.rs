@@ -12,7 +12,7 @@
 //! keeps taking their batches (and their spools). [`Event::from_json`] says which layout a line
 //! was in.
 
-use super::view::{EventRef, FlowRecordRef};
+use super::view::{AlertRef, EventRef, FlowRecordRef};
 use super::{
     Alert, Direction, Event, EventType, FlowRecord, HttpMeta, Judged, Severity, Sketch, Stats,
     TlsMeta, Verdict,
@@ -167,7 +167,7 @@ impl<'a> Out<'a> {
             }),
             http: e.http,
             flow: e.flow.as_ref().map(FlowOut::of),
-            alert: e.alert.map(AlertOut::of),
+            alert: e.alert.as_ref().map(AlertOut::of),
             stats: e.stats.map(StatsOut::of),
             crossline: CrosslineOut::of(e),
         }
@@ -271,7 +271,7 @@ struct AlertOut {
 }
 
 impl AlertOut {
-    fn of(a: &Alert) -> AlertOut {
+    fn of(a: &AlertRef<'_>) -> AlertOut {
         AlertOut {
             action: "allowed",
             gid: 1,
@@ -350,7 +350,7 @@ struct CrosslineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     quic: Option<CrosslineTlsOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    alert: Option<&'a Alert>,
+    alert: Option<AlertRef<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     judged: Option<Judged>,
     #[serde(skip_serializing_if = "Option::is_none")]
