@@ -1092,7 +1092,8 @@ impl<A: Analysis> Worker<A> {
     fn send_out(&mut self, writer: &Sender<WriterMsg>) {
         let (epoch, watermark) = self.watermark();
         let out = std::mem::take(&mut self.out);
-        // The next message is sized like this one (instead of growing from empty by doubling).
+        // The next message is sized like this one with half again as much room (instead of
+        // growing from empty by doubling, or copying all of it once when it comes out larger).
         let (lines, items) = (out.lines.len(), out.items.len());
         let _ = writer.send(WriterMsg::Keyed {
             worker: self.index,
@@ -1100,17 +1101,19 @@ impl<A: Analysis> Worker<A> {
             watermark,
             out,
         });
-        if let Some(lines) = self
+        let want = lines + lines / 2;
+        // A spare buffer too small for that is dropped, not grown: growing copies all of its
+        // capacity, empty as it is.
+        let spare = self
             .ctx
             .spare_lines
             .as_ref()
-            .and_then(|s| s.try_recv().ok())
-        {
-            self.out.lines = lines;
-        }
-        self.out.lines.reserve(lines);
-        self.out.items.reserve(items);
-        self.out.keys.reserve(items);
+            .and_then(|s| s.try_recv().ok());
+        self.out.lines = spare
+            .filter(|b| b.capacity() >= want)
+            .unwrap_or_else(|| Vec::with_capacity(want));
+        self.out.items.reserve(items + items / 2);
+        self.out.keys.reserve(items + items / 2);
     }
 
     /// Take the events queued since the last flush, as owned events (tests and tools that

@@ -137,9 +137,13 @@ fn lines_written_by_workers_equal_the_lines_of_owned_events() {
             workers: Some(workers),
             progress: false,
         };
-        run_offline(&cfg, std::slice::from_ref(&pcap), sinks, &options, move |i| {
-            Classifier::new(Arc::clone(&shared), i)
-        })
+        run_offline(
+            &cfg,
+            std::slice::from_ref(&pcap),
+            sinks,
+            &options,
+            move |i| Classifier::new(Arc::clone(&shared), i),
+        )
         .expect("pipeline");
         let bytes = out.0.lock().expect("output").clone();
         String::from_utf8(bytes).expect("UTF-8 lines")
