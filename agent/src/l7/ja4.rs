@@ -63,18 +63,14 @@ pub fn fingerprint(input: &Ja4Input<'_>) -> String {
         _ => "00",
     };
 
-    let mut ciphers: Vec<u16> = input
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|&v| !is_grease(v))
-        .collect();
-    let mut extensions: Vec<u16> = input
-        .extensions
-        .iter()
-        .copied()
-        .filter(|&v| !is_grease(v))
-        .collect();
+    // Sized up front (a filtered collect grows from empty, copying as it goes).
+    let without_grease = |values: &[u16]| {
+        let mut v = Vec::with_capacity(values.len());
+        v.extend(values.iter().copied().filter(|&v| !is_grease(v)));
+        v
+    };
+    let mut ciphers = without_grease(input.ciphers);
+    let mut extensions = without_grease(input.extensions);
     let cipher_count = ciphers.len().min(99);
     let extension_count = extensions.len().min(99);
 
@@ -87,7 +83,10 @@ pub fn fingerprint(input: &Ja4Input<'_>) -> String {
     out.push('_');
 
     ciphers.sort_unstable();
-    let mut text = String::with_capacity(ciphers.len() * 5);
+    let longest = ciphers
+        .len()
+        .max(extensions.len() + input.signature_algorithms.len() + 1);
+    let mut text = String::with_capacity(longest * 5);
     join_hex(&mut text, &ciphers);
     push_truncated_hash(&mut out, &text);
     out.push('_');
@@ -96,12 +95,7 @@ pub fn fingerprint(input: &Ja4Input<'_>) -> String {
     extensions.sort_unstable();
     text.clear();
     join_hex(&mut text, &extensions);
-    let signature_algorithms: Vec<u16> = input
-        .signature_algorithms
-        .iter()
-        .copied()
-        .filter(|&v| !is_grease(v))
-        .collect();
+    let signature_algorithms = without_grease(input.signature_algorithms);
     if !signature_algorithms.is_empty() {
         text.push('_');
         join_hex(&mut text, &signature_algorithms);

@@ -291,11 +291,15 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
 }
 
 fn u16_list(bytes: &[u8]) -> Vec<u16> {
-    bytes
-        .chunks_exact(2)
-        .filter_map(|pair| <[u8; 2]>::try_from(pair).ok())
-        .map(u16::from_be_bytes)
-        .collect()
+    // Sized up front (a filtered collect grows from empty, copying as it goes).
+    let mut list = Vec::with_capacity(bytes.len() / 2);
+    list.extend(
+        bytes
+            .chunks_exact(2)
+            .filter_map(|pair| <[u8; 2]>::try_from(pair).ok())
+            .map(u16::from_be_bytes),
+    );
+    list
 }
 
 /// The first host_name entry of a server_name extension, validated.
