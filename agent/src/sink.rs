@@ -311,7 +311,7 @@ impl Writer {
     /// Events are held in a reorder buffer until every worker's watermark is `window_micros`
     /// past them (the longest idle timeout plus a margin: a flow record is written at most that
     /// long after its last packet), and all of them before a `stats` event.
-    /// With `fold_micros`, alerts are also shaped here, once for all workers, in that order
+    /// With `shaping`, alerts are also shaped here, once for all workers, in that order
     /// ([`crate::detect::shaping`]); the classifiers then must not fold.
     pub fn start_ordered(
         sinks: Vec<Box<dyn EventSink>>,
