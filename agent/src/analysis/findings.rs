@@ -99,11 +99,43 @@ pub struct ServiceRef {
 
 impl std::fmt::Display for ServiceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::with_capacity(12);
+        self.push_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
+impl ServiceRef {
+    /// Append the service as its `Display` writes it (without the formatting machinery: a
+    /// summary is written for every alert).
+    pub fn push_to(&self, out: &mut String) {
         match self.ip_proto {
-            6 => write!(f, "tcp/{}", self.port),
-            17 => write!(f, "udp/{}", self.port),
-            p => write!(f, "ip/{p}"),
+            6 => out.push_str("tcp/"),
+            17 => out.push_str("udp/"),
+            _ => out.push_str("ip/"),
         }
+        match self.ip_proto {
+            6 | 17 => push_decimal(out, u64::from(self.port)),
+            p => push_decimal(out, u64::from(p)),
+        }
+    }
+}
+
+/// Append `n` in decimal.
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -128,19 +160,42 @@ pub struct FlowDesc {
 
 impl std::fmt::Display for FlowDesc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (d, fo, svc, b) = (
-            crate::text::Ip(self.domestic),
-            crate::text::Ip(self.foreign),
-            self.service,
-            human_bytes(self.bytes),
+        let mut s = String::with_capacity(96);
+        self.push_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
+impl FlowDesc {
+    /// Append the sentence's opening as `Display` writes it (`{domestic} sent {bytes} to
+    /// {recipient} ({service})`, or `{foreign} fetched ... from ...` for an import), piece by
+    /// piece: a summary is written for every alert.
+    pub fn push_to(&self, out: &mut String) {
+        let (d, fo) = (
+            crate::text::Text::<48>::ip(self.domestic),
+            crate::text::Text::<48>::ip(self.foreign),
         );
         if self.import {
-            write!(f, "{fo} fetched {b} from {d} ({svc})")
-        } else if self.recipient_is_name {
-            write!(f, "{d} sent {b} to {} [{fo}] ({svc})", self.recipient)
+            out.push_str(fo.as_str());
+            out.push_str(" fetched ");
+            push_human_bytes(out, self.bytes);
+            out.push_str(" from ");
+            out.push_str(d.as_str());
         } else {
-            write!(f, "{d} sent {b} to {} ({svc})", self.recipient)
+            out.push_str(d.as_str());
+            out.push_str(" sent ");
+            push_human_bytes(out, self.bytes);
+            out.push_str(" to ");
+            out.push_str(&self.recipient);
+            if self.recipient_is_name {
+                out.push_str(" [");
+                out.push_str(fo.as_str());
+                out.push(']');
+            }
         }
+        out.push_str(" (");
+        self.service.push_to(out);
+        out.push(')');
     }
 }
 
@@ -409,7 +464,12 @@ impl AlertFinding {
 
 fn verdict_summary(f: &AlertFacts) -> Option<String> {
     Some(match f {
-        AlertFacts::Unfiled { flow } => format!("{flow}: no filed scenario lists this source"),
+        AlertFacts::Unfiled { flow } => {
+            let mut s = String::with_capacity(128);
+            flow.push_to(&mut s);
+            s.push_str(": no filed scenario lists this source");
+            s
+        }
         AlertFacts::RecipientNotFiled {
             flow,
             scenario,
@@ -525,7 +585,12 @@ fn facts_summary(f: &AlertFacts) -> String {
                     "high-entropy payload with no recognised protocol ({pct}% distinct bytes)"
                 ),
             };
-            format!("{flow}: {what} hides what crosses the line")
+            let mut s = String::with_capacity(128);
+            flow.push_to(&mut s);
+            s.push_str(": ");
+            s.push_str(&what);
+            s.push_str(" hides what crosses the line");
+            s
         }
         AlertFacts::LineMisuse {
             sources,
@@ -602,9 +667,19 @@ fn tick_summary(f: &AlertFacts) -> String {
 
 /// Bytes in human units (decimal, one decimal place).
 pub fn human_bytes(b: u64) -> String {
+    let mut s = String::with_capacity(12);
+    push_human_bytes(&mut s, b);
+    s
+}
+
+/// Append [`human_bytes`] of `b`: the same digits as `format!("{v:.1}")` of the value in its
+/// unit, from the float's exact binary value (no formatting machinery).
+fn push_human_bytes(out: &mut String, b: u64) {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
     if b < 1000 {
-        return format!("{b} B");
+        push_decimal(out, b);
+        out.push_str(" B");
+        return;
     }
     let mut v = b as f64 / 1000.0;
     let mut u = 0;
@@ -612,7 +687,29 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    format!("{v:.1} {}", UNITS[u])
+    let tenths = tenths_half_even(v);
+    push_decimal(out, tenths / 10);
+    out.push('.');
+    push_decimal(out, tenths % 10);
+    out.push(' ');
+    out.push_str(UNITS.get(u).copied().unwrap_or("PB"));
+}
+
+/// `v` × 10 rounded to an integer, ties to even, computed on the exact binary value of `v`
+/// (finite, at least 1, below 2^53): the digits `{v:.1}` prints.
+fn tenths_half_even(v: f64) -> u64 {
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    // v = mantissa × 2^(exp - 1075); v ≥ 1 keeps the shift within 0..=52.
+    let shift = (1075 - exp).clamp(0, 127) as u32;
+    let x = u128::from(mantissa) * 10;
+    if shift == 0 {
+        return u64::try_from(x).unwrap_or(u64::MAX);
+    }
+    let (q, r, half) = (x >> shift, x & ((1u128 << shift) - 1), 1u128 << (shift - 1));
+    let up = r > half || (r == half && q & 1 == 1);
+    u64::try_from(q + u128::from(up)).unwrap_or(u64::MAX)
 }
 
 /// `1234567` as `1,234,567`.
@@ -626,4 +723,100 @@ pub fn with_thousands(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `human_bytes` wrote through the formatting machinery.
+    fn human_bytes_fmt(b: u64) -> String {
+        const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+        if b < 1000 {
+            return format!("{b} B");
+        }
+        let mut v = b as f64 / 1000.0;
+        let mut u = 0;
+        while v >= 1000.0 && u < UNITS.len() - 1 {
+            v /= 1000.0;
+            u += 1;
+        }
+        format!("{v:.1} {}", UNITS[u])
+    }
+
+    #[test]
+    fn human_bytes_writes_what_the_float_formatter_wrote() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut values: Vec<u64> = (0..3000).collect();
+        // Ties and near-ties of the one decimal (x.x5 kB and its neighbours), unit edges.
+        for k in 0..20_000u64 {
+            values.extend([k * 100 + 50, k * 100 + 49, k * 100 + 51]);
+        }
+        for p in 3..20 {
+            let e = 10u64.pow(p);
+            values.extend([e - 1, e, e + 1, e - 50, e - 51, e + 50]);
+        }
+        values.push(u64::MAX);
+        for _ in 0..200_000 {
+            let v = next();
+            values.push(v >> (v % 60));
+        }
+        for b in values {
+            assert_eq!(human_bytes(b), human_bytes_fmt(b), "{b} bytes");
+        }
+    }
+
+    #[test]
+    fn flow_and_service_text_as_the_formatter_wrote_it() {
+        let service = |ip_proto, port| ServiceRef { ip_proto, port };
+        for svc in [
+            service(6, 443),
+            service(17, 53),
+            service(50, 0),
+            service(6, 0),
+        ] {
+            let old = match svc.ip_proto {
+                6 => format!("tcp/{}", svc.port),
+                17 => format!("udp/{}", svc.port),
+                p => format!("ip/{p}"),
+            };
+            assert_eq!(svc.to_string(), old);
+            for (domestic, foreign) in [
+                ("10.1.2.3", "203.0.113.9"),
+                ("fd00::15", "2001:db8:80::9"),
+                ("0.0.0.0", "255.255.255.255"),
+            ] {
+                for (import, named) in [(false, false), (false, true), (true, false)] {
+                    let f = FlowDesc {
+                        import,
+                        domestic: domestic.parse().expect("address"),
+                        foreign: foreign.parse().expect("address"),
+                        recipient: if named {
+                            "eu.cro.example.de".into()
+                        } else {
+                            foreign.into()
+                        },
+                        recipient_is_name: named,
+                        service: svc,
+                        bytes: 1_234_567,
+                    };
+                    let (d, fo, b) = (f.domestic, f.foreign, human_bytes_fmt(f.bytes));
+                    let old = if import {
+                        format!("{fo} fetched {b} from {d} ({svc})")
+                    } else if named {
+                        format!("{d} sent {b} to {} [{fo}] ({svc})", f.recipient)
+                    } else {
+                        format!("{d} sent {b} to {} ({svc})", f.recipient)
+                    };
+                    assert_eq!(f.to_string(), old);
+                }
+            }
+        }
+    }
 }
