@@ -106,6 +106,11 @@ pub const EXPIRE_PER_BATCH: usize = 4096;
 const TICK_MICROS: i64 = 1_000_000;
 /// Records per writer message while draining the table at the end.
 const DRAIN_CHUNK: usize = 1024;
+/// Room left in a worker's line buffer below which its events are handed over (more than
+/// the longest flow record or alert line).
+const LINE_HEADROOM: usize = 16 << 10;
+/// The largest line buffer a worker sizes for its next message.
+const MAX_LINE_BUFFER: usize = 512 << 10;
 /// Offline: events per writer message, and ticks after which the events so far (or the
 /// watermark alone) go anyway.
 const OFFLINE_MESSAGE_EVENTS: usize = 256;
@@ -804,9 +809,11 @@ impl<A: Analysis> Worker<A> {
                 return;
             }
             for list in lists {
-                // Keyed in the epoch the round was handed in.
-                let epoch = self.pending.pop_front().map_or(self.epoch, |p| p.0);
+                // Keyed in the epoch the round was handed in; the round holds the watermark
+                // back until all of it is written (a full line buffer is handed over midway).
+                let epoch = self.pending.front().map_or(self.epoch, |p| p.0);
                 drop(self.emit_parked(list, epoch));
+                self.pending.pop_front();
             }
         }
     }
@@ -817,9 +824,6 @@ impl<A: Analysis> Worker<A> {
         mut list: Vec<Parked<A::FlowState>>,
         epoch: u32,
     ) -> Vec<Parked<A::FlowState>> {
-        let Worker {
-            analysis, ctx, out, ..
-        } = self;
         for p in &mut list {
             let Parked {
                 flow,
@@ -828,18 +832,30 @@ impl<A: Analysis> Worker<A> {
                 dns_name,
             } = p;
             emit(
-                &*analysis,
-                ctx,
-                out,
+                &self.analysis,
+                &self.ctx,
+                &mut self.out,
                 epoch,
                 findings,
                 flow,
                 *reason,
                 dns_name.as_deref(),
             );
+            self.hand_over_when_full();
         }
         list.clear();
         list
+    }
+
+    /// Hand the queued events over when the line buffer is nearly full: a tick can end
+    /// thousands of flows at once, and growing the buffer instead copies all of it each time.
+    fn hand_over_when_full(&mut self) {
+        let lines = &self.out.lines;
+        if lines.capacity() - lines.len() < LINE_HEADROOM {
+            if let Some(w) = self.writer.clone() {
+                self.send_out(&w);
+            }
+        }
     }
 
     /// Worker 0: judge the records of `lists` (each sorted), merged in (last packet time, flow
@@ -1101,7 +1117,7 @@ impl<A: Analysis> Worker<A> {
             watermark,
             out,
         });
-        let want = lines + lines / 2;
+        let want = (lines + lines / 2).clamp(LINE_HEADROOM * 4, MAX_LINE_BUFFER);
         // A spare buffer too small for that is dropped, not grown: growing copies all of its
         // capacity, empty as it is.
         let spare = self
