@@ -31,8 +31,7 @@ use crate::text::Text;
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
-    format_eve_timestamp, Alert, AlertRef, EveTime, Event, EventRef, EventType, FlowRecordRef,
-    VerdictRef,
+    AlertRef, EveTime, Event, EventRef, EventType, FlowRecordRef, VerdictRef,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -1222,13 +1221,6 @@ fn push_keys(out: &mut Outgoing, epoch: u32, micros: i64, flow_id: u64) {
     }
 }
 
-/// The EVE `proto` spelling of an IP protocol number.
-pub fn proto_name(p: u8) -> String {
-    crate::flow::key::proto_name(p)
-        .map(str::to_string)
-        .unwrap_or_else(|| p.to_string())
-}
-
 /// What the analysis is told about `f`, without its L7 names (see [`with_names`]).
 fn summarize<'a, S>(
     f: &Flow<S, L7State>,
@@ -1471,7 +1463,7 @@ fn push_alerts(
         if ctx.direct {
             push_alert_line(&ctx.gateway, seed, a, &mut cid, out);
         } else {
-            out.push_event(alert_event(&ctx.gateway, seed, a, &mut cid));
+            out.push_event(alert_event(&ctx.gateway, seed, &a, &mut cid));
         }
     }
 }
@@ -1518,8 +1510,7 @@ fn push_alert_line(
     }
 }
 
-/// Append the JSON line of alert `a` to `buf`, field by field from the finding: the same bytes
-/// as the line of [`alert_event`]'s event (a test compares them over whole runs).
+/// Append the JSON line of alert `a` to `buf`, field by field from the finding.
 pub(crate) fn write_alert_json(
     gateway: &str,
     seed: u16,
@@ -1527,6 +1518,25 @@ pub(crate) fn write_alert_json(
     cid: &mut Option<CidMemo>,
     buf: &mut Vec<u8>,
 ) {
+    with_alert_ref(gateway, seed, a, cid, |e| e.write_json(buf));
+}
+
+/// The alert event of `a`, owned (for sinks that want events); flow fields are those of the
+/// flow it is about, if any.
+fn alert_event(gateway: &str, seed: u16, a: &AlertFinding, cid: &mut Option<CidMemo>) -> Event {
+    with_alert_ref(gateway, seed, a, cid, |e| e.to_event())
+}
+
+/// Hand `f` the alert event of `a` as an [`EventRef`] whose texts (timestamp, addresses,
+/// Community ID, summary) live in fixed buffers here: the one assembly behind both the line
+/// a worker writes and the owned event.
+fn with_alert_ref<T>(
+    gateway: &str,
+    seed: u16,
+    a: &AlertFinding,
+    cid: &mut Option<CidMemo>,
+    f: impl FnOnce(&EventRef<'_>) -> T,
+) -> T {
     use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
     let time = EveTime::new(a.micros);
     let summary = a.summary();
@@ -1547,14 +1557,11 @@ pub(crate) fn write_alert_json(
             memo_community_id(seed, alert_tuple(f), cid),
         )
     });
-    let vlan_len = flow.map_or(0, |f| {
-        f.vlan.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1)
-    });
     let mut e = EventRef::new(EventType::Alert, time.as_str(), gateway);
     if let (Some(f), Some((src, dest, number, community_id))) = (flow, texts.as_ref()) {
         e.flow_id = Some(f.flow_id);
         e.proto = crate::flow::key::proto_name(f.ip_proto).or(number.as_ref().map(Text::as_str));
-        e.vlan = f.vlan.get(..vlan_len).filter(|v| !v.is_empty());
+        e.vlan = Some(crate::flow::key::vlan_slice(&f.vlan)).filter(|v| !v.is_empty());
         e.src_ip = Some(src.as_str());
         e.dest_ip = Some(dest.as_str());
         match f.ip_proto {
@@ -1589,7 +1596,7 @@ pub(crate) fn write_alert_json(
         gateways: &[],
     });
     e.judged = a.judged;
-    e.write_json(buf);
+    f(&e)
 }
 
 /// EVE's `flow.state`: for TCP `new` until the handshake completed (or a mid-stream pickup
@@ -1647,7 +1654,7 @@ pub fn write_findings<A: Analysis>(
         findings
             .alerts
             .drain(..)
-            .map(|a| alert_event(gateway, community_id_seed, a, &mut cid)),
+            .map(|a| alert_event(gateway, community_id_seed, &a, &mut cid)),
     );
 }
 
@@ -1669,57 +1676,6 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
 /// The Community ID last computed for an alert's flow tuple (protocol, initiator and port,
 /// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
 pub(crate) type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
-
-/// The alert event of `a`; flow fields are those of the flow it is about, if any.
-fn alert_event(gateway: &str, seed: u16, a: AlertFinding, cid: &mut Option<CidMemo>) -> Event {
-    let mut e = Event::new(
-        EventType::Alert,
-        format_eve_timestamp(a.micros),
-        gateway.to_string(),
-    );
-    if let Some(f) = a.flow {
-        use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
-        e.flow_id = Some(f.flow_id);
-        e.proto = Some(proto_name(f.ip_proto));
-        e.vlan = crate::flow::key::vlan_list(&f.vlan);
-        e.src_ip = Some(crate::text::Ip::string(f.initiator));
-        e.dest_ip = Some(crate::text::Ip::string(f.responder));
-        match f.ip_proto {
-            ICMP | ICMPV6 => (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1)),
-            TCP | UDP | SCTP => {
-                (e.src_port, e.dest_port) = (Some(f.initiator_port), Some(f.responder_port));
-            }
-            _ => {}
-        }
-        let id = memo_community_id(seed, alert_tuple(&f), cid);
-        e.community_id = Some(id.as_str().to_string());
-        e.app_proto = f.app_proto.map(str::to_string);
-    }
-    let summary = a.summary();
-    e.alert = Some(Alert {
-        kind: a.kind,
-        severity: a.severity,
-        scenario: a.scenario,
-        enterprise: a.enterprise,
-        summary,
-        rule: a.kind.rule().to_string(),
-        recipient: a.recipient,
-        service: a.service.map(|s| s.to_string()),
-        count: a.count,
-        bytes: a.bytes,
-        evidence: a.evidence,
-        persons: a.persons,
-        followup: a.followup,
-        green_channel: a.green_channel,
-        days_left: a.days_left,
-        valid_from: a.validity.map(|v| v.0.to_string()),
-        valid_until: a.validity.map(|v| v.1.to_string()),
-        scope: None,
-        gateways: Vec::new(),
-    });
-    e.judged = a.judged;
-    e
-}
 
 #[cfg(test)]
 mod tests {

@@ -109,15 +109,13 @@ impl ServiceRef {
     /// Append the service as its `Display` writes it (without the formatting machinery: a
     /// summary is written for every alert).
     pub fn push_to(&self, out: &mut String) {
-        match self.ip_proto {
-            6 => out.push_str("tcp/"),
-            17 => out.push_str("udp/"),
-            _ => out.push_str("ip/"),
-        }
-        match self.ip_proto {
-            6 | 17 => push_decimal(out, u64::from(self.port)),
-            p => push_decimal(out, u64::from(p)),
-        }
+        let (name, number) = match self.ip_proto {
+            6 => ("tcp/", self.port),
+            17 => ("udp/", self.port),
+            p => ("ip/", u16::from(p)),
+        };
+        out.push_str(name);
+        push_decimal(out, u64::from(number));
     }
 }
 

@@ -221,16 +221,22 @@ impl FlowKey {
 
     /// [`FlowKey::vlan_ids`], borrowed: empty for an untagged flow.
     pub fn vlan_ids_slice(&self) -> &[u16] {
-        let n = self.vlan.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1);
-        self.vlan.get(..n).unwrap_or_default()
+        vlan_slice(&self.vlan)
     }
 }
 
 /// EVE's `vlan` array of the kept tag ids (outermost first, trailing zeros dropped), `None`
 /// for an untagged flow.
 pub fn vlan_list(vlan: &[u16; 3]) -> Option<Vec<u16>> {
-    let n = vlan.iter().rposition(|v| *v != 0)? + 1;
-    vlan.get(..n).map(<[u16]>::to_vec)
+    Some(vlan_slice(vlan))
+        .filter(|v| !v.is_empty())
+        .map(<[u16]>::to_vec)
+}
+
+/// [`vlan_list`], borrowed: empty for an untagged flow.
+pub fn vlan_slice(vlan: &[u16; 3]) -> &[u16] {
+    let n = vlan.iter().rposition(|v| *v != 0).map_or(0, |i| i + 1);
+    vlan.get(..n).unwrap_or_default()
 }
 
 /// The counterpart of a request/reply ICMP (`v6` false) or ICMPv6 message type, as Suricata
