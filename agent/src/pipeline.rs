@@ -311,6 +311,20 @@ impl Dispatcher {
         }
     }
 
+    /// The input ran dry without ending (a pipe or FIFO whose writer pauses): hand every
+    /// worker its batch now, partly filled or empty, so that each one, finding nothing queued
+    /// behind it, hands what it holds to the writer while the input waits (instead of when
+    /// 64 more packets or a few hundred events have come).
+    pub fn hand_over(&mut self) {
+        self.flush_counters();
+        for shard in 0..self.out.senders.len() {
+            if let Some(b) = self.out.current.get_mut(shard) {
+                b.stalled = true;
+            }
+            self.out.send(shard, self.now, self.epoch);
+        }
+    }
+
     fn flush_counters(&mut self) {
         let f = self.frags.take_counters();
         self.counters.drops_fragment += f.evicted;
@@ -731,8 +745,10 @@ where
         loop {
             let st = source.read(1024, &mut |p| d.on_packet(p))?;
             bar.update(stats2.packets.load(Ordering::Relaxed), source.bytes_read());
-            if st == Status::End {
-                break;
+            match st {
+                Status::End => break,
+                Status::Stalled(_) => d.hand_over(),
+                Status::Packets(_) | Status::Timeout => {}
             }
         }
         bar.done();

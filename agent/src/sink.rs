@@ -39,6 +39,11 @@ pub trait EventSink: Send {
     }
     /// Push buffered data out.
     fn flush(&mut self) -> io::Result<()>;
+    /// The writer has nothing more to write for now: a sink that buffers for its readers (a
+    /// file someone follows) writes out what it holds. Others keep their own pace.
+    fn idle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Called once after the last event.
     fn finish(&mut self) -> io::Result<()> {
         self.flush()
@@ -103,6 +108,10 @@ impl EventSink for JsonLinesSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn idle(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -954,7 +963,12 @@ fn writer_loop(
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut first_error: Option<io::Error> = None;
-    for msg in rx {
+    let mut written = false;
+    while let Ok(msg) = rx.recv() {
+        // Nothing waiting behind this message: once it is written, so is everything so far
+        // (`tail -f` of the output, `analyze` of a pipe that pauses).
+        let idle = rx.is_empty();
+        written |= !matches!(msg, WriterMsg::Flush);
         match msg {
             WriterMsg::Keyed {
                 worker,
@@ -989,6 +1003,14 @@ fn writer_loop(
                     if let Err(e) = sink.flush() {
                         first_error.get_or_insert(e);
                     }
+                }
+            }
+        }
+        if idle && written && rx.is_empty() {
+            written = false;
+            for sink in sinks.iter_mut() {
+                if let Err(e) = sink.idle() {
+                    first_error.get_or_insert(e);
                 }
             }
         }

@@ -71,6 +71,9 @@ pub struct Batch {
     /// Time epoch: incremented each time packet time goes back by more than a second (the
     /// next of several capture files is older). Events are ordered by epoch first.
     pub epoch: u32,
+    /// Sent by `pipeline::Dispatcher::hand_over` when the input ran dry (a pipe that pauses):
+    /// every worker gets one, and writes out all that the ticks so far have ended.
+    pub stalled: bool,
     /// Packets.
     pub metas: Vec<PacketMeta>,
     /// Payload bytes of the packets, back to back.
@@ -83,6 +86,7 @@ impl Batch {
             now: 0,
             tick: false,
             epoch: 0,
+            stalled: false,
             metas: Vec::with_capacity(BATCH_PACKETS),
             // Room for full-sized Ethernet payloads: a batch does not grow by doubling (and
             // copying) on its way to its working size.
@@ -95,6 +99,7 @@ impl Batch {
         self.now = 0;
         self.tick = false;
         self.epoch = 0;
+        self.stalled = false;
         self.metas.clear();
         self.data.clear();
     }
@@ -627,6 +632,23 @@ impl<A: Analysis> Worker<A> {
             self.expire_now = batch.now;
         }
         self.housekeeping(batch.tick);
+        if batch.stalled {
+            self.catch_up();
+        }
+    }
+
+    /// Offline, the input ran dry: write every round handed in so far now, as the end of
+    /// the input would (worker 0 judges them once the others have handed theirs in, which
+    /// they do on the same ticks, already queued before this batch), instead of at the next
+    /// tick, which only comes when the input does.
+    fn catch_up(&mut self) {
+        let Some(sync) = self.sync.clone() else {
+            return;
+        };
+        if self.index == 0 {
+            self.judge_rounds(&sync, true);
+        }
+        self.emit_judged(&sync, true);
     }
 
     /// Live: judge the flow at `idx` before its record when the analysis asks for it and what

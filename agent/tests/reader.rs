@@ -527,3 +527,112 @@ fn analyze_reads_a_piped_stdin_named_dev_stdin_or_dash() {
         );
     }
 }
+
+/// `analyze` of a pipe whose writer pauses writes out, while it waits, every event the packets
+/// so far complete (the flows that packet time has ended, their alerts), not only when another
+/// 256 KiB of output or 64 packets have come: an enterprise piping a capture in sees its
+/// alerts as the traffic comes. What it writes while waiting is the start of what a run over
+/// the whole file writes, in the same order, and the same with one worker or two.
+#[test]
+fn analyze_of_a_pipe_that_pauses_writes_what_is_complete_while_it_waits() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let (config, demo) = (
+        root.join("examples/agent.toml"),
+        root.join("examples/demo.pcap"),
+    );
+    let tmp = common::scratch("reader-pause");
+    let run = |workers: &str, input: &Path, out: &Path| {
+        common::bin()
+            .args(["analyze", "--workers", workers, "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(out)
+            .arg(input)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run crossline-agent")
+    };
+    let lines = |p: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        let whole = text.rfind('\n').map_or("", |i| &text[..=i]);
+        whole.lines().map(str::to_string).collect()
+    };
+    let full = tmp.join("full.jsonl");
+    let o = run("1", &demo, &full).wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = lines(&full);
+    let alerts = |v: &[String]| {
+        v.iter()
+            .filter(|l| l.contains("\"event_type\":\"alert\""))
+            .count()
+    };
+
+    let mut written = Vec::new();
+    for workers in ["1", "2"] {
+        let fifo = tmp.join(format!("capture-{workers}.pcap"));
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(st.success(), "mkfifo {}", fifo.display());
+        let (close, closed) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let (fifo, bytes) = (fifo.clone(), std::fs::read(&demo).expect("read demo"));
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&fifo)
+                    .expect("open the FIFO");
+                f.write_all(&bytes).expect("write the FIFO");
+                // The capture pauses here, the FIFO still open: the agent waits for more.
+                let _ = closed.recv_timeout(std::time::Duration::from_secs(120));
+            })
+        };
+        let out = tmp.join(format!("paused-{workers}.jsonl"));
+        let mut child = run(workers, &fifo, &out);
+        // What the agent writes while the input waits: it settles once the packets are read.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = (0, std::time::Instant::now());
+        while std::time::Instant::now() < deadline {
+            let n = lines(&out).len();
+            if n != seen.0 {
+                seen = (n, std::time::Instant::now());
+            } else if n > 0 && seen.1.elapsed() > std::time::Duration::from_secs(2) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let waiting = lines(&out);
+        let still_running = child.try_wait().expect("try_wait").is_none();
+        let _ = close.send(());
+        writer.join().expect("writer");
+        let o = child.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(still_running, "the agent ended before the FIFO was closed");
+        // Most of the run, both event kinds: every flow of the demo that ends before its last
+        // minutes (by packet time), with its alerts.
+        assert!(
+            waiting.len() >= want.len() / 2 && alerts(&waiting) > 0,
+            "{workers} worker(s): {} of {} lines ({} alerts) written while the input waited",
+            waiting.len(),
+            want.len(),
+            alerts(&waiting)
+        );
+        assert_eq!(
+            waiting[..],
+            want[..waiting.len()],
+            "{workers} worker(s): what was written while waiting is the start of the whole output"
+        );
+        assert_eq!(
+            lines(&out),
+            want,
+            "{workers} worker(s): the same events in the end"
+        );
+        written.push(waiting.len());
+    }
+    assert_eq!(
+        written[0], written[1],
+        "as much written while waiting with one worker as with two"
+    );
+}

@@ -23,6 +23,7 @@ use super::offline::OfflineFiles;
 use super::{ts_micros, CaptureError, PacketSource, RawPacket, Status};
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -201,6 +202,14 @@ impl FileReader<Mapped> {
     }
 }
 
+impl<R: Read + AsFd> FileReader<Chunks<R>> {
+    /// [`FileReader::new`] that can tell when a pipe or FIFO runs dry without ending
+    /// ([`FileReader::would_wait`]); `stalls` says `src` is one (not a regular file).
+    pub fn watched(src: R, stalls: bool) -> Result<Self, ReadError> {
+        FileReader::open(Chunks::watched(src, CHUNK, stalls))
+    }
+}
+
 /// `u32` at `off` of `b`, little-endian (0 past the end: callers check lengths first).
 #[inline]
 fn le32(b: &[u8], off: usize) -> u32 {
@@ -247,6 +256,35 @@ impl<S: Source> FileReader<S> {
     /// Bytes of the file consumed so far.
     pub fn consumed(&self) -> u64 {
         self.src.consumed()
+    }
+
+    /// The next packet is not read yet and reading it now would wait for the writer of a pipe
+    /// or FIFO that has not written it (always false for regular files). Said once per wait:
+    /// the next [`FileReader::next_packet`] waits for it as usual.
+    #[inline]
+    pub fn would_wait(&mut self) -> bool {
+        self.src.can_stall() && !self.record_buffered() && self.src.would_wait()
+    }
+
+    /// Whether the next record is whole in the window. May say no for one that is (then the
+    /// source is only asked whether it would wait), never yes for one that is not.
+    fn record_buffered(&self) -> bool {
+        let have = self.src.window().len();
+        let need = match self.fmt {
+            Format::Pcap { hdrsize, .. } => {
+                if have < hdrsize {
+                    return false;
+                }
+                hdrsize + self.rd32(8).max(self.rd32(12)) as usize
+            }
+            Format::Ng { .. } => {
+                if have < 8 {
+                    return false;
+                }
+                self.rd32(4) as usize
+            }
+        };
+        have >= need
     }
 
     /// `u32` at `off` past the read position, in file byte order if `swap`.
@@ -842,6 +880,8 @@ enum Drained {
     End,
     /// The file cannot be read further.
     Failed(ReadError),
+    /// A pipe or FIFO ran dry: its writer has not written the next packet yet.
+    Stalled,
 }
 
 /// Hand up to `max - *n` packets of `r` to `f`, counting them in `n`. Generic so that each
@@ -854,6 +894,9 @@ fn drain<S: Source>(
     f: &mut dyn FnMut(RawPacket<'_>),
 ) -> Drained {
     while *n < max {
+        if r.would_wait() {
+            return Drained::Stalled;
+        }
         match r.next_packet() {
             Ok(Some(p)) => {
                 f(p.raw);
@@ -893,10 +936,11 @@ impl std::fmt::Debug for NativeFiles {
     }
 }
 
-/// Open one file with the native reader (`read()` in chunks); errors name the file.
+/// Open one file with the native reader (`read()` in chunks); errors name the file. A pipe,
+/// FIFO or standard input from one says when it runs dry ([`Status::Stalled`]).
 pub fn open_file(p: &Path) -> Result<FileReader<Chunks<File>>, CaptureError> {
-    let (f, _) = open_regular(p)?;
-    FileReader::new(f).map_err(|e| open_error(p, e.to_string()))
+    let (f, m) = open_regular(p)?;
+    FileReader::watched(f, !m.is_file()).map_err(|e| open_error(p, e.to_string()))
 }
 
 fn open_error(p: &Path, message: String) -> CaptureError {
@@ -940,7 +984,9 @@ fn open_mapped(p: &Path) -> Result<Open, CaptureError> {
     if probe {
         FileReader::mapped(f).map(Open::Mapped).map_err(err)
     } else {
-        FileReader::new(f).map(Open::Read).map_err(err)
+        FileReader::watched(f, !m.is_file())
+            .map(Open::Read)
+            .map_err(err)
     }
 }
 
@@ -995,8 +1041,9 @@ impl PacketSource for NativeFiles {
         f: &mut dyn FnMut(RawPacket<'_>),
     ) -> Result<Status, CaptureError> {
         let mut n = 0;
+        let mut stalled = false;
         let mut done: u64 = self.files.iter().take(self.current).map(|f| f.2).sum();
-        while n < max {
+        while n < max && !stalled {
             let Some(entry) = self.files.get_mut(self.current) else {
                 break;
             };
@@ -1007,6 +1054,7 @@ impl PacketSource for NativeFiles {
             };
             match end {
                 Drained::Full => {}
+                Drained::Stalled => stalled = true,
                 Drained::End => {
                     entry.1 = None;
                     done += entry.2;
@@ -1026,7 +1074,9 @@ impl PacketSource for NativeFiles {
             .and_then(|e| e.1.as_ref())
             .map_or(0, Open::consumed);
         self.bytes_read = done + cur;
-        Ok(if n > 0 {
+        Ok(if stalled {
+            Status::Stalled(n)
+        } else if n > 0 {
             Status::Packets(n)
         } else {
             Status::End

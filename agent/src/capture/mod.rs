@@ -33,6 +33,10 @@ pub enum Status {
     Timeout,
     /// The source is exhausted (offline: end of the last file).
     End,
+    /// Offline: this many packets (maybe none) were handed to the callback, then a pipe or
+    /// FIFO ran dry without ending (its writer has not written more yet). The next read waits
+    /// for it; the caller can hand on what it holds in between.
+    Stalled(usize),
 }
 
 /// Errors of a capture source.

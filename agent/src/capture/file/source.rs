@@ -12,6 +12,7 @@ use crate::capture::mapped;
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// A byte source of a [`super::FileReader`].
 pub trait Source {
@@ -30,6 +31,17 @@ pub trait Source {
     fn opened(&mut self) {}
     /// Give up on the rest of the file (after an error): `fill` returns 0 from now on.
     fn finish(&mut self);
+    /// Whether this source can run dry without ending (a pipe or FIFO, see
+    /// [`Source::would_wait`]). Files and bytes in memory cannot.
+    fn can_stall(&self) -> bool {
+        false
+    }
+    /// Reading more now would wait for a writer that has not written yet (a pipe or FIFO with
+    /// nothing in it). Said once per wait: after a `true` the next `fill` waits as usual, so a
+    /// caller that does its pending work in between never spins.
+    fn would_wait(&mut self) -> bool {
+        false
+    }
 }
 
 /// `read()` in chunks into one reused buffer.
@@ -46,6 +58,10 @@ pub struct Chunks<R> {
     /// File offset of `buf[0]`.
     base: u64,
     eof: bool,
+    /// A pipe or FIFO to ask before a read that might wait (see [`Source::would_wait`]).
+    watch: Option<OwnedFd>,
+    /// A wait was already reported and no byte came since.
+    reported: bool,
 }
 
 impl<R: Read> Chunks<R> {
@@ -60,6 +76,24 @@ impl<R: Read> Chunks<R> {
             end: 0,
             base: 0,
             eof: false,
+            watch: None,
+            reported: false,
+        }
+    }
+}
+
+impl<R: Read + AsFd> Chunks<R> {
+    /// [`Chunks::new`], able to tell when `src` runs dry (see [`Source::would_wait`]): for
+    /// `stalls`, a pipe, FIFO, socket or terminal rather than a regular file.
+    pub fn watched(src: R, chunk: usize, stalls: bool) -> Self {
+        let watch = if stalls {
+            src.as_fd().try_clone_to_owned().ok()
+        } else {
+            None
+        };
+        Chunks {
+            watch,
+            ..Chunks::new(src, chunk)
         }
     }
 }
@@ -89,7 +123,10 @@ impl<R: Read> Chunks<R> {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    self.reported = false;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     return Err(bad(
@@ -140,6 +177,29 @@ impl<R: Read> Source for Chunks<R> {
     fn finish(&mut self) {
         self.pos = self.end;
         self.eof = true;
+    }
+
+    #[inline]
+    fn can_stall(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    fn would_wait(&mut self) -> bool {
+        let Some(fd) = &self.watch else {
+            return false;
+        };
+        if self.eof || self.reported {
+            return false;
+        }
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        // Readable, at its end (hang-up) or in error: a read would not wait. A poll that fails
+        // says nothing: read as usual.
+        let ready = match rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default())) {
+            Ok(n) => n > 0,
+            Err(_) => true,
+        };
+        self.reported = !ready;
+        !ready
     }
 }
 
