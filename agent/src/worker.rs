@@ -604,10 +604,7 @@ impl<A: Analysis> Worker<A> {
                         .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
                 }
                 let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
-                let encrypted = matches!(
-                    flow.app_proto().name(),
-                    Some("tls" | "quic" | "ssh" | "wireguard" | "openvpn" | "ipsec")
-                );
+                let encrypted = flow.app_proto().is_encrypted();
                 let view = PayloadView {
                     initiator: init,
                     responder: resp,

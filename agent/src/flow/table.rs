@@ -88,6 +88,41 @@ pub const APP_PROTOS: [&str; 12] = [
     "sip",
 ];
 
+/// The protocols of [`APP_PROTOS`] whose payload is encrypted: the analysis is told so with
+/// each payload.
+pub const ENCRYPTED_APP_PROTOS: [&str; 6] = ["tls", "quic", "ssh", "wireguard", "openvpn", "ipsec"];
+
+/// Bit `i + 1` set for each `APP_PROTOS[i]` in [`ENCRYPTED_APP_PROTOS`].
+const ENCRYPTED_MASK: u32 = {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut mask = 0;
+    let mut i = 0;
+    while i < APP_PROTOS.len() {
+        let mut j = 0;
+        while j < ENCRYPTED_APP_PROTOS.len() {
+            if same(APP_PROTOS[i], ENCRYPTED_APP_PROTOS[j]) {
+                mask |= 1 << (i + 1);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    mask
+};
+
 /// An application protocol name stored in one byte: 0 = none yet, `i + 1` = `APP_PROTOS[i]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AppProto(u8);
@@ -113,6 +148,11 @@ impl AppProto {
     /// The name, if any.
     pub fn name(self) -> Option<&'static str> {
         APP_PROTOS.get(usize::from(self.0).checked_sub(1)?).copied()
+    }
+
+    /// An encrypted protocol (one of [`ENCRYPTED_APP_PROTOS`]): one bit test per payload.
+    pub fn is_encrypted(self) -> bool {
+        ENCRYPTED_MASK >> self.0 & 1 != 0
     }
 
     /// No protocol detected yet.

@@ -254,6 +254,17 @@ fn idle_timeout_splits_a_flow_even_without_a_periodic_expiry() {
 #[test]
 fn app_proto_names_round_trip_and_cover_every_banner() {
     assert!(AppProto::NONE.name().is_none());
+    assert!(!AppProto::NONE.is_encrypted());
+    for name in crate::flow::table::ENCRYPTED_APP_PROTOS {
+        assert!(APP_PROTOS.contains(&name), "{name} is a known protocol");
+    }
+    for name in APP_PROTOS {
+        assert_eq!(
+            AppProto::from_name(name).is_encrypted(),
+            crate::flow::table::ENCRYPTED_APP_PROTOS.contains(&name),
+            "{name}"
+        );
+    }
     for name in APP_PROTOS {
         assert_eq!(AppProto::from_name(name).name(), Some(name));
     }

@@ -689,23 +689,24 @@ fn needs_escape(x: u64) -> bool {
     (control | quote | backslash) != 0
 }
 
-/// Whether any byte of `bytes` needs a JSON escape, 8 bytes at a time (the tail is padded
-/// with a byte that needs none).
+/// Whether any byte of `bytes` needs a JSON escape, 8 bytes at a time. The last bytes are
+/// checked as one word that overlaps what came before (4 or 8 bytes long), not copied into a
+/// padded one: most strings written are short, and a copy of a length only known at run time
+/// is a call.
 fn has_escape(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        if needs_escape(u64::from_le_bytes(b)) {
-            return true;
-        }
+    let word = |w: &[u8; 8]| needs_escape(u64::from_le_bytes(*w));
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let mut words = bytes.chunks_exact(8);
+        return words
+            .by_ref()
+            .any(|w| w.first_chunk::<8>().is_some_and(word))
+            || (!words.remainder().is_empty() && word(last));
     }
-    let tail = words.remainder();
-    let mut b = [b'a'; 8];
-    if let Some(dst) = b.get_mut(..tail.len()) {
-        dst.copy_from_slice(tail);
+    if let (Some(lo), Some(hi)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        let x = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
+        return needs_escape(x);
     }
-    needs_escape(u64::from_le_bytes(b))
+    bytes.iter().any(|&b| ESCAPE[usize::from(b)] != 0)
 }
 
 /// A JSON string with serde_json's escapes (control characters, `"` and `\`; everything else,

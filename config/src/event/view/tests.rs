@@ -277,3 +277,21 @@ fn timestamps_are_written_as_the_formatter_writes_them() {
         assert_eq!(fast.as_str(), slow, "{micros}");
     }
 }
+
+/// The word-at-a-time escape check agrees with the byte table for every length up to 24,
+/// with each kind of byte at each position (the overlapping last words included).
+#[test]
+fn escape_check_agrees_with_the_byte_table() {
+    for len in 0..=24usize {
+        for pos in 0..len.max(1) {
+            for b in [0x00u8, 0x1f, b'"', b'\\', 0x20, 0x7f, 0x80, 0xff, b'a'] {
+                let mut v = vec![b'x'; len];
+                if let Some(slot) = v.get_mut(pos) {
+                    *slot = b;
+                }
+                let want = v.iter().any(|&c| super::ESCAPE[usize::from(c)] != 0);
+                assert_eq!(super::has_escape(&v), want, "{v:?}");
+            }
+        }
+    }
+}
