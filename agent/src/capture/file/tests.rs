@@ -512,3 +512,36 @@ fn a_mapped_file_that_grows_is_read_on_and_one_cut_ahead_ends_truncated() {
     assert_eq!(n, want.len());
     assert_eq!(Some(e), want_e);
 }
+
+/// The constant-divisor paths of the time split give what the general one gives, at the
+/// ends and in between, for micro- and nanosecond interfaces.
+#[test]
+fn usual_resolutions_split_time_as_the_general_path() {
+    let general = |t: u64, ifc: &Iface| {
+        let frac = t % ifc.tsresol;
+        (
+            t / ifc.tsresol,
+            scale(frac, ifc, 1_000_000),
+            scale(frac, ifc, 1_000_000_000),
+        )
+    };
+    let mut samples = vec![0, 1, 999, 1000, 999_999, 1_000_000, 1_000_000_001, u64::MAX];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..10_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        samples.push(x);
+        samples.push(x % 10_000_000_000_000_000);
+    }
+    for tsresol in [1_000_000, 1_000_000_000] {
+        let ifc = Iface {
+            tsresol,
+            binary: false,
+            tsoffset: 0,
+        };
+        for &t in &samples {
+            assert_eq!(split_time(t, &ifc), general(t, &ifc), "{t} at 1/{tsresol}");
+        }
+    }
+}
