@@ -42,7 +42,9 @@ use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
-pub use crate::worker::{Batch, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS};
+pub use crate::worker::{
+    Batch, DirectWorker, Inline, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS,
+};
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crossline_config::event::{format_eve_timestamp, Event, EventType, Stats};
@@ -114,6 +116,10 @@ struct Outbox {
     seq_step: u64,
     /// Packets dropped because a worker queue was full (live).
     drops_queue: u64,
+    /// Offline with one worker: the worker itself, fed packet by packet (no batches queued).
+    direct: Option<Box<dyn DirectWorker>>,
+    /// Packets handed to `direct` since its last batch end.
+    direct_packets: usize,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -151,6 +157,8 @@ impl Dispatcher {
                 next_seq: 1,
                 seq_step: 1,
                 drops_queue: 0,
+                direct: None,
+                direct_packets: 0,
             },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             counters: CaptureCounters::default(),
@@ -170,6 +178,13 @@ impl Dispatcher {
     pub fn with_id_space(mut self, index: usize, count: usize) -> Self {
         self.out.next_seq = index as u64 + 1;
         self.out.seq_step = count.max(1) as u64;
+        self
+    }
+
+    /// Feed `worker` on this thread instead of the worker channel: each packet as it is
+    /// decoded, its payload not copied (offline, one worker, one dispatcher).
+    pub fn with_direct(mut self, worker: Box<dyn DirectWorker>) -> Self {
+        self.out.direct = Some(worker);
         self
     }
 
@@ -340,6 +355,9 @@ impl Dispatcher {
         self.frags.finish();
         let now = self.now;
         self.tick(now);
+        if let Some(w) = self.out.direct.take() {
+            w.finish();
+        }
     }
 }
 
@@ -373,6 +391,24 @@ impl Outbox {
             .unwrap_or(&[]);
         let seq = self.next_seq;
         self.next_seq += self.seq_step;
+        if let Some(w) = self.direct.as_deref_mut() {
+            let mut meta = PacketMeta {
+                ts_micros: ts,
+                orig_len,
+                payload_start: 0,
+                dec: *dec,
+                seq,
+                dns_response,
+            };
+            // Never past the captured bytes, as in a batch.
+            meta.dec.payload_len = payload.len() as u32;
+            w.packet(clock.1, &meta, payload);
+            self.direct_packets += 1;
+            if self.direct_packets >= BATCH_PACKETS {
+                self.send(shard, clock.0, clock.1);
+            }
+            return;
+        }
         let Some(b) = self.current.get_mut(shard) else {
             return;
         };
@@ -408,6 +444,14 @@ impl Outbox {
     /// allocation per batch otherwise, and a free in the worker when the pool overflows).
     /// Live it never waits: an empty pool means a new batch.
     fn send(&mut self, shard: usize, now: i64, epoch: u32) {
+        if let (Some(w), Some(b)) = (self.direct.as_deref_mut(), self.current.get_mut(shard)) {
+            // The worker has the packets already: only the batch's end is left to tell.
+            let (tick, stalled) = (b.tick, b.stalled);
+            b.clear();
+            self.direct_packets = 0;
+            w.end_batch(now, epoch, tick, stalled);
+            return;
+        }
         let (Some(slot), Some(tx)) = (self.current.get_mut(shard), self.senders.get(shard)) else {
             return;
         };
@@ -506,7 +550,7 @@ fn run_pipeline<A, F, P>(
     produce: P,
 ) -> Result<RunSummary, PipelineError>
 where
-    A: Analysis,
+    A: Analysis + 'static,
     F: Fn(usize) -> A + Sync,
     P: FnOnce(Vec<Dispatcher>) -> Result<i64, PipelineError> + Send,
 {
@@ -591,6 +635,21 @@ where
     // `TickSync`).
     let tick_sync =
         (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
+    // Offline with one worker and one capture thread: the worker runs on the capture thread,
+    // fed each packet as it is decoded (no payload copied into a batch, no queue, no thread
+    // switch). It writes the same events in the same order as a worker thread.
+    let mut dispatchers = dispatchers;
+    let mut receivers = receivers;
+    if mode == QueueMode::Block && workers == 1 && n_dispatchers == 1 {
+        let mut w = Worker::new(0, ctx.clone(), factory(0));
+        if let Some(b) = tick_sync.clone() {
+            w = w.with_tick_sync(b);
+        }
+        if let Some(d) = dispatchers.pop() {
+            dispatchers.push(d.with_direct(Box::new(Inline::new(w, writer.sender()))));
+        }
+        receivers.clear();
+    }
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in receivers.into_iter().enumerate() {
@@ -681,7 +740,7 @@ pub fn run_offline<A, F>(
     factory: F,
 ) -> Result<RunSummary, PipelineError>
 where
-    A: Analysis,
+    A: Analysis + 'static,
     F: Fn(usize) -> A + Sync,
 {
     run_offline_with_stats(
@@ -705,7 +764,7 @@ pub fn run_offline_with_stats<A, F>(
     factory: F,
 ) -> Result<RunSummary, PipelineError>
 where
-    A: Analysis,
+    A: Analysis + 'static,
     F: Fn(usize) -> A + Sync,
 {
     run_offline_shaped(cfg, files, sinks, options, stats, None, factory)
@@ -725,7 +784,7 @@ pub fn run_offline_shaped<A, F>(
     factory: F,
 ) -> Result<RunSummary, PipelineError>
 where
-    A: Analysis,
+    A: Analysis + 'static,
     F: Fn(usize) -> A + Sync,
 {
     let reader = crate::capture::file::offline_reader();
@@ -771,7 +830,7 @@ pub fn run_live<A, F>(
     factory: F,
 ) -> Result<RunSummary, PipelineError>
 where
-    A: Analysis,
+    A: Analysis + 'static,
     F: Fn(usize) -> A + Sync,
 {
     if cfg.capture.interfaces.is_empty() {

@@ -558,78 +558,95 @@ impl<A: Analysis> Worker<A> {
 
     /// Apply one batch.
     pub fn process(&mut self, batch: &Batch) {
-        if batch.epoch != self.epoch {
+        self.enter_epoch(batch.epoch);
+        for m in &batch.metas {
+            let start = m.payload_start as usize;
+            let len = m.dec.payload_len as usize;
+            let payload = batch.data.get(start..start + len).unwrap_or(&[]);
+            self.packet(m, payload);
+        }
+        self.end_batch(batch.now, batch.tick, batch.stalled);
+    }
+
+    /// Packets of time epoch `epoch` follow (see [`Batch::epoch`]).
+    #[inline]
+    fn enter_epoch(&mut self, epoch: u32) {
+        if epoch != self.epoch {
             // Older packets follow (the next capture file): nothing expires until this epoch's
             // first tick. Offline, the flows of the previous file end here (their records are
             // written at the next tick, in order): they would otherwise wait for the end.
-            self.epoch = batch.epoch;
+            self.epoch = epoch;
             self.expire_now = i64::MIN;
             if self.sync.is_some() {
                 let deferred = &mut self.deferred;
                 self.tracker.drain(&mut |f, r| deferred.push(f, r));
             }
         }
-        for m in &batch.metas {
-            let start = m.payload_start as usize;
-            let len = m.dec.payload_len as usize;
-            let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            let Some((idx, from_init)) = ({
-                let ordered = self.sync.is_some();
-                let Worker {
-                    tracker,
-                    analysis,
-                    ctx,
-                    out,
-                    epoch,
-                    scratch,
-                    deferred,
-                    ..
-                } = self;
-                tracker.on_packet_with_id(&m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
-                    if ordered && r != EndReason::ActiveTimeout {
-                        deferred.push(f, r);
-                    } else {
-                        record(analysis, ctx, out, *epoch, scratch, f, r)
-                    }
-                })
-            }) else {
-                continue; // a stray segment of a closed connection: no flow
+    }
+
+    /// One packet of a batch, its transport `payload` beside it.
+    #[inline(always)]
+    fn packet(&mut self, m: &PacketMeta, payload: &[u8]) {
+        let Some((idx, from_init)) = ({
+            let ordered = self.sync.is_some();
+            let Worker {
+                tracker,
+                analysis,
+                ctx,
+                out,
+                epoch,
+                scratch,
+                deferred,
+                ..
+            } = self;
+            tracker.on_packet_with_id(&m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
+                if ordered && r != EndReason::ActiveTimeout {
+                    deferred.push(f, r);
+                } else {
+                    record(analysis, ctx, out, *epoch, scratch, f, r)
+                }
+            })
+        }) else {
+            return; // a stray segment of a closed connection: no flow
+        };
+        if !payload.is_empty() {
+            let flow = self.tracker.flow_mut(idx);
+            // A later IP fragment carries a slice of the datagram, not a transport segment:
+            // only the analysis (PI scanner) sees it, in capture order.
+            if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
+                self.taps
+                    .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
+            }
+            let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
+            let encrypted = flow.app_proto().is_encrypted();
+            let view = PayloadView {
+                initiator: init,
+                responder: resp,
+                ip_proto: flow.key().proto,
+                responder_port: resp_port,
+                vlan: flow.key().vlan,
+                from_initiator: from_init,
+                encrypted,
+                payload,
+                now_micros: m.ts_micros,
             };
-            if !payload.is_empty() {
-                let flow = self.tracker.flow_mut(idx);
-                // A later IP fragment carries a slice of the datagram, not a transport segment:
-                // only the analysis (PI scanner) sees it, in capture order.
-                if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
-                    self.taps
-                        .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
-                }
-                let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
-                let encrypted = flow.app_proto().is_encrypted();
-                let view = PayloadView {
-                    initiator: init,
-                    responder: resp,
-                    ip_proto: flow.key().proto,
-                    responder_port: resp_port,
-                    vlan: flow.key().vlan,
-                    from_initiator: from_init,
-                    encrypted,
-                    payload,
-                    now_micros: m.ts_micros,
-                };
-                self.analysis.on_payload(flow.state_mut(), &view);
-                if self.sync.is_none() {
-                    self.early_verdict(idx);
-                }
+            self.analysis.on_payload(flow.state_mut(), &view);
+            if self.sync.is_none() {
+                self.early_verdict(idx);
             }
         }
-        if batch.now != 0 {
-            self.now = batch.now;
+    }
+
+    /// The end of a batch stamped `now` (a `tick`, or `stalled`: see [`Batch`]).
+    fn end_batch(&mut self, now: i64, tick: bool, stalled: bool) {
+        if now != 0 {
+            self.now = now;
         }
-        if batch.tick && batch.now != 0 {
-            self.expire_now = batch.now;
+        if tick && now != 0 {
+            self.expire_now = now;
         }
-        self.housekeeping(batch.tick);
-        if batch.stalled {
+        self.housekeeping(tick);
+        if stalled {
             self.catch_up();
         }
     }
@@ -1695,6 +1712,63 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
 /// The Community ID last computed for an alert's flow tuple (protocol, initiator and port,
 /// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
 pub(crate) type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
+
+/// A worker driven on the capture thread (offline with one worker): each packet is handed to
+/// it as soon as it is decoded, its payload still where the reader has it, instead of being
+/// copied into a batch and queued to a worker thread. Where a batch would end (every
+/// [`BATCH_PACKETS`] packets, a tick, a stalled input) the dispatcher says so, so the worker
+/// does what a worker thread does, in the same order, and writes the same events.
+pub trait DirectWorker: Send {
+    /// One packet of time epoch `epoch` (see [`Batch::epoch`]).
+    fn packet(&mut self, epoch: u32, m: &PacketMeta, payload: &[u8]);
+    /// Where a batch stamped `now` and `epoch` would have ended (a `tick`, or `stalled`).
+    fn end_batch(&mut self, now: i64, epoch: u32, tick: bool, stalled: bool);
+    /// The input ended: write every remaining flow and the final tick.
+    fn finish(self: Box<Self>);
+}
+
+/// The [`DirectWorker`] of a [`Worker`] and the writer it hands its events to.
+pub struct Inline<A: Analysis> {
+    worker: Worker<A>,
+    writer: Sender<WriterMsg>,
+}
+
+impl<A: Analysis> std::fmt::Debug for Inline<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline")
+            .field("index", &self.worker.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Analysis> Inline<A> {
+    /// Drive `worker` from the capture thread, handing its events to `writer`.
+    pub fn new(mut worker: Worker<A>, writer: Sender<WriterMsg>) -> Self {
+        worker.writer = Some(writer.clone());
+        Inline { worker, writer }
+    }
+}
+
+impl<A: Analysis> DirectWorker for Inline<A> {
+    #[inline]
+    fn packet(&mut self, epoch: u32, m: &PacketMeta, payload: &[u8]) {
+        self.worker.enter_epoch(epoch);
+        self.worker.packet(m, payload);
+    }
+
+    fn end_batch(&mut self, now: i64, epoch: u32, tick: bool, stalled: bool) {
+        self.worker.enter_epoch(epoch);
+        self.worker.end_batch(now, tick, stalled);
+        // Nothing is ever queued behind: hand over in full messages, or at once when the
+        // input stalls.
+        self.worker.flush_when(&self.writer, tick, stalled);
+    }
+
+    fn finish(self: Box<Self>) {
+        let Inline { worker, writer } = *self;
+        worker.finish(&writer);
+    }
+}
 
 #[cfg(test)]
 mod tests {

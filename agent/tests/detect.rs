@@ -48,7 +48,7 @@ fn config(dir: &Path, registry: &str, extra: &str) -> crossline_config::AgentCon
 }
 
 /// Run the pipeline over `gen`'s capture with `factory` building the analysis.
-fn run_with<A: Analysis, F: Fn(usize, Arc<DetectShared>) -> A + Sync>(
+fn run_with<A: Analysis + 'static, F: Fn(usize, Arc<DetectShared>) -> A + Sync>(
     dir: &Path,
     cfg: &crossline_config::AgentConfig,
     gen: &Generator,
