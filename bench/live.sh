@@ -18,6 +18,14 @@
 #                                            so a step outlasts the 64 MiB kernel buffers)
 #   SNAPLEN=2048                             agent capture.snaplen (default: the agent's default)
 #   TOOLS="agent"                            which tools to run (default "tcpdump agent")
+#   CPU_SHARE=10                             let each tool under test use only this percentage
+#                                            of one CPU (a cgroup CPU quota over 10 ms periods),
+#                                            so that a generator that cannot outrun a whole
+#                                            core still finds each tool's limit: both tools get
+#                                            the same budget, and the ratio of their loss-free
+#                                            rates is the ratio of what a packet costs each
+#                                            (the kernel's receive work runs on the sender's CPU
+#                                            and is not in the budget)
 #
 # The generator (pinned to CPU 0) sends the first LIVE_PACKETS packets of bench/out/bench.pcap
 # (frames up to the veth MTU) into veth end `clb0` (root namespace); the tool under test
@@ -41,6 +49,8 @@ LIVE_PACKETS="${LIVE_PACKETS:-200000}"
 WORKERS="${WORKERS:-1}"
 LOOP="${LOOP:-5}"
 TOOLS="${TOOLS:-tcpdump agent}"
+CPU_SHARE="${CPU_SHARE:-}"
+CG=""
 NS=clbench
 A=clb0
 B=clb1
@@ -77,9 +87,40 @@ fi
 cleanup() {
   ip link del "$A" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
+  [ -z "$CG" ] || rmdir "$CG" 2>/dev/null || true
 }
 trap cleanup EXIT
 cleanup
+# CPU_SHARE: a cgroup with a CPU quota that each tool under test joins before it starts
+# (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us`).
+if [ -n "$CPU_SHARE" ]; then
+  case "$CPU_SHARE" in *[!0-9]* | "" | 0) echo "CPU_SHARE must be a whole percentage, 1-100" >&2; exit 2 ;; esac
+  quota=$((CPU_SHARE * 100))
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    CG=/sys/fs/cgroup/clbench
+    echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+    mkdir -p "$CG"
+    echo "$quota 10000" >"$CG/cpu.max"
+  elif [ -d /sys/fs/cgroup/cpu ]; then
+    CG=/sys/fs/cgroup/cpu/clbench
+    mkdir -p "$CG"
+    echo 10000 >"$CG/cpu.cfs_period_us"
+    echo "$quota" >"$CG/cpu.cfs_quota_us"
+  else
+    echo "CPU_SHARE: no cgroup CPU controller found under /sys/fs/cgroup" >&2; exit 2
+  fi
+  log "each tool under test limited to $CPU_SHARE % of one CPU ($CG)"
+fi
+# in_share CMD... &: become CMD (exec: `$!` is its PID, signals reach it) inside the
+# CPU_SHARE cgroup, if any; only in the background. It joins before `ip netns exec`, which
+# mounts a sysfs of its own without the cgroups.
+in_share() {
+  if [ -n "$CG" ]; then
+    exec sh -c 'echo $$ >"$0/cgroup.procs" || exit 1; exec "$@"' "$CG" "$@"
+  else
+    exec "$@"
+  fi
+}
 ip netns add "$NS"
 ip link add "$A" type veth peer name "$B" netns "$NS"
 # Jumbo MTU so the capture's larger frames (GSO captures) can be replayed; IPv6 off so no
@@ -143,9 +184,16 @@ replay() {
 # trial_tcpdump RATE LOOPS -> prints "sent rated seen dropped"
 trial_tcpdump() {
   local err="$OUT/live-tcpdump.err"
-  ip netns exec "$NS" taskset -c "$CPUS" tcpdump -i "$B" -nn -B 65536 -w /dev/null 2>"$err" &
+  in_share ip netns exec "$NS" taskset -c "$CPUS" tcpdump -i "$B" -nn -B 65536 -w /dev/null 2>"$err" &
   local pid=$!
-  sleep 1.5
+  # Ready once it says it listens (its 64 MiB ring is set up): under a small CPU_SHARE that
+  # takes longer than a fixed wait.
+  local i
+  for i in $(seq 1 100); do
+    grep -q "listening on" "$err" 2>/dev/null && break
+    sleep 0.1
+  done
+  sleep 0.5
   read -r sent rated < <(replay "$1" "$2")
   sleep 1
   kill -INT "$pid"; wait "$pid" || true
@@ -159,7 +207,7 @@ trial_tcpdump() {
 trial_agent() {
   local err="$OUT/live-agent.err" ev="$OUT/live-events.json"
   rm -f "$ev"
-  ip netns exec "$NS" taskset -c "$CPUS" "$BIN" run --config "$CFG" --out "$ev" 2>"$err" &
+  in_share ip netns exec "$NS" taskset -c "$CPUS" "$BIN" run --config "$CFG" --out "$ev" 2>"$err" &
   local pid=$!
   local i
   for i in $(seq 1 50); do
@@ -208,14 +256,15 @@ for tool in $TOOLS; do
   printf '%s\tbest\t%s\n' "$tool" "$best" >>"$RES"
 done
 
-python3 - "$RES" "$GEN" <<'PY'
+python3 - "$RES" "$GEN" "$CPU_SHARE" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 gen = sys.argv[2]
+share = sys.argv[3]
 best = {r[0]: float(r[2]) for r in rows if r[1] == "best"}
 steps = [r for r in rows if r[1] != "best"]
 print()
-print(f"generator: {gen}")
+print(f"generator: {gen}" + (f"; each tool limited to {share} % of one CPU" if share else ""))
 print("| tool | requested pps | loops | achieved pps | arrived | seen | dropped | loss-free |")
 print("|---|---|---|---|---|---|---|---|")
 for r in steps:

@@ -116,7 +116,8 @@ struct Outbox {
     seq_step: u64,
     /// Packets dropped because a worker queue was full (live).
     drops_queue: u64,
-    /// Offline with one worker: the worker itself, fed packet by packet (no batches queued).
+    /// One worker and one dispatcher: the worker itself, fed packet by packet (no batches
+    /// queued).
     direct: Option<Box<dyn DirectWorker>>,
     /// Packets handed to `direct` since its last batch end.
     direct_packets: usize,
@@ -182,7 +183,7 @@ impl Dispatcher {
     }
 
     /// Feed `worker` on this thread instead of the worker channel: each packet as it is
-    /// decoded, its payload not copied (offline, one worker, one dispatcher).
+    /// decoded, its payload not copied (one worker, one dispatcher).
     pub fn with_direct(mut self, worker: Box<dyn DirectWorker>) -> Self {
         self.out.direct = Some(worker);
         self
@@ -635,12 +636,14 @@ where
     // `TickSync`).
     let tick_sync =
         (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
-    // Offline with one worker and one capture thread: the worker runs on the capture thread,
-    // fed each packet as it is decoded (no payload copied into a batch, no queue, no thread
-    // switch). It writes the same events in the same order as a worker thread.
+    // One worker and one capture thread: the worker runs on the capture thread, fed each
+    // packet as it is decoded (no payload copied into a batch, no queue, no thread switch).
+    // Offline it writes the same events in the same order as a worker thread; live a packet
+    // the worker has no time for waits in the kernel's ring (much larger than a worker queue)
+    // and is counted there if the ring overflows, instead of as a queue drop.
     let mut dispatchers = dispatchers;
     let mut receivers = receivers;
-    if mode == QueueMode::Block && workers == 1 && n_dispatchers == 1 {
+    if workers == 1 && n_dispatchers == 1 {
         let mut w = Worker::new(0, ctx.clone(), factory(0));
         if let Some(b) = tick_sync.clone() {
             w = w.with_tick_sync(b);

@@ -1713,7 +1713,7 @@ fn verdict_into<'a, A: Analysis>(analysis: &'a A, e: &mut EventRef<'a>, v: &Verd
 /// responder and port; ICMP type and code as ports): a flow's alerts share its record's.
 pub(crate) type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
 
-/// A worker driven on the capture thread (offline with one worker): each packet is handed to
+/// A worker driven on the capture thread (one worker, one capture thread): each packet is handed to
 /// it as soon as it is decoded, its payload still where the reader has it, instead of being
 /// copied into a batch and queued to a worker thread. Where a batch would end (every
 /// [`BATCH_PACKETS`] packets, a tick, a stalled input) the dispatcher says so, so the worker

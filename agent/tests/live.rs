@@ -87,6 +87,16 @@ fn flows(path: &Path) -> (HashMap<Key, [u64; 4]>, Option<Event>) {
 
 #[test]
 fn live_capture_on_veth_matches_offline() {
+    live_matches_offline(2);
+}
+
+/// One worker runs on the capture thread (no worker queue): the same flows as offline.
+#[test]
+fn live_capture_with_one_worker_matches_offline() {
+    live_matches_offline(1);
+}
+
+fn live_matches_offline(workers: usize) {
     if !is_root() {
         return skip("not root");
     }
@@ -100,15 +110,15 @@ fn live_capture_on_veth_matches_offline() {
         return skip("../shared not found");
     }
     let pcap = shared.join("corpus/real/ndpi__teams.pcap");
-    let id = std::process::id() % 100_000;
+    let id = std::process::id() % 10_000 * 10 + workers as u32;
     let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
     let _guard = setup(&ns, &host, &peer, 9000);
 
-    let dir = common::scratch("live");
+    let dir = common::scratch(&format!("live-{workers}"));
     std::fs::write(
         dir.join("agent.toml"),
         format!(
-            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\", \"192.168.0.0/16\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 2\n"
+            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\", \"192.168.0.0/16\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = {workers}\n"
         ),
     )
     .expect("agent.toml");
@@ -192,10 +202,16 @@ fn live_capture_on_veth_matches_offline() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "agent exit status {status}: {log:?}");
-    // Two workers on one interface: two handles joined into one PACKET_FANOUT group.
+    // Two workers on one interface: two handles joined into one PACKET_FANOUT group; one
+    // worker: one handle.
+    let handles = if workers == 2 {
+        "2 handle(s), fanout on"
+    } else {
+        "1 handle(s)"
+    };
     assert!(
-        log.iter().any(|l| l.contains("2 handle(s), fanout on")),
-        "fanout not active: {log:?}"
+        log.iter().any(|l| l.contains(handles)),
+        "expected {handles}: {log:?}"
     );
 
     let st = Command::new(bin)
