@@ -181,6 +181,17 @@ replay() {
   echo "$arrived ${rated:-0}"
 }
 
+# await_line TEXT FILE TRIES: wait until FILE has a line with TEXT (at most TRIES x 0.1 s),
+# then half a second more.
+await_line() {
+  local i
+  for i in $(seq 1 "$3"); do
+    grep -q "$1" "$2" 2>/dev/null && break
+    sleep 0.1
+  done
+  sleep 0.5
+}
+
 # trial_tcpdump RATE LOOPS -> prints "sent rated seen dropped"
 trial_tcpdump() {
   local err="$OUT/live-tcpdump.err"
@@ -188,12 +199,7 @@ trial_tcpdump() {
   local pid=$!
   # Ready once it says it listens (its 64 MiB ring is set up): under a small CPU_SHARE that
   # takes longer than a fixed wait.
-  local i
-  for i in $(seq 1 100); do
-    grep -q "listening on" "$err" 2>/dev/null && break
-    sleep 0.1
-  done
-  sleep 0.5
+  await_line "listening on" "$err" 100
   read -r sent rated < <(replay "$1" "$2")
   sleep 1
   kill -INT "$pid"; wait "$pid" || true
@@ -209,12 +215,7 @@ trial_agent() {
   rm -f "$ev"
   in_share ip netns exec "$NS" taskset -c "$CPUS" "$BIN" run --config "$CFG" --out "$ev" 2>"$err" &
   local pid=$!
-  local i
-  for i in $(seq 1 50); do
-    grep -q "capturing on" "$err" 2>/dev/null && break
-    sleep 0.1
-  done
-  sleep 0.5
+  await_line "capturing on" "$err" 50
   read -r sent rated < <(replay "$1" "$2")
   sleep 1.5
   kill -TERM "$pid"; wait "$pid" || true
