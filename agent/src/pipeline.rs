@@ -613,7 +613,7 @@ where
     };
     let frag_capacity = cfg.capture.fragment_entries * workers;
     let n_dispatchers = dispatchers.max(1);
-    let dispatchers: Vec<Dispatcher> = (0..n_dispatchers)
+    let mut dispatchers: Vec<Dispatcher> = (0..n_dispatchers)
         .map(|i| {
             Dispatcher::new(
                 senders.clone(),
@@ -641,8 +641,6 @@ where
     // Offline it writes the same events in the same order as a worker thread; live a packet
     // the worker has no time for waits in the kernel's ring (much larger than a worker queue)
     // and is counted there if the ring overflows, instead of as a queue drop.
-    let mut dispatchers = dispatchers;
-    let mut receivers = receivers;
     if workers == 1 && n_dispatchers == 1 {
         let mut w = Worker::new(0, ctx.clone(), factory(0));
         if let Some(b) = tick_sync.clone() {

@@ -87,20 +87,25 @@ impl JsonLinesSink {
     }
 }
 
-impl EventSink for JsonLinesSink {
-    fn write(&mut self, _event: &Event, line: &[u8]) -> io::Result<()> {
+impl JsonLinesSink {
+    /// `line` and its newline: what every kind of event comes to here.
+    fn put(&mut self, line: &[u8]) -> io::Result<()> {
         self.out.write_all(line)?;
         self.out.write_all(b"\n")
+    }
+}
+
+impl EventSink for JsonLinesSink {
+    fn write(&mut self, _event: &Event, line: &[u8]) -> io::Result<()> {
+        self.put(line)
     }
 
     fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")
+        self.put(line)
     }
 
     fn write_alert_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.out.write_all(line)?;
-        self.out.write_all(b"\n")
+        self.put(line)
     }
 
     fn wants_events(&self) -> bool {
@@ -965,9 +970,6 @@ fn writer_loop(
     let mut first_error: Option<io::Error> = None;
     let mut written = false;
     while let Ok(msg) = rx.recv() {
-        // Nothing waiting behind this message: once it is written, so is everything so far
-        // (`tail -f` of the output, `analyze` of a pipe that pauses).
-        let idle = rx.is_empty();
         written |= !matches!(msg, WriterMsg::Flush);
         match msg {
             WriterMsg::Keyed {
@@ -1006,7 +1008,10 @@ fn writer_loop(
                 }
             }
         }
-        if idle && written && rx.is_empty() {
+        // Nothing waiting behind this message (the writer is the only receiver, so nothing
+        // was before it either): once it is written, so is everything so far (`tail -f` of the
+        // output, `analyze` of a pipe that pauses).
+        if written && rx.is_empty() {
             written = false;
             for sink in sinks.iter_mut() {
                 if let Err(e) = sink.idle() {
