@@ -140,6 +140,7 @@ impl std::hash::Hash for FlowKey {
 
 impl FlowKey {
     /// Key of a decoded packet, and whether the packet's source is the `lo` endpoint.
+    #[inline]
     pub fn from_decoded(d: &Decoded) -> (FlowKey, bool) {
         let (sp, dp) = if d.proto == ip_proto::ICMP || d.proto == ip_proto::ICMPV6 {
             // `Decoded` holds the type in `src_port` (and the code in `dst_port`).
@@ -149,31 +150,27 @@ impl FlowKey {
         } else {
             (d.src_port, d.dst_port)
         };
-        let mut vlan = [0u16; MAX_VLANS];
-        for (k, v) in vlan.iter_mut().zip(d.vlans()) {
-            *k = *v;
-        }
-        let src_is_lo = (d.src, sp) <= (d.dst, dp);
-        let key = if src_is_lo {
-            FlowKey {
-                lo: d.src,
-                hi: d.dst,
-                lo_port: sp,
-                hi_port: dp,
-                proto: d.proto,
-                v6: d.v6,
-                vlan,
-            }
+        // Tags past the count are zero in the key (the decoder's array may hold stale ones).
+        let count = usize::from(d.vlan_count);
+        let vlan: [u16; MAX_VLANS] =
+            std::array::from_fn(|i| if i < count { d.vlan[i] } else { 0 });
+        // Big-endian integers order as the byte arrays do, compared in two words instead of
+        // a byte-wise `memcmp`.
+        let (s, t) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+        let src_is_lo = (s, sp) <= (t, dp);
+        let (lo, hi, lo_port, hi_port) = if src_is_lo {
+            (d.src, d.dst, sp, dp)
         } else {
-            FlowKey {
-                lo: d.dst,
-                hi: d.src,
-                lo_port: dp,
-                hi_port: sp,
-                proto: d.proto,
-                v6: d.v6,
-                vlan,
-            }
+            (d.dst, d.src, dp, sp)
+        };
+        let key = FlowKey {
+            lo,
+            hi,
+            lo_port,
+            hi_port,
+            proto: d.proto,
+            v6: d.v6,
+            vlan,
         };
         (key, src_is_lo)
     }
