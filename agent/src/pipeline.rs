@@ -43,7 +43,7 @@ use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
 use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
 pub use crate::worker::{
-    Batch, DirectWorker, Inline, PacketMeta, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS,
+    Batch, DirectWorker, Inline, PacketMeta, PacketRef, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS,
 };
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -238,7 +238,7 @@ impl Dispatcher {
                 p.ts_micros,
                 p.orig_len,
                 p.data,
-                &self.dec,
+                &mut self.dec,
                 dns_response,
             );
         } else {
@@ -271,7 +271,7 @@ impl Dispatcher {
             p.ts_micros,
             p.orig_len,
             p.data,
-            &self.dec,
+            &mut self.dec,
             dns_response,
         );
         // Fragments that arrived before this first fragment now have a flow.
@@ -283,7 +283,7 @@ impl Dispatcher {
             later.payload_len = 0;
             for (ts, len) in held.frames() {
                 self.out
-                    .dispatch((self.now, self.epoch), ts, len, &[], &later, false);
+                    .dispatch((self.now, self.epoch), ts, len, &[], &mut later, false);
             }
         }
     }
@@ -382,7 +382,7 @@ impl Outbox {
         ts: i64,
         orig_len: u32,
         data: &[u8],
-        dec: &Decoded,
+        dec: &mut Decoded,
         dns_response: bool,
     ) {
         let shard = self.shard(dec);
@@ -390,20 +390,19 @@ impl Outbox {
             .get(dec.payload_off as usize..)
             .and_then(|s| s.get(..dec.payload_len as usize))
             .unwrap_or(&[]);
+        // Never past the captured bytes: the worker reads exactly the payload handed over.
+        dec.payload_len = payload.len() as u32;
         let seq = self.next_seq;
         self.next_seq += self.seq_step;
         if let Some(w) = self.direct.as_deref_mut() {
-            let mut meta = PacketMeta {
+            let packet = PacketRef {
+                dec: &*dec,
                 ts_micros: ts,
                 orig_len,
-                payload_start: 0,
-                dec: *dec,
                 seq,
                 dns_response,
             };
-            // Never past the captured bytes, as in a batch.
-            meta.dec.payload_len = payload.len() as u32;
-            w.packet(clock.1, &meta, payload);
+            w.packet(clock.1, packet, payload);
             self.direct_packets += 1;
             if self.direct_packets >= BATCH_PACKETS {
                 self.send(shard, clock.0, clock.1);
@@ -423,14 +422,7 @@ impl Outbox {
             seq,
             dns_response,
         });
-        let full = b.metas.len() >= BATCH_PACKETS;
-        if payload.len() != dec.payload_len as usize {
-            // Never past the captured bytes: the worker reads exactly what was copied.
-            if let Some(m) = b.metas.last_mut() {
-                m.dec.payload_len = payload.len() as u32;
-            }
-        }
-        if full {
+        if b.metas.len() >= BATCH_PACKETS {
             self.send(shard, clock.0, clock.1);
         }
     }

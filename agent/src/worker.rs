@@ -60,6 +60,38 @@ pub struct PacketMeta {
     pub dns_response: bool,
 }
 
+impl PacketMeta {
+    /// The packet as [`DirectWorker::packet`] takes it.
+    #[inline]
+    pub fn as_ref(&self) -> PacketRef<'_> {
+        PacketRef {
+            dec: &self.dec,
+            ts_micros: self.ts_micros,
+            orig_len: self.orig_len,
+            seq: self.seq,
+            dns_response: self.dns_response,
+        }
+    }
+}
+
+/// One packet as a worker applies it: from a batch's [`PacketMeta`], or, with one worker,
+/// straight from the capture thread's decoder. The decoded headers are borrowed, not copied:
+/// copying them right after the decoder wrote them field by field cost a store-forwarding
+/// stall per packet.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketRef<'a> {
+    /// Decoded headers (`dec.payload_len` is the payload handed in beside it).
+    pub dec: &'a Decoded,
+    /// Capture time, Unix micros.
+    pub ts_micros: i64,
+    /// Frame length on the wire.
+    pub orig_len: u32,
+    /// See [`PacketMeta::seq`].
+    pub seq: u64,
+    /// See [`PacketMeta::dns_response`].
+    pub dns_response: bool,
+}
+
 /// A batch of packets for one worker. An empty batch is a clock tick.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -563,7 +595,7 @@ impl<A: Analysis> Worker<A> {
             let start = m.payload_start as usize;
             let len = m.dec.payload_len as usize;
             let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            self.packet(m, payload);
+            self.packet(m.as_ref(), payload);
         }
         self.end_batch(batch.now, batch.tick, batch.stalled);
     }
@@ -586,7 +618,7 @@ impl<A: Analysis> Worker<A> {
 
     /// One packet of a batch, its transport `payload` beside it.
     #[inline(always)]
-    fn packet(&mut self, m: &PacketMeta, payload: &[u8]) {
+    fn packet(&mut self, m: PacketRef<'_>, payload: &[u8]) {
         let Some((idx, from_init)) = ({
             let ordered = self.sync.is_some();
             let Worker {
@@ -599,7 +631,7 @@ impl<A: Analysis> Worker<A> {
                 deferred,
                 ..
             } = self;
-            tracker.on_packet_with_id(&m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
+            tracker.on_packet_with_id(m.dec, m.ts_micros, m.orig_len, m.seq, &mut |f, r| {
                 if ordered && r != EndReason::ActiveTimeout {
                     deferred.push(f, r);
                 } else {
@@ -615,7 +647,7 @@ impl<A: Analysis> Worker<A> {
             // only the analysis (PI scanner) sees it, in capture order.
             if !matches!(m.dec.frag, crate::decode::Frag::Later(_)) {
                 self.taps
-                    .on_payload(flow, &m.dec, payload, from_init, m.dns_response);
+                    .on_payload(flow, m.dec, payload, from_init, m.dns_response);
             }
             let ((init, _), (resp, resp_port)) = (flow.initiator(), flow.responder());
             let encrypted = flow.app_proto().is_encrypted();
@@ -1720,7 +1752,7 @@ pub(crate) type CidMemo = (crate::l7::community_id::FlowTuple, CommunityId);
 /// does what a worker thread does, in the same order, and writes the same events.
 pub trait DirectWorker: Send {
     /// One packet of time epoch `epoch` (see [`Batch::epoch`]).
-    fn packet(&mut self, epoch: u32, m: &PacketMeta, payload: &[u8]);
+    fn packet(&mut self, epoch: u32, m: PacketRef<'_>, payload: &[u8]);
     /// Where a batch stamped `now` and `epoch` would have ended (a `tick`, or `stalled`).
     fn end_batch(&mut self, now: i64, epoch: u32, tick: bool, stalled: bool);
     /// The input ended: write every remaining flow and the final tick.
@@ -1751,7 +1783,7 @@ impl<A: Analysis> Inline<A> {
 
 impl<A: Analysis> DirectWorker for Inline<A> {
     #[inline]
-    fn packet(&mut self, epoch: u32, m: &PacketMeta, payload: &[u8]) {
+    fn packet(&mut self, epoch: u32, m: PacketRef<'_>, payload: &[u8]) {
         self.worker.enter_epoch(epoch);
         self.worker.packet(m, payload);
     }
