@@ -371,6 +371,12 @@ pub fn decode_wire(
     decode_general(linktype, frame, wire, out)
 }
 
+/// An IPv4 address as [`Decoded`] holds it: its 4 bytes, then 12 zero bytes.
+#[inline(always)]
+fn v4_in_16(a: [u8; 4]) -> [u8; 16] {
+    u128::from(u32::from_le_bytes(a)).to_le_bytes()
+}
+
 /// The common case of a capture, decoded in one pass without the general walk: Ethernet II,
 /// an IPv4 header (with or without options) or an IPv6 header without extension headers, not
 /// a fragment, then TCP or UDP that is not a tunnel. Fills `out` exactly as
@@ -400,10 +406,11 @@ fn fast_ethernet_ip(frame: &[u8], wire: usize, out: &mut Decoded) -> bool {
         } else {
             ((14 + total).min(frame.len()), 14 + total)
         };
-        out.src = [0; 16];
-        out.dst = [0; 16];
-        out.src[..4].copy_from_slice(&h[12..16]);
-        out.dst[..4].copy_from_slice(&h[16..20]);
+        // Each address in one 16-byte store (the IPv4 bytes first, zeros after), not zeroed
+        // and then patched: the flow key and shard hash read it back right away as two
+        // 8-byte words, which a pair of overlapping stores cannot forward.
+        out.src = v4_in_16([h[12], h[13], h[14], h[15]]);
+        out.dst = v4_in_16([h[16], h[17], h[18], h[19]]);
         (false, h[9], 14 + ihl, end, wire_end)
     } else if et == ETH_IPV6 {
         let Some(h) = frame.get(14..54) else {
@@ -741,8 +748,8 @@ fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
     let id = u16::from_be_bytes([h[4], h[5]]);
     let ff = u16::from_be_bytes([h[6], h[7]]);
     let mut l = IpLayer {
-        src: [0; 16],
-        dst: [0; 16],
+        src: v4_in_16([h[12], h[13], h[14], h[15]]),
+        dst: v4_in_16([h[16], h[17], h[18], h[19]]),
         proto: h[9],
         frag: Frag::None,
         frag_offset: 0,
@@ -751,8 +758,6 @@ fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
         end: 0,
         wire_end: 0,
     };
-    l.src[..4].copy_from_slice(&h[12..16]);
-    l.dst[..4].copy_from_slice(&h[16..20]);
     c.take(ihl)
         .ok_or(Outcome::Error(DecodeError::BadIpv4HeaderLength))?;
     l.end = if total == 0 {
