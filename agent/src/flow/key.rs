@@ -109,12 +109,21 @@ pub fn shard_hash_of(hasher: &foldhash::fast::FixedState, d: &Decoded) -> u64 {
         (d.src_port, d.dst_port)
     };
     let (a, b) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
-    let (lo, hi, lo_port, hi_port) = if (a, sp) <= (b, dp) {
+    let (lo, hi, lo_port, hi_port) = if endpoint_le(a, sp, b, dp) {
         (a, b, sp, dp)
     } else {
         (b, a, dp, sp)
     };
     shard_hash_parts(hasher, lo, hi, lo_port, hi_port, d.proto, d.v6, d.vlans())
+}
+
+/// `(a, pa) <= (b, pb)`, compared as 64-bit halves: the compiler otherwise compares the
+/// addresses for equality with 16-byte loads from the decoded packet, which the decoder wrote
+/// as 8-byte halves a moment before (a store that cannot be forwarded to the load).
+#[inline(always)]
+fn endpoint_le(a: u128, pa: u16, b: u128, pb: u16) -> bool {
+    let (ah, al, bh, bl) = ((a >> 64) as u64, a as u64, (b >> 64) as u64, b as u64);
+    (ah, al, pa) <= (bh, bl, pb)
 }
 
 fn is_icmp(proto: u8) -> bool {
@@ -157,7 +166,7 @@ impl FlowKey {
         // Big-endian integers order as the byte arrays do, compared in two words instead of
         // a byte-wise `memcmp`.
         let (s, t) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
-        let src_is_lo = (s, sp) <= (t, dp);
+        let src_is_lo = endpoint_le(s, sp, t, dp);
         let (lo, hi, lo_port, hi_port) = if src_is_lo {
             (d.src, d.dst, sp, dp)
         } else {
