@@ -782,22 +782,33 @@ fn micros_bytes(micros: i64, eve: bool) -> Option<[u8; 31]> {
         return None;
     }
     let mut b = *b"0000-00-00T00:00:00.000000+0000";
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+    // Two digits per table lookup: no division by 10 per digit.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut pair = |at: usize, v: u32| {
+        let i = (v % 100) as usize * 2;
+        b[at] = PAIRS[i];
+        b[at + 1] = PAIRS[i + 1];
     };
-    put(0, 4, y as u32);
-    put(5, 2, u32::from(m));
-    put(8, 2, u32::from(d));
-    put(11, 2, (sod / 3600) as u32);
-    put(14, 2, ((sod / 60) % 60) as u32);
-    put(17, 2, (sod % 60) as u32);
+    let (y, sod, frac) = (y as u32, sod as u32, frac as u32);
+    pair(0, y / 100);
+    pair(2, y);
+    pair(5, u32::from(m));
+    pair(8, u32::from(d));
+    pair(11, sod / 3600);
+    pair(14, (sod / 60) % 60);
+    pair(17, sod % 60);
     if eve {
-        put(20, 6, frac as u32);
+        pair(20, frac / 10_000);
+        pair(22, frac / 100);
+        pair(24, frac);
     } else {
-        put(20, 3, (frac / 1000) as u32);
+        let ms = frac / 1000;
+        pair(21, ms);
+        b[20] = b'0' + (ms / 100) as u8;
         b[23] = b'Z';
     }
     Some(b)

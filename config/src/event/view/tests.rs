@@ -278,6 +278,38 @@ fn timestamps_are_written_as_the_formatter_writes_them() {
     }
 }
 
+/// Both timestamp spellings (EVE with microseconds, RFC 3339 with milliseconds) against the
+/// formatter, at random times over the years 0..=9999 and on every second of one day.
+#[test]
+fn timestamps_at_random_times_are_written_as_the_formatter_writes_them() {
+    let (lo, hi) = (-62_167_219_200_000_000i64, 253_402_300_799_999_999i64);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut times: Vec<i64> = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            lo + (x % (hi - lo) as u64) as i64
+        })
+        .collect();
+    times.extend((0..86_400i64).map(|s| 1_772_409_600_000_000 + s * 1_000_000 + s * 11));
+    for micros in times {
+        let secs = micros.div_euclid(1_000_000);
+        let frac = micros.rem_euclid(1_000_000);
+        let (y, m, d) = crate::time::civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let (h, mi, se) = (sod / 3600, (sod / 60) % 60, sod % 60);
+        let eve = format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{frac:06}+0000");
+        assert_eq!(crate::event::EveTime::new(micros).as_str(), eve, "{micros}");
+        assert_eq!(crate::event::format_eve_timestamp(micros), eve, "{micros}");
+        let rfc = format!(
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{:03}Z",
+            frac / 1000
+        );
+        assert_eq!(crate::event::format_timestamp_micros(micros), rfc, "{micros}");
+    }
+}
+
 /// The word-at-a-time escape check agrees with the byte table for every length up to 24,
 /// with each kind of byte at each position (the overlapping last words included).
 #[test]
