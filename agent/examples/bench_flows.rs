@@ -68,8 +68,8 @@ fn main() {
     let after = rss_bytes();
     let flows = tracker.table().len();
     let entry = std::mem::size_of::<Flow<FlowState, L7State>>();
-    // Index-only hash table: a u32 slot index plus one control byte per bucket.
-    let map = std::mem::size_of::<u32>() + 1;
+    // The index: a u32 per bucket (slot number and hash tag), at most half full.
+    let map = std::mem::size_of::<u32>();
     let per_flow = (after.saturating_sub(before)) as f64 / flows.max(1) as f64;
     println!(
         "flow table: {flows} flows, {emitted} records emitted while filling, insert {:.1} ns/flow ({:.2} M flows/s)",

@@ -160,7 +160,8 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         let syn_ack = is_tcp
             && flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
 
-        let mut found = self.table.find(&key);
+        let hash = self.table.hash(&key);
+        let mut found = self.table.find_hashed(&key, hash);
         if let (Some(idx), true) = (found, pure_syn) {
             let f = self.table.get(idx);
             let from_init = f.initiator_is_lo == src_is_lo;
@@ -225,7 +226,8 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
                     self.counters.midstream += 1;
                 }
                 let class = class_of(d.proto, flow.tcp.state);
-                match self.table.insert(flow, class) {
+                // The key was not found, or its flow was just closed: no second lookup.
+                match self.table.insert_hashed(flow, class, hash) {
                     Some(i) => i,
                     // Cannot happen (eviction made room and the key was absent); fall back to
                     // the stalest slot rather than panicking on traffic.

@@ -10,7 +10,6 @@
 //! per packet once a flow exists.
 
 use super::key::FlowKey;
-use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
@@ -344,12 +343,165 @@ impl<S, L> Flow<S, L> {
     }
 }
 
+/// The flow table's index: open addressing with linear probing over a power-of-two array of
+/// `u32` entries, each the slot number of a flow (low bits) and a tag from the top of the
+/// flow's hash (the rest), so that a probe compares keys only when the tags match. A lookup
+/// reads one entry, usually in one cache line, then the slot; a removal shifts the entries
+/// after it back, so there are no tombstones. Kept at most half full: it doubles as flows
+/// arrive, up to twice the table's hard capacity (8 bytes per flow at the cap).
+#[derive(Debug)]
+struct Index {
+    entries: Vec<u32>,
+    /// `entries.len() - 1`.
+    mask: usize,
+    /// Bits of an entry that hold the slot number: enough for the table's capacity as a
+    /// value, so a slot number never has all of them set and no entry equals [`EMPTY`].
+    slot_bits: u32,
+    len: usize,
+    /// Largest size the index grows to.
+    max_entries: usize,
+}
+
+/// An unused entry.
+const EMPTY: u32 = u32::MAX;
+
+impl Index {
+    fn new(initial: usize, capacity: usize) -> Self {
+        let max_entries = capacity.saturating_mul(2).next_power_of_two().max(16);
+        let n = initial
+            .saturating_mul(2)
+            .next_power_of_two()
+            .clamp(16, max_entries);
+        Index {
+            entries: vec![EMPTY; n],
+            mask: n - 1,
+            slot_bits: (u64::BITS - (capacity as u64).leading_zeros()).min(32),
+            len: 0,
+            max_entries,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn tag(&self, hash: u64) -> u64 {
+        let tag_bits = 32 - self.slot_bits;
+        if tag_bits == 0 {
+            0
+        } else {
+            hash >> (64 - tag_bits)
+        }
+    }
+
+    #[inline]
+    fn pack(&self, hash: u64, slot: u32) -> u32 {
+        ((self.tag(hash) << self.slot_bits) | u64::from(slot)) as u32
+    }
+
+    #[inline]
+    fn slot_of(&self, entry: u32) -> u32 {
+        (u64::from(entry) & ((1u64 << self.slot_bits) - 1)) as u32
+    }
+
+    /// The slot whose entry has `hash`'s tag and for which `is` says yes.
+    #[inline]
+    fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
+        let want = self.tag(hash);
+        let mut i = hash as usize & self.mask;
+        loop {
+            let e = *self.entries.get(i)?;
+            if e == EMPTY {
+                return None;
+            }
+            if u64::from(e) >> self.slot_bits == want && is(self.slot_of(e)) {
+                return Some(self.slot_of(e));
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Add `slot` under `hash` (the caller made sure its key is not there). `rehash` gives the
+    /// hash of any slot's key, for growing.
+    fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+        if (self.len + 1) * 2 > self.entries.len() && self.entries.len() < self.max_entries {
+            self.grow(&rehash);
+        }
+        let e = self.pack(hash, slot);
+        let mut i = hash as usize & self.mask;
+        while self.entries.get(i).is_some_and(|&x| x != EMPTY) {
+            i = (i + 1) & self.mask;
+        }
+        if let Some(x) = self.entries.get_mut(i) {
+            *x = e;
+            self.len += 1;
+        }
+    }
+
+    /// Remove the entry of `slot`, filed under `hash`; the entries after it in its run move
+    /// back where their own hash (from `rehash`) allows.
+    fn remove(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+        let mut i = hash as usize & self.mask;
+        loop {
+            match self.entries.get(i) {
+                Some(&e) if e == EMPTY => return,
+                Some(&e) if self.slot_of(e) == slot => break,
+                Some(_) => i = (i + 1) & self.mask,
+                None => return,
+            }
+        }
+        let mut hole = i;
+        let mut j = (i + 1) & self.mask;
+        loop {
+            let e = match self.entries.get(j) {
+                Some(&e) if e != EMPTY => e,
+                _ => break,
+            };
+            let home = rehash(self.slot_of(e)) as usize & self.mask;
+            // `e` may fill the hole unless its home lies after the hole, up to `j`.
+            if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
+                self.entries[hole] = e;
+                hole = j;
+            }
+            j = (j + 1) & self.mask;
+        }
+        self.entries[hole] = EMPTY;
+        self.len -= 1;
+    }
+
+    fn grow(&mut self, rehash: &impl Fn(u32) -> u64) {
+        let n = (self.entries.len() * 2).min(self.max_entries);
+        let old = std::mem::replace(&mut self.entries, vec![EMPTY; n]);
+        self.mask = n - 1;
+        for e in old.into_iter().filter(|&e| e != EMPTY) {
+            let slot = self.slot_of(e);
+            let hash = rehash(slot);
+            let mut i = hash as usize & self.mask;
+            while self.entries.get(i).is_some_and(|&x| x != EMPTY) {
+                i = (i + 1) & self.mask;
+            }
+            let e = self.pack(hash, slot);
+            if let Some(x) = self.entries.get_mut(i) {
+                *x = e;
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries
+            .iter()
+            .filter(|&&e| e != EMPTY)
+            .map(|&e| self.slot_of(e))
+    }
+}
+
 /// Per-worker flow table with a hard capacity.
 #[derive(Debug)]
 pub struct FlowTable<S, L> {
-    /// Slot indices, hashed by the key stored in the slot (5 bytes per bucket instead of a
-    /// second copy of the 38-byte key).
-    map: HashTable<u32>,
+    /// Slot numbers, hashed by the key stored in the slot (4 bytes per bucket instead of a
+    /// second copy of the 44-byte key).
+    map: Index,
     /// Keyed with a per-process random seed (hash flooding).
     hasher: foldhash::fast::RandomState,
     slots: Vec<Flow<S, L>>,
@@ -367,7 +519,7 @@ impl<S: Default, L> FlowTable<S, L> {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         let initial = capacity.min(1 << 14);
         FlowTable {
-            map: HashTable::with_capacity(initial),
+            map: Index::new(initial, capacity),
             hasher: foldhash::fast::RandomState::default(),
             slots: Vec::with_capacity(initial),
             free: Vec::new(),
@@ -385,7 +537,7 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// True when no flow is tracked.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
     }
 
     /// True when an insert needs an eviction first.
@@ -400,12 +552,21 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// Slot of the flow with `key`.
     pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.find_hashed(key, self.hasher.hash_one(key))
+    }
+
+    /// [`FlowTable::find`] with the key's hash ([`FlowTable::hash`]) computed already.
+    #[inline]
+    pub fn find_hashed(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let slots = &self.slots;
         self.map
-            .find(self.hasher.hash_one(key), |&i| {
-                slots[i as usize].key == *key
-            })
-            .copied()
+            .find(hash, |i| slots.get(i as usize).is_some_and(|f| f.key == *key))
+    }
+
+    /// The hash [`FlowTable::find_hashed`] and [`FlowTable::insert_hashed`] take.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// The flow in slot `idx`. Panics on a slot that was never handed out (a logic error, not
@@ -421,15 +582,29 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// Insert a new flow (the caller evicts first when [`FlowTable::is_full`]). Returns its
     /// slot, or `None` when the table is full or the key is present.
-    pub fn insert(&mut self, mut flow: Flow<S, L>, class: TimeoutClass) -> Option<u32> {
-        if self.is_full() || self.find(&flow.key).is_some() {
+    pub fn insert(&mut self, flow: Flow<S, L>, class: TimeoutClass) -> Option<u32> {
+        if self.find(&flow.key).is_some() {
+            return None;
+        }
+        let hash = self.hash(&flow.key);
+        self.insert_hashed(flow, class, hash)
+    }
+
+    /// [`FlowTable::insert`] of a flow whose key the caller just looked up and did not find,
+    /// with its `hash` ([`FlowTable::hash`]). Returns `None` when the table is full.
+    pub fn insert_hashed(
+        &mut self,
+        mut flow: Flow<S, L>,
+        class: TimeoutClass,
+        hash: u64,
+    ) -> Option<u32> {
+        if self.is_full() {
             return None;
         }
         flow.live = true;
         flow.class = class;
         flow.prev = NIL;
         flow.next = NIL;
-        let key = flow.key;
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = flow;
@@ -441,8 +616,8 @@ impl<S: Default, L> FlowTable<S, L> {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.map.insert_unique(hasher.hash_one(key), idx, |&i| {
-            hasher.hash_one(slots[i as usize].key)
+        self.map.insert(hash, idx, |i| {
+            slots.get(i as usize).map_or(0, |f| hasher.hash_one(f.key))
         });
         self.link_tail(idx, class);
         Some(idx)
@@ -467,9 +642,10 @@ impl<S: Default, L> FlowTable<S, L> {
     {
         self.unlink(idx);
         let hash = self.hasher.hash_one(self.slots[idx as usize].key);
-        if let Ok(entry) = self.map.find_entry(hash, |&i| i == idx) {
-            entry.remove();
-        }
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.map.remove(hash, idx, |i| {
+            slots.get(i as usize).map_or(0, |f| hasher.hash_one(f.key))
+        });
         let flow = std::mem::take(&mut self.slots[idx as usize]);
         self.free.push(idx);
         flow
@@ -514,7 +690,7 @@ impl<S: Default, L> FlowTable<S, L> {
 
     /// Slots of every flow (for the final drain; allocates once).
     pub fn all(&self) -> Vec<u32> {
-        self.map.iter().copied().collect()
+        self.map.iter().collect()
     }
 
     fn unlink(&mut self, idx: u32) {
@@ -672,14 +848,73 @@ mod tests {
         );
     }
 
+    /// The index against a set, under random inserts and removals of slot numbers, with
+    /// hashes that spread, that share a few buckets, that share one bucket with distinct tags,
+    /// and that are all equal (long runs, wrap-around at the end of the array, shifts on
+    /// removal, growth).
+    #[test]
+    fn index_agrees_with_a_set_under_random_inserts_and_removes() {
+        let spread = |k: u32| {
+            let mut z = u64::from(k).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let hashes: [(&str, &dyn Fn(u32) -> u64); 4] = [
+            ("spread", &spread),
+            ("few buckets", &|k| u64::from(k % 3) * 7 + (u64::MAX << 62)),
+            ("one bucket, many tags", &|k| u64::from(k) << 44),
+            ("all equal", &|_| 5),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for capacity in [1usize, 7, 64, 3000] {
+            for (name, h) in hashes {
+                let mut index = Index::new(2, capacity);
+                let mut set = std::collections::BTreeSet::new();
+                for op in 0..20_000 {
+                    let k = (next() % capacity as u64) as u32;
+                    if set.contains(&k) {
+                        if next() % 3 != 0 {
+                            index.remove(h(k), k, h);
+                            set.remove(&k);
+                        }
+                    } else if set.len() < capacity {
+                        index.insert(h(k), k, h);
+                        set.insert(k);
+                    }
+                    let q = (next() % capacity as u64) as u32;
+                    assert_eq!(
+                        index.find(h(q), |s| s == q),
+                        set.contains(&q).then_some(q),
+                        "{name}, capacity {capacity}, op {op}, slot {q}"
+                    );
+                    if op % 997 == 0 {
+                        assert_eq!(index.len(), set.len(), "{name}");
+                        let mut all: Vec<u32> = index.iter().collect();
+                        all.sort_unstable();
+                        assert_eq!(all, set.iter().copied().collect::<Vec<_>>(), "{name}");
+                        for &k in &set {
+                            assert_eq!(index.find(h(k), |s| s == k), Some(k), "{name}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn entry_size_budget() {
-        // Flow entry + map entry (key + u32 index) must stay within the 256-byte budget for
-        // the no-op analysis; the L7 state is boxed.
-        // Map: (key, index) per bucket plus one control byte, at up to 7/8 load.
+        // Flow entry + index entries (a u32 per bucket, at most half full at the cap) must stay
+        // within the 256-byte budget for the no-op analysis; the L7 state is boxed.
         let entry = std::mem::size_of::<Flow<(), crate::taps::L7State>>();
-        let map = (std::mem::size_of::<(FlowKey, u32)>() + 1) * 8 / 7;
-        println!("flow entry {entry} B + map {map} B = {} B", entry + map);
-        assert!(entry + map <= 256, "{} bytes per flow", entry + map);
+        let index = 2 * std::mem::size_of::<u32>();
+        println!("flow entry {entry} B + index {index} B = {} B", entry + index);
+        assert!(entry + index <= 256, "{} bytes per flow", entry + index);
     }
 }
