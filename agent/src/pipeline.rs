@@ -1109,7 +1109,16 @@ mod tests {
             if d.proto != ip_proto::ICMP && d.proto != ip_proto::ICMPV6 {
                 assert_eq!(shard_hash(&hasher, &rev), h, "{d:?}");
             }
-            let (key, _) = FlowKey::from_decoded(&d);
+            let (key, src_is_lo) = FlowKey::from_decoded(&d);
+            // The flow table's hash made with the key equals hashing the key.
+            let table_hasher = foldhash::fast::RandomState::default();
+            let (same, same_lo, table_hash) = FlowKey::from_decoded_hashed(&d, &table_hasher);
+            assert_eq!((same, same_lo), (key, src_is_lo));
+            assert_eq!(
+                table_hash,
+                std::hash::BuildHasher::hash_one(&table_hasher, key),
+                "{d:?}"
+            );
             if let Some(prev) = by_key.insert(key, h) {
                 assert_eq!(prev, h, "one key, two hashes: {key:?}");
             }

@@ -151,6 +151,46 @@ impl FlowKey {
     /// Key of a decoded packet, and whether the packet's source is the `lo` endpoint.
     #[inline]
     pub fn from_decoded(d: &Decoded) -> (FlowKey, bool) {
+        let (key, src_is_lo) = Self::parts(d);
+        (key, src_is_lo)
+    }
+
+    /// [`FlowKey::from_decoded`], and the key's hash under `build` (equal to hashing the key
+    /// through its `Hash`), computed from the parts as they are made: hashing the key after
+    /// it was built read its two ports back as one word from two 2-byte stores a moment old,
+    /// a store that cannot be forwarded to the load.
+    #[inline]
+    pub fn from_decoded_hashed(
+        d: &Decoded,
+        build: &impl std::hash::BuildHasher,
+    ) -> (FlowKey, bool, u64) {
+        use std::hash::Hasher;
+        let (key, src_is_lo) = Self::parts(d);
+        let mut h = build.build_hasher();
+        let FlowKey {
+            lo,
+            hi,
+            lo_port,
+            hi_port,
+            proto,
+            v6,
+            vlan,
+        } = key;
+        write_key_words(
+            &mut h,
+            u128::from_le_bytes(lo),
+            u128::from_le_bytes(hi),
+            lo_port,
+            hi_port,
+            proto,
+            v6,
+            &vlan,
+        );
+        (key, src_is_lo, h.finish())
+    }
+
+    #[inline(always)]
+    fn parts(d: &Decoded) -> (FlowKey, bool) {
         let (sp, dp) = if d.proto == ip_proto::ICMP || d.proto == ip_proto::ICMPV6 {
             // `Decoded` holds the type in `src_port` (and the code in `dst_port`).
             let ty = d.src_port as u8;

@@ -153,14 +153,13 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         new_id: Option<u64>,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
     ) -> Option<(u32, bool)> {
-        let (key, src_is_lo) = FlowKey::from_decoded(d);
+        let (key, src_is_lo, hash) = self.table.key_of(d);
         let is_tcp = d.proto == ip_proto::TCP;
         let flags = d.tcp_flags;
         let pure_syn = is_tcp && flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
         let syn_ack = is_tcp
             && flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
 
-        let hash = self.table.hash(&key);
         let mut found = self.table.find_hashed(&key, hash);
         if let (Some(idx), true) = (found, pure_syn) {
             let f = self.table.get(idx);

@@ -569,6 +569,13 @@ impl<S: Default, L> FlowTable<S, L> {
         self.hasher.hash_one(key)
     }
 
+    /// The key of a decoded packet, whether its source is the key's `lo` end, and the key's
+    /// [`FlowTable::hash`] (see [`FlowKey::from_decoded_hashed`]).
+    #[inline]
+    pub fn key_of(&self, d: &crate::decode::Decoded) -> (FlowKey, bool, u64) {
+        FlowKey::from_decoded_hashed(d, &self.hasher)
+    }
+
     /// The flow in slot `idx`. Panics on a slot that was never handed out (a logic error, not
     /// an input error).
     pub fn get(&self, idx: u32) -> &Flow<S, L> {
