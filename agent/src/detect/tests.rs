@@ -686,3 +686,29 @@ fn shaper_bounded_in_identities_counts_evictions() {
     assert_eq!(alerts, n);
     assert_eq!(c.shaper.pending(), shaping::MAX_KEYS);
 }
+
+#[test]
+fn distinct_byte_share_counts_each_value_once() {
+    let mut x = 0x1234_5678_9abc_def1u64;
+    for len in [1usize, 2, 31, 32, 64, 100, 128] {
+        for spread in [1u64, 4, 16, 256] {
+            let sample: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % spread) as u8 ^ 0xa5
+                })
+                .collect();
+            let n = sample
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let want = ((n * 100) / len).clamp(1, 100) as u8;
+            assert_eq!(distinct_pct(&sample), want, "{sample:?}");
+        }
+    }
+    assert_eq!(distinct_pct(&[]), 1);
+    let all: Vec<u8> = (0..=255).collect();
+    assert_eq!(distinct_pct(&all[..128]), 100);
+}

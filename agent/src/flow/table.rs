@@ -633,6 +633,10 @@ impl<S: Default, L> FlowTable<S, L> {
     /// Move the flow to the tail of `class` (call on every packet, after updating
     /// `last_micros`).
     pub fn touch(&mut self, idx: u32, class: TimeoutClass) {
+        if self.tails[class as usize] == idx {
+            // Already the last of its class (a burst of one flow): nothing moves.
+            return;
+        }
         self.unlink(idx);
         self.link_tail(idx, class);
     }
