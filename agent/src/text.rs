@@ -184,7 +184,12 @@ mod tests {
             let ip = std::net::IpAddr::V6(std::net::Ipv6Addr::from(seg));
             assert_eq!(Text::<48>::ip(ip).as_str(), ip.to_string(), "{seg:x?}");
         }
-        for text in ["::ffff:1.2.3.4", "::1.2.3.4", "::ffff:0.0.0.0", "64:ff9b::192.0.2.1"] {
+        for text in [
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "::ffff:0.0.0.0",
+            "64:ff9b::192.0.2.1",
+        ] {
             let ip: std::net::IpAddr = text.parse().expect("v6");
             assert_eq!(Text::<48>::ip(ip).as_str(), ip.to_string());
         }

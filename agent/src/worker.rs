@@ -600,19 +600,26 @@ impl<A: Analysis> Worker<A> {
         self.end_batch(batch.now, batch.tick, batch.stalled);
     }
 
-    /// Packets of time epoch `epoch` follow (see [`Batch::epoch`]).
-    #[inline]
+    /// Packets of time epoch `epoch` follow (see [`Batch::epoch`]). Called for every packet:
+    /// the check stays inline, the rare change of epoch is a call.
+    #[inline(always)]
     fn enter_epoch(&mut self, epoch: u32) {
         if epoch != self.epoch {
-            // Older packets follow (the next capture file): nothing expires until this epoch's
-            // first tick. Offline, the flows of the previous file end here (their records are
-            // written at the next tick, in order): they would otherwise wait for the end.
-            self.epoch = epoch;
-            self.expire_now = i64::MIN;
-            if self.sync.is_some() {
-                let deferred = &mut self.deferred;
-                self.tracker.drain(&mut |f, r| deferred.push(f, r));
-            }
+            self.new_epoch(epoch);
+        }
+    }
+
+    /// Older packets follow (the next capture file): nothing expires until this epoch's first
+    /// tick. Offline, the flows of the previous file end here (their records are written at
+    /// the next tick, in order): they would otherwise wait for the end.
+    #[cold]
+    #[inline(never)]
+    fn new_epoch(&mut self, epoch: u32) {
+        self.epoch = epoch;
+        self.expire_now = i64::MIN;
+        if self.sync.is_some() {
+            let deferred = &mut self.deferred;
+            self.tracker.drain(&mut |f, r| deferred.push(f, r));
         }
     }
 

@@ -104,19 +104,21 @@ static INTERESTING: [bool; 256] = {
     t
 };
 
-/// Whether any of the eight bytes of `w` is in [`INTERESTING`] (an ASCII digit or `@`), all
-/// tested at once. Exact as a yes/no: a digit turns into a byte below 10 under `^ 0x30`, `@`
-/// into a zero byte under `^ 0x40`, and "some byte below n" (n <= 128) has an exact word
-/// test; only which byte it is stays for the byte loop.
+/// The position of the first of the eight bytes of `w` (little-endian: the first byte in
+/// memory is the lowest) that is in [`INTERESTING`] (an ASCII digit or `@`), all tested at
+/// once, or 8 when none is. A digit turns into a byte below 10 under `^ 0x30`, `@` into a
+/// zero byte under `^ 0x40`, and "some byte below n" (n <= 128) has an exact word test whose
+/// lowest flagged byte is exact too (a borrow only runs upward, from a byte that is flagged
+/// rightly, so it can flag a later byte but never an earlier one).
 #[inline]
-fn word_interesting(w: u64) -> bool {
+fn first_interesting(w: u64) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let d = w ^ (0x30 * ONES);
     let a = w ^ (0x40 * ONES);
     let digit = d.wrapping_sub(10 * ONES) & !d & HIGH;
     let at = a.wrapping_sub(ONES) & !a & HIGH;
-    digit | at != 0
+    (digit | at).trailing_zeros() as usize / 8
 }
 
 #[inline]
@@ -142,13 +144,15 @@ impl PiCarry {
         let n = data.len();
         while i < n {
             if self.len == 0 {
-                // Fast path: skip to the next digit or '@', eight bytes at a time, then one
-                // table load per byte inside the word that holds it.
+                // Fast path: skip to the next digit or '@', eight bytes at a time, straight to
+                // the byte in the word that holds one; a table load per byte in the last
+                // few bytes.
                 while let Some(w) = data.get(i..).and_then(|s| s.first_chunk::<8>()) {
-                    if word_interesting(u64::from_le_bytes(*w)) {
+                    let at = first_interesting(u64::from_le_bytes(*w));
+                    i += at;
+                    if at < 8 {
                         break;
                     }
-                    i += 8;
                 }
                 while i < n && !INTERESTING[data[i] as usize] {
                     i += 1;
@@ -339,21 +343,34 @@ pub fn mask_string(kind: PiKind, ident: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn word_test_finds_exactly_the_interesting_bytes() {
-        use super::{word_interesting, INTERESTING};
+    fn word_test_finds_exactly_the_first_interesting_byte() {
+        use super::{first_interesting, INTERESTING};
+        let first = |bytes: &[u8; 8]| {
+            bytes
+                .iter()
+                .position(|&x| INTERESTING[x as usize])
+                .unwrap_or(8)
+        };
         // Every byte value at every position, among neighbours that are and are not
-        // interesting themselves (a borrow from a lower byte must not hide or invent one).
-        for fill in [0u8, b' ', b'/', b':', b'?', b'A', 0x7f, 0x80, 0xb0, 0xc0, 0xff] {
+        // interesting themselves, and a second byte at every later position (a borrow from a
+        // lower byte must not hide, invent or move the first one).
+        for fill in [
+            0u8, b' ', b'/', b':', b'?', b'A', b'0', b'9', b'@', 0x7f, 0x80, 0xb0, 0xc0, 0xff,
+        ] {
             for b in 0..=255u8 {
                 for pos in 0..8 {
-                    let mut bytes = [fill; 8];
-                    bytes[pos] = b;
-                    let want = bytes.iter().any(|&x| INTERESTING[x as usize]);
-                    assert_eq!(
-                        word_interesting(u64::from_le_bytes(bytes)),
-                        want,
-                        "{bytes:?}"
-                    );
+                    for (second, at) in [(fill, pos), (b'5', 7), (b'@', 7), (0x3a, 7), (0x41, 7)] {
+                        let mut bytes = [fill; 8];
+                        bytes[pos] = b;
+                        if at > pos {
+                            bytes[at] = second;
+                        }
+                        assert_eq!(
+                            first_interesting(u64::from_le_bytes(bytes)),
+                            first(&bytes),
+                            "{bytes:?}"
+                        );
+                    }
                 }
             }
         }
@@ -362,8 +379,22 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let want = x.to_le_bytes().iter().any(|&b| INTERESTING[b as usize]);
-            assert_eq!(word_interesting(x), want, "{x:#018x}");
+            let bytes = x.to_le_bytes();
+            assert_eq!(first_interesting(x), first(&bytes), "{x:#018x}");
+            // The same word with a digit or '@' planted in each byte after a random prefix.
+            for pos in 0..8 {
+                let mut planted = bytes;
+                planted[pos] = if x & (1 << pos) == 0 {
+                    b'0' + pos as u8
+                } else {
+                    b'@'
+                };
+                assert_eq!(
+                    first_interesting(u64::from_le_bytes(planted)),
+                    first(&planted),
+                    "{planted:?}"
+                );
+            }
         }
     }
 

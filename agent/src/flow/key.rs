@@ -201,8 +201,7 @@ impl FlowKey {
         };
         // Tags past the count are zero in the key (the decoder's array may hold stale ones).
         let count = usize::from(d.vlan_count);
-        let vlan: [u16; MAX_VLANS] =
-            std::array::from_fn(|i| if i < count { d.vlan[i] } else { 0 });
+        let vlan: [u16; MAX_VLANS] = std::array::from_fn(|i| if i < count { d.vlan[i] } else { 0 });
         // Big-endian integers order as the byte arrays do, compared in two words instead of
         // a byte-wise `memcmp`.
         let (s, t) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));

@@ -559,8 +559,9 @@ impl<S: Default, L> FlowTable<S, L> {
     #[inline]
     pub fn find_hashed(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         let slots = &self.slots;
-        self.map
-            .find(hash, |i| slots.get(i as usize).is_some_and(|f| f.key == *key))
+        self.map.find(hash, |i| {
+            slots.get(i as usize).is_some_and(|f| f.key == *key)
+        })
     }
 
     /// The hash [`FlowTable::find_hashed`] and [`FlowTable::insert_hashed`] take.
@@ -925,7 +926,10 @@ mod tests {
         // within the 256-byte budget for the no-op analysis; the L7 state is boxed.
         let entry = std::mem::size_of::<Flow<(), crate::taps::L7State>>();
         let index = 2 * std::mem::size_of::<u32>();
-        println!("flow entry {entry} B + index {index} B = {} B", entry + index);
+        println!(
+            "flow entry {entry} B + index {index} B = {} B",
+            entry + index
+        );
         assert!(entry + index <= 256, "{} bytes per flow", entry + index);
     }
 }

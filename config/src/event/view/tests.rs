@@ -306,7 +306,11 @@ fn timestamps_at_random_times_are_written_as_the_formatter_writes_them() {
             "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{se:02}.{:03}Z",
             frac / 1000
         );
-        assert_eq!(crate::event::format_timestamp_micros(micros), rfc, "{micros}");
+        assert_eq!(
+            crate::event::format_timestamp_micros(micros),
+            rfc,
+            "{micros}"
+        );
     }
 }
 
