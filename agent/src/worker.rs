@@ -27,7 +27,7 @@ use crate::l7::community_id::CommunityId;
 use crate::sink::{LineMeta, Outgoing, WriterMsg};
 use crate::stats::{LiveStats, WorkerCounters};
 use crate::taps::{self, L7State, Taps};
-use crate::text::Text;
+use crate::text::{Joined, Text};
 use crossbeam_channel::{Receiver, Sender};
 use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{
@@ -1466,15 +1466,27 @@ fn emit<A: Analysis>(
     let icmp = f.icmp();
     let tuple = crate::l7::community_id::flow_tuple(key, f.initiator_is_lo(), icmp[0]);
     let community_id = CommunityId::of_tuple(ctx.capture.community_id_seed, tuple);
+    // The record's texts checked as UTF-8 together (at most 2 x 36 + 2 x 45 + 30 bytes).
+    let mut joined = Joined::<256>::new();
+    let at = [
+        start.as_bytes(),
+        end.as_bytes(),
+        src.as_bytes(),
+        dest.as_bytes(),
+        community_id.as_bytes(),
+    ]
+    .map(|b| joined.push(b));
+    let all = joined.as_str();
+    let [start_text, end_text, src_text, dest_text, community_id_text] =
+        at.map(|r| all.get(r).unwrap_or(""));
     let vlan = key.vlan_ids_slice();
     let l7 = f.l7();
-    let end_text = end.as_str();
     let mut e = EventRef::new(EventType::Flow, end_text, &ctx.gateway);
     e.flow_id = Some(f.flow_id());
     e.proto = Some(proto);
     e.vlan = (!vlan.is_empty()).then_some(vlan);
-    e.src_ip = Some(src.as_str());
-    e.dest_ip = Some(dest.as_str());
+    e.src_ip = Some(src_text);
+    e.dest_ip = Some(dest_text);
     use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
     match key.proto {
         // ICMP: EVE's type and code instead of ports.
@@ -1488,7 +1500,7 @@ fn emit<A: Analysis>(
         TCP | UDP | SCTP => (e.src_port, e.dest_port) = (Some(init_port), Some(resp_port)),
         _ => {} // no ports (GRE, ESP, ...), as EVE
     }
-    e.community_id = Some(community_id.as_str());
+    e.community_id = Some(community_id_text);
     e.app_proto = f.app_proto().name();
     e.dns_name = dns_name;
     e.flow = Some(FlowRecordRef {
@@ -1496,7 +1508,7 @@ fn emit<A: Analysis>(
         pkts_toclient: f.pkts()[1],
         bytes_toserver: f.bytes()[0],
         bytes_toclient: f.bytes()[1],
-        start: start.as_str(),
+        start: start_text,
         end: end_text,
         age: eve_flow_age(f.first_micros(), f.last_micros()),
         state: Some(eve_flow_state(key.proto, f.tcp().state, f.pkts())),
@@ -1632,13 +1644,23 @@ fn with_alert_ref<T>(
             memo_community_id(seed, alert_tuple(f), cid),
         )
     });
-    let mut e = EventRef::new(EventType::Alert, time.as_str(), gateway);
-    if let (Some(f), Some((src, dest, number, community_id))) = (flow, texts.as_ref()) {
+    // The texts checked as UTF-8 together (at most 36 + 2 x 45 + 30 bytes).
+    let mut joined = Joined::<256>::new();
+    let time_at = joined.push(time.as_bytes());
+    let flow_at = texts.as_ref().map(|(src, dest, _, community_id)| {
+        [src.as_bytes(), dest.as_bytes(), community_id.as_bytes()].map(|b| joined.push(b))
+    });
+    let all = joined.as_str();
+    let text = |at: std::ops::Range<usize>| all.get(at).unwrap_or("");
+    let mut e = EventRef::new(EventType::Alert, text(time_at), gateway);
+    if let (Some(f), Some((_, _, number, _)), Some([src, dest, community_id])) =
+        (flow, texts.as_ref(), flow_at)
+    {
         e.flow_id = Some(f.flow_id);
         e.proto = crate::flow::key::proto_name(f.ip_proto).or(number.as_ref().map(Text::as_str));
         e.vlan = Some(crate::flow::key::vlan_slice(&f.vlan)).filter(|v| !v.is_empty());
-        e.src_ip = Some(src.as_str());
-        e.dest_ip = Some(dest.as_str());
+        e.src_ip = Some(text(src));
+        e.dest_ip = Some(text(dest));
         match f.ip_proto {
             ICMP | ICMPV6 => (e.icmp_type, e.icmp_code) = (Some(f.icmp.0), Some(f.icmp.1)),
             TCP | UDP | SCTP => {
@@ -1646,7 +1668,7 @@ fn with_alert_ref<T>(
             }
             _ => {}
         }
-        e.community_id = Some(community_id.as_str());
+        e.community_id = Some(text(community_id));
         e.app_proto = f.app_proto;
     }
     e.alert = Some(AlertRef {

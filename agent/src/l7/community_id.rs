@@ -57,6 +57,11 @@ impl CommunityId {
         std::str::from_utf8(&self.0).unwrap_or("")
     }
 
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The Community ID of `tuple` (see [`community_id_seeded`]).
     pub fn of_tuple(seed: u16, tuple: FlowTuple) -> Self {
         let (ip_proto, a, a_port, b, b_port) = tuple;
