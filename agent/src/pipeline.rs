@@ -116,12 +116,22 @@ struct Outbox {
     seq_step: u64,
     /// Packets dropped because a worker queue was full (live).
     drops_queue: u64,
-    /// One worker and one dispatcher: the worker itself, fed packet by packet (no batches
-    /// queued).
+    /// One dispatcher: worker 0 itself, fed its packets one by one on this thread (no batches
+    /// queued for it); the other workers, if any, get batches.
     direct: Option<Box<dyn DirectWorker>>,
     /// Packets handed to `direct` since its last batch end.
     direct_packets: usize,
+    /// With `direct` and other workers: the shard slots below this go to `direct`, the rest
+    /// are split evenly among the others (see [`INLINE_WEIGHT`]).
+    direct_slots: Option<usize>,
 }
+
+/// The share of the flows the worker on the capture thread takes, against one for each
+/// worker thread, as a fraction (numerator, denominator): the capture thread also reads and
+/// decodes every packet and judges every flow record offline, so an even split left it the
+/// busiest thread (57 % of the run's CPU time against 30 % for the other worker, two workers
+/// on the benchmark capture) while the other core waited.
+const INLINE_WEIGHT: (usize, usize) = (3, 5);
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,6 +170,7 @@ impl Dispatcher {
                 drops_queue: 0,
                 direct: None,
                 direct_packets: 0,
+                direct_slots: None,
             },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             counters: CaptureCounters::default(),
@@ -182,10 +193,17 @@ impl Dispatcher {
         self
     }
 
-    /// Feed `worker` on this thread instead of the worker channel: each packet as it is
-    /// decoded, its payload not copied (one worker, one dispatcher).
+    /// Feed `worker` (worker 0) on this thread instead of its channel: each of its packets as
+    /// it is decoded, its payload not copied (one dispatcher). Other workers still get
+    /// batches.
     pub fn with_direct(mut self, worker: Box<dyn DirectWorker>) -> Self {
         self.out.direct = Some(worker);
+        let others = self.out.senders.len().saturating_sub(1);
+        if others > 0 {
+            let (num, den) = INLINE_WEIGHT;
+            let slots = 1usize << crate::flow::key::SHARD_BITS;
+            self.out.direct_slots = Some(slots * num / (others * den + num));
+        }
         self
     }
 
@@ -321,7 +339,9 @@ impl Dispatcher {
         self.last_tick = now;
         // Counters first: a worker's tick reads the line totals up to this packet.
         self.flush_counters();
-        for shard in 0..self.out.senders.len() {
+        // Worker 0 last: when it runs on this thread, its tick waits for the other workers'
+        // (offline they meet on every tick), which must have theirs by then.
+        for shard in (0..self.out.senders.len()).rev() {
             self.out.current[shard].tick = true;
             self.out.send(shard, now, self.epoch);
         }
@@ -333,7 +353,7 @@ impl Dispatcher {
     /// 64 more packets or a few hundred events have come).
     pub fn hand_over(&mut self) {
         self.flush_counters();
-        for shard in 0..self.out.senders.len() {
+        for shard in (0..self.out.senders.len()).rev() {
             if let Some(b) = self.out.current.get_mut(shard) {
                 b.stalled = true;
             }
@@ -356,8 +376,26 @@ impl Dispatcher {
         self.frags.finish();
         let now = self.now;
         self.tick(now);
+        self.finish_direct();
+    }
+
+    /// Close the other workers' channels, then let the worker on this thread write what it
+    /// holds: offline the workers end together, each waiting for the others.
+    fn finish_direct(&mut self) {
         if let Some(w) = self.out.direct.take() {
+            self.out.senders.clear();
             w.finish();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    /// A dispatcher dropped without [`Dispatcher::finish`] (the input failed): the worker on
+    /// this thread still writes its flows, as the worker threads do when their channels
+    /// close, and the others are not left waiting for it.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.finish_direct();
         }
     }
 }
@@ -371,7 +409,12 @@ impl Outbox {
             return 0;
         }
         let h = crate::flow::key::shard_hash_of(&self.shard_hasher, dec);
-        crate::flow::key::shard_worker(h, n)
+        match self.direct_slots {
+            // A function of the slot alone, as `shard_worker` (flows sharing an after-close
+            // slot share a worker), weighted for the worker on this thread.
+            Some(cut) => crate::flow::key::shard_worker_after(h, n, cut),
+            None => crate::flow::key::shard_worker(h, n),
+        }
     }
 
     /// Append one packet to its worker's batch, sending the batch when it is full.
@@ -394,7 +437,7 @@ impl Outbox {
         dec.payload_len = payload.len() as u32;
         let seq = self.next_seq;
         self.next_seq += self.seq_step;
-        if let Some(w) = self.direct.as_deref_mut() {
+        if let (0, Some(w)) = (shard, self.direct.as_deref_mut()) {
             let packet = PacketRef {
                 dec: &*dec,
                 ts_micros: ts,
@@ -437,7 +480,11 @@ impl Outbox {
     /// allocation per batch otherwise, and a free in the worker when the pool overflows).
     /// Live it never waits: an empty pool means a new batch.
     fn send(&mut self, shard: usize, now: i64, epoch: u32) {
-        if let (Some(w), Some(b)) = (self.direct.as_deref_mut(), self.current.get_mut(shard)) {
+        if let (0, Some(w), Some(b)) = (
+            shard,
+            self.direct.as_deref_mut(),
+            self.current.get_mut(shard),
+        ) {
             // The worker has the packets already: only the batch's end is left to tell.
             let (tick, stalled) = (b.tick, b.stalled);
             b.clear();
@@ -622,18 +669,25 @@ where
     drop(senders);
     let factory = &factory;
     let done = AtomicBool::new(false);
-    let barrier = std::sync::Barrier::new(workers);
+    // One capture thread offline: worker 0 runs on it, fed each of its packets as it is
+    // decoded (no payload copied into a batch for it, no queue, no thread switch), and only
+    // the other workers are threads. On a machine with as many cores as workers that is one
+    // thread per core instead of one more thread than cores, and the capture thread, the
+    // busiest, does a share of the flow work instead of waiting for a core.
+    // Live with one worker too: a packet it has no time for waits in the kernel's ring (much
+    // larger than a worker queue) and is counted there if the ring overflows, instead of as
+    // a queue drop.
+    let inline = n_dispatchers == 1 && (workers == 1 || mode == QueueMode::Block);
+    let threads = if inline { workers - 1 } else { workers };
+    let barrier = std::sync::Barrier::new(threads.max(1));
     let barrier = &barrier;
     // Offline: workers meet on every tick and write flow records in one order (see
     // `TickSync`).
     let tick_sync =
         (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
-    // One worker and one capture thread: the worker runs on the capture thread, fed each
-    // packet as it is decoded (no payload copied into a batch, no queue, no thread switch).
-    // Offline it writes the same events in the same order as a worker thread; live a packet
-    // the worker has no time for waits in the kernel's ring (much larger than a worker queue)
-    // and is counted there if the ring overflows, instead of as a queue drop.
-    if workers == 1 && n_dispatchers == 1 {
+    // Worker 0 on the capture thread writes the same events in the same order as a worker
+    // thread would.
+    if inline {
         let mut w = Worker::new(0, ctx.clone(), factory(0));
         if let Some(b) = tick_sync.clone() {
             w = w.with_tick_sync(b);
@@ -641,11 +695,11 @@ where
         if let Some(d) = dispatchers.pop() {
             dispatchers.push(d.with_direct(Box::new(Inline::new(w, writer.sender()))));
         }
-        receivers.clear();
     }
+    let first_thread = usize::from(inline);
     let result = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(workers);
-        for (i, rx) in receivers.into_iter().enumerate() {
+        for (i, rx) in receivers.into_iter().enumerate().skip(first_thread) {
             let ctx = ctx.clone();
             let recycle = pool_tx.clone();
             let wtx = writer.sender();

@@ -51,6 +51,18 @@ pub fn shard_worker(h: u64, workers: usize) -> usize {
     (shard_slot(h) * workers.max(1)) >> SHARD_BITS
 }
 
+/// The worker of a shard hash when worker 0 takes the slots below `cut` and the others share
+/// the rest evenly (`workers` > 1; a function of the slot alone, as [`shard_worker`]).
+pub fn shard_worker_after(h: u64, workers: usize, cut: usize) -> usize {
+    let slot = shard_slot(h);
+    let slots = 1usize << SHARD_BITS;
+    let others = workers.saturating_sub(1).max(1);
+    match slot.checked_sub(cut) {
+        None => 0,
+        Some(rest) => 1 + rest * others / slots.saturating_sub(cut).max(1),
+    }
+}
+
 /// The shard hash of a direction-normalised flow (addresses as big-endian integers, `lo`
 /// first; ports 0 for ICMP; VLAN tags outermost in the high bits).
 #[allow(clippy::too_many_arguments)] // the key's parts, so packets need not build the key
