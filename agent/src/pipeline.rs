@@ -1195,6 +1195,32 @@ mod tests {
     }
 
     #[test]
+    fn weighted_shards_give_the_capture_thread_its_share_by_slot() {
+        use crate::flow::key::{shard_worker_after, SHARD_BITS};
+        let slots = 1usize << SHARD_BITS;
+        for workers in [2usize, 3, 4, 8] {
+            let (num, den) = INLINE_WEIGHT;
+            let cut = slots * num / ((workers - 1) * den + num);
+            let mut per = vec![0usize; workers];
+            for slot in 0..slots {
+                // Any hash of the slot: the worker depends on the slot alone.
+                let h = ((slot as u64) << (64 - SHARD_BITS)) | (slot as u64 * 0x9e37) & 0xfff;
+                let w = shard_worker_after(h, workers, cut);
+                assert!(w < workers, "slot {slot}: worker {w} of {workers}");
+                assert_eq!(w == 0, slot < cut, "slot {slot}");
+                assert_eq!(shard_worker_after((slot as u64) << 52, workers, cut), w);
+                per[w] += 1;
+            }
+            // Worker 0 holds 3 parts to each other worker's 5; the others within a slot.
+            let others = &per[1..];
+            let (lo, hi) = (others.iter().min(), others.iter().max());
+            assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{per:?}");
+            let ratio = per[0] as f64 / others[0] as f64;
+            assert!((ratio - 0.6).abs() < 0.01, "{workers} workers: {per:?}");
+        }
+    }
+
+    #[test]
     fn dns_responses_are_parsed_once_on_the_capture_thread() {
         let answer: std::net::IpAddr = "198.51.100.9".parse().expect("ip");
         let msg = crossline_testgen::dns_response(7, "files.example.org", None, &[answer], 300);
