@@ -9,6 +9,7 @@
 #                                plus argus / pmacctd when installed)
 #   SKIP_MEMORY=1                skip the flow-table and SYN-flood memory examples
 #   SKIP_BUILD=1                 use the release binaries already built (no cargo run)
+#   SKIP_NULL=1                  skip the informational one-worker row with --out /dev/null
 #
 # Every tool runs pinned with taskset: the peers and the one-worker agent on CPU 1 only
 # (capture thread, worker and writer share that CPU), the two-worker agent on CPUs 0 and 1.
@@ -146,6 +147,11 @@ EOF
   esac
 done
 FRESH="$OUT/events-1w.json" run agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
+# The same with the events thrown away: what writing them to a file costs (informational; the
+# targets are judged on the rows that write them).
+if [ "${SKIP_NULL:-0}" != 1 ]; then
+  run agent-1w-null 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out /dev/null "$P"
+fi
 FRESH="$OUT/events-2w.json" run agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
 cd "$ROOT"
 
@@ -196,6 +202,10 @@ for name, r in rows.items():
     print(f"| {name} | {r['min']:.2f} / {r['med']:.2f} / {r['max']:.2f} | {r['mpps']:.3f} | "
           f"{r['gbps']:.2f} | {r['rss']:.1f} | {vs_td} | {vs_a1} | {r['cpu']:.2f} | "
           f"{r['cpu_mpps']:.3f} | {cpu_a1} |")
+a1n = rows.get("agent-1w-null")
+if a1 and a1n:
+    print(f"writing the events to a file: agent-1w takes {a1['med'] / a1n['med']:.3f} x the time "
+          f"of agent-1w-null (events to /dev/null), {a1['cpu'] / a1n['cpu']:.3f} x its CPU time")
 print()
 
 def final_stats(path):
