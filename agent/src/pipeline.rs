@@ -133,6 +133,15 @@ struct Outbox {
 /// on the benchmark capture) while the other core waited.
 const INLINE_WEIGHT: (usize, usize) = (3, 5);
 
+/// With `workers` workers, worker 0 on the capture thread: the shard slots below the returned
+/// cut are worker 0's ([`INLINE_WEIGHT`]); `None` when it is the only worker.
+fn direct_cut(workers: usize) -> Option<usize> {
+    let others = workers.checked_sub(1).filter(|&o| o > 0)?;
+    let (num, den) = INLINE_WEIGHT;
+    let slots = 1usize << crate::flow::key::SHARD_BITS;
+    Some(slots * num / (others * den + num))
+}
+
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
@@ -198,12 +207,7 @@ impl Dispatcher {
     /// batches.
     pub fn with_direct(mut self, worker: Box<dyn DirectWorker>) -> Self {
         self.out.direct = Some(worker);
-        let others = self.out.senders.len().saturating_sub(1);
-        if others > 0 {
-            let (num, den) = INLINE_WEIGHT;
-            let slots = 1usize << crate::flow::key::SHARD_BITS;
-            self.out.direct_slots = Some(slots * num / (others * den + num));
-        }
+        self.out.direct_slots = direct_cut(self.out.senders.len());
         self
     }
 
@@ -1198,9 +1202,9 @@ mod tests {
     fn weighted_shards_give_the_capture_thread_its_share_by_slot() {
         use crate::flow::key::{shard_worker_after, SHARD_BITS};
         let slots = 1usize << SHARD_BITS;
+        assert_eq!(super::direct_cut(1), None);
         for workers in [2usize, 3, 4, 8] {
-            let (num, den) = INLINE_WEIGHT;
-            let cut = slots * num / ((workers - 1) * den + num);
+            let cut = super::direct_cut(workers).expect("a cut with other workers");
             let mut per = vec![0usize; workers];
             for slot in 0..slots {
                 // Any hash of the slot: the worker depends on the slot alone.
