@@ -166,46 +166,52 @@ impl AppProto {
 }
 
 /// One tracked flow. Index 0 of the per-direction arrays is initiator -> responder.
+///
+/// Laid out in declaration order (`repr(C)`): a packet's lookup compares the key and then
+/// updates the list links, times and counters, so those come first and lie together (about two
+/// cache lines) instead of where the compiler's size ordering put them (the key behind 184
+/// bytes of counters, in another line than either).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Flow<S, L> {
     /// The normalised key.
     pub(super) key: FlowKey,
-    /// Agent-local flow id.
-    pub(super) flow_id: u64,
-    /// First packet, Unix micros.
-    pub(super) first_micros: i64,
-    /// Last packet, Unix micros.
-    pub(super) last_micros: i64,
+    pub(crate) class: TimeoutClass,
+    pub(crate) live: bool,
+    /// Application protocol detected so far (one byte, not a 16-byte `&str`).
+    pub(super) app_proto: AppProto,
+    /// Bits of L7 taps that are finished for this flow (owned by the taps).
+    pub(super) l7_done: u8,
+    /// The initiator is the key's `lo` endpoint.
+    pub(super) initiator_is_lo: bool,
+    /// Picked up mid-stream (TCP without a SYN first).
+    pub(super) midstream: bool,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
     /// Active-timeout records written so far: the next is due at
     /// `first_micros + (active_records + 1) * active_timeout` (a u32 instead of an i64 deadline
     /// keeps the entry small).
     pub(super) active_records: u32,
+    /// ICMP / ICMPv6: (type, code) of the first message per direction (when `pkts` counts one).
+    pub(super) icmp: [(u8, u8); 2],
+    /// Last packet, Unix micros.
+    pub(super) last_micros: i64,
     /// Packets per direction.
     pub(super) pkts: [u64; 2],
     /// Frame bytes (pcap original length) per direction.
     pub(super) bytes: [u64; 2],
     /// Transport payload bytes per direction.
     pub(super) payload: [u64; 2],
-    /// The initiator is the key's `lo` endpoint.
-    pub(super) initiator_is_lo: bool,
-    /// Picked up mid-stream (TCP without a SYN first).
-    pub(super) midstream: bool,
-    /// ICMP / ICMPv6: (type, code) of the first message per direction (when `pkts` counts one).
-    pub(super) icmp: [(u8, u8); 2],
+    /// First packet, Unix micros.
+    pub(super) first_micros: i64,
     /// TCP state.
     pub(super) tcp: TcpTrack,
-    /// Application protocol detected so far (one byte, not a 16-byte `&str`).
-    pub(super) app_proto: AppProto,
-    /// Bits of L7 taps that are finished for this flow (owned by the taps).
-    pub(super) l7_done: u8,
     /// Rare L7 state (reassembly buffers, QUIC state, found metadata), boxed.
     pub(super) l7: Option<Box<L>>,
+    /// Agent-local flow id.
+    pub(super) flow_id: u64,
     /// Analysis state.
     pub(super) state: S,
-    pub(crate) prev: u32,
-    pub(crate) next: u32,
-    pub(crate) class: TimeoutClass,
-    pub(crate) live: bool,
 }
 
 /// Read access for every layer; the data plane's own fields (key, times, counters, TCP
