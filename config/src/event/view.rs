@@ -534,17 +534,22 @@ struct Obj<'o> {
 }
 
 impl<'o> Obj<'o> {
+    #[inline(always)]
     fn open(out: &'o mut Vec<u8>) -> Self {
         out.push(b'{');
         Obj { out, empty: true }
     }
 
+    #[inline(always)]
     fn close(self) {
         self.out.push(b'}');
     }
 
     /// Start a member: `key` is `,"name":` as [`k!`] spells it (names are ASCII identifiers:
     /// no escaping), written without its comma when it is the first (one copy per key).
+    /// Inlined, like the members' methods that call it: the key is then a constant and its copy
+    /// a few stores instead of a call to `memcpy` with a length known only at run time.
+    #[inline(always)]
     fn key(&mut self, key: &str) {
         let bytes = key.as_bytes();
         let bytes = if self.empty {
@@ -556,22 +561,26 @@ impl<'o> Obj<'o> {
         self.out.extend_from_slice(bytes);
     }
 
+    #[inline(always)]
     fn raw(&mut self, name: &str, value: &[u8]) {
         self.key(name);
         self.out.extend_from_slice(value);
     }
 
+    #[inline(always)]
     fn str(&mut self, name: &str, value: &str) {
         self.key(name);
         put_str(self.out, value);
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, name: &str, value: Option<&str>) {
         if let Some(v) = value {
             self.str(name, v);
         }
     }
 
+    #[inline(always)]
     fn str_or_null(&mut self, name: &str, value: Option<&str>) {
         match value {
             Some(v) => self.str(name, v),
@@ -595,11 +604,13 @@ impl<'o> Obj<'o> {
         self.out.push(b']');
     }
 
+    #[inline(always)]
     fn u64(&mut self, name: &str, value: u64) {
         self.key(name);
         put_u64(self.out, value);
     }
 
+    #[inline(always)]
     fn opt_u64(&mut self, name: &str, value: Option<u64>) {
         if let Some(v) = value {
             self.u64(name, v);
@@ -710,18 +721,29 @@ fn has_escape(bytes: &[u8]) -> bool {
 }
 
 /// A JSON string with serde_json's escapes (control characters, `"` and `\`; everything else,
-/// non-ASCII included, as it is). Clean runs are skipped 8 bytes at a time.
+/// non-ASCII included, as it is). Inlined into each member that writes one (16 strings a flow
+/// record), with the rare string that needs an escape written by a call.
+#[inline(always)]
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
+    if has_escape(bytes) {
+        return put_escaped(out, bytes);
+    }
+    // Almost every string: one check per 8 bytes, one copy.
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    if !has_escape(bytes) {
-        // Almost every string: one check per 8 bytes, one copy.
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-        return;
-    }
+    out.extend_from_slice(bytes);
+    out.push(b'"');
+}
+
+/// [`put_str`] of a string with at least one byte to escape. Clean runs are skipped 8 bytes
+/// at a time.
+#[cold]
+#[inline(never)]
+fn put_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
