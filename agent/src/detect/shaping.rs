@@ -13,7 +13,6 @@ use crate::analysis::findings::AlertFinding;
 use crossline_config::event::Event;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
-use std::fmt::Display;
 use std::net::IpAddr;
 
 /// An alert the shaper can fold: the writer folds events, a classifier its findings.
@@ -150,15 +149,33 @@ pub enum Who<'a> {
     Nobody,
 }
 
+/// A service as an identity key spells it (`tcp/443`): the text an event carries, or a
+/// finding's protocol and port.
+pub trait ServiceText {
+    /// Append the service's text.
+    fn push_to(&self, out: &mut String);
+}
+
+impl ServiceText for &str {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl ServiceText for crate::analysis::findings::ServiceRef {
+    fn push_to(&self, out: &mut String) {
+        crate::analysis::findings::ServiceRef::push_to(self, out);
+    }
+}
+
 /// The identity key `kind|who|recipient|service` (see [`identity`]; no service: empty),
 /// built without the formatting machinery (it is built for every alert).
 pub fn identity_key(
     kind: &str,
     who: Who<'_>,
     recipient: &str,
-    service: Option<impl Display>,
+    service: Option<impl ServiceText>,
 ) -> String {
-    use std::fmt::Write as _;
     let mut key = String::with_capacity(kind.len() + recipient.len() + 64);
     key.push_str(kind);
     key.push('|');
@@ -171,7 +188,7 @@ pub fn identity_key(
     key.push_str(recipient);
     key.push('|');
     if let Some(service) = service {
-        let _ = write!(key, "{service}");
+        service.push_to(&mut key);
     }
     key
 }
