@@ -689,7 +689,15 @@ const ESCAPE: [u8; 256] = {
 
 /// Whether any of the 8 bytes of `x` is a control character, `"` or `\\` (may say yes for a
 /// clean word after such a byte, never no for a word that has one).
+#[inline(always)]
 fn needs_escape(x: u64) -> bool {
+    escape_bits(x) != 0
+}
+
+/// The high bit of each byte of `x` that is a control character, `"` or `\\` (and perhaps of a
+/// clean byte after one: a borrow; never none for a word that has one).
+#[inline(always)]
+fn escape_bits(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
@@ -697,21 +705,22 @@ fn needs_escape(x: u64) -> bool {
     let quote = q.wrapping_sub(ONES) & !q & HIGH;
     let b = x ^ (ONES * u64::from(b'\\'));
     let backslash = b.wrapping_sub(ONES) & !b & HIGH;
-    (control | quote | backslash) != 0
+    control | quote | backslash
 }
 
-/// Whether any byte of `bytes` needs a JSON escape, 8 bytes at a time. The last bytes are
-/// checked as one word that overlaps what came before (4 or 8 bytes long), not copied into a
-/// padded one: most strings written are short, and a copy of a length only known at run time
-/// is a call.
+/// Whether any byte of `bytes` needs a JSON escape, 8 bytes at a time: the whole words and then
+/// the last 8 bytes as one word that overlaps them (or, under 8 bytes, the first and last 4),
+/// their flags or-ed together without a branch per word (most strings are 10-40 bytes). A
+/// borrow's false flag only ever follows a true one in the same word, so the answer is exact.
+#[inline(always)]
 fn has_escape(bytes: &[u8]) -> bool {
-    let word = |w: &[u8; 8]| needs_escape(u64::from_le_bytes(*w));
     if let Some(last) = bytes.last_chunk::<8>() {
-        let mut words = bytes.chunks_exact(8);
-        return words
-            .by_ref()
-            .any(|w| w.first_chunk::<8>().is_some_and(word))
-            || (!words.remainder().is_empty() && word(last));
+        let (words, _) = bytes.as_chunks::<8>();
+        let mut bits = escape_bits(u64::from_le_bytes(*last));
+        for w in words {
+            bits |= escape_bits(u64::from_le_bytes(*w));
+        }
+        return bits != 0;
     }
     if let (Some(lo), Some(hi)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
         let x = u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32;
