@@ -1450,10 +1450,7 @@ fn emit<A: Analysis>(
     let (init, init_port) = f.initiator();
     let (resp, resp_port) = f.responder();
     let key = f.key();
-    let (start, end) = (
-        EveTime::new(f.first_micros()),
-        EveTime::new(f.last_micros()),
-    );
+    let (start, end) = EveTime::pair(f.first_micros(), f.last_micros());
     let (src, dest) = (Text::<48>::ip(init), Text::<48>::ip(resp));
     let proto_number;
     let proto = match crate::flow::key::proto_name(key.proto) {

@@ -817,6 +817,25 @@ impl EveTime {
         t
     }
 
+    /// The EVE timestamps of `first` and `last` (a flow's start and end): when both fall in
+    /// the same second (a flow of one packet, or a short one) the second is the first with its
+    /// six digits of microseconds written over, instead of a second date computation.
+    pub fn pair(first: i64, last: i64) -> (Self, Self) {
+        let start = EveTime::new(first);
+        // `len` 31: the digit-by-digit form, whose microseconds are bytes 20..26.
+        if start.len != 31 || first.div_euclid(1_000_000) != last.div_euclid(1_000_000) {
+            return (start, EveTime::new(last));
+        }
+        let mut end = start;
+        let frac = last.rem_euclid(1_000_000) as u32;
+        let mut div = 100_000;
+        for b in &mut end.buf[20..26] {
+            *b = b'0' + (frac / div % 10) as u8;
+            div /= 10;
+        }
+        (start, end)
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")

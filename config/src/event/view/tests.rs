@@ -220,6 +220,41 @@ proptest! {
         let t = EveTime::new(m);
         prop_assert_eq!(t.as_str(), format_eve_timestamp(m));
     }
+
+    /// A start and end in the same second (the end written over the start's microseconds),
+    /// a second apart, or anywhere: each as its own timestamp would be.
+    #[test]
+    fn eve_time_pairs_match_each_time(
+        first in any::<i64>(),
+        within in 0i64..1_000_000,
+        apart in prop_oneof![Just(0i64), Just(1), -3i64..3, any::<i32>().prop_map(i64::from)],
+    ) {
+        let second = first.div_euclid(1_000_000).saturating_add(apart);
+        let last = second.saturating_mul(1_000_000).saturating_add(within);
+        let (a, b) = EveTime::pair(first, last);
+        prop_assert_eq!(a.as_str(), format_eve_timestamp(first));
+        prop_assert_eq!(b.as_str(), format_eve_timestamp(last));
+    }
+}
+
+/// The same second at its ends: the first and last microsecond, a negative time, the last
+/// second of year 9999 and the first past it (another writer).
+#[test]
+fn eve_time_pairs_at_the_ends_of_a_second() {
+    for (first, last) in [
+        (1_772_442_847_000_000, 1_772_442_847_999_999),
+        (1_772_442_847_999_999, 1_772_442_847_000_000),
+        (-1, -999_999),
+        (-1_000_000, -1),
+        (253_402_300_799_000_000, 253_402_300_799_999_999),
+        (253_402_300_800_000_000, 253_402_300_800_000_001),
+        (i64::MAX - 5, i64::MAX),
+        (i64::MIN, i64::MIN + 7),
+    ] {
+        let (a, b) = EveTime::pair(first, last);
+        assert_eq!(a.as_str(), format_eve_timestamp(first), "{first}");
+        assert_eq!(b.as_str(), format_eve_timestamp(last), "{last}");
+    }
 }
 
 /// Numbers are written as `Display` writes them, at every digit count and at the ends.
