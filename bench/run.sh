@@ -13,6 +13,8 @@
 #
 # Every tool runs pinned with taskset: the peers and the one-worker agent on CPU 1 only
 # (capture thread, worker and writer share that CPU), the two-worker agent on CPUs 0 and 1.
+# The runs go in rounds, every tool once per round, so a drift of the machine's speed moves
+# all of them alike.
 # Wall time and peak RSS come from /usr/bin/time. The capture is read again before every timed
 # run so it sits in the page cache (a kernel with proactive reclaim pages out file pages nobody
 # touched for a while). Exit status 0 even when a target is missed: the table says PASS / MISS.
@@ -94,28 +96,28 @@ cat "$PCAP" >/dev/null
 # --- 4. timed runs ---------------------------------------------------------------------------
 RES="$OUT/results.tsv"
 : >"$RES"
-# run NAME CPUS CMD... : RUNS counted runs; appends "NAME wall maxrss_kb user_s sys_s" lines.
-run() {
+# once NAME CPUS CMD... : one counted run; appends "NAME wall maxrss_kb user_s sys_s" to RES.
+# Runs go in rounds (every tool once, then again, RUNS times) instead of all of one tool's runs
+# in a row: this machine's speed drifts by 10-20 % within minutes, and a drift then moves every
+# tool's median alike instead of the ratios between them.
+once() {
   local name="$1" cpus="$2"; shift 2
-  local i t
-  for i in $(seq 1 "$RUNS"); do
-    t="$OUT/time.$name.$i"
-    # The previous run's output (FRESH) is removed before the clock starts: truncating it
-    # would charge this run for freeing the last one's page cache (hundreds of MB).
-    if [ -n "${FRESH:-}" ]; then rm -f "$FRESH"; fi
-    # The capture back in the page cache: a kernel with proactive reclaim (DAMON's, on some
-    # virtual machines) pages out what nobody touched for about a minute, and a run that reads
-    # part of the capture from disk waits for it (seen as idle time: wall above user + sys).
-    cat "$PCAP" >/dev/null
-    # Dirty pages of earlier runs' output (hundreds of MB) are written back now, not while the
-    # next run is timed.
-    sync
-    if ! /usr/bin/time -f '%e %M %U %S' -o "$t" taskset -c "$cpus" "$@" >"$OUT/stdout.$name" 2>"$OUT/stderr.$name"; then
-      log "$name run $i exited non-zero (see $OUT/stderr.$name)"
-    fi
-    printf '%s\t%s\n' "$name" "$(tail -n1 "$t" | tr ' ' '\t')" >>"$RES"
-    log "$name run $i: $(tail -n1 "$t") (wall s, max RSS kB, user s, sys s)"
-  done
+  local t="$OUT/time.$name.$round"
+  # The previous run's output (FRESH) is removed before the clock starts: truncating it
+  # would charge this run for freeing the last one's page cache (hundreds of MB).
+  if [ -n "${FRESH:-}" ]; then rm -f "$FRESH"; fi
+  # The capture back in the page cache: a kernel with proactive reclaim (DAMON's, on some
+  # virtual machines) pages out what nobody touched for about a minute, and a run that reads
+  # part of the capture from disk waits for it (seen as idle time: wall above user + sys).
+  cat "$PCAP" >/dev/null
+  # Dirty pages of earlier runs' output (hundreds of MB) are written back now, not while the
+  # next run is timed.
+  sync
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$t" taskset -c "$cpus" "$@" >"$OUT/stdout.$name" 2>"$OUT/stderr.$name"; then
+    log "$name run $round exited non-zero (see $OUT/stderr.$name)"
+  fi
+  printf '%s\t%s\n' "$name" "$(tail -n1 "$t" | tr ' ' '\t')" >>"$RES"
+  log "$name run $round: $(tail -n1 "$t") (wall s, max RSS kB, user s, sys s)"
 }
 
 if [ -z "${PEERS:-}" ]; then
@@ -125,17 +127,8 @@ if [ -z "${PEERS:-}" ]; then
 fi
 cd "$(dirname "$PCAP")"
 P="$(basename "$PCAP")"
-for peer in $PEERS; do
-  case "$peer" in
-    tcpdump) run tcpdump 1 tcpdump -nr "$P" -w /dev/null ;;
-    ndpiReader) run ndpiReader 1 ndpiReader -i "$P" -q -n 1 ;;
-    softflowd)
-      rm -f /tmp/sfd.ctl /tmp/sfd.pid
-      run softflowd 1 timeout 300 softflowd -r "$P" -n 127.0.0.1:9 -v 9 -6 -m 2000000 \
-        -c /tmp/sfd.ctl -p /tmp/sfd.pid ;;
-    argus) run argus 1 argus -X -r "$P" -w /dev/null ;;
-    pmacctd)
-      cat >"$OUT/pmacctd.conf" <<EOF
+if [[ " $PEERS " == *" pmacctd "* ]]; then
+  cat >"$OUT/pmacctd.conf" <<EOF
 daemonize: false
 pcap_savefile: $P
 pcap_savefile_wait: false
@@ -147,17 +140,29 @@ print_refresh_time: 86400
 plugin_pipe_size: 1073741824
 plugin_buffer_size: 10485760
 EOF
-      run pmacctd 1 pmacctd -f "$OUT/pmacctd.conf" ;;
-    *) log "unknown peer $peer, skipped" ;;
-  esac
-done
-FRESH="$OUT/events-1w.json" run agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
-# The same with the events thrown away: what writing them to a file costs (informational; the
-# targets are judged on the rows that write them).
-if [ "${SKIP_NULL:-0}" != 1 ]; then
-  run agent-1w-null 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out /dev/null "$P"
 fi
-FRESH="$OUT/events-2w.json" run agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
+for round in $(seq 1 "$RUNS"); do
+  for peer in $PEERS; do
+    case "$peer" in
+      tcpdump) once tcpdump 1 tcpdump -nr "$P" -w /dev/null ;;
+      ndpiReader) once ndpiReader 1 ndpiReader -i "$P" -q -n 1 ;;
+      softflowd)
+        rm -f /tmp/sfd.ctl /tmp/sfd.pid
+        once softflowd 1 timeout 300 softflowd -r "$P" -n 127.0.0.1:9 -v 9 -6 -m 2000000 \
+          -c /tmp/sfd.ctl -p /tmp/sfd.pid ;;
+      argus) once argus 1 argus -X -r "$P" -w /dev/null ;;
+      pmacctd) once pmacctd 1 pmacctd -f "$OUT/pmacctd.conf" ;;
+      *) if [ "$round" = 1 ]; then log "unknown peer $peer, skipped"; fi ;;
+    esac
+  done
+  FRESH="$OUT/events-1w.json" once agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
+  # The same with the events thrown away: what writing them to a file costs (informational; the
+  # targets are judged on the rows that write them).
+  if [ "${SKIP_NULL:-0}" != 1 ]; then
+    once agent-1w-null 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out /dev/null "$P"
+  fi
+  FRESH="$OUT/events-2w.json" once agent-2w 0,1 "$BIN" analyze --config "$CONFIG" --workers 2 --out "$OUT/events-2w.json" "$P"
+done
 cd "$ROOT"
 
 # --- 5. memory examples ----------------------------------------------------------------------
