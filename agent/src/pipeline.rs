@@ -618,7 +618,8 @@ where
             gateway: cfg.gateway.clone(),
             community_id_seed: cfg.capture.community_id_seed,
         });
-        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, shaping)?
+        let nice = cfg.capture.writer_nice;
+        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, shaping, nice)?
     } else {
         Writer::start(sinks, stats.clone(), 64)?
     };

@@ -305,10 +305,6 @@ pub struct Writer {
 /// not fit is freed).
 const SPARE_LINE_BUFFERS: usize = 64;
 
-/// How much nicer than the rest of the process the ordered writer's thread runs with several
-/// workers (see [`Writer::start_ordered`]).
-const BACKGROUND_NICE: i32 = 10;
-
 /// Make the calling thread `by` nicer (Linux keeps a nice value per thread), at most 19;
 /// best effort: speed, never output, depends on it.
 fn lower_priority(by: i32) {
@@ -341,14 +337,16 @@ impl Writer {
     /// With `shaping`, alerts are also shaped here, once for all workers, in that order
     /// ([`crate::detect::shaping`]); the classifiers then must not fold.
     ///
-    /// With several workers the writer's thread runs nicer than the others: there are more
-    /// threads than the one per core the workers take (the capture thread runs worker 0), and
-    /// a writer that takes its turn on the capture thread's core while a worker thread waits
-    /// on the other slows the whole run (full benchmark capture, two workers on two cores:
-    /// 0.93 of the time, median of 10 alternating pairs). It still gets every core nobody
-    /// else wants, so nothing waits on it for long: its queue is bounded.
-    /// With one worker (one core) it keeps its priority: there it only trades places with the
-    /// capture thread (nicer, the run took 1.04 of the time).
+    /// `nice` (`capture.writer_nice`, 0 to keep it): how much nicer than the rest of the
+    /// process the writer's thread runs. With as many workers as cores on a machine that runs
+    /// nothing else the writer is the one thread beyond one per core (the capture thread runs
+    /// worker 0), and a writer that takes its turn on the capture thread's core while a worker
+    /// thread waits on the other slows the whole run (full benchmark capture, two workers on
+    /// two cores, nice 10: 0.93 of the time, medians of 8 and 10 alternating pairs). On a busy
+    /// machine a nicer writer only gets a smaller share, and its bounded queue then holds the
+    /// workers back: hence off by default. With one worker it only trades places with the
+    /// capture thread (nice 10: 1.04 of the time).
+    #[allow(clippy::too_many_arguments)] // the writer's parts, each its own setting
     pub fn start_ordered(
         sinks: Vec<Box<dyn EventSink>>,
         stats: Arc<LiveStats>,
@@ -356,6 +354,7 @@ impl Writer {
         workers: usize,
         window_micros: i64,
         shaping: Option<Shaping>,
+        nice: u8,
     ) -> io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let mut reorder = Reorder::new(workers, window_micros);
@@ -364,8 +363,8 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("crossline-writer".into())
             .spawn(move || {
-                if workers > 1 {
-                    lower_priority(BACKGROUND_NICE);
+                if nice > 0 {
+                    lower_priority(i32::from(nice));
                 }
                 writer_loop(rx, sinks, &stats, Some(reorder), &spare_tx)
             })?;
@@ -1122,6 +1121,7 @@ mod tests {
             workers,
             window,
             None,
+            0,
         )
         .expect("writer");
         let tx = writer.sender();
@@ -1226,6 +1226,54 @@ mod tests {
 
     /// An event behind what was already written is written at once and counted; the events
     /// held meanwhile follow in order.
+    /// The nice values of this process's threads named `crossline-writer` (Linux keeps one per
+    /// thread: field 19 of `/proc/self/task/TID/stat`, counted after the name's parenthesis).
+    fn writer_nices() -> Vec<i64> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let stat = task.map(|t| t.path().join("stat")).expect("task");
+            let Ok(text) = std::fs::read_to_string(&stat) else {
+                continue; // the thread ended meanwhile
+            };
+            let Some((head, rest)) = text.rsplit_once(')') else {
+                continue;
+            };
+            if !head.ends_with("(crossline-write") && !head.ends_with("(crossline-writer") {
+                continue;
+            }
+            // Fields after the name start at the state (field 3): nice is field 19.
+            if let Some(nice) = rest.split_whitespace().nth(19 - 3) {
+                out.push(nice.parse().expect("nice"));
+            }
+        }
+        out
+    }
+
+    /// `capture.writer_nice` makes the ordered writer's thread that much nicer than the
+    /// process, and only that thread.
+    #[test]
+    fn a_nice_writer_runs_nicer_than_the_process() {
+        let own = rustix::process::getpriority_process(None).expect("own nice");
+        let want = i64::from((own + 7).min(19));
+        let stats = Arc::new(LiveStats::new());
+        let writer = Writer::start_ordered(vec![], stats, 4, 2, 0, None, 7).expect("writer");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !writer_nices().contains(&want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no writer thread at nice {want} (own {own}): {:?}",
+                writer_nices()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            i64::from(rustix::process::getpriority_process(None).expect("own nice")),
+            i64::from(own),
+            "the process (this thread) keeps its nice value"
+        );
+        writer.finish().expect("finish");
+    }
+
     #[test]
     fn late_events_are_written_at_once_and_counted() {
         let ev = |t: i64, line: &[u8]| ((0u32, t, 0u64, 0u32), line.to_vec());

@@ -215,6 +215,7 @@ pub struct RawCapture {
     pub reassembly_budget: Option<V>,
     pub loss_alert_ratio: Option<Spanned<f64>>,
     pub dns_cache_entries: Option<Spanned<i64>>,
+    pub writer_nice: Option<Spanned<i64>>,
     pub community_id_seed: Option<Spanned<i64>>,
 }
 

@@ -714,6 +714,16 @@ fn agent_result(
     load_agent_config(&path, today()).map_err(|e| e.errors)
 }
 
+/// `capture.writer_nice` is read as written, at both ends of its range.
+#[test]
+fn writer_nice_is_read_at_both_ends_of_its_range() {
+    for n in [0u8, 10, 19] {
+        let (cfg, _) = agent_result(&agent_edit(7, &format!("writer_nice = {n}")), BASE)
+            .unwrap_or_else(|e| panic!("writer_nice = {n}: {e:#?}"));
+        assert_eq!(cfg.capture.writer_nice, n);
+    }
+}
+
 #[test]
 fn base_agent_config_is_valid_and_paths_are_relative_to_the_file() {
     use crossline_config::agent::FsyncPolicy;
@@ -774,6 +784,7 @@ fn minimal_agent_config_gets_defaults_and_dev_key_warning() {
     let (cfg, warnings) = agent_result(agent, BASE).expect("valid");
     assert!(cfg.uplink.is_none());
     assert_eq!(cfg.capture.snaplen, 65_535);
+    assert_eq!(cfg.capture.writer_nice, 0);
     assert_eq!(
         cfg.detect.fold_interval,
         std::time::Duration::from_secs(300)
@@ -784,6 +795,13 @@ fn minimal_agent_config_gets_defaults_and_dev_key_warning() {
 }
 
 const AGENT_CASES: &[Case] = &[
+    case(
+        "writer nice out of range",
+        7,
+        "writer_nice = 20",
+        (7, 15),
+        &["capture.writer_nice: 20 is out of range, expected 0..=19"],
+    ),
     case(
         "gateway id",
         1,

@@ -463,6 +463,7 @@ fn restart_keys(old: &AgentConfig, new: &AgentConfig) -> Vec<String> {
         "capture.fragment_entries" => fragment_entries,
         "capture.tls_reassembly_bytes" => tls_reassembly_bytes,
         "capture.dns_cache_entries" => dns_cache_entries,
+        "capture.writer_nice" => writer_nice,
     );
     differ!(restart, old.metrics, new.metrics, "metrics.listen" => listen);
     differ!(restart, old.detect, new.detect,

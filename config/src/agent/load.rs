@@ -551,6 +551,11 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
         1 << 24,
         &mut out.dns_cache_entries,
     );
+    if let Some(v) = &c.writer_nice {
+        if let Some(n) = int_in(d, "capture.writer_nice", v, 0, 19) {
+            out.writer_nice = n as u8;
+        }
+    }
     if let Some(f) = &c.filter {
         if check_text(d, "capture.filter", f) {
             out.filter = Some(f.get_ref().clone());

@@ -69,6 +69,12 @@ pub struct CaptureConfig {
     pub reassembly_budget: u64,
     /// DNS name cache entries (shared). Default 65536.
     pub dns_cache_entries: usize,
+    /// `analyze`: how much nicer than the rest of the process its writer thread runs (0-19).
+    /// Default 0. On a machine that runs nothing else, with as many workers as cores, the
+    /// writer is the one thread beyond one per core, and a nicer writer lets it take the core
+    /// a waiting worker thread leaves rather than the capture thread's; on a busy machine it
+    /// only makes the writer's share smaller, and the run slower.
+    pub writer_nice: u8,
     /// Estimated capture loss (acknowledgements covering sequence space never captured, per
     /// acknowledgement) above which an interval raises `sensor_gap`. Default 0.1.
     pub loss_alert_ratio: f64,
@@ -231,6 +237,7 @@ impl Default for CaptureConfig {
             tls_reassembly_bytes: 16 << 10,
             reassembly_budget: 64 << 20,
             dns_cache_entries: 65_536,
+            writer_nice: 0,
             loss_alert_ratio: 0.1,
             community_id_seed: 0,
         }
