@@ -59,6 +59,8 @@ pub fn shard_worker_after(h: u64, workers: usize, cut: usize) -> usize {
     let others = workers.saturating_sub(1).max(1);
     match slot.checked_sub(cut) {
         None => 0,
+        // One other worker: every slot past the cut is its own, without a division per packet.
+        Some(_) if others == 1 => 1,
         Some(rest) => 1 + rest * others / slots.saturating_sub(cut).max(1),
     }
 }

@@ -69,8 +69,8 @@ pub struct CaptureConfig {
     pub reassembly_budget: u64,
     /// DNS name cache entries (shared). Default 65536.
     pub dns_cache_entries: usize,
-    /// `analyze`: how much nicer than the rest of the process its writer thread runs (0-19).
-    /// Default 0. On a machine that runs nothing else, with as many workers as cores, the
+    /// `analyze` with more than one worker: how much nicer than the rest of the process its
+    /// writer thread runs (0-19). Default 0. On a machine that runs nothing else, with as many workers as cores, the
     /// writer is the one thread beyond one per core, and a nicer writer lets it take the core
     /// a waiting worker thread leaves rather than the capture thread's; on a busy machine it
     /// only makes the writer's share smaller, and the run slower.
