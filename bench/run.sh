@@ -216,6 +216,19 @@ a1n = rows.get("agent-1w-null")
 if a1 and a1n:
     print(f"writing the events to a file: agent-1w takes {a1['med'] / a1n['med']:.3f} x the time "
           f"of agent-1w-null (events to /dev/null), {a1['cpu'] / a1n['cpu']:.3f} x its CPU time")
+# The runs went in rounds: the ratio of two tools within each round, and the median of those,
+# is what a drift of the machine's speed between rounds does not move.
+def paired(fast, slow):
+    rf, rs = runs.get(fast), runs.get(slow)
+    if not rf or not rs or len(rf) != len(rs):
+        return None
+    return [s[0] / f[0] for f, s in zip(rf, rs)]
+for fast, slow, text in (("agent-1w", "tcpdump", "agent-1w x tcpdump"),
+                         ("agent-2w", "agent-1w", "agent-2w x agent-1w")):
+    p = paired(fast, slow)
+    if p:
+        print(f"paired by round: {text} {statistics.median(p):.3f} (rounds: "
+              + ", ".join(f"{x:.3f}" for x in p) + ")")
 print()
 
 def final_stats(path):
