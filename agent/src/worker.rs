@@ -228,13 +228,20 @@ pub struct Parked<S> {
 struct Deferred<S> {
     list: Vec<Parked<S>>,
     min: i64,
+    /// Emptied alert lists of written records, for the next records' findings: a record
+    /// that raises an alert would otherwise allocate its list (and free it once written).
+    spare: Vec<Vec<AlertFinding>>,
 }
+
+/// Emptied alert lists a worker keeps for its next records (beyond them, lists are freed).
+const SPARE_ALERT_LISTS: usize = 1024;
 
 impl<S> Default for Deferred<S> {
     fn default() -> Self {
         Deferred {
             list: Vec::new(),
             min: i64::MAX,
+            spare: Vec::new(),
         }
     }
 }
@@ -242,12 +249,24 @@ impl<S> Default for Deferred<S> {
 impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
         self.min = self.min.min(f.last_micros());
+        let findings = Findings {
+            alerts: self.spare.pop().unwrap_or_default(),
+            ..Findings::default()
+        };
         self.list.push(Parked {
             flow: std::mem::take(f),
             reason: r,
-            findings: Findings::default(),
+            findings,
             dns_name: None,
         });
+    }
+
+    /// Keep the emptied alert list of a written record for a later one.
+    fn keep_alert_list(&mut self, mut alerts: Vec<AlertFinding>) {
+        if alerts.capacity() > 0 && self.spare.len() < SPARE_ALERT_LISTS {
+            alerts.clear();
+            self.spare.push(alerts);
+        }
     }
 }
 
@@ -915,6 +934,9 @@ impl<A: Analysis> Worker<A> {
                 *reason,
                 dns_name.as_deref(),
             );
+            // `emit` wrote the alerts (the list is empty; cleared again when kept).
+            self.deferred
+                .keep_alert_list(std::mem::take(&mut findings.alerts));
             self.hand_over_when_full();
         }
         list.clear();
@@ -1831,6 +1853,30 @@ impl<A: Analysis> DirectWorker for Inline<A> {
 #[cfg(test)]
 mod tests {
     use super::{eve_flow_age, eve_flow_state};
+
+    /// A written record's emptied alert list is the next record's (no allocation for it), and
+    /// no more than `SPARE_ALERT_LISTS` are kept.
+    #[test]
+    fn records_reuse_the_alert_lists_of_written_ones() {
+        use super::{Deferred, EndReason, SPARE_ALERT_LISTS};
+        let mut d = Deferred::<()>::default();
+        d.keep_alert_list(Vec::with_capacity(5));
+        d.keep_alert_list(Vec::new()); // nothing to keep
+        assert_eq!(d.spare.len(), 1);
+        let mut f = crate::flow::Flow::default();
+        d.push(&mut f, EndReason::Timeout);
+        let alerts = &d.list[0].findings.alerts;
+        assert!(
+            alerts.is_empty() && alerts.capacity() >= 5,
+            "{}",
+            alerts.capacity()
+        );
+        assert!(d.spare.is_empty());
+        for _ in 0..SPARE_ALERT_LISTS + 10 {
+            d.keep_alert_list(Vec::with_capacity(1));
+        }
+        assert_eq!(d.spare.len(), SPARE_ALERT_LISTS);
+    }
 
     use crate::decode::ip_proto::{ICMP, SCTP, TCP, UDP};
     use crate::flow::TcpState;

@@ -519,6 +519,9 @@ pub struct Classifier {
     generation: u64,
     scratch: Scratch,
     shaper: shaping::Shaper<AlertFinding>,
+    /// A record's alerts on their way to the shaper (emptied after each record; kept for its
+    /// capacity: a record that raises one would otherwise allocate the list and free it).
+    shaped: Vec<AlertFinding>,
     last_health: Health,
     expiry_day: Option<Date>,
     last_tick: Option<i64>,
@@ -544,6 +547,7 @@ impl Classifier {
             generation,
             scratch: Scratch::default(),
             shaper: shaping::Shaper::new(fold),
+            shaped: Vec::new(),
             last_health: Health::default(),
             expiry_day: None,
             last_tick: None,
@@ -1029,7 +1033,8 @@ impl Classifier {
     /// the flow is marked alerted when any alert is about it, folded or not.
     fn record_alerts(&mut self, r: &alerts::Record<'_>, state: &mut FlowState, out: &mut Findings) {
         let c = r.c;
-        let mut shaped: Vec<AlertFinding> = Vec::new();
+        let mut shaped = std::mem::take(&mut self.shaped);
+        shaped.clear();
         if let Some(mut a) = self.verdict_alert(r) {
             match r.early {
                 // Raised already at the first export (or when the name arrived).
@@ -1074,9 +1079,10 @@ impl Classifier {
         if !shaped.is_empty() {
             out.alerted = true;
         }
-        for a in shaped {
+        for a in shaped.drain(..) {
             self.shape(a, c, r.s.last_micros, &mut out.alerts);
         }
+        self.shaped = shaped;
     }
 }
 
