@@ -346,9 +346,9 @@ impl Writer {
     /// ([`crate::detect::shaping`]); the classifiers then must not fold.
     ///
     /// `nice` (`capture.writer_nice`, 0 to keep it): how much nicer than the rest of the
-    /// process the writer's thread runs with more than one worker. With as many workers as cores on a machine that runs
-    /// nothing else the writer is the one thread beyond one per core (the capture thread runs
-    /// worker 0), and a writer that takes its turn on the capture thread's core while a worker
+    /// process the writer's thread runs with more than one worker. With as many workers as
+    /// cores on a machine that runs nothing else the writer is the one thread beyond one per
+    /// core (the capture thread runs worker 0), and a writer that takes its turn on the capture thread's core while a worker
     /// thread waits on the other slows the whole run (full benchmark capture, two workers on
     /// two cores, nice 10: 0.93 of the time, medians of 8 and 10 alternating pairs). On a busy
     /// machine a nicer writer only gets a smaller share, and its bounded queue then holds the
@@ -1232,8 +1232,6 @@ mod tests {
         }
     }
 
-    /// An event behind what was already written is written at once and counted; the events
-    /// held meanwhile follow in order.
     /// The nice values of this process's threads named `crossline-writer` (Linux keeps one per
     /// thread: field 19 of `/proc/self/task/TID/stat`, counted after the name's parenthesis).
     fn writer_nices() -> Vec<i64> {
@@ -1291,6 +1289,8 @@ mod tests {
         writer.finish().expect("finish");
     }
 
+    /// An event behind what was already written is written at once and counted; the events
+    /// held meanwhile follow in order.
     #[test]
     fn late_events_are_written_at_once_and_counted() {
         let ev = |t: i64, line: &[u8]| ((0u32, t, 0u64, 0u32), line.to_vec());
