@@ -79,6 +79,38 @@ impl<const N: usize> Text<N> {
         Text { buf, len }
     }
 
+    /// A service as an alert names it (`tcp/443`, `udp/53`, `ip/50`), without the formatting
+    /// machinery.
+    pub fn service(service: crate::analysis::findings::ServiceRef) -> Self {
+        let (name, number): (&[u8], u16) = match service.ip_proto {
+            6 => (b"tcp/", service.port),
+            17 => (b"udp/", service.port),
+            p => (b"ip/", u16::from(p)),
+        };
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        let mut n = number;
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        let mut buf = [0u8; N];
+        let mut len = 0;
+        for &b in name.iter().chain(digits.get(i..).unwrap_or_default()) {
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        }
+        Text { buf, len }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")

@@ -1645,8 +1645,11 @@ fn with_alert_ref<T>(
 ) -> T {
     use crate::decode::ip_proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
     let time = EveTime::new(a.micros);
-    let summary = a.summary();
-    let service = a.service.map(Text::<16>::of);
+    let mut summary = SUMMARY
+        .with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)))
+        .unwrap_or_default();
+    a.summary_into(&mut summary);
+    let service = a.service.map(Text::<16>::service);
     let validity = a
         .validity
         .map(|(from, until)| (Text::<16>::of(from), Text::<16>::of(until)));
@@ -1712,7 +1715,20 @@ fn with_alert_ref<T>(
         gateways: &[],
     });
     e.judged = a.judged;
-    f(&e)
+    let out = f(&e);
+    // The buffer goes back for the next alert's summary.
+    SUMMARY.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = summary;
+        }
+    });
+    out
+}
+
+thread_local! {
+    /// The summary buffer of this thread's alerts (see [`with_alert_ref`]): taken, written and
+    /// put back for each alert, so an alert's summary does not allocate.
+    static SUMMARY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// EVE's `flow.state`: for TCP `new` until the handshake completed (or a mid-stream pickup

@@ -99,9 +99,9 @@ pub struct ServiceRef {
 
 impl std::fmt::Display for ServiceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::with_capacity(12);
-        self.push_to(&mut s);
-        f.write_str(&s)
+        // On the stack: an alert's service is written through here (`Text::of`).
+        let text = crate::text::Text::<16>::service(*self);
+        f.write_str(text.as_str())
     }
 }
 
@@ -444,30 +444,68 @@ pub struct AlertFinding {
 impl AlertFinding {
     /// The alert's one-sentence summary.
     pub fn summary(&self) -> String {
-        let mut base = facts_summary(&self.facts);
+        let mut s = String::with_capacity(128);
+        self.summary_into(&mut s);
+        s
+    }
+
+    /// [`AlertFinding::summary`] written into `out` (emptied first): the worker writes one
+    /// for every alert into the same buffer instead of allocating it.
+    pub fn summary_into(&self, out: &mut String) {
+        out.clear();
+        facts_summary_into(&self.facts, out);
         match self.judged {
-            Some(Judged::FirstExport) => base.push_str(" (judged at the first export)"),
+            Some(Judged::FirstExport) => out.push_str(" (judged at the first export)"),
             Some(Judged::Rejudged) => {
-                base.push_str(" (judged again: the verdict changed once the name was known)")
+                out.push_str(" (judged again: the verdict changed once the name was known)")
             }
             None => {}
         }
-        if !self.followup {
-            return base;
+        if self.followup {
+            out.push_str(" (repeated ");
+            push_decimal(out, self.count);
+            out.push_str(if self.count == 1 {
+                " more time)"
+            } else {
+                " more times)"
+            });
         }
-        let times = if self.count == 1 { "time" } else { "times" };
-        format!("{base} (repeated {} more {times})", self.count)
     }
 }
 
+/// Append the summary of `f`: the alerts a flow raises most (an unfiled export, an opaque
+/// tunnel) piece by piece, the others through [`facts_summary`].
+fn facts_summary_into(f: &AlertFacts, out: &mut String) {
+    match f {
+        AlertFacts::Unfiled { flow } => {
+            flow.push_to(out);
+            out.push_str(": no filed scenario lists this source");
+        }
+        AlertFacts::OpaqueTunnel { flow, tunnel } => {
+            flow.push_to(out);
+            out.push_str(": ");
+            match tunnel {
+                Tunnel::Protocol(p) => {
+                    out.push_str("a ");
+                    out.push_str(p);
+                    out.push_str(" tunnel");
+                }
+                Tunnel::Ipsec => out.push_str("an IPsec tunnel"),
+                Tunnel::Entropy(pct) => {
+                    out.push_str("high-entropy payload with no recognised protocol (");
+                    push_decimal(out, u64::from(*pct));
+                    out.push_str("% distinct bytes)");
+                }
+            }
+            out.push_str(" hides what crosses the line");
+        }
+        _ => out.push_str(&facts_summary(f)),
+    }
+}
+
+/// The summary of a verdict alert other than `unfiled_export` (see [`facts_summary_into`]).
 fn verdict_summary(f: &AlertFacts) -> Option<String> {
     Some(match f {
-        AlertFacts::Unfiled { flow } => {
-            let mut s = String::with_capacity(128);
-            flow.push_to(&mut s);
-            s.push_str(": no filed scenario lists this source");
-            s
-        }
         AlertFacts::RecipientNotFiled {
             flow,
             scenario,
@@ -513,6 +551,7 @@ fn verdict_summary(f: &AlertFacts) -> Option<String> {
     })
 }
 
+/// The summary of an alert other than those [`facts_summary_into`] writes itself.
 fn facts_summary(f: &AlertFacts) -> String {
     if let Some(s) = verdict_summary(f) {
         return s;
@@ -575,21 +614,6 @@ fn facts_summary(f: &AlertFacts) -> String {
         } => format!(
             "{flow}: important-data marker \"{category}\" (signature {signature}) in cleartext"
         ),
-        AlertFacts::OpaqueTunnel { flow, tunnel } => {
-            let what = match tunnel {
-                Tunnel::Protocol(p) => format!("a {p} tunnel"),
-                Tunnel::Ipsec => "an IPsec tunnel".to_string(),
-                Tunnel::Entropy(pct) => format!(
-                    "high-entropy payload with no recognised protocol ({pct}% distinct bytes)"
-                ),
-            };
-            let mut s = String::with_capacity(128);
-            flow.push_to(&mut s);
-            s.push_str(": ");
-            s.push_str(&what);
-            s.push_str(" hides what crosses the line");
-            s
-        }
         AlertFacts::LineMisuse {
             sources,
             domestic,
@@ -658,7 +682,7 @@ fn tick_summary(f: &AlertFacts) -> String {
         } => format!(
             "The sensor lost visibility since the last check: {kernel} kernel drops, {interface} interface drops, {queue} queue drops, {evictions} flow evictions, {loss} acknowledged TCP segments never captured"
         ),
-        // Flow alerts are rendered by `facts_summary`.
+        // Flow alerts are rendered by `facts_summary` and `facts_summary_into`.
         _ => String::new(),
     }
 }
@@ -770,6 +794,96 @@ mod tests {
         }
     }
 
+    /// The summaries written piece by piece (an unfiled export, an opaque tunnel of each kind)
+    /// read as the formatter wrote them, with every judged note and follow-up count, and the
+    /// buffer they are written into holds nothing of the alert before.
+    #[test]
+    fn alert_summaries_as_the_formatter_wrote_them() {
+        let flow = FlowDesc {
+            import: false,
+            domestic: "10.1.2.3".parse().expect("address"),
+            foreign: "203.0.113.9".parse().expect("address"),
+            recipient: "eu.cro.example.de".into(),
+            recipient_is_name: true,
+            service: ServiceRef {
+                ip_proto: 17,
+                port: 443,
+            },
+            bytes: 1392,
+        };
+        let cases = [
+            (
+                AlertFacts::Unfiled { flow: flow.clone() },
+                format!("{flow}: no filed scenario lists this source"),
+            ),
+            (
+                AlertFacts::OpaqueTunnel {
+                    flow: flow.clone(),
+                    tunnel: Tunnel::Protocol("WireGuard"),
+                },
+                format!("{flow}: a WireGuard tunnel hides what crosses the line"),
+            ),
+            (
+                AlertFacts::OpaqueTunnel {
+                    flow: flow.clone(),
+                    tunnel: Tunnel::Ipsec,
+                },
+                format!("{flow}: an IPsec tunnel hides what crosses the line"),
+            ),
+            (
+                AlertFacts::OpaqueTunnel {
+                    flow: flow.clone(),
+                    tunnel: Tunnel::Entropy(71),
+                },
+                format!(
+                    "{flow}: high-entropy payload with no recognised protocol (71% distinct bytes) hides what crosses the line"
+                ),
+            ),
+        ];
+        let mut buf = String::from("left over from the alert before");
+        for (facts, base) in cases {
+            for judged in [None, Some(Judged::FirstExport), Some(Judged::Rejudged)] {
+                for (followup, count) in [(false, 1), (true, 1), (true, 12)] {
+                    let a = AlertFinding {
+                        kind: AlertKind::UnfiledExport,
+                        severity: Severity::High,
+                        green_channel: false,
+                        scenario: None,
+                        enterprise: None,
+                        micros: 0,
+                        flow: None,
+                        recipient: None,
+                        service: None,
+                        bytes: 0,
+                        count,
+                        followup,
+                        evidence: Vec::new(),
+                        persons: None,
+                        days_left: None,
+                        validity: None,
+                        facts: facts.clone(),
+                        judged,
+                    };
+                    let note = match judged {
+                        None => "",
+                        Some(Judged::FirstExport) => " (judged at the first export)",
+                        Some(Judged::Rejudged) => {
+                            " (judged again: the verdict changed once the name was known)"
+                        }
+                    };
+                    let mut want = format!("{base}{note}");
+                    if followup {
+                        let times = if count == 1 { "time" } else { "times" };
+                        want = format!("{want} (repeated {count} more {times})");
+                    }
+                    a.summary_into(&mut buf);
+                    assert_eq!(buf, want);
+                    assert_eq!(a.summary(), want);
+                }
+            }
+        }
+    }
+
     #[test]
     fn flow_and_service_text_as_the_formatter_wrote_it() {
         let service = |ip_proto, port| ServiceRef { ip_proto, port };
@@ -778,6 +892,10 @@ mod tests {
             service(17, 53),
             service(50, 0),
             service(6, 0),
+            service(6, 9),
+            service(17, 10),
+            service(6, 65535),
+            service(255, 1),
         ] {
             let old = match svc.ip_proto {
                 6 => format!("tcp/{}", svc.port),
@@ -785,6 +903,7 @@ mod tests {
                 p => format!("ip/{p}"),
             };
             assert_eq!(svc.to_string(), old);
+            assert_eq!(crate::text::Text::<16>::service(svc).as_str(), old);
             for (domestic, foreign) in [
                 ("10.1.2.3", "203.0.113.9"),
                 ("fd00::15", "2001:db8:80::9"),
