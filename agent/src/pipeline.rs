@@ -279,8 +279,11 @@ impl Dispatcher {
         let mut pending = None;
         match dec.frag {
             Frag::None => {}
-            Frag::First(k) => pending = self.frags.on_first(k, &dec, p.ts_micros),
-            Frag::Later(k) => match self.frags.on_later(k, &dec, p.ts_micros, p.orig_len) {
+            Frag::First => pending = self.frags.on_first(dec.frag_key(), &dec, p.ts_micros),
+            Frag::Later => match self
+                .frags
+                .on_later(dec.frag_key(), &dec, p.ts_micros, p.orig_len)
+            {
                 Later::Attributed(first) => dec = later_fragment(&first, &dec),
                 Later::Held => return,
             },
@@ -297,9 +300,9 @@ impl Dispatcher {
             dns_response,
         );
         // Fragments that arrived before this first fragment now have a flow.
-        if let (Some(held), Frag::First(k)) = (pending, dec.frag) {
+        if let (Some(held), Frag::First) = (pending, dec.frag) {
             let mut later = dec;
-            later.frag = Frag::Later(k);
+            later.frag = Frag::Later;
             later.tcp_flags = 0;
             later.payload_off = 0;
             later.payload_len = 0;
@@ -319,7 +322,7 @@ impl Dispatcher {
         };
         let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
         if !(matches!(dec.proto, ip_proto::UDP | ip_proto::TCP)
-            && !matches!(dec.frag, Frag::Later(_))
+            && !matches!(dec.frag, Frag::Later)
             && dec.payload_len > 0
             && (dns_port(dec.src_port) || dns_port(dec.dst_port)))
         {

@@ -294,10 +294,11 @@ fn fragment_adjustment(file: &Path) -> HashMap<ConvKey, Counts> {
             continue;
         }
         let len = p.header.len;
+        let k = d.frag_key();
         match d.frag {
             Frag::None => {}
-            Frag::Later(k) => current.entry(k).or_default().1.push(len),
-            Frag::First(k) => match current.remove(&k) {
+            Frag::Later => current.entry(k).or_default().1.push(len),
+            Frag::First => match current.remove(&k) {
                 Some((None, mut lens)) => {
                     lens.push(len);
                     current.insert(k, (Some(d), lens));

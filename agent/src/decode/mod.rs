@@ -181,16 +181,16 @@ pub struct FragKey {
     pub vlan: [u16; MAX_VLANS],
 }
 
-/// Fragment position of a packet.
+/// Fragment position of a packet (its datagram's key: [`Decoded::frag_key`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Frag {
     /// Not a fragment (or an atomic fragment: offset 0 and no more fragments).
     #[default]
     None,
     /// First fragment: the transport header is present.
-    First(FragKey),
+    First,
     /// A later fragment: no transport header; the flow must come from the fragment map.
-    Later(FragKey),
+    Later,
 }
 
 /// The innermost flow tuple of a packet and what the flow layer needs from its headers.
@@ -218,6 +218,13 @@ pub struct Decoded {
     /// Length of the transport payload present in the capture.
     pub payload_len: u32,
     pub frag: Frag,
+    /// Fragments only: the identification of the fragmenting IP header (16 bits for IPv4, 32
+    /// for IPv6) and the protocol it names (IPv6: the header after the fragment header).
+    /// With the addresses, address family and VLAN ids above they make the datagram's key
+    /// ([`Decoded::frag_key`]), kept in these 5 bytes rather than as a 44-byte key in every
+    /// packet handed to a worker.
+    pub frag_id: u32,
+    pub frag_proto: u8,
     /// Fragments only: offset of this fragment's data in the datagram, bytes.
     pub frag_offset: u32,
     /// Fragments only: IP payload bytes of this fragment (from the IP header, not the capture).
@@ -238,6 +245,21 @@ pub struct Decoded {
 pub const MAX_VLANS: usize = 3;
 
 impl Decoded {
+    /// The key of the datagram a fragment belongs to: the fragmenting IP layer's addresses,
+    /// identification and protocol, and the VLAN ids the packet came on (two circuits'
+    /// datagrams never mix). The fragmenting layer is the one decoded last: a fragment's
+    /// tunnel payload is never decoded, and an inner packet that fails keeps the outer one.
+    pub fn frag_key(&self) -> FragKey {
+        FragKey {
+            src: self.src,
+            dst: self.dst,
+            id: self.frag_id,
+            proto: self.frag_proto,
+            v6: self.v6,
+            vlan: self.vlan,
+        }
+    }
+
     /// The VLAN ids kept, outermost first.
     pub fn vlans(&self) -> &[u16] {
         self.vlan
@@ -482,6 +504,8 @@ fn fast_ethernet_ip(frame: &[u8], wire: usize, out: &mut Decoded) -> bool {
     out.v6 = v6;
     out.proto = proto;
     out.frag = Frag::None;
+    out.frag_id = 0;
+    out.frag_proto = 0;
     out.frag_offset = 0;
     out.frag_len = 0;
     out.frag_more = false;
@@ -665,6 +689,8 @@ struct IpLayer {
     dst: [u8; 16],
     proto: u8,
     frag: Frag,
+    frag_id: u32,
+    frag_proto: u8,
     frag_offset: u32,
     frag_len: u32,
     frag_more: bool,
@@ -702,24 +728,16 @@ fn ip(
     out.src = l.src;
     out.dst = l.dst;
     out.proto = l.proto;
-    out.frag = match l.frag {
-        Frag::None => Frag::None,
-        Frag::First(k) => Frag::First(FragKey {
-            vlan: out.vlan,
-            ..k
-        }),
-        Frag::Later(k) => Frag::Later(FragKey {
-            vlan: out.vlan,
-            ..k
-        }),
-    };
+    out.frag = l.frag;
+    out.frag_id = l.frag_id;
+    out.frag_proto = l.frag_proto;
     out.frag_offset = l.frag_offset;
     out.frag_len = l.frag_len;
     out.frag_more = l.frag_more;
     out.tunnel_depth = 0;
     out.tcp_wire_len = l.wire_end as u32;
     let l4 = c.pos();
-    if let Frag::Later(_) = out.frag {
+    if let Frag::Later = out.frag {
         // No transport header here: the payload is this fragment's slice of the datagram
         // (scanned in order after the first fragment's transport payload).
         out.src_port = 0;
@@ -752,6 +770,8 @@ fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
         dst: v4_in_16([h[16], h[17], h[18], h[19]]),
         proto: h[9],
         frag: Frag::None,
+        frag_id: 0,
+        frag_proto: 0,
         frag_offset: 0,
         frag_len: 0,
         frag_more: false,
@@ -774,18 +794,12 @@ fn ipv4(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
         l.frag_offset = u32::from(offset) * 8;
         l.frag_len = total.saturating_sub(ihl) as u32;
         l.frag_more = more;
-        let key = FragKey {
-            src: l.src,
-            dst: l.dst,
-            id: u32::from(id),
-            proto: l.proto,
-            v6: false,
-            vlan: [0; MAX_VLANS],
-        };
+        l.frag_id = u32::from(id);
+        l.frag_proto = l.proto;
         l.frag = if offset == 0 {
-            Frag::First(key)
+            Frag::First
         } else {
-            Frag::Later(key)
+            Frag::Later
         };
     }
     Ok(l)
@@ -805,6 +819,8 @@ fn ipv6(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
         dst: [0; 16],
         proto: h[6],
         frag: Frag::None,
+        frag_id: 0,
+        frag_proto: 0,
         frag_offset: 0,
         frag_len: 0,
         frag_more: false,
@@ -862,24 +878,14 @@ fn ipv6(frame: &[u8], pos: usize, c: &mut Cursor<'_>) -> Result<IpLayer, Outcome
                     // Payload length counts from the end of the fixed header.
                     l.frag_len = (40 + plen).saturating_sub(c.pos() - pos) as u32;
                     l.frag_more = more;
-                    let key = FragKey {
-                        src: l.src,
-                        dst: l.dst,
-                        id,
-                        proto: nh,
-                        v6: true,
-                        vlan: [0; MAX_VLANS],
-                    };
-                    l.frag = if off == 0 {
-                        Frag::First(key)
-                    } else {
-                        Frag::Later(key)
-                    };
+                    l.frag_id = id;
+                    l.frag_proto = nh;
+                    l.frag = if off == 0 { Frag::First } else { Frag::Later };
                 }
             }
             _ => break,
         }
-        if matches!(l.frag, Frag::Later(_)) {
+        if matches!(l.frag, Frag::Later) {
             break;
         }
     }
@@ -901,7 +907,7 @@ fn transport(
 ) -> Result<(), Outcome> {
     let end = l4 + body.len();
     match out.proto {
-        ip_proto::TCP if matches!(out.frag, Frag::First(_)) && body.len() < 20 => {
+        ip_proto::TCP if matches!(out.frag, Frag::First) && body.len() < 20 => {
             // A first fragment cut inside the TCP header (tiny fragments): the ports are
             // enough to attribute the datagram.
             if body.len() < 4 {

@@ -283,16 +283,16 @@ fn ipv4_fragments_first_has_ports_later_carries_its_slice() {
     ip[6] = 0x20; // MF, offset 0
     let f = eth(0x0800, &ip);
     let d = dec(linktype::ETHERNET, &f);
-    let Frag::First(k) = d.frag else {
-        panic!("first fragment: {:?}", d.frag)
-    };
+    assert_eq!(d.frag, Frag::First, "first fragment");
+    let k = d.frag_key();
     assert_eq!(d.dst_port, 443);
     let mut later = ip.clone();
     later[6] = 0x00;
     later[7] = 0x05; // offset 40 bytes, last fragment
     let f = eth(0x0800, &later);
     let d = dec(linktype::ETHERNET, &f);
-    assert_eq!(d.frag, Frag::Later(k), "same datagram key");
+    assert_eq!(d.frag, Frag::Later);
+    assert_eq!(d.frag_key(), k, "same datagram key");
     assert_eq!((d.src_port, d.dst_port), (0, 0));
     // A later fragment's payload is its whole slice of the datagram (for the PI scanner).
     let ip_payload = (later.len() - 20) as u32;
@@ -317,7 +317,38 @@ fn ipv6_extension_headers_and_fragment_header() {
     ip.extend_from_slice(&ext);
     let d = dec(linktype::RAW, &ip);
     assert_inner_udp6(&d);
-    assert!(matches!(d.frag, Frag::First(k) if k.id == 0xdead_beef && k.v6));
+    assert_eq!(d.frag, Frag::First);
+    let k = d.frag_key();
+    assert!(k.id == 0xdead_beef && k.v6 && k.proto == 17, "{k:?}");
+}
+
+/// An IPv6 first fragment with a destination-options header after its fragment header, and a
+/// later fragment of the same datagram: one key (its protocol the header after the fragment
+/// header, not the transport the first fragment goes on to), and the flow's protocol UDP.
+#[test]
+fn ipv6_fragments_key_on_the_header_after_the_fragment_header() {
+    let udp = ip6_udp(b"frag");
+    let l4 = &udp[40..];
+    let ipv6 = |ext: &[u8]| {
+        let mut ip = udp[..40].to_vec();
+        ip[4..6].copy_from_slice(&(ext.len() as u16).to_be_bytes());
+        ip[6] = 44; // next header: fragment
+        ip.extend_from_slice(ext);
+        ip
+    };
+    let mut first = vec![60, 0, 0x00, 0x01, 0, 0, 0x12, 0x34]; // -> dest. options, offset 0, M
+    first.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]); // dest. options -> UDP, PadN
+    first.extend_from_slice(l4);
+    let d = dec(linktype::RAW, &ipv6(&first));
+    assert_inner_udp6(&d);
+    assert_eq!(d.frag, Frag::First);
+    let k = d.frag_key();
+    assert_eq!((k.id, k.proto, k.v6), (0x1234, 60, true));
+    let mut later = vec![60, 0, 0x00, 0x10, 0, 0, 0x12, 0x34]; // offset 16 bytes, last
+    later.extend_from_slice(&[0xab; 24]);
+    let d = dec(linktype::RAW, &ipv6(&later));
+    assert_eq!(d.frag, Frag::Later);
+    assert_eq!(d.frag_key(), k, "same datagram key");
 }
 
 #[test]
@@ -558,9 +589,10 @@ fn fragments_of_two_vlans_have_two_keys() {
     let mut ip = ip4_tcp(&[7u8; 40]);
     ip[6] = 0x20; // MF, offset 0
     let on = |vid: u8| eth(0x8100, &[&[0x00, vid, 0x08, 0x00][..], &ip].concat());
-    let key = |f: &[u8]| match dec(linktype::ETHERNET, f).frag {
-        Frag::First(k) => k,
-        other => panic!("first fragment: {other:?}"),
+    let key = |f: &[u8]| {
+        let d = dec(linktype::ETHERNET, f);
+        assert_eq!(d.frag, Frag::First, "first fragment");
+        d.frag_key()
     };
     assert_ne!(key(&on(10)), key(&on(20)));
     assert_eq!(key(&on(10)).vlan, [10, 0, 0]);

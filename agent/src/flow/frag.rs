@@ -306,11 +306,9 @@ mod tests {
 
     fn d(id: u32, first: bool, offset: u32, len: u32, more: bool) -> Decoded {
         Decoded {
-            frag: if first {
-                Frag::First(key(id))
-            } else {
-                Frag::Later(key(id))
-            },
+            frag: if first { Frag::First } else { Frag::Later },
+            frag_id: id,
+            frag_proto: 17,
             frag_offset: offset,
             frag_len: len,
             frag_more: more,
