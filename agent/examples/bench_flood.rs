@@ -106,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
         spare_lines: None,
+        alert_lines_at_writer: false,
     };
     let shared = DetectShared::new(&cfg)?;
     let queue = cfg.capture.queue_batches.max(1);

@@ -639,6 +639,9 @@ where
         dns: dns.clone(),
         direct,
         spare_lines: Some(writer.spare_lines()),
+        // The ordered writer shapes alerts (offline `analyze`): it writes the lines of those
+        // it lets out.
+        alert_lines_at_writer: direct && mode == QueueMode::Block && fold_micros.is_some(),
     };
     let queue = cfg.capture.queue_batches.max(1);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);
@@ -1102,6 +1105,7 @@ mod tests {
             dns: Arc::new(DnsCache::new(16)),
             direct: false,
             spare_lines: None,
+            alert_lines_at_writer: false,
         };
         let wtx = writer.sender();
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));

@@ -159,8 +159,9 @@ pub enum Item {
     Event(Box<Event>),
     /// An alert written by its worker (no [`Event`] built): bytes `start..end` of
     /// [`Outgoing::lines`], with its finding (what the writer counts, shapes it by and writes
-    /// a folded follow-up from). Boxed: rarer than flow records, and every item takes the size
-    /// of the largest.
+    /// a folded follow-up from). An empty range: the worker left the line to the writer
+    /// ([`Outgoing::queue_alert_finding`]). Boxed: rarer than flow records, and every item
+    /// takes the size of the largest.
     AlertLine {
         /// Start of the line in [`Outgoing::lines`].
         start: u32,
@@ -221,6 +222,17 @@ impl Outgoing {
         self.items.push(Item::AlertLine {
             start,
             end,
+            finding,
+        });
+    }
+
+    /// Queue an alert whose line the writer writes if its shaper lets it out (an empty line
+    /// range; see [`crate::worker::WorkerContext::alert_lines_at_writer`]).
+    pub fn queue_alert_finding(&mut self, finding: Box<AlertFinding>) {
+        let at = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
+        self.items.push(Item::AlertLine {
+            start: at,
+            end: at,
             finding,
         });
     }
@@ -522,6 +534,9 @@ struct Reorder {
     shaped: Vec<Shaped>,
     /// A follow-up alert's line (kept for its capacity).
     line: Vec<u8>,
+    /// The Community ID of the last alert line written here: the alerts of one flow come
+    /// together.
+    cid: Option<crate::worker::CidMemo>,
 }
 
 impl Reorder {
@@ -533,6 +548,7 @@ impl Reorder {
             shaper: None,
             shaped: Vec::new(),
             line: Vec::new(),
+            cid: None,
         }
     }
 
@@ -738,6 +754,7 @@ fn release(
         shaper,
         shaped: out,
         line,
+        cid,
         ..
     } = r;
     let Some((shaper, how)) = shaper.as_mut() else {
@@ -765,14 +782,14 @@ fn release(
                 shaper.offer(id, shaped, h.key.1, out);
             }
             (Some(id), Body::AlertLine(finding)) => {
-                let shaped = Shaped::Finding {
-                    finding,
-                    line: Some(h.line),
-                };
+                // No line: the worker left it to be written here once the shaper lets the
+                // alert out.
+                let line = (!h.line.as_slice().is_empty()).then_some(h.line);
+                let shaped = Shaped::Finding { finding, line };
                 shaper.offer(id, shaped, h.key.1, out);
             }
             (_, body) => {
-                write_events(out, how, line, sinks, stats, first_error);
+                write_events(out, how, line, cid, sinks, stats, first_error);
                 let h = Held { body, ..h };
                 write_held(sinks, stats, &h, first_error);
                 recycle_shared(h.line, spare);
@@ -782,7 +799,7 @@ fn release(
     if end {
         shaper.flush(out);
     }
-    write_events(out, how, line, sinks, stats, first_error);
+    write_events(out, how, line, cid, sinks, stats, first_error);
 }
 
 fn write_held(
@@ -801,11 +818,12 @@ fn write_held(
 }
 
 /// Write `events` (emptied), in order: with the line they came with, or serialised here
-/// (a follow-up) as `how` says.
+/// (a follow-up, or an alert whose worker left its line to the writer) as `how` says.
 fn write_events(
     events: &mut Vec<Shaped>,
     how: &Shaping,
     line: &mut Vec<u8>,
+    cid: &mut Option<crate::worker::CidMemo>,
     sinks: &mut [Box<dyn EventSink>],
     stats: &LiveStats,
     first_error: &mut Option<io::Error>,
@@ -831,7 +849,7 @@ fn write_events(
             } => {
                 line.clear();
                 let (gateway, seed) = (&how.gateway, how.community_id_seed);
-                crate::worker::write_alert_json(gateway, seed, finding, &mut None, line);
+                crate::worker::write_alert_json(gateway, seed, finding, cid, line);
                 write_alert_line(sinks, stats, finding.kind, line, first_error);
             }
         }
@@ -983,7 +1001,16 @@ fn hold_outgoing(
             stats
                 .reorder_late
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            write_held(sinks, stats, &h, first_error);
+            match (&h.body, &r.shaper) {
+                // An alert whose worker left its line to the writer (only when it shapes).
+                (Body::AlertLine(a), Some((_, how))) if h.line.as_slice().is_empty() => {
+                    r.line.clear();
+                    let (gateway, seed) = (&how.gateway, how.community_id_seed);
+                    crate::worker::write_alert_json(gateway, seed, a, &mut r.cid, &mut r.line);
+                    write_alert_line(sinks, stats, a.kind, &r.line, first_error);
+                }
+                _ => write_held(sinks, stats, &h, first_error),
+            }
             continue;
         }
         held.push(Some(h));
@@ -1087,6 +1114,11 @@ mod tests {
         }
 
         fn write_line(&mut self, line: &[u8], _meta: &LineMeta) -> io::Result<()> {
+            self.0.lock().expect("lines").push(line.to_vec());
+            Ok(())
+        }
+
+        fn write_alert_line(&mut self, line: &[u8]) -> io::Result<()> {
             self.0.lock().expect("lines").push(line.to_vec());
             Ok(())
         }
@@ -1287,6 +1319,175 @@ mod tests {
             "the process (this thread) keeps its nice value"
         );
         writer.finish().expect("finish");
+    }
+
+    /// Alerts whose worker left their lines to the writer come out as the lines their workers
+    /// would have written: the first of each identity, the follow-up of its folded repeats, and
+    /// one behind what was already written (at once, counted), among flow records; what the
+    /// shaper folds is never written.
+    #[test]
+    fn alerts_left_to_the_writer_are_written_as_their_workers_would() {
+        use crate::analysis::findings::{AlertFacts, FlowDesc, FlowRef, ServiceRef};
+        use crossline_config::event::{AlertKind, Severity};
+        let alert = |micros: i64, flow_id: u64, host: u8| {
+            let (domestic, foreign) = (
+                std::net::IpAddr::from([10, 0, host, 1]),
+                std::net::IpAddr::from([203, 0, 113, 9]),
+            );
+            let service = ServiceRef {
+                ip_proto: 6,
+                port: 443,
+            };
+            AlertFinding {
+                kind: AlertKind::UnfiledExport,
+                severity: Severity::High,
+                green_channel: false,
+                scenario: None,
+                enterprise: None,
+                micros,
+                flow: Some(FlowRef {
+                    flow_id,
+                    ip_proto: 6,
+                    initiator: domestic,
+                    initiator_port: 40000 + u16::from(host),
+                    responder: foreign,
+                    responder_port: 443,
+                    vlan: [0; 3],
+                    icmp: (0, 0),
+                    app_proto: Some("tls"),
+                }),
+                recipient: Some(foreign.to_string()),
+                service: Some(service),
+                bytes: 1000,
+                count: 1,
+                followup: false,
+                evidence: Vec::new(),
+                persons: None,
+                days_left: None,
+                validity: None,
+                facts: AlertFacts::Unfiled {
+                    flow: FlowDesc {
+                        import: false,
+                        domestic,
+                        foreign,
+                        recipient: foreign.to_string(),
+                        recipient_is_name: false,
+                        service,
+                        bytes: 1000,
+                    },
+                },
+                judged: None,
+            }
+        };
+        // By message: its watermark and its events (time, flow id, the alert's source host or
+        // a flow record); the third message's first alert is behind what the second released.
+        type Events = Vec<(i64, u64, Option<u8>)>;
+        let msgs: [(i64, Events); 3] = [
+            (
+                5_000_000,
+                vec![
+                    (1_000_000, 1, Some(1)),
+                    (1_000_000, 1, None),
+                    (2_000_000, 2, Some(1)),
+                ],
+            ),
+            (
+                200_000_000,
+                vec![(3_000_000, 3, Some(2)), (100_000_000, 4, Some(1))],
+            ),
+            (
+                300_000_000,
+                vec![(50_000_000, 5, Some(3)), (250_000_000, 6, Some(1))],
+            ),
+        ];
+        let run = |left_to_writer: bool| {
+            let lines = Lines::default();
+            let stats = Arc::new(LiveStats::new());
+            let shaping = Shaping {
+                fold_micros: 60_000_000,
+                domestic: vec![crossline_config::registry::IpNet::new(
+                    "10.0.0.0".parse().expect("ip"),
+                    8,
+                )
+                .expect("net")],
+                gateway: "gw".into(),
+                community_id_seed: 0,
+            };
+            let writer = Writer::start_ordered(
+                vec![Box::new(lines.clone())],
+                Arc::clone(&stats),
+                4,
+                1,
+                0,
+                Some(shaping),
+                0,
+            )
+            .expect("writer");
+            let tx = writer.sender();
+            for (watermark, events) in &msgs {
+                let mut out = Outgoing::default();
+                for (position, &(micros, flow_id, host)) in events.iter().enumerate() {
+                    match host {
+                        Some(host) => {
+                            let a = alert(micros, flow_id, host);
+                            if left_to_writer {
+                                out.queue_alert_finding(Box::new(a));
+                            } else {
+                                let range = out
+                                    .write_alert_line(|buf| {
+                                        crate::worker::write_alert_json("gw", 0, &a, &mut None, buf)
+                                    })
+                                    .expect("range");
+                                out.queue_alert_line(range, Box::new(a));
+                            }
+                        }
+                        None => out.push_line(LineMeta::default(), |buf| {
+                            buf.extend_from_slice(b"{\"event_type\":\"flow\"}")
+                        }),
+                    }
+                    out.keys.push((0, micros, flow_id, position as u32));
+                }
+                tx.send(WriterMsg::Keyed {
+                    worker: 0,
+                    epoch: 0,
+                    watermark: *watermark,
+                    out,
+                })
+                .expect("send");
+            }
+            drop(tx);
+            writer.finish().expect("finish");
+            let got = std::mem::take(&mut *lines.0.lock().expect("lines"));
+            let late = stats
+                .reorder_late
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (got, late)
+        };
+        let (left, late) = run(true);
+        assert_eq!((left.clone(), late), run(false));
+        assert_eq!(late, 1);
+        let text: Vec<String> = left
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        // Source 10.0.1.0/24's alerts at 1 s and 2 s: the first written, the second folded
+        // into a follow-up (written when its interval ends); the same source again at 100 s
+        // and 250 s (new intervals); 10.0.2.0/24 once; 10.0.3.0/24 once, late.
+        let flows: Vec<(bool, bool)> = text
+            .iter()
+            .map(|l| {
+                (
+                    l.contains("\"flow_id\":2,"),
+                    l.contains("repeated 1 more time"),
+                )
+            })
+            .collect();
+        assert_eq!(text.len(), 7, "{text:#?}");
+        assert_eq!(
+            flows.iter().filter(|f| f.0).collect::<Vec<_>>(),
+            [&(true, true)],
+            "flow 2's alert only as the follow-up: {text:#?}"
+        );
     }
 
     /// An event behind what was already written is written at once and counted; the events

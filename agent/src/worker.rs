@@ -170,6 +170,11 @@ pub struct WorkerContext {
     pub direct: bool,
     /// Line buffers the writer has emptied ([`crate::sink::Writer::spare_lines`]).
     pub spare_lines: Option<Receiver<Vec<u8>>>,
+    /// With `direct`: the writer shapes alerts and writes the line of each one it lets out
+    /// (offline `analyze`), so the worker hands over the finding without writing its line:
+    /// most alerts of a long capture are folded into follow-ups, and a line written for an
+    /// alert the writer then folds away was written for nothing.
+    pub alert_lines_at_writer: bool,
 }
 
 /// One shard worker.
@@ -1566,7 +1571,9 @@ fn push_alerts(
 ) {
     let seed = ctx.capture.community_id_seed;
     for a in findings.alerts.drain(..) {
-        if ctx.direct {
+        if ctx.direct && ctx.alert_lines_at_writer {
+            out.queue_alert_finding(Box::new(a));
+        } else if ctx.direct {
             push_alert_line(&ctx.gateway, seed, a, &mut cid, out);
         } else {
             out.push_event(alert_event(&ctx.gateway, seed, &a, &mut cid));

@@ -297,6 +297,7 @@ fn known_flows_are_processed_without_allocating() {
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
         spare_lines: None,
+        alert_lines_at_writer: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let mut worker = Worker::new(0, ctx, Classifier::new(shared, 0));
@@ -399,6 +400,7 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
             dns: Arc::new(DnsCache::new(16)),
             direct: false,
             spare_lines: None,
+            alert_lines_at_writer: false,
         };
         let before = live_bytes();
         let mut worker = Worker::new(0, ctx, NoAnalysis);

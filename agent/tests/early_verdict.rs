@@ -35,6 +35,7 @@ fn worker() -> (Worker<Classifier>, Arc<DnsCache>) {
         dns: dns.clone(),
         direct: false,
         spare_lines: None,
+        alert_lines_at_writer: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     (Worker::new(0, ctx, Classifier::new(shared, 0)), dns)

@@ -226,6 +226,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
         dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
         direct: false,
         spare_lines: None,
+        alert_lines_at_writer: false,
     };
     let shared = DetectShared::new(&cfg).expect("detector state");
     let (tx, rx) = crossbeam_channel::bounded(8);
