@@ -537,6 +537,8 @@ struct Reorder {
     /// The Community ID of the last alert line written here: the alerts of one flow come
     /// together.
     cid: Option<crate::worker::CidMemo>,
+    /// The shaping identity of the alert being released (kept for its capacity).
+    key: String,
 }
 
 impl Reorder {
@@ -549,6 +551,7 @@ impl Reorder {
             shaped: Vec::new(),
             line: Vec::new(),
             cid: None,
+            key: String::new(),
         }
     }
 
@@ -755,6 +758,7 @@ fn release(
         shaped: out,
         line,
         cid,
+        key,
         ..
     } = r;
     let Some((shaper, how)) = shaper.as_mut() else {
@@ -769,8 +773,13 @@ fn release(
     runs.release(limit, |h| {
         shaper.tick(h.key.1, out);
         let id = match &h.body {
-            Body::Event(e) => crate::detect::shaping::identity(e, &how.domestic),
-            Body::AlertLine(a) => crate::detect::shaping::identity_of(a, &how.domestic),
+            Body::Event(e) => crate::detect::shaping::identity(e, &how.domestic).map(|id| {
+                *key = id;
+                &**key
+            }),
+            Body::AlertLine(a) => {
+                crate::detect::shaping::identity_of_into(a, &how.domestic, key).then_some(&**key)
+            }
             Body::Line(_) => None,
         };
         match (id, h.body) {

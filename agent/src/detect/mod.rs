@@ -619,7 +619,7 @@ impl Classifier {
             a.service,
         );
         let before = self.shaper.evictions();
-        self.shaper.offer(key, a, now, out);
+        self.shaper.offer(&key, a, now, out);
         let evicted = self.shaper.evictions() - before;
         if evicted > 0 {
             self.shared

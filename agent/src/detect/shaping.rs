@@ -14,6 +14,7 @@ use crossline_config::event::Event;
 use crossline_config::registry::IpNet;
 use foldhash::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// An alert the shaper can fold: the writer folds events, a classifier its findings.
 pub trait Foldable {
@@ -74,9 +75,11 @@ pub const MAX_KEYS: usize = 65_536;
 pub struct Shaper<T = Event> {
     fold_micros: i64,
     max_keys: usize,
-    entries: HashMap<String, Fold<T>>,
+    /// The identities being folded; each key is shared with its place in `order` (one
+    /// allocation per identity, none for a repeat).
+    entries: HashMap<Arc<str>, Fold<T>>,
     /// The identities by the start of their interval (oldest first, for eviction).
-    order: std::collections::BTreeSet<(i64, String)>,
+    order: std::collections::BTreeSet<(i64, Arc<str>)>,
     /// Identities evicted because `max_keys` were folded.
     evictions: u64,
     /// Earliest end of an interval being folded (`i64::MAX` when none).
@@ -104,16 +107,26 @@ pub fn identity(e: &Event, domestic: &[IpNet]) -> Option<String> {
 /// [`identity`] of an alert its worker wrote as a line, from its finding: the same key as the
 /// alert's event would give, without reading the line back.
 pub fn identity_of(a: &AlertFinding, domestic: &[IpNet]) -> Option<String> {
+    let mut key = String::new();
+    identity_of_into(a, domestic, &mut key).then_some(key)
+}
+
+/// [`identity_of`] written into `key` (emptied first; the writer reuses one buffer for every
+/// alert); false, and `key` empty, for a follow-up.
+pub fn identity_of_into(a: &AlertFinding, domestic: &[IpNet], key: &mut String) -> bool {
+    key.clear();
     if a.followup {
-        return None;
+        return false;
     }
     let (src, dst) = a.flow.as_ref().map(|f| (f.initiator, f.responder)).unzip();
-    Some(identity_key(
+    identity_key_into(
+        key,
         a.kind.as_str(),
         who(a.enterprise.as_deref(), src, dst, domestic),
         a.recipient.as_deref().unwrap_or(""),
         a.service,
-    ))
+    );
+    true
 }
 
 /// Who an alert between `src` and `dst` is about: its enterprise, else the domestic end (the
@@ -177,20 +190,31 @@ pub fn identity_key(
     service: Option<impl ServiceText>,
 ) -> String {
     let mut key = String::with_capacity(kind.len() + recipient.len() + 64);
+    identity_key_into(&mut key, kind, who, recipient, service);
+    key
+}
+
+/// [`identity_key`] appended to `key`.
+pub fn identity_key_into(
+    key: &mut String,
+    kind: &str,
+    who: Who<'_>,
+    recipient: &str,
+    service: Option<impl ServiceText>,
+) {
     key.push_str(kind);
     key.push('|');
     match who {
         Who::Enterprise(ent) => key.push_str(ent),
-        Who::Prefix(ip) => push_prefix(&mut key, ip),
+        Who::Prefix(ip) => push_prefix(key, ip),
         Who::Nobody => {}
     }
     key.push('|');
     key.push_str(recipient);
     key.push('|');
     if let Some(service) = service {
-        service.push_to(&mut key);
+        service.push_to(key);
     }
-    key
 }
 
 /// The /24 (`a.b.c.0/24`) or /64 (`a:b:c:d::/64`) of `ip`.
@@ -243,19 +267,19 @@ impl<T: Foldable> Shaper<T> {
     }
 
     fn remove(&mut self, key: &str) -> Option<Fold<T>> {
-        let f = self.entries.remove(key)?;
-        self.order.remove(&(f.first_micros, key.to_string()));
+        let (key, f) = self.entries.remove_entry(key)?;
+        self.order.remove(&(f.first_micros, key));
         Some(f)
     }
 
     /// Offer an alert with identity `key` at time `now`: emitted to `out` when it is the first
     /// of its interval, else folded.
-    pub fn offer(&mut self, key: String, alert: T, now: i64, out: &mut Vec<T>) {
+    pub fn offer(&mut self, key: &str, alert: T, now: i64, out: &mut Vec<T>) {
         if self.fold_micros <= 0 {
             out.push(alert);
             return;
         }
-        match self.entries.get_mut(&key) {
+        match self.entries.get_mut(key) {
             Some(f) if now - f.first_micros < self.fold_micros => {
                 f.count += 1;
                 f.bytes += alert.bytes();
@@ -263,12 +287,12 @@ impl<T: Foldable> Shaper<T> {
             }
             _ => {
                 // First occurrence (or the previous interval ended without a tick).
-                if let Some(old) = self.remove(&key) {
+                if let Some(old) = self.remove(key) {
                     emit_followup(old, out);
                 }
                 if self.entries.len() >= self.max_keys {
                     if let Some((_, oldest)) = self.order.pop_first() {
-                        if let Some(f) = self.entries.remove(&oldest) {
+                        if let Some(f) = self.entries.remove(&*oldest) {
                             emit_followup(f, out);
                         }
                         self.evictions += 1;
@@ -276,7 +300,8 @@ impl<T: Foldable> Shaper<T> {
                 }
                 out.push(alert);
                 self.due = self.due.min(now.saturating_add(self.fold_micros));
-                self.order.insert((now, key.clone()));
+                let key: Arc<str> = Arc::from(key);
+                self.order.insert((now, Arc::clone(&key)));
                 self.entries.insert(
                     key,
                     Fold {
@@ -303,7 +328,7 @@ impl<T: Foldable> Shaper<T> {
                 break;
             }
             if let Some((_, k)) = self.order.pop_first() {
-                if let Some(f) = self.entries.remove(&k) {
+                if let Some(f) = self.entries.remove(&*k) {
                     emit_followup(f, out);
                 }
             }
@@ -317,7 +342,7 @@ impl<T: Foldable> Shaper<T> {
     /// Emit every pending follow-up (end of capture / shutdown).
     pub fn flush(&mut self, out: &mut Vec<T>) {
         self.order.clear();
-        let mut all: Vec<(String, Fold<T>)> = self.entries.drain().collect();
+        let mut all: Vec<(Arc<str>, Fold<T>)> = self.entries.drain().collect();
         all.sort_by(|a, b| (a.1.first_micros, &a.0).cmp(&(b.1.first_micros, &b.0)));
         for (_, f) in all {
             emit_followup(f, out);
@@ -405,10 +430,10 @@ mod tests {
     fn folds_repeats_into_one_followup() {
         let mut s: Shaper = Shaper::new(300_000_000);
         let mut out = Vec::new();
-        s.offer("k".into(), ev(10), 0, &mut out);
-        s.offer("k".into(), ev(20), 1_000_000, &mut out);
-        s.offer("k".into(), ev(30), 2_000_000, &mut out);
-        s.offer("other".into(), ev(5), 2_000_000, &mut out);
+        s.offer("k", ev(10), 0, &mut out);
+        s.offer("k", ev(20), 1_000_000, &mut out);
+        s.offer("k", ev(30), 2_000_000, &mut out);
+        s.offer("other", ev(5), 2_000_000, &mut out);
         assert_eq!(out.len(), 2);
         s.tick(299_000_000, &mut out);
         assert_eq!(out.len(), 2);
@@ -418,7 +443,7 @@ mod tests {
         assert!(a.followup);
         assert_eq!((a.count, a.bytes), (2, 50));
         // "other" had no repeats: no follow-up, and a new occurrence is first again.
-        s.offer("k".into(), ev(1), 301_000_000, &mut out);
+        s.offer("k", ev(1), 301_000_000, &mut out);
         assert_eq!(out.len(), 4);
         assert!(!out[3].alert.as_ref().expect("alert").followup);
     }
@@ -427,10 +452,10 @@ mod tests {
     fn bounded_in_keys_evicting_the_oldest_with_its_followup() {
         let mut s: Shaper = Shaper::with_max_keys(300_000_000, 2);
         let mut out = Vec::new();
-        s.offer("a".into(), ev(1), 0, &mut out);
-        s.offer("a".into(), ev(2), 1, &mut out);
-        s.offer("b".into(), ev(3), 2, &mut out);
-        s.offer("c".into(), ev(4), 3, &mut out);
+        s.offer("a", ev(1), 0, &mut out);
+        s.offer("a", ev(2), 1, &mut out);
+        s.offer("b", ev(3), 2, &mut out);
+        s.offer("c", ev(4), 3, &mut out);
         assert_eq!(s.pending(), 2, "never more identities than the bound");
         assert_eq!(s.evictions(), 1);
         // a, b, then a's follow-up (evicted first: oldest), then c.
@@ -440,8 +465,8 @@ mod tests {
         assert_eq!((a.count, a.bytes), (1, 2));
         assert!(!out[3].alert.as_ref().expect("alert").followup);
         // b is still folded; a is first again.
-        s.offer("b".into(), ev(5), 4, &mut out);
-        s.offer("a".into(), ev(6), 5, &mut out);
+        s.offer("b", ev(5), 4, &mut out);
+        s.offer("a", ev(6), 5, &mut out);
         assert_eq!(s.evictions(), 2, "b was the oldest");
         assert_eq!(out.len(), 6, "b's follow-up, then a");
         let b = out[4].alert.as_ref().expect("alert");
