@@ -855,14 +855,26 @@ fn write_events(
             Shaped::Finding {
                 finding,
                 line: None,
-            } => {
-                line.clear();
-                let (gateway, seed) = (&how.gateway, how.community_id_seed);
-                crate::worker::write_alert_json(gateway, seed, finding, cid, line);
-                write_alert_line(sinks, stats, finding.kind, line, first_error);
-            }
+            } => write_finding(finding, how, line, cid, sinks, stats, first_error),
         }
     }
+}
+
+/// Write the line of alert `finding` here (into `line`), as its worker would have: a follow-up,
+/// or an alert whose worker left its line to the writer.
+fn write_finding(
+    finding: &AlertFinding,
+    how: &Shaping,
+    line: &mut Vec<u8>,
+    cid: &mut Option<crate::worker::CidMemo>,
+    sinks: &mut [Box<dyn EventSink>],
+    stats: &LiveStats,
+    first_error: &mut Option<io::Error>,
+) {
+    line.clear();
+    let (gateway, seed) = (&how.gateway, how.community_id_seed);
+    crate::worker::write_alert_json(gateway, seed, finding, cid, line);
+    write_alert_line(sinks, stats, finding.kind, line, first_error);
 }
 
 fn write_alert_line(
@@ -1013,10 +1025,7 @@ fn hold_outgoing(
             match (&h.body, &r.shaper) {
                 // An alert whose worker left its line to the writer (only when it shapes).
                 (Body::AlertLine(a), Some((_, how))) if h.line.as_slice().is_empty() => {
-                    r.line.clear();
-                    let (gateway, seed) = (&how.gateway, how.community_id_seed);
-                    crate::worker::write_alert_json(gateway, seed, a, &mut r.cid, &mut r.line);
-                    write_alert_line(sinks, stats, a.kind, &r.line, first_error);
+                    write_finding(a, how, &mut r.line, &mut r.cid, sinks, stats, first_error);
                 }
                 _ => write_held(sinks, stats, &h, first_error),
             }
