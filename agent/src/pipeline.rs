@@ -610,6 +610,9 @@ where
     let workers = workers.max(1);
     // Flow records straight into JSON lines unless a sink wants them as events.
     let direct = !sinks.iter().any(|s| s.wants_events());
+    // Offline the ordered writer shapes alerts (`analyze`): it then writes the lines of those
+    // it lets out, and the workers leave them to it.
+    let writer_shapes = mode == QueueMode::Block && fold_micros.is_some();
     let writer = if mode == QueueMode::Block {
         // Offline: events in a deterministic order. Each worker's watermark already accounts
         // for its oldest flow and pending records; the window only covers packet time going
@@ -639,9 +642,7 @@ where
         dns: dns.clone(),
         direct,
         spare_lines: Some(writer.spare_lines()),
-        // The ordered writer shapes alerts (offline `analyze`): it writes the lines of those
-        // it lets out.
-        alert_lines_at_writer: direct && mode == QueueMode::Block && fold_micros.is_some(),
+        alert_lines_at_writer: direct && writer_shapes,
     };
     let queue = cfg.capture.queue_batches.max(1);
     let (pool_tx, pool_rx) = crossbeam_channel::bounded(workers * queue + workers * 2);

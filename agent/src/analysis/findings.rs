@@ -109,13 +109,7 @@ impl ServiceRef {
     /// Append the service as its `Display` writes it (without the formatting machinery: a
     /// summary is written for every alert).
     pub fn push_to(&self, out: &mut String) {
-        let (name, number) = match self.ip_proto {
-            6 => ("tcp/", self.port),
-            17 => ("udp/", self.port),
-            p => ("ip/", u16::from(p)),
-        };
-        out.push_str(name);
-        push_decimal(out, u64::from(number));
+        out.push_str(crate::text::Text::<16>::service(*self).as_str());
     }
 }
 

@@ -522,6 +522,8 @@ pub struct Classifier {
     /// A record's alerts on their way to the shaper (emptied after each record; kept for its
     /// capacity: a record that raises one would otherwise allocate the list and free it).
     shaped: Vec<AlertFinding>,
+    /// The shaping identity of the alert being shaped (kept for its capacity).
+    key: String,
     last_health: Health,
     expiry_day: Option<Date>,
     last_tick: Option<i64>,
@@ -548,6 +550,7 @@ impl Classifier {
             scratch: Scratch::default(),
             shaper: shaping::Shaper::new(fold),
             shaped: Vec::new(),
+            key: String::new(),
             last_health: Health::default(),
             expiry_day: None,
             last_tick: None,
@@ -612,14 +615,16 @@ impl Classifier {
             (None, Some(ip)) => shaping::Who::Prefix(ip),
             (None, None) => shaping::Who::Nobody,
         };
-        let key = shaping::identity_key(
+        self.key.clear();
+        shaping::identity_key_into(
+            &mut self.key,
             a.kind.as_str(),
             who,
             a.recipient.as_deref().unwrap_or(""),
             a.service,
         );
         let before = self.shaper.evictions();
-        self.shaper.offer(&key, a, now, out);
+        self.shaper.offer(&self.key, a, now, out);
         let evicted = self.shaper.evictions() - before;
         if evicted > 0 {
             self.shared
