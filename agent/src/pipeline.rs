@@ -610,10 +610,9 @@ where
     let workers = workers.max(1);
     // Flow records straight into JSON lines unless a sink wants them as events.
     let direct = !sinks.iter().any(|s| s.wants_events());
-    // Offline the ordered writer shapes alerts (`analyze`): it then writes the lines of those
+    // Whether the writer shapes alerts (offline `analyze`): it then writes the lines of those
     // it lets out, and the workers leave them to it.
-    let writer_shapes = mode == QueueMode::Block && fold_micros.is_some();
-    let writer = if mode == QueueMode::Block {
+    let (writer, writer_shapes) = if mode == QueueMode::Block {
         // Offline: events in a deterministic order. Each worker's watermark already accounts
         // for its oldest flow and pending records; the window only covers packet time going
         // back a little within an epoch.
@@ -625,9 +624,11 @@ where
             community_id_seed: cfg.capture.community_id_seed,
         });
         let nice = cfg.capture.writer_nice;
-        Writer::start_ordered(sinks, stats.clone(), 64, workers, window, shaping, nice)?
+        let shapes = shaping.is_some();
+        let w = Writer::start_ordered(sinks, stats.clone(), 64, workers, window, shaping, nice)?;
+        (w, shapes)
     } else {
-        Writer::start(sinks, stats.clone(), 64)?
+        (Writer::start(sinks, stats.clone(), 64)?, false)
     };
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
     stats.flow_capacity.store(
