@@ -133,6 +133,7 @@ fn main() -> anyhow::Result<()> {
             orig_len: f.len() as u32,
             data: f,
             linktype: linktype::ETHERNET,
+            shared: None,
         })
     };
     // The established flow: handshake and one exchange before the flood.

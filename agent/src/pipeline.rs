@@ -36,7 +36,7 @@
 use crate::analysis::Analysis;
 use crate::capture::file::OfflineInput;
 use crate::capture::live::LiveHandle;
-use crate::capture::{CaptureError, PacketSource, RawPacket, Status};
+use crate::capture::{CaptureError, PacketSource, RawPacket, SharedAt, Status};
 use crate::decode::{decode_wire, ip_proto, DecodeError, Decoded, Frag, Ignored, Outcome};
 use crate::dns_cache::DnsCache;
 use crate::flow::frag::{FragTable, Later, DEFAULT_MAX_AGE_MICROS};
@@ -44,6 +44,7 @@ use crate::sink::{EventSink, Writer, WriterMsg};
 use crate::stats::{CaptureCounters, LiveStats};
 pub use crate::worker::{
     Batch, DirectWorker, Inline, PacketMeta, PacketRef, BATCH_PACKETS, EPOCH_BACKSTEP_MICROS,
+    IN_DATA,
 };
 use crate::worker::{Worker, WorkerContext};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -259,7 +260,7 @@ impl Dispatcher {
                 clock,
                 p.ts_micros,
                 p.orig_len,
-                p.data,
+                (p.data, p.shared),
                 &mut self.dec,
                 dns_response,
             );
@@ -295,7 +296,7 @@ impl Dispatcher {
             clock,
             p.ts_micros,
             p.orig_len,
-            p.data,
+            (p.data, p.shared),
             &mut self.dec,
             dns_response,
         );
@@ -307,8 +308,14 @@ impl Dispatcher {
             later.payload_off = 0;
             later.payload_len = 0;
             for (ts, len) in held.frames() {
-                self.out
-                    .dispatch((self.now, self.epoch), ts, len, &[], &mut later, false);
+                self.out.dispatch(
+                    (self.now, self.epoch),
+                    ts,
+                    len,
+                    (&[], None),
+                    &mut later,
+                    false,
+                );
             }
         }
     }
@@ -407,6 +414,13 @@ impl Drop for Dispatcher {
     }
 }
 
+/// Copy `payload` into a batch's `data`: where it lies there ([`IN_DATA`], offset).
+fn copy_payload(data: &mut Vec<u8>, payload: &[u8]) -> (u16, u32) {
+    let start = data.len() as u32;
+    data.extend_from_slice(payload);
+    (IN_DATA, start)
+}
+
 impl Outbox {
     /// The worker of a packet: a keyed hash of its direction-normalised flow key (both
     /// directions of a flow reach the same worker). One worker: no hash.
@@ -425,13 +439,15 @@ impl Outbox {
     }
 
     /// Append one packet to its worker's batch, sending the batch when it is full.
-    /// `clock` is the dispatcher's (now, epoch), stamped on a batch this sends.
+    /// `clock` is the dispatcher's (now, epoch), stamped on a batch this sends. `data` is the
+    /// packet's bytes and, when they lie in a read buffer that can be shared, where: the batch
+    /// then keeps a reference to the buffer instead of a copy of the payload.
     fn dispatch(
         &mut self,
         clock: (i64, u32),
         ts: i64,
         orig_len: u32,
-        data: &[u8],
+        (data, shared): (&[u8], Option<SharedAt<'_>>),
         dec: &mut Decoded,
         dns_response: bool,
     ) {
@@ -462,12 +478,25 @@ impl Outbox {
         let Some(b) = self.current.get_mut(shard) else {
             return;
         };
-        let start = b.data.len() as u32;
-        b.data.extend_from_slice(payload);
+        let (chunk, start) = match shared {
+            Some(at) if !payload.is_empty() => {
+                let same = b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, at.buf));
+                if !same && b.chunks.len() < usize::from(IN_DATA) {
+                    b.chunks.push(Arc::clone(at.buf));
+                }
+                let start = at.offset + dec.payload_off as usize;
+                match (b.chunks.len().checked_sub(1), u32::try_from(start)) {
+                    (Some(i), Ok(start)) if Arc::ptr_eq(&b.chunks[i], at.buf) => (i as u16, start),
+                    _ => copy_payload(&mut b.data, payload),
+                }
+            }
+            _ => copy_payload(&mut b.data, payload),
+        };
         b.metas.push(PacketMeta {
             ts_micros: ts,
             orig_len,
             payload_start: start,
+            chunk,
             dec: *dec,
             seq,
             dns_response,
@@ -1117,6 +1146,7 @@ mod tests {
                 orig_len: f.len() as u32,
                 data: f,
                 linktype: crate::decode::linktype::ETHERNET,
+                shared: None,
             });
         }
         d.finish();

@@ -48,8 +48,11 @@ pub struct PacketMeta {
     pub ts_micros: i64,
     /// Frame length on the wire.
     pub orig_len: u32,
-    /// Offset of the payload in the batch's `data`.
+    /// Offset of the payload in the batch's `data`, or in its read buffer `chunk`.
     pub payload_start: u32,
+    /// The payload lies in `Batch::chunks[chunk]` (a read buffer of the capture file, not
+    /// copied), or in `Batch::data` when this is [`IN_DATA`].
+    pub chunk: u16,
     /// Decoded headers (`dec.payload_len` bytes of payload were copied).
     pub dec: Decoded,
     /// Number of the packet in its capture thread's stream (unique per run): the flow id of
@@ -108,8 +111,29 @@ pub struct Batch {
     pub stalled: bool,
     /// Packets.
     pub metas: Vec<PacketMeta>,
-    /// Payload bytes of the packets, back to back.
+    /// Payload bytes of the packets, back to back (packets whose bytes could not be shared).
     pub data: Vec<u8>,
+    /// The read buffers the other packets' payloads lie in (see [`PacketMeta::chunk`]): the
+    /// capture thread hands over a reference to the file reader's buffer instead of copying
+    /// the payloads.
+    pub chunks: Vec<Arc<Vec<u8>>>,
+}
+
+/// [`PacketMeta::chunk`] of a payload copied into [`Batch::data`].
+pub const IN_DATA: u16 = u16::MAX;
+
+impl PacketMeta {
+    /// The payload of this packet of `batch`.
+    #[inline]
+    pub fn payload<'b>(&self, batch: &'b Batch) -> &'b [u8] {
+        let start = self.payload_start as usize;
+        let range = start..start + self.dec.payload_len as usize;
+        let bytes = match self.chunk {
+            IN_DATA => Some(batch.data.as_slice()),
+            i => batch.chunks.get(usize::from(i)).map(|c| c.as_slice()),
+        };
+        bytes.and_then(|b| b.get(range)).unwrap_or(&[])
+    }
 }
 
 impl Batch {
@@ -123,6 +147,7 @@ impl Batch {
             // Room for full-sized Ethernet payloads: a batch does not grow by doubling (and
             // copying) on its way to its working size.
             data: Vec::with_capacity(BATCH_PACKETS * 1536),
+            chunks: Vec::new(),
         }
     }
 
@@ -134,6 +159,7 @@ impl Batch {
         self.stalled = false;
         self.metas.clear();
         self.data.clear();
+        self.chunks.clear();
     }
 }
 
@@ -617,10 +643,7 @@ impl<A: Analysis> Worker<A> {
     pub fn process(&mut self, batch: &Batch) {
         self.enter_epoch(batch.epoch);
         for m in &batch.metas {
-            let start = m.payload_start as usize;
-            let len = m.dec.payload_len as usize;
-            let payload = batch.data.get(start..start + len).unwrap_or(&[]);
-            self.packet(m.as_ref(), payload);
+            self.packet(m.as_ref(), m.payload(batch));
         }
         self.end_batch(batch.now, batch.tick, batch.stalled);
     }

@@ -55,6 +55,7 @@ fn batch(frames: &[(i64, Vec<u8>)], first_seq: u64) -> Batch {
             ts_micros: *ts,
             orig_len: f.len() as u32,
             payload_start,
+            chunk: crossline_agent::pipeline::IN_DATA,
             dec,
             seq: first_seq + i as u64,
             dns_response: false,

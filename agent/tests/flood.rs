@@ -250,6 +250,7 @@ fn pipeline_counts_evictions_and_reports_the_established_flow() {
             orig_len: f.len() as u32,
             data: f,
             linktype: linktype::ETHERNET,
+            shared: None,
         })
     };
     let est = Established::new();

@@ -20,7 +20,7 @@
 //! sources only move bytes, so every source gives the same packets, counters and errors.
 
 use super::offline::OfflineFiles;
-use super::{ts_micros, CaptureError, PacketSource, RawPacket, Status};
+use super::{ts_micros, CaptureError, PacketSource, RawPacket, SharedAt, Status};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -629,7 +629,7 @@ impl<S: Source> FileReader<S> {
         match r {
             Ok(Some(p)) => {
                 let linktype = self.linktype;
-                let rec = self.src.take(p.rec);
+                let (rec, at) = self.src.take_shared(p.rec);
                 let data = rec.get(p.data..p.data + p.caplen as usize).unwrap_or(&[]);
                 Ok(Some(FilePacket {
                     raw: RawPacket {
@@ -637,6 +637,10 @@ impl<S: Source> FileReader<S> {
                         orig_len: p.len,
                         data,
                         linktype,
+                        shared: at.map(|(buf, start)| SharedAt {
+                            buf,
+                            offset: start + p.data,
+                        }),
                     },
                     ts_sec: p.sec,
                     ts_nsec: p.nsec,

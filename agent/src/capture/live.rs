@@ -127,6 +127,7 @@ impl PacketSource for LiveHandle {
                         orig_len: p.header.len,
                         data: p.data,
                         linktype: self.linktype,
+                        shared: None,
                     });
                     n += 1;
                 }

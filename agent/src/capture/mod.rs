@@ -22,6 +22,20 @@ pub struct RawPacket<'a> {
     pub data: &'a [u8],
     /// Link type (DLT) of the source.
     pub linktype: i32,
+    /// Where `data` lies in a read buffer the packet's consumers may share instead of copying
+    /// (the file reader's chunks), if it does.
+    pub shared: Option<SharedAt<'a>>,
+}
+
+/// A read buffer that holds a packet, and where: a worker thread can keep the buffer (a
+/// reference count) and read the packet's bytes from it, instead of the capture thread copying
+/// them (see [`crate::capture::file::Chunks`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedAt<'a> {
+    /// The buffer. The reader never writes into it again while another reference is held.
+    pub buf: &'a std::sync::Arc<Vec<u8>>,
+    /// Offset of the packet's first byte in `buf`.
+    pub offset: usize,
 }
 
 /// Result of one read call.

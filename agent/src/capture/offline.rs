@@ -130,5 +130,6 @@ pub fn raw<'a>(p: &pcap::Packet<'a>, linktype: i32) -> RawPacket<'a> {
         orig_len: p.header.len,
         data: p.data,
         linktype,
+        shared: None,
     }
 }

@@ -13,6 +13,10 @@ use memmap2::Mmap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+/// The shared buffer bytes taken with [`Source::take_shared`] lie in, and their offset there.
+pub type Held<'a> = (&'a Arc<Vec<u8>>, usize);
 
 /// A byte source of a [`super::FileReader`].
 pub trait Source {
@@ -25,6 +29,11 @@ pub trait Source {
     fn skip(&mut self, n: usize);
     /// Consume `n` available bytes and return them; they stay valid until the next call.
     fn take(&mut self, n: usize) -> &[u8];
+    /// [`Source::take`], with the buffer the bytes lie in and their offset there when the
+    /// source reads into a buffer it can share (see [`Chunks`]).
+    fn take_shared(&mut self, n: usize) -> (&[u8], Option<Held<'_>>) {
+        (self.take(n), None)
+    }
     /// Bytes of the file consumed so far.
     fn consumed(&self) -> u64;
     /// The file header is parsed: the source may now work in its full chunk size.
@@ -44,11 +53,19 @@ pub trait Source {
     }
 }
 
-/// `read()` in chunks into one reused buffer.
+/// `read()` in chunks into a reused buffer.
+///
+/// The buffer can be shared ([`Source::take_shared`]): a worker thread keeps a reference to it
+/// and reads the packets handed to it from there, instead of the capture thread copying their
+/// payloads into its batch. The reader never writes into a buffer someone else still holds:
+/// when the buffer is shared at a refill, the unread bytes move to a buffer nobody holds (one
+/// retired earlier whose holders are done, or a new one).
 #[derive(Debug)]
 pub struct Chunks<R> {
     src: R,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    /// Buffers given up while shared, for when their holders are done with them.
+    retired: Vec<Arc<Vec<u8>>>,
     /// Read size once the header is parsed (`buf` stays small until then, so files opened up
     /// front cost little memory before they are read).
     chunk: usize,
@@ -69,7 +86,8 @@ impl<R: Read> Chunks<R> {
     pub fn new(src: R, chunk: usize) -> Self {
         Chunks {
             src,
-            buf: Vec::new(),
+            buf: Arc::new(Vec::new()),
+            retired: Vec::new(),
             chunk: chunk.max(64),
             opened: false,
             pos: 0,
@@ -103,22 +121,28 @@ impl<R: Read> Chunks<R> {
     #[cold]
     #[inline(never)]
     fn refill(&mut self, need: usize) -> Result<usize, ReadError> {
-        if self.buf.len() - self.pos < need {
-            self.buf.copy_within(self.pos..self.end, 0);
+        let want = if self.opened {
+            need.max(self.chunk)
+        } else {
+            need.max(4096)
+        };
+        if Arc::get_mut(&mut self.buf).is_none() {
+            self.unshare(want);
+        }
+        let Some(buf) = Arc::get_mut(&mut self.buf) else {
+            return Err(bad(self.consumed(), "read buffer still shared".into()));
+        };
+        if buf.len() - self.pos < need {
+            buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
-            let want = if self.opened {
-                need.max(self.chunk)
-            } else {
-                need.max(4096)
-            };
-            if self.buf.len() < want {
-                self.buf.resize(want, 0);
+            if buf.len() < want {
+                buf.resize(want, 0);
             }
         }
         while self.end - self.pos < need {
-            match self.src.read(&mut self.buf[self.end..]) {
+            match self.src.read(&mut buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -138,7 +162,39 @@ impl<R: Read> Chunks<R> {
         }
         Ok(self.end - self.pos)
     }
+
+    /// The buffer is shared: carry the unread bytes over to one nobody holds (a retired one
+    /// whose holders are done, else a new one of `want` bytes), and retire this one.
+    #[cold]
+    fn unshare(&mut self, want: usize) {
+        let free = self
+            .retired
+            .iter()
+            .position(|b| Arc::strong_count(b) == 1 && b.len() >= want);
+        let mut next = match free {
+            Some(i) => self.retired.swap_remove(i),
+            None => Arc::new(vec![0; want.max(self.buf.len())]),
+        };
+        if let Some(b) = Arc::get_mut(&mut next) {
+            let unread = self.buf.get(self.pos..self.end).unwrap_or(&[]);
+            if let Some(dst) = b.get_mut(..unread.len()) {
+                dst.copy_from_slice(unread);
+            }
+        }
+        self.base += self.pos as u64;
+        self.end -= self.pos;
+        self.pos = 0;
+        let old = std::mem::replace(&mut self.buf, next);
+        // Enough for the batches in flight at a time; beyond that a buffer is freed by its
+        // last holder.
+        if self.retired.len() < MAX_RETIRED {
+            self.retired.push(old);
+        }
+    }
 }
+
+/// Read buffers a [`Chunks`] source keeps for reuse once their holders are done with them.
+const MAX_RETIRED: usize = 64;
 
 impl<R: Read> Source for Chunks<R> {
     #[inline]
@@ -164,6 +220,14 @@ impl<R: Read> Source for Chunks<R> {
         let start = self.pos;
         self.skip(n);
         self.buf.get(start..self.pos).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn take_shared(&mut self, n: usize) -> (&[u8], Option<Held<'_>>) {
+        let start = self.pos;
+        self.skip(n);
+        let bytes = self.buf.get(start..self.pos).unwrap_or(&[]);
+        (bytes, Some((&self.buf, start)))
     }
 
     fn consumed(&self) -> u64 {

@@ -545,3 +545,50 @@ fn usual_resolutions_split_time_as_the_general_path() {
         }
     }
 }
+
+/// A packet's bytes handed out in a shared read buffer stay as they were while a holder keeps
+/// the buffer (a worker's batch), however far the reader reads on, with every chunk size; once
+/// the holders let go, the reader reuses their buffers instead of allocating new ones.
+#[test]
+fn shared_read_buffers_are_never_written_while_held() {
+    let recs: Vec<(u32, u32, u32, &[u8])> = (0..200u32)
+        .map(|i| (i, i * 7, 100 + i, &FRAME[..(i as usize * 5 % FRAME.len())]))
+        .collect();
+    let file = pcap(false, PCAP_MAGIC, 1, &recs);
+    let (want, e) = read_all(&file, 1 << 20);
+    assert_eq!(e, None);
+    for chunk in [64, 100, 333, 4096] {
+        let mut r = FileReader::with_chunk(file.as_slice(), chunk).expect("header");
+        // Every packet's buffer and offset, held until the end, as a batch would hold them.
+        let mut held: Vec<(std::sync::Arc<Vec<u8>>, usize, usize)> = Vec::new();
+        while let Some(p) = r.next_packet().expect("packet") {
+            let at = p.raw.shared.expect("a chunked reader shares its buffer");
+            let (start, len) = (at.offset, p.raw.data.len());
+            assert_eq!(
+                at.buf.get(start..start + len),
+                Some(p.raw.data),
+                "chunk {chunk}"
+            );
+            held.push((std::sync::Arc::clone(at.buf), start, len));
+        }
+        let got: Vec<&[u8]> = held.iter().map(|(b, s, l)| &b[*s..*s + *l]).collect();
+        let expected: Vec<&[u8]> = want.iter().map(|s| s.data.as_slice()).collect();
+        assert_eq!(got, expected, "chunk {chunk}: a held buffer was written");
+    }
+    // Released at once (one worker, or a batch already done): one buffer does for the file.
+    let mut r = FileReader::with_chunk(file.as_slice(), 64).expect("header");
+    let mut buffers = std::collections::HashSet::new();
+    let mut last: Option<std::sync::Arc<Vec<u8>>> = None;
+    while let Some(p) = r.next_packet().expect("packet") {
+        let at = p.raw.shared.expect("shared");
+        buffers.insert(std::sync::Arc::as_ptr(at.buf) as usize);
+        // A holder that keeps only the last packet's buffer: at most two buffers take turns.
+        last = Some(std::sync::Arc::clone(at.buf));
+    }
+    drop(last);
+    assert!(
+        buffers.len() <= 3,
+        "{} buffers for one held at a time",
+        buffers.len()
+    );
+}
