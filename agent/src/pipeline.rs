@@ -1111,6 +1111,18 @@ mod tests {
 
     /// [`run`] with the capture thread learning DNS answers into `dns`.
     fn run_with(frames: &[Vec<u8>], dns: Option<Arc<DnsCache>>) -> (Vec<Event>, Stats) {
+        run_opts(frames, dns, false)
+    }
+
+    /// [`run_with`]; with `shared`, the frames lie back to back in one read buffer the
+    /// dispatcher may share with the worker thread, as the file reader's do.
+    fn run_opts(
+        frames: &[Vec<u8>],
+        dns: Option<Arc<DnsCache>>,
+        shared: bool,
+    ) -> (Vec<Event>, Stats) {
+        let buf = Arc::new(frames.concat());
+        let mut at = 0;
         let stats = Arc::new(LiveStats::new());
         let sink = MemorySink::default();
         let events = sink.events.clone();
@@ -1141,13 +1153,18 @@ mod tests {
         let wtx = writer.sender();
         let h = std::thread::spawn(move || Worker::new(0, ctx, NoAnalysis).run(rx, ptx, wtx));
         for (i, f) in frames.iter().enumerate() {
+            let in_buf = buf.get(at..at + f.len()).unwrap_or_default();
             d.on_packet(RawPacket {
                 ts_micros: 1_772_416_800_000_000 + i as i64,
                 orig_len: f.len() as u32,
-                data: f,
+                data: if shared { in_buf } else { f },
                 linktype: crate::decode::linktype::ETHERNET,
-                shared: None,
+                shared: shared.then_some(crate::capture::SharedAt {
+                    buf: &buf,
+                    offset: at,
+                }),
             });
+            at += f.len();
         }
         d.finish();
         h.join().expect("worker");
@@ -1322,6 +1339,59 @@ mod tests {
         );
         assert_eq!(stats.ignored.get("fragment_unattributed"), Some(&1));
         assert_eq!(stats.packets, 4);
+    }
+
+    /// Frames handed over in a shared read buffer (the file reader's) reach a worker thread
+    /// with their payloads read from that buffer, and fragments (whose held followers have
+    /// no bytes of their own) among them: the same events and counters, in the same order,
+    /// as frames copied into the batches, across several batches.
+    #[test]
+    fn shared_frames_give_the_same_events_as_copied_ones() {
+        let mut frames = Vec::new();
+        for i in 0..300u16 {
+            let port = 40_000 + i % 23;
+            // A TCP segment of an HTTP request: the worker names the flow's host from its
+            // payload, so a payload read from the wrong place changes the flow record.
+            let mut tcp = port.to_be_bytes().to_vec();
+            tcp.extend_from_slice(&[0, 80]);
+            tcp.extend_from_slice(&(u32::from(i) * 1_000).to_be_bytes());
+            tcp.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0x20, 0, 0, 0, 0, 0]);
+            let request = format!("GET / HTTP/1.1\r\nHost: h{port}.example\r\n\r\n");
+            tcp.extend_from_slice(request.as_bytes());
+            let mut f = frag(i, 0, false, &tcp);
+            f[23] = 6;
+            frames.push(f);
+            if i % 40 == 7 {
+                // A datagram in three fragments, the first one last.
+                let id = 1_000 + i;
+                let mut head = (50_000 + i).to_be_bytes().to_vec();
+                head.extend_from_slice(&[0x00, 0x35, 0x00, 48, 0, 0, 0xab, 0xab, 0xab, 0xab]);
+                head.extend_from_slice(&[0xab; 6]);
+                frames.push(frag(id, 5, false, &[0xef; 8]));
+                frames.push(frag(id, 2, true, &[0xcd; 24]));
+                frames.push(frag(id, 0, true, &head));
+            }
+        }
+        let (copied, copied_stats) = run_opts(&frames, None, false);
+        let (shared, shared_stats) = run_opts(&frames, None, true);
+        let flows = copied
+            .iter()
+            .filter(|e| e.event_type == EventType::Flow)
+            .count();
+        assert_eq!(
+            flows,
+            23 + 8,
+            "one flow per port and per fragmented datagram"
+        );
+        let named = copied
+            .iter()
+            .filter(|e| e.http.as_ref().is_some_and(|h| h.hostname.is_some()))
+            .count();
+        assert_eq!(named, 23, "every HTTP flow named from its payload");
+        assert_eq!(shared, copied);
+        assert_eq!(shared_stats.packets, copied_stats.packets);
+        assert_eq!(shared_stats.bytes, copied_stats.bytes);
+        assert_eq!(shared_stats.ignored, copied_stats.ignored);
     }
 
     #[test]
