@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Extract real ClientHellos (TLS over TCP) and client QUIC datagrams from the shared corpus.
+"""Extract real ClientHellos (TLS over TCP) and client QUIC datagrams from a capture corpus.
 
-Usage: python3 agent/testdata/extract.py [CORPUS_DIR]   (default: ../shared/corpus/real)
+Usage: python3 agent/testdata/extract.py [CORPUS_DIR]
+(CORPUS_DIR: captures of public test suites, with tshark's output for each in oracle/;
+the default is the corpus folder of the development checkout's sibling directory)
 
 Writes, under agent/testdata/:
   tls/<pcap>__s<stream>.bin     the client's TCP byte stream from its first byte up to the
