@@ -478,19 +478,15 @@ impl Outbox {
         let Some(b) = self.current.get_mut(shard) else {
             return;
         };
-        let (chunk, start) = match shared {
-            Some(at) if !payload.is_empty() => {
-                let same = b.chunks.last().is_some_and(|c| Arc::ptr_eq(c, at.buf));
-                if !same && b.chunks.len() < usize::from(IN_DATA) {
-                    b.chunks.push(Arc::clone(at.buf));
-                }
-                let start = at.offset + dec.payload_off as usize;
-                match (b.chunks.len().checked_sub(1), u32::try_from(start)) {
-                    (Some(i), Ok(start)) if Arc::ptr_eq(&b.chunks[i], at.buf) => (i as u16, start),
-                    _ => copy_payload(&mut b.data, payload),
-                }
-            }
-            _ => copy_payload(&mut b.data, payload),
+        let in_buf = match shared {
+            Some(at) if !payload.is_empty() => u32::try_from(at.offset + dec.payload_off as usize)
+                .ok()
+                .and_then(|start| Some((b.chunk_of(at.buf)?, start))),
+            _ => None,
+        };
+        let (chunk, start) = match in_buf {
+            Some(place) => place,
+            None => copy_payload(&mut b.data, payload),
         };
         b.metas.push(PacketMeta {
             ts_micros: ts,

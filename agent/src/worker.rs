@@ -53,7 +53,7 @@ pub struct PacketMeta {
     /// The payload lies in `Batch::chunks[chunk]` (a read buffer of the capture file, not
     /// copied), or in `Batch::data` when this is [`IN_DATA`].
     pub chunk: u16,
-    /// Decoded headers (`dec.payload_len` bytes of payload were copied).
+    /// Decoded headers (`dec.payload_len` bytes of payload were handed over).
     pub dec: Decoded,
     /// Number of the packet in its capture thread's stream (unique per run): the flow id of
     /// a flow this packet creates, the same whatever the number of workers.
@@ -160,6 +160,19 @@ impl Batch {
         self.metas.clear();
         self.data.clear();
         self.chunks.clear();
+    }
+
+    /// The index in [`Batch::chunks`] of read buffer `buf` (added when it is not the last one
+    /// there: a batch's packets come in reading order), or nothing when the batch holds as many
+    /// buffers as a [`PacketMeta::chunk`] can number.
+    pub fn chunk_of(&mut self, buf: &Arc<Vec<u8>>) -> Option<u16> {
+        if !self.chunks.last().is_some_and(|c| Arc::ptr_eq(c, buf)) {
+            if self.chunks.len() >= usize::from(IN_DATA) {
+                return None;
+            }
+            self.chunks.push(Arc::clone(buf));
+        }
+        u16::try_from(self.chunks.len() - 1).ok()
     }
 }
 

@@ -217,9 +217,7 @@ impl<R: Read> Source for Chunks<R> {
 
     #[inline]
     fn take(&mut self, n: usize) -> &[u8] {
-        let start = self.pos;
-        self.skip(n);
-        self.buf.get(start..self.pos).unwrap_or(&[])
+        self.take_shared(n).0
     }
 
     #[inline]
