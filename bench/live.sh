@@ -18,6 +18,8 @@
 #                                            so a step outlasts the 64 MiB kernel buffers)
 #   SNAPLEN=2048                             agent capture.snaplen (default: the agent's default)
 #   TOOLS="agent"                            which tools to run (default "tcpdump agent")
+#   PGO=0                                    the plain release build even when the
+#                                            profile-guided one (bench/run.sh) is there
 #   CPU_SHARE=10                             let each tool under test use only this percentage
 #                                            of one CPU (a cgroup CPU quota over 10 ms periods),
 #                                            so that a generator that cannot outrun a whole
@@ -42,6 +44,11 @@ ROOT="$(cd "$HERE/.." && pwd)"
 OUT="$HERE/out"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 BIN="$CARGO_TARGET_DIR/release/crossline-agent"
+# The profile-guided build bench/run.sh makes (scripts/build-pgo.sh), when it is there and
+# PGO is not 0: the binary the packages ship.
+if [ "${PGO:-1}" = 1 ] && [ -x "$CARGO_TARGET_DIR/pgo/optimised/release/crossline-agent" ]; then
+  BIN="$CARGO_TARGET_DIR/pgo/optimised/release/crossline-agent"
+fi
 GEN="${GEN:-tcpreplay}"
 RATES="${RATES:-100000 200000 400000 600000 800000 1000000 max}"
 MAX_LOOPS="${MAX_LOOPS:-5 20}"
@@ -67,6 +74,7 @@ fi
 case "$GEN" in tcpreplay | trafgen) ;; *) echo "GEN must be tcpreplay or trafgen" >&2; exit 2 ;; esac
 command -v tcpdump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y tcpdump >&2
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -p crossline-agent --bin crossline-agent >&2)
+echo "live.sh: agent binary $BIN" >&2
 
 # The slice, without frames above the veth MTU (9000 + Ethernet header): a generator cannot
 # send them, and a step counts only what was sent.

@@ -10,6 +10,9 @@
 #   SKIP_MEMORY=1                skip the flow-table and SYN-flood memory examples
 #   SKIP_BUILD=1                 use the release binaries already built (no cargo run)
 #   SKIP_NULL=1                  skip the informational one-worker row with --out /dev/null
+#   PGO=0                        measure the plain release build only (default: the agent is
+#                                built with profile-guided optimisation by scripts/build-pgo.sh,
+#                                and the plain build runs beside it as agent-1w-plain)
 #
 # Every tool runs pinned with taskset: the peers and the one-worker agent on CPU 1 only
 # (capture thread, worker and writer share that CPU), the two-worker agent on CPUs 0 and 1.
@@ -54,13 +57,40 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 # --- 2. build (release) ----------------------------------------------------------------------
+PLAIN_BIN="$BIN"
+PGO_BIN="$CARGO_TARGET_DIR/pgo/optimised/release/crossline-agent"
+BUILD_KIND="plain release build (PGO=0)"
 if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ]; then
   log "SKIP_BUILD=1: using the release binaries already in $CARGO_TARGET_DIR"
+  if [ "${PGO:-1}" = 1 ]; then
+    if [ -x "$PGO_BIN" ]; then
+      BIN="$PGO_BIN"
+      BUILD_KIND="profile-guided build (scripts/build-pgo.sh), already built"
+    else
+      BUILD_KIND="plain release build (SKIP_BUILD=1 and no profile-guided build in $PGO_BIN)"
+    fi
+  fi
 else
   log "building release binaries into $CARGO_TARGET_DIR"
   (cd "$ROOT" && cargo build --release -p crossline-agent --bin crossline-agent \
      --example bench_flows --example bench_flood --example bench_micro >&2)
+  if [ "${PGO:-1}" = 1 ]; then
+    log "building the agent with profile-guided optimisation (scripts/build-pgo.sh)"
+    rc=0
+    built=$("$ROOT/scripts/build-pgo.sh" --target-dir "$CARGO_TARGET_DIR" | tail -n1) || rc=$?
+    if [ "$rc" = 0 ] && [ -x "$built" ]; then
+      BIN="$built"
+      BUILD_KIND="profile-guided build (scripts/build-pgo.sh)"
+    elif [ "$rc" = 3 ]; then
+      BUILD_KIND="plain release build (no llvm-profdata for a profile-guided one)"
+      log "no llvm-profdata: measuring the plain release build"
+    else
+      log "scripts/build-pgo.sh failed (exit $rc)"
+      exit 1
+    fi
+  fi
 fi
+log "agent: $BUILD_KIND: $BIN"
 
 # --- 3. input --------------------------------------------------------------------------------
 FULL="$OUT/bench.pcap"
@@ -156,6 +186,11 @@ for round in $(seq 1 "$RUNS"); do
     esac
   done
   FRESH="$OUT/events-1w.json" once agent-1w 1 "$BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w.json" "$P"
+  # The plain release build beside the profile-guided one: what the profile is worth, and
+  # proof that both write the same events.
+  if [ "$BIN" != "$PLAIN_BIN" ]; then
+    FRESH="$OUT/events-1w-plain.json" once agent-1w-plain 1 "$PLAIN_BIN" analyze --config "$CONFIG" --workers 1 --out "$OUT/events-1w-plain.json" "$P"
+  fi
   # The same with the events thrown away: what writing them to a file costs (informational; the
   # targets are judged on the rows that write them).
   if [ "${SKIP_NULL:-0}" != 1 ]; then
@@ -178,9 +213,11 @@ if [ "${SKIP_MEMORY:-0}" != 1 ]; then
 fi
 
 # --- 6. table --------------------------------------------------------------------------------
-python3 - "$RES" "$PKTS" "$DATA_BYTES" "$OUT/events-1w.json" "$OUT/events-2w.json" "$MEM" "$PCAP" <<'PY'
+if [ "$BIN" = "$PLAIN_BIN" ]; then rm -f "$OUT/events-1w-plain.json"; fi
+python3 - "$RES" "$PKTS" "$DATA_BYTES" "$OUT/events-1w.json" "$OUT/events-2w.json" "$MEM" "$PCAP" \
+  "$BUILD_KIND" "$OUT/events-1w-plain.json" <<'PY'
 import json, os, statistics, sys
-res, pkts, data, ev1, ev2, mem, pcap = sys.argv[1:8]
+res, pkts, data, ev1, ev2, mem, pcap, build, ev_plain = sys.argv[1:10]
 pkts, data = int(pkts), int(data)
 runs = {}
 for line in open(res):
@@ -200,6 +237,7 @@ td = rows.get("tcpdump")
 a1 = rows.get("agent-1w")
 print()
 print(f"input: {pcap}  packets {pkts:,}  data bytes {data:,}  runs per tool: {len(next(iter(runs.values())))}")
+print(f"agent rows: {build}")
 print()
 hdr = ("tool", "wall s min/med/max", "Mpps", "Gbit/s", "peak RSS MiB", "x tcpdump", "agent-1w / tool",
        "CPU s (user+sys) med", "Mpps per CPU s", "CPU: agent-1w / tool")
@@ -224,7 +262,8 @@ def paired(fast, slow):
         return None
     return [s[0] / f[0] for f, s in zip(rf, rs)]
 for fast, slow, text in (("agent-1w", "tcpdump", "agent-1w x tcpdump"),
-                         ("agent-2w", "agent-1w", "agent-2w x agent-1w")):
+                         ("agent-2w", "agent-1w", "agent-2w x agent-1w"),
+                         ("agent-1w", "agent-1w-plain", "agent-1w x agent-1w-plain")):
     p = paired(fast, slow)
     if p:
         print(f"paired by round: {text} {statistics.median(p):.3f} (rounds: "
@@ -251,14 +290,19 @@ for label, path in (("agent-1w", ev1), ("agent-2w", ev2)):
     print(f"{label}: packets {s.get('packets')}, flows {s.get('flows')}, "
           f"events {s.get('flow_events')}, evictions {s.get('evictions')}, "
           f"drops {s.get('drops')}, verdicts {s.get('verdicts')}")
-# The output must not depend on the number of workers.
-try:
-    with open(ev1, "rb") as f1, open(ev2, "rb") as f2:
-        same = all(a == b for a, b in zip(iter(lambda: f1.read(1 << 20), b""), iter(lambda: f2.read(1 << 20), b"")))
-        same = same and os.path.getsize(ev1) == os.path.getsize(ev2)
-    print(f"agent-1w and agent-2w outputs byte-identical: {'yes' if same else 'NO'}")
-except OSError as e:
-    print(f"cannot compare the agent outputs: {e}")
+# The output must not depend on the number of workers, nor on the build.
+def identical(a, b):
+    with open(a, "rb") as f1, open(b, "rb") as f2:
+        same = all(x == y for x, y in zip(iter(lambda: f1.read(1 << 20), b""), iter(lambda: f2.read(1 << 20), b"")))
+    return same and os.path.getsize(a) == os.path.getsize(b)
+pairs = [("agent-1w and agent-2w", ev1, ev2)]
+if os.path.exists(ev_plain):
+    pairs.append(("agent-1w and agent-1w-plain", ev1, ev_plain))
+for text, a, b in pairs:
+    try:
+        print(f"{text} outputs byte-identical: {'yes' if identical(a, b) else 'NO'}")
+    except OSError as e:
+        print(f"cannot compare the {text} outputs: {e}")
 print()
 checks = []
 if td and a1:

@@ -5,6 +5,8 @@
 # command-line definitions, docs and examples, maintainer scripts that create the service users.
 #
 #   scripts/package-deb.sh                      release build, packages in target/debian/
+#                                               (the agent profile-guided, scripts/build-pgo.sh,
+#                                               when llvm-profdata is there; PGO=0: plain)
 #   scripts/package-deb.sh --bin-dir target/debug --out DIR --compression gzip
 #       package binaries already built (the test suite does this with the debug build)
 #
@@ -28,9 +30,21 @@ done
 for tool in dpkg-deb readelf strip gzip ldconfig; do
     command -v "$tool" >/dev/null || { echo "package-deb.sh: $tool not found (packages dpkg, binutils)" >&2; exit 1; }
 done
+agent_bin=""
 if [ -z "$bin_dir" ]; then
     cargo build --release --locked -p crossline-agent -p crossline-collector --bins
     bin_dir=target/release
+    if [ "${PGO:-1}" = 1 ]; then
+        rc=0
+        agent_bin=$(scripts/build-pgo.sh --target-dir target | tail -n1) || rc=$?
+        if [ "$rc" = 3 ]; then
+            echo "package-deb.sh: no llvm-profdata: packaging the plain release agent" >&2
+            agent_bin=""
+        elif [ "$rc" != 0 ]; then
+            echo "package-deb.sh: scripts/build-pgo.sh failed (exit $rc); PGO=0 packages the plain build" >&2
+            exit 1
+        fi
+    fi
 fi
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
@@ -64,6 +78,7 @@ build() {
     local name=$1 user=$2 state=$3 role=$4 configs=$5 summary=$6 description=$7
     local root="$stage/$name" doc="$stage/$name/usr/share/doc/$name"
     local bin="$bin_dir/$name"
+    if [ "$name" = crossline-agent ] && [ -n "$agent_bin" ]; then bin=$agent_bin; fi
     [ -x "$bin" ] || { echo "package-deb.sh: $bin not found or not executable" >&2; exit 1; }
 
     install -D -m 0755 "$bin" "$root/usr/bin/$name"
