@@ -2,8 +2,8 @@
 # Build crossline-agent with profile-guided optimisation (PGO): an instrumented build runs the
 # repository's own captures (examples/demo.pcap, tests/corpus/*.pcap) through `analyze` with one
 # and with two workers, and the release build then uses the recorded profile to lay out and
-# inline its hot code. On the benchmark capture the result takes about 0.93-0.94 of the plain
-# release build's time with one and with two workers and writes byte-identical events
+# inline its hot code. On the benchmark capture the result takes about 0.91 of the plain
+# release build's time with one worker and 0.97 with two, and writes byte-identical events
 # (bench/README.md). The training captures are not the benchmark's.
 #
 #   scripts/build-pgo.sh                        build; the last line on stdout is the binary
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --target-dir) target_dir=$2; shift 2 ;;
         --train-only) train_only=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "build-pgo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
