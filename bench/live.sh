@@ -21,7 +21,8 @@
 #   PGO=0                                    the plain release build even when the
 #                                            profile-guided one (bench/run.sh) is there
 #   CPU_SHARE=10                             let each tool under test use only this percentage
-#                                            of one CPU (a cgroup CPU quota over 10 ms periods),
+#                                            of one CPU (a cgroup CPU quota over 10 ms periods;
+#                                            100 ms below 10 %, the kernel wants 1 ms at least),
 #                                            so that a generator that cannot outrun a whole
 #                                            core still finds each tool's limit: both tools get
 #                                            the same budget, and the ratio of their loss-free
@@ -103,21 +104,26 @@ cleanup
 # (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us`).
 if [ -n "$CPU_SHARE" ]; then
   case "$CPU_SHARE" in *[!0-9]* | "" | 0) echo "CPU_SHARE must be a whole percentage, 1-100" >&2; exit 2 ;; esac
-  quota=$((CPU_SHARE * 100))
+  case "$CPU_SHARE" in ??? | ????*) [ "$CPU_SHARE" = 100 ] || { echo "CPU_SHARE must be a whole percentage, 1-100" >&2; exit 2; } ;; esac
+  # Periods of 10 ms; below 10 % the quota would be under the kernel's 1 ms minimum, so the
+  # period is 100 ms then (the 64 MiB ring holds far more than 100 ms of packets).
+  period=10000
+  [ "$CPU_SHARE" -ge 10 ] || period=100000
+  quota=$((CPU_SHARE * period / 100))
   if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     CG=/sys/fs/cgroup/clbench
     echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
     mkdir -p "$CG"
-    echo "$quota 10000" >"$CG/cpu.max"
+    echo "$quota $period" >"$CG/cpu.max"
   elif [ -d /sys/fs/cgroup/cpu ]; then
     CG=/sys/fs/cgroup/cpu/clbench
     mkdir -p "$CG"
-    echo 10000 >"$CG/cpu.cfs_period_us"
+    echo "$period" >"$CG/cpu.cfs_period_us"
     echo "$quota" >"$CG/cpu.cfs_quota_us"
   else
     echo "CPU_SHARE: no cgroup CPU controller found under /sys/fs/cgroup" >&2; exit 2
   fi
-  log "each tool under test limited to $CPU_SHARE % of one CPU ($CG)"
+  log "each tool under test limited to $CPU_SHARE % of one CPU ($CG, periods of $((period / 1000)) ms)"
 fi
 # in_share CMD... &: become CMD (exec: `$!` is its PID, signals reach it) inside the
 # CPU_SHARE cgroup, if any; only in the background. It joins before `ip netns exec`, which
@@ -236,7 +242,8 @@ for line in open(ev):
         ev = json.loads(line)
         # crossline's counters: `crossline.stats` (EVE layout); top-level `stats` before it.
         stats = ev.get("crossline", ev).get("stats", {})
-drops = sum(v for k, v in stats.get("drops", {}).items() if k in ("kernel", "interface", "queue"))
+drops = sum(v for k, v in stats.get("drops", {}).items()
+            if k in ("kernel", "interface", "queue", "unread_at_stop"))
 print(sent, rated, stats.get("packets", 0), drops)
 PY
 }

@@ -38,7 +38,13 @@ pub enum MetricsError {
 }
 
 /// Drop kinds reported as `drops{kind}`.
-pub const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
+pub const DROP_KINDS: [&str; 5] = [
+    "kernel",
+    "interface",
+    "queue",
+    "fragment_table",
+    "unread_at_stop",
+];
 /// Uplink results reported as `uplink_batches{result}` (`refused` is part of `retried`).
 pub const UPLINK_RESULTS: [&str; 6] = [
     "acked",
@@ -410,6 +416,7 @@ impl AgentMetrics {
             &s.drops_interface,
             &s.drops_queue,
             &s.drops_fragment,
+            &s.drops_unread,
         ]) {
             advance(&self.drops.with_label_values(&[kind]), l(a));
         }

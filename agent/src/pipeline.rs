@@ -941,6 +941,7 @@ where
     }
     let n = handles.len();
     let stats2 = stats.clone();
+    let stop_drain = cfg.capture.stop_drain;
     let shape = Shape {
         workers,
         mode: QueueMode::DropWhenFull,
@@ -954,7 +955,7 @@ where
                 let shutdown = shutdown.clone();
                 let stats = stats2.clone();
                 joins.push(s.spawn(move || -> Result<i64, PipelineError> {
-                    let r = capture_loop(&mut h, &mut d, &shutdown, &stats);
+                    let r = capture_loop(&mut h, &mut d, &shutdown, &stats, stop_drain);
                     if r.is_err() {
                         // One interface failed: stop the others too, and still write every
                         // flow seen so far.
@@ -991,15 +992,28 @@ fn capture_loop(
     d: &mut Dispatcher,
     shutdown: &AtomicBool,
     stats: &LiveStats,
+    stop_drain: Duration,
 ) -> Result<(), PipelineError> {
     let mut last_flush = Instant::now();
     let mut last_drops = crate::capture::DropTotals::default();
-    while !shutdown.load(Ordering::Relaxed) {
+    // After the stop signal the capture goes on until the kernel's buffer is empty or
+    // `stop_drain` has passed: packets that already arrived are analysed, not thrown away.
+    let mut stop_by: Option<Instant> = None;
+    loop {
+        if stop_by.is_none() && shutdown.load(Ordering::Relaxed) {
+            stop_by = Some(Instant::now() + stop_drain);
+        }
+        if stop_by.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
         let st = h.read(256, &mut |p| d.on_packet(p))?;
         if st == Status::End {
             break;
         }
         if st == Status::Timeout {
+            if stop_by.is_some() {
+                break; // drained
+            }
             std::thread::sleep(IDLE_NAP);
         }
         if st == Status::Timeout || last_flush.elapsed() >= Duration::from_millis(100) {
@@ -1022,6 +1036,17 @@ fn capture_loop(
     stats
         .drops_interface
         .fetch_add(drops.interface - last_drops.interface, Ordering::Relaxed);
+    let unread = h.unread(&drops);
+    if unread > 0 {
+        stats.drops_unread.fetch_add(unread, Ordering::Relaxed);
+        tracing::warn!(
+            "capture on {} stopped with {unread} packets still in the kernel's buffer, not \
+             analysed (read for {:?} after the stop signal, capture.stop_drain); counted in \
+             drops.unread_at_stop",
+            h.interface(),
+            stop_drain
+        );
+    }
     Ok(())
 }
 

@@ -35,6 +35,9 @@ pub struct LiveStats {
     pub drops_queue: AtomicU64,
     /// Fragment map entries evicted because the map was full.
     pub drops_fragment: AtomicU64,
+    /// `run`: packets the kernel's capture buffer still held when the capture stopped
+    /// (`capture.stop_drain` after the stop signal), never analysed.
+    pub drops_unread: AtomicU64,
     /// Frame bytes of IP fragments never attributed to a flow.
     pub fragment_unattributed_bytes: AtomicU64,
     /// Events that reached the ordered writer after the reorder window (written at once).
@@ -159,6 +162,7 @@ impl LiveStats {
             ("interface", &self.drops_interface),
             ("queue", &self.drops_queue),
             ("fragment_table", &self.drops_fragment),
+            ("unread_at_stop", &self.drops_unread),
             ("reassembly_budget", &self.reassembly_refused),
             ("capture_loss_gaps", &self.capture_loss_gaps),
             ("capture_loss_bytes", &self.capture_loss_bytes),

@@ -252,7 +252,13 @@ impl EnterpriseGauges {
     }
 }
 
-const DROP_KINDS: [&str; 4] = ["kernel", "interface", "queue", "fragment_table"];
+const DROP_KINDS: [&str; 5] = [
+    "kernel",
+    "interface",
+    "queue",
+    "fragment_table",
+    "unread_at_stop",
+];
 
 impl Metrics {
     /// Register every metric.

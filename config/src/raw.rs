@@ -217,6 +217,7 @@ pub struct RawCapture {
     pub dns_cache_entries: Option<Spanned<i64>>,
     pub writer_nice: Option<Spanned<i64>>,
     pub community_id_seed: Option<Spanned<i64>>,
+    pub stop_drain: Option<V>,
 }
 
 /// `[uplink]`.

@@ -23,6 +23,8 @@ pub struct LiveHandle {
     received: WrapCounter,
     kernel: WrapCounter,
     interface_drops: WrapCounter,
+    /// Packets this handle has handed out.
+    delivered: u64,
 }
 
 impl std::fmt::Debug for LiveHandle {
@@ -73,6 +75,7 @@ fn open_handle(cfg: &CaptureConfig, interface: &str) -> Result<LiveHandle, Captu
         received: WrapCounter::new(),
         kernel: WrapCounter::new(),
         interface_drops: WrapCounter::new(),
+        delivered: 0,
     })
 }
 
@@ -110,6 +113,17 @@ impl LiveHandle {
     pub fn interface(&self) -> &str {
         &self.interface
     }
+
+    /// Packets the kernel put in this handle's buffer that it has not handed out, by the
+    /// totals `drops` (from [`PacketSource::drops`]) just read: the kernel's count of packets
+    /// that passed the filter includes those it dropped, so the rest of it are either handed
+    /// out or still waiting in the buffer.
+    pub fn unread(&self, drops: &DropTotals) -> u64 {
+        drops
+            .received
+            .saturating_sub(drops.kernel)
+            .saturating_sub(self.delivered)
+    }
 }
 
 impl PacketSource for LiveHandle {
@@ -122,6 +136,7 @@ impl PacketSource for LiveHandle {
         while n < max {
             match self.cap.next_packet() {
                 Ok(p) => {
+                    self.delivered += 1;
                     f(RawPacket {
                         ts_micros: ts_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
                         orig_len: p.header.len,

@@ -563,6 +563,16 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
     }
     out.user = c.user.as_ref().and_then(|u| capture_user(d, u));
     capture_timeouts(d, c, &mut out);
+    if let Some(v) = &c.stop_drain {
+        match crate::fields::duration(d, "capture.stop_drain", v) {
+            Some(t) if t > Duration::from_secs(60) => d.error(
+                &span(v),
+                format!("capture.stop_drain: {t:?} is too long, expected at most 60s (a stop must not wait on a busy line)"),
+            ),
+            Some(t) => out.stop_drain = t,
+            None => {}
+        }
+    }
     if let Some(v) = &c.tls_reassembly_bytes {
         if let Some(n) = byte_size(d, "capture.tls_reassembly_bytes", v) {
             if n > 1 << 20 {

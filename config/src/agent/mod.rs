@@ -81,6 +81,10 @@ pub struct CaptureConfig {
     /// Seed of the events' Community ID (Zeek's and Suricata's `community-id-seed`): set it
     /// to what the operator's other sensors use so the IDs join. Default 0.
     pub community_id_seed: u16,
+    /// `run`: after the stop signal, how long the capture thread goes on reading what the
+    /// kernel's capture buffer already holds; what is still there after it is counted
+    /// (`drops.unread_at_stop`) and named in the log. Default 2 s; 0 stops at once.
+    pub stop_drain: Duration,
 }
 
 /// `[uplink]`: stream events to a collector. Absent section = no uplink.
@@ -230,6 +234,7 @@ impl Default for CaptureConfig {
             tcp_established_timeout: Duration::from_secs(300),
             tcp_unestablished_timeout: Duration::from_secs(5),
             tcp_closed_timeout: Duration::from_secs(2),
+            stop_drain: Duration::from_secs(2),
             udp_timeout: Duration::from_secs(60),
             icmp_timeout: Duration::from_secs(30),
             active_timeout: Duration::from_secs(300),
