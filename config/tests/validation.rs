@@ -724,12 +724,12 @@ fn writer_nice_is_read_at_both_ends_of_its_range() {
     }
 }
 
-/// `capture.stop_drain`: 2 s unless set, 0 allowed (stop at once), up to a minute.
+/// `capture.stop_drain`: 2 s unless set, 0 allowed (stop at once), up to 30 s.
 #[test]
-fn stop_drain_defaults_to_two_seconds_and_takes_zero_to_a_minute() {
+fn stop_drain_defaults_to_two_seconds_and_takes_zero_to_thirty() {
     let (cfg, _) = agent_result(AGENT_BASE, BASE).expect("valid");
     assert_eq!(cfg.capture.stop_drain, std::time::Duration::from_secs(2));
-    for (text, secs) in [("0s", 0), ("500ms", 0), ("60s", 60)] {
+    for (text, secs) in [("0s", 0), ("500ms", 0), ("30s", 30)] {
         let (cfg, _) = agent_result(&agent_edit(7, &format!("stop_drain = \"{text}\"")), BASE)
             .unwrap_or_else(|e| panic!("stop_drain = {text}: {e:#?}"));
         assert_eq!(cfg.capture.stop_drain.as_secs(), secs, "{text}");
@@ -812,7 +812,7 @@ const AGENT_CASES: &[Case] = &[
         7,
         r#"stop_drain = "5m""#,
         (7, 14),
-        &["capture.stop_drain: 300s is too long, expected at most 60s"],
+        &["capture.stop_drain: 300s is too long, expected at most 30s"],
     ),
     case(
         "writer nice out of range",

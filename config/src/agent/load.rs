@@ -565,9 +565,9 @@ fn capture_config(d: &mut Diagnostics, raw: &RawAgent) -> CaptureConfig {
     capture_timeouts(d, c, &mut out);
     if let Some(v) = &c.stop_drain {
         match crate::fields::duration(d, "capture.stop_drain", v) {
-            Some(t) if t > Duration::from_secs(60) => d.error(
+            Some(t) if t > Duration::from_secs(30) => d.error(
                 &span(v),
-                format!("capture.stop_drain: {t:?} is too long, expected at most 60s (a stop must not wait on a busy line)"),
+                format!("capture.stop_drain: {t:?} is too long, expected at most 30s (a stop must end well within systemd's 60 s TimeoutStopSec)"),
             ),
             Some(t) => out.stop_drain = t,
             None => {}
