@@ -11,13 +11,12 @@
 
 use crossline_config::event::{Event, EventType};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
-use common::netns::{have, is_root, setup, sh};
+use common::netns::{have, is_root, setup, LiveAgent};
 
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -46,49 +45,15 @@ fn stopped_run(tag: u32, stop_drain: &str) -> Stopped {
         format!("clsp{id}"),
     );
     let _guard = setup(&ns, &host, &peer, 9000);
-    let dir = common::scratch(&format!("live-stop-{tag}"));
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "gateway = \"gw-stop-01\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 1\nstop_drain = \"{stop_drain}\"\n"
+    let dir = common::config_dir(
+        &format!("live-stop-{tag}"),
+        &format!(
+            "\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 1\nstop_drain = \"{stop_drain}\"\n"
         ),
-    )
-    .expect("agent.toml");
-    std::fs::write(
-        dir.join("registry.toml"),
-        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
-    )
-    .expect("registry.toml");
+    );
     let out = dir.join("live.jsonl");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_crossline-agent"))
-        .args(["run", "--config"])
-        .arg(dir.join("agent.toml"))
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent starts");
-    let stderr = agent.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !log.iter().any(|l: &String| l.contains("capturing on")) {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) => log.push(l),
-            Err(_) if Instant::now() > deadline => {
-                let _ = agent.kill();
-                panic!("agent did not start capturing: {log:?}");
-            }
-            Err(_) => {}
-        }
-    }
-    let pid = agent.id().to_string();
-    assert!(sh(&["kill", "-STOP", &pid]));
+    let agent = LiveAgent::start(&dir.join("agent.toml"), &out);
+    agent.signal("-STOP");
     let demo = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/demo.pcap"
@@ -108,20 +73,9 @@ fn stopped_run(tag: u32, stop_drain: &str) -> Stopped {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no packet count in tcpreplay's output: {text}"));
     std::thread::sleep(Duration::from_millis(200));
-    assert!(sh(&["kill", "-TERM", &pid]));
-    assert!(sh(&["kill", "-CONT", &pid]));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Ok(Some(st)) = agent.try_wait() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            panic!("agent did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    log.extend(rx.try_iter());
+    agent.signal("-TERM");
+    agent.signal("-CONT");
+    let (status, log) = agent.wait();
     assert!(status.success(), "agent exit status {status}: {log:?}");
     let events: Vec<Event> = std::fs::read_to_string(&out)
         .expect("events")

@@ -9,13 +9,12 @@
 
 use crossline_config::event::{AlertKind, Event, EventType};
 use crossline_testgen::{http_post, pi_records, Generator, Label, TcpFlow};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
-use common::netns::{have, is_root, setup, sh};
+use common::netns::{have, is_root, setup, LiveAgent};
 
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -91,60 +90,13 @@ fn half(n: u16) -> Generator {
     g
 }
 
-struct Agent {
-    child: Child,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+fn start(cfg: &Path, out: &Path) -> LiveAgent {
+    LiveAgent::start(cfg, out)
 }
 
-fn start(cfg: &Path, out: &Path) -> Agent {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossline-agent"))
-        .args(["run", "--config"])
-        .arg(cfg)
-        .arg("--out")
-        .arg(out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(mut l) = log2.lock() {
-                l.push(line.clone());
-            }
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) if l.contains("capturing on") => return Agent { child, log },
-            Ok(_) => {}
-            Err(_) if Instant::now() > deadline => {
-                let _ = child.kill();
-                panic!("agent did not start capturing: {:?}", log.lock());
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-fn stop(mut a: Agent, signal: &str) -> Vec<String> {
-    assert!(sh(&["kill", signal, &a.child.id().to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(st)) = a.child.try_wait() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = a.child.kill();
-            panic!("agent did not stop on {signal}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let log = a.log.lock().map(|l| l.clone()).unwrap_or_default();
+fn stop(a: LiveAgent, signal: &str) -> Vec<String> {
+    a.signal(signal);
+    let (status, log) = a.wait();
     if signal == "-TERM" {
         assert!(status.success(), "exit {status}: {log:?}");
     }

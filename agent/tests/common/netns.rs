@@ -77,3 +77,81 @@ pub fn setup(ns: &str, host: &str, peer: &str, mtu: u32) -> Netns {
     ]);
     guard
 }
+
+/// `crossline-agent run` started by a test, its standard error collected as it comes.
+pub struct LiveAgent {
+    pub child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LiveAgent {
+    /// Start `run --config cfg --out out` and wait (at most 15 s) until it says it captures.
+    pub fn start(cfg: &std::path::Path, out: &std::path::Path) -> LiveAgent {
+        use std::io::{BufRead, BufReader};
+        use std::time::{Duration, Instant};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crossline-agent"))
+            .args(["run", "--config"])
+            .arg(cfg)
+            .arg("--out")
+            .arg(out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = log2.lock() {
+                    l.push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(l) if l.contains("capturing on") => return LiveAgent { child, log },
+                Ok(_) => {}
+                Err(_) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    panic!("agent did not start capturing: {:?}", log.lock());
+                }
+                Err(_) => {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        panic!("agent exited early ({st}): {:?}", log.lock());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send `signal` (`-TERM`, `-STOP`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        assert!(
+            sh(&["kill", signal, &self.child.id().to_string()]),
+            "kill {signal}"
+        );
+    }
+
+    /// Wait (at most 20 s) for the agent to exit; its status and everything it logged.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        use std::time::{Duration, Instant};
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("agent did not exit: {:?}", self.log.lock());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread sees the end of the pipe right after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+        (status, log)
+    }
+}
