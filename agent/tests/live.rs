@@ -9,13 +9,12 @@
 
 use crossline_config::event::{Event, EventType};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::netns::{have, is_root, setup, sh};
+use common::netns::{have, is_root, setup, LiveAgent};
 
 fn skip(why: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -130,45 +129,7 @@ fn live_matches_offline(workers: usize) {
     let live_out = dir.join("live.jsonl");
     let offline_out = dir.join("offline.jsonl");
     let bin = env!("CARGO_BIN_EXE_crossline-agent");
-
-    let mut agent = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(dir.join("agent.toml"))
-        .arg("--out")
-        .arg(&live_out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent starts");
-    // Wait for "capturing on ..." on stderr.
-    let stderr = agent.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut log = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) => {
-                let ready = l.contains("capturing on");
-                log.push(l);
-                if ready {
-                    break;
-                }
-            }
-            Err(_) if Instant::now() > deadline => {
-                let _ = agent.kill();
-                panic!("agent did not start capturing: {log:?}");
-            }
-            Err(_) => {
-                if let Ok(Some(st)) = agent.try_wait() {
-                    panic!("agent exited early ({st}): {log:?}");
-                }
-            }
-        }
-    }
+    let agent = LiveAgent::start(&dir.join("agent.toml"), &live_out);
     let replay = Command::new("ip")
         .args([
             "netns",
@@ -189,18 +150,8 @@ fn live_matches_offline(workers: usize) {
         String::from_utf8_lossy(&replay.stderr)
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(sh(&["kill", "-TERM", &agent.id().to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(st)) = agent.try_wait() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            panic!("agent did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    agent.signal("-TERM");
+    let (status, log) = agent.wait();
     assert!(status.success(), "agent exit status {status}: {log:?}");
     // Two workers on one interface: two handles joined into one PACKET_FANOUT group; one
     // worker: one handle.
@@ -336,45 +287,8 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     )
     .expect("registry.toml");
     let out = dir.join("live.jsonl");
-    let bin = env!("CARGO_BIN_EXE_crossline-agent");
-    let mut agent = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(dir.join("agent.toml"))
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent starts");
-    let stderr = agent.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut log = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) => {
-                let ready = l.contains("capturing on");
-                log.push(l);
-                if ready {
-                    break;
-                }
-            }
-            Err(_) if Instant::now() > deadline => {
-                let _ = agent.kill();
-                panic!("agent did not start capturing: {log:?}");
-            }
-            Err(_) => {
-                if let Ok(Some(st)) = agent.try_wait() {
-                    panic!("agent exited early ({st}): {log:?}");
-                }
-            }
-        }
-    }
-    let cpu_before = cpu_ticks(agent.id()).unwrap_or(0);
+    let agent = LiveAgent::start(&dir.join("agent.toml"), &out);
+    let cpu_before = cpu_ticks(agent.child.id()).unwrap_or(0);
     let started = Instant::now();
     let replay = Command::new("ip")
         .args(["netns", "exec", &ns, "tcpreplay", "-q", "-i", &peer])
@@ -388,21 +302,11 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let wall = started.elapsed();
-    let cpu = cpu_ticks(agent.id())
+    let cpu = cpu_ticks(agent.child.id())
         .unwrap_or(0)
         .saturating_sub(cpu_before);
-    assert!(sh(&["kill", "-TERM", &agent.id().to_string()]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Ok(Some(st)) = agent.try_wait() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            panic!("agent did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    agent.signal("-TERM");
+    let (status, log) = agent.wait();
     assert!(status.success(), "agent exit status {status}: {log:?}");
     let text = std::fs::read_to_string(&out).expect("events");
     let events: Vec<Event> = text
