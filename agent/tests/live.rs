@@ -14,13 +14,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::netns::{have, is_root, setup, LiveAgent};
+use common::netns::{can_replay, setup, LiveAgent};
 
 fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("live test cannot run (CI=true): {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    common::netns::skip("live test", why);
 }
 
 /// frames/bytes per direction of TCP/UDP flows, summed per 5-tuple (initiator order kept
@@ -96,13 +93,8 @@ fn live_capture_with_one_worker_matches_offline() {
 }
 
 fn live_matches_offline(workers: usize) {
-    if !is_root() {
-        return skip("not root");
-    }
-    for tool in ["ip", "tcpreplay"] {
-        if !have(tool) {
-            return skip(&format!("{tool} not installed"));
-        }
+    if !can_replay("live test") {
+        return;
     }
     let shared = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
     if !shared.is_dir() {
@@ -225,13 +217,8 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 #[test]
 fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     use crossline_testgen::{frame, PcapWriter, L4};
-    if !is_root() {
-        return skip("not root");
-    }
-    for tool in ["ip", "tcpreplay"] {
-        if !have(tool) {
-            return skip(&format!("{tool} not installed"));
-        }
+    if !can_replay("live test") {
+        return;
     }
     const SECONDS: i64 = 6;
     const FLOOD_PPS: i64 = 1000;

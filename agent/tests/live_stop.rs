@@ -16,14 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::netns::{have, is_root, setup, LiveAgent};
-
-fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("live test cannot run (CI=true): {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
+use common::netns::{can_replay, setup, LiveAgent};
 
 /// What one stopped run saw: packets analysed, drops by kind from the final stats event,
 /// flow records written, packets tcpreplay sent, and the agent's log.
@@ -100,23 +93,9 @@ fn stopped_run(tag: u32, stop_drain: &str) -> Stopped {
     }
 }
 
-fn ready() -> bool {
-    if !is_root() {
-        skip("not root");
-        return false;
-    }
-    for tool in ["ip", "tcpreplay"] {
-        if !have(tool) {
-            skip(&format!("{tool} not installed"));
-            return false;
-        }
-    }
-    true
-}
-
 #[test]
 fn packets_waiting_in_the_kernel_buffer_at_the_stop_are_analysed() {
-    if !ready() {
+    if !can_replay("live stop test") {
         return;
     }
     let r = stopped_run(1, "5s");
@@ -152,7 +131,7 @@ fn packets_waiting_in_the_kernel_buffer_at_the_stop_are_analysed() {
 
 #[test]
 fn packets_left_in_the_kernel_buffer_after_the_drain_are_counted_and_named() {
-    if !ready() {
+    if !can_replay("live stop test") {
         return;
     }
     let r = stopped_run(2, "0s");

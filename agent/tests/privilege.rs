@@ -15,15 +15,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::netns::{have, is_root, setup, sh};
+use common::netns::{can_replay, have, is_root, setup, sh};
 
 const BIN: &str = env!("CARGO_BIN_EXE_crossline-agent");
 
 fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("privilege test cannot run (CI=true): {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    common::netns::skip("privilege test", why);
 }
 
 fn write_config(dir: &Path, capture: &str) -> PathBuf {
@@ -83,13 +80,8 @@ fn flow_keys(path: &Path) -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn run_as_root_switches_user_keeps_only_net_raw_and_still_captures() {
-    if !is_root() {
-        return skip("not root");
-    }
-    for tool in ["ip", "tcpreplay"] {
-        if !have(tool) {
-            return skip(&format!("{tool} not installed"));
-        }
+    if !can_replay("privilege test") {
+        return;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();

@@ -14,14 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::netns::{have, is_root, setup, LiveAgent};
-
-fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("live state test cannot run (CI=true): {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
+use common::netns::{can_replay, setup, LiveAgent};
 
 const REGISTRY: &str = r#"
 [[enterprise]]
@@ -142,13 +135,8 @@ fn kinds(out: &Path) -> Vec<AlertKind> {
 
 #[test]
 fn run_restarted_after_sigterm_or_sigkill_keeps_persons_and_caps() {
-    if !is_root() {
-        return skip("not root");
-    }
-    for tool in ["ip", "tcpreplay"] {
-        if !have(tool) {
-            return skip(&format!("{tool} not installed"));
-        }
+    if !can_replay("live state test") {
+        return;
     }
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("csns{id}"), format!("csh{id}"), format!("csp{id}"));

@@ -155,3 +155,28 @@ impl LiveAgent {
         (status, log)
     }
 }
+
+/// A live test that cannot run on this machine: a failure under `CI=true` (`what` names the
+/// test in the message), a printed SKIPPED elsewhere.
+pub fn skip(what: &str, why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} cannot run (CI=true): {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Whether a test that replays packets into a veth pair can run: root, `ip` and `tcpreplay`;
+/// otherwise [`skip`] says why and this is false.
+pub fn can_replay(what: &str) -> bool {
+    if !is_root() {
+        skip(what, "not root");
+        return false;
+    }
+    for tool in ["ip", "tcpreplay"] {
+        if !have(tool) {
+            skip(what, &format!("{tool} not installed"));
+            return false;
+        }
+    }
+    true
+}
