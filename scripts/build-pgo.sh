@@ -84,13 +84,13 @@ profdata=$(find_profdata) || {
     exit 3
 }
 
-raw="$target_dir/pgo/raw"
 gen_dir="$target_dir/pgo/instrumented"
 use_dir="$target_dir/pgo/optimised"
-merged="$target_dir/pgo/crossline-agent.profdata"
+# Absolute: rustc writes and reads the profiles from inside each crate's build directory.
 mkdir -p "$target_dir/pgo"
-raw=$(cd "$target_dir/pgo" && pwd)/raw
-merged=$(cd "$target_dir/pgo" && pwd)/crossline-agent.profdata
+pgo=$(cd "$target_dir/pgo" && pwd)
+raw="$pgo/raw"
+merged="$pgo/crossline-agent.profdata"
 
 say "1/3 instrumented build ($gen_dir)"
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$raw" CARGO_TARGET_DIR="$gen_dir" \
