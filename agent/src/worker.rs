@@ -275,7 +275,7 @@ struct Deferred<S> {
     min: i64,
     /// Emptied alert lists of written records, for the next records' findings: a record
     /// that raises an alert would otherwise allocate its list (and free it once written).
-    spare: Vec<Vec<AlertFinding>>,
+    spare: Vec<Vec<Box<AlertFinding>>>,
 }
 
 /// Emptied alert lists a worker keeps for its next records (beyond them, lists are freed).
@@ -307,7 +307,7 @@ impl<S: Default> Deferred<S> {
     }
 
     /// Keep the emptied alert list of a written record for a later one.
-    fn keep_alert_list(&mut self, mut alerts: Vec<AlertFinding>) {
+    fn keep_alert_list(&mut self, mut alerts: Vec<Box<AlertFinding>>) {
         if alerts.capacity() > 0 && self.spare.len() < SPARE_ALERT_LISTS {
             alerts.clear();
             self.spare.push(alerts);
@@ -1609,7 +1609,7 @@ fn push_alerts(
     let seed = ctx.capture.community_id_seed;
     for a in findings.alerts.drain(..) {
         if ctx.direct && ctx.alert_lines_at_writer {
-            out.queue_alert_finding(Box::new(a));
+            out.queue_alert_finding(a);
         } else if ctx.direct {
             push_alert_line(&ctx.gateway, seed, a, &mut cid, out);
         } else {
@@ -1651,12 +1651,12 @@ fn memo_community_id(
 fn push_alert_line(
     gateway: &str,
     seed: u16,
-    a: AlertFinding,
+    a: Box<AlertFinding>,
     cid: &mut Option<CidMemo>,
     out: &mut Outgoing,
 ) {
     if let Some(range) = out.write_alert_line(|buf| write_alert_json(gateway, seed, &a, cid, buf)) {
-        out.queue_alert_line(range, Box::new(a));
+        out.queue_alert_line(range, a);
     }
 }
 

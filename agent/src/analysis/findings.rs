@@ -53,7 +53,7 @@ pub struct Findings {
     /// The record raised an alert about its flow (also when the shaper folded it).
     pub alerted: bool,
     /// Alerts to write, in order.
-    pub alerts: Vec<AlertFinding>,
+    pub alerts: Vec<Box<AlertFinding>>,
 }
 
 impl Findings {

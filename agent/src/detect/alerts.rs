@@ -535,7 +535,7 @@ impl Classifier {
     /// valid day, so a renewed filing warns again) per level reached, across workers. Days
     /// left are working days (CAC Order 16 art. 9), calendar days where no holiday schedule is
     /// known (see `DetectShared::days_left`).
-    pub(super) fn expiry_alerts(&mut self, now: i64, out: &mut Vec<AlertFinding>) {
+    pub(super) fn expiry_alerts(&mut self, now: i64, out: &mut Vec<Box<AlertFinding>>) {
         let today = day_of(now);
         if self.expiry_day == Some(today) {
             return;
@@ -551,7 +551,7 @@ impl Classifier {
             if sc.valid_from > today || calendar_left < 0 || calendar_left > 2 * first + 30 {
                 continue;
             }
-            out.extend(self.expiry_alert(now, today, &levels, i, sc));
+            out.extend(self.expiry_alert(now, today, &levels, i, sc).map(Box::new));
         }
     }
 
@@ -602,7 +602,7 @@ impl Classifier {
     }
 
     /// `persons_threshold` (one worker reports each crossing: the book remembers it).
-    pub(super) fn persons_alerts(&self, now: i64, out: &mut Vec<AlertFinding>) {
+    pub(super) fn persons_alerts(&self, now: i64, out: &mut Vec<Box<AlertFinding>>) {
         let crossings = lock(&self.shared.persons).crossings();
         for x in crossings {
             let (ent_index, who) = match &x.owner {
@@ -636,7 +636,7 @@ impl Classifier {
                 facts,
             );
             a.persons = Some(x.estimate);
-            out.push(a);
+            out.push(Box::new(a));
         }
     }
 

@@ -42,6 +42,16 @@ impl Foldable for Event {
     }
 }
 
+impl<T: Foldable> Foldable for Box<T> {
+    fn bytes(&self) -> u64 {
+        (**self).bytes()
+    }
+
+    fn into_followup(self, count: u64, bytes: u64) -> Self {
+        Box::new((*self).into_followup(count, bytes))
+    }
+}
+
 impl Foldable for AlertFinding {
     fn bytes(&self) -> u64 {
         self.bytes
