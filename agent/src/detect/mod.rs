@@ -975,7 +975,8 @@ impl Analysis for Classifier {
         // once per threshold, sensor gaps once per tick with a count.
         self.expiry_alerts(now, &mut out.alerts);
         self.persons_alerts(now, &mut out.alerts);
-        out.alerts.extend(self.sensor_gap_alert(now, health).map(Box::new));
+        out.alerts
+            .extend(self.sensor_gap_alert(now, health).map(Box::new));
     }
 
     fn buffer_shared_effects(&mut self, on: bool) {
