@@ -190,7 +190,7 @@ fn certificates(ca: &Path, cert: &Path, key: &Path, p: &mut Preflight) {
     for r in roots {
         let _ = store.add(r);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::uplink::client::provider();
     let verifier = match rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(store),
         provider,

@@ -512,7 +512,7 @@ mod server {
         script: Vec<(u16, String)>,
         max_events: usize,
     ) -> Server {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crossline_agent::uplink::client::provider();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.ca_der.clone()).expect("root");
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(

@@ -103,7 +103,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn client_config(pki: &Path, gateway: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crossline_collector::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(pki.join("ca.pem"))? {
         roots.add(c?)?;

@@ -179,7 +179,7 @@ fn tls_client(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String>
     for c in crate::tls::load_certs(ca).map_err(|e| e.to_string())? {
         roots.add(c).map_err(|e| e.to_string())?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::provider();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

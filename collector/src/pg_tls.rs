@@ -66,7 +66,7 @@ impl DbTls {
         for c in certs {
             roots.add(c).map_err(|e| bad(e.to_string()))?;
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crate::tls::provider();
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?

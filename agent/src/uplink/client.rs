@@ -44,6 +44,17 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, UplinkError> {
     })
 }
 
+/// The cryptography behind every TLS connection of the agent (its uplink to the collector): rustls' *ring* provider (a
+/// smaller build than aws-lc-rs, with no C toolchain beyond *ring*'s own). rustls 0.23.47 marks
+/// it deprecated because *ring* has no post-quantum key exchange; these connections are mutually
+/// authenticated links inside an operator's network, and a move to aws-lc-rs is a decision of
+/// its own. The allowance sits here, once, so that a `cargo update` does not break the
+/// `-D warnings` build.
+#[allow(deprecated)]
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Build the rustls client configuration: trust only the collector CA, present the gateway's
 /// certificate and key.
 pub fn tls_config(
@@ -73,7 +84,7 @@ pub fn tls_config(
     }
     let key_der = PrivateKeyDer::from_pem_slice(&read_pem(key)?)
         .map_err(|e| tls_err(key, format!("no usable private key: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(cert, e.to_string()))?

@@ -303,7 +303,7 @@ pub fn api_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Resp {
 
 /// rustls client config trusting `ca` and presenting `cert`/`key` when given.
 pub fn client_config(ca: &Path, client: Option<(&[u8], &[u8])>) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crossline_collector::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).expect("ca.pem") {
         roots.add(c.expect("cert")).expect("add root");
