@@ -6,8 +6,9 @@
 /// and more with two workers (its arenas are shared between threads). On the benchmark capture
 /// this made one worker 7-10 % and two workers 25 % faster (bench/README.md). mimalloc's v3 line
 /// gave memory back to the kernel and faulted it in again so often that short runs took twice
-/// as long; transparent huge pages are left off (`no_thp`): with them peak RSS grew by a third
-/// and a run could stall in the kernel's page compaction.
+/// as long. mimalloc does not advise its own memory for transparent huge pages (`no_thp`): with
+/// that advice peak RSS grew by a third and a run could stall in the kernel's page compaction.
+/// (The feature does not turn huge pages off for the process: memory advised elsewhere gets them.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
