@@ -37,14 +37,8 @@ pub enum MetricsError {
     Start(std::io::Error),
 }
 
-/// Drop kinds reported as `drops{kind}`.
-pub const DROP_KINDS: [&str; 5] = [
-    "kernel",
-    "interface",
-    "queue",
-    "fragment_table",
-    "unread_at_stop",
-];
+/// Drop kinds reported as `drops{kind}` (the stats event's, shared with the collector).
+pub use crossline_config::event::DROP_KINDS;
 /// Uplink results reported as `uplink_batches{result}` (`refused` is part of `retried`).
 pub const UPLINK_RESULTS: [&str; 6] = [
     "acked",

@@ -252,13 +252,7 @@ impl EnterpriseGauges {
     }
 }
 
-const DROP_KINDS: [&str; 5] = [
-    "kernel",
-    "interface",
-    "queue",
-    "fragment_table",
-    "unread_at_stop",
-];
+use crossline_config::event::DROP_KINDS;
 
 impl Metrics {
     /// Register every metric.

@@ -702,6 +702,18 @@ impl Severity {
     }
 }
 
+/// The packet losses of [`Stats::drops`] that the agent's and the collector's metrics carry
+/// as their own `kind` label (`crossline_agent_drops_total`,
+/// `crossline_agent_stats_drops_total`); the map's other members (`capture_loss_*`,
+/// `reassembly_budget`, ...) are estimates or budgets.
+pub const DROP_KINDS: [&str; 5] = [
+    "kernel",
+    "interface",
+    "queue",
+    "fragment_table",
+    "unread_at_stop",
+];
+
 /// The final (or periodic, live) `stats` event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -721,7 +733,8 @@ pub struct Stats {
     pub flows_midstream: u64,
     /// Flows evicted because the table was full.
     pub evictions: u64,
-    /// Drops: `kernel`, `interface`, `queue`, `fragment_table`.
+    /// Drops by kind: the packet losses of [`DROP_KINDS`], and the capture-loss estimates
+    /// and budgets beside them.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
     /// Flow records and alerts written.

@@ -44,12 +44,12 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, UplinkError> {
     })
 }
 
-/// The cryptography behind every TLS connection of the agent (its uplink to the collector): rustls' *ring* provider (a
-/// smaller build than aws-lc-rs, with no C toolchain beyond *ring*'s own). rustls 0.23.47 marks
-/// it deprecated because *ring* has no post-quantum key exchange; these connections are mutually
-/// authenticated links inside an operator's network, and a move to aws-lc-rs is a decision of
-/// its own. The allowance sits here, once, so that a `cargo update` does not break the
-/// `-D warnings` build.
+/// The cryptography behind every TLS connection of the agent (its uplink to the collector):
+/// rustls' *ring* provider (a smaller build than aws-lc-rs, with no C toolchain beyond *ring*'s
+/// own). rustls 0.23.47 marks it deprecated because *ring* has no post-quantum key exchange;
+/// these connections are mutually authenticated links inside an operator's network, and a move
+/// to aws-lc-rs is a decision of its own. The allowance sits here, once, so that a
+/// `cargo update` does not break the `-D warnings` build.
 #[allow(deprecated)]
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
