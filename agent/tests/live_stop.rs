@@ -9,7 +9,7 @@
 //! Needs root, `ip` and `tcpreplay`; otherwise it panics when `CI=true` and prints SKIPPED
 //! elsewhere. The namespace (and with it the veth pair) is removed even when the test fails.
 
-use crossline_config::event::{Event, EventType};
+use crossline_config::event::EventType;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -70,11 +70,7 @@ fn stopped_run(tag: u32, stop_drain: &str) -> Stopped {
     agent.signal("-CONT");
     let (status, log) = agent.wait();
     assert!(status.success(), "agent exit status {status}: {log:?}");
-    let events: Vec<Event> = std::fs::read_to_string(&out)
-        .expect("events")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event JSON"))
-        .collect();
+    let events = common::events(&std::fs::read(&out).expect("events"));
     let stats = events
         .iter()
         .rev()
