@@ -131,7 +131,7 @@ impl Classifier {
         scenario: Option<u32>,
         enterprise: Option<u32>,
         facts: AlertFacts,
-    ) -> AlertFinding {
+    ) -> Box<AlertFinding> {
         let reg = &self.compiled.registry;
         let green = self.green(enterprise);
         let severity = if green && self.live.cfg.green_channel_raise {
@@ -139,7 +139,9 @@ impl Classifier {
         } else {
             severity
         };
-        AlertFinding {
+        // Boxed where it is made: a finding is 424 bytes, and from here it only moves as a
+        // pointer (through the shaper, the record's list and the writer's queue).
+        Box::new(AlertFinding {
             kind,
             severity,
             green_channel: green,
@@ -158,7 +160,7 @@ impl Classifier {
             validity: None,
             facts,
             judged: None,
-        }
+        })
     }
 
     /// An alert about the flow of `r`, with its recipient, service and `bytes`.
@@ -170,7 +172,7 @@ impl Classifier {
         scenario: Option<u32>,
         bytes: u64,
         facts: AlertFacts,
-    ) -> AlertFinding {
+    ) -> Box<AlertFinding> {
         let mut a = self.finding(
             kind,
             severity,
@@ -188,7 +190,7 @@ impl Classifier {
 
     /// The verdict's own alert (`unfiled_export`, `recipient_not_filed`, `service_not_filed`,
     /// `filing_expired`, `outside_window`, `filing_not_yet_valid`).
-    pub(super) fn verdict_alert(&self, r: &Record<'_>) -> Option<AlertFinding> {
+    pub(super) fn verdict_alert(&self, r: &Record<'_>) -> Option<Box<AlertFinding>> {
         let kind = r.c.status.alert_kind()?;
         if !r.carries {
             return None;
@@ -276,7 +278,7 @@ impl Classifier {
         r: &Record<'_>,
         si: u32,
         o: &VolumeOutcome,
-    ) -> Option<AlertFinding> {
+    ) -> Option<Box<AlertFinding>> {
         if o.cap_level == 0 {
             return None;
         }
@@ -301,7 +303,7 @@ impl Classifier {
     }
 
     /// `volume_surge`: about this flow only when this record completed the surge.
-    pub(super) fn surge_alert(&self, r: &Record<'_>, si: u32, sg: &Surge) -> AlertFinding {
+    pub(super) fn surge_alert(&self, r: &Record<'_>, si: u32, sg: &Surge) -> Box<AlertFinding> {
         let sc = self.compiled.scenario(si);
         let hl = shanghai(sg.hour * 3600 - SHANGHAI_OFFSET_SECS);
         let facts = AlertFacts::VolumeSurge {
@@ -332,7 +334,7 @@ impl Classifier {
     }
 
     /// `country_mismatch`: the recipient address is not in the filed recipient's country.
-    pub(super) fn country_alert(&self, r: &Record<'_>, si: u32) -> Option<AlertFinding> {
+    pub(super) fn country_alert(&self, r: &Record<'_>, si: u32) -> Option<Box<AlertFinding>> {
         let cc = self.shared.geoip.as_ref()?.country(r.foreign)?;
         let sc = self.compiled.scenario(si);
         if sc.recipient.country.as_bytes().eq_ignore_ascii_case(&cc) {
@@ -357,7 +359,11 @@ impl Classifier {
     }
 
     /// `personal_info_cleartext`, with the masked evidence; resets the counts.
-    pub(super) fn pi_alert(&self, r: &Record<'_>, state: &mut FlowState) -> Option<AlertFinding> {
+    pub(super) fn pi_alert(
+        &self,
+        r: &Record<'_>,
+        state: &mut FlowState,
+    ) -> Option<Box<AlertFinding>> {
         if state.pi_counts.iter().all(|&n| n == 0) {
             return None;
         }
@@ -400,7 +406,7 @@ impl Classifier {
         &self,
         r: &Record<'_>,
         state: &mut FlowState,
-        out: &mut Vec<AlertFinding>,
+        out: &mut Vec<Box<AlertFinding>>,
     ) {
         let hits = std::mem::take(&mut state.sig_hits);
         for i in 0..super::signatures::MAX_SIGNATURES {
@@ -412,7 +418,7 @@ impl Classifier {
         }
     }
 
-    fn signature_alert(&self, r: &Record<'_>, sig: &Signature) -> Option<AlertFinding> {
+    fn signature_alert(&self, r: &Record<'_>, sig: &Signature) -> Option<Box<AlertFinding>> {
         let (category, signature) = (sig.category.clone(), sig.id.clone());
         let (kind, facts) = match sig.kind {
             SignatureKind::NegativeList => {
@@ -453,7 +459,11 @@ impl Classifier {
     }
 
     /// `opaque_tunnel` (see the module documentation of [`super`] for the heuristic).
-    pub(super) fn tunnel_alert(&self, r: &Record<'_>, state: &FlowState) -> Option<AlertFinding> {
+    pub(super) fn tunnel_alert(
+        &self,
+        r: &Record<'_>,
+        state: &FlowState,
+    ) -> Option<Box<AlertFinding>> {
         let (s, c) = (r.s, r.c);
         let vpn = s.app_proto.is_some_and(|p| VPN_PROTOCOLS.contains(&p))
             || matches!(s.ip_proto, 50 | 51);
@@ -501,7 +511,7 @@ impl Classifier {
 
     /// `line_misuse`: many foreign sources reaching one domestic service that answered them
     /// (unanswered probes and scans do not count).
-    pub(super) fn misuse_alert(&self, r: &Record<'_>) -> Option<AlertFinding> {
+    pub(super) fn misuse_alert(&self, r: &Record<'_>) -> Option<Box<AlertFinding>> {
         let s = r.s;
         if r.c.direction != Direction::Import || s.pkts_rev == 0 {
             return None;
@@ -551,7 +561,7 @@ impl Classifier {
             if sc.valid_from > today || calendar_left < 0 || calendar_left > 2 * first + 30 {
                 continue;
             }
-            out.extend(self.expiry_alert(now, today, &levels, i, sc).map(Box::new));
+            out.extend(self.expiry_alert(now, today, &levels, i, sc));
         }
     }
 
@@ -562,7 +572,7 @@ impl Classifier {
         levels: &[u32],
         i: usize,
         sc: &Scenario,
-    ) -> Option<AlertFinding> {
+    ) -> Option<Box<AlertFinding>> {
         let (left, working) = self.shared.days_left(today, sc.valid_until);
         let level = *levels.iter().rev().find(|l| left <= i64::from(**l))?;
         if !lock(&self.shared.expiry).first(&sc.id, sc.valid_until, level) {
@@ -636,12 +646,12 @@ impl Classifier {
                 facts,
             );
             a.persons = Some(x.estimate);
-            out.push(Box::new(a));
+            out.push(a);
         }
     }
 
     /// `sensor_gap` (worker 0 only: health figures are line totals).
-    pub(super) fn sensor_gap_alert(&mut self, now: i64, h: &Health) -> Option<AlertFinding> {
+    pub(super) fn sensor_gap_alert(&mut self, now: i64, h: &Health) -> Option<Box<AlertFinding>> {
         if self.worker != 0 {
             return None;
         }

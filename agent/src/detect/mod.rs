@@ -521,7 +521,7 @@ pub struct Classifier {
     shaper: shaping::Shaper<Box<AlertFinding>>,
     /// A record's alerts on their way to the shaper (emptied after each record; kept for its
     /// capacity: a record that raises one would otherwise allocate the list and free it).
-    shaped: Vec<AlertFinding>,
+    shaped: Vec<Box<AlertFinding>>,
     /// The shaping identity of the alert being shaped (kept for its capacity).
     key: String,
     last_health: Health,
@@ -600,14 +600,14 @@ impl Classifier {
     /// /64, recipient, service).
     fn shape(
         &mut self,
-        a: AlertFinding,
+        a: Box<AlertFinding>,
         c: &Classification,
         now: i64,
         out: &mut Vec<Box<AlertFinding>>,
     ) {
         if !self.shaper.folds() {
             // Folding happens elsewhere (the offline writer) or not at all: no key to build.
-            out.push(Box::new(a));
+            out.push(a);
             return;
         }
         let who = match (&a.enterprise, c.domestic) {
@@ -624,7 +624,7 @@ impl Classifier {
             a.service,
         );
         let before = self.shaper.evictions();
-        self.shaper.offer(&self.key, Box::new(a), now, out);
+        self.shaper.offer(&self.key, a, now, out);
         let evicted = self.shaper.evictions() - before;
         if evicted > 0 {
             self.shared
@@ -975,8 +975,7 @@ impl Analysis for Classifier {
         // once per threshold, sensor gaps once per tick with a count.
         self.expiry_alerts(now, &mut out.alerts);
         self.persons_alerts(now, &mut out.alerts);
-        out.alerts
-            .extend(self.sensor_gap_alert(now, health).map(Box::new));
+        out.alerts.extend(self.sensor_gap_alert(now, health));
     }
 
     fn buffer_shared_effects(&mut self, on: bool) {
@@ -1058,12 +1057,12 @@ impl Classifier {
                 let o = self.count_volume(r, si);
                 // Not shaped: cap alerts are once per level per day already.
                 if let Some(a) = self.cap_alert(r, si, &o) {
-                    out.alerts.push(Box::new(a));
+                    out.alerts.push(a);
                     out.alerted = true;
                 }
                 // Not shaped: a surge is raised once per scenario and hour.
                 if let Some(sg) = &o.surge {
-                    out.alerts.push(Box::new(self.surge_alert(r, si, sg)));
+                    out.alerts.push(self.surge_alert(r, si, sg));
                     out.alerted |= sg.this_record;
                 }
             }
@@ -1079,7 +1078,7 @@ impl Classifier {
         // Not shaped: raised once per domestic service and hour, when the count of distinct
         // foreign sources reaches the limit.
         if let Some(a) = self.misuse_alert(r) {
-            out.alerts.push(Box::new(a));
+            out.alerts.push(a);
             out.alerted = true;
         }
         if !shaped.is_empty() {
