@@ -405,13 +405,7 @@ impl AgentMetrics {
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         advance(&self.packets, l(&s.packets));
         advance(&self.bytes, l(&s.bytes));
-        for (kind, a) in DROP_KINDS.iter().zip([
-            &s.drops_kernel,
-            &s.drops_interface,
-            &s.drops_queue,
-            &s.drops_fragment,
-            &s.drops_unread,
-        ]) {
+        for (kind, a) in s.drop_counters() {
             advance(&self.drops.with_label_values(&[kind]), l(a));
         }
         for e in DecodeError::ALL {

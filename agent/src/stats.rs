@@ -6,7 +6,7 @@
 //! `flows_active`, a gauge.
 
 use crate::decode::{DecodeError, Ignored};
-use crossline_config::event::{AlertKind, Event, EventType, Stats, VerdictStatus};
+use crossline_config::event::{AlertKind, Event, EventType, Stats, VerdictStatus, DROP_KINDS};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -84,6 +84,18 @@ impl LiveStats {
         Self::default()
     }
 
+    /// The packet-loss counters of [`DROP_KINDS`], named, in that order: the stats event's
+    /// `drops` and the metrics' `drops{kind}` both read them from here.
+    pub fn drop_counters(&self) -> [(&'static str, &AtomicU64); DROP_KINDS.len()] {
+        [
+            ("kernel", &self.drops_kernel),
+            ("interface", &self.drops_interface),
+            ("queue", &self.drops_queue),
+            ("fragment_table", &self.drops_fragment),
+            ("unread_at_stop", &self.drops_unread),
+        ]
+    }
+
     /// Count an event the writer is about to write.
     pub fn count_written(&self, event: &Event) {
         match event.event_type {
@@ -157,18 +169,13 @@ impl LiveStats {
             ignored.insert("fragment_unattributed_bytes".to_string(), n);
         }
         let mut drops = BTreeMap::new();
-        for (name, c) in [
-            ("kernel", &self.drops_kernel),
-            ("interface", &self.drops_interface),
-            ("queue", &self.drops_queue),
-            ("fragment_table", &self.drops_fragment),
-            ("unread_at_stop", &self.drops_unread),
+        for (name, c) in self.drop_counters().into_iter().chain([
             ("reassembly_budget", &self.reassembly_refused),
             ("capture_loss_gaps", &self.capture_loss_gaps),
             ("capture_loss_bytes", &self.capture_loss_bytes),
             ("capture_loss_acks", &self.capture_loss_acks),
             ("reorder_late", &self.reorder_late),
-        ] {
+        ]) {
             drops.insert(name.to_string(), load(c));
         }
         let mut alerts = BTreeMap::new();
@@ -289,5 +296,26 @@ impl WorkerCounters {
                 .fetch_sub(self.active_delta.unsigned_abs(), r);
         }
         *self = WorkerCounters::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each drop kind the metrics label has its own counter, under its own name, in the stats
+    /// event too.
+    #[test]
+    fn drop_counters_follow_drop_kinds() {
+        let s = LiveStats::new();
+        let counters = s.drop_counters();
+        assert_eq!(counters.map(|(name, _)| name), DROP_KINDS);
+        for (i, (_, c)) in counters.iter().enumerate() {
+            c.fetch_add(i as u64 + 1, Ordering::Relaxed);
+        }
+        let snap = s.snapshot();
+        for (i, kind) in DROP_KINDS.iter().enumerate() {
+            assert_eq!(snap.drops.get(*kind), Some(&(i as u64 + 1)), "{kind}");
+        }
     }
 }
