@@ -1,6 +1,6 @@
 //! One function per alert kind: each looks at the facts of a flow record (or a tick) and returns
-//! the alert it raises as an [`AlertFinding`], never an event. [`super::Classifier`] calls them
-//! in a fixed order and decides which go through the alert shaper.
+//! the alert it raises as a boxed [`AlertFinding`], never an event. [`super::Classifier`] calls
+//! them in a fixed order and decides which go through the alert shaper.
 
 use super::counters::{PersonsOwner, Surge, SurgeRule, VolumeOutcome};
 use super::pi::PiKind;
