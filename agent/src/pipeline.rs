@@ -710,7 +710,7 @@ where
     drop(senders);
     let factory = &factory;
     let done = AtomicBool::new(false);
-    // One capture thread offline: worker 0 runs on it, fed each of its packets as it is
+    // One capture thread offline: a worker runs on it, fed each of its packets as it is
     // decoded (no payload copied into a batch for it, no queue, no thread switch), and only
     // the other workers are threads. On a machine with as many cores as workers that is one
     // thread per core instead of one more thread than cores, and the capture thread, the

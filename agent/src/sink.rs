@@ -360,7 +360,7 @@ impl Writer {
     /// `nice` (`capture.writer_nice`, 0 to keep it): how much nicer than the rest of the
     /// process the writer's thread runs with more than one worker. With as many workers as
     /// cores on a machine that runs nothing else the writer is the one thread beyond one per
-    /// core (the capture thread runs worker 0), and a writer that takes its turn on the
+    /// core (the capture thread runs a worker too), and a writer that takes its turn on the
     /// capture thread's core while a worker thread waits on the other slows the whole run
     /// (full benchmark capture, two workers on two cores, nice 10: 0.93 of the time, medians
     /// of 8 and 10 alternating pairs). On a busy machine a nicer writer only gets a smaller
