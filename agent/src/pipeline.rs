@@ -356,8 +356,8 @@ impl Dispatcher {
         self.last_tick = now;
         // Counters first: a worker's tick reads the line totals up to this packet.
         self.flush_counters();
-        // Shard 0 last: when its worker runs on this thread and waits on its tick for the
-        // others' rounds (offline they meet on every tick), they must have their batches.
+        // Shard 0 last: the worker threads get their tick batches before the worker on this
+        // thread runs its tick, which can wait for their rounds (a stalled input, the end).
         for shard in (0..self.out.senders.len()).rev() {
             self.out.current[shard].tick = true;
             self.out.send(shard, now, self.epoch);

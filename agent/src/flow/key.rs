@@ -51,8 +51,9 @@ pub fn shard_worker(h: u64, workers: usize) -> usize {
     (shard_slot(h) * workers.max(1)) >> SHARD_BITS
 }
 
-/// The worker of a shard hash when worker 0 takes the slots below `cut` and the others share
-/// the rest evenly (`workers` > 1; a function of the slot alone, as [`shard_worker`]).
+/// The shard of a shard hash when shard 0 (the worker on the capture thread) takes the slots
+/// below `cut` and the others share the rest evenly (`workers` > 1; a function of the slot
+/// alone, as [`shard_worker`]).
 pub fn shard_worker_after(h: u64, workers: usize, cut: usize) -> usize {
     let slot = shard_slot(h);
     let slots = 1usize << SHARD_BITS;
