@@ -4,6 +4,11 @@
 #
 #   bench/run.sh                 full run on bench/out/bench.pcap (~10.5 M packets)
 #   QUICK=1 bench/run.sh         first 1 M packets only (bench/out/slice1m.pcap), fast iteration
+#   MANY=1 bench/run.sh          a capture of 500,000 connections open at once instead
+#                                (bench/out/many-int.pcap, written by the bench_many_flows
+#                                example, domestic so nothing is classified): the same table
+#                                with a flow table that large; the targets are set on the
+#                                benchmark capture, so its PASS / MISS lines do not apply
 #   RUNS=5 bench/run.sh          counted runs per tool (default 3; the median is reported)
 #   PEERS="tcpdump softflowd"    which peers to run (default: tcpdump softflowd ndpiReader,
 #                                plus argus / pmacctd when installed)
@@ -29,6 +34,7 @@ OUT="$HERE/out"
 SHARED="${SHARED:-$ROOT/../shared}"
 RUNS="${RUNS:-3}"
 QUICK="${QUICK:-0}"
+MANY="${MANY:-0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target-bench}"
 BIN="$CARGO_TARGET_DIR/release/crossline-agent"
 EXAMPLES="$CARGO_TARGET_DIR/release/examples"
@@ -60,7 +66,8 @@ fi
 PLAIN_BIN="$BIN"
 PGO_BIN="$CARGO_TARGET_DIR/pgo/optimised/release/crossline-agent"
 BUILD_KIND="plain release build (PGO=0)"
-if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ]; then
+if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ] \
+   && { [ "$MANY" != 1 ] || [ -x "$EXAMPLES/bench_many_flows" ]; }; then
   log "SKIP_BUILD=1: using the release binaries already in $CARGO_TARGET_DIR"
   if [ "${PGO:-1}" = 1 ]; then
     if [ -x "$PGO_BIN" ]; then
@@ -73,7 +80,8 @@ if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ]
 else
   log "building release binaries into $CARGO_TARGET_DIR"
   (cd "$ROOT" && cargo build --release -p crossline-agent --bin crossline-agent \
-     --example bench_flows --example bench_flood --example bench_micro >&2)
+     --example bench_flows --example bench_flood --example bench_micro \
+     --example bench_many_flows >&2)
   if [ "${PGO:-1}" = 1 ]; then
     log "building the agent with profile-guided optimisation (scripts/build-pgo.sh)"
     rc=0
@@ -94,7 +102,14 @@ log "agent: $BUILD_KIND: $BIN"
 
 # --- 3. input --------------------------------------------------------------------------------
 FULL="$OUT/bench.pcap"
-if [ ! -s "$FULL" ]; then
+if [ "$MANY" = 1 ]; then
+  FULL="$OUT/many-int.pcap"
+  if [ ! -s "$FULL" ]; then
+    log "writing $FULL (500,000 connections open at once) with bench_many_flows"
+    "$EXAMPLES/bench_many_flows" "$FULL" 500000 4 internal
+  fi
+  log "MANY=1: the targets are set on the benchmark capture; PASS / MISS below do not apply"
+elif [ ! -s "$FULL" ]; then
   if [ ! -x "$SHARED/bench/make-bench-pcap.sh" ]; then
     log "no $FULL and no capture builder at $SHARED/bench/make-bench-pcap.sh:"
     log "set SHARED=DIR to the benchmark corpus folder, or put a large capture at $FULL"
@@ -104,7 +119,7 @@ if [ ! -s "$FULL" ]; then
   "$SHARED/bench/make-bench-pcap.sh" "$FULL"
 fi
 PCAP="$FULL"
-if [ "$QUICK" = 1 ]; then
+if [ "$QUICK" = 1 ] && [ "$MANY" != 1 ]; then
   PCAP="$OUT/slice1m.pcap"
   if [ ! -s "$PCAP" ]; then
     log "cutting the first 1,000,000 packets into $PCAP"
