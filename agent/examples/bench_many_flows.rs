@@ -14,7 +14,7 @@
 //! nothing is classified and no alert is raised, so the run measures the flow table rather than
 //! the alerts (each connection otherwise ends with two).
 
-use crossline_testgen::{frame, noise, L4};
+use crossline_testgen::{frame, noise, pcap_header, push_pcap_record, L4};
 use std::io::{BufWriter, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -32,14 +32,19 @@ fn main() -> std::io::Result<()> {
         0xcb00_0000
     };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-    // pcap header: microsecond timestamps, Ethernet.
-    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    out.write_all(&2u16.to_le_bytes())?;
-    out.write_all(&4u16.to_le_bytes())?;
-    out.write_all(&[0; 8])?;
-    out.write_all(&65_535u32.to_le_bytes())?;
-    out.write_all(&1u32.to_le_bytes())?;
+    out.write_all(&pcap_header())?;
     let payload = noise(200, 7);
+    let (c_seq, s_seq) = (1_000u32, 9_000u32);
+    // Bytes each side has sent after `j` data exchanges.
+    let sent = |j: u32| j * payload.len() as u32;
+    let tcp = |seq: u32, ack: Option<u32>, syn: bool, fin: bool, psh: bool| L4::Tcp {
+        seq,
+        ack,
+        syn,
+        fin,
+        psh,
+    };
+    let mut record = Vec::with_capacity(512);
     // 2024-01-01T00:00:00Z; each round takes one second of packet time.
     let start: i64 = 1_704_067_200_000_000;
     let spacing = (1_000_000 / i64::from(n.max(1))).max(1);
@@ -51,16 +56,6 @@ fn main() -> std::io::Result<()> {
             // 203.0.0.0/16 (cross-border) or 20.0.0.0/16 (domestic).
             let client = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | i), 40_000));
             let server = SocketAddr::from((Ipv4Addr::from(servers | (i % 65_536)), 443));
-            let (c_seq, s_seq) = (1_000u32, 9_000u32);
-            // Bytes each side has sent after `j` data exchanges.
-            let sent = |j: u32| j * payload.len() as u32;
-            let tcp = |seq: u32, ack: Option<u32>, syn: bool, fin: bool, psh: bool| L4::Tcp {
-                seq,
-                ack,
-                syn,
-                fin,
-                psh,
-            };
             let (from_client, l4, data): (bool, L4, &[u8]) = match round {
                 0 => (true, tcp(c_seq, None, true, false, false), &[]),
                 1 => (false, tcp(s_seq, Some(c_seq + 1), true, false, false), &[]),
@@ -97,12 +92,9 @@ fn main() -> std::io::Result<()> {
             };
             let f = frame(None, src, dst, l4, data);
             let ts = start + i64::from(round) * 1_000_000 + i64::from(i) * spacing;
-            let len = f.len() as u32;
-            out.write_all(&((ts / 1_000_000) as u32).to_le_bytes())?;
-            out.write_all(&((ts % 1_000_000) as u32).to_le_bytes())?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(&len.to_le_bytes())?;
-            out.write_all(&f)?;
+            record.clear();
+            push_pcap_record(&mut record, ts, f.len() as u32, &f);
+            out.write_all(&record)?;
             packets += 1;
         }
     }

@@ -504,22 +504,11 @@ fn capture_file_reader_reads_packets_without_allocating() {
     use crossline_agent::capture::file::FileReader;
     let t = traffic();
     let frames: Vec<&Frame> = t.warm.iter().chain(&t.measured).collect();
-    let mut file = Vec::new();
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
-        file.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut file = testgen::pcap_header().to_vec();
     let mut n = 0u64;
     while file.len() < 2 << 20 {
         for (ts, f) in &frames {
-            for v in [
-                ts / 1_000_000,
-                ts % 1_000_000,
-                f.len() as i64,
-                f.len() as i64,
-            ] {
-                file.extend_from_slice(&(v as u32).to_le_bytes());
-            }
-            file.extend_from_slice(f);
+            testgen::push_pcap_record(&mut file, *ts, f.len() as u32, f);
             n += 1;
         }
     }

@@ -33,23 +33,9 @@ fn sa(s: &str) -> SocketAddr {
 /// A classic pcap file (Ethernet, microseconds) of `(time, length on the wire, captured
 /// bytes)` records; the captured bytes may be fewer than the wire length (snaplen).
 fn write_pcap(path: &Path, records: &[(i64, u32, Vec<u8>)]) {
-    let mut out = Vec::new();
-    for v in [
-        0xa1b2_c3d4u32.to_le_bytes().as_slice(),
-        &2u16.to_le_bytes(),
-        &4u16.to_le_bytes(),
-    ] {
-        out.extend_from_slice(v);
-    }
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut out = crossline_testgen::pcap_header().to_vec();
     for (ts, wire, data) in records {
-        out.extend_from_slice(&(ts.div_euclid(1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(ts.rem_euclid(1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&wire.to_le_bytes());
-        out.extend_from_slice(data);
+        crossline_testgen::push_pcap_record(&mut out, *ts, *wire, data);
     }
     std::fs::write(path, out).expect("write pcap");
 }

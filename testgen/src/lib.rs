@@ -145,6 +145,29 @@ impl TcpFlow {
     }
 }
 
+/// The 24-byte header of a classic pcap file: little-endian, version 2.4, microsecond
+/// timestamps, snaplen 65,535, Ethernet.
+pub fn pcap_header() -> [u8; 24] {
+    let mut h = [0u8; 24];
+    h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    h[4..6].copy_from_slice(&2u16.to_le_bytes());
+    h[6..8].copy_from_slice(&4u16.to_le_bytes());
+    // Bytes 8..16: time zone and timestamp accuracy, both 0.
+    h[16..20].copy_from_slice(&65_535u32.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    h
+}
+
+/// Append one pcap record to `out`: the frame's `data` at `ts_micros` (Unix microseconds), as
+/// `wire_len` bytes on the wire (more than `data` when the capture cut the frame short).
+pub fn push_pcap_record(out: &mut Vec<u8>, ts_micros: i64, wire_len: u32, data: &[u8]) {
+    out.extend_from_slice(&(ts_micros.div_euclid(1_000_000) as u32).to_le_bytes());
+    out.extend_from_slice(&(ts_micros.rem_euclid(1_000_000) as u32).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&wire_len.to_le_bytes());
+    out.extend_from_slice(data);
+}
+
 /// A classic pcap file being built in memory (microsecond timestamps, Ethernet).
 #[derive(Debug, Default, Clone)]
 pub struct PcapWriter {
@@ -175,21 +198,9 @@ impl PcapWriter {
         sorted.sort_by_key(|p| (p.0, p.1));
         let mut out =
             Vec::with_capacity(24 + self.packets.iter().map(|p| p.2.len() + 16).sum::<usize>());
-        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        out.extend_from_slice(&2u16.to_le_bytes());
-        out.extend_from_slice(&4u16.to_le_bytes());
-        out.extend_from_slice(&0i32.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&65_535u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+        out.extend_from_slice(&pcap_header());
         for (ts, _, frame) in sorted {
-            let secs = ts.div_euclid(1_000_000) as u32;
-            let usecs = ts.rem_euclid(1_000_000) as u32;
-            out.extend_from_slice(&secs.to_le_bytes());
-            out.extend_from_slice(&usecs.to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            out.extend_from_slice(frame);
+            push_pcap_record(&mut out, *ts, frame.len() as u32, frame);
         }
         out
     }
