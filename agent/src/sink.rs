@@ -295,6 +295,9 @@ pub enum WriterMsg {
         epoch: u32,
         /// Packet time up to which the worker expired its flows.
         watermark: i64,
+        /// The watermark is exact: the worker writes nothing keyed below it from here on (the
+        /// end-of-capture drain writes in key order), so the reorder window does not apply.
+        exact: bool,
         /// The events.
         out: Outgoing,
     },
@@ -525,6 +528,8 @@ pub struct Shaping {
 /// The reorder buffer of an ordered writer.
 #[derive(Debug)]
 struct Reorder {
+    /// Per worker, the (epoch, time) below which its events are ready: its watermark less
+    /// `window`, or the watermark itself when exact.
     watermarks: Vec<(u32, i64)>,
     window: i64,
     /// The held events.
@@ -556,16 +561,14 @@ impl Reorder {
         }
     }
 
-    /// The (epoch, time) every held event keyed below is ready: every worker's watermark minus
-    /// the window.
+    /// The (epoch, time) every held event keyed below is ready: the lowest of every worker's
+    /// watermark less the window (exact watermarks: the watermark itself).
     fn limit(&self) -> (u32, i64) {
-        let low = self
-            .watermarks
+        self.watermarks
             .iter()
             .copied()
             .min()
-            .unwrap_or((0, i64::MIN));
-        (low.0, low.1.saturating_sub(self.window))
+            .unwrap_or((0, i64::MIN))
     }
 }
 
@@ -1056,13 +1059,19 @@ fn writer_loop(
                 worker,
                 epoch,
                 watermark,
+                exact,
                 out,
             } => match reorder.as_mut() {
                 None => write_outgoing(out, &mut line, &mut sinks, stats, &mut first_error, spare),
                 Some(r) => {
                     hold_outgoing(r, epoch, out, &mut sinks, stats, &mut first_error, spare);
+                    let ready = if exact {
+                        watermark
+                    } else {
+                        watermark.saturating_sub(r.window)
+                    };
                     if let Some(w) = r.watermarks.get_mut(worker) {
-                        *w = (*w).max((epoch, watermark));
+                        *w = (*w).max((epoch, ready));
                     }
                     release(r, false, &mut sinks, stats, &mut first_error, spare);
                 }
@@ -1157,6 +1166,8 @@ mod tests {
         worker: usize,
         epoch: u32,
         watermark: i64,
+        /// The watermark is exact (no window).
+        exact: bool,
         events: Vec<(Key, Vec<u8>)>,
     }
 
@@ -1189,6 +1200,7 @@ mod tests {
                 worker: m.worker,
                 epoch: m.epoch,
                 watermark: m.watermark,
+                exact: m.exact,
                 out: outgoing(&m.events),
             })
             .expect("send");
@@ -1221,11 +1233,15 @@ mod tests {
                     held.push((*key, line.clone()));
                 }
             }
+            let ready = if m.exact {
+                m.watermark
+            } else {
+                m.watermark.saturating_sub(window)
+            };
             if let Some(w) = marks.get_mut(m.worker) {
-                *w = (*w).max((m.epoch, m.watermark));
+                *w = (*w).max((m.epoch, ready));
             }
-            let low = marks.iter().copied().min().expect("a worker");
-            let limit = (low.0, low.1.saturating_sub(window));
+            let limit = marks.iter().copied().min().expect("a worker");
             held.sort();
             let n = held.iter().take_while(|(k, _)| (k.0, k.1) < limit).count();
             for (key, line) in held.drain(..n) {
@@ -1253,16 +1269,18 @@ mod tests {
             0usize..3,
             0u32..2,
             0i64..50,
+            proptest::bool::weighted(0.2),
             proptest::collection::vec(stretch, 0..4),
         );
         (1usize..4, 0i64..10, proptest::collection::vec(msg, 0..30)).prop_map(
             |(workers, window, raw)| {
                 let msgs = raw
                     .into_iter()
-                    .map(|(worker, epoch, watermark, stretches)| Msg {
+                    .map(|(worker, epoch, watermark, exact, stretches)| Msg {
                         worker: worker % workers,
                         epoch,
                         watermark,
+                        exact,
                         events: stretches.into_iter().flatten().collect(),
                     })
                     .collect();
@@ -1470,6 +1488,7 @@ mod tests {
                     worker: 0,
                     epoch: 0,
                     watermark: *watermark,
+                    exact: false,
                     out,
                 })
                 .expect("send");
@@ -1519,12 +1538,14 @@ mod tests {
                 worker: 0,
                 epoch: 0,
                 watermark: 10,
+                exact: false,
                 events: vec![ev(2, b"b"), ev(5, b"c"), ev(1, b"a")],
             },
             Msg {
                 worker: 0,
                 epoch: 0,
                 watermark: 11,
+                exact: false,
                 events: vec![ev(12, b"e"), ev(3, b"late"), ev(11, b"d")],
             },
         ];

@@ -9,9 +9,9 @@
 //! local counters into [`LiveStats`] and hands the batch buffers back for reuse.
 //!
 //! Offline (`analyze`), the workers of a run share a [`TickSync`]: flow records (other than
-//! running active-timeout records) are deferred to the next tick; on each tick batch the
-//! workers meet, write the records of all of them in one (last packet time, flow id) order
-//! through a turnstile, then tick one after the other. The analysis' shared counters (caps,
+//! running active-timeout records) are deferred to the next tick; on each tick batch every
+//! worker hands its records in, worker 0 judges the records of all of them in one (last packet
+//! time, flow id) order and ticks, and each worker writes its own. The analysis' shared counters (caps,
 //! surges, misuse, persons, expiry warnings) therefore see the same sequence whatever the number
 //! of workers, and the events (with order keys and a watermark for the ordered writer,
 //! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
@@ -179,8 +179,13 @@ impl Batch {
 /// Most idle flows written out per batch (bounded work per tick).
 pub const EXPIRE_PER_BATCH: usize = 4096;
 const TICK_MICROS: i64 = 1_000_000;
-/// Records per writer message while draining the table at the end.
+/// Records per writer message while draining the table at the end (one worker), and the most
+/// records of one worker in one round of the end-of-capture drain ([`Worker::drain_in_rounds`]).
 const DRAIN_CHUNK: usize = 1024;
+/// Rounds of the end-of-capture drain a worker hands in before it waits for the oldest to come
+/// back judged: what the drain holds outside the tables is bounded by about this many times
+/// [`DRAIN_CHUNK`] records per worker.
+const DRAIN_DEPTH: usize = 4;
 /// Room left in a worker's line buffer below which its events are handed over (more than
 /// the longest flow record or alert line).
 const LINE_HEADROOM: usize = 16 << 10;
@@ -252,6 +257,9 @@ pub struct Worker<A: Analysis> {
     /// Offline, workers other than 0: the time epoch and earliest last packet time of each
     /// round handed to worker 0 and not written yet (they bound the watermark).
     pending: std::collections::VecDeque<(u32, i64)>,
+    /// Offline, in the end-of-capture drain: this worker writes its events in key order from
+    /// here on, so its watermark is exact ([`Worker::watermark`]).
+    draining: bool,
     /// Running totals that worker 0's tick reads ([`LineTotals`]).
     totals: LineTotals,
     /// Worker 0 during an offline tick: the line totals of every worker as of the tick.
@@ -322,17 +330,17 @@ impl<S: Default> Deferred<S> {
 /// Flow records therefore reach the analysis (and its shared counters: caps, surges, misuse,
 /// persons) in one order whatever the number of workers, and the line totals a tick reads are
 /// exactly those of the packets before it. Two meetings per tick, whatever the number of
-/// records. At the end of the capture the flows still in the tables are judged through a
-/// turnstile instead (the worker holding the smallest next record judges it), so they need
-/// not be moved out of the tables first.
+/// records. At the end of the capture the flows still in the tables are judged the same way,
+/// in rounds of at most [`DRAIN_CHUNK`] records per worker cut at the same keys for all
+/// workers ([`Worker::drain_in_rounds`]).
 #[derive(Debug)]
 pub struct TickSync<S> {
     workers: usize,
     barrier: SpinBarrier,
     rounds: std::sync::Mutex<Rounds<S>>,
     rounds_changed: std::sync::Condvar,
-    heads: std::sync::Mutex<Heads>,
-    turn: std::sync::Condvar,
+    /// The keys every worker offered to cut the end-of-capture drain into rounds.
+    cuts: std::sync::Mutex<Vec<(i64, u64, usize)>>,
 }
 
 /// What one worker hands worker 0 on a tick batch: its records that ended since the last one
@@ -346,6 +354,9 @@ struct Round<S> {
     /// The tick's packet time and time epoch (what its tick alerts are keyed by).
     now: i64,
     epoch: u32,
+    /// A tick batch's round (worker 0 runs the tick after judging it); not one of the
+    /// end-of-capture drain.
+    tick: bool,
 }
 
 /// A worker's running totals that worker 0's tick reads.
@@ -431,16 +442,9 @@ impl SpinBarrier {
     }
 }
 
-/// Each worker's next record, and how many workers sleep on the turnstile.
-#[derive(Debug)]
-struct Heads {
-    next: Vec<Option<(i64, u64, usize)>>,
-    sleeping: usize,
-}
-
-/// Turnstile checks before a waiting worker yields its CPU, then sleeps: the turn usually
-/// comes back within a record's judging (a microsecond or two), far sooner than a sleep and
-/// wake-up through the kernel.
+/// Checks before a waiting worker yields its CPU, then sleeps: what it waits for (another
+/// worker's round, worker 0's judging) usually comes within microseconds, far sooner than a
+/// sleep and wake-up through the kernel.
 const TURN_SPINS: u32 = 1000;
 const TURN_YIELDS: u32 = 2;
 
@@ -473,11 +477,7 @@ impl<S> TickSync<S> {
                 sleeping: 0,
             }),
             rounds_changed: std::sync::Condvar::new(),
-            heads: std::sync::Mutex::new(Heads {
-                next: vec![None; workers],
-                sleeping: 0,
-            }),
-            turn: std::sync::Condvar::new(),
+            cuts: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -522,43 +522,22 @@ impl<S> TickSync<S> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Heads> {
-        self.heads
+    fn lock_cuts(&self) -> std::sync::MutexGuard<'_, Vec<(i64, u64, usize)>> {
+        self.cuts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_head(&self, me: usize, head: Option<(i64, u64, usize)>) {
-        let mut h = self.lock();
-        if let Some(slot) = h.next.get_mut(me) {
-            *slot = head;
-        }
-        if h.sleeping > 0 {
-            self.turn.notify_all();
-        }
+    /// Add a worker's cuts of the end-of-capture drain ([`Worker::drain_in_rounds`]).
+    fn offer_cuts(&self, keys: Vec<(i64, u64, usize)>) {
+        self.lock_cuts().extend(keys);
     }
 
-    /// Whether worker `me` holds the smallest head (or has none).
-    fn my_turn(h: &Heads, me: usize) -> bool {
-        let mine = h.next.get(me).copied().flatten();
-        mine.is_none() || mine == h.next.iter().flatten().min().copied()
-    }
-
-    /// Block until this worker's head is the smallest of all: check a few times, then yield
-    /// the CPU a few times (the worker whose turn it is may be waiting for one), then sleep.
-    fn wait_turn(&self, me: usize) {
-        if spin_until(|| Self::my_turn(&self.lock(), me)) {
-            return;
-        }
-        let mut h = self.lock();
-        while !Self::my_turn(&h, me) {
-            h.sleeping += 1;
-            h = self
-                .turn
-                .wait(h)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            h.sleeping -= 1;
-        }
+    /// Every worker's cuts, sorted (once all have offered theirs).
+    fn cuts(&self) -> Vec<(i64, u64, usize)> {
+        let mut cuts = self.lock_cuts().clone();
+        cuts.sort_unstable();
+        cuts
     }
 }
 
@@ -604,6 +583,7 @@ impl<A: Analysis> Worker<A> {
             loss_flagged: 0,
             ticks_unsent: 0,
             pending: std::collections::VecDeque::new(),
+            draining: false,
             totals: LineTotals::default(),
             tick_totals: None,
         }
@@ -864,6 +844,7 @@ impl<A: Analysis> Worker<A> {
             totals: self.totals,
             now,
             epoch: self.epoch,
+            tick: true,
         };
         sync.with_rounds(|r| {
             if let Some(q) = r.handed_in.get_mut(me) {
@@ -904,9 +885,9 @@ impl<A: Analysis> Worker<A> {
                     None => return,
                 }
             };
-            let (now, epoch) = rounds
+            let (now, epoch, tick) = rounds
                 .first()
-                .map_or((self.now, self.epoch), |r| (r.now, r.epoch));
+                .map_or((self.now, self.epoch, false), |r| (r.now, r.epoch, r.tick));
             let mut totals = LineTotals::default();
             let mut lists = Vec::with_capacity(rounds.len());
             for mut round in rounds {
@@ -915,10 +896,12 @@ impl<A: Analysis> Worker<A> {
                 lists.push(round.records);
             }
             self.judge_merged(&mut lists);
-            self.tick_totals = Some(totals);
-            self.capture_loss(now, false);
-            self.tick(now, epoch);
-            self.tick_totals = None;
+            if tick {
+                self.tick_totals = Some(totals);
+                self.capture_loss(now, false);
+                self.tick(now, epoch);
+                self.tick_totals = None;
+            }
             sync.with_rounds(|r| {
                 for (w, list) in lists.into_iter().enumerate() {
                     if let Some(q) = r.judged.get_mut(w) {
@@ -932,9 +915,15 @@ impl<A: Analysis> Worker<A> {
     /// Write the records worker 0 has handed back; with `all`, wait for every round handed
     /// in so far.
     fn emit_judged(&mut self, sync: &TickSync<A::FlowState>, all: bool) {
+        self.emit_judged_until(sync, if all { 0 } else { usize::MAX });
+    }
+
+    /// Write the records worker 0 has handed back, waiting for them while more than `keep`
+    /// rounds handed in are not written yet.
+    fn emit_judged_until(&mut self, sync: &TickSync<A::FlowState>, keep: usize) {
         let me = self.index;
         loop {
-            let lists: Vec<Vec<Parked<A::FlowState>>> = if all && !self.pending.is_empty() {
+            let lists: Vec<Vec<Parked<A::FlowState>>> = if self.pending.len() > keep {
                 vec![sync.wait_rounds(|r| r.judged.get_mut(me)?.pop_front())]
             } else {
                 sync.with_rounds(|r| r.judged.get_mut(me).map(|q| q.drain(..).collect()))
@@ -1025,88 +1014,100 @@ impl<A: Analysis> Worker<A> {
         }
     }
 
-    /// [`Worker::ordered_records`], merged with the flows still in the table at the slots of
-    /// `table` ((last packet time, flow id, slot), sorted: the end of the capture).
-    fn ordered_records_with(&mut self, sync: &TickSync<A::FlowState>, table: Vec<(i64, u64, u32)>) {
+    /// The end of the capture, offline: judge and write this worker's deferred records and the
+    /// flows still in its table (`table`: (last packet time, flow id, slot), sorted) in the one
+    /// order of all workers, in rounds as at a tick: worker 0 judges every worker's round
+    /// merged, and each worker writes its own.
+    ///
+    /// The rounds are cut at the same keys for every worker: each worker offers every
+    /// [`DRAIN_CHUNK`]-th key of its records, and all the keys offered cut every worker's
+    /// records, so a worker has at most [`DRAIN_CHUNK`] records in a round and every record of
+    /// a round comes before every record of the next. A worker hands in at most
+    /// [`DRAIN_DEPTH`] rounds ahead of the written ones, so the drain holds a few thousand
+    /// records outside the tables, however many flows are open at the end. The table's flows
+    /// move out of it only as their round is cut.
+    fn drain_in_rounds(&mut self, sync: &TickSync<A::FlowState>, table: Vec<(i64, u64, u32)>) {
+        let me = self.index;
         let mut list = std::mem::take(&mut self.deferred.list);
         list.sort_by_key(|p| (p.flow.last_micros(), p.flow.flow_id()));
-        let me = self.index;
-        let (mut i, mut j) = (0usize, 0usize);
-        let head = |list: &[Parked<A::FlowState>], i: usize, j: usize| {
-            let a = list
-                .get(i)
-                .map(|p| (p.flow.last_micros(), p.flow.flow_id()));
+        let key_of = |p: &Parked<A::FlowState>| (p.flow.last_micros(), p.flow.flow_id());
+        // This worker's next record: from the deferred list (`true`) or the table.
+        let next = |i: Option<(i64, u64)>, j: usize| {
             let b = table.get(j).map(|t| (t.0, t.1));
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            match (i, b) {
+                (Some(a), Some(b)) if b < a => Some((b, false)),
+                (Some(a), _) => Some((a, true)),
+                (None, b) => b.map(|b| (b, false)),
             }
-            .map(|(t, id)| (t, id, me))
         };
-        sync.set_head(me, head(&list, i, j));
-        sync.barrier.wait();
-        while let Some(h) = head(&list, i, j) {
-            sync.wait_turn(me);
-            let from_list = list
-                .get(i)
-                .is_some_and(|p| (p.flow.last_micros(), p.flow.flow_id(), me) == h);
-            let next = if from_list {
-                head(&list, i + 1, j)
+        let mut offered = Vec::with_capacity((list.len() + table.len()) / DRAIN_CHUNK);
+        let (mut i, mut j, mut n) = (0usize, 0usize, 0usize);
+        while let Some((k, from_list)) = next(list.get(i).map(key_of), j) {
+            if from_list {
+                i += 1;
             } else {
-                head(&list, i, j + 1)
-            };
-            // The turn passes on once the record is judged; its line is written after.
-            let mut passed = false;
-            let mut pass = || {
-                sync.set_head(me, next);
-                passed = true;
-            };
-            {
-                let Worker {
-                    tracker,
-                    analysis,
-                    ctx,
-                    out,
-                    epoch,
-                    scratch,
-                    ..
-                } = self;
+                j += 1;
+            }
+            n += 1;
+            if n.is_multiple_of(DRAIN_CHUNK) {
+                offered.push((k.0, k.1, me));
+            }
+        }
+        sync.offer_cuts(offered);
+        sync.barrier.wait();
+        let cuts = sync.cuts();
+        self.draining = true;
+        let mut list = list.into_iter().peekable();
+        let mut j = 0usize;
+        for round in 0..=cuts.len() {
+            let cut = cuts.get(round).copied();
+            while let Some((k, from_list)) = next(list.peek().map(key_of), j) {
+                if cut.is_some_and(|c| (k.0, k.1, me) > c) {
+                    break;
+                }
                 if from_list {
-                    if let Some(p) = list.get_mut(i) {
-                        record_with(
-                            analysis,
-                            ctx,
-                            out,
-                            *epoch,
-                            scratch,
-                            &mut p.flow,
-                            p.reason,
-                            &mut pass,
-                        );
-                    }
-                    i += 1;
+                    self.deferred.list.extend(list.next());
                 } else {
                     if let Some(&(_, _, slot)) = table.get(j) {
-                        tracker.close_at(slot, &mut |f, r| {
-                            record_with(analysis, ctx, out, *epoch, scratch, f, r, &mut pass)
-                        });
+                        let deferred = &mut self.deferred;
+                        self.tracker.close_at(slot, &mut |f, r| deferred.push(f, r));
                     }
                     j += 1;
                 }
             }
-            if !passed {
-                sync.set_head(me, next);
+            let records = std::mem::take(&mut self.deferred.list);
+            // Until the round comes back written, its records hold the watermark back; what
+            // is left after it, the rest.
+            let first = records.first().map_or(i64::MAX, |p| p.flow.last_micros());
+            self.pending.push_back((self.epoch, first));
+            self.deferred.min = next(list.peek().map(key_of), j).map_or(i64::MAX, |(k, _)| k.0);
+            let round = Round {
+                records,
+                effects: SharedEffects::default(),
+                totals: self.totals,
+                now: self.now,
+                epoch: self.epoch,
+                tick: false,
+            };
+            sync.with_rounds(|r| {
+                if let Some(q) = r.handed_in.get_mut(me) {
+                    q.push_back(round);
+                }
+            });
+            if me == 0 {
+                self.judge_rounds(sync, self.pending.len() > DRAIN_DEPTH);
             }
-            // What is left of the list still bounds this worker's watermark.
-            self.deferred.min = next.map_or(i64::MAX, |n| n.0);
-            // Hand long runs of records over in chunks (the end of a capture drains the table).
+            self.emit_judged_until(sync, DRAIN_DEPTH);
             if self.out.len() >= DRAIN_CHUNK {
                 if let Some(w) = self.writer.clone() {
                     self.send_out(&w);
                 }
             }
         }
-        drop(list);
+        if me == 0 {
+            self.judge_rounds(sync, true);
+        }
+        self.emit_judged(sync, true);
         self.deferred.min = i64::MAX;
         sync.barrier.wait();
     }
@@ -1154,6 +1155,16 @@ impl<A: Analysis> Worker<A> {
     /// last tick, the least recently seen flow in its table, its deferred records, less the
     /// backward step of packet time allowed within an epoch.
     fn watermark(&self) -> (u32, i64) {
+        if self.draining {
+            // The end-of-capture drain: its records come in key order, so nothing comes below
+            // the next one, the rounds not written yet, or worker 0's final tick.
+            let tick = if self.index == 0 { self.now } else { i64::MAX };
+            return self
+                .pending
+                .iter()
+                .copied()
+                .fold((self.epoch, self.deferred.min.min(tick)), std::cmp::min);
+        }
         let t = self.tracker.table();
         let stalest = t.stalest().map_or(i64::MAX, |i| t.get(i).last_micros());
         let own = (
@@ -1253,6 +1264,7 @@ impl<A: Analysis> Worker<A> {
             worker: self.index,
             epoch,
             watermark,
+            exact: self.draining,
             out,
         });
         let want = (lines + lines / 2).clamp(LINE_HEADROOM * 4, MAX_LINE_BUFFER);
@@ -1297,7 +1309,7 @@ impl<A: Analysis> Worker<A> {
             self.emit_judged(&sync, true);
             self.analysis.buffer_shared_effects(false);
             sync.barrier.wait();
-            self.ordered_records_with(&sync, table);
+            self.drain_in_rounds(&sync, table);
             self.flush_counters();
             self.send_out(writer);
             let now = self.now;
@@ -1331,6 +1343,7 @@ impl<A: Analysis> Worker<A> {
                         worker: index,
                         epoch: watermark_epoch,
                         watermark,
+                        exact: false,
                         out: std::mem::take(out),
                     });
                 }
@@ -1446,24 +1459,7 @@ fn record<A: Analysis>(
     f: &mut Flow<A::FlowState, L7State>,
     reason: EndReason,
 ) {
-    record_with(analysis, ctx, out, epoch, scratch, f, reason, &mut || {});
-}
-
-/// [`record`], calling `judged` once the analysis has judged the record, before its line is
-/// written (the offline turnstile passes the turn on there).
-#[allow(clippy::too_many_arguments)] // the worker's parts, split so the analysis can borrow its own
-fn record_with<A: Analysis>(
-    analysis: &mut A,
-    ctx: &WorkerContext,
-    out: &mut Outgoing,
-    epoch: u32,
-    scratch: &mut Findings,
-    f: &mut Flow<A::FlowState, L7State>,
-    reason: EndReason,
-    judged: &mut dyn FnMut(),
-) {
     let dns_name = judge(analysis, ctx, scratch, f, reason);
-    judged();
     emit(
         &*analysis,
         ctx,
