@@ -179,8 +179,9 @@ impl Batch {
 /// Most idle flows written out per batch (bounded work per tick).
 pub const EXPIRE_PER_BATCH: usize = 4096;
 const TICK_MICROS: i64 = 1_000_000;
-/// Records per writer message while draining the table at the end (one worker), and the most
-/// records of one worker in one round of the end-of-capture drain ([`Worker::drain_in_rounds`]).
+/// Records per writer message while draining the table at the end of a live run, and the
+/// most records of one worker in one round of the end-of-capture drain offline
+/// ([`Worker::drain_in_rounds`]).
 const DRAIN_CHUNK: usize = 1024;
 /// Rounds of the end-of-capture drain a worker hands in before it waits for the oldest to come
 /// back judged: what the drain holds outside the tables is bounded by about this many times
@@ -838,23 +839,36 @@ impl<A: Analysis> Worker<A> {
         self.pending
             .push_back((self.epoch, self.deferred.min.min(now)));
         self.deferred.min = i64::MAX;
+        self.hand_in_round(sync, records, effects, now, true);
+        if me == 0 {
+            self.judge_rounds(sync, false);
+        }
+        self.emit_judged(sync, false);
+    }
+
+    /// Queue a round of this worker's for worker 0: its `records` (sorted), `effects`, its line
+    /// totals, and the packet time `now` of the tick it belongs to (`tick`), or of the end.
+    fn hand_in_round(
+        &self,
+        sync: &TickSync<A::FlowState>,
+        records: Vec<Parked<A::FlowState>>,
+        effects: SharedEffects,
+        now: i64,
+        tick: bool,
+    ) {
         let round = Round {
             records,
             effects,
             totals: self.totals,
             now,
             epoch: self.epoch,
-            tick: true,
+            tick,
         };
         sync.with_rounds(|r| {
-            if let Some(q) = r.handed_in.get_mut(me) {
+            if let Some(q) = r.handed_in.get_mut(self.index) {
                 q.push_back(round);
             }
         });
-        if me == 0 {
-            self.judge_rounds(sync, false);
-        }
-        self.emit_judged(sync, false);
     }
 
     /// Worker 0: for each tick whose rounds every worker has handed in, in tick order: add
@@ -1081,19 +1095,8 @@ impl<A: Analysis> Worker<A> {
             let first = records.first().map_or(i64::MAX, |p| p.flow.last_micros());
             self.pending.push_back((self.epoch, first));
             self.deferred.min = next(list.peek().map(key_of), j).map_or(i64::MAX, |(k, _)| k.0);
-            let round = Round {
-                records,
-                effects: SharedEffects::default(),
-                totals: self.totals,
-                now: self.now,
-                epoch: self.epoch,
-                tick: false,
-            };
-            sync.with_rounds(|r| {
-                if let Some(q) = r.handed_in.get_mut(me) {
-                    q.push_back(round);
-                }
-            });
+            let now = self.now;
+            self.hand_in_round(sync, records, SharedEffects::default(), now, false);
             if me == 0 {
                 self.judge_rounds(sync, self.pending.len() > DRAIN_DEPTH);
             }

@@ -17,6 +17,9 @@
 // tests, and it only forwards to `System`.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::frames::tcp;
 use crossbeam_channel::unbounded;
 use crossline_agent::decode::{decode, Frag};
 use crossline_agent::detect::{Classifier, DetectShared};
@@ -101,46 +104,15 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 /// One generated frame with its capture time.
 type Frame = (i64, Vec<u8>);
 
-/// Decode frames into worker batches the way the dispatcher does (one worker).
+/// Decode frames into worker batches the way the dispatcher does (one worker), none of them a
+/// fragment.
 fn batches(frames: &[Frame]) -> Vec<Batch> {
-    let mut out = Vec::new();
-    let mut b = Batch::default();
-    for (seq, (ts, f)) in frames.iter().enumerate() {
-        let mut dec = crossline_agent::decode::Decoded::default();
-        decode(crossline_agent::decode::linktype::ETHERNET, f, &mut dec).expect("frame decodes");
-        assert!(matches!(dec.frag, Frag::None));
-        let start = dec.payload_off as usize;
-        let payload = &f[start..start + dec.payload_len as usize];
-        let payload_start = b.data.len() as u32;
-        b.data.extend_from_slice(payload);
-        b.metas.push(PacketMeta {
-            ts_micros: *ts,
-            orig_len: f.len() as u32,
-            payload_start,
-            chunk: crossline_agent::pipeline::IN_DATA,
-            dec,
-            seq: seq as u64 + 1,
-            dns_response: false,
-        });
-        b.now = *ts;
-        if b.metas.len() == BATCH_PACKETS {
-            out.push(std::mem::take(&mut b));
-        }
-    }
-    if !b.metas.is_empty() {
-        out.push(b);
+    let frames = frames.iter().enumerate();
+    let out = common::frames::batches(frames.map(|(i, (ts, f))| (i as u64 + 1, *ts, &f[..])));
+    for m in out.iter().flat_map(|b| &b.metas) {
+        assert!(matches!(m.dec.frag, Frag::None));
     }
     out
-}
-
-fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
-    L4::Tcp {
-        seq,
-        ack,
-        syn,
-        fin: false,
-        psh: !syn,
-    }
 }
 
 /// A TCP connection being generated: sequence numbers per side.
@@ -290,16 +262,8 @@ fn known_flows_are_processed_without_allocating() {
     let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
         .expect("examples/agent.toml is valid");
     let stats = Arc::new(LiveStats::new());
-    let ctx = WorkerContext {
-        gateway: cfg.gateway.clone(),
-        capture: cfg.capture.clone(),
-        workers: 1,
-        stats,
-        dns: Arc::new(DnsCache::new(cfg.capture.dns_cache_entries)),
-        direct: false,
-        spare_lines: None,
-        alert_lines_at_writer: false,
-    };
+    let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
+    let ctx = common::frames::worker_context(&cfg, 1, stats, dns, false);
     let shared = DetectShared::new(&cfg).expect("detector state");
     let mut worker = Worker::new(0, ctx, Classifier::new(shared, 0));
 

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 
 mod common;
 
+use common::frames::tcp;
+
 /// 2026-03-02 10:00 Beijing.
 const T0: i64 = 1_772_416_800_000_000;
 
@@ -134,16 +136,6 @@ fn capture_filter_applies_offline() {
         stderr.contains("capture.filter \"udp port frobnicate\"") && stderr.contains("filter.pcap"),
         "error must name the filter and the file: {stderr}"
     );
-}
-
-fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
-    L4::Tcp {
-        seq,
-        ack,
-        syn,
-        fin: false,
-        psh: !syn,
-    }
 }
 
 /// DNS over TCP whose answer has its two-byte length prefix in a segment of its own (RFC 7766

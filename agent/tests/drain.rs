@@ -11,30 +11,21 @@
 //! of order), and that the writer can write the records while the drain goes on: the most
 //! events ever waiting for the watermarks stays a small part of the records, not all of them.
 
-use crossline_agent::decode::decode;
+mod common;
+
+use common::frames::{batches, tcp, worker_context};
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::dns_cache::DnsCache;
-use crossline_agent::pipeline::{Batch, PacketMeta, BATCH_PACKETS};
 use crossline_agent::sink::{Item, WriterMsg};
 use crossline_agent::stats::LiveStats;
-use crossline_agent::worker::{TickSync, Worker, WorkerContext, EPOCH_BACKSTEP_MICROS};
-use crossline_testgen::{self as testgen, frame, L4};
+use crossline_agent::worker::{TickSync, Worker, EPOCH_BACKSTEP_MICROS};
+use crossline_testgen::{self as testgen, frame};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 const CONNECTIONS: usize = 20_000;
 const WORKERS: usize = 2;
-
-fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
-    L4::Tcp {
-        seq,
-        ack,
-        syn,
-        fin: false,
-        psh: !syn,
-    }
-}
 
 /// The frames of every connection, in capture order, each with the connection it belongs to:
 /// all handshakes first, then one request each (every tenth one to an address abroad, so
@@ -77,38 +68,6 @@ fn frames(start: i64) -> Vec<(usize, i64, Vec<u8>)> {
     out
 }
 
-/// Decode `frames` into batches the way the dispatcher does, numbering the packets by their
-/// place in the whole capture.
-fn batches(frames: &[(u64, i64, &[u8])]) -> Vec<Batch> {
-    let mut out = Vec::new();
-    let mut b = Batch::default();
-    for &(seq, ts, f) in frames {
-        let mut dec = crossline_agent::decode::Decoded::default();
-        decode(crossline_agent::decode::linktype::ETHERNET, f, &mut dec).expect("frame decodes");
-        let start = dec.payload_off as usize;
-        let payload = &f[start..start + dec.payload_len as usize];
-        let payload_start = b.data.len() as u32;
-        b.data.extend_from_slice(payload);
-        b.metas.push(PacketMeta {
-            ts_micros: ts,
-            orig_len: f.len() as u32,
-            payload_start,
-            chunk: crossline_agent::pipeline::IN_DATA,
-            dec,
-            seq,
-            dns_response: false,
-        });
-        b.now = ts;
-        if b.metas.len() == BATCH_PACKETS {
-            out.push(std::mem::take(&mut b));
-        }
-    }
-    if !b.metas.is_empty() {
-        out.push(b);
-    }
-    out
-}
-
 #[test]
 fn many_open_flows_drain_in_order_while_the_writer_writes() {
     let path = Path::new(concat!(
@@ -127,16 +86,7 @@ fn many_open_flows_drain_in_order_while_the_writer_writes() {
     let sync = Arc::new(TickSync::new(WORKERS));
     let mut workers: Vec<Worker<Classifier>> = (0..WORKERS)
         .map(|i| {
-            let ctx = WorkerContext {
-                gateway: cfg.gateway.clone(),
-                capture: cfg.capture.clone(),
-                workers: WORKERS,
-                stats: stats.clone(),
-                dns: dns.clone(),
-                direct: true,
-                spare_lines: None,
-                alert_lines_at_writer: false,
-            };
+            let ctx = worker_context(&cfg, WORKERS, stats.clone(), dns.clone(), true);
             Worker::new(i, ctx, Classifier::new(shared.clone(), i)).with_tick_sync(sync.clone())
         })
         .collect();
@@ -145,13 +95,12 @@ fn many_open_flows_drain_in_order_while_the_writer_writes() {
     let all = frames(start);
     let last = all.last().expect("frames").1;
     for (w, worker) in workers.iter_mut().enumerate() {
-        let mine: Vec<(u64, i64, &[u8])> = all
+        let mine = all
             .iter()
             .enumerate()
             .filter(|(_, (c, _, _))| c % WORKERS == w)
-            .map(|(i, (_, ts, f))| (i as u64 + 1, *ts, f.as_slice()))
-            .collect();
-        for b in batches(&mine) {
+            .map(|(i, (_, ts, f))| (i as u64 + 1, *ts, f.as_slice()));
+        for b in batches(mine) {
             worker.process(&b);
         }
     }

@@ -5,13 +5,15 @@
 //! A flow whose name arrives after its first payload is judged again once, and an alert that
 //! comes from the new verdict says so.
 
+mod common;
+
 use crossline_agent::decode::decode;
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::dns_cache::DnsCache;
 use crossline_agent::pipeline::{Batch, PacketMeta};
 use crossline_agent::sink::WriterMsg;
 use crossline_agent::stats::LiveStats;
-use crossline_agent::worker::{Worker, WorkerContext};
+use crossline_agent::worker::Worker;
 use crossline_config::event::{AlertKind, Event, EventType, Judged, VerdictStatus};
 use crossline_testgen::{self as testgen, Generator, Label, TcpFlow};
 use std::net::SocketAddr;
@@ -27,16 +29,8 @@ fn worker() -> (Worker<Classifier>, Arc<DnsCache>) {
     let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
         .expect("examples/agent.toml is valid");
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
-    let ctx = WorkerContext {
-        gateway: cfg.gateway.clone(),
-        capture: cfg.capture.clone(),
-        workers: 1,
-        stats: Arc::new(LiveStats::new()),
-        dns: dns.clone(),
-        direct: false,
-        spare_lines: None,
-        alert_lines_at_writer: false,
-    };
+    let ctx =
+        common::frames::worker_context(&cfg, 1, Arc::new(LiveStats::new()), dns.clone(), false);
     let shared = DetectShared::new(&cfg).expect("detector state");
     (Worker::new(0, ctx, Classifier::new(shared, 0)), dns)
 }

@@ -2,6 +2,7 @@
 //! IPv4 fragmentation of generated frames, pcapng files, and the /work/shared corpus rule.
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod netns;
 
 use crossline_config::event::Event;
