@@ -332,8 +332,8 @@ impl<S: Default> Deferred<S> {
 /// persons) in one order whatever the number of workers, and the line totals a tick reads are
 /// exactly those of the packets before it. Two meetings per tick, whatever the number of
 /// records. At the end of the capture the flows still in the tables are judged the same way,
-/// in rounds of at most [`DRAIN_CHUNK`] records per worker cut at the same keys for all
-/// workers ([`Worker::drain_in_rounds`]).
+/// in rounds of at most 1,024 records per worker cut at the same keys for all workers
+/// (`Worker::drain_in_rounds`).
 #[derive(Debug)]
 pub struct TickSync<S> {
     workers: usize,
