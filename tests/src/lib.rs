@@ -80,8 +80,30 @@ pub fn tool(path: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests), below the
+/// kernel's ephemeral range: a port from that range can be handed, between its release here
+/// and the server's bind, to the local end of some other test's outgoing connection, and the
+/// server then cannot listen on it. Ports are drawn from the range below it, starting at a
+/// place that differs from process to process (tests run concurrently).
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u32 = 10_000;
+    let span = low.saturating_sub(FLOOR).max(1);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FLOOR + start.wrapping_add(n.wrapping_mul(101)) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -784,7 +806,14 @@ impl Collector {
                 tail(&proc.output(), 40)
             );
         }
-        wait_listening(setup.ingest, Duration::from_secs(10));
+        if !wait_listening(setup.ingest, Duration::from_secs(10)) {
+            let status = proc.try_status();
+            bail!(
+                "collector ingest {} not up (exit: {status:?}); log:\n{}",
+                setup.ingest,
+                tail(&proc.output(), 40)
+            );
+        }
         Ok(Collector {
             setup: setup.clone(),
             proc,
