@@ -11,9 +11,9 @@
 //! Offline (`analyze`), the workers of a run share a [`TickSync`]: flow records (other than
 //! running active-timeout records) are deferred to the next tick; on each tick batch every
 //! worker hands its records in, worker 0 judges the records of all of them in one (last packet
-//! time, flow id) order and ticks, and each worker writes its own. The analysis' shared counters (caps,
-//! surges, misuse, persons, expiry warnings) therefore see the same sequence whatever the number
-//! of workers, and the events (with order keys and a watermark for the ordered writer,
+//! time, flow id) order and ticks, and each worker writes its own. The analysis' shared
+//! counters (caps, surges, misuse, persons, expiry warnings) therefore see the same sequence
+//! whatever the number of workers, and the events (with order keys and a watermark for the ordered writer,
 //! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
 //! from the capture thread's packet numbers. Live, records are written as they come.
 

@@ -159,8 +159,13 @@ fn many_open_flows_drain_in_order_while_the_writer_writes() {
         "one record per connection ({messages} messages)"
     );
     assert!(
-        record_times.iter().filter(|&&t| last - t < 1_000_000).count() >= CONNECTIONS / 2,
-        "most records end within the capture's last second, where a non-exact watermark never reaches"
+        record_times
+            .iter()
+            .filter(|&&t| last - t < 1_000_000)
+            .count()
+            >= CONNECTIONS / 2,
+        "most records end within the capture's last second, which a watermark less the reorder \
+         window never passes before the end"
     );
     assert_eq!(late, 0, "events keyed below a watermark already passed");
     assert!(
