@@ -1304,8 +1304,8 @@ impl<A: Analysis> Worker<A> {
             self.writer = Some(writer.clone());
             self.flush_counters();
             // Every round judged and written, and what the payloads since the last tick added to
-            // shared state added now: the remaining records are judged by their own workers,
-            // taking turns.
+            // shared state added now: then the remaining records go to worker 0 in rounds, as at
+            // a tick (`drain_in_rounds`).
             if self.index == 0 {
                 self.judge_rounds(&sync, true);
             }
