@@ -13,9 +13,9 @@
 //! worker hands its records in, worker 0 judges the records of all of them in one (last packet
 //! time, flow id) order and ticks, and each worker writes its own. The analysis' shared
 //! counters (caps, surges, misuse, persons, expiry warnings) therefore see the same sequence
-//! whatever the number of workers, and the events (with order keys and a watermark for the ordered writer,
-//! [`crate::sink::Writer::start_ordered`]) are byte-identical from run to run. Flow ids come
-//! from the capture thread's packet numbers. Live, records are written as they come.
+//! whatever the number of workers, and the events (with order keys and a watermark for the
+//! ordered writer, [`crate::sink::Writer::start_ordered`]) are byte-identical from run to
+//! run. Flow ids come from the capture thread's packet numbers. Live, records are written as they come.
 
 use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding};
 use crate::analysis::{

@@ -33,7 +33,6 @@ use crossline_testgen::{self as testgen, frame, L4};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -255,12 +254,7 @@ fn traffic() -> Traffic {
 
 #[test]
 fn known_flows_are_processed_without_allocating() {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/agent.toml"
-    ));
-    let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
-        .expect("examples/agent.toml is valid");
+    let cfg = common::frames::example_config();
     let stats = Arc::new(LiveStats::new());
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
     let ctx = common::frames::worker_context(&cfg, 1, stats, dns, false);

@@ -21,7 +21,6 @@ use crossline_agent::stats::LiveStats;
 use crossline_agent::worker::{TickSync, Worker, EPOCH_BACKSTEP_MICROS};
 use crossline_testgen::{self as testgen, frame};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 const CONNECTIONS: usize = 20_000;
@@ -70,12 +69,7 @@ fn frames(start: i64) -> Vec<(usize, i64, Vec<u8>)> {
 
 #[test]
 fn many_open_flows_drain_in_order_while_the_writer_writes() {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/agent.toml"
-    ));
-    let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
-        .expect("examples/agent.toml is valid");
+    let cfg = common::frames::example_config();
     assert!(
         cfg.capture.flows_per_worker >= CONNECTIONS,
         "the example's flow table holds every connection"

@@ -17,17 +17,11 @@ use crossline_agent::worker::Worker;
 use crossline_config::event::{AlertKind, Event, EventType, Judged, VerdictStatus};
 use crossline_testgen::{self as testgen, Generator, Label, TcpFlow};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 /// A live-mode worker (no tick sync) over the example configuration.
 fn worker() -> (Worker<Classifier>, Arc<DnsCache>) {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/agent.toml"
-    ));
-    let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
-        .expect("examples/agent.toml is valid");
+    let cfg = common::frames::example_config();
     let dns = Arc::new(DnsCache::new(cfg.capture.dns_cache_entries));
     let ctx =
         common::frames::worker_context(&cfg, 1, Arc::new(LiveStats::new()), dns.clone(), false);

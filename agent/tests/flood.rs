@@ -28,7 +28,6 @@ use crossline_config::agent::CaptureConfig;
 use crossline_config::event::{Event, EventType};
 use crossline_testgen::{frame, L4};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod common;
@@ -202,12 +201,7 @@ impl EventSink for Watch {
 
 #[test]
 fn pipeline_counts_evictions_and_reports_the_established_flow() {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/agent.toml"
-    ));
-    let (mut cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
-        .expect("examples/agent.toml is valid");
+    let mut cfg = common::frames::example_config();
     cfg.capture.flows_per_worker = CAP;
     let stats = Arc::new(LiveStats::new());
     let kept = Arc::new(Mutex::new(Vec::new()));

@@ -793,26 +793,19 @@ impl Collector {
         })
     }
 
-    /// Start `crossline-collector run` and wait until its API answers.
+    /// Start `crossline-collector run` and wait until its API and ingest ports listen.
     pub fn start(collector: &Path, setup: &CollectorSetup, log_name: &str) -> Result<Collector> {
         let mut cmd = Command::new(collector);
         cmd.arg("run").arg("--config").arg(&setup.config);
         let mut proc = Proc::spawn("collector", cmd, &setup.dir.join(log_name))?;
-        if !wait_listening(setup.api, Duration::from_secs(20)) {
-            let status = proc.try_status();
-            bail!(
-                "collector API {} not up (exit: {status:?}); log:\n{}",
-                setup.api,
-                tail(&proc.output(), 40)
-            );
-        }
-        if !wait_listening(setup.ingest, Duration::from_secs(10)) {
-            let status = proc.try_status();
-            bail!(
-                "collector ingest {} not up (exit: {status:?}); log:\n{}",
-                setup.ingest,
-                tail(&proc.output(), 40)
-            );
+        for (what, addr, secs) in [("API", setup.api, 20), ("ingest", setup.ingest, 10)] {
+            if !wait_listening(addr, Duration::from_secs(secs)) {
+                let status = proc.try_status();
+                bail!(
+                    "collector {what} {addr} not up (exit: {status:?}); log:\n{}",
+                    tail(&proc.output(), 40)
+                );
+            }
         }
         Ok(Collector {
             setup: setup.clone(),

@@ -1,5 +1,5 @@
 //! Generated frames handed to shard workers directly, as the dispatcher hands them: TCP headers,
-//! decoded batches, and a worker's context over a configuration.
+//! decoded batches, and a worker's context over the example configuration.
 
 use crossline_agent::decode::{decode, linktype, Decoded};
 use crossline_agent::dns_cache::DnsCache;
@@ -9,6 +9,17 @@ use crossline_agent::worker::WorkerContext;
 use crossline_config::AgentConfig;
 use crossline_testgen::L4;
 use std::sync::Arc;
+
+/// `examples/agent.toml`, loaded as of today (Beijing).
+pub fn example_config() -> AgentConfig {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/agent.toml"
+    ));
+    let (cfg, _) = crossline_config::load_agent_config(path, crossline_config::today_beijing())
+        .expect("examples/agent.toml is valid");
+    cfg
+}
 
 /// A TCP header without FIN: a SYN (`syn`), or a segment with PSH.
 pub fn tcp(seq: u32, ack: Option<u32>, syn: bool) -> L4 {
