@@ -3,7 +3,7 @@
 #   scripts/ensure-deps.sh build   libpcap-dev (to build and run the agent)
 #   scripts/ensure-deps.sh test    + tshark, tcpdump, tcpreplay, iproute2, Prometheus,
 #                                  Alertmanager, Chromium, poppler-utils, npm, packaging tools, PostgreSQL 15,
-#                                  python3-jsonschema
+#                                  python3-jsonschema, gdb (stacks of a process a test gave up on)
 #                                  (for the test suite; the collector's PostgreSQL store tests start their own server)
 set -euo pipefail
 
@@ -16,6 +16,8 @@ if [ "${1:-build}" = test ]; then
     want+=(binutils systemd adduser man-db util-linux)
     # The PostgreSQL store tests: initdb/pg_ctl from /usr/lib/postgresql/15/bin, useradd (passwd).
     want+=(postgresql-15 passwd)
+    # A test that gives up waiting for a process prints its threads' stacks (gdb).
+    want+=(gdb)
     # The console's browser test installs axe-core with npm (a Node.js that brings its own npm
     # counts).
     command -v npm >/dev/null || want+=(npm)

@@ -193,11 +193,14 @@ impl Proc {
                 return Ok(s);
             }
             if Instant::now() >= deadline {
+                // Where it hangs, before it is killed: each thread's stack.
+                let threads = self.child.as_ref().map(|c| thread_dump(c.id()));
                 self.kill();
                 bail!(
-                    "{} did not exit within {timeout:?}; log:\n{}",
+                    "{} did not exit within {timeout:?}; log:\n{}\nits threads:\n{}",
                     self.name,
-                    tail(&self.output(), 60)
+                    tail(&self.output(), 60),
+                    threads.unwrap_or_default()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -231,6 +234,60 @@ impl Drop for Proc {
 }
 
 /// Last `n` lines of `text`.
+/// The threads of process `pid`, for a test that gave up waiting for it: each thread's name,
+/// state and kernel wait channel (`/proc`), its kernel stack where readable (root), and every
+/// thread's user stack from `gdb` when it is installed (the test command installs it).
+pub fn thread_dump(pid: u32) -> String {
+    let mut out = String::new();
+    let task = PathBuf::from(format!("/proc/{pid}/task"));
+    let mut tids: Vec<String> = std::fs::read_dir(&task)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    tids.sort_by_key(|t| t.parse::<u64>().unwrap_or(0));
+    for tid in &tids {
+        let read = |f: &str| {
+            std::fs::read_to_string(task.join(tid).join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .unwrap_or("?")
+            .to_string();
+        out.push_str(&format!(
+            "thread {tid} {:?} state {state} wchan {}\n",
+            read("comm"),
+            read("wchan")
+        ));
+        let stack = read("stack");
+        if !stack.is_empty() {
+            out.push_str(&format!("{stack}\n"));
+        }
+    }
+    let gdb = Command::new("timeout")
+        .args(["30", "gdb", "-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "thread apply all bt 40"])
+        .stdin(Stdio::null())
+        .output();
+    match gdb {
+        Ok(o) if o.status.success() => out.push_str(&String::from_utf8_lossy(&o.stdout)),
+        Ok(o) => out.push_str(&format!(
+            "(no user stacks: gdb {}: {})\n",
+            o.status,
+            tail(&String::from_utf8_lossy(&o.stderr), 5)
+        )),
+        Err(e) => out.push_str(&format!("(no user stacks: gdb: {e})\n")),
+    }
+    out
+}
+
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -1086,6 +1143,36 @@ mod tests {
         assert_eq!(ts_of(24), 100);
         assert_eq!(ts_of(24 + 18 + 19), 1100);
         assert_eq!(ts_of(24 + 2 * 37 + 18), 2101);
+    }
+
+    /// A process a test gives up on is killed, and the error names its threads with their
+    /// state, and their user stacks when gdb is installed.
+    #[test]
+    fn a_process_that_does_not_exit_is_reported_with_its_threads() {
+        let dir = TempDir::new("hung");
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        let mut p = Proc::spawn("sleeper", cmd, &dir.path().join("sleep.log")).expect("spawn");
+        let pid = p.pid();
+        let e = p
+            .wait(Duration::from_millis(200))
+            .expect_err("sleep 60 does not exit in 200 ms")
+            .to_string();
+        assert!(e.contains("sleeper did not exit within 200ms"), "{e}");
+        assert!(
+            e.contains(&format!("thread {pid} \"sleep\" state S")),
+            "no thread line for {pid}: {e}"
+        );
+        let gdb = Command::new("gdb").arg("--version").output();
+        if gdb.is_ok_and(|o| o.status.success()) {
+            assert!(e.contains("#0 "), "gdb is installed, yet no stack: {e}");
+        } else {
+            eprintln!("gdb not installed: the user stacks were not checked");
+        }
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "sleep {pid} was killed and reaped"
+        );
     }
 
     #[test]
