@@ -1,6 +1,7 @@
 //! Live capture on an interface through libpcap (TPACKET_V3: no immediate mode), kernel buffer
 //! size, snaplen, optional BPF filter, non-blocking reads (an empty read returns [`Status::Timeout`] at once;
-//! the capture thread then naps for a millisecond) so the capture thread sees shutdown and can
+//! the capture thread then waits in `poll` until the kernel hands over a block of packets or a
+//! few milliseconds pass: [`LiveHandle::wait_readable`]) so the capture thread sees shutdown and can
 //! flush partial batches and tick the clock. Several handles on one interface are joined into one `PACKET_FANOUT` group
 //! ([`super::fanout`]); when that fails, a single handle is used and the software dispatcher
 //! spreads flows over the workers alone.
@@ -112,6 +113,20 @@ impl LiveHandle {
     /// Interface name.
     pub fn interface(&self) -> &str {
         &self.interface
+    }
+
+    /// Wait up to `timeout` for the kernel to hand this handle packets (a retired block of
+    /// its ring): `poll` on the handle's socket. A wait that fails (a signal) just ends early.
+    pub fn wait_readable(&self, timeout: std::time::Duration) {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.cap,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
     }
 
     /// Packets the kernel put in this handle's buffer that it has not handed out, by the
