@@ -147,41 +147,30 @@ impl PacketSource for LiveHandle {
         max: usize,
         f: &mut dyn FnMut(RawPacket<'_>),
     ) -> Result<Status, CaptureError> {
-        let mut n = 0;
-        while n < max {
-            match self.cap.next_packet() {
-                Ok(p) => {
-                    self.delivered += 1;
-                    f(RawPacket {
-                        ts_micros: ts_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
-                        orig_len: p.header.len,
-                        data: p.data,
-                        linktype: self.linktype,
-                        shared: None,
-                    });
-                    n += 1;
-                }
-                Err(pcap::Error::TimeoutExpired) => break,
-                Err(pcap::Error::NoMorePackets) => {
-                    return Ok(if n > 0 {
-                        Status::Packets(n)
-                    } else {
-                        Status::End
-                    })
-                }
-                Err(e) => {
-                    return Err(CaptureError::Read {
-                        source_name: self.interface.clone(),
-                        message: e.to_string(),
-                    })
-                }
-            }
+        // Up to `max` packets of the ring's blocks the kernel has handed over, in one call
+        // (`pcap_dispatch`) instead of one `pcap_next_ex` per packet; none when no block is
+        // ready (non-blocking).
+        let linktype = self.linktype;
+        let mut n = 0usize;
+        let read = self.cap.dispatch(Some(max), |p| {
+            n += 1;
+            f(RawPacket {
+                ts_micros: ts_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                orig_len: p.header.len,
+                data: p.data,
+                linktype,
+                shared: None,
+            });
+        });
+        self.delivered += n as u64;
+        match read {
+            Ok(_) if n > 0 => Ok(Status::Packets(n)),
+            Ok(_) => Ok(Status::Timeout),
+            Err(e) => Err(CaptureError::Read {
+                source_name: self.interface.clone(),
+                message: e.to_string(),
+            }),
         }
-        Ok(if n > 0 {
-            Status::Packets(n)
-        } else {
-            Status::Timeout
-        })
     }
 
     fn drops(&mut self) -> DropTotals {
