@@ -20,6 +20,27 @@ fn skip(why: &str) {
     common::netns::skip("live test", why);
 }
 
+/// A scratch directory (`tag`) with an `agent.toml` that captures on `host`, with `domestic`
+/// (the list's items) and `capture` (lines of the `[capture]` table after the interface), and
+/// a registry of one enterprise with nothing filed.
+fn live_config(tag: &str, host: &str, domestic: &str, capture: &str) -> common::Scratch {
+    let dir = common::scratch(tag);
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!(
+            "gateway = \"gw-live-01\"\ndomestic = [{domestic}]\nregistry = \"registry.toml\"\n\n\
+             [capture]\ninterfaces = [\"{host}\"]\n{capture}"
+        ),
+    )
+    .expect("agent.toml");
+    std::fs::write(
+        dir.join("registry.toml"),
+        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
+    )
+    .expect("registry.toml");
+    dir
+}
+
 /// frames/bytes per direction of TCP/UDP flows, summed per 5-tuple (initiator order kept
 /// canonical by sorting the endpoints).
 type Key = (String, String, u16, String, u16);
@@ -105,19 +126,12 @@ fn live_matches_offline(workers: usize) {
     let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
     let _guard = setup(&ns, &host, &peer, 9000);
 
-    let dir = common::scratch(&format!("live-{workers}"));
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\", \"192.168.0.0/16\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = {workers}\n"
-        ),
-    )
-    .expect("agent.toml");
-    std::fs::write(
-        dir.join("registry.toml"),
-        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
-    )
-    .expect("registry.toml");
+    let dir = live_config(
+        &format!("live-{workers}"),
+        &host,
+        "\"10.0.0.0/8\", \"192.168.0.0/16\"",
+        &format!("workers = {workers}\n"),
+    );
     let live_out = dir.join("live.jsonl");
     let offline_out = dir.join("offline.jsonl");
     let bin = env!("CARGO_BIN_EXE_crossline-agent");
@@ -258,21 +272,14 @@ fn live_fragment_flood_leaves_every_fragmented_export_visible() {
     let id = std::process::id() % 100_000;
     let (ns, host, peer) = (format!("cfns{id}"), format!("cfh{id}"), format!("cfp{id}"));
     let _guard = setup(&ns, &host, &peer, 9000);
-    let dir = common::scratch("livefrag");
+    let dir = live_config(
+        "livefrag",
+        &host,
+        "\"10.0.0.0/8\"",
+        "workers = 2\nfragment_entries = 1024\n",
+    );
     let pcap_path = dir.join("flood.pcap");
     pcap.write(&pcap_path).expect("write capture");
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "gateway = \"gw-live-01\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 2\nfragment_entries = 1024\n"
-        ),
-    )
-    .expect("agent.toml");
-    std::fs::write(
-        dir.join("registry.toml"),
-        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
-    )
-    .expect("registry.toml");
     let out = dir.join("live.jsonl");
     let agent = LiveAgent::start(&dir.join("agent.toml"), &out);
     let cpu_before = cpu_ticks(agent.child.id()).unwrap_or(0);
@@ -376,19 +383,7 @@ fn an_idle_live_agent_sleeps() {
     let id = std::process::id() % 10_000 * 10 + 7;
     let (ns, host, peer) = (format!("clns{id}"), format!("clh{id}"), format!("clp{id}"));
     let _guard = setup(&ns, &host, &peer, 1500);
-    let dir = common::scratch("live-idle");
-    std::fs::write(
-        dir.join("agent.toml"),
-        format!(
-            "gateway = \"gw-idle-01\"\ndomestic = [\"10.0.0.0/8\"]\nregistry = \"registry.toml\"\n\n[capture]\ninterfaces = [\"{host}\"]\nworkers = 2\n"
-        ),
-    )
-    .expect("agent.toml");
-    std::fs::write(
-        dir.join("registry.toml"),
-        "[[enterprise]]\nid = \"acme\"\nname = \"Acme\"\nuscc = \"91350100M000100Y43\"\n",
-    )
-    .expect("registry.toml");
+    let dir = live_config("live-idle", &host, "\"10.0.0.0/8\"", "workers = 2\n");
     let agent = LiveAgent::start(&dir.join("agent.toml"), &dir.join("idle.jsonl"));
     let pid = agent.child.id();
     std::thread::sleep(Duration::from_secs(1));
