@@ -233,7 +233,6 @@ impl Drop for Proc {
     }
 }
 
-/// Last `n` lines of `text`.
 /// The threads of process `pid`, for a test that gave up waiting for it: each thread's name,
 /// state and kernel wait channel (`/proc`), its kernel stack where readable (root), and every
 /// thread's user stack from `gdb` when it is installed (the test command installs it).
@@ -288,6 +287,7 @@ pub fn thread_dump(pid: u32) -> String {
     out
 }
 
+/// Last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
