@@ -80,6 +80,14 @@ pub fn tool(path: &str) -> Option<PathBuf> {
     }
 }
 
+/// Whether the tests run as root (`id -u` is 0).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests), below the
 /// kernel's ephemeral range: a port from that range can be handed, between its release here
 /// and the server's bind, to the local end of some other test's outgoing connection, and the
@@ -1164,14 +1172,10 @@ mod tests {
             "no thread line for {pid}: {e}"
         );
         // gdb attaches to a process it did not start only as root, or where Yama allows it.
-        let root = {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-        };
         let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
             .map_or(true, |v| v.trim() == "0");
         let gdb = Command::new("gdb").arg("--version").output();
-        if gdb.is_ok_and(|o| o.status.success()) && (root || yama) {
+        if gdb.is_ok_and(|o| o.status.success()) && (is_root() || yama) {
             assert!(e.contains("#0 "), "gdb is installed, yet no stack: {e}");
         } else {
             eprintln!(

@@ -318,13 +318,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Fill the file system of `dir` to the last byte.
 fn fill(dir: &Path) {
     let mut f = std::fs::File::create(dir.join("filler")).expect("filler");

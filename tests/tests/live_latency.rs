@@ -157,11 +157,7 @@ fn live_packet_to_webhook_latency() {
     let Some(alertmanager) = tool("/usr/bin/prometheus-alertmanager") else {
         return;
     };
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !is_root {
+    if !is_root() {
         skip("live capture needs root");
         return;
     }

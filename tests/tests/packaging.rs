@@ -9,7 +9,7 @@
 //! Needs dpkg-deb, readelf and systemd-analyze (and unshare, chroot, overlayfs and root for
 //! the install test); otherwise SKIPPED, or a failure under `CI=true`.
 
-use crossline_e2e::{binaries, in_ci, repo_root, skip, TempDir};
+use crossline_e2e::{binaries, in_ci, is_root, repo_root, skip, TempDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,13 +19,6 @@ fn have(tool: &str) -> bool {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn run(cmd: &mut Command) -> String {
