@@ -549,6 +549,17 @@ impl DnsCache {
         if !self.filter(hash)?.may_hold(hash) {
             return None;
         }
+        self.lookup_in_shard(hash, ip, now_micros, as_of)
+    }
+
+    /// The lookup in the shard of `hash`, under its lock (past the filter).
+    fn lookup_in_shard(
+        &self,
+        hash: u64,
+        ip: IpAddr,
+        now_micros: i64,
+        as_of: i64,
+    ) -> Option<Arc<str>> {
         let mut shard = self.shard(hash)?.lock().ok()?;
         shard.lookup(hash, ip, now_micros, as_of)
     }
@@ -903,9 +914,7 @@ mod tests {
     impl DnsCache {
         /// [`DnsCache::lookup_as_of`] without the filter.
         fn lookup_unfiltered(&self, ip: IpAddr, now: i64, as_of: i64) -> Option<Arc<str>> {
-            let hash = self.hash(&ip);
-            let mut shard = self.shard(hash)?.lock().ok()?;
-            shard.lookup(hash, ip, now, as_of)
+            self.lookup_in_shard(self.hash(&ip), ip, now, as_of)
         }
 
         /// Bits set in all filters.
