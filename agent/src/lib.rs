@@ -20,5 +20,6 @@ pub mod sink;
 pub mod stats;
 pub mod taps;
 pub mod text;
+pub mod threads;
 pub mod uplink;
 pub mod worker;

@@ -88,6 +88,7 @@ pub struct AgentMetrics {
     usage: UsageGauges,
     build_info: IntGaugeVec,
     start_time: prometheus::Gauge,
+    thread_cpu: prometheus::CounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -309,6 +310,26 @@ impl AgentMetrics {
                 "start_time_seconds",
                 "Unix time the agent started (its metrics were set up).",
             ),
+            thread_cpu: prometheus::CounterVec::new(
+                opts(
+                    "thread_cpu_seconds_total",
+                    "CPU time of the agent's threads, by role (capture, capture-N, worker-N, \
+                     writer, uplink, metrics).",
+                ),
+                &["thread"],
+            )
+            .expect("valid metric literal"),
+        }
+    }
+
+    /// Advance the per-thread CPU counters to `by_role` (seconds per role, each only growing).
+    pub fn observe_threads(&self, by_role: &std::collections::BTreeMap<String, f64>) {
+        for (role, &seconds) in by_role {
+            let c = self.thread_cpu.with_label_values(&[role.as_str()]);
+            let current = c.get();
+            if seconds > current {
+                c.inc_by(seconds - current);
+            }
         }
     }
 
@@ -352,6 +373,7 @@ impl AgentMetrics {
             Box::new(m.usage.persons_limit.clone()),
             Box::new(m.build_info.clone()),
             Box::new(m.start_time.clone()),
+            Box::new(m.thread_cpu.clone()),
         ];
         for collector in collectors {
             m.registry
@@ -612,7 +634,10 @@ impl MetricsServer {
         let render: Arc<Render> = Arc::new(Box::new(render));
         let thread = std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || runtime.block_on(serve(std_listener, render, rx)))
+            .spawn(move || {
+                let _cpu = crate::threads::register("metrics");
+                runtime.block_on(serve(std_listener, render, rx))
+            })
             .map_err(MetricsError::Start)?;
         Ok(MetricsServer {
             addr: local,
@@ -731,6 +756,8 @@ impl Telemetry {
 
     /// Copy every attached source into the metrics.
     pub fn refresh(&self) {
+        self.metrics
+            .observe_threads(&crate::threads::cpu_seconds_by_role());
         if let Some(live) = self.live.lock().ok().and_then(|g| g.clone()) {
             self.metrics.observe_live(&live);
         }

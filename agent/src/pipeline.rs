@@ -768,6 +768,7 @@ where
             let h = std::thread::Builder::new()
                 .name(format!("crossline-worker-{i}"))
                 .spawn_scoped(s, move || {
+                    let _cpu = crate::threads::register(format!("worker-{i}"));
                     let mut w = Worker::new(i, ctx, factory(i));
                     if let Some(b) = tb {
                         w = w.with_tick_sync(b);
@@ -907,6 +908,7 @@ where
         fold_micros: fold.map(|f| i64::try_from(f.as_micros()).unwrap_or(i64::MAX)),
     };
     run_pipeline(cfg, shape, sinks, stats.clone(), factory, move |mut ds| {
+        let _cpu = crate::threads::register("capture");
         let mut d = ds.remove(0);
         let mut bar = Progress::new(progress, source.total_bytes());
         loop {
@@ -974,10 +976,11 @@ where
     run_pipeline(cfg, shape, sinks, stats, factory, move |ds| {
         std::thread::scope(|s| {
             let mut joins = Vec::new();
-            for (mut h, mut d) in handles.into_iter().zip(ds) {
+            for (i, (mut h, mut d)) in handles.into_iter().zip(ds).enumerate() {
                 let shutdown = shutdown.clone();
                 let stats = stats2.clone();
                 joins.push(s.spawn(move || -> Result<i64, PipelineError> {
+                    let _cpu = crate::threads::register(format!("capture-{i}"));
                     let r = capture_loop(&mut h, &mut d, &shutdown, &stats, stop_drain);
                     if r.is_err() {
                         // One interface failed: stop the others too, and still write every

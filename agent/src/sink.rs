@@ -1049,6 +1049,7 @@ fn writer_loop(
     mut reorder: Option<Reorder>,
     spare: &Sender<Vec<u8>>,
 ) -> io::Result<()> {
+    let _cpu = crate::threads::register("writer");
     let mut line = Vec::with_capacity(4096);
     let mut first_error: Option<io::Error> = None;
     let mut written = false;

@@ -539,6 +539,7 @@ fn metrics_reference_lists_every_series() {
     }]);
     m.declare_exclusions(["public-resolvers"]);
     m.observe_collectors(&["collector.example:7443".to_string()], 0);
+    m.observe_threads(&[("capture".to_string(), 1.5)].into_iter().collect());
     let mut exported: BTreeSet<String> = m
         .render()
         .lines()

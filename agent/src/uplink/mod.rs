@@ -361,7 +361,10 @@ impl Uplink {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("uplink".into())
-            .spawn(move || client::run_thread(thread_shared, rotation, tls, backoff))
+            .spawn(move || {
+                let _cpu = crate::threads::register("uplink");
+                client::run_thread(thread_shared, rotation, tls, backoff)
+            })
             .map_err(UplinkError::Thread)?;
         Ok(Uplink {
             shared,
