@@ -329,6 +329,15 @@ fn live_packet_to_webhook_latency() {
         ) >= 1.0,
         "{text}"
     );
+    // The CPU of the live threads by role: a capture thread per handle (two workers: two
+    // handles), the worker threads, the writer, the uplink.
+    for thread in ["capture-0", "worker-0", "writer", "uplink"] {
+        let label = format!("thread=\"{thread}\"");
+        assert!(
+            metric_sum(&text, "crossline_agent_thread_cpu_seconds_total", &label) > 0.0,
+            "no CPU time for {thread}:\n{text}"
+        );
+    }
     if let Some(promtool) = tool("/usr/bin/promtool") {
         promtool_check_metrics(&promtool, &text).expect("agent /metrics lint");
     }
