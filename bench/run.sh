@@ -15,6 +15,7 @@
 #   SKIP_MEMORY=1                skip the flow-table and SYN-flood memory examples
 #   SKIP_BUILD=1                 use the release binaries already built (no cargo run)
 #   SKIP_NULL=1                  skip the informational one-worker row with --out /dev/null
+#   SKIP_THREADS=1               skip the untimed runs that read the agent's CPU by thread
 #   PGO=0                        measure the plain release build only (default: the agent is
 #                                built with profile-guided optimisation by scripts/build-pgo.sh,
 #                                and the plain build runs beside it as agent-1w-plain)
@@ -215,6 +216,58 @@ for round in $(seq 1 "$RUNS"); do
 done
 cd "$ROOT"
 
+# --- 4b. where the CPU goes, by thread ----------------------------------------------------------
+# One more run of each agent row, not timed, with /metrics up: the agent's own per-thread CPU
+# time (crossline_agent_thread_cpu_seconds_total, read from the kernel) once the run is over.
+THREADS="$OUT/threads.txt"
+: >"$THREADS"
+if [ "${SKIP_THREADS:-0}" != 1 ]; then
+  for w in 1 2; do
+    cpus=1
+    [ "$w" = 2 ] && cpus=0,1
+    port=$((19580 + w))
+    rm -f "$OUT/events-threads.json"
+    cat "$PCAP" >/dev/null
+    sync
+    (cd "$(dirname "$PCAP")" && taskset -c "$cpus" "$BIN" analyze --config "$CONFIG" --workers "$w" \
+      --out "$OUT/events-threads.json" --metrics-listen "127.0.0.1:$port" --linger 5s \
+      "$(basename "$PCAP")" 2>/dev/null) &
+    apid=$!
+    python3 - "$port" "$w" "$PKTS" >>"$THREADS" <<'PY' || log "per-thread CPU of agent-${w}w not read"
+import sys, time, urllib.request
+port, w, pkts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def metrics():
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+deadline = time.time() + 600
+text = ""
+while time.time() < deadline:
+    text = metrics()
+    seen = [l for l in text.splitlines() if l.startswith("crossline_agent_packets_total ")]
+    if seen and float(seen[0].split()[-1]) >= pkts:
+        break
+    time.sleep(0.2)
+time.sleep(1)  # the run's last threads end just after the last packet is counted
+text = metrics() or text
+cpu = {}
+for l in text.splitlines():
+    if l.startswith("crossline_agent_thread_cpu_seconds_total{"):
+        role = l.split('thread="', 1)[1].split('"', 1)[0]
+        cpu[role] = float(l.rsplit(" ", 1)[1])
+if not cpu:
+    sys.exit(1)
+total = sum(cpu.values())
+parts = ", ".join(f"{r} {s:.2f} s ({s / total:.0%})" for r, s in sorted(cpu.items(), key=lambda x: -x[1]) if s >= 0.005)
+print(f"agent-{w}w CPU by thread (one more run, not timed): {parts}; total {total:.2f} s")
+PY
+    wait "$apid" || true
+  done
+  rm -f "$OUT/events-threads.json"
+fi
+
 # --- 5. memory examples ----------------------------------------------------------------------
 MEM="$OUT/memory.txt"
 : >"$MEM"
@@ -332,6 +385,13 @@ if a2:
     checks.append(("agent peak RSS <= 300 MiB (2 workers)", 300 / a2["rss"], 1.0))
 for text, got, want in checks:
     print(f"{'PASS' if got >= want else 'MISS'}  {text}: {got:.3f} (need >= {want})")
+try:
+    t = open(os.path.join(os.path.dirname(mem), "threads.txt")).read().strip()
+    if t:
+        print()
+        print(t)
+except OSError:
+    pass
 try:
     m = open(mem).read().strip()
     if m:
