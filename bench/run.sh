@@ -219,6 +219,9 @@ cd "$ROOT"
 # --- 4b. where the CPU goes, by thread ----------------------------------------------------------
 # One more run of each agent row, not timed, with /metrics up: the agent's own per-thread CPU
 # time (crossline_agent_thread_cpu_seconds_total, read from the kernel) once the run is over.
+# Each writes over the timed runs' events file of its row (removed first, as for a timed run:
+# the same events, and the pages just freed are taken again; a file of a new name is written
+# into memory this VM must back anew, which doubled the writer's time in a first try).
 THREADS="$OUT/threads.txt"
 : >"$THREADS"
 if [ "${SKIP_THREADS:-0}" != 1 ]; then
@@ -226,11 +229,11 @@ if [ "${SKIP_THREADS:-0}" != 1 ]; then
     cpus=1
     [ "$w" = 2 ] && cpus=0,1
     port=$((19580 + w))
-    rm -f "$OUT/events-threads.json"
+    rm -f "$OUT/events-${w}w.json"
     cat "$PCAP" >/dev/null
     sync
     (cd "$(dirname "$PCAP")" && taskset -c "$cpus" "$BIN" analyze --config "$CONFIG" --workers "$w" \
-      --out "$OUT/events-threads.json" --metrics-listen "127.0.0.1:$port" --linger 5s \
+      --out "$OUT/events-${w}w.json" --metrics-listen "127.0.0.1:$port" --linger 5s \
       "$(basename "$PCAP")" 2>/dev/null) &
     apid=$!
     python3 - "$port" "$w" "$PKTS" >>"$THREADS" <<'PY' || log "per-thread CPU of agent-${w}w not read"
@@ -265,7 +268,6 @@ print(f"agent-{w}w CPU by thread (one more run, not timed): {parts}; total {tota
 PY
     wait "$apid" || true
   done
-  rm -f "$OUT/events-threads.json"
 fi
 
 # --- 5. memory examples ----------------------------------------------------------------------
