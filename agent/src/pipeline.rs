@@ -766,7 +766,7 @@ where
             let wtx = writer.sender();
             let tb = tick_sync.clone();
             let h = std::thread::Builder::new()
-                .name(format!("crossline-worker-{i}"))
+                .name(format!("worker-{i}"))
                 .spawn_scoped(s, move || {
                     let _cpu = crate::threads::register(format!("worker-{i}"));
                     let mut w = Worker::new(i, ctx, factory(i));
