@@ -325,11 +325,10 @@ impl AgentMetrics {
     /// Advance the per-thread CPU counters to `by_role` (seconds per role, each only growing).
     pub fn observe_threads(&self, by_role: &std::collections::BTreeMap<String, f64>) {
         for (role, &seconds) in by_role {
-            let c = self.thread_cpu.with_label_values(&[role.as_str()]);
-            let current = c.get();
-            if seconds > current {
-                c.inc_by(seconds - current);
-            }
+            advance(
+                &self.thread_cpu.with_label_values(&[role.as_str()]),
+                seconds,
+            );
         }
     }
 
@@ -581,11 +580,16 @@ fn gauge_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Move a counter forward to `total` (counters never go back).
-fn advance(counter: &IntCounter, total: u64) {
+/// Move a counter (integer or float) forward to `total` (counters never go back).
+fn advance<P: prometheus::core::Atomic>(
+    counter: &prometheus::core::GenericCounter<P>,
+    total: P::T,
+) {
     let current = counter.get();
     if total > current {
-        counter.inc_by(total - current);
+        let mut by = total;
+        by -= current;
+        counter.inc_by(by);
     }
 }
 
