@@ -12,6 +12,7 @@
 use crossline_config::event::{AlertKind, Direction, Judged, Severity, VerdictStatus};
 use crossline_config::time::Date;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A registry entry a finding refers to by index (valid until the next call into the analysis).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +141,9 @@ pub struct FlowDesc {
     pub domestic: IpAddr,
     /// Foreign endpoint.
     pub foreign: IpAddr,
-    /// The far end as matched (a name, or the address).
-    pub recipient: String,
+    /// The far end as matched (a name, or the address), shared with the alert's
+    /// [`AlertFinding::recipient`] (one allocation per alert, not one per copy).
+    pub recipient: Arc<str>,
     /// `recipient` is a name (the address is then added in brackets).
     pub recipient_is_name: bool,
     /// The responder service.
@@ -393,6 +395,31 @@ pub enum AlertFacts {
     },
 }
 
+impl AlertFacts {
+    /// The flow the alert's sentence opens with, for the kinds about a flow.
+    pub fn flow(&self) -> Option<&FlowDesc> {
+        match self {
+            AlertFacts::Unfiled { flow }
+            | AlertFacts::RecipientNotFiled { flow, .. }
+            | AlertFacts::ServiceNotFiled { flow, .. }
+            | AlertFacts::FilingExpired { flow, .. }
+            | AlertFacts::OutsideWindow { flow, .. }
+            | AlertFacts::FilingNotYetValid { flow, .. }
+            | AlertFacts::CountryMismatch { flow, .. }
+            | AlertFacts::PersonalInfo { flow, .. }
+            | AlertFacts::NegativeList { flow, .. }
+            | AlertFacts::ImportantData { flow, .. }
+            | AlertFacts::OpaqueTunnel { flow, .. } => Some(flow),
+            AlertFacts::VolumeCap { .. }
+            | AlertFacts::VolumeSurge { .. }
+            | AlertFacts::LineMisuse { .. }
+            | AlertFacts::FilingExpiring { .. }
+            | AlertFacts::PersonsThreshold { .. }
+            | AlertFacts::SensorGap { .. } => None,
+        }
+    }
+}
+
 /// One alert decided by the analysis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertFinding {
@@ -411,7 +438,7 @@ pub struct AlertFinding {
     /// The flow the alert is about, if it is about one.
     pub flow: Option<FlowRef>,
     /// Far end as matched.
-    pub recipient: Option<String>,
+    pub recipient: Option<Arc<str>>,
     /// Responder service.
     pub service: Option<ServiceRef>,
     /// Bytes covered.

@@ -11,7 +11,7 @@ use crate::analysis::findings::{
 };
 use crate::analysis::{FlowSummary, Health};
 use crate::classify::{transport_of, Classification, NameSource};
-use crate::text::Ip;
+use crate::text::Text;
 use crossline_config::agent::{expiry_levels, Signature, SignatureKind};
 use crossline_config::event::{AlertKind, Direction, Severity, VerdictStatus};
 use crossline_config::registry::{DataCategory, Scenario, Service};
@@ -76,13 +76,12 @@ impl Record<'_> {
 /// The far end as matched: the matched name, else the best name known (never an ECH outer
 /// SNI), else the address. The flag tells whether it is a name. When the foreign end initiated
 /// the flow, every name describes the domestic server: the recipient is the foreign address.
-fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
+///
+/// Written on the stack and allocated once, shared by the alert and its summary's facts.
+fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (Arc<str>, bool) {
+    let address = |ip: IpAddr| Arc::from(Text::<48>::ip(ip).as_str());
     if c.direction == Direction::Import {
-        return (
-            c.foreign
-                .map_or_else(|| Ip::string(s.initiator), Ip::string),
-            false,
-        );
+        return (address(c.foreign.unwrap_or(s.initiator)), false);
     }
     let sni_ok = !s.ech;
     let name = match c.name_source {
@@ -97,13 +96,18 @@ fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (String, bool) {
     .or(s.http_host)
     .or(s.dns_name);
     match name {
-        Some(n) => (n.to_ascii_lowercase(), true),
-        None => (
-            c.foreign
-                .map_or_else(|| Ip::string(s.responder), Ip::string),
-            false,
-        ),
+        Some(n) => (lower_case(n), true),
+        None => (address(c.foreign.unwrap_or(s.responder)), false),
     }
+}
+
+/// `name` in ASCII lower case, allocated once (names parsed from the wire are lower-cased
+/// already; an HTTP Host may not be).
+fn lower_case(name: &str) -> Arc<str> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Arc::from(name);
+    }
+    Arc::from(name.to_ascii_lowercase())
 }
 
 fn dates(sc: &Scenario) -> ScenarioDates {
@@ -173,6 +177,11 @@ impl Classifier {
         bytes: u64,
         facts: AlertFacts,
     ) -> Box<AlertFinding> {
+        // The facts' sentence names the same recipient: shared, not made again.
+        let recipient = match facts.flow() {
+            Some(f) => Arc::clone(&f.recipient),
+            None => recipient_of(r.s, r.c).0,
+        };
         let mut a = self.finding(
             kind,
             severity,
@@ -182,7 +191,7 @@ impl Classifier {
             r.c.enterprise,
             facts,
         );
-        a.recipient = Some(recipient_of(r.s, r.c).0);
+        a.recipient = Some(recipient);
         a.service = Some(r.service());
         a.bytes = bytes;
         a
@@ -537,7 +546,7 @@ impl Classifier {
             r.delta_bytes,
             facts,
         );
-        a.recipient = Some(r.domestic.to_string());
+        a.recipient = Some(Arc::from(Text::<48>::ip(r.domestic).as_str()));
         Some(a)
     }
 

@@ -11,6 +11,7 @@
 //!
 //! The rest of the JA4+ family is not permissively licensed and is deliberately absent.
 
+use super::U16List;
 use std::fmt::Write as _;
 
 /// The ClientHello facts a JA4 fingerprint is made of.
@@ -63,14 +64,10 @@ pub fn fingerprint(input: &Ja4Input<'_>) -> String {
         _ => "00",
     };
 
-    // Sized up front (a filtered collect grows from empty, copying as it goes).
-    let without_grease = |values: &[u16]| {
-        let mut v = Vec::with_capacity(values.len());
-        v.extend(values.iter().copied().filter(|&v| !is_grease(v)));
-        v
-    };
-    let mut ciphers = without_grease(input.ciphers);
-    let mut extensions = without_grease(input.extensions);
+    // On the stack: a fingerprint is computed for every TLS and QUIC flow.
+    let not_grease = |v: u16| !is_grease(v);
+    let mut ciphers = U16List::filtered(input.ciphers, not_grease);
+    let mut extensions = U16List::filtered(input.extensions, not_grease);
     let cipher_count = ciphers.len().min(99);
     let extension_count = extensions.len().min(99);
 
@@ -78,34 +75,39 @@ pub fn fingerprint(input: &Ja4Input<'_>) -> String {
     out.push(char::from(input.transport));
     out.push_str(version);
     out.push(if input.sni_domain { 'd' } else { 'i' });
-    let _ = write!(out, "{cipher_count:02}{extension_count:02}");
+    push_two_digits(&mut out, cipher_count);
+    push_two_digits(&mut out, extension_count);
     push_alpn_chars(&mut out, input.first_alpn);
     out.push('_');
 
-    ciphers.sort_unstable();
-    let longest = ciphers
-        .len()
-        .max(extensions.len() + input.signature_algorithms.len() + 1);
-    let mut text = String::with_capacity(longest * 5);
-    join_hex(&mut text, &ciphers);
-    push_truncated_hash(&mut out, &text);
+    ciphers.as_mut_slice().sort_unstable();
+    let mut hash = HexHash::new();
+    hash.join(ciphers.as_slice());
+    hash.push_truncated(&mut out);
     out.push('_');
 
-    extensions.retain(|&e| e != 0x0000 && e != 0x0010);
-    extensions.sort_unstable();
-    text.clear();
-    join_hex(&mut text, &extensions);
-    let signature_algorithms = without_grease(input.signature_algorithms);
+    extensions.retain(|e| e != 0x0000 && e != 0x0010);
+    extensions.as_mut_slice().sort_unstable();
+    let mut hash = HexHash::new();
+    hash.join(extensions.as_slice());
+    let signature_algorithms = U16List::filtered(input.signature_algorithms, not_grease);
     if !signature_algorithms.is_empty() {
-        text.push('_');
-        join_hex(&mut text, &signature_algorithms);
+        hash.byte(b'_');
+        hash.join(signature_algorithms.as_slice());
     }
     if extensions.is_empty() {
         out.push_str("000000000000");
     } else {
-        push_truncated_hash(&mut out, &text);
+        hash.push_truncated(&mut out);
     }
     out
+}
+
+/// `n` (below 100) as two decimal digits.
+fn push_two_digits(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// First and last character of the first ALPN value; hex digits when either is not ASCII
@@ -131,27 +133,71 @@ fn hex_digit(nibble: u16) -> char {
     char::from(HEX.get(usize::from(nibble & 0x0f)).copied().unwrap_or(b'0'))
 }
 
-fn join_hex(out: &mut String, values: &[u16]) {
-    out.reserve(values.len() * 5);
-    for (i, &v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        for shift in [12, 8, 4, 0] {
-            out.push(hex_digit(v >> shift));
-        }
-    }
+/// SHA-256 over text written piece by piece (comma-joined 4-digit hex values), through a
+/// small buffer on the stack instead of the whole text in a `String`.
+struct HexHash {
+    ctx: ring::digest::Context,
+    buf: [u8; 256],
+    len: usize,
+    /// Bytes hashed so far (an empty text hashes to zeros, not to SHA-256 of nothing).
+    total: usize,
+    /// Values joined so far (a comma goes before every one but the first of a `join`).
+    in_join: bool,
 }
 
-fn push_truncated_hash(out: &mut String, text: &str) {
-    if text.is_empty() {
-        out.push_str("000000000000");
-        return;
+impl HexHash {
+    fn new() -> Self {
+        HexHash {
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            buf: [0; 256],
+            len: 0,
+            total: 0,
+            in_join: false,
+        }
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    for &b in digest.as_ref().iter().take(6) {
-        out.push(hex_digit(u16::from(b >> 4)));
-        out.push(hex_digit(u16::from(b)));
+
+    fn byte(&mut self, b: u8) {
+        if self.len == self.buf.len() {
+            self.ctx.update(&self.buf);
+            self.len = 0;
+        }
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+            self.total += 1;
+        }
+    }
+
+    /// The values as comma-joined 4-digit lower-case hex.
+    fn join(&mut self, values: &[u16]) {
+        self.in_join = false;
+        for &v in values {
+            if self.in_join {
+                self.byte(b',');
+            }
+            self.in_join = true;
+            for shift in [12, 8, 4, 0] {
+                self.byte(
+                    HEX.get(usize::from((v >> shift) & 0x0f))
+                        .copied()
+                        .unwrap_or(b'0'),
+                );
+            }
+        }
+    }
+
+    /// Append the first 12 hex digits of the hash (`000000000000` for an empty text).
+    fn push_truncated(mut self, out: &mut String) {
+        if self.total == 0 {
+            out.push_str("000000000000");
+            return;
+        }
+        self.ctx.update(self.buf.get(..self.len).unwrap_or(&[]));
+        let digest = self.ctx.finish();
+        for &b in digest.as_ref().iter().take(6) {
+            out.push(hex_digit(u16::from(b >> 4)));
+            out.push(hex_digit(u16::from(b)));
+        }
     }
 }
 
@@ -221,5 +267,83 @@ mod tests {
             signature_algorithms: &[],
         });
         assert_eq!(ja4, "q10i000000_000000000000_000000000000");
+    }
+    /// The fingerprint as the description states it, built the plain way (whole strings,
+    /// then SHA-256), for comparison with the streaming one.
+    fn plain(input: &Ja4Input<'_>) -> String {
+        let hex = |v: &[u16]| {
+            v.iter()
+                .map(|x| format!("{x:04x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let hash12 = |text: &str| {
+            if text.is_empty() {
+                return "000000000000".to_string();
+            }
+            let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+            d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let clean = |v: &[u16]| {
+            v.iter()
+                .copied()
+                .filter(|&x| !is_grease(x))
+                .collect::<Vec<_>>()
+        };
+        let (mut c, mut e, s) = (
+            clean(input.ciphers),
+            clean(input.extensions),
+            clean(input.signature_algorithms),
+        );
+        let head = fingerprint(input)[..10].to_string();
+        c.sort_unstable();
+        let counted = e.len();
+        e.retain(|&x| x != 0 && x != 0x10);
+        e.sort_unstable();
+        let mut ext_text = hex(&e);
+        if !s.is_empty() {
+            ext_text.push('_');
+            ext_text.push_str(&hex(&s));
+        }
+        let ext_hash = if e.is_empty() {
+            "000000000000".to_string()
+        } else {
+            hash12(&ext_text)
+        };
+        assert_eq!(&head[4..6], format!("{:02}", c.len().min(99)));
+        assert_eq!(&head[6..8], format!("{:02}", counted.min(99)));
+        format!("{head}_{}_{ext_hash}", hash12(&hex(&c)))
+    }
+
+    /// Lists longer than the stack holds (a scanner offering hundreds of suites), lists
+    /// whose text passes the hash buffer many times over, and GREASE among them: the
+    /// streaming fingerprint equals the plain one.
+    #[test]
+    fn long_lists_match_the_plain_computation() {
+        let mut seed = 0x9e37_79b9_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as u16
+        };
+        for n in [0usize, 1, 15, 51, 127, 128, 129, 300, 1000] {
+            let ciphers: Vec<u16> = (0..n)
+                .map(|i| if i % 9 == 0 { 0x3a3a } else { next() })
+                .collect();
+            let extensions: Vec<u16> = (0..n / 2 + 1).map(|_| next() % 64).collect();
+            let sigs: Vec<u16> = (0..n / 3).map(|_| next()).collect();
+            let input = Ja4Input {
+                transport: b't',
+                legacy_version: 0x0303,
+                supported_versions: &[0x0304],
+                sni_domain: n % 2 == 0,
+                ciphers: &ciphers,
+                extensions: &extensions,
+                first_alpn: Some(b"h2"),
+                signature_algorithms: &sigs,
+            };
+            assert_eq!(fingerprint(&input), plain(&input), "{n} ciphers");
+        }
     }
 }

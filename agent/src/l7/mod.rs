@@ -145,6 +145,125 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A list of 16-bit values (a ClientHello's cipher suites, extension types, versions or
+/// signature algorithms) kept on the stack up to [`U16List::INLINE`] values and on the heap
+/// beyond: parsing a ClientHello and fingerprinting it allocates nothing for them in the
+/// common case (each one cost an allocation per TLS or QUIC flow).
+#[derive(Clone)]
+pub(crate) struct U16List {
+    inline: [u16; U16List::INLINE],
+    len: usize,
+    /// Every value once the list outgrew `inline` (empty, and unallocated, until then).
+    spilled: Vec<u16>,
+}
+
+impl U16List {
+    /// Values kept on the stack (a browser offers about 16 cipher suites and extensions;
+    /// scanners that offer every suite they know go to the heap).
+    pub(crate) const INLINE: usize = 128;
+
+    pub(crate) fn new() -> Self {
+        U16List {
+            inline: [0; Self::INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    /// The big-endian 16-bit values of `bytes` (a trailing odd byte is ignored).
+    pub(crate) fn from_be_bytes(bytes: &[u8]) -> Self {
+        let mut list = U16List::new();
+        list.extend_be_bytes(bytes);
+        list
+    }
+
+    /// Append the big-endian 16-bit values of `bytes`.
+    pub(crate) fn extend_be_bytes(&mut self, bytes: &[u8]) {
+        for pair in bytes.chunks_exact(2) {
+            if let [hi, lo] = *pair {
+                self.push(u16::from_be_bytes([hi, lo]));
+            }
+        }
+    }
+
+    pub(crate) fn push(&mut self, value: u16) {
+        if self.spilled.is_empty() {
+            if let Some(slot) = self.inline.get_mut(self.len) {
+                *slot = value;
+                self.len += 1;
+                return;
+            }
+            self.spilled.reserve(self.len * 2);
+            self.spilled
+                .extend_from_slice(self.inline.get(..self.len).unwrap_or(&[]));
+        }
+        self.spilled.push(value);
+    }
+
+    /// The values of `from` that `keep` accepts, in order.
+    pub(crate) fn filtered(from: &[u16], keep: impl Fn(u16) -> bool) -> Self {
+        let mut list = U16List::new();
+        for &v in from {
+            if keep(v) {
+                list.push(v);
+            }
+        }
+        list
+    }
+
+    /// Keep only the values `keep` accepts, in order.
+    pub(crate) fn retain(&mut self, keep: impl Fn(u16) -> bool) {
+        let values = self.as_mut_slice();
+        let mut kept = 0;
+        for i in 0..values.len() {
+            let v = values[i];
+            if keep(v) {
+                values[kept] = v;
+                kept += 1;
+            }
+        }
+        self.truncate(kept);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if self.spilled.is_empty() {
+            self.len = self.len.min(len);
+        } else {
+            self.spilled.truncate(len);
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u16] {
+        if self.spilled.is_empty() {
+            self.inline.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.spilled
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u16] {
+        if self.spilled.is_empty() {
+            self.inline.get_mut(..self.len).unwrap_or(&mut [])
+        } else {
+            &mut self.spilled
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for U16List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +300,43 @@ mod tests {
             None,
             "truncated two-byte varint"
         );
+    }
+
+    /// The list holds the same values whether they fit on the stack or spilled to the heap,
+    /// across the boundary, and keeps them in order through `retain`.
+    #[test]
+    fn u16_list_same_values_inline_and_spilled() {
+        for n in [
+            0,
+            1,
+            U16List::INLINE - 1,
+            U16List::INLINE,
+            U16List::INLINE + 1,
+            700,
+        ] {
+            let want: Vec<u16> = (0..n as u16).map(|v| v.wrapping_mul(7919)).collect();
+            let bytes: Vec<u8> = want.iter().flat_map(|v| v.to_be_bytes()).collect();
+            let mut list = U16List::from_be_bytes(&bytes);
+            assert_eq!(list.as_slice(), &want[..], "{n} values");
+            assert_eq!(list.len(), n);
+            assert_eq!(list.spilled.is_empty(), n <= U16List::INLINE, "{n} values");
+            list.retain(|v| v % 2 == 0);
+            let even: Vec<u16> = want.iter().copied().filter(|v| v % 2 == 0).collect();
+            assert_eq!(list.as_slice(), &even[..], "{n} values, even ones kept");
+            list.as_mut_slice().sort_unstable();
+            let mut sorted = even.clone();
+            sorted.sort_unstable();
+            assert_eq!(list.as_slice(), &sorted[..]);
+            let odd = U16List::filtered(&want, |v| v % 2 == 1);
+            assert_eq!(odd.len(), n - even.len());
+        }
+        let mut odd_tail = U16List::from_be_bytes(&[0x13, 0x01, 0xff]);
+        assert_eq!(
+            odd_tail.as_slice(),
+            &[0x1301],
+            "a trailing odd byte is ignored"
+        );
+        odd_tail.push(2);
+        assert_eq!(odd_tail.as_slice(), &[0x1301, 2]);
     }
 }

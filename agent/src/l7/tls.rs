@@ -17,7 +17,7 @@
 //! Chrome-like ClientHello record.
 
 use super::ja4::{self, Ja4Input};
-use super::{Parse, Reader};
+use super::{Parse, Reader, U16List};
 
 /// Largest ClientHello handshake message accepted (body plus 4-byte header).
 pub const MAX_HANDSHAKE: usize = 64 * 1024;
@@ -207,7 +207,7 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
     if cipher_bytes.is_empty() || cipher_bytes.len() % 2 != 0 {
         return None;
     }
-    let ciphers = u16_list(cipher_bytes);
+    let ciphers = U16List::from_be_bytes(cipher_bytes);
     let compression = r.vec_u8()?;
     if compression.is_empty() {
         return None;
@@ -220,9 +220,10 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
     let mut alpn = Vec::new();
     let mut first_alpn: Option<&[u8]> = None;
     let mut ech = false;
-    let mut supported_versions = Vec::new();
-    let mut signature_algorithms = Vec::new();
-    let mut extension_types = Vec::new();
+    // The lists a fingerprint needs live on the stack (see `U16List`).
+    let mut supported_versions = U16List::new();
+    let mut signature_algorithms = U16List::new();
+    let mut extension_types = U16List::new();
 
     let mut e = Reader::new(extensions_bytes);
     while !e.is_empty() {
@@ -257,12 +258,12 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
             }
             EXT_SUPPORTED_VERSIONS if supported_versions.is_empty() => {
                 if let Some(list) = Reader::new(data).vec_u8() {
-                    supported_versions = u16_list(list);
+                    supported_versions.extend_be_bytes(list);
                 }
             }
             EXT_SIGNATURE_ALGORITHMS if signature_algorithms.is_empty() => {
                 if let Some(list) = Reader::new(data).vec_u16() {
-                    signature_algorithms = u16_list(list);
+                    signature_algorithms.extend_be_bytes(list);
                 }
             }
             EXT_ENCRYPTED_CLIENT_HELLO => ech = true,
@@ -275,12 +276,12 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
             Transport::Quic => b'q',
         },
         legacy_version,
-        supported_versions: &supported_versions,
+        supported_versions: supported_versions.as_slice(),
         sni_domain: sni_present && !sni_is_ip,
-        ciphers: &ciphers,
-        extensions: &extension_types,
+        ciphers: ciphers.as_slice(),
+        extensions: extension_types.as_slice(),
         first_alpn: first_alpn.filter(|a| !a.is_empty()),
-        signature_algorithms: &signature_algorithms,
+        signature_algorithms: signature_algorithms.as_slice(),
     });
     Some(ClientHello {
         sni,
@@ -288,18 +289,6 @@ fn decode(msg: &[u8], transport: Transport) -> Option<ClientHello> {
         ech,
         ja4,
     })
-}
-
-fn u16_list(bytes: &[u8]) -> Vec<u16> {
-    // Sized up front (a filtered collect grows from empty, copying as it goes).
-    let mut list = Vec::with_capacity(bytes.len() / 2);
-    list.extend(
-        bytes
-            .chunks_exact(2)
-            .filter_map(|pair| <[u8; 2]>::try_from(pair).ok())
-            .map(u16::from_be_bytes),
-    );
-    list
 }
 
 /// The first host_name entry of a server_name extension, validated.
