@@ -785,7 +785,12 @@ where
             let ftx = writer.sender();
             let done = &done;
             let gateway = cfg.gateway.clone();
-            s.spawn(move || live_flusher(&ftx, done, &gateway));
+            let flusher = std::thread::Builder::new()
+                .name("flusher".into())
+                .spawn_scoped(s, move || live_flusher(&ftx, done, &gateway));
+            if let Err(e) = flusher {
+                return Err(PipelineError::Output(e));
+            }
         }
         let r = produce(dispatchers);
         done.store(true, Ordering::Relaxed);
@@ -976,22 +981,39 @@ where
     run_pipeline(cfg, shape, sinks, stats, factory, move |ds| {
         std::thread::scope(|s| {
             let mut joins = Vec::new();
-            for (i, (mut h, mut d)) in handles.into_iter().zip(ds).enumerate() {
-                let shutdown = shutdown.clone();
-                let stats = stats2.clone();
-                joins.push(s.spawn(move || -> Result<i64, PipelineError> {
-                    let _cpu = crate::threads::register(format!("capture-{i}"));
-                    let r = capture_loop(&mut h, &mut d, &shutdown, &stats, stop_drain);
-                    if r.is_err() {
-                        // One interface failed: stop the others too, and still write every
-                        // flow seen so far.
-                        shutdown.store(true, Ordering::Relaxed);
-                    }
-                    d.finish();
-                    r.map(|()| wall_micros())
-                }));
-            }
             let mut first = Ok(0);
+            for (i, (mut h, mut d)) in handles.into_iter().zip(ds).enumerate() {
+                let stop = shutdown.clone();
+                let stats = stats2.clone();
+                // Named as its CPU time is counted (`top -H`, perf and gdb tell the capture
+                // threads apart); the kernel keeps 15 characters of a name.
+                let spawned = std::thread::Builder::new()
+                    .name(format!("capture-{i}"))
+                    .spawn_scoped(s, move || -> Result<i64, PipelineError> {
+                        let _cpu = crate::threads::register(format!("capture-{i}"));
+                        let r = capture_loop(&mut h, &mut d, &stop, &stats, stop_drain);
+                        if r.is_err() {
+                            // One interface failed: stop the others too, and still write
+                            // every flow seen so far.
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        d.finish();
+                        r.map(|()| wall_micros())
+                    });
+                match spawned {
+                    Ok(j) => joins.push(j),
+                    Err(e) => {
+                        // No thread for this handle (out of threads or memory): the capture
+                        // threads started stop and write what they saw, and the run fails
+                        // with the reason. The handle's dispatcher, dropped unstarted, hands
+                        // nothing on.
+                        eprintln!("crossline-agent: cannot start capture thread {i}: {e}");
+                        shutdown.store(true, Ordering::Relaxed);
+                        first = Err(PipelineError::Output(e));
+                        break;
+                    }
+                }
+            }
             for j in joins {
                 let r = j.join().unwrap_or(Ok(0));
                 match (&first, r) {

@@ -341,6 +341,14 @@ fn live_packet_to_webhook_latency() {
     if let Some(promtool) = tool("/usr/bin/promtool") {
         promtool_check_metrics(&promtool, &text).expect("agent /metrics lint");
     }
+    // The threads carry their roles as names (what `top -H`, perf and gdb show).
+    let names = thread_names(run.pid());
+    for name in ["capture-0", "worker-0", "flusher"] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "no thread named {name}: {names:?}"
+        );
+    }
     // The long flow's alert came while it was still open, long before its last packets.
     let long_latency = arrivals[LONG_RECIPIENT].duration_since(long_t0);
     assert!(
@@ -485,4 +493,13 @@ fn live_packet_to_webhook_latency() {
         percentile(&latencies, 50.0) < Duration::from_secs(10),
         "median latency above 10 s"
     );
+}
+
+/// The names of the threads of process `pid` (`/proc/PID/task/*/comm`).
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the agent's threads");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
 }
