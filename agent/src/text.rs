@@ -144,15 +144,16 @@ impl<const N: usize> Joined<N> {
     /// empty) when they do not fit: `N` is chosen for the longest texts a caller joins.
     pub fn push(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
         let end = self.len + bytes.len();
-        match self.buf.get_mut(self.len..end) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                let at = self.len..end;
-                self.len = end;
-                at
-            }
-            None => self.len..self.len,
+        let fits = self
+            .buf
+            .get_mut(self.len..)
+            .is_some_and(|dst| crossline_config::bytes::copy(dst, bytes));
+        if !fits {
+            return self.len..self.len;
         }
+        let at = self.len..end;
+        self.len = end;
+        at
     }
 
     /// Everything appended, as one string (empty if it were not UTF-8): each text is the

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod bytes;
 pub mod check;
 pub mod checks;
 pub mod cli_docs;

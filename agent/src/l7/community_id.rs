@@ -138,8 +138,10 @@ fn digest_of(seed: u16, ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port:
     let mut input = [0u8; 2 + 16 + 16 + 2 + 4];
     let mut len = 0;
     let mut push = |bytes: &[u8]| {
-        if let Some(dst) = input.get_mut(len..len + bytes.len()) {
-            dst.copy_from_slice(bytes);
+        if input
+            .get_mut(len..)
+            .is_some_and(|dst| crossline_config::bytes::copy(dst, bytes))
+        {
             len += bytes.len();
         }
     };

@@ -558,13 +558,13 @@ impl<'o> Obj<'o> {
             bytes
         };
         self.empty = false;
-        self.out.extend_from_slice(bytes);
+        crate::bytes::put(self.out, bytes);
     }
 
     #[inline(always)]
     fn raw(&mut self, name: &str, value: &[u8]) {
         self.key(name);
-        self.out.extend_from_slice(value);
+        crate::bytes::put(self.out, value);
     }
 
     #[inline(always)]
@@ -646,7 +646,7 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
         i -= 1;
         buf[i] = b'0' + v as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    crate::bytes::put(out, buf.get(i..).unwrap_or_default());
 }
 
 /// EVE's spelling of a QUIC version, as `quic.version` carries it: Google QUIC's tag (`Q046`),
@@ -741,7 +741,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     // Almost every string: one check per 8 bytes, one copy.
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(bytes);
+    crate::bytes::put(out, bytes);
     out.push(b'"');
 }
 
