@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --target-dir) target_dir=$2; shift 2 ;;
         --train-only) train_only=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "build-pgo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
