@@ -7,7 +7,8 @@
 //! first `W` bytes and the last `W`, for the smallest `W` of 4, 8 or 16 with `W <= n <= 2W`),
 //! each a single load and store; shorter ones go byte by byte and longer ones to `memcpy`.
 
-/// Append `bytes` to `out`.
+/// Append `bytes` to `out`: room for the widest short copy made at a fixed length (one
+/// store), [`copy`] into it, then the length cut back to what was copied.
 #[inline(always)]
 pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     let n = bytes.len();
@@ -16,24 +17,11 @@ pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
         return;
     }
     let start = out.len();
-    macro_rules! two_overlapping {
-        ($w:literal) => {
-            if let (Some(lo), Some(hi)) = (bytes.first_chunk::<$w>(), bytes.last_chunk::<$w>()) {
-                if n <= 2 * $w {
-                    out.extend_from_slice(lo);
-                    out.truncate(start + n - $w);
-                    out.extend_from_slice(hi);
-                    return;
-                }
-            }
-        };
+    out.extend_from_slice(&[0u8; 32]);
+    if let Some(room) = out.get_mut(start..) {
+        copy(room, bytes);
     }
-    two_overlapping!(16);
-    two_overlapping!(8);
-    two_overlapping!(4);
-    for &b in bytes {
-        out.push(b);
-    }
+    out.truncate(start + n);
 }
 
 /// Copy `src` to the start of `dst`; false (nothing copied) when `dst` is shorter.

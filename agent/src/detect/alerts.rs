@@ -79,7 +79,6 @@ impl Record<'_> {
 ///
 /// Written on the stack and allocated once, shared by the alert and its summary's facts.
 fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (Arc<str>, bool) {
-    let address = |ip: IpAddr| Arc::from(Text::<48>::ip(ip).as_str());
     if c.direction == Direction::Import {
         return (address(c.foreign.unwrap_or(s.initiator)), false);
     }
@@ -99,6 +98,11 @@ fn recipient_of(s: &FlowSummary<'_>, c: &Classification) -> (Arc<str>, bool) {
         Some(n) => (lower_case(n), true),
         None => (address(c.foreign.unwrap_or(s.responder)), false),
     }
+}
+
+/// `ip` as an alert's recipient text, written on the stack and allocated once.
+fn address(ip: IpAddr) -> Arc<str> {
+    Arc::from(Text::<48>::ip(ip).as_str())
 }
 
 /// `name` in ASCII lower case, allocated once (names parsed from the wire are lower-cased
@@ -546,7 +550,7 @@ impl Classifier {
             r.delta_bytes,
             facts,
         );
-        a.recipient = Some(Arc::from(Text::<48>::ip(r.domestic).as_str()));
+        a.recipient = Some(address(r.domestic));
         Some(a)
     }
 

@@ -129,8 +129,13 @@ fn push_alpn_chars(out: &mut String, alpn: Option<&[u8]>) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The lower-case hex digit of the low 4 bits of `nibble`.
+fn hex_byte(nibble: u16) -> u8 {
+    HEX.get(usize::from(nibble & 0x0f)).copied().unwrap_or(b'0')
+}
+
 fn hex_digit(nibble: u16) -> char {
-    char::from(HEX.get(usize::from(nibble & 0x0f)).copied().unwrap_or(b'0'))
+    char::from(hex_byte(nibble))
 }
 
 /// SHA-256 over text written piece by piece (comma-joined 4-digit hex values), through a
@@ -141,7 +146,7 @@ struct HexHash {
     len: usize,
     /// Bytes hashed so far (an empty text hashes to zeros, not to SHA-256 of nothing).
     total: usize,
-    /// Values joined so far (a comma goes before every one but the first of a `join`).
+    /// The current `join` wrote a value already (a comma goes before each one after it).
     in_join: bool,
 }
 
@@ -177,11 +182,7 @@ impl HexHash {
             }
             self.in_join = true;
             for shift in [12, 8, 4, 0] {
-                self.byte(
-                    HEX.get(usize::from((v >> shift) & 0x0f))
-                        .copied()
-                        .unwrap_or(b'0'),
-                );
+                self.byte(hex_byte(v >> shift));
             }
         }
     }
@@ -268,6 +269,7 @@ mod tests {
         });
         assert_eq!(ja4, "q10i000000_000000000000_000000000000");
     }
+
     /// The fingerprint as the description states it, built the plain way (whole strings,
     /// then SHA-256), for comparison with the streaming one.
     fn plain(input: &Ja4Input<'_>) -> String {
