@@ -100,7 +100,10 @@ pub struct Dispatcher {
     stats: Arc<LiveStats>,
     dns: Option<Arc<DnsCache>>,
     dns_tcp: crate::taps::DnsTcpStreams,
-    dec: Decoded,
+    /// Two decode slots, used in turn while a packet is held back in the other one (see
+    /// [`Held`]); `cur` is the one the next packet is decoded into.
+    decs: [Decoded; 2],
+    cur: usize,
     now: i64,
     last_tick: i64,
     since_flush: usize,
@@ -134,6 +137,33 @@ struct Outbox {
     /// With `direct` and other workers: the shard slots below this go to `direct`, the rest
     /// are split evenly among the others (see [`INLINE_WEIGHT`]).
     direct_slots: Option<usize>,
+    /// The last packet for a worker thread, not in its batch yet (see [`Held`]).
+    held: Option<Held>,
+}
+
+/// A packet for a worker thread whose [`PacketMeta`] is written into its batch when the next
+/// packet has been decoded ([`Outbox::release`]), its decoded headers read from the decode
+/// slot they were written in. Copied into the batch at once, the headers the decoder had just
+/// written field by field were read back before those stores had left the store buffer, in
+/// wider loads than the stores: a store-forwarding stall on every packet for a worker thread,
+/// a fifth of the capture thread's own time with two workers (bench/README.md). A packet
+/// later the stores have long been written. Everything else of the packet (its payload's
+/// place in the batch, its sequence number) is settled when it is held; a tick, a hand-over
+/// or a fragment releases it first, so batches carry the same packets in the same order.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    shard: usize,
+    /// The decode slot holding its headers ([`Dispatcher::decs`]).
+    slot: usize,
+    /// The dispatcher's (now, epoch) when it was dispatched: what its batch is stamped with if
+    /// it fills it.
+    clock: (i64, u32),
+    ts_micros: i64,
+    orig_len: u32,
+    payload_start: u32,
+    chunk: u16,
+    seq: u64,
+    dns_response: bool,
 }
 
 /// The share of the flows the worker on the capture thread takes, against one for each
@@ -192,13 +222,15 @@ impl Dispatcher {
                 direct: None,
                 direct_packets: 0,
                 direct_slots: None,
+                held: None,
             },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             counters: CaptureCounters::default(),
             stats,
             dns: None,
             dns_tcp: Default::default(),
-            dec: Decoded::default(),
+            decs: [Decoded::default(); 2],
+            cur: 0,
             now: 0,
             last_tick: 0,
             since_flush: 0,
@@ -252,7 +284,11 @@ impl Dispatcher {
             self.since_flush = 0;
             self.flush_counters();
         }
-        match decode_wire(p.linktype, p.data, p.orig_len, &mut self.dec) {
+        let slot = self.cur;
+        let Some(dec) = self.decs.get_mut(slot) else {
+            return;
+        };
+        match decode_wire(p.linktype, p.data, p.orig_len, dec) {
             Ok(()) => {}
             Err(Outcome::Error(e)) => {
                 self.counters.decode_errors[e.index()] += 1;
@@ -263,18 +299,30 @@ impl Dispatcher {
                 return;
             }
         }
-        if matches!(self.dec.frag, Frag::None) {
-            // The common case: no fragment map, the decoded headers go straight to the batch.
+        // The packet held back since the last one goes into its batch first.
+        self.out.release(&self.decs);
+        let frag = self.decs.get(slot).map_or(Frag::None, |d| d.frag);
+        if matches!(frag, Frag::None) {
+            // The common case: no fragment map, the decoded headers go straight to the batch
+            // (or the worker on this thread).
             let dns_response = self.learn_dns(&p);
             let clock = (self.now, self.epoch);
-            self.out.dispatch(
+            let Some(dec) = self.decs.get_mut(slot) else {
+                return;
+            };
+            let held = self.out.dispatch(
                 clock,
                 p.ts_micros,
                 p.orig_len,
                 (p.data, p.shared),
-                &mut self.dec,
+                dec,
                 dns_response,
+                Some(slot),
             );
+            if held {
+                // Its headers stay in this slot until it is released: decode into the other.
+                self.cur ^= 1;
+            }
         } else {
             self.on_fragment(&p);
         }
@@ -284,10 +332,14 @@ impl Dispatcher {
         }
     }
 
-    /// The rest of [`Dispatcher::on_packet`] for an IP fragment (decoded in `self.dec`).
+    /// The rest of [`Dispatcher::on_packet`] for an IP fragment (decoded in the current slot;
+    /// no packet is held).
     #[cold]
     fn on_fragment(&mut self, p: &RawPacket<'_>) {
-        let mut dec = self.dec;
+        let slot = self.cur;
+        let Some(&(mut dec)) = self.decs.get(slot) else {
+            return;
+        };
         let mut pending = None;
         match dec.frag {
             Frag::None => {}
@@ -300,16 +352,20 @@ impl Dispatcher {
                 Later::Held => return,
             },
         }
-        self.dec = dec;
+        if let Some(d) = self.decs.get_mut(slot) {
+            *d = dec;
+        }
         let dns_response = self.learn_dns(p);
         let clock = (self.now, self.epoch);
+        let mut this = dec;
         self.out.dispatch(
             clock,
             p.ts_micros,
             p.orig_len,
             (p.data, p.shared),
-            &mut self.dec,
+            &mut this,
             dns_response,
+            None,
         );
         // Fragments that arrived before this first fragment now have a flow.
         if let (Some(held), Frag::First) = (pending, dec.frag) {
@@ -326,16 +382,16 @@ impl Dispatcher {
                     (&[], None),
                     &mut later,
                     false,
+                    None,
                 );
             }
         }
     }
 
-    /// DNS answers are parsed here, once, in packet order (the packet in `self.dec`); the
-    /// worker learns from the packet's `dns_response` flag that it carried one.
+    /// DNS answers are parsed here, once, in packet order (the packet in the current decode
+    /// slot); the worker learns from the packet's `dns_response` flag that it carried one.
     fn learn_dns(&mut self, p: &RawPacket<'_>) -> bool {
-        let dec = &self.dec;
-        let Some(cache) = &self.dns else {
+        let (Some(cache), Some(dec)) = (&self.dns, self.decs.get(self.cur)) else {
             return false;
         };
         let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
@@ -362,6 +418,7 @@ impl Dispatcher {
     pub fn tick(&mut self, now: i64) {
         self.now = now;
         self.last_tick = now;
+        self.out.release(&self.decs);
         // Counters first: a worker's tick reads the line totals up to this packet.
         self.flush_counters();
         // Shard 0 last: the worker threads get their tick batches before the worker on this
@@ -377,6 +434,7 @@ impl Dispatcher {
     /// behind it, hands what it holds to the writer while the input waits (instead of when
     /// 64 more packets or a few hundred events have come).
     pub fn hand_over(&mut self) {
+        self.out.release(&self.decs);
         self.flush_counters();
         for shard in (0..self.out.senders.len()).rev() {
             if let Some(b) = self.out.current.get_mut(shard) {
@@ -452,7 +510,10 @@ impl Outbox {
     /// Append one packet to its worker's batch, sending the batch when it is full.
     /// `clock` is the dispatcher's (now, epoch), stamped on a batch this sends. `data` is the
     /// packet's bytes and, when they lie in a read buffer that can be shared, where: the batch
-    /// then keeps a reference to the buffer instead of a copy of the payload.
+    /// then keeps a reference to the buffer instead of a copy of the payload. With `hold`, the
+    /// decode slot `dec` lies in and that the caller leaves alone until the next
+    /// [`Outbox::release`], a packet for a worker thread is held back ([`Held`]): whether it was.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         clock: (i64, u32),
@@ -461,7 +522,8 @@ impl Outbox {
         (data, shared): (&[u8], Option<SharedAt<'_>>),
         dec: &mut Decoded,
         dns_response: bool,
-    ) {
+        hold: Option<usize>,
+    ) -> bool {
         let shard = self.shard(dec);
         let payload = data
             .get(dec.payload_off as usize..)
@@ -484,10 +546,10 @@ impl Outbox {
             if self.direct_packets >= BATCH_PACKETS {
                 self.send(shard, clock.0, clock.1);
             }
-            return;
+            return false;
         }
         let Some(b) = self.current.get_mut(shard) else {
-            return;
+            return false;
         };
         let in_buf = match shared {
             Some(at) if !payload.is_empty() => u32::try_from(at.offset + dec.payload_off as usize)
@@ -499,6 +561,20 @@ impl Outbox {
             Some(place) => place,
             None => copy_payload(&mut b.data, payload),
         };
+        if let Some(slot) = hold {
+            self.held = Some(Held {
+                shard,
+                slot,
+                clock,
+                ts_micros: ts,
+                orig_len,
+                payload_start: start,
+                chunk,
+                seq,
+                dns_response,
+            });
+            return true;
+        }
         b.metas.push(PacketMeta {
             ts_micros: ts,
             orig_len,
@@ -510,6 +586,30 @@ impl Outbox {
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard, clock.0, clock.1);
+        }
+        false
+    }
+
+    /// Write the held packet, if any, into its batch, its headers from `decs` (see [`Held`]),
+    /// and send the batch when that filled it.
+    fn release(&mut self, decs: &[Decoded; 2]) {
+        let Some(h) = self.held.take() else {
+            return;
+        };
+        let (Some(b), Some(dec)) = (self.current.get_mut(h.shard), decs.get(h.slot)) else {
+            return;
+        };
+        b.metas.push(PacketMeta {
+            ts_micros: h.ts_micros,
+            orig_len: h.orig_len,
+            payload_start: h.payload_start,
+            chunk: h.chunk,
+            dec: *dec,
+            seq: h.seq,
+            dns_response: h.dns_response,
+        });
+        if b.metas.len() >= BATCH_PACKETS {
+            self.send(h.shard, h.clock.0, h.clock.1);
         }
     }
 
@@ -1415,6 +1515,89 @@ mod tests {
         );
         assert_eq!(stats.ignored.get("fragment_unattributed"), Some(&1));
         assert_eq!(stats.packets, 4);
+    }
+
+    /// A packet for a worker thread is held back until the next packet is decoded ([`Held`]),
+    /// in the other decode slot: every worker still gets each of its packets once, in order,
+    /// with its own headers and payload, and a tick's batch carries every packet before the
+    /// tick and none after it (a held packet not released by the tick would reach the worker
+    /// after the tick; a slot reused too early would give a packet another's headers).
+    #[test]
+    fn held_packets_reach_their_batches_in_order_before_each_tick() {
+        let workers = 3;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| crossbeam_channel::unbounded::<Batch>())
+            .unzip();
+        let (_ptx, prx) = crossbeam_channel::bounded(1024);
+        let stats = Arc::new(LiveStats::new());
+        let mut d = Dispatcher::new(
+            txs,
+            prx,
+            foldhash::fast::FixedState::default(),
+            16,
+            stats,
+            QueueMode::Block,
+        );
+        let frames: Vec<Vec<u8>> = (0..300u16)
+            .map(|i| {
+                let mut udp = (1_000 + i % 37).to_be_bytes().to_vec();
+                udp.extend_from_slice(&(53 + i % 5).to_be_bytes());
+                udp.extend_from_slice(&[0, 8 + 3, 0, 0]);
+                udp.extend_from_slice(&[i as u8, (i >> 8) as u8, 0x5a]);
+                frag(i, 0, false, &udp)
+            })
+            .collect();
+        let base = 1_772_416_800_000_000i64;
+        // The first packet ticks (the clock starts), then one tick after packet 150, and the
+        // end ticks again: the packets each tick closes.
+        let ticks = [0usize, 150, 299];
+        for (i, f) in frames.iter().enumerate() {
+            d.on_packet(RawPacket {
+                ts_micros: base + i as i64 * 10,
+                orig_len: f.len() as u32,
+                data: f,
+                linktype: crate::decode::linktype::ETHERNET,
+                shared: None,
+            });
+            if i == 150 {
+                d.tick(base + i as i64 * 10);
+            }
+        }
+        d.finish();
+        let mut seen = Vec::new();
+        for rx in &rxs {
+            let mut last = 0;
+            let mut closed = 0usize;
+            for b in rx.try_iter() {
+                for m in &b.metas {
+                    assert!(m.seq > last, "packet {} after {last}", m.seq);
+                    last = m.seq;
+                    let i = (m.seq - 1) as usize;
+                    let lo = closed.checked_sub(1).map_or(0, |t| ticks[t] + 1);
+                    assert!(
+                        (lo..=ticks[closed.min(2)]).contains(&i),
+                        "packet {i} in the batches after tick {closed}"
+                    );
+                    let mut want = Decoded::default();
+                    decode_wire(
+                        crate::decode::linktype::ETHERNET,
+                        &frames[i],
+                        frames[i].len() as u32,
+                        &mut want,
+                    )
+                    .expect("a UDP datagram");
+                    assert_eq!(m.dec, want, "packet {i}");
+                    assert_eq!(m.payload(&b), &frames[i][42..], "packet {i}");
+                    seen.push(i);
+                }
+                if b.tick {
+                    closed += 1;
+                }
+            }
+            assert_eq!(closed, 3, "three ticks");
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..300).collect::<Vec<_>>(), "every packet once");
     }
 
     /// Frames handed over in a shared read buffer (the file reader's) reach a worker thread
