@@ -194,10 +194,10 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
             None => {
                 if self.table.is_full() {
                     if let Some(victim) = self.table.eviction_candidate() {
-                        let mut old = self.table.remove(victim);
                         self.counters.removed += 1;
                         self.counters.evicted += 1;
-                        emit(&mut old, EndReason::Evicted);
+                        self.table
+                            .remove_with(victim, |old| emit(old, EndReason::Evicted));
                     }
                 }
                 // Initiator: SYN sender; SYN-ACK receiver; else the sender.
@@ -350,20 +350,21 @@ impl<S: Default, L: Default> FlowTracker<S, L> {
         otherwise: EndReason,
         emit: &mut impl FnMut(&mut Flow<S, L>, EndReason),
     ) {
-        let mut f = self.table.remove(idx);
         self.counters.removed += 1;
+        let f = self.table.get(idx);
         let reason = match f.tcp.state {
             TcpState::ClosedFin => EndReason::Fin,
             TcpState::ClosedRst => EndReason::Rst,
             _ => otherwise,
         };
         if matches!(reason, EndReason::Fin | EndReason::Rst) {
-            let slot = self.closed_slot(&f.key);
+            let (key, last) = (f.key, f.last_micros);
+            let slot = self.closed_slot(&key);
             if let Some(s) = self.closed.get_mut(slot) {
-                *s = Some((f.key, f.last_micros));
+                *s = Some((key, last));
             }
         }
-        emit(&mut f, reason);
+        self.table.remove_with(idx, |f| emit(f, reason));
     }
 }
 

@@ -658,15 +658,30 @@ impl<S: Default, L> FlowTable<S, L> {
     where
         L: Default,
     {
+        self.remove_with(idx, std::mem::take)
+    }
+
+    /// Remove the flow in `idx`, handing it to `f` where it lies (a record written from it, or
+    /// the flow taken out of it, costs no copy of the whole entry on the way); the slot is
+    /// emptied afterwards unless `f` took the flow. Returns what `f` returns.
+    pub fn remove_with<R>(&mut self, idx: u32, f: impl FnOnce(&mut Flow<S, L>) -> R) -> R
+    where
+        L: Default,
+    {
         self.unlink(idx);
         let hash = self.hasher.hash_one(self.slots[idx as usize].key);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.map.remove(hash, idx, |i| {
             slots.get(i as usize).map_or(0, |f| hasher.hash_one(f.key))
         });
-        let flow = std::mem::take(&mut self.slots[idx as usize]);
+        let slot = &mut self.slots[idx as usize];
+        let out = f(slot);
+        if slot.live {
+            // Not taken: its buffers go now, not when the slot is used again.
+            *slot = Flow::default();
+        }
         self.free.push(idx);
-        flow
+        out
     }
 
     /// A flow whose idle timeout has passed at `now`, if any.
@@ -800,6 +815,30 @@ mod tests {
         assert_eq!(t.expired(299_999_999), None);
         assert_eq!(t.expired(300_000_000), Some(a), "established: 300 s");
         t.remove(a);
+        assert!(t.is_empty());
+    }
+
+    /// A flow removed in place reaches the closure with its key, taken or not; the slot is
+    /// empty afterwards either way (a flow left in it would keep its buffers until the slot is
+    /// used again), and the key is gone from the index.
+    #[test]
+    fn a_flow_removed_in_place_leaves_an_empty_slot() {
+        let mut t: FlowTable<(), Vec<u8>> = FlowTable::new(10, T);
+        let with_l7 = |n: u8| Flow {
+            key: key(n),
+            l7: Some(Box::new(vec![n; 100])),
+            ..Flow::default()
+        };
+        let a = t.insert(with_l7(1), TimeoutClass::Udp).expect("room");
+        let b = t.insert(with_l7(2), TimeoutClass::Udp).expect("room");
+        let seen = t.remove_with(a, |f| (f.key, f.l7.as_ref().map(|l| l.len())));
+        assert_eq!(seen, (key(1), Some(100)), "read where it lies");
+        assert!(t.get(a).l7.is_none(), "not taken: emptied");
+        assert!(!t.get(a).live);
+        let taken = t.remove_with(b, std::mem::take);
+        assert_eq!(taken.key, key(2));
+        assert!(taken.l7.is_some() && t.get(b).l7.is_none());
+        assert_eq!((t.find(&key(1)), t.find(&key(2))), (None, None));
         assert!(t.is_empty());
     }
 
