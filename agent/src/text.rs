@@ -32,50 +32,8 @@ impl<const N: usize> Text<N> {
     /// standard library writes it (lower-case hex, the longest run of two or more zero groups,
     /// the first of equals, as `::`; an IPv4-mapped address as `::ffff:` and dotted IPv4).
     pub fn ip(ip: std::net::IpAddr) -> Self {
-        // Built in locals and moved into the `Text` at the end: writing through the returned
-        // value kept its length in memory, a load and a store per byte.
         let mut buf = [0u8; N];
-        let mut len = 0;
-        let mut put = |b: u8| {
-            if let Some(slot) = buf.get_mut(len) {
-                *slot = b;
-                len += 1;
-            }
-        };
-        match ip {
-            IpAddr::V4(v4) => put_v4(v4.octets(), &mut put),
-            IpAddr::V6(v6) => {
-                if let Some(v4) = v6.to_ipv4_mapped() {
-                    b"::ffff:".iter().for_each(|&b| put(b));
-                    put_v4(v4.octets(), &mut put);
-                } else {
-                    let seg = v6.segments();
-                    // The longest run of zero groups (the first of equal ones).
-                    let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
-                    for (i, &g) in seg.iter().enumerate() {
-                        if g == 0 {
-                            if run_len == 0 {
-                                run = i;
-                            }
-                            run_len += 1;
-                            if run_len > best_len {
-                                (best, best_len) = (run, run_len);
-                            }
-                        } else {
-                            run_len = 0;
-                        }
-                    }
-                    if best_len > 1 {
-                        put_groups(&seg[..best], &mut put);
-                        put(b':');
-                        put(b':');
-                        put_groups(&seg[best + best_len..], &mut put);
-                    } else {
-                        put_groups(&seg, &mut put);
-                    }
-                }
-            }
-        }
+        let len = write_ip(ip, &mut buf);
         Text { buf, len }
     }
 
@@ -156,6 +114,16 @@ impl<const N: usize> Joined<N> {
         at
     }
 
+    /// Append what `write` writes into the room left (it returns how many bytes it wrote, 0
+    /// when they did not fit) and return where they went, as [`Joined::push`]: a text written
+    /// in place rather than built elsewhere and copied.
+    pub fn write(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> std::ops::Range<usize> {
+        let start = self.len;
+        let n = self.buf.get_mut(start..).map_or(0, write);
+        self.len = (start + n).min(N);
+        start..self.len
+    }
+
     /// Everything appended, as one string (empty if it were not UTF-8): each text is the
     /// slice at the place [`Joined::push`] returned.
     pub fn as_str(&self) -> &str {
@@ -170,6 +138,62 @@ impl<const N: usize> Default for Joined<N> {
 }
 
 /// Dotted IPv4.
+/// [`Text::ip`] written at the start of `buf`, where the text is used (a flow record's joined
+/// texts: built in a `Text` and copied, the bytes were read back right after the byte stores
+/// that wrote them, a store-forwarding stall per copy). Its length; 0, and `buf` holding a part
+/// of it, when it does not fit. The length is a local, not behind a reference: writing through
+/// one kept it in memory, a load and a store per byte.
+pub fn write_ip(ip: IpAddr, buf: &mut [u8]) -> usize {
+    let mut len = 0;
+    let mut fits = true;
+    let mut put = |b: u8| match buf.get_mut(len) {
+        Some(slot) => {
+            *slot = b;
+            len += 1;
+        }
+        None => fits = false,
+    };
+    match ip {
+        IpAddr::V4(v4) => put_v4(v4.octets(), &mut put),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                b"::ffff:".iter().for_each(|&b| put(b));
+                put_v4(v4.octets(), &mut put);
+            } else {
+                let seg = v6.segments();
+                // The longest run of zero groups (the first of equal ones).
+                let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+                for (i, &g) in seg.iter().enumerate() {
+                    if g == 0 {
+                        if run_len == 0 {
+                            run = i;
+                        }
+                        run_len += 1;
+                        if run_len > best_len {
+                            (best, best_len) = (run, run_len);
+                        }
+                    } else {
+                        run_len = 0;
+                    }
+                }
+                if best_len > 1 {
+                    put_groups(&seg[..best], &mut put);
+                    put(b':');
+                    put(b':');
+                    put_groups(&seg[best + best_len..], &mut put);
+                } else {
+                    put_groups(&seg, &mut put);
+                }
+            }
+        }
+    }
+    if fits {
+        len
+    } else {
+        0
+    }
+}
+
 #[inline(always)]
 fn put_v4(octets: [u8; 4], put: &mut impl FnMut(u8)) {
     for (i, octet) in octets.into_iter().enumerate() {
@@ -277,6 +301,33 @@ mod tests {
             let ip: std::net::IpAddr = text.parse().expect("v6");
             assert_eq!(Text::<48>::ip(ip).as_str(), ip.to_string());
         }
+    }
+
+    /// Addresses written in place read back as `Display` writes them; one that does not fit
+    /// the room left is not written (an empty text) and leaves what came before, and a later
+    /// one that fits still goes in.
+    #[test]
+    fn addresses_written_in_place_fit_or_read_as_empty() {
+        let ips: [std::net::IpAddr; 4] = [
+            "10.20.30.40".parse().expect("v4"),
+            "2001:db8::abcd:1".parse().expect("v6"),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse()
+                .expect("v6"),
+            "1.2.3.4".parse().expect("v4"),
+        ];
+        let mut j = Joined::<40>::new();
+        let at = ips.map(|ip| j.write(|b| super::write_ip(ip, b)));
+        let all = j.as_str();
+        let text = |r: &std::ops::Range<usize>| all.get(r.clone()).unwrap_or("x");
+        assert_eq!(text(&at[0]), "10.20.30.40");
+        assert_eq!(text(&at[1]), "2001:db8::abcd:1");
+        assert_eq!(text(&at[2]), "", "39 bytes in the 13 left");
+        assert_eq!(text(&at[3]), "1.2.3.4");
+        assert_eq!(all, "10.20.30.402001:db8::abcd:11.2.3.4");
+        let mut exact = [0u8; 7];
+        assert_eq!(super::write_ip(ips[3], &mut exact), 7);
+        assert_eq!(super::write_ip(ips[3], &mut exact[..6]), 0);
     }
 
     #[test]

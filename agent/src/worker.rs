@@ -1513,8 +1513,6 @@ fn emit<A: Analysis>(
     let (init, init_port) = f.initiator();
     let (resp, resp_port) = f.responder();
     let key = f.key();
-    let (start, end) = EveTime::pair(f.first_micros(), f.last_micros());
-    let (src, dest) = (Text::<48>::ip(init), Text::<48>::ip(resp));
     let proto_number;
     let proto = match crate::flow::key::proto_name(key.proto) {
         Some(name) => name,
@@ -1525,17 +1523,23 @@ fn emit<A: Analysis>(
     };
     let icmp = f.icmp();
     let tuple = crate::l7::community_id::flow_tuple(key, f.initiator_is_lo(), icmp[0]);
-    let community_id = CommunityId::of_tuple(ctx.capture.community_id_seed, tuple);
-    // The record's texts checked as UTF-8 together (at most 2 x 36 + 2 x 45 + 30 bytes).
+    // The record's texts written in place, one after the other, and checked as UTF-8 together
+    // (at most 2 x 36 + 2 x 45 + 30 bytes).
     let mut joined = Joined::<256>::new();
+    let mut start_len = 0;
+    let times = joined.write(|b| {
+        let (start, end) = EveTime::write_pair(f.first_micros(), f.last_micros(), b);
+        start_len = start;
+        start + end
+    });
+    let split = times.start + start_len;
     let at = [
-        start.as_bytes(),
-        end.as_bytes(),
-        src.as_bytes(),
-        dest.as_bytes(),
-        community_id.as_bytes(),
-    ]
-    .map(|b| joined.push(b));
+        times.start..split,
+        split..times.end,
+        joined.write(|b| crate::text::write_ip(init, b)),
+        joined.write(|b| crate::text::write_ip(resp, b)),
+        joined.write(|b| CommunityId::write_of_tuple(ctx.capture.community_id_seed, tuple, b)),
+    ];
     let all = joined.as_str();
     let [start_text, end_text, src_text, dest_text, community_id_text] =
         at.map(|r| all.get(r).unwrap_or(""));
@@ -1593,7 +1597,8 @@ fn emit<A: Analysis>(
     } else {
         out.push_event(e.to_event());
     }
-    push_alerts(ctx, findings, out, Some((tuple, community_id)));
+    let community_id = CommunityId::from_text(community_id_text.as_bytes());
+    push_alerts(ctx, findings, out, community_id.map(|c| (tuple, c)));
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(out, epoch, f.last_micros(), f.flow_id());
 }

@@ -786,15 +786,35 @@ fn format_micros(micros: i64, eve: bool) -> String {
 /// machinery cost about 6% of the agent's CPU in the offline benchmark. Same output, written
 /// digit by digit into a fixed buffer.
 fn micros_bytes(micros: i64, eve: bool) -> Option<[u8; 31]> {
+    let mut b = [0u8; 31];
+    micros_into(&mut b, micros, eve, &mut None).then_some(b)
+}
+
+/// [`micros_bytes`] written straight into `b` (false, `b` untouched, outside the years it
+/// covers). `date` carries the (days since the epoch, civil date) of the last call: a second
+/// time on the same day reuses it instead of computing the date again.
+pub(crate) fn micros_into(
+    b: &mut [u8; 31],
+    micros: i64,
+    eve: bool,
+    date: &mut Option<(i64, (i32, u8, u8))>,
+) -> bool {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::time::civil_from_days(days);
+    let (y, m, d) = match *date {
+        Some((on, ymd)) if on == days => ymd,
+        _ => {
+            let ymd = crate::time::civil_from_days(days);
+            *date = Some((days, ymd));
+            ymd
+        }
+    };
     if !(0..=9999).contains(&y) {
-        return None;
+        return false;
     }
-    let mut b = *b"0000-00-00T00:00:00.000000+0000";
+    *b = *b"0000-00-00T00:00:00.000000+0000";
     // Two digits per table lookup: no division by 10 per digit.
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -824,7 +844,7 @@ fn micros_bytes(micros: i64, eve: bool) -> Option<[u8; 31]> {
         b[20] = b'0' + (ms / 100) as u8;
         b[23] = b'Z';
     }
-    Some(b)
+    true
 }
 
 /// Write Unix microseconds as EVE (`eve`) or RFC 3339 with milliseconds.

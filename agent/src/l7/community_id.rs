@@ -70,13 +70,39 @@ impl CommunityId {
 
     /// See [`community_id_seeded`].
     pub fn seeded(seed: u16, ip_proto: u8, a: IpAddr, a_port: u16, b: IpAddr, b_port: u16) -> Self {
-        let digest = digest_of(seed, ip_proto, a, a_port, b, b_port);
-        let mut out = [b'='; 30];
-        out[0] = b'1';
-        out[1] = b':';
-        base64_into(&mut out[2..], &digest);
+        let mut out = [0u8; 30];
+        write_text(&mut out, digest_of(seed, ip_proto, a, a_port, b, b_port));
         CommunityId(out)
     }
+
+    /// The Community ID whose text is `text` (written by [`CommunityId::write_of_tuple`]), if
+    /// it has the length of one.
+    pub fn from_text(text: &[u8]) -> Option<Self> {
+        text.first_chunk::<30>()
+            .filter(|_| text.len() == 30)
+            .map(|t| CommunityId(*t))
+    }
+
+    /// The text of [`CommunityId::of_tuple`] written at the start of `buf`, where it is used
+    /// (a flow record's joined texts; built here and copied, its bytes were read back right
+    /// after the stores that wrote them, a store-forwarding stall): its length, 30, or 0 when
+    /// it does not fit.
+    pub fn write_of_tuple(seed: u16, tuple: FlowTuple, buf: &mut [u8]) -> usize {
+        let Some(out) = buf.first_chunk_mut::<30>() else {
+            return 0;
+        };
+        let (ip_proto, a, a_port, b, b_port) = tuple;
+        write_text(out, digest_of(seed, ip_proto, a, a_port, b, b_port));
+        out.len()
+    }
+}
+
+/// `1:` and the base64 of `digest`.
+fn write_text(out: &mut [u8; 30], digest: [u8; 20]) {
+    *out = [b'='; 30];
+    out[0] = b'1';
+    out[1] = b':';
+    base64_into(&mut out[2..], &digest);
 }
 
 impl std::fmt::Debug for CommunityId {
@@ -270,6 +296,29 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip literal")
+    }
+
+    /// Written in place, the text is the one [`CommunityId::of_tuple`] makes and reads back as
+    /// it; a room too short takes nothing, and only a text of the right length reads back.
+    #[test]
+    fn written_in_place_is_the_same_id() {
+        let tuples: [FlowTuple; 3] = [
+            (6, ip("128.232.110.120"), 34855, ip("66.35.250.204"), 80),
+            (17, ip("2001:db8::1"), 53, ip("2001:db8::2"), 5353),
+            (1, ip("192.168.0.89"), 8, ip("192.168.0.1"), 0),
+        ];
+        for seed in [0u16, 1, 65_535] {
+            for tuple in tuples {
+                let want = CommunityId::of_tuple(seed, tuple);
+                let mut buf = [0u8; 40];
+                assert_eq!(CommunityId::write_of_tuple(seed, tuple, &mut buf), 30);
+                assert_eq!(&buf[..30], want.as_bytes());
+                assert_eq!(CommunityId::from_text(&buf[..30]), Some(want));
+                assert_eq!(CommunityId::from_text(&buf[..29]), None);
+                assert_eq!(CommunityId::from_text(&buf[..31]), None);
+                assert_eq!(CommunityId::write_of_tuple(seed, tuple, &mut buf[..29]), 0);
+            }
+        }
     }
 
     #[test]

@@ -619,6 +619,12 @@ impl<'o> Obj<'o> {
 }
 
 /// A decimal number, as serde_json writes it.
+///
+/// The digits are written right to left straight into `out`, at their final place: built in a
+/// buffer on the stack and then copied, they were read back in 4- to 16-byte loads right after
+/// the one- and two-byte stores that wrote them, which the processor cannot forward from its
+/// store buffer (a stall of a dozen cycles per number; about a seventh of the time spent
+/// writing flow records, bench/README.md).
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     if v < 10 {
         out.push(b'0' + v as u8);
@@ -630,23 +636,26 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while v >= 100 {
-        let r = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    let len = v.ilog10() as usize + 1;
+    let start = out.len();
+    // Room for the longest number in one fixed-size store; cut back to `len` below.
+    out.extend_from_slice(&[0u8; 20]);
+    if let Some(digits) = out.get_mut(start..start + len) {
+        let mut i = len;
+        while v >= 100 {
+            let r = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        }
+        if v >= 10 {
+            let r = v as usize * 2;
+            digits[..2].copy_from_slice(&PAIRS[r..r + 2]);
+        } else {
+            digits[0] = b'0' + v as u8;
+        }
     }
-    if v >= 10 {
-        let r = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    crate::bytes::put(out, buf.get(i..).unwrap_or_default());
+    out.truncate(start + len);
 }
 
 /// EVE's spelling of a QUIC version, as `quic.version` carries it: Google QUIC's tag (`Q046`),
@@ -802,38 +811,41 @@ impl EveTime {
             buf: [0; 48],
             len: 0,
         };
-        if let Some(b) = super::micros_bytes(micros, true) {
-            t.buf[..b.len()].copy_from_slice(&b);
-            t.len = b.len() as u8;
-            return t;
-        }
-        let mut w = FixedWriter {
-            buf: &mut t.buf,
-            len: 0,
-        };
-        // Cannot fail: the longest time (year -292277) is 36 bytes.
-        let _ = super::write_micros(&mut w, micros, true);
-        t.len = u8::try_from(w.len).unwrap_or(0);
+        t.len = write_eve(&mut t.buf, micros, &mut None) as u8;
         t
     }
 
-    /// The EVE timestamps of `first` and `last` (a flow's start and end): when both fall in
-    /// the same second (a flow of one packet, or a short one) the second is the first with its
-    /// six digits of microseconds written over, instead of a second date computation.
+    /// The EVE timestamps of `first` and `last` (a flow's start and end): on the same day the
+    /// date is computed once.
     pub fn pair(first: i64, last: i64) -> (Self, Self) {
-        let start = EveTime::new(first);
-        // `len` 31: the digit-by-digit form, whose microseconds are bytes 20..26.
-        if start.len != 31 || first.div_euclid(1_000_000) != last.div_euclid(1_000_000) {
-            return (start, EveTime::new(last));
-        }
-        let mut end = start;
-        let frac = last.rem_euclid(1_000_000) as u32;
-        let mut div = 100_000;
-        for b in &mut end.buf[20..26] {
-            *b = b'0' + (frac / div % 10) as u8;
-            div /= 10;
-        }
+        let mut date = None;
+        let (mut start, mut end) = (
+            EveTime {
+                buf: [0; 48],
+                len: 0,
+            },
+            EveTime {
+                buf: [0; 48],
+                len: 0,
+            },
+        );
+        start.len = write_eve(&mut start.buf, first, &mut date) as u8;
+        end.len = write_eve(&mut end.buf, last, &mut date) as u8;
         (start, end)
+    }
+
+    /// [`EveTime::pair`] written one after the other into `buf`, where they are used (a flow
+    /// record's joined texts): their lengths, 0 for a time that does not fit. Built in an
+    /// `EveTime` and copied, the digits were read back right after the byte stores that wrote
+    /// them, which the processor cannot forward from its store buffer to a wider load (a
+    /// stall per copy, bench/README.md).
+    pub fn write_pair(first: i64, last: i64, buf: &mut [u8]) -> (usize, usize) {
+        let mut date = None;
+        let a = write_eve(buf, first, &mut date);
+        let b = buf
+            .get_mut(a..)
+            .map_or(0, |rest| write_eve(rest, last, &mut date));
+        (a, b)
     }
 
     /// The text.
@@ -850,6 +862,22 @@ impl EveTime {
 impl std::fmt::Debug for EveTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The EVE timestamp of `micros` written at the start of `buf` (see
+/// [`super::micros_into`] for `date`): its length, 0 when it does not fit (the longest, year
+/// -292277, is 36 bytes).
+fn write_eve(buf: &mut [u8], micros: i64, date: &mut Option<(i64, (i32, u8, u8))>) -> usize {
+    if let Some(b) = buf.first_chunk_mut::<31>() {
+        if super::micros_into(b, micros, true, date) {
+            return 31;
+        }
+    }
+    let mut w = FixedWriter { buf, len: 0 };
+    match super::write_micros(&mut w, micros, true) {
+        Ok(()) => w.len,
+        Err(_) => 0,
     }
 }
 

@@ -234,7 +234,35 @@ proptest! {
         let (a, b) = EveTime::pair(first, last);
         prop_assert_eq!(a.as_str(), format_eve_timestamp(first));
         prop_assert_eq!(b.as_str(), format_eve_timestamp(last));
+        // Written in place one after the other: the same two texts, back to back.
+        let mut buf = [b'#'; 100];
+        let (x, y) = EveTime::write_pair(first, last, &mut buf);
+        let both = format!("{}{}", format_eve_timestamp(first), format_eve_timestamp(last));
+        prop_assert_eq!(x + y, both.len());
+        prop_assert_eq!(&buf[..x + y], both.as_bytes());
+        prop_assert!(buf[x + y..].iter().all(|&c| c == b'#'));
     }
+}
+
+/// Written in place, a time that does not fit the room left is not written (length 0): a
+/// start that fits and an end that does not, and neither.
+#[test]
+fn eve_time_pairs_in_place_that_do_not_fit() {
+    let (first, last) = (1_772_442_847_000_001, 1_772_529_247_000_002);
+    let mut buf = [0u8; 40];
+    assert_eq!(EveTime::write_pair(first, last, &mut buf), (31, 0));
+    assert_eq!(&buf[..31], format_eve_timestamp(first).as_bytes());
+    assert_eq!(EveTime::write_pair(first, last, &mut buf[..30]), (0, 0));
+    // The long form (another writer) that fits, and one that does not.
+    let mut long = [0u8; 80];
+    let (x, y) = EveTime::write_pair(i64::MIN, i64::MAX, &mut long);
+    let want = format!(
+        "{}{}",
+        format_eve_timestamp(i64::MIN),
+        format_eve_timestamp(i64::MAX)
+    );
+    assert_eq!(&long[..x + y], want.as_bytes());
+    assert_eq!(EveTime::write_pair(i64::MIN, 0, &mut long[..20]), (0, 0));
 }
 
 /// The same second at its ends: the first and last microsecond, a negative time, the last
@@ -283,6 +311,15 @@ fn numbers_are_written_as_display_writes_them() {
         let mut out = Vec::new();
         super::put_u64(&mut out, v);
         assert_eq!(String::from_utf8(out).expect("ascii"), v.to_string());
+        // After other bytes, and followed by more: nothing of the room made for the digits
+        // is left behind.
+        let mut out = b"\"n\":".to_vec();
+        super::put_u64(&mut out, v);
+        out.push(b',');
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            format!("\"n\":{v},")
+        );
     }
 }
 
