@@ -137,8 +137,10 @@ struct Outbox {
     /// With `direct` and other workers: the shard slots below this go to `direct`, the rest
     /// are split evenly among the others (see [`INLINE_WEIGHT`]).
     direct_slots: Option<usize>,
-    /// The last packet for a worker thread, not in its batch yet (see [`Held`]).
-    held: Option<Held>,
+    /// The last packet for a worker thread, not in its batch yet, while `holding` (see
+    /// [`Held`]).
+    held: Held,
+    holding: bool,
 }
 
 /// A packet for a worker thread whose [`PacketMeta`] is written into its batch when the next
@@ -147,23 +149,81 @@ struct Outbox {
 /// written field by field were read back before those stores had left the store buffer, in
 /// wider loads than the stores: a store-forwarding stall on every packet for a worker thread,
 /// a fifth of the capture thread's own time with two workers (bench/README.md). A packet
-/// later the stores have long been written. Everything else of the packet (its payload's
+/// later the decoder's stores have been written. Everything else of the packet (its payload's
 /// place in the batch, its sequence number) is settled when it is held; a tick, a hand-over
 /// or a fragment releases it first, so batches carry the same packets in the same order.
-#[derive(Debug, Clone, Copy)]
+///
+/// The fields held are themselves written shortly before they are read, and may still wait in
+/// the store buffer behind the stores of the packet before (its batch entry, in lines the
+/// worker thread read last). So every field is a whole `u64`, written with one store and read
+/// with one load of the same size, which the processor forwards at once; two narrower fields
+/// next to each other were read back in one wider load (the compiler merges them), which
+/// waits. `repr(C)` keeps fields that lie side by side in [`PacketMeta`] apart here, so no two
+/// are read as one either.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct Held {
-    shard: usize,
-    /// The decode slot holding its headers ([`Dispatcher::decs`]).
-    slot: usize,
-    /// The dispatcher's (now, epoch) when it was dispatched: what its batch is stamped with if
-    /// it fills it.
-    clock: (i64, u32),
     ts_micros: i64,
-    orig_len: u32,
-    payload_start: u32,
-    chunk: u16,
+    /// `orig_len` (low 32 bits) and `payload_start` (high 32 bits).
+    lens: u64,
     seq: u64,
-    dns_response: bool,
+    /// `chunk` (bits 0-15), the time epoch of the dispatcher's clock (16-47), `dns_response`
+    /// (48) and the decode slot holding its headers (49, [`Dispatcher::decs`]).
+    small: u64,
+    shard: usize,
+    /// The dispatcher's `now` when it was dispatched (with the epoch in `small`: what its
+    /// batch is stamped with if it fills it).
+    now: i64,
+}
+
+impl Held {
+    #[allow(clippy::too_many_arguments)] // the packet's parts, packed
+    fn new(
+        shard: usize,
+        slot: usize,
+        clock: (i64, u32),
+        ts_micros: i64,
+        (orig_len, payload_start): (u32, u32),
+        chunk: u16,
+        seq: u64,
+        dns_response: bool,
+    ) -> Self {
+        Held {
+            ts_micros,
+            lens: u64::from(orig_len) | u64::from(payload_start) << 32,
+            seq,
+            small: u64::from(chunk)
+                | u64::from(clock.1) << 16
+                | u64::from(dns_response) << 48
+                | ((slot & 1) as u64) << 49,
+            shard,
+            now: clock.0,
+        }
+    }
+
+    fn orig_len(&self) -> u32 {
+        self.lens as u32
+    }
+
+    fn payload_start(&self) -> u32 {
+        (self.lens >> 32) as u32
+    }
+
+    fn chunk(&self) -> u16 {
+        self.small as u16
+    }
+
+    fn epoch(&self) -> u32 {
+        (self.small >> 16) as u32
+    }
+
+    fn dns_response(&self) -> bool {
+        self.small >> 48 & 1 == 1
+    }
+
+    fn slot(&self) -> usize {
+        (self.small >> 49 & 1) as usize
+    }
 }
 
 /// The share of the flows the worker on the capture thread takes, against one for each
@@ -222,7 +282,8 @@ impl Dispatcher {
                 direct: None,
                 direct_packets: 0,
                 direct_slots: None,
-                held: None,
+                held: Held::default(),
+                holding: false,
             },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             counters: CaptureCounters::default(),
@@ -562,17 +623,17 @@ impl Outbox {
             None => copy_payload(&mut b.data, payload),
         };
         if let Some(slot) = hold {
-            self.held = Some(Held {
+            self.held = Held::new(
                 shard,
                 slot,
                 clock,
-                ts_micros: ts,
-                orig_len,
-                payload_start: start,
+                ts,
+                (orig_len, start),
                 chunk,
                 seq,
                 dns_response,
-            });
+            );
+            self.holding = true;
             return true;
         }
         b.metas.push(PacketMeta {
@@ -593,23 +654,25 @@ impl Outbox {
     /// Write the held packet, if any, into its batch, its headers from `decs` (see [`Held`]),
     /// and send the batch when that filled it.
     fn release(&mut self, decs: &[Decoded; 2]) {
-        let Some(h) = self.held.take() else {
+        if !self.holding {
             return;
-        };
-        let (Some(b), Some(dec)) = (self.current.get_mut(h.shard), decs.get(h.slot)) else {
+        }
+        self.holding = false;
+        let h = self.held;
+        let (Some(b), Some(dec)) = (self.current.get_mut(h.shard), decs.get(h.slot())) else {
             return;
         };
         b.metas.push(PacketMeta {
             ts_micros: h.ts_micros,
-            orig_len: h.orig_len,
-            payload_start: h.payload_start,
-            chunk: h.chunk,
+            orig_len: h.orig_len(),
+            payload_start: h.payload_start(),
+            chunk: h.chunk(),
             dec: *dec,
             seq: h.seq,
-            dns_response: h.dns_response,
+            dns_response: h.dns_response(),
         });
         if b.metas.len() >= BATCH_PACKETS {
-            self.send(h.shard, h.clock.0, h.clock.1);
+            self.send(h.shard, h.now, h.epoch());
         }
     }
 
@@ -1515,6 +1578,55 @@ mod tests {
         );
         assert_eq!(stats.ignored.get("fragment_unattributed"), Some(&1));
         assert_eq!(stats.packets, 4);
+    }
+
+    /// What a held packet packs into whole words reads back as it went in, at the ends of
+    /// each field's range.
+    #[test]
+    fn held_fields_read_back_as_packed() {
+        for (shard, slot, clock, ts, lens, chunk, seq, dns) in [
+            (
+                0usize,
+                0usize,
+                (0i64, 0u32),
+                0i64,
+                (0u32, 0u32),
+                0u16,
+                0u64,
+                false,
+            ),
+            (
+                usize::MAX,
+                1,
+                (i64::MAX, u32::MAX),
+                i64::MIN,
+                (u32::MAX, u32::MAX),
+                u16::MAX,
+                u64::MAX,
+                true,
+            ),
+            (
+                3,
+                1,
+                (-5, 7),
+                1_772_416_800_000_000,
+                (1514, 9000),
+                IN_DATA - 1,
+                42,
+                false,
+            ),
+            (1, 0, (1, 1 << 31), -1, (1 << 31, 1), 1, 1 << 63, true),
+        ] {
+            let h = Held::new(shard, slot, clock, ts, lens, chunk, seq, dns);
+            assert_eq!(h.shard, shard);
+            assert_eq!(h.slot(), slot);
+            assert_eq!((h.now, h.epoch()), clock);
+            assert_eq!(h.ts_micros, ts);
+            assert_eq!((h.orig_len(), h.payload_start()), lens);
+            assert_eq!(h.chunk(), chunk);
+            assert_eq!(h.seq, seq);
+            assert_eq!(h.dns_response(), dns);
+        }
     }
 
     /// A packet for a worker thread is held back until the next packet is decoded ([`Held`]),

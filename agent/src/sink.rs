@@ -240,9 +240,16 @@ impl Outgoing {
     /// Queue a flow record written by `write` into [`Outgoing::lines`]. A line that does not
     /// fit the 4 GiB a message can address is dropped (messages are handed over long before).
     pub fn push_line(&mut self, meta: LineMeta, write: impl FnOnce(&mut Vec<u8>)) {
-        if let Some((start, end)) = self.write_lines(write) {
-            self.items.push(Item::Line { start, end, meta });
-        }
+        let Some((start, end)) = self.write_lines(write) else {
+            return;
+        };
+        // Made after the list has grown (`extend` reserves before it asks `once_with` for the
+        // item), so the compiler writes it straight into its place: built before `push`, whose
+        // growing is a call, it was put together on the stack from narrow stores and copied
+        // into the list in wider loads right after them, which the processor cannot forward
+        // from its store buffer (a stall per flow record, bench/README.md).
+        self.items
+            .extend(std::iter::once_with(|| Item::Line { start, end, meta }));
     }
 
     /// Append with `write` to [`Outgoing::lines`] and return the range written, or nothing
