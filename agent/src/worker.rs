@@ -303,16 +303,18 @@ impl<S> Default for Deferred<S> {
 impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
         self.min = self.min.min(f.last_micros());
-        let findings = Findings {
-            alerts: self.spare.pop().unwrap_or_default(),
-            ..Findings::default()
-        };
-        self.list.push(Parked {
+        let alerts = self.spare.pop().unwrap_or_default();
+        // Made after the list has grown (see `Outgoing::push_line`): the flow is moved out
+        // of the table straight into its place, not through a copy on the stack.
+        self.list.extend(std::iter::once_with(|| Parked {
             flow: std::mem::take(f),
             reason: r,
-            findings,
+            findings: Findings {
+                alerts,
+                ..Findings::default()
+            },
             dns_name: None,
-        });
+        }));
     }
 
     /// Keep the emptied alert list of a written record for a later one.

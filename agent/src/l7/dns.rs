@@ -49,6 +49,15 @@ struct Name {
 }
 
 impl Name {
+    /// The root name (empty), to read names into.
+    fn empty() -> Self {
+        Name {
+            buf: [0; MAX_NAME],
+            len: 0,
+            printable: true,
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
@@ -87,17 +96,18 @@ struct NameKey {
     len: usize,
 }
 
-/// Reads the name at `start`; returns it and the offset just after it in the record. A name
-/// longer than 255 bytes, or one whose compression pointer does not go strictly backwards (a
-/// forward or looping pointer), is marked unusable rather than an error, so the rest of the
-/// message can still be read; truncation and reserved label types before the first pointer are
-/// errors (the record's extent is unknown then).
-fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), DnsError> {
-    let mut name = Name {
-        buf: [0; MAX_NAME],
-        len: 0,
-        printable: true,
-    };
+/// Reads the name at `start` into `name` (whatever it held before); returns the offset just
+/// after it in the record. A name longer than 255 bytes, or one whose compression pointer does
+/// not go strictly backwards (a forward or looping pointer), is marked unusable rather than an
+/// error, so the rest of the message can still be read; truncation and reserved label types
+/// before the first pointer are errors (the record's extent is unknown then).
+///
+/// Read into a name the caller keeps, not returned: a returned name (272 bytes) was copied on
+/// its way out and into each record, right after the byte stores that wrote it (a copy and a
+/// store-forwarding stall per name, on the capture thread, which parses every DNS answer).
+fn read_name(msg: &[u8], start: usize, name: &mut Name) -> Result<usize, DnsError> {
+    name.len = 0;
+    name.printable = true;
     let mut too_long = false;
     let mut pos = start;
     // Each pointer must point before the previous jump target (or the name's start), so the
@@ -114,7 +124,7 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), DnsError> {
                 if too_long {
                     name.printable = false;
                 }
-                return Ok((name, after.unwrap_or(pos + 1)));
+                return Ok(after.unwrap_or(pos + 1));
             }
             0x00 => {
                 let Some(label) = msg.get(pos + 1..pos + 1 + usize::from(len)) else {
@@ -162,24 +172,20 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Name, usize), DnsError> {
 
 /// A name whose pointed-to part is broken: once a pointer was read, the name's extent in the
 /// record is known, so the record stays readable and only the name is marked unusable.
-fn unusable(
-    mut name: Name,
-    after: Option<usize>,
-    error: DnsError,
-) -> Result<(Name, usize), DnsError> {
+fn unusable(name: &mut Name, after: Option<usize>, error: DnsError) -> Result<usize, DnsError> {
     match after {
         Some(after) => {
             name.printable = false;
-            Ok((name, after))
+            Ok(after)
         }
         None => Err(error),
     }
 }
 
-/// One resource record's fixed fields; `rdata_at` is its offset in the message.
+/// One resource record's fixed fields (its owner name is read into the caller's); `rdata_at`
+/// is its offset in the message.
 #[derive(Clone, Copy)]
 struct Record<'a> {
-    owner: Name,
     rtype: u16,
     class: u16,
     ttl: u32,
@@ -187,8 +193,13 @@ struct Record<'a> {
     rdata_at: usize,
 }
 
-fn read_record(msg: &[u8], pos: usize) -> Result<(Record<'_>, usize), DnsError> {
-    let (owner, after) = read_name(msg, pos)?;
+/// The record at `pos`, its owner name read into `owner`, and the offset after it.
+fn read_record<'m>(
+    msg: &'m [u8],
+    pos: usize,
+    owner: &mut Name,
+) -> Result<(Record<'m>, usize), DnsError> {
+    let after = read_name(msg, pos, owner)?;
     let mut r = Reader::new(msg.get(after..).ok_or(DnsError::Truncated)?);
     let (rtype, class, ttl) = (
         r.u16().ok_or(DnsError::Truncated)?,
@@ -199,7 +210,6 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Record<'_>, usize), DnsError> 
     let rdata_at = after + 10;
     Ok((
         Record {
-            owner,
             rtype,
             class: class & 0x7fff, // mDNS cache-flush bit
             ttl,
@@ -227,10 +237,17 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
         return Err(DnsError::NotResponse);
     }
     let mut pos = 12;
-    let mut question: Option<Name> = None;
+    // The first question's name, and the names of the records as they are read.
+    let (mut question, mut owner, mut target) = (Name::empty(), Name::empty(), Name::empty());
+    let mut has_question = false;
     for _ in 0..qdcount {
-        let (name, after) = read_name(msg, pos)?;
-        question.get_or_insert(name);
+        let into = if has_question {
+            &mut owner
+        } else {
+            &mut question
+        };
+        let after = read_name(msg, pos, into)?;
+        has_question = true;
         pos = after + 4; // type, class
         if pos > msg.len() {
             return Err(DnsError::Truncated);
@@ -243,12 +260,14 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
     let mut n_cnames = 0;
     let mut pass1_error = None;
     for _ in 0..ancount {
-        match read_record(msg, pos) {
+        match read_record(msg, pos, &mut owner) {
             Ok((rec, next)) => {
                 if rec.rtype == TYPE_CNAME && rec.class == CLASS_IN {
-                    let target = read_name(msg, rec.rdata_at).ok().and_then(|(t, _)| t.key());
+                    let target = read_name(msg, rec.rdata_at, &mut target)
+                        .ok()
+                        .and_then(|_| target.key());
                     if let (Some(owner), Some(target), Some(slot)) =
-                        (rec.owner.key(), target, cnames.get_mut(n_cnames))
+                        (owner.key(), target, cnames.get_mut(n_cnames))
                     {
                         *slot = (owner, target);
                         n_cnames += 1;
@@ -267,7 +286,8 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
     // The names reachable from the question through CNAMEs (the question itself first).
     let mut chain = [NO_KEY; MAX_CNAMES + 1];
     let mut chain_len = 0;
-    if let (Some(q), Some(first)) = (question.and_then(|q| q.key()), chain.first_mut()) {
+    let question = has_question.then_some(&question);
+    if let (Some(q), Some(first)) = (question.and_then(Name::key), chain.first_mut()) {
         *first = q;
         chain_len = 1;
         let mut current = q;
@@ -290,7 +310,7 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
     // Pass 2: addresses.
     let mut pos = answers_at;
     for _ in 0..ancount {
-        let Ok((rec, next)) = read_record(msg, pos) else {
+        let Ok((rec, next)) = read_record(msg, pos, &mut owner) else {
             break;
         };
         pos = next;
@@ -308,18 +328,18 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
             }
             _ => continue,
         };
-        let in_chain = rec.owner.key().is_some_and(|k| chain.contains(&k));
+        let in_chain = owner.key().is_some_and(|k| chain.contains(&k));
         if in_chain {
-            if let Some(q) = question.as_ref().and_then(Name::as_str) {
+            if let Some(q) = question.and_then(Name::as_str) {
                 f(q, addr, rec.ttl);
             }
-            let same = question.is_some_and(|q| q.bytes() == rec.owner.bytes());
+            let same = question.is_some_and(|q| q.bytes() == owner.bytes());
             if !same {
-                if let Some(owner) = rec.owner.as_str() {
+                if let Some(owner) = owner.as_str() {
                     f(owner, addr, rec.ttl);
                 }
             }
-        } else if let Some(owner) = rec.owner.as_str() {
+        } else if let Some(owner) = owner.as_str() {
             f(owner, addr, rec.ttl);
         }
     }
