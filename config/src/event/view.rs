@@ -815,27 +815,9 @@ impl EveTime {
         t
     }
 
-    /// The EVE timestamps of `first` and `last` (a flow's start and end): on the same day the
-    /// date is computed once.
-    pub fn pair(first: i64, last: i64) -> (Self, Self) {
-        let mut date = None;
-        let (mut start, mut end) = (
-            EveTime {
-                buf: [0; 48],
-                len: 0,
-            },
-            EveTime {
-                buf: [0; 48],
-                len: 0,
-            },
-        );
-        start.len = write_eve(&mut start.buf, first, &mut date) as u8;
-        end.len = write_eve(&mut end.buf, last, &mut date) as u8;
-        (start, end)
-    }
-
-    /// [`EveTime::pair`] written one after the other into `buf`, where they are used (a flow
-    /// record's joined texts): their lengths, 0 for a time that does not fit. Built in an
+    /// The EVE timestamps of `first` and `last` (a flow's start and end) written one after the
+    /// other into `buf`, where they are used (a flow record's joined texts): their lengths, 0
+    /// for a time that does not fit. On the same day the date is computed once. Built in an
     /// `EveTime` and copied, the digits were read back right after the byte stores that wrote
     /// them, which the processor cannot forward from its store buffer to a wider load (a
     /// stall per copy, bench/README.md).
