@@ -100,10 +100,7 @@ pub struct Dispatcher {
     stats: Arc<LiveStats>,
     dns: Option<Arc<DnsCache>>,
     dns_tcp: crate::taps::DnsTcpStreams,
-    /// Two decode slots, used in turn while a packet is held back in the other one (see
-    /// [`Held`]); `cur` is the one the next packet is decoded into.
-    decs: [Decoded; 2],
-    cur: usize,
+    dec: Decoded,
     now: i64,
     last_tick: i64,
     since_flush: usize,
@@ -137,93 +134,6 @@ struct Outbox {
     /// With `direct` and other workers: the shard slots below this go to `direct`, the rest
     /// are split evenly among the others (see [`INLINE_WEIGHT`]).
     direct_slots: Option<usize>,
-    /// The last packet for a worker thread, not in its batch yet, while `holding` (see
-    /// [`Held`]).
-    held: Held,
-    holding: bool,
-}
-
-/// A packet for a worker thread whose [`PacketMeta`] is written into its batch when the next
-/// packet has been decoded ([`Outbox::release`]), its decoded headers read from the decode
-/// slot they were written in. Copied into the batch at once, the headers the decoder had just
-/// written field by field were read back before those stores had left the store buffer, in
-/// wider loads than the stores: a store-forwarding stall on every packet for a worker thread,
-/// a fifth of the capture thread's own time with two workers (bench/README.md). A packet
-/// later the decoder's stores have been written. Everything else of the packet (its payload's
-/// place in the batch, its sequence number) is settled when it is held; a tick, a hand-over
-/// or a fragment releases it first, so batches carry the same packets in the same order.
-///
-/// The fields held are themselves written shortly before they are read, and may still wait in
-/// the store buffer behind the stores of the packet before (its batch entry, in lines the
-/// worker thread read last). So every field is a whole `u64`, written with one store and read
-/// with one load of the same size, which the processor forwards at once; two narrower fields
-/// next to each other were read back in one wider load (the compiler merges them), which
-/// waits. `repr(C)` keeps fields that lie side by side in [`PacketMeta`] apart here, so no two
-/// are read as one either.
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
-struct Held {
-    ts_micros: i64,
-    /// `orig_len` (low 32 bits) and `payload_start` (high 32 bits).
-    lens: u64,
-    seq: u64,
-    /// `chunk` (bits 0-15), the time epoch of the dispatcher's clock (16-47), `dns_response`
-    /// (48) and the decode slot holding its headers (49, [`Dispatcher::decs`]).
-    small: u64,
-    shard: usize,
-    /// The dispatcher's `now` when it was dispatched (with the epoch in `small`: what its
-    /// batch is stamped with if it fills it).
-    now: i64,
-}
-
-impl Held {
-    #[allow(clippy::too_many_arguments)] // the packet's parts, packed
-    fn new(
-        shard: usize,
-        slot: usize,
-        clock: (i64, u32),
-        ts_micros: i64,
-        (orig_len, payload_start): (u32, u32),
-        chunk: u16,
-        seq: u64,
-        dns_response: bool,
-    ) -> Self {
-        Held {
-            ts_micros,
-            lens: u64::from(orig_len) | u64::from(payload_start) << 32,
-            seq,
-            small: u64::from(chunk)
-                | u64::from(clock.1) << 16
-                | u64::from(dns_response) << 48
-                | ((slot & 1) as u64) << 49,
-            shard,
-            now: clock.0,
-        }
-    }
-
-    fn orig_len(&self) -> u32 {
-        self.lens as u32
-    }
-
-    fn payload_start(&self) -> u32 {
-        (self.lens >> 32) as u32
-    }
-
-    fn chunk(&self) -> u16 {
-        self.small as u16
-    }
-
-    fn epoch(&self) -> u32 {
-        (self.small >> 16) as u32
-    }
-
-    fn dns_response(&self) -> bool {
-        self.small >> 48 & 1 == 1
-    }
-
-    fn slot(&self) -> usize {
-        (self.small >> 49 & 1) as usize
-    }
 }
 
 /// The share of the flows the worker on the capture thread takes, against one for each
@@ -282,16 +192,13 @@ impl Dispatcher {
                 direct: None,
                 direct_packets: 0,
                 direct_slots: None,
-                held: Held::default(),
-                holding: false,
             },
             frags: FragTable::new(frag_capacity, DEFAULT_MAX_AGE_MICROS),
             counters: CaptureCounters::default(),
             stats,
             dns: None,
             dns_tcp: Default::default(),
-            decs: [Decoded::default(); 2],
-            cur: 0,
+            dec: Decoded::default(),
             now: 0,
             last_tick: 0,
             since_flush: 0,
@@ -345,11 +252,7 @@ impl Dispatcher {
             self.since_flush = 0;
             self.flush_counters();
         }
-        let slot = self.cur;
-        let Some(dec) = self.decs.get_mut(slot) else {
-            return;
-        };
-        match decode_wire(p.linktype, p.data, p.orig_len, dec) {
+        match decode_wire(p.linktype, p.data, p.orig_len, &mut self.dec) {
             Ok(()) => {}
             Err(Outcome::Error(e)) => {
                 self.counters.decode_errors[e.index()] += 1;
@@ -360,30 +263,18 @@ impl Dispatcher {
                 return;
             }
         }
-        // The packet held back since the last one goes into its batch first.
-        self.out.release(&self.decs);
-        let frag = self.decs.get(slot).map_or(Frag::None, |d| d.frag);
-        if matches!(frag, Frag::None) {
-            // The common case: no fragment map, the decoded headers go straight to the batch
-            // (or the worker on this thread).
+        if matches!(self.dec.frag, Frag::None) {
+            // The common case: no fragment map, the decoded headers go straight to the batch.
             let dns_response = self.learn_dns(&p);
             let clock = (self.now, self.epoch);
-            let Some(dec) = self.decs.get_mut(slot) else {
-                return;
-            };
-            let held = self.out.dispatch(
+            self.out.dispatch(
                 clock,
                 p.ts_micros,
                 p.orig_len,
                 (p.data, p.shared),
-                dec,
+                &mut self.dec,
                 dns_response,
-                Some(slot),
             );
-            if held {
-                // Its headers stay in this slot until it is released: decode into the other.
-                self.cur ^= 1;
-            }
         } else {
             self.on_fragment(&p);
         }
@@ -393,14 +284,10 @@ impl Dispatcher {
         }
     }
 
-    /// The rest of [`Dispatcher::on_packet`] for an IP fragment (decoded in the current slot;
-    /// no packet is held).
+    /// The rest of [`Dispatcher::on_packet`] for an IP fragment (decoded in `self.dec`).
     #[cold]
     fn on_fragment(&mut self, p: &RawPacket<'_>) {
-        let slot = self.cur;
-        let Some(&(mut dec)) = self.decs.get(slot) else {
-            return;
-        };
+        let mut dec = self.dec;
         let mut pending = None;
         match dec.frag {
             Frag::None => {}
@@ -413,20 +300,16 @@ impl Dispatcher {
                 Later::Held => return,
             },
         }
-        if let Some(d) = self.decs.get_mut(slot) {
-            *d = dec;
-        }
+        self.dec = dec;
         let dns_response = self.learn_dns(p);
         let clock = (self.now, self.epoch);
-        let mut this = dec;
         self.out.dispatch(
             clock,
             p.ts_micros,
             p.orig_len,
             (p.data, p.shared),
-            &mut this,
+            &mut self.dec,
             dns_response,
-            None,
         );
         // Fragments that arrived before this first fragment now have a flow.
         if let (Some(held), Frag::First) = (pending, dec.frag) {
@@ -443,16 +326,16 @@ impl Dispatcher {
                     (&[], None),
                     &mut later,
                     false,
-                    None,
                 );
             }
         }
     }
 
-    /// DNS answers are parsed here, once, in packet order (the packet in the current decode
-    /// slot); the worker learns from the packet's `dns_response` flag that it carried one.
+    /// DNS answers are parsed here, once, in packet order (the packet in `self.dec`); the
+    /// worker learns from the packet's `dns_response` flag that it carried one.
     fn learn_dns(&mut self, p: &RawPacket<'_>) -> bool {
-        let (Some(cache), Some(dec)) = (&self.dns, self.decs.get(self.cur)) else {
+        let dec = &self.dec;
+        let Some(cache) = &self.dns else {
             return false;
         };
         let dns_port = |port| crate::taps::DNS_PORTS.contains(&port);
@@ -479,7 +362,6 @@ impl Dispatcher {
     pub fn tick(&mut self, now: i64) {
         self.now = now;
         self.last_tick = now;
-        self.out.release(&self.decs);
         // Counters first: a worker's tick reads the line totals up to this packet.
         self.flush_counters();
         // Shard 0 last: the worker threads get their tick batches before the worker on this
@@ -495,7 +377,6 @@ impl Dispatcher {
     /// behind it, hands what it holds to the writer while the input waits (instead of when
     /// 64 more packets or a few hundred events have come).
     pub fn hand_over(&mut self) {
-        self.out.release(&self.decs);
         self.flush_counters();
         for shard in (0..self.out.senders.len()).rev() {
             if let Some(b) = self.out.current.get_mut(shard) {
@@ -571,10 +452,7 @@ impl Outbox {
     /// Append one packet to its worker's batch, sending the batch when it is full.
     /// `clock` is the dispatcher's (now, epoch), stamped on a batch this sends. `data` is the
     /// packet's bytes and, when they lie in a read buffer that can be shared, where: the batch
-    /// then keeps a reference to the buffer instead of a copy of the payload. With `hold`, the
-    /// decode slot `dec` lies in and that the caller leaves alone until the next
-    /// [`Outbox::release`], a packet for a worker thread is held back ([`Held`]): whether it was.
-    #[allow(clippy::too_many_arguments)]
+    /// then keeps a reference to the buffer instead of a copy of the payload.
     fn dispatch(
         &mut self,
         clock: (i64, u32),
@@ -583,8 +461,7 @@ impl Outbox {
         (data, shared): (&[u8], Option<SharedAt<'_>>),
         dec: &mut Decoded,
         dns_response: bool,
-        hold: Option<usize>,
-    ) -> bool {
+    ) {
         let shard = self.shard(dec);
         let payload = data
             .get(dec.payload_off as usize..)
@@ -607,10 +484,10 @@ impl Outbox {
             if self.direct_packets >= BATCH_PACKETS {
                 self.send(shard, clock.0, clock.1);
             }
-            return false;
+            return;
         }
         let Some(b) = self.current.get_mut(shard) else {
-            return false;
+            return;
         };
         let in_buf = match shared {
             Some(at) if !payload.is_empty() => u32::try_from(at.offset + dec.payload_off as usize)
@@ -622,20 +499,6 @@ impl Outbox {
             Some(place) => place,
             None => copy_payload(&mut b.data, payload),
         };
-        if let Some(slot) = hold {
-            self.held = Held::new(
-                shard,
-                slot,
-                clock,
-                ts,
-                (orig_len, start),
-                chunk,
-                seq,
-                dns_response,
-            );
-            self.holding = true;
-            return true;
-        }
         b.metas.push(PacketMeta {
             ts_micros: ts,
             orig_len,
@@ -647,32 +510,6 @@ impl Outbox {
         });
         if b.metas.len() >= BATCH_PACKETS {
             self.send(shard, clock.0, clock.1);
-        }
-        false
-    }
-
-    /// Write the held packet, if any, into its batch, its headers from `decs` (see [`Held`]),
-    /// and send the batch when that filled it.
-    fn release(&mut self, decs: &[Decoded; 2]) {
-        if !self.holding {
-            return;
-        }
-        self.holding = false;
-        let h = self.held;
-        let (Some(b), Some(dec)) = (self.current.get_mut(h.shard), decs.get(h.slot())) else {
-            return;
-        };
-        b.metas.push(PacketMeta {
-            ts_micros: h.ts_micros,
-            orig_len: h.orig_len(),
-            payload_start: h.payload_start(),
-            chunk: h.chunk(),
-            dec: *dec,
-            seq: h.seq,
-            dns_response: h.dns_response(),
-        });
-        if b.metas.len() >= BATCH_PACKETS {
-            self.send(h.shard, h.now, h.epoch());
         }
     }
 
@@ -1580,62 +1417,11 @@ mod tests {
         assert_eq!(stats.packets, 4);
     }
 
-    /// What a held packet packs into whole words reads back as it went in, at the ends of
-    /// each field's range.
+    /// Packets for worker threads: every worker gets each of its packets once, in order, with
+    /// its own headers and payload, and a tick's batch carries every packet before the tick
+    /// and none after it.
     #[test]
-    fn held_fields_read_back_as_packed() {
-        for (shard, slot, clock, ts, lens, chunk, seq, dns) in [
-            (
-                0usize,
-                0usize,
-                (0i64, 0u32),
-                0i64,
-                (0u32, 0u32),
-                0u16,
-                0u64,
-                false,
-            ),
-            (
-                usize::MAX,
-                1,
-                (i64::MAX, u32::MAX),
-                i64::MIN,
-                (u32::MAX, u32::MAX),
-                u16::MAX,
-                u64::MAX,
-                true,
-            ),
-            (
-                3,
-                1,
-                (-5, 7),
-                1_772_416_800_000_000,
-                (1514, 9000),
-                IN_DATA - 1,
-                42,
-                false,
-            ),
-            (1, 0, (1, 1 << 31), -1, (1 << 31, 1), 1, 1 << 63, true),
-        ] {
-            let h = Held::new(shard, slot, clock, ts, lens, chunk, seq, dns);
-            assert_eq!(h.shard, shard);
-            assert_eq!(h.slot(), slot);
-            assert_eq!((h.now, h.epoch()), clock);
-            assert_eq!(h.ts_micros, ts);
-            assert_eq!((h.orig_len(), h.payload_start()), lens);
-            assert_eq!(h.chunk(), chunk);
-            assert_eq!(h.seq, seq);
-            assert_eq!(h.dns_response(), dns);
-        }
-    }
-
-    /// A packet for a worker thread is held back until the next packet is decoded ([`Held`]),
-    /// in the other decode slot: every worker still gets each of its packets once, in order,
-    /// with its own headers and payload, and a tick's batch carries every packet before the
-    /// tick and none after it (a held packet not released by the tick would reach the worker
-    /// after the tick; a slot reused too early would give a packet another's headers).
-    #[test]
-    fn held_packets_reach_their_batches_in_order_before_each_tick() {
+    fn packets_reach_their_batches_in_order_before_each_tick() {
         let workers = 3;
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
             .map(|_| crossbeam_channel::unbounded::<Batch>())
