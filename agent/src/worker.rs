@@ -304,8 +304,9 @@ impl<S: Default> Deferred<S> {
     fn push(&mut self, f: &mut Flow<S, L7State>, r: EndReason) {
         self.min = self.min.min(f.last_micros());
         let alerts = self.spare.pop().unwrap_or_default();
-        // Made after the list has grown (see `Outgoing::push_line`): the flow is moved out
-        // of the table straight into its place, not through a copy on the stack.
+        // Made after the list has grown (see `Outgoing::push_line`): most of the record is
+        // written into its place; counted over the benchmark capture, a record now costs a
+        // 240-byte and a 247-byte copy where it cost a 240- and a 360-byte one.
         self.list.extend(std::iter::once_with(|| Parked {
             flow: std::mem::take(f),
             reason: r,
