@@ -67,7 +67,8 @@ fi
 PLAIN_BIN="$BIN"
 PGO_BIN="$CARGO_TARGET_DIR/pgo/optimised/release/crossline-agent"
 BUILD_KIND="plain release build (PGO=0)"
-if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ] \
+if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] \
+   && { [ "${SKIP_MEMORY:-0}" = 1 ] || [ -x "$EXAMPLES/bench_flood" ]; } \
    && { [ "$MANY" != 1 ] || [ -x "$EXAMPLES/bench_many_flows" ]; }; then
   log "SKIP_BUILD=1: using the release binaries already in $CARGO_TARGET_DIR"
   if [ "${PGO:-1}" = 1 ]; then
@@ -79,6 +80,9 @@ if [ "${SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$EXAMPLES/bench_flood" ]
     fi
   fi
 else
+  if [ "${SKIP_BUILD:-0}" = 1 ]; then
+    log "SKIP_BUILD=1, but $BIN or an example this run needs is not built in $CARGO_TARGET_DIR: building them (the profile-guided build as well, several minutes)"
+  fi
   log "building release binaries into $CARGO_TARGET_DIR"
   (cd "$ROOT" && cargo build --release -p crossline-agent --bin crossline-agent \
      --example bench_flows --example bench_flood --example bench_micro \
