@@ -1600,8 +1600,12 @@ fn emit<A: Analysis>(
     } else {
         out.push_event(e.to_event());
     }
-    let community_id = CommunityId::from_text(community_id_text.as_bytes());
-    push_alerts(ctx, findings, out, community_id.map(|c| (tuple, c)));
+    // The record's Community ID, for its alerts (most records have none).
+    let memo = (!findings.alerts.is_empty())
+        .then(|| CommunityId::from_text(community_id_text.as_bytes()))
+        .flatten()
+        .map(|c| (tuple, c));
+    push_alerts(ctx, findings, out, memo);
     // Ordered by the flow's last packet time and id, with the alerts of this record.
     push_keys(out, epoch, f.last_micros(), f.flow_id());
 }

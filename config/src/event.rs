@@ -778,6 +778,14 @@ fn format_micros(micros: i64, eve: bool) -> String {
     buf[..len].iter().map(|&c| char::from(c)).collect()
 }
 
+/// The decimal digits of 0-99 as pairs (`n * 2` is where `n` starts): timestamps and the
+/// numbers of an event are written two digits per lookup, without a division by 10 per digit.
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// Unix microseconds as EVE (`eve`: `2026-03-02T09:14:07.118042+0000`, 31 bytes) or RFC 3339
 /// with milliseconds (`2026-03-02T09:14:07.118Z`, the first 24 bytes), for years 0-9999;
 /// `None` outside them.
@@ -816,15 +824,10 @@ pub(crate) fn micros_into(
     }
     *b = *b"0000-00-00T00:00:00.000000+0000";
     // Two digits per table lookup: no division by 10 per digit.
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
     let mut pair = |at: usize, v: u32| {
         let i = (v % 100) as usize * 2;
-        b[at] = PAIRS[i];
-        b[at + 1] = PAIRS[i + 1];
+        b[at] = DIGIT_PAIRS[i];
+        b[at + 1] = DIGIT_PAIRS[i + 1];
     };
     let (y, sod, frac) = (y as u32, sod as u32, frac as u32);
     pair(0, y / 100);

@@ -631,11 +631,7 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
         return;
     }
     // Two digits per division.
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
+    use super::DIGIT_PAIRS as PAIRS;
     let len = v.ilog10() as usize + 1;
     let start = out.len();
     // Room for the longest number in one fixed-size store; cut back to `len` below.
