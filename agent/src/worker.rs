@@ -21,7 +21,7 @@ use crate::analysis::findings::{AlertFinding, Findings, NameRef, VerdictFinding}
 use crate::analysis::{
     Analysis, EarlyVerdict, EndReason, FlowSummary, Health, PayloadView, SharedEffects,
 };
-use crate::decode::{Decoded, Frag, MAX_VLANS};
+use crate::decode::Decoded;
 use crate::flow::{Flow, FlowTracker, TcpState};
 use crate::l7::community_id::CommunityId;
 use crate::sink::{LineMeta, Outgoing, WriterMsg};
@@ -41,139 +41,40 @@ pub const BATCH_PACKETS: usize = 64;
 /// Packet time going back by more than this starts a new time epoch (see [`Batch::epoch`]).
 pub const EPOCH_BACKSTEP_MICROS: i64 = 1_000_000;
 
-/// One packet in a batch: its decoded headers as far as a worker reads them, and where its
-/// payload sits. One cache line: the capture thread writes it and a worker thread on another
-/// core reads it, and every line of it is a transfer between their caches (it was 112 bytes,
-/// two lines, with the whole [`Decoded`]). The fields a worker never reads (the fragment key
-/// and position, the payload's offset in the frame, the tunnel depth) stay behind; an IPv6
-/// packet's addresses go to [`Batch::v6`] and the entry holds their index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(C, align(64))]
+/// One packet in a batch: metadata plus where its payload sits in [`Batch::data`].
+#[derive(Debug, Clone, Copy)]
 pub struct PacketMeta {
     /// Capture time, Unix micros.
     pub ts_micros: i64,
-    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
-    /// a flow this packet creates, the same whatever the number of workers.
-    pub seq: u64,
     /// Frame length on the wire.
     pub orig_len: u32,
     /// Offset of the payload in the batch's `data`, or in its read buffer `chunk`.
     pub payload_start: u32,
-    /// Payload bytes handed over ([`Decoded::payload_len`]).
-    payload_len: u32,
-    tcp_seq: u32,
-    tcp_ack: u32,
-    tcp_wire_len: u32,
-    /// IPv4: the source address, then the destination. IPv6: the index of the pair in
-    /// [`Batch::v6`] (little-endian).
-    addrs: [u8; 8],
-    src_port: u16,
-    dst_port: u16,
-    vlan: [u16; MAX_VLANS],
     /// The payload lies in `Batch::chunks[chunk]` (a read buffer of the capture file, not
     /// copied), or in `Batch::data` when this is [`IN_DATA`].
     pub chunk: u16,
-    proto: u8,
-    tcp_flags: u8,
-    vlan_count: u8,
-    /// [`META_V6`], [`META_DNS_RESPONSE`] and the fragment position ([`META_FRAG_SHIFT`]).
-    bits: u8,
+    /// Decoded headers (`dec.payload_len` bytes of payload were handed over).
+    pub dec: Decoded,
+    /// Number of the packet in its capture thread's stream (unique per run): the flow id of
+    /// a flow this packet creates, the same whatever the number of workers.
+    pub seq: u64,
+    /// The capture thread parsed a DNS response from this packet (its answers are in the
+    /// DNS cache already): the L7 taps mark the flow `dns` without parsing it again.
+    pub dns_response: bool,
 }
 
-const META_V6: u8 = 1;
-/// The capture thread parsed a DNS response from the packet (its answers are in the DNS cache
-/// already): the L7 taps mark the flow `dns` without parsing it again.
-const META_DNS_RESPONSE: u8 = 2;
-const META_FRAG_SHIFT: u32 = 2;
-
 impl PacketMeta {
-    /// The packet's decoded headers as a worker reads them: every field the batch carries;
-    /// the others (fragment key and position, payload offset, tunnel depth) zero.
-    #[inline(always)]
-    pub fn decoded(&self, batch: &Batch) -> Decoded {
-        let v6 = self.bits & META_V6 != 0;
-        let (src, dst) = if v6 {
-            let i =
-                u32::from_le_bytes([self.addrs[0], self.addrs[1], self.addrs[2], self.addrs[3]]);
-            let [s, d] = batch.v6.get(i as usize).copied().unwrap_or_default();
-            (s, d)
-        } else {
-            let [a, b, c, d, e, f, g, h] = self.addrs;
-            (v4_in_16([a, b, c, d]), v4_in_16([e, f, g, h]))
-        };
-        let frag = self.frag();
-        Decoded {
-            v6,
-            src,
-            dst,
-            proto: self.proto,
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            tcp_flags: self.tcp_flags,
-            tcp_seq: self.tcp_seq,
-            tcp_ack: self.tcp_ack,
-            tcp_wire_len: self.tcp_wire_len,
-            payload_len: self.payload_len,
-            frag,
-            vlan: self.vlan,
-            vlan_count: self.vlan_count,
-            ..Decoded::default()
-        }
-    }
-
-    /// `d` as a batch hands it to a worker ([`PacketMeta::decoded`]): what a worker reads of
-    /// it, the rest zero.
-    #[cfg(test)]
-    pub(crate) fn carried(d: &Decoded) -> Decoded {
-        let mut b = Batch::default();
-        b.push(
-            PacketRef {
-                dec: d,
-                ts_micros: 0,
-                orig_len: 0,
-                seq: 0,
-                dns_response: false,
-            },
-            0,
-            IN_DATA,
-        );
-        b.metas
-            .first()
-            .map_or_else(Decoded::default, |m| m.decoded(&b))
-    }
-
-    /// The packet as [`DirectWorker::packet`] takes it, its headers in `dec`
-    /// ([`PacketMeta::decoded`]).
-    #[inline(always)]
-    pub fn as_ref<'a>(&self, dec: &'a Decoded) -> PacketRef<'a> {
+    /// The packet as [`DirectWorker::packet`] takes it.
+    #[inline]
+    pub fn as_ref(&self) -> PacketRef<'_> {
         PacketRef {
-            dec,
+            dec: &self.dec,
             ts_micros: self.ts_micros,
             orig_len: self.orig_len,
             seq: self.seq,
-            dns_response: self.dns_response(),
+            dns_response: self.dns_response,
         }
     }
-
-    /// See [`PacketRef::dns_response`].
-    pub fn dns_response(&self) -> bool {
-        self.bits & META_DNS_RESPONSE != 0
-    }
-
-    /// The packet's fragment position.
-    pub fn frag(&self) -> Frag {
-        match self.bits >> META_FRAG_SHIFT {
-            1 => Frag::First,
-            2 => Frag::Later,
-            _ => Frag::None,
-        }
-    }
-}
-
-/// An IPv4 address as [`Decoded`] holds it (the first 4 bytes, the rest zero).
-#[inline(always)]
-fn v4_in_16(a: [u8; 4]) -> [u8; 16] {
-    u128::from(u32::from_le_bytes(a)).to_le_bytes()
 }
 
 /// One packet as a worker applies it: from a batch's [`PacketMeta`], or, with one worker,
@@ -190,8 +91,7 @@ pub struct PacketRef<'a> {
     pub orig_len: u32,
     /// See [`PacketMeta::seq`].
     pub seq: u64,
-    /// The capture thread parsed a DNS response from this packet (its answers are in the DNS
-    /// cache already): the L7 taps mark the flow `dns` without parsing it again.
+    /// See [`PacketMeta::dns_response`].
     pub dns_response: bool,
 }
 
@@ -209,11 +109,8 @@ pub struct Batch {
     /// Sent by `pipeline::Dispatcher::hand_over` when the input ran dry (a pipe that pauses):
     /// every worker gets one, and writes out all that the ticks so far have ended.
     pub stalled: bool,
-    /// Packets ([`Batch::push`]).
+    /// Packets.
     pub metas: Vec<PacketMeta>,
-    /// The addresses (source, destination) of the batch's IPv6 packets, which their entries
-    /// number.
-    pub v6: Vec<[[u8; 16]; 2]>,
     /// Payload bytes of the packets, back to back (packets whose bytes could not be shared).
     pub data: Vec<u8>,
     /// The read buffers the other packets' payloads lie in (see [`PacketMeta::chunk`]): the
@@ -230,7 +127,7 @@ impl PacketMeta {
     #[inline]
     pub fn payload<'b>(&self, batch: &'b Batch) -> &'b [u8] {
         let start = self.payload_start as usize;
-        let range = start..start + self.payload_len as usize;
+        let range = start..start + self.dec.payload_len as usize;
         let bytes = match self.chunk {
             IN_DATA => Some(batch.data.as_slice()),
             i => batch.chunks.get(usize::from(i)).map(|c| c.as_slice()),
@@ -247,7 +144,6 @@ impl Batch {
             epoch: 0,
             stalled: false,
             metas: Vec::with_capacity(BATCH_PACKETS),
-            v6: Vec::with_capacity(BATCH_PACKETS),
             // Room for full-sized Ethernet payloads: a batch does not grow by doubling (and
             // copying) on its way to its working size.
             data: Vec::with_capacity(BATCH_PACKETS * 1536),
@@ -262,56 +158,8 @@ impl Batch {
         self.epoch = 0;
         self.stalled = false;
         self.metas.clear();
-        self.v6.clear();
         self.data.clear();
         self.chunks.clear();
-    }
-
-    /// Append packet `p`, its payload at `payload_start` of `chunk` (see
-    /// [`PacketMeta::chunk`]; `p.dec.payload_len` bytes of it).
-    #[inline(always)]
-    pub fn push(&mut self, p: PacketRef<'_>, payload_start: u32, chunk: u16) {
-        let d = p.dec;
-        let addrs = if d.v6 {
-            let i = self.v6.len() as u32;
-            self.v6.push([d.src, d.dst]);
-            u64::from(i).to_le_bytes()
-        } else {
-            let (s, t) = (&d.src, &d.dst);
-            [s[0], s[1], s[2], s[3], t[0], t[1], t[2], t[3]]
-        };
-        let frag = match d.frag {
-            Frag::None => 0,
-            Frag::First => 1,
-            Frag::Later => 2,
-        };
-        let bits = (u8::from(d.v6) * META_V6)
-            | (u8::from(p.dns_response) * META_DNS_RESPONSE)
-            | (frag << META_FRAG_SHIFT);
-        if self.metas.len() == self.metas.capacity() {
-            self.metas.reserve(BATCH_PACKETS);
-        }
-        // Made in its place (a value assembled on the stack and copied would be read back in
-        // wide loads right after its narrow stores).
-        self.metas.extend(std::iter::once_with(|| PacketMeta {
-            ts_micros: p.ts_micros,
-            seq: p.seq,
-            orig_len: p.orig_len,
-            payload_start,
-            payload_len: d.payload_len,
-            tcp_seq: d.tcp_seq,
-            tcp_ack: d.tcp_ack,
-            tcp_wire_len: d.tcp_wire_len,
-            addrs,
-            src_port: d.src_port,
-            dst_port: d.dst_port,
-            vlan: d.vlan,
-            chunk,
-            proto: d.proto,
-            tcp_flags: d.tcp_flags,
-            vlan_count: d.vlan_count,
-            bits,
-        }));
     }
 
     /// The index in [`Batch::chunks`] of read buffer `buf` (added when it is not the last one
@@ -792,8 +640,7 @@ impl<A: Analysis> Worker<A> {
     pub fn process(&mut self, batch: &Batch) {
         self.enter_epoch(batch.epoch);
         for m in &batch.metas {
-            let dec = m.decoded(batch);
-            self.packet(m.as_ref(&dec), m.payload(batch));
+            self.packet(m.as_ref(), m.payload(batch));
         }
         self.end_batch(batch.now, batch.tick, batch.stalled);
     }
@@ -2078,75 +1925,18 @@ impl<A: Analysis> DirectWorker for Inline<A> {
 mod tests {
     use super::{eve_flow_age, eve_flow_state};
 
-    /// What the capture thread writes per packet for a worker thread (and that thread reads
-    /// from another core's cache) is one cache line, on a line of its own.
+    /// What the capture thread copies per packet for a worker thread stays small.
     #[test]
     fn packet_records_stay_small() {
-        let dec = std::mem::size_of::<crate::decode::Decoded>();
+        // What the capture thread copies per packet for a worker thread (and that thread reads
+        // from another core's cache): 84 and 112 bytes, the fragment key not in it (5 bytes
+        // stand for its 44; 124 and 152 bytes with it).
+        let (dec, meta) = (
+            std::mem::size_of::<crate::decode::Decoded>(),
+            std::mem::size_of::<super::PacketMeta>(),
+        );
         assert!(dec <= 88, "Decoded grew to {dec} bytes");
-        assert_eq!(std::mem::size_of::<super::PacketMeta>(), 64);
-        assert_eq!(std::mem::align_of::<super::PacketMeta>(), 64);
-    }
-
-    proptest::proptest! {
-        /// A packet comes out of its batch entry with every header a worker reads as the
-        /// decoder wrote it (IPv4 and IPv6, each fragment position, VLAN tags, the DNS mark),
-        /// next to the other packets of its batch, and the fields no worker reads zero.
-        #[test]
-        fn batch_entries_carry_what_a_worker_reads(
-            packets in proptest::collection::vec(
-                (
-                    proptest::prelude::any::<(bool, [u8; 16], [u8; 16], u8, u16, u16, u8)>(),
-                    proptest::prelude::any::<(u32, u32, u32, u32, u8, [u16; 3], u8)>(),
-                    proptest::prelude::any::<(i64, u64, u32, u32, u16, bool, u32, u32)>(),
-                ),
-                1..80,
-            ),
-        ) {
-            use crate::decode::{Decoded, Frag};
-            let mut batch = super::Batch::new();
-            let mut want = Vec::new();
-            for (i, (a, b, c)) in packets.iter().enumerate() {
-                let (v6, mut src, mut dst, proto, src_port, dst_port, tcp_flags) = *a;
-                let (tcp_seq, tcp_ack, tcp_wire_len, payload_len, frag, vlan, vlan_count) = *b;
-                let (ts_micros, seq, orig_len, start, chunk, dns_response, frag_id, offset) = *c;
-                if !v6 {
-                    // IPv4 as the decoder holds it: the first 4 bytes, the rest zero.
-                    src[4..].fill(0);
-                    dst[4..].fill(0);
-                }
-                let frag = [Frag::None, Frag::First, Frag::Later][usize::from(frag % 3)];
-                let d = Decoded {
-                    v6, src, dst, proto, src_port, dst_port, tcp_flags, tcp_seq, tcp_ack,
-                    tcp_wire_len, payload_len, frag, vlan, vlan_count: vlan_count % 4,
-                    ..Decoded::default()
-                };
-                let full = Decoded {
-                    payload_off: 54,
-                    frag_id,
-                    frag_proto: 17,
-                    frag_offset: offset,
-                    frag_len: offset / 2,
-                    frag_more: true,
-                    tunnel_depth: 2,
-                    ..d
-                };
-                let p = super::PacketRef { dec: &full, ts_micros, orig_len, seq, dns_response };
-                batch.push(p, start, chunk);
-                want.push((d, ts_micros, seq, orig_len, start, chunk, dns_response, i));
-            }
-            proptest::prop_assert_eq!(batch.metas.len(), want.len());
-            for (m, (d, ts, seq, orig_len, start, chunk, dns, i)) in batch.metas.iter().zip(want) {
-                let got = m.decoded(&batch);
-                proptest::prop_assert_eq!(got, d, "packet {}", i);
-                let r = m.as_ref(&got);
-                proptest::prop_assert_eq!(
-                    (r.ts_micros, r.seq, r.orig_len, r.dns_response),
-                    (ts, seq, orig_len, dns)
-                );
-                proptest::prop_assert_eq!((m.payload_start, m.chunk, m.frag()), (start, chunk, d.frag));
-            }
-        }
+        assert!(meta <= 112, "PacketMeta grew to {meta} bytes");
     }
 
     /// A written record's emptied alert list is the next record's (no allocation for it), and

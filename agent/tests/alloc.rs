@@ -24,7 +24,7 @@ use crossbeam_channel::unbounded;
 use crossline_agent::decode::{decode, Frag};
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::dns_cache::DnsCache;
-use crossline_agent::pipeline::{Batch, PacketRef, BATCH_PACKETS};
+use crossline_agent::pipeline::{Batch, PacketMeta, BATCH_PACKETS};
 use crossline_agent::sink::WriterMsg;
 use crossline_agent::stats::LiveStats;
 use crossline_agent::worker::{Worker, WorkerContext};
@@ -109,7 +109,7 @@ fn batches(frames: &[Frame]) -> Vec<Batch> {
     let frames = frames.iter().enumerate();
     let out = common::frames::batches(frames.map(|(i, (ts, f))| (i as u64 + 1, *ts, &f[..])));
     for m in out.iter().flat_map(|b| &b.metas) {
-        assert!(matches!(m.frag(), Frag::None));
+        assert!(matches!(m.dec.frag, Frag::None));
     }
     out
 }
@@ -400,17 +400,15 @@ fn partial_handshakes_stay_within_the_reassembly_budget() {
                 b.data.extend_from_slice(payload);
                 seq += 1;
                 let ts = t0 + i64::from(i) * 10;
-                b.push(
-                    PacketRef {
-                        dec: &dec,
-                        ts_micros: ts,
-                        orig_len: f.len() as u32,
-                        seq,
-                        dns_response: false,
-                    },
+                b.metas.push(PacketMeta {
+                    ts_micros: ts,
+                    orig_len: f.len() as u32,
                     payload_start,
-                    crossline_agent::pipeline::IN_DATA,
-                );
+                    chunk: crossline_agent::pipeline::IN_DATA,
+                    dec,
+                    seq,
+                    dns_response: false,
+                });
                 b.now = ts;
                 if b.metas.len() == BATCH_PACKETS {
                     worker.process(&b);

@@ -10,7 +10,7 @@ mod common;
 use crossline_agent::decode::decode;
 use crossline_agent::detect::{Classifier, DetectShared};
 use crossline_agent::dns_cache::DnsCache;
-use crossline_agent::pipeline::{Batch, PacketRef};
+use crossline_agent::pipeline::{Batch, PacketMeta};
 use crossline_agent::sink::WriterMsg;
 use crossline_agent::stats::LiveStats;
 use crossline_agent::worker::Worker;
@@ -39,17 +39,15 @@ fn batch(frames: &[(i64, Vec<u8>)], first_seq: u64) -> Batch {
         let payload = &f[start..start + dec.payload_len as usize];
         let payload_start = b.data.len() as u32;
         b.data.extend_from_slice(payload);
-        b.push(
-            PacketRef {
-                dec: &dec,
-                ts_micros: *ts,
-                orig_len: f.len() as u32,
-                seq: first_seq + i as u64,
-                dns_response: false,
-            },
+        b.metas.push(PacketMeta {
+            ts_micros: *ts,
+            orig_len: f.len() as u32,
             payload_start,
-            crossline_agent::pipeline::IN_DATA,
-        );
+            chunk: crossline_agent::pipeline::IN_DATA,
+            dec,
+            seq: first_seq + i as u64,
+            dns_response: false,
+        });
         b.now = *ts;
     }
     b

@@ -3,7 +3,7 @@
 
 use crossline_agent::decode::{decode, linktype, Decoded};
 use crossline_agent::dns_cache::DnsCache;
-use crossline_agent::pipeline::{Batch, PacketRef, BATCH_PACKETS, IN_DATA};
+use crossline_agent::pipeline::{Batch, PacketMeta, BATCH_PACKETS, IN_DATA};
 use crossline_agent::stats::LiveStats;
 use crossline_agent::worker::WorkerContext;
 use crossline_config::AgentConfig;
@@ -44,17 +44,15 @@ pub fn batches<'a>(frames: impl IntoIterator<Item = (u64, i64, &'a [u8])>) -> Ve
         let payload = &f[start..start + dec.payload_len as usize];
         let payload_start = b.data.len() as u32;
         b.data.extend_from_slice(payload);
-        b.push(
-            PacketRef {
-                dec: &dec,
-                ts_micros: ts,
-                orig_len: f.len() as u32,
-                seq,
-                dns_response: false,
-            },
+        b.metas.push(PacketMeta {
+            ts_micros: ts,
+            orig_len: f.len() as u32,
             payload_start,
-            IN_DATA,
-        );
+            chunk: IN_DATA,
+            dec,
+            seq,
+            dns_response: false,
+        });
         b.now = ts;
         if b.metas.len() == BATCH_PACKETS {
             out.push(std::mem::take(&mut b));
