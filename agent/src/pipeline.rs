@@ -730,6 +730,10 @@ where
     let threads = if inline { workers - 1 } else { workers };
     let barrier = std::sync::Barrier::new(threads.max(1));
     let barrier = &barrier;
+    // Offline: workers meet on every tick and write flow records in one order (see
+    // `TickSync`).
+    let tick_sync =
+        (mode == QueueMode::Block).then(|| Arc::new(crate::worker::TickSync::new(workers)));
     // The worker on the capture thread writes the same events in the same order as a worker
     // thread would. With one worker it is worker 0. With several it is the last one, and the
     // thread of shard `i` runs worker `i - 1`: worker 0 judges every flow record and runs the
@@ -737,16 +741,6 @@ where
     // every packet, that left the other cores waiting for it (the worker thread idle 0.8-0.9 s
     // of a 1.7 s two-worker run).
     let judge_on_thread = inline && workers > 1;
-    // Offline: workers meet on every tick and write flow records in one order (see
-    // `TickSync`). Worker 0 writes the records of the worker on the capture thread as well
-    // as judging them (`TickSync::with_records_of`).
-    let tick_sync = (mode == QueueMode::Block).then(|| {
-        let sync = crate::worker::TickSync::new(workers);
-        Arc::new(match judge_on_thread {
-            true => sync.with_records_of(workers - 1),
-            false => sync,
-        })
-    });
     let worker_of_shard = |shard: usize| match (judge_on_thread, shard) {
         (false, i) => i,
         (true, 0) => workers - 1,

@@ -340,8 +340,6 @@ impl<S: Default> Deferred<S> {
 #[derive(Debug)]
 pub struct TickSync<S> {
     workers: usize,
-    /// A worker whose records worker 0 writes as well as judges ([`TickSync::with_records_of`]).
-    written_by_zero: Option<usize>,
     barrier: SpinBarrier,
     rounds: std::sync::Mutex<Rounds<S>>,
     rounds_changed: std::sync::Condvar,
@@ -476,7 +474,6 @@ impl<S> TickSync<S> {
         let workers = workers.max(1);
         TickSync {
             workers,
-            written_by_zero: None,
             barrier: SpinBarrier::new(workers),
             rounds: std::sync::Mutex::new(Rounds {
                 handed_in: (0..workers).map(|_| Default::default()).collect(),
@@ -486,15 +483,6 @@ impl<S> TickSync<S> {
             rounds_changed: std::sync::Condvar::new(),
             cuts: std::sync::Mutex::new(Vec::new()),
         }
-    }
-
-    /// Worker 0 writes the records of worker `worker` too, once it has judged them, instead
-    /// of handing them back: for the worker on the capture thread, which also reads and
-    /// decodes every packet, while worker 0's core has room. Its records then cross between
-    /// the threads once (to be judged) instead of twice.
-    pub fn with_records_of(mut self, worker: usize) -> Self {
-        self.written_by_zero = (worker != 0 && worker < self.workers).then_some(worker);
-        self
     }
 
     fn lock_rounds(&self) -> std::sync::MutexGuard<'_, Rounds<S>> {
@@ -919,12 +907,10 @@ impl<A: Analysis> Worker<A> {
                 .map_or((self.now, self.epoch, false), |r| (r.now, r.epoch, r.tick));
             let mut totals = LineTotals::default();
             let mut lists = Vec::with_capacity(rounds.len());
-            let mut epochs = Vec::with_capacity(rounds.len());
             for mut round in rounds {
                 self.analysis.apply_shared_effects(&mut round.effects);
                 totals += round.totals;
                 lists.push(round.records);
-                epochs.push(round.epoch);
             }
             self.judge_merged(&mut lists);
             if tick {
@@ -933,7 +919,6 @@ impl<A: Analysis> Worker<A> {
                 self.tick(now, epoch);
                 self.tick_totals = None;
             }
-            self.write_records_of(sync, &mut lists, &epochs);
             sync.with_rounds(|r| {
                 for (w, list) in lists.into_iter().enumerate() {
                     if let Some(q) = r.judged.get_mut(w) {
@@ -941,33 +926,6 @@ impl<A: Analysis> Worker<A> {
                     }
                 }
             });
-        }
-    }
-
-    /// Worker 0, with judged `lists` (one per worker, handed in in `epochs`): write the records
-    /// of the worker whose records it writes ([`TickSync::with_records_of`]) and send them to
-    /// the writer at once. The emptied list then goes back to that worker, which is written:
-    /// until then the round holds that worker's watermark back, so the writer holds every
-    /// event after these records until they are in.
-    fn write_records_of(
-        &mut self,
-        sync: &TickSync<A::FlowState>,
-        lists: &mut [Vec<Parked<A::FlowState>>],
-        epochs: &[u32],
-    ) {
-        let Some(w) = sync.written_by_zero.filter(|_| self.index == 0) else {
-            return;
-        };
-        let (Some(list), Some(&epoch)) = (lists.get_mut(w), epochs.get(w)) else {
-            return;
-        };
-        if list.is_empty() {
-            return;
-        }
-        let records = std::mem::take(list);
-        *list = self.emit_parked(records, epoch);
-        if let Some(writer) = self.writer.clone() {
-            self.send_out(&writer);
         }
     }
 
