@@ -1227,30 +1227,20 @@ impl Store for PgStore {
             comment,
             now_ms,
         } = *change;
-        let name = match action {
-            Transition::Acknowledge => "acknowledge",
-            Transition::Resolve => "resolve",
+        let name = match action.check(id, &status) {
+            Ok(name) => name,
+            Err(conflict) => return Ok(conflict),
         };
         match action {
             Transition::Acknowledge => {
-                if status == "resolved" || status == "acknowledged" {
-                    return Ok(TransitionOutcome::Conflict(format!(
-                        "incident {id} is {status}; only open or notified incidents can be acknowledged"
-                    )));
-                }
                 tx.execute(
                     "UPDATE incidents SET status = 'acknowledged', acknowledged_at = $1,
                        acknowledged_by = $2, comment = $3 WHERE id = $4",
                     &[&now_ms, &actor, &comment, &id],
                 )?;
-                record(&mut tx, id, now_ms, "acknowledge", actor, role, comment)?;
+                record(&mut tx, id, now_ms, name, actor, role, comment)?;
             }
             Transition::Resolve => {
-                if status == "resolved" {
-                    return Ok(TransitionOutcome::Conflict(format!(
-                        "incident {id} is already resolved"
-                    )));
-                }
                 resolve(&mut tx, &self.config, id, now_ms, actor, role, comment)?;
             }
         }

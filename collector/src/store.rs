@@ -221,6 +221,25 @@ pub enum Transition {
     Resolve,
 }
 
+impl Transition {
+    /// The action's name in the audit log and an incident's history, if an incident in
+    /// `status` may take it; else the conflict to answer with. Both stores apply this rule.
+    pub fn check(self, id: i64, status: &str) -> Result<&'static str, TransitionOutcome> {
+        match self {
+            Transition::Acknowledge if status == "resolved" || status == "acknowledged" => {
+                Err(TransitionOutcome::Conflict(format!(
+                    "incident {id} is {status}; only open or notified incidents can be acknowledged"
+                )))
+            }
+            Transition::Acknowledge => Ok("acknowledge"),
+            Transition::Resolve if status == "resolved" => Err(TransitionOutcome::Conflict(
+                format!("incident {id} is already resolved"),
+            )),
+            Transition::Resolve => Ok("resolve"),
+        }
+    }
+}
+
 /// A lifecycle action with who did it, for the audit log.
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
@@ -1078,30 +1097,20 @@ impl Store for SqliteStore {
             comment,
             now_ms,
         } = *change;
-        let name = match action {
-            Transition::Acknowledge => "acknowledge",
-            Transition::Resolve => "resolve",
+        let name = match action.check(id, &status) {
+            Ok(name) => name,
+            Err(conflict) => return Ok(conflict),
         };
         match action {
             Transition::Acknowledge => {
-                if status == "resolved" || status == "acknowledged" {
-                    return Ok(TransitionOutcome::Conflict(format!(
-                        "incident {id} is {status}; only open or notified incidents can be acknowledged"
-                    )));
-                }
                 tx.execute(
                     "UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?1,
                        acknowledged_by = ?2, comment = ?3 WHERE id = ?4",
                     params![now_ms, actor, comment, id],
                 )?;
-                incidents::record(&tx, id, now_ms, "acknowledge", actor, role, comment)?;
+                incidents::record(&tx, id, now_ms, name, actor, role, comment)?;
             }
             Transition::Resolve => {
-                if status == "resolved" {
-                    return Ok(TransitionOutcome::Conflict(format!(
-                        "incident {id} is already resolved"
-                    )));
-                }
                 incidents::resolve(&tx, &self.config(), id, now_ms, actor, role, comment)?;
             }
         }
@@ -1416,6 +1425,32 @@ mod tests {
              [[route]]\ngreen_channel = true\nmin_severity = \"high\"\nreceivers = [\"green\"]\n{extra}"
         );
         Arc::new(parse_collector(&text, Path::new("/tmp/c.toml")).expect("config"))
+    }
+
+    /// The lifecycle rule both stores apply: open and notified incidents can be acknowledged,
+    /// any but a resolved one resolved; a refusal names the incident and its status.
+    #[test]
+    fn transitions_allowed_by_status() {
+        use Transition::{Acknowledge, Resolve};
+        for status in ["open", "notified"] {
+            assert_eq!(Acknowledge.check(7, status), Ok("acknowledge"), "{status}");
+        }
+        for status in ["open", "notified", "acknowledged"] {
+            assert_eq!(Resolve.check(7, status), Ok("resolve"), "{status}");
+        }
+        let conflict = |t: Transition, status| match t.check(7, status) {
+            Err(TransitionOutcome::Conflict(m)) => m,
+            other => panic!("{t:?} of a {status} incident: {other:?}"),
+        };
+        assert_eq!(
+            conflict(Acknowledge, "acknowledged"),
+            "incident 7 is acknowledged; only open or notified incidents can be acknowledged"
+        );
+        assert!(conflict(Acknowledge, "resolved").starts_with("incident 7 is resolved;"));
+        assert_eq!(
+            conflict(Resolve, "resolved"),
+            "incident 7 is already resolved"
+        );
     }
 
     /// The incident as the API serves it (with history and report).
