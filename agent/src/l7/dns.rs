@@ -239,15 +239,10 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
     let mut pos = 12;
     // The first question's name, and the names of the records as they are read.
     let (mut question, mut owner, mut target) = (Name::empty(), Name::empty(), Name::empty());
-    let mut has_question = false;
-    for _ in 0..qdcount {
-        let into = if has_question {
-            &mut owner
-        } else {
-            &mut question
-        };
+    for i in 0..qdcount {
+        // Later questions' names are read only to step over them.
+        let into = if i == 0 { &mut question } else { &mut owner };
         let after = read_name(msg, pos, into)?;
-        has_question = true;
         pos = after + 4; // type, class
         if pos > msg.len() {
             return Err(DnsError::Truncated);
@@ -286,7 +281,7 @@ pub fn parse_answers(msg: &[u8], f: &mut dyn FnMut(&str, IpAddr, u32)) -> Result
     // The names reachable from the question through CNAMEs (the question itself first).
     let mut chain = [NO_KEY; MAX_CNAMES + 1];
     let mut chain_len = 0;
-    let question = has_question.then_some(&question);
+    let question = (qdcount > 0).then_some(&question);
     if let (Some(q), Some(first)) = (question.and_then(Name::key), chain.first_mut()) {
         *first = q;
         chain_len = 1;
