@@ -29,6 +29,14 @@
 #                                            rates is the ratio of what a packet costs each
 #                                            (the kernel's receive work runs on the sender's CPU
 #                                            and is not in the budget)
+#   RX_CPU=1                                 the kernel's receive work for the capture interface
+#                                            (RPS: the backlog, the packet taps that copy each
+#                                            frame into the tools' rings) on the tool's own CPU,
+#                                            as on a gateway where the receive interrupts and
+#                                            the capture share cores; a step is then loss-free
+#                                            only when the tool saw every packet the generator
+#                                            SENT (a frame the overloaded CPU dropped before
+#                                            any capture saw it is a loss too)
 #
 # The generator (pinned to CPU 0) sends the first LIVE_PACKETS packets of bench/out/bench.pcap
 # (frames up to the veth MTU) into veth end `clb0` (root namespace); the tool under test
@@ -58,6 +66,7 @@ WORKERS="${WORKERS:-1}"
 LOOP="${LOOP:-5}"
 TOOLS="${TOOLS:-tcpdump agent}"
 CPU_SHARE="${CPU_SHARE:-}"
+RX_CPU="${RX_CPU:-}"
 CG=""
 NS=clbench
 A=clb0
@@ -160,6 +169,12 @@ pi_key = "6265e7c1f0a94b7d8e3a2c5b1d0f9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e"
 EOF
 CPUS=1
 [ "$WORKERS" -gt 1 ] && CPUS=0,1
+if [ -n "$RX_CPU" ]; then
+  mask=2
+  [ "$CPUS" = 1 ] || mask=3
+  ip netns exec "$NS" sh -c "echo $mask >/sys/class/net/$B/queues/rx-0/rps_cpus"
+  log "receive work of $B on CPU(s) $CPUS with the tool (RPS mask $mask)"
+fi
 
 # Frames the capture interface received (what a capture there can see at all).
 rx_packets() { ip netns exec "$NS" cat "/sys/class/net/$B/statistics/rx_packets"; }
@@ -192,6 +207,9 @@ replay() {
   if [ "${sent:-0}" -ne "$arrived" ]; then
     log "$GEN sent ${sent:-0} frames, $arrived arrived at $B"
   fi
+  # RX_CPU: the reference is what was sent; a frame the tool's CPU had no time to take in is
+  # lost to the capture as surely as one its ring had no room for.
+  [ -z "$RX_CPU" ] || arrived="${sent:-0}"
   echo "$arrived ${rated:-0}"
 }
 
@@ -292,7 +310,7 @@ for tool in $TOOLS; do
   printf '%s\tbest\t%s\n' "$tool" "$best" >>"$RES"
 done
 
-python3 - "$RES" "$GEN" "$CPU_SHARE" <<'PY'
+python3 - "$RES" "$GEN" "$CPU_SHARE" "$RX_CPU" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 gen = sys.argv[2]
@@ -300,7 +318,8 @@ share = sys.argv[3]
 best = {r[0]: float(r[2]) for r in rows if r[1] == "best"}
 steps = [r for r in rows if r[1] != "best"]
 print()
-print(f"generator: {gen}" + (f"; each tool limited to {share} % of one CPU" if share else ""))
+print(f"generator: {gen}" + (f"; each tool limited to {share} % of one CPU" if share else "")
+      + ("; receive work on the tool's CPU (arrived = sent)" if sys.argv[4] else ""))
 print("| tool | requested pps | loops | achieved pps | arrived | seen | dropped | loss-free |")
 print("|---|---|---|---|---|---|---|---|")
 for r in steps:
