@@ -28,17 +28,17 @@
 //! passed over like a live one; lookups compare exact packet times.
 //!
 //! The tables are reserved when the cache is made (about 74 bytes per entry: the slot's 64,
-//! an eighth of a set's line, 2 of filter) as zeroed memory
-//! that nothing writes at start: the kernel provides a page when the first answer lands in it,
-//! so a capture with few DNS answers neither spends the time nor holds the memory of a full
-//! table. At the default 65,536 entries, writing them at start had cost 7 MiB of resident
-//! memory and 1,750 page faults before the first packet: a 1,723-packet capture with DNS took
-//! 7.8 ms of CPU then and 5.5 ms now. Names longer than 30 bytes and the earlier names of an
-//! address are allocated when first needed; an insert allocates nothing for a short name, and
-//! a reused way keeps its history allocation. A lookup hit returns the name as a new
-//! `Arc<str>` (a flow record copies it anyway). With more than one set, an address competes only with
-//! the others of its set, so a set may evict while the shard as a whole still has free ways
-//! (under 1% of the entries at half load); once the cache has filled, every way is in use.
+//! an eighth of a set's line, 2 of filter) as zeroed memory that nothing writes at start: the
+//! kernel provides a page when the first answer lands in it, so a capture with few DNS answers
+//! neither spends the time nor holds the memory of a full table. At the default 65,536
+//! entries, writing them at start had cost 7 MiB of resident memory and 1,750 page faults
+//! before the first packet: a 1,723-packet capture with DNS took 7.8 ms of CPU then and 5.5 ms
+//! now. Names longer than 30 bytes and the earlier names of an address are allocated when
+//! first needed; an insert allocates nothing for a short name, and a reused way keeps its
+//! history allocation. A lookup hit returns the name as a new `Arc<str>` (a flow record copies
+//! it anyway). With more than one set, an address competes only with the others of its set,
+//! so a set may evict while the shard as a whole still has free ways (under 1% of the entries
+//! at half load); once the cache has filled, every way is in use.
 //!
 //! Most flows have no name in the cache (on the benchmark capture 590 of 730,000 records), so
 //! each shard also keeps a filter read without its lock: a bit per bucket of address hashes
