@@ -114,6 +114,12 @@ if [ "$GEN" = trafgen ] && [ ! -s "$TGCFG" ]; then
   netsniff-ng --in "$PCAP" --out "$TGCFG" --silent >/dev/null 2>&1
 fi
 
+# percentage NAME VALUE MAX: VALUE must be a whole percentage from 1 to MAX, or the run stops.
+percentage() {
+  case "$2" in *[!0-9]* | "" | 0) echo "$1 must be a whole percentage, 1-$3" >&2; exit 2 ;; esac
+  [ "$2" -le "$3" ] || { echo "$1 must be a whole percentage, 1-$3" >&2; exit 2; }
+}
+
 cleanup() {
   [ -z "$HOG" ] || kill "$HOG" 2>/dev/null || true
   ip link del "$A" 2>/dev/null || true
@@ -125,8 +131,7 @@ cleanup
 # CPU_SHARE: a cgroup with a CPU quota that each tool under test joins before it starts
 # (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us`).
 if [ -n "$CPU_SHARE" ]; then
-  case "$CPU_SHARE" in *[!0-9]* | "" | 0) echo "CPU_SHARE must be a whole percentage, 1-100" >&2; exit 2 ;; esac
-  [ "$CPU_SHARE" -le 100 ] || { echo "CPU_SHARE must be a whole percentage, 1-100" >&2; exit 2; }
+  percentage CPU_SHARE "$CPU_SHARE" 100
   # Periods of 10 ms; below 10 % the quota would be under the kernel's 1 ms minimum, so the
   # period is 100 ms then (the 64 MiB ring holds far more than 100 ms of packets).
   period=10000
@@ -189,8 +194,7 @@ if [ -n "$RX_CPU" ]; then
   log "receive work of $B on CPU(s) $CPUS with the tool (RPS mask $mask)"
 fi
 if [ -n "$CPU_TAKEN" ]; then
-  case "$CPU_TAKEN" in *[!0-9]* | "" | 0) echo "CPU_TAKEN must be a whole percentage, 1-90" >&2; exit 2 ;; esac
-  [ "$CPU_TAKEN" -le 90 ] || { echo "CPU_TAKEN must be a whole percentage, 1-90" >&2; exit 2; }
+  percentage CPU_TAKEN "$CPU_TAKEN" 90
   [ -n "$RX_CPU" ] || { echo "CPU_TAKEN needs RX_CPU=1" >&2; exit 2; }
   # Busy CPU_TAKEN % of every 10 ms, asleep the rest; above every tool and above the kernel's
   # deferred receive work (ksoftirqd), not above receive work done on interrupt exit.

@@ -197,7 +197,7 @@ impl Slot {
 /// earlier names, oldest first (at most [`HISTORY`] - 1). Allocated for the way the first time
 /// it needs one; read only when the set's `extra` bit of the way is set; kept, with its
 /// vector's allocation, when the way changes address.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Extra {
     long: Option<Arc<str>>,
     older: Vec<Named>,
@@ -841,8 +841,8 @@ mod tests {
         let before = rss_bytes();
         let c = DnsCache::new(1 << 22);
         let made = rss_bytes().saturating_sub(before);
-        // The filters (16 bits an entry, 8 MiB) are written; the tables (about 80 bytes an
-        // entry, 320 MiB) are not. Other tests run beside this one: leave them room.
+        // The filters (16 bits an entry, 8 MiB) are written; the tables (72 bytes an entry,
+        // 288 MiB) are not. Other tests run beside this one: leave them room.
         assert!(
             made < 64 << 20,
             "{made} bytes resident after making the cache"
